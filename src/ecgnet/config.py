@@ -1,0 +1,72 @@
+"""An experiment, as written in ``configs/<name>.yaml``, validated: an unknown key or a bad value is an
+error naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ecgnet.data.ptbxl import TASKS
+from ecgnet.errors import ECGNetError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    task: Literal[TASKS] = "superdiagnostic"  # type: ignore[valid-type]
+    sampling_rate: Literal[100, 500] = 100
+    crop_seconds: float | None = Field(2.5, gt=0, le=10, description="random training crops; None = full 10 s")
+    stride_seconds: float = Field(1.25, gt=0, description="stride of the evaluation windows")
+    aggregate: Literal["max", "mean"] = "max"
+    max_train_records: int | None = Field(None, gt=0, description="subsample the training folds (tests)")
+
+
+class ModelConfig(_Strict):
+    name: str
+    params: dict[str, Any] = {}
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(20, gt=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-2, gt=0, description="peak learning rate of the one-cycle schedule")
+    weight_decay: float = Field(1e-2, ge=0)
+    patience: int = Field(8, gt=0, description="early stopping on fold-9 macro AUC, in epochs")
+    num_workers: int = Field(0, ge=0)
+    threads: int | None = Field(None, gt=0, description="torch CPU threads; None = torch's default")
+
+
+class Config(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig
+    training: TrainingConfig = TrainingConfig()
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ECGNetError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ECGNetError(f"{path}: not valid YAML ({e})") from e
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: Any, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors())
+        raise ECGNetError(f"{source}: invalid config — {problems}") from e
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

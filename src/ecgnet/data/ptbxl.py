@@ -1,0 +1,174 @@
+"""PTB-XL tables → label matrices for the six benchmark tasks, patient metadata, folds.
+
+The label rules are those of the PTB-XL benchmark (Strodthoff et al. 2021,
+``utils.compute_label_aggregations`` / ``select_data``):
+
+- every statement listed in ``scp_codes`` counts, whatever its likelihood value;
+- ``diagnostic`` uses statements with ``diagnostic == 1``; ``subdiagnostic`` / ``superdiagnostic`` map
+  them to their ``diagnostic_subclass`` / ``diagnostic_class``;
+- ``form`` and ``rhythm`` use statements with ``form == 1`` / ``rhythm == 1``; ``all`` uses every statement;
+- classes are sorted alphabetically; records without any label of a task are left out of that task.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgnet.errors import ECGNetError
+
+TASKS = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
+TRAIN_FOLDS = (1, 2, 3, 4, 5, 6, 7, 8)
+VAL_FOLD = 9
+TEST_FOLD = 10
+SPLITS = {"train": TRAIN_FOLDS, "val": (VAL_FOLD,), "test": (TEST_FOLD,)}
+
+DATA_ENV = "ECGNET_DATA"
+AGE_CAP = 90  # PTB-XL codes ages above 89 as 300 (privacy); we map them to 90.
+
+
+def data_root(path: str | os.PathLike | None = None) -> Path:
+    """The PTB-XL folder: the given path, else $ECGNET_DATA; checked for the two tables."""
+    path = path or os.environ.get(DATA_ENV)
+    if not path:
+        raise ECGNetError(
+            f"no PTB-XL folder given: pass --data DIR or set {DATA_ENV}=DIR "
+            "(download it with `ecgnet data download DIR`)"
+        )
+    root = Path(path).expanduser()
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        if not (root / name).is_file():
+            raise ECGNetError(f"{root / name}: missing — {root} is not a PTB-XL folder")
+    return root
+
+
+def read_database(root: Path) -> pd.DataFrame:
+    """``ptbxl_database.csv`` indexed by ``ecg_id``, with ``scp_codes`` parsed into dicts."""
+    path = Path(root) / "ptbxl_database.csv"
+    try:
+        db = pd.read_csv(path, index_col="ecg_id")
+        db["scp_codes"] = db["scp_codes"].map(ast.literal_eval)
+    except (ValueError, SyntaxError, KeyError, pd.errors.ParserError) as e:
+        raise ECGNetError(f"{path}: cannot be parsed as the PTB-XL database ({e})") from e
+    for col in ("strat_fold", "filename_lr", "age", "sex", "height", "weight"):
+        if col not in db.columns:
+            raise ECGNetError(f"{path}: column '{col}' is missing")
+    return db
+
+
+def read_statements(root: Path) -> pd.DataFrame:
+    """``scp_statements.csv`` indexed by statement code."""
+    path = Path(root) / "scp_statements.csv"
+    try:
+        st = pd.read_csv(path, index_col=0)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise ECGNetError(f"{path}: cannot be parsed ({e})") from e
+    for col in ("diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass"):
+        if col not in st.columns:
+            raise ECGNetError(f"{path}: column '{col}' is missing")
+    return st
+
+
+def task_labels(codes: dict, statements: pd.DataFrame, task: str) -> set[str]:
+    """The labels of one record (its ``scp_codes`` dict) for one task."""
+    if task == "all":
+        return {c for c in codes if c in statements.index}
+    if task in ("form", "rhythm"):
+        return {c for c in codes if c in statements.index and statements.at[c, task] == 1}
+    column = {"diagnostic": None, "subdiagnostic": "diagnostic_subclass",
+              "superdiagnostic": "diagnostic_class"}[task]
+    out = set()
+    for c in codes:
+        if c in statements.index and statements.at[c, "diagnostic"] == 1:
+            label = c if column is None else statements.at[c, column]
+            if isinstance(label, str):
+                out.add(label)
+    return out
+
+
+@dataclass(frozen=True)
+class Labels:
+    """One task's multi-hot labels for the records that have at least one."""
+
+    task: str
+    classes: list[str]
+    ecg_ids: np.ndarray  # (n,) int
+    y: np.ndarray  # (n, n_classes) float32, 0/1
+    folds: np.ndarray  # (n,) int, 1..10
+
+    def split(self, name: str) -> np.ndarray:
+        """Boolean mask of the records in split ``train`` (folds 1–8), ``val`` (9) or ``test`` (10)."""
+        return np.isin(self.folds, SPLITS[name])
+
+
+def make_labels(db: pd.DataFrame, statements: pd.DataFrame, task: str) -> Labels:
+    if task not in TASKS:
+        raise ECGNetError(f"unknown task '{task}': choose one of {', '.join(TASKS)}")
+    per_record = db["scp_codes"].map(lambda codes: task_labels(codes, statements, task))
+    per_record = per_record[per_record.map(len) > 0]
+    classes = sorted(set().union(*per_record))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.zeros((len(per_record), len(classes)), dtype=np.float32)
+    for row, labels in enumerate(per_record):
+        y[row, [index[c] for c in labels]] = 1
+    return Labels(task, classes, per_record.index.to_numpy(), y,
+                  db.loc[per_record.index, "strat_fold"].to_numpy())
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+META_FIELDS = ("age", "sex", "height", "weight")
+META_FEATURES = META_FIELDS + tuple(f"{f}_missing" for f in META_FIELDS)
+
+
+def metadata_table(db: pd.DataFrame) -> pd.DataFrame:
+    """Age (300 → 90), sex (0 male, 1 female), height (cm), weight (kg) + is-missing flags, raw units."""
+    meta = db[list(META_FIELDS)].astype(float).copy()
+    meta.loc[meta["age"] > 89, "age"] = AGE_CAP
+    meta.loc[meta["height"] <= 0, "height"] = np.nan  # a few records carry 0 for unknown
+    meta.loc[meta["weight"] <= 0, "weight"] = np.nan
+    for f in META_FIELDS:
+        meta[f"{f}_missing"] = meta[f].isna().astype(float)
+    return meta
+
+
+@dataclass(frozen=True)
+class MetadataScaler:
+    """Standardises the four fields with statistics of the training folds; missing values become 0
+    (the training mean) and their flag says so."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, meta: pd.DataFrame) -> "MetadataScaler":
+        values = meta[list(META_FIELDS)]
+        return cls(values.mean().to_numpy(), values.std().fillna(1.0).to_numpy())
+
+    def transform(self, meta: pd.DataFrame) -> np.ndarray:
+        values = (meta[list(META_FIELDS)].to_numpy() - self.mean) / self.std
+        flags = meta[[f"{f}_missing" for f in META_FIELDS]].to_numpy()
+        return np.concatenate([np.nan_to_num(values, nan=0.0), flags], axis=1).astype(np.float32)
+
+
+SUPERCLASS_DESCRIPTIONS = {"NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change",
+                           "CD": "conduction disturbance", "HYP": "hypertrophy"}
+
+
+def describe_classes(classes: list[str], statements: pd.DataFrame) -> dict[str, str]:
+    """Human names for class codes: superclasses, statements, or the subclass's statement names."""
+    out = {}
+    for c in classes:
+        if c in SUPERCLASS_DESCRIPTIONS:
+            out[c] = SUPERCLASS_DESCRIPTIONS[c]
+        elif c in statements.index:
+            out[c] = str(statements.at[c, "description"])
+        else:  # a diagnostic subclass: list the statements it groups
+            members = statements.index[statements["diagnostic_subclass"] == c]
+            out[c] = "; ".join(str(statements.at[m, "description"]) for m in members[:3])
+    return out

@@ -1,0 +1,74 @@
+"""Evaluate a model on the benchmark protocol and write the files every evaluation leaves behind.
+
+Fold 9 is predicted first: its probabilities choose the per-class thresholds (never fold 10). Each
+fold gets ``<out>/<split>/predictions.csv`` and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgnet.config import Config
+from ecgnet.data.dataset import PTBXL
+from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.inference import predict_proba
+from ecgnet.fileio import write_json
+
+
+def predict_split(model: torch.nn.Module, data: PTBXL, split: str, config: Config,
+                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ecg_ids, labels, probabilities) of one split."""
+    s = data.split(split)
+    fs = config.data.sampling_rate
+    window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
+    probs = predict_proba(model, s.signal, s.metadata, window, int(config.data.stride_seconds * fs),
+                          config.data.aggregate, progress=progress, description=f"Predicting {split}")
+    return s.ecg_ids, s.y, probs
+
+
+def evaluate_model(model: torch.nn.Module, data: PTBXL, config: Config, out_dir: Path,
+                   splits: tuple[str, ...] = ("val", "test"), n_boot: int = 1000,
+                   progress: bool = True) -> tuple[dict[str, dict], dict[str, tuple]]:
+    """(metrics per split, (ecg_ids, labels, probabilities) per split), thresholds from fold 9; the
+    files are written under ``out_dir/<split>/``."""
+    results, predictions = {}, {}
+    for split in dict.fromkeys(("val", *splits)):  # val first: it sets the thresholds
+        predictions[split] = predict_split(model, data, split, config, progress)
+    _, y_val, p_val = predictions["val"]
+    thresholds = M.choose_thresholds(y_val, p_val)
+    for split in splits:
+        ids, y, p = predictions[split]
+        result = M.evaluate(y, p, data.classes, thresholds=thresholds, n_boot=n_boot, seed=config.seed)
+        result["split"] = split
+        result["thresholds_from"] = "fold 9 (val)" + (" — the same records: optimistic" if split == "val" else "")
+        M.write_predictions(out_dir / split / "predictions.csv", ids, p, data.classes)
+        write_json(out_dir / split / "metrics.json", result)
+        results[split] = result
+    return results, predictions
+
+
+def evaluate_run(checkpoint: Path, data_root: Path | None, split: str = "test", out_dir: Path | None = None,
+                 n_boot: int = 1000, progress: bool = True) -> tuple[dict, Path]:
+    """Re-evaluate a saved run on ``split``; writes predictions, metrics and a report into ``out_dir``
+    (default ``outputs/<run name>``). Returns (metrics of the split, report path)."""
+    from ecgnet.data.ptbxl import data_root as find_root
+    from ecgnet.evaluation.report import write_run_report
+    from ecgnet.runs import load_run
+
+    model, config, info = load_run(checkpoint)
+    data = PTBXL(find_root(data_root), config.data.task, config.data.sampling_rate)
+    out_dir = Path(out_dir or Path("outputs") / config.name)
+    results, predictions = evaluate_model(model, data, config, out_dir, splits=("val", split), n_boot=n_boot,
+                                          progress=progress)
+    _, y, p = predictions[split]
+    report = write_run_report(out_dir, y, p, data.classes, results[split],
+                              results["val"] if split == "test" else None,
+                              {k: info[k] for k in REPORT_INFO if k in info})
+    return results[split], report
+
+
+REPORT_INFO = ("name", "task", "model", "parameters", "seed", "train_records", "epochs_run", "best_epoch",
+               "best_val_macro_auc", "training_seconds", "git_revision", "command", "date")

@@ -1,0 +1,1 @@
+"""One architecture per file; each exposes ``forward_features`` (embedding) and ``forward_head`` (logits)."""

@@ -1,0 +1,75 @@
+"""A run directory: everything a trained model needs to be re-evaluated or used, and where it came from.
+
+```
+runs/<name>/
+  config.yaml          the experiment, as trained
+  run.json             seed, git revision, command, versions, classes, parameters, training time
+  model.safetensors    weights (frontend statistics included)
+  logs/metrics.csv     epoch log (loss, fold-9 macro AUC, seconds)
+  val/  test/          predictions.csv + metrics.json per fold (thresholds chosen on val)
+  report.html/.md      tables and plots
+  checkpoints/         Lightning checkpoints for resuming (not committed)
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ecgnet.config import Config, dump_config, load_config
+from ecgnet.errors import ECGNetError
+from ecgnet.fileio import atomic_path, write_json, write_text
+from ecgnet.models import build_model
+
+
+def provenance() -> dict:
+    """Who made this and from what: git revision (and whether the tree had changes), command, versions."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    return {"git_revision": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "command": " ".join(["ecgnet", *sys.argv[1:]]) if sys.argv else None,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+            "cpu_threads": torch.get_num_threads()}
+
+
+def save_model(run_dir: Path, model: torch.nn.Module, config: Config, info: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", dump_config(config))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(run_dir / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"name": config.name, "classes": json.dumps(info["classes"])})
+    write_json(run_dir / "run.json", info)
+
+
+def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
+    """A run directory (or its model.safetensors) → (model in eval mode, config, run info)."""
+    path = Path(path)
+    run_dir = path.parent if path.suffix == ".safetensors" else path
+    for name in ("config.yaml", "run.json", "model.safetensors"):
+        if not (run_dir / name).is_file():
+            raise ECGNetError(f"{run_dir / name}: missing — {run_dir} is not an ECGNet run directory")
+    config = load_config(run_dir / "config.yaml")
+    info = json.loads((run_dir / "run.json").read_text())
+    model = build_model(config.model.name, len(info["classes"]), **config.model.params)
+    try:
+        model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    except (RuntimeError, OSError) as e:
+        raise ECGNetError(f"{run_dir / 'model.safetensors'}: weights do not fit the config's model ({e})") from e
+    return model.eval(), config, info
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,84 @@
+"""Train one config end to end: folds 1–8 train, fold 9 selects (checkpoint + early stopping on macro
+AUC), then the best weights are saved and evaluated on folds 9 and 10 in the run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from ecgnet.config import Config
+from ecgnet.data.dataset import PTBXL, CropDataset
+from ecgnet.evaluation.evaluate import REPORT_INFO, evaluate_model
+from ecgnet.evaluation.report import write_run_report
+from ecgnet.models import build_model
+from ecgnet.runs import count_parameters, provenance, save_model
+from ecgnet.training.module import ClassifierModule
+
+
+def fit_frontends(model: torch.nn.Module, train_signal) -> None:
+    """Frontends with training statistics (e.g. per-lead standardisation) learn them from folds 1–8."""
+    for module in model.modules():
+        if hasattr(module, "fit") and module is not model:
+            module.fit(train_signal)
+
+
+def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume: bool = False,
+          cache_dir: Path | None = None, progress: bool = True, n_boot: int = 1000) -> tuple[Path, dict]:
+    run_dir = runs_dir / config.name
+    if config.training.threads:
+        torch.set_num_threads(config.training.threads)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data = PTBXL(data_root, config.data.task, config.data.sampling_rate, cache_dir)
+    train_split = data.split("train", config.data.max_train_records, config.seed)
+    val_split = data.split("val")
+    model = build_model(config.model.name, len(data.classes), **config.model.params)
+    fit_frontends(model, train_split.signal)
+
+    fs, t = config.data.sampling_rate, config.training
+    crop = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
+    train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=True,
+                              drop_last=len(train_split.ecg_ids) > t.batch_size, num_workers=t.num_workers)
+    val_loader = DataLoader(CropDataset(val_split), batch_size=256, num_workers=t.num_workers)
+
+    module = ClassifierModule(model, config)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
+                                 mode="max", save_last=True)
+    callbacks = [checkpoint, EarlyStopping("val_macro_auc", mode="max", patience=t.patience)]
+    if progress:
+        callbacks.append(RichProgressBar())
+    trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1, logger=CSVLogger(run_dir, name="", version="logs"),
+                        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
+                        num_sanity_val_steps=0, log_every_n_steps=20, deterministic="warn")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    start = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume and last.is_file() else None)
+    wall = time.perf_counter() - start
+
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(best["state_dict"])
+    model.cpu().eval()
+    history = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    epochs = history.dropna(subset=["val_macro_auc"])
+    info = {"name": config.name, "task": config.data.task, "classes": data.classes,
+            "class_descriptions": data.descriptions, "seed": config.seed,
+            "model": config.model.name, "parameters": count_parameters(model),
+            "train_records": len(train_split.ecg_ids), "epochs_run": int(epochs["epoch"].max()) + 1,
+            "best_epoch": int(epochs.loc[epochs["val_macro_auc"].idxmax(), "epoch"]) + 1,
+            "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
+            "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
+            "wall_seconds_this_session": round(wall, 1),
+            "metadata_scaler": {"mean": data.metadata_scaler.mean.tolist(), "std": data.metadata_scaler.std.tolist()},
+            **provenance()}
+    save_model(run_dir, model, config, info)
+    results, predictions = evaluate_model(model, data, config, run_dir, n_boot=n_boot, progress=progress)
+    _, y_test, p_test = predictions["test"]
+    write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"],
+                     {k: info[k] for k in REPORT_INFO if k in info})
+    return run_dir, results

@@ -1,0 +1,61 @@
+"""The Lightning module: multi-label BCE on random crops, AdamW with a one-cycle schedule, and the
+fold-9 macro AUC over sliding windows as the validation metric (what checkpointing and early stopping
+watch)."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from ecgnet.config import Config
+from ecgnet.evaluation.inference import windowed_proba
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, model: torch.nn.Module, config: Config):
+        super().__init__()
+        self.model, self.config = model, config
+        fs = config.data.sampling_rate
+        self.window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
+        self.stride = int(config.data.stride_seconds * fs)
+        self._val_probs, self._val_y = [], []
+        self._epoch_start = None
+
+    def forward(self, signal, metadata):
+        return self.model(signal, metadata)
+
+    def training_step(self, batch, batch_idx):
+        loss = F.binary_cross_entropy_with_logits(self.model(batch["signal"], batch["metadata"]), batch["y"])
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["y"]))
+        return loss
+
+    def on_train_epoch_start(self):
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self):
+        self.log("epoch_seconds", time.perf_counter() - self._epoch_start)
+
+    def validation_step(self, batch, batch_idx):
+        probs = windowed_proba(self.model, batch["signal"], batch["metadata"], self.window, self.stride,
+                               self.config.data.aggregate)
+        self._val_probs.append(probs.cpu().numpy())
+        self._val_y.append(batch["y"].cpu().numpy())
+
+    def on_validation_epoch_end(self):
+        y, p = np.concatenate(self._val_y), np.concatenate(self._val_probs)
+        self._val_probs, self._val_y = [], []
+        present = (y.sum(0) > 0) & (y.sum(0) < len(y))  # a class absent from a tiny val set has no AUC
+        auc = roc_auc_score(y[:, present], p[:, present], average="macro") if present.any() else 0.5
+        self.log("val_macro_auc", float(auc), prog_bar=True)
+
+    def configure_optimizers(self):
+        t = self.config.training
+        opt = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr,
+                                                    total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,175 @@
+"""Evaluation metrics and the run report, on small synthetic data (fast)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ecgnet.errors import ECGNetError
+from ecgnet.evaluation.metrics import (
+    bootstrap_ci,
+    bootstrap_indices,
+    choose_thresholds,
+    evaluate,
+    macro_auc,
+    paired_bootstrap,
+    per_class_auc,
+    read_predictions,
+    single_label_accuracy,
+    threshold_metrics,
+    write_predictions,
+)
+from ecgnet.evaluation.report import format_table, write_run_report
+
+CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
+
+
+def informative(n=300, k=5, noise=1.0, seed=0):
+    """Random multi-label targets and scores that rank positives higher on average."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, k)) < 0.3).astype(int)
+    y[0], y[1] = 1, 0  # every class has a positive and a negative
+    score = y + noise * rng.normal(size=(n, k))
+    return y, 1 / (1 + np.exp(-score))
+
+
+def test_macro_auc_perfect_and_reversed():
+    y, _ = informative()
+    p = y * 0.8 + 0.1
+    assert macro_auc(y, p) == pytest.approx(1.0)
+    assert macro_auc(y, 1 - p) == pytest.approx(0.0)
+    assert per_class_auc(y, p) == pytest.approx(np.ones(5))
+
+
+def test_bootstrap_ci_contains_point():
+    y, p = informative()
+    point, low, high = bootstrap_ci(y, p, macro_auc, n_boot=200, seed=1)
+    assert low < point < high
+    assert 0.6 < point < 1.0
+    assert bootstrap_ci(y, p, macro_auc, n_boot=200, seed=1) == (point, low, high)  # seeded
+
+
+def test_bootstrap_resamples_keep_rare_class():
+    rng = np.random.default_rng(0)
+    y = np.zeros((200, 2), int)
+    y[[5, 50, 150], 0] = 1  # rare class: 3 positives in 200
+    y[rng.random(200) < 0.5, 1] = 1
+    idx = bootstrap_indices(200, 300, seed=0, y_true=y)
+    assert len(idx) == 300
+    for i in idx:
+        assert (y[i].sum(0) >= 1).all() and (y[i].sum(0) < 200).all()
+    with pytest.raises(ValueError):
+        bootstrap_indices(200, 10, 0, np.zeros((200, 1)))  # no positive at all
+
+
+def test_youden_thresholds_separable():
+    rng = np.random.default_rng(0)
+    y = (rng.random((100, 3)) < 0.4).astype(int)
+    y[0], y[1] = 1, 0
+    p = np.where(y == 1, rng.uniform(0.55, 0.9, y.shape), rng.uniform(0.1, 0.5, y.shape))
+    thr = choose_thresholds(y, p)
+    m = threshold_metrics(y, p, thr)
+    assert m["balanced_accuracy"] == pytest.approx(np.ones(3))
+    assert m["macro_f1"] == pytest.approx(1.0)
+
+
+def test_thresholds_applied_not_rechosen():
+    y_val, p_val = informative(seed=1)
+    y_test, p_test = informative(seed=2)
+    thr = choose_thresholds(y_val, p_val)
+    m = threshold_metrics(y_test, p_test, thr)
+    assert np.array_equal(m["thresholds"], thr)
+    pred = p_test >= thr
+    assert m["sensitivity"] == pytest.approx((pred & (y_test == 1)).sum(0) / y_test.sum(0))
+    # a different threshold vector gives different metrics on the same data
+    other = threshold_metrics(y_test, p_test, np.full(5, 0.99))
+    assert not np.allclose(other["sensitivity"], m["sensitivity"])
+    ev = evaluate(y_test, p_test, CLASSES, thresholds=thr, n_boot=50)
+    assert [ev["per_class"][c]["threshold"] for c in CLASSES] == pytest.approx(thr)
+
+
+def test_single_label_accuracy_excludes_multilabel():
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0], [0, 0, 1]])
+    p = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.1, 0.1, 0.8]])
+    acc, n = single_label_accuracy(y, p)
+    assert n == 3
+    assert acc == pytest.approx(2 / 3)
+
+
+def test_paired_bootstrap():
+    y, p = informative(noise=0.5)
+    same = paired_bootstrap(y, p, p, n_boot=100)
+    assert same["diff"] == 0 and same["low"] == 0 and same["high"] == 0 and same["p_value"] == 1.0
+    rand = np.random.default_rng(5).random(p.shape)
+    res = paired_bootstrap(y, p, rand, n_boot=200)
+    assert res["diff"] > 0 and 0 < res["low"] <= res["diff"] <= res["high"]
+    assert res["p_value"] < 0.05
+
+
+def test_predictions_round_trip(tmp_path):
+    ids = np.array([3, 17, 42, 99])
+    p = np.random.default_rng(0).random((4, 5))
+    path = tmp_path / "preds" / "test.csv"
+    write_predictions(path, ids, p, CLASSES)
+    assert path.read_text().splitlines()[0] == "ecg_id," + ",".join(CLASSES)
+    ids2, p2, cls2 = read_predictions(path)
+    assert np.array_equal(ids2, ids) and cls2 == CLASSES
+    assert np.allclose(p2, p, atol=1e-6)
+    _, p3, cls3 = read_predictions(path, classes=CLASSES[::-1])  # reordered on request
+    assert cls3 == CLASSES[::-1] and np.allclose(p3, p[:, ::-1], atol=1e-6)
+    with pytest.raises(ECGNetError, match="not found"):
+        read_predictions(tmp_path / "missing.csv")
+    with pytest.raises(ECGNetError, match="do not match"):
+        read_predictions(path, classes=["CD", "HYP"])
+    (tmp_path / "bad.csv").write_text("id,CD\n1,0.5\n")
+    with pytest.raises(ECGNetError, match="ecg_id"):
+        read_predictions(tmp_path / "bad.csv")
+
+
+def test_invalid_input():
+    y, p = informative()
+    with pytest.raises(ValueError, match="shape"):
+        macro_auc(y, p[:, :4])
+    bad = p.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        macro_auc(y, bad)
+    with pytest.raises(ValueError, match="binary"):
+        macro_auc(y * 2, p)
+    with pytest.raises(ValueError):
+        threshold_metrics(y, p, [0.5, 0.5])
+
+
+def test_evaluate_json_and_report(tmp_path):
+    y_val, p_val = informative(seed=3)
+    y_test, p_test = informative(seed=4)
+    thr = choose_thresholds(y_val, p_val)
+    m_val = evaluate(y_val, p_val, CLASSES, thresholds=thr, n_boot=50)
+    m_test = evaluate(y_test, p_test, CLASSES, thresholds=thr, n_boot=50)
+    json.dumps(m_test, allow_nan=False)  # JSON-ready
+    assert set(m_test["per_class"]["MI"]) >= {"auc", "accuracy", "balanced_accuracy", "sensitivity",
+                                             "specificity", "f1", "threshold", "n_positive"}
+    bare = evaluate(y_test, p_test, CLASSES, n_boot=20)
+    assert "threshold" not in bare["per_class"]["MI"] and "macro_f1" not in bare
+
+    html_path = write_run_report(tmp_path, y_test, p_test, CLASSES, m_test, m_val,
+                                 {"name": "demo run", "model": "resnet1d", "seed": 0})
+    text = html_path.read_text()
+    assert html_path == tmp_path / "report.html"
+    assert "data:image/png;base64," in text and "demo run" in text and "STTC" in text
+    md = (tmp_path / "report.md").read_text()
+    assert "figures/roc.png" in md and "| NORM |" in md
+    assert (tmp_path / "figures" / "roc.png").stat().st_size > 1000
+    table = format_table(m_test)
+    assert table.row_count == len(CLASSES) + 1
+
+
+def test_auc_matches_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    y, p = informative(n=500, seed=7)
+    p = np.round(p, 1)  # many ties
+    assert per_class_auc(y, p) == pytest.approx(roc_auc_score(y, p, average=None), abs=1e-12)
+    assert macro_auc(y, p) == pytest.approx(roc_auc_score(y, p, average="macro"), abs=1e-12)
