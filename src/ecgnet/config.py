@@ -37,6 +37,9 @@ class TrainingConfig(_Strict):
     lr: float = Field(1e-2, gt=0, description="peak learning rate of the one-cycle schedule")
     weight_decay: float = Field(1e-2, ge=0)
     patience: int = Field(8, gt=0, description="early stopping on fold-9 macro AUC, in epochs")
+    loss: Literal["bce", "weighted_bce", "focal"] = "bce"
+    focal_gamma: float = Field(2.0, ge=0)
+    sampler: Literal["shuffle", "oversample"] = "shuffle"
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, gt=0, description="torch CPU threads; None = torch's default")
 

@@ -20,10 +20,12 @@ def window_starts(samples: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-@torch.no_grad()
-def windowed_proba(model: nn.Module, signal: torch.Tensor, metadata: torch.Tensor,
-                    window: int | None, stride: int, aggregate: str = "max") -> torch.Tensor:
-    """(batch, 12, samples) → (batch, classes) probabilities, aggregated over the windows."""
+def aggregate_windows(model: nn.Module, signal: torch.Tensor, metadata: torch.Tensor,
+                      window: int | None, stride: int, aggregate: str = "max") -> torch.Tensor:
+    """(batch, 12, samples) → (batch, classes) probabilities, aggregated over the windows
+    (differentiable; models with ``whole_record = True`` window internally and see the record)."""
+    if getattr(model, "whole_record", False):
+        return torch.sigmoid(model(signal, metadata))
     samples = signal.shape[-1]
     window = window or samples
     starts = window_starts(samples, window, stride)
@@ -31,6 +33,13 @@ def windowed_proba(model: nn.Module, signal: torch.Tensor, metadata: torch.Tenso
     probs = torch.sigmoid(model(crops, metadata.repeat(len(starts), 1)))
     probs = probs.view(len(starts), signal.shape[0], -1)
     return probs.amax(0) if aggregate == "max" else probs.mean(0)
+
+
+@torch.no_grad()
+def windowed_proba(model: nn.Module, signal: torch.Tensor, metadata: torch.Tensor,
+                   window: int | None, stride: int, aggregate: str = "max") -> torch.Tensor:
+    """:func:`aggregate_windows` without gradients, for prediction."""
+    return aggregate_windows(model, signal, metadata, window, stride, aggregate)
 
 
 def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, window: int | None,

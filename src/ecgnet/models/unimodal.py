@@ -9,14 +9,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.modalities.frequency import FrequencyFrontend
+from ecgnet.modalities.metadata import MetadataFrontend
+from ecgnet.modalities.spectrogram import SpectrogramFrontend
+from ecgnet.modalities.time import TimeFrontend
+from ecgnet.models.encoders.cnn2d import CNN2d
+from ecgnet.models.encoders.fft_transformer import FFTTransformer
+from ecgnet.models.encoders.mlp import MLP
+from ecgnet.models.encoders.resnet1d import ResNet1d
+from ecgnet.models.registry import register
+
 
 class UnimodalModel(nn.Module):
-    def __init__(self, frontend: nn.Module, encoder: nn.Module, uses: str = "signal"):
+    def __init__(self, frontend: nn.Module, encoder: nn.Module, modality: str = "time"):
         super().__init__()
-        self.frontend, self.encoder, self.uses = frontend, encoder, uses
+        self.frontend, self.encoder, self.modalities = frontend, encoder, (modality,)
 
     def forward_features(self, signal: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
-        x = signal if self.uses == "signal" else metadata
+        x = metadata if self.modalities == ("metadata",) else signal
         return self.encoder.forward_features(self.frontend(x))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
@@ -24,3 +34,39 @@ class UnimodalModel(nn.Module):
 
     def forward(self, signal: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(signal, metadata))
+
+
+@register("time_resnet1d")
+def time_resnet1d(num_classes: int, widths=(64, 64, 128, 128), blocks_per_stage: int = 1,
+                  kernel_size: int = 5, dropout: float = 0.25) -> nn.Module:
+    """The time-domain baseline: standardised raw signal → ResNet1d."""
+    encoder = ResNet1d(12, num_classes, tuple(widths), blocks_per_stage, kernel_size, dropout=dropout)
+    return UnimodalModel(TimeFrontend(12), encoder)
+
+
+
+@register("frequency_transformer")
+def frequency_transformer(num_classes: int, phase: bool = False, d_model: int = 64, n_layers: int = 2,
+                          n_heads: int = 4, dropout: float = 0.1) -> nn.Module:
+    """The frequency branch: standardised signal → per-lead log-magnitude spectrum (optionally with
+    phase) → FFTTransformer over the frequency bins."""
+    frontend = FrequencyFrontend(12, phase=phase)
+    encoder = FFTTransformer(frontend.out_channels, num_classes, d_model=d_model, n_heads=n_heads,
+                             n_layers=n_layers, dropout=dropout)
+    return UnimodalModel(frontend, encoder, modality="frequency")
+
+
+@register("spectrogram_cnn2d")
+def spectrogram_cnn2d(num_classes: int, n_fft: int = 64, hop: int = 10, widths=(32, 64, 128),
+                      dropout: float = 0.25) -> nn.Module:
+    """The time–frequency branch: standardised signal → per-lead log-power STFT → CNN2d, leads as channels."""
+    frontend = SpectrogramFrontend(12, n_fft=n_fft, hop=hop)
+    return UnimodalModel(frontend, CNN2d(frontend.out_channels, num_classes, tuple(widths), dropout),
+                         modality="spectrogram")
+
+
+@register("metadata_mlp")
+def metadata_mlp(num_classes: int, hidden=(64, 64), dropout: float = 0.1) -> nn.Module:
+    """The metadata-only baseline: age, sex, height, weight and missing flags → MLP."""
+    frontend = MetadataFrontend()
+    return UnimodalModel(frontend, MLP(frontend.out_features, num_classes, tuple(hidden), dropout), modality="metadata")

@@ -3,6 +3,7 @@ AUC), then the best weights are saved and evaluated on folds 9 and 10 in the run
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from ecgnet.evaluation.evaluate import REPORT_INFO, evaluate_model
 from ecgnet.evaluation.report import write_run_report
 from ecgnet.models import build_model
 from ecgnet.runs import count_parameters, provenance, save_model
+from ecgnet.training.losses import make_loss
 from ecgnet.training.module import ClassifierModule
+from ecgnet.training.sampling import oversampler
 
 
 def fit_frontends(model: torch.nn.Module, train_signal) -> None:
@@ -32,6 +35,7 @@ def fit_frontends(model: torch.nn.Module, train_signal) -> None:
 def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume: bool = False,
           cache_dir: Path | None = None, progress: bool = True, n_boot: int = 1000) -> tuple[Path, dict]:
     run_dir = runs_dir / config.name
+    origin = provenance()  # at launch: the code that trains, not the tree at the end
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -39,46 +43,66 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     train_split = data.split("train", config.data.max_train_records, config.seed)
     val_split = data.split("val")
     model = build_model(config.model.name, len(data.classes), **config.model.params)
-    fit_frontends(model, train_split.signal)
-
-    fs, t = config.data.sampling_rate, config.training
-    crop = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
-    train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=True,
-                              drop_last=len(train_split.ecg_ids) > t.batch_size, num_workers=t.num_workers)
-    val_loader = DataLoader(CropDataset(val_split), batch_size=256, num_workers=t.num_workers)
-
-    module = ClassifierModule(model, config)
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
-                                 mode="max", save_last=True)
-    callbacks = [checkpoint, EarlyStopping("val_macro_auc", mode="max", patience=t.patience)]
-    if progress:
-        callbacks.append(RichProgressBar())
-    trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1, logger=CSVLogger(run_dir, name="", version="logs"),
-                        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
-                        num_sanity_val_steps=0, log_every_n_steps=20, deterministic="warn")
-    last = run_dir / "checkpoints" / "last.ckpt"
-    start = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume and last.is_file() else None)
-    wall = time.perf_counter() - start
-
-    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-    module.load_state_dict(best["state_dict"])
+    if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
+        stats = fit_late(model, val_split)
+    else:
+        stats = fit_lightning(model, config, train_split, val_split, run_dir, resume, progress)
     model.cpu().eval()
-    history = pd.read_csv(run_dir / "logs" / "metrics.csv")
-    epochs = history.dropna(subset=["val_macro_auc"])
     info = {"name": config.name, "task": config.data.task, "classes": data.classes,
             "class_descriptions": data.descriptions, "seed": config.seed,
             "model": config.model.name, "parameters": count_parameters(model),
-            "train_records": len(train_split.ecg_ids), "epochs_run": int(epochs["epoch"].max()) + 1,
-            "best_epoch": int(epochs.loc[epochs["val_macro_auc"].idxmax(), "epoch"]) + 1,
-            "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
-            "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
-            "wall_seconds_this_session": round(wall, 1),
+            "train_records": len(train_split.ecg_ids), **stats,
             "metadata_scaler": {"mean": data.metadata_scaler.mean.tolist(), "std": data.metadata_scaler.std.tolist()},
-            **provenance()}
+            **origin}
     save_model(run_dir, model, config, info)
     results, predictions = evaluate_model(model, data, config, run_dir, n_boot=n_boot, progress=progress)
     _, y_test, p_test = predictions["test"]
     write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"],
                      {k: info[k] for k in REPORT_INFO if k in info})
     return run_dir, results
+
+
+def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, resume: bool,
+                  progress: bool) -> dict:
+    """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``."""
+    fit_frontends(model, train_split.signal)
+    fs, t = config.data.sampling_rate, config.training
+    crop = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
+    sampler = oversampler(train_split.y, config.seed) if t.sampler == "oversample" else None
+    train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=sampler is None,
+                              sampler=sampler, drop_last=len(train_split.ecg_ids) > t.batch_size,
+                              num_workers=t.num_workers)
+    val_loader = DataLoader(CropDataset(val_split), batch_size=256, num_workers=t.num_workers)
+    module = ClassifierModule(model, config, make_loss(t.loss, train_split.y, t.focal_gamma))
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
+                                 mode="max", save_last=True)
+    callbacks = [checkpoint, EarlyStopping("val_macro_auc", mode="max", patience=t.patience)]
+    if progress:
+        callbacks.append(RichProgressBar())
+    trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1,
+                        logger=CSVLogger(run_dir, name="", version="logs"), callbacks=callbacks,
+                        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+                        log_every_n_steps=20, deterministic="warn")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    start = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume and last.is_file() else None)
+    wall = time.perf_counter() - start
+    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(best["state_dict"])
+    history = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    epochs = history.dropna(subset=["val_macro_auc"])
+    return {"epochs_run": int(epochs["epoch"].max()) + 1,
+            "best_epoch": int(epochs.loc[epochs["val_macro_auc"].idxmax(), "epoch"]) + 1,
+            "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
+            "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
+            "wall_seconds_this_session": round(wall, 1)}
+
+
+def fit_late(model, val_split) -> dict:
+    """Late fusion learns only its combiner, on fold 9; its cost is its members' training time."""
+    start = time.perf_counter()
+    model.fit_on_validation(val_split.signal, val_split.metadata, val_split.y)
+    members = {m: json.loads((Path(p) / "run.json").read_text()) for m, p in model.member_dirs.items()}
+    return {"fit_seconds": round(time.perf_counter() - start, 1),
+            "training_seconds": round(sum(i.get("training_seconds", 0) for i in members.values()), 1),
+            "members": {m: {"run": i["name"], "git_revision": i.get("git_revision")} for m, i in members.items()}}

@@ -1,4 +1,4 @@
-"""The Lightning module: multi-label BCE on random crops, AdamW with a one-cycle schedule, and the
+"""The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops, AdamW with a one-cycle schedule, and the
 fold-9 macro AUC over sliding windows as the validation metric (what checkpointing and early stopping
 watch)."""
 
@@ -9,7 +9,6 @@ import time
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from ecgnet.config import Config
@@ -17,9 +16,9 @@ from ecgnet.evaluation.inference import windowed_proba
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, config: Config):
+    def __init__(self, model: torch.nn.Module, config: Config, loss: torch.nn.Module):
         super().__init__()
-        self.model, self.config = model, config
+        self.model, self.config, self.loss = model, config, loss
         fs = config.data.sampling_rate
         self.window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
         self.stride = int(config.data.stride_seconds * fs)
@@ -30,7 +29,7 @@ class ClassifierModule(L.LightningModule):
         return self.model(signal, metadata)
 
     def training_step(self, batch, batch_idx):
-        loss = F.binary_cross_entropy_with_logits(self.model(batch["signal"], batch["metadata"]), batch["y"])
+        loss = self.loss(self.model(batch["signal"], batch["metadata"]), batch["y"])
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["y"]))
         return loss
 

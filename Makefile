@@ -1,0 +1,61 @@
+# ECGNet — two commands on a fresh clone: `make run` (main job) and `make test`.
+#
+# Data: $ECGNET_DATA (a PTB-XL folder in PhysioNet's layout) if set; otherwise, when the team's packed
+# copy ../shared/ptbxl exists, it is materialised (and checksum-verified) into .cache/ptb-xl-1.0.1.
+# Users elsewhere: `.venv/bin/ecgnet data download DIR` then `export ECGNET_DATA=DIR`.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SHARED := ../shared/ptbxl/materialize.py
+
+export ECGNET_CACHE ?= $(abspath .cache/ecgnet)
+ifeq ($(strip $(ECGNET_DATA)),)
+  ifneq ($(wildcard $(SHARED)),)
+    ECGNET_DATA := $(abspath .cache/ptb-xl-1.0.1)
+    MATERIALIZE := 1
+  endif
+endif
+export ECGNET_DATA
+
+.PHONY: setup data run test reproduce benchmarks clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: here that takes the CPU wheel on disk instead of pulling CUDA packages.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+data: setup
+ifdef MATERIALIZE
+	$(BIN)/python $(SHARED) $(ECGNET_DATA)
+endif
+	@test -n "$(ECGNET_DATA)" || { echo "No PTB-XL folder: set ECGNET_DATA=DIR, or download it with '$(BIN)/ecgnet data download DIR'" >&2; exit 1; }
+
+# The main job: evaluate the committed baseline on fold 10 (table + report).
+run: data
+	$(BIN)/ecgnet evaluate --checkpoint runs/baseline_time --split test
+
+# Tests that need the real data are skipped (with the reason) when no PTB-XL folder is available.
+test: setup
+ifdef MATERIALIZE
+	$(BIN)/python $(SHARED) $(ECGNET_DATA)
+endif
+	$(BIN)/pytest -q
+
+# Retrain the committed baseline from scratch with its committed config (~10 min on 2 CPU cores).
+reproduce: data
+	$(BIN)/ecgnet train --config configs/baseline_time.yaml --runs-dir runs
+
+benchmarks: data
+	$(BIN)/python benchmarks/bench_model.py --checkpoint runs/baseline_time
+	$(BIN)/python benchmarks/bench_convergence.py
+	$(BIN)/python benchmarks/bench_cache.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

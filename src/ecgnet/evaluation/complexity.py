@@ -1,0 +1,94 @@
+"""What a model costs: multiply–accumulates per ECG, single-thread CPU latency, training time.
+
+* MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass (MACs = FLOPs / 2).
+  It counts the matrix products and convolutions (linear layers, convolutions, attention); element-wise
+  work (batch norm, activations, the FFT/STFT of the frequency frontends, pooling) is not counted —
+  it is small next to the convolutions but means the frequency frontends show up as ~free.
+  A whole record is evaluated as ``windows`` overlapping crops (10 s at 100 Hz, 2.5 s windows every
+  1.25 s → 7), so MACs per ECG = MACs per window × windows.
+* Latency is the wall-clock median of whole-record windowed inference (:func:`windowed_proba`) of one
+  ECG with ``threads`` torch threads — what a user of ``ecgnet predict`` on one record waits for the
+  model (data loading excluded). It is noisy on a shared machine: compare models measured together.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ecgnet.evaluation.inference import window_starts, windowed_proba
+
+
+def _inputs(samples: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch, 12, samples, generator=g) * 0.2,  # ~ECG amplitude in mV
+            torch.randn(batch, 8, generator=g))
+
+
+def count_macs(model: nn.Module, samples: int = 250, windows: int = 7) -> dict:
+    """{"per_window", "per_ecg", "samples", "windows"}: MACs of one forward pass on a
+    (1, 12, ``samples``) crop with (1, 8) metadata, and × ``windows`` for a whole record.
+
+    The pass runs with autograd enabled (nothing is backpropagated): in no-grad evaluation PyTorch
+    swaps Transformer layers for a fused kernel that the counter does not see.
+    """
+    was_training = model.training
+    model.eval()
+    signal, metadata = _inputs(samples)
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(signal, metadata)
+    finally:
+        model.train(was_training)
+    per_window = int(counter.get_total_flops()) // 2
+    return {"per_window": per_window, "per_ecg": per_window * int(windows), "samples": int(samples),
+            "windows": int(windows)}
+
+
+def n_windows(samples: int = 1000, window: int | None = 250, stride: int = 125) -> int:
+    """How many windows windowed inference evaluates on a record of ``samples``."""
+    return len(window_starts(samples, window or samples, stride))
+
+
+def latency_ms(model: nn.Module, threads: int = 1, repeats: int = 20, warmup: int = 3, samples: int = 1000,
+               window: int | None = 250, stride: int = 125, aggregate: str = "max") -> float:
+    """Median milliseconds to get whole-record probabilities for one (1, 12, ``samples``) ECG with
+    ``threads`` torch CPU threads (restored afterwards), model on the CPU in evaluation mode."""
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1")
+    was_training, previous = model.training, torch.get_num_threads()
+    model.eval()
+    signal, metadata = _inputs(samples)
+    times = []
+    torch.set_num_threads(threads)
+    try:
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            windowed_proba(model, signal, metadata, window, stride, aggregate)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+        model.train(was_training)
+    return 1000 * statistics.median(times)
+
+
+def epoch_seconds(run_dir: str | Path) -> float | None:
+    """Mean training-epoch wall time from ``run_dir/logs/metrics.csv`` (None if it is absent)."""
+    path = Path(run_dir) / "logs" / "metrics.csv"
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    if "epoch_seconds" not in df:
+        return None
+    values = pd.to_numeric(df["epoch_seconds"], errors="coerce").dropna()
+    return float(values.mean()) if len(values) else None

@@ -1,0 +1,94 @@
+"""Late fusion: one trained model per modality (its own run), their probabilities combined.
+
+- ``average``: the mean of the members' probabilities;
+- ``stacking``: per class, a logistic regression on the members' logits, fitted on fold 9 only — the
+  members were trained on folds 1–8 and never saw it; fold 10 stays untouched.
+
+Each member predicts whole records with its own window settings, so this model takes whole records
+(``whole_record = True``). A dropped member is left out of the average, or replaced by its mean
+fold-9 logit in the stack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from torch import nn
+
+from ecgnet.evaluation.inference import aggregate_windows
+from ecgnet.models.fusion.branches import DroppableModalities
+from ecgnet.models.registry import register
+
+METHODS = ("average", "stacking")
+REPO = Path(__file__).resolve().parents[4]
+
+
+class LateFusion(DroppableModalities, nn.Module):
+    whole_record = True
+
+    def __init__(self, num_classes: int, members: dict[str, str], method: str = "stacking"):
+        super().__init__()
+        from ecgnet.runs import load_run  # runs imports the registry: import here, not at module load
+
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
+        self.method, self.modalities = method, tuple(members)
+        self.members, self.windows, self.member_dirs = nn.ModuleDict(), {}, {}
+        for modality, path in members.items():
+            path = Path(path) if Path(path).is_absolute() else REPO / path
+            self.member_dirs[modality] = path
+            model, config, info = load_run(path)
+            if len(info["classes"]) != num_classes:
+                raise ValueError(f"member {path} predicts {len(info['classes'])} classes, not {num_classes}")
+            fs = config.data.sampling_rate
+            self.windows[modality] = (int(config.data.crop_seconds * fs) if config.data.crop_seconds else None,
+                                      int(config.data.stride_seconds * fs), config.data.aggregate)
+            self.members[modality] = model.requires_grad_(False)
+        m = len(self.modalities)
+        self.register_buffer("weight", torch.full((num_classes, m), 1.0 / m))  # stacking coefficients
+        self.register_buffer("bias", torch.zeros(num_classes))
+        self.register_buffer("mean_logit", torch.zeros(m, num_classes))  # stands in for a dropped member
+
+    def member_logits(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
+        """(batch, members, classes) logits of each member's aggregated record probability."""
+        out = []
+        for modality, model in self.members.items():
+            window, stride, aggregate = self.windows[modality]
+            p = aggregate_windows(model, signal, metadata, window, stride, aggregate)
+            out.append(torch.logit(p.clamp(1e-6, 1 - 1e-6)))
+        return torch.stack(out, dim=1)
+
+    def forward(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
+        logits = self.member_logits(signal, metadata)
+        keep = torch.tensor([m not in self.dropped for m in self.modalities], device=logits.device)
+        if self.method == "average":
+            p = torch.sigmoid(logits[:, keep]).mean(1)
+            return torch.logit(p.clamp(1e-6, 1 - 1e-6))
+        logits = torch.where(keep[None, :, None], logits, self.mean_logit[None])
+        return (logits * self.weight.T[None]).sum(1) + self.bias
+
+    @torch.no_grad()
+    def fit_on_validation(self, signal: np.ndarray, metadata: np.ndarray, y: np.ndarray, batch_size: int = 256):
+        """Fit the stack on fold 9 (no-op for ``average`` but for the missing-member logits)."""
+        self.eval()
+        z = torch.cat([self.member_logits(torch.as_tensor(signal[i:i + batch_size]),
+                                          torch.as_tensor(metadata[i:i + batch_size]))
+                       for i in range(0, len(signal), batch_size)])
+        self.mean_logit.copy_(z.mean(0))
+        if self.method == "stacking":
+            for c in range(y.shape[1]):
+                lr = LogisticRegression(C=1.0, max_iter=1000).fit(z[:, :, c].numpy(), y[:, c])
+                self.weight[c] = torch.as_tensor(lr.coef_[0], dtype=torch.float32)
+                self.bias[c] = float(lr.intercept_[0])
+        return self
+
+
+@register("late_fusion")
+def late_fusion(num_classes: int, members: dict | None = None, method: str = "stacking") -> nn.Module:
+    """Trained single-modality runs ({modality: run directory}) combined by averaging or stacking."""
+    if not members:
+        raise ValueError("late_fusion needs members: {modality: run directory}")
+    return LateFusion(num_classes, members, method)
