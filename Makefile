@@ -18,7 +18,7 @@ ifeq ($(strip $(ECGNET_DATA)),)
 endif
 export ECGNET_DATA
 
-.PHONY: setup data run test reproduce benchmarks clean
+.PHONY: setup data run test reproduce comparison benchmarks clean
 
 setup: $(VENV)/.installed
 
@@ -51,6 +51,14 @@ endif
 # Retrain the committed baseline from scratch with its committed config (~10 min on 2 CPU cores).
 reproduce: data
 	$(BIN)/ecgnet train --config configs/baseline_time.yaml --runs-dir runs
+
+# The multimodal comparison: train every config not yet in runs/ (hours on 2 CPU cores; minutes on a
+# GPU), then write reports/comparison/comparison.{html,md,json} from the committed runs.
+GRID := frequency spectrogram metadata late_average late_stacking early \
+        intermediate_concat intermediate_gated intermediate_attention
+comparison: data
+	for c in $(GRID); do test -f runs/$$c/model.safetensors || $(BIN)/ecgnet train -c configs/$$c.yaml || exit 1; done
+	$(BIN)/ecgnet compare runs/baseline_time $(addprefix runs/,$(GRID)) --baseline runs/baseline_time --out reports/comparison
 
 benchmarks: data
 	$(BIN)/python benchmarks/bench_model.py --checkpoint runs/baseline_time

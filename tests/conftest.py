@@ -124,3 +124,22 @@ def tiny_run(ptbxl_root, tmp_path_factory) -> TinyRun:
         run_dir, results = train(config, ptbxl_root, runs_dir=runs_dir, cache_dir=_cache_dir(),
                                  progress=False, n_boot=50)
     return TinyRun(run_dir, results, config)
+
+
+@pytest.fixture(scope="session")
+def untrained_run(tmp_path_factory) -> Path:
+    """A run directory holding an untrained tiny model (no data needed): for `predict` input errors."""
+    import torch
+
+    from ecgnet.config import parse_config
+    from ecgnet.models import build_model
+    from ecgnet.runs import save_model
+
+    config = parse_config({**TINY_CONFIG, "name": "untrained"}, source="untrained")
+    torch.manual_seed(0)
+    model = build_model(config.model.name, 5, **config.model.params).eval()
+    info = {"name": config.name, "task": "superdiagnostic", "classes": ["CD", "HYP", "MI", "NORM", "STTC"],
+            "seed": 0}
+    run_dir = tmp_path_factory.mktemp("untrained") / config.name
+    save_model(run_dir, model, config, info)
+    return run_dir

@@ -19,6 +19,15 @@ from ecgnet.runs import load_run
 CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
 
 
+@pytest.fixture(scope="module")
+def reloaded(tiny_run, ptbxl_superdiagnostic):
+    """The run loaded from disk and its (ecg_ids, labels, probabilities) on folds 9 and 10, predicted again."""
+    model, config, info = load_run(tiny_run.run_dir)
+    predictions = {split: predict_split(model, ptbxl_superdiagnostic, split, config, progress=False)
+                   for split in ("val", "test")}
+    return model, info, predictions
+
+
 def read_metrics(run_dir, split):
     return json.loads((run_dir / split / "metrics.json").read_text())
 
@@ -68,10 +77,10 @@ def test_predictions_files(tiny_run, ptbxl_superdiagnostic):
         assert probs.std(0).min() > 0  # not a constant prediction
 
 
-def test_load_run_reproduces_test_probabilities(tiny_run, ptbxl_superdiagnostic):
-    model, config, info = load_run(tiny_run.run_dir)
+def test_load_run_reproduces_test_probabilities(tiny_run, reloaded):
+    model, info, predictions = reloaded
     assert not model.training and info["classes"] == CLASSES
-    ids, y, probs = predict_split(model, ptbxl_superdiagnostic, "test", config, progress=False)
+    ids, y, probs = predictions["test"]
     saved = pd.read_csv(tiny_run.run_dir / "test" / "predictions.csv")
     np.testing.assert_array_equal(ids, saved["ecg_id"])
     np.testing.assert_allclose(probs, saved[CLASSES].to_numpy(), atol=1e-4)
@@ -82,16 +91,16 @@ def test_load_run_reproduces_test_probabilities(tiny_run, ptbxl_superdiagnostic)
         assert np.array_equal(a.numpy(), b.numpy()), name
 
 
-def test_thresholds_come_from_fold_9(tiny_run, ptbxl_superdiagnostic):
+def test_thresholds_come_from_fold_9(tiny_run, reloaded):
     val, test = read_metrics(tiny_run.run_dir, "val"), read_metrics(tiny_run.run_dir, "test")
     thresholds = np.array([test["per_class"][c]["threshold"] for c in CLASSES])
     np.testing.assert_array_equal(thresholds, [val["per_class"][c]["threshold"] for c in CLASSES])
     assert "fold 9" in test["thresholds_from"] and "optimistic" in val["thresholds_from"]
     # they are the Youden thresholds of the fold-9 probabilities, not of fold 10's
-    model, config, _ = load_run(tiny_run.run_dir)
-    _, y_val, p_val = predict_split(model, ptbxl_superdiagnostic, "val", config, progress=False)
+    _, _, predictions = reloaded
+    _, y_val, p_val = predictions["val"]
     np.testing.assert_allclose(thresholds, choose_thresholds(y_val, p_val), atol=1e-6)
-    _, y_test, p_test = predict_split(model, ptbxl_superdiagnostic, "test", config, progress=False)
+    _, y_test, p_test = predictions["test"]
     assert not np.allclose(thresholds, choose_thresholds(y_test, p_test), atol=1e-6)
     # and the test fold's decisions are those thresholds applied to its probabilities
     sens = [(p_test[y_test[:, k] == 1, k] >= thresholds[k]).mean() for k in range(len(CLASSES))]

@@ -26,10 +26,14 @@ from ecgnet.training.sampling import oversampler
 
 
 def fit_frontends(model: torch.nn.Module, train_signal) -> None:
-    """Frontends with training statistics (e.g. per-lead standardisation) learn them from folds 1–8."""
-    for module in model.modules():
-        if hasattr(module, "fit") and module is not model:
-            module.fit(train_signal)
+    """Frontends with training statistics (e.g. per-lead standardisation) learn them from folds 1–8.
+    Only the outermost module with a ``fit`` is called: it fits what it contains."""
+    fitted: list[str] = []
+    for name, module in model.named_modules():
+        if module is model or not hasattr(module, "fit") or any(name.startswith(f + ".") for f in fitted):
+            continue
+        module.fit(train_signal)
+        fitted.append(name)
 
 
 def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume: bool = False,

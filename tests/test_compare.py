@@ -1,0 +1,159 @@
+"""`compare` end to end on two tiny runs (real data), and the complexity measures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import ecgnet.models.fusion  # noqa: F401  (registers the fusion models)
+from ecgnet.config import parse_config
+from ecgnet.data.dataset import CropDataset
+from ecgnet.evaluation.complexity import count_macs, epoch_seconds, latency_ms, n_windows
+from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.inference import predict_proba
+from ecgnet.fileio import write_json
+from ecgnet.models import build_model
+from ecgnet.runs import count_parameters, save_model
+from ecgnet.training.fit import fit_frontends
+
+TINY = {
+    "tiny_time": {"name": "time_resnet1d", "params": {"widths": [8, 16]}},
+    "tiny_early": {"name": "early_fusion", "params": {"widths": [8, 16]}},
+}
+
+
+def _make_run(runs_dir: Path, name: str, model_cfg: dict, data, train_split, val_split, test_split) -> Path:
+    """A run directory as `train` leaves it (config, run.json, weights, epoch log, val/test predictions
+    and metrics), from one quick plain-torch epoch over 400 training records — Lightning is not needed.
+    To keep it fast the fold-9 files cover 400 fold-9 records (all of fold 10, as compare requires)."""
+    config = parse_config({"name": name, "model": model_cfg, "training": {"epochs": 1, "batch_size": 64}})
+    torch.manual_seed(0)
+    model = build_model(config.model.name, len(data.classes), **config.model.params)
+    fit_frontends(model, train_split.signal)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    loader = torch.utils.data.DataLoader(CropDataset(train_split, 250), batch_size=64, shuffle=True)
+    start = time.perf_counter()
+    model.train()
+    for batch in loader:
+        loss = nn.functional.binary_cross_entropy_with_logits(model(batch["signal"], batch["metadata"]), batch["y"])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    seconds = time.perf_counter() - start
+    model.eval()
+    run_dir = runs_dir / name
+    run_dir.joinpath("logs").mkdir(parents=True)
+    pd.DataFrame({"epoch": [0, 0], "epoch_seconds": [seconds, np.nan], "val_macro_auc": [np.nan, 0.5]}).to_csv(
+        run_dir / "logs" / "metrics.csv", index=False)
+    info = {"name": name, "task": config.data.task, "classes": data.classes, "model": config.model.name,
+            "parameters": count_parameters(model), "epochs_run": 1, "training_seconds": round(seconds, 1)}
+    save_model(run_dir, model, config, info)
+    thresholds = None
+    for split_name, split in (("val", val_split), ("test", test_split)):
+        probs = predict_proba(model, split.signal, split.metadata, 250, 125)
+        thresholds = M.choose_thresholds(split.y, probs) if thresholds is None else thresholds
+        write_json(run_dir / split_name / "metrics.json",
+                   M.evaluate(split.y, probs, data.classes, thresholds=thresholds, n_boot=20))
+        M.write_predictions(run_dir / split_name / "predictions.csv", split.ecg_ids, probs, data.classes)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(ptbxl_superdiagnostic, tmp_path_factory) -> dict[str, Path]:
+    data = ptbxl_superdiagnostic
+    splits = data.split("train", 400, seed=0), data.split("val", 400, seed=0), data.split("test")
+    runs_dir = tmp_path_factory.mktemp("cmp_runs")
+    runs = {name: _make_run(runs_dir, name, cfg, data, *splits) for name, cfg in TINY.items()}
+    # a run whose model cannot be loaded (as a late-fusion run without weights): outputs only
+    late = runs_dir / "no_weights"
+    shutil.copytree(runs["tiny_early"], late)
+    (late / "model.safetensors").unlink()
+    info = json.loads((late / "run.json").read_text())
+    (late / "run.json").write_text(json.dumps({**info, "name": "no_weights", "kind": "late"}))
+    runs["no_weights"] = late
+    return runs
+
+
+def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
+    from ecgnet.evaluation.compare import compare
+
+    out = tmp_path / "cmp"
+    start = time.perf_counter()
+    result = compare([tiny_runs["tiny_time"], tiny_runs["tiny_early"], tiny_runs["no_weights"]],
+                     baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=out, explain=True,
+                     n_boot=50, progress=False, explain_records=2, latency_repeats=3, ablation_records=300,
+                     ig_steps=16)
+    print(f"compare: {time.perf_counter() - start:.1f} s")
+    for name in ("comparison.json", "comparison.md", "comparison.html"):
+        assert (out / name).is_file()
+    saved = json.loads((out / "comparison.json").read_text())
+    names = [r["name"] for r in saved["runs"]]
+    assert names == ["tiny_time", "tiny_early", "no_weights"]  # baseline first, each once
+    html, md = (out / "comparison.html").read_text(), (out / "comparison.md").read_text()
+    for name in names:
+        assert name in html and name in md
+    assert "data:image/png;base64," in html and "<img" in html and "src='figures/" not in html
+    for fig in ("roc.png", "per_class_auc.png", "tradeoff.png", "lead_importance.png"):
+        assert (out / "figures" / fig).is_file() and f"figures/{fig}" in md
+
+    runs = {r["name"]: r for r in result["runs"]}
+    self_diff = runs["tiny_time"]["vs_baseline"]
+    assert self_diff["diff"] == 0 and self_diff["low"] == 0 and self_diff["high"] == 0
+
+    for name in ("tiny_time", "tiny_early"):
+        c = runs[name]["complexity"]
+        assert c["parameters"] > 0 and c["macs_per_window"] > 0 and c["latency_ms"] > 0 and c["epoch_seconds"] > 0
+        assert c["macs_per_ecg"] == 7 * c["macs_per_window"] and c["training_seconds"] >= 0
+        # the accuracy rows are the run's own saved test metrics
+        saved_test = json.loads((tiny_runs[name] / "test" / "metrics.json").read_text())
+        assert runs[name]["accuracy"]["macro_auc"]["value"] == saved_test["macro_auc"]["value"]
+
+    assert set(runs["tiny_early"]["ablation"]["drop"]) == {"time", "frequency", "metadata"}
+    assert not runs["tiny_time"]["ablation"]
+    # the weightless run keeps its accuracy rows and gets a note instead of crashing the comparison
+    assert runs["no_weights"]["notes"] and "macs_per_ecg" not in runs["no_weights"]["complexity"]
+    assert runs["no_weights"]["accuracy"]["macro_auc"]["value"] == runs["tiny_early"]["accuracy"]["macro_auc"]["value"]
+
+    # best by fold 9, never fold 10
+    val = {n: r["accuracy"]["val_macro_auc"] for n, r in runs.items()}
+    assert val[result["best"]] == max(val.values())
+    ex = result["explanation"]
+    assert ex is not None and set(ex["examples"]) == set(result["classes"])
+    has_frequency = ex["run"] == "tiny_early"  # (ties go to the earlier run, so never the weightless copy)
+    assert (out / "figures" / f"frequency_{result['classes'][0]}.png").is_file() == has_frequency
+    assert (out / "figures" / f"time_{result['classes'][0]}.png").is_file()
+    assert any(result["best"] in line for line in result["conclusion"])
+
+
+class _Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(12, 4, kernel_size=3, padding=1, bias=False)
+        self.fc = nn.Linear(4 + 8, 5)
+
+    def forward(self, signal, metadata):
+        return self.fc(torch.cat([self.conv(signal).mean(-1), metadata], dim=1))
+
+
+def test_count_macs_of_a_known_model():
+    macs = count_macs(_Tiny(), samples=250, windows=7)
+    expected = 4 * 12 * 3 * 250 + 12 * 5  # conv: out ch × in ch × kernel × outputs; linear: in × out
+    assert macs["per_window"] == expected and macs["per_ecg"] == 7 * expected
+    assert n_windows(1000, 250, 125) == 7 and n_windows(1000, None, 125) == 1
+
+
+def test_latency_and_epoch_seconds(tmp_path):
+    assert latency_ms(_Tiny(), threads=1, repeats=3, warmup=1) > 0
+    assert epoch_seconds(tmp_path) is None
+    (tmp_path / "logs").mkdir()
+    pd.DataFrame({"epoch": [0, 0, 1, 1], "epoch_seconds": [2.0, None, 4.0, None]}).to_csv(
+        tmp_path / "logs" / "metrics.csv", index=False)
+    assert epoch_seconds(tmp_path) == pytest.approx(3.0)
