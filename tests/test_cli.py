@@ -150,14 +150,10 @@ def test_predict_checkpoint_not_a_run(cli, tmp_path, write_record):
     assert_user_error(cli("predict", path, "--checkpoint", tmp_path), tmp_path, "not an ECGNet run")
 
 
-BROKEN_RUN_BUG = pytest.mark.xfail(strict=True, reason="src bug: runs.load_run lets SafetensorError / "
-                                   "JSONDecodeError escape, and its size-mismatch message spans several lines")
-
-
 @pytest.mark.parametrize("damage", [
-    pytest.param("truncated_weights", marks=BROKEN_RUN_BUG),
-    pytest.param("corrupt_run_json", marks=BROKEN_RUN_BUG),
-    pytest.param("wrong_classes", marks=BROKEN_RUN_BUG),
+    "truncated_weights",
+    "corrupt_run_json",
+    "wrong_classes",
     "missing_weights",
 ])
 def test_predict_with_a_broken_run(cli, untrained_run, write_record, tmp_path, damage):
@@ -262,8 +258,6 @@ def test_evaluate_without_data(cli, untrained_run):
     assert_user_error(cli("evaluate", "--checkpoint", untrained_run, env={"ECGNET_DATA": None}), "ECGNET_DATA")
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: cli.friendly prints the error message as rich markup, so "
-                   "'[...]' in a path is swallowed or crashes the error printer")
 @pytest.mark.parametrize("name", ["run[old]", "a[/]b"])
 def test_error_message_keeps_brackets(cli, tmp_path, name):
     folder = tmp_path / name

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ecgnet.errors import ECGNetError
 
@@ -33,7 +34,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except ECGNetError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
     return wrapper
 
@@ -143,10 +144,10 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea) 
         print(json.dumps(results, indent=2))
         return
     for res in results:
-        console.print(f"[bold]{res['record']}[/]")
+        console.print(f"[bold]{escape(res['record'])}[/]")
         for d in res["diagnoses"][:top]:
             flag = "[green]positive[/]" if d["positive"] else ""
-            console.print(f"  {d['class']:<6} {d['probability']:.3f}  {d['description']}  {flag}")
+            console.print(f"  {d['class']:<6} {d['probability']:.3f}  {escape(d['description'])}  {flag}")
 
 
 if __name__ == "__main__":

@@ -62,12 +62,22 @@ def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
         if not (run_dir / name).is_file():
             raise ECGNetError(f"{run_dir / name}: missing — {run_dir} is not an ECGNet run directory")
     config = load_config(run_dir / "config.yaml")
-    info = json.loads((run_dir / "run.json").read_text())
-    model = build_model(config.model.name, len(info["classes"]), **config.model.params)
     try:
-        model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
-    except (RuntimeError, OSError) as e:
-        raise ECGNetError(f"{run_dir / 'model.safetensors'}: weights do not fit the config's model ({e})") from e
+        info = json.loads((run_dir / "run.json").read_text())
+        classes = info["classes"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ECGNetError(f"{run_dir / 'run.json'}: not a valid run description ({e})") from e
+    model = build_model(config.model.name, len(classes), **config.model.params)
+    weights = run_dir / "model.safetensors"
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error type for damaged files
+        raise ECGNetError(f"{weights}: not a readable safetensors file ({' '.join(str(e).split())})") from e
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ECGNetError(f"{weights}: weights do not fit the config's model ({first})") from e
     return model.eval(), config, info
 
 

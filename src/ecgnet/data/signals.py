@@ -41,9 +41,13 @@ def read_record(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE,
     if not header.is_file():
         raise ECGNetError(f"{header}: no such WFDB header")
     try:
-        rec = wfdb.rdrecord(str(name))
+        rec = wfdb.rdrecord(str(name), physical=False)
+        checksums_match = rec.checksum is None or list(rec.checksum) == list(rec.calc_checksum())
+        physical = rec.dac(return_res=64)
     except Exception as e:  # wfdb raises many types for malformed files
         raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
+    if not checksums_match:  # wfdb does not check them; a damaged .dat of the right size would pass
+        raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt .dat?)")
     leads = [s.upper() for s in rec.sig_name]
     if sorted(leads) != sorted(LEADS):
         raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, "
@@ -51,7 +55,7 @@ def read_record(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE,
     scale = [_UNIT_SCALE.get(u.strip().lower()) for u in rec.units]
     if None in scale:
         raise ECGNetError(f"{header}: unknown signal units {sorted(set(rec.units))} (need mV, uV or V)")
-    signal = (rec.p_signal * np.asarray(scale)).T[[leads.index(lead) for lead in LEADS]]
+    signal = (physical * np.asarray(scale)).T[[leads.index(lead) for lead in LEADS]]
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
     if rec.fs != sampling_rate:

@@ -61,7 +61,7 @@ def evaluate_run(checkpoint: Path, data_root: Path | None, split: str = "test", 
     model, config, info = load_run(checkpoint)
     data = PTBXL(find_root(data_root), config.data.task, config.data.sampling_rate)
     out_dir = Path(out_dir or Path("outputs") / config.name)
-    results, predictions = evaluate_model(model, data, config, out_dir, splits=("val", split), n_boot=n_boot,
+    results, predictions = evaluate_model(model, data, config, out_dir, splits=tuple(dict.fromkeys(("val", split))), n_boot=n_boot,
                                           progress=progress)
     _, y, p = predictions[split]
     report = write_run_report(out_dir, y, p, data.classes, results[split],

@@ -87,13 +87,18 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
                         logger=CSVLogger(run_dir, name="", version="logs"), callbacks=callbacks,
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=20, deterministic="warn")
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last, log = run_dir / "checkpoints" / "last.ckpt", run_dir / "logs" / "metrics.csv"
+    resuming = resume and last.is_file()
+    earlier = pd.read_csv(log) if resuming and log.is_file() else None  # the logger starts the file afresh
     start = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume and last.is_file() else None)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
     wall = time.perf_counter() - start
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
-    history = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    history = pd.read_csv(log)
+    if earlier is not None:
+        history = pd.concat([earlier[earlier["epoch"] < history["epoch"].min()], history])
+        history.to_csv(log, index=False)
     epochs = history.dropna(subset=["val_macro_auc"])
     return {"epochs_run": int(epochs["epoch"].max()) + 1,
             "best_epoch": int(epochs.loc[epochs["val_macro_auc"].idxmax(), "epoch"]) + 1,
