@@ -40,7 +40,7 @@ def make_branch(modality: str) -> Branch:
     if modality == "frequency":
         return Branch(modality, FrequencyFrontend(), FFTTransformer(12))
     if modality == "spectrogram":
-        return Branch(modality, SpectrogramFrontend(), CNN2d(12))
+        return Branch(modality, SpectrogramFrontend(), CNN2d(12, widths=(16, 32, 64)))
     if modality == "metadata":
         return Branch(modality, MetadataFrontend(), MLP(8))
     raise ValueError(f"unknown modality '{modality}': choose from {', '.join(MODALITIES)}")
