@@ -150,5 +150,29 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea) 
             console.print(f"  {d['class']:<6} {d['probability']:.3f}  {escape(d['description'])}  {flag}")
 
 
+@app.command()
+@friendly
+def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare (runs/<name>)."),
+            baseline: Path = typer.Option(DEFAULT_RUN, help="Run the others are tested against (paired bootstrap on fold 10)."),
+            out: Path = typer.Option(Path("outputs/comparison"), help="Folder for comparison.json/.md/.html."),
+            data: Optional[Path] = DataOpt,
+            explain: bool = typer.Option(True, "--explain/--no-explain",
+                                         help="Attributions and lead importance for the best run (by fold-9 AUC)."),
+            ablation_records: Optional[int] = typer.Option(None, help="Fold-10 records for modality ablation (default all)."),
+            explain_records: int = typer.Option(16, help="Fold-10 records per class for the lead-importance table."),
+            n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+            progress: bool = ProgressOpt):
+    """Compare trained runs: accuracy vs a baseline (paired bootstrap), complexity, modality ablation, attributions."""
+    from ecgnet.evaluation.compare import compare as compare_runs
+    from ecgnet.evaluation.compare_report import format_comparison
+
+    result = compare_runs(run_dirs, baseline, data, out, explain=explain, n_boot=n_boot, progress=progress,
+                          ablation_records=ablation_records, explain_records=explain_records)
+    console.print(format_comparison(result))
+    for line in result["conclusion"]:
+        console.print(f"• {escape(line)}", highlight=False)
+    console.print(f"Report: [bold]{escape(str(out / 'comparison.html'))}[/]")
+
+
 if __name__ == "__main__":
     app()

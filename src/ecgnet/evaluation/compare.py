@@ -158,7 +158,6 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     accuracy tables always use all of fold 10, from the saved predictions). ``ig_steps``: Integrated
     Gradients steps of the example heatmaps. ``data``: an already loaded :class:`PTBXL` of the runs'
     task (else read from ``data_root``/``cache_dir``)."""
-    import ecgnet.models.fusion  # noqa: F401  (registers the fusion models load_run may need)
     from ecgnet.data.dataset import PTBXL
     from ecgnet.data.ptbxl import data_root as find_root
     from ecgnet.evaluation.compare_report import conclusion, write_comparison_report

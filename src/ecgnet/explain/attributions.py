@@ -205,7 +205,8 @@ def plot_time_heatmap(signal, attributions, lead_names=LEADS, title: str = "", f
         ax.set_ylabel(str(lead_names[i]), rotation=0, ha="right", va="center")
         ax.set_yticks([])
     axes[-1].set_xlabel("time in the record (s)")
-    fig.suptitle(title)
+    fig.subplots_adjust(top=0.95, hspace=0.15)
+    fig.suptitle(title, y=0.985)
     fig.colorbar(image, ax=list(axes), shrink=0.6, pad=0.01, label="IG attribution (logit units)")
     return fig
 
