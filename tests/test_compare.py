@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-import ecgnet.models.fusion  # noqa: F401  (registers the fusion models)
 from ecgnet.config import parse_config
 from ecgnet.data.dataset import CropDataset
 from ecgnet.evaluation.complexity import count_macs, epoch_seconds, latency_ms, n_windows

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import ecgnet.models.fusion  # noqa: F401  (registers the fusion models)
 from ecgnet.config import parse_config
 from ecgnet.data.signals import LEADS
 from ecgnet.explain import (find_frequency_frontend, frequency_attributions, lead_importance, modality_ablation,

@@ -3,8 +3,6 @@ a self-contained ``comparison.html`` (figures embedded as base64 PNG), in the st
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from pathlib import Path
 
@@ -17,8 +15,8 @@ import numpy as np  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from ecgnet.evaluation.report import _CSS, _html_table, _md_table, _png  # noqa: E402
-from ecgnet.fileio import write_json, write_text  # noqa: E402
+from ecgnet.evaluation.report import _png, write_document  # noqa: E402
+from ecgnet.fileio import write_json  # noqa: E402
 
 _CSS_EXTRA = "tbody tr:last-child{font-weight:normal}li{margin:.3em 0}"
 
@@ -238,26 +236,9 @@ def write_comparison_report(out_dir: Path, result: dict, y_true, probs: dict, ex
     write_json(out_dir / "comparison.json", result)
 
     title = f"Model comparison — {result['task']}"
-    h = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-         f"<style>{_CSS}{_CSS_EXTRA}</style></head><body><h1>{html.escape(title)}</h1>", "<h2>Conclusion</h2><ul>"]
-    h += [f"<li>{html.escape(line)}</li>" for line in result["conclusion"]] + ["</ul>"]
-    md = [f"# {title}", "", "## Conclusion", ""] + [f"- {line}" for line in result["conclusion"]] + [""]
-    for name, header, rows, note in _tables(result):
-        h.append(f"<h2>{html.escape(name)}</h2>" + (f"<p>{html.escape(note)}</p>" if note else ""))
-        h.append(_html_table(header, rows))
-        md += [f"## {name}", ""] + ([note, ""] if note else []) + [_md_table(header, rows), ""]
-    h.append("<h2>Figures</h2>")
-    md += ["## Figures", ""]
-    for fname, (caption, data) in figures.items():
-        b64 = base64.b64encode(data).decode("ascii")
-        h.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{b64}'>"
-                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        md += [f"### {caption}", "", f"![{caption}](figures/{fname})", ""]
-    h.append(f"<p><small>Generated in {result.get('seconds', 0):.0f} s.</small></p></body></html>")
-    html_path = out_dir / "comparison.html"
-    write_text(html_path, "\n".join(h) + "\n")
-    write_text(out_dir / "comparison.md", "\n".join(md))
-    return html_path
+    return write_document(out_dir, "comparison", title, _tables(result), figures,
+                          bullets=("Conclusion", result["conclusion"]), css=_CSS_EXTRA,
+                          footer=f"Generated in {result.get('seconds', 0):.0f} s.")
 
 
 def format_comparison(result: dict) -> Table:

@@ -158,9 +158,24 @@ def write_run_report(run_dir: Path, y_true_test, y_prob_test, classes, metrics_t
             header, rows = _rows(m)
             sections.append((f"{fold}: per class", header, rows, notes[fold] if "macro_f1" in m else None))
 
+    return write_document(run_dir, "report", title, sections, figures)
+
+
+def write_document(out_dir: Path, stem: str, title: str, sections, figures: dict, bullets: tuple | None = None,
+                   css: str = "", footer: str = "") -> Path:
+    """Write ``<stem>.html`` (self-contained: inline CSS, base64 PNGs) and ``<stem>.md`` (figures linked
+    from ``figures/``) with the same content; return the HTML path.
+
+    ``sections``: (heading, header, rows, note or None); ``figures``: file name → (caption, PNG bytes);
+    ``bullets``: optional (heading, lines) shown first.
+    """
     h = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+         f"<style>{_CSS}{css}</style></head><body><h1>{html.escape(title)}</h1>"]
     md = [f"# {title}", ""]
+    if bullets:
+        heading, lines = bullets
+        h += [f"<h2>{html.escape(heading)}</h2><ul>"] + [f"<li>{html.escape(x)}</li>" for x in lines] + ["</ul>"]
+        md += [f"## {heading}", ""] + [f"- {x}" for x in lines] + [""]
     for name, header, rows, note in sections:
         h.append(f"<h2>{html.escape(name)}</h2>" + (f"<p>{html.escape(note)}</p>" if note else ""))
         h.append(_html_table(header, rows))
@@ -171,9 +186,11 @@ def write_run_report(run_dir: Path, y_true_test, y_prob_test, classes, metrics_t
         b64 = base64.b64encode(data).decode("ascii")
         h.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{b64}'>"
                  f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        md += [f"![{caption}](figures/{fname})", ""]
+        md += [f"### {caption}", "", f"![{caption}](figures/{fname})", ""]
+    if footer:
+        h.append(f"<p><small>{html.escape(footer)}</small></p>")
     h.append("</body></html>")
-    html_path = run_dir / "report.html"
+    html_path = Path(out_dir) / f"{stem}.html"
     write_text(html_path, "\n".join(h) + "\n")
-    write_text(run_dir / "report.md", "\n".join(md))
+    write_text(Path(out_dir) / f"{stem}.md", "\n".join(md))
     return html_path
