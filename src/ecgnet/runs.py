@@ -38,7 +38,9 @@ def provenance() -> dict:
                                   cwd=Path(__file__).parent).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return None
-    return {"git_revision": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    dirty = (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()
+    return {"git_revision": git("rev-parse", "HEAD"), "git_dirty": bool(dirty),
+            "git_dirty_files": [line[3:] for line in dirty],
             "command": " ".join(["ecgnet", *sys.argv[1:]]) if sys.argv else None,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
