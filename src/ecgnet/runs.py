@@ -38,9 +38,9 @@ def provenance() -> dict:
                                   cwd=Path(__file__).parent).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return None
-    dirty = (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()
+    dirty = (git("diff", "--name-only", "HEAD", "--", ":/", ":!/runs") or "").splitlines()  # code, not run outputs
     return {"git_revision": git("rev-parse", "HEAD"), "git_dirty": bool(dirty),
-            "git_dirty_files": [line[3:] for line in dirty],
+            "git_dirty_files": dirty,
             "command": " ".join(["ecgnet", *sys.argv[1:]]) if sys.argv else None,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
