@@ -164,7 +164,9 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     from ecgnet.explain.ablation import modality_ablation, modality_weights, subset
     from ecgnet.runs import load_run
 
-    started = time.perf_counter()
+    from ecgnet.runs import provenance
+
+    started, origin = time.perf_counter(), provenance()  # the code and command that made this report
     dirs, seen = [], set()
     for d in [Path(baseline), *map(Path, run_dirs)]:
         if d.resolve() not in seen:
@@ -237,7 +239,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
 
     result = {"baseline": base_name, "best": best, "best_rule": BEST_RULE, "task": task, "classes": classes,
               "n_test_records": int(len(y)), "n_boot": n_boot, "ci": 0.90, "runs": runs,
-              "explanation": explanation, "conclusion": conclusion(runs, base_name, best)}
+              "explanation": explanation, "conclusion": conclusion(runs, base_name, best), "provenance": origin}
     result["seconds"] = round(time.perf_counter() - started, 1)
     _say(progress, f"writing the report to {out_dir}")
     write_comparison_report(Path(out_dir), result, y, probs, figures)
