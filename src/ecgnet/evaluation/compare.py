@@ -162,9 +162,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     from ecgnet.data.ptbxl import data_root as find_root
     from ecgnet.evaluation.compare_report import conclusion, write_comparison_report
     from ecgnet.explain.ablation import modality_ablation, modality_weights, subset
-    from ecgnet.runs import load_run
-
-    from ecgnet.runs import provenance
+    from ecgnet.runs import load_run, provenance
 
     started, origin = time.perf_counter(), provenance()  # the code and command that made this report
     dirs, seen = [], set()
