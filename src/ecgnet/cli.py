@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,9 @@ app = typer.Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no
                   pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Get, check and inspect the PTB-XL dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console, err = Console(), Console(stderr=True)
+# Piped output (make, logs) gets 120 columns instead of rich's 80, so tables are not truncated.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True)
 
 DEFAULT_RUN = Path(__file__).resolve().parents[2] / "runs" / "baseline_time"
 DataOpt = typer.Option(None, "--data", envvar="ECGNET_DATA", help="PTB-XL folder (PhysioNet layout).")
