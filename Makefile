@@ -57,7 +57,8 @@ reproduce: data
 # The multimodal comparison: train every config not yet in runs/ (hours on 2 CPU cores; minutes on a
 # GPU), then write reports/comparison/comparison.{html,md,json} from the committed runs.
 GRID := frequency spectrogram metadata early intermediate_concat intermediate_gated \
-        intermediate_attention late_average late_stacking
+        intermediate_attention late_average late_stacking \
+        early_weighted_bce early_focal early_oversample
 comparison: data
 	for c in $(GRID); do test -f runs/$$c/model.safetensors || $(BIN)/ecgnet train -c configs/$$c.yaml || exit 1; done
 	$(BIN)/ecgnet compare runs/baseline_time $(addprefix runs/,$(GRID)) --baseline runs/baseline_time \
