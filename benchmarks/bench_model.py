@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     fs = config.data.sampling_rate
     record = SECONDS * fs
-    window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else record
-    stride = int(config.data.stride_seconds * fs)
+    window, stride = config.data.window or record, config.data.stride
     n_windows = len(window_starts(record, window, stride))
     aggregate = config.data.aggregate
 

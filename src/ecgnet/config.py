@@ -25,6 +25,16 @@ class DataConfig(_Strict):
     aggregate: Literal["max", "mean"] = "max"
     max_train_records: int | None = Field(None, gt=0, description="subsample the training folds (tests)")
 
+    @property
+    def window(self) -> int | None:
+        """Training crop and evaluation window in samples; None = the whole record."""
+        return int(self.crop_seconds * self.sampling_rate) if self.crop_seconds else None
+
+    @property
+    def stride(self) -> int:
+        """Step between evaluation windows, in samples."""
+        return int(self.stride_seconds * self.sampling_rate)
+
 
 class ModelConfig(_Strict):
     name: str

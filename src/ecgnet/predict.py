@@ -22,9 +22,7 @@ class Predictor:
         self.model, self.config, self.info = load_run(checkpoint)
         self.run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
         self.classes = self.info["classes"]
-        fs = self.config.data.sampling_rate
-        self.window = int(self.config.data.crop_seconds * fs) if self.config.data.crop_seconds else None
-        self.stride = int(self.config.data.stride_seconds * fs)
+        self.window, self.stride = self.config.data.window, self.config.data.stride
         self.thresholds = self._thresholds()
 
     def _thresholds(self) -> dict[str, float] | None:

@@ -81,9 +81,7 @@ def _complexity(model, config, run: dict, latency_repeats: int) -> dict:
            "training_seconds": info.get("training_seconds"), "epochs_run": info.get("epochs_run")}
     if model is None:
         return out
-    fs = config.data.sampling_rate
-    window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
-    stride, samples = int(config.data.stride_seconds * fs), 10 * fs
+    window, stride, samples = config.data.window, config.data.stride, 10 * config.data.sampling_rate
     macs = count_macs(model, window or samples, n_windows(samples, window, stride))
     out.update(parameters=count_parameters(model), macs_per_window=macs["per_window"], macs_per_ecg=macs["per_ecg"],
                windows=macs["windows"],
@@ -111,9 +109,7 @@ def _explain(model, config, test, classes, probs, explain_records: int, ig_steps
     from ecgnet.data.signals import LEADS
     from ecgnet.explain import attributions as A
 
-    fs = config.data.sampling_rate
-    window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
-    stride = int(config.data.stride_seconds * fs)
+    fs, window, stride = config.data.sampling_rate, config.data.window, config.data.stride
     summary, figures = {"examples": {}}, {}
     has_frequency = A.find_frequency_frontend(model) is not None
     for k, row in _example_records(test.y, probs).items():

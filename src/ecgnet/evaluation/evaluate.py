@@ -22,9 +22,7 @@ def predict_split(model: torch.nn.Module, data: PTBXL, split: str, config: Confi
                   progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ecg_ids, labels, probabilities) of one split."""
     s = data.split(split)
-    fs = config.data.sampling_rate
-    window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
-    probs = predict_proba(model, s.signal, s.metadata, window, int(config.data.stride_seconds * fs),
+    probs = predict_proba(model, s.signal, s.metadata, config.data.window, config.data.stride,
                           config.data.aggregate, progress=progress, description=f"Predicting {split}")
     return s.ecg_ids, s.y, probs
 

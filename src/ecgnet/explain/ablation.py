@@ -26,9 +26,7 @@ from ecgnet.evaluation.inference import window_starts
 
 
 def _windows(config: Config) -> tuple[int | None, int, str]:
-    fs = config.data.sampling_rate
-    window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
-    return window, int(config.data.stride_seconds * fs), config.data.aggregate
+    return config.data.window, config.data.stride, config.data.aggregate
 
 
 def subset(split: Split, n: int | None, seed: int = 0) -> Split:

@@ -70,8 +70,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
                   progress: bool) -> dict:
     """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``."""
     fit_frontends(model, train_split.signal)
-    fs, t = config.data.sampling_rate, config.training
-    crop = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
+    t, crop = config.training, config.data.window
     sampler = oversampler(train_split.y, config.seed) if t.sampler == "oversample" else None
     train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=sampler is None,
                               sampler=sampler, drop_last=len(train_split.ecg_ids) > t.batch_size,

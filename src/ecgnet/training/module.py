@@ -19,9 +19,7 @@ class ClassifierModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, config: Config, loss: torch.nn.Module):
         super().__init__()
         self.model, self.config, self.loss = model, config, loss
-        fs = config.data.sampling_rate
-        self.window = int(config.data.crop_seconds * fs) if config.data.crop_seconds else None
-        self.stride = int(config.data.stride_seconds * fs)
+        self.window, self.stride = config.data.window, config.data.stride
         self._val_probs, self._val_y = [], []
         self._epoch_start = None
 

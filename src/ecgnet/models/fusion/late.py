@@ -43,9 +43,7 @@ class LateFusion(DroppableModalities, nn.Module):
             model, config, info = load_run(path)
             if len(info["classes"]) != num_classes:
                 raise ValueError(f"member {path} predicts {len(info['classes'])} classes, not {num_classes}")
-            fs = config.data.sampling_rate
-            self.windows[modality] = (int(config.data.crop_seconds * fs) if config.data.crop_seconds else None,
-                                      int(config.data.stride_seconds * fs), config.data.aggregate)
+            self.windows[modality] = (config.data.window, config.data.stride, config.data.aggregate)
             self.members[modality] = model.requires_grad_(False)
         m = len(self.modalities)
         self.register_buffer("weight", torch.full((num_classes, m), 1.0 / m))  # stacking coefficients
