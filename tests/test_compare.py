@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -147,6 +148,19 @@ def test_count_macs_of_a_known_model():
     expected = 4 * 12 * 3 * 250 + 12 * 5  # conv: out ch × in ch × kernel × outputs; linear: in × out
     assert macs["per_window"] == expected and macs["per_ecg"] == 7 * expected
     assert n_windows(1000, 250, 125) == 7 and n_windows(1000, None, 125) == 1
+
+
+class _Spectra(torch.nn.Module):
+    def forward(self, signal, metadata):  # a per-lead rFFT and a per-lead STFT (64-point, hop 10, centred)
+        leads = signal.reshape(-1, signal.shape[-1])
+        stft = torch.stft(leads, 64, 10, window=torch.hann_window(64), return_complex=True)
+        return torch.fft.rfft(signal).abs().sum() + stft.abs().sum()
+
+
+def test_count_macs_includes_the_ffts():
+    rfft = 2.5 * 250 * math.log2(250) * 12  # FLOPs: 12 real transforms of length 250
+    stft = 2.5 * 64 * math.log2(64) * 12 * (250 // 10 + 1)  # 12 leads × 26 frames of length 64
+    assert count_macs(_Spectra(), samples=250)["per_window"] == pytest.approx((rfft + stft) / 2, abs=2)
 
 
 def test_latency_and_epoch_seconds(tmp_path):

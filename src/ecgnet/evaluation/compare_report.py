@@ -66,8 +66,9 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]], str | N
                      _num(c.get("epochs_run"), "{}")])
     out.append(("Complexity", ["Model", "Parameters", "M MACs / window", "M MACs / ECG", "Latency ms / ECG (1 thread)",
                                "Mean epoch s", "Training s", "Epochs"], rows,
-                "MACs counted by torch's FlopCounterMode (convolutions, matrix products; element-wise ops and FFTs "
-                "not counted); an ECG = all windows of windowed inference. Latency: median wall time of whole-record "
+                "MACs counted by torch's FlopCounterMode (convolutions, matrix products) plus the frontends' FFTs "
+                "(radix-2 estimate, 2.5 n log2 n FLOPs per real transform); element-wise ops not counted. An ECG = "
+                "all windows of windowed inference. Latency: median wall time of whole-record "
                 "inference on one CPU thread, on the machine that ran the comparison."))
     for r in runs:
         ab = r.get("ablation") or {}

@@ -1,9 +1,10 @@
 """What a model costs: multiply–accumulates per ECG, single-thread CPU latency, training time.
 
 * MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass (MACs = FLOPs / 2).
-  It counts the matrix products and convolutions (linear layers, convolutions, attention); element-wise
-  work (batch norm, activations, the FFT/STFT of the frequency frontends, pooling) is not counted —
-  it is small next to the convolutions but means the frequency frontends show up as ~free.
+  It counts the matrix products and convolutions (linear layers, convolutions, attention); the FFTs of
+  the frequency and spectrogram frontends are added with the usual radix-2 estimate (:func:`fft_flop`:
+  5 n log2 n FLOPs per complex transform of length n, half that for a real input). Element-wise work
+  (batch norm, activations, windowing, log, pooling) is not counted; it is small next to the convolutions.
   A whole record is evaluated as ``windows`` overlapping crops (10 s at 100 Hz, 2.5 s windows every
   1.25 s → 7), so MACs per ECG = MACs per window × windows.
 * Latency is the wall-clock median of whole-record windowed inference (:func:`windowed_proba`) of one
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from pathlib import Path
@@ -22,6 +24,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+aten = torch.ops.aten
+
 from ecgnet.evaluation.inference import window_starts, windowed_proba
 
 
@@ -29,6 +33,26 @@ def _inputs(samples: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, 
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(batch, 12, samples, generator=g) * 0.2,  # ~ECG amplitude in mV
             torch.randn(batch, 8, generator=g))
+
+
+def fft_flop(x_shape, dim, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of a real-to-complex FFT (``aten._fft_r2c``, which ``torch.fft.rfft`` and ``torch.stft`` call)
+    over ``dim`` of an input of ``x_shape``: per transformed dimension of length n, 2.5 n log2 n for
+    each of the numel / n signals — the radix-2 count of a complex FFT (5 n log2 n), halved for real input."""
+    numel = math.prod(x_shape)
+    total = 0.0
+    for d in dim:
+        n = x_shape[d]
+        total += 2.5 * n * math.log2(n) * numel / n if n > 1 else 0.0
+    return int(total)
+
+
+def complex_fft_flop(x_shape, dim, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of a complex FFT (``aten._fft_c2c`` / ``aten._fft_c2r``): twice the real-input count."""
+    return 2 * fft_flop(x_shape, dim)
+
+
+FFT_FLOPS = {aten._fft_r2c: fft_flop, aten._fft_c2c: complex_fft_flop, aten._fft_c2r: complex_fft_flop}
 
 
 def count_macs(model: nn.Module, samples: int = 250, windows: int = 7) -> dict:
@@ -42,7 +66,7 @@ def count_macs(model: nn.Module, samples: int = 250, windows: int = 7) -> dict:
     model.eval()
     signal, metadata = _inputs(samples)
     try:
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=FFT_FLOPS) as counter:
             model(signal, metadata)
     finally:
         model.train(was_training)
