@@ -117,6 +117,8 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
         assert runs[name]["accuracy"]["macro_auc"]["value"] == saved_test["macro_auc"]["value"]
 
     assert set(runs["tiny_early"]["ablation"]["drop"]) == {"time", "frequency", "metadata"}
+    assert runs["tiny_early"]["modalities"] == ["time", "frequency", "metadata"]
+    assert runs["tiny_time"]["modalities"] == ["time"] and "time+frequency+metadata" in md
     assert not runs["tiny_time"]["ablation"]
     # the weightless run keeps its accuracy rows and gets a note instead of crashing the comparison
     assert runs["no_weights"]["notes"] and "macs_per_ecg" not in runs["no_weights"]["complexity"]
@@ -170,3 +172,20 @@ def test_latency_and_epoch_seconds(tmp_path):
     pd.DataFrame({"epoch": [0, 0, 1, 1], "epoch_seconds": [2.0, None, 4.0, None]}).to_csv(
         tmp_path / "logs" / "metrics.csv", index=False)
     assert epoch_seconds(tmp_path) == pytest.approx(3.0)
+
+
+def test_per_class_tables_turn_for_many_classes():
+    from ecgnet.evaluation.compare_report import MANY_CLASSES, _per_class_tables
+
+    def runs(classes):
+        per_class = {c: {"auc": 0.5 + i / 100, "n_positive": i + 1, "balanced_accuracy": 0.6, "accuracy": 0.7}
+                     for i, c in enumerate(classes)}
+        return [{"name": n, "accuracy": {"per_class": per_class}} for n in ("a", "b")]
+
+    few = [f"C{i}" for i in range(5)]
+    (_, header, rows, _), _ = _per_class_tables(few, runs(few))
+    assert header == ["Model", *few] and [r[0] for r in rows] == ["a", "b"]
+    many = [f"C{i}" for i in range(MANY_CLASSES + 5)]
+    (_, header, rows, _), (_, _, acc_rows, _) = _per_class_tables(many, runs(many))
+    assert header == ["Class", "n+", "a", "b"] and len(rows) == len(many)
+    assert rows[3] == ["C3", "4", "0.530", "0.530"] and acc_rows[0][2] == "0.600 / 0.700"

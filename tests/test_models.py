@@ -74,6 +74,13 @@ def test_build_model_unknown_param():
     assert "widths" in str(info.value)
 
 
+def test_default_params_are_the_builders_defaults():
+    assert registry.default_params("early_fusion")["modalities"] == ("time", "frequency", "metadata")
+    assert "num_classes" not in registry.default_params("time_resnet1d")
+    with pytest.raises(ECGNetError, match="unknown model 'nope'"):
+        registry.default_params("nope")
+
+
 # --- the time frontend ------------------------------------------------------------------------
 
 def test_time_frontend_fit():

@@ -63,6 +63,27 @@ def _config_rate(run_dir: Path) -> int:
     return load_config(run_dir / "config.yaml").data.sampling_rate
 
 
+MODALITIES = ("time", "frequency", "spectrogram", "metadata")
+
+
+def run_modalities(run_dir: Path) -> list[str] | None:
+    """The modalities a run sees, read from its config: a fusion model's ``modalities`` (its builder's
+    default if the config leaves them out) or late-fusion ``members``, else the single modality that a
+    unimodal model's name starts with (None if unknown)."""
+    from ecgnet.config import load_config
+    from ecgnet.models.registry import default_params
+
+    if not (Path(run_dir) / "config.yaml").is_file():
+        return None
+    model = load_config(Path(run_dir) / "config.yaml").model
+    params = {**default_params(model.name), **model.params}
+    listed = params.get("modalities") or list(params.get("members") or {})
+    if listed:
+        return [m for m in MODALITIES if m in listed]
+    head = model.name.split("_")[0]
+    return [head] if head in MODALITIES else None
+
+
 def _accuracy(run: dict) -> dict:
     t, v = run["test"], run["val"]
     val_auc = v["macro_auc"]["value"] if v else run["info"].get("best_val_macro_auc")
@@ -201,7 +222,8 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     for name, r in zip(names, loaded):
         _say(progress, f"{name}: accuracy, paired bootstrap, complexity")
         entry = {"name": name, "run_dir": str(r["dir"]), "model": r["info"].get("model"),
-                 "kind": r["info"].get("kind"), "accuracy": _accuracy(r), "notes": []}
+                 "kind": r["info"].get("kind"), "modalities": run_modalities(r["dir"]),
+                 "accuracy": _accuracy(r), "notes": []}
         entry["vs_baseline"] = M.paired_bootstrap(y, probs[name], probs[base_name], n_boot=n_boot, seed=0)
         model = config = None
         try:

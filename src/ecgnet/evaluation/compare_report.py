@@ -19,6 +19,7 @@ from ecgnet.evaluation.report import _png, write_document  # noqa: E402
 from ecgnet.fileio import write_json  # noqa: E402
 
 _CSS_EXTRA = "tbody tr:last-child{font-weight:normal}li{margin:.3em 0}"
+MANY_CLASSES = 10  # above this (e.g. the 71-statement `all` task) per-class tables list classes as rows
 
 
 def _ci(m: dict) -> str:
@@ -41,21 +42,17 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]], str | N
         sla = (a.get("single_label_accuracy") or {}).get("value")
         name = r["name"] + (" (baseline)" if r["name"] == base else "") + (" ★" if r["name"] == result["best"] else "")
         is_base = r["name"] == base
-        rows.append([name, _num(a["val_macro_auc"], "{:.4f}"), _ci(a["macro_auc"]),
+        mods = "+".join(r.get("modalities") or []) or "–"
+        rows.append([name, mods, _num(a["val_macro_auc"], "{:.4f}"), _ci(a["macro_auc"]),
                      "reference" if is_base else f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]",
                      "–" if is_base else _num(d["p_value"]),
                      _num(a.get("macro_f1")), _num(a.get("mean_balanced_accuracy")), _num(sla)])
-    out.append(("Accuracy", ["Model", "Val macro AUC (fold 9)", "Test macro AUC [90% CI]", "Δ vs baseline [90% CI]",
+    out.append(("Accuracy", ["Model", "Modalities", "Val macro AUC (fold 9)", "Test macro AUC [90% CI]", "Δ vs baseline [90% CI]",
                              "p (Δ ≤ 0)", "Macro F1", "Mean bal. acc.", "Single-label acc."], rows,
                 f"★ = best by {result['best_rule']}. Test = fold 10 ({result['n_test_records']} records). "
                 f"Δ: paired bootstrap on the same {result['n_boot']} resamples of fold 10; p = fraction of "
                 "resamples where the run is not better. F1 / balanced accuracy at the fold-9 thresholds."))
-    out.append(("Per-class AUC (fold 10)", ["Model", *classes],
-                [[r["name"], *(_num(r["accuracy"]["per_class"][c]["auc"]) for c in classes)] for r in runs], None))
-    out.append(("Per-class balanced accuracy / accuracy (fold 10, fold-9 thresholds)", ["Model", *classes],
-                [[r["name"], *(f"{_num(r['accuracy']['per_class'][c].get('balanced_accuracy'))} / "
-                               f"{_num(r['accuracy']['per_class'][c].get('accuracy'))}" for c in classes)]
-                 for r in runs], None))
+    out += _per_class_tables(classes, runs)
     rows = []
     for r in runs:
         c = r["complexity"]
@@ -111,6 +108,29 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]], str | N
     if notes:
         out.append(("Notes", ["Model", "Note"], notes, None))
     return out
+
+
+def _auc_cell(run: dict, c: str) -> str:
+    return _num(run["accuracy"]["per_class"][c]["auc"])
+
+
+def _accuracy_cell(run: dict, c: str) -> str:
+    m = run["accuracy"]["per_class"][c]
+    return f"{_num(m.get('balanced_accuracy'))} / {_num(m.get('accuracy'))}"
+
+
+def _per_class_tables(classes, runs) -> list:
+    """Per-class AUC and balanced accuracy / accuracy: a row per model, or for many classes a row per
+    class (with its number of fold-10 positives) and a column per model."""
+    titles = ("Per-class AUC (fold 10)", "Per-class balanced accuracy / accuracy (fold 10, fold-9 thresholds)")
+    cells = (_auc_cell, _accuracy_cell)
+    if len(classes) <= MANY_CLASSES:
+        return [(title, ["Model", *classes], [[r["name"], *(cell(r, c) for c in classes)] for r in runs], None)
+                for title, cell in zip(titles, cells)]
+    positives = {c: str(runs[0]["accuracy"]["per_class"][c].get("n_positive", "–")) for c in classes}
+    return [(title, ["Class", "n+", *(r["name"] for r in runs)],
+             [[c, positives[c], *(cell(r, c) for r in runs)] for c in classes], None)
+            for title, cell in zip(titles, cells)]
 
 
 def conclusion(runs: list[dict], baseline: str, best: str | None) -> list[str]:
@@ -191,6 +211,21 @@ def _per_class_figure(classes, result):
     return fig
 
 
+def _auc_vs_prevalence_figure(classes, result):
+    """For many classes: each run's per-class AUC against the class's number of fold-10 positives."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for r in result["runs"]:
+        pc = r["accuracy"]["per_class"]
+        ax.scatter([pc[c]["n_positive"] for c in classes], [pc[c]["auc"] for c in classes], s=14, alpha=0.7,
+                   label=f"{r['name']} (macro {r['accuracy']['macro_auc']['value']:.3f})")
+    ax.set_xscale("log")
+    ax.set(xlabel="positives in fold 10 (log scale)", ylabel="AUC",
+           title=f"Per-class AUC vs class frequency, fold 10 ({len(classes)} classes)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def _tradeoff_figure(result):
     runs = [r for r in result["runs"] if r["complexity"].get("macs_per_ecg")]
     base = next(r for r in result["runs"] if r["name"] == result["baseline"])["accuracy"]["macro_auc"]
@@ -228,8 +263,12 @@ def write_comparison_report(out_dir: Path, result: dict, y_true, probs: dict, ex
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = result["classes"]
-    figs = {"roc.png": ("ROC curves per class", _roc_figure(np.asarray(y_true), probs, classes, result)),
-            "per_class_auc.png": ("Per-class AUC across models", _per_class_figure(classes, result))}
+    if len(classes) <= MANY_CLASSES:
+        figs = {"roc.png": ("ROC curves per class", _roc_figure(np.asarray(y_true), probs, classes, result)),
+                "per_class_auc.png": ("Per-class AUC across models", _per_class_figure(classes, result))}
+    else:
+        figs = {"per_class_auc.png": ("Per-class AUC against class frequency",
+                                      _auc_vs_prevalence_figure(classes, result))}
     if any(r["complexity"].get("macs_per_ecg") for r in result["runs"]):
         figs["tradeoff.png"] = ("Macro AUC vs MACs and latency", _tradeoff_figure(result))
     figs.update(extra_figures or {})

@@ -38,3 +38,11 @@ def build_model(name: str, num_classes: int, **params) -> nn.Module:
         raise ECGNetError(f"model '{name}' has no parameter(s) {', '.join(sorted(unknown))}; "
                           f"it takes: {', '.join(sorted(allowed))}")
     return builder(num_classes=num_classes, **params)
+
+
+def default_params(name: str) -> dict:
+    """The parameters a model is built with when its config leaves them out."""
+    if name not in _REGISTRY:
+        raise ECGNetError(f"unknown model '{name}': choose one of {', '.join(list_models())}")
+    return {k: p.default for k, p in inspect.signature(_REGISTRY[name]).parameters.items()
+            if k != "num_classes" and p.default is not inspect.Parameter.empty}
