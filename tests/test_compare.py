@@ -119,6 +119,7 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     assert set(runs["tiny_early"]["ablation"]["drop"]) == {"time", "frequency", "metadata"}
     assert runs["tiny_early"]["modalities"] == ["time", "frequency", "metadata"]
     assert runs["tiny_time"]["modalities"] == ["time"] and "time+frequency+metadata" in md
+    assert "Ablation by modality set" in md
     assert not runs["tiny_time"]["ablation"]
     # the weightless run keeps its accuracy rows and gets a note instead of crashing the comparison
     assert runs["no_weights"]["notes"] and "macs_per_ecg" not in runs["no_weights"]["complexity"]
