@@ -1,6 +1,8 @@
 """Fusion strategies: forward/backward of early and intermediate fusion, test-time modality dropping,
 and late fusion fitted on fold 9 only."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,23 @@ def test_late_fusion_stacking_is_fitted_on_fold_9_only(tiny_run, ptbxl_superdiag
     assert results["test"]["macro_auc"]["value"] > 0.6
     model, _, _ = __import__("ecgnet.runs", fromlist=["load_run"]).load_run(run_dir)
     assert not torch.allclose(model.weight, torch.full_like(model.weight, 0.5))  # coefficients were fitted
+    info = json.loads((run_dir / "run.json").read_text())
+    assert "cross-fitting" in info["val_macro_auc_source"] and 0.6 < info["best_val_macro_auc"] < 1
+
+
+def test_cross_fitted_stack_does_not_score_records_it_saw():
+    """On pure noise, a stack fitted and scored on the same records looks better than chance; its
+    out-of-fold logits do not. A class with a single positive falls back to the members' mean logit."""
+    from ecgnet.evaluation.metrics import per_class_auc
+    from ecgnet.models.fusion.late import _stack_class, cross_fitted_logits
+
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(120, 30, 2)), (rng.random((120, 2)) < 0.5).astype(int)
+    y[:, 1] = 0
+    y[7, 1] = 1
+    in_sample = np.stack([z[:, :, c] @ w + b for c, (w, b) in enumerate(_stack_class(z[:, :, c], y[:, c])
+                                                                     for c in range(2))], axis=1)
+    out_of_fold = cross_fitted_logits(z, y)
+    assert per_class_auc(y[:, :1], in_sample[:, :1])[0] > 0.7
+    assert abs(per_class_auc(y[:, :1], out_of_fold[:, :1])[0] - 0.5) < 0.15
+    np.testing.assert_allclose(out_of_fold[:, 1], z[:, :, 1].mean(1))

@@ -85,9 +85,14 @@ def run_modalities(run_dir: Path) -> list[str] | None:
 
 
 def _accuracy(run: dict) -> dict:
-    t, v = run["test"], run["val"]
-    val_auc = v["macro_auc"]["value"] if v else run["info"].get("best_val_macro_auc")
-    return {"val_macro_auc": val_auc, "val_source": "val/metrics.json" if v else "run.json best_val_macro_auc",
+    t, v, info = run["test"], run["val"], run["info"]
+    if "val_macro_auc_source" in info:  # late fusion: its stack was fitted on fold 9, so not val/metrics.json
+        val_auc, source = info.get("best_val_macro_auc"), f"run.json: {info['val_macro_auc_source']}"
+    elif v:
+        val_auc, source = v["macro_auc"]["value"], "val/metrics.json"
+    else:
+        val_auc, source = info.get("best_val_macro_auc"), "run.json best_val_macro_auc"
+    return {"val_macro_auc": val_auc, "val_source": source,
             "macro_auc": t["macro_auc"], "per_class": t["per_class"], "macro_f1": t.get("macro_f1"),
             "mean_balanced_accuracy": t.get("mean_balanced_accuracy"),
             "single_label_accuracy": t.get("single_label_accuracy")}

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from ecgnet.config import Config
 from ecgnet.data.dataset import PTBXL, CropDataset
 from ecgnet.evaluation.evaluate import REPORT_INFO, evaluate_model
+from ecgnet.evaluation.metrics import macro_auc
 from ecgnet.evaluation.report import write_run_report
 from ecgnet.models import build_model
 from ecgnet.runs import count_parameters, provenance, save_model
@@ -107,10 +108,14 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
 
 
 def fit_late(model, val_split) -> dict:
-    """Late fusion learns only its combiner, on fold 9; its cost is its members' training time."""
+    """Late fusion learns only its combiner, on fold 9; its cost is its members' training time. Its
+    fold-9 score for model selection comes from logits that did not see their record (cross-fitted)."""
     start = time.perf_counter()
-    model.fit_on_validation(val_split.signal, val_split.metadata, val_split.y)
+    held_out = model.fit_on_validation(val_split.signal, val_split.metadata, val_split.y)
     members = {m: json.loads((Path(p) / "run.json").read_text()) for m, p in model.member_dirs.items()}
     return {"fit_seconds": round(time.perf_counter() - start, 1),
+            "best_val_macro_auc": macro_auc(val_split.y, held_out),
+            "val_macro_auc_source": "out-of-fold fold-9 logits (5-fold cross-fitting of the stack)"
+            if model.method == "stacking" else "fold-9 predictions (averaging fits nothing)",
             "training_seconds": round(sum(i.get("training_seconds", 0) for i in members.values()), 1),
             "members": {m: {"run": i["name"], "git_revision": i.get("git_revision")} for m, i in members.items()}}

@@ -2,7 +2,9 @@
 
 - ``average``: the mean of the members' probabilities;
 - ``stacking``: per class, a logistic regression on the members' logits, fitted on fold 9 only — the
-  members were trained on folds 1–8 and never saw it; fold 10 stays untouched.
+  members were trained on folds 1–8 and never saw it; fold 10 stays untouched. Because the stack is
+  fitted on fold 9, its own fold-9 score is in-sample; :meth:`LateFusion.fit_on_validation` therefore
+  also gives out-of-fold fold-9 logits (5-fold cross-fitting), which model selection uses instead.
 
 Each member predicts whole records with its own window settings, so this model takes whole records
 (``whole_record = True``). A dropped member is left out of the average, or replaced by its mean
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from ecgnet.evaluation.inference import aggregate_windows
@@ -23,6 +26,30 @@ from ecgnet.models.fusion.branches import DroppableModalities
 from ecgnet.models.registry import register
 
 METHODS = ("average", "stacking")
+CV_FOLDS = 5
+
+
+def _stack_class(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """(weights, bias) of one class's logistic regression on the members' logits ``z`` (records, members);
+    with only one label value present, the plain mean of the members' logits."""
+    if y.min() == y.max():
+        return np.full(z.shape[1], 1.0 / z.shape[1]), 0.0
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(z, y)
+    return lr.coef_[0], float(lr.intercept_[0])
+
+
+def cross_fitted_logits(z: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
+    """(records, classes) out-of-fold stacked logits: each record scored by stacks fitted without it
+    (stratified per class; a class with fewer than 2 positives or negatives gets the members' mean)."""
+    out = z.mean(1)
+    for c in range(y.shape[1]):
+        k = int(min(folds, y[:, c].sum(), (1 - y[:, c]).sum()))
+        if k < 2:
+            continue
+        for fit, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(z, y[:, c]):
+            w, b = _stack_class(z[fit, :, c], y[fit, c])
+            out[held, c] = z[held, :, c] @ w + b
+    return out
 REPO = Path(__file__).resolve().parents[4]
 
 
@@ -69,19 +96,24 @@ class LateFusion(DroppableModalities, nn.Module):
         return (logits * self.weight.T[None]).sum(1) + self.bias
 
     @torch.no_grad()
-    def fit_on_validation(self, signal: np.ndarray, metadata: np.ndarray, y: np.ndarray, batch_size: int = 256):
-        """Fit the stack on fold 9 (no-op for ``average`` but for the missing-member logits)."""
+    def fit_on_validation(self, signal: np.ndarray, metadata: np.ndarray, y: np.ndarray,
+                          batch_size: int = 256) -> np.ndarray:
+        """Fit the stack on fold 9 (no-op for ``average`` but for the missing-member logits). Returns
+        fold-9 logits that did not see their own record: out-of-fold for stacking (cross-fitted), the
+        model's own for averaging (which fits nothing)."""
         self.eval()
         z = torch.cat([self.member_logits(torch.as_tensor(signal[i:i + batch_size]),
                                           torch.as_tensor(metadata[i:i + batch_size]))
                        for i in range(0, len(signal), batch_size)])
         self.mean_logit.copy_(z.mean(0))
-        if self.method == "stacking":
-            for c in range(y.shape[1]):
-                lr = LogisticRegression(C=1.0, max_iter=1000).fit(z[:, :, c].numpy(), y[:, c])
-                self.weight[c] = torch.as_tensor(lr.coef_[0], dtype=torch.float32)
-                self.bias[c] = float(lr.intercept_[0])
-        return self
+        if self.method == "average":
+            return torch.logit(torch.sigmoid(z).mean(1).clamp(1e-6, 1 - 1e-6)).numpy()
+        z, y = z.numpy().astype(np.float64), np.asarray(y)
+        for c in range(y.shape[1]):
+            w, b = _stack_class(z[:, :, c], y[:, c])
+            self.weight[c] = torch.as_tensor(w, dtype=torch.float32)
+            self.bias[c] = b
+        return cross_fitted_logits(z, y)
 
 
 @register("late_fusion")
