@@ -55,14 +55,21 @@ reproduce: data
 	$(BIN)/ecgnet train --config configs/baseline_time.yaml --runs-dir runs
 
 # The multimodal comparison: train every config not yet in runs/ (hours on 2 CPU cores; minutes on a
-# GPU), then write reports/comparison/comparison.{html,md,json} from the committed runs.
-GRID := frequency spectrogram metadata early intermediate_concat intermediate_gated \
-        intermediate_attention late_average late_stacking \
+# GPU), then write reports/comparison/comparison.{html,md,json} (superdiagnostic) and
+# reports/comparison_all/ (the 71-statement `all` task) from the committed runs. Late-fusion runs come
+# after their members: they only fit a combiner on fold 9.
+GRID := frequency frequency_phase spectrogram metadata early intermediate_concat intermediate_gated \
+        intermediate_attention late_average late_stacking late_stacking_time_frequency \
+        late_stacking_time_spectrogram late_stacking_time_metadata late_stacking_no_metadata \
         early_weighted_bce early_focal early_oversample
+ALL_GRID := all_time all_frequency all_spectrogram all_metadata all_late_stacking
 comparison: data
-	for c in $(GRID); do test -f runs/$$c/model.safetensors || $(BIN)/ecgnet train -c configs/$$c.yaml || exit 1; done
+	for c in baseline_time $(GRID) $(ALL_GRID); do \
+	  test -f runs/$$c/model.safetensors || $(BIN)/ecgnet train -c configs/$$c.yaml || exit 1; done
 	$(BIN)/ecgnet compare runs/baseline_time $(addprefix runs/,$(GRID)) --baseline runs/baseline_time \
 	  --out reports/comparison --ablation-records 600 --explain-records 8
+	$(BIN)/ecgnet compare $(addprefix runs/,$(ALL_GRID)) --baseline runs/all_time \
+	  --out reports/comparison_all --ablation-records 600 --no-explain
 
 benchmarks: data
 	$(BIN)/python benchmarks/bench_model.py --checkpoint runs/baseline_time
