@@ -8,7 +8,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,14 +16,6 @@ from typing import Callable, Sequence
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
-
-
-def git_revision() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=REPO_ROOT).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def cpu_model() -> str | None:
@@ -78,14 +70,16 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title:
 
 def write_results(name: str, figures: dict, options: dict, path: Path | None = None) -> Path:
     """Write figures + options + machine + git revision to ``benchmarks/results/<name>.json``."""
+    from ecgnet.fileio import write_text
+    from ecgnet.runs import provenance
+
     path = Path(path) if path else RESULTS_DIR / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    origin = provenance()
     doc = {"benchmark": name,
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "git_revision": git_revision(), "machine": machine_info(), "options": options,
+           "git_revision": origin["git_revision"], "git_dirty_files": origin["git_dirty_files"],
+           "command": " ".join(["python", *sys.argv]), "machine": machine_info(), "options": options,
            "figures": figures}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(doc, indent=2, default=str) + "\n")  # atomic: temp file, then rename
     print(f"\nwrote {path}")
     return path
