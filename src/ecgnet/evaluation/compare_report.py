@@ -49,7 +49,8 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]], str | N
                      _num(a.get("macro_f1")), _num(a.get("mean_balanced_accuracy")), _num(sla)])
     out.append(("Accuracy", ["Model", "Modalities", "Val macro AUC (fold 9)", "Test macro AUC [90% CI]", "Δ vs baseline [90% CI]",
                              "p (Δ ≤ 0)", "Macro F1", "Mean bal. acc.", "Single-label acc."], rows,
-                f"★ = best by {result['best_rule']}. Test = fold 10 ({result['n_test_records']} records). "
+                f"★ = best by {result['best_rule']} (a late-stacking run's fold-9 AUC is out-of-fold: its stack "
+                f"is fitted on fold 9). Test = fold 10 ({result['n_test_records']} records). "
                 f"Δ: paired bootstrap on the same {result['n_boot']} resamples of fold 10; p = fraction of "
                 "resamples where the run is not better. F1 / balanced accuracy at the fold-9 thresholds."))
     out += _modality_set_table(runs, base)
