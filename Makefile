@@ -69,7 +69,7 @@ comparison: data
 	$(BIN)/ecgnet compare runs/baseline_time $(addprefix runs/,$(GRID)) --baseline runs/baseline_time \
 	  --out reports/comparison --ablation-records 600 --explain-records 8
 	$(BIN)/ecgnet compare $(addprefix runs/,$(ALL_GRID)) --baseline runs/all_time \
-	  --out reports/comparison_all --ablation-records 600 --no-explain
+	  --out reports/comparison_all --ablation-records 0 --no-explain
 
 benchmarks: data
 	$(BIN)/python benchmarks/bench_model.py --checkpoint runs/baseline_time

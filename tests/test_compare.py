@@ -136,6 +136,21 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     assert any(result["best"] in line for line in result["conclusion"])
 
 
+def test_compare_can_skip_ablation_and_rejects_a_negative_count(tiny_runs, ptbxl_superdiagnostic, tmp_path):
+    from ecgnet.errors import ECGNetError
+    from ecgnet.evaluation.compare import compare
+
+    runs = [tiny_runs["tiny_early"]]
+    result = compare(runs, baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=tmp_path,
+                     explain=False, n_boot=20, progress=False, latency_repeats=1, ablation_records=0)
+    early = next(r for r in result["runs"] if r["name"] == "tiny_early")
+    assert "ablation" not in early and early["complexity"]["macs_per_ecg"] > 0
+    with pytest.raises(ECGNetError, match="ablation_records must be >= 0"):
+        compare(runs, baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=tmp_path / "x",
+                explain=False, progress=False, ablation_records=-1)
+    assert not (tmp_path / "x").exists()
+
+
 class _Tiny(nn.Module):
     def __init__(self):
         super().__init__()

@@ -161,7 +161,7 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories to 
             data: Optional[Path] = DataOpt,
             explain: bool = typer.Option(True, "--explain/--no-explain",
                                          help="Attributions and lead importance for the best run (by fold-9 AUC)."),
-            ablation_records: Optional[int] = typer.Option(None, help="Fold-10 records for modality ablation (default all)."),
+            ablation_records: Optional[int] = typer.Option(None, help="Fold-10 records for modality ablation (default all; 0 skips it)."),
             explain_records: int = typer.Option(16, help="Fold-10 records per class for the lead-importance table."),
             n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
             progress: bool = ProgressOpt):

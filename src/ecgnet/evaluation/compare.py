@@ -177,7 +177,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
 
     ``explain_records``: fold-10 records per class for the lead-importance table. ``ablation_records``:
     evaluate ablation and weights on a random subset of fold 10 of that size (None: all of it; the
-    accuracy tables always use all of fold 10, from the saved predictions). ``ig_steps``: Integrated
+    accuracy tables always use all of fold 10, from the saved predictions; 0 skips them). ``ig_steps``: Integrated
     Gradients steps of the example heatmaps. ``data``: an already loaded :class:`PTBXL` of the runs'
     task (else read from ``data_root``/``cache_dir``)."""
     from ecgnet.data.dataset import PTBXL
@@ -186,6 +186,8 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     from ecgnet.explain.ablation import modality_ablation, modality_weights, subset
     from ecgnet.runs import load_run, provenance
 
+    if ablation_records is not None and ablation_records < 0:
+        raise ECGNetError(f"ablation_records must be >= 0 (0 skips the ablation), got {ablation_records}")
     started, origin = time.perf_counter(), provenance()  # the code and command that made this report
     dirs, seen = [], set()
     for d in [Path(baseline), *map(Path, run_dirs)]:
@@ -221,7 +223,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
         probs[name] = p
     y = test.y.astype(int)
     base_name = names[0]
-    ablation_split = subset(test, ablation_records, seed=0)
+    ablation_split = subset(test, ablation_records or None, seed=0)
 
     runs, models = [], {}
     for name, r in zip(names, loaded):
@@ -236,7 +238,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
         except Exception as e:  # late fusion, missing weights, a model this version cannot build
             entry["notes"].append(f"model not loaded, model-based sections skipped: {e}")
         entry["complexity"] = _complexity(model, config, r, latency_repeats)
-        if model is not None:
+        if model is not None and ablation_records != 0:
             _say(progress, f"{name}: modality ablation / weights")
             ablation = modality_ablation(model, ablation_split, config, classes, n_boot=n_boot)
             if not ablation:
