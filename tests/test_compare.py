@@ -134,6 +134,7 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     assert (out / "figures" / f"frequency_{result['classes'][0]}.png").is_file() == has_frequency
     assert (out / "figures" / f"time_{result['classes'][0]}.png").is_file()
     assert any(result["best"] in line for line in result["conclusion"])
+    assert any(line.startswith("Best fusion model") and "tiny_early" in line for line in result["conclusion"])
 
 
 def test_compare_can_skip_ablation_and_rejects_a_negative_count(tiny_runs, ptbxl_superdiagnostic, tmp_path):

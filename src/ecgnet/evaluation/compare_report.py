@@ -161,6 +161,13 @@ def conclusion(runs: list[dict], baseline: str, best: str | None) -> list[str]:
         b = by[best]["accuracy"]
         lines.append(f"Best by fold-9 (validation) macro AUC: {best} (val {b['val_macro_auc']:.4f}; fold-10 test "
                      f"{b['macro_auc']['value']:.4f} [{b['macro_auc']['low']:.4f}, {b['macro_auc']['high']:.4f}]).")
+    fusion = [r for r in runs if len(r.get("modalities") or []) > 1 and r["accuracy"]["val_macro_auc"] is not None]
+    if fusion:
+        f = max(fusion, key=lambda r: r["accuracy"]["val_macro_auc"])
+        a, d = f["accuracy"], f["vs_baseline"]
+        lines.append(f"Best fusion model (two or more modalities) by fold-9 macro AUC: {f['name']} (val "
+                     f"{a['val_macro_auc']:.4f}; fold-10 test {_ci(a['macro_auc'])}; {d['diff']:+.4f} "
+                     f"[{d['low']:+.4f}, {d['high']:+.4f}] vs {baseline}, p = {d['p_value']:.3f}).")
     for r in runs:
         if r["name"] == baseline:
             continue
