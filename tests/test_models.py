@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +232,10 @@ def test_committed_configs_load_and_build(path):
     if "members" in cfg.model.params:  # late fusion is built from trained member runs: check the parameters only
         builder_params = inspect.signature(registry._REGISTRY[cfg.model.name]).parameters
         assert set(cfg.model.params) <= set(builder_params) - {"num_classes"}
+        root = path.parents[1]
+        for member in cfg.model.params["members"].values():  # members are committed runs of the same task
+            info = json.loads((root / member / "run.json").read_text())
+            assert info["task"] == cfg.data.task, member
         return
     m = build_model(cfg.model.name, num_classes=5, **cfg.model.params).eval()
     samples = int((cfg.data.crop_seconds or 10) * cfg.data.sampling_rate)
