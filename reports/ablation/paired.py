@@ -1,0 +1,32 @@
+"""Two questions of the ablation answered with a paired bootstrap of fold-10 macro AUC (1,000 resamples,
+the same resamples for both runs): does the FFT phase help the frequency model, and does metadata help
+stacked late fusion? Reads only committed run files and the PTB-XL labels.
+
+    ECGNET_DATA=... .venv/bin/python reports/ablation/paired.py > reports/ablation/paired.txt
+"""
+
+import subprocess
+
+from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
+from ecgnet.evaluation import metrics as M
+
+PAIRS = [("frequency_phase", "frequency", "log magnitude + phase vs log magnitude only"),
+         ("late_stacking", "late_stacking_no_metadata", "time+frequency+spectrogram with vs without metadata")]
+
+root = data_root(None)
+labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
+mask = labels.split("test")
+ids_test, y = labels.ecg_ids[mask], labels.y[mask]
+
+
+def load(run):
+    ids, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", labels.classes)
+    assert (ids == ids_test).all(), run
+    return p
+
+
+print("revision", subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
+for a, b, what in PAIRS:
+    d = M.paired_bootstrap(y, load(a), load(b), M.macro_auc, n_boot=1000, seed=0)
+    print(f"{a} vs {b} ({what}): fold-10 macro AUC diff {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] "
+          f"p={d['p_value']:.3f}")
