@@ -176,8 +176,8 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     and return the JSON-ready result (also ``out_dir/comparison.json``).
 
     ``explain_records``: fold-10 records per class for the lead-importance table. ``ablation_records``:
-    evaluate ablation and weights on a random subset of fold 10 of that size (None: all of it; the
-    accuracy tables always use all of fold 10, from the saved predictions; 0 skips them). ``ig_steps``: Integrated
+    evaluate ablation and weights on a random subset of fold 10 of that size (None: all of it; 0: skip
+    them; the accuracy tables always use all of fold 10, from the saved predictions). ``ig_steps``: Integrated
     Gradients steps of the example heatmaps. ``data``: an already loaded :class:`PTBXL` of the runs'
     task (else read from ``data_root``/``cache_dir``)."""
     from ecgnet.data.dataset import PTBXL

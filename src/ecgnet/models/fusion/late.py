@@ -27,6 +27,7 @@ from ecgnet.models.registry import register
 
 METHODS = ("average", "stacking")
 CV_FOLDS = 5
+REPO = Path(__file__).resolve().parents[4]
 
 
 def _stack_class(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -50,7 +51,6 @@ def cross_fitted_logits(z: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS, see
             w, b = _stack_class(z[fit, :, c], y[fit, c])
             out[held, c] = z[held, :, c] @ w + b
     return out
-REPO = Path(__file__).resolve().parents[4]
 
 
 class LateFusion(DroppableModalities, nn.Module):
