@@ -26,6 +26,11 @@ def _ci(m: dict) -> str:
     return f"{m['value']:.4f} [{m['low']:.4f}, {m['high']:.4f}]"
 
 
+def _delta(d: dict) -> str:
+    """A paired-bootstrap difference with its interval: '+0.0010 [+0.0001, +0.0017]'."""
+    return f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+
+
 def _num(x, spec="{:.3f}") -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else spec.format(x)
 
@@ -44,7 +49,7 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]], str | N
         is_base = r["name"] == base
         mods = "+".join(r.get("modalities") or []) or "–"
         rows.append([name, mods, _num(a["val_macro_auc"], "{:.4f}"), _ci(a["macro_auc"]),
-                     "reference" if is_base else f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]",
+                     "reference" if is_base else _delta(d),
                      "–" if is_base else _num(d["p_value"]),
                      _num(a.get("macro_f1")), _num(a.get("mean_balanced_accuracy")), _num(sla)])
     out.append(("Accuracy", ["Model", "Modalities", "Val macro AUC (fold 9)", "Test macro AUC [90% CI]", "Δ vs baseline [90% CI]",
@@ -120,8 +125,7 @@ def _modality_set_table(runs, base: str) -> list:
         return []
     order = sorted(known, key=lambda r: (len(r["modalities"]), "metadata" in r["modalities"], r["name"]))
     rows = [["+".join(r["modalities"]), str(len(r["modalities"])), r["name"], _ci(r["accuracy"]["macro_auc"]),
-             "reference" if r["name"] == base else
-             f"{r['vs_baseline']['diff']:+.4f} [{r['vs_baseline']['low']:+.4f}, {r['vs_baseline']['high']:+.4f}]"]
+             "reference" if r["name"] == base else _delta(r["vs_baseline"])]
             for r in order]
     return [("Ablation by modality set (each row trained or refitted with those modalities)",
              ["Modalities", "n", "Model", "Test macro AUC [90% CI]", "Δ vs baseline [90% CI]"], rows,
@@ -160,14 +164,14 @@ def conclusion(runs: list[dict], baseline: str, best: str | None) -> list[str]:
     if best is not None:
         b = by[best]["accuracy"]
         lines.append(f"Best by fold-9 (validation) macro AUC: {best} (val {b['val_macro_auc']:.4f}; fold-10 test "
-                     f"{b['macro_auc']['value']:.4f} [{b['macro_auc']['low']:.4f}, {b['macro_auc']['high']:.4f}]).")
+                     f"{_ci(b['macro_auc'])}).")
     fusion = [r for r in runs if len(r.get("modalities") or []) > 1 and r["accuracy"]["val_macro_auc"] is not None]
     if fusion:
         f = max(fusion, key=lambda r: r["accuracy"]["val_macro_auc"])
         a, d = f["accuracy"], f["vs_baseline"]
         lines.append(f"Best fusion model (two or more modalities) by fold-9 macro AUC: {f['name']} (val "
-                     f"{a['val_macro_auc']:.4f}; fold-10 test {_ci(a['macro_auc'])}; {d['diff']:+.4f} "
-                     f"[{d['low']:+.4f}, {d['high']:+.4f}] vs {baseline}, p = {d['p_value']:.3f}).")
+                     f"{a['val_macro_auc']:.4f}; fold-10 test {_ci(a['macro_auc'])}; {_delta(d)} vs {baseline}, "
+                     f"p = {d['p_value']:.3f}).")
     for r in runs:
         if r["name"] == baseline:
             continue
@@ -318,8 +322,7 @@ def format_comparison(result: dict) -> Table:
         me = c.get("macs_per_ecg")
         table.add_row(r["name"] + (" ★" if r["name"] == result["best"] else ""),
                       _num(r["accuracy"]["val_macro_auc"], "{:.4f}"), _ci(r["accuracy"]["macro_auc"]),
-                      "reference" if r["name"] == result["baseline"] else
-                      f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]",
+                      "reference" if r["name"] == result["baseline"] else _delta(d),
                       _num(c.get("parameters"), "{:,}"), _num(me and me / 1e6, "{:.1f}"),
                       _num(c.get("latency_ms"), "{:.1f}"))
     return table

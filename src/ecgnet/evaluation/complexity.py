@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-aten = torch.ops.aten
-
 from ecgnet.evaluation.inference import window_starts, windowed_proba
+
+aten = torch.ops.aten
 
 
 def _inputs(samples: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

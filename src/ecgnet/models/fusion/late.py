@@ -86,12 +86,16 @@ class LateFusion(DroppableModalities, nn.Module):
             out.append(torch.logit(p.clamp(1e-6, 1 - 1e-6)))
         return torch.stack(out, dim=1)
 
+    @staticmethod
+    def average_logits(logits: torch.Tensor) -> torch.Tensor:
+        """(batch, classes) logit of the mean of the members' probabilities, from (batch, members, classes)."""
+        return torch.logit(torch.sigmoid(logits).mean(1).clamp(1e-6, 1 - 1e-6))
+
     def forward(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
         logits = self.member_logits(signal, metadata)
         keep = torch.tensor([m not in self.dropped for m in self.modalities], device=logits.device)
         if self.method == "average":
-            p = torch.sigmoid(logits[:, keep]).mean(1)
-            return torch.logit(p.clamp(1e-6, 1 - 1e-6))
+            return self.average_logits(logits[:, keep])
         logits = torch.where(keep[None, :, None], logits, self.mean_logit[None])
         return (logits * self.weight.T[None]).sum(1) + self.bias
 
@@ -107,7 +111,7 @@ class LateFusion(DroppableModalities, nn.Module):
                        for i in range(0, len(signal), batch_size)])
         self.mean_logit.copy_(z.mean(0))
         if self.method == "average":
-            return torch.logit(torch.sigmoid(z).mean(1).clamp(1e-6, 1 - 1e-6)).numpy()
+            return self.average_logits(z).numpy()
         z, y = z.numpy().astype(np.float64), np.asarray(y)
         for c in range(y.shape[1]):
             w, b = _stack_class(z[:, :, c], y[:, c])
