@@ -61,7 +61,7 @@ reproduce: data
 GRID := frequency frequency_phase spectrogram metadata early intermediate_concat intermediate_gated \
         intermediate_attention late_average late_stacking late_stacking_time_frequency \
         late_stacking_time_spectrogram late_stacking_time_metadata late_stacking_no_metadata \
-        early_weighted_bce early_focal early_oversample
+        intermediate_concat_weighted_bce intermediate_concat_focal intermediate_concat_oversample
 ALL_GRID := all_time all_frequency all_spectrogram all_metadata all_late_stacking
 comparison: data
 	for c in baseline_time $(GRID) $(ALL_GRID); do \

@@ -120,6 +120,7 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     assert runs["tiny_early"]["modalities"] == ["time", "frequency", "metadata"]
     assert runs["tiny_time"]["modalities"] == ["time"] and "time+frequency+metadata" in md
     assert "Ablation by modality set" in md
+    assert runs["tiny_time"]["imbalance"] == "none" and "| Imbalance |" in md
     assert not runs["tiny_time"]["ablation"]
     # the weightless run keeps its accuracy rows and gets a note instead of crashing the comparison
     assert runs["no_weights"]["notes"] and "macs_per_ecg" not in runs["no_weights"]["complexity"]
@@ -206,3 +207,14 @@ def test_per_class_tables_turn_for_many_classes():
     (_, header, rows, _), (_, _, acc_rows, _) = _per_class_tables(many, runs(many))
     assert header == ["Class", "n+", "a", "b"] and len(rows) == len(many)
     assert rows[3] == ["C3", "4", "0.530", "0.530"] and acc_rows[0][2] == "0.600 / 0.700"
+
+
+@pytest.mark.parametrize("config, expected", [("intermediate_concat", "none"),
+                                              ("intermediate_concat_focal", "focal loss"),
+                                              ("intermediate_concat_oversample", "oversampling")])
+def test_run_imbalance_reads_the_option_from_the_config(config, expected, tmp_path):
+    from ecgnet.evaluation.compare import run_imbalance
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml", tmp_path / "config.yaml")
+    assert run_imbalance(tmp_path) == expected
+    assert run_imbalance(tmp_path / "missing") is None

@@ -84,6 +84,20 @@ def run_modalities(run_dir: Path) -> list[str] | None:
     return [head] if head in MODALITIES else None
 
 
+IMBALANCE = {"weighted_bce": "weighted BCE", "focal": "focal loss", "oversample": "oversampling"}
+
+
+def run_imbalance(run_dir: Path) -> str | None:
+    """The run's class-imbalance option in words ("none" for plain BCE with shuffling; None if unknown)."""
+    from ecgnet.config import load_config
+
+    if not (Path(run_dir) / "config.yaml").is_file():
+        return None
+    training = load_config(Path(run_dir) / "config.yaml").training
+    chosen = [IMBALANCE[o] for o in (training.loss, training.sampler) if o in IMBALANCE]
+    return " + ".join(chosen) or "none"
+
+
 def _accuracy(run: dict) -> dict:
     t, v, info = run["test"], run["val"], run["info"]
     if "val_macro_auc_source" in info:  # late fusion: its stack was fitted on fold 9, so not val/metrics.json
@@ -230,6 +244,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
         _say(progress, f"{name}: accuracy, paired bootstrap, complexity")
         entry = {"name": name, "run_dir": str(r["dir"]), "model": r["info"].get("model"),
                  "kind": r["info"].get("kind"), "modalities": run_modalities(r["dir"]),
+                 "imbalance": run_imbalance(r["dir"]),
                  "accuracy": _accuracy(r), "notes": []}
         entry["vs_baseline"] = M.paired_bootstrap(y, probs[name], probs[base_name], n_boot=n_boot, seed=0)
         model = config = None

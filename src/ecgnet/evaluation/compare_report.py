@@ -48,12 +48,12 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]], str | N
         name = r["name"] + (" (baseline)" if r["name"] == base else "") + (" ★" if r["name"] == result["best"] else "")
         is_base = r["name"] == base
         mods = "+".join(r.get("modalities") or []) or "–"
-        rows.append([name, mods, _num(a["val_macro_auc"], "{:.4f}"), _ci(a["macro_auc"]),
+        rows.append([name, mods, r.get("imbalance") or "–", _num(a["val_macro_auc"], "{:.4f}"), _ci(a["macro_auc"]),
                      "reference" if is_base else _delta(d),
                      "–" if is_base else _num(d["p_value"]),
                      _num(a.get("macro_f1")), _num(a.get("mean_balanced_accuracy")), _num(sla)])
-    out.append(("Accuracy", ["Model", "Modalities", "Val macro AUC (fold 9)", "Test macro AUC [90% CI]", "Δ vs baseline [90% CI]",
-                             "p (Δ ≤ 0)", "Macro F1", "Mean bal. acc.", "Single-label acc."], rows,
+    out.append(("Accuracy", ["Model", "Modalities", "Imbalance", "Val macro AUC (fold 9)", "Test macro AUC [90% CI]",
+                             "Δ vs baseline [90% CI]", "p (Δ ≤ 0)", "Macro F1", "Mean bal. acc.", "Single-label acc."], rows,
                 f"★ = best by {result['best_rule']} (a late-stacking run's fold-9 AUC is out-of-fold: its stack "
                 f"is fitted on fold 9). Test = fold 10 ({result['n_test_records']} records). "
                 f"Δ: paired bootstrap on the same {result['n_boot']} resamples of fold 10; p = fraction of "
