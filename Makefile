@@ -38,10 +38,10 @@ endif
 	@test -n "$(ECGNET_DATA)" || { echo "No PTB-XL folder: set ECGNET_DATA=DIR, or download it with '$(BIN)/ecgnet data download DIR'" >&2; exit 1; }
 
 # The main job: evaluate on fold 10 (table + report) the committed time-domain baseline and the best
-# model by fold-9 macro AUC (intermediate fusion by concatenation of the four modalities).
+# model by fold-9 macro AUC (intermediate fusion by concatenation of the four modalities, weighted BCE).
 run: data
 	$(BIN)/ecgnet evaluate --checkpoint runs/baseline_time --split test
-	$(BIN)/ecgnet evaluate --checkpoint runs/intermediate_concat --split test
+	$(BIN)/ecgnet evaluate --checkpoint runs/intermediate_concat_weighted_bce --split test
 
 # Tests that need the real data are skipped (with the reason) when no PTB-XL folder is available.
 test: setup
