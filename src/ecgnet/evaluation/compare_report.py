@@ -48,7 +48,8 @@ def _tables(result: dict) -> list[tuple[str, list[str], list[list[str]], str | N
         name = r["name"] + (" (baseline)" if r["name"] == base else "") + (" ★" if r["name"] == result["best"] else "")
         is_base = r["name"] == base
         mods = "+".join(r.get("modalities") or []) or "–"
-        rows.append([name, mods, r.get("imbalance") or "–", _num(a["val_macro_auc"], "{:.4f}"), _ci(a["macro_auc"]),
+        rows.append([name, mods, r.get("imbalance") or "–", _num(a["val_macro_auc"], "{:.4f}"),
+                     _ci(a["macro_auc"]),
                      "reference" if is_base else _delta(d),
                      "–" if is_base else _num(d["p_value"]),
                      _num(a.get("macro_f1")), _num(a.get("mean_balanced_accuracy")), _num(sla)])
