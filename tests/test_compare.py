@@ -213,8 +213,8 @@ def test_per_class_tables_turn_for_many_classes():
                                               ("intermediate_concat_focal", "focal loss"),
                                               ("intermediate_concat_oversample", "oversampling")])
 def test_run_imbalance_reads_the_option_from_the_config(config, expected, tmp_path):
-    from ecgnet.evaluation.compare import run_imbalance
+    from ecgnet.evaluation.compare import run_config, run_imbalance
 
     shutil.copy(Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml", tmp_path / "config.yaml")
-    assert run_imbalance(tmp_path) == expected
-    assert run_imbalance(tmp_path / "missing") is None
+    assert run_imbalance(run_config(tmp_path)) == expected
+    assert run_config(tmp_path / "missing") is None and run_imbalance(None) is None

@@ -5,10 +5,9 @@ stacked late fusion? Reads only committed run files and the PTB-XL labels.
     ECGNET_DATA=... .venv/bin/python reports/ablation/paired.py > reports/ablation/paired.txt
 """
 
-import subprocess
-
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.evaluation import metrics as M
+from ecgnet.runs import provenance
 
 PAIRS = [("frequency_phase", "frequency", "log magnitude + phase vs log magnitude only"),
          ("late_stacking", "late_stacking_no_metadata", "time+frequency+spectrogram with vs without metadata")]
@@ -25,7 +24,7 @@ def load(run):
     return p
 
 
-print("revision", subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
+print("revision", provenance()["git_revision"])
 for a, b, what in PAIRS:
     d = M.paired_bootstrap(y, load(a), load(b), M.macro_auc, n_boot=1000, seed=0)
     print(f"{a} vs {b} ({what}): fold-10 macro AUC diff {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] "

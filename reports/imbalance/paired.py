@@ -23,7 +23,8 @@ N_BOOT, CI = 1000, 0.90
 
 base = sys.argv[1] if len(sys.argv) > 1 else "intermediate_concat"
 runs = [base] + [f"{base}_{o}" for o in OPTIONS]
-labels = make_labels(read_database(data_root(None)), read_statements(data_root(None)), "superdiagnostic")
+root = data_root(None)
+labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
 mask = labels.split("test")
 y, classes = labels.y[mask], labels.classes
 

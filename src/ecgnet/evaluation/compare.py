@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
 
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
+
+if TYPE_CHECKING:
+    from ecgnet.config import Config
 
 BEST_RULE = "highest fold-9 (validation) macro AUC; fold 10 is never used to choose"
 
@@ -54,28 +58,29 @@ def read_run_outputs(run_dir: Path) -> dict:
     info = _read_json(run_dir / "run.json") or {"name": run_dir.name}
     ids, probs, classes = M.read_predictions(run_dir / "test" / "predictions.csv", test.get("classes"))
     return {"dir": run_dir, "info": info, "val": _read_json(run_dir / "val" / "metrics.json"), "test": test,
-            "ids": ids, "probs": probs, "classes": classes}
+            "ids": ids, "probs": probs, "classes": classes, "config": run_config(run_dir)}
 
 
-def _config_rate(run_dir: Path) -> int:
+def run_config(run_dir: Path) -> Config | None:
+    """The run's ``config.yaml``, loaded once per run (None if the run has none)."""
     from ecgnet.config import load_config
 
-    return load_config(run_dir / "config.yaml").data.sampling_rate
+    path = Path(run_dir) / "config.yaml"
+    return load_config(path) if path.is_file() else None
 
 
 MODALITIES = ("time", "frequency", "spectrogram", "metadata")
 
 
-def run_modalities(run_dir: Path) -> list[str] | None:
-    """The modalities a run sees, read from its config: a fusion model's ``modalities`` (its builder's
+def run_modalities(config: Config | None) -> list[str] | None:
+    """The modalities a run sees, from its config: a fusion model's ``modalities`` (its builder's
     default if the config leaves them out) or late-fusion ``members``, else the single modality that a
-    unimodal model's name starts with (None if unknown)."""
-    from ecgnet.config import load_config
+    unimodal model's name starts with (None if unknown or no config)."""
     from ecgnet.models.registry import default_params
 
-    if not (Path(run_dir) / "config.yaml").is_file():
+    if config is None:
         return None
-    model = load_config(Path(run_dir) / "config.yaml").model
+    model = config.model
     params = {**default_params(model.name), **model.params}
     listed = params.get("modalities") or list(params.get("members") or {})
     if listed:
@@ -87,13 +92,11 @@ def run_modalities(run_dir: Path) -> list[str] | None:
 IMBALANCE = {"weighted_bce": "weighted BCE", "focal": "focal loss", "oversample": "oversampling"}
 
 
-def run_imbalance(run_dir: Path) -> str | None:
-    """The run's class-imbalance option in words ("none" for plain BCE with shuffling; None if unknown)."""
-    from ecgnet.config import load_config
-
-    if not (Path(run_dir) / "config.yaml").is_file():
+def run_imbalance(config: Config | None) -> str | None:
+    """The run's class-imbalance option in words ("none" for plain BCE with shuffling; None if no config)."""
+    if config is None:
         return None
-    training = load_config(Path(run_dir) / "config.yaml").training
+    training = config.training
     chosen = [IMBALANCE[o] for o in (training.loss, training.sampler) if o in IMBALANCE]
     return " + ".join(chosen) or "none"
 
@@ -221,7 +224,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
 
     _say(progress, "loading fold 10")
     task = tasks.pop() if tasks else "superdiagnostic"
-    rate = next((_config_rate(r["dir"]) for r in loaded if (r["dir"] / "config.yaml").is_file()), 100)
+    rate = next((r["config"].data.sampling_rate for r in loaded if r["config"] is not None), 100)
     if data is None:
         data = PTBXL(find_root(data_root), task, rate, cache_dir)
     test = data.split("test")
@@ -243,8 +246,8 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     for name, r in zip(names, loaded):
         _say(progress, f"{name}: accuracy, paired bootstrap, complexity")
         entry = {"name": name, "run_dir": str(r["dir"]), "model": r["info"].get("model"),
-                 "kind": r["info"].get("kind"), "modalities": run_modalities(r["dir"]),
-                 "imbalance": run_imbalance(r["dir"]),
+                 "kind": r["info"].get("kind"), "modalities": run_modalities(r["config"]),
+                 "imbalance": run_imbalance(r["config"]),
                  "accuracy": _accuracy(r), "notes": []}
         entry["vs_baseline"] = M.paired_bootstrap(y, probs[name], probs[base_name], n_boot=n_boot, seed=0)
         model = config = None
