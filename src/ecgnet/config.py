@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ecgnet.data.augment import NAMES as AUGMENTATIONS
 from ecgnet.data.ptbxl import TASKS
 from ecgnet.errors import ECGNetError
 
@@ -24,6 +25,8 @@ class DataConfig(_Strict):
     stride_seconds: float = Field(1.25, gt=0, description="stride of the evaluation windows")
     aggregate: Literal["max", "mean"] = "max"
     max_train_records: int | None = Field(None, gt=0, description="subsample the training folds (tests)")
+    augment: list[Literal[AUGMENTATIONS]] = Field(  # type: ignore[valid-type]
+        [], description="training-time acquisition augmentations (ecgnet.data.augment)")
 
     @property
     def window(self) -> int | None:

@@ -1,5 +1,5 @@
-"""WFDB records → 12-lead arrays in millivolts: one validated record for `predict`, one cached
-array of the whole dataset for training.
+"""PTB-XL's WFDB records → one cached array of the whole dataset for training (single records are
+read by :mod:`ecgnet.data.records`).
 
 Reading 21,837 records with wfdb takes minutes, so the first use writes one ``.npy`` file
 (records × 12 × samples, float32 mV) plus a JSON index beside it, atomically, keyed by the source
@@ -15,65 +15,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import wfdb
 from rich.progress import Progress
 
+from ecgnet.data.records import LEADS, read_record, resample_signal  # noqa: F401  (re-exported)
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
 
-LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 SAMPLING_RATE = 100
 SECONDS = 10
 CACHE_ENV = "ECGNET_CACHE"
-_UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
-
-
-def read_record(path: str | os.PathLike, sampling_rate: int = SAMPLING_RATE,
-                resample: bool = False) -> np.ndarray:
-    """Read one WFDB record (``.hea`` path or record name) → (12, samples) float32 in mV.
-
-    Leads are matched by name (case-insensitive, standard order); the record must hold exactly the 12
-    standard leads, finite values and the expected sampling rate unless ``resample`` is set.
-    """
-    path = Path(path)
-    name = path.with_suffix("") if path.suffix in (".hea", ".dat") else path
-    header = name.with_suffix(".hea")
-    if not header.is_file():
-        raise ECGNetError(f"{header}: no such WFDB header")
-    try:
-        rec = wfdb.rdrecord(str(name), physical=False)
-        checksums_match = rec.checksum is None or list(rec.checksum) == list(rec.calc_checksum())
-        physical = rec.dac(return_res=64)
-    except Exception as e:  # wfdb raises many types for malformed files
-        raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
-    if not checksums_match:  # wfdb does not check them; a damaged .dat of the right size would pass
-        raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt .dat?)")
-    leads = [s.upper() for s in rec.sig_name]
-    if sorted(leads) != sorted(LEADS):
-        raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, "
-                          f"found {len(leads)}: {', '.join(rec.sig_name)}")
-    scale = [_UNIT_SCALE.get(u.strip().lower()) for u in rec.units]
-    if None in scale:
-        raise ECGNetError(f"{header}: unknown signal units {sorted(set(rec.units))} (need mV, uV or V)")
-    signal = (physical * np.asarray(scale)).T[[leads.index(lead) for lead in LEADS]]
-    if not np.isfinite(signal).all():
-        raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
-    if rec.fs != sampling_rate:
-        if not resample:
-            raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate} Hz "
-                              "(pass --resample to resample it)")
-        signal = resample_signal(signal, rec.fs, sampling_rate)
-    return np.ascontiguousarray(signal, dtype=np.float32)
-
-
-def resample_signal(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """Polyphase resampling (anti-aliased) along the last axis."""
-    from fractions import Fraction
-
-    from scipy.signal import resample_poly
-
-    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1)
 
 
 def fit_length(signal: np.ndarray, samples: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops, AdamW with a one-cycle schedule, and the
+"""The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops (augmented
+if the config says so), AdamW with a one-cycle schedule, and the
 fold-9 macro AUC over sliding windows as the validation metric (what checkpointing and early stopping
 watch)."""
 
@@ -12,6 +13,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ecgnet.config import Config
+from ecgnet.data.augment import augment
 from ecgnet.evaluation.inference import windowed_proba
 
 
@@ -27,7 +29,10 @@ class ClassifierModule(L.LightningModule):
         return self.model(signal, metadata)
 
     def training_step(self, batch, batch_idx):
-        loss = self.loss(self.model(batch["signal"], batch["metadata"]), batch["y"])
+        signal = batch["signal"]
+        if self.config.data.augment:
+            signal = augment(signal, self.config.data.augment, self.config.data.sampling_rate)
+        loss = self.loss(self.model(signal, batch["metadata"]), batch["y"])
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["y"]))
         return loss
 

@@ -1,0 +1,205 @@
+"""One 12-lead ECG from a WFDB record, whatever its source: PTB-XL (``.dat``), PhysioNet/CinC Challenge
+(``.mat``, format ``16+24``), any sampling rate, any length → :class:`ECGRecord` (signal in mV, the
+reader's warnings, age and sex from the header).
+
+The reader refuses only what is really wrong (no header, a signal that does not match the header's
+checksums, missing leads, unknown units, NaNs) with one :class:`ECGNetError` naming the file. What is
+readable but questionable becomes a warning beside the signal:
+
+- informational: the record was resampled, is longer than 10 s, or its header had a release quirk
+  that was read in its unambiguous sense (a record line naming ``E00015.mat``);
+- **amplitude** warnings (``ECGRecord.amplitude_trusted`` is False): gain 0 (WFDB's "uncalibrated";
+  read at WFDB's default 200 ADU/mV), every lead with the same range (a per-lead normalised signal),
+  a median lead range outside 0.3–12 mV, or a flat lead. The bounds hold every record of PTB-XL's
+  training folds 1–8 (median lead range 0.38–9.5 mV; lead ranges differ by ≥ 10 % of their mean).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from ecgnet.errors import ECGNetError
+
+LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+_LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}
+_UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
+_DEFAULT_GAIN = 200.0  # WFDB: a gain of 0 means uncalibrated, read at 200 ADU per physical unit
+MEDIAN_RANGE_MV = (0.3, 12.0)  # plausible median peak-to-peak lead range (PTB-XL folds 1–8: 0.38–9.5)
+FLAT_LEAD_MV = 0.02
+SAME_RANGE_SPREAD = 0.02  # std / mean of the 12 lead ranges; PTB-XL folds 1–8: ≥ 0.10
+
+
+@dataclass
+class ECGRecord:
+    """A record's 12 standard leads (LEADS order) in mV at ``sampling_rate``, and what the reader noticed."""
+
+    path: Path
+    signal: np.ndarray  # (12, samples) float32 mV
+    sampling_rate: float  # of ``signal``
+    source_rate: float  # as recorded
+    warnings: list[str] = field(default_factory=list)
+    amplitude_trusted: bool = True
+    age: float | None = None
+    sex: str | None = None  # "male" / "female"
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.signal.shape[-1] / self.sampling_rate
+
+
+def header_path(path: str | os.PathLike) -> Path:
+    """A ``.hea``/``.dat``/``.mat`` path or a record name → the header's path."""
+    path = Path(path)
+    name = path.with_suffix("") if path.suffix.lower() in (".hea", ".dat", ".mat") else path
+    return name.with_suffix(".hea")
+
+
+def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False) -> ECGRecord:
+    """Read and check one WFDB record (see the module docstring); ``resample`` allows any source rate."""
+    header = header_path(path)
+    if not header.is_file():
+        raise ECGNetError(f"{header}: no such WFDB header")
+    warnings: list[str] = []
+    rec = _read_wfdb(header, warnings)
+    if rec.checksum is not None and not _checksums_match(rec):
+        raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
+    leads = [_LEAD_ALIASES.get(s.strip().upper(), s.strip().upper()) for s in rec.sig_name]
+    if sorted(leads) != sorted(LEADS):
+        raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, "
+                          f"found {len(leads)}: {', '.join(rec.sig_name)}")
+    scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
+    if None in scale:
+        raise ECGNetError(f"{header}: unknown signal units {sorted(set(rec.units))} (need mV, uV or V)")
+    gains = np.asarray(rec.adc_gain, dtype=float)
+    amplitude_ok = True
+    if (gains == 0).any():
+        warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated'); read at 200 ADU/mV, "
+                        "so amplitudes are arbitrary — fix the header's gain")
+        gains[gains == 0] = _DEFAULT_GAIN
+        amplitude_ok = False
+    rec.adc_gain = gains.tolist()
+    physical = rec.dac(return_res=64) * np.asarray(scale)  # WFDB's invalid-sample value becomes NaN
+    signal = physical.T[[leads.index(lead) for lead in LEADS]]
+    if not np.isfinite(signal).all():
+        raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
+    if rec.fs != sampling_rate:
+        if not resample:
+            raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate:g} Hz "
+                              "(pass --resample to resample it)")
+        signal = resample_signal(signal, rec.fs, sampling_rate)
+        warnings.append(f"resampled: {rec.fs:g} Hz → {sampling_rate:g} Hz")
+    problems = amplitude_problems(signal)
+    warnings += problems
+    age, sex = header_demographics(rec.comments or [])
+    return ECGRecord(header, np.ascontiguousarray(signal, dtype=np.float32), float(sampling_rate), float(rec.fs),
+                     warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []))
+
+
+def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False) -> np.ndarray:
+    """Only the (12, samples) float32 mV signal of :func:`read_ecg`."""
+    return read_ecg(path, sampling_rate, resample).signal
+
+
+def _read_wfdb(header: Path, warnings: list[str]) -> wfdb.Record:
+    """wfdb's digital read; a record line naming its file (``E00015.mat``) is read as the record name."""
+    name = header.with_suffix("")
+    try:
+        return wfdb.rdrecord(str(name), physical=False)
+    except Exception as e:  # wfdb raises many types for malformed files
+        fixed = _fixed_record_line(header)
+        if fixed is None:
+            raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
+    with tempfile.TemporaryDirectory() as tmp:  # the corrected header beside links to the signal files
+        (Path(tmp) / header.name).write_text(fixed)
+        for f in header.parent.iterdir():
+            if f.stem == name.name and f.suffix.lower() != ".hea":
+                os.symlink(f.resolve(), Path(tmp) / f.name) if hasattr(os, "symlink") else shutil.copy(f, tmp)
+        try:
+            rec = wfdb.rdrecord(str(Path(tmp) / name.name), physical=False)
+        except Exception as e:
+            raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
+    warnings.append(f"header quirk: the record line names '{header.read_text().split()[0]}'; "
+                    f"read as record '{name.name}'")
+    return rec
+
+
+def _fixed_record_line(header: Path) -> str | None:
+    """The header with ``NAME.ext`` on its record line replaced by ``NAME``, when NAME is this record."""
+    try:
+        text = header.read_text(errors="strict")
+    except (UnicodeDecodeError, OSError):
+        return None
+    lines = text.splitlines(keepends=True)
+    i = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), None)
+    if i is None:
+        return None
+    first, _, rest = lines[i].lstrip().partition(" ")
+    stem, dot, _ = first.partition(".")
+    if not dot or stem != header.stem or "/" in first:
+        return None
+    lines[i] = f"{stem} {rest}"
+    return "".join(lines)
+
+
+def _checksums_match(rec: wfdb.Record) -> bool:
+    """WFDB checksums are 16-bit (signed in headers, unsigned from wfdb): compare them modulo 2¹⁶."""
+    return [int(c) % 65536 for c in rec.checksum] == [int(c) % 65536 for c in rec.calc_checksum()]
+
+
+def amplitude_problems(signal: np.ndarray) -> list[str]:
+    """Warnings for a (12, samples) mV signal whose amplitudes cannot be physiological."""
+    ranges = signal.max(-1) - signal.min(-1)
+    out = []
+    flat = [LEADS[i] for i in np.flatnonzero(ranges < FLAT_LEAD_MV)]
+    if flat:
+        out.append(f"flat lead: {', '.join(flat)} (range < {FLAT_LEAD_MV} mV — lead off?)")
+    if ranges.mean() > 0 and ranges.std() / ranges.mean() < SAME_RANGE_SPREAD:
+        out.append(f"implausible amplitude: every lead spans the same {ranges.mean():.3g} mV "
+                   "(normalised per lead, not in mV?)")
+    median = float(np.median(ranges))
+    low, high = MEDIAN_RANGE_MV
+    if not low <= median <= high:
+        out.append(f"implausible amplitude: the median lead range is {median:.3g} mV, outside {low:g}–{high:g} mV "
+                   "(wrong gain or units in the header?)")
+    return out
+
+
+def header_demographics(comments: list[str]) -> tuple[float | None, str | None]:
+    """``#Age: 74`` / ``#Sex: Male`` (Challenge style; also ``age 74`` / ``sex: F``) → (age, sex)."""
+    age = sex = None
+    for c in comments:
+        key, value = _key_value(c)
+        if key == "age":
+            try:
+                age = float(value)
+                age = None if not np.isfinite(age) or age < 0 else age
+            except ValueError:
+                age = None
+        elif key == "sex":
+            sex = {"m": "male", "male": "male", "f": "female", "female": "female"}.get(value.lower())
+    return age, sex
+
+
+def _key_value(comment: str) -> tuple[str, str]:
+    key, sep, value = comment.strip().partition(":")
+    if not sep:
+        key, _, value = comment.strip().partition(" ")
+    return key.strip().lower(), value.strip()
+
+
+def resample_signal(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Polyphase resampling (anti-aliased) along the last axis."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1)
