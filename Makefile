@@ -18,7 +18,7 @@ ifeq ($(strip $(ECGNET_DATA)),)
 endif
 export ECGNET_DATA
 
-.PHONY: setup data run test reproduce comparison benchmarks clean
+.PHONY: setup data run test reproduce comparison benchmarks bundle clean
 
 setup: $(VENV)/.installed
 
@@ -75,6 +75,10 @@ benchmarks: data
 	$(BIN)/python benchmarks/bench_model.py --checkpoint runs/baseline_time
 	$(BIN)/python benchmarks/bench_convergence.py
 	$(BIN)/python benchmarks/bench_cache.py
+
+# Refresh the models shipped in the package (src/ecgnet/models_bundled/, see ecgnet.bundled) from runs/.
+bundle: setup
+	$(BIN)/python -m ecgnet.bundled runs src/ecgnet/models_bundled
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

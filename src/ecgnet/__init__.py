@@ -1,3 +1,8 @@
 """ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ecgnet")  # the one source: pyproject.toml's version, as installed
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

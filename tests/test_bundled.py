@@ -1,0 +1,77 @@
+"""The models shipped in the package: identical to their runs, found by name, listed by `ecgnet models`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ecgnet import __version__
+from ecgnet.bundled import (BUNDLED_FILES, BUNDLED_MODELS, DEFAULT_MODEL, bundle, bundled_names, bundled_root,
+                            list_bundled, resolve_checkpoint)
+from ecgnet.cli import app
+from ecgnet.errors import ECGNetError
+
+RUNS = Path(__file__).resolve().parents[1] / "runs"
+
+
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_bundled_copy_is_identical_to_its_run(name):
+    """`make bundle` was run after the last change to runs/<name>/ (else the shipped model drifts)."""
+    if not (RUNS / name).is_dir():
+        pytest.skip(f"{RUNS / name} absent (not a checkout)")
+    copy = bundled_root() / name
+    assert sorted(str(p.relative_to(copy)) for p in copy.rglob("*") if p.is_file()) == sorted(BUNDLED_FILES)
+    for f in BUNDLED_FILES:
+        assert (copy / f).read_bytes() == (RUNS / name / f).read_bytes(), f"{copy / f} differs: run `make bundle`"
+
+
+def test_exactly_the_listed_models_are_bundled():
+    assert bundled_names() == sorted(BUNDLED_MODELS) and DEFAULT_MODEL in BUNDLED_MODELS
+
+
+def test_resolve_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint(DEFAULT_MODEL) == bundled_root() / DEFAULT_MODEL
+    (tmp_path / DEFAULT_MODEL).mkdir()  # an existing path wins over the bundled name
+    assert resolve_checkpoint(DEFAULT_MODEL) == Path(DEFAULT_MODEL)
+    for bad in ("no_such_model", "runs/baseline_time", f"{DEFAULT_MODEL}/val"):
+        with pytest.raises(ECGNetError, match="nor a bundled model") as e:
+            resolve_checkpoint(bad)
+        assert bad in str(e.value) and all(name in str(e.value) for name in BUNDLED_MODELS)
+
+
+def test_list_bundled():
+    models = {m.name: m for m in list_bundled()}
+    assert sorted(models) == sorted(BUNDLED_MODELS)
+    for m in models.values():
+        assert m.task == "superdiagnostic" and m.classes == ["CD", "HYP", "MI", "NORM", "STTC"]
+        assert m.parameters > 0 and 0.5 < m.test_macro_auc <= 1
+
+
+def test_bundle_refuses_an_unevaluated_run(untrained_run, tmp_path):
+    with pytest.raises(ECGNetError, match="val/metrics.json"):
+        bundle(untrained_run, tmp_path / "copy")  # never evaluated: no thresholds to ship
+
+
+def test_predict_with_a_bundled_model_by_name(write_record):
+    from ecgnet.predict import Predictor
+
+    path, _ = write_record()
+    predictor = Predictor(DEFAULT_MODEL)
+    assert predictor.thresholds and set(predictor.thresholds) == set(predictor.classes)
+    result = predictor.predict_file(path)
+    assert result["model"] == DEFAULT_MODEL and len(result["diagnoses"]) == 5
+
+
+def test_cli_models_and_version(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in BUNDLED_MODELS:
+        assert name in result.stdout
+    assert f"{DEFAULT_MODEL} (default)" in result.stdout
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"ecgnet {__version__}"
