@@ -41,9 +41,10 @@ def cli(tmp_path, monkeypatch):
     return invoke
 
 
-def assert_user_error(result, *fragments):
-    """Exit 2, no traceback, one 'error:' line on stderr containing every fragment."""
-    assert result.exit_code == 2, result.output
+def assert_user_error(result, *fragments, status: int = 2):
+    """Exit 2 (1 for a record predict could not read), no traceback, one 'error:' line on stderr
+    containing every fragment."""
+    assert result.exit_code == status, result.output
     assert isinstance(result.exception, SystemExit), result.exception
     message = result.stderr.strip()
     assert message.startswith("error:"), message
@@ -103,6 +104,7 @@ def test_train_with_missing_config(cli, tmp_path):
 
 
 # --- predict: input errors (untrained run, no data needed) ---------------------------------------
+# A record that cannot be read is named on stderr and makes the exit status 1; usage errors give 2.
 
 def _corrupt(write_record):
     path, _ = write_record("corrupt")
@@ -127,7 +129,7 @@ def test_predict_input_errors(cli, untrained_run, write_record, tmp_path, case):
     path = make(write_record)
     path = path if path.is_absolute() else tmp_path / path
     result = cli("predict", path, "--checkpoint", untrained_run)
-    assert_user_error(result, path, fragment)
+    assert_user_error(result, path, fragment, status=1)
     assert result.stdout == ""
 
 
@@ -138,6 +140,7 @@ def test_predict_resample(cli, untrained_run, write_record):
     [res] = json.loads(result.stdout)
     assert res["record"] == str(path) and len(res["diagnoses"]) == 5
     assert all(d["positive"] is None for d in res["diagnoses"])  # an untrained run has no thresholds
+    assert res["warnings"] == ["resampled: 500 Hz → 100 Hz"] and res["positives"] == []
 
 
 def test_predict_bad_sex(cli, untrained_run, write_record):
@@ -177,14 +180,14 @@ def test_predict_with_a_broken_run(cli, untrained_run, write_record, tmp_path, d
 
 
 def test_predict_exit_status_from_the_installed_command(untrained_run, tmp_path):
-    """The real entry point: status 2 and one line on stderr, no traceback."""
+    """The real entry point: status 1 for an unreadable record and one line on stderr, no traceback."""
     exe = Path(sys.executable).with_name("ecgnet")
     if not exe.is_file():
         pytest.skip(f"{exe} is not installed")
     proc = subprocess.run([str(exe), "predict", str(tmp_path / "gone.hea"), "--checkpoint", str(untrained_run)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env={**os.environ, "COLUMNS": "300"})
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().startswith("error:") and "\n" not in proc.stderr.strip()
     assert str(tmp_path / "gone.hea") in proc.stderr and "Traceback" not in proc.stderr
 
@@ -222,11 +225,14 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     out = json.loads(result.stdout)
     assert len(out) == 2 and out[0] == out[1]
     res = out[0]
-    assert set(res) == {"record", "model", "diagnoses"}
-    assert res["record"] == str(path) and res["model"] == "tiny_time"
+    assert set(res) == {"record", "model", "seconds", "source_rate", "coverage", "metadata", "warnings",
+                        "amplitude_trusted", "diagnoses", "positives"}
+    assert res["record"] == str(path) and res["model"] == "tiny_time" and res["warnings"] == []
+    assert res["metadata"] == {}  # a time-only model uses no metadata
     assert sorted(d["class"] for d in res["diagnoses"]) == CLASSES
+    assert res["positives"] == [d["class"] for d in res["diagnoses"] if d["positive"]]
     for d in res["diagnoses"]:
-        assert set(d) == {"class", "probability", "description", "positive"}
+        assert set(d) == {"class", "probability", "description", "threshold", "positive"}
         assert 0 <= d["probability"] <= 1 and isinstance(d["positive"], bool)
     probs = [d["probability"] for d in res["diagnoses"]]
     assert probs == sorted(probs, reverse=True)

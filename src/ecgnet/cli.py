@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ecgnet.bundled import DEFAULT_MODEL, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 
 app = typer.Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_is_help=True,
@@ -25,7 +26,7 @@ app.add_typer(data_app, name="data")
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 
-DEFAULT_RUN = Path(__file__).resolve().parents[2] / "runs" / "baseline_time"
+CHECKPOINT_HELP = "Run directory, its model.safetensors, or a bundled model's name (see `ecgnet models`)."
 DataOpt = typer.Option(None, "--data", envvar="ECGNET_DATA", help="PTB-XL folder (PhysioNet layout).")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
 
@@ -40,6 +41,20 @@ def friendly(fn):
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
     return wrapper
+
+
+def _print_version(value: bool):
+    if value:
+        from ecgnet import __version__
+
+        console.print(f"ecgnet {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    pass
 
 
 @data_app.command("download")
@@ -110,7 +125,7 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YA
 
 @app.command()
 @friendly
-def evaluate(checkpoint: Path = typer.Option(DEFAULT_RUN, help="Run directory or its model.safetensors."),
+def evaluate(checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
              split: str = typer.Option("test", help="test (fold 10) or val (fold 9)."),
              data: Optional[Path] = DataOpt,
              out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>)."),
@@ -122,6 +137,7 @@ def evaluate(checkpoint: Path = typer.Option(DEFAULT_RUN, help="Run directory or
 
     if split not in ("test", "val"):
         raise ECGNetError(f"--split must be 'test' or 'val', not '{split}'")
+    checkpoint = resolve_checkpoint(checkpoint)
     metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
     console.print(format_table(metrics, title=f"{checkpoint.name} — {'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
     console.print(f"Report: [bold]{report}[/]")
@@ -129,34 +145,64 @@ def evaluate(checkpoint: Path = typer.Option(DEFAULT_RUN, help="Run directory or
 
 @app.command()
 @friendly
-def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea) with the 12 standard leads."),
-            checkpoint: Path = typer.Option(DEFAULT_RUN, help="Run directory or its model.safetensors."),
+def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.dat/.mat or record names), "
+                                                 "folders (searched recursively) or PhysioNet RECORDS lists."),
+            checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
             top: int = typer.Option(3, help="How many diagnoses to print per record."),
             resample: bool = typer.Option(False, help="Resample records not at the model's rate."),
-            age: Optional[float] = typer.Option(None, help="Patient age (used by models with metadata)."),
-            sex: Optional[str] = typer.Option(None, help="male or female."),
+            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the header's #Age)."),
+            sex: Optional[str] = typer.Option(None, help="male or female (default: the header's #Sex)."),
             height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
-            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """Diagnose your own ECGs: the top diagnoses with their probabilities."""
+            out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here."),
+            as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+            progress: bool = ProgressOpt):
+    """Diagnose your own ECGs: the top diagnoses with their probabilities, and the reader's warnings.
+
+    Exit status: 0 when every record was diagnosed, 1 when any could not be (each is named on stderr
+    and has its error on its CSV row), 2 for a usage error (bad option, model or no records).
+    """
+    from ecgnet.batch_predict import predict_many, write_results_csv
+    from ecgnet.data.collect import find_records
     from ecgnet.predict import Predictor
 
     predictor = Predictor(checkpoint)
-    results = [predictor.predict_file(r, resample=resample, age=age, sex=sex, height=height, weight=weight)
-               for r in records]
+    metadata = dict(age=age, sex=sex, height=height, weight=weight)
+    predictor.metadata_vector(**metadata)  # bad options are a usage error, not one per record
+    headers = find_records(records)
+    if not headers:
+        raise ECGNetError(f"no WFDB records (.hea) found in {', '.join(map(str, records))}")
+    results = predict_many(predictor, headers, resample=resample, progress=progress and not as_json,
+                           on_error=lambda _, msg: err.print(f"[bold red]error:[/] {escape(msg)}",
+                                                             highlight=False, soft_wrap=True), **metadata)
+    failed = sum("error" in r for r in results)
+    if out:
+        write_results_csv(out, results, predictor.classes)
     if as_json:
         print(json.dumps(results, indent=2))
-        return
-    for res in results:
-        console.print(f"[bold]{escape(res['record'])}[/]")
-        for d in res["diagnoses"][:top]:
-            flag = "[green]positive[/]" if d["positive"] else ""
-            console.print(f"  {d['class']:<6} {d['probability']:.3f}  {escape(d['description'])}  {flag}")
+    elif out and len(results) > 1:
+        warned = sum(bool(r.get("warnings")) for r in results if "error" not in r)
+        console.print(f"{len(results) - failed} of {len(results)} records diagnosed ({warned} with warnings, "
+                      f"{failed} failed) → [bold]{escape(str(out))}[/]")
+    else:
+        for res in (r for r in results if "error" not in r):
+            _print_diagnoses(res, top)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_diagnoses(res: dict, top: int) -> None:
+    console.print(f"[bold]{escape(res['record'])}[/]")
+    for w in res["warnings"]:
+        console.print(f"  [yellow]warning:[/] {escape(w)}", highlight=False)
+    for d in res["diagnoses"][:top]:
+        flag = "[green]positive[/]" if d["positive"] else ""
+        console.print(f"  {d['class']:<6} {d['probability']:.3f}  {escape(d['description'])}  {flag}")
 
 
 @app.command()
 @friendly
 def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare (runs/<name>)."),
-            baseline: Path = typer.Option(DEFAULT_RUN, help="Run the others are tested against (paired bootstrap on fold 10)."),
+            baseline: str = typer.Option(DEFAULT_MODEL, help="Run (or bundled model) the others are tested against (paired bootstrap on fold 10)."),
             out: Path = typer.Option(Path("outputs/comparison"), help="Folder for comparison.json/.md/.html."),
             data: Optional[Path] = DataOpt,
             explain: bool = typer.Option(True, "--explain/--no-explain",
@@ -169,12 +215,29 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories to 
     from ecgnet.evaluation.compare import compare as compare_runs
     from ecgnet.evaluation.compare_report import format_comparison
 
-    result = compare_runs(run_dirs, baseline, data, out, explain=explain, n_boot=n_boot, progress=progress,
-                          ablation_records=ablation_records, explain_records=explain_records)
+    result = compare_runs(run_dirs, resolve_checkpoint(baseline), data, out, explain=explain, n_boot=n_boot,
+                          progress=progress, ablation_records=ablation_records, explain_records=explain_records)
     console.print(format_comparison(result))
     for line in result["conclusion"]:
         console.print(f"• {escape(line)}", highlight=False)
     console.print(f"Report: [bold]{escape(str(out / 'comparison.html'))}[/]")
+
+
+@app.command()
+@friendly
+def models():
+    """The models shipped with ECGNet: use their name as --checkpoint."""
+    from rich.table import Table
+
+    from ecgnet.bundled import list_bundled
+
+    table = Table("name", "task", "classes", "parameters", "fold-10 macro AUC", title="Bundled models")
+    for m in list_bundled():
+        auc = "–" if m.test_macro_auc is None else f"{m.test_macro_auc:.3f}"
+        params = "–" if m.parameters is None else f"{m.parameters:,}"
+        name = f"{m.name} (default)" if m.name == DEFAULT_MODEL else m.name
+        table.add_row(escape(name), m.task or "–", str(len(m.classes)), params, auc)
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ readable but questionable becomes a warning beside the signal:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ from ecgnet.errors import ECGNetError
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
-_DEFAULT_GAIN = 200.0  # WFDB: a gain of 0 means uncalibrated, read at 200 ADU per physical unit
 MEDIAN_RANGE_MV = (0.3, 12.0)  # plausible median peak-to-peak lead range (PTB-XL folds 1–8: 0.38–9.5)
 FLAT_LEAD_MV = 0.02
 SAME_RANGE_SPREAD = 0.02  # std / mean of the 12 lead ranges; PTB-XL folds 1–8: ≥ 0.10
@@ -78,14 +78,10 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
     if None in scale:
         raise ECGNetError(f"{header}: unknown signal units {sorted(set(rec.units))} (need mV, uV or V)")
-    gains = np.asarray(rec.adc_gain, dtype=float)
-    amplitude_ok = True
-    if (gains == 0).any():
-        warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated'); read at 200 ADU/mV, "
+    amplitude_ok = not _zero_gains(header)  # wfdb reads gain 0 as 200 ADU/mV without a word
+    if not amplitude_ok:
+        warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated', read at 200 ADU/mV), "
                         "so amplitudes are arbitrary — fix the header's gain")
-        gains[gains == 0] = _DEFAULT_GAIN
-        amplitude_ok = False
-    rec.adc_gain = gains.tolist()
     physical = rec.dac(return_res=64) * np.asarray(scale)  # WFDB's invalid-sample value becomes NaN
     signal = physical.T[[leads.index(lead) for lead in LEADS]]
     if not np.isfinite(signal).all():
@@ -147,6 +143,25 @@ def _fixed_record_line(header: Path) -> str | None:
         return None
     lines[i] = f"{stem} {rest}"
     return "".join(lines)
+
+
+def _zero_gains(header: Path) -> bool:
+    """Whether a signal line of the header gives gain 0 (the field after the format: ``0/mV``, ``0(5)``)."""
+    lines = [ln.split() for ln in header.read_text(errors="replace").splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    for fields in lines[1:]:
+        if len(fields) > 2:
+            gain = re.match(r"[-+0-9.eE]+", fields[2])
+            if gain and _is_zero(gain.group()):
+                return True
+    return False
+
+
+def _is_zero(number: str) -> bool:
+    try:
+        return float(number) == 0
+    except ValueError:
+        return False
 
 
 def _checksums_match(rec: wfdb.Record) -> bool:

@@ -1,0 +1,47 @@
+"""What a user names on the command line → the WFDB headers to read, in a stable order.
+
+- a ``.hea`` / ``.dat`` / ``.mat`` file or a record name: that record;
+- a folder: every ``.hea`` below it (recursive, sorted);
+- a ``RECORDS`` file (PhysioNet's list): each line is a record name relative to its folder, or a
+  sub-folder (``p10/``) whose own ``RECORDS`` (or, failing that, headers) is read in turn.
+
+Names that do not exist are kept: reading them fails with a clear message on their own row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecgnet.data.records import header_path
+
+
+def find_records(paths: list[str | Path]) -> list[Path]:
+    """The headers that ``paths`` name, each once, in the order given."""
+    found: dict[Path, None] = {}
+    for path in map(Path, paths):
+        for header in _expand(path):
+            found.setdefault(header, None)
+    return list(found)
+
+
+def _expand(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.hea") if not p.name.startswith("."))
+    if path.name == "RECORDS" and path.is_file():
+        return _from_records_file(path)
+    return [header_path(path)]
+
+
+def _from_records_file(path: Path) -> list[Path]:
+    out: list[Path] = []
+    for line in path.read_text(errors="replace").splitlines():
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        target = path.parent / name
+        if name.endswith("/"):
+            sub = target / "RECORDS"
+            out += _from_records_file(sub) if sub.is_file() else _expand(target)
+        else:
+            out.append(header_path(target))
+    return out

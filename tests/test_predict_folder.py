@@ -1,0 +1,96 @@
+"""`ecgnet predict` on folders: one CSV row per record, a broken record reported and never stopping the
+others, records longer than 10 s covered whole, and metadata taken from the header."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ecgnet.cli import app
+from ecgnet.config import parse_config
+from ecgnet.models import build_model
+from ecgnet.predict import Predictor
+from ecgnet.runs import save_model
+from test_records import write_challenge
+
+CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Three readable Challenge records (one of 30 s, one at 1000 Hz) and one with a truncated .mat."""
+    root = tmp_path / "challenge"
+    write_challenge(root / "a", name="A0001")
+    write_challenge(root / "a", name="A0002", seconds=30, seed=1)
+    write_challenge(root / "b", name="S0001", fs=1000, seed=2)
+    broken, _ = write_challenge(root / "b", name="Z0001", seed=3)
+    mat = broken.with_suffix(".mat")
+    mat.write_bytes(mat.read_bytes()[:5000])
+    return root
+
+
+def test_folder_to_csv_with_a_broken_record(folder, untrained_run, tmp_path):
+    out = tmp_path / "predictions.csv"
+    result = CliRunner().invoke(app, ["predict", str(folder), "--checkpoint", str(untrained_run), "--resample",
+                                      "--out", str(out), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "Z0001.hea" in result.stderr and result.stderr.count("error:") == 1
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns) == ["path", *(f"p_{c}" for c in CLASSES), "positives", "warnings", "seconds",
+                                   "coverage", "error"]
+    assert [p.rsplit("/", 1)[-1] for p in table["path"]] == ["A0001.hea", "A0002.hea", "S0001.hea", "Z0001.hea"]
+    ok, bad = table.iloc[:3], table.iloc[3]
+    assert (ok["error"] == "").all() and "Z0001.hea" in bad["error"]
+    assert ok[[f"p_{c}" for c in CLASSES]].map(lambda p: 0 <= float(p) <= 1).all().all()
+    assert bad[[f"p_{c}" for c in CLASSES]].eq("").all()
+    assert "3 segments of 10 s" in ok.iloc[1]["coverage"] and float(ok.iloc[1]["seconds"]) == 30
+    assert "resampled: 1000 Hz → 100 Hz" in ok.iloc[2]["warnings"]
+    assert "3 of 4 records diagnosed" in result.stdout
+
+
+def test_a_long_record_is_the_average_of_its_10_second_segments(folder, untrained_run):
+    predictor = Predictor(untrained_run)
+    res = predictor.predict_file(folder / "a" / "A0002.hea", resample=True)
+    from ecgnet.data.records import read_ecg
+
+    signal = read_ecg(folder / "a" / "A0002.hea", 100, resample=True).signal
+    segments = [predictor.predict_signal(signal[:, s:s + 1000], predictor.metadata_vector()) for s in (0, 1000, 2000)]
+    expected = dict(zip(predictor.classes, np.mean(segments, 0)))
+    assert {d["class"]: d["probability"] for d in res["diagnoses"]} == pytest.approx(expected, abs=1e-4)
+    assert any(w.startswith("longer than 10 s") for w in res["warnings"])
+
+
+def test_untrusted_amplitude_gets_no_calls(tmp_path, untrained_run):
+    path, _ = write_challenge(tmp_path, per_lead_uv=[1000] * 12)
+    predictor = Predictor(untrained_run)
+    predictor.thresholds = {c: 0.5 for c in predictor.classes}
+    res = predictor.predict_file(path, resample=True)
+    assert not res["amplitude_trusted"] and res["positives"] == []
+    assert all(d["positive"] is None for d in res["diagnoses"])
+    assert any("cannot be trusted" in w for w in res["warnings"])
+
+
+@pytest.fixture(scope="module")
+def metadata_run(tmp_path_factory):
+    """An untrained early-fusion run that uses metadata (no data needed)."""
+    config = parse_config({"name": "untrained_meta", "model": {"name": "early_fusion", "params": {
+        "modalities": ["time", "metadata"], "widths": [16, 32]}}}, source="untrained_meta")
+    torch.manual_seed(0)
+    model = build_model(config.model.name, 5, **config.model.params).eval()
+    run_dir = tmp_path_factory.mktemp("meta") / config.name
+    save_model(run_dir, model, config, {"name": config.name, "classes": CLASSES, "seed": 0,
+                                        "metadata_scaler": {"mean": [60, 0.5, 170, 75], "std": [15, 0.5, 10, 15]}})
+    return run_dir
+
+
+def test_metadata_comes_from_the_header_and_options_override(tmp_path, metadata_run):
+    path, _ = write_challenge(tmp_path)  # "#Age: 61", "#Sex: Female"
+    predictor = Predictor(metadata_run)
+    from_header = predictor.predict_file(path, resample=True)
+    assert from_header["metadata"] == {"age": 61.0, "sex": "female"}
+    overridden = predictor.predict_file(path, resample=True, age=30)
+    assert overridden["metadata"] == {"age": 30, "sex": "female"}
+    assert from_header["diagnoses"] != overridden["diagnoses"]

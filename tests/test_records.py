@@ -1,0 +1,188 @@
+"""Records from outside PTB-XL: Challenge .mat files, signed checksums, other rates and lengths, header
+quirks, and amplitudes that cannot be trusted — on records the tests write and on the real shared samples."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from ecgnet.data.collect import find_records
+from ecgnet.data.records import LEADS, header_demographics, read_ecg
+from ecgnet.errors import ECGNetError
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples"
+NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def signed16(x: int) -> int:
+    return (x + 32768) % 65536 - 32768
+
+
+def write_challenge(directory: Path, name: str = "X0001", fs: int = 500, seconds: float = 10, gain: float = 1000,
+                    per_lead_uv=None, flat=(), record_line: str | None = None, seed: int = 0,
+                    comments=("Age: 61", "Sex: Female", "Dx: 164889003")) -> tuple[Path, np.ndarray]:
+    """A Challenge-style record (MAT v4 ``val`` int16 [12, samples], format ``16+24``, signed checksums;
+    leads in ``flat`` all zero) → (header path, the digital signal)."""
+    rng = np.random.default_rng(seed)
+    n = int(fs * seconds)
+    t = np.arange(n) / fs
+    beats = np.exp(-((t % 0.8) - 0.4) ** 2 / 0.0005)  # a QRS-like spike every 0.8 s
+    scale = np.asarray(per_lead_uv if per_lead_uv is not None else np.linspace(400, 1500, 12))[:, None]
+    val = np.round(beats * scale * gain / 1000 + rng.normal(0, 20, (12, n))).astype(np.int16)
+    val[list(flat)] = 0
+    directory.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(directory / f"{name}.mat", {"val": val}, format="4")
+    checksums = [signed16(int(v.astype(np.int64).sum())) for v in val]
+    lines = [record_line or f"{name} 12 {fs} {n}"]
+    lines += [f"{name}.mat 16+24 {gain:g}/mV 16 0 {val[i, 0]} {checksums[i]} 0 {lead}" for i, lead in enumerate(NAMES)]
+    (directory / f"{name}.hea").write_text("\n".join(lines + [f"#{c}" for c in comments]) + "\n")
+    return directory / f"{name}.hea", val
+
+
+def test_challenge_mat_with_negative_checksums(tmp_path):
+    path, val = write_challenge(tmp_path)
+    assert min(int(line.split()[6]) for line in path.read_text().splitlines()[1:13]) < 0
+    rec = read_ecg(path, 500)
+    np.testing.assert_allclose(rec.signal, val / 1000, atol=1e-6)
+    assert rec.warnings == [] and rec.amplitude_trusted
+    assert (rec.age, rec.sex) == (61.0, "female")
+
+
+def test_a_flipped_sample_is_still_refused(tmp_path):
+    path, _ = write_challenge(tmp_path)
+    mat = path.with_suffix(".mat")
+    data = bytearray(mat.read_bytes())
+    data[24 + 2 * 12 * 100 + 1] ^= 0x10  # one byte of sample 100 of lead I
+    mat.write_bytes(bytes(data))
+    with pytest.raises(ECGNetError, match="does not match the header's checksums") as info:
+        read_ecg(path, 500)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fs", [500, 1000])
+def test_other_rates_are_resampled_with_a_warning(tmp_path, fs):
+    path, val = write_challenge(tmp_path, fs=fs)
+    with pytest.raises(ECGNetError, match=f"{fs} Hz.*--resample"):
+        read_ecg(path, 100)
+    rec = read_ecg(path, 100, resample=True)
+    assert rec.signal.shape == (12, 1000) and rec.source_rate == fs
+    assert rec.warnings == [f"resampled: {fs} Hz → 100 Hz"]
+    # the QRS-like spikes survive: lead V6's range is close to the original's
+    assert abs(np.ptp(rec.signal[11]) - np.ptp(val[11]) / 1000) < 0.35
+
+
+def test_a_30_second_record_is_read_whole(tmp_path):
+    path, _ = write_challenge(tmp_path, seconds=30)
+    rec = read_ecg(path, 100, resample=True)
+    assert rec.signal.shape == (12, 3000) and rec.seconds == 30
+
+
+def test_gain_zero_is_read_as_uncalibrated(tmp_path):
+    path, _ = write_challenge(tmp_path)
+    path.write_text(path.read_text().replace(" 1000/mV ", " 0/mV "))
+    rec = read_ecg(path, 500)
+    assert not rec.amplitude_trusted
+    assert any(w.startswith("uncalibrated") for w in rec.warnings)
+    assert np.isfinite(rec.signal).all()
+
+
+def test_every_lead_with_the_same_range_is_flagged(tmp_path):
+    path, _ = write_challenge(tmp_path, per_lead_uv=[1000] * 12)
+    rec = read_ecg(path, 500)
+    assert not rec.amplitude_trusted
+    assert any("every lead spans the same" in w for w in rec.warnings)
+
+
+@pytest.mark.parametrize("gain, fragment", [(20000, "median lead range"), (1000, None)])
+def test_median_lead_range_outside_physiology(tmp_path, gain, fragment):
+    path, _ = write_challenge(tmp_path, gain=1000)
+    path.write_text(path.read_text().replace(" 1000/mV ", f" {gain}/mV "))  # same data, other gain
+    rec = read_ecg(path, 500)
+    assert rec.amplitude_trusted is (fragment is None)
+    assert any(fragment in w for w in rec.warnings) if fragment else rec.warnings == []
+
+
+def test_a_flat_lead_is_flagged(tmp_path):
+    path, _ = write_challenge(tmp_path, flat=(11,))
+    rec = read_ecg(path, 500)
+    assert not rec.amplitude_trusted and any(w.startswith("flat lead: V6") for w in rec.warnings)
+
+
+def test_record_line_naming_its_mat_file_is_read_with_a_warning(tmp_path):
+    path, val = write_challenge(tmp_path, name="E00015", record_line="E00015.mat 12 500 5000 05-May-2020 14:50:55")
+    rec = read_ecg(path, 500)
+    np.testing.assert_allclose(rec.signal, val / 1000, atol=1e-6)
+    assert any("header quirk" in w and "E00015.mat" in w for w in rec.warnings)
+
+
+def test_record_line_naming_another_record_is_refused(tmp_path):
+    path, _ = write_challenge(tmp_path, name="E00015", record_line="E99999.mat 12 500 5000")
+    with pytest.raises(ECGNetError, match="cannot be read as a WFDB record") as info:
+        read_ecg(path, 500)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_lead_name_variants(tmp_path):
+    path, _ = write_challenge(tmp_path)
+    text = path.read_text()
+    for old, new in ((" I\n", " i\n"), (" aVR\n", " AVR\n"), (" aVL\n", " avl\n")):
+        text = text.replace(old, new, 1)
+    path.write_text(text)
+    assert read_ecg(path, 500).signal.shape == (12, 5000)
+
+
+@pytest.mark.parametrize("comments, expected", [
+    (["Age: 74", "Sex: Male"], (74.0, "male")),
+    (["age 5", "sex F"], (5.0, "female")),
+    (["Age: NaN", "Sex: Unknown"], (None, None)),
+    (["Age: -1", "Dx: 1"], (None, None)),
+    ([], (None, None)),
+])
+def test_header_demographics(comments, expected):
+    assert header_demographics(comments) == expected
+
+
+def test_find_records_in_folders_and_records_lists(tmp_path):
+    a, _ = write_challenge(tmp_path / "db" / "g1", name="A1")
+    b, _ = write_challenge(tmp_path / "db" / "g2", name="B1")
+    (tmp_path / "db" / "RECORDS").write_text("g2/B1\ng1/\n")
+    assert find_records([tmp_path / "db"]) == [a, b]
+    assert find_records([tmp_path / "db" / "RECORDS"]) == [b, a]
+    assert find_records([b.with_suffix(".mat"), b, tmp_path / "db"]) == [b, a]  # each once, in order given
+    assert find_records([tmp_path / "missing.hea"]) == [tmp_path / "missing.hea"]
+
+
+# --- the real shared samples (PhysioNet/CinC Challenge 2020/2021) --------------------------------
+
+@pytest.fixture(scope="module")
+def shared_samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"the shared Challenge samples are not at {SAMPLES}")
+    return SAMPLES
+
+
+def test_every_shared_sample_is_read(shared_samples):
+    headers = find_records([shared_samples])
+    assert len(headers) == 122
+    warnings = collections.Counter()
+    untrusted = []
+    for h in headers:
+        rec = read_ecg(h, 100, resample=True)
+        assert rec.signal.shape[0] == 12 and rec.seconds >= 10 and np.isfinite(rec.signal).all()
+        warnings.update({w.split(":")[0] for w in rec.warnings})
+        if not rec.amplitude_trusted:
+            untrusted.append(h.stem)
+    assert warnings == {"resampled": 122, "header quirk": 3, "implausible amplitude": 2, "flat lead": 5}
+    # the two 2020-release Georgia headers whose gain (4880/mV) shrinks the signal, and five Ningbo
+    # records with leads off
+    assert sorted(untrusted) == ["E00015", "E00018", "JS20004", "JS20008", "JS45542", "JS45544", "JS45551"]
+
+
+def test_the_georgia_2020_header_reads_the_2021_data(shared_samples):
+    rec = read_ecg(shared_samples / "georgia" / "E00793.hea", 500)
+    assert rec.signal.shape == (12, 5000) and "header quirk" in rec.warnings[0]
+    assert LEADS[0] == "I"
