@@ -199,6 +199,30 @@ def _print_diagnoses(res: dict, top: int) -> None:
         console.print(f"  {d['class']:<6} {d['probability']:.3f}  {escape(d['description'])}  {flag}")
 
 
+@app.command("evaluate-external")
+@friendly
+def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-style dataset folder (WFDB headers "
+                                                             "with #Dx SNOMED CT codes), searched recursively."),
+                      checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
+                      out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run>/external/<dataset>)."),
+                      n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+                      progress: bool = ProgressOpt):
+    """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source."""
+    from ecgnet.evaluation.external import evaluate_external as run
+    from ecgnet.evaluation.external_report import _auc
+
+    name = Path(str(checkpoint)).name
+    result = run(checkpoint, dataset, out or Path("outputs") / name / "external" / dataset.resolve().name,
+                 n_boot=n_boot, progress=progress)
+    console.print(f"{escape(result['run'])} on {escape(str(dataset))}: {result['n_scored']} of "
+                  f"{result['n_records']} records scored ({len(result['unreadable'])} unreadable, "
+                  f"{len(result['unlabeled'])} without a superclass)")
+    console.print(f"macro AUC {_auc(result['macro_auc'])}")
+    for c, e in result["per_class"].items():
+        console.print(f"  {c:<5} {_auc(e):<24} n positive {e['n_positive']}", highlight=False)
+    console.print(f"Report: [bold]{escape(result['report'])}[/]")
+
+
 @app.command()
 @friendly
 def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare (runs/<name>)."),
