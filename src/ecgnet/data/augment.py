@@ -1,7 +1,7 @@
 """Training-time augmentations that imitate how ECGs differ between acquisition systems, applied to a
 batch of (batch, 12, samples) signals in mV on the training device.
 
-Each augmentation hits a record with probability ``P`` and draws its strength per record:
+Each augmentation hits a record with probability ``P`` (0.5) and draws its strength per record:
 
 - ``amplitude``: one gain for the record (log-uniform 0.67–1.5) and a small one per lead (±10 %), for
   calibration and electrode/body differences;
@@ -26,17 +26,14 @@ NAMES = ("amplitude", "baseline_wander", "noise", "filter", "lead_mix")
 _PRECORDIAL = slice(6, 12)
 
 
-def augment(x: torch.Tensor, names: tuple[str, ...] | list[str], sampling_rate: float) -> torch.Tensor:
-    """Apply the named augmentations, in the order of :data:`NAMES`, to a (batch, 12, samples) batch."""
+def augment(x: torch.Tensor, names: tuple[str, ...] | list[str], sampling_rate: float, p: float = P) -> torch.Tensor:
+    """Apply the named augmentations, in the order of :data:`NAMES`, each to a share ``p`` of the
+    records of a (batch, 12, samples) batch."""
     for name in NAMES:
         if name in names:
-            x = _AUGMENTATIONS[name](x, sampling_rate)
+            hit = torch.rand(x.shape[0], 1, 1, device=x.device) < p
+            x = torch.where(hit, _AUGMENTATIONS[name](x, sampling_rate), x)
     return x
-
-
-def _chosen(x: torch.Tensor) -> torch.Tensor:
-    """(batch, 1, 1) mask: 1 for the records this augmentation hits."""
-    return (torch.rand(x.shape[0], 1, 1, device=x.device) < P).to(x.dtype)
 
 
 def _uniform(shape, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
@@ -46,7 +43,7 @@ def _uniform(shape, low: float, high: float, like: torch.Tensor) -> torch.Tensor
 def amplitude(x: torch.Tensor, fs: float) -> torch.Tensor:
     record = torch.exp(_uniform((x.shape[0], 1, 1), math.log(0.67), math.log(1.5), x))
     lead = _uniform((x.shape[0], x.shape[1], 1), 0.9, 1.1, x)
-    return x * (1 + _chosen(x) * (record * lead - 1))
+    return x * record * lead
 
 
 def baseline_wander(x: torch.Tensor, fs: float) -> torch.Tensor:
@@ -57,12 +54,12 @@ def baseline_wander(x: torch.Tensor, fs: float) -> torch.Tensor:
         phase = _uniform((x.shape[0], x.shape[1], 1), 0, 2 * math.pi, x)
         amp = _uniform((x.shape[0], x.shape[1], 1), 0, 0.25, x)
         wander = wander + amp * torch.sin(2 * math.pi * f * t + phase)
-    return x + _chosen(x) * wander
+    return x + wander
 
 
 def noise(x: torch.Tensor, fs: float) -> torch.Tensor:
     sigma = _uniform((x.shape[0], 1, 1), 0, 0.03, x)
-    return x + _chosen(x) * sigma * torch.randn_like(x)
+    return x + sigma * torch.randn_like(x)
 
 
 def filter(x: torch.Tensor, fs: float) -> torch.Tensor:  # noqa: A001  (the augmentation's name)
@@ -70,8 +67,7 @@ def filter(x: torch.Tensor, fs: float) -> torch.Tensor:  # noqa: A001  (the augm
     high = _uniform((x.shape[0], 1, 1), 0.05, 0.7, x)
     low = _uniform((x.shape[0], 1, 1), 20, 45, x)
     response = 1 / torch.sqrt(1 + (high / f) ** 2) / torch.sqrt(1 + (f / low) ** 4)
-    filtered = torch.fft.irfft(torch.fft.rfft(x) * response, n=x.shape[-1])
-    return x + _chosen(x) * (filtered - x)
+    return torch.fft.irfft(torch.fft.rfft(x) * response, n=x.shape[-1])
 
 
 def lead_mix(x: torch.Tensor, fs: float) -> torch.Tensor:
@@ -80,7 +76,7 @@ def lead_mix(x: torch.Tensor, fs: float) -> torch.Tensor:
                             torch.roll(v, 1, dims=1), torch.roll(v, -1, dims=1))
     neighbour[:, 0] = v[:, 1]  # V1 and V6 have one neighbour each
     neighbour[:, -1] = v[:, -2]
-    a = _uniform((x.shape[0], 6, 1), 0, 0.2, x) * _chosen(x)
+    a = _uniform((x.shape[0], 6, 1), 0, 0.2, x)
     out = x.clone()
     out[:, _PRECORDIAL] = (1 - a) * v + a * neighbour
     return out
