@@ -116,3 +116,14 @@ def test_registered_models_run(name, samples):
 def test_phase_option_builds():
     model = build_model("frequency_transformer", 5, phase=True, d_model=32, n_layers=1, n_heads=2)
     assert model(torch.randn(3, 12, 250), torch.randn(3, 8)).shape == (3, 5)
+
+
+def test_centred_time_frontend_ignores_a_baseline_offset():
+    from ecgnet.modalities.time import TimeFrontend
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 12, 250)
+    offset = torch.randn(4, 12, 1) * 2
+    centred = TimeFrontend(12, center=True)
+    torch.testing.assert_close(centred(x + offset), centred(x))
+    assert not torch.allclose(TimeFrontend(12)(x + offset), TimeFrontend(12)(x))

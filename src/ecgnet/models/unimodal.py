@@ -38,10 +38,10 @@ class UnimodalModel(nn.Module):
 
 @register("time_resnet1d")
 def time_resnet1d(num_classes: int, widths=(64, 64, 128, 128), blocks_per_stage: int = 1,
-                  kernel_size: int = 5, dropout: float = 0.25) -> nn.Module:
-    """The time-domain baseline: standardised raw signal → ResNet1d."""
+                  kernel_size: int = 5, dropout: float = 0.25, center: bool = False) -> nn.Module:
+    """The time-domain baseline: standardised raw signal (each window centred if ``center``) → ResNet1d."""
     encoder = ResNet1d(12, num_classes, tuple(widths), blocks_per_stage, kernel_size, dropout=dropout)
-    return UnimodalModel(TimeFrontend(12), encoder)
+    return UnimodalModel(TimeFrontend(12, center=center), encoder)
 
 
 
