@@ -109,6 +109,8 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YA
           data: Optional[Path] = DataOpt,
           runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
           resume: bool = typer.Option(False, help="Continue from runs/<name>/checkpoints/last.ckpt."),
+          overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
+                                              "(repeatable; validated like the file; the run saves the merged config)."),
           n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
           progress: bool = ProgressOpt):
     """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10."""
@@ -117,7 +119,7 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YA
     from ecgnet.evaluation.report import format_table
     from ecgnet.training.fit import train as fit
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides)
     run_dir, results = fit(cfg, data_root(data), runs_dir, resume=resume, n_boot=n_boot, progress=progress)
     console.print(format_table(results["test"], title=f"{cfg.name} — fold 10 (test)"))
     console.print(f"Run written to [bold]{run_dir}[/]")

@@ -65,7 +65,8 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The config file, with ``overrides`` (``section.key=value``, value in YAML) applied before validation."""
     path = Path(path)
     if not path.is_file():
         raise ECGNetError(f"{path}: no such config file")
@@ -73,7 +74,29 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ECGNetError(f"{path}: not valid YAML ({e})") from e
-    return parse_config(raw, source=str(path))
+    for item in overrides:
+        raw = apply_override(raw, item)
+    source = f"{path} with --set {' --set '.join(overrides)}" if overrides else str(path)
+    return parse_config(raw, source=source)
+
+
+def apply_override(raw: Any, item: str) -> dict:
+    """``a.b=value`` → a copy of ``raw`` with ``raw['a']['b'] = yaml(value)``; sections are created."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ECGNetError(f"--set {item}: expected KEY=VALUE with a dotted key, e.g. training.epochs=2")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as e:
+        raise ECGNetError(f"--set {item}: the value is not valid YAML ({' '.join(str(e).split())})") from e
+    out = dict(raw) if isinstance(raw, dict) else {}
+    node, parts = out, key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        node[part] = dict(child) if isinstance(child, dict) else {}
+        node = node[part]
+    node[parts[-1]] = parsed
+    return out
 
 
 def parse_config(raw: Any, source: str = "config") -> Config:
