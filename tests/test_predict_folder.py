@@ -94,3 +94,23 @@ def test_metadata_comes_from_the_header_and_options_override(tmp_path, metadata_
     overridden = predictor.predict_file(path, resample=True, age=30)
     assert overridden["metadata"] == {"age": 30, "sex": "female"}
     assert from_header["diagnoses"] != overridden["diagnoses"]
+
+
+def test_the_other_coverings_of_a_long_record(folder, untrained_run):
+    from ecgnet.data.records import read_ecg
+    from ecgnet.errors import ECGNetError
+    from ecgnet.evaluation.inference import windowed_proba
+
+    path = folder / "a" / "A0002.hea"
+    signal = read_ecg(path, 100, resample=True).signal
+    first = Predictor(untrained_run, long_records="first")
+    res = first.predict_file(path, resample=True)
+    expected = dict(zip(first.classes, Predictor(untrained_run).predict_signal(signal[:, :1000], first.metadata_vector())))
+    assert {d["class"]: d["probability"] for d in res["diagnoses"]} == pytest.approx(expected, abs=1e-4)
+    assert res["coverage"].startswith("the first 10 s of 30.0 s")
+    windows = Predictor(untrained_run, long_records="windows")
+    whole = windowed_proba(windows.model, torch.as_tensor(signal[None]), torch.as_tensor(windows.metadata_vector()[None]),
+                           250, 125)[0].numpy()
+    np.testing.assert_allclose(windows.predict_signal(signal, windows.metadata_vector()), whole, atol=1e-6)
+    with pytest.raises(ECGNetError, match="--long-records"):
+        Predictor(untrained_run, long_records="all")

@@ -6,6 +6,8 @@ the maximum over 2.5 s windows every 1.25 s. A record of up to 10 s is scored ex
 record is cut into consecutive 10 s segments (the last one ends at the record's end), each segment is
 scored like a PTB-XL record, and the segments' probabilities are averaged — so the whole record counts,
 and a 60 s record is not pushed towards positives by a maximum over 4–6 times as many windows.
+Two other coverings can be asked for (``long_records``): ``first`` scores only the first 10 s, ``windows``
+takes the maximum over every window of the whole record.
 
 A record whose amplitudes cannot be trusted (see :mod:`ecgnet.data.records`) keeps its probabilities
 but gets no positive/negative call: the thresholds were set on calibrated PTB-XL signals.
@@ -27,11 +29,18 @@ from ecgnet.evaluation.inference import window_starts, windowed_proba
 from ecgnet.runs import load_run
 
 _SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
+LONG_RECORDS = ("segments", "first", "windows")
+ENGINES = ("torch", "onnx")  # onnx: the same windows' logits from ONNX Runtime (ecgnet.export)
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
 
 
 class Predictor:
-    def __init__(self, checkpoint: str | Path):
+    def __init__(self, checkpoint: str | Path, long_records: str = "segments", engine: str = "torch"):
+        if long_records not in LONG_RECORDS:
+            raise ECGNetError(f"--long-records must be one of {', '.join(LONG_RECORDS)}, not '{long_records}'")
+        if engine not in ENGINES:
+            raise ECGNetError(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
+        self.long_records = long_records
         checkpoint = resolve_checkpoint(checkpoint)  # a path, or a bundled model's name
         self.model, self.config, self.info = load_run(checkpoint)
         self.run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
@@ -40,6 +49,10 @@ class Predictor:
         self.window, self.stride = self.config.data.window, self.config.data.stride
         self.uses_metadata = "metadata" in getattr(self.model, "modalities", ())
         self.thresholds = self._thresholds()
+        if engine == "onnx":  # RUN/model.onnx if exported from these weights, else exported in memory now
+            from ecgnet.export import onnx_engine
+
+            self.model = onnx_engine(self)  # called like the torch model: the windowing below is shared
 
     def _thresholds(self) -> dict[str, float] | None:
         path = self.run_dir / "val" / "metrics.json"
@@ -60,15 +73,20 @@ class Predictor:
         return np.concatenate([np.nan_to_num(scaled), np.isnan(raw).astype(float)]).astype(np.float32)
 
     def segments(self, samples: int) -> list[int]:
-        """Starts of the 10 s segments that cover a record of ``samples`` samples."""
-        return window_starts(samples, SECONDS * self.rate, SECONDS * self.rate)
+        """Starts of the 10 s segments that cover a record of ``samples`` samples (just the first one
+        with ``long_records="first"``; with ``"windows"`` the record is one segment)."""
+        starts = window_starts(samples, SECONDS * self.rate, SECONDS * self.rate)
+        return starts[:1] if self.long_records in ("first", "windows") else starts
+
+    def _segment_length(self, samples: int) -> int:
+        return samples if self.long_records == "windows" else SECONDS * self.rate
 
     def predict_signal(self, signal: np.ndarray, metadata: np.ndarray) -> np.ndarray:
         """(12, samples) mV → (classes,) probabilities, averaged over the record's 10 s segments."""
         if self.window and signal.shape[-1] < self.window:
             raise ECGNetError(f"{signal.shape[-1] / self.rate:.1f} s long; "
                               f"the model needs at least {self.config.data.crop_seconds:g} s")
-        segment = SECONDS * self.rate
+        segment = self._segment_length(signal.shape[-1])
         starts = self.segments(signal.shape[-1])
         x = torch.as_tensor(np.stack([signal[:, s:s + segment] for s in starts]), dtype=torch.float32)
         m = torch.as_tensor(np.repeat(metadata[None], len(starts), 0), dtype=torch.float32)
@@ -80,6 +98,8 @@ class Predictor:
         how = (f"{self.config.data.crop_seconds:g} s windows every {self.config.data.stride_seconds:g} s, "
                f"{self.config.data.aggregate} over windows") if self.window else "the whole segment at once"
         n = len(self.segments(samples))
+        if self.long_records == "first" and samples > SECONDS * self.rate:
+            return f"the first {SECONDS} s of {samples / self.rate:.1f} s ({how})"
         if n == 1:
             return f"the whole {samples / self.rate:.1f} s ({how})"
         return (f"the whole {samples / self.rate:.1f} s as {n} segments of {SECONDS} s "

@@ -26,9 +26,9 @@ from ecgnet.predict import Predictor
 
 
 def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_boot: int = 1000, seed: int = 0,
-                      progress: bool = True) -> dict:
+                      long_records: str = "segments", progress: bool = True) -> dict:
     """Predict and score every record of ``dataset``; write predictions.csv, metrics.json and a report."""
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, long_records=long_records)
     classes = predictor.classes
     if not set(classes) <= set(SUPERCLASSES):
         raise ECGNetError(f"{checkpoint}: predicts {len(classes)} classes of the '{predictor.info.get('task')}' "
@@ -39,7 +39,8 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
     table = _predictions_table(predictor, headers, progress)
     scored = table[(table["error"] == "") & table["labeled"]]
     result = {"run": predictor.info["name"], "dataset": str(dataset), "n_records": len(table),
-              "n_scored": len(scored), "protocol": _PROTOCOL,
+              "n_scored": len(scored), "long_records": long_records,
+              "protocol": _PROTOCOL.replace("averaged over consecutive 10 s segments", _LONG[long_records]),
               "unreadable": table.loc[table["error"] != "", ["record", "error"]].to_dict("records"),
               "unlabeled": table.loc[(table["error"] == "") & ~table["labeled"], "record"].tolist(),
               "untrusted_amplitude": int((~scored["amplitude_trusted"]).sum()),
@@ -110,6 +111,8 @@ def _ci(y, p, n_boot, seed) -> tuple[float, float | None, float | None]:
         return M.macro_auc(y, p), None, None
 
 
+_LONG = {"segments": "averaged over consecutive 10 s segments", "first": "scored on their first 10 s",
+         "windows": "scored as the maximum over all their windows"}
 _PROTOCOL = ("Records resampled to the model's rate; records longer than 10 s averaged over consecutive 10 s "
              "segments; labels from #Dx SNOMED CT codes via ecgnet/data/snomed_ptbxl.csv (NORM only when every "
              "code is a sinus rhythm); records without any superclass left out, as in the PTB-XL benchmark; "
