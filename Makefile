@@ -42,6 +42,7 @@ endif
 run: data
 	$(BIN)/ecgnet evaluate --checkpoint runs/baseline_time --split test
 	$(BIN)/ecgnet evaluate --checkpoint runs/intermediate_concat_weighted_bce --split test
+	@echo "Viewer: run '$(BIN)/ecgnet serve' and open http://127.0.0.1:8000/ (see the README's Viewer section)"
 
 # Tests that need the real data are skipped (with the reason) when no PTB-XL folder is available.
 test: setup

@@ -1,0 +1,187 @@
+"""The viewer's web application: a JSON API over :mod:`ecgnet.predict` and :mod:`ecgnet.explain`, and
+the page (``static/``) that draws its answers. No model logic lives here.
+
+Routes (OpenAPI at ``/docs``)::
+
+    GET  /                      the page
+    GET  /healthz               liveness, number of models, whether PTB-XL is configured
+    GET  /api/models            the models one may choose (name, task, classes, fold-10 macro AUC)
+    POST /api/predict           multipart: files (.hea + .dat/.mat), model, age/sex/height/weight
+                                → {prediction (the schema of `ecgnet predict --json`), signal, reference}
+    POST /api/explain           multipart: files or ecg_id, model, target class, scope, steps
+                                → attributions over the leads (+ modality contributions)
+    GET  /api/records/{ecg_id}  a PTB-XL record (when a dataset is configured), as /api/predict,
+                                with its reference labels
+
+Every refusal is a 4xx whose ``detail`` is one line (the reader's message for unreadable records).
+Routes are plain functions, so requests run in worker threads; the model they use is locked meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ecgnet import __version__
+from ecgnet.data.records import LEADS, ECGRecord, read_ecg
+from ecgnet.errors import ECGNetError
+from ecgnet.serve.explain import ExplainLimits, explain_record
+from ecgnet.serve.models import Loaded, ModelStore
+from ecgnet.serve.reference import PTBXLRecords, header_reference
+from ecgnet.serve.uploads import UploadError, UploadLimits, public_message, saved_record, size
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(models: ModelStore | list | tuple | None = None, data_root: str | Path | None = None,
+               runs_dir: str | Path | None = None, limits: UploadLimits = UploadLimits(),
+               explain_limits: ExplainLimits = ExplainLimits()) -> FastAPI:
+    """``models``: a :class:`ModelStore`, or checkpoints (names or run paths; the first is the default)
+    to which the bundled models and the runs of ``runs_dir`` are added. ``data_root``: a PTB-XL folder
+    for ``/api/records`` (None: that route answers 404)."""
+    store = models if isinstance(models, ModelStore) else \
+        ModelStore.discover(list(models or []), Path(runs_dir) if runs_dir else None)
+    ptbxl = PTBXLRecords(data_root) if data_root else None
+    app = FastAPI(title="ECGNet viewer", version=__version__,
+                  description="Diagnose a 12-lead ECG with an ECGNet model and see why.")
+    app.state.models, app.state.ptbxl, app.state.limits = store, ptbxl, limits
+    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(ECGNetError)
+    def _refused(_: Request, e: ECGNetError):
+        return JSONResponse({"detail": public_message(e, None)}, status_code=getattr(e, "status", 400))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_: Request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "version": __version__, "models": len(store.names()), "ptbxl": ptbxl is not None}
+
+    @app.get("/api/models")
+    def list_models():
+        return {"default": store.default, "ptbxl": ptbxl is not None, "models": store.describe(),
+                "limits": {**asdict(limits), **asdict(explain_limits)}}
+
+    @app.post("/api/predict")
+    def predict(files: list[UploadFile] = File(..., description="one record: its .hea and .dat/.mat"),
+                model: Optional[str] = Form(None), age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
+                height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
+        loaded = store.get(model)
+        given = dict(age=age, sex=sex or None, height=height, weight=weight)
+        with _uploaded(files, loaded, limits) as record:
+            with loaded.lock:
+                prediction = _predict(loaded, record, given)
+            return {"prediction": prediction, "signal": _signal(record),
+                    "reference": header_reference(record, loaded.predictor)}
+
+    @app.get("/api/records/{ecg_id}")
+    def ptbxl_record(ecg_id: int, model: Optional[str] = None):
+        loaded = store.get(model)
+        record, given, reference = _ptbxl(ptbxl, ecg_id, loaded)
+        with loaded.lock:
+            prediction = _predict(loaded, record, given)
+        return {"prediction": prediction, "signal": _signal(record), "reference": reference}
+
+    @app.post("/api/explain")
+    def explain(target: str = Form(..., description="the class to explain, e.g. MI"),
+                files: Optional[list[UploadFile]] = File(None), ecg_id: Optional[int] = Form(None),
+                model: Optional[str] = Form(None), scope: str = Form("best", description="best | segment"),
+                steps: Optional[int] = Form(None, description=f"IG steps (≤ {explain_limits.max_steps})"),
+                age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
+                height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
+        loaded = store.get(model)
+        if (ecg_id is None) == (not files):
+            raise UploadError("send either the record's files or an ecg_id")
+        given = dict(age=age, sex=sex or None, height=height, weight=weight)
+        with contextlib.ExitStack() as stack:
+            if files:
+                record = stack.enter_context(_uploaded(files, loaded, limits))
+            else:
+                record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
+            with loaded.lock:
+                used = _predict(loaded, record, given)["metadata"]
+                return explain_record(loaded.predictor, record, target, used, scope, steps, explain_limits)
+
+    return app
+
+
+@contextlib.contextmanager
+def _uploaded(files: list[UploadFile], loaded: Loaded, limits: UploadLimits) -> Iterator[ECGRecord]:
+    """The uploaded record read at the model's rate (any source rate is resampled), in its temporary folder."""
+    with saved_record([(f.filename, f.file) for f in files], limits) as header:
+        try:
+            record = read_ecg(header, loaded.predictor.rate, resample=True)
+        except Exception as e:  # the reader's own message (ECGNetError), or whatever a malformed file raised
+            message = public_message(e, header.parent)
+            if not isinstance(e, ECGNetError):
+                message = f"{header.name}: cannot be read ({type(e).__name__}: {message})"
+            raise UploadError(message) from None
+        record.path = Path(header.name)  # what the user uploaded, not where it lay
+        yield record
+
+
+def _predict(loaded: Loaded, record: ECGRecord, given: dict) -> dict:
+    try:
+        return loaded.predictor.predict_record(record, **given)
+    except ECGNetError as e:
+        raise UploadError(str(e)) from None
+
+
+def _ptbxl(ptbxl: "PTBXLRecords | None", ecg_id: int, loaded: Loaded) -> tuple[ECGRecord, dict, dict]:
+    if ptbxl is None:
+        raise HTTPException(404, "no PTB-XL dataset configured on this server (start it with ECGNET_DATA set)")
+    if ptbxl.missing(ecg_id):
+        raise HTTPException(404, ptbxl.missing(ecg_id))
+    return ptbxl.read(ecg_id, loaded.predictor)
+
+
+def _signal(record: ECGRecord) -> dict:
+    """The (12, samples) mV signal the model saw, rounded to 1 µV, for plotting."""
+    return {"rate": record.sampling_rate, "source_rate": record.source_rate, "leads": list(LEADS),
+            "samples": int(record.signal.shape[-1]), "units": "mV",
+            "mv": np.round(record.signal.astype(np.float64), 3).tolist()}
+
+
+class BodyLimit:
+    """Refuses request bodies above ``max_bytes`` with a 413: at once from Content-Length, else while
+    they stream in (so an oversized upload is never written out whole)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"request larger than the {size(self.max_bytes)} allowed"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            event = await receive()
+            received += len(event.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, message)
+            return event
+
+        await self.app(scope, limited, send)
+

@@ -1,0 +1,97 @@
+"""The models a server offers, each loaded once on first use and shared by every request.
+
+A model is chosen by name only — the bundled models (:mod:`ecgnet.bundled`), the runs of a runs folder
+(``runs/<name>/`` with its weights) and any checkpoint given to :func:`ecgnet.serve.app.create_app` —
+so no request string ever becomes a path. Each loaded :class:`~ecgnet.predict.Predictor` has its own
+lock: a torch module is not safe to share between threads while fusion models record their gate
+weights (``last_weights``) and attributions hook into it, so a model serves one request at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecgnet.bundled import bundled_names, resolve_checkpoint
+from ecgnet.errors import ECGNetError
+from ecgnet.predict import Predictor
+
+
+@dataclass
+class Loaded:
+    predictor: Predictor
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ModelStore:
+    def __init__(self, checkpoints: dict[str, Path]):
+        if not checkpoints:
+            raise ECGNetError("no models to serve: give a checkpoint or a runs folder")
+        self.checkpoints = dict(checkpoints)
+        self.default = next(iter(self.checkpoints))
+        self._loaded: dict[str, Loaded] = {}
+        self._loading = threading.Lock()
+
+    @classmethod
+    def discover(cls, checkpoints=(), runs_dir: Path | None = None, bundled: bool = True) -> "ModelStore":
+        """The given checkpoints first (the first is the default), then the bundled models, then every
+        run of ``runs_dir`` with weights; a name seen before is skipped."""
+        found: dict[str, Path] = {}
+        for c in checkpoints:
+            path = resolve_checkpoint(c)
+            run_dir = path.parent if path.suffix == ".safetensors" else path
+            found.setdefault(run_dir.name, run_dir)
+        for name in bundled_names() if bundled else []:
+            found.setdefault(name, resolve_checkpoint(name))
+        if runs_dir is not None and Path(runs_dir).is_dir():
+            for run in sorted(Path(runs_dir).iterdir()):
+                if all((run / f).is_file() for f in ("config.yaml", "run.json", "model.safetensors")):
+                    found.setdefault(run.name, run.resolve())
+        return cls(found)
+
+    def names(self) -> list[str]:
+        return list(self.checkpoints)
+
+    def get(self, name: str | None) -> Loaded:
+        name = name or self.default
+        if name not in self.checkpoints:
+            raise ECGNetError(f"unknown model '{name[:80]}' (see GET /api/models)")
+        if name in self._loaded:  # loaded models are served without waiting for one being loaded
+            return self._loaded[name]
+        with self._loading:
+            if name not in self._loaded:
+                self._loaded[name] = Loaded(Predictor(self.checkpoints[name]))
+            return self._loaded[name]
+
+    def describe(self) -> list[dict]:
+        """What GET /api/models lists, read from run.json and the fold-10 metrics (no model is loaded)."""
+        out = []
+        for name, path in self.checkpoints.items():
+            info = _read_json(path / "run.json")
+            test = _read_json(path / "test" / "metrics.json")
+            config = (path / "config.yaml").read_text(errors="replace")
+            out.append({"name": name, "default": name == self.default, "task": info.get("task"),
+                        "classes": info.get("classes", []), "parameters": info.get("parameters"),
+                        "architecture": _model_name(config),
+                        "test_macro_auc": (test.get("macro_auc") or {}).get("value"),
+                        "loaded": name in self._loaded})
+        return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _model_name(config_text: str) -> str | None:
+    """The ``model: name:`` of a run's config.yaml, without building the model."""
+    import yaml
+
+    try:
+        return ((yaml.safe_load(config_text) or {}).get("model") or {}).get("name")
+    except yaml.YAMLError:
+        return None

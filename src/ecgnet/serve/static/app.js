@@ -1,0 +1,437 @@
+// ECGNet viewer: asks the JSON API (see /docs) and draws its answers. Plain JavaScript, no build step.
+"use strict";
+
+const LEAD_NAMES = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
+const GRID_3X4 = [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]];  // rows × columns of lead indices
+const RHYTHM = 1;  // lead II
+const MM_PER_S = 25, MM_PER_MV = 10, PAGE_S = 10;
+const LEFT = 12, TOP = 3, RIGHT = 3, ROW_MM = 32, STRIP_MM = 28;
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  models: null, result: null, source: null,  // source: {files: File[]} | {ecgId: n}
+  explanations: {}, explainClass: null, overlay: false,
+  layout: "3x4", pxPerMm: null, page: 0,
+};
+
+// --- API -------------------------------------------------------------------------------------
+
+async function api(method, url, body) {
+  busy(true);
+  try {
+    const response = await fetch(url, {method, body});
+    const data = await response.json().catch(() => ({detail: `${response.status} ${response.statusText}`}));
+    if (!response.ok) throw new Error(typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail));
+    showError(null);
+    return data;
+  } finally {
+    busy(false);
+  }
+}
+
+let pending = 0;
+function busy(on) {
+  pending += on ? 1 : -1;
+  $("busy").hidden = pending <= 0;
+}
+
+function showError(message) {
+  $("error").hidden = !message;
+  $("error").textContent = message || "";
+}
+
+function patientForm(form) {
+  if ($("age").value) form.append("age", $("age").value);
+  if ($("sex").value) form.append("sex", $("sex").value);
+  return form;
+}
+
+async function init() {
+  state.models = await api("GET", "/api/models");
+  const select = $("model");
+  for (const m of state.models.models) {
+    const option = new Option(m.name + (m.test_macro_auc ? `  (AUC ${m.test_macro_auc.toFixed(3)})` : ""), m.name);
+    option.selected = m.default;
+    select.add(option);
+  }
+  $("ptbxl-field").hidden = !state.models.ptbxl;
+  document.querySelectorAll(".ptbxl-only").forEach((e) => { e.hidden = !state.models.ptbxl; });
+}
+
+async function diagnose() {
+  if (!state.source) return;
+  let data;
+  try {
+    if (state.source.files) {
+      const form = patientForm(new FormData());
+      for (const f of state.source.files) form.append("files", f, f.name);
+      form.append("model", $("model").value);
+      data = await api("POST", "/api/predict", form);
+    } else {
+      data = await api("GET", `/api/records/${state.source.ecgId}?model=${encodeURIComponent($("model").value)}`);
+    }
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  state.result = data;
+  state.explanations = {};
+  state.explainClass = null;
+  state.overlay = false;
+  state.page = 0;
+  state.pxPerMm = null;
+  render();
+}
+
+async function explain(cls) {
+  const key = `${cls}|${$("scope").value}`;
+  if (!state.explanations[key]) {
+    const form = patientForm(new FormData());
+    if (state.source.files) for (const f of state.source.files) form.append("files", f, f.name);
+    else form.append("ecg_id", state.source.ecgId);
+    form.append("model", $("model").value);
+    form.append("target", cls);
+    form.append("scope", $("scope").value);
+    try {
+      state.explanations[key] = await api("POST", "/api/explain", form);
+    } catch (e) {
+      showError(e.message);
+      return;
+    }
+  }
+  state.explainClass = cls;
+  state.overlay = true;
+  const ex = state.explanations[key];
+  state.page = Math.floor(ex.start / ex.rate / PAGE_S);  // show the explained part
+  render();
+  if (state.layout === "12") $("paper").scrollLeft = Math.max(0, (LEFT + ex.start / ex.rate * MM_PER_S) * state.pxPerMm - 60);
+}
+
+function currentExplanation() {
+  return state.explainClass ? state.explanations[`${state.explainClass}|${$("scope").value}`] : null;
+}
+
+// --- rendering ---------------------------------------------------------------------------------
+
+function render() {
+  const {prediction} = state.result;
+  $("empty").hidden = true;
+  $("view").hidden = false;
+  renderRecord(prediction);
+  renderDiagnoses(prediction, state.result.reference);
+  renderReference(state.result.reference);
+  renderExplanation();
+  renderPlot();
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function renderRecord(p) {
+  $("record-name").textContent = p.record;
+  const sig = state.result.signal;
+  const facts = [
+    ["length", `${p.seconds} s`],
+    ["recorded at", `${p.source_rate} Hz` + (p.source_rate !== sig.rate ? ` (shown as the model sees it: ${sig.rate} Hz)` : "")],
+    ["model sees", p.coverage],
+    ["metadata used", Object.keys(p.metadata).length ? Object.entries(p.metadata).map(([k, v]) => `${k} ${v}`).join(", ") : "none"],
+  ];
+  $("record-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: v})]));
+  $("warnings").replaceChildren(...p.warnings.map((w) => el("li", {class: "warning", text: w})));
+}
+
+function renderDiagnoses(p, reference) {
+  $("model-name").textContent = `· ${p.model}`;
+  const refLabels = reference ? new Set(reference.labels) : null;
+  $("ref-head").hidden = !refLabels;
+  const rows = p.diagnoses.map((d) => {
+    const pct = (x) => `${Math.max(0, Math.min(100, 100 * x))}%`;
+    const meter = el("span", {class: "meter"}, el("span", {class: "fill" + (d.positive ? " pos" : ""), style: `width:${pct(d.probability)}`}));
+    if (d.threshold !== null) meter.append(el("span", {class: "tick", style: `left:calc(${pct(d.threshold)} - 1px)`, title: `threshold ${d.threshold}`}));
+    const call = d.positive === null ? ["withheld", d.threshold === null ? "no threshold" : "withheld"]
+      : d.positive ? ["positive", "positive"] : ["negative", "negative"];
+    const button = el("button", {type: "button", class: "explain-btn", "data-class": d.class,
+                                 "aria-pressed": String(state.overlay && state.explainClass === d.class),
+                                 text: state.overlay && state.explainClass === d.class ? "Hide" : "Why?"});
+    button.addEventListener("click", () => {
+      if (state.overlay && state.explainClass === d.class) { state.overlay = false; render(); } else explain(d.class);
+    });
+    const row = el("tr", {class: "dx-row" + (state.explainClass === d.class ? " selected" : ""), "data-class": d.class},
+      el("td", {}, el("span", {class: "code", text: d.class}), el("span", {class: "desc", text: d.description})),
+      el("td", {}, el("span", {class: "prob"}, meter,
+        el("span", {class: "num", text: d.probability.toFixed(3)}),
+        el("span", {class: "num muted", text: d.threshold === null ? "" : `| ${d.threshold.toFixed(3)}`}))),
+      el("td", {}, el("span", {class: `call ${call[0]}`, text: call[1]})));
+    if (refLabels) row.append(el("td", {class: refLabels.has(d.class) ? "ref-yes" : "muted", text: refLabels.has(d.class) ? "✓" : "–"}));
+    row.append(el("td", {}, button));
+    return row;
+  });
+  $("diagnoses").replaceChildren(...rows);
+}
+
+function renderReference(ref) {
+  $("reference-card").hidden = !ref;
+  if (!ref) return;
+  const out = [el("div", {class: "ref-labels"}, ...(ref.labels.length ? ref.labels.map((l) => el("span", {class: "tag", text: l}))
+    : [el("span", {class: "muted", text: "no label of this task"})]))];
+  if (ref.source === "PTB-XL") {
+    out.push(el("div", {class: "muted", text: `PTB-XL ecg_id ${ref.ecg_id} · ${ref.task} labels`}));
+    out.push(el("ul", {class: "stmts"}, ...ref.statements.map((s) =>
+      el("li", {text: `${s.code} (${s.likelihood}%) ${s.description}`}))));
+    if (ref.report) out.push(el("p", {class: "note muted", text: `Report: “${ref.report}”`}));
+    out.push(el("p", {class: "note" + (ref.in_training ? " warn" : ""), text: ref.note}));
+  } else {
+    out.push(el("div", {class: "muted", text: `${ref.source}: ${ref.codes.join(", ")}`}));
+    if (ref.unmapped.length) out.push(el("p", {class: "note muted", text: `no PTB-XL class for: ${ref.unmapped.join(", ")}`}));
+  }
+  $("reference").replaceChildren(...out);
+}
+
+function renderExplanation() {
+  const ex = currentExplanation();
+  $("overlay-toggle").disabled = !ex;
+  $("overlay-toggle").checked = !!ex && state.overlay;
+  $("explanation-card").hidden = !state.explainClass;
+  $("legend").hidden = !(ex && state.overlay);
+  if (!ex) return;
+  const rate = ex.rate, t0 = ex.start / rate, t1 = (ex.start + ex.samples) / rate;
+  const decisive = ex.windows.find((w) => w.decisive);
+  $("explain-class").textContent = ex.class;
+  $("explain-text").textContent = `${ex.method}, ${ex.n_steps} steps, over ${t0.toFixed(2)}–${t1.toFixed(2)} s` +
+    (decisive ? `; the decisive window starts at ${(decisive.start / rate).toFixed(2)} s (probability ${decisive.probability.toFixed(3)} there).` : ".") +
+    ` Colour: attribution per 40 ms, scaled to the strongest (${ex.max_abs.toPrecision(2)} logit units).`;
+  $("legend-text").textContent = `for ${ex.class}, ${t0.toFixed(2)}–${t1.toFixed(2)} s`;
+  const box = $("modalities");
+  box.replaceChildren();
+  if (!ex.modalities) return;
+  const m = ex.modalities;
+  const table = el("table", {class: "bars"});
+  table.append(el("tr", {}, el("td", {class: "muted", text: "modality"}),
+    el("td", {class: "muted", text: m.weights ? "gate weight" : ""}), el("td", {class: "muted", text: `P(${ex.class}) without it`})));
+  for (const [name, p] of Object.entries(m.without)) {
+    const w = m.weights ? m.weights[name] : null;
+    const weight = w === null ? el("span") : el("span", {class: "prob"},
+      el("span", {class: "meter"}, el("span", {class: "fill pos", style: `width:${100 * w}%`})), el("span", {class: "num", text: w.toFixed(2)}));
+    const delta = p - m.probability;
+    table.append(el("tr", {class: "modality-row"}, el("td", {text: name}), el("td", {}, weight),
+      el("td", {class: "num", text: `${p.toFixed(3)} (${delta >= 0 ? "+" : "−"}${Math.abs(delta).toFixed(3)})`})));
+  }
+  box.replaceChildren(el("h3", {text: `Modalities — P(${ex.class}) = ${m.probability.toFixed(3)} with all of them`}), table);
+}
+
+// --- the ECG paper (SVG, in millimetres) -------------------------------------------------------
+
+function renderPlot() {
+  const sig = state.result.signal;
+  const seconds = sig.samples / sig.rate;
+  const pages = Math.max(1, Math.ceil(seconds / PAGE_S - 1e-9));
+  state.page = Math.min(Math.max(0, state.page), pages - 1);
+  const paged = state.layout === "3x4";
+  $("pager").hidden = !paged || pages < 2;
+  $("page-label").textContent = `${state.page * PAGE_S}–${Math.min(seconds, (state.page + 1) * PAGE_S).toFixed(1)} s of ${seconds.toFixed(1)} s`;
+  const svg = paged ? draw3x4(sig, state.page * PAGE_S) : drawStrips(sig);
+  const paper = $("paper");
+  if (!state.pxPerMm) state.pxPerMm = Math.max(2, Math.min(6, (paper.clientWidth - 2) / svg.width));
+  paper.innerHTML = svg.markup(state.pxPerMm);
+  $("caption").textContent = `25 mm/s · 10 mm/mV · 1 mm and 5 mm grid · ${sig.rate} Hz as the model sees it` +
+    ` · lead offsets removed for display · calibration pulse 1 mV` + (paged ? "" : " · scroll sideways for time");
+}
+
+function medians(mv) {
+  return mv.map((lead) => { const s = Float64Array.from(lead).sort(); return s.length ? s[s.length >> 1] : 0; });
+}
+
+function paperSvg(widthMm, heightMm, body) {
+  return {
+    width: widthMm,
+    markup: (px) => `<svg xmlns="http://www.w3.org/2000/svg" id="ecg-svg" width="${(widthMm * px).toFixed(0)}" height="${(heightMm * px).toFixed(0)}"` +
+      ` viewBox="0 0 ${widthMm} ${heightMm}" font-family="Helvetica, Arial, sans-serif">` +
+      `<defs><pattern id="grid1" width="1" height="1" patternUnits="userSpaceOnUse"><path d="M1 0V1H0" fill="none" stroke="#f5c9c4" stroke-width="0.06"/></pattern>` +
+      `<pattern id="grid5" width="5" height="5" patternUnits="userSpaceOnUse"><rect width="5" height="5" fill="url(#grid1)"/>` +
+      `<path d="M5 0V5H0" fill="none" stroke="#e49a92" stroke-width="0.14"/></pattern></defs>` +
+      `<rect width="${widthMm}" height="${heightMm}" fill="#fffdfc"/><rect width="${widthMm}" height="${heightMm}" fill="url(#grid5)"/>` +
+      body + `</svg>`,
+  };
+}
+
+function trace(values, i0, i1, x0, y0, rate, offset, cls, lead) {
+  const dx = MM_PER_S / rate;
+  let d = "";
+  for (let i = i0; i < i1; i++) {
+    d += (i === i0 ? "M" : "L") + (x0 + (i - i0) * dx).toFixed(2) + " " + (y0 - (values[i] - offset) * MM_PER_MV).toFixed(2);
+  }
+  return `<path class="${cls}" data-lead="${LEAD_NAMES[lead]}" d="${d}" fill="none" stroke="#111" stroke-width="0.28" stroke-linejoin="round" stroke-linecap="round"/>`;
+}
+
+function calibration(y0) {
+  const x = 3;
+  return `<path d="M${x} ${y0}h1.5v-10h5v10h1.5" fill="none" stroke="#111" stroke-width="0.28"/>`;
+}
+
+function label(text, x, y) {
+  return `<text x="${x}" y="${y}" font-size="3.4" font-weight="600" fill="#1f2933">${text}</text>`;
+}
+
+// Attribution of lead `lead` over samples [i0, i1), drawn as coloured 1 mm columns of height `h` from y `top`.
+function overlay(lead, i0, i1, x0, top, h, rate) {
+  const ex = currentExplanation();
+  if (!ex || !state.overlay) return "";
+  const bin = Math.max(1, Math.round(rate * 0.04));
+  const from = Math.max(i0, ex.start), to = Math.min(i1, ex.start + ex.samples);
+  let out = "";
+  for (let s = from; s < to; s += bin) {
+    const e = Math.min(to, s + bin);
+    let sum = 0;
+    for (let i = s; i < e; i++) sum += ex.values[lead][i - ex.start];
+    const v = sum / (e - s) / overlayScale(ex);
+    const alpha = Math.min(1, Math.abs(v)) * 0.7;
+    if (alpha < 0.02) continue;
+    const colour = v > 0 ? "214,39,40" : "31,96,196";
+    out += `<rect class="attr" x="${(x0 + (s - i0) * MM_PER_S / rate).toFixed(2)}" y="${top}" width="${((e - s) * MM_PER_S / rate).toFixed(2)}"` +
+      ` height="${h}" fill="rgb(${colour})" fill-opacity="${alpha.toFixed(2)}"/>`;
+  }
+  return out;
+}
+
+// The 99th percentile of |binned attribution| over all leads, so that a few spikes do not wash out the rest.
+function overlayScale(ex) {
+  if (ex._scale) return ex._scale;
+  const bin = Math.max(1, Math.round(ex.rate * 0.04)), all = [];
+  for (const lead of ex.values) {
+    for (let s = 0; s < lead.length; s += bin) {
+      const part = lead.slice(s, s + bin);
+      all.push(Math.abs(part.reduce((a, b) => a + b, 0) / part.length));
+    }
+  }
+  all.sort((a, b) => a - b);
+  ex._scale = all[Math.floor(0.99 * (all.length - 1))] || 1;
+  return ex._scale;
+}
+
+// A bracket over the decisive window (the one whose probability is the record's), between x0 and x1 mm.
+function decisiveMarker(first, last, y, rate) {
+  const ex = currentExplanation();
+  const w = ex && state.overlay ? ex.windows.find((v) => v.decisive) : null;
+  if (!w || w.start + w.samples <= first || w.start >= last) return "";
+  const x0 = LEFT + (Math.max(w.start, first) - first) * MM_PER_S / rate;
+  const x1 = LEFT + (Math.min(w.start + w.samples, last) - first) * MM_PER_S / rate;
+  return `<g class="decisive"><path d="M${x0.toFixed(2)} ${y + 1.2}v-1.2H${x1.toFixed(2)}v1.2" fill="none" stroke="#1d5fa7" stroke-width="0.35"/>` +
+    `<text x="${((x0 + x1) / 2).toFixed(2)}" y="${y - 0.6}" font-size="2.3" fill="#1d5fa7" text-anchor="middle">decisive window</text></g>`;
+}
+
+function draw3x4(sig, startS) {
+  const rate = sig.rate, offsets = medians(sig.mv), colMm = 2.5 * MM_PER_S, colSamples = Math.round(2.5 * rate);
+  const width = LEFT + PAGE_S * MM_PER_S + RIGHT, height = 2 * TOP + 4 * ROW_MM;
+  const first = Math.round(startS * rate);
+  let under = "", body = "";
+  GRID_3X4.forEach((leads, r) => {
+    const top = TOP + r * ROW_MM, y0 = top + ROW_MM * 0.62;
+    body += calibration(y0);
+    leads.forEach((lead, c) => {
+      const i0 = first + c * colSamples, i1 = Math.min(sig.samples, i0 + colSamples), x0 = LEFT + c * colMm;
+      under += overlay(lead, i0, i1, x0, top, ROW_MM, rate);
+      if (i1 > i0) body += trace(sig.mv[lead], i0, i1, x0, y0, rate, offsets[lead], "lead-trace", lead);
+      body += label(LEAD_NAMES[lead], x0 + 1.5, top + 5);
+      if (c > 0) body += `<path d="M${x0} ${y0 - 4}v8" stroke="#111" stroke-width="0.28"/>`;
+    });
+  });
+  const top = TOP + 3 * ROW_MM, y0 = top + ROW_MM * 0.62;
+  const i1 = Math.min(sig.samples, first + Math.round(PAGE_S * rate));
+  under += overlay(RHYTHM, first, i1, LEFT, top, ROW_MM, rate);
+  body += calibration(y0) + trace(sig.mv[RHYTHM], first, i1, LEFT, y0, rate, offsets[RHYTHM], "rhythm-trace", RHYTHM) +
+    label(`${LEAD_NAMES[RHYTHM]} (rhythm)`, LEFT + 1.5, top + 5) + decisiveMarker(first, i1, top + 3.5, rate);
+  return paperSvg(width, height, `<g class="attr-overlay">${under}</g>` + body);
+}
+
+function drawStrips(sig) {
+  const rate = sig.rate, offsets = medians(sig.mv), seconds = sig.samples / rate;
+  const width = LEFT + Math.max(PAGE_S, Math.ceil(seconds)) * MM_PER_S + RIGHT, height = 2 * TOP + 12 * STRIP_MM + 3;
+  let under = "", body = "";
+  for (let lead = 0; lead < 12; lead++) {
+    const top = TOP + 3 + lead * STRIP_MM, y0 = top + STRIP_MM * 0.6;
+    under += overlay(lead, 0, sig.samples, LEFT, top, STRIP_MM, rate);
+    body += calibration(y0) + trace(sig.mv[lead], 0, sig.samples, LEFT, y0, rate, offsets[lead], "lead-trace", lead) +
+      label(LEAD_NAMES[lead], LEFT + 1.5, top + 5);
+  }
+  body += decisiveMarker(0, sig.samples, TOP + 1.5, rate);
+  for (let s = 1; s < seconds; s++) body += `<text x="${LEFT + s * MM_PER_S}" y="${height - 0.6}" font-size="2.2" fill="#66727f" text-anchor="middle">${s} s</text>`;
+  return paperSvg(width, height, `<g class="attr-overlay">${under}</g>` + body);
+}
+
+// --- downloads -------------------------------------------------------------------------------------
+
+function save(blob, name) {
+  const a = el("a", {href: URL.createObjectURL(blob), download: name});
+  document.body.append(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
+function baseName() {
+  return state.result.prediction.record.replace(/\.hea$/i, "").replace(/[^A-Za-z0-9_.-]+/g, "_");
+}
+
+function svgText() {
+  return new XMLSerializer().serializeToString($("ecg-svg"));
+}
+
+function downloadPng() {
+  const svg = $("ecg-svg"), scale = 8 / state.pxPerMm;  // 8 px per mm ≈ 200 dpi
+  const w = Math.round(svg.width.baseVal.value * scale), h = Math.round(svg.height.baseVal.value * scale);
+  const image = new Image();
+  image.onload = () => {
+    const canvas = el("canvas", {width: w, height: h});
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, w, h);
+    ctx.drawImage(image, 0, 0, w, h);
+    canvas.toBlob((blob) => save(blob, `${baseName()}.png`), "image/png");
+  };
+  image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText());
+}
+
+// --- wiring ------------------------------------------------------------------------------------------
+
+function zoom(factor) {
+  if (!state.result) return;
+  state.pxPerMm = factor ? Math.max(1.5, Math.min(16, state.pxPerMm * factor)) : null;
+  renderPlot();
+}
+
+function wire() {
+  $("files").addEventListener("change", (e) => {
+    if (!e.target.files.length) return;
+    state.source = {files: [...e.target.files]};
+    diagnose();
+  });
+  const open = () => {
+    const id = parseInt($("ecg-id").value, 10);
+    if (id > 0) { state.source = {ecgId: id}; diagnose(); }
+  };
+  $("open-record").addEventListener("click", open);
+  $("ecg-id").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); open(); } });
+  $("source").addEventListener("submit", (e) => e.preventDefault());
+  $("model").addEventListener("change", diagnose);
+  $("layout").addEventListener("change", (e) => { state.layout = e.target.value; state.pxPerMm = null; renderPlot(); });
+  $("prev-page").addEventListener("click", () => { state.page -= 1; renderPlot(); });
+  $("next-page").addEventListener("click", () => { state.page += 1; renderPlot(); });
+  $("zoom-in").addEventListener("click", () => zoom(1.25));
+  $("zoom-out").addEventListener("click", () => zoom(0.8));
+  $("zoom-fit").addEventListener("click", () => zoom(null));
+  $("overlay-toggle").addEventListener("change", (e) => { state.overlay = e.target.checked; render(); });
+  $("scope").addEventListener("change", () => { if (state.explainClass) explain(state.explainClass); });
+  $("download-svg").addEventListener("click", () => save(new Blob([svgText()], {type: "image/svg+xml"}), `${baseName()}.svg`));
+  $("download-png").addEventListener("click", downloadPng);
+  $("download-json").addEventListener("click", () => {  // the schema of `ecgnet predict --json`: a list of results
+    save(new Blob([JSON.stringify([state.result.prediction], null, 2) + "\n"], {type: "application/json"}), `${baseName()}.json`);
+  });
+}
+
+wire();
+init().catch((e) => showError(e.message));

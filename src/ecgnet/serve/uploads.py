@@ -1,0 +1,142 @@
+"""Uploaded WFDB files → a per-request temporary folder holding one record, or a one-line refusal.
+
+Every rule here keeps user strings away from the filesystem outside that folder:
+
+- a file name must be a bare name (``[A-Za-z0-9_-]`` then dots), no ``/``, ``\\``, ``..`` or absolute
+  path, and end in ``.hea``, ``.dat`` or ``.mat``; names are unique within a request;
+- exactly one header, and the header's signal lines may only name files of the same upload (a header
+  could otherwise make the WFDB reader open ``../../x.dat`` or ``/etc/...``); multi-segment records,
+  which name other headers, are refused;
+- at most :attr:`UploadLimits.max_files` files, each at most :attr:`UploadLimits.max_file_bytes`
+  (counted while copying, not trusted from the client), the request's body bounded by the app;
+- the folder is removed when the ``with`` block ends, whatever happened inside it.
+
+Nothing is unpickled: headers are text, signals are read by :func:`ecgnet.data.records.read_ecg`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ecgnet.errors import ECGNetError
+
+SUFFIXES = (".hea", ".dat", ".mat")
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+_CHUNK = 1 << 16
+
+
+class UploadError(ECGNetError):
+    """A refused upload; ``status`` is the HTTP status to answer with (400, 413 or 415)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_file_bytes: int = 16 * 2**20  # a 60 s 12-lead record at 1000 Hz in 16 bits is 1.4 MB
+    max_request_bytes: int = 40 * 2**20
+    max_files: int = 8
+
+
+def check_name(name: str | None) -> str:
+    """The client's file name if it is a safe bare name with an allowed suffix, else an UploadError."""
+    if not name:
+        raise UploadError("an uploaded file has no name")
+    shown = name if len(name) <= 80 and name.isprintable() else repr(name[:80])
+    if "/" in name or "\\" in name or name.startswith(("~", ".")) or ".." in name or ":" in name:
+        raise UploadError(f"{shown}: file names must be bare names, not paths")
+    if not _NAME.fullmatch(name):
+        raise UploadError(f"{shown}: unusable file name (letters, digits, '_', '-' and '.' only, ≤ 100 characters)")
+    if Path(name).suffix.lower() not in SUFFIXES:
+        raise UploadError(f"{shown}: not a WFDB file (expected {', '.join(SUFFIXES)})", status=415)
+    return name
+
+
+def signal_files(header: Path) -> list[str]:
+    """The signal file names a header's signal lines refer to (checked like uploaded names)."""
+    try:
+        text = header.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UploadError(f"{header.name}: not a text WFDB header") from None
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise UploadError(f"{header.name}: empty WFDB header")
+    record = lines[0]
+    if "/" in record[0]:
+        raise UploadError(f"{header.name}: multi-segment records are not supported; upload a single-segment record")
+    try:
+        n_signals = int(record[1])
+    except (IndexError, ValueError):
+        raise UploadError(f"{header.name}: malformed record line '{' '.join(record)[:80]}'") from None
+    if len(lines) < 1 + n_signals:
+        raise UploadError(f"{header.name}: announces {n_signals} signals but has {len(lines) - 1} signal lines")
+    names = []
+    for fields in lines[1:1 + n_signals]:
+        try:
+            name = check_name(fields[0])
+        except UploadError as e:
+            raise UploadError(f"{header.name}: its signal line names {e}") from None
+        if name not in names:
+            names.append(name)
+    return names
+
+
+@contextlib.contextmanager
+def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits = UploadLimits()) -> Iterator[Path]:
+    """``(client file name, readable stream)`` pairs → the saved header's path inside a fresh
+    temporary folder, removed on exit."""
+    if not files:
+        raise UploadError("no file uploaded: send a .hea header with its .dat or .mat signal file")
+    if len(files) > limits.max_files:
+        raise UploadError(f"{len(files)} files uploaded; at most {limits.max_files} per request", status=413)
+    names = [check_name(name) for name, _ in files]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UploadError(f"{dupes[0]}: uploaded twice")
+    headers = [n for n in names if n.lower().endswith(".hea")]
+    if len(headers) != 1:
+        raise UploadError("no .hea header uploaded" if not headers else
+                          f"{len(headers)} headers uploaded ({', '.join(headers)}); upload one record at a time")
+    folder = Path(tempfile.mkdtemp(prefix="ecgnet-upload-"))
+    try:
+        for name, (_, stream) in zip(names, files):
+            _copy(stream, folder / name, limits.max_file_bytes)
+        header = folder / headers[0]
+        missing = [f for f in signal_files(header) if not (folder / f).is_file()]
+        if missing:
+            raise UploadError(f"{header.name}: its signal file {missing[0]} was not uploaded "
+                              "(select the .hea and its .dat/.mat together)")
+        yield header
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copy(stream: BinaryIO, dest: Path, max_bytes: int) -> None:
+    written = 0
+    with open(dest, "xb") as out:
+        while chunk := stream.read(_CHUNK):
+            written += len(chunk)
+            if written > max_bytes:
+                raise UploadError(f"{dest.name}: larger than the {size(max_bytes)} allowed per file", status=413)
+            out.write(chunk)
+
+
+def size(n: int) -> str:
+    """Bytes in words: 16 MiB, 48.8 kB."""
+    return f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n / 1000:.3g} kB"
+
+
+def public_message(error: Exception, folder: Path | None) -> str:
+    """The error's first line with the temporary folder's path removed (the user sees their file names)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if folder is not None:
+        text = text.replace(f"{folder}/", "").replace(str(folder), "")
+    return text

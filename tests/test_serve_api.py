@@ -1,0 +1,258 @@
+"""The viewer's JSON API (ecgnet.serve) through FastAPI's test client: real records in, the library's
+own answers out; every bad upload refused with a one-line 4xx; 20 simultaneous predictions unmixed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="fastapi is not installed")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from ecgnet.predict import Predictor  # noqa: E402
+from ecgnet.serve import create_app  # noqa: E402
+from ecgnet.serve.uploads import UploadLimits  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples"
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"shared Challenge samples not found at {SAMPLES}")
+FUSION = "intermediate_concat_weighted_bce"  # bundled, like the default baseline_time
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app(["baseline_time"], data_root=os.environ.get("ECGNET_DATA") or None)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def predictors():
+    return {name: Predictor(name) for name in ("baseline_time", FUSION)}
+
+
+@pytest.fixture
+def upload_dir(tmp_path, monkeypatch):
+    """Where the per-request temporary folders go during the test (to check they are removed)."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def files_of(record: Path, *suffixes: str, names: dict | None = None) -> list:
+    names = names or {}
+    return [("files", (names.get(s, record.name + s), (record.parent / (record.name + s)).read_bytes()))
+            for s in suffixes]
+
+
+def refused(response, status: int | tuple = (400, 413, 415, 422)) -> str:
+    """The one-line message of a 4xx answer (checked to name no server path)."""
+    statuses = (status,) if isinstance(status, int) else status
+    assert response.status_code in statuses, (response.status_code, response.text)
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail and "\n" not in detail
+    assert "ecgnet-upload-" not in detail and tempfile.gettempdir() not in detail
+    return detail
+
+
+def expected(predictor: Predictor, header: Path, **metadata) -> dict:
+    result = predictor.predict_file(header, resample=True, **metadata)
+    return {**result, "record": header.name}
+
+
+# --- service ----------------------------------------------------------------------------------
+
+def test_health_models_page_and_docs(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    models = client.get("/api/models").json()
+    assert models["default"] == "baseline_time"
+    listed = {m["name"]: m for m in models["models"]}
+    assert {"baseline_time", FUSION} <= set(listed)
+    assert listed["baseline_time"]["classes"] == ["CD", "HYP", "MI", "NORM", "STTC"]
+    page = client.get("/")
+    assert page.status_code == 200 and "ECGNet viewer" in page.text
+    assert client.get("/static/app.js").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/predict", "/api/explain", "/api/records/{ecg_id}", "/api/models", "/healthz"} <= set(paths)
+    assert client.get("/docs").status_code == 200
+
+
+# --- real records -----------------------------------------------------------------------------
+
+@needs_samples
+def test_predict_challenge_upload_matches_the_library(client, predictors, upload_dir):
+    record = SAMPLES / "georgia" / "E00001"
+    response = client.post("/api/predict", files=files_of(record, ".hea", ".mat"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["prediction"] == expected(predictors["baseline_time"], record.with_suffix(".hea"))
+    assert "resampled: 500 Hz → 100 Hz" in body["prediction"]["warnings"]
+    signal = body["signal"]
+    assert (signal["rate"], signal["source_rate"], signal["samples"]) == (100, 500, 1000)
+    assert len(signal["mv"]) == 12 and all(len(lead) == 1000 for lead in signal["mv"])
+    assert body["reference"]["labels"] == ["NORM"]  # #Dx 426783006 (sinus rhythm)
+    assert list(upload_dir.iterdir()) == []  # the request's folder is gone
+
+
+def test_predict_dat_record_with_patient_fields(client, predictors, write_record, upload_dir):
+    header, _ = write_record("synthetic", directory=upload_dir.parent / "src")
+    files = files_of(header.with_suffix(""), ".hea", ".dat")
+    response = client.post("/api/predict", files=files, data={"model": FUSION, "age": "61", "sex": "female"})
+    assert response.status_code == 200, response.text
+    prediction = response.json()["prediction"]
+    assert prediction == expected(predictors[FUSION], header, age=61, sex="female")
+    assert prediction["metadata"] == {"age": 61.0, "sex": "female"}
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_ptbxl_record_by_ecg_id(client, predictors, ptbxl_root):
+    body = client.get("/api/records/9").json()
+    header = ptbxl_root / "records100" / "00000" / "00009_lr.hea"
+    assert body["prediction"] == {**predictors["baseline_time"].predict_file(header), "record": "records100/00000/00009_lr.hea"}
+    reference = body["reference"]
+    assert reference["labels"] == ["NORM"] and reference["fold"] == 10 and not reference["in_training"]
+    assert reference["patient"]["age"] == 55.0
+    fused = client.get(f"/api/records/9?model={FUSION}").json()["prediction"]
+    assert fused["metadata"] == {"age": 55.0, "sex": "male", "weight": 70.0}  # PTB-XL's patient fields
+    assert refused(client.get("/api/records/99999999"), 404).startswith("ecg_id 99999999")
+
+
+def test_ptbxl_records_need_a_dataset():
+    with TestClient(create_app(["baseline_time"])) as c:
+        assert "no PTB-XL dataset" in refused(c.get("/api/records/9"), 404)
+
+
+@needs_samples
+def test_explain_attributions_and_fusion_modalities(client, upload_dir):
+    files = files_of(SAMPLES / "georgia" / "E00001", ".hea", ".mat")
+    ex = client.post("/api/explain", files=files, data={"target": "NORM", "steps": "8"}).json()
+    assert ex["class"] == "NORM" and ex["n_steps"] == 8 and ex["scope"] == "best"
+    assert len(ex["values"]) == 12 and all(len(v) == ex["samples"] == 250 for v in ex["values"])
+    assert max(abs(x) for lead in ex["values"] for x in lead) == 1.0  # scaled by max_abs
+    assert [w["decisive"] for w in ex["windows"]] == [True] and ex["modalities"] is None
+    segment = client.post("/api/explain", files=files,
+                          data={"target": "NORM", "steps": "4", "scope": "segment", "model": FUSION}).json()
+    assert (segment["start"], segment["samples"], len(segment["windows"])) == (0, 1000, 7)
+    modalities = segment["modalities"]
+    assert set(modalities["without"]) == {"time", "frequency", "spectrogram", "metadata"}
+    assert modalities["weights"] is None  # concatenation has no gate
+    big = client.post("/api/explain", files=files, data={"target": "NORM", "steps": "100000"}).json()
+    assert big["n_steps"] == 64  # the cost is bounded
+    assert "unknown class" in refused(client.post("/api/explain", files=files, data={"target": "XYZ"}))
+    assert "either" in refused(client.post("/api/explain", data={"target": "NORM"}))
+    assert list(upload_dir.iterdir()) == []
+
+
+# --- bad uploads --------------------------------------------------------------------------------
+
+def _bad_uploads(samples: Path) -> dict:
+    record = samples / "georgia" / "E00001"
+    hea, mat = (record.with_suffix(s).read_bytes() for s in (".hea", ".mat"))
+    outside = hea.replace(b"E00001.mat", b"../../etc/E00001.mat", 1)
+    return {  # name → (files, expected status, a word of the message)
+        "malformed header": ([("files", ("E00001.hea", b"this is not a WFDB header\n")), ("files", ("E00001.mat", mat))],
+                             400, "E00001.hea"),
+        "binary header": ([("files", ("E00001.hea", b"\xff\xfe\x00garbage")), ("files", ("E00001.mat", mat))], 400, "E00001.hea"),
+        "truncated signal": ([("files", ("E00001.hea", hea)), ("files", ("E00001.mat", mat[:5000]))], 400, "E00001.hea"),
+        "missing signal file": ([("files", ("E00001.hea", hea))], 400, "E00001.mat"),
+        "wrong type": ([("files", ("E00001.hea", hea)), ("files", ("E00001.exe", mat))], 415, "E00001.exe"),
+        "parent path": ([("files", ("../E00001.hea", hea)), ("files", ("E00001.mat", mat))], 400, "not paths"),
+        "absolute path": ([("files", ("/etc/E00001.hea", hea)), ("files", ("E00001.mat", mat))], 400, "not paths"),
+        "odd name": ([("files", ("E 00001;rm.hea", hea)), ("files", ("E00001.mat", mat))], 400, "unusable"),
+        "hidden name": ([("files", (".E00001.hea", hea)), ("files", ("E00001.mat", mat))], 400, "not paths"),
+        "header names a file outside": ([("files", ("E00001.hea", outside)), ("files", ("E00001.mat", mat))], 400, "not paths"),
+        "two headers": ([("files", ("E00001.hea", hea)), ("files", ("E00002.hea", hea)), ("files", ("E00001.mat", mat))],
+                        400, "one record"),
+        "same name twice": ([("files", ("E00001.hea", hea)), ("files", ("E00001.hea", hea))], 400, "twice"),
+        "no header": ([("files", ("E00001.mat", mat))], 400, "no .hea"),
+    }
+
+
+@needs_samples
+@pytest.mark.parametrize("case", list(_bad_uploads(SAMPLES)) if SAMPLES.is_dir() else [])
+def test_bad_upload_is_a_one_line_4xx(client, upload_dir, case):
+    files, status, word = _bad_uploads(SAMPLES)[case]
+    message = refused(client.post("/api/predict", files=files), status)
+    assert word in message, message
+    assert list(upload_dir.iterdir()) == []  # removed even when refused
+    assert client.get("/healthz").status_code == 200  # and the server is still up
+
+
+@needs_samples
+def test_oversized_uploads_are_refused(upload_dir):
+    record = SAMPLES / "georgia" / "E00001"
+    files = files_of(record, ".hea", ".mat")  # the .mat is 120 kB
+    small = create_app(["baseline_time"], limits=UploadLimits(max_file_bytes=50_000, max_request_bytes=1_000_000))
+    with TestClient(small) as c:
+        assert "per file" in refused(c.post("/api/predict", files=files), 413)
+        assert list(upload_dir.iterdir()) == []
+        huge = [("files", ("E00001.mat", b"\0" * 1_100_000))]
+        assert "request larger" in refused(c.post("/api/predict", files=huge), 413)
+        def streamed():  # no Content-Length: counted while it arrives
+            yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="E00001.mat"\r\n\r\n'
+            yield from (b"\0" * 100_000 for _ in range(12))
+            yield b"\r\n--b--\r\n"
+        chunked = c.post("/api/predict", content=streamed(), headers={"content-type": "multipart/form-data; boundary=b"})
+        assert "request larger" in refused(chunked, 413)
+        many = [("files", (f"E{i}.dat", b"x")) for i in range(9)]
+        assert "at most 8" in refused(c.post("/api/predict", files=many), 413)
+
+
+def test_other_bad_requests(client):
+    assert refused(client.post("/api/predict"), 422).startswith("files")
+    assert "unknown model" in refused(client.post("/api/predict", files=[("files", ("a.hea", b"x"))],
+                                                  data={"model": "../runs/x"}))
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+@needs_samples
+def test_twenty_simultaneous_predictions_are_correct_and_unmixed(client, predictors, upload_dir):
+    records = sorted(SAMPLES.glob("*/*.hea"))
+    records = [h.with_suffix("") for h in records if h.with_suffix(".mat").is_file()][:: max(1, len(records) // 10)][:10]
+    jobs = [(r, model) for r in records for model in ("baseline_time", FUSION)][:20]
+    assert len(jobs) == 20
+    truth = {(r, m): expected(predictors[m], r.with_suffix(".hea")) for r, m in jobs}
+    start = threading.Barrier(len(jobs))
+
+    def post(job):
+        record, model = job
+        files = files_of(record, ".hea", ".mat")
+        start.wait()
+        return client.post("/api/predict", files=files, data={"model": model})
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        responses = list(pool.map(post, jobs))
+    for job, response in zip(jobs, responses):
+        assert response.status_code == 200, response.text
+        assert response.json()["prediction"] == truth[job], job
+    assert list(upload_dir.iterdir()) == []
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+def test_serve_command(monkeypatch):
+    from typer.testing import CliRunner
+
+    import uvicorn
+
+    from ecgnet.cli import app as cli
+
+    assert "--port" in CliRunner().invoke(cli, ["serve", "--help"]).output
+    bad = CliRunner().invoke(cli, ["serve", "--checkpoint", "no_such_model"])
+    assert bad.exit_code == 2 and bad.stderr.strip().startswith("error: no_such_model")
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda web, host, port, **_: started.update(web=web, host=host, port=port))
+    ok = CliRunner().invoke(cli, ["serve", "--port", "8123", "--runs-dir", "no_such_folder"], env={"ECGNET_DATA": ""})
+    assert ok.exit_code == 0, ok.output
+    assert (started["host"], started["port"]) == ("127.0.0.1", 8123)  # local only unless told otherwise
+    assert started["web"].state.models.default == "baseline_time"

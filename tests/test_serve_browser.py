@@ -1,0 +1,115 @@
+"""The viewer in a real headless browser: Debian's Chromium driven by Playwright.
+
+The test starts ``ecgnet serve``'s app with uvicorn on a free local port, uploads a shared Challenge
+record through the page, waits for the 12 leads and the 5 diagnoses, switches the attribution overlay
+of the top class on and off, downloads the JSON, saves a screenshot under the test's tmp folder and
+checks that the page logged no console error. Skipped, with the reason, without Chromium or Playwright
+(``.ci/run`` installs Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples"
+RECORD = SAMPLES / "georgia" / "E00001"
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed")
+if not CHROMIUM.is_file() and not shutil.which("chromium"):
+    pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    from ecgnet.serve import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(["baseline_time"]), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM if CHROMIUM.is_file() else shutil.which("chromium")),
+                              args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.mark.skipif(not RECORD.with_suffix(".hea").is_file(), reason=f"shared Challenge samples not found at {SAMPLES}")
+def test_upload_diagnose_explain_in_chromium(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+
+    page.set_input_files("#files", [str(RECORD.with_suffix(".hea")), str(RECORD.with_suffix(".mat"))])
+    page.wait_for_selector("tr.dx-row")
+    assert page.locator("svg#ecg-svg path.lead-trace").count() == 12
+    assert page.locator("svg#ecg-svg path.rhythm-trace").count() == 1
+    assert page.locator("tr.dx-row").count() == 5
+    assert page.locator("#record-name").inner_text() == "E00001.hea"
+    assert "resampled: 500 Hz" in page.locator("#warnings").inner_text()  # the reader's warnings are shown
+    assert "NORM" in page.locator("#reference").inner_text()  # the header's #Dx as a reference label
+    top = page.locator("tr.dx-row").first.get_attribute("data-class")
+
+    page.locator("tr.dx-row").first.locator(".explain-btn").click()
+    page.wait_for_selector("svg#ecg-svg rect.attr", state="attached", timeout=60_000)
+    assert page.locator("#overlay-toggle").is_checked()
+    assert page.locator("#explain-class").inner_text() == top
+    assert page.locator("svg#ecg-svg rect.attr").count() > 10
+    page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
+    assert (tmp_path / "viewer.png").stat().st_size > 20_000
+
+    page.locator("#overlay-toggle").uncheck()  # the toggle hides the overlay, and brings it back
+    assert page.locator("svg#ecg-svg rect.attr").count() == 0
+    page.locator("#overlay-toggle").check()
+    assert page.locator("svg#ecg-svg rect.attr").count() > 10
+
+    page.select_option("#layout", "12")  # 12 stacked strips
+    assert page.locator("svg#ecg-svg path.lead-trace").count() == 12
+    width = float(page.locator("svg#ecg-svg").get_attribute("width"))
+    page.click("#zoom-in")
+    assert float(page.locator("svg#ecg-svg").get_attribute("width")) > 1.2 * width
+    with page.expect_download() as download:
+        page.locator("#download-png").click()
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download() as download:
+        page.locator("#download-json").click()
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert saved[0]["record"] == "E00001.hea" and len(saved[0]["diagnoses"]) == 5
+    assert errors == [], errors
+    assert all(u.startswith((server, "data:", "blob:")) for u in requests), requests  # nothing from outside
+    page.close()
