@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import shutil
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,7 +121,7 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     assert set(runs["tiny_early"]["ablation"]["drop"]) == {"time", "frequency", "metadata"}
     assert runs["tiny_early"]["modalities"] == ["time", "frequency", "metadata"]
     assert runs["tiny_time"]["modalities"] == ["time"] and "time+frequency+metadata" in md
-    assert "Ablation by modality set" in md
+    assert "Trained with fewer modalities" in md and "One modality dropped at test time" in md
     assert runs["tiny_time"]["imbalance"] == "none" and "| Imbalance |" in md
     assert not runs["tiny_time"]["ablation"]
     # the weightless run keeps its accuracy rows and gets a note instead of crashing the comparison
@@ -134,8 +136,21 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     has_frequency = ex["run"] == "tiny_early"  # (ties go to the earlier run, so never the weightless copy)
     assert (out / "figures" / f"frequency_{result['classes'][0]}.png").is_file() == has_frequency
     assert (out / "figures" / f"time_{result['classes'][0]}.png").is_file()
-    assert any(result["best"] in line for line in result["conclusion"])
-    assert any(line.startswith("Best fusion model") and "tiny_early" in line for line in result["conclusion"])
+    # a short conclusion (not a sentence per run) naming the best run, and the fusion model if it is not the best
+    conclusion = result["conclusion"]
+    assert conclusion[0].startswith("Best by fold-9") and result["best"] in conclusion[0] and len(conclusion) <= 7
+    assert result["best"] == "tiny_early" or any(line.startswith("Best fusion model") and "tiny_early" in line
+                                                 for line in conclusion)
+    assert runs["tiny_early"]["strategy"] == "early (t+f+m)" and runs["tiny_time"]["strategy"] == "time only"
+    # the page: conclusion, contents, then tables, each in its own scrolling box; the per-run verdicts in the
+    # runs table; the trade-off figure right under it; the detail in the appendix
+    assert html.index("<h2>Conclusion</h2>") < html.index("<nav>") < html.index("<table")
+    assert html.count("<table>") == html.count("<div class='scroll'><table>") > 5
+    runs_table = html[html.index("id='runs-accuracy-and-cost'"):html.index("<h2", html.index("id='runs-accuracy-and-cost'"))]
+    assert "vs baseline" in runs_table and "data:image/png;base64," in runs_table  # the tradeoff figure
+    assert sum(html.count(w) for w in ("<td>higher</td>", "<td class='l'>higher</td>", "n.s.</td>", "lower</td>")) == 2
+    assert html.index("id='appendix'") > html.index("id='cost'") and "modality dropped" in html
+    assert "figures/tradeoff.png" in md and md.index("## Conclusion") < md.index("| # |")
 
 
 def test_compare_can_skip_ablation_and_rejects_a_negative_count(tiny_runs, ptbxl_superdiagnostic, tmp_path):
@@ -218,3 +233,127 @@ def test_run_imbalance_reads_the_option_from_the_config(config, expected, tmp_pa
     shutil.copy(Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml", tmp_path / "config.yaml")
     assert run_imbalance(run_config(tmp_path)) == expected
     assert run_config(tmp_path / "missing") is None and run_imbalance(None) is None
+
+
+def test_render_only_redraws_the_report_from_comparison_json(tiny_runs, ptbxl_superdiagnostic, ptbxl_root, tmp_path,
+                                                             monkeypatch):
+    """`compare --render-only OUT`: the same report from the saved comparison.json, nothing recomputed — the
+    attribution PNGs reused, the ROC curves from the runs' saved predictions (skipped, with a note, without
+    the labels)."""
+    from ecgnet.evaluation.compare import compare
+    from ecgnet.evaluation.compare_report import render_comparison
+
+    out = tmp_path / "cmp"
+    compare([tiny_runs["tiny_early"]], baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=out,
+            explain=True, n_boot=20, progress=False, explain_records=1, latency_repeats=1, ablation_records=200,
+            ig_steps=8)
+    saved = json.loads((out / "comparison.json").read_text())
+    heatmap = next((out / "figures").glob("time_*.png")).read_bytes()
+    for f in ("comparison.html", "figures/roc.png", "figures/tradeoff.png"):
+        (out / f).unlink()
+    start = time.perf_counter()
+    html_path = render_comparison(out, data_root=ptbxl_root)
+    assert time.perf_counter() - start < 60
+    html = html_path.read_text()
+    assert (out / "figures" / "roc.png").is_file() and (out / "figures" / "tradeoff.png").is_file()
+    assert base64.b64encode(heatmap).decode() in html  # the explain step's figure, reused as it was
+    again = json.loads((out / "comparison.json").read_text())
+    assert again["runs"] == saved["runs"] and again["conclusion"] == saved["conclusion"]
+    assert html.index("Conclusion") < html.index("<table")
+
+    monkeypatch.delenv("ECGNET_DATA", raising=False)
+    (out / "figures" / "roc.png").unlink()
+    html = render_comparison(out).read_text()
+    assert not (out / "figures" / "roc.png").exists() and "ROC curves" in html and "Not drawn" in html
+
+
+def test_the_committed_report_renders_from_its_json(ptbxl_root, tmp_path):
+    """reports/comparison re-rendered from its comparison.json: the conclusion first, all tables in their own
+    scrolling box, the conclusion short, and no per-run bullet list before the tables."""
+    from ecgnet.evaluation.compare_report import render_comparison
+
+    root = Path(__file__).resolve().parents[1]
+    source = root / "reports" / "comparison"
+    if not (source / "comparison.json").is_file():
+        pytest.skip("no committed reports/comparison")
+    out = tmp_path / "reports" / "comparison"
+    shutil.copytree(source, out)
+    json_before = json.loads((out / "comparison.json").read_text())
+    html = render_comparison(out, data_root=ptbxl_root).read_text()
+    head = html[:html.index("<table")]
+    assert head.count("<li>") <= 7 and "<h2>Conclusion</h2>" in head
+    assert html.count("<table>") == html.count("<div class='scroll'><table>")
+    assert all(r["name"] in html for r in json_before["runs"])
+    assert (out / "figures" / "roc.png").is_file()
+
+
+def _fake_result(aucs: dict[str, float], macs: dict[str, float], best: str) -> dict:
+    """A comparison result with just what the figures and tables read."""
+    runs = []
+    for name, auc in aucs.items():
+        family = name.split("_")[0]
+        runs.append({"name": name, "model": {"single": "time_resnet1d"}.get(family, f"{family}_fusion"),
+                     "modalities": ["time"] if family == "single" else ["time", "frequency"], "imbalance": "none",
+                     "strategy": family, "notes": [],
+                     "accuracy": {"val_macro_auc": auc, "macro_auc": {"value": auc, "low": auc - 0.005, "high": auc + 0.005},
+                                  "per_class": {"A": {"auc": auc, "n_positive": 50}, "B": {"auc": auc, "n_positive": 9}}},
+                     "vs_baseline": {"diff": 0.0, "low": -0.001, "high": 0.001, "p_value": 0.5},
+                     "complexity": {"macs_per_ecg": macs[name] * 1e6, "latency_ms": 1.0, "parameters": 10}})
+    return {"baseline": next(iter(aucs)), "best": best, "runs": runs, "classes": ["A", "B"], "task": "t",
+            "best_rule": "fold 9", "n_test_records": 100, "n_boot": 10}
+
+
+def test_low_outliers_are_only_the_far_lows():
+    from ecgnet.evaluation.compare_report import _low_outliers
+
+    aucs = {"time": 0.934, "freq": 0.889, "freq_phase": 0.898, "spec": 0.910, "meta": 0.702, "late_avg": 0.9255,
+            **{f"fusion{k}": 0.932 + k / 2000 for k in range(8)}}
+    assert _low_outliers(aucs) == {"meta"}
+    assert _low_outliers({k: v for k, v in aucs.items() if k != "meta"}) == set()
+    assert _low_outliers({"a": 0.5, "b": 0.6, "c": 0.90, "d": 0.91, "e": 0.92}) == {"a", "b"}
+    assert _low_outliers({"a": 0.1, "b": 0.9}) == set()  # never half of the runs
+
+
+def test_tradeoff_figure_zooms_marks_the_outlier_and_labels_do_not_collide():
+    from ecgnet.evaluation.compare_report import _tradeoff_figure
+
+    # as crowded as the committed superdiagnostic report: equal costs, AUCs 0.0001 apart or equal
+    aucs = {"single_time": 0.9338, "single_freq": 0.889, "single_spec": 0.9095, "single_meta": 0.702,
+            "early_a": 0.932, **{f"intermediate_{k}": 0.9335 + k / 10000 for k in range(6)},
+            "late_0": 0.9338, "late_1": 0.9347, "late_2": 0.9347, "late_3": 0.9348, "late_4": 0.9255}
+    macs = {n: 219 if n in ("single_time", "late_0") else 54 if "freq" in n else 71 if "spec" in n else
+            0.04 if "meta" in n else 235 if n.startswith("early") else 345 if n.startswith("intermediate") else 304
+            for n in aucs}
+    fig = _tradeoff_figure(_fake_result(aucs, macs, best="intermediate_5"))
+    main, zoom = fig.axes[:2]
+    assert main.get_ylim()[0] > 0.80 and main.get_ylim()[0] < 0.889 - 0.005  # zoomed, the others all in view
+    marked = [t.get_text() for t in main.texts if "single_meta" in t.get_text()]
+    assert marked and "0.702" in marked[0] and "below the axis" in marked[0]
+    assert zoom.get_ylim()[1] - zoom.get_ylim()[0] < 0.01  # the crowd near the baseline, drawn apart
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    numbers = {str(i) for i in range(1, len(aucs) + 1)}
+    for ax in (main, zoom):
+        boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text() in numbers]
+        assert boxes
+        for a in range(len(boxes)):
+            for b in range(a + 1, len(boxes)):
+                assert not boxes[a].overlaps(boxes[b]), (ax.get_title(), a, b)
+    labelled = {t.get_text() for ax in (main, zoom) for t in ax.texts} & numbers
+    assert labelled == numbers - {"4"}  # every run numbered, the outlier in its own box
+    plt.close(fig)
+
+
+def test_write_document_places_sections_and_scroll_boxes(tmp_path):
+    from ecgnet.evaluation.report import Section, write_document
+
+    png = b"\x89PNG fake"
+    path = write_document(tmp_path, "doc", "T", [
+        Section("First", ["Name", "Value"], [["a", "1.0"], ["b", "2.0"]], "note", figures=["f.png"]),
+        ("Second", ["x"], [["1"]], None)], {"f.png": ("cap", png), "g.png": ("other", png)},
+        bullets=("Conclusion", ["one"]), contents=True)
+    html, md = path.read_text(), (tmp_path / "doc.md").read_text()
+    assert html.index("Conclusion") < html.index("<nav>") < html.index("id='first'") < html.index("<img") \
+        < html.index("id='second'") < html.index("id='figures'")  # f.png inside First, g.png left for the end
+    assert html.count("<div class='scroll'><table>") == 2 and "<td class='l'>a</td>" in html
+    assert md.index("![cap](figures/f.png)") < md.index("## Second") < md.index("![other](figures/g.png)")

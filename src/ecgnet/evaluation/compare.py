@@ -89,6 +89,27 @@ def run_modalities(config: Config | None) -> list[str] | None:
     return [head] if head in MODALITIES else None
 
 
+ABBREVIATIONS = {"time": "t", "frequency": "f", "spectrogram": "s", "metadata": "m"}
+
+
+def run_strategy(config: Config | None) -> str | None:
+    """The run's fusion strategy in a few words, as the README's tables write it: "time only",
+    "frequency (+ phase) only", "early (t+f+m)", "intermediate, gated", "late, stacking (t+s)" — the
+    modality set in brackets where a fusion model does not see all four (None if no config)."""
+    from ecgnet.models.registry import default_params
+
+    modalities = run_modalities(config)
+    if config is None or not modalities:
+        return None
+    params = {**default_params(config.model.name), **config.model.params}
+    family = config.model.name.split("_")[0]
+    if len(modalities) == 1 and family not in ("early", "intermediate", "late"):
+        return f"{modalities[0]}{' (+ phase)' if params.get('phase') else ''} only"
+    subset = "" if len(modalities) == len(MODALITIES) else f" ({'+'.join(ABBREVIATIONS[m] for m in modalities)})"
+    variant = params.get("mode") or params.get("method")
+    return f"{family}{', ' + str(variant) if variant and family != 'early' else ''}{subset}"
+
+
 IMBALANCE = {"weighted_bce": "weighted BCE", "focal": "focal loss", "oversample": "oversampling"}
 
 
@@ -247,6 +268,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
         _say(progress, f"{name}: accuracy, paired bootstrap, complexity")
         entry = {"name": name, "run_dir": str(r["dir"]), "model": r["info"].get("model"),
                  "kind": r["info"].get("kind"), "modalities": run_modalities(r["config"]),
+                 "strategy": run_strategy(r["config"]),
                  "imbalance": run_imbalance(r["config"]),
                  "accuracy": _accuracy(r), "notes": []}
         entry["vs_baseline"] = M.paired_bootstrap(y, probs[name], probs[base_name], n_boot=n_boot, seed=0)
