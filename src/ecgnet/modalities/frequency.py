@@ -5,10 +5,10 @@ energy at roughly 5–15 Hz, the slower P/T waves at 1–5 Hz, baseline wander b
 at 100 Hz gives 126 rfft bins from 0 to 50 Hz (Nyquist) spaced 1 / 2.5 s = 0.4 Hz apart, fine enough
 to separate the heart-rate fundamental (~1–2 Hz) from its harmonics.
 
-The FFT is computed in torch on the batch, so it runs on CPU or GPU and sees exactly the crops (and
-any augmentation) the model is trained on; nothing is precomputed. The per-lead standardisation
-(a `TimeFrontend`, fitted on the training folds) is applied first, so voltage differences between
-leads stay comparable and the saved weights carry the statistics.
+The FFT is computed in torch on the batch (:mod:`ecgnet.modalities.dft`), so it runs on CPU or GPU
+and sees exactly the crops (and any augmentation) the model is trained on; nothing is precomputed.
+The per-lead standardisation (a `TimeFrontend`, fitted on the training folds) is applied first, so
+voltage differences between leads stay comparable and the saved weights carry the statistics.
 
 The spectrum is amplitude-normalised (divided by the window's sum) so a sinusoid of amplitude A gives
 a peak of about A/2 whatever the crop length; a different length still changes the bin spacing, so a
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgnet.modalities import dft
 from ecgnet.modalities.time import TimeFrontend
 
 
@@ -50,7 +51,7 @@ class FrequencyFrontend(nn.Module):
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         x = self.norm(signal)
         window = torch.hann_window(x.shape[-1], dtype=x.dtype, device=x.device)
-        spectrum = torch.fft.rfft(x * window, dim=-1) / window.sum()
+        spectrum = dft.rfft(x * window) / window.sum()
         out = torch.log(spectrum.abs() + self.eps)
         if not self.phase:
             return out

@@ -6,10 +6,11 @@ QRS band (~5–15 Hz) from the P/T-wave band (~1–5 Hz) while still locating ea
 ``hop=10`` samples (0.1 s) gives 26 frames for a 2.5 s crop (``center=True``: frames = samples // hop
 + 1), so each beat spans several frames. Both are parameters for other rates or trade-offs.
 
-Computed with ``torch.stft`` on the batch (CPU or GPU, follows the crops and any augmentation), after
-the per-lead standardisation of a `TimeFrontend` fitted on the training folds. Leads become the
-channels of a (batch, leads, freq, frames) image for a 2D CNN. The power is normalised by the squared
-window sum, so a sinusoid of amplitude A peaks at about A²/4 whatever ``n_fft``.
+Computed with ``torch.stft`` (:mod:`ecgnet.modalities.dft`) on the batch (CPU or GPU, follows the
+crops and any augmentation), after the per-lead standardisation of a `TimeFrontend` fitted on the
+training folds. Leads become the channels of a (batch, leads, freq, frames) image for a 2D CNN. The
+power is normalised by the squared window sum, so a sinusoid of amplitude A peaks at about A²/4
+whatever ``n_fft``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgnet.modalities import dft
 from ecgnet.modalities.time import TimeFrontend
 
 
@@ -49,7 +51,6 @@ class SpectrogramFrontend(nn.Module):
         x = self.norm(signal)
         batch, leads, samples = x.shape
         window = self.window.to(dtype=x.dtype)
-        spec = torch.stft(x.reshape(batch * leads, samples), n_fft=self.n_fft, hop_length=self.hop,
-                          window=window, center=True, return_complex=True)
+        spec = dft.stft(x.reshape(batch * leads, samples), self.n_fft, self.hop, window)
         power = (spec.abs() / window.sum()).square()
         return torch.log(power + self.eps).reshape(batch, leads, *spec.shape[-2:])
