@@ -156,6 +156,11 @@ def mini_ptbxl(tmp_path, write_record):
     return root, filenames
 
 
+def unlocked(cache):
+    """The cache folder's files but the lock file, which filelock leaves in place by design."""
+    return [p for p in cache.iterdir() if p.suffix != ".lock"]
+
+
 def test_cache_matches_read_record(mini_ptbxl, tmp_path):
     root, filenames = mini_ptbxl
     cache = tmp_path / "cache"
@@ -167,7 +172,7 @@ def test_cache_matches_read_record(mini_ptbxl, tmp_path):
         np.testing.assert_array_equal(array[row], expected)
     assert (array[2, :, 800:] == 0).all()  # the 8 s record is zero-padded
     key = signals.cache_key(root, 100)
-    assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json", f"{key}.npy"]
+    assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json", f"{key}.lock", f"{key}.npy"]
     index = json.loads((cache / f"{key}.json").read_text())
     assert index["ecg_ids"] == [1, 2, 3, 4, 5] and index["sampling_rate"] == 100
 
@@ -187,7 +192,7 @@ def test_failed_build_leaves_nothing(mini_ptbxl, tmp_path, monkeypatch):
     with pytest.raises(ECGNetError, match="simulated failure"):
         load_signals(root, filenames, 100, cache)
     assert len(calls) == 3
-    assert list(cache.iterdir()) == []  # no final .npy, no .json, no temporary file
+    assert unlocked(cache) == []  # no final .npy, no .json, no temporary file (the lock file stays)
 
     monkeypatch.setattr(signals, "read_record", real)  # the next call builds a complete cache
     ids, array = load_signals(root, filenames, 100, cache)
@@ -209,7 +214,7 @@ def test_interrupted_build_leaves_nothing(mini_ptbxl, tmp_path, monkeypatch):
     monkeypatch.setattr(signals, "read_record", interrupted)
     with pytest.raises(KeyboardInterrupt):
         load_signals(root, filenames, 100, cache)
-    assert list(cache.iterdir()) == []
+    assert unlocked(cache) == []
 
 
 def test_second_load_does_not_rebuild(mini_ptbxl, tmp_path, monkeypatch):
@@ -252,3 +257,151 @@ def test_cache_not_matching_its_index(mini_ptbxl, tmp_path):
     (cache / f"{key}.json").write_text(json.dumps(index))
     with pytest.raises(ECGNetError, match="delete it to rebuild"):
         load_signals(root, filenames, 100, cache)
+
+
+# --- integrity: checksums in the index, checked on open (cheap) and by `data verify --cache` (full) ----
+
+def _cache_files(root, cache):
+    key = signals.cache_key(root, 100)
+    return cache / f"{key}.npy", cache / f"{key}.json"
+
+
+def test_the_index_records_the_arrays_checksums(mini_ptbxl, tmp_path):
+    import hashlib
+
+    root, filenames = mini_ptbxl
+    load_signals(root, filenames, 100, tmp_path / "cache")
+    array_path, index_path = _cache_files(root, tmp_path / "cache")
+    integrity = json.loads(index_path.read_text())["integrity"]
+    assert integrity["bytes"] == array_path.stat().st_size
+    assert integrity["sha256"] == hashlib.sha256(array_path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "extend", "flip_last_byte", "flip_a_sample", "index"])
+def test_a_damaged_cache_is_rebuilt_with_a_warning(mini_ptbxl, tmp_path, damage):
+    root, filenames = mini_ptbxl
+    cache = tmp_path / "cache"
+    _, array = load_signals(root, filenames, 100, cache)
+    good = np.array(array)
+    del array
+    array_path, index_path = _cache_files(root, cache)
+    data = bytearray(array_path.read_bytes())
+    if damage == "truncate":
+        del data[-5000:]
+    elif damage == "extend":
+        data += b"\0" * 48
+    elif damage == "flip_last_byte":
+        data[-1] ^= 0x01
+    elif damage == "flip_a_sample":
+        data[len(data) // 2] ^= 0x40
+    if damage == "index":
+        index_path.write_text(index_path.read_text()[:100])
+    else:
+        array_path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="rebuilding the signal cache"):
+        ids, array = load_signals(root, filenames, 100, cache)
+    np.testing.assert_array_equal(np.asarray(array), good)
+    assert signals.verify_caches(cache, progress=False).ok
+
+
+def test_verify_finds_what_the_sampled_check_cannot_see(mini_ptbxl, tmp_path, monkeypatch):
+    """A large cache is only sampled on open; the full check sees every byte."""
+    root, filenames = mini_ptbxl
+    cache = tmp_path / "cache"
+    load_signals(root, filenames, 100, cache)
+    array_path, _ = _cache_files(root, cache)
+    report = signals.verify_caches(cache, progress=False)
+    assert report.ok and report.good == [array_path.name]
+    data = bytearray(array_path.read_bytes())
+    data[1000] ^= 0x08
+    array_path.write_bytes(bytes(data))
+    monkeypatch.setattr(signals, "sampled_sha256", lambda path: "blind")  # as if byte 1000 were not sampled
+    index = json.loads(_cache_files(root, cache)[1].read_text())
+    index["integrity"]["sampled_sha256"] = "blind"
+    _cache_files(root, cache)[1].write_text(json.dumps(index))
+    assert signals.cheap_check(*_cache_files(root, cache)) is None
+    report = signals.verify_caches(cache, progress=False)
+    assert not report.ok and "SHA-256 does not match" in report.damaged[array_path.name]
+    assert "delete a damaged .npy and its .json" in report.summary()
+
+
+def test_an_index_without_checksums_gets_them_on_first_open(mini_ptbxl, tmp_path):
+    root, filenames = mini_ptbxl
+    cache = tmp_path / "cache"
+    load_signals(root, filenames, 100, cache)
+    array_path, index_path = _cache_files(root, cache)
+    index = json.loads(index_path.read_text())
+    legacy = {k: v for k, v in index.items() if k != "integrity"}
+    index_path.write_text(json.dumps(legacy))
+    load_signals(root, filenames, 100, cache)  # adopts the cache as found
+    assert json.loads(index_path.read_text())["integrity"] == index["integrity"]
+
+
+def test_data_verify_cache_through_the_cli(mini_ptbxl, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    root, filenames = mini_ptbxl
+    cache = tmp_path / "cache"
+    load_signals(root, filenames, 100, cache)
+    monkeypatch.setenv(signals.CACHE_ENV, str(cache))
+    result = CliRunner().invoke(app, ["data", "verify", "--cache", "--no-progress"])
+    assert result.exit_code == 0 and "1 signal cache(s) OK, 0 damaged" in result.stdout
+    array_path, _ = _cache_files(root, cache)
+    data = bytearray(array_path.read_bytes())
+    data[-7] ^= 0x02
+    array_path.write_bytes(bytes(data))
+    result = CliRunner().invoke(app, ["data", "verify", "--cache", "--no-progress"])
+    assert result.exit_code == 1 and "0 signal cache(s) OK, 1 damaged" in result.stdout
+
+
+# --- two processes at once -------------------------------------------------------------------------
+
+_RACER = """
+import hashlib, json, sys, time
+from pathlib import Path
+import numpy as np
+from ecgnet.data import signals
+
+root, cache, log = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+filenames = {int(k): v for k, v in json.loads(sys.argv[4]).items()}
+real_read = signals.read_record
+
+def slow_read(*args, **kwargs):  # widen the window in which both processes could build
+    time.sleep(0.2)
+    return real_read(*args, **kwargs)
+
+real_build = signals.build_cache
+
+def logged_build(*args, **kwargs):
+    with open(log, "a") as f:
+        f.write("build\\n")
+    return real_build(*args, **kwargs)
+
+signals.read_record, signals.build_cache = slow_read, logged_build
+while not (cache.parent / "go").exists():  # start together
+    time.sleep(0.01)
+ids, array = signals.load_signals(root, filenames, 100, cache)
+print(hashlib.sha256(np.asarray(array).tobytes()).hexdigest(), ids.tolist())
+"""
+
+
+def test_two_processes_build_the_cache_once(mini_ptbxl, tmp_path):
+    import subprocess
+    import sys
+
+    root, filenames = mini_ptbxl
+    cache, log = tmp_path / "cache", tmp_path / "builds.log"
+    args = [sys.executable, "-c", _RACER, str(root), str(cache), str(log), json.dumps(filenames)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert log.read_text() == "build\n"  # one build; the other process waited for it
+    digests = {out.strip() for out, _ in outputs}
+    assert len(digests) == 1  # both read the same complete array
+    _, array = load_signals(root, filenames, 100, cache)
+    import hashlib
+    assert digests == {f"{hashlib.sha256(np.asarray(array).tobytes()).hexdigest()} [1, 2, 3, 4, 5]"}
+    assert signals.verify_caches(cache, progress=False).ok

@@ -54,7 +54,9 @@ def _print_version(value: bool):
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                       help="Print the version and exit.")):
-    pass
+    from ecgnet.quiet import quiet_dependencies
+
+    quiet_dependencies()  # progress and results only: no vendor tips or dependencies' deprecation notices
 
 
 @data_app.command("download")
@@ -73,15 +75,22 @@ def data_download(dest: Path = typer.Argument(..., help="Folder to download into
 
 @data_app.command("verify")
 @friendly
-def data_verify(folder: Path = typer.Argument(..., help="A PTB-XL folder with SHA256SUMS.txt."),
+def data_verify(folder: Optional[Path] = typer.Argument(None, help="A PTB-XL folder with SHA256SUMS.txt."),
                 with_500hz: bool = typer.Option(False, "--with-500hz", help="Also check records500/."),
+                cache: bool = typer.Option(False, "--cache", help="Check every byte of the signal caches in "
+                                           "$ECGNET_CACHE against their index's SHA-256."),
                 progress: bool = ProgressOpt):
-    """Check a folder against its SHA256SUMS.txt: missing, extra and corrupt files."""
+    """Check a folder against its SHA256SUMS.txt (missing, extra and corrupt files), and/or the signal cache."""
     from ecgnet.data.download import verify
+    from ecgnet.data.signals import verify_caches
 
-    report = verify(folder, include_500hz=with_500hz, progress=progress)
-    console.print(report.summary())
-    if not report.ok:
+    if folder is None and not cache:
+        raise ECGNetError("data verify: name a PTB-XL folder, or pass --cache to check the signal cache")
+    reports = ([verify(folder, include_500hz=with_500hz, progress=progress)] if folder else []) + \
+        ([verify_caches(progress=progress)] if cache else [])
+    for report in reports:
+        console.print(escape(report.summary()))
+    if not all(getattr(r, "ok", getattr(r, "passed", True)) for r in reports):
         raise typer.Exit(1)
 
 
@@ -156,7 +165,11 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
             sex: Optional[str] = typer.Option(None, help="male or female (default: the header's #Sex)."),
             height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
             out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here."),
+            long_records: str = typer.Option("segments", help="Records over 10 s: 'segments' (10 s segments, "
+                                             "averaged), 'first' (the first 10 s) or 'windows' (max over all windows)."),
             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+            engine: str = typer.Option("torch", help="torch, or onnx: ONNX Runtime on RUN/model.onnx "
+                                       "(see `ecgnet export`; exported in memory if absent)."),
             progress: bool = ProgressOpt):
     """Diagnose your own ECGs: the top diagnoses with their probabilities, and the reader's warnings.
 
@@ -167,7 +180,7 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
     from ecgnet.data.collect import find_records
     from ecgnet.predict import Predictor
 
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, long_records=long_records, engine=engine)
     metadata = dict(age=age, sex=sex, height=height, weight=weight)
     predictor.metadata_vector(**metadata)  # bad options are a usage error, not one per record
     headers = find_records(records)
@@ -208,6 +221,8 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                       checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
                       out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run>/external/<dataset>)."),
                       n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+                      long_records: str = typer.Option("segments", help="Records over 10 s: segments, first or windows "
+                                                       "(see ecgnet predict --help)."),
                       progress: bool = ProgressOpt):
     """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source."""
     from ecgnet.evaluation.external import evaluate_external as run
@@ -215,7 +230,7 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
 
     name = Path(str(checkpoint)).name
     result = run(checkpoint, dataset, out or Path("outputs") / name / "external" / dataset.resolve().name,
-                 n_boot=n_boot, progress=progress)
+                 n_boot=n_boot, long_records=long_records, progress=progress)
     console.print(f"{escape(result['run'])} on {escape(str(dataset))}: {result['n_scored']} of "
                   f"{result['n_records']} records scored ({len(result['unreadable'])} unreadable, "
                   f"{len(result['unlabeled'])} without a superclass)")
@@ -227,7 +242,7 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
 
 @app.command()
 @friendly
-def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare (runs/<name>)."),
+def compare(run_dirs: Optional[list[Path]] = typer.Argument(None, help="Run directories to compare (runs/<name>)."),
             baseline: str = typer.Option(DEFAULT_MODEL, help="Run (or bundled model) the others are tested against (paired bootstrap on fold 10)."),
             out: Path = typer.Option(Path("outputs/comparison"), help="Folder for comparison.json/.md/.html."),
             data: Optional[Path] = DataOpt,
@@ -236,17 +251,35 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories to 
             ablation_records: Optional[int] = typer.Option(None, help="Fold-10 records for modality ablation (default all; 0 skips it)."),
             explain_records: int = typer.Option(16, help="Fold-10 records per class for the lead-importance table."),
             n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+            render_only: Optional[Path] = typer.Option(None, "--render-only", metavar="OUT",
+                                                       help="Only redraw the report in OUT from its comparison.json (nothing recomputed)."),
             progress: bool = ProgressOpt):
     """Compare trained runs: accuracy vs a baseline (paired bootstrap), complexity, modality ablation, attributions."""
     from ecgnet.evaluation.compare import compare as compare_runs
-    from ecgnet.evaluation.compare_report import format_comparison
+    from ecgnet.evaluation.compare_report import format_comparison, render_comparison
 
+    if render_only is not None:
+        console.print(f"Report: [bold]{escape(str(render_comparison(render_only, data)))}[/]")
+        return
+    if not run_dirs:
+        raise ECGNetError("compare: name the run directories (or re-render a report with --render-only OUT)")
     result = compare_runs(run_dirs, resolve_checkpoint(baseline), data, out, explain=explain, n_boot=n_boot,
                           progress=progress, ablation_records=ablation_records, explain_records=explain_records)
     console.print(format_comparison(result))
     for line in result["conclusion"]:
         console.print(f"• {escape(line)}", highlight=False)
     console.print(f"Report: [bold]{escape(str(out / 'comparison.html'))}[/]")
+
+
+@app.command("export")
+@friendly
+def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
+               fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
+               out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx).")):
+    """Export a run for ONNX Runtime, with its classes, fold-9 thresholds and preprocessing in the metadata."""
+    from ecgnet.export import export
+
+    console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out)))}[/]")
 
 
 @app.command()
@@ -264,6 +297,23 @@ def models():
         name = f"{m.name} (default)" if m.name == DEFAULT_MODEL else m.name
         table.add_row(escape(name), m.task or "–", str(len(m.classes)), params, auc)
     console.print(table)
+
+
+@app.command()
+@friendly
+def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes it to the network)."),
+          port: int = typer.Option(8000, help="Port to listen on."),
+          checkpoint: str = typer.Option(DEFAULT_MODEL, help=f"Default model. {CHECKPOINT_HELP}"),
+          runs_dir: Path = typer.Option(Path("runs"), help="Also offer the runs of this folder (if it exists)."),
+          data: Optional[Path] = DataOpt):
+    """The viewer: a web page to see an ECG, its diagnosis and why, with a JSON API (docs at /docs)."""
+    import uvicorn
+
+    from ecgnet.serve import create_app
+
+    web = create_app([checkpoint], data_root=data, runs_dir=runs_dir)
+    console.print(f"ECGNet viewer on [bold]http://{host}:{port}/[/] (API docs at /docs; Ctrl-C stops it)")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":

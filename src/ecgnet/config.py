@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ecgnet.data.augment import NAMES as AUGMENTATIONS
 from ecgnet.data.ptbxl import TASKS
@@ -15,7 +15,7 @@ from ecgnet.errors import ECGNetError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf/.nan: never a setting
 
 
 class DataConfig(_Strict):
@@ -38,6 +38,12 @@ class DataConfig(_Strict):
         """Step between evaluation windows, in samples."""
         return int(self.stride_seconds * self.sampling_rate)
 
+    @model_validator(mode="after")
+    def _whole_samples(self):
+        if (self.window is not None and self.window < 1) or self.stride < 1:
+            raise ValueError(f"crop_seconds and stride_seconds must be at least one sample (1/{self.sampling_rate} s)")
+        return self
+
 
 class ModelConfig(_Strict):
     name: str
@@ -59,7 +65,7 @@ class TrainingConfig(_Strict):
 
 class Config(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="what numpy and Lightning accept (else Lightning uses 0)")
     data: DataConfig = DataConfig()
     model: ModelConfig
     training: TrainingConfig = TrainingConfig()
@@ -73,7 +79,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ECGNetError(f"{path}: not valid YAML ({e})") from e
+        raise ECGNetError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
+    except UnicodeDecodeError as e:
+        raise ECGNetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except RecursionError as e:
+        raise ECGNetError(f"{path}: not a config (YAML nested too deeply)") from e
     for item in overrides:
         raw = apply_override(raw, item)
     source = f"{path} with --set {' --set '.join(overrides)}" if overrides else str(path)
@@ -103,8 +113,13 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors())
         raise ECGNetError(f"{source}: invalid config — {problems}") from e
+
+
+def _printable(key) -> str:
+    """A key as written, or quoted with escapes when it holds line breaks or control characters."""
+    return str(key) if str(key).isprintable() else ascii(str(key))
 
 
 def dump_config(config: Config) -> str:

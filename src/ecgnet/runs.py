@@ -3,13 +3,22 @@
 ```
 runs/<name>/
   config.yaml          the experiment, as trained
-  run.json             seed, git revision, command, versions, classes, parameters, training time
+  run.json             seed, git revision, command, versions, classes, parameters, training time,
+                       weights_sha256 (the SHA-256 of model.safetensors)
   model.safetensors    weights (frontend statistics included)
   logs/metrics.csv     epoch log (loss, fold-9 macro AUC, seconds)
   val/  test/          predictions.csv + metrics.json per fold (thresholds chosen on val)
   report.html/.md      tables and plots
   checkpoints/         Lightning checkpoints for resuming (not committed)
 ```
+
+Integrity and safety: :func:`load_run` refuses weights whose SHA-256 differs from run.json's
+``weights_sha256`` (runs written before the field load without the check), and reads a run directory
+through safetensors, JSON and YAML (``yaml.safe_load``) only — never a pickle, so a run from elsewhere
+cannot run code. The one exception is ``checkpoints/``: Lightning's ``.ckpt`` files are pickles, loaded
+only by ``ecgnet train --resume`` (``last.ckpt``) and at the end of training (``best.ckpt``, with
+``torch.load(weights_only=True)``), from the run directory that the same command writes in the user's
+own ``--runs-dir``; ``evaluate``, ``predict``, ``compare`` and the server never open them.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ecgnet.checksum import sha256_file
 from ecgnet.config import Config, dump_config, load_config
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json, write_text
@@ -53,7 +63,8 @@ def save_model(run_dir: Path, model: torch.nn.Module, config: Config, info: dict
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(run_dir / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"name": config.name, "classes": json.dumps(info["classes"])})
-    write_json(run_dir / "run.json", info)
+        digest = sha256_file(tmp)
+    write_json(run_dir / "run.json", {**info, "weights_sha256": digest})
 
 
 def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
@@ -71,6 +82,10 @@ def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
         raise ECGNetError(f"{run_dir / 'run.json'}: not a valid run description ({e})") from e
     model = build_model(config.model.name, len(classes), **config.model.params)
     weights = run_dir / "model.safetensors"
+    expected = info.get("weights_sha256")  # absent from runs written before it: no check
+    if expected is not None and sha256_file(weights) != expected:
+        raise ECGNetError(f"{weights}: its SHA-256 does not match weights_sha256 in run.json — the weights "
+                          "are damaged or were replaced; restore them or retrain the run")
     try:
         state = load_file(str(weights))
     except Exception as e:  # safetensors raises its own error type for damaged files

@@ -3,7 +3,8 @@
 - a ``.hea`` / ``.dat`` / ``.mat`` file or a record name: that record;
 - a folder: every ``.hea`` below it (recursive, sorted);
 - a ``RECORDS`` file (PhysioNet's list): each line is a record name relative to its folder, or a
-  sub-folder (``p10/``) whose own ``RECORDS`` (or, failing that, headers) is read in turn.
+  sub-folder (``p10/``) whose own ``RECORDS`` (or, failing that, headers) is read in turn. A line that
+  leaves the list's folder (``../``, ``/``) is refused; a list reached twice (a cycle) is read once.
 
 Names that do not exist are kept: reading them fails with a clear message on their own row.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgnet.data.records import header_path
+from ecgnet.errors import ECGNetError
 
 
 def find_records(paths: list[str | Path]) -> list[Path]:
@@ -24,24 +26,30 @@ def find_records(paths: list[str | Path]) -> list[Path]:
     return list(found)
 
 
-def _expand(path: Path) -> list[Path]:
+def _expand(path: Path, seen: set[Path] | None = None) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*.hea") if not p.name.startswith("."))
     if path.name == "RECORDS" and path.is_file():
-        return _from_records_file(path)
+        return _from_records_file(path, set() if seen is None else seen)
     return [header_path(path)]
 
 
-def _from_records_file(path: Path) -> list[Path]:
+def _from_records_file(path: Path, seen: set[Path]) -> list[Path]:
+    if path.resolve() in seen:
+        return []
+    seen.add(path.resolve())
+    folder = path.parent.resolve()
     out: list[Path] = []
     for line in path.read_text(errors="replace").splitlines():
         name = line.strip()
         if not name or name.startswith("#"):
             continue
         target = path.parent / name
+        if "\0" in name or not (folder / name).resolve().is_relative_to(folder):
+            raise ECGNetError(f"{path}: line {name!r} is not a record or folder inside {path.parent}")
         if name.endswith("/"):
             sub = target / "RECORDS"
-            out += _from_records_file(sub) if sub.is_file() else _expand(target)
+            out += _from_records_file(sub, seen) if sub.is_file() else _expand(target, seen)
         else:
             out.append(header_path(target))
     return out

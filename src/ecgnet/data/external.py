@@ -66,7 +66,7 @@ def parse_dx(header: str | Iterable[str]) -> list[str]:
         if not sep or key.strip().lower() != "dx":
             continue
         for token in (t.strip() for t in value.split(",")):
-            if token and not token.isdigit():
+            if token and not (token.isascii() and token.isdigit()):  # '²' and '٣' are digits to Python
                 raise ECGNetError(f"Dx line '{line.strip()}': '{token}' is not a SNOMED CT code")
             if token and token not in codes:
                 codes.append(token)

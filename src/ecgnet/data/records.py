@@ -3,8 +3,12 @@
 reader's warnings, age and sex from the header).
 
 The reader refuses only what is really wrong (no header, a signal that does not match the header's
-checksums, missing leads, unknown units, NaNs) with one :class:`ECGNetError` naming the file. What is
-readable but questionable becomes a warning beside the signal:
+checksums, missing leads, unknown units, NaNs) with one :class:`ECGNetError` naming the file. Before
+wfdb reads a sample, the header's claims are checked (:func:`_check_record_line`, :func:`_check_sizes`):
+a record line whose numbers wfdb would misread, a signal file too short for the samples the header
+announces, a sampling rate outside 10 Hz–100 kHz or more than ``MAX_SECONDS`` of signal is refused, so
+a hostile header cannot make the reader allocate more than its files hold (fuzzed: ``tests/fuzzing.py``).
+What is readable but questionable becomes a warning beside the signal:
 
 - informational: the record was resampled, is longer than 10 s, or its header had a release quirk
   that was read in its unambiguous sense (a record line naming ``E00015.mat``);
@@ -34,6 +38,10 @@ _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
 MEDIAN_RANGE_MV = (0.3, 12.0)  # plausible median peak-to-peak lead range (PTB-XL folds 1–8: 0.38–9.5)
 FLAT_LEAD_MV = 0.02
 SAME_RANGE_SPREAD = 0.02  # std / mean of the 12 lead ranges; PTB-XL folds 1–8: ≥ 0.10
+MAX_SECONDS = 3600  # longest record read (one hour; the Challenge's longest, INCART, is 30 min)
+RATE_RANGE_HZ = (10.0, 100_000.0)  # sampling rates a header may claim
+_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5,
+                     "310": 4 / 3, "311": 4 / 3}  # WFDB formats; 508/516/524 (FLAC) are variable-length
 
 
 @dataclass
@@ -71,18 +79,24 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     rec = _read_wfdb(header, warnings)
     if rec.checksum is not None and not _checksums_match(rec):
         raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
-    leads = [_LEAD_ALIASES.get(s.strip().upper(), s.strip().upper()) for s in rec.sig_name]
+    names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
+    leads = [_LEAD_ALIASES.get(s.strip().upper(), s.strip().upper()) for s in names]
     if sorted(leads) != sorted(LEADS):
         raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, "
-                          f"found {len(leads)}: {', '.join(rec.sig_name)}")
+                          f"found {len(leads)}: {', '.join(names)}")
     scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
     if None in scale:
-        raise ECGNetError(f"{header}: unknown signal units {sorted(set(rec.units))} (need mV, uV or V)")
+        raise ECGNetError(f"{header}: unknown signal units {sorted(set(map(str, rec.units)))} (need mV, uV or V)")
     amplitude_ok = not _zero_gains(header)  # wfdb reads gain 0 as 200 ADU/mV without a word
     if not amplitude_ok:
         warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated', read at 200 ADU/mV), "
                         "so amplitudes are arbitrary — fix the header's gain")
-    physical = rec.dac(return_res=64) * np.asarray(scale)  # WFDB's invalid-sample value becomes NaN
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # checked just below
+        try:
+            physical = rec.dac(return_res=64) * np.asarray(scale)  # WFDB's invalid-sample value becomes NaN
+        except (TypeError, ValueError, OverflowError) as e:  # a baseline beyond 64 bits: an object array
+            raise ECGNetError(f"{header}: cannot convert the samples to physical units "
+                              f"({type(e).__name__}: {' '.join(str(e).split())})") from e
     signal = physical.T[[leads.index(lead) for lead in LEADS]]
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
@@ -92,10 +106,14 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
                               "(pass --resample to resample it)")
         signal = resample_signal(signal, rec.fs, sampling_rate)
         warnings.append(f"resampled: {rec.fs:g} Hz → {sampling_rate:g} Hz")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(signal, dtype=np.float32)
+    if not np.isfinite(out).all():  # a gain like 1e-40/mV: finite in float64, infinite in float32
+        raise ECGNetError(f"{header}: amplitudes beyond float32's range (~3e38 mV): a wrong gain in the header?")
     problems = amplitude_problems(signal)
     warnings += problems
     age, sex = header_demographics(rec.comments or [])
-    return ECGRecord(header, np.ascontiguousarray(signal, dtype=np.float32), float(sampling_rate), float(rec.fs),
+    return ECGRecord(header, out, float(sampling_rate), float(rec.fs),
                      warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []))
 
 
@@ -108,7 +126,9 @@ def _read_wfdb(header: Path, warnings: list[str]) -> wfdb.Record:
     """wfdb's digital read; a record line naming its file (``E00015.mat``) is read as the record name."""
     name = header.with_suffix("")
     try:
-        return wfdb.rdrecord(str(name), physical=False)
+        return _checked_rdrecord(name, header)
+    except ECGNetError:
+        raise
     except Exception as e:  # wfdb raises many types for malformed files
         fixed = _fixed_record_line(header)
         if fixed is None:
@@ -119,12 +139,79 @@ def _read_wfdb(header: Path, warnings: list[str]) -> wfdb.Record:
             if f.stem == name.name and f.suffix.lower() != ".hea":
                 os.symlink(f.resolve(), Path(tmp) / f.name) if hasattr(os, "symlink") else shutil.copy(f, tmp)
         try:
-            rec = wfdb.rdrecord(str(Path(tmp) / name.name), physical=False)
+            rec = _checked_rdrecord(Path(tmp) / name.name, header)
+        except ECGNetError:
+            raise
         except Exception as e:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
     warnings.append(f"header quirk: the record line names '{header.read_text().split()[0]}'; "
                     f"read as record '{name.name}'")
     return rec
+
+
+def _checked_rdrecord(name: Path, header: Path) -> wfdb.Record:
+    """``wfdb.rdrecord`` of ``name``, once its header's claims fit its signal files (``header``: for messages)."""
+    hdr = wfdb.rdheader(str(name))
+    _check_record_line(hdr, name.with_suffix(".hea").read_text(errors="ignore"), header)
+    _check_sizes(hdr, name.parent, header)
+    return wfdb.rdrecord(str(name), physical=False)
+
+
+def _check_record_line(hdr, text: str, header: Path) -> None:
+    """The record line must say what wfdb read: wfdb takes a rate of ``-100`` for its default 250 Hz, ``1e2``
+    for 1 Hz and ``1e12`` samples for 1, without a word."""
+    line = next((ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), [])
+    n_sig, fs, sig_len = (line[1:4] + [None] * 3)[:3]
+    rate = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(?:/\S*)?", fs) if fs else None
+
+    def count(token, value) -> bool:
+        return token is None or (token.isascii() and token.isdigit() and int(token) == value)
+
+    if not count(n_sig, hdr.n_sig) or not count(sig_len, hdr.sig_len) or \
+            (fs is not None and (rate is None or float(rate.group(1)) != hdr.fs)):
+        raise ECGNetError(f"{header}: cannot be read as a WFDB record (malformed record line "
+                          f"{' '.join(line[:4])!r}: signals, sampling rate and length must be plain numbers)")
+
+
+def _check_sizes(hdr, directory: Path, header: Path) -> None:
+    """Refuse a header whose rate, length or signal count its files cannot hold, before any sample is read."""
+    def refuse(why: str):
+        raise ECGNetError(f"{header}: cannot be read as a WFDB record ({why})")
+
+    if getattr(hdr, "seg_name", None) is not None:
+        refuse("a multi-segment record; a 12-lead ECG is one segment")
+    if not hdr.n_sig or not hdr.file_name or len(hdr.file_name) != hdr.n_sig:
+        refuse(f"the header announces {hdr.n_sig} signals but describes {len(hdr.file_name or [])}")
+    fs = float(hdr.fs or 0)
+    if not RATE_RANGE_HZ[0] <= fs <= RATE_RANGE_HZ[1]:
+        refuse(f"sampling rate {fs:g} Hz, outside {RATE_RANGE_HZ[0]:g} Hz–{RATE_RANGE_HZ[1]:g} Hz")
+    frames = {}  # signal file → (format, byte offset, samples per frame)
+    for file, fmt, offset, spf in zip(hdr.file_name, hdr.fmt, hdr.byte_offset or [None] * hdr.n_sig,
+                                      hdr.samps_per_frame or [1] * hdr.n_sig):
+        if os.path.basename(file) != file or file in ("", ".", ".."):
+            refuse(f"signal file '{file}' is not a file beside the header")
+        if not (directory / file).is_file():
+            refuse(f"its signal file {file} is missing")
+        if fmt not in _BYTES_PER_SAMPLE and fmt not in ("508", "516", "524"):
+            refuse(f"unknown signal format '{fmt}' for {file}")
+        known = frames.setdefault(file, [fmt, offset or 0, 0])
+        if known[:2] != [fmt, offset or 0]:
+            refuse(f"the signals of {file} disagree on its format or byte offset")
+        known[2] += spf or 1
+    length = hdr.sig_len
+    for file, (fmt, offset, per_frame) in frames.items():
+        size = (directory / file).stat().st_size
+        if fmt not in _BYTES_PER_SAMPLE:
+            continue  # FLAC-compressed: no size to predict; wfdb decodes what is there
+        frame_bytes = per_frame * _BYTES_PER_SAMPLE[fmt]
+        if length is None:  # the header leaves the length to the file's size
+            length = int(max(size - offset, 0) // frame_bytes)
+        need = offset + int(np.ceil(length * frame_bytes))
+        if size < need:
+            refuse(f"its signal file {file} holds {size} bytes; the header's {length} samples × {per_frame} "
+                   f"signals need {need} (truncated signal file, or a wrong sample count)")
+    if length is not None and length / fs > MAX_SECONDS:
+        refuse(f"{length} samples at {fs:g} Hz is {length / fs:.3g} s, more than the {MAX_SECONDS} s read")
 
 
 def _fixed_record_line(header: Path) -> str | None:
@@ -165,8 +252,9 @@ def _is_zero(number: str) -> bool:
 
 
 def _checksums_match(rec: wfdb.Record) -> bool:
-    """WFDB checksums are 16-bit (signed in headers, unsigned from wfdb): compare them modulo 2¹⁶."""
-    return [int(c) % 65536 for c in rec.checksum] == [int(c) % 65536 for c in rec.calc_checksum()]
+    """WFDB checksums are 16-bit (signed in headers, unsigned from wfdb): compare them modulo 2¹⁶ (a signal
+    line without one is not checked)."""
+    return all(h is None or int(h) % 65536 == int(c) % 65536 for h, c in zip(rec.checksum, rec.calc_checksum()))
 
 
 def amplitude_problems(signal: np.ndarray) -> list[str]:

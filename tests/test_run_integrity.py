@@ -1,0 +1,108 @@
+"""Run integrity: run.json's SHA-256 of the weights is checked on load, and nothing is unpickled from a
+run directory (Lightning's resume checkpoints are the one documented exception, see ``ecgnet.runs``)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import pickle
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ecgnet.bundled import bundled_root
+from ecgnet.errors import ECGNetError
+from ecgnet.runs import load_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_copy(untrained_run, tmp_path) -> Path:
+    return Path(shutil.copytree(untrained_run, tmp_path / "run"))
+
+
+def test_save_model_records_the_weights_sha256(untrained_run):
+    info = json.loads((untrained_run / "run.json").read_text())
+    assert info["weights_sha256"] == hashlib.sha256((untrained_run / "model.safetensors").read_bytes()).hexdigest()
+    load_run(untrained_run)
+
+
+def test_a_damaged_weights_file_is_refused(run_copy):
+    weights = run_copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01  # one bit of the last parameter: still a readable safetensors file
+    weights.write_bytes(bytes(data))
+    load_file(str(weights))
+    with pytest.raises(ECGNetError, match="SHA-256 does not match weights_sha256 in run.json") as info:
+        load_run(run_copy)
+    assert str(weights) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_replaced_weights_that_fit_the_model_are_refused(run_copy):
+    weights = run_copy / "model.safetensors"
+    state = {k: torch.zeros_like(v) for k, v in load_file(str(weights)).items()}
+    save_file(state, str(weights))
+    with pytest.raises(ECGNetError, match="damaged or were replaced"):
+        load_run(run_copy)
+
+
+def test_a_run_without_the_field_still_loads(run_copy):
+    info = json.loads((run_copy / "run.json").read_text())
+    del info["weights_sha256"]
+    (run_copy / "run.json").write_text(json.dumps(info))
+    model, _, loaded = load_run(run_copy)
+    assert "weights_sha256" not in loaded and isinstance(model, torch.nn.Module)
+
+
+def _committed(paths: list[Path]) -> list[Path]:
+    """The paths git tracks (all of them in a fresh clone); a run still being trained here is not one."""
+    try:
+        out = subprocess.run(["git", "ls-files", "--", *map(str, paths)], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return paths
+    return [REPO / p for p in out]
+
+
+@pytest.mark.parametrize("run_json", _committed(sorted((REPO / "runs").glob("*/run.json"))) +
+                         sorted(bundled_root().glob("*/run.json")), ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+def test_every_committed_and_bundled_run_records_its_weights(run_json):
+    weights = run_json.parent / "model.safetensors"
+    info = json.loads(run_json.read_text())
+    assert info.get("weights_sha256") == hashlib.sha256(weights.read_bytes()).hexdigest(), \
+        f"{run_json}: weights_sha256 missing or stale (runs trained before it: add the SHA-256 of {weights.name})"
+
+
+def test_loading_a_run_unpickles_nothing(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickle was loaded from a run directory")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    for name in ("baseline_time", "intermediate_concat_weighted_bce"):
+        load_run(bundled_root() / name)
+    if (REPO / "runs" / "late_stacking" / "model.safetensors").is_file():
+        load_run(REPO / "runs" / "late_stacking")  # loads its member runs too
+
+
+def test_the_only_unpickling_is_the_documented_checkpoint_one():
+    """Source check: torch.load only in training (weights_only=True); no pickle/joblib loads anywhere."""
+    loaders = {"torch.load", "pickle.load", "pickle.loads", "pickle.Unpickler", "joblib.load"}
+    found = []
+    for path in sorted((REPO / "src" / "ecgnet").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            if name in loaders or keywords.get("allow_pickle") == "True":
+                found.append((str(path.relative_to(REPO)), name, keywords.get("weights_only")))
+    assert found == [("src/ecgnet/training/fit.py", "torch.load", "True")], found
