@@ -60,7 +60,7 @@ def test_bootstrap_resamples_keep_rare_class():
     assert len(idx) == 300
     for i in idx:
         assert (y[i].sum(0) >= 1).all() and (y[i].sum(0) < 200).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no positive or no negative"):
         bootstrap_indices(200, 10, 0, np.zeros((200, 1)))  # no positive at all
 
 
@@ -138,7 +138,7 @@ def test_invalid_input():
         macro_auc(y, bad)
     with pytest.raises(ValueError, match="binary"):
         macro_auc(y * 2, p)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="finite thresholds"):
         threshold_metrics(y, p, [0.5, 0.5])
 
 

@@ -206,7 +206,7 @@ def test_config_defaults_and_round_trip(tmp_path):
 def test_config_errors_name_file_and_field(tmp_path, text, field):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ECGNetError) as info:
+    with pytest.raises(ECGNetError, match="invalid config") as info:
         load_config(path)
     message = str(info.value)
     assert str(path) in message

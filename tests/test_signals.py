@@ -105,14 +105,14 @@ def test_garbage_dat_of_the_right_length_rejected(write_record):
     rng = np.random.default_rng(3)
     # random samples avoiding -32768 (the NaN code), so only a checksum could tell
     dat.write_bytes(rng.integers(-32767, 32768, size=dat.stat().st_size // 2, dtype=np.int16).tobytes())
-    with pytest.raises(ECGNetError):
+    with pytest.raises(ECGNetError, match="does not match the header's checksums"):
         read_record(path)
 
 
 def test_garbage_header_rejected(write_record):
     path, _ = write_record()
     path.write_text("this is not a header\n\x00\x01\n")
-    with pytest.raises(ECGNetError) as info:
+    with pytest.raises(ECGNetError, match="cannot be read as a WFDB record") as info:
         read_record(path)
     assert str(path) in str(info.value)
 

@@ -14,11 +14,13 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from ecgnet.config import Config
+from ecgnet.config import Config, dump_config, load_config
 from ecgnet.data.dataset import PTBXL, CropDataset
 from ecgnet.evaluation.evaluate import REPORT_INFO, evaluate_model
 from ecgnet.evaluation.metrics import macro_auc
 from ecgnet.evaluation.report import write_run_report
+from ecgnet.errors import ECGNetError
+from ecgnet.fileio import write_text
 from ecgnet.models import build_model
 from ecgnet.runs import count_parameters, provenance, save_model
 from ecgnet.training.losses import make_loss
@@ -89,6 +91,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
                         log_every_n_steps=20, deterministic="warn")
     last, log = run_dir / "checkpoints" / "last.ckpt", run_dir / "logs" / "metrics.csv"
     resuming = resume and last.is_file()
+    check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming)
     earlier = pd.read_csv(log) if resuming and log.is_file() else None  # the logger starts the file afresh
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
@@ -97,7 +100,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     module.load_state_dict(best["state_dict"])
     history = pd.read_csv(log)
     if earlier is not None:
-        history = pd.concat([earlier[earlier["epoch"] < history["epoch"].min()], history])
+        history = pd.concat([earlier[earlier["epoch"] < history["epoch"].min()], history], ignore_index=True)
         history.to_csv(log, index=False)
     epochs = history.dropna(subset=["val_macro_auc"])
     return {"epochs_run": int(epochs["epoch"].max()) + 1,
@@ -105,6 +108,25 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
             "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
             "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
             "wall_seconds_this_session": round(wall, 1)}
+
+
+def check_resumable(config: Config, saved: Path, resuming: bool) -> None:
+    """A run resumes only with the config it started with (the schedule, data and model are in the
+    checkpoint); a fresh start records that config beside its checkpoints."""
+    if not resuming:
+        write_text(saved, dump_config(config))
+        return
+    if not saved.is_file():
+        return  # checkpoints from before this check: nothing to compare with
+    before = load_config(saved).model_dump()
+    now = config.model_dump()
+    changed = sorted(f"{section}.{key}" for section in now if isinstance(now[section], dict)
+                     for key in now[section] if now[section][key] != before.get(section, {}).get(key)) + \
+        sorted(k for k in now if not isinstance(now[k], dict) and now[k] != before.get(k))
+    changed = [c for c in changed if c not in ("training.threads", "training.num_workers")]
+    if changed:
+        raise ECGNetError(f"{saved.parent}: cannot resume with a changed config ({', '.join(changed)}); "
+                          "resume with the config the run started with, or train afresh without --resume")
 
 
 def fit_late(model, val_split) -> dict:
