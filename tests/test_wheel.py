@@ -16,6 +16,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ecgnet.bundled import BUNDLED_FILES, BUNDLED_MODELS, DEFAULT_MODEL
@@ -86,3 +87,22 @@ def test_installed_predict(installed, ptbxl_root):
     (result,) = json.loads(installed("predict", record, "--checkpoint", "intermediate_concat_weighted_bce", "--json"))
     assert result["model"] == "intermediate_concat_weighted_bce" != DEFAULT_MODEL
     assert result["diagnoses"][0]["class"] == "NORM" and result["diagnoses"][0]["positive"]
+
+
+def test_installed_predict_on_the_shared_challenge_folder(installed, tmp_path):
+    """The issue's 'done when': the installed wheel reads every shared Challenge record and diagnoses
+    the folder in one command, with the same probabilities as the checkout."""
+    samples = REPO.parent / "shared" / "external" / "cinc2021-samples"
+    if not samples.is_dir():
+        pytest.skip(f"the shared Challenge samples are not at {samples}")
+    out = tmp_path / "predictions.csv"
+    installed("predict", samples, "--resample", "--out", out, "--no-progress")
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == 122 and (table["error"] == "").all()
+    from ecgnet.predict import Predictor
+
+    header = samples / "georgia" / "E00015.hea"  # a 2020-release header quirk
+    row = table.set_index("path").loc[str(header)]
+    expected = {d["class"]: d["probability"] for d in Predictor(DEFAULT_MODEL).predict_file(header, resample=True)["diagnoses"]}
+    assert {c: row[f"p_{c}"] for c in expected} == pytest.approx(expected, abs=1e-4)
+    assert "header quirk" in row["warnings"] and row["positives"] == ""  # amplitude flagged: no calls
