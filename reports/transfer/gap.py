@@ -13,6 +13,7 @@ covering records longer than 10 s. Nothing here selects a model, threshold or ma
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from ecgnet.evaluation.external import evaluate_external
 from ecgnet.runs import provenance
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO.parent / "shared" / "external" / "cinc2021-samples"
+os.chdir(REPO)  # paths in the outputs are relative to the checkout, not this machine
+SAMPLES = Path("../shared/external/cinc2021-samples")
 OUT = REPO / "reports" / "transfer" / "runs"
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
 runs = sys.argv[1:] or ["baseline_time"]

@@ -10,6 +10,7 @@ nothing here selects anything.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from ecgnet.evaluation.external import evaluate_external
 from ecgnet.runs import provenance
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "external" / "cinc2021-samples"
+os.chdir(REPO)  # paths in the outputs are relative to the checkout, not this machine
+SAMPLES = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("../shared/external/cinc2021-samples")
 OUT = REPO / "reports" / "transfer" / "runs"
 BASE, N_BOOT = "baseline_time", 1000
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]

@@ -36,7 +36,7 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
     headers = find_records([dataset])
     if not headers:
         raise ECGNetError(f"{dataset}: no WFDB records (.hea) found")
-    table = _predictions_table(predictor, headers, progress)
+    table = _predictions_table(predictor, headers, Path(dataset), progress)
     scored = table[(table["error"] == "") & table["labeled"]]
     result = {"run": predictor.info["name"], "dataset": str(dataset), "n_records": len(table),
               "n_scored": len(scored), "long_records": long_records,
@@ -57,8 +57,8 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
     return result
 
 
-def _predictions_table(predictor: Predictor, headers: list[Path], progress: bool) -> pd.DataFrame:
-    """One row per header: source, labels, probabilities, warnings, error."""
+def _predictions_table(predictor: Predictor, headers: list[Path], dataset: Path, progress: bool) -> pd.DataFrame:
+    """One row per header (its path relative to ``dataset``): source, labels, probabilities, warnings, error."""
     classes = predictor.classes
     rows = []
     results = predict_many(predictor, headers, resample=True, progress=progress)
@@ -70,13 +70,21 @@ def _predictions_table(predictor: Predictor, headers: list[Path], progress: bool
         except ECGNetError as e:
             y, codes, unmapped, error = np.zeros(len(classes)), [], [], str(e)
         probs = {d["class"]: d["probability"] for d in res.get("diagnoses", [])}
-        rows.append({"record": str(header), "source": header.parent.name, "labeled": bool(y.any()),
+        rows.append({"record": _relative(header, dataset), "source": header.parent.name, "labeled": bool(y.any()),
                      **{f"y_{c}": int(v) for c, v in zip(classes, y)},
                      **{f"p_{c}": probs.get(c, np.nan) for c in classes},
                      "amplitude_trusted": res.get("amplitude_trusted", False),
                      "codes": ";".join(codes), "unmapped": ";".join(unmapped),
                      "warnings": ";".join(res.get("warnings", [])), "error": error})
     return pd.DataFrame(rows)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside (so reports do not carry one machine's folders)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def score(table: pd.DataFrame, classes: list[str], thresholds: dict | None, n_boot: int, seed: int) -> dict:

@@ -31,7 +31,7 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
     per_source = [[src, str(s["n"]), _auc(s["macro_auc"]),
                    *(f"{_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]
                   for src, s in result["per_source"].items()]
-    sections = [("Summary", ["", ""], summary, result["protocol"]),
+    sections = [("Summary", ["what", "value"], summary, result["protocol"]),
                 ("Per class", ["class", "AUC [90 % CI]", "n positive", "sensitivity", "specificity"], per_class,
                  "Sensitivity and specificity at the run's fold-9 thresholds."),
                 ("Per source database", ["source", "n", "macro AUC", *(f"{c} AUC (n pos.)" for c in classes)],
@@ -44,7 +44,8 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
                          [[r] for r in result["unlabeled"]], None))
     figures = {"external_auc.png": ("Per-class AUC with 90 % intervals",
                                     _png(_figure(result), Path(out_dir) / "figures" / "external_auc.png"))}
-    return write_document(out_dir, "external", f"{result['run']} on {Path(result['dataset']).name}", sections, figures)
+    return write_document(out_dir, "external", f"{result['run']} on {Path(result['dataset']).name}", sections, figures,
+                          css="tbody tr:last-child{font-weight:normal}")  # no summary row in these tables
 
 
 def _rate(entry: dict, key: str) -> str:

@@ -22,6 +22,7 @@ from ecgnet.evaluation.report import write_run_report
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import write_text
 from ecgnet.models import build_model
+from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import count_parameters, provenance, save_model
 from ecgnet.training.losses import make_loss
 from ecgnet.training.module import ClassifierModule
@@ -85,6 +86,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     callbacks = [checkpoint, EarlyStopping("val_macro_auc", mode="max", patience=t.patience)]
     if progress:
         callbacks.append(RichProgressBar())
+    quiet_dependencies()  # again now: importing Lightning resets its loggers to INFO
     trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1,
                         logger=CSVLogger(run_dir, name="", version="logs"), callbacks=callbacks,
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
