@@ -48,7 +48,7 @@ def provenance() -> dict:
                                   cwd=Path(__file__).parent).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return None
-    outputs = [f":(exclude,glob)reports/**/*.{ext}" for ext in ("md", "html", "json", "csv", "png", "txt")]
+    outputs = [f":(top,exclude,glob)reports/**/*.{ext}" for ext in ("md", "html", "json", "csv", "png", "txt")]
     dirty = (git("diff", "--name-only", "HEAD", "--", ":/", ":!/runs", *outputs) or "").splitlines()  # code, not outputs
     return {"git_revision": git("rev-parse", "HEAD"), "git_dirty": bool(dirty),
             "git_dirty_files": dirty,
