@@ -12,7 +12,6 @@ checkout (see ``ecgnet.models.fusion.late``), which an installed package does no
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -60,14 +59,14 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
 
 
 def list_bundled() -> list[BundledModel]:
+    from ecgnet.runs import run_summary  # runs imports the model registry: only when listing
+
     models = []
     for name in bundled_names():
         path = bundled_root() / name
-        info = json.loads((path / "run.json").read_text())
-        test = path / "test" / "metrics.json"
-        auc = json.loads(test.read_text()).get("macro_auc", {}).get("value") if test.is_file() else None
-        models.append(BundledModel(name, info.get("task"), info.get("classes", []), info.get("parameters"),
-                                   auc, path))
+        summary = run_summary(path)
+        models.append(BundledModel(name, summary["task"], summary["classes"], summary["parameters"],
+                                   summary["test_macro_auc"], path))
     return models
 
 

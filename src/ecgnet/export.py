@@ -26,7 +26,6 @@ float64-built basis, not as ONNX's DFT/STFT operators, which are less accurate (
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgnet.checksum import sha256_file
 from ecgnet.data.signals import LEADS, SECONDS
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.inference import window_starts
@@ -48,7 +48,7 @@ METADATA_FEATURES = ["age", "sex (0 male, 1 female)", "height cm", "weight kg",
 
 
 def weights_sha256(run_dir: Path) -> str:
-    return hashlib.sha256((Path(run_dir) / "model.safetensors").read_bytes()).hexdigest()
+    return sha256_file(Path(run_dir) / "model.safetensors")
 
 
 def takes_segments(predictor) -> bool:

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 from ecgnet.checksum import sha256_file
@@ -97,6 +98,24 @@ def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
         first = str(e).strip().splitlines()[0]
         raise ECGNetError(f"{weights}: weights do not fit the config's model ({first})") from e
     return model.eval(), config, info
+
+
+def run_summary(run_dir: str | Path) -> dict:
+    """What a listing shows of a run without loading it: task, classes, parameters, the model's registry
+    name and the fold-10 macro AUC (None for what the run's files do not say)."""
+    run_dir = Path(run_dir)
+
+    def read(name: str, parse):
+        try:
+            return parse((run_dir / name).read_text(errors="replace")) or {}
+        except (OSError, ValueError, yaml.YAMLError):
+            return {}
+
+    info, test, config = read("run.json", json.loads), read("test/metrics.json", json.loads), \
+        read("config.yaml", yaml.safe_load)
+    return {"task": info.get("task"), "classes": info.get("classes", []), "parameters": info.get("parameters"),
+            "architecture": (config.get("model") or {}).get("name"),
+            "test_macro_auc": (test.get("macro_auc") or {}).get("value")}
 
 
 def count_parameters(model: torch.nn.Module) -> int:

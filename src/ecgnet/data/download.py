@@ -15,7 +15,6 @@ Only the standard library speaks HTTP, so no dependency is added for a one-off d
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import time
@@ -28,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ecgnet.checksum import sha256_file
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path
 
@@ -111,7 +111,7 @@ def verify(root: Path, include_500hz: bool = False, progress: bool = True) -> Ve
             path = root / rel
             if not path.is_file():
                 report.missing.append(rel)
-            elif _sha256(path) != digest:
+            elif sha256_file(path) != digest:
                 report.corrupt.append(rel)
             else:
                 report.n_ok += 1
@@ -149,7 +149,7 @@ def download(
     def ensure(rel: str, digest: str) -> int:
         """Fetch one file unless it is already correct; return the bytes received."""
         target = dest / rel
-        if target.is_file() and _sha256(target) == digest:
+        if target.is_file() and sha256_file(target) == digest:
             return 0
         file_url = base + urllib.parse.quote(rel)
         return _retrying(rel, file_url, retries, lambda: _fetch(file_url, target, digest, timeout))
@@ -190,7 +190,7 @@ def _fetch(url: str, target: Path, digest: str, timeout: float) -> int:
         while chunk := resp.read(_CHUNK):
             out.write(chunk)
         received = out.tell() - start
-    if (actual := _sha256(part)) != digest:
+    if (actual := sha256_file(part)) != digest:
         part.unlink()
         raise _ChecksumMismatch(f"SHA-256 is {actual}, {CHECKSUMS} says {digest}")
     os.replace(part, target)
@@ -231,11 +231,6 @@ def _unlisted(root: Path, listed: dict[str, str]) -> list[str]:
             if not (name.startswith(".") or name.endswith(".part") or rel == CHECKSUMS or rel in listed):
                 extra.append(rel)
     return sorted(extra)
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _progress(enabled: bool, *columns) -> Progress:

@@ -9,7 +9,6 @@ weights (``last_weights``) and attributions hook into it, so a model serves one 
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from ecgnet.bundled import bundled_names, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 from ecgnet.predict import Predictor
+from ecgnet.runs import run_summary
 
 
 @dataclass
@@ -66,32 +66,6 @@ class ModelStore:
             return self._loaded[name]
 
     def describe(self) -> list[dict]:
-        """What GET /api/models lists, read from run.json and the fold-10 metrics (no model is loaded)."""
-        out = []
-        for name, path in self.checkpoints.items():
-            info = _read_json(path / "run.json")
-            test = _read_json(path / "test" / "metrics.json")
-            config = (path / "config.yaml").read_text(errors="replace")
-            out.append({"name": name, "default": name == self.default, "task": info.get("task"),
-                        "classes": info.get("classes", []), "parameters": info.get("parameters"),
-                        "architecture": _model_name(config),
-                        "test_macro_auc": (test.get("macro_auc") or {}).get("value"),
-                        "loaded": name in self._loaded})
-        return out
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _model_name(config_text: str) -> str | None:
-    """The ``model: name:`` of a run's config.yaml, without building the model."""
-    import yaml
-
-    try:
-        return ((yaml.safe_load(config_text) or {}).get("model") or {}).get("name")
-    except yaml.YAMLError:
-        return None
+        """What GET /api/models lists, read from the run files (no model is loaded)."""
+        return [{"name": name, "default": name == self.default, **run_summary(path), "loaded": name in self._loaded}
+                for name, path in self.checkpoints.items()]
