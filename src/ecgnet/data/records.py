@@ -76,7 +76,11 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     if not header.is_file():
         raise ECGNetError(f"{header}: no such WFDB header")
     warnings: list[str] = []
-    rec = _read_wfdb(header, warnings)
+    try:
+        raw = header.read_bytes()  # the header's text, read once for the checks wfdb does not make
+    except OSError as e:
+        raise ECGNetError(f"{header}: cannot be read ({e.strerror or e})") from e
+    rec = _read_wfdb(header, raw, warnings)
     if rec.checksum is not None and not _checksums_match(rec):
         raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
     names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
@@ -87,7 +91,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
     if None in scale:
         raise ECGNetError(f"{header}: unknown signal units {sorted(set(map(str, rec.units)))} (need mV, uV or V)")
-    amplitude_ok = not _zero_gains(header)  # wfdb reads gain 0 as 200 ADU/mV without a word
+    amplitude_ok = not _zero_gains(raw)  # wfdb reads gain 0 as 200 ADU/mV without a word
     if not amplitude_ok:
         warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated', read at 200 ADU/mV), "
                         "so amplitudes are arbitrary — fix the header's gain")
@@ -122,15 +126,21 @@ def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: b
     return read_ecg(path, sampling_rate, resample).signal
 
 
-def _read_wfdb(header: Path, warnings: list[str]) -> wfdb.Record:
-    """wfdb's digital read; a record line naming its file (``E00015.mat``) is read as the record name."""
+def _header_lines(raw: bytes, errors: str = "replace") -> list[str]:
+    """The header's lines that are neither blank nor comments: the record line, then the signal lines."""
+    return [ln for ln in raw.decode(errors=errors).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _read_wfdb(header: Path, raw: bytes, warnings: list[str]) -> wfdb.Record:
+    """wfdb's digital read (``raw``: the header's bytes); a record line naming its file (``E00015.mat``) is
+    read as the record name."""
     name = header.with_suffix("")
     try:
-        return _checked_rdrecord(name, header)
+        return _checked_rdrecord(name, raw, header)
     except ECGNetError:
         raise
     except Exception as e:  # wfdb raises many types for malformed files
-        fixed = _fixed_record_line(header)
+        fixed = _fixed_record_line(header, raw)
         if fixed is None:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
     with tempfile.TemporaryDirectory() as tmp:  # the corrected header beside links to the signal files
@@ -139,28 +149,29 @@ def _read_wfdb(header: Path, warnings: list[str]) -> wfdb.Record:
             if f.stem == name.name and f.suffix.lower() != ".hea":
                 os.symlink(f.resolve(), Path(tmp) / f.name) if hasattr(os, "symlink") else shutil.copy(f, tmp)
         try:
-            rec = _checked_rdrecord(Path(tmp) / name.name, header)
+            rec = _checked_rdrecord(Path(tmp) / name.name, fixed.encode(), header)
         except ECGNetError:
             raise
         except Exception as e:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
-    warnings.append(f"header quirk: the record line names '{header.read_text().split()[0]}'; "
+    warnings.append(f"header quirk: the record line names '{_header_lines(raw)[0].split()[0]}'; "
                     f"read as record '{name.name}'")
     return rec
 
 
-def _checked_rdrecord(name: Path, header: Path) -> wfdb.Record:
-    """``wfdb.rdrecord`` of ``name``, once its header's claims fit its signal files (``header``: for messages)."""
+def _checked_rdrecord(name: Path, raw: bytes, header: Path) -> wfdb.Record:
+    """``wfdb.rdrecord`` of ``name`` (header bytes ``raw``), once its header's claims fit its signal files
+    (``header``: for messages)."""
     hdr = wfdb.rdheader(str(name))
-    _check_record_line(hdr, name.with_suffix(".hea").read_text(errors="ignore"), header)
+    _check_record_line(hdr, raw, header)
     _check_sizes(hdr, name.parent, header)
     return wfdb.rdrecord(str(name), physical=False)
 
 
-def _check_record_line(hdr, text: str, header: Path) -> None:
+def _check_record_line(hdr, raw: bytes, header: Path) -> None:
     """The record line must say what wfdb read: wfdb takes a rate of ``-100`` for its default 250 Hz, ``1e2``
     for 1 Hz and ``1e12`` samples for 1, without a word."""
-    line = next((ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), [])
+    line = next((ln.split() for ln in _header_lines(raw, errors="ignore")), [])
     n_sig, fs, sig_len = (line[1:4] + [None] * 3)[:3]
     rate = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(?:/\S*)?", fs) if fs else None
 
@@ -214,11 +225,11 @@ def _check_sizes(hdr, directory: Path, header: Path) -> None:
         refuse(f"{length} samples at {fs:g} Hz is {length / fs:.3g} s, more than the {MAX_SECONDS} s read")
 
 
-def _fixed_record_line(header: Path) -> str | None:
+def _fixed_record_line(header: Path, raw: bytes) -> str | None:
     """The header with ``NAME.ext`` on its record line replaced by ``NAME``, when NAME is this record."""
     try:
-        text = header.read_text(errors="strict")
-    except (UnicodeDecodeError, OSError):
+        text = raw.decode()
+    except UnicodeDecodeError:
         return None
     lines = text.splitlines(keepends=True)
     i = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), None)
@@ -232,11 +243,9 @@ def _fixed_record_line(header: Path) -> str | None:
     return "".join(lines)
 
 
-def _zero_gains(header: Path) -> bool:
+def _zero_gains(raw: bytes) -> bool:
     """Whether a signal line of the header gives gain 0 (the field after the format: ``0/mV``, ``0(5)``)."""
-    lines = [ln.split() for ln in header.read_text(errors="replace").splitlines()
-             if ln.strip() and not ln.lstrip().startswith("#")]
-    for fields in lines[1:]:
+    for fields in (ln.split() for ln in _header_lines(raw)[1:]):
         if len(fields) > 2:
             gain = re.match(r"[-+0-9.eE]+", fields[2])
             if gain and _is_zero(gain.group()):
