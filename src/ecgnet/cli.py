@@ -90,7 +90,7 @@ def data_verify(folder: Optional[Path] = typer.Argument(None, help="A PTB-XL fol
         ([verify_caches(progress=progress)] if cache else [])
     for report in reports:
         console.print(escape(report.summary()))
-    if not all(getattr(r, "ok", getattr(r, "passed", True)) for r in reports):
+    if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
 
@@ -226,7 +226,7 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                       progress: bool = ProgressOpt):
     """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source."""
     from ecgnet.evaluation.external import evaluate_external as run
-    from ecgnet.evaluation.external_report import _auc
+    from ecgnet.evaluation.external_report import format_auc
 
     name = Path(str(checkpoint)).name
     result = run(checkpoint, dataset, out or Path("outputs") / name / "external" / dataset.resolve().name,
@@ -234,9 +234,9 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
     console.print(f"{escape(result['run'])} on {escape(str(dataset))}: {result['n_scored']} of "
                   f"{result['n_records']} records scored ({len(result['unreadable'])} unreadable, "
                   f"{len(result['unlabeled'])} without a superclass)")
-    console.print(f"macro AUC {_auc(result['macro_auc'])}")
+    console.print(f"macro AUC {format_auc(result['macro_auc'])}")
     for c, e in result["per_class"].items():
-        console.print(f"  {c:<5} {_auc(e):<24} n positive {e['n_positive']}", highlight=False)
+        console.print(f"  {c:<5} {format_auc(e):<24} n positive {e['n_positive']}", highlight=False)
     console.print(f"Report: [bold]{escape(result['report'])}[/]")
 
 

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ecgnet.evaluation.report import _png, write_document  # noqa: E402
 
 
-def _auc(entry: dict | None) -> str:
+def format_auc(entry: dict | None) -> str:
     if not entry or entry.get("auc", entry.get("value")) is None:
         return "–"
     value = entry.get("auc", entry.get("value"))
@@ -25,11 +25,11 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
     summary = [["records found", str(result["n_records"])], ["scored (readable, with a superclass)", str(result["n_scored"])],
                ["unreadable", str(len(result["unreadable"]))], ["without a superdiagnostic label", str(len(result["unlabeled"]))],
                ["scored with untrustworthy amplitude", str(result["untrusted_amplitude"])],
-               ["macro AUC [90 % CI]", _auc(result["macro_auc"])], ["classes in the macro AUC", ", ".join(result["classes_scored"])]]
-    per_class = [[c, _auc(e), str(e["n_positive"]), _rate(e, "sensitivity"), _rate(e, "specificity")]
+               ["macro AUC [90 % CI]", format_auc(result["macro_auc"])], ["classes in the macro AUC", ", ".join(result["classes_scored"])]]
+    per_class = [[c, format_auc(e), str(e["n_positive"]), _rate(e, "sensitivity"), _rate(e, "specificity")]
                  for c, e in result["per_class"].items()]
-    per_source = [[src, str(s["n"]), _auc(s["macro_auc"]),
-                   *(f"{_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]
+    per_source = [[src, str(s["n"]), format_auc(s["macro_auc"]),
+                   *(f"{format_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]
                   for src, s in result["per_source"].items()]
     sections = [("Summary", ["what", "value"], summary, result["protocol"]),
                 ("Per class", ["class", "AUC [90 % CI]", "n positive", "sensitivity", "specificity"], per_class,
