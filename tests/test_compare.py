@@ -208,7 +208,8 @@ def test_latency_and_epoch_seconds(tmp_path):
 
 
 def test_per_class_tables_turn_for_many_classes():
-    from ecgnet.evaluation.compare_report import MANY_CLASSES, _per_class_tables
+    from ecgnet.evaluation.compare_report import MANY_CLASSES
+    from ecgnet.evaluation.compare_report.tables import _per_class_tables
 
     def runs(classes):
         per_class = {c: {"auc": 0.5 + i / 100, "n_positive": i + 1, "balanced_accuracy": 0.6, "accuracy": 0.7}
@@ -304,7 +305,7 @@ def _fake_result(aucs: dict[str, float], macs: dict[str, float], best: str) -> d
 
 
 def test_low_outliers_are_only_the_far_lows():
-    from ecgnet.evaluation.compare_report import _low_outliers
+    from ecgnet.evaluation.compare_report.tradeoff import _low_outliers
 
     aucs = {"time": 0.934, "freq": 0.889, "freq_phase": 0.898, "spec": 0.910, "meta": 0.702, "late_avg": 0.9255,
             **{f"fusion{k}": 0.932 + k / 2000 for k in range(8)}}
@@ -315,7 +316,7 @@ def test_low_outliers_are_only_the_far_lows():
 
 
 def test_tradeoff_figure_zooms_marks_the_outlier_and_labels_do_not_collide():
-    from ecgnet.evaluation.compare_report import _tradeoff_figure
+    from ecgnet.evaluation.compare_report.tradeoff import _tradeoff_figure
 
     # as crowded as the committed superdiagnostic report: equal costs, AUCs 0.0001 apart or equal
     aucs = {"single_time": 0.9338, "single_freq": 0.889, "single_spec": 0.9095, "single_meta": 0.702,
