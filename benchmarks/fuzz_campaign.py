@@ -40,9 +40,9 @@ TARGETS = ("record", "config", "config_file", "dx", "find_records")
 # the results so that the campaign's figures say what came before them.
 FIXED_BUGS = [
     "read_ecg: a header claiming 10^12 samples reached wfdb (no size check before reading) — now refused "
-    "against the signal file's size, with 10 Hz–100 kHz and 1 h bounds (records._check_sizes)",
+    "against the signal file's size, with 10 Hz–100 kHz and 1 h bounds (data/wfdb_header.py: check_sizes)",
     "read_ecg: wfdb misreads malformed record lines without a word ('-100' Hz as 250 Hz, '1e2' Hz as 1 Hz, "
-    "'1e12' samples as 1) — now refused (records._check_record_line)",
+    "'1e12' samples as 1) — now refused (data/wfdb_header.py: check_record_line)",
     "read_ecg: a signal line without a description (lead name) raised AttributeError",
     "read_ecg: a signal line whose checksum wfdb could not parse raised TypeError (int(None))",
     "read_ecg: a gain such as 1e-40/mV returned a signal of float32 infinities as a correct read",

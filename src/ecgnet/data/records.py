@@ -4,10 +4,10 @@ reader's warnings, age and sex from the header).
 
 The reader refuses only what is really wrong (no header, a signal that does not match the header's
 checksums, missing leads, unknown units, NaNs) with one :class:`ECGNetError` naming the file. Before
-wfdb reads a sample, the header's claims are checked (:func:`_check_record_line`, :func:`_check_sizes`):
-a record line whose numbers wfdb would misread, a signal file too short for the samples the header
-announces, a sampling rate outside 10 Hz–100 kHz or more than ``MAX_SECONDS`` of signal is refused, so
-a hostile header cannot make the reader allocate more than its files hold (fuzzed: ``tests/fuzzing.py``).
+wfdb reads a sample, the header's claims are checked (:mod:`ecgnet.data.wfdb_header`): a record line
+whose numbers wfdb would misread, a signal file too short for the samples the header announces, a
+sampling rate outside 10 Hz–100 kHz or more than an hour of signal is refused, so a hostile header
+cannot make the reader allocate more than its files hold (fuzzed: ``tests/fuzzing.py``).
 What is readable but questionable becomes a warning beside the signal:
 
 - informational: the record was resampled, is longer than 10 s, or its header had a release quirk
@@ -21,7 +21,6 @@ What is readable but questionable becomes a warning beside the signal:
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
+from ecgnet.data.wfdb_header import check_record_line, check_sizes, fixed_record_line, header_lines, zero_gains
 from ecgnet.errors import ECGNetError
 
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -38,10 +38,6 @@ _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
 MEDIAN_RANGE_MV = (0.3, 12.0)  # plausible median peak-to-peak lead range (PTB-XL folds 1–8: 0.38–9.5)
 FLAT_LEAD_MV = 0.02
 SAME_RANGE_SPREAD = 0.02  # std / mean of the 12 lead ranges; PTB-XL folds 1–8: ≥ 0.10
-MAX_SECONDS = 3600  # longest record read (one hour; the Challenge's longest, INCART, is 30 min)
-RATE_RANGE_HZ = (10.0, 100_000.0)  # sampling rates a header may claim
-_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5,
-                     "310": 4 / 3, "311": 4 / 3}  # WFDB formats; 508/516/524 (FLAC) are variable-length
 
 
 @dataclass
@@ -91,7 +87,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
     if None in scale:
         raise ECGNetError(f"{header}: unknown signal units {sorted(set(map(str, rec.units)))} (need mV, uV or V)")
-    amplitude_ok = not _zero_gains(raw)  # wfdb reads gain 0 as 200 ADU/mV without a word
+    amplitude_ok = not zero_gains(raw)  # wfdb reads gain 0 as 200 ADU/mV without a word
     if not amplitude_ok:
         warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated', read at 200 ADU/mV), "
                         "so amplitudes are arbitrary — fix the header's gain")
@@ -126,11 +122,6 @@ def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: b
     return read_ecg(path, sampling_rate, resample).signal
 
 
-def _header_lines(raw: bytes, errors: str = "replace") -> list[str]:
-    """The header's lines that are neither blank nor comments: the record line, then the signal lines."""
-    return [ln for ln in raw.decode(errors=errors).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-
-
 def _read_wfdb(header: Path, raw: bytes, warnings: list[str]) -> wfdb.Record:
     """wfdb's digital read (``raw``: the header's bytes); a record line naming its file (``E00015.mat``) is
     read as the record name."""
@@ -140,7 +131,7 @@ def _read_wfdb(header: Path, raw: bytes, warnings: list[str]) -> wfdb.Record:
     except ECGNetError:
         raise
     except Exception as e:  # wfdb raises many types for malformed files
-        fixed = _fixed_record_line(header, raw)
+        fixed = fixed_record_line(header, raw)
         if fixed is None:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
     with tempfile.TemporaryDirectory() as tmp:  # the corrected header beside links to the signal files
@@ -154,7 +145,7 @@ def _read_wfdb(header: Path, raw: bytes, warnings: list[str]) -> wfdb.Record:
             raise
         except Exception as e:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
-    warnings.append(f"header quirk: the record line names '{_header_lines(raw)[0].split()[0]}'; "
+    warnings.append(f"header quirk: the record line names '{header_lines(raw)[0].split()[0]}'; "
                     f"read as record '{name.name}'")
     return rec
 
@@ -163,101 +154,9 @@ def _checked_rdrecord(name: Path, raw: bytes, header: Path) -> wfdb.Record:
     """``wfdb.rdrecord`` of ``name`` (header bytes ``raw``), once its header's claims fit its signal files
     (``header``: for messages)."""
     hdr = wfdb.rdheader(str(name))
-    _check_record_line(hdr, raw, header)
-    _check_sizes(hdr, name.parent, header)
+    check_record_line(hdr, raw, header)
+    check_sizes(hdr, name.parent, header)
     return wfdb.rdrecord(str(name), physical=False)
-
-
-def _check_record_line(hdr, raw: bytes, header: Path) -> None:
-    """The record line must say what wfdb read: wfdb takes a rate of ``-100`` for its default 250 Hz, ``1e2``
-    for 1 Hz and ``1e12`` samples for 1, without a word."""
-    line = next((ln.split() for ln in _header_lines(raw, errors="ignore")), [])
-    n_sig, fs, sig_len = (line[1:4] + [None] * 3)[:3]
-    rate = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(?:/\S*)?", fs) if fs else None
-
-    def count(token, value) -> bool:
-        return token is None or (token.isascii() and token.isdigit() and int(token) == value)
-
-    if not count(n_sig, hdr.n_sig) or not count(sig_len, hdr.sig_len) or \
-            (fs is not None and (rate is None or float(rate.group(1)) != hdr.fs)):
-        raise ECGNetError(f"{header}: cannot be read as a WFDB record (malformed record line "
-                          f"{' '.join(line[:4])!r}: signals, sampling rate and length must be plain numbers)")
-
-
-def _check_sizes(hdr, directory: Path, header: Path) -> None:
-    """Refuse a header whose rate, length or signal count its files cannot hold, before any sample is read."""
-    def refuse(why: str):
-        raise ECGNetError(f"{header}: cannot be read as a WFDB record ({why})")
-
-    if getattr(hdr, "seg_name", None) is not None:
-        refuse("a multi-segment record; a 12-lead ECG is one segment")
-    if not hdr.n_sig or not hdr.file_name or len(hdr.file_name) != hdr.n_sig:
-        refuse(f"the header announces {hdr.n_sig} signals but describes {len(hdr.file_name or [])}")
-    fs = float(hdr.fs or 0)
-    if not RATE_RANGE_HZ[0] <= fs <= RATE_RANGE_HZ[1]:
-        refuse(f"sampling rate {fs:g} Hz, outside {RATE_RANGE_HZ[0]:g} Hz–{RATE_RANGE_HZ[1]:g} Hz")
-    frames = {}  # signal file → (format, byte offset, samples per frame)
-    for file, fmt, offset, spf in zip(hdr.file_name, hdr.fmt, hdr.byte_offset or [None] * hdr.n_sig,
-                                      hdr.samps_per_frame or [1] * hdr.n_sig):
-        if os.path.basename(file) != file or file in ("", ".", ".."):
-            refuse(f"signal file '{file}' is not a file beside the header")
-        if not (directory / file).is_file():
-            refuse(f"its signal file {file} is missing")
-        if fmt not in _BYTES_PER_SAMPLE and fmt not in ("508", "516", "524"):
-            refuse(f"unknown signal format '{fmt}' for {file}")
-        known = frames.setdefault(file, [fmt, offset or 0, 0])
-        if known[:2] != [fmt, offset or 0]:
-            refuse(f"the signals of {file} disagree on its format or byte offset")
-        known[2] += spf or 1
-    length = hdr.sig_len
-    for file, (fmt, offset, per_frame) in frames.items():
-        size = (directory / file).stat().st_size
-        if fmt not in _BYTES_PER_SAMPLE:
-            continue  # FLAC-compressed: no size to predict; wfdb decodes what is there
-        frame_bytes = per_frame * _BYTES_PER_SAMPLE[fmt]
-        if length is None:  # the header leaves the length to the file's size
-            length = int(max(size - offset, 0) // frame_bytes)
-        need = offset + int(np.ceil(length * frame_bytes))
-        if size < need:
-            refuse(f"its signal file {file} holds {size} bytes; the header's {length} samples × {per_frame} "
-                   f"signals need {need} (truncated signal file, or a wrong sample count)")
-    if length is not None and length / fs > MAX_SECONDS:
-        refuse(f"{length} samples at {fs:g} Hz is {length / fs:.3g} s, more than the {MAX_SECONDS} s read")
-
-
-def _fixed_record_line(header: Path, raw: bytes) -> str | None:
-    """The header with ``NAME.ext`` on its record line replaced by ``NAME``, when NAME is this record."""
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        return None
-    lines = text.splitlines(keepends=True)
-    i = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), None)
-    if i is None:
-        return None
-    first, _, rest = lines[i].lstrip().partition(" ")
-    stem, dot, _ = first.partition(".")
-    if not dot or stem != header.stem or "/" in first:
-        return None
-    lines[i] = f"{stem} {rest}"
-    return "".join(lines)
-
-
-def _zero_gains(raw: bytes) -> bool:
-    """Whether a signal line of the header gives gain 0 (the field after the format: ``0/mV``, ``0(5)``)."""
-    for fields in (ln.split() for ln in _header_lines(raw)[1:]):
-        if len(fields) > 2:
-            gain = re.match(r"[-+0-9.eE]+", fields[2])
-            if gain and _is_zero(gain.group()):
-                return True
-    return False
-
-
-def _is_zero(number: str) -> bool:
-    try:
-        return float(number) == 0
-    except ValueError:
-        return False
 
 
 def _checksums_match(rec: wfdb.Record) -> bool:

@@ -1,0 +1,124 @@
+"""What a WFDB header claims, checked before wfdb reads a sample (:mod:`ecgnet.data.records` is the reader).
+
+wfdb trusts the header: it misreads some record lines without a word (a rate of ``-100`` as 250 Hz,
+``1e12`` samples as 1) and allocates whatever length the header announces. So, on the header's bytes
+and wfdb's parse of them: the record line must say what wfdb read (:func:`check_record_line`), and the
+signal files must hold the samples the header announces, at a sampling rate within 10 Hz–100 kHz and
+for at most ``MAX_SECONDS`` (:func:`check_sizes`) — a hostile header cannot make the reader allocate
+more than its files hold (fuzzed: ``tests/fuzzing.py``). Each refusal is one :class:`ECGNetError`.
+Two things wfdb does not say are read from the bytes too: the release quirk of a record line naming
+its file (``E00015.mat``; :func:`fixed_record_line` gives the header read as the record name) and a
+gain of 0 (WFDB's "uncalibrated", which wfdb reads as 200 ADU/mV; :func:`zero_gains`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.errors import ECGNetError
+
+MAX_SECONDS = 3600  # longest record read (one hour; the Challenge's longest, INCART, is 30 min)
+RATE_RANGE_HZ = (10.0, 100_000.0)  # sampling rates a header may claim
+_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5,
+                     "310": 4 / 3, "311": 4 / 3}  # WFDB formats; 508/516/524 (FLAC) are variable-length
+
+
+def header_lines(raw: bytes, errors: str = "replace") -> list[str]:
+    """The header's lines that are neither blank nor comments: the record line, then the signal lines."""
+    return [ln for ln in raw.decode(errors=errors).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def check_record_line(hdr, raw: bytes, header: Path) -> None:
+    """The record line must say what wfdb read: wfdb takes a rate of ``-100`` for its default 250 Hz, ``1e2``
+    for 1 Hz and ``1e12`` samples for 1, without a word."""
+    line = next((ln.split() for ln in header_lines(raw, errors="ignore")), [])
+    n_sig, fs, sig_len = (line[1:4] + [None] * 3)[:3]
+    rate = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(?:/\S*)?", fs) if fs else None
+
+    def count(token, value) -> bool:
+        return token is None or (token.isascii() and token.isdigit() and int(token) == value)
+
+    if not count(n_sig, hdr.n_sig) or not count(sig_len, hdr.sig_len) or \
+            (fs is not None and (rate is None or float(rate.group(1)) != hdr.fs)):
+        raise ECGNetError(f"{header}: cannot be read as a WFDB record (malformed record line "
+                          f"{' '.join(line[:4])!r}: signals, sampling rate and length must be plain numbers)")
+
+
+def check_sizes(hdr, directory: Path, header: Path) -> None:
+    """Refuse a header whose rate, length or signal count its files cannot hold, before any sample is read."""
+    def refuse(why: str):
+        raise ECGNetError(f"{header}: cannot be read as a WFDB record ({why})")
+
+    if getattr(hdr, "seg_name", None) is not None:
+        refuse("a multi-segment record; a 12-lead ECG is one segment")
+    if not hdr.n_sig or not hdr.file_name or len(hdr.file_name) != hdr.n_sig:
+        refuse(f"the header announces {hdr.n_sig} signals but describes {len(hdr.file_name or [])}")
+    fs = float(hdr.fs or 0)
+    if not RATE_RANGE_HZ[0] <= fs <= RATE_RANGE_HZ[1]:
+        refuse(f"sampling rate {fs:g} Hz, outside {RATE_RANGE_HZ[0]:g} Hz–{RATE_RANGE_HZ[1]:g} Hz")
+    frames = {}  # signal file → (format, byte offset, samples per frame)
+    for file, fmt, offset, spf in zip(hdr.file_name, hdr.fmt, hdr.byte_offset or [None] * hdr.n_sig,
+                                      hdr.samps_per_frame or [1] * hdr.n_sig):
+        if os.path.basename(file) != file or file in ("", ".", ".."):
+            refuse(f"signal file '{file}' is not a file beside the header")
+        if not (directory / file).is_file():
+            refuse(f"its signal file {file} is missing")
+        if fmt not in _BYTES_PER_SAMPLE and fmt not in ("508", "516", "524"):
+            refuse(f"unknown signal format '{fmt}' for {file}")
+        known = frames.setdefault(file, [fmt, offset or 0, 0])
+        if known[:2] != [fmt, offset or 0]:
+            refuse(f"the signals of {file} disagree on its format or byte offset")
+        known[2] += spf or 1
+    length = hdr.sig_len
+    for file, (fmt, offset, per_frame) in frames.items():
+        size = (directory / file).stat().st_size
+        if fmt not in _BYTES_PER_SAMPLE:
+            continue  # FLAC-compressed: no size to predict; wfdb decodes what is there
+        frame_bytes = per_frame * _BYTES_PER_SAMPLE[fmt]
+        if length is None:  # the header leaves the length to the file's size
+            length = int(max(size - offset, 0) // frame_bytes)
+        need = offset + int(np.ceil(length * frame_bytes))
+        if size < need:
+            refuse(f"its signal file {file} holds {size} bytes; the header's {length} samples × {per_frame} "
+                   f"signals need {need} (truncated signal file, or a wrong sample count)")
+    if length is not None and length / fs > MAX_SECONDS:
+        refuse(f"{length} samples at {fs:g} Hz is {length / fs:.3g} s, more than the {MAX_SECONDS} s read")
+
+
+def fixed_record_line(header: Path, raw: bytes) -> str | None:
+    """The header with ``NAME.ext`` on its record line replaced by ``NAME``, when NAME is this record."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    lines = text.splitlines(keepends=True)
+    i = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), None)
+    if i is None:
+        return None
+    first, _, rest = lines[i].lstrip().partition(" ")
+    stem, dot, _ = first.partition(".")
+    if not dot or stem != header.stem or "/" in first:
+        return None
+    lines[i] = f"{stem} {rest}"
+    return "".join(lines)
+
+
+def zero_gains(raw: bytes) -> bool:
+    """Whether a signal line of the header gives gain 0 (the field after the format: ``0/mV``, ``0(5)``)."""
+    for fields in (ln.split() for ln in header_lines(raw)[1:]):
+        if len(fields) > 2:
+            gain = re.match(r"[-+0-9.eE]+", fields[2])
+            if gain and _is_zero(gain.group()):
+                return True
+    return False
+
+
+def _is_zero(number: str) -> bool:
+    try:
+        return float(number) == 0
+    except ValueError:
+        return False
