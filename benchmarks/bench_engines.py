@@ -13,10 +13,11 @@ int8) and torch bf16 — latency, throughput and fold-10 accuracy, measured in o
 * **Accuracy**: each engine's probabilities on all fold-10 records, paired bootstrap of macro AUC
   against torch fp32 (``ecgnet.evaluation.metrics.paired_bootstrap``), max |Δp|, and the share of
   (record, class) calls at the fold-9 thresholds that differ from torch fp32.
-* **int8**: ONNX Runtime static quantization (QDQ, signed 8-bit per-channel weights, unsigned 8-bit
-  activations) of the encoders' convolutions except each encoder's first one, calibrated (99.99th
-  percentile) on ``--calibration`` records of the training folds 1–8. The spectral frontends (DFT
-  products, log) and the Transformer stay fp32: quantizing them moved probabilities by up to 0.6.
+* **int8**: ``ecgnet.export_int8`` (what ``ecgnet export --quantize int8`` writes): ONNX Runtime static
+  quantization (QDQ, signed 8-bit per-channel weights, unsigned 8-bit activations) of the encoders'
+  convolutions except each encoder's first one, calibrated (99.99th percentile) on ``--calibration``
+  records of the training folds 1–8. The spectral frontends (DFT products, log) and the Transformer
+  stay fp32: quantizing them moved probabilities by up to 0.6.
 * **bf16**: ``torch.autocast("cpu", torch.bfloat16)`` (convolutions and linear layers in bf16; the FFTs
   stay fp32), on a CPU with AVX-512 BF16.
 
@@ -30,7 +31,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,50 +47,10 @@ from ecgnet.evaluation.complexity import latency_ms  # noqa: E402
 from ecgnet.evaluation.inference import window_starts, windowed_proba  # noqa: E402
 from ecgnet.evaluation.metrics import macro_auc, paired_bootstrap  # noqa: E402
 from ecgnet.export import OnnxModel, onnx_bytes  # noqa: E402
+from ecgnet.export_int8 import CALIBRATION_RECORDS, CALIBRATION_SEED, quantize_int8  # noqa: E402
 from ecgnet.predict import Predictor  # noqa: E402
 
 RUNS = ["runs/baseline_time", "runs/intermediate_concat_weighted_bce"]
-
-
-def encoder_of(weight: str) -> str | None:
-    """Which encoder a (possibly batch-norm-fused) convolution weight belongs to, e.g. 'branches.time.'."""
-    name = weight.removeprefix("ConvBnFusion_W_")
-    return name.split("encoder.")[0] if name.startswith("encoder.") or ".encoder." in name else None
-
-
-def quantize_int8(fp32: bytes, calibration, window: int, stride: int, workdir: Path) -> bytes:
-    """Static int8 quantization of the encoders' convolutions (not each encoder's first), calibrated on
-    the windows of ``calibration`` (a training-fold split)."""
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quant_pre_process, quantize_static)
-
-    source, prepared, out = workdir / "fp32.onnx", workdir / "prepared.onnx", workdir / "int8.onnx"
-    source.write_bytes(fp32)
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    first, convs = set(), []
-    for node in onnx.load(str(prepared)).graph.node:  # topological order: an encoder's first conv comes first
-        encoder = encoder_of(node.input[1]) if node.op_type == "Conv" else None
-        if encoder is not None:
-            if encoder in first:
-                convs.append(node.name)
-            first.add(encoder)
-    starts = window_starts(calibration.signal.shape[-1], window, stride)
-    crops = np.concatenate([calibration.signal[:, :, s:s + window] for s in starts]).astype(np.float32)
-    meta = np.repeat(calibration.metadata[None], len(starts), 0).reshape(-1, calibration.metadata.shape[-1])
-
-    class Windows(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{"signal": crops[i:i + 64], "metadata": meta[i:i + 64].astype(np.float32)}
-                                 for i in range(0, len(crops), 64)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    quantize_static(str(prepared), str(out), Windows(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_quantize=convs,
-                    calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": 99.99})
-    return out.read_bytes()
 
 
 def bf16(model):
@@ -144,9 +104,8 @@ def bench_run(run: str, args, test, calibration) -> dict:
     record = SECONDS * predictor.rate
     print(f"\n{name}: exporting, quantizing{', compiling' if args.compile else ''} …", flush=True)
     fp32 = onnx_bytes(predictor)
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_models = {"onnxruntime fp32": fp32,
-                       "onnxruntime int8": quantize_int8(fp32, calibration, window, stride, Path(tmp))}
+    onnx_models = {"onnxruntime fp32": fp32,
+                   "onnxruntime int8": quantize_int8(fp32, calibration, window, stride, name=name)}
     compiled = torch.compile(predictor.model, dynamic=False) if args.compile else None
 
     def one_record(batch=1):
@@ -221,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=60, help="timed batch-1 calls per engine (default 60)")
     p.add_argument("--batch-repeats", type=int, default=6, help="timed batched calls per engine (default 6)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per engine first (default 3)")
-    p.add_argument("--calibration", type=int, default=128, help="training-fold records calibrating int8 (default 128)")
+    p.add_argument("--calibration", type=int, default=CALIBRATION_RECORDS,
+                   help=f"training-fold records calibrating int8 (default {CALIBRATION_RECORDS}, as ecgnet export)")
     p.add_argument("--test-records", type=int, help="fold-10 records for accuracy (default: all)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True, help="include torch.compile")
@@ -233,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     load_before = os.getloadavg()
     data = PTBXL(data_root(args.data))
     test = data.split("test", max_records=args.test_records)
-    calibration = data.split("train", max_records=args.calibration, seed=1)
+    calibration = data.split("train", max_records=args.calibration, seed=CALIBRATION_SEED)
     all_figures = [bench_run(run, args, test, calibration) for run in args.runs]
     print_figures(all_figures, len(test.ecg_ids))
     options = {k: v for k, v in vars(args).items() if k != "data"}

@@ -21,6 +21,9 @@ moved by up to 1e-2. Functions are inlined and constants folded (onnxscript), an
 optimizer does the fusions when a session starts. The FFT and STFT are exported as products with a
 float64-built basis, not as ONNX's DFT/STFT operators, which are less accurate (see
 :mod:`ecgnet.modalities.dft`). Together these keep ONNX Runtime within 1e-6 of torch on fold 10.
+
+**int8** (``quantize="int8"`` → ``RUN/model.int8.onnx``): :mod:`ecgnet.export_int8`, the same metadata
+plus ``ecgnet.quantization`` (how it was made); ``predict --engine onnx-int8`` runs it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from ecgnet.evaluation.inference import window_starts
 from ecgnet.fileio import atomic_path
 
 FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)  # ecgnet.export_int8
 FILENAME = "model.onnx"
 METADATA_FEATURES = ["age", "sex (0 male, 1 female)", "height cm", "weight kg",
                      "age missing", "sex missing", "height missing", "weight missing"]
@@ -126,17 +130,22 @@ def onnx_bytes(predictor) -> bytes:
     return proto.SerializeToString()
 
 
-def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> Path:
-    """Export a run (directory, its model.safetensors or a bundled name) to ``out`` (default RUN/model.onnx)."""
+def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None,
+           quantize: str | None = None, data: str | Path | None = None) -> Path:
+    """Export a run (directory, its model.safetensors or a bundled name) to ``out`` (default RUN/model.onnx,
+    or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL: ``data`` or $ECGNET_DATA)."""
+    from ecgnet import export_int8
     from ecgnet.predict import Predictor
 
     if fmt not in FORMATS:
         raise ECGNetError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ECGNetError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'")
     predictor = Predictor(checkpoint)
-    path = Path(out) if out else predictor.run_dir / FILENAME
-    data = onnx_bytes(predictor)
+    path = Path(out) if out else predictor.run_dir / (export_int8.FILENAME if quantize else FILENAME)
+    model = export_int8.int8_bytes(predictor, data) if quantize else onnx_bytes(predictor)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        tmp.write_bytes(model)
     return path
 
 
@@ -170,6 +179,7 @@ class OnnxModel:
             self.thresholds = json.loads(props["ecgnet.thresholds"])
             self.preprocessing = json.loads(props["ecgnet.preprocessing"])
             self.source = json.loads(props["ecgnet.source"])
+            self.quantization = json.loads(props.get("ecgnet.quantization", "null"))  # None: fp32
         except (KeyError, json.JSONDecodeError) as e:
             raise ECGNetError(f"{self.name}: not an ECGNet export (metadata {e} missing or invalid)") from e
         self.whole_record = self.preprocessing["input"] == "segment"
@@ -188,15 +198,21 @@ class OnnxModel:
         return self
 
 
-def onnx_engine(predictor, threads: int | None = None) -> OnnxModel:
+def onnx_engine(predictor, threads: int | None = None, int8: bool = False) -> OnnxModel:
     """The ONNX Runtime engine of a torch-engine predictor: RUN/model.onnx when it was exported from the
     run's current weights, else the model exported in memory now (a few seconds; ``ecgnet export`` saves it).
-    A model.onnx exported from other weights is an error: it would silently give another model's answers."""
-    path = predictor.run_dir / FILENAME
+    ``int8``: RUN/model.int8.onnx, which must exist (``ecgnet export RUN --quantize int8``: it needs PTB-XL).
+    A file exported from other weights is an error: it would silently give another model's answers."""
+    from ecgnet.export_int8 import FILENAME as INT8_FILENAME
+
+    path = predictor.run_dir / (INT8_FILENAME if int8 else FILENAME)
+    again = f"ecgnet export {predictor.run_dir}" + (" --quantize int8" if int8 else "")
+    if int8 and not path.is_file():
+        raise ECGNetError(f"{path}: missing — run `{again}` first")
     if not path.is_file():
         return OnnxModel(onnx_bytes(predictor), threads, name=f"{predictor.run_dir} (exported in memory)")
     model = OnnxModel(path, threads)
     if model.source.get("weights_sha256") != weights_sha256(predictor.run_dir):
         raise ECGNetError(f"{path}: exported from other weights than {predictor.run_dir / 'model.safetensors'}; "
-                          f"run `ecgnet export {predictor.run_dir}` again")
+                          f"run `{again}` again")
     return model

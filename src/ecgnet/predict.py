@@ -30,7 +30,7 @@ from ecgnet.runs import load_run
 
 _SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
 LONG_RECORDS = ("segments", "first", "windows")
-ENGINES = ("torch", "onnx")  # onnx: the same windows' logits from ONNX Runtime (ecgnet.export)
+ENGINES = ("torch", "onnx", "onnx-int8")  # onnx: the same windows' logits from ONNX Runtime (ecgnet.export)
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
 
 
@@ -49,10 +49,10 @@ class Predictor:
         self.window, self.stride = self.config.data.window, self.config.data.stride
         self.uses_metadata = "metadata" in getattr(self.model, "modalities", ())
         self.thresholds = self._thresholds()
-        if engine == "onnx":  # RUN/model.onnx if exported from these weights, else exported in memory now
+        if engine in ("onnx", "onnx-int8"):  # RUN/model.onnx (else exported in memory now) or RUN/model.int8.onnx
             from ecgnet.export import onnx_engine
 
-            self.model = onnx_engine(self)  # called like the torch model: the windowing below is shared
+            self.model = onnx_engine(self, int8=engine == "onnx-int8")  # called like the torch model
 
     def _thresholds(self) -> dict[str, float] | None:
         path = self.run_dir / "val" / "metrics.json"
