@@ -3,72 +3,18 @@
 For a base run B, the runs B_weighted_bce, B_focal and B_oversample differ from B only in the
 imbalance option. Prints Markdown: each run's macro AUC, macro F1 and per-class balanced accuracy,
 then paired-bootstrap differences against B (1,000 resamples, the same ones for both runs). The
-thresholded metrics use each run's own fold-9 thresholds. Reads only committed run files and the
-PTB-XL labels.
+thresholded metrics use each run's own fold-9 thresholds (``reports/paired_runs.py`` does the work).
 
     ECGNET_DATA=... .venv/bin/python reports/imbalance/paired.py intermediate_concat > reports/imbalance/paired.md
 """
 
-import json
 import sys
+from pathlib import Path
 
-import numpy as np
-
-from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
-from ecgnet.evaluation import metrics as M
-from ecgnet.runs import provenance
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paired_runs import paired_report  # noqa: E402
 
 OPTIONS = ["weighted_bce", "focal", "oversample"]
-N_BOOT, CI = 1000, 0.90
 
 base = sys.argv[1] if len(sys.argv) > 1 else "intermediate_concat"
-runs = [base] + [f"{base}_{o}" for o in OPTIONS]
-root = data_root(None)
-labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
-mask = labels.split("test")
-y, classes = labels.y[mask], labels.classes
-
-
-def load(run):
-    """Fold-10 probabilities and the fold-9 thresholds of a committed run."""
-    ids, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", classes)
-    if not (ids == labels.ecg_ids[mask]).all():
-        raise SystemExit(f"runs/{run}/test/predictions.csv: records differ from fold 10")
-    per_class = json.load(open(f"runs/{run}/test/metrics.json"))["per_class"]
-    return p, np.array([per_class[c]["threshold"] for c in classes])
-
-
-def scores(yy, p, thr):
-    """The compared figures on one (re)sample: macro AUC, macro F1, mean and per-class balanced accuracy."""
-    tm = M.threshold_metrics(yy, p, thr)
-    return np.concatenate([[M.macro_auc(yy, p), tm["macro_f1"], tm["balanced_accuracy"].mean()],
-                           tm["balanced_accuracy"]])
-
-
-names = ["macro AUC", "macro F1", "mean bal. acc."] + [f"{c} bal. acc." for c in classes]
-loaded = {r: load(r) for r in runs}
-resamples = M.bootstrap_indices(len(y), N_BOOT, 0, y)
-full = {r: scores(y, *loaded[r]) for r in runs}
-boot = {r: np.array([scores(y[i], loaded[r][0][i], loaded[r][1]) for i in resamples]) for r in runs}
-lo, hi = 50 * (1 - CI), 50 * (1 + CI)
-
-print(f"# Class imbalance on `{base}`, fold 10 ({len(y):,} records)\n")
-prov = provenance()
-dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
-print(f"Revision {prov['git_revision'][:7]}{dirty}; {N_BOOT:,} paired bootstrap resamples, "
-      f"{CI:.0%} percentile intervals; thresholds from fold 9 (Youden's J).\n")
-print("| run | " + " | ".join(names) + " |")
-print("|---" * (len(names) + 1) + "|")
-for r in runs:
-    auc_lo, auc_hi = np.percentile(boot[r][:, 0], [lo, hi])
-    cells = [f"{full[r][0]:.4f} [{auc_lo:.4f}, {auc_hi:.4f}]"] + [f"{v:.3f}" for v in full[r][1:]]
-    print(f"| `{r}` | " + " | ".join(cells) + " |")
-
-print(f"\nDifference against `{base}` [{CI:.0%} paired interval]:\n")
-print("| run | " + " | ".join(names) + " |")
-print("|---" * (len(names) + 1) + "|")
-for r in runs[1:]:
-    d, db = full[r] - full[base], boot[r] - boot[base]
-    cells = [f"{d[k]:+.4f} [{np.percentile(db[:, k], lo):+.4f}, {np.percentile(db[:, k], hi):+.4f}]"
-             for k in range(len(names))]
-    print(f"| `{r}` | " + " | ".join(cells) + " |")
+paired_report(base, [f"{base}_{o}" for o in OPTIONS], f"Class imbalance on `{base}`", five_way=False)

@@ -1,7 +1,8 @@
 """The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops (augmented
 if the config says so), AdamW with a one-cycle schedule, and the
 fold-9 macro AUC over sliding windows as the validation metric (what checkpointing and early stopping
-watch)."""
+watch), computed over exactly the fold's records however many processes score it
+(:mod:`ecgnet.training.distributed`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from ecgnet.config import Config
 from ecgnet.data.augment import augment
 from ecgnet.evaluation.inference import windowed_proba
+from ecgnet.training.distributed import merge_ranks
 
 
 class ClassifierModule(L.LightningModule):
@@ -22,7 +24,7 @@ class ClassifierModule(L.LightningModule):
         super().__init__()
         self.model, self.config, self.loss = model, config, loss
         self.window, self.stride = config.data.window, config.data.stride
-        self._val_probs, self._val_y = [], []
+        self._val_probs, self._val_y, self._val_index = [], [], []
         self._epoch_start = None
 
     def forward(self, signal, metadata):
@@ -45,15 +47,21 @@ class ClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         probs = windowed_proba(self.model, batch["signal"], batch["metadata"], self.window, self.stride,
                                self.config.data.aggregate)
-        self._val_probs.append(probs.cpu().numpy())
-        self._val_y.append(batch["y"].cpu().numpy())
+        self._val_probs.append(probs.float())
+        self._val_y.append(batch["y"])
+        self._val_index.append(batch["index"])
 
     def on_validation_epoch_end(self):
-        y, p = np.concatenate(self._val_y), np.concatenate(self._val_probs)
-        self._val_probs, self._val_y = [], []
+        parts = [torch.cat(part) for part in (self._val_index, self._val_probs, self._val_y)]
+        self._val_index, self._val_probs, self._val_y = [], [], []
+        if self.trainer.world_size > 1:  # every process scores the whole fold from all processes' rows
+            parts = [self.all_gather(part) for part in parts]
+        index, p, y = (part.cpu().numpy() for part in parts)
+        p, y = merge_ranks(index, p, y, expected=len(self.trainer.val_dataloaders.dataset))
+        self.log("val_records", float(len(y)), sync_dist=True)  # the same on every process
         present = (y.sum(0) > 0) & (y.sum(0) < len(y))  # a class absent from a tiny val set has no AUC
         auc = roc_auc_score(y[:, present], p[:, present], average="macro") if present.any() else 0.5
-        self.log("val_macro_auc", float(auc), prog_bar=True)
+        self.log("val_macro_auc", float(auc), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
         t = self.config.training
