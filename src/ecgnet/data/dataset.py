@@ -2,6 +2,12 @@
 
 ``PTBXL`` joins the three sources on ``ecg_id``: labels of the task (records without one left out),
 the signal cache, and the metadata scaled with training-fold statistics.
+
+A split's signals stay in the memory-mapped cache by default (:class:`SignalRows`: rows are read when
+indexed), so a process holds only what it is using, and processes reading the same cache share the
+operating system's page cache instead of each holding a copy. ``in_memory=True`` copies the split into
+the process instead (what ``data.in_memory`` in a config asks for; see ``benchmarks/bench_scaling.py``
+for the two compared).
 """
 
 from __future__ import annotations
@@ -16,20 +22,120 @@ from torch.utils.data import Dataset
 from ecgnet.data import ptbxl, signals
 
 
+class SignalRows:
+    """Some rows of a (records, leads, samples) array — the memory-mapped signal cache — read on demand.
+
+    Behaves as the ndarray ``array[rows]`` would, without copying it: ``len``, ``shape``, ``dtype``,
+    ``ndim``, ``nbytes``; indexing with an int, a slice, an integer or boolean array (optionally followed
+    by indices of the other axes, e.g. ``view[:, :, :250]``) returns an ndarray read from the cache;
+    ``np.asarray(view)`` and ``torch.as_tensor(view)`` read every row. Pickling sends the file's path and the rows, not the data (a
+    DataLoader or DDP worker started by ``spawn`` reopens the memory map).
+    """
+
+    def __init__(self, array: np.ndarray, rows) -> None:
+        rows = np.asarray(rows, dtype=np.intp)
+        if rows.ndim != 1:
+            raise ValueError(f"rows must be one-dimensional, got shape {rows.shape}")
+        self._array, self._rows = array, rows
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self._rows), *self._array.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._array.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._array.ndim
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        where = getattr(self._array, "filename", None) or "an in-memory array"
+        return f"SignalRows(shape={self.shape}, dtype={self.dtype}, of {where})"
+
+    def __getitem__(self, key) -> np.ndarray:
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
+        if _is_int(first) or _is_index_array(first):
+            # an int or an index array maps onto the cache's rows one for one, so numpy's rules for
+            # the remaining indices apply unchanged
+            rows = self._rows[first if _is_int(first) else np.asarray(first)]
+            out = self._array[(rows, *rest)]
+            return np.array(out) if np.ndim(rows) == 0 else np.asarray(out)  # a view of one row: copied
+        if isinstance(first, slice):
+            rows = self._rows[first]
+            if all(isinstance(k, slice) or _is_int(k) for k in rest):
+                return np.asarray(self._array[(rows, *rest)])
+            return self._array[rows][(slice(None), *rest)]  # further index arrays: numpy's rules on the rows
+        return np.asarray(self)[key]  # Ellipsis, None, ...: read everything, then index as numpy does
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("SignalRows cannot be converted to an array without a copy")
+        out = np.asarray(self._array[self._rows]).view(np.ndarray)  # fancy indexing: a copy
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args, **kwargs):
+        """``torch.as_tensor(view)``: every row, read into one CPU tensor (torch would otherwise build it
+        row by row from the sequence)."""
+        return torch.from_numpy(np.asarray(self)).__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # DLPack's CPU
+
+    def __getstate__(self) -> dict:
+        a = self._array
+        if isinstance(a, np.memmap) and a.filename is not None:
+            return {"path": a.filename, "offset": a.offset, "shape": a.shape, "dtype": a.dtype.str,
+                    "rows": self._rows}
+        return {"array": np.asarray(a), "rows": self._rows}
+
+    def __setstate__(self, state: dict) -> None:
+        if "array" in state:
+            self._array = state["array"]
+        else:
+            self._array = np.memmap(state["path"], dtype=np.dtype(state["dtype"]), mode="r",
+                                    offset=state["offset"], shape=tuple(state["shape"]))
+        self._rows = state["rows"]
+
+
+def _is_int(key) -> bool:
+    return isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+
+
+def _is_index_array(key) -> bool:
+    return isinstance(key, (list, np.ndarray, torch.Tensor))
+
+
 @dataclass
 class Split:
     """One split's records, in ecg_id order."""
 
     ecg_ids: np.ndarray  # (n,)
-    signal: np.ndarray  # (n, 12, samples) float32 mV
+    signal: np.ndarray | SignalRows  # (n, 12, samples) float32 mV; SignalRows unless loaded into memory
     metadata: np.ndarray  # (n, 8) float32, scaled
     y: np.ndarray  # (n, n_classes) float32
 
 
 class PTBXL:
+    """``in_memory``: the default of :meth:`split` — copy a split's signals into memory (True) or read
+    them from the memory-mapped cache as they are used (False)."""
+
     def __init__(self, root: Path, task: str = "superdiagnostic", sampling_rate: int = 100,
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, in_memory: bool = False):
         self.root = ptbxl.data_root(root)
+        self.in_memory = in_memory
         db = ptbxl.read_database(self.root)
         statements = ptbxl.read_statements(self.root)
         self.labels = ptbxl.make_labels(db, statements, task)
@@ -45,17 +151,20 @@ class PTBXL:
     def classes(self) -> list[str]:
         return self.labels.classes
 
-    def split(self, name: str, max_records: int | None = None, seed: int = 0) -> Split:
-        """Records of ``train`` (folds 1–8), ``val`` (9) or ``test`` (10), loaded into memory."""
+    def split(self, name: str, max_records: int | None = None, seed: int = 0,
+              in_memory: bool | None = None) -> Split:
+        """Records of ``train`` (folds 1–8), ``val`` (9) or ``test`` (10); the signals as a
+        :class:`SignalRows` view of the cache, or copied into memory with ``in_memory`` (default: the
+        dataset's)."""
         mask = self.labels.split(name)
         ids = self.labels.ecg_ids[mask]
         y = self.labels.y[mask]
         if max_records is not None and max_records < len(ids):
             keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_records, replace=False))
             ids, y = ids[keep], y[keep]
-        rows = np.array([self._row[int(e)] for e in ids])
-        return Split(ids, np.asarray(self._signals[rows]),
-                     self.metadata_scaler.transform(self._metadata.loc[ids]), y)
+        rows = SignalRows(self._signals, [self._row[int(e)] for e in ids])
+        signal = np.asarray(rows) if (self.in_memory if in_memory is None else in_memory) else rows
+        return Split(ids, signal, self.metadata_scaler.transform(self._metadata.loc[ids]), y)
 
 
 class CropDataset(Dataset):
@@ -68,10 +177,12 @@ class CropDataset(Dataset):
         return len(self.split.ecg_ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        x = self.split.signal[i]
-        if self.crop is not None and self.crop < x.shape[-1]:
-            start = np.random.randint(0, x.shape[-1] - self.crop + 1)
-            x = x[:, start:start + self.crop]
+        samples = self.split.signal.shape[-1]
+        if self.crop is not None and self.crop < samples:
+            start = np.random.randint(0, samples - self.crop + 1)
+            x = self.split.signal[i, :, start:start + self.crop]  # only the window is read
+        else:
+            x = self.split.signal[i]
         return {"signal": torch.from_numpy(np.ascontiguousarray(x)),
                 "metadata": torch.from_numpy(self.split.metadata[i]),
                 "y": torch.from_numpy(self.split.y[i])}
