@@ -106,3 +106,52 @@ def test_the_only_unpickling_is_the_documented_checkpoint_one():
             if name in loaders or keywords.get("allow_pickle") == "True":
                 found.append((str(path.relative_to(REPO)), name, keywords.get("weights_only")))
     assert found == [("src/ecgnet/training/fit.py", "torch.load", "True")], found
+
+
+def test_an_unfinished_run_is_refused_with_how_to_resume(run_copy):
+    """Training writes INCOMPLETE first and deletes it last: evaluate, predict, export, compare and the
+    server (all through load_run) refuse the folder in between — after a kill, it stays refused."""
+    from ecgnet.config import load_config
+    from ecgnet.runs import mark_complete, mark_incomplete
+
+    mark_incomplete(run_copy, load_config(run_copy / "config.yaml"),
+                    {"date": "2025-01-02T03:04:05+00:00", "command": "ecgnet train -c x.yaml"})
+    for target in (run_copy, run_copy / "model.safetensors"):
+        with pytest.raises(ECGNetError) as info:
+            load_run(target)
+        message = str(info.value)
+        assert message.startswith(f"{run_copy}: training did not finish (INCOMPLETE: training started "
+                                  "2025-01-02T03:04:05+00:00 by `ecgnet train -c x.yaml`)")
+        assert f"resume with `ecgnet train -c {run_copy / 'config.yaml'} --runs-dir {run_copy.parent} --resume`" \
+            in message and "\n" not in message
+    mark_complete(run_copy)
+    load_run(run_copy)
+
+
+def test_the_cli_and_the_server_refuse_an_unfinished_run(run_copy, tmp_path):
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    from ecgnet.serve.models import ModelStore
+
+    (run_copy / "INCOMPLETE").write_text("training started … and has not finished\n")
+    result = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(run_copy), "--no-progress"])
+    assert result.exit_code == 2 and "training did not finish" in result.output and "--resume" in result.output
+    finished = Path(shutil.copytree(run_copy, run_copy.parent / "finished"))
+    (finished / "INCOMPLETE").unlink()
+    assert ModelStore.discover(runs_dir=run_copy.parent, bundled=False).names() == ["finished"]  # not "run"
+
+
+def test_load_run_reads_the_weights_once(run_copy, monkeypatch):
+    """The bytes whose SHA-256 is checked are the bytes loaded (no second read that could differ)."""
+    reads = []
+    real = Path.read_bytes
+
+    def counting(self):
+        if self.name == "model.safetensors":
+            reads.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    load_run(run_copy)
+    assert len(reads) == 1

@@ -1,6 +1,8 @@
 """Atomic file writing: write to a temporary file beside the target, then rename.
 
 A reader therefore sees either the old file, the complete new one, or nothing — never half a file.
+A full disk or an unwritable folder is one :class:`~ecgnet.errors.ECGNetError` naming the file, with
+the old file intact (see :mod:`ecgnet.oserrors`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from ecgnet.oserrors import disk_error
+
+TMP_SUFFIX = ".tmp"
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -19,17 +25,32 @@ os.umask(_UMASK)
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(tmp, path)
+    except OSError as e:  # a full disk or an unwritable folder: one line; the old file is untouched
+        error = disk_error(e, path, "nothing was overwritten")
+        if error is None:
+            raise
+        raise error from e
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way left in ``folder`` and below (``.NAME.*.tmp``:
+    a killed process never reaches the cleanup above); returns them."""
+    found = [p for p in Path(folder).rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

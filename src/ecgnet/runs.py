@@ -9,8 +9,16 @@ runs/<name>/
   logs/metrics.csv     epoch log (loss, fold-9 macro AUC, seconds)
   val/  test/          predictions.csv + metrics.json per fold (thresholds chosen on val)
   report.html/.md      tables and plots
-  checkpoints/         Lightning checkpoints for resuming (not committed)
+  checkpoints/         for resuming (not committed): last.ckpt (every epoch), best.ckpt (fold-9 best),
+                       config.yaml and versions.json (what a resume must match)
+  INCOMPLETE           only while training: see below
 ```
+
+A run directory is complete, or says it is not: training writes ``INCOMPLETE`` (one line: when and by
+what command it started, how to resume) before anything else in the folder, and deletes it as its very
+last step, once run.json, model.safetensors, val/, test/ and the report are written. :func:`load_run`
+— behind ``evaluate``, ``predict``, ``export``, ``compare`` and the server — refuses a folder with the
+marker, so a run killed mid-way (or one being retrained) is never used as if it were whole.
 
 Integrity and safety: :func:`load_run` refuses weights whose SHA-256 differs from run.json's
 ``weights_sha256`` (runs written before the field load without the check), and reads a run directory
@@ -24,7 +32,9 @@ own ``--runs-dir``; ``evaluate``, ``predict``, ``compare`` and the server never 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -32,13 +42,15 @@ from pathlib import Path
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
-from ecgnet.checksum import sha256_file
 from ecgnet.config import Config, dump_config, load_config
 from ecgnet.errors import ECGNetError
-from ecgnet.fileio import atomic_path, write_json, write_text
+from ecgnet.fileio import atomic_path, remove_leftovers, write_json, write_text
 from ecgnet.models import build_model
+
+INCOMPLETE = "INCOMPLETE"
 
 
 def provenance() -> dict:
@@ -63,16 +75,61 @@ def save_model(run_dir: Path, model: torch.nn.Module, config: Config, info: dict
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_config(config))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    data = _sorted_metadata(save_safetensors(state, metadata={"name": config.name,
+                                                              "classes": json.dumps(info["classes"])}))
     with atomic_path(run_dir / "model.safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"name": config.name, "classes": json.dumps(info["classes"])})
-        digest = sha256_file(tmp)
-    write_json(run_dir / "run.json", {**info, "weights_sha256": digest})
+        tmp.write_bytes(data)
+    write_json(run_dir / "run.json", {**info, "weights_sha256": hashlib.sha256(data).hexdigest()})
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """safetensors writes its metadata in hash order, which changes from process to process, so the same
+    weights gave files (and SHA-256s) that differed: the header is rewritten with the metadata sorted
+    (same length, same tensors and offsets)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    return data[:8] + text.ljust(n, b" ") + data[8 + n:] if len(text) <= n else data
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"ecgnet train -c {run_dir / 'config.yaml'} --runs-dir {run_dir.parent} --resume"
+
+
+def mark_incomplete(run_dir: Path, config: Config, started: dict) -> None:
+    """A training session's first writes in ``run_dir``: the ``INCOMPLETE`` marker, then the config
+    (what ``--resume`` is given). Temporary files a killed session left behind are deleted."""
+    when, command = started.get("date", "?"), started.get("command") or "?"
+    write_text(run_dir / INCOMPLETE, f"training started {when} by `{command}` and has not finished; resume "
+                                     f"with `{resume_command(run_dir)}` or delete this folder\n")
+    write_text(run_dir / "config.yaml", dump_config(config))
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        remove_leftovers(run_dir)  # one process of a distributed run: the others start while it writes
+
+
+def mark_complete(run_dir: Path) -> None:
+    """The last step of training: everything else in ``run_dir`` is written."""
+    (run_dir / INCOMPLETE).unlink(missing_ok=True)
+
+
+def refuse_incomplete(run_dir: Path) -> None:
+    marker = run_dir / INCOMPLETE
+    if marker.exists():
+        try:
+            started = " ".join(marker.read_text(errors="replace").split()).split(" and has not finished")[0]
+        except OSError:
+            started = "marker unreadable"
+        raise ECGNetError(f"{run_dir}: training did not finish ({marker.name}: {started[:300]}); resume with "
+                          f"`{resume_command(run_dir)}` or delete it")
 
 
 def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
     """A run directory (or its model.safetensors) → (model in eval mode, config, run info)."""
     path = Path(path)
     run_dir = path.parent if path.suffix == ".safetensors" else path
+    refuse_incomplete(run_dir)
     for name in ("config.yaml", "run.json", "model.safetensors"):
         if not (run_dir / name).is_file():
             raise ECGNetError(f"{run_dir / name}: missing — {run_dir} is not an ECGNet run directory")
@@ -84,12 +141,13 @@ def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
         raise ECGNetError(f"{run_dir / 'run.json'}: not a valid run description ({e})") from e
     model = build_model(config.model.name, len(classes), **config.model.params)
     weights = run_dir / "model.safetensors"
+    data = weights.read_bytes()  # read once: the bytes checked are the bytes loaded
     expected = info.get("weights_sha256")  # absent from runs written before it: no check
-    if expected is not None and sha256_file(weights) != expected:
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
         raise ECGNetError(f"{weights}: its SHA-256 does not match weights_sha256 in run.json — the weights "
                           "are damaged or were replaced; restore them or retrain the run")
     try:
-        state = load_file(str(weights))
+        state = load_safetensors(data)
     except Exception as e:  # safetensors raises its own error type for damaged files
         raise ECGNetError(f"{weights}: not a readable safetensors file ({' '.join(str(e).split())})") from e
     try:

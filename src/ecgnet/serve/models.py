@@ -16,7 +16,7 @@ from pathlib import Path
 from ecgnet.bundled import bundled_names, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 from ecgnet.predict import Predictor
-from ecgnet.runs import run_summary
+from ecgnet.runs import INCOMPLETE, run_summary
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ModelStore:
     @classmethod
     def discover(cls, checkpoints=(), runs_dir: Path | None = None, bundled: bool = True) -> "ModelStore":
         """The given checkpoints first (the first is the default), then the bundled models, then every
-        run of ``runs_dir`` with weights; a name seen before is skipped."""
+        run of ``runs_dir`` with weights that finished training; a name seen before is skipped."""
         found: dict[str, Path] = {}
         for c in checkpoints:
             path = resolve_checkpoint(c)
@@ -47,7 +47,8 @@ class ModelStore:
             found.setdefault(name, resolve_checkpoint(name))
         if runs_dir is not None and Path(runs_dir).is_dir():
             for run in sorted(Path(runs_dir).iterdir()):
-                if all((run / f).is_file() for f in ("config.yaml", "run.json", "model.safetensors")):
+                if all((run / f).is_file() for f in ("config.yaml", "run.json", "model.safetensors")) \
+                        and not (run / INCOMPLETE).exists():  # being trained, or killed while it was
                     found.setdefault(run.name, run.resolve())
         return cls(found)
 
