@@ -32,13 +32,19 @@ ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress
 
 
 def friendly(fn):
-    """Turn ECGNetError into one clear line and exit status 2."""
+    """Turn ECGNetError — and a full disk or an unwritable folder (ecgnet.oserrors) — into one clear
+    line and exit status 2."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from ecgnet.oserrors import disk_error
+
         try:
             return fn(*args, **kwargs)
-        except ECGNetError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        except (ECGNetError, OSError) as e:
+            message = e if isinstance(e, ECGNetError) else disk_error(e)
+            if message is None:
+                raise
+            err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
     return wrapper
 
@@ -130,8 +136,54 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YA
 
     cfg = load_config(config, overrides)
     run_dir, results = fit(cfg, data_root(data), runs_dir, resume=resume, n_boot=n_boot, progress=progress)
+    if results is None:  # a non-zero rank of a distributed run: rank 0 reports
+        return
     console.print(format_table(results["test"], title=f"{cfg.name} — fold 10 (test)"))
     console.print(f"Run written to [bold]{run_dir}[/]")
+
+
+@app.command()
+@friendly
+def sweep(config: Path = typer.Option(..., "--config", "-c", help="Base experiment YAML (see configs/)."),
+          space: Path = typer.Option(..., "--space", help="Search space YAML: dotted config key → {type: float|int|"
+                                     "categorical, low, high, log, step | choices} (see configs/sweeps/)."),
+          trials: int = typer.Option(..., "--trials", help="Trials the study should have (finished or running): "
+                                     "a rerun tops the study up to N; workers on one study share the N. "
+                                     "0 only rewrites the report from the study."),
+          study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the config's name); "
+                                              "trials run in <runs-dir>/sweeps/<study>/trial_NNN."),
+          storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: "
+                                                "sqlite:///<runs-dir>/sweeps/<study>/study.db; resumable)."),
+          overrides: list[str] = typer.Option([], "--set", help="Override a config value for every trial, e.g. a "
+                                              "reduced budget: --set training.epochs=5 (repeatable)."),
+          runs_dir: Path = typer.Option(Path("runs"), help="The study folder is <runs-dir>/sweeps/<study>/."),
+          data: Optional[Path] = DataOpt,
+          timeout: Optional[float] = typer.Option(None, help="Start no trial after this many seconds."),
+          prune: bool = typer.Option(True, "--prune/--no-prune",
+                                     help="Median pruning on the fold-9 macro AUC of each epoch."),
+          startup_trials: int = typer.Option(3, min=0, help="Trials sampled at random and never pruned, before TPE "
+                                             "and the pruner take over."),
+          warmup_epochs: int = typer.Option(2, min=0, help="Epochs of every trial that are never pruned."),
+          sampler_seed: Optional[int] = typer.Option(None, help="Seed the sampler (reproducible with one worker)."),
+          report_dir: Optional[Path] = typer.Option(None, help="Also write the report (and best.yaml) here, "
+                                                    "e.g. reports/sweep/<study>."),
+          n_boot: int = typer.Option(200, help="Bootstrap resamples for each trial run's intervals."),
+          progress: bool = ProgressOpt):
+    """Hyper-parameter search with Optuna: one run per trial, pruned and selected on fold 9 only.
+
+    The study folder gets best.yaml (the base config with the best values), summary.json, report.md and plots.
+    """
+    from ecgnet.sweep.study import run_sweep
+
+    summary = run_sweep(config, space, trials, data, study=study, storage=storage, runs_dir=runs_dir,
+                        overrides=overrides, timeout=timeout, progress=progress, n_boot=n_boot,
+                        prune=prune, startup_trials=startup_trials, warmup_epochs=warmup_epochs,
+                        sampler_seed=sampler_seed, report_dir=report_dir,
+                        log=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
+    best = summary["best"]
+    console.print(f"Best: trial {best['number']}, fold-9 macro AUC {best['fold9_macro_auc']:.4f}" if best
+                  else "No complete trial yet.", highlight=False)
+    console.print(f"Report: [bold]{escape(summary['report'])}[/]")
 
 
 @app.command()
@@ -168,8 +220,9 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
             long_records: str = typer.Option("segments", help="Records over 10 s: 'segments' (10 s segments, "
                                              "averaged), 'first' (the first 10 s) or 'windows' (max over all windows)."),
             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-            engine: str = typer.Option("torch", help="torch, or onnx: ONNX Runtime on RUN/model.onnx "
-                                       "(see `ecgnet export`; exported in memory if absent)."),
+            engine: str = typer.Option("torch", help="torch; onnx: ONNX Runtime on RUN/model.onnx "
+                                       "(see `ecgnet export`; exported in memory if absent); onnx-int8: on "
+                                       "RUN/model.int8.onnx (`ecgnet export RUN --quantize int8` first)."),
             progress: bool = ProgressOpt):
     """Diagnose your own ECGs: the top diagnoses with their probabilities, and the reader's warnings.
 
@@ -275,11 +328,16 @@ def compare(run_dirs: Optional[list[Path]] = typer.Argument(None, help="Run dire
 @friendly
 def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
-               out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx).")):
+               out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx, "
+                                                  "or RUN/model.int8.onnx with --quantize int8)."),
+               quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static int8 quantization of "
+                                                      "the encoders' convolutions, calibrated on 128 records of "
+                                                      "PTB-XL's training folds (needs --data); see predict --engine onnx-int8."),
+               data: Optional[Path] = DataOpt):
     """Export a run for ONNX Runtime, with its classes, fold-9 thresholds and preprocessing in the metadata."""
     from ecgnet.export import export
 
-    console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out)))}[/]")
+    console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out, quantize, data)))}[/]")
 
 
 @app.command()

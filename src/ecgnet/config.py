@@ -27,6 +27,8 @@ class DataConfig(_Strict):
     max_train_records: int | None = Field(None, gt=0, description="subsample the training folds (tests)")
     augment: list[Literal[AUGMENTATIONS]] = Field(  # type: ignore[valid-type]
         [], description="training-time acquisition augmentations (ecgnet.data.augment)")
+    in_memory: bool = Field(False, description="copy the training and validation signals into memory; "
+                            "False reads them from the memory-mapped cache (benchmarks/bench_scaling.py)")
 
     @property
     def window(self) -> int | None:
@@ -61,6 +63,22 @@ class TrainingConfig(_Strict):
     sampler: Literal["shuffle", "oversample"] = "shuffle"
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, gt=0, description="torch CPU threads; None = torch's default")
+    # Where and how to run (Lightning's Trainer arguments; see README "Training on several GPUs or nodes").
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = Field(1, description="devices per node; batch_size is per device")
+    num_nodes: int = Field(1, gt=0)
+    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"] = "auto"
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = Field(
+        "32-true", description="bf16-mixed on GPUs that support it; 16-mixed is GPU only")
+    accumulate_grad_batches: int = Field(1, gt=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="validate, select and save an exponential "
+                                    "moving average of the weights (updated every step); None = the weights as trained")
+
+    @model_validator(mode="after")
+    def _devices_positive(self):
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise ValueError("devices must be at least 1 (or 'auto')")
+        return self
 
 
 class Config(_Strict):

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import lightning as L
-import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -23,9 +22,12 @@ from ecgnet.errors import ECGNetError
 from ecgnet.fileio import write_text
 from ecgnet.models import build_model
 from ecgnet.quiet import quiet_dependencies
-from ecgnet.runs import count_parameters, provenance, save_model
+from ecgnet.runs import count_parameters, mark_complete, mark_incomplete, provenance, save_model
+from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
 from ecgnet.training.losses import make_loss
+from ecgnet.training.distributed import Indexed, hardware
 from ecgnet.training.module import ClassifierModule
+from ecgnet.training.resume import ResumeState, check_versions, record_versions
 from ecgnet.training.sampling import oversampler
 
 
@@ -41,20 +43,27 @@ def fit_frontends(model: torch.nn.Module, train_signal) -> None:
 
 
 def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume: bool = False,
-          cache_dir: Path | None = None, progress: bool = True, n_boot: int = 1000) -> tuple[Path, dict]:
+          cache_dir: Path | None = None, progress: bool = True, n_boot: int = 1000,
+          callbacks: list | None = None) -> tuple[Path, dict]:
+    """``callbacks``: extra Lightning callbacks for the gradient training (e.g. a sweep's pruner)."""
     run_dir = runs_dir / config.name
     origin = provenance()  # at launch: the code that trains, not the tree at the end
+    if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
+        check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
+    mark_incomplete(run_dir, config, origin)  # the first write; the last step deletes it
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    data = PTBXL(data_root, config.data.task, config.data.sampling_rate, cache_dir)
+    data = PTBXL(data_root, config.data.task, config.data.sampling_rate, cache_dir, config.data.in_memory)
     train_split = data.split("train", config.data.max_train_records, config.seed)
     val_split = data.split("val")
     model = build_model(config.model.name, len(data.classes), **config.model.params)
     if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
         stats = fit_late(model, val_split)
     else:
-        stats = fit_lightning(model, config, train_split, val_split, run_dir, resume, progress)
+        stats = fit_lightning(model, config, train_split, val_split, run_dir, resume, progress, callbacks)
+        if "global_rank" in stats:  # another process of a distributed run: rank 0 writes the run
+            return run_dir, None
     model.cpu().eval()
     info = {"name": config.name, "task": config.data.task, "classes": data.classes,
             "class_descriptions": data.descriptions, "seed": config.seed,
@@ -67,11 +76,12 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     _, y_test, p_test = predictions["test"]
     write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"],
                      {k: info[k] for k in REPORT_INFO if k in info})
+    mark_complete(run_dir)
     return run_dir, results
 
 
 def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, resume: bool,
-                  progress: bool) -> dict:
+                  progress: bool, extra_callbacks: list | None = None) -> dict:
     """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``."""
     fit_frontends(model, train_split.signal)
     t, crop = config.training, config.data.window
@@ -79,45 +89,56 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=sampler is None,
                               sampler=sampler, drop_last=len(train_split.ecg_ids) > t.batch_size,
                               num_workers=t.num_workers)
-    val_loader = DataLoader(CropDataset(val_split), batch_size=256, num_workers=t.num_workers)
+    val_loader = DataLoader(Indexed(CropDataset(val_split)), batch_size=256, num_workers=t.num_workers)
     module = ClassifierModule(model, config, make_loss(t.loss, train_split.y, t.focal_gamma))
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
-                                 mode="max", save_last=True)
-    callbacks = [checkpoint, EarlyStopping("val_macro_auc", mode="max", patience=t.patience)]
+                                 mode="max")
+    # last.ckpt every epoch, after best.ckpt (save_last=True writes it only with a new best in Lightning 2.6)
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
+    state = ResumeState([sampler.generator] if sampler is not None else [])  # RNGs, history: see resume.py
+    callbacks = [checkpoint, latest, EarlyStopping("val_macro_auc", mode="max", patience=t.patience), state]
     if progress:
         callbacks.append(RichProgressBar())
+    if t.ema_decay is not None:  # validation, checkpoints and so the saved model use the averaged weights
+        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    callbacks += extra_callbacks or []
     quiet_dependencies()  # again now: importing Lightning resets its loggers to INFO
-    trainer = L.Trainer(max_epochs=t.epochs, accelerator="auto", devices=1,
+    trainer = L.Trainer(max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices,
+                        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+                        accumulate_grad_batches=t.accumulate_grad_batches,
                         logger=CSVLogger(run_dir, name="", version="logs"), callbacks=callbacks,
+                        plugins=[AtomicCheckpointIO()],
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=20, deterministic="warn")
     last, log = run_dir / "checkpoints" / "last.ckpt", run_dir / "logs" / "metrics.csv"
     resuming = resume and last.is_file()
+    if not resuming:
+        clear_checkpoints(run_dir / "checkpoints")
     check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming)
-    earlier = pd.read_csv(log) if resuming and log.is_file() else None  # the logger starts the file afresh
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
     wall = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return {"global_rank": trainer.global_rank}  # rank 0 saves and evaluates the run
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
-    history = pd.read_csv(log)
-    if earlier is not None:
-        history = pd.concat([earlier[earlier["epoch"] < history["epoch"].min()], history], ignore_index=True)
-        history.to_csv(log, index=False)
+    history = state.write_history(log)  # every session's epochs, from the checkpoints (resume.py)
     epochs = history.dropna(subset=["val_macro_auc"])
     return {"epochs_run": int(epochs["epoch"].max()) + 1,
             "best_epoch": int(epochs.loc[epochs["val_macro_auc"].idxmax(), "epoch"]) + 1,
             "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
             "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
-            "wall_seconds_this_session": round(wall, 1)}
+            "wall_seconds_this_session": round(wall, 1), "hardware": hardware(trainer)}
 
 
 def check_resumable(config: Config, saved: Path, resuming: bool) -> None:
     """A run resumes only with the config it started with (the schedule, data and model are in the
-    checkpoint); a fresh start records that config beside its checkpoints."""
+    checkpoint) and the ecgnet version that wrote its checkpoints; a fresh start records both beside them."""
     if not resuming:
         write_text(saved, dump_config(config))
+        record_versions(saved.parent)
         return
+    check_versions(saved.parent)
     if not saved.is_file():
         return  # checkpoints from before this check: nothing to compare with
     before = load_config(saved).model_dump()
@@ -125,7 +146,7 @@ def check_resumable(config: Config, saved: Path, resuming: bool) -> None:
     changed = sorted(f"{section}.{key}" for section in now if isinstance(now[section], dict)
                      for key in now[section] if now[section][key] != before.get(section, {}).get(key)) + \
         sorted(k for k in now if not isinstance(now[k], dict) and now[k] != before.get(k))
-    changed = [c for c in changed if c not in ("training.threads", "training.num_workers")]
+    changed = [c for c in changed if c not in ("training.threads", "training.num_workers", "data.in_memory")]
     if changed:
         raise ECGNetError(f"{saved.parent}: cannot resume with a changed config ({', '.join(changed)}); "
                           "resume with the config the run started with, or train afresh without --resume")
