@@ -6,7 +6,7 @@ runs/<name>/
   run.json             seed, git revision, command, versions, classes, parameters, training time,
                        weights_sha256 (the SHA-256 of model.safetensors)
   model.safetensors    weights (frontend statistics included)
-  logs/metrics.csv     epoch log (loss, fold-9 macro AUC, seconds)
+  logs/metrics.csv     epoch log, one row per epoch (loss, fold-9 macro AUC, seconds), kept in the checkpoints
   val/  test/          predictions.csv + metrics.json per fold (thresholds chosen on val)
   report.html/.md      tables and plots
   checkpoints/         for resuming (not committed): last.ckpt (every epoch), best.ckpt (fold-9 best),
