@@ -70,11 +70,20 @@ def _committed(paths: list[Path]) -> list[Path]:
     return [REPO / p for p in out]
 
 
+def _ignored(path: Path) -> bool:
+    return subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO).returncode == 0
+
+
 @pytest.mark.parametrize("run_json", _committed(sorted((REPO / "runs").glob("*/run.json"))) +
                          sorted(bundled_root().glob("*/run.json")), ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
 def test_every_committed_and_bundled_run_records_its_weights(run_json):
     weights = run_json.parent / "model.safetensors"
     info = json.loads(run_json.read_text())
+    if not weights.is_file() and _ignored(weights):
+        # weights left out on purpose (a late fusion of committed runs, rebuilt by training its config,
+        # which fits nothing): the SHA-256 is still recorded, to check a rebuild against
+        assert info["model"] == "late_fusion" and len(info.get("weights_sha256", "")) == 64
+        return
     assert info.get("weights_sha256") == hashlib.sha256(weights.read_bytes()).hexdigest(), \
         f"{run_json}: weights_sha256 missing or stale (runs trained before it: add the SHA-256 of {weights.name})"
 
