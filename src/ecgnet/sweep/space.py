@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ecgnet.config import apply_override, parse_config
+from ecgnet.config import apply_override, parse_config, read_yaml
 from ecgnet.errors import ECGNetError
 
 TYPES = ("float", "int", "categorical")
@@ -74,14 +74,7 @@ def _scalar(value: Any) -> bool:
 def load_space(path: str | Path) -> dict[str, Param]:
     """The space file's parameters by key; errors name the file and the key."""
     path = Path(path)
-    if not path.is_file():
-        raise ECGNetError(f"{path}: no such search-space file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ECGNetError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
-    except UnicodeDecodeError as e:
-        raise ECGNetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    raw = read_yaml(path, "search-space file")
     if not isinstance(raw, dict) or not raw:
         raise ECGNetError(f"{path}: expected a mapping of config keys to distributions, e.g. "
                           "'training.lr: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}'")
