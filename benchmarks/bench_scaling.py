@@ -12,7 +12,7 @@
    owns, as opposed to file pages of the cache shared through the page cache) is sampled every 20 ms.
    The existing cache in $ECGNET_CACHE is read once first, so both modes start from a warm page cache.
 
-    python benchmarks/bench_scaling.py                         # N = 1000, 5000, all: ~6 min on 2 cores
+    python benchmarks/bench_scaling.py                         # N = 1000, 5000, all: ~7 min on 2 cores
     python benchmarks/bench_scaling.py --records 1000 --skip-build
 """
 
