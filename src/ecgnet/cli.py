@@ -1,6 +1,7 @@
 """The `ecgnet` command: parses options, calls the library, prints with rich. No logic lives here.
 
-Errors of user input (:class:`ECGNetError`) are printed as one line on stderr with exit status 2.
+Errors of user input (:class:`ECGNetError`), a full disk and an unwritable folder are printed as one line
+on stderr with exit status 2.
 """
 
 from __future__ import annotations
