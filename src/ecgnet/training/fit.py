@@ -112,9 +112,9 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
                         log_every_n_steps=20, deterministic="warn")
     last, log = run_dir / "checkpoints" / "last.ckpt", run_dir / "logs" / "metrics.csv"
     resuming = resume and last.is_file()
-    if not resuming:
+    if not resuming:  # a resume was checked by train() before anything was written
         clear_checkpoints(run_dir / "checkpoints")
-    check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming)
+        check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=False)
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
     wall = time.perf_counter() - start
