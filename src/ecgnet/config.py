@@ -73,11 +73,23 @@ class TrainingConfig(_Strict):
     accumulate_grad_batches: int = Field(1, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1, description="validate, select and save an exponential "
                                     "moving average of the weights (updated every step); None = the weights as trained")
+    # Levers of the accuracy work (reports/levers/): each off by default.
+    swa_start_epoch: int | None = Field(None, gt=0, description="validate, select and save the plain average of "
+                                        "the weights at the end of each epoch from this one on (training/swa.py)")
+    mixup_alpha: float | None = Field(None, gt=0, description="mix each batch with a shuffled copy of itself, "
+                                      "λ ~ Beta(α, α) (training/soft_targets.py); None = off")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="binary targets y·(1 − ε) + ε/2")
+    auxiliary_task: Literal[TASKS] | None = Field(  # type: ignore[valid-type]
+        None, description="a second head learns this label set from the same records during training only "
+        "(training/auxiliary.py), e.g. all 71 statements for the superclasses")
+    auxiliary_weight: float = Field(1.0, gt=0, description="loss = main + auxiliary_weight · auxiliary")
 
     @model_validator(mode="after")
     def _devices_positive(self):
         if isinstance(self.devices, int) and self.devices < 1:
             raise ValueError("devices must be at least 1 (or 'auto')")
+        if self.ema_decay is not None and self.swa_start_epoch is not None:
+            raise ValueError("ema_decay and swa_start_epoch both average the weights: choose one")
         return self
 
 

@@ -138,6 +138,7 @@ class PTBXL:
         self.in_memory = in_memory
         db = ptbxl.read_database(self.root)
         statements = ptbxl.read_statements(self.root)
+        self._tables = db, statements
         self.labels = ptbxl.make_labels(db, statements, task)
         self.descriptions = ptbxl.describe_classes(self.labels.classes, statements)
         column = "filename_lr" if sampling_rate == 100 else "filename_hr"
@@ -150,6 +151,17 @@ class PTBXL:
     @property
     def classes(self) -> list[str]:
         return self.labels.classes
+
+    def task_targets(self, task: str, ecg_ids: np.ndarray) -> np.ndarray:
+        """Another task's multi-hot targets for these records (all zeros for a record with none of its
+        statements), in that task's class order: the auxiliary task of multi-task training."""
+        other = ptbxl.make_labels(*self._tables, task)
+        row = {int(e): i for i, e in enumerate(other.ecg_ids)}
+        y = np.zeros((len(ecg_ids), len(other.classes)), dtype=np.float32)
+        for i, e in enumerate(ecg_ids):
+            if int(e) in row:
+                y[i] = other.y[row[int(e)]]
+        return y
 
     def split(self, name: str, max_records: int | None = None, seed: int = 0,
               in_memory: bool | None = None) -> Split:

@@ -24,6 +24,7 @@ class UnimodalModel(nn.Module):
     def __init__(self, frontend: nn.Module, encoder: nn.Module, modality: str = "time"):
         super().__init__()
         self.frontend, self.encoder, self.modalities = frontend, encoder, (modality,)
+        self.num_features = encoder.num_features
 
     def forward_features(self, signal: torch.Tensor, metadata: torch.Tensor | None = None) -> torch.Tensor:
         x = metadata if self.modalities == ("metadata",) else signal

@@ -23,12 +23,14 @@ from ecgnet.fileio import write_text
 from ecgnet.models import build_model
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import count_parameters, mark_complete, mark_incomplete, provenance, save_model
+from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
 from ecgnet.training.losses import make_loss
 from ecgnet.training.distributed import Indexed, hardware
 from ecgnet.training.module import ClassifierModule
 from ecgnet.training.resume import ResumeState, check_versions, record_versions
 from ecgnet.training.sampling import oversampler
+from ecgnet.training.swa import EpochWeightAveraging
 
 
 def fit_frontends(model: torch.nn.Module, train_signal) -> None:
@@ -61,7 +63,10 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
         stats = fit_late(model, val_split)
     else:
-        stats = fit_lightning(model, config, train_split, val_split, run_dir, resume, progress, callbacks)
+        fitted, fit_split, loss = model, train_split, None
+        if config.training.auxiliary_task:  # a training-only second head; `model` is what is saved
+            fitted, fit_split, loss = auxiliary.attach(model, data, train_split, config)
+        stats = fit_lightning(fitted, config, fit_split, val_split, run_dir, resume, progress, callbacks, loss)
         if "global_rank" in stats:  # another process of a distributed run: rank 0 writes the run
             return run_dir, None
     model.cpu().eval()
@@ -81,16 +86,18 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
 
 
 def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, resume: bool,
-                  progress: bool, extra_callbacks: list | None = None) -> dict:
-    """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``."""
-    fit_frontends(model, train_split.signal)
+                  progress: bool, extra_callbacks: list | None = None, loss: torch.nn.Module | None = None) -> dict:
+    """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``.
+    ``loss``: instead of the config's (multi-task training passes its own)."""
     t, crop = config.training, config.data.window
-    sampler = oversampler(train_split.y, config.seed) if t.sampler == "oversample" else None
+    fit_frontends(model, train_split.signal)
+    main_y = train_split.y[:, :val_split.y.shape[1]]  # without an auxiliary task's targets
+    sampler = oversampler(main_y, config.seed) if t.sampler == "oversample" else None
     train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=sampler is None,
                               sampler=sampler, drop_last=len(train_split.ecg_ids) > t.batch_size,
                               num_workers=t.num_workers)
     val_loader = DataLoader(Indexed(CropDataset(val_split)), batch_size=256, num_workers=t.num_workers)
-    module = ClassifierModule(model, config, make_loss(t.loss, train_split.y, t.focal_gamma))
+    module = ClassifierModule(model, config, loss or make_loss(t.loss, train_split.y, t.focal_gamma))
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
                                  mode="max")
     # last.ckpt every epoch, after best.ckpt (save_last=True writes it only with a new best in Lightning 2.6)
@@ -101,6 +108,8 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
         callbacks.append(RichProgressBar())
     if t.ema_decay is not None:  # validation, checkpoints and so the saved model use the averaged weights
         callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    if t.swa_start_epoch is not None:  # the same for the plain average of epoch ends (swa.py)
+        callbacks.append(EpochWeightAveraging(t.swa_start_epoch))
     callbacks += extra_callbacks or []
     quiet_dependencies()  # again now: importing Lightning resets its loggers to INFO
     trainer = L.Trainer(max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices,

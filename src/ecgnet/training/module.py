@@ -1,5 +1,5 @@
-"""The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops (augmented
-if the config says so), AdamW with a one-cycle schedule, and the
+"""The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops (augmented,
+mixed up, label-smoothed or with an auxiliary task's head if the config says so), AdamW with a one-cycle schedule, and the
 fold-9 macro AUC over sliding windows as the validation metric (what checkpointing and early stopping
 watch), computed over exactly the fold's records however many processes score it
 (:mod:`ecgnet.training.distributed`)."""
@@ -17,6 +17,7 @@ from ecgnet.config import Config
 from ecgnet.data.augment import augment
 from ecgnet.evaluation.inference import windowed_proba
 from ecgnet.training.distributed import merge_ranks
+from ecgnet.training.soft_targets import mixup, smooth_labels
 
 
 class ClassifierModule(L.LightningModule):
@@ -31,11 +32,16 @@ class ClassifierModule(L.LightningModule):
         return self.model(signal, metadata)
 
     def training_step(self, batch, batch_idx):
-        signal = batch["signal"]
+        signal, metadata, y, t = batch["signal"], batch["metadata"], batch["y"], self.config.training
         if self.config.data.augment:
             signal = augment(signal, self.config.data.augment, self.config.data.sampling_rate)
-        loss = self.loss(self.model(signal, batch["metadata"]), batch["y"])
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["y"]))
+        if t.mixup_alpha:
+            signal, metadata, y = mixup(signal, metadata, y, t.mixup_alpha)
+        if t.label_smoothing:
+            y = smooth_labels(y, t.label_smoothing)
+        logits = getattr(self.model, "forward_train", self.model)(signal, metadata)  # training/auxiliary.py
+        loss = self.loss(logits, y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
     def on_train_epoch_start(self):
