@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from ecgnet.evaluation.calibration import calibration_summary, reliability_figure  # noqa: E402
 from ecgnet.fileio import atomic_path, write_text  # noqa: E402
 
 _COLUMNS = [  # (header, per-class key, format)
@@ -163,6 +164,8 @@ def write_run_report(run_dir: Path, y_true_test, y_prob_test, classes, metrics_t
         "roc.png": ("ROC curves", _png(_roc_figure(y_true, y_prob, classes, metrics_test), run_dir / "figures" / "roc.png")),
         "per_class.png": ("Per-class AUC and balanced accuracy",
                           _png(_bar_figure(classes, metrics_test), run_dir / "figures" / "per_class.png")),
+        "calibration.png": ("Reliability of the predicted probabilities (quantile bins)",
+                            _png(reliability_figure(y_true, y_prob, classes), run_dir / "figures" / "calibration.png")),
     }
     info_rows = [[str(k), str(v)] for k, v in info.items()]
     sections = [("Run", ["Key", "Value"], info_rows, None)]
@@ -173,6 +176,12 @@ def write_run_report(run_dir: Path, y_true_test, y_prob_test, classes, metrics_t
             sections.append((f"{fold}: summary", ["Metric", "Value"], [list(r) for r in _summary(m)], None))
             header, rows = _rows(m)
             sections.append((f"{fold}: per class", header, rows, notes[fold] if "macro_f1" in m else None))
+    calibration = calibration_summary(y_true, y_prob, classes)
+    sections.append(("Test fold (10): calibration", ["Class", "ECE", "Brier", "Prevalence", "Mean prediction"],
+                     [[c, *(f"{v[k]:.3f}" for k in ("ece", "brier", "prevalence", "mean_prediction"))]
+                      for c, v in calibration["per_class"].items()]
+                     + [["macro", f"{calibration['macro_ece']:.3f}", f"{calibration['macro_brier']:.3f}", "", ""]],
+                     "Expected calibration error over 10 equal-width bins (evaluation/calibration.py)."))
 
     return write_document(run_dir, "report", title, sections, figures)
 

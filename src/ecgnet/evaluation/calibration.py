@@ -1,0 +1,64 @@
+"""How far predicted probabilities can be read as frequencies: per-class reliability curves, expected
+calibration error (ECE) and Brier score on a held-out fold.
+
+ECE here is the usual binned estimate: records grouped into ``n_bins`` equal-width bins of predicted
+probability, and the gaps |observed rate − mean prediction| averaged with the bins' record counts as
+weights. A model selected on AUC (ranking) may still be miscalibrated: weighted losses, focal loss,
+mixup and label smoothing all move probabilities away from frequencies without changing the ranking
+much. The thresholds ECGNet applies are chosen on fold 9, so calibration matters for reading a
+probability, not for the thresholded metrics.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import brier_score_loss  # noqa: E402
+
+
+def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10) -> float:
+    """Binned ECE of one class: Σ_bins (n_bin / n) · |mean(y) − mean(p)|, bins of equal width on [0, 1]."""
+    y_true, y_prob = np.asarray(y_true, dtype=float), np.asarray(y_prob, dtype=float)
+    bins = np.minimum((y_prob * n_bins).astype(int), n_bins - 1)
+    gaps = [abs(y_true[bins == b].mean() - y_prob[bins == b].mean()) * (bins == b).sum()
+            for b in range(n_bins) if (bins == b).any()]
+    return float(sum(gaps) / len(y_true))
+
+
+def calibration_summary(y_true, y_prob, classes, n_bins: int = 10) -> dict:
+    """Per class: ECE, Brier score, prevalence and mean prediction; plus their macro means."""
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    per_class = {c: {"ece": expected_calibration_error(y_true[:, k], y_prob[:, k], n_bins),
+                     "brier": float(brier_score_loss(y_true[:, k], y_prob[:, k])),
+                     "prevalence": float(y_true[:, k].mean()), "mean_prediction": float(y_prob[:, k].mean())}
+                 for k, c in enumerate(classes)}
+    return {"n_bins": n_bins, "per_class": per_class,
+            "macro_ece": float(np.mean([v["ece"] for v in per_class.values()])),
+            "macro_brier": float(np.mean([v["brier"] for v in per_class.values()]))}
+
+
+def reliability_figure(y_true, y_prob, classes, title: str = "Reliability, test fold", n_bins: int = 10):
+    """One panel per class: observed rate against mean prediction per bin (quantile bins, so each point
+    holds as many records), with the diagonal of perfect calibration."""
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    cols = min(len(classes), 5)
+    rows = int(np.ceil(len(classes) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False, sharex=True, sharey=True)
+    for k, c in enumerate(classes):
+        ax = axes.flat[k]
+        observed, predicted = calibration_curve(y_true[:, k], y_prob[:, k], n_bins=n_bins, strategy="quantile")
+        ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+        ax.plot(predicted, observed, marker="o", ms=3, lw=1.2)
+        ax.set_title(f"{c} (ECE {expected_calibration_error(y_true[:, k], y_prob[:, k]):.3f})", fontsize=9)
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+    for ax in axes.flat[len(classes):]:
+        ax.axis("off")
+    fig.supxlabel("mean predicted probability")
+    fig.supylabel("observed frequency")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,35 @@
+"""Calibration figures: ECE is ~0 for probabilities that are frequencies and grows with the gap; the run
+report carries the reliability figure and the per-class table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgnet.evaluation.calibration import calibration_summary, expected_calibration_error, reliability_figure
+
+
+def test_ece_is_zero_for_calibrated_and_the_gap_for_shrunk_probabilities():
+    rng = np.random.default_rng(0)
+    p = rng.random(200_000)
+    y = rng.random(200_000) < p
+    assert expected_calibration_error(y, p) < 0.005
+    assert expected_calibration_error(y, p / 2) == pytest.approx(0.25, abs=0.01)  # mean gap of p/2
+    assert expected_calibration_error(np.ones(4), np.ones(4)) == 0.0  # p = 1 falls in the last bin
+
+
+def test_summary_and_figure_cover_every_class():
+    rng = np.random.default_rng(1)
+    p = rng.random((500, 3))
+    y = (rng.random((500, 3)) < p).astype(float)
+    summary = calibration_summary(y, p, ["A", "B", "C"])
+    assert set(summary["per_class"]) == {"A", "B", "C"}
+    assert summary["macro_brier"] == pytest.approx(np.mean((y - p) ** 2, axis=0).mean())
+    fig = reliability_figure(y, p, ["A", "B", "C"])
+    assert len([ax for ax in fig.axes if ax.has_data()]) == 3
+
+
+def test_run_report_shows_calibration(tiny_run):
+    assert (tiny_run.run_dir / "figures" / "calibration.png").is_file()
+    report = (tiny_run.run_dir / "report.md").read_text()
+    assert "calibration" in report.lower() and "ECE" in report
