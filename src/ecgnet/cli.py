@@ -145,6 +145,23 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YA
 
 @app.command()
 @friendly
+def pretrain(config: Path = typer.Option(..., "--config", "-c", help="Pretraining YAML (configs/pretrain_*.yaml)."),
+             data: Optional[Path] = DataOpt,
+             runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
+             overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set "
+                                                 "training.epochs=2 (repeatable)."),
+             progress: bool = ProgressOpt):
+    """Self-supervised (SimCLR) pretraining of the time encoder on folds 1–8; fine-tune with training.init_from."""
+    from ecgnet.data.ptbxl import data_root
+    from ecgnet.pretrain.config import load_pretrain_config
+    from ecgnet.pretrain.run import pretrain as run_pretraining
+
+    encoder = run_pretraining(load_pretrain_config(config, overrides), data_root(data), runs_dir, progress=progress)
+    console.print(f"Encoder written to [bold]{escape(str(encoder))}[/]")
+
+
+@app.command()
+@friendly
 def sweep(config: Path = typer.Option(..., "--config", "-c", help="Base experiment YAML (see configs/)."),
           space: Path = typer.Option(..., "--space", help="Search space YAML: dotted config key → {type: float|int|"
                                      "categorical, low, high, log, step | choices} (see configs/sweeps/)."),

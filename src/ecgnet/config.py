@@ -73,6 +73,8 @@ class TrainingConfig(_Strict):
     accumulate_grad_batches: int = Field(1, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1, description="validate, select and save an exponential "
                                     "moving average of the weights (updated every step); None = the weights as trained")
+    init_from: str | None = Field(None, description="encoder weights from `ecgnet pretrain` (RUN/encoder.safetensors) "
+                                  "loaded before training; the head starts fresh")
     # Levers of the accuracy work (reports/levers/): each off by default.
     swa_start_epoch: int | None = Field(None, gt=0, description="validate, select and save the plain average of "
                                         "the weights at the end of each epoch from this one on (training/swa.py)")

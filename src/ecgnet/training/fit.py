@@ -21,6 +21,7 @@ from ecgnet.evaluation.report import write_run_report
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import write_text
 from ecgnet.models import build_model
+from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import count_parameters, mark_complete, mark_incomplete, provenance, save_model
 from ecgnet.training import auxiliary
@@ -90,7 +91,11 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``.
     ``loss``: instead of the config's (multi-task training passes its own)."""
     t, crop = config.training, config.data.window
-    fit_frontends(model, train_split.signal)
+    pretrained = {}
+    if t.init_from:  # frontend statistics and encoder from `ecgnet pretrain`, so leads are standardised as then
+        pretrained = load_pretrained(model, t.init_from)
+    else:
+        fit_frontends(model, train_split.signal)
     main_y = train_split.y[:, :val_split.y.shape[1]]  # without an auxiliary task's targets
     sampler = oversampler(main_y, config.seed) if t.sampler == "oversample" else None
     train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=sampler is None,
@@ -137,7 +142,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
             "best_epoch": int(epochs.loc[epochs["val_macro_auc"].idxmax(), "epoch"]) + 1,
             "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
             "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
-            "wall_seconds_this_session": round(wall, 1), "hardware": hardware(trainer)}
+            "wall_seconds_this_session": round(wall, 1), "hardware": hardware(trainer), **pretrained}
 
 
 def check_resumable(config: Config, saved: Path, resuming: bool) -> None:
