@@ -1,0 +1,49 @@
+"""Calibration of committed superdiagnostic runs on fold 10: macro and per-class ECE and Brier score, and
+one reliability figure per run (``reports/levers/figures/calibration_<run>.png``). Reads only committed
+predictions and the PTB-XL labels.
+
+    ECGNET_DATA=... .venv/bin/python reports/levers/calibration.py RUN [RUN ...] > reports/levers/calibration.md
+"""
+
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
+from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.calibration import calibration_summary, reliability_figure
+from ecgnet.runs import provenance
+
+FIGURES = Path(__file__).parent / "figures"
+
+
+def main(runs: list[str]) -> None:
+    root = data_root(None)
+    labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
+    mask = labels.split("test")
+    y, classes = labels.y[mask], labels.classes
+    FIGURES.mkdir(exist_ok=True)
+    print(f"# Calibration on fold 10 ({len(y):,} records)\n")
+    print(f"Made by `reports/levers/calibration.py` at revision {provenance()['git_revision'][:7]}. "
+          "ECE: 10 equal-width bins, weighted by records; Brier: mean squared error of the probability. "
+          "Lower is better for both; AUC is unaffected by calibration.\n")
+    print("| run | macro ECE | macro Brier | " + " | ".join(f"{c} ECE" for c in classes) + " |")
+    print("|---" * (len(classes) + 3) + "|")
+    for run in runs:
+        ids, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", classes)
+        if not (ids == labels.ecg_ids[mask]).all():
+            raise SystemExit(f"runs/{run}/test/predictions.csv: records differ from fold 10")
+        s = calibration_summary(y, p, classes)
+        cells = [f"{s['macro_ece']:.3f}", f"{s['macro_brier']:.4f}"] + [f"{s['per_class'][c]['ece']:.3f}" for c in classes]
+        print(f"| `{run}` | " + " | ".join(cells) + " |")
+        fig = reliability_figure(y, p, classes, title=f"{run}: reliability on fold 10")
+        fig.savefig(FIGURES / f"calibration_{run}.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    print("\nFigures: " + ", ".join(f"[{r}](figures/calibration_{r}.png)" for r in runs))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__.rsplit("\n\n", 1)[1])
+    main(sys.argv[1:])
