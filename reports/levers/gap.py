@@ -4,6 +4,10 @@ fold 10 — a diagnosis, never a selection (nothing here feeds back into trainin
 - **thresholds or ranking?** the balanced accuracy with the run's fold-9 thresholds, beside the best any
   threshold could reach on fold 10 itself (an oracle): if even the oracle stays under 0.85, no threshold
   rule can meet the target and the gap is in the ranking (AUC);
+- **which classes the 5-way accuracy confuses:** on fold-10 records with exactly one superclass, the
+  confusion matrix of the argmax;
+- **a decision rule for the 5-way view chosen on fold 9?** the argmax of the margin over each class's
+  fold-9 threshold (``logit p − logit t``) instead of the argmax of ``p``, scored on fold 9;
 - **label certainty:** PTB-XL's cardiologists gave each diagnostic statement a likelihood (0–100); the
   benchmark counts every statement whatever its likelihood. The AUC of each class against its negatives,
   split by the highest likelihood among the record's statements of that class, shows how much of the
@@ -16,6 +20,7 @@ import json
 import sys
 
 import numpy as np
+from scipy.special import logit
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
@@ -56,6 +61,22 @@ def main(run: str) -> None:
             cells.append(f"{roc_auc_score(y[chosen, k], p[chosen, k]):.3f} ({positives.sum()})"
                          if positives.sum() >= 10 else f"— ({positives.sum()})")
         print("| " + " | ".join(cells) + " |")
+
+    single = y.sum(1) == 1
+    truth, guess = y[single].argmax(1), p[single].argmax(1)
+    val = labels.split("val")
+    _, p9, _ = M.read_predictions(f"runs/{run}/val/predictions.csv", classes)
+    margin = lambda q: logit(np.clip(q, 1e-6, 1 - 1e-6)) - logit(thresholds)  # noqa: E731
+    print(f"\nFold 9, 5-way accuracy: argmax of p {M.single_label_accuracy(labels.y[val], p9)[0]:.3f}, "
+          f"argmax of the margin over the fold-9 thresholds {M.single_label_accuracy(labels.y[val], margin(p9))[0]:.3f}.")
+    print(f"\n5-way accuracy {np.mean(truth == guess):.3f} on {single.sum():,} single-superclass records; "
+          "rows: true class, columns: argmax (share of the row):\n")
+    print("| true \\ predicted | " + " | ".join(classes) + " | n |")
+    print("|---" * (len(classes) + 2) + "|")
+    for k, c in enumerate(classes):
+        row = guess[truth == k]
+        print(f"| {c} | " + " | ".join(f"{np.mean(row == j):.2f}" for j in range(len(classes)))
+              + f" | {len(row)} |")
 
 
 if __name__ == "__main__":
