@@ -54,8 +54,13 @@ def test_num_features_follows_widths():
     assert m(torch.randn(2, 12, 250)).shape == (2, 3)
 
 
-def test_gradients_reach_every_parameter():
-    m = build_model("time_resnet1d", num_classes=5, widths=[8, 16]).train()
+@pytest.mark.parametrize("name, params", [
+    ("time_resnet1d", {"widths": [8, 16]}),
+    ("time_xresnet1d", {"widths": [8, 16], "blocks": [1, 1], "se": True}),
+    ("time_inception1d", {"depth": 3, "filters": 8, "bottleneck": 8, "stem_width": 8}),
+])
+def test_gradients_reach_every_parameter(name, params):
+    m = build_model(name, num_classes=5, **params).train()
     for module in m.modules():  # zero-initialised last BN would block gradients to the first conv
         if isinstance(module, torch.nn.BatchNorm1d):
             torch.nn.init.ones_(module.weight)

@@ -105,12 +105,16 @@ class Config(_Strict):
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The config file, with ``overrides`` (``section.key=value``, value in YAML) applied before validation."""
+    return parse_config(*read_with_overrides(path, overrides))
+
+
+def read_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, str]:
+    """(the YAML file's content with ``--set`` overrides applied, the source to name in messages)."""
     path = Path(path)
     raw = read_yaml(path, "config file")
     for item in overrides:
         raw = apply_override(raw, item)
-    source = f"{path} with --set {' --set '.join(overrides)}" if overrides else str(path)
-    return parse_config(raw, source=source)
+    return raw, f"{path} with --set {' --set '.join(overrides)}" if overrides else str(path)
 
 
 def read_yaml(path: Path, what: str) -> Any:
@@ -146,12 +150,14 @@ def apply_override(raw: Any, item: str) -> dict:
     return out
 
 
-def parse_config(raw: Any, source: str = "config") -> Config:
+def parse_config(raw: Any, source: str = "config", schema: type[BaseModel] = Config, what: str = "config"):
+    """``raw`` validated as ``schema`` (a training :class:`Config` unless told otherwise); every problem
+    named in one ECGNetError."""
     try:
-        return Config.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors())
-        raise ECGNetError(f"{source}: invalid config — {problems}") from e
+        raise ECGNetError(f"{source}: invalid {what} — {problems}") from e
 
 
 def _printable(key) -> str:

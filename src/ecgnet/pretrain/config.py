@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from ecgnet.config import ModelConfig, _printable, _Strict, apply_override, read_yaml
+from ecgnet.config import ModelConfig, _Strict, parse_config, read_with_overrides
 from ecgnet.data.augment import NAMES as AUGMENTATIONS
 from ecgnet.data.ptbxl import TASKS
-from ecgnet.errors import ECGNetError
 
 
 class PretrainData(_Strict):
@@ -65,13 +64,4 @@ class PretrainConfig(_Strict):
 
 def load_pretrain_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
     """The file, with ``--set section.key=value`` overrides applied before validation."""
-    path = Path(path)
-    raw = read_yaml(path, "config file")
-    for item in overrides:
-        raw = apply_override(raw, item)
-    source = f"{path} with --set {' --set '.join(overrides)}" if overrides else str(path)
-    try:
-        return PretrainConfig.model_validate(raw)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors())
-        raise ECGNetError(f"{source}: invalid pretraining config — {problems}") from e
+    return parse_config(*read_with_overrides(path, overrides), schema=PretrainConfig, what="pretraining config")
