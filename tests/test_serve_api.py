@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("fastapi", reason="fastapi is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from ecgnet.bundled import DEFAULT_MODEL  # noqa: E402
 from ecgnet.predict import Predictor  # noqa: E402
 from ecgnet.serve import create_app  # noqa: E402
 from ecgnet.serve.uploads import UploadLimits  # noqa: E402
@@ -255,4 +256,4 @@ def test_serve_command(monkeypatch):
     ok = CliRunner().invoke(cli, ["serve", "--port", "8123", "--runs-dir", "no_such_folder"], env={"ECGNET_DATA": ""})
     assert ok.exit_code == 0, ok.output
     assert (started["host"], started["port"]) == ("127.0.0.1", 8123)  # local only unless told otherwise
-    assert started["web"].state.models.default == "baseline_time"
+    assert started["web"].state.models.default == DEFAULT_MODEL
