@@ -30,8 +30,6 @@ LEVERS = [  # (lever, run, base)
     ("seed ensemble: mean of seeds 0, 1, 2", "ensemble_seeds", "fast_time"),
     ("ensemble: mean of the 11 time/fusion runs of the fusion study", "ensemble_average", BEST_SINGLE),
     ("ensemble: mean of every superdiagnostic run trained on the signal", "ensemble_all", BEST_SINGLE),
-    ("ensemble: the same runs stacked per class (logistic regression fitted on fold 9)", "ensemble_all_stacking",
-     BEST_SINGLE),
 ]
 
 
