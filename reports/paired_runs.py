@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
+from committed import predictions, task_labels
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
@@ -23,16 +23,13 @@ N_BOOT, CI = 1000, 0.90
 
 def paired_report(base: str, others: list[str], title: str, five_way: bool = True) -> None:
     runs = [base] + list(others)
-    root = data_root(None)
-    labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
+    labels = task_labels()
     mask = labels.split("test")
     y, classes = labels.y[mask], labels.classes
 
     def load(run):
         """Fold-10 probabilities and the fold-9 thresholds of a committed run."""
-        ids, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", classes)
-        if not (ids == labels.ecg_ids[mask]).all():
-            raise SystemExit(f"runs/{run}/test/predictions.csv: records differ from fold 10")
+        p = predictions(run, labels)
         per_class = json.load(open(f"runs/{run}/test/metrics.json"))["per_class"]
         return p, np.array([per_class[c]["threshold"] for c in classes])
 

@@ -5,23 +5,24 @@ stacked late fusion? Reads only committed run files and the PTB-XL labels.
     ECGNET_DATA=... .venv/bin/python reports/ablation/paired.py > reports/ablation/paired.txt
 """
 
-from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
+import sys
+from pathlib import Path
+
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
+from committed import predictions, task_labels  # noqa: E402
 
 PAIRS = [("frequency_phase", "frequency", "log magnitude + phase vs log magnitude only"),
          ("late_stacking", "late_stacking_no_metadata", "time+frequency+spectrogram with vs without metadata")]
 
-root = data_root(None)
-labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
-mask = labels.split("test")
-ids_test, y = labels.ecg_ids[mask], labels.y[mask]
+labels = task_labels()
+y = labels.y[labels.split("test")]
 
 
 def load(run):
-    ids, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", labels.classes)
-    assert (ids == ids_test).all(), run
-    return p
+    return predictions(run, labels)
 
 
 print("revision", provenance()["git_revision"])

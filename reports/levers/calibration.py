@@ -10,17 +10,17 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
-from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.calibration import calibration_summary, reliability_figure
 from ecgnet.runs import provenance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
+from committed import predictions, task_labels  # noqa: E402
 
 FIGURES = Path(__file__).parent / "figures"
 
 
 def main(runs: list[str]) -> None:
-    root = data_root(None)
-    labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
+    labels = task_labels()
     mask = labels.split("test")
     y, classes = labels.y[mask], labels.classes
     FIGURES.mkdir(exist_ok=True)
@@ -31,9 +31,7 @@ def main(runs: list[str]) -> None:
     print("| run | macro ECE | macro Brier | " + " | ".join(f"{c} ECE" for c in classes) + " |")
     print("|---" * (len(classes) + 3) + "|")
     for run in runs:
-        ids, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", classes)
-        if not (ids == labels.ecg_ids[mask]).all():
-            raise SystemExit(f"runs/{run}/test/predictions.csv: records differ from fold 10")
+        p = predictions(run, labels)
         s = calibration_summary(y, p, classes)
         cells = [f"{s['macro_ece']:.3f}", f"{s['macro_brier']:.4f}"] + [f"{s['per_class'][c]['ece']:.3f}" for c in classes]
         print(f"| `{run}` | " + " | ".join(cells) + " |")

@@ -9,11 +9,17 @@ two-model ensemble over label sets. Folds 9 and 10 are both printed; nothing is 
     ECGNET_DATA=... .venv/bin/python reports/levers/derived_superclasses.py > reports/levers/derived_superclasses.md
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
+from committed import predictions  # noqa: E402
 
 RULES = {"noisy-OR": lambda q: 1 - np.prod(1 - q, axis=1), "max": lambda q: q.max(axis=1),
          "sum": lambda q: q.sum(axis=1)}
@@ -41,7 +47,7 @@ def main() -> None:
     print("| scores | fold-9 macro AUC | fold-10 macro AUC | Δ vs `baseline_time`, fold 10 [90 % paired CI] |")
     print("|---|---|---|---|")
     for_split = {s: derived(s, labels, statements) for s in ("val", "test")}
-    base = {s: M.read_predictions(f"runs/baseline_time/{s}/predictions.csv", labels.classes)[1] for s in ("val", "test")}
+    base = {s: predictions("baseline_time", labels, s) for s in ("val", "test")}
     y = {s: labels.y[labels.split(s)] for s in ("val", "test")}
     rows = {f"all_time, derived by {name}": {s: for_split[s][name] for s in ("val", "test")} for name in RULES}
     rows["baseline_time (trained on the superclasses)"] = base

@@ -18,6 +18,7 @@ fold 10 — a diagnosis, never a selection (nothing here feeds back into trainin
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy.special import logit
@@ -26,6 +27,9 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
+from committed import predictions  # noqa: E402
 
 GROUPS = ((100, 101, "likelihood 100"), (50, 100, "50–99"), (0, 50, "< 50"))
 
@@ -36,7 +40,7 @@ def main(run: str) -> None:
     labels = make_labels(db, statements, "superdiagnostic")
     mask = labels.split("test")
     y, ids, classes = labels.y[mask], labels.ecg_ids[mask], labels.classes
-    _, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", classes)
+    p = predictions(run, labels)
     per_class = json.load(open(f"runs/{run}/test/metrics.json"))["per_class"]
     thresholds = np.array([per_class[c]["threshold"] for c in classes])
     fold9 = M.threshold_metrics(y, p, thresholds)["balanced_accuracy"]
@@ -65,7 +69,7 @@ def main(run: str) -> None:
     single = y.sum(1) == 1
     truth, guess = y[single].argmax(1), p[single].argmax(1)
     val = labels.split("val")
-    _, p9, _ = M.read_predictions(f"runs/{run}/val/predictions.csv", classes)
+    p9 = predictions(run, labels, "val")
     margin = lambda q: logit(np.clip(q, 1e-6, 1 - 1e-6)) - logit(thresholds)  # noqa: E731
     print(f"\nFold 9, 5-way accuracy: argmax of p {M.single_label_accuracy(labels.y[val], p9)[0]:.3f}, "
           f"argmax of the margin over the fold-9 thresholds {M.single_label_accuracy(labels.y[val], margin(p9))[0]:.3f}.")

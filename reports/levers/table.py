@@ -7,13 +7,16 @@ Runs that are not committed yet are listed as missing. Selection is on fold 9 on
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
+from committed import predictions, task_labels  # noqa: E402
 
 BEST_SINGLE = "intermediate_concat_weighted_bce"
 LEVERS = [  # (lever, run, base)
@@ -34,16 +37,13 @@ LEVERS = [  # (lever, run, base)
 
 
 def main() -> None:
-    root = data_root(None)
-    labels = make_labels(read_database(root), read_statements(root), "superdiagnostic")
+    labels = task_labels()
     mask = labels.split("test")
     y, classes = labels.y[mask], labels.classes
     hyp = classes.index("HYP")
 
     def load(run):
-        ids, p, _ = M.read_predictions(f"runs/{run}/test/predictions.csv", classes)
-        if not (ids == labels.ecg_ids[mask]).all():
-            raise SystemExit(f"runs/{run}/test/predictions.csv: records differ from fold 10")
+        p = predictions(run, labels)
         info = json.loads(Path(f"runs/{run}/run.json").read_text())
         per_class = json.loads(Path(f"runs/{run}/test/metrics.json").read_text())["per_class"]
         return p, info, np.array([per_class[c]["threshold"] for c in classes])
