@@ -165,5 +165,6 @@ def _printable(key) -> str:
     return str(key) if str(key).isprintable() else ascii(str(key))
 
 
-def dump_config(config: Config) -> str:
+def dump_config(config: BaseModel) -> str:
+    """A validated config (training or pretraining) as the YAML a run saves beside its outputs."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

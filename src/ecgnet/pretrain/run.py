@@ -21,10 +21,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader
 
+from ecgnet.config import dump_config
 from ecgnet.data.dataset import PTBXL
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import write_json, write_text
@@ -73,7 +73,7 @@ def pretrain(config: PretrainConfig, data_root: Path, runs_dir: Path = Path("run
     model.cpu()
     sha = save_encoder(run_dir / FILENAME, model, {"name": config.name, "method": "simclr", "model": config.model.name,
                                                    "params": json.dumps(config.model.params, sort_keys=True)})
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    write_text(run_dir / "config.yaml", dump_config(config))
     ids = ",".join(str(int(e)) for e in split.ecg_ids)
     write_json(run_dir / "pretrain.json", {
         "name": config.name, "method": "simclr", "seed": config.seed, "task": d.task,
