@@ -1,0 +1,37 @@
+"""What a run records of the code that made it (ecgnet.runs.provenance), also on a machine without .git."""
+
+import subprocess
+
+from ecgnet import runs
+
+
+def test_source_digest_follows_the_code(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not code")
+    before = runs.source_digest(tmp_path)
+    assert before == runs.source_digest(tmp_path)  # deterministic
+    (tmp_path / "notes.txt").write_text("changed, still not code")
+    assert runs.source_digest(tmp_path) == before
+    (tmp_path / "sub" / "b.py").write_text("y = 3\n")
+    assert runs.source_digest(tmp_path) != before
+
+
+def test_revision_declared_where_git_is_missing(monkeypatch):
+    def no_git(*args, **kwargs):
+        raise OSError("git: not found")
+    monkeypatch.setattr(subprocess, "run", no_git)
+    monkeypatch.delenv(runs.REVISION_ENV, raising=False)
+    assert runs.provenance()["git_revision"] is None
+    monkeypatch.setenv(runs.REVISION_ENV, "f" * 40)
+    info = runs.provenance()
+    assert info["git_revision"] == "f" * 40 and info["git_revision_declared_by"] == runs.REVISION_ENV
+    assert info["source_sha256"] == runs.source_digest()
+
+
+def test_revision_from_git_wins_over_the_variable(monkeypatch):
+    monkeypatch.setenv(runs.REVISION_ENV, "0" * 40)
+    info = runs.provenance()
+    if info["git_revision"] is not None:  # a checkout with .git (CI clones one)
+        assert info["git_revision"] != "0" * 40 and "git_revision_declared_by" not in info
