@@ -85,6 +85,10 @@ class TrainingConfig(_Strict):
         None, description="a second head learns this label set from the same records during training only "
         "(training/auxiliary.py), e.g. all 71 statements for the superclasses")
     auxiliary_weight: float = Field(1.0, gt=0, description="loss = main + auxiliary_weight · auxiliary")
+    cutmix_alpha: float | None = Field(None, gt=0, description="paste a random time segment of a shuffled copy "
+                                       "of each batch, λ ~ Beta(α, α) (training/soft_targets.py); None = off")
+    hierarchy_weight: float | None = Field(None, gt=0, description="penalise the auxiliary head's subclasses "
+                                           "more probable than their superclass (training/hierarchy.py); None = off")
 
     @model_validator(mode="after")
     def _devices_positive(self):
@@ -92,6 +96,11 @@ class TrainingConfig(_Strict):
             raise ValueError("devices must be at least 1 (or 'auto')")
         if self.ema_decay is not None and self.swa_start_epoch is not None:
             raise ValueError("ema_decay and swa_start_epoch both average the weights: choose one")
+        if self.mixup_alpha is not None and self.cutmix_alpha is not None:
+            raise ValueError("mixup_alpha and cutmix_alpha both mix batches: choose one")
+        if self.hierarchy_weight is not None and self.auxiliary_task not in ("subdiagnostic", "diagnostic"):
+            raise ValueError("hierarchy_weight needs auxiliary_task subdiagnostic or diagnostic (the finer "
+                             "diagnostic labels under data.task superdiagnostic)")
         return self
 
 
@@ -101,6 +110,13 @@ class Config(_Strict):
     data: DataConfig = DataConfig()
     model: ModelConfig
     training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="after")
+    def _hierarchy_under_superclasses(self):
+        if self.training.hierarchy_weight is not None and self.data.task != "superdiagnostic":
+            raise ValueError(f"training.hierarchy_weight needs data.task superdiagnostic (the superclasses above "
+                             f"training.auxiliary_task), not '{self.data.task}'")
+        return self
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -6,7 +6,8 @@ model's own head keeps predicting the run's task.
 The auxiliary head exists only during training: the run saves, evaluates and ships the model as built
 (same classes, weights and cost as without it). The loss is ``main + weight · auxiliary``, each the
 config's loss on its own targets; a training record without any statement of the auxiliary task has
-all-zero auxiliary targets.
+all-zero auxiliary targets. ``training.hierarchy_weight`` adds a penalty on auxiliary subclasses more
+probable than their superclass (training/hierarchy.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from ecgnet.errors import ECGNetError
+from ecgnet.training import hierarchy
 from ecgnet.training.losses import make_loss
 
 
@@ -59,4 +61,7 @@ def attach(model: nn.Module, data, train_split, config):
     loss = AuxiliaryLoss(make_loss(t.loss, train_split.y, t.focal_gamma), make_loss(t.loss, y_aux, t.focal_gamma),
                          train_split.y.shape[1], t.auxiliary_weight)
     split = replace(train_split, y=np.concatenate([train_split.y, y_aux], axis=1))
+    if t.hierarchy_weight is not None:  # child (auxiliary) classes under the superclasses (checked by the config)
+        parents = hierarchy.dataset_parent_index(data, t.auxiliary_task)
+        loss = hierarchy.HierarchyLoss(loss, parents, train_split.y.shape[1], t.hierarchy_weight)
     return WithAuxiliaryHead(model, y_aux.shape[1]), split, loss

@@ -1,8 +1,8 @@
-"""The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops (augmented,
-mixed up, label-smoothed or with an auxiliary task's head if the config says so), AdamW with a one-cycle schedule, and the
-fold-9 macro AUC over sliding windows as the validation metric (what checkpointing and early stopping
-watch), computed over exactly the fold's records however many processes score it
-(:mod:`ecgnet.training.distributed`)."""
+"""The Lightning module: a multi-label loss (BCE, weighted BCE or focal) on random crops (augmented, mixed
+by mixup or CutMix, label-smoothed or with an auxiliary task's head if the config says so), AdamW with a
+one-cycle schedule, and the fold-9 macro AUC over sliding windows as the validation metric (what
+checkpointing and early stopping watch), computed over exactly the fold's records however many processes
+score it (:mod:`ecgnet.training.distributed`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ecgnet.config import Config
 from ecgnet.data.augment import augment
 from ecgnet.evaluation.inference import windowed_proba
 from ecgnet.training.distributed import merge_ranks
-from ecgnet.training.soft_targets import mixup, smooth_labels
+from ecgnet.training.soft_targets import cutmix, mixup, smooth_labels
 
 
 class ClassifierModule(L.LightningModule):
@@ -37,6 +37,8 @@ class ClassifierModule(L.LightningModule):
             signal = augment(signal, self.config.data.augment, self.config.data.sampling_rate)
         if t.mixup_alpha:
             signal, metadata, y = mixup(signal, metadata, y, t.mixup_alpha)
+        if t.cutmix_alpha:
+            signal, metadata, y = cutmix(signal, metadata, y, t.cutmix_alpha)
         if t.label_smoothing:
             y = smooth_labels(y, t.label_smoothing)
         logits = getattr(self.model, "forward_train", self.model)(signal, metadata)  # training/auxiliary.py
