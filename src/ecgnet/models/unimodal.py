@@ -18,6 +18,8 @@ from ecgnet.models.encoders.fft_transformer import FFTTransformer
 from ecgnet.models.encoders.inception1d import Inception1d
 from ecgnet.models.encoders.mlp import MLP
 from ecgnet.models.encoders.resnet1d import ResNet1d
+from ecgnet.models.encoders.s4d1d import S4D1d
+from ecgnet.models.encoders.transformer1d import Transformer1d
 from ecgnet.models.encoders.xresnet1d import XResNet1d
 from ecgnet.models.registry import register
 
@@ -67,6 +69,29 @@ def time_inception1d(num_classes: int, depth: int = 6, filters: int = 32, bottle
     Defaults: 165 M MACs per 10 s ECG (7 windows of 2.5 s), 0.25 M parameters."""
     encoder = Inception1d(12, num_classes, depth, filters, bottleneck, tuple(kernels), downsample=downsample,
                           stem_width=stem_width, dropout=dropout)
+    return UnimodalModel(TimeFrontend(12, center=center), encoder)
+
+
+@register("time_s4d")
+def time_s4d(num_classes: int, d_model: int = 128, d_state: int = 64, n_layers: int = 4, bidirectional: bool = True,
+             block_dropout: float = 0.1, dropout: float = 0.25, center: bool = False) -> nn.Module:
+    """A state-space time-domain encoder: standardised raw signal (each window centred if ``center``) →
+    S4D1d (strided stem, pre-norm residual blocks of diagonal SSM convolutions over the whole window, S4D-Lin
+    init, bidirectional by default). Defaults: 176 M MACs per 10 s ECG (7 windows of 2.5 s; counted: the
+    convolutions, the FFTs and the kernels' Vandermonde products, not element-wise work), 0.28 M parameters."""
+    encoder = S4D1d(12, num_classes, d_model, d_state, n_layers, bidirectional, block_dropout=block_dropout,
+                    dropout=dropout)
+    return UnimodalModel(TimeFrontend(12, center=center), encoder)
+
+
+@register("time_transformer")
+def time_transformer(num_classes: int, d_model: int = 96, n_heads: int = 4, n_layers: int = 4,
+                     block_dropout: float = 0.1, dropout: float = 0.25, center: bool = False) -> nn.Module:
+    """A Transformer time-domain encoder: standardised raw signal (each window centred if ``center``) →
+    Transformer1d (two stride-2 convolutions make 40 ms tokens, sinusoidal positions, pre-norm encoder layers).
+    Defaults: 208 M MACs per 10 s ECG (7 windows of 2.5 s), 0.47 M parameters."""
+    encoder = Transformer1d(12, num_classes, d_model, n_heads, n_layers, block_dropout=block_dropout,
+                            dropout=dropout)
     return UnimodalModel(TimeFrontend(12, center=center), encoder)
 
 
