@@ -58,6 +58,8 @@ def test_num_features_follows_widths():
     ("time_resnet1d", {"widths": [8, 16]}),
     ("time_xresnet1d", {"widths": [8, 16], "blocks": [1, 1], "se": True}),
     ("time_inception1d", {"depth": 3, "filters": 8, "bottleneck": 8, "stem_width": 8}),
+    ("time_s4d", {"d_model": 16, "d_state": 8, "n_layers": 2}),
+    ("time_transformer", {"d_model": 16, "n_heads": 2, "n_layers": 2}),
 ])
 def test_gradients_reach_every_parameter(name, params):
     m = build_model(name, num_classes=5, **params).train()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.models.encoders.transformer1d import pre_norm_transformer
+
 
 class FFTTransformer(nn.Module):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, d_model: int = 64, conv_layers: int = 2,
@@ -29,11 +31,7 @@ class FFTTransformer(nn.Module):
         self.max_tokens = max_tokens
         self.pos = nn.Parameter(torch.zeros(1, max_tokens, d_model))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=4 * d_model, dropout=dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
-        # norm_first leaves the residual stream un-normalised: a final LayerNorm closes it
-        self.transformer = nn.TransformerEncoder(layer, n_layers, norm=nn.LayerNorm(d_model),
-                                                 enable_nested_tensor=False)
+        self.transformer = pre_norm_transformer(d_model, n_heads, n_layers, dropout)
         self.num_features = 2 * d_model
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
 

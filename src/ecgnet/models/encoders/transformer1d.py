@@ -31,6 +31,14 @@ def sinusoidal_positions(n: int, d_model: int, device: torch.device) -> torch.Te
     return torch.stack([torch.sin(position * freq), torch.cos(position * freq)], dim=-1).flatten(1)
 
 
+def pre_norm_transformer(d_model: int, n_heads: int, n_layers: int, dropout: float) -> nn.TransformerEncoder:
+    """``n_layers`` pre-norm encoder layers (feed-forward 4 × ``d_model``, GELU, batch first) and a final
+    LayerNorm, which closes the residual stream that pre-norm layers leave un-normalised."""
+    layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=4 * d_model, dropout=dropout,
+                                       activation="gelu", batch_first=True, norm_first=True)
+    return nn.TransformerEncoder(layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+
+
 class Transformer1d(nn.Module):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, d_model: int = 96, n_heads: int = 4,
                  n_layers: int = 4, block_dropout: float = 0.1, dropout: float = 0.25):
@@ -42,11 +50,7 @@ class Transformer1d(nn.Module):
             stem += [nn.Conv1d(c, width, 5, stride=2, padding=2, bias=False), nn.BatchNorm1d(width), nn.GELU()]
             c = width
         self.stem = nn.Sequential(*stem)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=4 * d_model, dropout=block_dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
-        # norm_first leaves the residual stream un-normalised: a final LayerNorm closes it
-        self.transformer = nn.TransformerEncoder(layer, n_layers, norm=nn.LayerNorm(d_model),
-                                                 enable_nested_tensor=False)
+        self.transformer = pre_norm_transformer(d_model, n_heads, n_layers, block_dropout)
         self.num_features = 2 * d_model
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
 
