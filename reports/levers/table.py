@@ -24,6 +24,8 @@ LEVERS = [  # (lever, run, base)
     ("EMA of the weights + bf16 (the recipe of every lever below)", "fast_time", "baseline_time"),
     ("SWA: plain average of the epoch-end weights of epochs 15–20, instead of the EMA", "swa_time", "fast_time"),
     ("a longer schedule: up to 50 epochs (patience 15) instead of 20", "long_time", "fast_time"),
+    ("acquisition augmentation (amplitude, baseline wander, noise, filter, lead mix; the robustness work)",
+     "robust_time", "baseline_time"),
     ("mixup, α = 0.2", "mixup_time", "fast_time"),
     ("label smoothing, ε = 0.1", "label_smoothing_time", "fast_time"),
     ("multi-task: a training-only head on all 71 statements", "multitask_time", "fast_time"),
