@@ -198,7 +198,7 @@ def test_a_bad_init_from_is_one_error_naming_the_file(pretrained, tmp_path):
     model = build_model("time_resnet1d", 5, widths=[8, 16])
     missing, garbage = tmp_path / "gone.safetensors", tmp_path / "garbage.safetensors"
     garbage.write_text("not weights")
-    for path, what in ((missing, "no such file"), (garbage, "not a safetensors file")):
+    for path, what in ((missing, "no such file"), (garbage, "not a readable safetensors file")):
         with pytest.raises(ECGNetError, match=what) as e:
             load_pretrained(model, path)
         assert str(path) in str(e.value)

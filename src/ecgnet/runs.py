@@ -98,6 +98,14 @@ def save_model(run_dir: Path, model: torch.nn.Module, config: Config, info: dict
     write_json(run_dir / "run.json", {**info, "weights_sha256": hashlib.sha256(data).hexdigest()})
 
 
+def parse_safetensors(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file's bytes; a damaged or foreign file is one ECGNetError naming it."""
+    try:
+        return load_safetensors(data)
+    except Exception as e:  # safetensors raises its own error type for damaged files
+        raise ECGNetError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())[:200]})") from e
+
+
 def _sorted_metadata(data: bytes) -> bytes:
     """safetensors writes its metadata in hash order, which changes from process to process, so the same
     weights gave files (and SHA-256s) that differed: the header is rewritten with the metadata sorted
@@ -162,10 +170,7 @@ def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
     if expected is not None and hashlib.sha256(data).hexdigest() != expected:
         raise ECGNetError(f"{weights}: its SHA-256 does not match weights_sha256 in run.json — the weights "
                           "are damaged or were replaced; restore them or retrain the run")
-    try:
-        state = load_safetensors(data)
-    except Exception as e:  # safetensors raises its own error type for damaged files
-        raise ECGNetError(f"{weights}: not a readable safetensors file ({' '.join(str(e).split())})") from e
+    state = parse_safetensors(data, weights)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -12,13 +12,12 @@ import hashlib
 from pathlib import Path
 
 import torch
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path
 from ecgnet.models.unimodal import UnimodalModel
-from ecgnet.runs import _sorted_metadata
+from ecgnet.runs import _sorted_metadata, parse_safetensors
 
 HEAD = "encoder.head."  # the classification head of every single-branch model (UnimodalModel)
 FILENAME = "encoder.safetensors"
@@ -50,10 +49,7 @@ def load_pretrained(model: torch.nn.Module, path: str | Path) -> dict:
         raise ECGNetError(f"{path}: no such file — training.init_from must name the encoder written by "
                           f"`ecgnet pretrain` (runs/<name>/{FILENAME})")
     data = path.read_bytes()
-    try:
-        state = load_safetensors(data)
-    except Exception as e:  # safetensors raises its own error type for a file that is not one of its own
-        raise ECGNetError(f"{path}: not a safetensors file ({' '.join(str(e).split())[:200]})") from e
+    state = parse_safetensors(data, path)
     target = next((m for m in model.modules() if isinstance(m, UnimodalModel)), None)
     if target is None:
         raise ECGNetError(f"{path}: a pretrained encoder loads into a single-branch model (e.g. time_resnet1d), "
