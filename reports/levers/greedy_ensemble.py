@@ -24,6 +24,7 @@ from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # reports/levers/: derived_superclasses.py
 from committed import predictions, task_labels  # noqa: E402
 
 STEPS = 25
@@ -149,6 +150,29 @@ def main() -> None:
         params, seconds = cost(members)
         print(f"| {label} | {n} | {M.macro_auc(y['val'], q9):.4f} | {value:.4f} [{low:.4f}, {high:.4f}] | "
               f"{deltas[0]} | {deltas[1]} | {params:,} | {seconds / 60:.0f} |")
+    with_derived(labels, y, p, rows[list(rows)[-1]][2])
+
+
+def with_derived(labels, y: dict, p: dict, greedy_10: np.ndarray) -> None:
+    """The same selection with one more candidate: the superclasses derived by noisy-OR from all_time's 71
+    statement probabilities (derived_superclasses.py), which late_fusion cannot ship yet."""
+    from derived_superclasses import derived
+
+    from ecgnet.data.ptbxl import data_root, read_statements
+
+    statements, name = read_statements(data_root(None)), "all_time (noisy-OR)"
+    p = {s: {**p[s], name: derived(s, labels, statements)["noisy-OR"]} for s in ("val", "test")}
+    path = greedy(p["val"], y["val"], STEPS)
+    keep = 1 + int(np.argmax([a for _, a in path]))
+    counts = Counter(r for r, _ in path[:keep])
+    q = {s: sum(c * p[s][r] for r, c in counts.items()) / keep for s in ("val", "test")}
+    value, low, high = M.bootstrap_ci(y["test"], q["test"])
+    d = M.paired_bootstrap(y["test"], q["test"], greedy_10)
+    print(f"\n## With the superclasses derived from `all_time` as a candidate\n\nThe same selection with `{name}` "
+          f"added to the library: {keep} steps kept, counts {dict(counts.most_common())}. Fold 9 "
+          f"{M.macro_auc(y['val'], q['val']):.4f}; fold 10 {value:.4f} [{low:.4f}, {high:.4f}], "
+          f"Δ vs the shipped unweighted greedy ensemble {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]. "
+          "Not shipped: `late_fusion` takes members of its own task only.")
 
 
 if __name__ == "__main__":
