@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from ecgnet.config import load_config
-from ecgnet.evaluation.complexity import count_macs, latency_ms, n_windows
+from ecgnet.evaluation.complexity import model_cost
 from ecgnet.fileio import write_json
-from ecgnet.runs import count_parameters, load_run, provenance
+from ecgnet.runs import load_run, provenance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import ALL_TASK, LEVERS  # noqa: E402
@@ -27,12 +27,8 @@ OUT = Path(__file__).with_name("costs.json")
 
 
 def single_cost(run: str) -> dict:
-    model, config, _ = load_run(f"runs/{run}")
-    window, stride, samples = config.data.window, config.data.stride, 10 * config.data.sampling_rate
-    macs = count_macs(model, window or samples, n_windows(samples, window, stride))["per_ecg"]
-    ms = latency_ms(model, threads=1, repeats=10, samples=samples, window=window, stride=stride,
-                    aggregate=config.data.aggregate)
-    return {"parameters": count_parameters(model), "macs_per_ecg": macs, "latency_ms": round(ms, 1)}
+    c = model_cost(*load_run(f"runs/{run}")[:2], latency_repeats=10)
+    return {"parameters": c["parameters"], "macs_per_ecg": c["macs_per_ecg"], "latency_ms": round(c["latency_ms"], 1)}
 
 
 def cost(run: str, done: dict) -> dict:

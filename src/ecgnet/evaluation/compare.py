@@ -137,20 +137,13 @@ def _accuracy(run: dict) -> dict:
 
 
 def _complexity(model, config, run: dict, latency_repeats: int) -> dict:
-    from ecgnet.evaluation.complexity import count_macs, epoch_seconds, latency_ms, n_windows
-    from ecgnet.runs import count_parameters
+    from ecgnet.evaluation.complexity import epoch_seconds, model_cost
 
     info = run["info"]
     out = {"parameters": info.get("parameters"), "epoch_seconds": epoch_seconds(run["dir"]),
            "training_seconds": info.get("training_seconds"), "epochs_run": info.get("epochs_run")}
-    if model is None:
-        return out
-    window, stride, samples = config.data.window, config.data.stride, 10 * config.data.sampling_rate
-    macs = count_macs(model, window or samples, n_windows(samples, window, stride))
-    out.update(parameters=count_parameters(model), macs_per_window=macs["per_window"], macs_per_ecg=macs["per_ecg"],
-               windows=macs["windows"],
-               latency_ms=latency_ms(model, threads=1, repeats=latency_repeats, samples=samples, window=window,
-                                     stride=stride, aggregate=config.data.aggregate))
+    if model is not None:
+        out.update(model_cost(model, config, latency_repeats))
     return out
 
 

@@ -103,6 +103,17 @@ def latency_ms(model: nn.Module, threads: int = 1, repeats: int = 20, warmup: in
     return 1000 * statistics.median(times)
 
 
+def model_cost(model: nn.Module, config, latency_repeats: int = 20) -> dict:
+    """A run's model at inference, with its config's windows: parameters, MACs per window and per 10 s ECG,
+    windows, and the median 1-thread whole-record latency (:func:`latency_ms`)."""
+    window, stride, samples = config.data.window, config.data.stride, 10 * config.data.sampling_rate
+    macs = count_macs(model, window or samples, n_windows(samples, window, stride))
+    return {"parameters": sum(p.numel() for p in model.parameters()), "macs_per_window": macs["per_window"],
+            "macs_per_ecg": macs["per_ecg"], "windows": macs["windows"],
+            "latency_ms": latency_ms(model, threads=1, repeats=latency_repeats, samples=samples, window=window,
+                                     stride=stride, aggregate=config.data.aggregate)}
+
+
 def epoch_seconds(run_dir: str | Path) -> float | None:
     """Mean training-epoch wall time from ``run_dir/logs/metrics.csv`` (None if it is absent)."""
     path = Path(run_dir) / "logs" / "metrics.csv"
