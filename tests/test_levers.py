@@ -106,7 +106,7 @@ def test_task_targets_give_another_label_set_for_the_same_records(ptbxl_superdia
     assert (y_all.sum(1) > 0).all(), "every superdiagnostic record has at least one statement"
     norm = ptbxl_superdiagnostic.classes.index("NORM")
     from ecgnet.data.ptbxl import make_labels
-    all_classes = make_labels(*ptbxl_superdiagnostic._tables, "all").classes
+    all_classes = make_labels(*ptbxl_superdiagnostic.tables, "all").classes
     assert np.array_equal(y_all[:, all_classes.index("NORM")], split.y[:, norm])
     rhythm = ptbxl_superdiagnostic.task_targets("rhythm", split.ecg_ids)
     assert rhythm.shape[1] == 12 and (rhythm.sum(1) == 0).any(), "records without a rhythm statement: zeros"
@@ -213,13 +213,13 @@ def test_parent_map_from_subclasses_and_statements_to_superclasses(ptbxl_superdi
 
     supers = ptbxl_superdiagnostic.classes
     assert supers == ["CD", "HYP", "MI", "NORM", "STTC"]
-    subclasses = make_labels(*ptbxl_superdiagnostic._tables, "subdiagnostic").classes
+    subclasses = make_labels(*ptbxl_superdiagnostic.tables, "subdiagnostic").classes
     parents = dataset_parent_index(ptbxl_superdiagnostic, "subdiagnostic")
     assert len(subclasses) == len(parents) == 23 and set(parents) == set(range(5))
     named = {c: supers[p] for c, p in zip(subclasses, parents)}
     assert named["IMI"] == named["AMI"] == "MI" and named["LVH"] == "HYP" and named["CLBBB"] == "CD"
     assert named["NORM"] == "NORM" and named["ISCA"] == "STTC"
-    statements = make_labels(*ptbxl_superdiagnostic._tables, "diagnostic").classes
+    statements = make_labels(*ptbxl_superdiagnostic.tables, "diagnostic").classes
     parents = dataset_parent_index(ptbxl_superdiagnostic, "diagnostic")
     assert len(statements) == len(parents) == 44
     assert supers[parents[statements.index("IMI")]] == "MI" and supers[parents[statements.index("LVH")]] == "HYP"
@@ -230,7 +230,7 @@ def test_parent_map_from_subclasses_and_statements_to_superclasses(ptbxl_superdi
     for k in range(5):
         assert np.array_equal(y_sub[:, parents == k].max(1), split.y[:, k])
     with pytest.raises(ECGNetError, match="no label hierarchy"):
-        parent_index(ptbxl_superdiagnostic._tables[1], "superdiagnostic", supers, "subdiagnostic", subclasses)
+        parent_index(ptbxl_superdiagnostic.tables[1], "superdiagnostic", supers, "subdiagnostic", subclasses)
 
 
 def test_hierarchy_penalty_is_zero_when_coherent_and_pulls_children_under_parents():

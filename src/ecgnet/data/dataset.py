@@ -138,7 +138,7 @@ class PTBXL:
         self.in_memory = in_memory
         db = ptbxl.read_database(self.root)
         statements = ptbxl.read_statements(self.root)
-        self._tables = db, statements
+        self.tables = db, statements  # ptbxl_database.csv and scp_statements.csv as read
         self.labels = ptbxl.make_labels(db, statements, task)
         self.descriptions = ptbxl.describe_classes(self.labels.classes, statements)
         column = "filename_lr" if sampling_rate == 100 else "filename_hr"
@@ -155,7 +155,7 @@ class PTBXL:
     def task_targets(self, task: str, ecg_ids: np.ndarray) -> np.ndarray:
         """Another task's multi-hot targets for these records (all zeros for a record with none of its
         statements), in that task's class order: the auxiliary task of multi-task training."""
-        other = ptbxl.make_labels(*self._tables, task)
+        other = ptbxl.make_labels(*self.tables, task)
         row = {int(e): i for i, e in enumerate(other.ecg_ids)}
         y = np.zeros((len(ecg_ids), len(other.classes)), dtype=np.float32)
         for i, e in enumerate(ecg_ids):

@@ -54,7 +54,7 @@ def parent_index(statements: pd.DataFrame, child_task: str, child_classes: list[
 def dataset_parent_index(data, child_task: str) -> np.ndarray:
     """:func:`parent_index` from ``child_task``'s classes (in the order ``data.task_targets`` gives its
     targets) up to the classes of the task of ``data`` (a :class:`ecgnet.data.dataset.PTBXL`)."""
-    db, statements = data._tables  # the two tables PTBXL read, as its task_targets uses them
+    db, statements = data.tables
     child_classes = make_labels(db, statements, child_task).classes
     return parent_index(statements, child_task, child_classes, data.labels.task, data.classes)
 
