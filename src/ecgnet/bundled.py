@@ -22,8 +22,8 @@ from ecgnet.errors import ECGNetError
 
 # The default is the single model with the best fold-9 macro AUC (reports/benchmark/table.py): the time
 # baseline's fast_time recipe trained for up to 50 epochs (long_time: fold 9 0.9383; fast_time_seed2 0.9380,
-# multitask_time 0.9379, so fold 9 barely separates them; on fold 10 long_time gains +0.0016 [+0.0003,
-# +0.0029] over fast_time, reports/levers/table.md). Ensembles score higher on fold 9 but are late-fusion
+# multitask_time 0.9379, so fold 9 barely separates them; its fold-10 gain over fast_time, +0.0016, does not
+# repeat for seeds 1 and 2, reports/levers/table.md). Ensembles score higher on fold 9 but are late-fusion
 # runs, which are not bundled (see above).
 DEFAULT_MODEL = "long_time"
 BUNDLED_MODELS = ("long_time", "baseline_time", "intermediate_concat_weighted_bce")
