@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder, mean_max_pool
+
 
 class ConvStage2d(nn.Module):
     def __init__(self, c_in: int, c_out: int, pool: bool):
@@ -27,7 +29,7 @@ class ConvStage2d(nn.Module):
         return x
 
 
-class CNN2d(nn.Module):
+class CNN2d(Encoder):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, widths: tuple[int, ...] = (32, 64, 128),
                  dropout: float = 0.25):
         super().__init__()
@@ -42,10 +44,4 @@ class CNN2d(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, channels, freq, time) → (batch, num_features) embedding."""
         h = self.stages(x)
-        return torch.cat([h.mean(dim=(-2, -1)), h.amax(dim=(-2, -1))], dim=1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return mean_max_pool(h, (-2, -1))

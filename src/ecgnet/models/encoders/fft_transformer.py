@@ -13,10 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder, mean_max_pool
 from ecgnet.models.encoders.transformer1d import pre_norm_transformer
 
 
-class FFTTransformer(nn.Module):
+class FFTTransformer(Encoder):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, d_model: int = 64, conv_layers: int = 2,
                  n_heads: int = 4, n_layers: int = 2, dropout: float = 0.1, max_tokens: int = 512):
         super().__init__()
@@ -42,10 +43,4 @@ class FFTTransformer(nn.Module):
         if n > self.max_tokens:
             raise ValueError(f"{x.shape[-1]} frequency bins give {n} tokens, more than max_tokens={self.max_tokens}")
         h = self.transformer(tokens + self.pos[:, :n])
-        return torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return mean_max_pool(h, 1)

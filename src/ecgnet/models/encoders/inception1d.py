@@ -35,6 +35,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder, mean_max_pool
+
 
 class InceptionModule1d(nn.Module):
     """1×1 bottleneck → convolutions of ``kernels`` in parallel, ‖ max pool → 1×1; concat → BN → ReLU."""
@@ -75,7 +77,7 @@ class InceptionGroup1d(nn.Module):
         return torch.relu(self.blocks(x) + self.shortcut(x))
 
 
-class Inception1d(nn.Module):
+class Inception1d(Encoder):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, depth: int = 6, filters: int = 32,
                  bottleneck: int = 32, kernels: tuple[int, ...] = (5, 9, 19), residual_every: int = 3,
                  downsample: bool = True, stem_width: int = 32, stem_kernel: int = 5, stem_stride: int = 2,
@@ -104,10 +106,4 @@ class Inception1d(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, channels, time) → (batch, num_features) embedding."""
         h = self.body(x)
-        return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return mean_max_pool(h, -1)

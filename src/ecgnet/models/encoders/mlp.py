@@ -9,8 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder
 
-class MLP(nn.Module):
+
+class MLP(Encoder):
     def __init__(self, in_features: int = 8, num_classes: int = 5, hidden: tuple[int, ...] = (64, 64),
                  dropout: float = 0.1):
         super().__init__()
@@ -27,9 +29,3 @@ class MLP(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, in_features) → (batch, num_features) embedding."""
         return self.body(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))

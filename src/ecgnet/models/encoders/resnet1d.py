@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder, mean_max_pool
+
 
 class BasicBlock1d(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int):
@@ -30,7 +32,7 @@ class BasicBlock1d(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet1d(nn.Module):
+class ResNet1d(Encoder):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, widths: tuple[int, ...] = (64, 64, 128, 128),
                  blocks_per_stage: int = 1, kernel_size: int = 5, stem_kernel: int = 7, dropout: float = 0.25):
         super().__init__()
@@ -48,10 +50,4 @@ class ResNet1d(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, channels, time) → (batch, num_features) embedding."""
         h = self.stages(self.stem(x))
-        return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return mean_max_pool(h, -1)

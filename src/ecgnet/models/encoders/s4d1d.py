@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder, mean_max_pool
+
 
 class S4DKernel(nn.Module):
     """The convolution kernels of ``channels`` independent diagonal SSMs with ``d_state`` // 2 complex modes."""
@@ -95,7 +97,7 @@ class S4DBlock(nn.Module):
         return x + self.mix(self.dropout(F.gelu(self.ssm(z))))
 
 
-class S4D1d(nn.Module):
+class S4D1d(Encoder):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, d_model: int = 128, d_state: int = 64,
                  n_layers: int = 4, bidirectional: bool = True, stem_kernel: int = 5, stem_stride: int = 2,
                  block_dropout: float = 0.1, dropout: float = 0.25):
@@ -114,10 +116,4 @@ class S4D1d(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, channels, time) → (batch, num_features) embedding."""
         h = self.norm(self.blocks(self.stem(x)).transpose(1, 2))  # (batch, time, d_model)
-        return torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return mean_max_pool(h, 1)

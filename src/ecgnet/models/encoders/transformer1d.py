@@ -23,6 +23,8 @@ import math
 import torch
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder, mean_max_pool
+
 
 def sinusoidal_positions(n: int, d_model: int, device: torch.device) -> torch.Tensor:
     """(n, d_model) encodings: sin and cos of position × 10000^(−2i / d_model), interleaved."""
@@ -39,7 +41,7 @@ def pre_norm_transformer(d_model: int, n_heads: int, n_layers: int, dropout: flo
     return nn.TransformerEncoder(layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
 
 
-class Transformer1d(nn.Module):
+class Transformer1d(Encoder):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, d_model: int = 96, n_heads: int = 4,
                  n_layers: int = 4, block_dropout: float = 0.1, dropout: float = 0.25):
         super().__init__()
@@ -58,10 +60,4 @@ class Transformer1d(nn.Module):
         """(batch, channels, time) → (batch, num_features) embedding."""
         tokens = self.stem(x).transpose(1, 2)  # (batch, ceil(time / 4), d_model)
         h = self.transformer(tokens + sinusoidal_positions(tokens.shape[1], tokens.shape[2], tokens.device))
-        return torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return mean_max_pool(h, 1)

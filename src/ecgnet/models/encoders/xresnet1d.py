@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.models.encoders.base import Encoder, mean_max_pool
+
 
 def conv_bn(c_in: int, c_out: int, kernel_size: int, stride: int = 1, relu: bool = True,
             zero_bn: bool = False) -> nn.Sequential:
@@ -72,7 +74,7 @@ class XResBlock1d(nn.Module):
         return torch.relu(self.convs(x) + self.shortcut(x))
 
 
-class XResNet1d(nn.Module):
+class XResNet1d(Encoder):
     def __init__(self, in_channels: int = 12, num_classes: int = 5, widths: tuple[int, ...] = (64, 96, 160, 224),
                  blocks: tuple[int, ...] = (2, 2, 2, 2), expansion: int = 1, kernel_size: int = 5,
                  stem_widths: tuple[int, ...] = (32, 32, 64), stem_kernel: int = 5, se: bool = False,
@@ -102,10 +104,4 @@ class XResNet1d(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, channels, time) → (batch, num_features) embedding."""
         h = self.stages(self.stem(x))
-        return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return mean_max_pool(h, -1)
