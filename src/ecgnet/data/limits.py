@@ -1,0 +1,49 @@
+"""What a reader agrees to decode, checked *before* it allocates: one budget for every format.
+
+A file's own claims (a header's sample count, a base64 block's length, a zip member's declared size,
+an EDF's records × samples) are compared with these limits first; a claim over a limit is refused with
+one :class:`ECGNetError` naming the file, the limit and its value, and nothing is decoded. The defaults
+fit any resting or long-term 12-lead ECG (one hour at 1 kHz on 12 leads is 43.2 M values); the CLI
+(``--max-seconds`` …) and the server (its settings) can tighten or widen them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecgnet.errors import ECGNetError
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    max_signals: int = 24  # signal lines / channels a file may declare
+    max_header_bytes: int = 64 * 1024  # a WFDB header (PTB-XL's are < 2 kB)
+    max_file_bytes: int = 64 * 1024 * 1024  # any one input file (XML, DICOM, EDF, a signal file)
+    max_seconds: float = 3600.0  # one hour of signal
+    max_values: int = 12 * 3600 * 1000  # decoded samples × signals (one hour at 1 kHz on 12 leads)
+
+    def check_signals(self, n: int, path: str | Path) -> None:
+        if n > self.max_signals:
+            raise ECGNetError(f"{path}: declares {n} signals, over the limit of {self.max_signals} (max_signals)")
+
+    def check_header_bytes(self, n: int, path: str | Path) -> None:
+        if n > self.max_header_bytes:
+            raise ECGNetError(f"{path}: header of {n} bytes, over the limit of {self.max_header_bytes} bytes "
+                              "(max_header_bytes)")
+
+    def check_file_bytes(self, n: int, path: str | Path) -> None:
+        if n > self.max_file_bytes:
+            raise ECGNetError(f"{path}: {n} bytes, over the limit of {self.max_file_bytes} bytes (max_file_bytes)")
+
+    def check_samples(self, samples: int, signals: int, rate: float, path: str | Path) -> None:
+        """``samples`` per signal at ``rate`` Hz on ``signals`` signals, before any is decoded."""
+        if rate > 0 and samples / rate > self.max_seconds:
+            raise ECGNetError(f"{path}: declares {samples / rate:.0f} s of signal, over the limit of "
+                              f"{self.max_seconds:g} s (max_seconds)")
+        if samples * signals > self.max_values:
+            raise ECGNetError(f"{path}: declares {samples} samples × {signals} signals, over the limit of "
+                              f"{self.max_values} decoded values (max_values)")
+
+
+DEFAULT_LIMITS = ReadLimits()
