@@ -162,9 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def plot(runs: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ecgnet.plotting import plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in runs:

@@ -11,13 +11,11 @@ probability, not for the thresholded metrics.
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import brier_score_loss
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import brier_score_loss  # noqa: E402
+from ecgnet.plotting import plt
 
 
 def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10) -> float:

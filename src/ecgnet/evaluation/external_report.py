@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ecgnet.evaluation.report import _png, write_document  # noqa: E402
+from ecgnet.evaluation.report import _png, write_document
+from ecgnet.plotting import plt
 
 
 def format_auc(entry: dict | None) -> str:

@@ -12,16 +12,13 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from rich.table import Table
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from rich.table import Table  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from ecgnet.evaluation.calibration import calibration_summary, reliability_figure  # noqa: E402
-from ecgnet.fileio import atomic_path, write_text  # noqa: E402
+from ecgnet.evaluation.calibration import calibration_summary, reliability_figure
+from ecgnet.fileio import atomic_path, write_text
+from ecgnet.plotting import plt
 
 _COLUMNS = [  # (header, per-class key, format)
     ("AUC", "auc", "{:.3f}"),

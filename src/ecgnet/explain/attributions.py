@@ -21,20 +21,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib
+import numpy as np
+import torch
+from captum.attr import IntegratedGradients, LayerIntegratedGradients
+from matplotlib.colors import TwoSlopeNorm
+from torch import nn
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from captum.attr import IntegratedGradients, LayerIntegratedGradients  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from torch import nn  # noqa: E402
-
-from ecgnet.data.dataset import Split  # noqa: E402
-from ecgnet.data.signals import LEADS  # noqa: E402
-from ecgnet.evaluation.inference import window_starts  # noqa: E402
-from ecgnet.modalities.frequency import FrequencyFrontend  # noqa: E402
+from ecgnet.data.dataset import Split
+from ecgnet.data.signals import LEADS
+from ecgnet.evaluation.inference import window_starts
+from ecgnet.modalities.frequency import FrequencyFrontend
+from ecgnet.plotting import plt
 
 
 @dataclass

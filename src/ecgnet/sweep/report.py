@@ -10,17 +10,14 @@ import json
 import warnings
 from pathlib import Path
 
-import matplotlib
+from matplotlib.ticker import MaxNLocator
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import optuna  # noqa: E402
-import yaml  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-
-from ecgnet.config import apply_override, parse_config  # noqa: E402
-from ecgnet.fileio import atomic_path, write_json, write_text  # noqa: E402
+from ecgnet.config import apply_override, parse_config
+from ecgnet.fileio import atomic_path, write_json, write_text
+from ecgnet.plotting import plt
 
 OBJECTIVE = "the best fold-9 (val) macro AUC of the trial's run, over its epochs"
 SELECTION = ("Trials are compared, pruned and selected on fold 9 (val) only. Fold 10 (test) is never read "

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ecgnet.evaluation.compare_report.common import _auc, _name, _numbered  # noqa: E402
-from ecgnet.evaluation.compare_report.labels import _place_labels  # noqa: E402
+from ecgnet.evaluation.compare_report.common import _auc, _name, _numbered
+from ecgnet.evaluation.compare_report.labels import _place_labels
+from ecgnet.plotting import plt
 
 
 def _per_class_figure(classes, result):

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+from matplotlib.lines import Line2D
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from ecgnet.evaluation.compare_report.common import _auc, _family, _numbered  # noqa: E402
+from ecgnet.evaluation.compare_report.common import _auc, _family, _numbered
+from ecgnet.plotting import plt
 
 
 def _roc_runs(result: dict) -> list[str]:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
-
-from ecgnet.evaluation.compare_report.common import _auc, _family, _numbered  # noqa: E402
-from ecgnet.evaluation.compare_report.labels import _place_labels  # noqa: E402
+from ecgnet.evaluation.compare_report.common import _auc, _family, _numbered
+from ecgnet.evaluation.compare_report.labels import _place_labels
+from ecgnet.plotting import plt
 
 FAMILY_STYLE = {  # colour and marker of each strategy family in the figures
     "single modality": ("#4c72b0", "o"), "early": ("#dd8452", "s"),
