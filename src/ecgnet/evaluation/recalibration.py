@@ -1,0 +1,106 @@
+"""Probability calibration for a site: maps that turn a run's probabilities into frequencies on that
+site's records, fitted per class (each class is its own sigmoid output, with its own miscalibration).
+
+* ``temperature`` — one temperature T per class: p' = σ(logit(p) / T), T fitted by minimising the
+  negative log-likelihood (Guo et al. 2017). The logit is that of the record's final probability (after
+  ECGNet's windows and segments are aggregated). T > 1 softens over-confident probabilities, T < 1
+  sharpens; it never changes a class's ranking, so its AUC is unchanged.
+* ``isotonic`` — a non-decreasing step-wise map fitted by isotonic regression (scikit-learn's
+  ``IsotonicRegression``, interpolated linearly between its knots and clipped outside them). More
+  flexible, needs more records; it may tie records that were ranked apart, so AUC can move a little.
+* ``none`` — the identity.
+
+A fitted map is a small JSON-ready dict (``{"kind": "temperature", "temperature": T}`` or
+``{"kind": "isotonic", "x": [...], "y": [...]}``), so a site profile stores it and applies it without
+scikit-learn. Labels may be unknown (NaN); a class without a known positive and negative keeps the
+identity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.isotonic import IsotonicRegression
+
+KINDS = ("temperature", "isotonic", "none")
+_EPS = 1e-7
+IDENTITY = {"kind": "none"}
+
+
+def logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+
+
+def fit_temperature(y, p) -> float:
+    """The T > 0 minimising the mean binary NLL of σ(logit(p) / T) against ``y`` (searched on log T)."""
+    z, y = logit(p), np.asarray(y, dtype=float)
+
+    def nll(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0, s) - y * s))  # −[y log σ(s) + (1−y) log(1−σ(s))]
+
+    result = minimize_scalar(nll, bounds=(np.log(1e-2), np.log(1e2)), method="bounded",
+                             options={"xatol": 1e-6})
+    return float(np.exp(result.x))
+
+
+def fit_isotonic(y, p) -> dict:
+    """The knots of scikit-learn's isotonic fit of ``y`` on ``p`` (non-decreasing, within [0, 1])."""
+    model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    model.fit(np.asarray(p, dtype=float), np.asarray(y, dtype=float))
+    return {"kind": "isotonic", "x": model.X_thresholds_.tolist(), "y": model.y_thresholds_.tolist()}
+
+
+def fit_calibrator(y, p, kind: str) -> dict:
+    """One class's map (``y`` 0/1/NaN); the identity when ``kind`` is none or the class lacks a
+    known positive or negative."""
+    if kind not in KINDS:
+        raise ValueError(f"calibration must be one of {', '.join(KINDS)}, not '{kind}'")
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    known = ~np.isnan(y)
+    y, p = y[known], p[known]
+    if kind == "none" or not (0 < y.sum() < len(y)):
+        return dict(IDENTITY)
+    if kind == "temperature":
+        return {"kind": "temperature", "temperature": fit_temperature(y, p)}
+    return fit_isotonic(y, p)
+
+
+def fit_calibrators(y_true, y_prob, kind: str) -> list[dict]:
+    """One map per class column."""
+    y_true, y_prob = np.asarray(y_true, dtype=float), np.asarray(y_prob, dtype=float)
+    if y_true.ndim != 2 or y_true.shape != y_prob.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_prob {y_prob.shape} must have the same 2-D shape")
+    return [fit_calibrator(y_true[:, k], y_prob[:, k], kind) for k in range(y_true.shape[1])]
+
+
+def apply_calibrator(p, calibrator: dict) -> np.ndarray:
+    """``p`` (any shape) through one class's map."""
+    p = np.asarray(p, dtype=float)
+    kind = calibrator.get("kind")
+    if kind == "none":
+        return p.copy()
+    if kind == "temperature":
+        t = float(calibrator["temperature"])
+        if not (np.isfinite(t) and t > 0):
+            raise ValueError(f"temperature must be a positive number, got {t}")
+        return sigmoid(logit(p) / t)
+    if kind == "isotonic":
+        x, y = np.asarray(calibrator["x"], dtype=float), np.asarray(calibrator["y"], dtype=float)
+        if x.ndim != 1 or x.shape != y.shape or len(x) == 0 or np.any(np.diff(x) < 0):
+            raise ValueError("isotonic map needs equally long, non-empty, sorted x and y knots")
+        return np.interp(p, x, y)  # constant beyond the end knots, as out_of_bounds="clip"
+    raise ValueError(f"unknown calibration kind {kind!r} (expected one of {', '.join(KINDS)})")
+
+
+def apply_calibrators(y_prob, calibrators: list[dict]) -> np.ndarray:
+    """(n, classes) probabilities through each class's map."""
+    y_prob = np.asarray(y_prob, dtype=float)
+    if y_prob.ndim != 2 or y_prob.shape[1] != len(calibrators):
+        raise ValueError(f"{len(calibrators)} calibration maps for probabilities of shape {y_prob.shape}")
+    return np.stack([apply_calibrator(y_prob[:, k], c) for k, c in enumerate(calibrators)], axis=1)

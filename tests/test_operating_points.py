@@ -1,0 +1,110 @@
+"""Operating points and probability calibration against scikit-learn and brute force: Youden, F1 and
+target-sensitivity thresholds, unknown labels masked, the fallback for classes that cannot be fitted,
+isotonic maps equal to sklearn's predictions, temperature scaling recovering a known temperature, and
+ECE on a hand-computed example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import f1_score, recall_score
+
+from ecgnet.evaluation.calibration import expected_calibration_error
+from ecgnet.evaluation.operating_points import fit_thresholds
+from ecgnet.evaluation.recalibration import (apply_calibrator, apply_calibrators, fit_calibrators,
+                                             fit_temperature, sigmoid)
+
+
+def scores(n=300, classes=3, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, classes)) < [0.3, 0.1, 0.5][:classes]).astype(float)
+    p = sigmoid(1.5 * y + rng.normal(size=y.shape))
+    return y, (np.round(p, 2) if ties else p)
+
+
+def j_at(y, p, t):
+    calls = p >= t
+    return calls[y == 1].mean() + (~calls[y == 0]).mean() - 1
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_youden_is_the_brute_force_maximum_of_j(ties):
+    y, p = scores(ties=ties)
+    t = fit_thresholds(y, p, "youden").values
+    for k in range(y.shape[1]):
+        best = max(j_at(y[:, k], p[:, k], c) for c in np.unique(p[:, k]))
+        assert j_at(y[:, k], p[:, k], t[k]) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_f1_threshold_reaches_sklearns_best_f1(ties):
+    y, p = scores(seed=1, ties=ties)
+    t = fit_thresholds(y, p, "f1").values
+    for k in range(y.shape[1]):
+        best = max(f1_score(y[:, k], p[:, k] >= c) for c in np.unique(p[:, k]))
+        assert f1_score(y[:, k], p[:, k] >= t[k]) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8, 0.9, 1.0])
+def test_target_sensitivity_is_the_highest_threshold_reaching_it(target):
+    y, p = scores(seed=2, ties=True)
+    t = fit_thresholds(y, p, "sensitivity", target_sensitivity=target).values
+    for k in range(y.shape[1]):
+        assert recall_score(y[:, k], p[:, k] >= t[k]) >= target
+        higher = np.unique(p[:, k])[np.unique(p[:, k]) > t[k]]
+        if higher.size:  # the next candidate up no longer finds enough cases
+            assert recall_score(y[:, k], p[:, k] >= higher.min()) < target
+
+
+def test_unknown_labels_are_masked_and_unfittable_classes_keep_the_fallback():
+    y, p = scores(seed=3)
+    masked = y.copy()
+    masked[:50, 0] = np.nan
+    masked[:, 2] = 0.0  # no positive: cannot be fitted
+    fit = fit_thresholds(masked, p, "youden", fallback=[0.1, 0.2, 0.33])
+    assert fit.values[0] == fit_thresholds(y[50:, :1], p[50:, :1]).values[0]
+    assert fit.fitted == [True, True, False] and fit.values[2] == 0.33 and "0 positive" in fit.reasons[2]
+    with pytest.raises(ValueError, match="method must be"):
+        fit_thresholds(y, p, "roc")
+    with pytest.raises(ValueError, match="target sensitivity"):
+        fit_thresholds(y, p, "sensitivity", target_sensitivity=1.5)
+
+
+def test_isotonic_map_equals_sklearns_predictions():
+    y, p = scores(n=500, seed=4)
+    maps = fit_calibrators(y, p, "isotonic")
+    grid = np.concatenate([np.linspace(-0.1, 1.1, 301), p[:, 0]])  # beyond the knots too: clipped
+    for k in range(y.shape[1]):
+        reference = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(p[:, k], y[:, k])
+        assert np.allclose(apply_calibrator(grid, maps[k]), reference.predict(grid), atol=1e-12)
+
+
+@pytest.mark.parametrize("true_t", [0.5, 1.0, 2.5])
+def test_temperature_scaling_recovers_a_known_temperature(true_t):
+    rng = np.random.default_rng(5)
+    z = rng.normal(0, 2, 40_000)
+    y = (rng.random(z.size) < sigmoid(z)).astype(float)  # calibrated at logit z
+    distorted = sigmoid(z * true_t)  # over-confident for T > 1: the fit must find T = true_t
+    assert fit_temperature(y, distorted) == pytest.approx(true_t, rel=0.05)
+    restored = apply_calibrator(distorted, {"kind": "temperature", "temperature": fit_temperature(y, distorted)})
+    assert expected_calibration_error(y, restored) < 0.02 or true_t == 1.0
+
+
+def test_temperature_keeps_ranking_and_identity_for_unfittable_classes():
+    y, p = scores(seed=6)
+    y[:, 1] = np.nan
+    maps = fit_calibrators(y, p, "temperature")
+    assert maps[1] == {"kind": "none"} and maps[0]["kind"] == "temperature"
+    out = apply_calibrators(p, maps)
+    assert np.array_equal(np.argsort(out[:, 0]), np.argsort(p[:, 0])) and np.array_equal(out[:, 1], p[:, 1])
+    with pytest.raises(ValueError, match="calibration must be"):
+        fit_calibrators(y, p, "platt")
+    with pytest.raises(ValueError, match="positive number"):
+        apply_calibrator(p[:, 0], {"kind": "temperature", "temperature": -1})
+
+
+def test_ece_on_a_hand_computed_example():
+    # 10 bins: [0.05] in bin 0 (gap 0.05), [0.15, 0.15] in bin 1 (rate 0.5, gap 0.35, weight 2), [0.95] in bin 9
+    # (gap 0.05): (0.05 + 2·0.35 + 0.05) / 4 = 0.2
+    assert expected_calibration_error([0, 0, 1, 1], [0.05, 0.15, 0.15, 0.95]) == pytest.approx(0.2)
