@@ -1,0 +1,143 @@
+"""A labelled collection of ECGs, whatever it came from (PTB-XL, a manifest CSV): one interface.
+
+A :class:`Collection` holds, row for row: the record names, the label matrix over its own classes
+(1 / 0, NaN where a label is unknown), fold numbers when the source defines them, patients (a
+record's own name when unknown), sources (sites, databases) and the raw metadata (age, sex 0 male /
+1 female, height cm, weight kg, with ``*_missing`` flags, the layout of :func:`ecgnet.data.ptbxl.metadata_table`).
+Signals come from a memory-mapped cache once :meth:`Collection.load_signals` has been called; rows
+are then read on demand (:class:`~ecgnet.data.dataset.SignalRows`).
+
+:class:`CollectionData` turns a collection and an assignment of rows to ``train`` / ``val`` /
+``test`` into what training and evaluation read (the interface of :class:`~ecgnet.data.dataset.PTBXL`):
+``classes``, ``descriptions``, ``metadata_scaler`` and ``split(name)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ecgnet.data.dataset import SignalRows, Split
+from ecgnet.data.ptbxl import META_FIELDS, MetadataScaler
+from ecgnet.errors import ECGNetError
+
+# (collection, sampling_rate, cache_dir, workers, progress) → (signal array, rows of it per record, bad rows)
+SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str]]]
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    records: np.ndarray  # (n,) str: record names (a manifest's record column; PTB-XL's ecg_id)
+    classes: list[str]
+    y: np.ndarray  # (n, classes) float32: 1, 0, NaN = unknown
+    patients: np.ndarray  # (n,) str
+    sources: np.ndarray  # (n,) str
+    metadata: pd.DataFrame  # (n rows, positional index) raw age/sex/height/weight + *_missing flags
+    folds: np.ndarray | None = None  # (n,) int, when the source defines folds
+    descriptions: dict[str, str] = field(default_factory=dict)
+    skipped: tuple[tuple[str, str], ...] = ()  # (record or row, why) left out with --skip-bad
+    loader: SignalLoader | None = None  # how the signals are cached
+    info: dict = field(default_factory=dict)  # where it came from (manifest path, task, ...)
+    _array: np.ndarray | None = None  # the signal cache, once loaded
+    _rows: np.ndarray | None = None  # each record's row in it
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def has_unknown(self) -> bool:
+        return bool(np.isnan(self.y).any())
+
+    @property
+    def signal(self) -> SignalRows:
+        if self._array is None:
+            raise RuntimeError("call load_signals() first")
+        return SignalRows(self._array, self._rows)
+
+    def subset(self, rows) -> "Collection":
+        """The records at ``rows`` (indices or a boolean mask), in that order."""
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.intp)
+        return replace(self, records=self.records[rows], y=self.y[rows], patients=self.patients[rows],
+                       sources=self.sources[rows], metadata=self.metadata.iloc[rows].reset_index(drop=True),
+                       folds=None if self.folds is None else self.folds[rows],
+                       _rows=None if self._rows is None else self._rows[rows])
+
+    def load_signals(self, sampling_rate: int, cache_dir=None, workers: int | None = None,
+                     progress: bool = True, skip_bad: bool = False) -> "Collection":
+        """This collection with its signals cached at ``sampling_rate`` (built on first use). Records
+        that cannot be read stop with one error naming them, or with ``skip_bad`` are left out and listed
+        in ``skipped``."""
+        if self.loader is None:
+            raise ECGNetError(f"{self.name}: no way to read this collection's signals")
+        array, rows, bad = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad)
+        loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp),
+                         info={**self.info, "sampling_rate": sampling_rate})
+        if bad:
+            keep = np.ones(len(self), bool)
+            keep[list(bad)] = False
+            loaded = replace(loaded.subset(keep), skipped=self.skipped + tuple(
+                (str(self.records[i]), why) for i, why in sorted(bad.items())))
+        return loaded
+
+    def counts(self) -> pd.DataFrame:
+        """Per source: records and positives per class (unknowns not counted), plus a total row."""
+        table = pd.DataFrame(np.nan_to_num(self.y, nan=0).astype(int), columns=self.classes)
+        table.insert(0, "records", 1)
+        out = table.groupby(pd.Series(self.sources, name="source")).sum()
+        out.loc["total"] = out.sum()
+        return out
+
+
+def metadata_frame(age, sex, height, weight) -> pd.DataFrame:
+    """The raw metadata table from four (n,) float arrays (NaN = missing), with the missing flags."""
+    meta = pd.DataFrame({"age": age, "sex": sex, "height": height, "weight": weight}, dtype=float)
+    for f in META_FIELDS:
+        meta[f"{f}_missing"] = meta[f].isna().astype(float)
+    return meta
+
+
+class CollectionData:
+    """A loaded collection with its rows assigned to ``train``, ``val`` and (optionally) ``test``:
+    what training and evaluation read, as they read :class:`~ecgnet.data.dataset.PTBXL`. The metadata
+    scaler is fitted on the training rows unless one is given (fine-tuning keeps the shipped model's)."""
+
+    def __init__(self, collection: Collection, assignment: dict[str, np.ndarray],
+                 in_memory: bool = False, metadata_scaler: MetadataScaler | None = None):
+        if collection._array is None:
+            raise RuntimeError("load the collection's signals first")
+        self.collection, self.in_memory = collection, in_memory
+        self.assignment = {k: np.asarray(v, dtype=np.intp) for k, v in assignment.items()}
+        for name in ("train", "val"):
+            if len(self.assignment.get(name, ())) == 0:
+                raise ECGNetError(f"{collection.name}: no records for the {name} split")
+        self.metadata_scaler = metadata_scaler or MetadataScaler.fit(collection.metadata.iloc[self.assignment["train"]])
+
+    @property
+    def classes(self) -> list[str]:
+        return self.collection.classes
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        return self.collection.descriptions or {c: c for c in self.classes}
+
+    def has_split(self, name: str) -> bool:
+        return len(self.assignment.get(name, ())) > 0
+
+    def task_targets(self, task: str, ecg_ids):
+        raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
+
+    def split(self, name: str, max_records: int | None = None, seed: int = 0,
+              in_memory: bool | None = None) -> Split:
+        rows = self.assignment[name]
+        if max_records is not None and max_records < len(rows):  # as PTBXL.split subsamples
+            rows = rows[np.sort(np.random.default_rng(seed).choice(len(rows), max_records, replace=False))]
+        c = self.collection
+        signal = SignalRows(c._array, c._rows[rows])
+        if self.in_memory if in_memory is None else in_memory:
+            signal = np.asarray(signal)
+        return Split(c.records[rows], signal, self.metadata_scaler.transform(c.metadata.iloc[rows]), c.y[rows])

@@ -1,0 +1,159 @@
+"""The signal cache of a manifest's records: one ``.npy`` (records × 12 × samples, float32 mV, each
+record resampled to the config's rate and centred or padded to 10 s) and a JSON index beside it,
+memory-mapped on every later use — the machinery of PTB-XL's cache (:mod:`ecgnet.data.signals`):
+the same atomic write, file lock, size + sampled SHA-256 check on open (a damaged cache is rebuilt
+with a warning) and full check by ``ecgnet data verify --cache``.
+
+The key covers the sampling rate and every record's resolved path, size and modification time, so
+editing, adding or replacing a record builds a new cache. Records are read in a pool of processes
+(``workers``; default up to 4, one per 500 records), each writing its rows straight into the
+temporary ``.npy``. A record that cannot be read stops the build with one error naming it and its
+manifest line, or with ``skip_bad`` is listed in the index as bad (its row stays zeros) and left out
+of the collection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import sys
+import time
+import warnings
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from ecgnet.data.records import header_path, read_ecg
+from ecgnet.data.signals import SECONDS, cache_dir, cache_lock, cheap_check, fit_length, integrity, resolve_workers
+from ecgnet.errors import ECGNetError
+from ecgnet.fileio import atomic_path, write_json
+
+
+def read_signal(path: str | Path, sampling_rate: int) -> np.ndarray:
+    """One record of any format the project reads, as (12, samples) float32 mV at ``sampling_rate``."""
+    try:
+        from ecgnet.data.readers import read_any  # the multi-format entry point, when present
+    except ImportError:
+        read_any = None
+    if read_any is not None and not _is_wfdb(Path(path)):
+        return read_any(path, sampling_rate=sampling_rate, resample=True).signal
+    return read_ecg(path, sampling_rate, resample=True).signal
+
+
+def _is_wfdb(path: Path) -> bool:
+    return path.suffix.lower() in ("", ".hea", ".dat", ".mat") or not path.is_file()
+
+
+def record_exists(path: Path) -> bool:
+    """A file, or a WFDB record name whose header exists."""
+    return path.is_file() or header_path(path).is_file()
+
+
+def cache_key(paths: list[Path], sampling_rate: int) -> str:
+    h = hashlib.sha256(f"{sampling_rate}|{SECONDS}".encode())
+    for p in paths:
+        target = p if p.is_file() else header_path(p)
+        try:
+            st = target.stat()
+            h.update(f"|{target.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"|{p}|missing".encode())
+    return f"manifest{sampling_rate}_{h.hexdigest()[:16]}"
+
+
+def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: int, directory=None,
+                          workers: int | None = None, progress: bool = True,
+                          skip_bad: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """(signals memmap, row of each record, {record index: why} of unreadable records).
+
+    ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)")."""
+    directory = Path(directory or cache_dir())
+    key = cache_key(paths, sampling_rate)
+    array_path, index_path = directory / f"{key}.npy", directory / f"{key}.json"
+    with cache_lock(array_path):
+        if not (array_path.is_file() and index_path.is_file()):
+            build(paths, labels, sampling_rate, array_path, index_path, workers, progress)
+        problem = cheap_check(array_path, index_path)
+        if problem:
+            warnings.warn(f"{array_path}: {problem}; rebuilding the signal cache", stacklevel=2)
+            build(paths, labels, sampling_rate, array_path, index_path, workers, progress)
+        index = json.loads(index_path.read_text())
+        signals = np.load(array_path, mmap_mode="r")
+    if signals.shape[0] != len(paths) or len(index["ecg_ids"]) != len(paths):
+        raise ECGNetError(f"{array_path}: cache does not match its index; delete it to rebuild")
+    bad = {int(i): why for i, why in index.get("bad", {}).items()}
+    if bad and not skip_bad:
+        lines = [f"{why}" for _, why in sorted(bad.items())]
+        more = f"\n… and {len(lines) - 20} more" if len(lines) > 20 else ""
+        raise ECGNetError(f"{len(bad)} record(s) cannot be read (pass --skip-bad to leave them out):\n"
+                          + "\n".join(lines[:20]) + more)
+    return signals, np.arange(len(paths)), bad
+
+
+def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: Path, index_path: Path,
+          workers: int | None = None, progress: bool = True) -> None:
+    """Read every record into ``array_path``; unreadable ones are recorded as bad in the index."""
+    samples = SECONDS * sampling_rate
+    n_workers = resolve_workers(workers, len(paths))
+    start = time.perf_counter()
+    with atomic_path(array_path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(paths), 12, samples))
+        out.flush()
+        del out
+        jobs = [(str(p), lab) for p, lab in zip(paths, labels)]
+        bad: dict[int, str] = {}
+        description = f"Caching {len(paths)} records at {sampling_rate} Hz"
+        with Progress(transient=True, disable=not progress) as bar:
+            task = bar.add_task(description + (f" ({n_workers} processes)" if n_workers > 1 else ""), total=len(paths))
+            if n_workers == 1:
+                for i in range(0, len(jobs), 64):
+                    bad.update(_rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples))
+                    bar.advance(task, len(jobs[i:i + 64]))
+            else:
+                bad = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers, lambda n: bar.advance(task, n))
+        np.load(tmp, mmap_mode="r+").flush()
+        write_json(index_path, {"source": "manifest", "sampling_rate": sampling_rate,
+                                "build_seconds": round(time.perf_counter() - start, 1),
+                                "workers": n_workers, "integrity": integrity(tmp),
+                                "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())}})
+
+
+def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int) -> dict[int, str]:
+    """A worker's part: records into rows ``first``…; returns {row: why} of those it could not read."""
+    out = np.load(tmp, mmap_mode="r+")
+    bad = {}
+    for j, (path, label) in enumerate(jobs):
+        try:
+            out[first + j] = fit_length(read_signal(path, sampling_rate), samples)
+        except ECGNetError as e:
+            bad[first + j] = f"{label}: {e}"
+        except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
+            bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
+    del out  # no flush per chunk: the mapping is shared; the parent flushes once
+    return bad
+
+
+def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance) -> dict[int, str]:
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    chunk = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))
+    bad: dict[int, str] = {}
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    try:
+        futures = {pool.submit(_rows, tmp, i, jobs[i:i + chunk], sampling_rate, samples): len(jobs[i:i + chunk])
+                   for i in range(0, len(jobs), chunk)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in done:
+                if f.exception() is not None:
+                    raise ECGNetError(f"building the signal cache failed: {type(f.exception()).__name__}: "
+                                      f"{f.exception()}")
+                bad.update(f.result())
+                advance(futures[f])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return bad

@@ -1,0 +1,88 @@
+"""Writing manifests (``ecgnet manifest``) from the two layouts the project already reads:
+
+- a Challenge-style folder (WFDB headers with ``#Dx:`` SNOMED CT codes, searched recursively): labels
+  over the PTB-XL superclasses from the package's mapping (:mod:`ecgnet.data.external`), ``source`` =
+  the record's folder, ``age``/``sex`` from the header; records with no superclass are left out and
+  returned (as the PTB-XL benchmark leaves out records without a label of its task);
+- PTB-XL: any task's labels, ``strat_fold`` as ``fold``, ``patient_id``, age/sex/height/weight.
+
+Record paths are written relative to the manifest's folder, so the pair can be moved together.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ecgnet.data import ptbxl
+from ecgnet.data.collect import find_records
+from ecgnet.data.external import SUPERCLASSES, external_labels
+from ecgnet.data.records import header_demographics
+from ecgnet.errors import ECGNetError
+from ecgnet.fileio import atomic_path
+
+
+def _relative(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), Path(out).resolve().parent)).as_posix()
+
+
+def _write(table: pd.DataFrame, out: Path) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%g")
+
+
+def challenge_manifest(folder: str | Path, out: str | Path) -> dict:
+    """Manifest of every record below ``folder``; returns counts and the records left out, with why."""
+    folder, out = Path(folder), Path(out)
+    headers = find_records([folder])
+    if not headers:
+        raise ECGNetError(f"{folder}: no WFDB records (.hea) found")
+    labels = external_labels(headers, SUPERCLASSES)
+    rows, left_out = [], []
+    for i, header in enumerate(headers):
+        if not labels.y[i].any():
+            left_out.append({"record": _relative(header, out), "codes": ";".join(labels.codes[i]),
+                             "why": "no superclass among its #Dx codes"})
+            continue
+        comments = [ln.lstrip("#").strip() for ln in header.read_text(errors="replace").splitlines()
+                    if ln.startswith("#")]
+        age, sex = header_demographics(comments)
+        rows.append({"record": _relative(header, out), "patient": "", "source": labels.source[i],
+                     "age": age, "sex": sex or "", **{c: int(v) for c, v in zip(SUPERCLASSES, labels.y[i])},
+                     "dx": ";".join(labels.codes[i])})
+    if not rows:
+        raise ECGNetError(f"{folder}: none of {len(headers)} records has a superclass label")
+    table = pd.DataFrame(rows).drop(columns=["dx", "patient"])
+    _write(table, out)
+    return {"manifest": str(out), "records": len(rows), "left_out": left_out, "classes": list(SUPERCLASSES)}
+
+
+def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superdiagnostic",
+                   sampling_rate: int = 100, max_records: int | None = None, seed: int = 0) -> dict:
+    """Manifest of PTB-XL for ``task`` (records without a label of the task left out). ``max_records``:
+    a random subset, stratified by nothing (tests and examples)."""
+    root, out = ptbxl.data_root(root), Path(out)
+    db, statements = ptbxl.read_database(root), ptbxl.read_statements(root)
+    labels = ptbxl.make_labels(db, statements, task)
+    ids = labels.ecg_ids
+    keep = slice(None)
+    if max_records is not None and max_records < len(ids):
+        import numpy as np
+
+        keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_records, replace=False))
+    ids, y = ids[keep], labels.y[keep]
+    meta = ptbxl.metadata_table(db).loc[ids]
+    column = "filename_lr" if sampling_rate == 100 else "filename_hr"
+    table = pd.DataFrame({
+        "record": [_relative(root / f, out) for f in db.loc[ids, column]],
+        "patient": db.loc[ids, "patient_id"].astype(int).astype(str).to_numpy(),
+        "source": "ptbxl", "fold": db.loc[ids, "strat_fold"].astype(int).to_numpy(),
+        "age": meta["age"].to_numpy(), "sex": meta["sex"].map({0.0: "male", 1.0: "female"}).fillna("").to_numpy(),
+        "height": meta["height"].to_numpy(), "weight": meta["weight"].to_numpy()})
+    for k, c in enumerate(labels.classes):
+        table[c] = y[:, k].astype(int)
+    _write(table, out)
+    return {"manifest": str(out), "records": len(table), "left_out": [], "classes": labels.classes, "task": task}

@@ -1,0 +1,281 @@
+"""A manifest: a CSV that makes any folder of labelled ECGs a :class:`Collection`.
+
+One row per record::
+
+    record,patient,source,fold,age,sex,NORM,MI,STTC,CD,HYP
+    site_a/0001.hea,p17,site_a,,63,female,0,1,,0,0
+
+- ``record`` (required): the record's path relative to the CSV (any format the reader accepts; a
+  WFDB record may be named with or without ``.hea``).
+- Labels, one of two layouts:
+  * one column per class: ``1`` positive, ``0`` negative, empty = unknown (masked in the loss, left out
+    of that class's metrics); also ``true/false``, ``yes/no``;
+  * one ``labels`` column of ``;``-separated classes (``MI;STTC``): the listed classes are positive,
+    every other class negative.
+- Optional: ``patient`` (records of one patient are never split across folds; default: the record),
+  ``source`` (site or database; default ``manifest``), ``fold`` (an integer: a predefined split),
+  ``age`` (years), ``sex`` (male/female, M/F, or PTB-XL's 0 male / 1 female), ``height`` (cm),
+  ``weight`` (kg).
+
+Classes are the manifest's own. A label map (YAML ``{site code: CLASS | [CLASS, ...] | null}`` or a CSV
+with columns ``code,class``) maps site codes or free text to them: with it, the classes are the map's
+targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped code is an error), and
+per-class columns named by site codes are renamed (several onto one class: positive if any is).
+
+Every problem is reported with its CSV line and column — a missing file, an unknown class, a duplicate
+record, a row without any label, an unreadable value — all in one :class:`ECGNetError`; with
+``skip_bad`` the bad rows are left out and listed in ``Collection.skipped`` instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgnet.config import read_yaml
+from ecgnet.data.collections.base import Collection, metadata_frame
+from ecgnet.data.collections.cache import load_manifest_signals, record_exists
+from ecgnet.data.ptbxl import AGE_CAP
+from ecgnet.errors import ECGNetError
+
+RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
+_TRUE, _FALSE = {"1", "1.0", "true", "yes", "y", "t"}, {"0", "0.0", "false", "no", "n", "f"}
+_SEX = {"m": 0.0, "male": 0.0, "0": 0.0, "0.0": 0.0, "f": 1.0, "female": 1.0, "1": 1.0, "1.0": 1.0}
+_RANGES = {"age": (0, 130), "height": (30, 250), "weight": (1, 400)}
+MAX_LISTED = 20
+
+
+def read_label_map(path: str | Path) -> dict[str, list[str]]:
+    """A label map file → {code: [classes]} (an empty list: the code is ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ECGNetError(f"{path}: no such label map")
+    out: dict[str, list[str]] = {}
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        raw = read_yaml(path, "label map")
+        if not isinstance(raw, dict) or not raw:
+            raise ECGNetError(f"{path}: a label map is a mapping 'site code: CLASS' (or a list of classes, or null)")
+        for code, target in raw.items():
+            if target is None:
+                targets = []
+            elif isinstance(target, (str, int, float)):
+                targets = [str(target).strip()]
+            elif isinstance(target, list) and all(isinstance(t, (str, int)) for t in target):
+                targets = [str(t).strip() for t in target]
+            else:
+                raise ECGNetError(f"{path}: '{code}': expected a class name, a list of them or null, got {target!r}")
+            out[str(code).strip()] = [t for t in targets if t]
+        return out
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ECGNetError(f"{path}: not a readable CSV label map ({e})") from None
+    if list(table.columns[:2]) != ["code", "class"]:
+        raise ECGNetError(f"{path}: a CSV label map needs the columns code,class (got {','.join(table.columns)})")
+    for line, (code, target) in enumerate(zip(table["code"], table["class"]), start=2):
+        if not code.strip():
+            raise ECGNetError(f"{path} line {line}, column code: empty")
+        out.setdefault(code.strip(), [])
+        if target.strip():
+            out[code.strip()].append(target.strip())
+    return out
+
+
+def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
+                  skip_bad: bool = False) -> Collection:
+    """The manifest at ``path`` as a :class:`Collection` (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ECGNetError(f"{path}: no such manifest")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError as e:
+        raise ECGNetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (OSError, csv.Error) as e:
+        raise ECGNetError(f"{path}: cannot be read as CSV ({e})") from None
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise ECGNetError(f"{path}: empty manifest (expected a header line with a 'record' column)")
+    header = [h.strip() for h in rows[0]]
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise ECGNetError(f"{path} line 1: column(s) {', '.join(dup)} appear more than once")
+    if "record" not in header:
+        raise ECGNetError(f"{path} line 1: no 'record' column (columns: {', '.join(header)})")
+    mapping = read_label_map(label_map) if isinstance(label_map, (str, Path)) else label_map
+    class_columns = [h for h in header if h not in RESERVED and h]
+    if "labels" in header and class_columns:
+        raise ECGNetError(f"{path} line 1: both a 'labels' column and per-class columns ({', '.join(class_columns)}): "
+                          "use one layout")
+    if "labels" not in header and not class_columns:
+        raise ECGNetError(f"{path} line 1: no labels: add one column per class or a 'labels' column")
+    classes = _classes(path, header, class_columns, rows[1:], mapping)
+    col = {h: i for i, h in enumerate(header)}
+    base = path.parent
+    problems: list[str] = []
+    bad_rows: list[tuple[str, str]] = []
+    kept: list[dict] = []
+    seen: dict[Path, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
+        errors: list[str] = []
+        if len(row) != len(header):
+            errors.append(f"{len(row)} fields, the header has {len(header)}")
+            row = (row + [""] * len(header))[:len(header)]
+        cell = {h: row[i].strip() for h, i in col.items()}
+        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, line)
+        name = cell["record"] or "?"
+        if errors:
+            problems += [f"{path} line {line} (record '{name}'), {e}" for e in errors]
+            bad_rows.append((f"line {line} ({name})", "; ".join(errors)))
+            continue
+        seen[entry["path"]] = line
+        entry["line"] = line
+        kept.append(entry)
+    if problems and not skip_bad:
+        listed = "\n".join(problems[:MAX_LISTED])
+        more = f"\n… and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise ECGNetError(f"{path}: {len(problems)} problem(s) (fix them, or pass --skip-bad to leave those rows "
+                          f"out):\n{listed}{more}")
+    if not kept:
+        raise ECGNetError(f"{path}: no usable records" + (f" ({len(bad_rows)} bad rows skipped)" if bad_rows else ""))
+    return _collection(path, classes, kept, tuple(bad_rows), header)
+
+
+def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
+    if mapping is not None:
+        targets = sorted({t for ts in mapping.values() for t in ts})
+        if not targets:
+            raise ECGNetError(f"{path}: the label map maps every code to nothing")
+        if class_columns:  # every class column must be a class or a mapped site code
+            unknown = [c for c in class_columns if c not in mapping and c not in targets]
+            if unknown:
+                raise ECGNetError(f"{path} line 1: column(s) {', '.join(unknown)}: unknown class (not in the label "
+                                  f"map; classes: {', '.join(targets)})")
+        return targets
+    if class_columns:
+        return list(class_columns)
+    i = header.index("labels")
+    found = {t.strip() for row in rows if len(row) > i for t in row[i].split(";") if t.strip()}
+    return sorted(found)
+
+
+def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
+               line: int) -> dict:
+    entry: dict = {}
+    record = cell["record"]
+    if not record:
+        errors.append("column record: empty")
+    else:
+        p = Path(record)
+        full = p if p.is_absolute() else base / p
+        if not record_exists(full):
+            errors.append(f"column record: {full}: no such file")
+        key = full.resolve()
+        if key in seen:
+            errors.append(f"column record: duplicate record (also on line {seen[key]})")
+        entry.update(record=record, path=key)
+    y = np.full(len(classes), np.nan, dtype=np.float32)
+    index = {c: k for k, c in enumerate(classes)}
+    if class_columns:
+        for column in class_columns:
+            text = cell[column]
+            if not text:
+                continue
+            low = text.lower()
+            if low not in _TRUE and low not in _FALSE:
+                errors.append(f"column {column}: '{text}' is not 1, 0 or empty")
+                continue
+            value = 1.0 if low in _TRUE else 0.0
+            for c in (mapping.get(column, [column]) if mapping is not None else [column]):
+                if c in index:
+                    y[index[c]] = max(value, 0.0 if np.isnan(y[index[c]]) else y[index[c]])
+        if np.isnan(y).all():
+            errors.append(f"columns {','.join(class_columns)}: no label (every class empty)")
+    else:
+        tokens = [t.strip() for t in cell["labels"].split(";") if t.strip()]
+        if not tokens:
+            errors.append("column labels: empty (a row without any label)")
+        y[:] = 0
+        for t in tokens:
+            targets = mapping.get(t) if mapping is not None else [t]
+            if targets is None:
+                errors.append(f"column labels: unknown class '{t}' (not in the label map)")
+                continue
+            for c in targets:
+                y[index[c]] = 1
+    entry["y"] = y
+    entry["patient"] = cell.get("patient") or record
+    entry["source"] = cell.get("source") or "manifest"
+    fold = cell.get("fold", "")
+    entry["fold"] = None
+    if fold:
+        try:
+            f = float(fold)
+            if not f.is_integer():
+                raise ValueError
+            entry["fold"] = int(f)
+        except ValueError:
+            errors.append(f"column fold: '{fold}' is not an integer")
+    for name in ("age", "height", "weight"):
+        entry[name] = _number(cell.get(name, ""), name, errors)
+    sex = cell.get("sex", "")
+    entry["sex"] = np.nan
+    if sex:
+        if sex.lower() not in _SEX:
+            errors.append(f"column sex: '{sex}' is not male/female (M/F, or 0 male / 1 female)")
+        else:
+            entry["sex"] = _SEX[sex.lower()]
+    return entry
+
+
+def _number(text: str, name: str, errors: list) -> float:
+    if not text:
+        return np.nan
+    try:
+        value = float(text)
+    except ValueError:
+        errors.append(f"column {name}: '{text}' is not a number")
+        return np.nan
+    low, high = _RANGES[name]
+    if not math.isfinite(value) or not low <= value <= high:
+        if name == "age" and value == 300:  # PTB-XL's code for ages above 89
+            return float(AGE_CAP)
+        errors.append(f"column {name}: {text} is outside {low}–{high}")
+        return np.nan
+    return value
+
+
+def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple, header: list[str]) -> Collection:
+    folds = [e["fold"] for e in kept]
+    if "fold" in header and any(f is None for f in folds):
+        if all(f is None for f in folds):
+            folds = None
+        else:
+            missing = sum(f is None for f in folds)
+            raise ECGNetError(f"{path}: column fold is empty on {missing} of {len(folds)} rows: give every "
+                              "row a fold, or none")
+    elif "fold" not in header:
+        folds = None
+    paths = [e["path"] for e in kept]
+    labels = [f"{path.name} line {e['line']} (record '{e['record']}')" for e in kept]
+
+    def loader(collection, sampling_rate, cache_dir, workers, progress, skip_bad):
+        by_name = {str(e["record"]): i for i, e in enumerate(kept)}
+        idx = [by_name[str(r)] for r in collection.records]
+        return load_manifest_signals([paths[i] for i in idx], [labels[i] for i in idx], sampling_rate, cache_dir,
+                                     workers, progress, skip_bad)
+
+    return Collection(
+        name=path.stem, records=np.array([e["record"] for e in kept], dtype=object), classes=classes,
+        y=np.stack([e["y"] for e in kept]).astype(np.float32),
+        patients=np.array([e["patient"] for e in kept], dtype=object),
+        sources=np.array([e["source"] for e in kept], dtype=object),
+        metadata=metadata_frame(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
+        folds=None if folds is None else np.array(folds, dtype=int), skipped=skipped, loader=loader,
+        info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped)})

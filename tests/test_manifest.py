@@ -1,0 +1,200 @@
+"""Manifests: every bad-input case is one error naming the line and column; --skip-bad lists and skips;
+label maps (YAML, CSV); the signal cache (parallel = serial, checksummed); the writers (Challenge, PTB-XL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgnet.data.collections import read_manifest
+from ecgnet.data.collections.folds import inner_split, source_folds, stratified_group_folds
+from ecgnet.errors import ECGNetError
+from conftest import write_wfdb
+
+CINC = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples"
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    for i in range(4):
+        write_wfdb(tmp_path / "recs", f"r{i}", fs=500, seed=i)
+    return tmp_path
+
+
+def manifest(folder: Path, text: str, name: str = "m.csv") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+GOOD = ("record,patient,source,age,sex,A,B\n"
+        "recs/r0.hea,p0,s1,63,female,1,0\n"
+        "recs/r1,p1,s1,,M,0,\n"
+        "recs/r2.hea,p2,s2,300,0,0,1\n")
+
+
+def test_good_manifest_columns(folder):
+    c = read_manifest(manifest(folder, GOOD))
+    assert c.classes == ["A", "B"] and len(c) == 3
+    np.testing.assert_array_equal(c.y[1], [0, np.nan])  # empty = unknown
+    assert c.has_unknown and list(c.sources) == ["s1", "s1", "s2"] and list(c.patients) == ["p0", "p1", "p2"]
+    assert c.metadata["age"].tolist()[0] == 63 and c.metadata["age"].tolist()[2] == 90  # PTB-XL's 300 → 90
+    assert c.metadata["sex"].tolist() == [1.0, 0.0, 0.0] and c.metadata["age_missing"].tolist() == [0, 1, 0]
+    assert c.folds is None
+
+
+def test_labels_column_and_defaults(folder):
+    c = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,MI;STTC\nrecs/r1.hea,NORM\n"))
+    assert c.classes == ["MI", "NORM", "STTC"]
+    np.testing.assert_array_equal(c.y, [[1, 0, 1], [0, 1, 0]])
+    assert list(c.patients) == ["recs/r0.hea", "recs/r1.hea"] and set(c.sources) == {"manifest"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("record,A\nrecs/nope.hea,1\n", "line 2 \\(record 'recs/nope.hea'\\), column record: .*no such file"),
+    ("record,A\nrecs/r0.hea,1\nrecs/r0.hea,0\n", "line 3 .*duplicate record \\(also on line 2\\)"),
+    ("record,A,B\nrecs/r0.hea,,\n", "line 2 .*no label"),
+    ("record,labels\nrecs/r0.hea,\n", "line 2 .*column labels: empty"),
+    ("record,A\nrecs/r0.hea,maybe\n", "line 2 .*column A: 'maybe' is not 1, 0 or empty"),
+    ("record,age,A\nrecs/r0.hea,sixty,1\n", "line 2 .*column age: 'sixty' is not a number"),
+    ("record,age,A\nrecs/r0.hea,-4,1\n", "line 2 .*column age: -4 is outside"),
+    ("record,sex,A\nrecs/r0.hea,X,1\n", "line 2 .*column sex: 'X'"),
+    ("record,fold,A\nrecs/r0.hea,1.5,1\n", "line 2 .*column fold: '1.5' is not an integer"),
+    ("record,A\nrecs/r0.hea,1,1\n", "line 2 .*3 fields, the header has 2"),
+    ("patient,A\np,1\n", "line 1: no 'record' column"),
+    ("record,patient\nrecs/r0.hea,p\n", "no labels"),
+    ("record,labels,A\nrecs/r0.hea,A,1\n", "both a 'labels' column and per-class columns"),
+    ("record,A,A\nrecs/r0.hea,1,1\n", "column\\(s\\) A appear more than once"),
+    ("", "empty manifest"),
+])
+def test_each_bad_input_is_one_error_naming_line_and_column(folder, text, expected):
+    with pytest.raises(ECGNetError, match=expected):
+        read_manifest(manifest(folder, text))
+
+
+def test_unknown_class_with_label_map(folder):
+    (folder / "map.yaml").write_text("mi_ant: MI\nmi_inf: MI\nnormal: NORM\nsinus: null\n")
+    path = manifest(folder, "record,labels\nrecs/r0.hea,mi_ant;sinus\nrecs/r1.hea,normal\nrecs/r2.hea,lvh\n")
+    with pytest.raises(ECGNetError, match="line 4 .*column labels: unknown class 'lvh' \\(not in the label map\\)"):
+        read_manifest(path, label_map=folder / "map.yaml")
+    c = read_manifest(path, label_map=folder / "map.yaml", skip_bad=True)
+    assert c.classes == ["MI", "NORM"] and len(c) == 2
+    np.testing.assert_array_equal(c.y, [[1, 0], [0, 1]])
+    assert c.skipped and "line 4" in c.skipped[0][0] and "lvh" in c.skipped[0][1]
+
+
+def test_csv_label_map_renames_columns(folder):
+    (folder / "map.csv").write_text("code,class\nant,MI\ninf,MI\nnormal,NORM\n")
+    c = read_manifest(manifest(folder, "record,ant,inf,normal\nrecs/r0.hea,0,1,0\nrecs/r1.hea,0,,1\n"),
+                      label_map=folder / "map.csv")
+    assert c.classes == ["MI", "NORM"]
+    np.testing.assert_array_equal(c.y, [[1, 0], [0, 1]])
+    with pytest.raises(ECGNetError, match="column\\(s\\) lvh: unknown class"):
+        read_manifest(manifest(folder, "record,lvh\nrecs/r0.hea,1\n", "n.csv"), label_map=folder / "map.csv")
+
+
+def test_skip_bad_lists_and_skips_never_silently(folder):
+    text = GOOD + "recs/missing.hea,p9,s2,40,F,1,0\nrecs/r3.hea,p3,s2,abc,F,1,0\n"
+    with pytest.raises(ECGNetError, match="2 problem\\(s\\)"):
+        read_manifest(manifest(folder, text))
+    c = read_manifest(manifest(folder, text), skip_bad=True)
+    assert len(c) == 3 and [s[0] for s in c.skipped] == ["line 5 (recs/missing.hea)", "line 6 (recs/r3.hea)"]
+
+
+def test_unreadable_record_found_by_the_cache(folder, tmp_path):
+    (folder / "recs" / "r3.dat").write_bytes(b"\x00" * 10)  # truncated signal file
+    path = manifest(folder, "record,A\nrecs/r0.hea,1\nrecs/r1.hea,0\nrecs/r3.hea,1\n")
+    c = read_manifest(path)
+    with pytest.raises(ECGNetError, match="line 4 \\(record 'recs/r3.hea'\\)"):
+        c.load_signals(100, cache_dir=tmp_path / "cache", progress=False)
+    loaded = c.load_signals(100, cache_dir=tmp_path / "cache", progress=False, skip_bad=True)
+    assert len(loaded) == 2 and loaded.skipped[0][0] == "recs/r3.hea"
+
+
+def test_cache_resamples_parallel_equals_serial(folder, tmp_path):
+    c = read_manifest(manifest(folder, "record,A\n" + "".join(f"recs/r{i}.hea,{i % 2}\n" for i in range(4))))
+    serial = c.load_signals(100, cache_dir=tmp_path / "a", workers=1, progress=False)
+    parallel = c.load_signals(100, cache_dir=tmp_path / "b", workers=2, progress=False)
+    assert serial.signal.shape == (4, 12, 1000)
+    np.testing.assert_array_equal(np.asarray(serial.signal), np.asarray(parallel.signal))
+    again = c.load_signals(100, cache_dir=tmp_path / "a", workers=1, progress=False)  # memory-mapped reuse
+    assert isinstance(again._array, np.memmap)
+    from ecgnet.data.records import read_ecg
+
+    np.testing.assert_allclose(serial.signal[1], read_ecg(folder / "recs" / "r1.hea", 100, resample=True).signal)
+
+
+def test_fold_column_and_subset(folder):
+    c = read_manifest(manifest(folder, "record,fold,A\nrecs/r0.hea,1,1\nrecs/r1.hea,2,0\nrecs/r2.hea,2,1\n"))
+    assert c.folds.tolist() == [1, 2, 2]
+    assert c.subset(c.folds == 2).records.tolist() == ["recs/r1.hea", "recs/r2.hea"]
+    with pytest.raises(ECGNetError, match="column fold is empty on 1 of 2 rows"):
+        read_manifest(manifest(folder, "record,fold,A\nrecs/r0.hea,1,1\nrecs/r1.hea,,0\n", "n.csv"))
+
+
+# --- folds --------------------------------------------------------------------------------------
+
+def test_stratified_group_folds_keep_patients_and_balance_classes():
+    rng = np.random.default_rng(0)
+    patients = rng.integers(0, 150, 400).astype(str)
+    y = (rng.random((400, 4)) < [0.5, 0.2, 0.1, 0.03]).astype(float)
+    folds = stratified_group_folds(y, patients, 5, seed=1)
+    assert set(folds) == {1, 2, 3, 4, 5}
+    for p in set(patients):
+        assert len(set(folds[patients == p])) == 1
+    sizes = np.bincount(folds)[1:]
+    assert sizes.min() > 0.6 * 80 and sizes.max() < 1.4 * 80
+    for k in range(4):
+        per_fold = [y[folds == f, k].sum() for f in range(1, 6)]
+        assert max(per_fold) - min(per_fold) <= max(3, 0.35 * y[:, k].sum() / 5), (k, per_fold)
+    np.testing.assert_array_equal(folds, stratified_group_folds(y, patients, 5, seed=1))  # reproducible
+
+
+def test_source_folds_and_patient_conflict():
+    folds, names = source_folds(["b", "a", "b"], ["1", "2", "3"])
+    assert names == ["a", "b"] and folds.tolist() == [2, 1, 2]
+    with pytest.raises(ECGNetError, match="patient '1' has records in sources"):
+        source_folds(["a", "b"], ["1", "1"])
+
+
+def test_inner_split_is_patient_grouped():
+    patients = np.repeat(np.arange(20).astype(str), 3)
+    y = np.tile([[1, 0], [0, 1], [1, 1]], (20, 1)).astype(float)
+    val = inner_split(y, patients, 0.2, seed=0)
+    assert 0.1 < val.mean() < 0.35
+    assert not set(patients[val]) & set(patients[~val])
+
+
+# --- writers --------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not CINC.is_dir(), reason="needs ../shared/external/cinc2021-samples")
+def test_challenge_manifest_counts(tmp_path):
+    from ecgnet.data.collections.make import challenge_manifest
+
+    out = challenge_manifest(CINC, tmp_path / "cinc.csv")
+    c = read_manifest(tmp_path / "cinc.csv")
+    assert out["records"] == len(c) == 92 and len(out["left_out"]) == 122 - 92  # no superclass: left out, listed
+    assert c.classes == ["NORM", "MI", "STTC", "CD", "HYP"] and len(set(c.sources)) == 6
+    assert c.counts().loc["total", "MI"] == 21
+
+
+def test_ptbxl_manifest_matches_the_ptbxl_collection(ptbxl_root, tmp_path):
+    from ecgnet.data.collections import ptbxl_collection
+    from ecgnet.data.collections.make import ptbxl_manifest
+
+    ptbxl_manifest(ptbxl_root, tmp_path / "p.csv", "superdiagnostic", max_records=40, seed=3)
+    m = read_manifest(tmp_path / "p.csv")
+    native = ptbxl_collection(ptbxl_root, "superdiagnostic")
+    ids = [int(Path(r).name.split("_")[0]) for r in m.records]
+    rows = np.searchsorted(native.records.astype(int), ids)
+    sub = native.subset(rows)
+    assert m.classes == sub.classes
+    np.testing.assert_array_equal(m.y, sub.y)
+    np.testing.assert_array_equal(m.folds, sub.folds)
+    np.testing.assert_array_equal(m.patients.astype(str), sub.patients.astype(str))
+    np.testing.assert_allclose(m.metadata.to_numpy(float), sub.metadata.to_numpy(float), equal_nan=True)
+    a = m.load_signals(100, cache_dir=tmp_path / "cache", progress=False)
+    b = sub.load_signals(100)
+    np.testing.assert_array_equal(np.asarray(a.signal), np.asarray(b.signal))
