@@ -108,3 +108,56 @@ def test_ece_on_a_hand_computed_example():
     # 10 bins: [0.05] in bin 0 (gap 0.05), [0.15, 0.15] in bin 1 (rate 0.5, gap 0.35, weight 2), [0.95] in bin 9
     # (gap 0.05): (0.05 + 2·0.35 + 0.05) / 4 = 0.2
     assert expected_calibration_error([0, 0, 1, 1], [0.05, 0.15, 0.15, 0.95]) == pytest.approx(0.2)
+
+
+# --- a site's profile, cross-fitted ---------------------------------------------------------------
+
+from sklearn.metrics import balanced_accuracy_score  # noqa: E402
+
+from ecgnet.evaluation.site_calibration import assign_folds, before_after, cross_fit, fit_site  # noqa: E402
+
+
+def test_folds_keep_a_patients_records_together():
+    patients = np.repeat(np.arange(20), 3)
+    folds = assign_folds(60, 5, seed=1, groups=patients)
+    assert all(len(set(folds[patients == g])) == 1 for g in range(20))
+    assert sorted(np.bincount(folds)) == [12] * 5 and np.array_equal(folds, assign_folds(60, 5, 1, patients))
+    with pytest.raises(ValueError, match="folds"):
+        assign_folds(3, 5)
+
+
+def test_cross_fit_scores_each_fold_with_the_profile_fitted_on_the_others():
+    y, p = scores(n=120, seed=7)
+    folds = assign_folds(120, 4, seed=0)
+    q, t = cross_fit(y, p, folds, method="youden", calibration="temperature")
+    site = fit_site(y[folds != 2], p[folds != 2], "youden", calibration="temperature")
+    assert np.allclose(t[folds == 2], site["thresholds"])
+    assert site["calibrators"][0]["kind"] == "temperature" and not np.allclose(q, p)
+
+
+def test_cross_fitting_removes_the_optimism_of_in_sample_thresholds():
+    optimistic, honest = [], []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        y = (rng.random((150, 1)) < 0.3).astype(float)
+        p = rng.random((150, 1))  # no signal at all: the honest balanced accuracy is 0.5
+        optimistic.append(balanced_accuracy_score(y[:, 0], p[:, 0] >= fit_site(y, p)["thresholds"][0]))
+        q, t = cross_fit(y, p, assign_folds(150, 5, seed=0))
+        honest.append(balanced_accuracy_score(y[:, 0], q[:, 0] >= t[:, 0]))
+    assert np.mean(optimistic) > np.mean(honest) + 0.03 and abs(np.mean(honest) - 0.5) < 0.02
+
+
+def test_before_after_matches_sklearn_on_known_labels_and_skips_unscorable_classes():
+    y, p = scores(n=200, seed=9)
+    y[:30, 0] = np.nan
+    y[:, 2] = 0.0
+    q, t = cross_fit(y, p, assign_folds(200, 5, seed=0), fallback=[0.5, 0.5, 0.5])
+    result = before_after(y, p, [0.5, 0.4, 0.5], q, t, ["A", "B", "C"], n_boot=100)
+    known = ~np.isnan(y[:, 0])
+    a = result["per_class"]["A"]
+    assert a["n"] == 170 and a["before"]["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(y[known, 0], p[known, 0] >= 0.5))
+    assert a["after"]["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y[known, 0], q[known, 0] >= t[known, 0]))
+    assert a["before"]["low"] <= a["before"]["balanced_accuracy"] <= a["before"]["high"]
+    assert a["difference"]["low"] <= a["difference"]["value"] <= a["difference"]["high"]
+    assert "skipped" in result["per_class"]["C"] and result["classes_scored"] == ["A", "B"]

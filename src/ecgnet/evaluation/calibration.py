@@ -60,3 +60,37 @@ def reliability_figure(y_true, y_prob, classes, title: str = "Reliability, test 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def reliability_comparison(y_true, curves: dict, classes, title: str = "Reliability", n_bins: int = 5):
+    """Like :func:`reliability_figure`, several probability sets per panel (``curves``: label → (n,
+    classes) probabilities, e.g. before/after recalibration) against the same labels, unknown labels
+    (NaN) left out class by class; the legend gives each curve's ECE. A class without a known positive
+    and negative gets an empty panel saying so."""
+    y_true = np.asarray(y_true, dtype=float)
+    cols = min(len(classes), 5)
+    rows = int(np.ceil(len(classes) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.8 * rows), squeeze=False, sharex=True, sharey=True)
+    for k, c in enumerate(classes):
+        ax = axes.flat[k]
+        known = ~np.isnan(y_true[:, k])
+        y = y_true[known, k]
+        ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+        ax.set_title(f"{c} (n={len(y)}, {int(y.sum())} pos.)", fontsize=9)
+        if not 0 < y.sum() < len(y):
+            ax.text(0.5, 0.5, "no positive\nor negative", ha="center", va="center", fontsize=8)
+            continue
+        for i, (label, probs) in enumerate(curves.items()):
+            p = np.asarray(probs, dtype=float)[known, k]
+            observed, predicted = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+            ax.plot(predicted, observed, marker="o", ms=3, lw=1.2, color=f"C{i}",
+                    label=f"{label} (ECE {expected_calibration_error(y, p):.3f})")
+        ax.legend(fontsize=6, loc="upper left")
+    for ax in axes.flat[len(classes):]:
+        ax.axis("off")
+    fig.supxlabel("mean predicted probability")
+    fig.supylabel("observed frequency")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -18,9 +18,7 @@ identity.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.optimize import minimize_scalar
-from sklearn.isotonic import IsotonicRegression
+import numpy as np  # applying a map needs numpy only (predict's path); fitting imports scipy / sklearn
 
 KINDS = ("temperature", "isotonic", "none")
 _EPS = 1e-7
@@ -33,11 +31,13 @@ def logit(p) -> np.ndarray:
 
 
 def sigmoid(z) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))  # = 1 / (1 + e^−z), without overflow
 
 
 def fit_temperature(y, p) -> float:
     """The T > 0 minimising the mean binary NLL of σ(logit(p) / T) against ``y`` (searched on log T)."""
+    from scipy.optimize import minimize_scalar
+
     z, y = logit(p), np.asarray(y, dtype=float)
 
     def nll(log_t: float) -> float:
@@ -51,6 +51,8 @@ def fit_temperature(y, p) -> float:
 
 def fit_isotonic(y, p) -> dict:
     """The knots of scikit-learn's isotonic fit of ``y`` on ``p`` (non-decreasing, within [0, 1])."""
+    from sklearn.isotonic import IsotonicRegression
+
     model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     model.fit(np.asarray(p, dtype=float), np.asarray(y, dtype=float))
     return {"kind": "isotonic", "x": model.X_thresholds_.tolist(), "y": model.y_thresholds_.tolist()}
@@ -82,6 +84,8 @@ def fit_calibrators(y_true, y_prob, kind: str) -> list[dict]:
 def apply_calibrator(p, calibrator: dict) -> np.ndarray:
     """``p`` (any shape) through one class's map."""
     p = np.asarray(p, dtype=float)
+    if not isinstance(calibrator, dict):
+        raise ValueError(f"a calibration map is an object with a 'kind', not {type(calibrator).__name__}")
     kind = calibrator.get("kind")
     if kind == "none":
         return p.copy()
