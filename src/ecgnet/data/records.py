@@ -4,10 +4,13 @@ reader's warnings, age and sex from the header).
 
 The reader refuses only what is really wrong (no header, a signal that does not match the header's
 checksums, missing leads, unknown units, NaNs) with one :class:`ECGNetError` naming the file. Before
-wfdb reads a sample, the header's claims are checked (:mod:`ecgnet.data.wfdb_header`): a record line
-whose numbers wfdb would misread, a signal file too short for the samples the header announces, a
-sampling rate outside 10 Hz–100 kHz or more than an hour of signal is refused, so a hostile header
-cannot make the reader allocate more than its files hold (fuzzed: ``tests/fuzzing.py``).
+wfdb parses the header or reads a sample, its bytes and claims are checked against the budget
+``limits`` (:class:`~ecgnet.data.limits.ReadLimits`; :mod:`ecgnet.data.wfdb_header`): a header over
+64 kB or announcing more than 24 signals, a record line whose numbers wfdb would misread, a signal file
+that is not a regular file inside the record's folder or too short for the samples the header
+announces, a FLAC stream holding fewer, a sampling rate outside 10 Hz–100 kHz, or more samples × signals
+than the budget is refused, so a hostile record cannot make the reader allocate more than the budget
+(fuzzed: ``tests/fuzzing.py``; hostile corpus: ``tests/hostile.py``).
 What is readable but questionable becomes a warning beside the signal:
 
 - informational: the record was resampled, is longer than 10 s, or its header had a release quirk
@@ -29,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from ecgnet.data.wfdb_header import check_record_line, check_sizes, fixed_record_line, header_lines, zero_gains
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_record_line, header_lines,
+                                     read_header_bytes, zero_gains)
 from ecgnet.errors import ECGNetError
 
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -53,6 +58,10 @@ class ECGRecord:
     age: float | None = None
     sex: str | None = None  # "male" / "female"
     comments: list[str] = field(default_factory=list)
+    format: str = "wfdb"  # the file's format (ecgnet.data.readers.FORMATS)
+    derived_leads: list[str] = field(default_factory=list)  # leads computed from others, not recorded
+    statements: list[str] = field(default_factory=list)  # the device's own interpretation; never a model input
+    patient: dict = field(default_factory=dict)  # what the file says of the patient/acquisition (id, name, date …)
 
     @property
     def seconds(self) -> float:
@@ -66,27 +75,25 @@ def header_path(path: str | os.PathLike) -> Path:
     return name.with_suffix(".hea")
 
 
-def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False) -> ECGRecord:
-    """Read and check one WFDB record (see the module docstring); ``resample`` allows any source rate."""
+def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
+             limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
+    """Read and check one WFDB record (see the module docstring); ``resample`` allows any source rate;
+    ``limits``: what the reader agrees to decode."""
     header = header_path(path)
-    if not header.is_file():
-        raise ECGNetError(f"{header}: no such WFDB header")
     warnings: list[str] = []
-    try:
-        raw = header.read_bytes()  # the header's text, read once for the checks wfdb does not make
-    except OSError as e:
-        raise ECGNetError(f"{header}: cannot be read ({e.strerror or e})") from e
-    rec = _read_wfdb(header, raw, warnings)
+    raw = read_header_bytes(header, limits)  # the header's text, read once for the checks wfdb does not make
+    rec = _read_wfdb(header, raw, warnings, limits)
     if rec.checksum is not None and not _checksums_match(rec):
         raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
     names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
     leads = [_LEAD_ALIASES.get(s.strip().upper(), s.strip().upper()) for s in names]
     if sorted(leads) != sorted(LEADS):
         raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, "
-                          f"found {len(leads)}: {', '.join(names)}")
+                          f"found {len(leads)}: {_listed(names)}")
     scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
     if None in scale:
-        raise ECGNetError(f"{header}: unknown signal units {sorted(set(map(str, rec.units)))} (need mV, uV or V)")
+        raise ECGNetError(f"{header}: unknown signal units {_listed(sorted(set(map(str, rec.units))))} "
+                          "(need mV, uV or V)")
     amplitude_ok = not zero_gains(raw)  # wfdb reads gain 0 as 200 ADU/mV without a word
     if not amplitude_ok:
         warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated', read at 200 ADU/mV), "
@@ -100,6 +107,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     signal = physical.T[[leads.index(lead) for lead in LEADS]]
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
+    problems = amplitude_problems(signal)  # on the signal as recorded: resampling changes lead ranges
     if rec.fs != sampling_rate:
         if not resample:
             raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate:g} Hz "
@@ -110,24 +118,30 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
         out = np.ascontiguousarray(signal, dtype=np.float32)
     if not np.isfinite(out).all():  # a gain like 1e-40/mV: finite in float64, infinite in float32
         raise ECGNetError(f"{header}: amplitudes beyond float32's range (~3e38 mV): a wrong gain in the header?")
-    problems = amplitude_problems(signal)
     warnings += problems
     age, sex = header_demographics(rec.comments or [])
     return ECGRecord(header, out, float(sampling_rate), float(rec.fs),
                      warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []))
 
 
-def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False) -> np.ndarray:
+def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
+                limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
     """Only the (12, samples) float32 mV signal of :func:`read_ecg`."""
-    return read_ecg(path, sampling_rate, resample).signal
+    return read_ecg(path, sampling_rate, resample, limits).signal
 
 
-def _read_wfdb(header: Path, raw: bytes, warnings: list[str]) -> wfdb.Record:
+def _listed(names: list[str], most: int = 12) -> str:
+    """Names for a message, at most ``most`` of them, each cut at 20 characters."""
+    shown = [n if len(n) <= 20 else n[:19] + "…" for n in names[:most]]
+    return ", ".join(shown) + (f" … ({len(names) - most} more)" if len(names) > most else "")
+
+
+def _read_wfdb(header: Path, raw: bytes, warnings: list[str], limits: ReadLimits) -> wfdb.Record:
     """wfdb's digital read (``raw``: the header's bytes); a record line naming its file (``E00015.mat``) is
     read as the record name."""
     name = header.with_suffix("")
     try:
-        return _checked_rdrecord(name, raw, header)
+        return _checked_rdrecord(name, raw, header, limits)
     except ECGNetError:
         raise
     except Exception as e:  # wfdb raises many types for malformed files
@@ -140,7 +154,7 @@ def _read_wfdb(header: Path, raw: bytes, warnings: list[str]) -> wfdb.Record:
             if f.stem == name.name and f.suffix.lower() != ".hea":
                 os.symlink(f.resolve(), Path(tmp) / f.name) if hasattr(os, "symlink") else shutil.copy(f, tmp)
         try:
-            rec = _checked_rdrecord(Path(tmp) / name.name, fixed.encode(), header)
+            rec = _checked_rdrecord(Path(tmp) / name.name, fixed.encode(), header, limits)
         except ECGNetError:
             raise
         except Exception as e:
@@ -150,12 +164,12 @@ def _read_wfdb(header: Path, raw: bytes, warnings: list[str]) -> wfdb.Record:
     return rec
 
 
-def _checked_rdrecord(name: Path, raw: bytes, header: Path) -> wfdb.Record:
+def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits) -> wfdb.Record:
     """``wfdb.rdrecord`` of ``name`` (header bytes ``raw``), once its header's claims fit its signal files
-    (``header``: for messages)."""
+    and ``limits`` (``header``: the header as given, for messages; its folder is the record's)."""
     hdr = wfdb.rdheader(str(name))
     check_record_line(hdr, raw, header)
-    check_sizes(hdr, name.parent, header)
+    check_sizes(hdr, header.parent, header, limits)
     return wfdb.rdrecord(str(name), physical=False)
 
 
