@@ -9,8 +9,8 @@
 The read figure depends on whether the file is already in the OS page cache (a recently used cache
 usually is); this script does not drop caches, so it reports what a training run would see.
 
-    python benchmarks/bench_cache.py --records 2000
-    python benchmarks/bench_cache.py            # all 21,837 records, about 70 s on 2 cores
+    python -m benchmarks.bench_cache --records 2000
+    python -m benchmarks.bench_cache            # all 21,837 records, about 70 s on 2 cores
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_seconds, print_table, write_results  # noqa: E402
+from benchmarks._common import median_seconds, print_table, write_results
 
-from ecgnet.data import ptbxl, signals  # noqa: E402
-from ecgnet.errors import ECGNetError  # noqa: E402
+from ecgnet.data import ptbxl, signals
+from ecgnet.errors import ECGNetError
 
 
 def main(argv: list[str] | None = None) -> dict:

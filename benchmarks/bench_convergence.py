@@ -10,22 +10,20 @@ hook, so it includes the end-of-epoch validation pass (Lightning runs it before 
 start-up, data loading into memory or the final evaluation. An epoch still in progress (AUC logged,
 seconds not yet) is shown without a cumulative time.
 
-    python benchmarks/bench_convergence.py                       # runs/baseline_time, target 0.93
-    python benchmarks/bench_convergence.py runs/other --target 0.92
-    python benchmarks/bench_convergence.py /tmp/metrics.csv      # a metrics.csv path works too
+    python -m benchmarks.bench_convergence                       # runs/baseline_time, target 0.93
+    python -m benchmarks.bench_convergence runs/other --target 0.92
+    python -m benchmarks.bench_convergence /tmp/metrics.csv      # a metrics.csv path works too
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, print_table, write_results  # noqa: E402
+from benchmarks._common import REPO_ROOT, print_table, write_results
 
 REQUIRED = ("epoch", "epoch_seconds", "val_macro_auc")
 

@@ -2,7 +2,7 @@
 int8) and torch bf16 — latency, throughput and fold-10 accuracy, measured in one process.
 
 * Every engine is a callable ``f(signal windows, metadata) → logits`` run through
-  ``ecgnet.evaluation.inference.windowed_proba``, as ``ecgnet predict`` runs a model: the windowing and
+  ``ecgnet.models.windows.windowed_proba``, as ``ecgnet predict`` runs a model: the windowing and
   the max over windows are the same Python code for all of them.
 * **Latency per ECG**: one 10 s record (batch 1: its 7 windows in one call), median over ``--repeats``,
   with 1 and 2 threads. **Throughput**: ms per ECG in batches of ``--batches`` records. The engines
@@ -13,7 +13,7 @@ int8) and torch bf16 — latency, throughput and fold-10 accuracy, measured in o
 * **Accuracy**: each engine's probabilities on all fold-10 records, paired bootstrap of macro AUC
   against torch fp32 (``ecgnet.evaluation.metrics.paired_bootstrap``), max |Δp|, and the share of
   (record, class) calls at the fold-9 thresholds that differ from torch fp32.
-* **int8**: ``ecgnet.export_int8`` (what ``ecgnet export --quantize int8`` writes): ONNX Runtime static
+* **int8**: ``ecgnet.export.int8`` (what ``ecgnet export --quantize int8`` writes): ONNX Runtime static
   quantization (QDQ, signed 8-bit per-channel weights, unsigned 8-bit activations) of the encoders'
   convolutions except each encoder's first one, calibrated (99.99th percentile) on ``--calibration``
   records of the training folds 1–8. The spectral frontends (DFT products, log) and the Transformer
@@ -21,8 +21,8 @@ int8) and torch bf16 — latency, throughput and fold-10 accuracy, measured in o
 * **bf16**: ``torch.autocast("cpu", torch.bfloat16)`` (convolutions and linear layers in bf16; the FFTs
   stay fp32), on a CPU with AVX-512 BF16.
 
-    python benchmarks/bench_engines.py
-    python benchmarks/bench_engines.py --runs runs/baseline_time --repeats 50 --no-compile
+    python -m benchmarks.bench_engines
+    python -m benchmarks.bench_engines --runs runs/baseline_time --repeats 50 --no-compile
 """
 
 from __future__ import annotations
@@ -30,25 +30,23 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, print_table, write_results  # noqa: E402
+from benchmarks._common import REPO_ROOT, print_table, write_results
 
-from ecgnet.data.dataset import PTBXL  # noqa: E402
-from ecgnet.data.ptbxl import data_root  # noqa: E402
-from ecgnet.data.signals import SECONDS  # noqa: E402
-from ecgnet.evaluation.complexity import latency_ms  # noqa: E402
-from ecgnet.evaluation.inference import window_starts, windowed_proba  # noqa: E402
-from ecgnet.evaluation.metrics import macro_auc, paired_bootstrap  # noqa: E402
-from ecgnet.export import OnnxModel, onnx_bytes  # noqa: E402
-from ecgnet.export_int8 import CALIBRATION_RECORDS, CALIBRATION_SEED, quantize_int8  # noqa: E402
-from ecgnet.predict import Predictor  # noqa: E402
+from ecgnet.data.dataset import PTBXL
+from ecgnet.data.ptbxl import data_root
+from ecgnet.data.signals import SECONDS
+from ecgnet.evaluation.complexity import latency_ms
+from ecgnet.models.windows import window_starts, windowed_proba
+from ecgnet.evaluation.metrics import macro_auc, paired_bootstrap
+from ecgnet.export.onnx import onnx_bytes
+from ecgnet.inference.engines import OnnxModel
+from ecgnet.export.int8 import CALIBRATION_RECORDS, CALIBRATION_SEED, quantize_int8
+from ecgnet.inference.predictor import Predictor
 
 RUNS = ["runs/baseline_time", "runs/intermediate_concat_weighted_bce"]
 
@@ -103,7 +101,7 @@ def bench_run(run: str, args, test, calibration) -> dict:
     window, stride, aggregate = predictor.window, predictor.stride, predictor.config.data.aggregate
     record = SECONDS * predictor.rate
     print(f"\n{name}: exporting, quantizing{', compiling' if args.compile else ''} …", flush=True)
-    fp32 = onnx_bytes(predictor)
+    fp32 = onnx_bytes(predictor.run)
     onnx_models = {"onnxruntime fp32": fp32,
                    "onnxruntime int8": quantize_int8(fp32, calibration, window, stride, name=name)}
     compiled = torch.compile(predictor.model, dynamic=False) if args.compile else None

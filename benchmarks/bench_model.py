@@ -4,7 +4,7 @@
 * multiply-accumulates (MACs) per ECG, counted by ``torch.utils.flop_counter.FlopCounterMode``
   (MACs = FLOPs / 2; convolutions and linear layers only — batch norm, ReLU, pooling and the
   sigmoid are not counted): for one training window, and for a whole 10 s record under the
-  sliding-window inference of ``ecgnet.evaluation.inference.windowed_proba``;
+  sliding-window inference of ``ecgnet.models.windows.windowed_proba``;
 * inference latency per ECG on the CPU (whole record, windowed as in evaluation), median over
   repeats after warm-up, with 1 and 2 torch threads: a single ECG (batch 1), and amortised per ECG
   in batches of 64;
@@ -15,9 +15,9 @@
 Inputs are random tensors of the right shape; the model is built from a config (default
 configs/baseline_time.yaml) or loaded from a trained run with --checkpoint.
 
-    python benchmarks/bench_model.py
-    python benchmarks/bench_model.py --config configs/baseline_time.yaml --threads 1
-    python benchmarks/bench_model.py --checkpoint runs/baseline_time
+    python -m benchmarks.bench_model
+    python -m benchmarks.bench_model --config configs/baseline_time.yaml --threads 1
+    python -m benchmarks.bench_model --checkpoint runs/baseline_time
 """
 
 from __future__ import annotations
@@ -25,21 +25,19 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, median_seconds, print_table, write_results  # noqa: E402
+from benchmarks._common import REPO_ROOT, median_seconds, print_table, write_results
 
-from ecgnet.config import load_config  # noqa: E402
-from ecgnet.errors import ECGNetError  # noqa: E402
-from ecgnet.data.signals import SECONDS  # noqa: E402
-from ecgnet.evaluation.inference import window_starts, windowed_proba  # noqa: E402
-from ecgnet.models import build_model  # noqa: E402
-from ecgnet.runs import count_parameters, load_run  # noqa: E402
+from ecgnet.config import load_config
+from ecgnet.errors import ECGNetError
+from ecgnet.data.signals import SECONDS
+from ecgnet.models.windows import window_starts, windowed_proba
+from ecgnet.models import build_model
+from ecgnet.runs import count_parameters, load_run
 
 N_METADATA = 8  # age, sex, height, weight + their missing flags
 

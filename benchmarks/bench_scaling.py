@@ -12,8 +12,8 @@
    owns, as opposed to file pages of the cache shared through the page cache) is sampled every 20 ms.
    The existing cache in $ECGNET_CACHE is read once first, so both modes start from a warm page cache.
 
-    python benchmarks/bench_scaling.py                         # N = 1000, 5000, all: ~7 min on 2 cores
-    python benchmarks/bench_scaling.py --records 1000 --skip-build
+    python -m benchmarks.bench_scaling                         # N = 1000, 5000, all: ~7 min on 2 cores
+    python -m benchmarks.bench_scaling --records 1000 --skip-build
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, print_table, write_results  # noqa: E402
+from benchmarks._common import REPO_ROOT, print_table, write_results
 
-from ecgnet.errors import ECGNetError  # noqa: E402
+from ecgnet.errors import ECGNetError
 
 MODES = ("mmap", "memory")
 
@@ -218,7 +217,7 @@ def bench_epochs(sizes: list[int | None], modes: list[str], config: str, timeout
     results = []
     for n in sizes:
         for mode in modes:
-            cmd = [sys.executable, __file__, "--epoch-child", "all" if n is None else str(n), mode, "--config", config]
+            cmd = [sys.executable, "-m", "benchmarks.bench_scaling", "--epoch-child", "all" if n is None else str(n), mode, "--config", config]
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout)
             if done.returncode:
                 raise ECGNetError(f"epoch run {n} {mode} failed:\n{done.stderr[-3000:]}")

@@ -11,14 +11,13 @@ would hold at t (the best fold-9 epoch so far), so the curve only uses fold 9 to
 Note: a one-cycle schedule depends on the number of epochs, so a point halfway along a 20-epoch curve
 is not what a 10-epoch run would reach; only each run's end point is a complete recipe.
 
-    python benchmarks/bench_time_to_accuracy.py configs/baseline_time.yaml configs/fast_time.yaml
+    python -m benchmarks.bench_time_to_accuracy configs/baseline_time.yaml configs/fast_time.yaml
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,16 +26,15 @@ import lightning as L
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, print_table, write_results  # noqa: E402
+from benchmarks._common import REPO_ROOT, print_table, write_results
 
-from ecgnet.config import load_config  # noqa: E402
-from ecgnet.data.dataset import PTBXL  # noqa: E402
-from ecgnet.data.ptbxl import data_root  # noqa: E402
-from ecgnet.evaluation.evaluate import predict_split  # noqa: E402
-from ecgnet.evaluation.metrics import macro_auc  # noqa: E402
-from ecgnet.models import build_model  # noqa: E402
-from ecgnet.training.fit import train  # noqa: E402
+from ecgnet.config import load_config
+from ecgnet.data.dataset import PTBXL
+from ecgnet.data.ptbxl import data_root
+from ecgnet.evaluation.evaluate import predict_split
+from ecgnet.evaluation.metrics import macro_auc
+from ecgnet.models import build_model
+from ecgnet.training.fit import train
 
 TARGET = 0.935
 BUDGET_SECONDS = 600

@@ -9,8 +9,8 @@ of each group is kept (as its ``repr``) for reproduction. Hangs are caught by an
 allocations by an address-space limit (``--memory-gb``), so both show up as findings
 (``TimeoutError``, ``MemoryError``) instead of stopping the machine.
 
-    nice -n 15 .venv/bin/python benchmarks/fuzz_campaign.py --cases 100000
-    nice -n 15 .venv/bin/python benchmarks/fuzz_campaign.py --minutes 10    # as many as fit
+    nice -n 15 .venv/bin/python -m benchmarks.fuzz_campaign --cases 100000
+    nice -n 15 .venv/bin/python -m benchmarks.fuzz_campaign --minutes 10    # as many as fit
 
 Cases are split between the targets by ``--mix`` (records get most: they are the slowest and most
 complex reader). Writes ``benchmarks/results/fuzz_campaign.json``.
@@ -23,16 +23,14 @@ import collections
 import os
 import resource
 import signal
-import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from _common import write_results  # noqa: E402
+from benchmarks._common import write_results
 
 TARGETS = ("record", "config", "config_file", "dx", "find_records")
 
@@ -72,7 +70,7 @@ def main() -> None:
 
     import hypothesis
 
-    import fuzzing
+    from tests import fuzzing
 
     fuzzing.bases()  # written before the memory limit
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)

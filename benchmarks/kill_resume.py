@@ -24,8 +24,8 @@ weights matching their SHA-256, no temporary or staged file left), its predictio
 log has every epoch with the uninterrupted run's fold-9 AUCs, and its fold-10 macro AUC is compared
 with the uninterrupted run's (paired bootstrap of the difference; identical weights on the CPU).
 
-    python benchmarks/kill_resume.py                # benchmarks/kill_resume.yaml (small baseline), 5 kills
-    python benchmarks/kill_resume.py --kills 8 --seed 1 --config configs/baseline_time.yaml \
+    python -m benchmarks.kill_resume                # benchmarks/kill_resume.yaml (small baseline), 5 kills
+    python -m benchmarks.kill_resume --kills 8 --seed 1 --config configs/baseline_time.yaml \
         --set data.max_train_records=3000 --set training.epochs=4
 
 Writes ``benchmarks/results/kill_resume.json``.
@@ -46,7 +46,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 WRITE_PAUSE = 0.3
 KINDS = ("mid-epoch", "validation", "checkpoint", "random")
@@ -107,8 +106,8 @@ class Session:
         self.trace, self.start, self.first_epoch = trace, time.time(), first_epoch
         self.seen = len(read_trace(trace))
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, __file__, "--child", str(trace), "--", *args],
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.kill_resume", "--child", str(trace), "--",
+                                          *args], stdout=out, stderr=subprocess.STDOUT)
 
     def events(self) -> list[tuple[float, str]]:
         return [(t, m) for t, pid, m in read_trace(self.trace)[self.seen:] if pid == self.proc.pid]
@@ -470,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
                  "leftover_files": complete["leftover_files"]},
         "uninterrupted_seconds": round(phases["session"], 1), "total_seconds": round(time.time() - started, 1),
         "kills": kills}
-    from _common import write_results
+    from benchmarks._common import write_results
 
     d = comparison["difference_killed_minus_uninterrupted"]
     print(f"kills: {len(kills)} attempted, {len(landed)} landed, {figures['kills_survived']} survived; "

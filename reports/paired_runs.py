@@ -6,7 +6,7 @@ base (1,000 resamples, the same ones for every run). The thresholded metrics use
 thresholds. Reads only committed run files and the PTB-XL labels. Used by ``reports/levers/paired.py``
 and ``reports/imbalance/paired.py``.
 
-    ECGNET_DATA=... .venv/bin/python reports/paired_runs.py BASE RUN [RUN ...] > OUT.md
+    ECGNET_DATA=... .venv/bin/python -m reports.paired_runs BASE RUN [RUN ...] > OUT.md
 """
 
 import json
@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from committed import predictions, task_labels
+from reports.committed import predictions, task_labels
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 

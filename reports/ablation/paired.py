@@ -2,17 +2,13 @@
 the same resamples for both runs): does the FFT phase help the frequency model, and does metadata help
 stacked late fusion? Reads only committed run files and the PTB-XL labels.
 
-    ECGNET_DATA=... .venv/bin/python reports/ablation/paired.py > reports/ablation/paired.txt
+    ECGNET_DATA=... .venv/bin/python -m reports.ablation.paired > reports/ablation/paired.txt
 """
-
-import sys
-from pathlib import Path
 
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
-from committed import predictions, task_labels  # noqa: E402
+from reports.committed import predictions, task_labels
 
 PAIRS = [("frequency_phase", "frequency", "log magnitude + phase vs log magnitude only"),
          ("late_stacking", "late_stacking_no_metadata", "time+frequency+spectrogram with vs without metadata")]

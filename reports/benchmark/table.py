@@ -9,7 +9,7 @@ the time baseline trained with the ``fast_time`` recipe for every task (``all_ti
 recipe, fp32 without EMA; form and rhythm as chosen on fold 9, see FORM/RHYTHM), then, per task, the
 committed single model and the committed late-fusion run with the highest fold-9 macro AUC.
 
-    ECGNET_DATA=... .venv/bin/python reports/benchmark/table.py > reports/benchmark/README.md
+    ECGNET_DATA=... .venv/bin/python -m reports.benchmark.table > reports/benchmark/README.md
 """
 
 import json

@@ -5,14 +5,12 @@ imbalance option. Prints Markdown: each run's macro AUC, macro F1 and per-class 
 then paired-bootstrap differences against B (1,000 resamples, the same ones for both runs). The
 thresholded metrics use each run's own fold-9 thresholds (``reports/paired_runs.py`` does the work).
 
-    ECGNET_DATA=... .venv/bin/python reports/imbalance/paired.py intermediate_concat > reports/imbalance/paired.md
+    ECGNET_DATA=... .venv/bin/python -m reports.imbalance.paired intermediate_concat > reports/imbalance/paired.md
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paired_runs import paired_report  # noqa: E402
+from reports.paired_runs import paired_report
 
 OPTIONS = ["weighted_bce", "focal", "oversample"]
 

@@ -2,19 +2,17 @@
 one reliability figure per run (``reports/levers/figures/calibration_<run>.png``). Reads only committed
 predictions and the PTB-XL labels.
 
-    ECGNET_DATA=... .venv/bin/python reports/levers/calibration.py RUN [RUN ...] > reports/levers/calibration.md
+    ECGNET_DATA=... .venv/bin/python -m reports.levers.calibration RUN [RUN ...] > reports/levers/calibration.md
 """
 
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 from ecgnet.evaluation.calibration import calibration_summary, reliability_figure
+from ecgnet.plotting import plt
 from ecgnet.runs import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
-from committed import predictions, task_labels  # noqa: E402
+from reports.committed import predictions, task_labels
 
 FIGURES = Path(__file__).parent / "figures"
 

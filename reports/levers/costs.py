@@ -3,14 +3,13 @@ the median 1-thread CPU latency of a whole record (ecgnet.evaluation.complexity)
 which table.py reads. An ensemble costs the sum of its members (they run one after another); its stack
 of logistic regressions, if any, is negligible.
 
-    ECGNET_DATA=... .venv/bin/python reports/levers/costs.py   # writes reports/levers/costs.json
+    ECGNET_DATA=... .venv/bin/python -m reports.levers.costs   # writes reports/levers/costs.json
 
 Latency is noisy on a shared machine (a training run shared the 2 cores): the runs are measured in one process,
 one after another, and the same architecture has measured 3.5–8 ms; read differences under ~2× as noise.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -20,8 +19,7 @@ from ecgnet.evaluation.complexity import model_cost
 from ecgnet.fileio import write_json
 from ecgnet.runs import load_run, provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table import ALL_TASK, LEVERS  # noqa: E402
+from reports.levers.table import ALL_TASK, LEVERS
 
 OUT = Path(__file__).with_name("costs.json")
 

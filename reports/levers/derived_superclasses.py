@@ -6,11 +6,8 @@ they were independent (max and sum are printed beside it). Then the derived scor
 the superdiagnostic time model trained with the same recipe (``baseline_time``, fp32, no EMA), a
 two-model ensemble over label sets. Folds 9 and 10 are both printed; nothing is chosen on fold 10.
 
-    ECGNET_DATA=... .venv/bin/python reports/levers/derived_superclasses.py > reports/levers/derived_superclasses.md
+    ECGNET_DATA=... .venv/bin/python -m reports.levers.derived_superclasses > reports/levers/derived_superclasses.md
 """
-
-import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -18,8 +15,7 @@ from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statem
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
-from committed import predictions  # noqa: E402
+from reports.committed import predictions
 
 RULES = {"noisy-OR": lambda q: 1 - np.prod(1 - q, axis=1), "max": lambda q: q.max(axis=1),
          "sum": lambda q: q.sum(axis=1)}

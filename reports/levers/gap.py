@@ -13,12 +13,11 @@ fold 10 — a diagnosis, never a selection (nothing here feeds back into trainin
   split by the highest likelihood among the record's statements of that class, shows how much of the
   ranking error sits in the uncertain labels.
 
-    ECGNET_DATA=... .venv/bin/python reports/levers/gap.py RUN > reports/levers/gap.md
+    ECGNET_DATA=... .venv/bin/python -m reports.levers.gap RUN > reports/levers/gap.md
 """
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 from scipy.special import logit
@@ -28,8 +27,7 @@ from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statem
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
-from committed import predictions  # noqa: E402
+from reports.committed import predictions
 
 GROUPS = ((100, 101, "likelihood 100"), (50, 100, "50–99"), (0, 50, "< 50"))
 

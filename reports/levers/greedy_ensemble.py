@@ -9,11 +9,10 @@ its 90 % bootstrap interval and paired-bootstrap differences (1,000 resamples) a
 the best single candidate by fold 9. late_fusion has no member weights, so configs/ensemble_greedy.yaml
 lists the distinct members once; their unweighted mean is reported too.
 
-    ECGNET_DATA=... .venv/bin/python reports/levers/greedy_ensemble.py > reports/levers/greedy_ensemble.md
+    ECGNET_DATA=... .venv/bin/python -m reports.levers.greedy_ensemble > reports/levers/greedy_ensemble.md
 """
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -23,9 +22,7 @@ import yaml
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # reports/levers/: derived_superclasses.py
-from committed import predictions, task_labels  # noqa: E402
+from reports.committed import predictions, task_labels
 
 STEPS = 25
 BASELINE = "ensemble_all"
@@ -92,7 +89,7 @@ def main() -> None:
 
     print("# Greedy forward ensemble selection on fold 9 (superdiagnostic)\n")
     print(f"Made by `reports/levers/greedy_ensemble.py` at revision {provenance()['git_revision'][:7]} from the "
-          "committed runs: `python reports/levers/greedy_ensemble.py > reports/levers/greedy_ensemble.md`. "
+          "committed runs: `python -m reports.levers.greedy_ensemble > reports/levers/greedy_ensemble.md`. "
           "Caruana et al. (2004) ensemble selection with replacement from the empty ensemble (no sorted "
           f"initialisation), {STEPS} steps, the step count with the best fold-9 macro AUC kept (ties: fewer). "
           f"Everything is chosen on fold 9 ({len(y['val']):,} records); fold 10 ({len(y['test']):,} records) is "
@@ -156,7 +153,7 @@ def main() -> None:
 def with_derived(labels, y: dict, p: dict, greedy_10: np.ndarray) -> None:
     """The same selection with one more candidate: the superclasses derived by noisy-OR from all_time's 71
     statement probabilities (derived_superclasses.py), which late_fusion cannot ship yet."""
-    from derived_superclasses import derived
+    from reports.levers.derived_superclasses import derived
 
     from ecgnet.data.ptbxl import data_root, read_statements
 

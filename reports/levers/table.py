@@ -4,11 +4,10 @@ HYP balanced accuracy (fold-9 thresholds), 5-way accuracy, where it trained, and
 parameters, MACs and latency from costs.json). A second table does the same on all 71 statements.
 Runs that are not committed yet are listed as missing. Selection is on fold 9 only (the fold-9 column).
 
-    ECGNET_DATA=... .venv/bin/python reports/levers/table.py > reports/levers/table.md
+    ECGNET_DATA=... .venv/bin/python -m reports.levers.table > reports/levers/table.md
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,7 @@ import numpy as np
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reports/: committed.py
-from committed import predictions, task_labels  # noqa: E402
+from reports.committed import predictions, task_labels
 
 BEST_SINGLE = "intermediate_concat_weighted_bce"
 LEVERS = [  # (lever, run, base)

@@ -9,7 +9,7 @@ covering records longer than 10 s. Nothing here selects a model, threshold or ma
 - without the records whose amplitude the reader could not trust;
 - records over 10 s covered by segments (default), by their first 10 s, or by a maximum over all windows.
 
-    .venv/bin/python reports/transfer/gap.py baseline_time robust_time > reports/transfer/gap.md
+    .venv/bin/python -m reports.transfer.gap baseline_time robust_time > reports/transfer/gap.md
 """
 
 import json
@@ -64,7 +64,7 @@ def row(name: str, t: pd.DataFrame, fn) -> str:
 prov = provenance()
 dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
 print("# Where the transfer gap comes from\n")
-print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python reports/transfer/gap.py {' '.join(runs)}`. "
+print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python -m reports.transfer.gap {' '.join(runs)}`. "
       "Macro = mean of the five per-class AUCs. Point estimates only: with 92 records and 14–35 positives per "
       "class, differences under ~0.03 are within noise (see the intervals in transfer.md).\n")
 for run in runs:

@@ -6,7 +6,7 @@ whole 10 s records, seed 0; "all" applies all five), then the run predicts as in
 bootstrap of macro AUC, first run minus each other run, under the same shift (1,000 resamples).
 Fold 10 is only reported here; nothing is selected on it.
 
-    ECGNET_DATA=... .venv/bin/python reports/transfer/shift.py baseline_time robust_time > reports/transfer/shift.md
+    ECGNET_DATA=... .venv/bin/python -m reports.transfer.shift baseline_time robust_time > reports/transfer/shift.md
 """
 
 import sys
@@ -18,7 +18,7 @@ from ecgnet.data.augment import NAMES, augment
 from ecgnet.data.dataset import PTBXL
 from ecgnet.data.ptbxl import data_root
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.inference import predict_proba
+from ecgnet.inference.batch import predict_proba
 from ecgnet.runs import load_run, provenance
 
 runs = sys.argv[1:] or ["robust_time", "baseline_time"]
@@ -47,7 +47,7 @@ for condition in conditions:
 prov = provenance()
 dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
 print(f"# Simulated acquisition shifts on PTB-XL fold 10 ({len(test.y):,} records)\n")
-print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python reports/transfer/shift.py {' '.join(runs)}`. "
+print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python -m reports.transfer.shift {' '.join(runs)}`. "
       "Each shift applied to every record at the strengths documented in `ecgnet/data/augment.py`.\n")
 print("| shift | " + " | ".join(f"`{r}` macro AUC" for r in runs)
       + "".join(f" | Δ `{runs[0]}` − `{r}` [90 % CI]" for r in runs[1:]) + " |")

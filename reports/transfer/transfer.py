@@ -6,7 +6,7 @@ beside the transfer macro AUC with its 90 % bootstrap interval, the paired diffe
 time-only baseline on the same records, and per-class transfer AUC. The samples are a test set:
 nothing here selects anything.
 
-    .venv/bin/python reports/transfer/transfer.py [SAMPLES_DIR] > reports/transfer/transfer.md
+    .venv/bin/python -m reports.transfer.transfer [SAMPLES_DIR] > reports/transfer/transfer.md
 """
 
 import json
@@ -65,7 +65,7 @@ print(f"{first['n_records']} records from {len(first['per_source'])} databases "
       f"90 % intervals). **A small sample**: intervals are wide, HYP rests on {first['per_class']['HYP']['n_positive']} "
       "positives, and the samples are a test set — no run, threshold or mapping was chosen on them.\n")
 dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
-print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python reports/transfer/transfer.py`; "
+print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python -m reports.transfer.transfer`; "
       f"per-run outputs in `reports/transfer/runs/`.\n")
 print("| run | fold-9 AUC | fold-10 macro AUC [90 % CI] | transfer macro AUC [90 % CI] | Δ transfer vs time-only | "
       + " | ".join(CLASSES) + " |")
