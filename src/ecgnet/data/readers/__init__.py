@@ -1,0 +1,73 @@
+"""Any 12-lead ECG file → :class:`~ecgnet.data.records.ECGRecord`: one entry point, :func:`read_ecg_any`.
+
+    detect (by content) → the format's reader at the source rate → amplitude checks on the signal as
+    recorded → resample to the model's rate → ECGRecord (format, derived_leads, statements, patient)
+
+Formats (:data:`FORMATS`): ``wfdb`` (:func:`ecgnet.data.records.read_ecg`), ``muse-xml``, ``philips-xml``,
+``hl7-aecg``, ``dicom``, ``scp-ecg``, ``edf`` — one module each, every one a ``read(path, limits)`` that
+checks the file's claims against :class:`~ecgnet.data.limits.ReadLimits` before decoding. The device's
+statements are carried beside the signal for display; they are never a model input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.readers.common import note
+from ecgnet.data.readers.detect import FORMATS, READ, detect
+from ecgnet.data.records import ECGRecord, amplitude_problems, read_ecg, resample_signal
+from ecgnet.errors import ECGNetError
+
+__all__ = ["FORMATS", "READ", "detect", "read_ecg_any", "read_source"]
+
+_MODULES = {"muse-xml": "muse", "philips-xml": "philips", "hl7-aecg": "hl7_aecg", "dicom": "dicom",
+            "scp-ecg": "scp", "edf": "edf"}
+
+
+def read_source(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS, fmt: str | None = None) -> ECGRecord:
+    """A non-WFDB file at its source rate, unchecked amplitudes (``fmt``: skip detection)."""
+    path = Path(path)
+    fmt = fmt or detect(path)
+    if fmt == "wfdb":
+        raise ECGNetError(f"{path}: a WFDB record: read it with read_ecg_any")
+    module = importlib.import_module(f"ecgnet.data.readers.{_MODULES[fmt]}")
+    try:
+        return module.read(path, limits)
+    except ECGNetError:
+        raise
+    except (MemoryError, RecursionError) as e:
+        raise ECGNetError(f"{path}: too large or too deeply nested to read as {fmt} ({type(e).__name__})") from e
+
+
+def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
+                 limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
+    """Read any supported ECG file (see the module docstring) as 12 leads in mV at ``sampling_rate``.
+
+    A source rate other than ``sampling_rate`` is an error unless ``resample``. Amplitude problems (a
+    per-lead normalised signal, a median lead range outside 0.3–12 mV, a flat lead) are warnings and make
+    ``amplitude_trusted`` False; they are judged on the signal as recorded, before resampling."""
+    path = Path(path)
+    fmt = detect(path)
+    if fmt == "wfdb":
+        return read_ecg(path, sampling_rate, resample=resample, limits=limits)
+    rec = read_source(path, limits, fmt)
+    problems = amplitude_problems(rec.signal)
+    rec.warnings += problems
+    rec.amplitude_trusted = rec.amplitude_trusted and not problems
+    if rec.source_rate != sampling_rate:
+        if not resample:
+            raise ECGNetError(f"{path}: sampled at {rec.source_rate:g} Hz, the model expects {sampling_rate:g} Hz "
+                              "(pass --resample to resample it)")
+        rec.signal = resample_signal(rec.signal, rec.source_rate, sampling_rate)
+        rec.sampling_rate = float(sampling_rate)
+        note(rec, f"resampled: {rec.source_rate:g} Hz → {sampling_rate:g} Hz")
+    with np.errstate(over="ignore"):
+        rec.signal = np.ascontiguousarray(rec.signal, dtype=np.float32)
+    if not np.isfinite(rec.signal).all():
+        raise ECGNetError(f"{path}: amplitudes beyond float32's range (~3e38 mV): a wrong scale in the file?")
+    return rec

@@ -1,0 +1,197 @@
+"""What every format reader shares: lead names, the 12-lead assembly (deriving the limb leads a device did
+not store), units, safe XML parsing and the file-size budget.
+
+A reader collects ``{lead name: samples in mV}`` at one rate and hands it to :func:`assemble`, which
+refuses what cannot be a 12-lead ECG (only 3 leads, a missing precordial lead, leads of different lengths)
+with one :class:`ECGNetError` naming the file, and derives III, aVR, aVL, aVF from I and II when the file
+holds only the 8 independent leads (GE MUSE does), saying so.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.data.limits import ReadLimits
+from ecgnet.data.records import LEADS, ECGRecord
+from ecgnet.errors import ECGNetError
+
+# Einthoven/Goldberger: the four limb leads that are linear combinations of I and II.
+LIMB_FROM_I_II = {
+    "III": lambda i, ii: ii - i,
+    "AVR": lambda i, ii: -(i + ii) / 2,
+    "AVL": lambda i, ii: i - ii / 2,
+    "AVF": lambda i, ii: ii - i / 2,
+}
+_ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "LEADI": "I", "LEADII": "II", "LEADIII": "III",
+            "1": "I", "2": "II", "3": "III", "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III"}
+_UNITS_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
+                "microvolt": 1e-3, "microvolts": 1e-3, "nv": 1e-6, "v": 1e3, "volt": 1e3, "volts": 1e3}
+
+
+def lead_name(label: str) -> str | None:
+    """A device's label for a lead (``I``, ``Lead II``, ``MDC_ECG_LEAD_AVR``, ``aVL``, ``V5``, ``DIII``) → the
+    LEADS name, or None for anything else (an extra lead, a rhythm channel)."""
+    if str(label).strip().startswith("-"):  # an inverted lead (-aVR) is not the standard lead
+        return None
+    name = re.sub(r"\(.*?\)", "", str(label))  # "Lead I (Einthoven)"
+    name = re.sub(r"[\s_\-]", "", name).upper()
+    name = re.sub(r"^(MDCECGLEAD|ECGLEAD|LEAD)", "", name)
+    name = _ALIASES.get(name, name)
+    return name if name in LEADS else None
+
+
+def units_to_mv(unit: str | None, path: Path, default: str = "uV") -> float:
+    """The factor from ``unit`` (mV, uV, µV, V, 'MICROVOLTS' …; None → ``default``) to mV."""
+    key = (unit or default).strip().lower()
+    if key not in _UNITS_TO_MV:
+        raise ECGNetError(f"{path}: unknown amplitude units {unit!r} (need V, mV, µV or nV)")
+    return _UNITS_TO_MV[key]
+
+
+def check_file(path: Path, limits: ReadLimits) -> bytes:
+    """The file's bytes, once its size is within ``limits`` (one clear error if it is not readable)."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ECGNetError(f"{path}: cannot be read ({e.strerror or e})") from e
+    limits.check_file_bytes(size, path)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ECGNetError(f"{path}: cannot be read ({e.strerror or e})") from e
+
+
+def parse_xml(data: bytes, path: Path):
+    """The root element of ``data``, parsed with defusedxml (no entity expansion, no external entities or
+    DTD fetching: the files are hostile until read). Namespaces are stripped from tags, so
+    ``{urn:hl7-org:v3}series`` is ``series``."""
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+
+    try:
+        root = fromstring(data, forbid_dtd=False)  # MUSE files carry a DOCTYPE line (no entities)
+    except DefusedXmlException as e:
+        raise ECGNetError(f"{path}: refused XML construct ({type(e).__name__}: entity or external "
+                          "reference in a hostile file?)") from e
+    except Exception as e:  # ParseError, encoding errors
+        raise ECGNetError(f"{path}: not well-formed XML ({type(e).__name__}: {e})") from e
+    for el in root.iter():
+        if isinstance(el.tag, str) and "}" in el.tag:
+            el.tag = el.tag.rsplit("}", 1)[1]
+    return root
+
+
+def text(el, default: str = "") -> str:
+    """An element's stripped text (``default`` when the element or its text is missing)."""
+    if el is None or el.text is None:
+        return default
+    return el.text.strip()
+
+
+def number(value, what: str, path: Path, kind=float):
+    """``value`` (a string from the file) as ``kind``, or one clear error naming ``what``."""
+    try:
+        out = kind(str(value).strip())
+    except (TypeError, ValueError) as e:
+        raise ECGNetError(f"{path}: {what} is {value!r}, not a number") from e
+    if kind is float and not np.isfinite(out):
+        raise ECGNetError(f"{path}: {what} is {value!r}, not a finite number")
+    return out
+
+
+def b64_samples(data: str, dtype: str, count: int, path: Path, what: str) -> np.ndarray:
+    """``count`` samples of ``dtype`` (e.g. ``<i2``) from base64 text, refusing bad base64 and a block whose
+    length disagrees with ``count`` *before* decoding it (the caller has checked ``count`` against the
+    budget)."""
+    import base64
+    import binascii
+
+    compact = re.sub(r"\s+", "", data or "")
+    nbytes = count * np.dtype(dtype).itemsize
+    if len(compact) > 4 * ((nbytes + 2) // 3) + 4:
+        raise ECGNetError(f"{path}: {what}: {len(compact)} base64 characters for {count} declared samples "
+                          f"(over {4 * ((nbytes + 2) // 3)})")
+    try:
+        raw = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ECGNetError(f"{path}: {what}: bad base64 ({e})") from e
+    if len(raw) != nbytes:
+        raise ECGNetError(f"{path}: {what}: {len(raw)} bytes of samples, the file declares {count} samples "
+                          f"({nbytes} bytes): truncated or wrong count")
+    return np.frombuffer(raw, dtype=dtype).astype(np.float64)
+
+
+def check_rate(rate: float, path: Path) -> float:
+    if not 10 <= rate <= 100_000:
+        raise ECGNetError(f"{path}: sampling rate {rate:g} Hz is outside 10 Hz–100 kHz")
+    return float(rate)
+
+
+def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *, statements=(), patient=None,
+             warnings=(), notes=(), age=None, sex=None, amplitude_trusted: bool = True) -> ECGRecord:
+    """``leads`` ({LEADS name: mV samples}) at ``rate`` Hz → the 12-lead :class:`ECGRecord` at the source rate.
+
+    The limb leads III, aVR, aVL, aVF are derived from I and II when all four are missing (and listed in
+    ``derived_leads``); any other gap is an error naming the missing leads."""
+    found = [lead for lead in LEADS if lead in leads]
+    if len(found) <= 3:
+        raise ECGNetError(f"{path}: holds {len(found)} standard lead(s) ({', '.join(found) or 'none'}); "
+                          f"ECGNet needs 12 (or the 8 independent leads I, II, V1–V6)")
+    lengths = {lead: len(leads[lead]) for lead in found}
+    if len(set(lengths.values())) > 1:
+        raise ECGNetError(f"{path}: leads of different lengths ({', '.join(f'{k} {v}' for k, v in lengths.items())})")
+    if min(lengths.values()) < 2:
+        raise ECGNetError(f"{path}: the leads hold no samples")
+    derived: list[str] = []
+    missing_limb = [lead for lead in LIMB_FROM_I_II if lead not in leads]
+    if missing_limb and "I" in leads and "II" in leads:
+        if len(missing_limb) < len(LIMB_FROM_I_II):  # a partial set is not a known layout: say so
+            warnings = [*warnings, f"derived {', '.join(missing_limb)} from I and II (the file lacks them)"]
+        i, ii = np.asarray(leads["I"], np.float64), np.asarray(leads["II"], np.float64)
+        for lead in missing_limb:
+            leads[lead] = LIMB_FROM_I_II[lead](i, ii)
+        derived = missing_limb
+    missing = [lead for lead in LEADS if lead not in leads]
+    if missing:
+        raise ECGNetError(f"{path}: lacks lead(s) {', '.join(missing)} (found {', '.join(found)})")
+    with np.errstate(over="ignore", invalid="ignore"):
+        signal = np.stack([np.asarray(leads[lead], np.float64) for lead in LEADS])
+    if not np.isfinite(signal).all():
+        raise ECGNetError(f"{path}: the signal contains NaN or infinite samples")
+    rec = ECGRecord(path, signal, float(rate), float(rate), list(warnings), amplitude_trusted, age, sex,
+                    format=fmt, derived_leads=[_display(d) for d in derived],
+                    statements=[s for s in (" ".join(str(s).split()) for s in statements) if s],
+                    patient={k: v for k, v in (patient or {}).items() if v not in (None, "")})
+    if derived:
+        note(rec, f"derived {', '.join(rec.derived_leads)} from I and II (the file stores "
+                  f"{len(found)} leads: {', '.join(_display(f) for f in found)})")
+    for n in notes:
+        note(rec, n)
+    return rec
+
+
+def note(rec: ECGRecord, message: str) -> None:
+    """An informational message: ``rec.notes`` where the record has them, else its warnings."""
+    notes = getattr(rec, "notes", None)
+    (notes if isinstance(notes, list) else rec.warnings).append(message)
+
+
+def _display(lead: str) -> str:
+    return {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}.get(lead, lead)
+
+
+def sex_from(value) -> str | None:
+    """'M', 'Male', 'MALE', 1 … → 'male' / 'female' (None when unknown)."""
+    v = str(value or "").strip().lower()
+    return {"m": "male", "male": "male", "f": "female", "female": "female"}.get(v)
+
+
+def age_from(value) -> float | None:
+    try:
+        age = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return age if np.isfinite(age) and 0 <= age < 150 else None

@@ -1,0 +1,127 @@
+"""DICOM waveforms (12-lead ECG Waveform Storage, General ECG, or the same waveform filed under another SOP
+class), read with pydicom.
+
+The first original multiplex group with ECG leads (``RHYTHM``; a ``MEDIAN BEAT`` group is derived and
+skipped) is decoded once its declared channels × samples fit the budget and its ``WaveformData`` holds
+them. Each channel's lead comes from its source code meaning (``Lead I (Einthoven)``, ``Lead aVR``) or
+the SCP-ECG code in its code value (``5.6.3-9-61`` = III); amplitudes are (value × sensitivity ×
+correction + baseline) in the channel's sensitivity units. Statements: the waveform annotations' free
+text (``UnformattedTextValue``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.data.limits import ReadLimits
+from ecgnet.data.readers.common import age_from, assemble, check_file, check_rate, lead_name, number, sex_from, units_to_mv
+from ecgnet.data.records import ECGRecord
+from ecgnet.errors import ECGNetError
+
+ECG_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.9.1.1": "12-lead ECG Waveform Storage",
+    "1.2.840.10008.5.1.4.1.1.9.1.2": "General ECG Waveform Storage",
+    "1.2.840.10008.5.1.4.1.1.9.1.3": "Ambulatory ECG Waveform Storage",
+}
+# SCP-ECG lead codes (EN 1064 table; DICOM's "SCPECG" code values 5.6.3-9-N)
+_SCP_LEADS = {1: "I", 2: "II", 3: "V1", 4: "V2", 5: "V3", 6: "V4", 7: "V5", 8: "V6", 61: "III", 62: "AVR", 63: "AVL",
+              64: "AVF"}
+_DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "<i2", (16, "US"): "<u2", (32, "SL"): "<i4", (32, "UL"): "<u4"}
+
+
+def read(path: Path, limits: ReadLimits) -> ECGRecord:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    check_file(path, limits)
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as e:
+        raise ECGNetError(f"{path}: cannot be read as DICOM ({type(e).__name__}: {e})") from e
+    groups = ds.get("WaveformSequence")
+    sop = str(ds.get("SOPClassUID", ""))
+    if not groups:
+        raise ECGNetError(f"{path}: a DICOM file without a waveform (SOP class {sop or '?'}: "
+                          f"{ECG_SOP_CLASSES.get(sop, 'not an ECG')})")
+    group = _rhythm_group(groups, path)
+    n_channels = int(group.get("NumberOfWaveformChannels", 0))
+    n_samples = int(group.get("NumberOfWaveformSamples", 0))
+    rate = check_rate(number(group.get("SamplingFrequency", "?"), "SamplingFrequency", path), path)
+    limits.check_signals(n_channels, path)
+    limits.check_samples(n_samples, n_channels, rate, path)
+    key = (int(group.get("WaveformBitsAllocated", 0)), str(group.get("WaveformSampleInterpretation", "")))
+    if key not in _DTYPES:
+        raise ECGNetError(f"{path}: waveform samples of {key[0]} bits, interpretation {key[1]!r}, are not read")
+    data = group.get("WaveformData", b"") or b""
+    expected = n_samples * n_channels * np.dtype(_DTYPES[key]).itemsize
+    if len(data) < expected:
+        raise ECGNetError(f"{path}: WaveformData holds {len(data)} bytes, the waveform declares {n_channels} "
+                          f"channels × {n_samples} samples ({expected} bytes): truncated")
+    raw = np.frombuffer(data[:expected], dtype=_DTYPES[key]).reshape(n_samples, n_channels).T.astype(np.float64)
+    channels = list(group.get("ChannelDefinitionSequence", []))
+    if len(channels) != n_channels:
+        raise ECGNetError(f"{path}: {len(channels)} channel definitions for {n_channels} channels")
+    warnings: list[str] = []
+    leads = {}
+    for values, ch in zip(raw, channels):
+        label, name = _lead(ch)
+        if name is None:
+            warnings.append(f"channel {label!r} is not one of the 12 standard leads: ignored")
+            continue
+        units = ch.get("ChannelSensitivityUnitsSequence")
+        unit = str(units[0].get("CodeValue", "")) if units else None
+        sensitivity = float(ch.get("ChannelSensitivity", 1.0) or 1.0) * float(ch.get("ChannelSensitivityCorrectionFactor", 1.0) or 1.0)
+        leads[name] = (values * sensitivity + float(ch.get("ChannelBaseline", 0.0) or 0.0)) * units_to_mv(unit, path)
+    notes = [] if sop in ECG_SOP_CLASSES else [f"ECG waveform filed under SOP class {sop or '(none)'}, not an "
+                                                 "ECG storage class"]
+    return assemble(path, leads, rate, "dicom", statements=_statements(ds), patient=_patient(ds), warnings=warnings,
+                    notes=notes, age=_age(ds), sex=sex_from(ds.get("PatientSex")))
+
+
+def _rhythm_group(groups, path: Path):
+    for g in groups:  # an original group first, then any with enough channels
+        if str(g.get("WaveformOriginality", "ORIGINAL")).upper() == "ORIGINAL" and \
+                "MEDIAN" not in str(g.get("MultiplexGroupLabel", "")).upper():
+            return g
+    for g in groups:
+        if "MEDIAN" not in str(g.get("MultiplexGroupLabel", "")).upper():
+            return g
+    raise ECGNetError(f"{path}: holds only median-beat waveforms, no rhythm recording")
+
+
+def _lead(ch) -> tuple[str, str | None]:
+    src = ch.get("ChannelSourceSequence")
+    if not src:
+        return str(ch.get("ChannelLabel", "?")), lead_name(str(ch.get("ChannelLabel", "")))
+    meaning, code = str(src[0].get("CodeMeaning", "")), str(src[0].get("CodeValue", ""))
+    name = lead_name(meaning) or lead_name(str(ch.get("ChannelLabel", "")))
+    if name is None and code.startswith("5.6.3-9-"):
+        try:
+            name = _SCP_LEADS.get(int(code.rsplit("-", 1)[1]))
+        except ValueError:
+            name = None
+    if name is None and code.startswith("MDC_ECG_LEAD_"):
+        name = lead_name(code)
+    return meaning or code, name
+
+
+def _statements(ds) -> list[str]:
+    out = [str(a.get("UnformattedTextValue", "")).strip() for a in ds.get("WaveformAnnotationSequence", [])]
+    return list(dict.fromkeys(x for x in out if x))
+
+
+def _age(ds) -> float | None:
+    age = str(ds.get("PatientAge", "") or "")
+    if age.endswith("Y"):
+        return age_from(age[:-1])
+    return None
+
+
+def _patient(ds) -> dict:
+    return {"id": str(ds.get("PatientID", "") or ""), "name": str(ds.get("PatientName", "") or ""),
+            "birth_date": str(ds.get("PatientBirthDate", "") or ""),
+            "acquired": str(ds.get("AcquisitionDateTime", "") or ds.get("StudyDate", "") or ""),
+            "device": " ".join(str(ds.get(k, "") or "") for k in ("Manufacturer", "ManufacturerModelName")).strip()}

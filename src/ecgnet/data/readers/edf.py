@@ -1,0 +1,102 @@
+"""EDF / EDF+ (and 24-bit BDF), read with edfio.
+
+The fixed header is checked before edfio reads anything: the signal count against the budget, and the
+declared data records × samples per record against the budget and against the file's size (a truncated
+file is refused, not zero-padded). ECG channels are recognised by label (``I``, ``ECG II``, ``EKG V1``,
+``aVR`` …); EDF+ annotation channels are skipped. All ECG channels must share one sampling rate.
+Patient fields come from the EDF+ patient identification (code, sex, birth date, name).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.data.limits import ReadLimits
+from ecgnet.data.readers.common import age_from, assemble, check_rate, lead_name, sex_from, units_to_mv
+from ecgnet.data.records import ECGRecord
+from ecgnet.errors import ECGNetError
+
+
+def read(path: Path, limits: ReadLimits) -> ECGRecord:
+    import edfio
+
+    path = Path(path)
+    size = path.stat().st_size
+    limits.check_file_bytes(size, path)
+    with open(path, "rb") as f:
+        head = f.read(256)
+        bdf = head[:1] == b"\xff"
+        try:
+            n_signals = int(head[252:256].decode("ascii").strip())
+            n_records = int(head[236:244].decode("ascii").strip())
+            header_bytes = int(head[184:192].decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ECGNetError(f"{path}: not a valid {'BDF' if bdf else 'EDF'} header ({e})") from e
+        limits.check_signals(n_signals, path)
+        if header_bytes != 256 * (n_signals + 1) or size < header_bytes:
+            raise ECGNetError(f"{path}: header declares {header_bytes} bytes for {n_signals} signals "
+                              f"(need {256 * (n_signals + 1)}; file of {size} bytes): truncated or corrupt")
+        signal_header = f.read(256 * n_signals)
+    try:
+        per_record = [int(signal_header[216 * n_signals + 8 * i: 216 * n_signals + 8 * (i + 1)].decode("ascii").strip())
+                      for i in range(n_signals)]
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ECGNetError(f"{path}: bad samples-per-record field in the signal headers ({e})") from e
+    width = 3 if bdf else 2
+    if n_records < 0 or any(n < 0 for n in per_record):
+        raise ECGNetError(f"{path}: declares {n_records} data records (unknown or negative: a recording "
+                          "still being written?)")
+    limits.check_samples(n_records * max(per_record or [0]), n_signals, 0, path)
+    need = header_bytes + n_records * sum(per_record) * width
+    if size < need:
+        raise ECGNetError(f"{path}: {size} bytes, the header declares {need} ({n_records} records): truncated")
+    try:
+        rec = (edfio.read_bdf if bdf else edfio.read_edf)(path, lazy_load_data=True)
+    except Exception as e:  # edfio raises ValueError and others for malformed headers
+        raise ECGNetError(f"{path}: cannot be read as {'BDF' if bdf else 'EDF'} ({type(e).__name__}: {e})") from e
+    rates, leads, warnings = set(), {}, []
+    for sig in rec.signals:
+        name = lead_name(re.sub(r"^(ECG|EKG)\s*", "", sig.label.strip(), flags=re.I))
+        if name is None or name in leads:
+            continue
+        rate = float(sig.sampling_frequency)
+        limits.check_samples(int(round(rec.duration * rate)), n_signals, rate, path)
+        rates.add(rate)
+        leads[name] = np.asarray(sig.data, np.float64) * units_to_mv(sig.physical_dimension.strip() or None, path,
+                                                                       default="uV")
+        if not sig.physical_dimension.strip():
+            warnings.append(f"channel {sig.label.strip()!r} has no physical dimension: read as µV")
+    if len(rates) > 1:
+        raise ECGNetError(f"{path}: the ECG channels have different sampling rates "
+                          f"({', '.join(f'{r:g}' for r in sorted(rates))} Hz)")
+    if not rates:
+        labels = ", ".join(s.label.strip() for s in rec.signals) or "none"
+        raise ECGNetError(f"{path}: no ECG lead among its channels ({labels})")
+    rate = check_rate(rates.pop(), path)
+    patient, age, sex = _patient(rec)
+    return assemble(path, leads, rate, "edf", patient=patient, warnings=warnings, age=age, sex=sex)
+
+
+def _patient(rec) -> tuple[dict, float | None, str | None]:
+    out: dict = {}
+    try:
+        start = rec.startdate
+        out["acquired"] = f"{start.isoformat()} {rec.starttime.isoformat()}"
+    except Exception:  # an anonymised or malformed start date
+        start = None
+    sex = age = None
+    try:
+        p = rec.patient
+        out.update(id=p.code if p.code != "X" else "", name=(p.name if p.name != "X" else "").replace("_", " "))
+        sex = sex_from(p.sex) if p.sex != "X" else None
+        birth = p.birthdate
+        if birth is not None:
+            out["birth_date"] = birth.isoformat()
+            if start is not None:
+                age = age_from(start.year - birth.year - ((start.month, start.day) < (birth.month, birth.day)))
+    except Exception:  # plain EDF: a free-text patient field, not EDF+ subfields
+        pass
+    return out, age, sex

@@ -1,0 +1,114 @@
+"""GE MUSE XML (``<RestingECG>``): the rhythm waveform, the device's diagnosis statements, patient fields.
+
+MUSE stores the 8 independent leads (I, II, V1–V6) as base64 little-endian int16 with
+``LeadAmplitudeUnitsPerBit`` µV per unit; III, aVR, aVL, aVF are derived (and listed in
+``derived_leads``). The sampling rate is ``SampleBase × 10^SampleExponent`` of the waveform; some MUSE
+exports disagree with themselves (``SampleBase`` 240 while ``ECGSampleBase`` says 250 for 2,500 samples):
+the rate that makes the 10 s resting ECG is used and a warning says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecgnet.data.limits import ReadLimits
+from ecgnet.data.readers.common import (age_from, assemble, b64_samples, check_file, check_rate, lead_name, number,
+                                        parse_xml, sex_from, text, units_to_mv)
+from ecgnet.data.records import ECGRecord
+from ecgnet.errors import ECGNetError
+
+RESTING_SECONDS = 10.0
+
+
+def read(path: Path, limits: ReadLimits) -> ECGRecord:
+    path = Path(path)
+    root = parse_xml(check_file(path, limits), path)
+    if root.tag != "RestingECG":
+        raise ECGNetError(f"{path}: not a GE MUSE XML file (root element <{root.tag}>, expected <RestingECG>)")
+    waveforms = root.findall("Waveform")
+    rhythm = [w for w in waveforms if text(w.find("WaveformType")).lower() == "rhythm"]
+    if not rhythm:
+        kinds = ", ".join(text(w.find("WaveformType"), "?") for w in waveforms) or "none"
+        raise ECGNetError(f"{path}: no rhythm waveform (waveforms: {kinds}); a median beat alone is not read")
+    wave = rhythm[0]
+    lead_data = wave.findall("LeadData")
+    limits.check_signals(len(lead_data), path)
+    counts = {number(text(ld.find("LeadSampleCountTotal"), "?"), "LeadSampleCountTotal", path, int) for ld in lead_data}
+    if not lead_data or len(counts) != 1:
+        raise ECGNetError(f"{path}: the rhythm waveform's leads declare different sample counts ({sorted(counts)})"
+                          if lead_data else f"{path}: the rhythm waveform holds no leads")
+    samples = counts.pop()
+    warnings: list[str] = []
+    rate = _rate(root, wave, samples, path, warnings)
+    limits.check_samples(samples, len(lead_data), rate, path)
+    leads = {}
+    for ld in lead_data:
+        label = text(ld.find("LeadID"))
+        name = lead_name(label)
+        if name is None:
+            warnings.append(f"lead {label!r} is not one of the 12 standard leads: ignored")
+            continue
+        size = number(text(ld.find("LeadSampleSize"), "2"), "LeadSampleSize", path, int)
+        if size != 2:
+            raise ECGNetError(f"{path}: lead {label}: {size}-byte samples (MUSE stores 2-byte samples)")
+        digital = b64_samples(text(ld.find("WaveFormData")), "<i2", samples, path, f"lead {label}")
+        per_bit = number(text(ld.find("LeadAmplitudeUnitsPerBit"), "?"), f"lead {label}'s LeadAmplitudeUnitsPerBit",
+                         path)
+        leads[name] = digital * per_bit * units_to_mv(text(ld.find("LeadAmplitudeUnits")) or None, path)
+    demo, test = root.find("PatientDemographics"), root.find("TestDemographics")
+    age = None
+    if demo is not None and text(demo.find("AgeUnits"), "YEARS").upper() == "YEARS":
+        age = age_from(text(demo.find("PatientAge")))
+    patient = {}
+    if demo is not None:
+        name = " ".join(x for x in (text(demo.find("PatientFirstName")), text(demo.find("PatientLastName"))) if x)
+        patient.update(id=text(demo.find("PatientID")), name=name, birth_date=text(demo.find("DateofBirth")))
+    if test is not None:
+        patient.update(acquired=" ".join(x for x in (text(test.find("AcquisitionDate")),
+                                                     text(test.find("AcquisitionTime"))) if x),
+                       device=text(test.find("AcquisitionDevice")), site=text(test.find("SiteName")))
+    return assemble(path, leads, rate, "muse-xml", statements=_statements(root), patient=patient,
+                    warnings=warnings, age=age, sex=sex_from(text(demo.find("Gender")) if demo is not None else None))
+
+
+def _rate(root, wave, samples: int, path: Path, warnings: list[str]) -> float:
+    """The waveform's rate, checked against the measurements' ``ECGSampleBase`` (see the module docstring)."""
+    base = text(wave.find("SampleBase"))
+    if not base:
+        raise ECGNetError(f"{path}: the rhythm waveform declares no SampleBase (sampling rate)")
+    rate = check_rate(number(base, "SampleBase", path) * 10 ** number(text(wave.find("SampleExponent"), "0"),
+                                                                       "SampleExponent", path, int), path)
+    other = root.find("OriginalRestingECGMeasurements/ECGSampleBase")
+    if other is None or not text(other):
+        return rate
+    exponent = text(root.find("OriginalRestingECGMeasurements/ECGSampleExponent"), "0")
+    alt = check_rate(number(text(other), "ECGSampleBase", path) * 10 ** number(exponent, "ECGSampleExponent", path, int),
+                     path)
+    if alt == rate:
+        return rate
+    fits = [r for r in (rate, alt) if abs(samples / r - RESTING_SECONDS) < 1e-6]
+    chosen = fits[0] if len(fits) == 1 else rate
+    why = (f"{samples} samples at {chosen:g} Hz make the 10 s resting ECG" if len(fits) == 1
+           else "neither makes a 10 s ECG: the waveform's own SampleBase is used")
+    warnings.append(f"conflicting sampling rates: the rhythm waveform's SampleBase says {rate:g} Hz, "
+                    f"ECGSampleBase says {alt:g} Hz; read at {chosen:g} Hz ({why})")
+    return chosen
+
+
+def _statements(root) -> list[str]:
+    """The diagnosis statements, fragments joined into lines at each ``ENDSLINE`` flag."""
+    diagnosis = root.find("Diagnosis")
+    if diagnosis is None:
+        diagnosis = root.find("OriginalDiagnosis")
+    if diagnosis is None:
+        return []
+    lines, current = [], []
+    for stmt in diagnosis.findall("DiagnosisStatement"):
+        if text(stmt.find("StmtText")):
+            current.append(text(stmt.find("StmtText")))
+        if any(text(f).upper() == "ENDSLINE" for f in stmt.findall("StmtFlag")) and current:
+            lines.append(" ".join(current))
+            current = []
+    if current:
+        lines.append(" ".join(current))
+    return lines

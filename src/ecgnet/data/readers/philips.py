@@ -1,0 +1,199 @@
+"""Philips XML (``<restingecgdata>``, SierraECG 1.03 and PhilipsECG 1.04/1.04.01/1.04.02, UTF-8 or UTF-16).
+
+The waveform is base64, either uncompressed int16 (lead after lead) or XLI-compressed (one LZW chunk per
+lead, then second differences), decoded with the ``sierraecg`` library's LZW decoder and delta decoder;
+this module bounds each chunk's output to the declared samples *before* it is decoded further. In XLI
+files III, aVR, aVL and aVF are stored as residuals against I and II; which reading is right is decided
+on the signal (Einthoven: III = II − I), not assumed. Amplitudes are ``resolution`` µV per unit.
+Statements: 1.03's ``<statement><leftstatement>`` and 1.04's ``<codedstatement>`` (modifiers +
+``<lhsstatement>``), plus the severity line (``ABNORMAL ECG``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.data.limits import ReadLimits
+from ecgnet.data.readers.common import (age_from, assemble, b64_samples, check_file, check_rate, lead_name, number,
+                                        parse_xml, sex_from, text)
+from ecgnet.data.records import ECGRecord
+from ecgnet.errors import ECGNetError
+
+STANDARD_ORDER = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+VERSIONS = ("1.03", "1.04", "1.04.01", "1.04.02")
+
+
+def read(path: Path, limits: ReadLimits) -> ECGRecord:
+    path = Path(path)
+    root = parse_xml(check_file(path, limits), path)
+    if root.tag != "restingecgdata":
+        raise ECGNetError(f"{path}: not a Philips XML file (root <{root.tag}>, expected <restingecgdata>)")
+    warnings: list[str] = []
+    version = text(root.find("documentinfo/documentversion"))
+    if version and version not in VERSIONS:
+        warnings.append(f"Philips XML version {version} (read as {', '.join(VERSIONS)} are): check the leads")
+    chars = root.find("dataacquisition/signalcharacteristics")
+    wave = root.find("waveforms/parsedwaveforms")
+    if wave is None or chars is None:
+        raise ECGNetError(f"{path}: no <parsedwaveforms> or <signalcharacteristics>: not a 12-lead Philips ECG")
+    rate = _agreeing(path, warnings, "sampling rate", "Hz", text(chars.find("samplingrate")),
+                     wave.get("samplespersecond"))
+    rate = check_rate(rate, path)
+    resolution = _agreeing(path, warnings, "resolution", "µV per unit",
+                           text(chars.find("signalresolution")) or text(chars.find("resolution")), wave.get("resolution"))
+    labels = _labels(wave, chars, path)
+    limits.check_signals(len(labels), path)
+    duration_ms = number(wave.get("durationperchannel", "?"), "durationperchannel", path)
+    samples = int(round(duration_ms * rate / 1000))
+    limits.check_samples(samples, len(labels), rate, path)
+    compression = (wave.get("compressmethod") or wave.get("compression") or "Uncompressed").strip()
+    if (wave.get("dataencoding") or "Base64").strip().lower() != "base64":
+        raise ECGNetError(f"{path}: waveform encoding {wave.get('dataencoding')!r} (only Base64 is defined)")
+    if compression.upper() == "XLI":
+        digital = _xli(wave.text or "", len(labels), samples, limits, path)
+        digital = _limb_leads(digital, labels, path, warnings)
+    elif compression.lower() in ("uncompressed", "none", ""):
+        flat = b64_samples(wave.text or "", "<i2", samples * len(labels), path, "waveform")
+        digital = flat.reshape(len(labels), samples)
+    else:
+        raise ECGNetError(f"{path}: waveform compression {compression!r} is not read (XLI or uncompressed)")
+    leads = {}
+    for label, values in zip(labels, digital):
+        name = lead_name(label)
+        if name is not None:
+            leads[name] = values * resolution / 1000.0
+    return assemble(path, leads, rate, "philips-xml", statements=_statements(root), patient=_patient(root),
+                    warnings=warnings, age=_age(root), sex=sex_from(text(root.find("patient/generalpatientdata/sex"))))
+
+
+def _agreeing(path: Path, warnings: list[str], what: str, unit: str, first: str, second: str | None) -> float:
+    """One value declared in two places (signal characteristics, the waveform's attributes): they must agree."""
+    values = [number(v, what, path) for v in (first, second) if v not in (None, "")]
+    if not values:
+        raise ECGNetError(f"{path}: declares no {what}")
+    if len(values) == 2 and values[0] != values[1]:
+        raise ECGNetError(f"{path}: declares two {what}s: {values[0]:g} {unit} (signalcharacteristics) and "
+                          f"{values[1]:g} {unit} (parsedwaveforms)")
+    return values[0]
+
+
+def _labels(wave, chars, path: Path) -> list[str]:
+    labels = (wave.get("leadlabels") or "").split()
+    if labels:
+        n = int(number(wave.get("numberofleads", len(labels)), "numberofleads", path))
+        return labels[:n]
+    acquisition = text(chars.find("acquisitiontype")) or text(chars.find("leadset"))
+    n = int(number(text(chars.find("numberchannelsallocated"), "12"), "numberchannelsallocated", path))
+    if acquisition.upper() in ("STD-12", "10-WIRE") and n <= 12:
+        return STANDARD_ORDER[:n]
+    raise ECGNetError(f"{path}: no lead labels and lead set {acquisition!r} with {n} channels (not STD-12)")
+
+
+def _xli(data: str, n_leads: int, samples: int, limits: ReadLimits, path: Path) -> np.ndarray:
+    """XLI chunks → (leads, samples) int values; each chunk's LZW output is cut off at the declared size."""
+    import base64
+    import binascii
+    import re
+
+    from sierraecg.lzw import LzwDecoder
+    from sierraecg.xli import xli_decode_deltas
+
+    compact = re.sub(r"\s+", "", data)
+    if len(compact) > 2 * limits.max_file_bytes:
+        raise ECGNetError(f"{path}: waveform of {len(compact)} base64 characters, over the file budget")
+    try:
+        raw = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ECGNetError(f"{path}: waveform: bad base64 ({e})") from e
+    out, offset, want = [], 0, 2 * samples
+    while offset < len(raw) and len(out) < n_leads:
+        if offset + 8 > len(raw):
+            raise ECGNetError(f"{path}: XLI waveform truncated in the header of lead {len(out) + 1}")
+        size = int.from_bytes(raw[offset:offset + 4], "little", signed=True)
+        start = int.from_bytes(raw[offset + 6:offset + 8], "little", signed=True)
+        if size <= 0 or offset + 8 + size > len(raw):
+            raise ECGNetError(f"{path}: XLI lead {len(out) + 1} declares {size} bytes, the data holds "
+                              f"{len(raw) - offset - 8}: truncated or corrupt")
+        decoder = LzwDecoder(raw[offset + 8:offset + 8 + size], bits=10)
+        buffer = []
+        while len(buffer) < want and (b := decoder.read()) != -1:  # never more than the declared samples
+            buffer.append(b & 0xFF)
+        offset += 8 + size
+        if len(buffer) < want:
+            raise ECGNetError(f"{path}: XLI lead {len(out) + 1} decodes to {len(buffer) // 2} samples, "
+                              f"the file declares {samples}: truncated or corrupt")
+        out.append(np.asarray(xli_decode_deltas(buffer, start), dtype=np.int64))
+    if len(out) < n_leads:
+        raise ECGNetError(f"{path}: XLI waveform holds {len(out)} leads, the file declares {n_leads}")
+    return np.stack(out)
+
+
+def _limb_leads(digital: np.ndarray, labels: list[str], path: Path, warnings: list[str]) -> np.ndarray:
+    """XLI stores III, aVR, aVL, aVF as residuals: rebuild them when that makes III = II − I hold."""
+    names = [lead_name(x) for x in labels]
+    if not all(n in names for n in ("I", "II", "III", "AVR", "AVL", "AVF")):
+        return digital
+    i, ii, iii, avr, avl, avf = (digital[names.index(n)] for n in ("I", "II", "III", "AVR", "AVL", "AVF"))
+    rebuilt_iii = ii - i - iii
+    rebuilt = {"III": rebuilt_iii, "AVR": -avr - np.floor_divide(i + ii, 2),
+               "AVL": np.floor_divide(i - rebuilt_iii, 2) - avl, "AVF": np.floor_divide(ii + rebuilt_iii, 2) - avf}
+    as_stored = np.abs(iii - (ii - i)).mean()
+    as_rebuilt = np.abs(rebuilt["III"] - (ii - i)).mean()
+    if as_stored <= as_rebuilt:
+        if as_stored > 2:
+            warnings.append("lead III does not equal II − I as stored or rebuilt: limb leads may be wrong")
+        return digital
+    out = digital.copy()
+    for name, values in rebuilt.items():
+        out[names.index(name)] = values
+    return out
+
+
+def _statements(root) -> list[str]:
+    interp = root.find("interpretations/interpretation")
+    if interp is None:
+        return []
+    lines = [text(s.find("leftstatement")) for s in interp.findall("statement")]
+    for coded in interp.iter("codedstatement"):
+        if (coded.get("deleted") or "False").lower() == "true":
+            continue
+        modifiers = [text(m) for m in coded.iter("modifier") if text(m)]
+        lhs = text(coded.find("unparsedstatement/lhsstatement")) or text(coded.find(".//lhsstatement"))
+        lines.append(" ".join([*modifiers, lhs]))
+    severity = text(interp.find("severity")).strip(" -")
+    if severity:
+        lines.append(severity)
+    return list(dict.fromkeys(x for x in lines if x))  # 1.04 repeats its statements as <statement> lines
+
+
+def _patient(root) -> dict:
+    general = root.find("patient/generalpatientdata")
+    acq = root.find("dataacquisition")
+    out = {}
+    if general is not None:
+        name = " ".join(x for x in (text(general.find("name/firstname")), text(general.find("name/lastname"))) if x)
+        out.update(id=text(general.find("patientid")), name=name, birth_date=text(general.find("age/dateofbirth")))
+    if acq is not None:
+        out.update(acquired=" ".join(x for x in (acq.get("date"), acq.get("time")) if x),
+                   device=text(acq.find("machine")))
+    return out
+
+
+def _age(root) -> float | None:
+    age = root.find("patient/generalpatientdata/age")
+    if age is None:
+        return None
+    years = age_from(text(age.find("years")))
+    if years is not None:
+        return years
+    birth, acquired = text(age.find("dateofbirth")), (root.find("dataacquisition") or {}).get("date") \
+        if root.find("dataacquisition") is not None else None
+    try:
+        from datetime import date
+
+        b, a = date.fromisoformat(birth), date.fromisoformat(acquired or "")
+        return float(a.year - b.year - ((a.month, a.day) < (b.month, b.day)))
+    except (TypeError, ValueError):
+        return age_from(age.get("defaultage")) if age.get("defaultage") else None
