@@ -33,6 +33,7 @@ import numpy as np
 import wfdb
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.quality import LeadQuality, lead_quality
 from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_record_line, header_lines,
                                      read_header_bytes, zero_gains)
 from ecgnet.errors import ECGNetError
@@ -62,6 +63,12 @@ class ECGRecord:
     derived_leads: list[str] = field(default_factory=list)  # leads computed from others, not recorded
     statements: list[str] = field(default_factory=list)  # the device's own interpretation; never a model input
     patient: dict = field(default_factory=dict)  # what the file says of the patient/acquisition (id, name, date …)
+    quality: list[LeadQuality] | None = None  # per-lead flags (ecgnet.data.quality); None: measured on ``signal``
+
+    def __post_init__(self):
+        if self.quality is None and self.signal.ndim == 2 and self.signal.shape == (len(LEADS), self.signal.shape[1]) \
+                and self.signal.shape[1] >= 2:
+            self.quality = lead_quality(self.signal, self.sampling_rate, LEADS)
 
     @property
     def seconds(self) -> float:
@@ -108,6 +115,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
     problems = amplitude_problems(signal)  # on the signal as recorded: resampling changes lead ranges
+    quality = lead_quality(signal, rec.fs, LEADS)  # likewise: resampling smooths a clipped plateau
     if rec.fs != sampling_rate:
         if not resample:
             raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate:g} Hz "
@@ -121,7 +129,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     warnings += problems
     age, sex = header_demographics(rec.comments or [])
     return ECGRecord(header, out, float(sampling_rate), float(rec.fs),
-                     warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []))
+                     warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []), quality=quality)
 
 
 def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
