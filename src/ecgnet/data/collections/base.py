@@ -128,6 +128,17 @@ class CollectionData:
     def has_split(self, name: str) -> bool:
         return len(self.assignment.get(name, ())) > 0
 
+    @property
+    def evaluated_splits(self) -> tuple[str, ...]:
+        """``("val", "test")`` when both exist with every label known and every class positive and negative
+        in each (training then evaluates them as it does PTB-XL's folds 9 and 10); else ``()``: the caller
+        scores what can be scored (:mod:`ecgnet.training.collection`)."""
+        def complete(rows):
+            y = self.collection.y[rows]
+            return len(rows) > 0 and not np.isnan(y).any() and bool(((y.sum(0) > 0) & (y.sum(0) < len(y))).all())
+        ok = self.has_split("test") and all(complete(self.assignment[s]) for s in ("val", "test"))
+        return ("val", "test") if ok else ()
+
     def task_targets(self, task: str, ecg_ids):
         raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
 

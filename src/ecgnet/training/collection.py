@@ -1,0 +1,408 @@
+"""Training on any labelled collection — a manifest or PTB-XL — through the one training loop
+(:func:`ecgnet.training.fit.train`): from scratch or fine-tuned from a run, once or cross-validated.
+
+**Once.** The rows are split by the collection's ``fold`` column when it has one (the highest fold is
+the test set, the next the validation set: PTB-XL's 10 and 9), else into 10 patient-grouped,
+multilabel-stratified folds used the same way. The validation rows choose the checkpoint (early
+stopping on their macro AUC) and the thresholds; the test rows are scored.
+
+**Cross-validated** (``folds=K`` or ``leave_out="source"``). Each fold in turn is held out; the other
+records are split again into training and an inner validation set (``inner`` of their patients,
+grouped and stratified) for early stopping — the held-out fold never chooses anything. The out-of-fold
+predictions are written to ``RUN/cv/predictions.csv`` (``record, fold, p_<CLASS>``), per-fold and pooled
+metrics with bootstrap intervals to ``RUN/cv/metrics.json`` and ``RUN/cv/report.md``; with ``--from`` the
+source model's zero-shot predictions on the same records are scored beside them, with a paired
+bootstrap. Then the final model is trained on every record (an inner validation split for early
+stopping), and its thresholds are chosen on the pooled out-of-fold predictions.
+
+Scoring is tolerant of small collections: a class without a positive or a negative among the scored
+records (or with unknown labels only) is reported as not scorable instead of failing, and unknown
+labels (NaN) leave that class's score for those records out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ecgnet.config import Config
+from ecgnet.data.collections.base import Collection, CollectionData
+from ecgnet.data.collections.folds import inner_split, source_folds, stratified_group_folds
+from ecgnet.errors import ECGNetError
+from ecgnet.evaluation import metrics as M
+from ecgnet.fileio import atomic_path, write_json, write_text
+
+DEFAULT_FOLDS = 10
+
+
+# --- splits --------------------------------------------------------------------------------------
+
+def once_assignment(collection: Collection, seed: int = 0) -> tuple[dict[str, np.ndarray], str]:
+    """Rows for train / val / test, and how they were chosen."""
+    folds = collection.folds
+    how = "the manifest's fold column"
+    if folds is None:
+        k = min(DEFAULT_FOLDS, len(set(collection.patients)))
+        folds = stratified_group_folds(collection.y, collection.patients, k, seed)
+        how = f"{k} patient-grouped, multilabel-stratified folds (seed {seed})"
+    values = sorted(set(folds.tolist()))
+    if len(values) < 3:
+        raise ECGNetError(f"{collection.name}: {len(values)} fold(s) in the fold column; training once needs at "
+                          "least 3 (train, validation = the second-highest, test = the highest)")
+    test, val = values[-1], values[-2]
+    return ({"train": np.flatnonzero(~np.isin(folds, (val, test))), "val": np.flatnonzero(folds == val),
+             "test": np.flatnonzero(folds == test)},
+            f"{how}: fold {test} test, fold {val} validation, the rest training")
+
+
+def cv_folds(collection: Collection, k: int | None, leave_out: str | None, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """(fold number of each row, {fold number: fold name}) and nothing else decided here."""
+    if leave_out is not None:
+        if leave_out != "source":
+            raise ECGNetError(f"--leave-out takes 'source', not '{leave_out}'")
+        folds, names = source_folds(collection.sources, collection.patients)
+        return folds, {i + 1: n for i, n in enumerate(names)}
+    if collection.folds is not None:
+        values = sorted(set(collection.folds.tolist()))
+        if k is not None and k != len(values):
+            raise ECGNetError(f"--folds {k}: the manifest's fold column has {len(values)} folds ({values}); "
+                              f"pass --folds {len(values)} or drop the column")
+        return collection.folds, {v: f"fold {v}" for v in values}
+    folds = stratified_group_folds(collection.y, collection.patients, k, seed)
+    return folds, {v: f"fold {v}" for v in range(1, k + 1)}
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None = None,
+          n_boot: int = 1000, seed: int = 0) -> dict:
+    """Macro and per-class AUC with 90 % bootstrap intervals over the scorable classes (a positive and a
+    negative among the records whose label is known); sensitivity, specificity and balanced accuracy at
+    ``thresholds`` when given."""
+    per_class, ok = {}, []
+    for k, c in enumerate(classes):
+        known = ~np.isnan(y[:, k])
+        yk, pk = y[known, k].astype(int), p[known, k]
+        entry = {"auc": None, "low": None, "high": None, "n": int(known.sum()), "n_positive": int(yk.sum())}
+        if 0 < yk.sum() < len(yk):
+            ok.append(k)
+            entry["auc"], entry["low"], entry["high"] = _ci(yk[:, None], pk[:, None], n_boot, seed)
+            if thresholds and c in thresholds:
+                calls = pk >= thresholds[c]
+                sens, spec = float(calls[yk == 1].mean()), float((~calls[yk == 0]).mean())
+                entry.update(threshold=float(thresholds[c]), sensitivity=sens, specificity=spec,
+                             balanced_accuracy=(sens + spec) / 2)
+        per_class[c] = entry
+    out = {"n_records": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class,
+           "macro_auc": None}
+    if ok:
+        sub_y, sub_p = y[:, ok], p[:, ok]
+        if np.isnan(sub_y).any():  # unknown labels: the point is the mean of the per-class AUCs, no interval
+            value, low, high = float(np.mean([per_class[classes[k]]["auc"] for k in ok])), None, None
+        else:
+            value, low, high = _ci(sub_y.astype(int), sub_p, n_boot, seed)
+        out["macro_auc"] = {"value": value, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot}
+    return out
+
+
+def _ci(y, p, n_boot, seed):
+    try:
+        return M.bootstrap_ci(y, p, M.macro_auc, n_boot=n_boot, seed=seed)
+    except ValueError:  # too few positives for valid resamples
+        return M.macro_auc(y, p), None, None
+
+
+def youden_thresholds(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Per scorable class (known labels only), the threshold maximising Youden's J."""
+    out = {}
+    for k, c in enumerate(classes):
+        known = ~np.isnan(y[:, k])
+        yk = y[known, k]
+        if 0 < yk.sum() < len(yk):
+            out[c] = float(M.choose_thresholds(yk[:, None].astype(int), p[known, k][:, None])[0])
+    return out
+
+
+def paired_vs(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, classes: list[str], n_boot: int, seed: int) -> dict | None:
+    """Paired bootstrap of macro AUC (a − b) over the classes scorable on every record (no unknowns)."""
+    ok = [k for k in range(len(classes)) if not np.isnan(y[:, k]).any() and 0 < y[:, k].sum() < len(y)]
+    if not ok:
+        return None
+    try:
+        out = M.paired_bootstrap(y[:, ok].astype(int), p_a[:, ok], p_b[:, ok], n_boot=n_boot, seed=seed)
+    except ValueError:
+        return None
+    return {**out, "classes": [classes[k] for k in ok], "ci": 0.9, "n_boot": n_boot}
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def predict(model, collection: Collection, rows: np.ndarray, scaler, config: Config) -> np.ndarray:
+    from ecgnet.inference.batch import predict_proba
+
+    sub = collection.subset(rows)
+    return predict_proba(model, sub.signal, scaler.transform(sub.metadata), config.data.window,
+                         config.data.stride, config.data.aggregate)
+
+
+def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir: Path, source=None,
+             mode: str | None = None, progress: bool = True, n_boot: int = 1000, extra: dict | None = None):
+    """One training through fit.train; returns (run directory, model, the data object, fine-tuning facts)."""
+    from ecgnet.runs import load_run
+    from ecgnet.training.fit import train
+
+    model, ft, callbacks = None, None, []
+    if source is not None:
+        from ecgnet.training.finetune import FrozenInEval, start_model
+
+        model, ft = start_model(source, collection.classes, mode, config.seed)
+        if mode == "head":
+            callbacks.append(FrozenInEval())
+    data = CollectionData(collection, assignment, config.data.in_memory,
+                          source.metadata_scaler if source is not None else None)
+    info = {"task": f"collection:{collection.name}", "collection": _describe(collection),
+            "split_records": {k: int(len(v)) for k, v in assignment.items()}, **(extra or {})}
+    if ft is not None:
+        info["finetune"] = ft
+    run_dir, _ = train(config, None, runs_dir, progress=progress, n_boot=n_boot, callbacks=callbacks,
+                       data=data, model=model, extra_info=info)
+    fitted, _, run_info = load_run(run_dir)
+    return run_dir, fitted, data, run_info
+
+
+def _describe(collection: Collection) -> dict:
+    return {"name": collection.name, **collection.info, "records": len(collection),
+            "skipped": [list(s) for s in collection.skipped]}
+
+
+def train_collection(collection: Collection, config: Config, runs_dir: Path = Path("runs"), source=None,
+                     mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
+                     inner: float = 0.2, cache_dir=None, workers: int | None = None, progress: bool = True,
+                     n_boot: int = 1000, skip_bad: bool = False,
+                     log: Callable[[str], None] = lambda _: None) -> dict:
+    """Train (and cross-validate) on ``collection``; returns a summary with the run directory."""
+    if config.training.auxiliary_task:
+        raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
+    if source is not None and mode is None:
+        from ecgnet.training.finetune import DEFAULT_MODE
+
+        mode = DEFAULT_MODE
+    collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad)
+    for record, why in collection.skipped:
+        log(f"skipped {record}: {why}")
+    run_dir = Path(runs_dir) / config.name
+    summary: dict = {"run": str(run_dir), "records": len(collection), "skipped": len(collection.skipped)}
+    cv = None
+    if folds is not None or leave_out is not None:
+        cv = cross_validate(collection, config, run_dir, source, mode, folds, leave_out, inner, progress,
+                            n_boot, log)
+    if cv is None:
+        assignment, how = once_assignment(collection, config.seed)
+    else:
+        val = inner_split(collection.y, collection.patients, inner, config.seed)
+        assignment = {"train": np.flatnonzero(~val), "val": np.flatnonzero(val)}
+        how = (f"every record: {int((~val).sum())} training, {int(val.sum())} inner validation "
+               f"({inner:.0%} of patients, grouped and stratified) for early stopping")
+    log(f"final model: {how}")
+    _, model, data, info = fit_once(collection, assignment, config, Path(runs_dir), source, mode, progress, n_boot,
+                                    {"split": how, **({"cv": cv["protocol"]} if cv else {})})
+    if cv is not None:
+        _write_cv(run_dir, collection, cv, info, config, n_boot)
+        summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
+    elif not data.evaluated_splits:
+        summary["scores"] = _score_once(run_dir, collection, assignment, model, data, config, n_boot)
+    else:
+        summary["scores"] = {s: json.loads((run_dir / s / "metrics.json").read_text()) for s in ("val", "test")}
+    return summary
+
+
+def _score_once(run_dir: Path, collection, assignment, model, data, config, n_boot) -> dict:
+    """val/ and test/ metrics and predictions of a run the standard evaluation could not score."""
+    out, thresholds = {}, None
+    for split in ("val", "test"):
+        if split not in assignment:
+            continue
+        rows = assignment[split]
+        p = predict(model, collection, rows, data.metadata_scaler, config)
+        y = collection.y[rows]
+        if split == "val":
+            thresholds = youden_thresholds(y, p, collection.classes)
+        out[split] = score(y, p, collection.classes, thresholds, n_boot, config.seed)
+        out[split]["thresholds_from"] = "validation rows" + (" — the same records: optimistic" if split == "val" else "")
+        _write_predictions(run_dir / split / "predictions.csv", collection.records[rows], None, p, collection.classes)
+        write_json(run_dir / split / "metrics.json", out[split])
+    return out
+
+
+def cross_validate(collection: Collection, config: Config, run_dir: Path, source, mode, k, leave_out, inner,
+                   progress, n_boot, log) -> dict:
+    fold_of, names = cv_folds(collection, k, leave_out, config.seed)
+    classes, y = collection.classes, collection.y
+    oof = np.full(y.shape, np.nan)
+    per_fold, epochs = {}, {}
+    for i, (f, name) in enumerate(sorted(names.items())):
+        test = np.flatnonzero(fold_of == f)
+        rest = np.flatnonzero(fold_of != f)
+        val = inner_split(y[rest], collection.patients[rest], inner, config.seed + f)
+        log(f"cross-validation {i + 1}/{len(names)} ({name}): {len(rest) - int(val.sum())} training, "
+            f"{int(val.sum())} inner validation, {len(test)} held out")
+        fold_config = config.model_copy(update={"name": f"fold_{f}"})
+        _, model, data, info = fit_once(collection, {"train": rest[~val], "val": rest[val]}, fold_config,
+                                        run_dir / "cv", source, mode, progress, n_boot, {"held_out": name})
+        oof[test] = predict(model, collection, test, data.metadata_scaler, config)
+        per_fold[name] = {**score(y[test], oof[test], classes, None, n_boot, config.seed),
+                          "train_records": int(len(rest) - val.sum()), "inner_validation_records": int(val.sum()),
+                          "epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch")}
+        epochs[name] = (info.get("epochs_run"), info.get("best_epoch"))
+    protocol = {"kind": "leave-one-source-out" if leave_out else f"{len(names)}-fold",
+                "folds": {str(f): n for f, n in names.items()},
+                "grouping": "patients never split across folds" + ("" if leave_out else "; multilabel-stratified"),
+                "inner_validation": f"{inner:.0%} of each training part's patients (grouped, stratified) for early "
+                                    "stopping; the held-out fold chooses nothing",
+                "seed": config.seed}
+    result = {"protocol": protocol, "folds": fold_of, "oof": oof, "per_fold": per_fold,
+              "pooled": score(y, oof, classes, None, n_boot, config.seed)}
+    if source is not None and set(classes) <= set(source.classes):
+        order = [source.classes.index(c) for c in classes]
+        scaler = source.metadata_scaler or data.metadata_scaler
+        zero = predict(source.model, collection, np.arange(len(collection)), scaler, source.config)[:, order]
+        result["zero_shot_p"] = zero
+        result["zero_shot"] = score(y, zero, classes, None, n_boot, config.seed)
+        result["vs_zero_shot"] = paired_vs(y, oof, zero, classes, n_boot, config.seed)
+    return result
+
+
+def _write_predictions(path: Path, records, folds, p: np.ndarray, classes: list[str]) -> None:
+    table = pd.DataFrame({"record": records})
+    if folds is not None:
+        table["fold"] = folds
+    for k, c in enumerate(classes):
+        table[f"p_{c}"] = p[:, k]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+
+
+def _write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, config: Config, n_boot: int) -> None:
+    classes = collection.classes
+    _write_predictions(run_dir / "cv" / "predictions.csv", collection.records, cv["folds"], cv["oof"], classes)
+    if "zero_shot_p" in cv:
+        _write_predictions(run_dir / "cv" / "zero_shot_predictions.csv", collection.records, cv["folds"],
+                           cv["zero_shot_p"], classes)
+    metrics = {k: v for k, v in cv.items() if k not in ("folds", "oof", "zero_shot_p")}
+    write_json(run_dir / "cv" / "metrics.json", metrics)
+    # the final model's thresholds: Youden's J on the pooled out-of-fold predictions
+    thresholds = youden_thresholds(collection.y, cv["oof"], classes)
+    val = score(collection.y, cv["oof"], classes, thresholds, n_boot, config.seed)
+    val["thresholds_from"] = "pooled out-of-fold predictions of the cross-validation (the same records: optimistic)"
+    write_json(run_dir / "val" / "metrics.json", val)
+    write_text(run_dir / "cv" / "report.md", cv_report(metrics, info))
+    write_text(run_dir / "report.md", cv_report(metrics, info))
+
+
+def _fmt(entry) -> str:
+    if not entry or entry.get("auc", entry.get("value")) is None:
+        return "–"
+    value = entry.get("auc", entry.get("value"))
+    if entry.get("low") is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+
+
+def cv_report(metrics: dict, info: dict) -> str:
+    """The cross-validation as Markdown: protocol, fine-tuning facts, pooled and per-fold AUCs."""
+    p = metrics["protocol"]
+    classes = list(metrics["pooled"]["per_class"])
+    lines = [f"# {info.get('name')}: {p['kind']} cross-validation", "",
+             f"- collection: {info.get('collection', {}).get('name')} ({info.get('collection', {}).get('records')} records, "
+             f"{len(info.get('collection', {}).get('skipped', []))} skipped)",
+             f"- model: {info.get('model')} ({info.get('parameters'):,} parameters), seed {p['seed']}",
+             f"- folds: {', '.join(p['folds'].values())}; {p['grouping']}",
+             f"- inner validation: {p['inner_validation']}"]
+    ft = info.get("finetune")
+    if ft:
+        lines += [f"- fine-tuned from `{ft['from']}` (mode **{ft['mode']}**): head {ft['head']}; frozen: {ft['frozen']}; "
+                  f"{ft['trainable_parameters']:,} trainable, {ft['frozen_parameters']:,} frozen parameters"]
+    else:
+        lines += ["- trained from scratch (no --from)"]
+    lines += ["", "AUC with 90 % bootstrap intervals over records (pooled out-of-fold predictions).", "",
+              "| | macro | " + " | ".join(classes) + " |", "|---" * (len(classes) + 2) + "|"]
+
+    def row(name, m):
+        return f"| {name} | {_fmt(m['macro_auc'])} | " + " | ".join(_fmt(m["per_class"][c]) for c in classes) + " |"
+
+    lines.append(row("**pooled (fine-tuned)**" if ft else "**pooled**", metrics["pooled"]))
+    if "zero_shot" in metrics:
+        lines.append(row(f"zero-shot `{ft['from']}`", metrics["zero_shot"]))
+    for name, m in metrics["per_fold"].items():
+        lines.append(row(f"{name} (n={m['n_records']}; epochs {m.get('epochs_run')}, best {m.get('best_epoch')})", m))
+    vs = metrics.get("vs_zero_shot")
+    if vs:
+        lines += ["", f"Paired bootstrap, fine-tuned − zero-shot macro AUC over {', '.join(vs['classes'])}: "
+                      f"{vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}] (90 %), one-sided p = {vs['p_value']:.3f}."]
+    lines += ["", "Files: `cv/predictions.csv` (record, fold, p_<CLASS>), `cv/metrics.json`; each fold's run in "
+                  "`cv/fold_<k>/`. The final model (this run) was trained on every record."]
+    return "\n".join(lines) + "\n"
+
+
+def train_command(config_path: Path | None, overrides: list[str], manifest: Path | None = None,
+                  label_map: Path | None = None, skip_bad: bool = False, source: str | None = None,
+                  mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
+                  data_root: Path | None = None, runs_dir: Path = Path("runs"), n_boot: int = 1000,
+                  workers: int | None = None, progress: bool = True, log: Callable[[str], None] = lambda _: None) -> dict:
+    """``ecgnet train`` with ``--manifest`` and/or ``--from``: the config (the file's, or the source run's
+    with the small-data schedule; ``--set`` on top), the collection (the manifest, else PTB-XL for the
+    config's task), then :func:`train_collection`."""
+    from ecgnet.config import load_config
+
+    if mode is not None and source is None:
+        raise ECGNetError("--mode applies to fine-tuning: give --from NAME|RUN")
+    src = None
+    if source is not None:
+        from ecgnet.training.finetune import DEFAULT_MODE, finetune_config, load_source
+
+        src = load_source(source)
+        mode = mode or DEFAULT_MODE
+        base = load_config(config_path) if config_path else None
+        config = finetune_config(src, base, overrides, mode)
+    elif config_path is None:
+        raise ECGNetError("train: give --config C.yaml (or --from NAME|RUN to fine-tune a trained model)")
+    else:
+        config = load_config(config_path, overrides)
+    if manifest is not None:
+        from ecgnet.data.collections import read_manifest
+
+        collection = read_manifest(manifest, label_map, skip_bad)
+    else:
+        from ecgnet.data.collections import ptbxl_collection
+
+        if label_map is not None:
+            raise ECGNetError("--label-map applies to a manifest: give --manifest M.csv")
+        collection = ptbxl_collection(data_root, config.data.task)
+    for record, why in collection.skipped:
+        log(f"skipped {record}: {why}")
+    return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
+                            n_boot=n_boot, skip_bad=skip_bad, workers=workers, log=log)
+
+
+def format_summary(summary: dict) -> str:
+    """What ``ecgnet train --manifest`` prints at the end."""
+    lines = [f"{summary['records']} records ({summary['skipped']} skipped)"]
+    cv = summary.get("cv")
+    if cv:
+        lines.append(f"{cv['protocol']['kind']} cross-validation, pooled out-of-fold macro AUC "
+                     f"{_fmt(cv['pooled']['macro_auc'])}")
+        if cv.get("zero_shot"):
+            lines.append(f"zero-shot on the same records: {_fmt(cv['zero_shot']['macro_auc'])}")
+        vs = cv.get("vs_zero_shot")
+        if vs:
+            lines.append(f"fine-tuned − zero-shot: {vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}], "
+                         f"p = {vs['p_value']:.3f} (paired bootstrap)")
+    for split, m in (summary.get("scores") or {}).items():
+        lines.append(f"{split}: macro AUC {_fmt(m.get('macro_auc'))}")
+    lines.append(f"Run written to {summary['run']}")
+    return "\n".join(lines)

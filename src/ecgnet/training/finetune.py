@@ -1,0 +1,144 @@
+"""Fine-tuning a trained run — a bundled model by name or a run directory — on another collection.
+
+- **Head.** Same classes (any order) → the run's output layer is kept (rows reordered to the
+  collection's class order); other classes → a new output layer, initialised as a new model's. The
+  output layer is found without naming it: the parameters whose shape changes with the number of
+  classes.
+- **Mode.** ``head``: only the output layer trains; every other layer is frozen and kept in eval mode
+  (its batch-norm statistics and dropout as shipped). ``full``: every layer trains, from the shipped
+  weights. The frontends' statistics (per-lead standardisation) and the metadata scaler are the run's
+  own in both modes, so inputs are scaled as the model learnt them.
+- **Schedule.** The run's config is the base, with :data:`SMALL_DATA` on top (small batches, fewer
+  epochs, no weight averaging, early stopping on an inner validation split — see
+  :mod:`ecgnet.training.collection`), then the user's ``--set`` overrides. :data:`DEFAULT_MODE` and
+  :data:`SMALL_DATA` were chosen on small collections drawn from PTB-XL (``reports/own_data/choose_defaults.py``),
+  never on the external records they are measured on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ecgnet.config import Config, apply_override, parse_config
+from ecgnet.data.ptbxl import MetadataScaler
+from ecgnet.errors import ECGNetError
+from ecgnet.models import build_model
+
+MODES = ("head", "full")
+DEFAULT_MODE = "full"
+SMALL_DATA = {"training.epochs": 30, "training.batch_size": 32, "training.lr": 3e-3, "training.patience": 8,
+              "training.ema_decay": None, "training.swa_start_epoch": None, "training.precision": "32-true",
+              "training.sampler": "shuffle", "training.auxiliary_task": None, "training.hierarchy_weight": None,
+              "training.init_from": None, "data.max_train_records": None}
+HEAD_LR = 1e-2  # head-only: a linear layer on fixed features takes a larger step
+
+
+@dataclass
+class Source:
+    """A trained run to start from."""
+
+    name: str  # as given (bundled name or path)
+    path: Path
+    model: torch.nn.Module
+    config: Config
+    info: dict
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info["classes"])
+
+    @property
+    def metadata_scaler(self) -> MetadataScaler | None:
+        s = self.info.get("metadata_scaler")
+        return MetadataScaler(np.asarray(s["mean"]), np.asarray(s["std"])) if s else None
+
+
+def load_source(name_or_path: str | Path) -> Source:
+    from ecgnet.runs import load_run
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    path = resolve_checkpoint(name_or_path)
+    model, config, info = load_run(path)
+    if hasattr(model, "fit_on_validation") or getattr(model, "member_dirs", None):
+        raise ECGNetError(f"{name_or_path}: an ensemble cannot be fine-tuned; start from one of its members")
+    return Source(str(name_or_path), Path(path), model, config, info)
+
+
+def finetune_config(source: Source, base: Config | None, overrides: list[str] | tuple[str, ...] = (),
+                    mode: str = DEFAULT_MODE, name: str | None = None) -> Config:
+    """The config of a fine-tuning run: ``base`` (default: the source run's) with the small-data
+    schedule, then ``overrides``. The model section is always the source's."""
+    if mode not in MODES:
+        raise ECGNetError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
+    raw = (base or source.config).model_dump(mode="json")
+    raw["model"] = source.config.model.model_dump(mode="json")
+    raw["data"]["sampling_rate"] = source.config.data.sampling_rate
+    raw["data"]["crop_seconds"] = source.config.data.crop_seconds
+    if base is None:
+        for key, value in SMALL_DATA.items():
+            raw = apply_override(raw, f"{key}={_yaml(value)}")
+        if mode == "head":
+            raw = apply_override(raw, f"training.lr={HEAD_LR}")
+        raw["name"] = name or f"{Path(source.name).name}_finetuned"
+    for item in overrides:
+        raw = apply_override(raw, item)
+    return parse_config(raw, f"fine-tuning config from {source.name}" + (f" with --set {' --set '.join(overrides)}"
+                                                                         if overrides else ""))
+
+
+def _yaml(value) -> str:
+    return "null" if value is None else str(value)
+
+
+def output_keys(config: Config, n_classes: int) -> set[str]:
+    """State-dict keys of the output layer: those whose shape depends on the number of classes."""
+    a = build_model(config.model.name, n_classes, **config.model.params).state_dict()
+    b = build_model(config.model.name, n_classes + 1, **config.model.params).state_dict()
+    return {k for k in a if a[k].shape != b[k].shape}
+
+
+def start_model(source: Source, classes: list[str], mode: str, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """A copy of the source model ready to fine-tune on ``classes`` in ``mode``, and what was done
+    (head kept / reordered / new, trainable and frozen parameter counts) for run.json and the report."""
+    torch.manual_seed(seed)
+    config = source.config
+    model = build_model(config.model.name, len(classes), **config.model.params)
+    state = {k: v.clone() for k, v in source.model.state_dict().items()}
+    head = output_keys(config, len(source.classes))
+    if sorted(classes) == sorted(source.classes):
+        order = [source.classes.index(c) for c in classes]
+        for k in head:
+            state[k] = state[k][order]
+        what = "kept" if order == sorted(order) else "kept (rows reordered to the collection's classes)"
+    else:
+        fresh = model.state_dict()
+        for k in head:
+            state[k] = fresh[k]
+        what = f"new ({len(classes)} classes; the run has {len(source.classes)})"
+    model.load_state_dict(state)
+    trainable = {n for n, _ in model.named_parameters() if n in head} if mode == "head" else \
+        {n for n, _ in model.named_parameters()}
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in trainable)
+    count = lambda names: int(sum(p.numel() for n, p in model.named_parameters() if n in names))  # noqa: E731
+    frozen = {n for n, _ in model.named_parameters()} - trainable
+    return model, {"from": source.name, "from_run": source.info.get("name"), "mode": mode, "head": what,
+                   "output_layer": sorted(head), "trainable_parameters": count(trainable),
+                   "frozen_parameters": count(frozen),
+                   "frozen": "every layer but the output layer (batch-norm statistics and dropout as shipped)"
+                   if mode == "head" else "nothing (frontend statistics and metadata scaling kept from the run)"}
+
+
+class FrozenInEval(Callback):
+    """Keeps the frozen layers in eval mode while the rest trains (Lightning sets train mode each epoch)."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        for module in pl_module.model.modules():
+            params = list(module.parameters(recurse=False))
+            if not any(p.requires_grad for p in params) and not list(module.children()):
+                module.eval()
