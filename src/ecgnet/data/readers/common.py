@@ -161,6 +161,7 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
         signal = np.stack([np.asarray(leads[lead], np.float64) for lead in LEADS])
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{path}: the signal contains NaN or infinite samples")
+    signal, trimmed = _trim_calibration(signal, rate)
     rec = ECGRecord(path, signal, float(rate), float(rate), list(warnings), amplitude_trusted, age, sex,
                     format=fmt, derived_leads=[_display(d) for d in derived],
                     statements=[s for s in (" ".join(str(s).split()) for s in statements) if s],
@@ -168,9 +169,26 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
     if derived:
         note(rec, f"derived {', '.join(rec.derived_leads)} from I and II (the file stores "
                   f"{len(found)} leads: {', '.join(_display(f) for f in found)})")
+    if trimmed:
+        note(rec, f"trimmed {trimmed / rate:.2f} s at the end where all 12 leads are identical (the device's "
+                  "calibration pulse or blank tail, not ECG)")
     for n in notes:
         note(rec, n)
     return rec
+
+
+def _trim_calibration(signal: np.ndarray, rate: float) -> tuple[np.ndarray, int]:
+    """Cut a tail of ≥ 50 ms where every lead holds the same value (Philips carts append a 1 mV calibration
+    pulse on blank leads): no heart makes 12 identical leads. Returns (signal, samples cut)."""
+    same = np.all(signal == signal[:1], axis=0)
+    if not same[-1]:
+        return signal, 0
+    differing = np.flatnonzero(~same)
+    end = int(differing[-1]) + 1 if differing.size else 0
+    cut = signal.shape[1] - end
+    if cut < 0.05 * rate or end < rate:  # a short run, or nothing left: keep the signal as it is
+        return signal, 0
+    return signal[:, :end], cut
 
 
 def note(rec: ECGRecord, message: str) -> None:

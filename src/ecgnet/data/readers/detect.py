@@ -40,14 +40,13 @@ def detect(path: str | Path) -> str:
             head = f.read(4096)
     except OSError as e:
         raise ECGNetError(f"{path}: cannot be read ({e.strerror or e})") from e
-    size = path.stat().st_size
     if not head:
         raise ECGNetError(f"{path}: an empty file. ECGNet reads {READ}")
     if head[128:132] == b"DICM":
         return "dicom"
     if head[:8] == b"0       " or head[:8] == b"\xffBIOSEMI":
         return "edf"
-    if _is_scp(head, size):
+    if _is_scp(head):
         return "scp-ecg"
     xml = _xml_text(head)
     if xml is not None:
@@ -77,14 +76,14 @@ def _wfdb_header(path: Path) -> Path | None:
     return header if len(fields) >= 2 and re.fullmatch(r"\d+", fields[1]) else None
 
 
-def _is_scp(head: bytes, size: int) -> bool:
-    """SCP-ECG: CRC, record size (≤ the file's), then section 0's header whose first pointer is section 0
+def _is_scp(head: bytes) -> bool:
+    """SCP-ECG: CRC, record size, then section 0's header whose first pointer is section 0
     at byte 7."""
     if len(head) < 32:
         return False
     record = int.from_bytes(head[2:6], "little")
     sec0_len = int.from_bytes(head[10:14], "little")
-    return (int.from_bytes(head[8:10], "little") == 0 and 22 <= record <= size and sec0_len >= 26
+    return (int.from_bytes(head[8:10], "little") == 0 and 22 <= record and sec0_len >= 26  # record > size: truncated
             and int.from_bytes(head[22:24], "little") == 0 and int.from_bytes(head[28:32], "little") == 7)
 
 

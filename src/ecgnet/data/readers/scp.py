@@ -70,6 +70,8 @@ def check_claims(data: bytes, limits: ReadLimits, path: Path) -> None:
 
     if len(data) < 22 or u16(8) != 0:
         raise ECGNetError(f"{path}: not an SCP-ECG record (no section 0 at byte 7)")
+    if u32(2) > len(data):
+        raise ECGNetError(f"{path}: SCP-ECG record declares {u32(2)} bytes, the file holds {len(data)}: truncated")
     sec0_len = u32(10)
     pointers = {}
     for pos in range(6 + 16, min(6 + sec0_len, len(data)) - 9, 10):

@@ -1,0 +1,139 @@
+"""DICOM (written by pydicom, also under another SOP class), EDF/EDF+ (written by pyedflib and edfio) and
+SCP-ECG, and files of no ECG format: read from what independent writers produce, malformed ones refused
+with one ECGNetError naming the file."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecg_writers import NAMES, ecg, write_dicom, write_edf_pyedflib
+
+from ecgnet.data.limits import ReadLimits
+from ecgnet.data.readers import READ, detect, read_source
+from ecgnet.errors import ECGNetError
+
+FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
+
+
+def refused(path, match, **kw):
+    with pytest.raises(ECGNetError, match=match) as e:
+        read_source(path, **kw)
+    assert str(path) in str(e.value)
+
+
+# --- DICOM ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sop", ["1.2.840.10008.5.1.4.1.1.9.1.1", "1.2.840.10008.5.1.4.1.1.9.1.2",
+                                 "1.2.840.10008.5.1.4.1.1.9.4.1"])  # 12-lead, general ECG, basic voice audio
+def test_dicom_written_by_pydicom(tmp_path, sop):
+    x = ecg(500)
+    path = write_dicom(tmp_path / "e.dcm", x, sop_class=sop)
+    assert detect(path) == "dicom"
+    rec = read_source(path)
+    assert rec.format == "dicom" and rec.source_rate == 500 and np.abs(rec.signal - x).max() < 0.002
+    assert rec.statements == ["Sinus rhythm"] and rec.sex == "male" and rec.age == 55
+    other = not sop.startswith("1.2.840.10008.5.1.4.1.1.9.1.")
+    assert other == any("SOP class" in m for m in rec.warnings + list(getattr(rec, "notes", [])))
+
+
+def test_dicom_8_leads_and_malformed(tmp_path):
+    x = ecg(500)
+    rec = read_source(write_dicom(tmp_path / "eight.dcm", x, leads=["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]))
+    assert rec.derived_leads == ["III", "aVR", "aVL", "aVF"] and np.abs(rec.signal - x).max() < 0.004  # 2 quanta
+    refused(write_dicom(tmp_path / "three.dcm", x, leads=["I", "II", "III"]), "holds 3 standard lead")
+    refused(write_dicom(tmp_path / "e.dcm", x), "over the limit", limits=ReadLimits(max_seconds=5))
+    data = (tmp_path / "e.dcm").read_bytes()
+    (tmp_path / "trunc.dcm").write_bytes(data[: len(data) // 2])
+    refused(tmp_path / "trunc.dcm", "cannot be read as DICOM|truncated")
+
+
+# --- EDF ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("labels,dimension", [(NAMES, "mV"), ([f"ECG {n}" for n in NAMES], "uV")])
+def test_edf_written_by_pyedflib(tmp_path, labels, dimension):
+    x = ecg(500)
+    path = write_edf_pyedflib(tmp_path / "e.edf", x, labels=labels, dimension=dimension)
+    assert detect(path) == "edf"
+    rec = read_source(path)
+    assert rec.format == "edf" and rec.source_rate == 500 and np.abs(rec.signal - x).max() < 0.002
+
+
+def test_edf_written_by_edfio_with_patient_fields(tmp_path):
+    import datetime
+
+    import edfio
+
+    x = ecg(250)
+    signals = [edfio.EdfSignal(x[i], sampling_frequency=250, label=n, physical_dimension="mV",
+                               physical_range=(-10, 10)) for i, n in enumerate(NAMES)]
+    edf = edfio.Edf(signals, patient=edfio.Patient(code="E-5", sex="F", birthdate=datetime.date(1950, 6, 1)),
+                    recording=edfio.Recording(startdate=datetime.date(2020, 5, 31)), starttime=datetime.time(9, 30))
+    edf.write(tmp_path / "e.edf")
+    rec = read_source(tmp_path / "e.edf")
+    assert rec.source_rate == 250 and np.abs(rec.signal - x).max() < 0.002
+    assert rec.sex == "female" and rec.age == 69 and rec.patient["id"] == "E-5"
+
+
+def test_edf_malformed(tmp_path):
+    x = ecg(500)
+    path = write_edf_pyedflib(tmp_path / "e.edf", x)
+    data = path.read_bytes()
+    (tmp_path / "trunc.edf").write_bytes(data[:-5000])
+    refused(tmp_path / "trunc.edf", "truncated")
+    refused(write_edf_pyedflib(tmp_path / "three.edf", x, labels=["I", "II", "III"]), "holds 3 standard lead")
+    refused(write_edf_pyedflib(tmp_path / "v.edf", x, labels=["I", "II", *NAMES[6:11]]), "lacks lead.*V6")
+    refused(path, "over the limit", limits=ReadLimits(max_values=10_000))
+    bad = bytearray(data)
+    bad[252:256] = b"9999"  # 9,999 signals declared
+    (tmp_path / "signals.edf").write_bytes(bytes(bad))
+    refused(tmp_path / "signals.edf", "9999 signals")
+
+
+def test_edf_channels_at_different_rates_are_refused(tmp_path):
+    import edfio
+
+    x = ecg(500)
+    signals = [edfio.EdfSignal(x[i] if i else x[i, ::2], sampling_frequency=500 if i else 250, label=n,
+                               physical_dimension="mV", physical_range=(-10, 10)) for i, n in enumerate(NAMES)]
+    edfio.Edf(signals).write(tmp_path / "rates.edf")
+    refused(tmp_path / "rates.edf", "different sampling rates")
+
+
+# --- SCP-ECG ------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason="needs ../shared/external/formats")
+def test_scp_malformed(tmp_path):
+    data = (FORMATS_DIR / "scp_ecg" / "ecgtoolkit_Example.scp").read_bytes()
+    (tmp_path / "trunc.scp").write_bytes(data[: len(data) // 2])
+    assert detect(tmp_path / "trunc.scp") == "scp-ecg"
+    refused(tmp_path / "trunc.scp", "truncated")
+    bad = bytearray(data)
+    sec3 = int.from_bytes(data[22 + 10 * 3 + 6: 22 + 10 * 3 + 10], "little") - 1  # section 0's pointer to section 3
+    bad[sec3 + 18 + 4: sec3 + 18 + 8] = (2 ** 31).to_bytes(4, "little")  # lead 1 ends at sample 2³¹
+    (tmp_path / "huge.scp").write_bytes(bytes(bad))
+    refused(tmp_path / "huge.scp", "over the limit")
+
+
+# --- not an ECG ---------------------------------------------------------------------------------------
+
+def test_files_of_other_kinds_get_one_line_naming_what_they_are(tmp_path):
+    cases = {
+        "a.png": (b"\x89PNG\r\n\x1a\n" + bytes(100), "PNG image"),
+        "a.pdf": (b"%PDF-1.7\n" + bytes(100), "PDF document"),
+        "a.csv": (b"time,I,II,III\n0,0.1,0.2,0.1\n", "CSV"),
+        "a.xml": (b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>", "root element <svg>"),
+        "a.hea": (b"not a header at all\n", "text file"),
+    }
+    for name, (data, what) in cases.items():
+        (tmp_path / name).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as z:
+        z.writestr("x.txt", "x")
+    cases["a.zip"] = (b"", "zip archive")
+    for name, (_, what) in cases.items():
+        with pytest.raises(ECGNetError) as e:
+            detect(tmp_path / name)
+        message = str(e.value)
+        assert what in message and str(tmp_path / name) in message and READ in message and "\n" not in message

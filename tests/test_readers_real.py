@@ -1,0 +1,87 @@
+"""The real device files of ../shared/external/formats: each read with 12 leads in mV at its own rate,
+plausible amplitudes, the device's statements where the file has them, chosen by content."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgnet.data.readers import FORMATS, detect, read_ecg_any, read_source
+from ecgnet.data.records import LEADS
+
+FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
+# file → (format, source rate, samples, statements that must be read, derived leads)
+REAL = {
+    "muse_xml/ml4h_muse_ecg_deidentified_1.xml": ("muse-xml", 250, 2500, ["SINUS TACHYCARDIA WITH ONE VENTRICULAR "
+                                                  "PREMATURE BEAT", "LEFT AXIS DEVIATION"], ["III", "aVR", "aVL", "aVF"]),
+    "philips_xml/129DYPRG.XML": ("philips-xml", 500, 5264, ["Sinus bradycardia", ">>> Acute MI <<<"], []),
+    "philips_xml/3191723_ZZDEMOPTONLY_1-04_orig.xml": ("philips-xml", 500, 5300,
+                                                       ["SINUS RHYTHM", "PROBABLE LEFT VENTRICULAR HYPERTROPHY"], []),
+    "hl7_aecg/hl7_2003-12_Example_aECG.xml": ("hl7-aecg", 500, 5000, ["Sinus Rhythm"], []),
+    "dicom/marcodebe_anonymous_ecg.dcm": ("dicom", 1000, 10000, ["RITMO SINUSALE", "ECG NORMALE"], []),
+    "scp_ecg/ecgtoolkit_Example.scp": ("scp-ecg", 500, 5000, [], []),
+}
+
+pytestmark = pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason="needs ../shared/external/formats")
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_file_is_read(name):
+    fmt, rate, samples, statements, derived = REAL[name]
+    path = FORMATS_DIR / name
+    assert detect(path) == fmt
+    rec = read_source(path)
+    assert rec.format == fmt and rec.source_rate == rate and rec.signal.shape == (12, samples)
+    ranges = rec.signal.max(1) - rec.signal.min(1)
+    assert 0.3 < ranges[LEADS.index("II")] < 5, ranges  # mV, not µV or raw units
+    assert np.all((ranges > 0.1) & (ranges < 10)), ranges
+    for s in statements:
+        assert s in rec.statements, rec.statements
+    assert rec.derived_leads == derived
+    assert rec.sex in ("male", "female") and rec.age is not None and 0 < rec.age < 120
+    assert rec.patient.get("id")
+    # the limb leads obey Einthoven (III = II − I; the Philips carts' calibration tail is trimmed)
+    assert np.abs(rec.signal[LEADS.index("III")] - (rec.signal[1] - rec.signal[0])).max() < 0.03
+
+
+def test_every_real_file_is_resampled_to_the_model_rate_without_amplitude_warnings():
+    for name, (fmt, rate, samples, _, _) in REAL.items():
+        rec = read_ecg_any(FORMATS_DIR / name, 100, resample=True)
+        assert rec.signal.dtype == np.float32 and rec.signal.shape == (12, round(samples * 100 / rate))
+        assert rec.amplitude_trusted, (name, rec.warnings)
+
+
+def test_muse_conflicting_rates_are_a_warning_not_a_silent_guess():
+    rec = read_source(FORMATS_DIR / "muse_xml/ml4h_muse_ecg_deidentified_1.xml")
+    assert any("conflicting sampling rates" in w and "240" in w and "250" in w for w in rec.warnings)
+
+
+def test_scp_and_hl7_of_the_same_recording_agree():
+    """The README: the SCP file is ECG Toolkit's conversion of the HL7 example's Mortara recording."""
+    scp = read_source(FORMATS_DIR / "scp_ecg/ecgtoolkit_Example.scp").signal
+    hl7 = read_source(FORMATS_DIR / "hl7_aecg/hl7_2003-12_Example_aECG.xml").signal
+    assert np.abs(scp - hl7).max() < 0.005
+
+
+def test_format_is_chosen_by_content_not_extension(tmp_path):
+    for name, (fmt, *_rest) in REAL.items():
+        disguised = tmp_path / f"{Path(name).stem}.bin"
+        shutil.copy(FORMATS_DIR / name, disguised)
+        assert detect(disguised) == fmt
+    assert set(f for f, *_ in REAL.values()) | {"wfdb", "edf"} == set(FORMATS)
+
+
+def test_real_files_are_predicted(tmp_path):
+    """Every real file diagnosed by the bundled default model (probabilities in [0, 1], one per class)."""
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.runs.bundled import DEFAULT_MODEL
+
+    predictor = Predictor(DEFAULT_MODEL)
+    for name in REAL:
+        rec = read_ecg_any(FORMATS_DIR / name, predictor.rate, resample=True)
+        out = predictor.predict_record(rec)
+        probs = [d["probability"] for d in out["diagnoses"]]
+        assert len(probs) == len(predictor.classes) and all(0 <= p <= 1 for p in probs)

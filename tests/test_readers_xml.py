@@ -1,0 +1,114 @@
+"""The XML readers (GE MUSE, Philips, HL7 aECG) on files ElementTree writes from a known signal, and on
+malformed ones: each refused with one ECGNetError naming the file, or read with a clear warning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ecg_writers import NAMES, ecg, write_hl7, write_muse, write_philips
+
+from ecgnet.data.limits import ReadLimits
+from ecgnet.data.readers import detect, read_ecg_any, read_source
+from ecgnet.errors import ECGNetError
+
+
+def refused(path, match, **kw):
+    with pytest.raises(ECGNetError, match=match) as e:
+        read_source(path, **kw)
+    assert str(path) in str(e.value)
+    return str(e.value)
+
+
+# --- GE MUSE ------------------------------------------------------------------------------------
+
+def test_muse_round_trip_derives_the_limb_leads(tmp_path):
+    x = ecg(500)
+    rec = read_source(write_muse(tmp_path / "m.xml", x))
+    assert rec.format == "muse-xml" and rec.source_rate == 500
+    assert np.abs(rec.signal - x).max() < 0.005  # 4.88 µV quantisation; III, aVR, aVL, aVF from I and II
+    assert rec.derived_leads == ["III", "aVR", "aVL", "aVF"]
+    assert rec.statements == ["SINUS RHYTHM", "NORMAL ECG"] and rec.age == 61 and rec.sex == "female"
+
+
+def test_muse_with_12_stored_leads_derives_nothing(tmp_path):
+    rec = read_source(write_muse(tmp_path / "m.xml", ecg(500), leads=NAMES))
+    assert rec.derived_leads == []
+
+
+def test_muse_conflicting_rates_warn_and_pick_the_10_s_reading(tmp_path):
+    rec = read_source(write_muse(tmp_path / "m.xml", ecg(500), fs=480, ecg_sample_base=500))
+    assert rec.source_rate == 500 and any("conflicting sampling rates" in w for w in rec.warnings)
+
+
+def test_muse_malformed(tmp_path):
+    x = ecg(500)
+    refused(write_muse(tmp_path / "b64.xml", x, b64_override="@@not base64@@"), "bad base64")
+    short = write_muse(tmp_path / "short.xml", x, b64_override="AAAA")
+    refused(short, "truncated or wrong count")
+    refused(write_muse(tmp_path / "three.xml", x, leads=("I", "II", "V1")), "holds 3 standard lead")
+    refused(write_muse(tmp_path / "nov6.xml", x, leads=("I", "II", "V1", "V2", "V3", "V4", "V5")), "lacks lead.*V6")
+    refused(write_muse(tmp_path / "m.xml", x), "over the limit", limits=ReadLimits(max_values=1000))
+    trunc = tmp_path / "trunc.xml"
+    trunc.write_bytes((tmp_path / "m.xml").read_bytes()[:3000])
+    refused(trunc, "not well-formed XML")
+
+
+def test_xml_entity_expansion_is_refused(tmp_path):
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text('<?xml version="1.0"?><!DOCTYPE RestingECG [<!ENTITY a "aaaaaaaaaa">'
+                    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><RestingECG><x>&b;</x></RestingECG>')
+    refused(bomb, "refused XML construct")
+
+
+# --- Philips --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_philips_round_trip(tmp_path, encoding):
+    x = ecg(500, seconds=10)
+    path = write_philips(tmp_path / "p.xml", x, encoding=encoding)
+    if encoding == "utf-16":
+        assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    assert detect(path) == "philips-xml"
+    rec = read_source(path)
+    assert rec.format == "philips-xml" and rec.source_rate == 500 and rec.signal.shape == (12, 5000)
+    assert np.abs(rec.signal - x).max() < 0.003  # 5 µV quantisation
+    assert rec.statements == ["Sinus rhythm"] and rec.age == 70 and rec.sex == "male"
+
+
+def test_philips_conflicting_rates_and_missing_leads(tmp_path):
+    x = ecg(500)
+    refused(write_philips(tmp_path / "rate.xml", x, wave_rate=250), "two sampling rates.*500.*250")
+    refused(write_philips(tmp_path / "six.xml", x, leads=NAMES[:6]), "lacks lead")
+    refused(write_philips(tmp_path / "big.xml", x), "over the limit", limits=ReadLimits(max_seconds=5))
+
+
+# --- HL7 aECG ---------------------------------------------------------------------------------------
+
+def test_hl7_round_trip(tmp_path):
+    x = ecg(250)
+    rec = read_source(write_hl7(tmp_path / "h.xml", x, fs=250))
+    assert rec.format == "hl7-aecg" and rec.source_rate == 250
+    assert np.abs(rec.signal - x).max() < 0.002
+    assert rec.statements == ["Normal sinus rhythm"]
+
+
+def test_hl7_8_leads_are_completed_and_said(tmp_path):
+    rec = read_source(write_hl7(tmp_path / "h.xml", ecg(500), leads=["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]))
+    assert rec.derived_leads == ["III", "aVR", "aVL", "aVF"]
+    assert any("derived III, aVR, aVL, aVF" in m for m in rec.warnings + list(getattr(rec, "notes", [])))
+
+
+def test_hl7_malformed(tmp_path):
+    x = ecg(500)
+    refused(write_hl7(tmp_path / "two.xml", x, increments=[0.002, 0.001]), "different sampling rates")
+    refused(write_hl7(tmp_path / "digits.xml", x, digits_override="1 2 x 4"), "not numbers")
+    refused(write_hl7(tmp_path / "three.xml", x, leads=["I", "II", "III"]), "holds 3 standard lead")
+    refused(write_hl7(tmp_path / "h.xml", x), "over the limit", limits=ReadLimits(max_values=100))
+
+
+def test_dispatcher_resamples_and_refuses_without_resample(tmp_path):
+    path = write_hl7(tmp_path / "h.xml", ecg(500))
+    with pytest.raises(ECGNetError, match="pass --resample"):
+        read_ecg_any(path, 100)
+    rec = read_ecg_any(path, 100, resample=True)
+    assert rec.signal.shape == (12, 1000) and rec.sampling_rate == 100 and rec.source_rate == 500
