@@ -74,6 +74,7 @@ def test_format_is_chosen_by_content_not_extension(tmp_path):
     assert set(f for f, *_ in REAL.values()) | {"wfdb", "edf"} == set(FORMATS)
 
 
+@pytest.mark.slow
 def test_real_files_are_predicted(tmp_path):
     """Every real file diagnosed by the bundled default model (probabilities in [0, 1], one per class)."""
     from ecgnet.inference.predictor import Predictor
