@@ -26,7 +26,7 @@ LIMB_FROM_I_II = {
     "AVF": lambda i, ii: ii - i / 2,
 }
 _ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "LEADI": "I", "LEADII": "II", "LEADIII": "III",
-            "1": "I", "2": "II", "3": "III", "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III"}
+            "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III"}  # not "1"/"ECG1": Holter channels
 _UNITS_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
                 "microvolt": 1e-3, "microvolts": 1e-3, "nv": 1e-6, "v": 1e3, "volt": 1e3, "volts": 1e3}
 

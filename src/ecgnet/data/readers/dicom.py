@@ -82,14 +82,17 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
 
 
 def _rhythm_group(groups, path: Path):
-    for g in groups:  # an original group first, then any with enough channels
-        if str(g.get("WaveformOriginality", "ORIGINAL")).upper() == "ORIGINAL" and \
-                "MEDIAN" not in str(g.get("MultiplexGroupLabel", "")).upper():
-            return g
-    for g in groups:
-        if "MEDIAN" not in str(g.get("MultiplexGroupLabel", "")).upper():
-            return g
-    raise ECGNetError(f"{path}: holds only median-beat waveforms, no rhythm recording")
+    """The multiplex group with the most standard leads among those not median beats (an original one on a
+    tie)."""
+    candidates = [g for g in groups if "MEDIAN" not in str(g.get("MultiplexGroupLabel", "")).upper()]
+    if not candidates:
+        raise ECGNetError(f"{path}: holds only median-beat waveforms, no rhythm recording")
+
+    def score(g):
+        leads = {_lead(ch)[1] for ch in g.get("ChannelDefinitionSequence", [])} - {None}
+        return len(leads), str(g.get("WaveformOriginality", "ORIGINAL")).upper() == "ORIGINAL"
+
+    return max(candidates, key=score)
 
 
 def _lead(ch) -> tuple[str, str | None]:

@@ -53,12 +53,12 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         raise ECGNetError(f"{path}: waveform encoding {wave.get('dataencoding')!r} (only Base64 is defined)")
     if compression.upper() == "XLI":
         digital = _xli(wave.text or "", len(labels), samples, limits, path)
-        digital = _limb_leads(digital, labels, path, warnings)
     elif compression.lower() in ("uncompressed", "none", ""):
         flat = b64_samples(wave.text or "", "<i2", samples * len(labels), path, "waveform")
-        digital = flat.reshape(len(labels), samples)
+        digital = flat.reshape(len(labels), samples).astype(np.int64)
     else:
         raise ECGNetError(f"{path}: waveform compression {compression!r} is not read (XLI or uncompressed)")
+    digital = _limb_leads(digital, labels, path, warnings)
     leads = {}
     for label, values in zip(labels, digital):
         name = lead_name(label)
