@@ -137,3 +137,12 @@ def test_files_of_other_kinds_get_one_line_naming_what_they_are(tmp_path):
             detect(tmp_path / name)
         message = str(e.value)
         assert what in message and str(tmp_path / name) in message and READ in message and "\n" not in message
+
+
+@pytest.mark.parametrize("label,lead", [("I", "I"), ("Lead I (Einthoven)", "I"), ("Lead aVR, augmented voltage, right arm", "AVR"),
+                                        ("MDC_ECG_LEAD_AVF", "AVF"), ("ECG V1", "V1"), ("EKG II", "II"), ("DIII", "III"),
+                                        ("avl", "AVL"), ("-aVR", None), ("V4R", None), ("ECG1", None), ("Pleth", None)])
+def test_device_lead_labels(label, lead):
+    from ecgnet.data.readers.common import lead_name
+
+    assert lead_name(label) == lead

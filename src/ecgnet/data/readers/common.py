@@ -36,9 +36,9 @@ def lead_name(label: str) -> str | None:
     LEADS name, or None for anything else (an extra lead, a rhythm channel)."""
     if str(label).strip().startswith("-"):  # an inverted lead (-aVR) is not the standard lead
         return None
-    name = re.sub(r"\(.*?\)", "", str(label))  # "Lead I (Einthoven)"
+    name = re.sub(r"\(.*?\)", "", str(label)).split(",")[0]  # "Lead I (Einthoven)", "Lead aVR, augmented …"
     name = re.sub(r"[\s_\-]", "", name).upper()
-    name = re.sub(r"^(MDCECGLEAD|ECGLEAD|LEAD)", "", name)
+    name = re.sub(r"^(MDCECGLEAD|ECGLEAD|EKGLEAD|LEAD|ECG|EKG)", "", name)
     name = _ALIASES.get(name, name)
     return name if name in LEADS else None
 

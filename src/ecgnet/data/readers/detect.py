@@ -37,7 +37,7 @@ def detect(path: str | Path) -> str:
         raise ECGNetError(f"{path}: not a regular file")
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
+            head = f.read(16384)  # an XML prologue's comments can be long
     except OSError as e:
         raise ECGNetError(f"{path}: cannot be read ({e.strerror or e})") from e
     if not head:

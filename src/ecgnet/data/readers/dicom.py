@@ -11,6 +11,7 @@ text (``UnformattedTextValue``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +102,9 @@ def _lead(ch) -> tuple[str, str | None]:
         return str(ch.get("ChannelLabel", "?")), lead_name(str(ch.get("ChannelLabel", "")))
     meaning, code = str(src[0].get("CodeMeaning", "")), str(src[0].get("CodeValue", ""))
     name = lead_name(meaning) or lead_name(str(ch.get("ChannelLabel", "")))
-    if name is None and code.startswith("5.6.3-9-"):
-        try:
-            name = _SCP_LEADS.get(int(code.rsplit("-", 1)[1]))
-        except ValueError:
-            name = None
+    m = re.fullmatch(r"(?:5\.6\.3-9-|2:)(\d+)", code)  # SCP-ECG lead code, or MDC's 2:N (same numbers)
+    if name is None and m:
+        name = _SCP_LEADS.get(int(m.group(1)))
     if name is None and code.startswith("MDC_ECG_LEAD_"):
         name = lead_name(code)
     return meaning or code, name

@@ -33,7 +33,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     wave = rhythm[0]
     lead_data = wave.findall("LeadData")
     limits.check_signals(len(lead_data), path)
-    counts = {number(text(ld.find("LeadSampleCountTotal"), "?"), "LeadSampleCountTotal", path, int) for ld in lead_data}
+    counts = {_declared_samples(ld, path) for ld in lead_data}
     if not lead_data or len(counts) != 1:
         raise ECGNetError(f"{path}: the rhythm waveform's leads declare different sample counts ({sorted(counts)})"
                           if lead_data else f"{path}: the rhythm waveform holds no leads")
@@ -69,6 +69,17 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
                        device=text(test.find("AcquisitionDevice")), site=text(test.find("SiteName")))
     return assemble(path, leads, rate, "muse-xml", statements=_statements(root), patient=patient,
                     warnings=warnings, age=age, sex=sex_from(text(demo.find("Gender")) if demo is not None else None))
+
+
+def _declared_samples(ld, path: Path) -> int:
+    """``LeadSampleCountTotal``, or ``LeadByteCountTotal`` / ``LeadSampleSize`` where an export omits it."""
+    if text(ld.find("LeadSampleCountTotal")):
+        return number(text(ld.find("LeadSampleCountTotal")), "LeadSampleCountTotal", path, int)
+    if text(ld.find("LeadByteCountTotal")):
+        return number(text(ld.find("LeadByteCountTotal")), "LeadByteCountTotal", path, int) // \
+            number(text(ld.find("LeadSampleSize"), "2"), "LeadSampleSize", path, int)
+    raise ECGNetError(f"{path}: lead {text(ld.find('LeadID'), '?')} declares no sample count "
+                      "(LeadSampleCountTotal or LeadByteCountTotal)")
 
 
 def _rate(root, wave, samples: int, path: Path, warnings: list[str]) -> float:

@@ -45,12 +45,17 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
                            text(chars.find("signalresolution")) or text(chars.find("resolution")), wave.get("resolution"))
     labels = _labels(wave, chars, path)
     limits.check_signals(len(labels), path)
-    duration_ms = number(wave.get("durationperchannel", "?"), "durationperchannel", path)
-    samples = int(round(duration_ms * rate / 1000))
-    limits.check_samples(samples, len(labels), rate, path)
     compression = (wave.get("compressmethod") or wave.get("compression") or "Uncompressed").strip()
     if (wave.get("dataencoding") or "Base64").strip().lower() != "base64":
         raise ECGNetError(f"{path}: waveform encoding {wave.get('dataencoding')!r} (only Base64 is defined)")
+    if wave.get("durationperchannel"):
+        samples = int(round(number(wave.get("durationperchannel"), "durationperchannel", path) * rate / 1000))
+    elif compression.upper() == "XLI":
+        raise ECGNetError(f"{path}: an XLI waveform without durationperchannel (samples per lead)")
+    else:  # uncompressed: the block's own length says it
+        samples = (len("".join((wave.text or "").split())) * 3 // 4) // (2 * len(labels))
+        warnings.append(f"no durationperchannel: {samples} samples per lead taken from the data's length")
+    limits.check_samples(samples, len(labels), rate, path)
     if compression.upper() == "XLI":
         digital = _xli(wave.text or "", len(labels), samples, limits, path)
     elif compression.lower() in ("uncompressed", "none", ""):
