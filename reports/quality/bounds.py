@@ -64,7 +64,7 @@ def annotated_leads(text) -> np.ndarray | None:
 
 
 def min_window_span(x: np.ndarray, rate: float) -> np.ndarray:
-    """The smallest peak-to-peak span of a 1 s window (every 0.25 s): what FLAT_MV bounds."""
+    """The smallest peak-to-peak span of a FLAT_WINDOW_S window (every FLAT_HOP_S): what FLAT_MV bounds."""
     w, hop = int(Q.FLAT_WINDOW_S * rate), int(Q.FLAT_HOP_S * rate)
     starts = range(0, x.shape[-1] - w + 1, hop)
     return np.min([np.ptp(x[..., s:s + w], -1) for s in starts], axis=0)

@@ -3,12 +3,12 @@
 Five flags, each a measurement on one lead of a (12, samples) mV signal at its own sampling rate compared
 with a bound:
 
-- ``flat``: some 1 s window (windows every 0.25 s) spans less than ``FLAT_MV`` peak to peak — every 1 s of
-  a recorded lead holds part of a P-QRS-T cycle;
+- ``flat``: some 2 s window (windows every 0.25 s) spans less than ``FLAT_MV`` peak to peak — every 2 s of
+  a recorded lead hold a QRS complex at any heart rate above 30/min;
 - ``saturated``: the lead stays at its own maximum or minimum value (the amplifier's rail, within
   ``EXTREME_TOL_MV``) for longer than ``SATURATED_S`` — a clipped peak; a physiological peak leaves its
   extreme value within a few samples;
-- ``disconnected``: flat or at a rail for at least half of the record (lead off); it replaces the two
+- ``disconnected``: flat or at a rail for at least 90 % of the record (lead off); it replaces the two
   flags above;
 - ``noise``: high-frequency noise: the median, over 0.2 s windows, of the RMS of the 25–50 Hz band is above
   ``NOISE_MV`` (the median leaves out the QRS complexes, which have power in that band too);
@@ -40,14 +40,14 @@ DESCRIPTIONS = {"disconnected": "disconnected (lead off)", "flat": "flat stretch
 
 # Bounds: `python -m reports.quality.bounds` on PTB-XL 1.0.1 at 100 Hz, folds 1–8, 13,493 records without
 # quality annotations (161,916 leads); see reports/quality/bounds.json.
-FLAT_MV = 0.03  # 0.01th percentile of the smallest 1 s peak-to-peak span of a lead
+FLAT_MV = 0.102  # 0.01th percentile of the smallest 2 s peak-to-peak span of a lead
 SATURATED_S = 0.07  # 99.99th percentile of the longest run at the lead's extreme value (7 samples at 100 Hz)
 NOISE_MV = 0.0422  # 99.5th percentile of the median 0.2 s RMS of the 25–50 Hz band
 WANDER_MV = 1.99  # 99.5th percentile of the < 0.5 Hz excursion, peak to peak
 
 EXTREME_TOL_MV = 1e-4  # "at the extreme value": within this of the lead's max or min (below any ADC step)
-DISCONNECTED_FRACTION = 0.5  # flat or at a rail for at least this share of the record
-FLAT_WINDOW_S, FLAT_HOP_S = 1.0, 0.25
+DISCONNECTED_FRACTION = 0.9  # flat or at a rail for at least this share of the record (lead off)
+FLAT_WINDOW_S, FLAT_HOP_S = 2.0, 0.25
 NOISE_BAND_HZ, NOISE_WINDOW_S = (25.0, 50.0), 0.2
 WANDER_CUTOFF_HZ = 0.5
 
@@ -58,7 +58,7 @@ class LeadQuality:
 
     lead: str
     flags: tuple[str, ...]
-    flat_s: float  # seconds covered by flat 1 s windows
+    flat_s: float  # seconds covered by flat 2 s windows
     saturated_s: float  # the longest run at the lead's maximum or minimum
     noise_mv: float
     wander_mv: float
@@ -105,7 +105,7 @@ def lead_quality(signal: np.ndarray, rate: float, leads: Sequence[str]) -> list[
 
 def summary(quality: Sequence[LeadQuality]) -> list[str]:
     """One line per flag that fired, naming its leads: ``high-frequency noise: V1, V2 (> 0.0422 mV)``."""
-    bounds = {"flat": f"< {FLAT_MV:g} mV over 1 s", "saturated": f"at the rail > {SATURATED_S:g} s",
+    bounds = {"flat": f"< {FLAT_MV:g} mV over {FLAT_WINDOW_S:g} s", "saturated": f"at the rail > {SATURATED_S:g} s",
               "noise": f"25–50 Hz RMS > {NOISE_MV:g} mV", "wander": f"< 0.5 Hz excursion > {WANDER_MV:g} mV",
               "disconnected": f"flat or at the rail ≥ {DISCONNECTED_FRACTION:.0%} of the record"}
     out = []
@@ -133,8 +133,8 @@ def longest_extreme_run(x: np.ndarray) -> np.ndarray:
 
 
 def flat_seconds(x: np.ndarray, rate: float) -> np.ndarray:
-    """Seconds of the lead covered by 1 s windows (every 0.25 s) spanning less than FLAT_MV; a record
-    shorter than 1 s is one window."""
+    """Seconds of the lead covered by 2 s windows (every 0.25 s) spanning less than FLAT_MV; a record
+    shorter than 2 s is one window."""
     hop = max(1, int(round(FLAT_HOP_S * rate)))
     per_window = max(1, int(round(FLAT_WINDOW_S / FLAT_HOP_S)))
     blocks = x.shape[-1] // hop
