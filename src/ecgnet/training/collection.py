@@ -76,6 +76,19 @@ def cv_folds(collection: Collection, k: int | None, leave_out: str | None, seed:
     return folds, {v: f"fold {v}" for v in range(1, k + 1)}
 
 
+def cv_splits(collection: Collection, fold_of: np.ndarray, names: dict, inner: float = 0.2, seed: int = 0,
+              train_records: int | None = None):
+    """For each fold: (fold number, name, training rows, inner validation rows, held-out rows). The inner
+    validation set is drawn from the training part only, grouped by patient."""
+    for f, name in sorted(names.items()):
+        test = np.flatnonzero(fold_of == f)
+        rest = np.flatnonzero(fold_of != f)
+        if train_records is not None and train_records < len(rest):
+            rest = np.sort(np.random.default_rng(seed + f).choice(rest, train_records, replace=False))
+        val = inner_split(collection.y[rest], collection.patients[rest], inner, seed + f)
+        yield f, name, rest[~val], rest[val], test
+
+
 # --- scoring -------------------------------------------------------------------------------------
 
 def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None = None,
@@ -239,25 +252,24 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
 
 
 def cross_validate(collection: Collection, config: Config, run_dir: Path, source, mode, k, leave_out, inner,
-                   progress, n_boot, log) -> dict:
+                   progress, n_boot, log, train_records: int | None = None) -> dict:
+    """``train_records``: train each fold on a random subset of this many of its training records
+    (a learning curve); the held-out folds stay whole."""
     fold_of, names = cv_folds(collection, k, leave_out, config.seed)
     classes, y = collection.classes, collection.y
     oof = np.full(y.shape, np.nan)
-    per_fold, epochs = {}, {}
-    for i, (f, name) in enumerate(sorted(names.items())):
-        test = np.flatnonzero(fold_of == f)
-        rest = np.flatnonzero(fold_of != f)
-        val = inner_split(y[rest], collection.patients[rest], inner, config.seed + f)
-        log(f"cross-validation {i + 1}/{len(names)} ({name}): {len(rest) - int(val.sum())} training, "
-            f"{int(val.sum())} inner validation, {len(test)} held out")
+    per_fold = {}
+    splits = list(cv_splits(collection, fold_of, names, inner, config.seed, train_records))
+    for i, (f, name, train_rows, val_rows, test) in enumerate(splits):
+        log(f"cross-validation {i + 1}/{len(names)} ({name}): {len(train_rows)} training, "
+            f"{len(val_rows)} inner validation, {len(test)} held out")
         fold_config = config.model_copy(update={"name": f"fold_{f}"})
-        _, model, data, info = fit_once(collection, {"train": rest[~val], "val": rest[val]}, fold_config,
+        _, model, data, info = fit_once(collection, {"train": train_rows, "val": val_rows}, fold_config,
                                         run_dir / "cv", source, mode, progress, n_boot, {"held_out": name})
         oof[test] = predict(model, collection, test, data.metadata_scaler, config)
         per_fold[name] = {**score(y[test], oof[test], classes, None, n_boot, config.seed),
-                          "train_records": int(len(rest) - val.sum()), "inner_validation_records": int(val.sum()),
+                          "train_records": len(train_rows), "inner_validation_records": len(val_rows),
                           "epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch")}
-        epochs[name] = (info.get("epochs_run"), info.get("best_epoch"))
     protocol = {"kind": "leave-one-source-out" if leave_out else f"{len(names)}-fold",
                 "folds": {str(f): n for f, n in names.items()},
                 "grouping": "patients never split across folds" + ("" if leave_out else "; multilabel-stratified"),

@@ -1,0 +1,101 @@
+"""Cross-validation splits: leave-one-source-out puts no source in both training and test, patients are
+never split (held-out fold, inner validation), K folds cover every record once; scoring tolerates
+classes a small fold lacks; a manifest's fold column is used as given."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ecgnet.data.collections.base import Collection, metadata_frame
+from ecgnet.errors import ECGNetError
+from ecgnet.training.collection import cv_folds, cv_splits, once_assignment, score, youden_thresholds
+
+
+def collection(n: int = 120, seed: int = 0) -> Collection:
+    rng = np.random.default_rng(seed)
+    patients = rng.integers(0, 50, n).astype(str)
+    source_of_patient = {p: f"site{int(p) % 4}" for p in set(patients)}  # a patient belongs to one site
+    y = (rng.random((n, 3)) < [0.4, 0.2, 0.1]).astype(np.float32)
+    nan = np.full(n, np.nan)
+    return Collection("synthetic", np.array([f"r{i}" for i in range(n)], dtype=object), ["A", "B", "C"], y,
+                      patients.astype(object), np.array([source_of_patient[p] for p in patients], dtype=object),
+                      metadata_frame(nan, nan, nan, nan))
+
+
+def test_leave_one_source_out_splits():
+    c = collection()
+    fold_of, names = cv_folds(c, None, "source", seed=0)
+    assert sorted(names.values()) == ["site0", "site1", "site2", "site3"]
+    seen = []
+    for f, name, train, val, test in cv_splits(c, fold_of, names, 0.2, 0):
+        assert set(c.sources[test]) == {name}
+        assert name not in set(c.sources[train]) | set(c.sources[val])  # no source in both
+        assert not set(c.patients[test]) & (set(c.patients[train]) | set(c.patients[val]))
+        assert not set(c.patients[train]) & set(c.patients[val])  # the inner split is grouped too
+        assert len(train) + len(val) + len(test) == len(c)
+        seen += test.tolist()
+    assert sorted(seen) == list(range(len(c)))  # every record held out exactly once
+
+
+def test_k_fold_splits_group_patients_and_cover_all():
+    c = collection()
+    fold_of, names = cv_folds(c, 5, None, seed=0)
+    assert len(names) == 5
+    seen = []
+    for _, _, train, val, test in cv_splits(c, fold_of, names, 0.2, 0):
+        assert not set(c.patients[test]) & set(c.patients[np.r_[train, val]])
+        seen += test.tolist()
+    assert sorted(seen) == list(range(len(c)))
+
+
+def test_learning_curve_subsamples_training_only():
+    c = collection()
+    fold_of, names = cv_folds(c, 4, None, seed=0)
+    for _, _, train, val, test in cv_splits(c, fold_of, names, 0.2, 0, train_records=30):
+        assert len(train) + len(val) == 30 and len(test) == (fold_of == _fold(fold_of, test)).sum()
+
+
+def _fold(fold_of, test):
+    return fold_of[test[0]]
+
+
+def test_fold_column_is_used_and_must_match():
+    c = replace(collection(), folds=np.arange(120) % 3 + 1)
+    fold_of, names = cv_folds(c, None, None)
+    np.testing.assert_array_equal(fold_of, c.folds)
+    with pytest.raises(ECGNetError, match="--folds 5: the manifest's fold column has 3 folds"):
+        cv_folds(c, 5, None)
+    assignment, how = once_assignment(c)
+    assert set(c.folds[assignment["test"]]) == {3} and set(c.folds[assignment["val"]]) == {2}
+    with pytest.raises(ECGNetError, match="--leave-out takes 'source'"):
+        cv_folds(c, None, "patient")
+
+
+def test_leave_one_source_out_refuses_a_patient_in_two_sources():
+    c = collection()
+    sources = c.sources.copy()
+    first = np.flatnonzero(c.patients == c.patients[0])
+    sources[first[0]] = "elsewhere"
+    if len(first) == 1:  # give the patient a second record in another source
+        sources[1], c.patients[1] = "elsewhere", c.patients[0]
+    with pytest.raises(ECGNetError, match="has records in sources"):
+        cv_folds(replace(c, sources=sources), None, "source")
+
+
+def test_score_tolerates_unscorable_and_unknown_labels():
+    rng = np.random.default_rng(1)
+    y = np.stack([rng.random(60) < 0.5, np.zeros(60), rng.random(60) < 0.3], 1).astype(float)
+    y[:10, 2] = np.nan
+    p = np.clip(y + rng.normal(0, 0.6, y.shape), 0, 1)
+    p = np.nan_to_num(p, nan=0.5)
+    out = score(y, p, ["A", "B", "C"], youden_thresholds(y, p, ["A", "B", "C"]), n_boot=50)
+    assert out["classes_scored"] == ["A", "C"] and out["per_class"]["B"]["auc"] is None
+    from sklearn.metrics import roc_auc_score
+
+    known = ~np.isnan(y[:, 2])
+    assert out["per_class"]["C"]["auc"] == pytest.approx(roc_auc_score(y[known, 2], p[known, 2]))
+    assert out["per_class"]["C"]["n"] == 50 and "balanced_accuracy" in out["per_class"]["A"]
+    assert out["macro_auc"]["low"] is None  # unknown labels among the scored classes: point only

@@ -1,0 +1,129 @@
+"""Fine-tuning from a shipped model: the head kept (reordered) for the same classes, a new one for others,
+only the output layer trainable in head mode; a tiny cross-validated fine-tune through the CLI that must
+beat chance and writes RUN/cv/predictions.csv; PTB-XL through a manifest trains as PTB-XL does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import wfdb
+from typer.testing import CliRunner
+
+from ecgnet.cli import app
+from ecgnet.data.signals import LEADS
+from ecgnet.errors import ECGNetError
+from ecgnet.training.finetune import FrozenInEval, finetune_config, load_source, output_keys, start_model
+
+
+@pytest.fixture(scope="module")
+def source():
+    return load_source("long_time")
+
+
+def test_same_classes_keep_the_head_in_the_collections_order(source):
+    classes = list(reversed(source.classes))
+    model, facts = start_model(source, classes, "full")
+    head = output_keys(source.config, len(classes))
+    assert head and "reordered" in facts["head"]
+    for k in head:
+        np.testing.assert_array_equal(model.state_dict()[k].numpy(), source.model.state_dict()[k].numpy()[::-1])
+    body = next(k for k in model.state_dict() if k not in head and model.state_dict()[k].dtype.is_floating_point)
+    assert torch.equal(model.state_dict()[body], source.model.state_dict()[body])
+    assert facts["frozen_parameters"] == 0
+
+
+def test_other_classes_get_a_new_head_and_head_mode_freezes_the_rest(source):
+    model, facts = start_model(source, ["X", "Y", "Z"], "head")
+    head = output_keys(source.config, 3)
+    assert facts["head"].startswith("new (3 classes")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == head & {n for n, _ in model.named_parameters()}
+    assert facts["trainable_parameters"] < 2000 < facts["frozen_parameters"]
+    model.train()
+    FrozenInEval().on_train_epoch_start(None, type("M", (), {"model": model})())
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert bns and not any(m.training for m in bns)
+
+
+def test_finetune_config_base_and_overrides(source):
+    config = finetune_config(source, None, ["training.epochs=3", "name=mine"], "head")
+    assert config.name == "mine" and config.training.epochs == 3 and config.training.ema_decay is None
+    assert config.model == source.config.model and config.training.lr == pytest.approx(1e-2)
+    with pytest.raises(ECGNetError, match="--mode must be one of"):
+        finetune_config(source, None, [], "everything")
+
+
+def write_learnable(folder: Path, n: int = 36) -> Path:
+    """Records at 100 Hz where class X is an 8 Hz, 1.5 mV oscillation and Y a 1 Hz, 2 mV wave in the
+    limb leads, on noise; a manifest with sources, patients and both classes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    t = np.arange(1000) / 100
+    for i in range(n):
+        x, yy = i % 2, (i // 2) % 2
+        sig = rng.normal(0, 0.1, (1000, 12)) + x * 1.5 * np.sin(2 * np.pi * 8 * t)[:, None]
+        sig[:, :3] += yy * 2 * np.sin(2 * np.pi * 1 * t)[:, None]
+        wfdb.wrsamp(f"s{i}", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=np.round(sig, 3),
+                    fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+        rows.append({"record": f"s{i}.hea", "patient": f"p{i // 2}", "source": f"site{i % 3}", "X": x, "Y": yy})
+    pd.DataFrame(rows).to_csv(folder / "m.csv", index=False)
+    return folder / "m.csv"
+
+
+@pytest.mark.slow
+def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch):
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    manifest = write_learnable(tmp_path)
+    result = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--folds", "3",
+                                      "--runs-dir", str(tmp_path / "runs"), "--set", "training.epochs=6",
+                                      "--set", "training.threads=1", "--set", "name=tiny_ft", "--n-boot", "50",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny_ft"
+    predictions = pd.read_csv(run / "cv" / "predictions.csv")
+    assert list(predictions.columns) == ["record", "fold", "p_X", "p_Y"] and len(predictions) == 36
+    assert sorted(predictions["fold"].unique()) == [1, 2, 3]
+    metrics = json.loads((run / "cv" / "metrics.json").read_text())
+    assert metrics["pooled"]["macro_auc"]["value"] > 0.75, metrics["pooled"]
+    info = json.loads((run / "run.json").read_text())
+    assert info["finetune"]["from"] == "long_time" and info["finetune"]["head"].startswith("new")
+    assert (run / "val" / "metrics.json").is_file() and (run / "report.md").is_file()
+    from ecgnet.runs import load_run
+
+    model, config, _ = load_run(run)  # the final model is a run like any other
+    assert config.name == "tiny_ft"
+
+
+def test_train_usage_errors(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--manifest", str(tmp_path / "none.csv"), "--from", "long_time"])
+    assert result.exit_code == 2 and "no such manifest" in result.output
+    result = runner.invoke(app, ["train", "--mode", "head", "--config", "x.yaml"])
+    assert result.exit_code == 2
+
+
+@pytest.mark.slow
+def test_ptbxl_collection_trains_as_native_ptbxl(ptbxl_root, tmp_path, monkeypatch):
+    """Parity: the tiny config through the PTB-XL collection (what a PTB-XL manifest is, row for row:
+    tests/test_manifest.py) and through the native PTB-XL path give the same fold-10 AUC (same seed)."""
+    from conftest import TINY_CONFIG, _cache_dir
+
+    from ecgnet.config import parse_config
+    from ecgnet.data.collections import CollectionData, ptbxl_assignment, ptbxl_collection
+    from ecgnet.training.fit import train
+
+    monkeypatch.chdir(tmp_path)
+    config = parse_config({**TINY_CONFIG, "data": {**TINY_CONFIG["data"], "max_train_records": 300},
+                           "training": {**TINY_CONFIG["training"], "epochs": 2}}, "parity")
+    _, native = train(config, ptbxl_root, tmp_path / "native", cache_dir=_cache_dir(), progress=False, n_boot=20)
+    c = ptbxl_collection(ptbxl_root, "superdiagnostic").load_signals(100, _cache_dir(), progress=False)
+    data = CollectionData(c, ptbxl_assignment(c.folds))
+    _, via = train(config, None, tmp_path / "collection", progress=False, n_boot=20, data=data)
+    a, b = native["test"]["macro_auc"]["value"], via["test"]["macro_auc"]["value"]
+    assert abs(a - b) <= 0.002, (a, b)
