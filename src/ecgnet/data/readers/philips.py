@@ -121,15 +121,18 @@ def _xli(data: str, n_leads: int, samples: int, limits: ReadLimits, path: Path) 
         if size <= 0 or offset + 8 + size > len(raw):
             raise ECGNetError(f"{path}: XLI lead {len(out) + 1} declares {size} bytes, the data holds "
                               f"{len(raw) - offset - 8}: truncated or corrupt")
-        decoder = LzwDecoder(raw[offset + 8:offset + 8 + size], bits=10)
-        buffer = []
-        while len(buffer) < want and (b := decoder.read()) != -1:  # never more than the declared samples
-            buffer.append(b & 0xFF)
+        try:
+            decoder = LzwDecoder(raw[offset + 8:offset + 8 + size], bits=10)
+            buffer = []
+            while len(buffer) < want and (b := decoder.read()) != -1:  # never more than the declared samples
+                buffer.append(b & 0xFF)
+            if len(buffer) < want:
+                raise ECGNetError(f"{path}: XLI lead {len(out) + 1} decodes to {len(buffer) // 2} samples, "
+                                  f"the file declares {samples}: truncated or corrupt")
+            out.append(np.asarray(xli_decode_deltas(buffer, start), dtype=np.int64))
+        except (OverflowError, ValueError, IndexError, KeyError) as e:  # damaged LZW codes or deltas
+            raise ECGNetError(f"{path}: XLI lead {len(out) + 1} is corrupt ({type(e).__name__}: {e})") from e
         offset += 8 + size
-        if len(buffer) < want:
-            raise ECGNetError(f"{path}: XLI lead {len(out) + 1} decodes to {len(buffer) // 2} samples, "
-                              f"the file declares {samples}: truncated or corrupt")
-        out.append(np.asarray(xli_decode_deltas(buffer, start), dtype=np.int64))
     if len(out) < n_leads:
         raise ECGNetError(f"{path}: XLI waveform holds {len(out)} leads, the file declares {n_leads}")
     return np.stack(out)
