@@ -4,7 +4,9 @@ site's records, fitted per class (each class is its own sigmoid output, with its
 * ``temperature`` — one temperature T per class: p' = σ(logit(p) / T), T fitted by minimising the
   negative log-likelihood (Guo et al. 2017). The logit is that of the record's final probability (after
   ECGNet's windows and segments are aggregated). T > 1 softens over-confident probabilities, T < 1
-  sharpens; it never changes a class's ranking, so its AUC is unchanged.
+  sharpens; it never changes a class's ranking, so its AUC is unchanged. T is searched in [0.05, 20]: a
+  class whose records are perfectly separated drives T to 0.05 (probabilities pushed to 0 and 1), a sign
+  that there are too few records to calibrate it.
 * ``isotonic`` — a non-decreasing step-wise map fitted by isotonic regression (scikit-learn's
   ``IsotonicRegression``, interpolated linearly between its knots and clipped outside them). More
   flexible, needs more records; it may tie records that were ranked apart, so AUC can move a little.
@@ -23,6 +25,7 @@ import numpy as np  # applying a map needs numpy only (predict's path); fitting 
 KINDS = ("temperature", "isotonic", "none")
 _EPS = 1e-7
 IDENTITY = {"kind": "none"}
+T_RANGE = (0.05, 20.0)
 
 
 def logit(p) -> np.ndarray:
@@ -44,7 +47,7 @@ def fit_temperature(y, p) -> float:
         s = z / np.exp(log_t)
         return float(np.mean(np.logaddexp(0, s) - y * s))  # −[y log σ(s) + (1−y) log(1−σ(s))]
 
-    result = minimize_scalar(nll, bounds=(np.log(1e-2), np.log(1e2)), method="bounded",
+    result = minimize_scalar(nll, bounds=(np.log(T_RANGE[0]), np.log(T_RANGE[1])), method="bounded",
                              options={"xatol": 1e-6})
     return float(np.exp(result.x))
 

@@ -1,0 +1,154 @@
+"""``ecgnet calibrate RUN --manifest M.csv --site NAME``: a run's operating points for one site.
+
+The run predicts the manifest's records (optionally only those of one ``source``); on them, per class, a
+probability calibration map and then a threshold are fitted (:mod:`ecgnet.evaluation.site_calibration`)
+and stored in the run as the profile ``RUN/profiles/<site>.json`` (:mod:`ecgnet.runs.profiles`). The
+report beside it (``RUN/profiles/<site>/``) scores the profile on held-out records only: k-fold
+cross-fitting, patient-grouped and multilabel-stratified. Classes of the run that the manifest does not
+label keep the run's threshold and no calibration.
+
+A bundled model lives inside the installed package, which is not the place to write: ``copy_to`` copies
+the run directory first, and the profile goes into the copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.data.collections.base import Collection
+from ecgnet.data.collections.folds import stratified_group_folds
+from ecgnet.errors import ECGNetError
+from ecgnet.evaluation.labelled import predict_collection
+from ecgnet.evaluation.manifest_evaluation import file_sha256
+from ecgnet.evaluation.operating_points import METHODS
+from ecgnet.evaluation.recalibration import KINDS
+from ecgnet.evaluation.site_calibration import before_after, cross_fit, fit_site
+from ecgnet.fileio import atomic_path
+from ecgnet.runs import profiles
+
+PROTOCOL = ("Scored on held-out records only: the site's records are split into {k} folds (patient-grouped, "
+            "multilabel-stratified); each fold is calibrated and thresholded by the profile fitted on the other "
+            "{k1} folds, and the held-out results are pooled. Thresholds fitted and scored on the same records would "
+            "be optimistic. The stored profile is fitted on all {n} records; these figures estimate how it does on "
+            "the site's next records.")
+
+
+def prepare_run_dir(run_dir: Path, copy_to: Path | None) -> Path:
+    """The run directory to write the profile into: ``copy_to`` (a copy of the run, made if absent), or the
+    run itself — refused for a bundled model."""
+    from ecgnet.runs.bundled import bundled_root
+
+    if copy_to is None:
+        if Path(run_dir).resolve().is_relative_to(bundled_root().resolve()):
+            raise ECGNetError(f"{Path(run_dir).name} is a bundled model (inside the installed package): give "
+                              f"--copy-to DIR to calibrate a copy of it, e.g. --copy-to runs/{Path(run_dir).name}")
+        return Path(run_dir)
+    copy_to = Path(copy_to)
+    if copy_to.exists():
+        if not (copy_to / "run.json").is_file() or file_sha256(copy_to / "model.safetensors") != \
+                file_sha256(Path(run_dir) / "model.safetensors"):
+            raise ECGNetError(f"{copy_to}: exists and is not a copy of {run_dir} (same weights); choose another --copy-to")
+        return copy_to
+    copy_to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run_dir, copy_to, ignore=shutil.ignore_patterns(profiles.PROFILES, "checkpoints"))
+    return copy_to
+
+
+def fit_and_cross_fit(y, p, patients, fallback, classes, method: str, target_sensitivity: float, calibration: str,
+                      folds: int, seed: int, n_boot: int):
+    """(profile fitted on all records, held-out calibrated probabilities, held-out thresholds, fold of each
+    record (0-based), before/after evaluation): the computation behind a profile and its report."""
+    fit_kwargs = dict(method=method, target_sensitivity=target_sensitivity, calibration=calibration, fallback=fallback)
+    site_fit = fit_site(y, p, **fit_kwargs)
+    k = min(folds, len(set(map(str, patients))))
+    fold_of = stratified_group_folds(y, patients, k, seed) - 1
+    q, held_t = cross_fit(y, p, fold_of, **fit_kwargs)
+    evaluation = before_after(y, p, fallback, q, held_t, classes, n_boot=n_boot, seed=seed)
+    evaluation.update(folds=k, seed=seed, protocol=PROTOCOL.format(k=k, k1=k - 1, n=len(y)))
+    return site_fit, q, held_t, fold_of, evaluation
+
+
+def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",
+                   target_sensitivity: float = 0.9, calibration: str = "temperature", folds: int = 5,
+                   source: str | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = True,
+                   run_dir: Path | None = None) -> dict:
+    """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added)."""
+    profiles.check_site_name(site)
+    if method not in METHODS:
+        raise ECGNetError(f"--method must be one of {', '.join(METHODS)}, not '{method}'")
+    if calibration not in KINDS:
+        raise ECGNetError(f"--calibration must be one of {', '.join(KINDS)}, not '{calibration}'")
+    if not 0 < target_sensitivity <= 1:
+        raise ECGNetError(f"--target-sensitivity must be in (0, 1], not {target_sensitivity}")
+    if source is not None:
+        rows = collection.sources == source
+        if not rows.any():
+            raise ECGNetError(f"no record of source '{source}' in the manifest (sources: "
+                              f"{', '.join(sorted(set(map(str, collection.sources))))})")
+        collection = collection.subset(rows)
+    run_dir = Path(run_dir or predictor.run_dir)
+    classes = list(predictor.classes)
+    table, match = predict_collection(predictor, collection, progress, description="Predicting the site's")
+    ok = (table["error"].fillna("") == "").to_numpy()
+    if ok.sum() < 2:
+        raise ECGNetError(f"only {int(ok.sum())} of {len(table)} records could be scored; nothing to calibrate on")
+    scored = table[ok]
+    y = np.stack([scored[f"y_{c}"].to_numpy(float) if c in match.matched else np.full(len(scored), np.nan)
+                  for c in classes], axis=1)
+    p = scored[[f"p_{c}" for c in classes]].to_numpy(float)
+    run_t = predictor.thresholds or {}
+    fallback = np.array([run_t.get(c, 0.5) for c in classes])
+    patients = scored["patient"].to_numpy()
+    site_fit, q, held_t, fold_of, evaluation = fit_and_cross_fit(
+        y, p, patients, fallback, classes, method=method, target_sensitivity=target_sensitivity,
+        calibration=calibration, folds=folds, seed=seed, n_boot=n_boot)
+    from ecgnet.runs.origin import provenance
+
+    origin = provenance()
+    manifest = collection.info.get("manifest")
+    fitted = {c: True if site_fit["fitted"][i] else
+              ("not labelled in the manifest" if c in match.missing else site_fit["reasons"][i])
+              for i, c in enumerate(classes)}
+    profile = {"site": site, "run": predictor.info["name"], "classes": classes,
+               "thresholds": dict(zip(classes, site_fit["thresholds"])),
+               "calibrators": dict(zip(classes, site_fit["calibrators"])),
+               "method": method, "target_sensitivity": target_sensitivity if method == "sensitivity" else None,
+               "calibration": calibration, "fitted": fitted, "run_thresholds": dict(zip(classes, fallback.tolist())),
+               "manifest": {"path": manifest, "sha256": file_sha256(manifest) if manifest else None,
+                            "records": len(table), "records_used": int(ok.sum()), "source": source,
+                            "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
+                            "classes_missing": match.missing},
+               "evaluation": evaluation,
+               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}
+    out = profiles.report_dir(run_dir, site)
+    table = table.copy()
+    for i, c in enumerate(classes):  # the held-out view the report scores
+        table.loc[ok, f"q_{c}"] = q[:, i]
+        table.loc[ok, f"t_{c}"] = held_t[:, i]
+    table.loc[ok, "fold"] = fold_of + 1
+    with atomic_path(out / "predictions.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    from ecgnet.evaluation.site_report import write_site_report
+
+    report = write_site_report(out, profile, y, p, q)
+    path = profiles.save_profile(run_dir, profile)  # last: a profile exists only with its report
+    return {**profile, "path": str(path), "report": str(report)}
+
+
+def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Path | None = None,
+                      skip_bad: bool = False, copy_to: Path | None = None, progress: bool = True, **options) -> dict:
+    """What ``ecgnet calibrate`` does: the run (a copy of it with ``copy_to``), the manifest, the profile."""
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    profiles.check_site_name(site)
+    path = resolve_checkpoint(run)
+    run_dir = prepare_run_dir(path if path.is_dir() else path.parent, copy_to)
+    collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
+    return calibrate_site(Predictor(run_dir), collection, site, progress=progress, **options)

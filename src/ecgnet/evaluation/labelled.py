@@ -1,0 +1,89 @@
+"""A run's predictions on a labelled collection (a manifest): one row per record, the collection's labels
+beside the run's probabilities — what ``ecgnet evaluate --manifest`` scores and ``ecgnet calibrate`` fits on.
+
+Classes are matched by name. A class of the run that the collection does not label is *missing* (not
+scored; listed); a class of the collection that the run does not predict is *ignored* (listed). Every
+record is read and scored as ``predict`` does (resampled to the run's rate, long records averaged over
+10 s segments, metadata from the manifest where it gives some, else from the header). A record that
+cannot be read keeps its row with the error and no probabilities — counted and listed, never dropped.
+
+Table columns: ``record`` (as the manifest names it), ``source``, ``patient``, ``y_<class>`` for the
+matched classes (1, 0, or empty = unknown), ``p_<class>`` for every class of the run,
+``amplitude_trusted``, ``warnings``, ``error`` (empty when scored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import Progress
+
+from ecgnet.data.collections.base import Collection
+from ecgnet.errors import ECGNetError
+from ecgnet.inference.batch import predict_many
+from ecgnet.inference.predictor import Predictor
+
+
+@dataclass(frozen=True)
+class ClassMatch:
+    matched: list[str]  # the run's classes the collection labels, in the run's order
+    missing: list[str]  # the run's classes the collection does not label: skipped
+    ignored: list[str]  # the collection's classes the run does not predict
+
+
+def match_classes(run_classes: list[str], collection_classes: list[str]) -> ClassMatch:
+    have = set(collection_classes)
+    match = ClassMatch([c for c in run_classes if c in have], [c for c in run_classes if c not in have],
+                       [c for c in collection_classes if c not in set(run_classes)])
+    if not match.matched:
+        raise ECGNetError(f"the run predicts {', '.join(run_classes)}; the manifest labels "
+                          f"{', '.join(collection_classes)}: no class in common (classes are matched by name; "
+                          "map site codes to the run's classes with --label-map)")
+    return match
+
+
+def record_paths(collection: Collection) -> list[Path]:
+    """Each record's file, resolved against the manifest's folder."""
+    base = Path(collection.info.get("manifest", ".")).parent
+    return [Path(r) if Path(r).is_absolute() else base / str(r) for r in collection.records]
+
+
+def _metadata(collection: Collection, i: int) -> dict:
+    row = collection.metadata.iloc[i]
+    out = {k: float(row[k]) for k in ("age", "height", "weight") if k in row and not np.isnan(row[k])}
+    if "sex" in row and not np.isnan(row["sex"]):
+        out["sex"] = "female" if row["sex"] == 1.0 else "male"
+    return out
+
+
+def predict_collection(predictor: Predictor, collection: Collection, progress: bool = True,
+                       description: str = "Predicting") -> tuple[pd.DataFrame, ClassMatch]:
+    """(one row per record, the class match) — see the module docstring for the columns."""
+    match = match_classes(list(predictor.classes), list(collection.classes))
+    label_col = {c: collection.classes.index(c) for c in match.matched}
+    rows = []
+    paths = record_paths(collection)
+    with Progress(transient=True, disable=not progress, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"{description} {len(paths)} records", total=len(paths))
+        for i, path in enumerate(paths):
+            meta = _metadata(collection, i) if predictor.uses_metadata else {}
+            res = predict_many(predictor, [path], resample=True, progress=False, **meta)[0]
+            probs = {d["class"]: d["probability"] for d in res.get("diagnoses", [])}
+            rows.append({"record": str(collection.records[i]), "source": str(collection.sources[i]),
+                         "patient": str(collection.patients[i]),
+                         **{f"y_{c}": collection.y[i, k] for c, k in label_col.items()},
+                         **{f"p_{c}": probs.get(c, np.nan) for c in predictor.classes},
+                         "amplitude_trusted": bool(res.get("amplitude_trusted", False)),
+                         "warnings": ";".join(res.get("warnings", [])), "error": res.get("error", "")})
+            bar.advance(task)
+    return pd.DataFrame(rows), match
+
+
+def arrays(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels with NaN for unknown, probabilities) of the table's scored rows, for ``classes``."""
+    scored = table[table["error"].fillna("") == ""]
+    return (scored[[f"y_{c}" for c in classes]].to_numpy(float), scored[[f"p_{c}" for c in classes]].to_numpy(float))

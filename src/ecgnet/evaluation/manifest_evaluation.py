@@ -1,0 +1,158 @@
+"""Any run on any labelled manifest (``ecgnet evaluate RUN --manifest M.csv``): macro and per-class AUC
+with bootstrap intervals, balanced accuracy, sensitivity and specificity at the run's fold-9 thresholds
+(or a site profile's, after its calibration), per source, written as predictions.csv, metrics.json and a
+report with ROC curves.
+
+Unknown labels (empty cells) are left out class by class: a class's AUC uses the records where that
+class is known. The macro AUC averages the classes with a known positive and a known negative; its
+90 % interval is a percentile bootstrap over records in which only resamples where each such class keeps
+a known positive and negative count (as :func:`ecgnet.evaluation.metrics.bootstrap_indices`; without
+unknown labels the draws, and so the intervals, are exactly those of ``evaluate-external``).
+
+A manifest is a test set here: nothing is chosen on it. Thresholds fitted on the same records (a site
+profile calibrated on this manifest) give optimistic figures — the report says which thresholds it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgnet.data.collections.base import Collection
+from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.labelled import ClassMatch, predict_collection
+from ecgnet.fileio import atomic_path, write_json
+from ecgnet.inference.predictor import Predictor
+
+
+def masked_bootstrap_indices(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Resamples of the records (rows) in which every column keeps a known positive and a known negative;
+    drawn like :func:`metrics.bootstrap_indices` (the same draws when nothing is unknown)."""
+    n = len(y)
+    known, pos = ~np.isnan(y), np.nan_to_num(y, nan=0.0)
+    if n == 0 or ((pos.sum(0) == 0) | (pos.sum(0) == known.sum(0))).any():
+        raise ValueError("cannot bootstrap: some class has no known positive or no known negative")
+    rng = np.random.default_rng(seed)
+    out, tries, max_tries = [], 0, max(1000, 100 * n_boot)
+    while len(out) < n_boot:
+        if tries >= max_tries:
+            raise ValueError(f"only {len(out)} of {n_boot} valid resamples in {max_tries} draws; a class is too rare")
+        tries += 1
+        idx = rng.integers(0, n, size=n)
+        p, k = pos[idx].sum(0), known[idx].sum(0)
+        if (p > 0).all() and (p < k).all():
+            out.append(idx)
+    return np.stack(out)
+
+
+def masked_macro_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean over columns of the AUC on each column's known rows."""
+    return float(np.mean([M.per_class_auc(y[~np.isnan(y[:, k]), k], p[~np.isnan(y[:, k]), k])[0]
+                          for k in range(y.shape[1])]))
+
+
+def auc_interval(y, p, n_boot: int, seed: int, ci: float = 0.90) -> tuple[float, float | None, float | None]:
+    """(masked macro AUC, low, high); no interval when too few positives for valid resamples."""
+    point = masked_macro_auc(y, p)
+    try:
+        idx = masked_bootstrap_indices(y, n_boot, seed)
+    except ValueError:
+        return point, None, None
+    values = np.array([masked_macro_auc(y[i], p[i]) for i in idx])
+    low, high = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
+    return point, float(low), float(high)
+
+
+def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None, n_boot: int, seed: int) -> dict:
+    """Per class (known labels): AUC with interval and counts, and with ``thresholds`` balanced accuracy,
+    sensitivity, specificity; the macro AUC over the classes with a known positive and negative."""
+    per_class, ok = {}, []
+    for k, c in enumerate(classes):
+        known = ~np.isnan(y[:, k])
+        yk, pk = y[known, k].astype(int), p[known, k]
+        entry = {"n": int(known.sum()), "n_positive": int(yk.sum()), "auc": None, "low": None, "high": None}
+        if 0 < yk.sum() < len(yk):
+            ok.append(k)
+            entry["auc"], entry["low"], entry["high"] = auc_interval(y[:, [k]], p[:, [k]], n_boot, seed)
+            if thresholds:
+                calls = pk >= thresholds[c]
+                sens, spec = float(calls[yk == 1].mean()), float((~calls[yk == 0]).mean())
+                entry.update(threshold=float(thresholds[c]), sensitivity=sens, specificity=spec,
+                             balanced_accuracy=(sens + spec) / 2)
+        per_class[c] = entry
+    out = {"n": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class, "macro_auc": None}
+    if ok:
+        point, low, high = auc_interval(y[:, ok], p[:, ok], n_boot, seed)
+        out["macro_auc"] = {"value": point, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot}
+        bal = [per_class[classes[k]]["balanced_accuracy"] for k in ok if "balanced_accuracy" in per_class[classes[k]]]
+        if bal:
+            out["mean_balanced_accuracy"] = float(np.mean(bal))
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: str | Path, profile=None,
+                        n_boot: int = 1000, seed: int = 0, progress: bool = True,
+                        table: pd.DataFrame | None = None, match: ClassMatch | None = None) -> dict:
+    """Predict (unless ``table``/``match`` are given) and score ``collection``; write predictions.csv,
+    metrics.json and the report (evaluation.html/.md) into ``out_dir``. ``profile``: a
+    :class:`~ecgnet.runs.profiles.SiteProfile` whose calibration and thresholds replace the run's."""
+    if table is None:
+        table, match = predict_collection(predictor, collection, progress)
+    classes = match.matched
+    scored = table[table["error"].fillna("") == ""]
+    y = scored[[f"y_{c}" for c in classes]].to_numpy(float)
+    p_all = scored[[f"p_{c}" for c in predictor.classes]].to_numpy(float)
+    if profile is not None and len(scored):
+        p_all = profile.calibrate(p_all)
+        thresholds, source = profile.thresholds, f"site profile '{profile.site}'"
+    else:
+        thresholds, source = predictor.thresholds, "the run's fold-9 thresholds"
+    p = p_all[:, [list(predictor.classes).index(c) for c in classes]]
+    manifest = collection.info.get("manifest")
+    result = {"run": predictor.info["name"], "manifest": manifest,
+              "manifest_sha256": file_sha256(manifest) if manifest and Path(manifest).is_file() else None,
+              "n_records": len(table), "n_scored": len(scored), "classes_matched": classes,
+              "classes_missing": match.missing, "classes_ignored": match.ignored,
+              "skipped_rows": [{"row": r, "why": w} for r, w in collection.skipped],
+              "unreadable": table.loc[table["error"].fillna("") != "", ["record", "error"]].to_dict("records"),
+              "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),
+              "thresholds_from": source if thresholds else None, "site": None if profile is None else profile.site}
+    if len(scored):
+        result.update(score(y, p, classes, thresholds, n_boot, seed))
+        sources = scored["source"].to_numpy()
+        result["per_source"] = {s: score(y[sources == s], p[sources == s], classes, thresholds, n_boot, seed)
+                                for s in sorted(set(sources))}
+    else:
+        result.update({"n": 0, "classes_scored": [], "per_class": {}, "macro_auc": None, "per_source": {}})
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "predictions.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6f")
+    write_json(out_dir / "metrics.json", result)
+    from ecgnet.evaluation.manifest_report import write_evaluation_report
+
+    result["report"] = str(write_evaluation_report(out_dir, result, y, p))
+    return result
+
+
+def evaluate_manifest(run: str | Path, manifest: Path, out_dir: Path | None = None, label_map: Path | None = None,
+                      skip_bad: bool = False, site: str | None = None, n_boot: int = 1000, seed: int = 0,
+                      progress: bool = True) -> dict:
+    """What ``ecgnet evaluate RUN --manifest M.csv`` does; ``out_dir`` defaults to
+    ``outputs/<run>/<manifest name>`` (``…-<site>`` with a site profile)."""
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.runs.profiles import load_profile
+
+    predictor = Predictor(run)
+    profile = load_profile(predictor.run_dir, site, list(predictor.classes)) if site else None
+    collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
+    if out_dir is None:
+        out_dir = Path("outputs") / Path(predictor.run_dir).name / (Path(manifest).stem + (f"-{site}" if site else ""))
+    return evaluate_collection(predictor, collection, out_dir, profile=profile, n_boot=n_boot, seed=seed,
+                               progress=progress)

@@ -1,0 +1,81 @@
+"""The report of ``ecgnet calibrate`` (RUN/profiles/<site>/report.html / .md): the profile that was
+stored, then how it did on held-out records — balanced accuracy per class before (the run's fold-9
+thresholds) and after (the site's cross-fitted thresholds), calibration error before/after, and the
+reliability diagram of both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.evaluation.calibration import reliability_comparison
+from ecgnet.evaluation.report import _png, write_document
+
+
+def _ci(entry: dict) -> str:
+    value = f"{entry['balanced_accuracy']:.3f}"
+    return value + (f" [{entry['low']:.3f}, {entry['high']:.3f}]" if entry.get("low") is not None else "")
+
+
+def _diff(d: dict) -> str:
+    return f"{d['value']:+.3f}" + (f" [{d['low']:+.3f}, {d['high']:+.3f}]" if d.get("low") is not None else "")
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> Path:
+    """``y`` labels (NaN unknown), ``p`` the run's probabilities, ``q`` the held-out calibrated ones."""
+    ev, classes = profile["evaluation"], profile["classes"]
+    manifest = profile["manifest"]
+    summary = [["site", profile["site"]], ["run", profile["run"]], ["manifest", str(manifest["path"])],
+               ["manifest SHA-256", manifest["sha256"]], ["records used", str(manifest["records_used"])],
+               ["threshold rule", profile["method"] + (f" (target sensitivity {profile['target_sensitivity']:g})"
+                                                       if profile["method"] == "sensitivity" else "")],
+               ["probability calibration", f"{profile['calibration']} (per class)"],
+               ["cross-fitting", f"{ev['folds']} folds, patient-grouped, multilabel-stratified, seed {ev['seed']}"],
+               ["mean balanced accuracy, before → after", f"{_fmt(ev['mean_balanced_accuracy']['before'])} → "
+                                                         f"{_fmt(ev['mean_balanced_accuracy']['after'])}"],
+               ["macro ECE, before → after", f"{_fmt(ev['macro_ece']['before'])} → {_fmt(ev['macro_ece']['after'])}"],
+               ["date", profile.get("date", "–")], ["command", profile.get("command") or "–"],
+               ["revision", str(profile.get("git_revision"))]]
+    stored = []
+    for c in classes:
+        cal = profile["calibrators"][c]
+        how = {"none": "identity", "temperature": f"T = {cal.get('temperature', 0):.3f}",
+               "isotonic": f"isotonic, {len(cal.get('x', []))} knots"}.get(cal["kind"], cal["kind"])
+        fitted = profile["fitted"][c]
+        stored.append([c, f"{profile['run_thresholds'].get(c, float('nan')):.3f}", f"{profile['thresholds'][c]:.3f}", how,
+                       "yes" if fitted is True else f"no: {fitted}"])
+    decisions, calibration = [], []
+    for c in classes:
+        e = ev["per_class"][c]
+        if "before" not in e:
+            decisions.append([c, str(e["n"]), str(e["n_positive"]), "–", "–", "–", "–", "–", e.get("skipped", "")])
+            continue
+        b, a = e["before"], e["after"]
+        decisions.append([c, str(e["n"]), str(e["n_positive"]), _ci(b), _ci(a), _diff(e["difference"]),
+                          f"{b['sensitivity']:.3f} → {a['sensitivity']:.3f}", f"{b['specificity']:.3f} → {a['specificity']:.3f}", ""])
+        calibration.append([c, f"{e['ece_before']:.3f}", f"{e['ece_after']:.3f}", f"{e['brier_before']:.3f}",
+                            f"{e['brier_after']:.3f}"])
+    sections = [("Summary", ["what", "value"], summary, ev["protocol"]),
+                ("Stored profile (fitted on every record of the site)",
+                 ["class", "run threshold (fold 9)", "site threshold", "calibration", "fitted"], stored,
+                 "Predict applies it as: calls = calibrate(probability) >= site threshold. A class the site's records "
+                 "cannot fit keeps the identity map and the run's threshold."),
+                ("Decisions on held-out records (cross-fitted)",
+                 ["class", "n", "n positive", "balanced accuracy before [90 % CI]", "after [90 % CI]",
+                  "after − before [90 % CI]", "sensitivity", "specificity", "note"], decisions,
+                 "Before: the run's fold-9 thresholds on its probabilities. After: each record thresholded by the "
+                 "profile fitted on the other folds. Intervals: percentile bootstrap over records, the difference paired."),
+                ("Calibration on held-out records (cross-fitted)", ["class", "ECE before", "ECE after", "Brier before",
+                                                                    "Brier after"], calibration,
+                 f"ECE: {ev['n_bins']} equal-width bins. After: each record's probability through the map fitted on the "
+                 "other folds.")]
+    figure = reliability_comparison(y, {"run (before)": p, f"{profile['calibration']}, cross-fitted (after)": q},
+                                    classes, title=f"Reliability on {profile['site']}: before / after")
+    figures = {"reliability.png": ("Reliability diagram, held-out records", _png(figure, Path(out_dir) / "figures" / "reliability.png"))}
+    return write_document(out_dir, "report", f"Site profile '{profile['site']}' for {profile['run']}", sections, figures,
+                          css="tbody tr:last-child{font-weight:normal}")

@@ -1,0 +1,159 @@
+"""`ecgnet evaluate RUN --manifest` and `ecgnet calibrate`: classes matched by name (missing ones listed and
+skipped, unknown labels masked), AUCs that sklearn recomputes from predictions.csv, the masked bootstrap
+equal to the benchmark's when nothing is unknown, unreadable records counted; site profiles stored in the
+run and read back, clear errors for bad or unknown site names and for a bundled model, and predict's
+calls and probabilities following the profile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ecgnet.data.collections import read_manifest
+from ecgnet.errors import ECGNetError
+from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.calibrate_site import calibrate_site, prepare_run_dir
+from ecgnet.evaluation.manifest_evaluation import evaluate_collection, masked_bootstrap_indices
+from ecgnet.evaluation.recalibration import logit, sigmoid
+from ecgnet.inference.predictor import Predictor
+from ecgnet.runs import profiles
+from test_records import write_challenge
+
+RUN_CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
+THRESHOLDS = {"CD": 0.5, "HYP": 0.45, "MI": 0.5, "NORM": 0.55, "STTC": 0.5}
+
+
+@pytest.fixture
+def run(untrained_run, tmp_path) -> Path:
+    """The untrained tiny run with fold-9 thresholds (val/metrics.json), in a folder of its own."""
+    run_dir = tmp_path / "runs" / "untrained"
+    shutil.copytree(untrained_run, run_dir)
+    (run_dir / "val").mkdir()
+    (run_dir / "val" / "metrics.json").write_text(json.dumps(
+        {"per_class": {c: {"threshold": t} for c, t in THRESHOLDS.items()}}))
+    return run_dir
+
+
+@pytest.fixture
+def manifest(tmp_path) -> Path:
+    """16 records from two sources, labels for CD, HYP, MI, NORM (no STTC) and a class XTRA the run does not
+    know; some labels unknown; one record truncated (unreadable)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(16):
+        source = "site_a" if i < 8 else "site_b"
+        path, _ = write_challenge(tmp_path / "data" / source, name=f"R{i:02d}", seed=i, comments=("Dx: 426783006",))
+        labels = {c: str(int(v)) for c, v in zip(["CD", "HYP", "MI", "NORM", "XTRA"], rng.random(5) < 0.5)}
+        labels["CD"] = str(i % 2)  # both labels in each source
+        if i in (3, 11):
+            labels["HYP"] = ""  # unknown
+        rows.append({"record": f"data/{source}/R{i:02d}.hea", "patient": f"p{i // 2}", "source": source, **labels})
+    rows[0]["HYP"], rows[1]["HYP"] = "1", "0"
+    broken = tmp_path / "data" / "site_b" / "R15.mat"
+    broken.write_bytes(broken.read_bytes()[:3000])
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_evaluate_matches_classes_by_name_and_sklearn(run, manifest, tmp_path):
+    out = tmp_path / "out"
+    result = evaluate_collection(Predictor(run), read_manifest(manifest), out, n_boot=50, progress=False)
+    assert result["classes_matched"] == ["CD", "HYP", "MI", "NORM"]
+    assert result["classes_missing"] == ["STTC"] and result["classes_ignored"] == ["XTRA"]
+    assert (result["n_records"], result["n_scored"]) == (16, 15)
+    assert [r["record"] for r in result["unreadable"]] == ["data/site_b/R15.hea"]
+    table = pd.read_csv(out / "predictions.csv", keep_default_na=False, na_values=[""])
+    scored = table[table["error"].isna()]
+    for c in result["classes_scored"]:
+        known = scored[f"y_{c}"].notna()
+        assert result["per_class"][c]["n"] == known.sum()
+        assert result["per_class"][c]["auc"] == pytest.approx(roc_auc_score(scored.loc[known, f"y_{c}"],
+                                                                            scored.loc[known, f"p_{c}"]), abs=1e-4)
+        e = result["per_class"][c]
+        assert e["threshold"] == THRESHOLDS[c] and e["balanced_accuracy"] == pytest.approx(
+            (e["sensitivity"] + e["specificity"]) / 2)
+    assert result["per_class"]["HYP"]["n"] == 13  # two unknown, one unreadable
+    assert result["macro_auc"]["value"] == pytest.approx(
+        np.mean([result["per_class"][c]["auc"] for c in result["classes_scored"]]))
+    assert set(result["per_source"]) == {"site_a", "site_b"}
+    assert json.loads((out / "metrics.json").read_text())["classes_missing"] == ["STTC"]
+    report = (out / "evaluation.md").read_text()
+    assert "STTC" in report and (out / "figures" / "roc.png").is_file() and (out / "evaluation.html").is_file()
+
+
+def test_masked_bootstrap_draws_the_benchmarks_resamples_when_nothing_is_unknown():
+    rng = np.random.default_rng(1)
+    y = (rng.random((40, 3)) < 0.3).astype(float)
+    y[:2], y[2:4] = 1, 0
+    assert np.array_equal(masked_bootstrap_indices(y, 30, seed=4), M.bootstrap_indices(40, 30, 4, y))
+    y[5, 1] = np.nan
+    idx = masked_bootstrap_indices(y, 30, seed=4)
+    for i in idx:  # every class keeps a known positive and a known negative
+        assert all(0 < np.nansum(y[i, k]) < (~np.isnan(y[i, k])).sum() for k in range(3))
+
+
+def test_site_names_and_unknown_sites_are_clear_errors(run):
+    with pytest.raises(ECGNetError, match="no site profile 'nowhere'.*it has none"):
+        profiles.load_profile(run, "nowhere", RUN_CLASSES)
+    for bad in ("../x", "a/b", ".hidden", "", "x" * 65):
+        with pytest.raises(ECGNetError, match="site name"):
+            profiles.load_profile(run, bad, RUN_CLASSES)
+
+
+def _profile(site: str, thresholds: dict, temperature: float = 1.0) -> dict:
+    return {"site": site, "run": "untrained", "classes": RUN_CLASSES, "thresholds": thresholds,
+            "calibrators": {c: {"kind": "temperature", "temperature": temperature} for c in RUN_CLASSES}}
+
+
+def test_profile_round_trip_and_validation(run):
+    path = profiles.save_profile(run, _profile("clinic-1", dict(THRESHOLDS), temperature=2.0))
+    assert path == run / "profiles" / "clinic-1.json"
+    loaded = profiles.load_profile(run, "clinic-1", RUN_CLASSES)
+    assert loaded.thresholds == THRESHOLDS
+    p = np.array([[0.1, 0.5, 0.9, 0.99, 0.3]])
+    assert np.allclose(loaded.calibrate(p), sigmoid(logit(p) / 2.0))
+    profiles.save_profile(run, _profile("clinic-2", dict(THRESHOLDS)))
+    with pytest.raises(ECGNetError, match="its profiles: clinic-1, clinic-2"):
+        profiles.load_profile(run, "clinic-3", RUN_CLASSES)
+    with pytest.raises(ECGNetError, match="fitted for classes"):
+        profiles.load_profile(run, "clinic-1", ["A", "B"])
+    with pytest.raises(ECGNetError, match="threshold of MI"):
+        profiles.save_profile(run, _profile("bad", {**THRESHOLDS, "MI": float("nan")}))
+    assert not (run / "profiles" / "bad.json").exists()
+    (run / "profiles" / "broken.json").write_text("{not json")
+    with pytest.raises(ECGNetError, match="broken.json: not a readable site profile"):
+        profiles.load_profile(run, "broken", RUN_CLASSES)
+
+
+def test_calibrate_stores_a_profile_with_a_cross_fitted_report(run, manifest):
+    result = calibrate_site(Predictor(run), read_manifest(manifest), "clinic", method="youden",
+                            calibration="isotonic", folds=3, n_boot=30, progress=False)
+    profile = profiles.load_profile(run, "clinic", RUN_CLASSES)
+    assert profile.data["method"] == "youden" and profile.data["calibration"] == "isotonic"
+    assert profile.data["fitted"]["STTC"] == "not labelled in the manifest"
+    assert profile.thresholds["STTC"] == THRESHOLDS["STTC"] and profile.calibrators["STTC"] == {"kind": "none"}
+    assert profile.data["manifest"]["records_used"] == 15 and len(profile.data["manifest"]["sha256"]) == 64
+    assert profile.data["evaluation"]["folds"] == 3 and "held-out" in profile.data["evaluation"]["protocol"]
+    report = Path(result["report"])
+    assert report.parent == run / "profiles" / "clinic" and "cross-fitted" in (report.parent / "report.md").read_text()
+    held = pd.read_csv(report.parent / "predictions.csv")
+    assert set(held["fold"].dropna()) == {1, 2, 3}
+    with pytest.raises(ECGNetError, match="no record of source 'site_c'"):
+        calibrate_site(Predictor(run), read_manifest(manifest), "c", source="site_c", progress=False)
+
+
+def test_a_bundled_model_is_calibrated_in_a_copy(tmp_path):
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    bundled = resolve_checkpoint("long_time")
+    with pytest.raises(ECGNetError, match="bundled model.*--copy-to"):
+        prepare_run_dir(bundled, None)
+    copy = prepare_run_dir(bundled, tmp_path / "runs" / "long_time")
+    assert (copy / "model.safetensors").is_file() and prepare_run_dir(bundled, copy) == copy
