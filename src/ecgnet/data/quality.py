@@ -103,14 +103,15 @@ def lead_quality(signal: np.ndarray, rate: float, leads: Sequence[str]) -> list[
             for i, lead in enumerate(leads)]
 
 
-def summary(quality: Sequence[LeadQuality]) -> list[str]:
-    """One line per flag that fired, naming its leads: ``high-frequency noise: V1, V2 (> 0.0422 mV)``."""
+def summary(quality: Sequence[LeadQuality], name=str) -> list[str]:
+    """One line per flag that fired, naming its leads (``name``: lead → how to print it):
+    ``high-frequency noise: V1, V2 (25–50 Hz RMS > 0.0422 mV)``."""
     bounds = {"flat": f"< {FLAT_MV:g} mV over {FLAT_WINDOW_S:g} s", "saturated": f"at the rail > {SATURATED_S:g} s",
               "noise": f"25–50 Hz RMS > {NOISE_MV:g} mV", "wander": f"< 0.5 Hz excursion > {WANDER_MV:g} mV",
               "disconnected": f"flat or at the rail ≥ {DISCONNECTED_FRACTION:.0%} of the record"}
     out = []
     for flag in FLAGS:
-        leads = [q.lead for q in quality if flag in q.flags]
+        leads = [name(q.lead) for q in quality if flag in q.flags]
         if leads:
             out.append(f"{DESCRIPTIONS[flag]}: {', '.join(leads)} ({bounds[flag]})")
     return out

@@ -1,0 +1,126 @@
+"""The clinical PDF report (ecgnet.report): one A4 landscape page whose trace is drawn at 25 mm/s and
+10 mm/mV on a true millimetre grid — measured on the page rendered by poppler's pdftoppm at 254 dpi
+(10 pixels per mm) — and which carries the patient fields, ECGNet's calls, the device's statements, the
+quality flags, the model's identity and the over-read notice (read back with pdftotext)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgnet.data.records import LEADS, ECGRecord
+from ecgnet.report import layout as L
+from ecgnet.report.pdf import DISCLAIMER, render
+
+PX_PER_MM = 10  # pdftoppm -r 254
+needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
+                                   reason="needs poppler-utils (pdftoppm, pdftotext): apt-get install poppler-utils")
+RESULT = {"diagnoses": [
+    {"class": "MI", "probability": 0.81, "description": "myocardial infarction", "threshold": 0.36, "positive": True},
+    {"class": "NORM", "probability": 0.12, "description": "normal ECG", "threshold": 0.75, "positive": False}],
+    "positives": ["MI"], "warnings": ["an example warning"]}
+MODEL = {"name": "long_time", "weights_sha256": "ce8f158a1ef7fb1d" + "0" * 48}
+
+
+def pulses(rate: float = 500.0, seconds: float = 10.0) -> np.ndarray:
+    """12 leads at ``rate``: zero, except 1 mV square pulses of 0.2 s starting at 0.5 s, 1.5 s, … in lead II
+    (so its median, the trace's baseline, is 0 mV) and a 1 mV 10 Hz sine in V6 (no other use)."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = np.zeros((12, t.size), np.float32)
+    x[LEADS.index("II")] = ((t - 0.5) % 1.0 < 0.2) * 1.0
+    x[LEADS.index("V6")] = 0.5 * np.sin(2 * np.pi * 10 * t)
+    return x
+
+
+def rendered(tmp_path: Path, record: ECGRecord, result=RESULT) -> tuple[Path, np.ndarray]:
+    from PIL import Image
+
+    pdf = render(record, result, MODEL, tmp_path / "report.pdf")
+    subprocess.run(["pdftoppm", "-r", "254", "-png", "-singlefile", str(pdf), str(tmp_path / "page")], check=True)
+    return pdf, np.asarray(Image.open(tmp_path / "page.png").convert("RGB")).astype(int)
+
+
+def clusters(indices: np.ndarray) -> list[float]:
+    """Runs of consecutive indices → their centres."""
+    if not indices.size:
+        return []
+    groups = np.split(indices, np.flatnonzero(np.diff(indices) > 1) + 1)
+    return [float(g.mean()) for g in groups]
+
+
+@needs_poppler
+def test_the_trace_is_25_mm_per_s_and_10_mm_per_mv_on_an_a4_page(tmp_path):
+    record = ECGRecord(Path("pulses.hea"), pulses(), 500.0, 500.0)
+    _, img = rendered(tmp_path, record)
+    assert abs(img.shape[0] - 2100) <= 1 and abs(img.shape[1] - 2970) <= 1  # A4 landscape: 297 × 210 mm at 10 px/mm
+    dark = img.max(-1) < 90  # the black trace; the grid is pink, the page white
+    # the rhythm strip (lead II, 10 s) occupies the lowest row of the grid
+    top_mm = L.PAGE_MM[1] - (L.GRID_Y + L.ROW_MM)
+    band = dark[int(top_mm * PX_PER_MM):int((L.PAGE_MM[1] - L.GRID_Y) * PX_PER_MM)]
+    x0 = int((L.GRID_X + L.CALIBRATION_MM) * PX_PER_MM)  # where the record's t = 0 is drawn
+    strip = band[:, x0:]
+    # the pulses' vertical edges: columns with a tall dark run
+    edges = clusters(np.flatnonzero(strip.sum(0) > 80))
+    rising, falling = np.array(edges[0::2]), np.array(edges[1::2])
+    assert len(rising) == 10
+    assert np.allclose(np.diff(rising), 25 * PX_PER_MM, atol=1.5)  # 1 s apart = 25 mm
+    assert np.allclose(falling - rising, 0.2 * 25 * PX_PER_MM, atol=1.5)  # 0.2 s = 5 mm
+    assert abs(rising[0] - 0.5 * 25 * PX_PER_MM) < 2  # the first pulse starts 0.5 s = 12.5 mm after t = 0
+    # the pulses' height: from the baseline row to the pulse-top row, measured across the strip
+    rows = strip.sum(1)
+    baseline, tops = np.argmax(rows), None
+    others = [r for r in clusters(np.flatnonzero(rows > 200)) if abs(r - baseline) > 20]
+    tops = others[0]
+    assert abs((baseline - tops) - 1.0 * 10 * PX_PER_MM) < 1.5  # 1 mV = 10 mm
+    # the calibration pulse before the strip: 10 mm high and 5 mm wide as well
+    cal = band[:, int(L.GRID_X * PX_PER_MM):x0]
+    cal_edges = clusters(np.flatnonzero(cal.sum(0) > 80))
+    assert len(cal_edges) == 2 and abs(cal_edges[1] - cal_edges[0] - 5 * PX_PER_MM) < 1.5
+    cal_rows = clusters(np.flatnonzero(cal.sum(1) > 30))
+    assert abs(cal_rows[-1] - cal_rows[0] - 10 * PX_PER_MM) < 1.5
+
+
+@needs_poppler
+def test_the_grid_has_1_mm_and_5_mm_lines(tmp_path):
+    record = ECGRecord(Path("pulses.hea"), np.zeros((12, 5000), np.float32), 500.0, 500.0)
+    _, img = rendered(tmp_path, record)
+    # one pixel row inside the grid between two traces (just below the grid's top edge)
+    y = int((L.PAGE_MM[1] - (L.GRID_Y + L.GRID_H) + 2.5) * PX_PER_MM)
+    row = img[y, int(L.GRID_X * PX_PER_MM):int((L.GRID_X + L.GRID_W) * PX_PER_MM)]
+    reddish = (row[:, 0] > 150) & (row[:, 1] < 235)  # grid ink: red stays high, green drops
+    major = (row[:, 0] > 150) & (row[:, 1] < 175)  # the darker 5 mm lines
+    assert np.allclose(np.diff(clusters(np.flatnonzero(major))), 5 * PX_PER_MM, atol=1.5)
+    minor = clusters(np.flatnonzero(reddish))
+    assert np.allclose(np.diff(minor), PX_PER_MM, atol=1.5)
+    assert len(minor) >= L.GRID_W  # one line per millimetre
+
+
+@needs_poppler
+def test_the_page_carries_patient_calls_statements_quality_model_and_notice(tmp_path):
+    t = np.arange(5000) / 500
+    x = np.stack([(0.3 + 0.1 * i) * np.sin(2 * np.pi * t + i) for i in range(12)]).astype(np.float32)
+    x[LEADS.index("V3")] = 0.0  # a disconnected lead; the others are clean
+    record = ECGRecord(Path("ecg.xml"), x, 500.0, 500.0, format="muse-xml", derived_leads=["III", "AVR"],
+                       statements=["Sinus bradycardia", ">>> Acute MI <<<"],
+                       patient={"id": "P-0042", "acquired": "2011-12-01 07:27:34"}, age=61, sex="female")
+    pdf, _ = rendered(tmp_path, record)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    for expected in ("P-0042", "2011-12-01 07:27:34", "61 years, female", "muse-xml", "Derived (not recorded): III, aVR",
+                     "Sinus bradycardia", ">>> Acute MI <<<", "long_time", "ce8f158a1ef7fb1d", "0.81", "0.36",
+                     "POSITIVE", "Positive: MI", "disconnected (lead off): V3 (", "an example warning", "25 mm/s",
+                     "10 mm/mV", DISCLAIMER):
+        assert expected in text, expected
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"Pages:\s+1\n", info) and "841.89 x 595.276 pts" in info  # one A4 landscape page
+
+
+def test_a_failed_render_leaves_no_file(tmp_path):
+    record = ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0)
+    with pytest.raises(Exception):
+        render(record, {"diagnoses": [{"class": "MI"}]}, MODEL, tmp_path / "out.pdf")  # no probability
+    assert list(tmp_path.iterdir()) == []
