@@ -131,3 +131,21 @@ def test_ptbxl_lead_lists_parse():
     assert names("V3,V4-V6") == ["V3", "V4", "V5", "V6"]
     assert bounds.annotated_leads(" , leicht,  ") is None
     assert bounds.annotated_leads(float("nan")) is None
+
+
+FORMATS_DIR = ROOT.parent / "shared" / "external" / "formats"
+
+
+@pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason="needs ../shared/external/formats")
+def test_real_device_files_are_measured_at_their_source_rate_and_unflagged():
+    """Six real files from five vendors' carts (250–1,000 Hz): none crosses a bound (reports/quality/README.md
+    lists their measurements; the MUSE file's own 'BASELINE ARTIFACT' statement is not matched)."""
+    from ecgnet.data.readers import read_ecg_any
+
+    files = sorted(p for p in FORMATS_DIR.glob("*/*") if p.suffix.lower() != ".md")
+    assert len(files) == 6
+    for path in files:
+        record = read_ecg_any(path, 100, resample=True)
+        assert record.source_rate in (250, 500, 1000)
+        assert [q.lead for q in record.quality] == list(LEADS)
+        assert [q.flags for q in record.quality] == [()] * 12, path.name
