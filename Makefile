@@ -80,9 +80,9 @@ benchmarks: data
 	$(BIN)/python benchmarks/bench_convergence.py
 	$(BIN)/python benchmarks/bench_cache.py
 
-# Refresh the models shipped in the package (src/ecgnet/models_bundled/, see ecgnet.bundled) from runs/.
+# Refresh the models shipped in the package (src/ecgnet/models_bundled/, see ecgnet.runs.bundled) from runs/.
 bundle: setup
-	$(BIN)/python -m ecgnet.bundled runs src/ecgnet/models_bundled
+	$(BIN)/python -m ecgnet.runs.bundled runs src/ecgnet/models_bundled
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -41,12 +41,12 @@ from ecgnet.data.dataset import PTBXL
 from ecgnet.data.ptbxl import data_root
 from ecgnet.data.signals import SECONDS
 from ecgnet.evaluation.complexity import latency_ms
-from ecgnet.models.windows import window_starts, windowed_proba
 from ecgnet.evaluation.metrics import macro_auc, paired_bootstrap
+from ecgnet.export.int8 import CALIBRATION_RECORDS, CALIBRATION_SEED, quantize_int8
 from ecgnet.export.onnx import onnx_bytes
 from ecgnet.inference.engines import OnnxModel
-from ecgnet.export.int8 import CALIBRATION_RECORDS, CALIBRATION_SEED, quantize_int8
 from ecgnet.inference.predictor import Predictor
+from ecgnet.models.windows import window_starts, windowed_proba
 
 RUNS = ["runs/baseline_time", "runs/intermediate_concat_weighted_bce"]
 

@@ -33,10 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks._common import REPO_ROOT, median_seconds, print_table, write_results
 
 from ecgnet.config import load_config
-from ecgnet.errors import ECGNetError
 from ecgnet.data.signals import SECONDS
-from ecgnet.models.windows import window_starts, windowed_proba
+from ecgnet.errors import ECGNetError
 from ecgnet.models import build_model
+from ecgnet.models.windows import window_starts, windowed_proba
 from ecgnet.runs import count_parameters, load_run
 
 N_METADATA = 8  # age, sex, height, weight + their missing flags

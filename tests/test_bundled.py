@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from ecgnet import __version__
-from ecgnet.bundled import (BUNDLED_FILES, BUNDLED_MODELS, DEFAULT_MODEL, bundle, bundled_names, bundled_root,
-                            list_bundled, resolve_checkpoint)
 from ecgnet.cli import app
 from ecgnet.errors import ECGNetError
+from ecgnet.runs.bundled import (BUNDLED_MODELS, DEFAULT_MODEL, bundle, bundled_files, bundled_names, bundled_root,
+                                 list_bundled, resolve_checkpoint)
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 
@@ -22,8 +24,9 @@ def test_bundled_copy_is_identical_to_its_run(name):
     if not (RUNS / name).is_dir():
         pytest.skip(f"{RUNS / name} absent (not a checkout)")
     copy = bundled_root() / name
-    assert sorted(str(p.relative_to(copy)) for p in copy.rglob("*") if p.is_file()) == sorted(BUNDLED_FILES)
-    for f in BUNDLED_FILES:
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()) == \
+        sorted(bundled_files(RUNS / name))
+    for f in bundled_files(RUNS / name):
         assert (copy / f).read_bytes() == (RUNS / name / f).read_bytes(), f"{copy / f} differs: run `make bundle`"
 
 
@@ -56,7 +59,7 @@ def test_bundle_refuses_an_unevaluated_run(untrained_run, tmp_path):
 
 
 def test_predict_with_a_bundled_model_by_name(write_record):
-    from ecgnet.predict import Predictor
+    from ecgnet.inference.predictor import Predictor
 
     path, _ = write_record()
     predictor = Predictor(DEFAULT_MODEL)
@@ -75,3 +78,23 @@ def test_cli_models_and_version(tmp_path, monkeypatch):
     assert f"{DEFAULT_MODEL} (default)" in result.stdout
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"ecgnet {__version__}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_bundled_models_give_their_committed_fold10_predictions(name, ptbxl_superdiagnostic):
+    """No restructuring changed an output: each bundled model, loaded as an installed package loads it,
+    gives the fold-10 probabilities its run committed (test/predictions.csv, 6 decimals) to 1e-6."""
+    from ecgnet.evaluation import metrics as M
+    from ecgnet.inference.batch import predict_proba
+    from ecgnet.runs import Run
+
+    run = Run.open(name)
+    ids, expected, _ = M.read_predictions(run.dir / "test" / "predictions.csv", run.classes)
+    test = ptbxl_superdiagnostic.split("test")
+    assert list(ptbxl_superdiagnostic.classes) == run.classes
+    got = predict_proba(run.model, test.signal, test.metadata, run.window, run.stride, run.config.data.aggregate)
+    row = {int(e): i for i, e in enumerate(test.ecg_ids)}
+    assert sorted(row) == sorted(map(int, ids))
+    np.testing.assert_allclose(got[[row[int(e)] for e in ids]], expected, rtol=0, atol=1e-6)
+

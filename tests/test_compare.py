@@ -20,7 +20,7 @@ from ecgnet.config import parse_config
 from ecgnet.data.dataset import CropDataset
 from ecgnet.evaluation.complexity import count_macs, epoch_seconds, latency_ms, n_windows
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.inference import predict_proba
+from ecgnet.inference.batch import predict_proba
 from ecgnet.fileio import write_json
 from ecgnet.models import build_model
 from ecgnet.runs import count_parameters, save_model
@@ -229,7 +229,7 @@ def test_per_class_tables_turn_for_many_classes():
                                               ("intermediate_concat_focal", "focal loss"),
                                               ("intermediate_concat_oversample", "oversampling")])
 def test_run_imbalance_reads_the_option_from_the_config(config, expected, tmp_path):
-    from ecgnet.evaluation.compare import run_config, run_imbalance
+    from ecgnet.runs.describe import run_config, run_imbalance
 
     shutil.copy(Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml", tmp_path / "config.yaml")
     assert run_imbalance(run_config(tmp_path)) == expected

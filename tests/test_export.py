@@ -2,7 +2,7 @@
 
 The parity tests export the baseline and the best fusion model (FFT and STFT frontends) and compare
 probabilities on 500 fold-10 records, windowed by the same code as torch. The int8 tests quantize the
-same two models (``ecgnet.export_int8``) and bound their distance to fp32 on 100 fold-10 records.
+same two models (``ecgnet.export.int8``) and bound their distance to fp32 on 100 fold-10 records.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typer.testing import CliRunner
 
 from ecgnet.cli import app
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation.inference import windowed_proba
-from ecgnet.export import OnnxModel, export
+from ecgnet.export import export
+from ecgnet.inference.engines import OnnxModel
+from ecgnet.inference.predictor import Predictor
 from ecgnet.modalities import dft
 from ecgnet.modalities.spectrogram import SpectrogramFrontend
-from ecgnet.predict import Predictor
+from ecgnet.models.windows import windowed_proba
 from ecgnet.runs import load_run, save_model
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"

@@ -12,9 +12,10 @@ import torch
 
 from ecgnet.config import dump_config, load_config, parse_config
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation.inference import predict_proba, window_starts, windowed_proba
-from ecgnet.models import build_model, list_models, registry
+from ecgnet.inference.batch import predict_proba
 from ecgnet.modalities.time import TimeFrontend
+from ecgnet.models import build_model, list_models, registry
+from ecgnet.models.windows import window_starts, windowed_proba
 
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")
                  if not p.name.startswith("pretrain_"))  # pretraining configs: tests/test_pretrain.py

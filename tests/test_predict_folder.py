@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from ecgnet.cli import app
 from ecgnet.config import parse_config
+from ecgnet.inference.predictor import Predictor
 from ecgnet.models import build_model
-from ecgnet.predict import Predictor
 from ecgnet.runs import save_model
 from test_records import write_challenge
 
@@ -66,7 +66,7 @@ def test_a_long_record_is_the_average_of_its_10_second_segments(folder, untraine
 def test_untrusted_amplitude_gets_no_calls(tmp_path, untrained_run):
     path, _ = write_challenge(tmp_path, per_lead_uv=[1000] * 12)
     predictor = Predictor(untrained_run)
-    predictor.thresholds = {c: 0.5 for c in predictor.classes}
+    predictor.run.thresholds = {c: 0.5 for c in predictor.classes}
     res = predictor.predict_file(path, resample=True)
     assert not res["amplitude_trusted"] and res["positives"] == []
     assert all(d["positive"] is None for d in res["diagnoses"])
@@ -99,7 +99,7 @@ def test_metadata_comes_from_the_header_and_options_override(tmp_path, metadata_
 def test_the_other_coverings_of_a_long_record(folder, untrained_run):
     from ecgnet.data.records import read_ecg
     from ecgnet.errors import ECGNetError
-    from ecgnet.evaluation.inference import windowed_proba
+    from ecgnet.models.windows import windowed_proba
 
     path = folder / "a" / "A0002.hea"
     signal = read_ecg(path, 100, resample=True).signal

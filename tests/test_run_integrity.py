@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ecgnet.bundled import bundled_root
+from ecgnet.runs.bundled import bundled_root
 from ecgnet.errors import ECGNetError
 from ecgnet.runs import load_run
 

@@ -286,7 +286,7 @@ def test_resume_continues_an_interrupted_run(ptbxl_root, tmp_path, monkeypatch):
 
 def test_predict_several_files_each_its_own_result(untrained_run, write_record, tmp_path):
     from ecgnet.cli import app
-    from ecgnet.predict import Predictor
+    from ecgnet.inference.predictor import Predictor
 
     paths = [write_record(f"rec{seed}", seed=seed)[0] for seed in (1, 2, 3)]
     result = CliRunner().invoke(app, ["predict", *map(str, paths), "--checkpoint", str(untrained_run), "--json",

@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("fastapi", reason="fastapi is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from ecgnet.bundled import DEFAULT_MODEL  # noqa: E402
-from ecgnet.predict import Predictor  # noqa: E402
+from ecgnet.runs.bundled import DEFAULT_MODEL  # noqa: E402
+from ecgnet.inference.predictor import Predictor  # noqa: E402
 from ecgnet.serve import create_app  # noqa: E402
 from ecgnet.serve.uploads import UploadLimits  # noqa: E402
 

@@ -15,7 +15,7 @@ from ecgnet.config import load_config
 from ecgnet.data.dataset import CropDataset
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.complexity import count_macs
-from ecgnet.evaluation.inference import predict_proba
+from ecgnet.inference.batch import predict_proba
 from ecgnet.evaluation.metrics import macro_auc
 from ecgnet.models import build_model, list_models, registry
 from ecgnet.training.fit import fit_frontends

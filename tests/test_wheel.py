@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecgnet.bundled import BUNDLED_FILES, BUNDLED_MODELS, DEFAULT_MODEL
+from ecgnet.runs.bundled import BUNDLED_FILES, BUNDLED_MODELS, DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
@@ -51,7 +51,7 @@ def installed(wheel, tmp_path_factory):
     run([*PIP, "install", "--no-deps", "--no-index", "--target", site, wheel])
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
-    where = run([sys.executable, "-c", "import ecgnet.bundled as b; print(b.__file__); print(b.bundled_root())"],
+    where = run([sys.executable, "-c", "import ecgnet.runs.bundled as b; print(b.__file__); print(b.bundled_root())"],
                 cwd=elsewhere, env=env).stdout.split()
     assert all(Path(p).is_relative_to(site) for p in where), f"ecgnet not imported from the wheel: {where}"
     command = site / "bin" / "ecgnet"
@@ -99,7 +99,7 @@ def test_installed_predict_on_the_shared_challenge_folder(installed, tmp_path):
     installed("predict", samples, "--resample", "--out", out, "--no-progress")
     table = pd.read_csv(out, keep_default_na=False)
     assert len(table) == 122 and (table["error"] == "").all()
-    from ecgnet.predict import Predictor
+    from ecgnet.inference.predictor import Predictor
 
     header = samples / "georgia" / "E00015.hea"  # a 2020-release header quirk
     row = table.set_index("path").loc[str(header)]

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ecgnet.bundled import DEFAULT_MODEL, resolve_checkpoint
+from ecgnet.runs.bundled import DEFAULT_MODEL, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 
 app = typer.Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_is_help=True,
@@ -247,9 +247,9 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
     Exit status: 0 when every record was diagnosed, 1 when any could not be (each is named on stderr
     and has its error on its CSV row), 2 for a usage error (bad option, model or no records).
     """
-    from ecgnet.batch_predict import predict_many, write_results_csv
+    from ecgnet.inference.batch import predict_many, write_results_csv
     from ecgnet.data.collect import find_records
-    from ecgnet.predict import Predictor
+    from ecgnet.inference.predictor import Predictor
 
     predictor = Predictor(checkpoint, long_records=long_records, engine=engine)
     metadata = dict(age=age, sex=sex, height=height, weight=weight)
@@ -364,7 +364,7 @@ def models():
     """The models shipped with ECGNet: use their name as --checkpoint."""
     from rich.table import Table
 
-    from ecgnet.bundled import list_bundled
+    from ecgnet.runs.bundled import list_bundled
 
     table = Table("name", "task", "classes", "parameters", "fold-10 macro AUC", title="Bundled models")
     for m in list_bundled():

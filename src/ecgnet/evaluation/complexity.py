@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ecgnet.evaluation.inference import window_starts, windowed_proba
+from ecgnet.models.windows import window_starts, windowed_proba
 
 aten = torch.ops.aten
 

@@ -14,8 +14,8 @@ import torch
 from ecgnet.config import Config
 from ecgnet.data.dataset import PTBXL
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.inference import predict_proba
 from ecgnet.fileio import write_json
+from ecgnet.inference.batch import predict_proba
 
 
 def predict_split(model: torch.nn.Module, data: PTBXL, split: str, config: Config,

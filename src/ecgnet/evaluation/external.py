@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgnet.batch_predict import predict_many
+from ecgnet.inference.batch import predict_many
 from ecgnet.data.collect import find_records
 from ecgnet.data.external import SUPERCLASSES, external_labels
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
 from ecgnet.fileio import atomic_path, write_json
-from ecgnet.predict import Predictor
+from ecgnet.inference.predictor import Predictor
 
 
 def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_boot: int = 1000, seed: int = 0,

@@ -22,7 +22,7 @@ from torch import nn
 from ecgnet.config import Config
 from ecgnet.data.dataset import Split
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.inference import window_starts
+from ecgnet.models.windows import window_starts
 
 
 def _windows(config: Config) -> tuple[int | None, int, str]:

@@ -29,8 +29,8 @@ from torch import nn
 
 from ecgnet.data.dataset import Split
 from ecgnet.data.signals import LEADS
-from ecgnet.evaluation.inference import window_starts
 from ecgnet.modalities.frequency import FrequencyFrontend
+from ecgnet.models.windows import window_starts
 from ecgnet.plotting import plt
 
 

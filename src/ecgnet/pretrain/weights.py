@@ -17,7 +17,7 @@ from safetensors.torch import save as save_safetensors
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path
 from ecgnet.models.unimodal import UnimodalModel
-from ecgnet.runs import _sorted_metadata, parse_safetensors
+from ecgnet.runs.directory import parse_safetensors, sorted_metadata
 
 HEAD = "encoder.head."  # the classification head of every single-branch model (UnimodalModel)
 FILENAME = "encoder.safetensors"
@@ -30,7 +30,7 @@ def encoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_encoder(path: Path, model: torch.nn.Module, metadata: dict[str, str]) -> str:
     """Write the model minus its head to ``path`` atomically; returns the file's SHA-256."""
-    data = _sorted_metadata(save_safetensors(encoder_state(model), metadata=metadata))
+    data = sorted_metadata(save_safetensors(encoder_state(model), metadata=metadata))
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()

@@ -1,4 +1,4 @@
-"""The viewer's web application: a JSON API over :mod:`ecgnet.predict` and :mod:`ecgnet.explain`, and
+"""The viewer's web application: a JSON API over :mod:`ecgnet.inference` and :mod:`ecgnet.explain`, and
 the page (``static/``) that draws its answers. No model logic lives here.
 
 Routes (OpenAPI at ``/docs``)::

@@ -9,7 +9,7 @@ fusion models each modality's share — computed on demand with a bounded cost.
   :attr:`ExplainLimits.max_steps` and a segment has at most 10 s / stride windows.
 - **Modalities** (models with more than one that can drop them, see
   :func:`ecgnet.explain.ablation.droppable`): the class's probability for this record with each
-  modality missing (the model's own ``drop``, scored by the same :class:`~ecgnet.predict.Predictor`
+  modality missing (the model's own ``drop``, scored by the same :class:`~ecgnet.inference.predictor.Predictor`
   path as the prediction), and the mean gate/attention weights where the fusion exposes them.
 
 The caller holds the model's lock (see :mod:`ecgnet.serve.models`).
@@ -24,10 +24,10 @@ import numpy as np
 from ecgnet.data.records import ECGRecord
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation.inference import window_starts
 from ecgnet.explain.ablation import droppable
 from ecgnet.explain.attributions import best_window, time_attributions
-from ecgnet.predict import Predictor
+from ecgnet.inference.predictor import Predictor
+from ecgnet.models.windows import window_starts
 
 SCOPES = ("best", "segment")
 METHOD = "Integrated Gradients of the class logit w.r.t. the signal (baseline 0 mV), captum"
@@ -47,7 +47,7 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
                           f"(classes: {', '.join(predictor.classes)})")
     if scope not in SCOPES:
         raise ECGNetError(f"scope must be one of {', '.join(SCOPES)}, not '{scope[:40]}'")
-    model = predictor.model
+    model = predictor.run.model  # attributions need the torch model, whatever the engine
     if tuple(getattr(model, "modalities", ())) == ("metadata",):
         raise ECGNetError(f"model {predictor.info['name']} uses only the patient metadata: "
                           "nothing to attribute on the signal")
@@ -89,7 +89,7 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
 def modality_contributions(predictor: Predictor, signal: np.ndarray, meta: np.ndarray, k: int) -> dict | None:
     """``{"probability", "without": {modality: probability}, "weights": {modality: mean weight} | None}``
     for a fusion model that can drop modalities; None for the others."""
-    model = predictor.model
+    model = predictor.run.model  # attributions need the torch model, whatever the engine
     if not droppable(model):
         return None
     if hasattr(model, "last_weights"):

@@ -1,8 +1,8 @@
 """The models a server offers, each loaded once on first use and shared by every request.
 
-A model is chosen by name only — the bundled models (:mod:`ecgnet.bundled`), the runs of a runs folder
+A model is chosen by name only — the bundled models (:mod:`ecgnet.runs.bundled`), the runs of a runs folder
 (``runs/<name>/`` with its weights) and any checkpoint given to :func:`ecgnet.serve.app.create_app` —
-so no request string ever becomes a path. Each loaded :class:`~ecgnet.predict.Predictor` has its own
+so no request string ever becomes a path. Each loaded :class:`~ecgnet.inference.predictor.Predictor` has its own
 lock: a torch module is not safe to share between threads while fusion models record their gate
 weights (``last_weights``) and attributions hook into it, so a model serves one request at a time.
 """
@@ -13,10 +13,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecgnet.bundled import bundled_names, resolve_checkpoint
+from ecgnet.runs.bundled import bundled_names, resolve_checkpoint
 from ecgnet.errors import ECGNetError
-from ecgnet.predict import Predictor
-from ecgnet.runs import INCOMPLETE, run_summary
+from ecgnet.inference.predictor import Predictor
+from ecgnet.runs.describe import run_summary
+from ecgnet.runs.directory import INCOMPLETE
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 from ecgnet.data import external, ptbxl
 from ecgnet.data.records import ECGRecord, read_ecg
 from ecgnet.errors import ECGNetError
-from ecgnet.predict import Predictor
+from ecgnet.inference.predictor import Predictor
 
 _FILES = {100: "filename_lr", 500: "filename_hr"}
 

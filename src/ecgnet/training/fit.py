@@ -20,10 +20,11 @@ from ecgnet.evaluation.metrics import macro_auc
 from ecgnet.evaluation.report import write_run_report
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import write_text
-from ecgnet.models import build_model
 from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import count_parameters, mark_complete, mark_incomplete, provenance, save_model
+from ecgnet.runs import members as run_members
+from ecgnet.runs.directory import build_run_model
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
 from ecgnet.training.losses import make_loss
@@ -60,9 +61,9 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     data = PTBXL(data_root, config.data.task, config.data.sampling_rate, cache_dir, config.data.in_memory)
     train_split = data.split("train", config.data.max_train_records, config.seed)
     val_split = data.split("val")
-    model = build_model(config.model.name, len(data.classes), **config.model.params)
+    model = build_run_model(config, len(data.classes))  # an ensemble: its members loaded from their runs
     if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
-        stats = fit_late(model, val_split)
+        stats = fit_late(model, val_split, config)
     else:
         fitted, fit_split, loss = model, train_split, None
         if config.training.auxiliary_task:  # a training-only second head; `model` is what is saved
@@ -166,12 +167,12 @@ def check_resumable(config: Config, saved: Path, resuming: bool) -> None:
                           "resume with the config the run started with, or train afresh without --resume")
 
 
-def fit_late(model, val_split) -> dict:
+def fit_late(model, val_split, config: Config) -> dict:
     """Late fusion learns only its combiner, on fold 9; its cost is its members' training time. Its
     fold-9 score for model selection comes from logits that did not see their record (cross-fitted)."""
     start = time.perf_counter()
     held_out = model.fit_on_validation(val_split.signal, val_split.metadata, val_split.y)
-    members = {m: json.loads((Path(p) / "run.json").read_text()) for m, p in model.member_dirs.items()}
+    members = {m: json.loads((p / "run.json").read_text()) for m, (p, _) in run_members.resolve(config).items()}
     return {"fit_seconds": round(time.perf_counter() - start, 1),
             "best_val_macro_auc": macro_auc(val_split.y, held_out),
             "val_macro_auc_source": "out-of-fold fold-9 logits (5-fold cross-fitting of the stack)"

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from ecgnet.config import Config
 from ecgnet.data.augment import augment
-from ecgnet.evaluation.inference import windowed_proba
+from ecgnet.models.windows import windowed_proba
 from ecgnet.training.distributed import merge_ranks
 from ecgnet.training.soft_targets import cutmix, mixup, smooth_labels
 

@@ -72,7 +72,7 @@ def render_comparison(out_dir: Path, data_root=None) -> Path:
     conclusion and the figures from the saved result, the ROC curves from the runs' saved fold-10
     predictions and the PTB-XL labels (``data_root`` or $ECGNET_DATA; skipped with a note if missing),
     the attribution heatmaps reused from ``figures/``. Returns the HTML path."""
-    from ecgnet.evaluation.compare import run_config, run_strategy
+    from ecgnet.runs.describe import run_config, run_strategy
 
     out_dir = Path(out_dir)
     path = out_dir / "comparison.json"

@@ -9,11 +9,14 @@
 Each member predicts whole records with its own window settings, so this model takes whole records
 (``whole_record = True``). A dropped member is left out of the average, or replaced by its mean
 fold-9 logit in the stack.
+
+The members come built (:class:`Member`: a model and its window settings): where they are stored and how
+they are loaded is the run directory's business (:mod:`ecgnet.runs.members`), not the model's.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,13 +24,20 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
-from ecgnet.evaluation.inference import aggregate_windows
 from ecgnet.models.fusion.branches import DroppableModalities
 from ecgnet.models.registry import register
+from ecgnet.models.windows import aggregate_windows
 
 METHODS = ("average", "stacking")
 CV_FOLDS = 5
-REPO = Path(__file__).resolve().parents[4]
+
+
+class Member(NamedTuple):
+    """A trained model and how it scores a record: ``window`` samples every ``stride``, ``aggregate`` over them."""
+    model: nn.Module
+    window: int | None
+    stride: int
+    aggregate: str
 
 
 def _stack_class(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -56,22 +66,18 @@ def cross_fitted_logits(z: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS, see
 class LateFusion(DroppableModalities, nn.Module):
     whole_record = True
 
-    def __init__(self, num_classes: int, members: dict[str, str], method: str = "stacking"):
+    def __init__(self, num_classes: int, members: dict[str, Member], method: str = "stacking"):
         super().__init__()
-        from ecgnet.runs import load_run  # runs imports the registry: import here, not at module load
-
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got '{method}'")
         self.method, self.modalities = method, tuple(members)
-        self.members, self.windows, self.member_dirs = nn.ModuleDict(), {}, {}
-        for modality, path in members.items():
-            path = Path(path) if Path(path).is_absolute() else REPO / path
-            self.member_dirs[modality] = path
-            model, config, info = load_run(path)
-            if len(info["classes"]) != num_classes:
-                raise ValueError(f"member {path} predicts {len(info['classes'])} classes, not {num_classes}")
-            self.windows[modality] = (config.data.window, config.data.stride, config.data.aggregate)
-            self.members[modality] = model.requires_grad_(False)
+        self.members, self.windows = nn.ModuleDict(), {}
+        for modality, member in members.items():
+            if not isinstance(member, Member):
+                raise ValueError(f"late_fusion member '{modality}' must be built (a Member), not {member!r}: "
+                                 "a run's members are built by ecgnet.runs (load_run / build_run_model)")
+            self.windows[modality] = (member.window, member.stride, member.aggregate)
+            self.members[modality] = member.model
         m = len(self.modalities)
         self.register_buffer("weight", torch.full((num_classes, m), 1.0 / m))  # stacking coefficients
         self.register_buffer("bias", torch.zeros(num_classes))
@@ -122,7 +128,8 @@ class LateFusion(DroppableModalities, nn.Module):
 
 @register("late_fusion")
 def late_fusion(num_classes: int, members: dict | None = None, method: str = "stacking") -> nn.Module:
-    """Trained single-modality runs ({modality: run directory}) combined by averaging or stacking."""
+    """Trained models ({name: :class:`Member`}, built by :func:`ecgnet.runs.directory.build_run_model` from the
+    config's {name: run directory}) combined by averaging or stacking."""
     if not members:
-        raise ValueError("late_fusion needs members: {modality: run directory}")
+        raise ValueError("late_fusion needs members: {name: run directory}")
     return LateFusion(num_classes, members, method)

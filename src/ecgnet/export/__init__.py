@@ -1,0 +1,32 @@
+"""Export a run for ONNX Runtime: :mod:`~ecgnet.export.onnx` (fp32, within 1e-6 of torch) and
+:mod:`~ecgnet.export.int8` (static int8 quantization of the encoders' convolutions). Reads a run
+(:mod:`ecgnet.runs`) and its model (:mod:`ecgnet.models`); what runs the files is
+:mod:`ecgnet.inference.engines`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecgnet.errors import ECGNetError
+from ecgnet.export import int8, onnx
+from ecgnet.fileio import atomic_path
+from ecgnet.runs.directory import Run
+
+FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)
+
+
+def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None,
+           quantize: str | None = None, data: str | Path | None = None) -> Path:
+    """Export a run (directory, its model.safetensors or a bundled name) to ``out`` (default RUN/model.onnx,
+    or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL: ``data`` or $ECGNET_DATA)."""
+    if fmt not in FORMATS:
+        raise ECGNetError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ECGNetError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'")
+    run = Run.open(checkpoint)
+    path = Path(out) if out else run.dir / (int8.FILENAME if quantize else onnx.FILENAME)
+    model = int8.int8_bytes(run, data) if quantize else onnx.onnx_bytes(run)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(model)
+    return path

@@ -1,0 +1,119 @@
+"""A run exported to ONNX (the engine that runs it is :class:`ecgnet.inference.engines.OnnxModel`).
+
+**What the graph computes.** The run's model on windows: ``signal`` (batch, 12, window samples, mV)
+and ``metadata`` (batch, 8, scaled as in training) → ``logits`` (batch, classes), with a dynamic batch
+axis. Cutting a record into windows and aggregating their probabilities stay in Python
+(:mod:`ecgnet.models.windows`), shared with torch. Late-fusion models window inside (``whole_record``):
+their graph takes whole 10 s segments, the windowing traced from the same code, and so needs exactly
+10 s × rate samples.
+
+**What travels with it** (``metadata_props``, JSON strings): ``ecgnet.classes``, ``ecgnet.thresholds``
+(fold-9, from ``val/metrics.json``; ``null`` if the run has none), ``ecgnet.preprocessing`` (sampling
+rate, lead order, units, window / stride / aggregation, the 10 s segments, the metadata features and
+their scaler) and ``ecgnet.source`` (run, SHA-256 of ``model.safetensors``, git revision, versions).
+
+**How it is exported.** ``torch.onnx.export(dynamo=True)`` on a batch of the windows of one record
+(the TorchScript exporter has no FFT). The exporter's own graph rewriting is left out: one of its
+rules (onnxscript's ``x + 0 → x``, matched with ``abs_tol=1e-8``) deletes the ``+ 1e-8`` of the
+spectrogram's ``log(power + 1e-8)``, so a bin of zero power gave −38 instead of −18.4 and probabilities
+moved by up to 1e-2. Functions are inlined and constants folded (onnxscript), and ONNX Runtime's own
+optimizer does the fusions when a session starts. The FFT and STFT are exported as products with a
+float64-built basis, not as ONNX's DFT/STFT operators, which are less accurate (see
+:mod:`ecgnet.modalities.dft`). Together these keep ONNX Runtime within 1e-6 of torch on fold 10.
+
+**int8** (``quantize="int8"`` → ``RUN/model.int8.onnx``): :mod:`ecgnet.export.int8`, the same metadata
+plus ``ecgnet.quantization`` (how it was made); ``predict --engine onnx-int8`` runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import warnings
+
+import torch
+
+from ecgnet.data.signals import LEADS, SECONDS
+from ecgnet.errors import ECGNetError
+from ecgnet.models.windows import window_starts
+from ecgnet.runs.directory import Run
+from ecgnet.runs.origin import provenance
+
+FILENAME = "model.onnx"
+METADATA_FEATURES = ["age", "sex (0 male, 1 female)", "height cm", "weight kg",
+                     "age missing", "sex missing", "height missing", "weight missing"]
+
+
+def takes_segments(run: Run) -> bool:
+    """Whether the graph takes whole 10 s segments (late fusion, models without windows), not windows."""
+    return bool(getattr(run.model, "whole_record", False)) or not run.window
+
+
+def graph_input_samples(run: Run) -> int:
+    return SECONDS * run.rate if takes_segments(run) else run.window
+
+
+def _metadata(run: Run) -> dict[str, str]:
+    data, segment = run.config.data, SECONDS * run.config.data.sampling_rate
+    preprocessing = {
+        "sampling_rate": data.sampling_rate, "leads": list(LEADS), "units": "mV",
+        "input": "segment" if takes_segments(run) else "window",
+        "input_samples": graph_input_samples(run),
+        "segment_seconds": SECONDS, "window": data.window, "stride": data.stride,
+        "windows_per_segment": len(window_starts(segment, data.window or segment, data.stride)),
+        "crop_seconds": data.crop_seconds, "stride_seconds": data.stride_seconds, "aggregate": data.aggregate,
+        "windowing": "ecgnet.models.windows.window_starts: windows every stride, the last one ending at "
+                     "the segment's end; sigmoid, then the aggregate over windows per segment; records longer "
+                     "than 10 s: 10 s segments averaged (ecgnet.inference.windows)",
+        "metadata_features": METADATA_FEATURES,
+        "metadata_scaler": run.info.get("metadata_scaler"),
+        "uses_metadata": run.uses_metadata,
+    }
+    origin = provenance()
+    source = {"run": run.info.get("name"), "model": run.config.model.name,
+              "task": run.info.get("task"), "weights_sha256": run.weights_sha256,
+              "git_revision": origin["git_revision"], "git_dirty": origin["git_dirty"],
+              "torch": torch.__version__, "exported": origin["date"]}
+    return {"ecgnet.classes": json.dumps(run.classes), "ecgnet.thresholds": json.dumps(run.thresholds),
+            "ecgnet.preprocessing": json.dumps(preprocessing), "ecgnet.source": json.dumps(source)}
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """The exporter logs notes (e.g. "torchvision is not installed") that are no user's concern."""
+    log = logging.getLogger(logger)
+    level, log.level = log.level, logging.ERROR
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def onnx_bytes(run: Run) -> bytes:
+    """The serialised ONNX model of a run's model."""
+    import onnx
+    import onnxscript.optimizer
+
+    n = len(window_starts(SECONDS * run.rate, run.window or SECONDS * run.rate, run.stride))
+    g = torch.Generator().manual_seed(0)
+    example = (0.3 * torch.randn(n, len(LEADS), graph_input_samples(run), generator=g),
+               torch.zeros(n, len(METADATA_FEATURES)))
+    batch = torch.export.Dim("batch")
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(run.model.eval(), example, dynamo=True, optimize=False,
+                                        input_names=["signal", "metadata"], output_names=["logits"],
+                                        dynamic_shapes=({0: batch}, {0: batch}), verbose=False)
+    except Exception as e:  # the exporter's errors are long; the first line says which operator
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ECGNetError(f"{run.dir}: cannot export {run.config.model.name} to ONNX ({first})") from e
+    with _quiet("onnxscript"), contextlib.redirect_stdout(io.StringIO()):
+        onnxscript.optimizer.inline(program.model)
+        onnxscript.optimizer.fold_constants(program.model)
+        onnxscript.optimizer.remove_unused_nodes(program.model)
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, _metadata(run))
+    return proto.SerializeToString()

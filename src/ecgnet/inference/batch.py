@@ -1,0 +1,89 @@
+"""Many records at once: files → one result per record and the table of them (``ecgnet predict --out
+FILE.csv``); arrays of records → probabilities (:func:`predict_proba`, what evaluation runs on a fold).
+
+A record file that cannot be read or scored gets a row with its error; it never stops the others.
+
+CSV columns: ``path``, ``p_<class>`` for every class, ``positives`` (classes at or above their fold-9
+threshold, ``;``-separated; empty when none or when calls were withheld), ``warnings`` (``;``-separated),
+``seconds``, ``coverage``, ``error`` (empty when the record was diagnosed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import Progress
+from torch import nn
+
+from ecgnet.errors import ECGNetError
+from ecgnet.fileio import atomic_path
+from ecgnet.inference.predictor import Predictor
+from ecgnet.models.windows import windowed_proba
+
+
+def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool = False,
+                 progress: bool = True, on_error: Callable[[Path, str], None] | None = None,
+                 **metadata) -> list[dict]:
+    """Results in the order of ``headers``; a failed record's result is ``{"record", "error"}``."""
+    headers = list(headers)
+    results = []
+    with Progress(transient=True, disable=not progress, console=Console(stderr=True)) as bar:  # stdout: results only
+        task = bar.add_task(f"Diagnosing {len(headers)} records", total=len(headers))
+        for header in headers:
+            try:
+                results.append(predictor.predict_file(header, resample=resample, **metadata))
+            except ECGNetError as e:
+                results.append(_failed(header, str(e), on_error))
+            except Exception as e:  # a reader bug must not cost the user the rest of the folder
+                results.append(_failed(header, f"{header}: unexpected {type(e).__name__}: {e}", on_error))
+            bar.advance(task)
+    return results
+
+
+def _failed(header: Path, message: str, on_error) -> dict:
+    if on_error:
+        on_error(header, message)
+    return {"record": str(header), "error": message}
+
+
+def results_table(results: list[dict], classes: list[str]):
+    """The CSV's rows as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        probs = {d["class"]: d["probability"] for d in r.get("diagnoses", [])}
+        rows.append({"path": r["record"], **{f"p_{c}": probs.get(c) for c in classes},
+                     "positives": ";".join(r.get("positives", [])), "warnings": ";".join(r.get("warnings", [])),
+                     "seconds": r.get("seconds"), "coverage": r.get("coverage", ""), "error": r.get("error", "")})
+    return pd.DataFrame(rows, columns=["path", *(f"p_{c}" for c in classes), "positives", "warnings",
+                                       "seconds", "coverage", "error"])
+
+
+def write_results_csv(path: Path, results: list[dict], classes: list[str]) -> None:
+    """Written whole or not at all (temporary file, then rename)."""
+    with atomic_path(path) as tmp:
+        results_table(results, classes).to_csv(tmp, index=False)
+
+
+def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, window: int | None,
+                  stride: int, aggregate: str = "max", batch_size: int = 256,
+                  progress: bool = False, description: str = "Predicting") -> np.ndarray:
+    """(n, 12, samples) mV + (n, 8) metadata → (n, classes) probabilities, in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task(description, total=len(signal))
+        for i in range(0, len(signal), batch_size):
+            x = torch.as_tensor(np.asarray(signal[i:i + batch_size]), device=device)
+            m = torch.as_tensor(np.asarray(metadata[i:i + batch_size]), device=device)
+            out.append(windowed_proba(model, x, m, window, stride, aggregate).cpu().numpy())
+            bar.advance(task, len(x))
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,112 @@
+"""Engines: what runs a run's model on windows (or, for models that window inside, on 10 s segments),
+all called alike — ``engine(signal, metadata) → logits`` tensors, with ``whole_record`` and ``modalities``
+as the torch model has them — so the windowing (:mod:`ecgnet.models.windows`) and
+:class:`~ecgnet.inference.predictor.Predictor` use any of them unchanged.
+
+- ``torch``: the run's own model;
+- ``onnx``: ONNX Runtime on ``RUN/model.onnx`` when it was exported from the run's current weights, else the
+  model exported in memory now (a few seconds; ``ecgnet export`` saves it) — within 1e-6 of torch;
+- ``onnx-int8``: ONNX Runtime on ``RUN/model.int8.onnx``, which must exist (``ecgnet export RUN --quantize
+  int8``: it needs PTB-XL); see :mod:`ecgnet.export.int8` for what it costs.
+
+An ONNX file exported from other weights is an error: it would silently give another model's answers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ecgnet.data.signals import SECONDS
+from ecgnet.errors import ECGNetError
+from ecgnet.runs.directory import Run
+
+ENGINES = ("torch", "onnx", "onnx-int8")
+
+
+class Engine(Protocol):
+    whole_record: bool
+    modalities: tuple[str, ...]
+
+    def __call__(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor: ...
+
+
+class OnnxModel:
+    """An exported model behind the torch model's call: ``model(signal, metadata) → logits`` tensors.
+
+    ``threads``: ONNX Runtime intra-op threads (default: torch's current number, so both engines
+    follow ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` alike).
+    """
+
+    def __init__(self, model: str | Path | bytes, threads: int | None = None, name: str | None = None):
+        import onnxruntime as ort
+
+        self.name = name or str(model if not isinstance(model, bytes) else "ONNX model")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: not ORT's notes on nodes it could not fold
+        # no busy-waiting between calls: the cores are shared (torch, other jobs); on 2 shared cores
+        # spinning made 2-thread calls slower (fusion model: 8.4–12.3 ms against 6.9 ms)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        source = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ECGNetError(f"{self.name}: not a readable ONNX model ({first})") from e
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.classes = json.loads(props["ecgnet.classes"])
+            self.thresholds = json.loads(props["ecgnet.thresholds"])
+            self.preprocessing = json.loads(props["ecgnet.preprocessing"])
+            self.source = json.loads(props["ecgnet.source"])
+            self.quantization = json.loads(props.get("ecgnet.quantization", "null"))  # None: fp32
+        except (KeyError, json.JSONDecodeError) as e:
+            raise ECGNetError(f"{self.name}: not an ECGNet export (metadata {e} missing or invalid)") from e
+        self.whole_record = self.preprocessing["input"] == "segment"
+        self.modalities = ("metadata",) if self.preprocessing.get("uses_metadata") else ()
+        self.samples = int(self.preprocessing["input_samples"])
+
+    def __call__(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
+        if signal.shape[-1] != self.samples:
+            raise ECGNetError(f"{self.name}: the ONNX model takes inputs of {self.samples} samples, not "
+                              f"{signal.shape[-1]} (a record shorter than {SECONDS} s? use the torch engine)")
+        feed = {"signal": np.ascontiguousarray(signal.detach().cpu().numpy(), dtype=np.float32),
+                "metadata": np.ascontiguousarray(metadata.detach().cpu().numpy(), dtype=np.float32)}
+        return torch.from_numpy(self.session.run(["logits"], feed)[0])
+
+    def eval(self) -> "OnnxModel":
+        return self
+
+
+def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> OnnxModel:
+    """The ONNX Runtime engine of ``run``: its exported file (``int8``: the quantized one) if it matches the
+    run's weights, else (fp32 only) the model exported in memory now."""
+    from ecgnet.export import int8 as int8_export
+    from ecgnet.export import onnx as onnx_export
+
+    path = run.dir / (int8_export.FILENAME if int8 else onnx_export.FILENAME)
+    again = f"ecgnet export {run.dir}" + (" --quantize int8" if int8 else "")
+    if int8 and not path.is_file():
+        raise ECGNetError(f"{path}: missing — run `{again}` first")
+    if not path.is_file():
+        return OnnxModel(onnx_export.onnx_bytes(run), threads, name=f"{run.dir} (exported in memory)")
+    model = OnnxModel(path, threads)
+    if model.source.get("weights_sha256") != run.weights_sha256:
+        raise ECGNetError(f"{path}: exported from other weights than {run.dir / 'model.safetensors'}; "
+                          f"run `{again}` again")
+    return model
+
+
+def make_engine(run: Run, name: str = "torch", threads: int | None = None) -> Engine:
+    """The engine called ``name`` (one of :data:`ENGINES`) for ``run``."""
+    if name not in ENGINES:
+        raise ECGNetError(f"--engine must be one of {', '.join(ENGINES)}, not '{name}'")
+    if name == "torch":
+        return run.model
+    return onnx_engine(run, threads, int8=name == "onnx-int8")

@@ -1,0 +1,112 @@
+"""Diagnose one's own records with a run: probabilities per class, ranked, with the fold-9 thresholds
+saying which count as positive, and the reader's warnings beside them.
+
+A :class:`Predictor` is a run and an engine (:mod:`ecgnet.inference.engines`), both fixed when it is made;
+records of any length are covered as :mod:`ecgnet.inference.windows` says.
+
+A record whose amplitudes cannot be trusted (see :mod:`ecgnet.data.records`) keeps its probabilities
+but gets no positive/negative call: the thresholds were set on calibrated PTB-XL signals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgnet.data.records import ECGRecord, read_ecg
+from ecgnet.data.signals import SECONDS
+from ecgnet.errors import ECGNetError
+from ecgnet.inference import windows
+from ecgnet.inference.engines import ENGINES, make_engine
+from ecgnet.models.windows import windowed_proba
+from ecgnet.runs.directory import Run
+
+_SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
+LONG_RECORDS = windows.LONG_RECORDS
+WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
+
+
+class Predictor:
+    """``run``: a :class:`~ecgnet.runs.directory.Run`, or what :meth:`Run.open` takes (a run directory, its
+    model.safetensors or a bundled model's name); ``engine``: one of :data:`ENGINES`."""
+
+    def __init__(self, run: Run | str | Path, engine: str = "torch", long_records: str = "segments"):
+        self.long_records = windows.check_policy(long_records)
+        if engine not in ENGINES:
+            raise ECGNetError(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
+        self.run = run if isinstance(run, Run) else Run.open(run)
+        self.engine_name = engine
+        self.engine = make_engine(self.run, engine)
+
+    # what the callers read of the run
+    model = property(lambda self: self.engine, doc="the engine: called like the torch model")
+    config = property(lambda self: self.run.config)
+    info = property(lambda self: self.run.info)
+    run_dir = property(lambda self: self.run.dir)
+    classes = property(lambda self: self.run.classes)
+    rate = property(lambda self: self.run.rate)
+    window = property(lambda self: self.run.window)
+    stride = property(lambda self: self.run.stride)
+    thresholds = property(lambda self: self.run.thresholds)
+    uses_metadata = property(lambda self: self.run.uses_metadata)
+
+    def metadata_vector(self, age=None, sex=None, height=None, weight=None) -> np.ndarray:
+        """The 8 metadata features, scaled as in training; unknown values are flagged missing."""
+        if sex is not None and str(sex).lower() not in _SEX:
+            raise ECGNetError(f"--sex must be male or female, not '{sex}'")
+        raw = np.array([np.nan if age is None else min(float(age), 90.0),
+                        np.nan if sex is None else _SEX[str(sex).lower()],
+                        np.nan if height is None else float(height), np.nan if weight is None else float(weight)])
+        scaler = self.info.get("metadata_scaler", {"mean": [0.0] * 4, "std": [1.0] * 4})
+        scaled = (raw - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
+        return np.concatenate([np.nan_to_num(scaled), np.isnan(raw).astype(float)]).astype(np.float32)
+
+    def segments(self, samples: int) -> list[int]:
+        """Starts of the 10 s segments that cover a record of ``samples`` samples."""
+        return windows.segment_starts(samples, self.rate, self.long_records)
+
+    def coverage(self, samples: int) -> str:
+        """How the model sees a record of ``samples`` samples, in words."""
+        return windows.coverage(samples, self.rate, self.config.data, self.long_records)
+
+    def predict_signal(self, signal: np.ndarray, metadata: np.ndarray) -> np.ndarray:
+        """(12, samples) mV → (classes,) probabilities, averaged over the record's 10 s segments."""
+        if self.window and signal.shape[-1] < self.window:
+            raise ECGNetError(f"{signal.shape[-1] / self.rate:.1f} s long; "
+                              f"the model needs at least {self.config.data.crop_seconds:g} s")
+        segment = windows.segment_length(signal.shape[-1], self.rate, self.long_records)
+        starts = self.segments(signal.shape[-1])
+        x = torch.as_tensor(np.stack([signal[:, s:s + segment] for s in starts]), dtype=torch.float32)
+        m = torch.as_tensor(np.repeat(metadata[None], len(starts), 0), dtype=torch.float32)
+        probs = windowed_proba(self.engine, x, m, self.window, self.stride, self.config.data.aggregate)
+        return probs.mean(0).numpy()
+
+    def predict_record(self, record: ECGRecord, **metadata) -> dict:
+        """One read record → its result (the JSON schema of ``ecgnet predict --json``)."""
+        given = {k: v for k, v in metadata.items() if v is not None}
+        header = {k: v for k, v in (("age", record.age), ("sex", record.sex)) if v is not None}
+        used = {**header, **given} if self.uses_metadata else {}
+        try:
+            probs = self.predict_signal(record.signal, self.metadata_vector(**used))
+        except ECGNetError as e:
+            raise ECGNetError(f"{record.path}: {e}") from None
+        warnings = list(record.warnings)
+        if record.seconds > SECONDS + 0.5 / self.rate:
+            warnings.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
+        calls = self.thresholds if self.thresholds and record.amplitude_trusted else None
+        if self.thresholds and not record.amplitude_trusted:
+            warnings.append(WITHHELD)
+        descriptions = self.info.get("class_descriptions", {})
+        ranked = sorted(zip(self.classes, probs.tolist()), key=lambda cp: -cp[1])
+        diagnoses = [{"class": c, "probability": round(p, 4), "description": descriptions.get(c, ""),
+                      "threshold": None if not self.thresholds else round(self.thresholds[c], 4),
+                      "positive": None if calls is None else bool(p >= calls[c])} for c, p in ranked]
+        return {"record": str(record.path), "model": self.info["name"], "seconds": round(record.seconds, 2),
+                "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
+                "metadata": used, "warnings": warnings, "amplitude_trusted": record.amplitude_trusted,
+                "diagnoses": diagnoses, "positives": [d["class"] for d in diagnoses if d["positive"]]}
+
+    def predict_file(self, path: str | Path, resample: bool = False, **metadata) -> dict:
+        return self.predict_record(read_ecg(path, self.rate, resample=resample), **metadata)

@@ -1,0 +1,42 @@
+"""Probabilities for whole records from a model trained on crops: slide a window over the record
+(``window`` samples every ``stride``) and aggregate the windows' probabilities per record — the
+maximum by default, as in the PTB-XL benchmark. Training's validation, late fusion's members, the
+exporter and every inference engine window a record with these functions; records longer than 10 s are
+:mod:`ecgnet.inference.windows`' business."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def window_starts(samples: int, window: int, stride: int) -> list[int]:
+    """Window starts covering the whole record; the last window ends at the record's end."""
+    if window >= samples:
+        return [0]
+    starts = list(range(0, samples - window + 1, stride))
+    if starts[-1] != samples - window:
+        starts.append(samples - window)
+    return starts
+
+
+def aggregate_windows(model: nn.Module, signal: torch.Tensor, metadata: torch.Tensor,
+                      window: int | None, stride: int, aggregate: str = "max") -> torch.Tensor:
+    """(batch, 12, samples) → (batch, classes) probabilities, aggregated over the windows
+    (differentiable; models with ``whole_record = True`` window internally and see the record)."""
+    if getattr(model, "whole_record", False):
+        return torch.sigmoid(model(signal, metadata))
+    samples = signal.shape[-1]
+    window = window or samples
+    starts = window_starts(samples, window, stride)
+    crops = torch.cat([signal[..., s:s + window] for s in starts])  # (windows × batch, 12, window)
+    probs = torch.sigmoid(model(crops, metadata.repeat(len(starts), 1)))
+    probs = probs.view(len(starts), signal.shape[0], -1)
+    return probs.amax(0) if aggregate == "max" else probs.mean(0)
+
+
+@torch.no_grad()
+def windowed_proba(model: nn.Module, signal: torch.Tensor, metadata: torch.Tensor,
+                   window: int | None, stride: int, aggregate: str = "max") -> torch.Tensor:
+    """:func:`aggregate_windows` without gradients, for prediction."""
+    return aggregate_windows(model, signal, metadata, window, stride, aggregate)

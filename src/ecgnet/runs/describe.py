@@ -1,0 +1,90 @@
+"""A run described from its files, without loading its model: what a listing shows (:func:`run_summary`), and
+its modalities, fusion strategy and imbalance option in words, as the README's and comparison's tables
+write them (from ``config.yaml``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from ecgnet.config import Config, load_config
+
+
+def run_summary(run_dir: str | Path) -> dict:
+    """What a listing shows of a run without loading it: task, classes, parameters, the model's registry
+    name and the fold-10 macro AUC (None for what the run's files do not say)."""
+    run_dir = Path(run_dir)
+
+    def read(name: str, parse):
+        try:
+            return parse((run_dir / name).read_text(errors="replace")) or {}
+        except (OSError, ValueError, yaml.YAMLError):
+            return {}
+
+    info, test, config = read("run.json", json.loads), read("test/metrics.json", json.loads), \
+        read("config.yaml", yaml.safe_load)
+    return {"task": info.get("task"), "classes": info.get("classes", []), "parameters": info.get("parameters"),
+            "architecture": (config.get("model") or {}).get("name"),
+            "test_macro_auc": (test.get("macro_auc") or {}).get("value")}
+
+
+def run_config(run_dir: Path) -> Config | None:
+    """The run's ``config.yaml``, loaded once per run (None if the run has none)."""
+
+    path = Path(run_dir) / "config.yaml"
+    return load_config(path) if path.is_file() else None
+
+
+MODALITIES = ("time", "frequency", "spectrogram", "metadata")
+
+
+def run_modalities(config: Config | None) -> list[str] | None:
+    """The modalities a run sees, from its config: a fusion model's ``modalities`` (its builder's
+    default if the config leaves them out) or late-fusion ``members``, else the single modality that a
+    unimodal model's name starts with (None if unknown or no config)."""
+    from ecgnet.models.registry import default_params
+
+    if config is None:
+        return None
+    model = config.model
+    params = {**default_params(model.name), **model.params}
+    listed = params.get("modalities") or list(params.get("members") or {})
+    if listed:
+        return [m for m in MODALITIES if m in listed]
+    head = model.name.split("_")[0]
+    return [head] if head in MODALITIES else None
+
+
+ABBREVIATIONS = {"time": "t", "frequency": "f", "spectrogram": "s", "metadata": "m"}
+
+
+def run_strategy(config: Config | None) -> str | None:
+    """The run's fusion strategy in a few words, as the README's tables write it: "time only",
+    "frequency (+ phase) only", "early (t+f+m)", "intermediate, gated", "late, stacking (t+s)" — the
+    modality set in brackets where a fusion model does not see all four (None if no config)."""
+    from ecgnet.models.registry import default_params
+
+    modalities = run_modalities(config)
+    if config is None or not modalities:
+        return None
+    params = {**default_params(config.model.name), **config.model.params}
+    family = config.model.name.split("_")[0]
+    if len(modalities) == 1 and family not in ("early", "intermediate", "late"):
+        return f"{modalities[0]}{' (+ phase)' if params.get('phase') else ''} only"
+    subset = "" if len(modalities) == len(MODALITIES) else f" ({'+'.join(ABBREVIATIONS[m] for m in modalities)})"
+    variant = params.get("mode") or params.get("method")
+    return f"{family}{', ' + str(variant) if variant and family != 'early' else ''}{subset}"
+
+
+IMBALANCE = {"weighted_bce": "weighted BCE", "focal": "focal loss", "oversample": "oversampling"}
+
+
+def run_imbalance(config: Config | None) -> str | None:
+    """The run's class-imbalance option in words ("none" for plain BCE with shuffling; None if no config)."""
+    if config is None:
+        return None
+    training = config.training
+    chosen = [IMBALANCE[o] for o in (training.loss, training.sampler) if o in IMBALANCE]
+    return " + ".join(chosen) or "none"

@@ -1,0 +1,241 @@
+"""A run directory: everything a trained model needs to be re-evaluated or used, and where it came from.
+
+```
+runs/<name>/
+  config.yaml          the experiment, as trained
+  run.json             seed, git revision, command, versions, classes, parameters, training time,
+                       weights_sha256 (the SHA-256 of model.safetensors)
+  model.safetensors    weights (frontend statistics included)
+  logs/metrics.csv     epoch log, one row per epoch (loss, fold-9 macro AUC, seconds), kept in the checkpoints
+  val/  test/          predictions.csv + metrics.json per fold (thresholds chosen on val)
+  report.html/.md      tables and plots
+  members/             an ensemble's members, described inside the run (see ecgnet.runs.members)
+  checkpoints/         for resuming (not committed): last.ckpt (every epoch), best.ckpt (fold-9 best),
+                       config.yaml and versions.json (what a resume must match)
+  INCOMPLETE           only while training: see below
+```
+
+A run directory is complete, or says it is not: training writes ``INCOMPLETE`` (one line: when and by
+what command it started, how to resume) before anything else in the folder, and deletes it as its very
+last step, once run.json, model.safetensors, val/, test/ and the report are written. :func:`load_run`
+— behind ``evaluate``, ``predict``, ``export``, ``compare`` and the server — refuses a folder with the
+marker, so a run killed mid-way (or one being retrained) is never used as if it were whole.
+
+Integrity and safety: :func:`load_run` refuses weights whose SHA-256 differs from run.json's
+``weights_sha256`` (runs written before the field load without the check), and reads a run directory
+through safetensors, JSON and YAML (``yaml.safe_load``) only — never a pickle, so a run from elsewhere
+cannot run code. The one exception is ``checkpoints/``: Lightning's ``.ckpt`` files are pickles, loaded
+only by ``ecgnet train --resume`` (``last.ckpt``) and at the end of training (``best.ckpt``, with
+``torch.load(weights_only=True)``), from the run directory that the same command writes in the user's
+own ``--runs-dir``; ``evaluate``, ``predict``, ``compare`` and the server never open them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from ecgnet.config import Config, dump_config, load_config
+from ecgnet.errors import ECGNetError
+from ecgnet.fileio import atomic_path, remove_leftovers, write_json, write_text
+from ecgnet.models import build_model
+from ecgnet.models.fusion.late import Member
+from ecgnet.runs import members
+
+INCOMPLETE = "INCOMPLETE"
+
+
+def save_model(run_dir: Path, model: torch.nn.Module, config: Config, info: dict) -> None:
+    """config.yaml, model.safetensors and run.json (with the weights' SHA-256); an ensemble's member
+    descriptions into ``members/``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", dump_config(config))
+    if members.is_ensemble(config):
+        members.store(run_dir, config)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    data = sorted_metadata(save_safetensors(state, metadata={"name": config.name,
+                                                             "classes": json.dumps(info["classes"])}))
+    with atomic_path(run_dir / "model.safetensors") as tmp:
+        tmp.write_bytes(data)
+    write_json(run_dir / "run.json", {**info, "weights_sha256": hashlib.sha256(data).hexdigest()})
+
+
+def parse_safetensors(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file's bytes; a damaged or foreign file is one ECGNetError naming it."""
+    try:
+        return load_safetensors(data)
+    except Exception as e:  # safetensors raises its own error type for damaged files
+        raise ECGNetError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())[:200]})") from e
+
+
+def sorted_metadata(data: bytes) -> bytes:
+    """safetensors writes its metadata in hash order, which changes from process to process, so the same
+    weights gave files (and SHA-256s) that differed: the header is rewritten with the metadata sorted
+    (same length, same tensors and offsets)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    return data[:8] + text.ljust(n, b" ") + data[8 + n:] if len(text) <= n else data
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"ecgnet train -c {run_dir / 'config.yaml'} --runs-dir {run_dir.parent} --resume"
+
+
+def mark_incomplete(run_dir: Path, config: Config, started: dict) -> None:
+    """A training session's first writes in ``run_dir``: the ``INCOMPLETE`` marker, then the config
+    (what ``--resume`` is given). Temporary files a killed session left behind are deleted."""
+    when, command = started.get("date", "?"), started.get("command") or "?"
+    write_text(run_dir / INCOMPLETE, f"training started {when} by `{command}` and has not finished; resume "
+                                     f"with `{resume_command(run_dir)}` or delete this folder\n")
+    write_text(run_dir / "config.yaml", dump_config(config))
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        remove_leftovers(run_dir)  # one process of a distributed run: the others start while it writes
+
+
+def mark_complete(run_dir: Path) -> None:
+    """The last step of training: everything else in ``run_dir`` is written."""
+    (run_dir / INCOMPLETE).unlink(missing_ok=True)
+
+
+def refuse_incomplete(run_dir: Path) -> None:
+    marker = run_dir / INCOMPLETE
+    if marker.exists():
+        try:
+            started = " ".join(marker.read_text(errors="replace").split()).split(" and has not finished")[0]
+        except OSError:
+            started = "marker unreadable"
+        raise ECGNetError(f"{run_dir}: training did not finish ({marker.name}: {started[:300]}); resume with "
+                          f"`{resume_command(run_dir)}` or delete it")
+
+
+def read_description(run_dir: Path) -> tuple[Config, dict]:
+    """(config, run info) of a run directory (or of an ensemble member stored in one)."""
+    config = load_config(run_dir / "config.yaml")
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+        info["classes"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ECGNetError(f"{run_dir / 'run.json'}: not a valid run description ({e})") from e
+    return config, info
+
+
+def build_run_model(config: Config, num_classes: int, run_dir: Path | None = None) -> torch.nn.Module:
+    """The model ``config`` describes. An ensemble's members are built from their descriptions stored in
+    ``run_dir`` (their weights then come with the ensemble's), or else loaded, with their weights, from the
+    member runs the config names — how an ensemble is made (see :mod:`ecgnet.runs.members`)."""
+    if not members.is_ensemble(config):
+        return build_model(config.model.name, num_classes, **config.model.params)
+    built = {}
+    for name, (path, stored) in members.resolve(config, run_dir).items():
+        if stored:
+            member_config, info = read_description(path)
+            model = build_run_model(member_config, len(info["classes"]), path)
+        else:
+            model, member_config, info = load_run(path)
+        if len(info["classes"]) != num_classes:
+            raise ECGNetError(f"ensemble member {path} predicts {len(info['classes'])} classes, not {num_classes}")
+        data = member_config.data
+        built[name] = Member(model.requires_grad_(False), data.window, data.stride, data.aggregate)
+    return build_model(config.model.name, num_classes, **{**config.model.params, "members": built})
+
+
+def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
+    """A run directory (or its model.safetensors) → (model in eval mode, config, run info)."""
+    path = Path(path)
+    run_dir = path.parent if path.suffix == ".safetensors" else path
+    refuse_incomplete(run_dir)
+    for name in ("config.yaml", "run.json", "model.safetensors"):
+        if not (run_dir / name).is_file():
+            raise ECGNetError(f"{run_dir / name}: missing — {run_dir} is not an ECGNet run directory")
+    config, info = read_description(run_dir)
+    model = build_run_model(config, len(info["classes"]), run_dir)
+    weights = run_dir / "model.safetensors"
+    data = weights.read_bytes()  # read once: the bytes checked are the bytes loaded
+    expected = info.get("weights_sha256")  # absent from runs written before it: no check
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ECGNetError(f"{weights}: its SHA-256 does not match weights_sha256 in run.json — the weights "
+                          "are damaged or were replaced; restore them or retrain the run")
+    state = parse_safetensors(data, weights)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ECGNetError(f"{weights}: weights do not fit the config's model ({first})") from e
+    return model.eval(), config, info
+
+
+def read_thresholds(run_dir: Path, classes: list[str]) -> dict[str, float] | None:
+    """The fold-9 thresholds of ``val/metrics.json`` per class (None if the run has no val/ metrics)."""
+    path = Path(run_dir) / "val" / "metrics.json"
+    if not path.is_file():
+        return None
+    per_class = json.loads(path.read_text()).get("per_class", {})
+    return {c: per_class[c]["threshold"] for c in classes if "threshold" in per_class.get(c, {})}
+
+
+@dataclass
+class Run:
+    """A loaded run directory: its model (eval mode), config and run.json, and what predicting needs of
+    them. :meth:`open` takes a path or a bundled model's name."""
+
+    dir: Path
+    model: torch.nn.Module
+    config: Config
+    info: dict = field(repr=False)
+
+    @classmethod
+    def open(cls, name_or_path: str | Path) -> "Run":
+        from ecgnet.runs.bundled import resolve_checkpoint
+
+        path = resolve_checkpoint(name_or_path)  # a path, or a bundled model's name
+        model, config, info = load_run(path)
+        return cls(path if path.is_dir() else path.parent, model, config, info)
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name") or self.dir.name)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info["classes"])
+
+    @property
+    def rate(self) -> int:
+        return self.config.data.sampling_rate
+
+    @property
+    def window(self) -> int | None:
+        return self.config.data.window
+
+    @property
+    def stride(self) -> int:
+        return self.config.data.stride
+
+    @property
+    def uses_metadata(self) -> bool:
+        return "metadata" in getattr(self.model, "modalities", ())
+
+    @property
+    def weights_sha256(self) -> str:
+        from ecgnet.checksum import sha256_file
+
+        return self.info.get("weights_sha256") or sha256_file(self.dir / "model.safetensors")
+
+    @cached_property
+    def thresholds(self) -> dict[str, float] | None:
+        return read_thresholds(self.dir, self.classes)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

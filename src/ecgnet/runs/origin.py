@@ -1,0 +1,48 @@
+"""Where a run (or a report) came from: the git revision and whether the tree had changes, a digest of the
+package's code, the command, the versions. Written into run.json and every report's provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REVISION_ENV = "ECGNET_GIT_REVISION"  # names the commit a copy without .git was made from; checked by source_sha256
+PACKAGE = Path(__file__).resolve().parents[1]  # src/ecgnet
+
+
+def source_digest(package: Path = PACKAGE) -> str:
+    """SHA-256 over the package's Python files (relative path and bytes, in path order): the code that ran,
+    comparable with a checkout of the revision the run names, also where the run had no .git to ask."""
+    h = hashlib.sha256()
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def provenance() -> dict:
+    """Who made this and from what: git revision (and whether the tree had changes), command, versions."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  cwd=PACKAGE).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    outputs = [f":(top,exclude,glob)reports/**/*.{ext}" for ext in ("md", "html", "json", "csv", "png", "txt")]
+    dirty = (git("diff", "--name-only", "HEAD", "--", ":/", ":!/runs", *outputs) or "").splitlines()  # code, not outputs
+    revision = git("rev-parse", "HEAD")
+    declared = {}
+    if revision is None and os.environ.get(REVISION_ENV):  # a copy of the tree without .git (a lent GPU machine)
+        revision, declared = os.environ[REVISION_ENV], {"git_revision_declared_by": REVISION_ENV}
+    return {"git_revision": revision, "git_dirty": bool(dirty), "git_dirty_files": dirty, **declared,
+            "source_sha256": source_digest(),
+            "command": " ".join(["ecgnet", *sys.argv[1:]]) if sys.argv else None,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+            "cpu_threads": torch.get_num_threads()}
