@@ -124,3 +124,49 @@ def test_a_failed_render_leaves_no_file(tmp_path):
     with pytest.raises(Exception):
         render(record, {"diagnoses": [{"class": "MI"}]}, MODEL, tmp_path / "out.pdf")  # no probability
     assert list(tmp_path.iterdir()) == []
+
+
+FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
+
+
+@needs_poppler
+@pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason="needs ../shared/external/formats")
+def test_ecgnet_report_on_a_real_device_file(tmp_path):
+    """The command end to end with the bundled default model: the Philips file's statements, its
+    patient ID and ECGNet's calls on one page."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    out = tmp_path / "philips.pdf"
+    res = CliRunner().invoke(app, ["report", str(FORMATS_DIR / "philips_xml" / "129DYPRG.XML"), "--pdf", str(out),
+                                   "--resample"])
+    assert res.exit_code == 0, res.output
+    assert "Report:" in res.output and "positive:" in res.output
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    for expected in (">>> Acute MI <<<", "Sinus bradycardia", "1112010721168bdc", "philips-xml, 500 Hz", "threshold",
+                     "weights sha256", DISCLAIMER):
+        assert expected in text, expected
+
+
+def test_ecgnet_report_refuses_an_unreadable_file_and_writes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an ECG\n")
+    out = tmp_path / "out.pdf"
+    res = CliRunner().invoke(app, ["report", str(bad), "--pdf", str(out)])
+    assert res.exit_code == 2
+    assert "notes.txt" in res.output
+    assert not out.exists()
+
+
+def test_pdf_bytes_is_the_same_single_page():
+    from ecgnet.report.pdf import pdf_bytes
+
+    data = pdf_bytes(ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0), RESULT, MODEL)
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert b"/Count 1" in data  # one page …
+    assert re.search(rb"/MediaBox \[ 0 0 841\.8897\d* 595\.2755\d* \]", data)  # … of 297 × 210 mm (in points)

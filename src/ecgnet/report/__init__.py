@@ -16,7 +16,7 @@ def make_report(record_path: str | Path, out: str | Path, checkpoint: str | Path
                 **metadata) -> dict:
     """Write the report of ``record_path`` to ``out``; returns predict's result for it."""
     from ecgnet.inference.predictor import Predictor
-    from ecgnet.report.pdf import render
+    from ecgnet.report.pdf import model_identity, render
 
     predictor = Predictor(checkpoint)
     record = read_ecg_any(record_path, predictor.rate, resample=resample)
@@ -24,7 +24,5 @@ def make_report(record_path: str | Path, out: str | Path, checkpoint: str | Path
     drawn = record
     if record.source_rate != record.sampling_rate:  # the sharper trace: the signal as recorded
         drawn = read_ecg_any(record_path, record.source_rate)
-    info = predictor.info
-    render(record, result, {"name": info.get("name"), "weights_sha256": info.get("weights_sha256")}, out,
-           signal=drawn.signal, rate=drawn.sampling_rate)
+    render(record, result, model_identity(predictor.info), out, signal=drawn.signal, rate=drawn.sampling_rate)
     return result

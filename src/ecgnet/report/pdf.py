@@ -9,6 +9,7 @@ reads no files and runs no model, so a test can draw any signal and measure it o
 
 from __future__ import annotations
 
+import io
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,8 +34,35 @@ def render(record: ECGRecord, result: dict, model: dict, out: str | Path, signal
            rate: float | None = None) -> Path:
     """Write the report of ``record`` to ``out`` (atomically). ``result``: predict's result for it
     (:meth:`~ecgnet.inference.predictor.Predictor.predict_record`); ``model``: ``name`` and
-    ``weights_sha256`` of the run; ``signal``/``rate``: what to draw (default: the record's signal; pass
-    the signal at its source rate for the sharpest trace)."""
+    ``weights_sha256`` of the run (:func:`model_identity`); ``signal``/``rate``: what to draw (default: the
+    record's signal; pass the signal at its source rate for the sharpest trace)."""
+    fig = page(record, result, model, signal, rate)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="pdf", metadata=_metadata(record))
+    return out
+
+
+def pdf_bytes(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | None = None,
+              rate: float | None = None) -> bytes:
+    """The same page as :func:`render`, as PDF bytes (for the viewer)."""
+    buffer = io.BytesIO()
+    page(record, result, model, signal, rate).savefig(buffer, format="pdf", metadata=_metadata(record))
+    return buffer.getvalue()
+
+
+def model_identity(info: dict) -> dict:
+    """What the page shows of a run: its name and weights' SHA-256 (``run.json``)."""
+    return {"name": info.get("name"), "weights_sha256": info.get("weights_sha256")}
+
+
+def _metadata(record: ECGRecord) -> dict:
+    return {"Title": f"ECG report: {Path(str(record.path)).name}", "Creator": "ECGNet", "Subject": DISCLAIMER}
+
+
+def page(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | None = None,
+         rate: float | None = None) -> Figure:
+    """The report's figure (see :func:`render`)."""
     signal = record.signal if signal is None else signal
     rate = record.sampling_rate if rate is None else rate
     w, h = L.PAGE_MM
@@ -46,18 +74,14 @@ def render(record: ECGRecord, result: dict, model: dict, out: str | Path, signal
     grid.set_axis_off()
     _grid(grid)
     _traces(grid, signal, rate, {q.lead: q.flags for q in (record.quality or []) if q.flags})
-    page = fig.add_axes((0, 0, 1, 1))  # text, placed in page millimetres
-    page.set_xlim(0, w)
-    page.set_ylim(0, h)
-    page.set_axis_off()
-    page.patch.set_alpha(0)
-    _header(page, record, result, model, signal.shape[-1] / rate)
-    _footer(page, rate)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="pdf", metadata={"Title": f"ECG report: {Path(str(record.path)).name}",
-                                                 "Creator": "ECGNet", "Subject": DISCLAIMER})
-    return out
+    text = fig.add_axes((0, 0, 1, 1))  # text, placed in page millimetres
+    text.set_xlim(0, w)
+    text.set_ylim(0, h)
+    text.set_axis_off()
+    text.patch.set_alpha(0)
+    _header(text, record, result, model)
+    _footer(text, rate)
+    return fig
 
 
 def _grid(ax) -> None:
@@ -120,7 +144,7 @@ def _lines(ax, x: float, y: float, title: str, lines: list[str], width: int, siz
     return y - 1.5
 
 
-def _header(ax, record: ECGRecord, result: dict, model: dict, seconds_drawn: float) -> None:
+def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
     top = L.PAGE_MM[1] - 8
     ax.text(L.GRID_X, top, "12-lead ECG", fontsize=13, fontweight="bold", va="top")
     ax.text(L.GRID_X + 33, top - 0.8, "with ECGNet's computer-assisted interpretation", fontsize=8, va="top")
