@@ -285,6 +285,20 @@ def _print_diagnoses(res: dict, top: int) -> None:
         console.print(f"  {d['class']:<6} {d['probability']:.3f}  {escape(d['description'])}  {flag}")
 
 
+@app.command()
+@friendly
+def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Philips, HL7 aECG, DICOM, SCP-ECG, EDF)."),
+           pdf: Path = typer.Option(..., "--pdf", help="The PDF to write (one A4 landscape page)."),
+           checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
+           resample: bool = typer.Option(False, help="Resample a record not at the model's rate.")):
+    """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis."""
+    from ecgnet.report import make_report
+
+    result = make_report(record, pdf, checkpoint, resample=resample)
+    positives = ", ".join(result["positives"]) or "none"
+    console.print(f"Report: [bold]{escape(str(pdf))}[/] (positive: {escape(positives)})", highlight=False)
+
+
 @app.command("evaluate-external")
 @friendly
 def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-style dataset folder (WFDB headers "
