@@ -1,0 +1,133 @@
+"""A run's operating points per site: named profiles stored inside the run directory.
+
+```
+runs/<name>/profiles/
+  <site>.json        thresholds and calibration maps per class, how and on what they were fitted
+  <site>/            the report of `ecgnet calibrate` (report.md/.html, figures/, predictions.csv)
+```
+
+``ecgnet calibrate RUN --manifest M.csv --site NAME`` writes a profile; ``predict``/``serve --site NAME``
+apply it *after* the engine: ``calls = calibrate(probabilities) >= thresholds``, the calibrated
+probabilities being what is reported. A profile is plain JSON (no code, no pickle), so it travels with
+the run. It names the classes it was fitted for; loading it against a run with other classes fails.
+
+Profile JSON: ``format`` (``ecgnet-site-profile``), ``version``, ``site``, ``run``, ``classes``,
+``thresholds`` ({class: value}), ``calibrators`` ({class: map}, see :mod:`ecgnet.evaluation.recalibration`),
+``method``, ``target_sensitivity``, ``calibration``, ``fitted`` ({class: true or why not}),
+``run_thresholds`` (the run's fold-9 ones), ``manifest`` (path, SHA-256, records), ``evaluation``
+(cross-fitted before/after), and the provenance (date, command, revision).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgnet.errors import ECGNetError
+from ecgnet.evaluation.recalibration import apply_calibrator
+from ecgnet.fileio import write_json
+
+FORMAT, VERSION = "ecgnet-site-profile", 1
+PROFILES = "profiles"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_site_name(site: str) -> str:
+    """A site name is a file name: letters, digits, '_', '.', '-', at most 64, not starting with a dot."""
+    if not isinstance(site, str) or not _NAME.fullmatch(site):
+        raise ECGNetError(f"site name {str(site)[:80]!r} must be 1–64 letters, digits, '_', '.' or '-' "
+                          "(starting with a letter or digit)")
+    return site
+
+
+def profiles_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / PROFILES
+
+
+def profile_path(run_dir: str | Path, site: str) -> Path:
+    return profiles_dir(run_dir) / f"{check_site_name(site)}.json"
+
+
+def report_dir(run_dir: str | Path, site: str) -> Path:
+    return profiles_dir(run_dir) / check_site_name(site)
+
+
+def list_profiles(run_dir: str | Path) -> list[str]:
+    """The site names of the run's profiles, sorted."""
+    folder = profiles_dir(run_dir)
+    return sorted(p.stem for p in folder.glob("*.json") if _NAME.fullmatch(p.stem)) if folder.is_dir() else []
+
+
+@dataclass(frozen=True)
+class SiteProfile:
+    """A loaded profile; :meth:`apply` maps a run's probabilities (in the run's class order)."""
+
+    site: str
+    classes: list[str]
+    thresholds: dict[str, float]
+    calibrators: dict[str, dict]
+    data: dict
+
+    def calibrate(self, probs) -> np.ndarray:
+        """(…, classes) probabilities → calibrated, class by class."""
+        probs = np.asarray(probs, dtype=float)
+        if probs.shape[-1] != len(self.classes):
+            raise ValueError(f"profile {self.site} has {len(self.classes)} classes, probabilities {probs.shape[-1]}")
+        return np.stack([apply_calibrator(probs[..., k], self.calibrators[c]) for k, c in enumerate(self.classes)],
+                        axis=-1)
+
+
+def save_profile(run_dir: str | Path, profile: dict) -> Path:
+    """Write ``profile`` (validated by reading it back first) as RUN/profiles/<site>.json, atomically."""
+    path = profile_path(run_dir, profile["site"])
+    data = {"format": FORMAT, "version": VERSION, **profile}
+    _parse(data, path, data["classes"])
+    write_json(path, data)
+    return path
+
+
+def load_profile(run_dir: str | Path, site: str, classes: list[str]) -> SiteProfile:
+    """The profile ``site`` of the run at ``run_dir`` for its ``classes``; one clear error if absent
+    (listing those there are) or not valid."""
+    check_site_name(site)
+    path = profile_path(run_dir, site)
+    if not path.is_file():
+        available = list_profiles(run_dir)
+        listing = f"its profiles: {', '.join(available)}" if available else \
+            "it has none (make one with `ecgnet calibrate RUN --manifest M.csv --site NAME`)"
+        raise ECGNetError(f"{Path(run_dir).name}: no site profile '{site}' in {profiles_dir(run_dir)}; {listing}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ECGNetError(f"{path}: not a readable site profile ({e})") from None
+    return _parse(data, path, classes)
+
+
+def _parse(data, path: Path, classes: list[str]) -> SiteProfile:
+    def bad(why: str):
+        return ECGNetError(f"{path}: not a valid site profile ({why})")
+
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise bad(f"'format' must be {FORMAT!r}")
+    if data.get("version") != VERSION:
+        raise bad(f"version {data.get('version')!r}; this ECGNet reads version {VERSION}")
+    if list(data.get("classes") or []) != list(classes):
+        raise bad(f"fitted for classes {data.get('classes')}, the run predicts {list(classes)}")
+    thresholds, calibrators = data.get("thresholds"), data.get("calibrators")
+    if not isinstance(thresholds, dict) or not isinstance(calibrators, dict):
+        raise bad("'thresholds' and 'calibrators' must be objects keyed by class")
+    out_t = {}
+    for c in classes:
+        value = thresholds.get(c)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise bad(f"threshold of {c} must be a finite number, not {value!r}")
+        out_t[c] = float(value)
+        try:
+            apply_calibrator(np.array([0.0, 0.5, 1.0]), calibrators.get(c) or {})
+        except (ValueError, TypeError, KeyError) as e:
+            raise bad(f"calibration map of {c}: {e}") from None
+    return SiteProfile(str(data.get("site")), list(classes), out_t, {c: calibrators[c] for c in classes}, data)
