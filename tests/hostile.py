@@ -182,3 +182,118 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
 }
 """The upload corpus (files one can send to the server). The CLI-only cases (symbolic link, FIFO,
 directory) are tested beside it."""
+
+
+# --- a real server on 127.0.0.1, for the replay and the server tests -----------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(tmp: Path, *args: str, checkpoint: str = "baseline_time"):
+    """``ecgnet serve`` on 127.0.0.1 (a free port) in a subprocess whose temporary folder is ``tmp``
+    → (process, base URL); raises if it does not answer /healthz within 120 s."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp), "ECGNET_DATA": "", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ecgnet.cli", "serve", "--port", str(port), "--checkpoint",
+                             checkpoint, "--runs-dir", str(tmp / "no_runs"), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("the server did not start within 120 s")
+
+
+def stop_server(proc, sig=None, timeout: float = 30) -> float:
+    """Send ``sig`` (SIGTERM) and wait → seconds until the process exited (killed after ``timeout``)."""
+    import signal
+    import subprocess
+    import time
+
+    start = time.monotonic()
+    proc.send_signal(sig or signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return time.monotonic() - start
+
+
+def post(url: str, files: list[tuple[str, bytes]], fields: dict | None = None, host: str | None = None,
+         timeout: float = 120) -> tuple[int, dict | str, float]:
+    """A multipart POST → (status, JSON body (or text), seconds)."""
+    import http.client
+    import json
+    import time
+    import urllib.parse
+
+    boundary = "hostile-replay-boundary"
+    parts = []
+    for name, value in (fields or {}).items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, data in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    if host:
+        headers["Host"] = host
+    start = time.perf_counter()
+    conn.request("POST", parsed.path, body, headers)
+    response = conn.getresponse()
+    raw = response.read()
+    seconds = time.perf_counter() - start
+    conn.close()
+    try:
+        return response.status, json.loads(raw), seconds
+    except ValueError:
+        return response.status, raw.decode(errors="replace"), seconds
+
+
+def get(url: str, host: str | None = None, timeout: float = 30) -> tuple[int, str, float]:
+    import http.client
+    import time
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    start = time.perf_counter()
+    conn.request("GET", parsed.path, headers={"Host": host} if host else {})
+    response = conn.getresponse()
+    text = response.read().decode(errors="replace")
+    conn.close()
+    return response.status, text, time.perf_counter() - start
+
+
+def record_files(header: Path) -> list[tuple[str, bytes]]:
+    """The header and the signal files beside it that share its record name."""
+    stem = header.stem
+    return [(f.name, f.read_bytes()) for f in sorted(header.parent.iterdir())
+            if f.is_file() and (f.stem == stem or f.stem.startswith(stem + "_"))]
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MB of process ``pid`` (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in status.splitlines() if ln.startswith(("VmRSS", "VmHWM"))}
+    return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024

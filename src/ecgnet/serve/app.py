@@ -13,8 +13,11 @@ Routes (OpenAPI at ``/docs``)::
     GET  /api/records/{ecg_id}  a PTB-XL record (when a dataset is configured), as /api/predict,
                                 with its reference labels
 
-Every refusal is a 4xx whose ``detail`` is one line (the reader's message for unreadable records).
-Routes are plain functions, so requests run in worker threads; the model they use is locked meanwhile.
+Every refusal is a 4xx whose ``detail`` is one line (the reader's message for unreadable records);
+answers are strict JSON (no NaN/Infinity). Routes are plain functions, so requests run in worker
+threads; reading, resampling and inference pass through a bounded gate and the model they use is locked
+meanwhile (:mod:`ecgnet.serve.limits`). Only loopback ``Host`` names are answered unless configured
+(:mod:`ecgnet.serve.hosts`); ``/docs`` is a local page (:mod:`ecgnet.serve.docs`).
 """
 
 from __future__ import annotations
@@ -24,80 +27,100 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator, Optional
 
-import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ecgnet import __version__
-from ecgnet.data.records import LEADS, ECGRecord, read_ecg
+from ecgnet.data.patient import check_patient
+from ecgnet.data.records import ECGRecord, read_ecg
 from ecgnet.errors import ECGNetError
+from ecgnet.serve.docs import add_api_page
 from ecgnet.serve.explain import ExplainLimits, explain_record
+from ecgnet.serve.hosts import add_trusted_hosts, trusted_hosts
+from ecgnet.serve.limits import Gate, ServeLimits, display_signal
 from ecgnet.serve.models import Loaded, ModelStore
 from ecgnet.serve.reference import PTBXLRecords, header_reference
-from ecgnet.serve.uploads import UploadError, UploadLimits, public_message, saved_record, size
+from ecgnet.serve.uploads import UploadError, UploadFolders, UploadLimits, public_message, saved_record, size
+from ecgnet.strictjson import dumps
 
 STATIC = Path(__file__).parent / "static"
 
 
 def create_app(models: ModelStore | list | tuple | None = None, data_root: str | Path | None = None,
                runs_dir: str | Path | None = None, limits: UploadLimits = UploadLimits(),
-               explain_limits: ExplainLimits = ExplainLimits()) -> FastAPI:
+               explain_limits: ExplainLimits = ExplainLimits(), serve_limits: ServeLimits = ServeLimits(),
+               allowed_hosts: list[str] | None = None) -> FastAPI:
     """``models``: a :class:`ModelStore`, or checkpoints (names or run paths; the first is the default)
     to which the bundled models and the runs of ``runs_dir`` are added. ``data_root``: a PTB-XL folder
-    for ``/api/records`` (None: that route answers 404)."""
+    for ``/api/records`` (None: that route answers 404). ``allowed_hosts``: ``Host`` names answered
+    besides the loopback ones (``["*"]``: any)."""
     store = models if isinstance(models, ModelStore) else \
         ModelStore.discover(list(models or []), Path(runs_dir) if runs_dir else None)
     ptbxl = PTBXLRecords(data_root) if data_root else None
-    app = FastAPI(title="ECGNet viewer", version=__version__,
+    gate = Gate(serve_limits.max_concurrent, serve_limits.queue_seconds)
+
+    folders = UploadFolders()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        folders.open()
+        yield
+        folders.close()  # requests cut short by the shutdown leave no upload behind
+
+    app = FastAPI(title="ECGNet viewer", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
+                  default_response_class=StrictJSONResponse,
                   description="Diagnose a 12-lead ECG with an ECGNet model and see why.")
-    app.state.models, app.state.ptbxl, app.state.limits = store, ptbxl, limits
+    app.state.models, app.state.ptbxl, app.state.limits, app.state.uploads = store, ptbxl, limits, folders
     app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
+    add_trusted_hosts(app, trusted_hosts(allowed_hosts))
+    add_api_page(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(ECGNetError)
     def _refused(_: Request, e: ECGNetError):
-        return JSONResponse({"detail": public_message(e, None)}, status_code=getattr(e, "status", 400))
+        return StrictJSONResponse({"detail": public_message(e, None)}, status_code=getattr(e, "status", 400))
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, e: RequestValidationError):
         first = e.errors()[0] if e.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+        return StrictJSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(STATIC / "index.html")
 
     @app.get("/healthz")
-    def healthz():
+    async def healthz():  # on the event loop: never queued behind requests in worker threads
         return {"status": "ok", "version": __version__, "models": len(store.names()), "ptbxl": ptbxl is not None}
 
     @app.get("/api/models")
     def list_models():
         return {"default": store.default, "ptbxl": ptbxl is not None, "models": store.describe(),
-                "limits": {**asdict(limits), **asdict(explain_limits)}}
+                "limits": {**asdict(limits), **asdict(explain_limits), **asdict(serve_limits)}}
 
     @app.post("/api/predict")
     def predict(files: list[UploadFile] = File(..., description="one record: its .hea and .dat/.mat"),
                 model: Optional[str] = Form(None), age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
                 height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
         loaded = store.get(model)
-        given = dict(age=age, sex=sex or None, height=height, weight=weight)
-        with _uploaded(files, loaded, limits) as record:
+        given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
+        with gate(), _uploaded(files, loaded, limits, serve_limits, folders) as record:
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
-            return {"prediction": prediction, "signal": _signal(record),
+            return {"prediction": prediction, "signal": display_signal(record, serve_limits),
                     "reference": header_reference(record, loaded.predictor)}
 
     @app.get("/api/records/{ecg_id}")
     def ptbxl_record(ecg_id: int, model: Optional[str] = None):
         loaded = store.get(model)
-        record, given, reference = _ptbxl(ptbxl, ecg_id, loaded)
-        with loaded.lock:
-            prediction = _predict(loaded, record, given)
-        return {"prediction": prediction, "signal": _signal(record), "reference": reference}
+        with gate():
+            record, given, reference = _ptbxl(ptbxl, ecg_id, loaded)
+            with loaded.lock:
+                prediction = _predict(loaded, record, given)
+        return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference}
 
     @app.post("/api/explain")
     def explain(target: str = Form(..., description="the class to explain, e.g. MI"),
@@ -109,10 +132,10 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         loaded = store.get(model)
         if (ecg_id is None) == (not files):
             raise UploadError("send either the record's files or an ecg_id")
-        given = dict(age=age, sex=sex or None, height=height, weight=weight)
-        with contextlib.ExitStack() as stack:
+        given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
+        with gate(), contextlib.ExitStack() as stack:
             if files:
-                record = stack.enter_context(_uploaded(files, loaded, limits))
+                record = stack.enter_context(_uploaded(files, loaded, limits, serve_limits, folders))
             else:
                 record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
             with loaded.lock:
@@ -123,11 +146,13 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
 
 
 @contextlib.contextmanager
-def _uploaded(files: list[UploadFile], loaded: Loaded, limits: UploadLimits) -> Iterator[ECGRecord]:
-    """The uploaded record read at the model's rate (any source rate is resampled), in its temporary folder."""
-    with saved_record([(f.filename, f.file) for f in files], limits) as header:
+def _uploaded(files: list[UploadFile], loaded: Loaded, limits: UploadLimits, serve_limits: ServeLimits,
+              folders: UploadFolders) -> Iterator[ECGRecord]:
+    """The uploaded record read at the model's rate (any source rate is resampled) within the read
+    budget, in its temporary folder."""
+    with saved_record([(f.filename, f.file) for f in files], limits, serve_limits.read, folders) as header:
         try:
-            record = read_ecg(header, loaded.predictor.rate, resample=True)
+            record = read_ecg(header, loaded.predictor.rate, resample=True, limits=serve_limits.read)
         except Exception as e:  # the reader's own message (ECGNetError), or whatever a malformed file raised
             message = public_message(e, header.parent)
             if not isinstance(e, ECGNetError):
@@ -152,11 +177,11 @@ def _ptbxl(ptbxl: "PTBXLRecords | None", ecg_id: int, loaded: Loaded) -> tuple[E
     return ptbxl.read(ecg_id, loaded.predictor)
 
 
-def _signal(record: ECGRecord) -> dict:
-    """The (12, samples) mV signal the model saw, rounded to 1 µV, for plotting."""
-    return {"rate": record.sampling_rate, "source_rate": record.source_rate, "leads": list(LEADS),
-            "samples": int(record.signal.shape[-1]), "units": "mV",
-            "mv": np.round(record.signal.astype(np.float64), 3).tolist()}
+class StrictJSONResponse(JSONResponse):
+    """JSON without NaN/Infinity: a non-finite float (a value legitimately missing) becomes null."""
+
+    def render(self, content) -> bytes:
+        return dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class BodyLimit:

@@ -8,8 +8,11 @@ Every rule here keeps user strings away from the filesystem outside that folder:
   could otherwise make the WFDB reader open ``../../x.dat`` or ``/etc/...``); multi-segment records,
   which name other headers, are refused;
 - at most :attr:`UploadLimits.max_files` files, each at most :attr:`UploadLimits.max_file_bytes`
-  (counted while copying, not trusted from the client), the request's body bounded by the app;
-- the folder is removed when the ``with`` block ends, whatever happened inside it.
+  (counted while copying, not trusted from the client), the request's body bounded by the app; the
+  header within the read budget's ``max_header_bytes`` and ``max_signals`` before its lines are parsed;
+- the folder is removed when the ``with`` block ends, whatever happened inside it, and every folder
+  still in use is removed when the server shuts down (:meth:`UploadFolders.close`: Ctrl-C once left
+  them behind).
 
 Nothing is unpickled: headers are text, signals are read by :func:`ecgnet.data.records.read_ecg`.
 """
@@ -20,10 +23,12 @@ import contextlib
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 
 SUFFIXES = (".hea", ".dat", ".mat")
@@ -60,8 +65,10 @@ def check_name(name: str | None) -> str:
     return name
 
 
-def signal_files(header: Path) -> list[str]:
-    """The signal file names a header's signal lines refer to (checked like uploaded names)."""
+def signal_files(header: Path, read_limits: ReadLimits = DEFAULT_LIMITS) -> list[str]:
+    """The signal file names a header's signal lines refer to (checked like uploaded names); the header
+    within ``read_limits``' header bytes and signals."""
+    read_limits.check_header_bytes(header.stat().st_size, header.name)
     try:
         text = header.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -76,6 +83,7 @@ def signal_files(header: Path) -> list[str]:
         n_signals = int(record[1])
     except (IndexError, ValueError):
         raise UploadError(f"{header.name}: malformed record line '{' '.join(record)[:80]}'") from None
+    read_limits.check_signals(max(n_signals, len(lines) - 1), header.name)
     if len(lines) < 1 + n_signals:
         raise UploadError(f"{header.name}: announces {n_signals} signals but has {len(lines) - 1} signal lines")
     names = []
@@ -89,10 +97,47 @@ def signal_files(header: Path) -> list[str]:
     return names
 
 
+class UploadFolders:
+    """The temporary folders of one server's requests in progress; :meth:`close` (at shutdown) removes
+    them and refuses new ones, while worker threads may still be reading."""
+
+    def __init__(self):
+        self._live: set[Path] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def create(self) -> Path:
+        with self._lock:
+            if self._closed:
+                raise UploadError("the server is shutting down", status=503)
+            folder = Path(tempfile.mkdtemp(prefix="ecgnet-upload-"))
+            self._live.add(folder)
+            return folder
+
+    def remove(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            self._live.discard(folder)
+
+    def close(self) -> int:
+        """Remove every live folder and refuse new ones → how many there were."""
+        with self._lock:
+            self._closed, folders = True, list(self._live)
+            self._live.clear()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(folders)
+
+    def open(self) -> None:
+        with self._lock:
+            self._closed = False
+
+
 @contextlib.contextmanager
-def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits = UploadLimits()) -> Iterator[Path]:
+def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits = UploadLimits(),
+                 read_limits: ReadLimits = DEFAULT_LIMITS, folders: UploadFolders | None = None) -> Iterator[Path]:
     """``(client file name, readable stream)`` pairs → the saved header's path inside a fresh
-    temporary folder, removed on exit."""
+    temporary folder (one of ``folders``, the server's), removed on exit."""
     if not files:
         raise UploadError("no file uploaded: send a .hea header with its .dat or .mat signal file")
     if len(files) > limits.max_files:
@@ -105,18 +150,19 @@ def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits 
     if len(headers) != 1:
         raise UploadError("no .hea header uploaded" if not headers else
                           f"{len(headers)} headers uploaded ({', '.join(headers)}); upload one record at a time")
-    folder = Path(tempfile.mkdtemp(prefix="ecgnet-upload-"))
+    folders = folders or UploadFolders()
+    folder = folders.create()
     try:
         for name, (_, stream) in zip(names, files):
             _copy(stream, folder / name, limits.max_file_bytes)
         header = folder / headers[0]
-        missing = [f for f in signal_files(header) if not (folder / f).is_file()]
+        missing = [f for f in signal_files(header, read_limits) if not (folder / f).is_file()]
         if missing:
             raise UploadError(f"{header.name}: its signal file {missing[0]} was not uploaded "
                               "(select the .hea and its .dat/.mat together)")
         yield header
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        folders.remove(folder)
 
 
 def _copy(stream: BinaryIO, dest: Path, max_bytes: int) -> None:

@@ -1,0 +1,43 @@
+"""A patient's age, sex, height and weight as a user gives them (CLI options, the viewer's form),
+checked at the boundary: a number must be finite and plausible, or the request is refused with one
+:class:`ECGNetError` naming the field (the CLI's usage error, the server's 422) — ``inf`` once reached the
+model as a scaled infinity and the JSON answer as ``Infinity``.
+
+The ranges are wide on purpose (they reject units mix-ups and junk, not unusual patients); PTB-XL's own
+ranges are inside them (age 2–95 with 300 for "over 89", height 6–209 cm, weight 5–250 kg).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ecgnet.errors import ECGNetError
+
+RANGES = {"age": (0.0, 130.0, "years"), "height": (20.0, 260.0, "cm"), "weight": (0.5, 500.0, "kg")}
+SEXES = ("male", "female")
+
+
+class PatientError(ECGNetError):
+    """An implausible patient field; ``status`` is the HTTP status the viewer answers with."""
+
+    status = 422
+
+
+def check_patient(age=None, sex=None, height=None, weight=None) -> dict:
+    """The fields, unchanged, if each is missing (None) or plausible; else a :class:`PatientError`."""
+    values = {"age": age, "height": height, "weight": weight}
+    for name, value in values.items():
+        if value is None:
+            continue
+        low, high, unit = RANGES[name]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PatientError(f"{name} must be a number of {unit}, not {str(value)[:20]!r}") from None
+        if not math.isfinite(number) or not low <= number <= high:
+            raise PatientError(f"{name} {str(value)[:20]} is not a plausible {name} "
+                               f"(a finite number of {unit} in {low:g}–{high:g})")
+    if sex is not None and str(sex).lower() not in SEXES:
+        raise PatientError(f"sex must be male or female, not {str(sex)[:20]!r}")
+    return {**values, "sex": sex}
+

@@ -1,0 +1,73 @@
+"""The viewer's resources, bounded as a whole: what one request may decode, how many may decode at once,
+and how much of a record goes back to the page.
+
+- **per request**: an upload is read within :attr:`ServeLimits.read` (:class:`~ecgnet.data.limits.ReadLimits`:
+  signals, header bytes, seconds, decoded values), so its memory is bounded before anything is decoded
+  — about 45 bytes per decoded value at peak (reading, resampling, the model's segments), measured by
+  ``benchmarks/hostile_replay.py``;
+- **at once**: reading, resampling and inference run inside :class:`Gate`, a semaphore of
+  :attr:`ServeLimits.max_concurrent` slots; a request that waits longer than ``queue_seconds`` is answered
+  503 (busy) instead of piling up; ``/healthz`` never waits for it;
+- **back to the page**: the model sees the whole record; the page gets :func:`display_signal`, the first
+  ``display_seconds`` of it, decimated to at most ``display_points`` samples per lead (a 1 h record's
+  full-rate signal was a 25 MB JSON answer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.records import LEADS, ECGRecord
+from ecgnet.serve.uploads import UploadError
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    read: ReadLimits = DEFAULT_LIMITS  # what one upload may declare and decode
+    max_concurrent: int = 2  # requests reading, resampling or running a model at once
+    queue_seconds: float = 30.0  # how long a request waits for a slot before a 503
+    display_seconds: float = 60.0  # of a record, drawn on the page
+    display_points: int = 6000  # samples per lead sent back for drawing
+
+
+class Gate:
+    """A bounded semaphore around the expensive part of a request (``with gate: ...``)."""
+
+    def __init__(self, slots: int, queue_seconds: float):
+        if slots < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self._slots, self.queue_seconds = threading.BoundedSemaphore(slots), queue_seconds
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if not self._slots.acquire(timeout=self.queue_seconds):
+            raise UploadError(f"the server is busy (every slot taken for {self.queue_seconds:g} s); "
+                              "try again in a moment", status=503)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+def display_signal(record: ECGRecord, limits: ServeLimits) -> dict:
+    """What the page draws: the record's first ``display_seconds``, every ``step``-th sample so that a
+    lead has at most ``display_points``, in mV rounded to 1 µV (``rate`` is the drawn signal's rate)."""
+    total = int(record.signal.shape[-1])
+    shown = min(total, max(1, int(limits.display_seconds * record.sampling_rate)))
+    step = max(1, math.ceil(shown / limits.display_points))
+    part = record.signal[:, :shown:step]
+    out = {"rate": record.sampling_rate / step, "source_rate": record.source_rate, "leads": list(LEADS),
+           "samples": int(part.shape[-1]), "units": "mV", "mv": np.round(part.astype(np.float64), 3).tolist(),
+           "model_rate": record.sampling_rate, "model_samples": total}
+    if shown < total or step > 1:
+        out["note"] = (f"showing {'the first ' if shown < total else ''}{shown / record.sampling_rate:g} s "
+                       f"of {total / record.sampling_rate:g} s" + (f", every {step}th sample" if step > 1 else "")
+                       + "; the model saw the whole record")
+    return out

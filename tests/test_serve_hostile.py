@@ -1,0 +1,204 @@
+"""The viewer under hostile input: the generated corpus (``tests/hostile.py``) against a real server on
+127.0.0.1 (its process's peak memory read from /proc), bad metadata, foreign Host headers, the local
+API page, the display signal, the gate, strict JSON and prompt shutdown without leftovers. Each test
+that starts a server stops it."""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="fastapi is not installed")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import hostile  # noqa: E402
+from ecgnet.data.limits import ReadLimits  # noqa: E402
+from ecgnet.data.patient import check_patient  # noqa: E402
+from ecgnet.errors import ECGNetError  # noqa: E402
+from ecgnet.serve import create_app  # noqa: E402
+from ecgnet.serve.limits import Gate, ServeLimits  # noqa: E402
+from ecgnet.serve.uploads import UploadError  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and sends signals")
+LOCAL = "http://localhost"
+PEAK_MB = 1024
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app(["baseline_time"], serve_limits=ServeLimits(display_seconds=60, display_points=3000))
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app, base_url=LOCAL) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real ``ecgnet serve`` on 127.0.0.1; stopped (and checked to leave no upload folder) at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = hostile.start_server(Path(tmp))
+        try:
+            yield proc, url
+        finally:
+            hostile.stop_server(proc)
+        assert not list(Path(tmp).glob("ecgnet-upload-*"))
+
+
+def _upload(case: str, folder: Path) -> list:
+    return hostile.record_files(hostile.CASES[case][0](folder))
+
+
+# --- the corpus against a real server ----------------------------------------------------------------
+
+REFUSED = [name for name, (_, expected) in hostile.CASES.items() if expected == "refused"]
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_hostile_upload_is_refused_with_a_one_line_4xx(server, tmp_path, case):
+    proc, url = server
+    status, body, seconds = hostile.post(url + "/api/predict", _upload(case, tmp_path))
+    rss, peak = hostile.memory_mb(proc.pid)
+    print(f"{case}: {status} in {seconds:.2f} s; server RSS {rss:.0f} MB, peak {peak:.0f} MB")
+    assert status == 400, body
+    assert "\n" not in body["detail"] and len(body["detail"]) < 400 and tmp_path.name not in body["detail"]
+    assert peak <= PEAK_MB
+    assert seconds < 30  # generous; the figures: benchmarks/hostile_replay.py
+
+
+@pytest.mark.slow
+def test_the_largest_budgeted_upload_is_served_with_a_bounded_display(server, tmp_path):
+    proc, url = server
+    status, body, seconds = hostile.post(url + "/api/predict", _upload("flac_1khz_10min", tmp_path))
+    rss, peak = hostile.memory_mb(proc.pid)
+    print(f"10 min at 1 kHz: {status} in {seconds:.2f} s; server RSS {rss:.0f} MB, peak {peak:.0f} MB")
+    assert status == 200, body
+    shown = body["signal"]
+    assert shown["samples"] <= 6000 and shown["model_samples"] == 60_000 and "the model saw the whole" in shown["note"]
+    assert peak <= PEAK_MB
+
+
+# --- metadata, hosts, docs, JSON -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [("age", "inf"), ("age", "nan"), ("age", "-1"), ("age", "1e9"),
+                                          ("height", "inf"), ("weight", "-inf"), ("weight", "1e9"),
+                                          ("height", "nan")])
+def test_non_finite_or_absurd_metadata_is_a_422(client, tmp_path, field, value):
+    files = [("files", (n, b)) for n, b in hostile.record_files(hostile.plain_record(tmp_path, "r"))]
+    response = client.post("/api/predict", files=files, data={field: value})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(field)
+
+
+def test_patient_fields_in_range_pass_and_others_do_not():
+    assert check_patient(age=74, sex="Female", height=170.5, weight=80)["age"] == 74
+    for bad in ({"age": math.inf}, {"age": float("nan")}, {"age": -1}, {"age": 131}, {"height": 1e9},
+                {"weight": 0}, {"sex": "x"}, {"age": "old"}):
+        with pytest.raises(ECGNetError):
+            check_patient(**bad)
+
+
+def test_answers_are_strict_json():
+    from ecgnet.serve.app import StrictJSONResponse
+    from ecgnet.strictjson import dumps
+
+    assert StrictJSONResponse({"a": float("nan"), "b": [1.0, float("inf")], "c": np.float64("-inf")}).body == \
+        b'{"a":null,"b":[1.0,null],"c":null}'
+    assert dumps({"x": [float("nan")]}) == '{"x": [null]}'
+
+
+def test_foreign_host_headers_are_refused():
+    app = create_app(["baseline_time"])  # its own: a TestClient's exit shuts its app's uploads down
+    with TestClient(app, base_url="http://rebind.attacker.example") as c:
+        assert c.get("/healthz").status_code == 400
+    for base in ("http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000"):
+        with TestClient(app, base_url=base) as c:
+            assert c.get("/healthz").status_code == 200, base
+    configured = create_app(["baseline_time"], allowed_hosts=["ecg.example.org"])
+    with TestClient(configured, base_url="http://ecg.example.org") as c:
+        assert c.get("/healthz").status_code == 200
+
+
+def test_docs_page_is_local(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/api/predict" in page.text and "age" in page.text
+    assert "http://" not in page.text and "https://" not in page.text and "cdn" not in page.text.lower()
+    assert client.get("/redoc").status_code == 404
+
+
+# --- the display signal and the gate --------------------------------------------------------------------
+
+def test_long_records_are_shown_in_part_and_decimated_but_diagnosed_whole(client, tmp_path):
+    from ecgnet.inference.predictor import Predictor
+
+    header = hostile.plain_record(tmp_path, "two_min", samples=12_000)  # 120 s at 100 Hz
+    files = [("files", (n, b)) for n, b in hostile.record_files(header)]
+    response = client.post("/api/predict", files=files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    shown = body["signal"]
+    assert (shown["samples"], shown["rate"], shown["model_samples"]) == (3000, 50.0, 12_000)
+    assert len(shown["mv"]) == 12 and all(len(lead) == 3000 for lead in shown["mv"])
+    assert "first 60 s of 120 s" in shown["note"]
+    whole = Predictor("baseline_time").predict_file(header)
+    assert body["prediction"]["diagnoses"] == whole["diagnoses"] and "120.0 s" in body["prediction"]["coverage"]
+
+
+def test_gate_answers_503_when_every_slot_is_taken():
+    gate = Gate(1, queue_seconds=0.05)
+    with gate():
+        with pytest.raises(UploadError) as info:
+            with gate():
+                pass
+    assert info.value.status == 503
+    with gate():  # released
+        pass
+
+
+def test_the_read_budget_is_a_server_setting(tmp_path):
+    tight = create_app(["baseline_time"], serve_limits=ServeLimits(read=ReadLimits(max_seconds=5)))
+    files = [("files", (n, b)) for n, b in hostile.record_files(hostile.plain_record(tmp_path, "r"))]
+    with TestClient(tight, base_url=LOCAL) as c:
+        response = c.post("/api/predict", files=files)
+    assert response.status_code == 400 and "(max_seconds)" in response.json()["detail"]
+
+
+# --- shutdown -------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_shutdown_is_prompt_and_leaves_no_upload_folder(tmp_path, sig):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    files = _upload("flac_1khz_10min", corpus)
+    server_tmp = tmp_path / "server"
+    server_tmp.mkdir()
+    proc, url = hostile.start_server(server_tmp)
+    try:
+        threads = [threading.Thread(target=lambda: _quietly(hostile.post, url + "/api/predict", files), daemon=True)
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)  # requests in progress (reading, diagnosing or queued at the gate)
+    finally:
+        seconds = hostile.stop_server(proc, sig, timeout=30)
+    print(f"{sig.name}: exited in {seconds:.2f} s")
+    assert proc.returncode is not None and seconds < 10
+    assert not list(server_tmp.glob("ecgnet-upload-*"))
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args)
+    except OSError:
+        pass
