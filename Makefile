@@ -18,7 +18,7 @@ ifeq ($(strip $(ECGNET_DATA)),)
 endif
 export ECGNET_DATA
 
-.PHONY: setup data run test reproduce comparison benchmarks bundle clean
+.PHONY: setup data run test test-fast reproduce comparison benchmarks bundle clean
 
 setup: $(VENV)/.installed
 
@@ -45,7 +45,7 @@ run: data
 	$(BIN)/ecgnet evaluate --checkpoint runs/long_time --split test
 	$(BIN)/ecgnet evaluate --checkpoint runs/baseline_time --split test
 	$(BIN)/ecgnet evaluate --checkpoint runs/intermediate_concat_weighted_bce --split test
-	@echo "Viewer: run '$(BIN)/ecgnet serve' and open http://127.0.0.1:8000/ (see the README's Viewer section)"
+	@echo "Viewer: run '$(BIN)/ecgnet serve' and open http://127.0.0.1:8000/ (see docs/viewer.md)"
 
 # Tests that need the real data are skipped (with the reason) when no PTB-XL folder is available.
 test: setup
@@ -53,6 +53,13 @@ ifdef MATERIALIZE
 	$(BIN)/python $(SHARED) $(ECGNET_DATA)
 endif
 	$(BIN)/pytest -q
+
+# The inner loop: the suite without the tests marked slow (@pytest.mark.slow, each over ~10 s on 2 cores).
+test-fast: setup
+ifdef MATERIALIZE
+	$(BIN)/python $(SHARED) $(ECGNET_DATA)
+endif
+	$(BIN)/pytest -q -m "not slow"
 
 # Retrain the committed baseline from scratch with its committed config (~10 min on 2 CPU cores).
 reproduce: data
@@ -76,9 +83,9 @@ comparison: data
 	  --out reports/comparison_all --ablation-records 0 --no-explain
 
 benchmarks: data
-	$(BIN)/python benchmarks/bench_model.py --checkpoint runs/baseline_time
-	$(BIN)/python benchmarks/bench_convergence.py
-	$(BIN)/python benchmarks/bench_cache.py
+	$(BIN)/python -m benchmarks.bench_model --checkpoint runs/baseline_time
+	$(BIN)/python -m benchmarks.bench_convergence
+	$(BIN)/python -m benchmarks.bench_cache
 
 # Refresh the models shipped in the package (src/ecgnet/models_bundled/, see ecgnet.runs.bundled) from runs/.
 bundle: setup
