@@ -173,3 +173,30 @@ def test_auc_matches_sklearn_with_ties():
     p = np.round(p, 1)  # many ties
     assert per_class_auc(y, p) == pytest.approx(roc_auc_score(y, p, average=None), abs=1e-12)
     assert macro_auc(y, p) == pytest.approx(roc_auc_score(y, p, average="macro"), abs=1e-12)
+
+
+def test_bootstrap_draws_every_record_uniformly_against_the_analytic_frequencies():
+    """The resampling against an independent reference: with replacement, uniformly over all n records,
+    so each record is drawn once per resample on average — except that resamples without a positive of a
+    rare class are redrawn, which lifts each of its k positives to 1 / P(≥ 1 of k drawn) = 1 / (1 − (1 − k/n)^n)
+    per resample (k = 3, n = 200: 1.0512). A sampler that never draws the last record, or that skips the
+    redraw, is off by far more than the sampling error (~0.01 over 4000 resamples)."""
+    n, k, n_boot = 200, 3, 4000
+    y = np.zeros((n, 1), int)
+    y[[0, 100, n - 1], 0] = 1  # the last record is one of the rare positives
+    counts = np.bincount(bootstrap_indices(n, n_boot, seed=3, y_true=y).ravel(), minlength=n) / n_boot
+    lifted = 1 / (1 - (1 - k / n) ** n)
+    assert counts[[0, 100, n - 1]] == pytest.approx([lifted] * 3, abs=0.04)
+    negatives = np.delete(counts, [0, 100, n - 1])
+    assert negatives.mean() == pytest.approx((n - k * lifted) / (n - k), abs=0.005)
+    assert negatives.min() > 0.85 and negatives.max() < 1.15  # every record drawn, none favoured
+
+
+def test_bootstrap_resamples_keep_a_rare_negative():
+    """A class positive in all but 3 records: every resample must still hold one of its negatives."""
+    y = np.ones((200, 1), int)
+    y[[7, 70, 170], 0] = 0
+    idx = bootstrap_indices(200, 500, seed=1, y_true=y)
+    assert all((y[i].sum(0) < 200).all() for i in idx)
+    rejected = (1 - 3 / 200) ** 200  # ≈ 4.9 % of unconstrained draws hold no negative: redrawn, not kept
+    assert rejected > 0.04

@@ -186,3 +186,17 @@ def test_the_georgia_2020_header_reads_the_2021_data(shared_samples):
     rec = read_ecg(shared_samples / "georgia" / "E00793.hea", 500)
     assert rec.signal.shape == (12, 5000) and "header quirk" in rec.warnings[0]
     assert LEADS[0] == "I"
+
+
+@pytest.mark.parametrize("median_mv, flagged", [(0.2, True), (0.5, False), (11.0, False), (13.0, True), (1000.0, True)])
+def test_median_lead_range_bounds(median_mv, flagged):
+    """Both ends of the plausible median lead range (0.3–12 mV) are checked: above 12 mV is the µV-labelled-
+    as-mV error (×1000), below 0.3 mV a gain too high; lead ranges differ so no other warning fires."""
+    from ecgnet.data.records import amplitude_problems
+
+    t = np.linspace(0, 10, 1000)
+    scales = np.linspace(0.6, 1.4, 12)[:, None] * median_mv  # median of the ranges = median_mv
+    signal = scales * (np.sin(2 * np.pi * 1.2 * t) / 2)[None]
+    problems = amplitude_problems(signal)
+    assert any("median lead range" in p for p in problems) is flagged, problems
+    assert all("median lead range" in p for p in problems)
