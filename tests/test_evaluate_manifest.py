@@ -157,3 +157,73 @@ def test_a_bundled_model_is_calibrated_in_a_copy(tmp_path):
         prepare_run_dir(bundled, None)
     copy = prepare_run_dir(bundled, tmp_path / "runs" / "long_time")
     assert (copy / "model.safetensors").is_file() and prepare_run_dir(bundled, copy) == copy
+
+
+def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "clinic",
+                                 "--method", "f1", "--calibration", "none", "--folds", "3", "--n-boot", "20",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "Site profile clinic" in result.stdout and (run / "profiles" / "clinic.json").is_file()
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "clinic", "--out",
+                                 str(out), "--n-boot", "20", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    stored = json.loads((run / "profiles" / "clinic.json").read_text())["thresholds"]
+    assert metrics["site"] == "clinic" and metrics["per_class"]["CD"]["threshold"] == pytest.approx(stored["CD"])
+    assert "not labelled in the manifest (skipped): STTC" in result.stdout
+
+    result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "elsewhere",
+                                 "--no-progress", "--out", str(tmp_path / "never")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "no site profile 'elsewhere'" in result.stderr and "its profiles: clinic" in result.stderr
+    assert not (tmp_path / "never").exists()
+    result = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "../up", "--no-progress"])
+    assert result.exit_code == 2 and "site name" in result.stderr
+
+
+def test_predict_with_a_site_follows_the_profile(run, tmp_path):
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    record, _ = write_challenge(tmp_path / "records", name="P1", seed=3)
+    calls_all = {c: 0.0 for c in RUN_CLASSES}
+    profiles.save_profile(run, _profile("everything", calls_all, temperature=2.0))
+    profiles.save_profile(run, _profile("nothing", {c: 1.5 for c in RUN_CLASSES}))
+    runner = CliRunner()
+
+    def predict(*extra):
+        result = runner.invoke(app, ["predict", str(record), "--checkpoint", str(run), "--resample", "--json",
+                                     "--no-progress", *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)[0]
+
+    plain, everything, nothing = predict(), predict("--site", "everything"), predict("--site", "nothing")
+    assert set(everything["positives"]) == set(RUN_CLASSES) and nothing["positives"] == []
+    p = {d["class"]: d["probability"] for d in plain["diagnoses"]}
+    q = {d["class"]: d["probability"] for d in everything["diagnoses"]}
+    for c in RUN_CLASSES:  # calibrated after the engine: σ(logit(p) / T)
+        assert q[c] == pytest.approx(float(sigmoid(logit(p[c]) / 2.0)), abs=2e-3)
+    assert {d["threshold"] for d in nothing["diagnoses"]} == {1.5}
+    result = runner.invoke(app, ["predict", str(record), "--checkpoint", str(run), "--resample", "--site", "nowhere"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "its profiles: everything, nothing" in result.stderr
+
+
+def test_serve_applies_the_site_to_its_default_model_and_refuses_a_missing_one(run):
+    from ecgnet.serve.models import ModelStore
+
+    profiles.save_profile(run, _profile("clinic", dict(THRESHOLDS), temperature=3.0))
+    store = ModelStore.discover([run], bundled=False, site="clinic")
+    loaded = store.get(None).predictor
+    assert loaded.profile.site == "clinic" and loaded.thresholds == THRESHOLDS
+    assert store.describe()[0]["site"] == "clinic"
+    with pytest.raises(ECGNetError, match="no site profile 'other'.*its profiles: clinic"):
+        ModelStore.discover([run], bundled=False, site="other")

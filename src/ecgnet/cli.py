@@ -206,22 +206,93 @@ def sweep(config: Path = typer.Option(..., "--config", "-c", help="Base experime
 
 @app.command()
 @friendly
-def evaluate(checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
+def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: --checkpoint). {CHECKPOINT_HELP}"),
+             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
+             manifest: Optional[Path] = typer.Option(None, "--manifest", help="Evaluate on your own labelled records "
+                                                     "(a manifest CSV, docs/own_data.md) instead of PTB-XL's folds."),
+             label_map: Optional[Path] = typer.Option(None, "--label-map", help="With --manifest: YAML or CSV mapping "
+                                                      "its codes to classes."),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="With --manifest: list and leave out bad rows."),
+             site: Optional[str] = typer.Option(None, "--site", help="With --manifest: apply this site profile's "
+                                                "calibration and thresholds (see `ecgnet calibrate`)."),
              split: str = typer.Option("test", help="test (fold 10) or val (fold 9)."),
              data: Optional[Path] = DataOpt,
-             out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>)."),
+             out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>, or "
+                                                "outputs/<run name>/<manifest name> with --manifest)."),
              n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
              progress: bool = ProgressOpt):
-    """Evaluate a trained run: table on the terminal, predictions/metrics/report on disk."""
+    """Evaluate a trained run on PTB-XL's test fold, or on any labelled manifest (--manifest): table on the
+    terminal, predictions/metrics/report on disk."""
     from ecgnet.evaluation.evaluate import evaluate_run
     from ecgnet.evaluation.report import format_table
 
+    if manifest is not None:
+        from ecgnet.evaluation.external_report import format_auc
+        from ecgnet.evaluation.manifest_evaluation import evaluate_manifest
+
+        result = evaluate_manifest(run or checkpoint, manifest, out, label_map, skip_bad, site, n_boot=n_boot,
+                                   progress=progress)
+        console.print(f"{escape(result['run'])} on {escape(str(manifest))}: {result['n_scored']} of "
+                      f"{result['n_records']} records scored; thresholds: {escape(str(result['thresholds_from']))}")
+        if result["classes_missing"]:
+            console.print(f"not labelled in the manifest (skipped): {', '.join(result['classes_missing'])}")
+        console.print(f"macro AUC {format_auc(result['macro_auc'])}")
+        for c, e in result["per_class"].items():
+            ba = "" if e.get("balanced_accuracy") is None else f"balanced accuracy {e['balanced_accuracy']:.3f}"
+            console.print(f"  {c:<5} {format_auc(e):<24} n {e['n']:<5} positive {e['n_positive']:<5} {ba}", highlight=False)
+        console.print(f"Report: [bold]{escape(result['report'])}[/]")
+        return
+    if site is not None:
+        raise ECGNetError("--site applies to --manifest evaluation (PTB-XL's folds use the run's fold-9 thresholds)")
     if split not in ("test", "val"):
         raise ECGNetError(f"--split must be 'test' or 'val', not '{split}'")
-    checkpoint = resolve_checkpoint(checkpoint)
+    checkpoint = resolve_checkpoint(run or checkpoint)
     metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
     console.print(format_table(metrics, title=f"{checkpoint.name} — {'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
     console.print(f"Report: [bold]{report}[/]")
+
+
+@app.command()
+@friendly
+def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
+              manifest: Path = typer.Option(..., "--manifest", help="The site's labelled records (a manifest CSV)."),
+              site: str = typer.Option(..., "--site", help="The profile's name (letters, digits, '_', '.', '-'); "
+                                       "use it with predict/serve/evaluate --site."),
+              method: str = typer.Option("youden", help="Thresholds: youden (max sensitivity + specificity), f1 "
+                                         "(max F1) or sensitivity (the highest reaching --target-sensitivity)."),
+              target_sensitivity: float = typer.Option(0.9, "--target-sensitivity", help="For --method sensitivity."),
+              calibration: str = typer.Option("temperature", help="Probabilities: temperature (one temperature per "
+                                              "class), isotonic, or none."),
+              source: Optional[str] = typer.Option(None, "--source", help="Only the manifest's records of this source."),
+              folds: int = typer.Option(5, help="Cross-fitting folds of the report (held-out before/after)."),
+              copy_to: Optional[Path] = typer.Option(None, "--copy-to", help="Calibrate a copy of the run made here "
+                                                     "(needed for a bundled model, which lives inside the package)."),
+              label_map: Optional[Path] = typer.Option(None, "--label-map", help="YAML or CSV mapping the manifest's "
+                                                       "codes to classes."),
+              skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows."),
+              n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+              seed: int = typer.Option(0, help="Seed of the folds and the bootstrap."),
+              progress: bool = ProgressOpt):
+    """Operating points for a site: per-class thresholds and probability calibration fitted on the site's
+    labelled records, stored in the run as RUN/profiles/SITE.json, with a report scored on held-out records."""
+    from ecgnet.evaluation.calibrate_site import calibrate_command
+
+    profile = calibrate_command(run, manifest, site, label_map, skip_bad, copy_to, progress, method=method,
+                                target_sensitivity=target_sensitivity, calibration=calibration, folds=folds,
+                                source=source, n_boot=n_boot, seed=seed)
+    ev = profile["evaluation"]
+    console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: {profile['manifest']['records_used']} "
+                  f"records, {method} thresholds, {calibration} calibration")
+    for c in profile["classes"]:
+        e, fitted = ev["per_class"][c], profile["fitted"][c]
+        line = f"  {c:<5} threshold {profile['run_thresholds'][c]:.3f} → {profile['thresholds'][c]:.3f}"
+        if "before" in e:
+            line += (f"   held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} → "
+                     f"{e['after']['balanced_accuracy']:.3f}, ECE {e['ece_before']:.3f} → {e['ece_after']:.3f}")
+        console.print(escape(line if fitted is True else f"{line}   (not fitted: {fitted})"), highlight=False)
+    console.print(f"Profile: [bold]{escape(profile['path'])}[/]  Report: [bold]{escape(profile['report'])}[/]")
+    console.print(f"Use it: ecgnet predict RECORDS --checkpoint {escape(str(Path(profile['path']).parents[1]))} "
+                  f"--site {escape(site)}", highlight=False)
 
 
 @app.command()
@@ -241,6 +312,8 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
             engine: str = typer.Option("torch", help="torch; onnx: ONNX Runtime on RUN/model.onnx "
                                        "(see `ecgnet export`; exported in memory if absent); onnx-int8: on "
                                        "RUN/model.int8.onnx (`ecgnet export RUN --quantize int8` first)."),
+            site: Optional[str] = typer.Option(None, "--site", help="Apply this site profile of the run: its "
+                                               "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
             progress: bool = ProgressOpt):
     """Diagnose your own ECGs: the top diagnoses with their probabilities, and the reader's warnings.
 
@@ -251,7 +324,7 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
     from ecgnet.data.collect import find_records
     from ecgnet.inference.predictor import Predictor
 
-    predictor = Predictor(checkpoint, long_records=long_records, engine=engine)
+    predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
     metadata = dict(age=age, sex=sex, height=height, weight=weight)
     predictor.metadata_vector(**metadata)  # bad options are a usage error, not one per record
     headers = find_records(records)
@@ -395,13 +468,16 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
           port: int = typer.Option(8000, help="Port to listen on."),
           checkpoint: str = typer.Option(DEFAULT_MODEL, help=f"Default model. {CHECKPOINT_HELP}"),
           runs_dir: Path = typer.Option(Path("runs"), help="Also offer the runs of this folder (if it exists)."),
+          site: Optional[str] = typer.Option(None, "--site", help="The default model's site profile (see `ecgnet "
+                                             "calibrate`): its calibrated probabilities and thresholds."),
           data: Optional[Path] = DataOpt):
     """The viewer: a web page to see an ECG, its diagnosis and why, with a JSON API (docs at /docs)."""
     import uvicorn
 
     from ecgnet.serve import create_app
+    from ecgnet.serve.models import ModelStore
 
-    web = create_app([checkpoint], data_root=data, runs_dir=runs_dir)
+    web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir)
     console.print(f"ECGNet viewer on [bold]http://{host}:{port}/[/] (API docs at /docs; Ctrl-C stops it)")
     uvicorn.run(web, host=host, port=port, log_level="warning")
 

@@ -1,10 +1,13 @@
 """Evaluate a superdiagnostic run on an external, Challenge-style labelled dataset (``ecgnet
 evaluate-external DIR``): how a model trained on PTB-XL transfers to other hospitals and devices.
 
-Every ``.hea`` below DIR is read as ``predict`` reads it (resampled to the model's rate, long records
-averaged over 10 s segments) and labelled from its ``#Dx:`` SNOMED CT codes with the package's mapping
-(:mod:`ecgnet.data.external`). Records the model cannot read, and records with no superdiagnostic label,
-are counted and listed — never silently dropped. The fold-9 thresholds of the run are applied unchanged.
+This is ``ecgnet evaluate RUN --manifest`` on the manifest ``ecgnet manifest DIR`` writes
+(:func:`ecgnet.data.collections.make.challenge_manifest`: labels from the ``#Dx:`` SNOMED CT codes with the
+package's mapping, :mod:`ecgnet.data.external`; ``source`` = the record's folder), kept as
+``OUT/manifest.csv`` so the evaluation can be repeated with ``ecgnet evaluate``. Every record is read as
+``predict`` reads it (resampled to the model's rate, long records averaged over 10 s segments). Records
+the model cannot read, and records with no superdiagnostic label, are counted and listed — never
+silently dropped. The fold-9 thresholds of the run are applied unchanged.
 
 An external dataset is a test set: nothing here may choose a model, threshold or mapping.
 """
@@ -16,38 +19,42 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgnet.inference.batch import predict_many
-from ecgnet.data.collect import find_records
-from ecgnet.data.external import SUPERCLASSES, external_labels
+from ecgnet.data.collections import read_manifest
+from ecgnet.data.collections.make import challenge_manifest
+from ecgnet.data.external import SUPERCLASSES
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.labelled import predict_collection, record_paths
+from ecgnet.evaluation.manifest_evaluation import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
 
 
 def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_boot: int = 1000, seed: int = 0,
                       long_records: str = "segments", progress: bool = True) -> dict:
-    """Predict and score every record of ``dataset``; write predictions.csv, metrics.json and a report."""
+    """Predict and score every record of ``dataset``; write manifest.csv, predictions.csv, metrics.json and
+    a report (external.html / .md) into ``out_dir``."""
     predictor = Predictor(checkpoint, long_records=long_records)
     classes = predictor.classes
     if not set(classes) <= set(SUPERCLASSES):
         raise ECGNetError(f"{checkpoint}: predicts {len(classes)} classes of the '{predictor.info.get('task')}' "
                           f"task; external evaluation maps SNOMED CT codes to the superclasses {', '.join(SUPERCLASSES)}")
-    headers = find_records([dataset])
-    if not headers:
-        raise ECGNetError(f"{dataset}: no WFDB records (.hea) found")
-    table = _predictions_table(predictor, headers, Path(dataset), progress)
+    dataset, out_dir = Path(dataset), Path(out_dir)
+    made = challenge_manifest(dataset, out_dir / "manifest.csv")  # raises when the folder holds no record
+    collection = read_manifest(out_dir / "manifest.csv")
+    table, _ = predict_collection(predictor, collection, progress)
+    table = _external_table(table, collection, made["left_out"], out_dir, dataset, classes)
     scored = table[(table["error"] == "") & table["labeled"]]
+    y, p = (scored[[f"{k}_{c}" for c in classes]].to_numpy(float) for k in "yp")
     result = {"run": predictor.info["name"], "dataset": str(dataset), "n_records": len(table),
               "n_scored": len(scored), "long_records": long_records,
               "protocol": _PROTOCOL.replace("averaged over consecutive 10 s segments", _LONG[long_records]),
               "unreadable": table.loc[table["error"] != "", ["record", "error"]].to_dict("records"),
-              "unlabeled": table.loc[(table["error"] == "") & ~table["labeled"], "record"].tolist(),
-              "untrusted_amplitude": int((~scored["amplitude_trusted"]).sum()),
-              **score(scored, classes, predictor.thresholds, n_boot, seed)}
-    result["per_source"] = {src: score(part, classes, None, n_boot, seed)
-                            for src, part in scored.groupby("source", sort=True)}
-    out_dir = Path(out_dir)
+              "unlabeled": table.loc[~table["labeled"], "record"].tolist(),
+              "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),
+              **score(y, p, classes, predictor.thresholds, n_boot, seed)}
+    sources = scored["source"].to_numpy()
+    result["per_source"] = {s: score(y[sources == s], p[sources == s], classes, None, n_boot, seed)
+                            for s in sorted(set(sources))}
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     write_json(out_dir / "metrics.json", result)
@@ -57,66 +64,30 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
     return result
 
 
-def _predictions_table(predictor: Predictor, headers: list[Path], dataset: Path, progress: bool) -> pd.DataFrame:
-    """One row per header (its path relative to ``dataset``): source, labels, probabilities, warnings, error."""
-    classes = predictor.classes
-    rows = []
-    results = predict_many(predictor, headers, resample=True, progress=progress)
-    for header, res in zip(headers, results):
-        try:
-            labels = external_labels([header], classes)
-            y, codes, unmapped = labels.y[0], labels.codes[0], labels.unmapped[0]
-            error = res.get("error", "")
-        except ECGNetError as e:
-            y, codes, unmapped, error = np.zeros(len(classes)), [], [], str(e)
-        probs = {d["class"]: d["probability"] for d in res.get("diagnoses", [])}
-        rows.append({"record": _relative(header, dataset), "source": header.parent.name, "labeled": bool(y.any()),
-                     **{f"y_{c}": int(v) for c, v in zip(classes, y)},
-                     **{f"p_{c}": probs.get(c, np.nan) for c in classes},
-                     "amplitude_trusted": res.get("amplitude_trusted", False),
-                     "codes": ";".join(codes), "unmapped": ";".join(unmapped),
-                     "warnings": ";".join(res.get("warnings", [])), "error": error})
-    return pd.DataFrame(rows)
+def _external_table(table: pd.DataFrame, collection, left_out: list[dict], out_dir: Path, dataset: Path,
+                    classes: list[str]) -> pd.DataFrame:
+    """The manifest's predictions plus a row for each record left out of it (no superclass), records named
+    relative to ``dataset``, in path order."""
+    table = table.copy()
+    table["record"] = [_relative(p, dataset) for p in record_paths(collection)]
+    table["labeled"] = True
+    extra = pd.DataFrame([{"record": _relative(out_dir / r["record"], dataset), "source": Path(r["record"]).parent.name,
+                           "labeled": False, **{f"y_{c}": 0 for c in classes}, **{f"p_{c}": np.nan for c in classes},
+                           "amplitude_trusted": False, "warnings": "", "error": "", "codes": r["codes"]}
+                          for r in left_out])
+    table = pd.concat([table, extra], ignore_index=True) if len(extra) else table
+    table["error"] = table["error"].fillna("")
+    columns = ["record", "source", "labeled", *(f"y_{c}" for c in classes), *(f"p_{c}" for c in classes),
+               "amplitude_trusted", "warnings", "error"]
+    return table[columns].sort_values("record", kind="stable").reset_index(drop=True)
 
 
 def _relative(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` when it lies inside (so reports do not carry one machine's folders)."""
     try:
-        return str(path.resolve().relative_to(root.resolve()))
+        return str(Path(path).resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def score(table: pd.DataFrame, classes: list[str], thresholds: dict | None, n_boot: int, seed: int) -> dict:
-    """Macro and per-class AUC with 90 % bootstrap intervals over the classes that have positives and
-    negatives here; sensitivity/specificity at the fold-9 thresholds when given."""
-    y = table[[f"y_{c}" for c in classes]].to_numpy(int)
-    p = table[[f"p_{c}" for c in classes]].to_numpy(float)
-    n_pos = y.sum(0)
-    ok = [k for k in range(len(classes)) if 0 < n_pos[k] < len(y)]
-    per_class = {c: {"auc": None, "low": None, "high": None, "n_positive": int(n_pos[k])} for k, c in enumerate(classes)}
-    out = {"n": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class,
-           "macro_auc": None}
-    if not ok:
-        return out
-    for k in ok:
-        point, low, high = _ci(y[:, [k]], p[:, [k]], n_boot, seed)
-        per_class[classes[k]].update(auc=point, low=low, high=high)
-        if thresholds:
-            calls = p[:, k] >= thresholds[classes[k]]
-            per_class[classes[k]].update(sensitivity=float(calls[y[:, k] == 1].mean()),
-                                         specificity=float((~calls[y[:, k] == 0]).mean()))
-    point, low, high = _ci(y[:, ok], p[:, ok], n_boot, seed)
-    out["macro_auc"] = {"value": point, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot}
-    return out
-
-
-def _ci(y, p, n_boot, seed) -> tuple[float, float | None, float | None]:
-    """Point and interval; no interval when too few positives for valid resamples."""
-    try:
-        return M.bootstrap_ci(y, p, M.macro_auc, n_boot=n_boot, seed=seed)
-    except ValueError:
-        return M.macro_auc(y, p), None, None
 
 
 _LONG = {"segments": "averaged over consecutive 10 s segments", "first": "scored on their first 10 s",

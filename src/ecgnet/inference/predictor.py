@@ -32,13 +32,19 @@ class Predictor:
     """``run``: a :class:`~ecgnet.runs.directory.Run`, or what :meth:`Run.open` takes (a run directory, its
     model.safetensors or a bundled model's name); ``engine``: one of :data:`ENGINES`."""
 
-    def __init__(self, run: Run | str | Path, engine: str = "torch", long_records: str = "segments"):
+    def __init__(self, run: Run | str | Path, engine: str = "torch", long_records: str = "segments",
+                 site: str | None = None):
         self.long_records = windows.check_policy(long_records)
         if engine not in ENGINES:
             raise ECGNetError(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
         self.run = run if isinstance(run, Run) else Run.open(run)
         self.engine_name = engine
         self.engine = make_engine(self.run, engine)
+        self.profile = None  # a site's operating points (ecgnet calibrate), applied after the engine
+        if site is not None:
+            from ecgnet.runs.profiles import load_profile
+
+            self.profile = load_profile(self.run.dir, site, self.classes)
 
     # what the callers read of the run
     model = property(lambda self: self.engine, doc="the engine: called like the torch model")
@@ -49,7 +55,7 @@ class Predictor:
     rate = property(lambda self: self.run.rate)
     window = property(lambda self: self.run.window)
     stride = property(lambda self: self.run.stride)
-    thresholds = property(lambda self: self.run.thresholds)
+    thresholds = property(lambda self: self.profile.thresholds if self.profile else self.run.thresholds)
     uses_metadata = property(lambda self: self.run.uses_metadata)
 
     def metadata_vector(self, age=None, sex=None, height=None, weight=None) -> np.ndarray:
@@ -90,6 +96,8 @@ class Predictor:
         used = {**header, **given} if self.uses_metadata else {}
         try:
             probs = self.predict_signal(record.signal, self.metadata_vector(**used))
+            if self.profile is not None:  # the site's calibration of the probabilities
+                probs = self.profile.calibrate(probs)
         except ECGNetError as e:
             raise ECGNetError(f"{record.path}: {e}") from None
         warnings = list(record.warnings)

@@ -27,16 +27,24 @@ class Loaded:
 
 
 class ModelStore:
-    def __init__(self, checkpoints: dict[str, Path]):
+    """``site``: the default model's site profile (``ecgnet calibrate``), checked here, applied to it only."""
+
+    def __init__(self, checkpoints: dict[str, Path], site: str | None = None):
         if not checkpoints:
             raise ECGNetError("no models to serve: give a checkpoint or a runs folder")
         self.checkpoints = dict(checkpoints)
         self.default = next(iter(self.checkpoints))
+        self.site = site
+        if site is not None:  # a missing profile is an error at startup, not on the first request
+            from ecgnet.runs.profiles import load_profile
+
+            load_profile(self.checkpoints[self.default], site, run_summary(self.checkpoints[self.default])["classes"])
         self._loaded: dict[str, Loaded] = {}
         self._loading = threading.Lock()
 
     @classmethod
-    def discover(cls, checkpoints=(), runs_dir: Path | None = None, bundled: bool = True) -> "ModelStore":
+    def discover(cls, checkpoints=(), runs_dir: Path | None = None, bundled: bool = True,
+                 site: str | None = None) -> "ModelStore":
         """The given checkpoints first (the first is the default), then the bundled models, then every
         run of ``runs_dir`` with weights that finished training; a name seen before is skipped."""
         found: dict[str, Path] = {}
@@ -51,7 +59,7 @@ class ModelStore:
                 if all((run / f).is_file() for f in ("config.yaml", "run.json", "model.safetensors")) \
                         and not (run / INCOMPLETE).exists():  # being trained, or killed while it was
                     found.setdefault(run.name, run.resolve())
-        return cls(found)
+        return cls(found, site)
 
     def names(self) -> list[str]:
         return list(self.checkpoints)
@@ -64,10 +72,12 @@ class ModelStore:
             return self._loaded[name]
         with self._loading:
             if name not in self._loaded:
-                self._loaded[name] = Loaded(Predictor(self.checkpoints[name]))
+                self._loaded[name] = Loaded(Predictor(self.checkpoints[name],
+                                                      site=self.site if name == self.default else None))
             return self._loaded[name]
 
     def describe(self) -> list[dict]:
         """What GET /api/models lists, read from the run files (no model is loaded)."""
-        return [{"name": name, "default": name == self.default, **run_summary(path), "loaded": name in self._loaded}
+        return [{"name": name, "default": name == self.default, **run_summary(path), "loaded": name in self._loaded,
+                 **({"site": self.site} if self.site and name == self.default else {})}
                 for name, path in self.checkpoints.items()]
