@@ -145,6 +145,33 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YA
 
 @app.command()
 @friendly
+def distill(teacher: Path = typer.Option(..., "--teacher", help="The teacher run directory, e.g. runs/ensemble_greedy."),
+            student: Path = typer.Option(..., "--student", help="The student's experiment YAML, e.g. "
+                                         "configs/distill_long_time.yaml."),
+            data: Optional[Path] = DataOpt,
+            runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
+            overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set "
+                                                "training.distill_weight=0.7 (repeatable)."),
+            bf16: bool = typer.Option(False, "--bf16", help="Compute the teacher's soft targets under CPU bfloat16 "
+                                      "autocast (faster on CPUs with bf16 units; probabilities differ by < 0.01)."),
+            n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+            progress: bool = ProgressOpt):
+    """Knowledge distillation: the student config learns the teacher's probabilities and the labels on folds
+    1–8 (the teacher's soft targets are computed once and cached), selects on fold 9, is evaluated on 9 and 10."""
+    from ecgnet.data.ptbxl import data_root
+    from ecgnet.distill.run import distill as run_distill
+    from ecgnet.evaluation.report import format_table
+
+    run_dir, results = run_distill(teacher, student, data_root(data), runs_dir, overrides, bf16=bf16,
+                                   n_boot=n_boot, progress=progress)
+    if results is None:
+        return
+    console.print(format_table(results["test"], title=f"{run_dir.name} — fold 10 (test)"))
+    console.print(f"Run written to [bold]{run_dir}[/]")
+
+
+@app.command()
+@friendly
 def pretrain(config: Path = typer.Option(..., "--config", "-c", help="Pretraining YAML (configs/pretrain_*.yaml)."),
              data: Optional[Path] = DataOpt,
              runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),

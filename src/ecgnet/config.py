@@ -89,6 +89,14 @@ class TrainingConfig(_Strict):
                                        "of each batch, λ ~ Beta(α, α) (training/soft_targets.py); None = off")
     hierarchy_weight: float | None = Field(None, gt=0, description="penalise the auxiliary head's subclasses "
                                            "more probable than their superclass (training/hierarchy.py); None = off")
+    # Knowledge distillation (ecgnet.distill): learn a teacher run's probabilities as well as the labels.
+    distill_teacher: str | None = Field(None, description="teacher run directory (its soft targets are computed "
+                                        "once and cached) or a folder of cached soft targets; None = off")
+    distill_weight: float = Field(0.5, ge=0, le=1, description="α: loss = (1 − α)·hard + α·T²·BCE(student, teacher) at T")
+    distill_temperature: float = Field(1.0, gt=0, description="T: both sides' probabilities σ(logit / T)")
+    distill_target: Literal["record", "window"] = Field(
+        "window", description="a crop learns the teacher's record probability, or its probability at the "
+        "evaluation window nearest the crop")
 
     @model_validator(mode="after")
     def _devices_positive(self):
@@ -101,6 +109,8 @@ class TrainingConfig(_Strict):
         if self.hierarchy_weight is not None and self.auxiliary_task not in ("subdiagnostic", "diagnostic"):
             raise ValueError("hierarchy_weight needs auxiliary_task subdiagnostic or diagnostic (the finer "
                              "diagnostic labels under data.task superdiagnostic)")
+        if self.distill_teacher is not None and self.auxiliary_task is not None:
+            raise ValueError("distill_teacher and auxiliary_task both extend the training targets: choose one")
         return self
 
 

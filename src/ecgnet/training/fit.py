@@ -99,11 +99,17 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
         fit_frontends(model, train_split.signal)
     main_y = train_split.y[:, :val_split.y.shape[1]]  # without an auxiliary task's targets
     sampler = oversampler(main_y, config.seed) if t.sampler == "oversample" else None
-    train_loader = DataLoader(CropDataset(train_split, crop), batch_size=t.batch_size, shuffle=sampler is None,
+    loss = loss or make_loss(t.loss, train_split.y, t.focal_gamma)
+    train_set = CropDataset(train_split, crop)
+    if t.distill_teacher:  # each crop's target: its labels and the teacher's probabilities (ecgnet.distill)
+        from ecgnet.distill.data import attach
+
+        train_set, loss = attach(config, train_split, crop, loss)
+    train_loader = DataLoader(train_set, batch_size=t.batch_size, shuffle=sampler is None,
                               sampler=sampler, drop_last=len(train_split.ecg_ids) > t.batch_size,
                               num_workers=t.num_workers)
     val_loader = DataLoader(Indexed(CropDataset(val_split)), batch_size=256, num_workers=t.num_workers)
-    module = ClassifierModule(model, config, loss or make_loss(t.loss, train_split.y, t.focal_gamma))
+    module = ClassifierModule(model, config, loss)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
                                  mode="max")
     # last.ckpt every epoch, after best.ckpt (save_last=True writes it only with a new best in Lightning 2.6)
