@@ -34,7 +34,8 @@ from fastapi.staticfiles import StaticFiles
 
 from ecgnet import __version__
 from ecgnet.data.patient import check_patient
-from ecgnet.data.records import ECGRecord, read_ecg
+from ecgnet.data.readers import read_ecg_any
+from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 from ecgnet.serve.docs import add_api_page
 from ecgnet.serve.explain import ExplainLimits, explain_record
@@ -152,7 +153,7 @@ def _uploaded(files: list[UploadFile], loaded: Loaded, limits: UploadLimits, ser
     budget, in its temporary folder."""
     with saved_record([(f.filename, f.file) for f in files], limits, serve_limits.read, folders) as header:
         try:
-            record = read_ecg(header, loaded.predictor.rate, resample=True, limits=serve_limits.read)
+            record = read_ecg_any(header, loaded.predictor.rate, resample=True, limits=serve_limits.read)
         except Exception as e:  # the reader's own message (ECGNetError), or whatever a malformed file raised
             message = public_message(e, header.parent)
             if not isinstance(e, ECGNetError):

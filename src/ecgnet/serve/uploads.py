@@ -1,10 +1,13 @@
-"""Uploaded WFDB files → a per-request temporary folder holding one record, or a one-line refusal.
+"""Uploaded ECG files (one WFDB record, or one single-file ECG: XML, DICOM, SCP-ECG, EDF) → a per-request
+temporary folder holding it, or a one-line refusal.
 
 Every rule here keeps user strings away from the filesystem outside that folder:
 
 - a file name must be a bare name (``[A-Za-z0-9_-]`` then dots), no ``/``, ``\\``, ``..`` or absolute
-  path, and end in ``.hea``, ``.dat`` or ``.mat``; names are unique within a request;
-- exactly one header, and the header's signal lines may only name files of the same upload (a header
+  path, and end in ``.hea``, ``.dat`` or ``.mat``, or in a single-file suffix (:data:`SINGLE_FILE_SUFFIXES`);
+  names are unique within a request;
+- a single-file ECG comes alone (its format is then read from its content, whatever its suffix says);
+- otherwise exactly one header, and the header's signal lines may only name files of the same upload (a header
   could otherwise make the WFDB reader open ``../../x.dat`` or ``/etc/...``); multi-segment records,
   which name other headers, are refused;
 - at most :attr:`UploadLimits.max_files` files, each at most :attr:`UploadLimits.max_file_bytes`
@@ -14,7 +17,7 @@ Every rule here keeps user strings away from the filesystem outside that folder:
   still in use is removed when the server shuts down (:meth:`UploadFolders.close`: Ctrl-C once left
   them behind).
 
-Nothing is unpickled: headers are text, signals are read by :func:`ecgnet.data.records.read_ecg`.
+Nothing is unpickled: headers are text, records are read by :func:`ecgnet.data.readers.read_ecg_any`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 
 SUFFIXES = (".hea", ".dat", ".mat")
+SINGLE_FILE_SUFFIXES = (".xml", ".dcm", ".scp", ".edf", ".bdf")  # one file holds the whole ECG
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 _CHUNK = 1 << 16
 
@@ -60,8 +64,9 @@ def check_name(name: str | None) -> str:
         raise UploadError(f"{shown}: file names must be bare names, not paths")
     if not _NAME.fullmatch(name):
         raise UploadError(f"{shown}: unusable file name (letters, digits, '_', '-' and '.' only, ≤ 100 characters)")
-    if Path(name).suffix.lower() not in SUFFIXES:
-        raise UploadError(f"{shown}: not a WFDB file (expected {', '.join(SUFFIXES)})", status=415)
+    if Path(name).suffix.lower() not in SUFFIXES + SINGLE_FILE_SUFFIXES:
+        raise UploadError(f"{shown}: not an ECG file (expected {', '.join(SUFFIXES + SINGLE_FILE_SUFFIXES)})",
+                          status=415)
     return name
 
 
@@ -136,18 +141,22 @@ class UploadFolders:
 @contextlib.contextmanager
 def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits = UploadLimits(),
                  read_limits: ReadLimits = DEFAULT_LIMITS, folders: UploadFolders | None = None) -> Iterator[Path]:
-    """``(client file name, readable stream)`` pairs → the saved header's path inside a fresh
-    temporary folder (one of ``folders``, the server's), removed on exit."""
+    """``(client file name, readable stream)`` pairs → the saved header's (or single file's) path inside a
+    fresh temporary folder (one of ``folders``, the server's), removed on exit."""
     if not files:
-        raise UploadError("no file uploaded: send a .hea header with its .dat or .mat signal file")
+        raise UploadError("no file uploaded: send an ECG file, or a .hea header with its .dat or .mat signal file")
     if len(files) > limits.max_files:
         raise UploadError(f"{len(files)} files uploaded; at most {limits.max_files} per request", status=413)
     names = [check_name(name) for name, _ in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UploadError(f"{dupes[0]}: uploaded twice")
+    singles = [n for n in names if Path(n).suffix.lower() in SINGLE_FILE_SUFFIXES]
+    if singles and len(names) > 1:
+        raise UploadError(f"{singles[0]}: a single-file ECG is uploaded alone ({len(names)} files sent); "
+                          "upload one record at a time")
     headers = [n for n in names if n.lower().endswith(".hea")]
-    if len(headers) != 1:
+    if not singles and len(headers) != 1:
         raise UploadError("no .hea header uploaded" if not headers else
                           f"{len(headers)} headers uploaded ({', '.join(headers)}); upload one record at a time")
     folders = folders or UploadFolders()
@@ -155,6 +164,9 @@ def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits 
     try:
         for name, (_, stream) in zip(names, files):
             _copy(stream, folder / name, limits.max_file_bytes)
+        if singles:
+            yield folder / singles[0]
+            return
         header = folder / headers[0]
         missing = [f for f in signal_files(header, read_limits) if not (folder / f).is_file()]
         if missing:

@@ -41,7 +41,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     try:
         ds = pydicom.dcmread(path)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as e:
-        raise ECGNetError(f"{path}: cannot be read as DICOM ({type(e).__name__}: {e})") from e
+        raise ECGNetError(f"{path}: cannot be read as DICOM, truncated or damaged ({type(e).__name__}: {e})") from e
     groups = ds.get("WaveformSequence")
     sop = str(ds.get("SOPClassUID", ""))
     if not groups:
