@@ -67,3 +67,16 @@ def test_late_fusion_takes_built_members_only():
 
     with pytest.raises(ValueError, match="must be built"):
         build_model("late_fusion", 5, members={"time": "runs/long_time"})
+
+
+def test_an_ensemble_without_its_weights_file_is_built_from_its_member_runs(tmp_path, untrained_run):
+    """The descriptions in members/ carry no weights: without the run's model.safetensors (an averaging
+    ensemble whose file was not kept), the members are loaded from their runs, weights included."""
+    from ecgnet.config import load_config
+
+    run_dir, built = _ensemble(tmp_path, untrained_run)
+    (run_dir / "model.safetensors").unlink()
+    model = build_run_model(load_config(run_dir / "config.yaml"), 5, run_dir).eval()
+    x, meta = torch.randn(2, 12, 1000), torch.zeros(2, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x, meta).numpy(), built(x, meta).numpy(), atol=1e-6)

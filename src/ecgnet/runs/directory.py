@@ -130,17 +130,21 @@ def read_description(run_dir: Path) -> tuple[Config, dict]:
     return config, info
 
 
-def build_run_model(config: Config, num_classes: int, run_dir: Path | None = None) -> torch.nn.Module:
+def build_run_model(config: Config, num_classes: int, run_dir: Path | None = None,
+                    weights_inside: bool | None = None) -> torch.nn.Module:
     """The model ``config`` describes. An ensemble's members are built from their descriptions stored in
-    ``run_dir`` (their weights then come with the ensemble's), or else loaded, with their weights, from the
-    member runs the config names — how an ensemble is made (see :mod:`ecgnet.runs.members`)."""
+    ``run_dir`` when its weights come with it (``weights_inside``, by default: ``run_dir`` has its
+    model.safetensors), or else loaded, with their weights, from the member runs the config names — how an
+    ensemble is made (see :mod:`ecgnet.runs.members`)."""
     if not members.is_ensemble(config):
         return build_model(config.model.name, num_classes, **config.model.params)
+    if weights_inside is None:
+        weights_inside = run_dir is not None and (Path(run_dir) / "model.safetensors").is_file()
     built = {}
-    for name, (path, stored) in members.resolve(config, run_dir).items():
+    for name, (path, stored) in members.resolve(config, run_dir, weights_inside).items():
         if stored:
             member_config, info = read_description(path)
-            model = build_run_model(member_config, len(info["classes"]), path)
+            model = build_run_model(member_config, len(info["classes"]), path, weights_inside=True)
         else:
             model, member_config, info = load_run(path)
         if len(info["classes"]) != num_classes:

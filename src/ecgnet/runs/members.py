@@ -56,12 +56,13 @@ def source(config: Config, name: str, run_dir: Path | None = None) -> Path:
     raise ECGNetError(f"ensemble member '{name}': {where}{path} is not a run directory")
 
 
-def resolve(config: Config, run_dir: Path | None = None) -> dict[str, tuple[Path, bool]]:
-    """{member: (its directory, whether it is a stored description)}: inside ``run_dir`` when stored there,
-    else the member run itself (whose weights are then loaded)."""
+def resolve(config: Config, run_dir: Path | None = None, weights_inside: bool = True) -> dict[str, tuple[Path, bool]]:
+    """{member: (its directory, whether it is a stored description)}: inside ``run_dir`` when stored there
+    and the weights come with the run (``weights_inside``), else the member run itself (whose weights are
+    then loaded)."""
     out = {}
     for name in names(config):
-        stored = Path(run_dir) / MEMBERS / name if run_dir is not None else None
+        stored = Path(run_dir) / MEMBERS / name if run_dir is not None and weights_inside else None
         if stored is not None and all((stored / f).is_file() for f in DESCRIPTION):
             out[name] = (stored, True)
         else:
