@@ -63,7 +63,7 @@ class TrainingConfig(_Strict):
     sampler: Literal["shuffle", "oversample"] = "shuffle"
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, gt=0, description="torch CPU threads; None = torch's default")
-    # Where and how to run (Lightning's Trainer arguments; see README "Training on several GPUs or nodes").
+    # Where and how to run (Lightning's Trainer arguments; see docs/performance.md, "Training on several GPUs or nodes").
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | Literal["auto"] = Field(1, description="devices per node; batch_size is per device")
     num_nodes: int = Field(1, gt=0)
