@@ -227,3 +227,28 @@ def test_serve_applies_the_site_to_its_default_model_and_refuses_a_missing_one(r
     assert store.describe()[0]["site"] == "clinic"
     with pytest.raises(ECGNetError, match="no site profile 'other'.*its profiles: clinic"):
         ModelStore.discover([run], bundled=False, site="other")
+
+
+def test_documented_site_figures_are_the_measured_ones():
+    """docs/own_data.md quotes reports/own_data/calibration/results.json, whose 'before' figures follow from
+    the committed predictions and long_time's fold-9 thresholds."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from ecgnet.runs.bundled import resolve_checkpoint
+    from ecgnet.runs.directory import read_thresholds
+
+    repo = Path(__file__).resolve().parents[1]
+    folder = repo / "reports" / "own_data" / "calibration"
+    results = json.loads((folder / "results.json").read_text())
+    pooled = results["per_site"]["none"]["pooled"]
+    docs = (repo / "docs" / "own_data.md").read_text()
+    mba, hyp = pooled["mean_balanced_accuracy"], pooled["per_class"]["HYP"]
+    ece_t, ece_i = results["per_site"]["temperature"]["pooled"]["macro_ece"], results["per_site"]["isotonic"]["pooled"]["macro_ece"]
+    assert f"({mba['before']:.3f} → {mba['after']:.3f})" in docs
+    assert f"({hyp['before']['balanced_accuracy']:.2f} → {hyp['after']['balanced_accuracy']:.2f})" in docs
+    assert f"({ece_t['before']:.3f} → {ece_t['after']:.3f} / {ece_i['after']:.3f})" in docs
+    table = pd.read_csv(folder / "predictions.csv", keep_default_na=False, na_values=[""])
+    thresholds = read_thresholds(resolve_checkpoint("long_time"), RUN_CLASSES)
+    for c in RUN_CLASSES:
+        assert pooled["per_class"][c]["before"]["balanced_accuracy"] == pytest.approx(
+            balanced_accuracy_score(table[f"y_{c}"], table[f"p_{c}"] >= thresholds[c]), abs=1e-6)
