@@ -22,6 +22,7 @@ from ecgnet.serve.uploads import UploadLimits  # noqa: E402
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"shared Challenge samples not found at {SAMPLES}")
 FUSION = "intermediate_concat_weighted_bce"  # bundled, like the default baseline_time
+LOCAL = "http://localhost"  # the viewer answers loopback Host names only (ecgnet.serve.hosts)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def app():
 
 @pytest.fixture(scope="module")
 def client(app):
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -128,7 +129,7 @@ def test_ptbxl_record_by_ecg_id(client, predictors, ptbxl_root):
 
 
 def test_ptbxl_records_need_a_dataset():
-    with TestClient(create_app(["baseline_time"])) as c:
+    with TestClient(create_app(["baseline_time"]), base_url=LOCAL) as c:
         assert "no PTB-XL dataset" in refused(c.get("/api/records/9"), 404)
 
 
@@ -193,7 +194,7 @@ def test_oversized_uploads_are_refused(upload_dir):
     record = SAMPLES / "georgia" / "E00001"
     files = files_of(record, ".hea", ".mat")  # the .mat is 120 kB
     small = create_app(["baseline_time"], limits=UploadLimits(max_file_bytes=50_000, max_request_bytes=1_000_000))
-    with TestClient(small) as c:
+    with TestClient(small, base_url=LOCAL) as c:
         assert "per file" in refused(c.post("/api/predict", files=files), 413)
         assert list(upload_dir.iterdir()) == []
         huge = [("files", ("E00001.mat", b"\0" * 1_100_000))]
@@ -244,16 +245,18 @@ def test_twenty_simultaneous_predictions_are_correct_and_unmixed(client, predict
 def test_serve_command(monkeypatch):
     from typer.testing import CliRunner
 
-    import uvicorn
-
     from ecgnet.cli import app as cli
+    from ecgnet.serve import process
 
     assert "--port" in CliRunner().invoke(cli, ["serve", "--help"]).output
     bad = CliRunner().invoke(cli, ["serve", "--checkpoint", "no_such_model"])
     assert bad.exit_code == 2 and bad.stderr.strip().startswith("error: no_such_model")
     started = {}
-    monkeypatch.setattr(uvicorn, "run", lambda web, host, port, **_: started.update(web=web, host=host, port=port))
-    ok = CliRunner().invoke(cli, ["serve", "--port", "8123", "--runs-dir", "no_such_folder"], env={"ECGNET_DATA": ""})
+    monkeypatch.setattr(process, "run", lambda web, host, port: started.update(web=web, host=host, port=port))
+    ok = CliRunner().invoke(cli, ["serve", "--port", "8123", "--runs-dir", "no_such_folder", "--max-seconds", "60",
+                                  "--allowed-host", "ecg.example.org"], env={"ECGNET_DATA": ""})
     assert ok.exit_code == 0, ok.output
     assert (started["host"], started["port"]) == ("127.0.0.1", 8123)  # local only unless told otherwise
     assert started["web"].state.models.default == DEFAULT_MODEL
+    with TestClient(started["web"], base_url="http://ecg.example.org") as c:
+        assert c.get("/api/models").json()["limits"]["read"]["max_seconds"] == 60

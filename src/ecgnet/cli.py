@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ecgnet.runs.bundled import DEFAULT_MODEL, resolve_checkpoint
+from ecgnet import strictjson
+from ecgnet.data.patient import check_patient
 from ecgnet.errors import ECGNetError
 
 app = typer.Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_is_help=True,
@@ -30,6 +32,17 @@ err = Console(stderr=True)
 CHECKPOINT_HELP = "Run directory, its model.safetensors, or a bundled model's name (see `ecgnet models`)."
 DataOpt = typer.Option(None, "--data", envvar="ECGNET_DATA", help="PTB-XL folder (PhysioNet layout).")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+# The read budget (ecgnet.data.limits; docs/reliability.md): what a record may declare, checked before decoding.
+MaxSecondsOpt = typer.Option(3600.0, "--max-seconds", help="Refuse records longer than this many seconds.")
+MaxSignalsOpt = typer.Option(24, "--max-signals", help="Refuse records declaring more signals (leads).")
+MaxValuesOpt = typer.Option(7_200_000, "--max-values", help="Refuse records of more samples × signals "
+                            "(7.2 M: 10 min at 1 kHz on 12 leads).")
+
+
+def _read_limits(max_seconds: float, max_signals: int, max_values: int):
+    from ecgnet.data.limits import ReadLimits
+
+    return ReadLimits(max_signals=max_signals, max_seconds=max_seconds, max_values=max_values)
 
 
 def friendly(fn):
@@ -341,6 +354,7 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
                                        "RUN/model.int8.onnx (`ecgnet export RUN --quantize int8` first)."),
             site: Optional[str] = typer.Option(None, "--site", help="Apply this site profile of the run: its "
                                                "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
+            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
             progress: bool = ProgressOpt):
     """Diagnose your own ECGs: the top diagnoses with their probabilities, and the reader's warnings.
 
@@ -353,18 +367,20 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
 
     predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
     metadata = dict(age=age, sex=sex, height=height, weight=weight)
+    check_patient(**metadata)  # inf, nan, -1, 1e9: a usage error (exit 2), not a diagnosis
     predictor.metadata_vector(**metadata)  # bad options are a usage error, not one per record
     headers = find_records(records)
     if not headers:
         raise ECGNetError(f"no WFDB records (.hea) found in {', '.join(map(str, records))}")
     results = predict_many(predictor, headers, resample=resample, progress=progress and not as_json,
+                           limits=_read_limits(max_seconds, max_signals, max_values),
                            on_error=lambda _, msg: err.print(f"[bold red]error:[/] {escape(msg)}",
                                                              highlight=False, soft_wrap=True), **metadata)
     failed = sum("error" in r for r in results)
     if out:
         write_results_csv(out, results, predictor.classes)
     if as_json:
-        print(json.dumps(results, indent=2))
+        print(strictjson.dumps(results, indent=2))  # no NaN/Infinity: strict JSON
     elif out and len(results) > 1:
         warned = sum(bool(r.get("warnings")) for r in results if "error" not in r)
         console.print(f"{len(results) - failed} of {len(results)} records diagnosed ({warned} with warnings, "
@@ -497,16 +513,23 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
           runs_dir: Path = typer.Option(Path("runs"), help="Also offer the runs of this folder (if it exists)."),
           site: Optional[str] = typer.Option(None, "--site", help="The default model's site profile (see `ecgnet "
                                              "calibrate`): its calibrated probabilities and thresholds."),
-          data: Optional[Path] = DataOpt):
+          data: Optional[Path] = DataOpt,
+          allowed_host: list[str] = typer.Option([], "--allowed-host", help="A Host name to answer besides "
+                                                  "localhost/127.0.0.1/[::1] (repeatable; '*': any)."),
+          max_concurrent: int = typer.Option(2, help="Requests reading or diagnosing a record at once."),
+          max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """The viewer: a web page to see an ECG, its diagnosis and why, with a JSON API (docs at /docs)."""
-    import uvicorn
-
     from ecgnet.serve import create_app
     from ecgnet.serve.models import ModelStore
+    from ecgnet.serve.hosts import trusted_hosts
+    from ecgnet.serve.limits import ServeLimits
+    from ecgnet.serve.process import run
 
-    web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir)
+    limits = ServeLimits(read=_read_limits(max_seconds, max_signals, max_values), max_concurrent=max_concurrent)
+    web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir, serve_limits=limits,
+                     allowed_hosts=trusted_hosts(allowed_host, bind_host=host))
     console.print(f"ECGNet viewer on [bold]http://{host}:{port}/[/] (API docs at /docs; Ctrl-C stops it)")
-    uvicorn.run(web, host=host, port=port, log_level="warning")
+    run(web, host, port)
 
 
 if __name__ == "__main__":

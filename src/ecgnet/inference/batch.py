@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import Progress
 from torch import nn
 
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path
 from ecgnet.inference.predictor import Predictor
@@ -27,15 +28,16 @@ from ecgnet.models.windows import windowed_proba
 
 def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool = False,
                  progress: bool = True, on_error: Callable[[Path, str], None] | None = None,
-                 **metadata) -> list[dict]:
-    """Results in the order of ``headers``; a failed record's result is ``{"record", "error"}``."""
+                 limits: ReadLimits = DEFAULT_LIMITS, **metadata) -> list[dict]:
+    """Results in the order of ``headers`` (each read within ``limits``); a failed record's result is
+    ``{"record", "error"}``."""
     headers = list(headers)
     results = []
     with Progress(transient=True, disable=not progress, console=Console(stderr=True)) as bar:  # stdout: results only
         task = bar.add_task(f"Diagnosing {len(headers)} records", total=len(headers))
         for header in headers:
             try:
-                results.append(predictor.predict_file(header, resample=resample, **metadata))
+                results.append(predictor.predict_file(header, resample=resample, limits=limits, **metadata))
             except ECGNetError as e:
                 results.append(_failed(header, str(e), on_error))
             except Exception as e:  # a reader bug must not cost the user the rest of the folder

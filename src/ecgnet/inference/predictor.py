@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.records import ECGRecord, read_ecg
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
@@ -26,6 +27,7 @@ from ecgnet.runs.directory import Run
 _SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
+SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
 
 class Predictor:
@@ -84,10 +86,14 @@ class Predictor:
                               f"the model needs at least {self.config.data.crop_seconds:g} s")
         segment = windows.segment_length(signal.shape[-1], self.rate, self.long_records)
         starts = self.segments(signal.shape[-1])
-        x = torch.as_tensor(np.stack([signal[:, s:s + segment] for s in starts]), dtype=torch.float32)
-        m = torch.as_tensor(np.repeat(metadata[None], len(starts), 0), dtype=torch.float32)
-        probs = windowed_proba(self.engine, x, m, self.window, self.stride, self.config.data.aggregate)
-        return probs.mean(0).numpy()
+        m = torch.as_tensor(metadata[None], dtype=torch.float32)
+        probs = []  # SEGMENT_BATCH segments at a time: an hour's 360 at once held > 1 GB of activations
+        for i in range(0, len(starts), SEGMENT_BATCH):
+            x = torch.as_tensor(np.stack([signal[:, s:s + segment] for s in starts[i:i + SEGMENT_BATCH]]),
+                                dtype=torch.float32)
+            probs.append(windowed_proba(self.engine, x, m.repeat(len(x), 1), self.window, self.stride,
+                                        self.config.data.aggregate))
+        return torch.cat(probs).mean(0).numpy()
 
     def predict_record(self, record: ECGRecord, **metadata) -> dict:
         """One read record → its result (the JSON schema of ``ecgnet predict --json``)."""
@@ -116,5 +122,7 @@ class Predictor:
                 "metadata": used, "warnings": warnings, "amplitude_trusted": record.amplitude_trusted,
                 "diagnoses": diagnoses, "positives": [d["class"] for d in diagnoses if d["positive"]]}
 
-    def predict_file(self, path: str | Path, resample: bool = False, **metadata) -> dict:
-        return self.predict_record(read_ecg(path, self.rate, resample=resample), **metadata)
+    def predict_file(self, path: str | Path, resample: bool = False, limits: ReadLimits = DEFAULT_LIMITS,
+                     **metadata) -> dict:
+        """Read ``path`` within ``limits`` (:mod:`ecgnet.data.limits`) and diagnose it."""
+        return self.predict_record(read_ecg(path, self.rate, resample=resample, limits=limits), **metadata)
