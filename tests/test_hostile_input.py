@@ -159,3 +159,41 @@ def test_flac_records_written_by_wfdb_read_as_their_plain_twin(tmp_path, fmt, ga
     flac, plain = read_ecg(tmp_path / "flac.hea", 500), read_ecg(tmp_path / "plain.hea", 500)
     np.testing.assert_array_equal(flac.signal, plain.signal)
     np.testing.assert_allclose(flac.signal, signal.astype(np.float32), atol=1e-6)
+
+
+# --- the CLI: the same budget, usage errors for implausible metadata, strict JSON -----------------------
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    return CliRunner().invoke(app, ["predict", "--checkpoint", "baseline_time", "--no-progress", *map(str, args)])
+
+
+@pytest.mark.parametrize("option, value", [("--age", "inf"), ("--age", "nan"), ("--age", "-1"), ("--height", "1e9"),
+                                           ("--weight", "-inf")])
+def test_cli_implausible_metadata_is_a_usage_error(tmp_path, option, value):
+    result = _cli(plain_record(tmp_path, "r"), option, value)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {option[2:]} ") and "is not a plausible" in result.stderr
+
+
+def test_cli_refuses_hostile_records_with_the_limit_and_prints_strict_json(tmp_path):
+    from hostile import flac_1khz_1h
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good, bomb = plain_record(tmp_path / "a", "r"), flac_1khz_1h(tmp_path / "b")
+    result = _cli(good, bomb, "--json")
+    assert result.exit_code == 1
+    assert "(max_values)" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    parsed = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the JSON output"))
+    assert [("error" in r) for r in parsed] == [False, True]
+    tight = _cli(good, "--max-seconds", "5")
+    assert tight.exit_code == 1 and "over the limit of 5 s (max_seconds)" in tight.stderr
+
+
+def test_cli_names_a_fifo_not_a_regular_file(tmp_path):
+    result = _cli(fifo_signal(tmp_path))
+    assert result.exit_code == 1 and "is not a regular file" in result.stderr and "missing" not in result.stderr
