@@ -164,7 +164,8 @@ def predict(model, collection: Collection, rows: np.ndarray, scaler, config: Con
 
 def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir: Path, source=None,
              mode: str | None = None, progress: bool = True, n_boot: int = 1000, extra: dict | None = None):
-    """One training through fit.train; returns (run directory, model, the data object, fine-tuning facts)."""
+    """One training through fit.train; returns (run directory, model, the data object, run.json), or None
+    in a process of a distributed run other than rank 0 (every process trains; rank 0 does the rest)."""
     from ecgnet.runs import load_run
     from ecgnet.training.fit import train
 
@@ -181,8 +182,10 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
             "split_records": {k: int(len(v)) for k, v in assignment.items()}, **(extra or {})}
     if ft is not None:
         info["finetune"] = ft
-    run_dir, _ = train(config, None, runs_dir, progress=progress, n_boot=n_boot, callbacks=callbacks,
-                       data=data, model=model, extra_info=info)
+    run_dir, results = train(config, None, runs_dir, progress=progress, n_boot=n_boot, callbacks=callbacks,
+                             data=data, model=model, extra_info=info)
+    if results is None:  # another process of a distributed run: rank 0 predicts and writes
+        return None
     fitted, _, run_info = load_run(run_dir)
     return run_dir, fitted, data, run_info
 
@@ -210,10 +213,11 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     run_dir = Path(runs_dir) / config.name
     summary: dict = {"run": str(run_dir), "records": len(collection), "skipped": len(collection.skipped)}
     cv = None
-    if folds is not None or leave_out is not None:
+    crossvalidate = folds is not None or leave_out is not None
+    if crossvalidate:
         cv = cross_validate(collection, config, run_dir, source, mode, folds, leave_out, inner, progress,
                             n_boot, log)
-    if cv is None:
+    if not crossvalidate:
         assignment, how = once_assignment(collection, config.seed)
     else:
         val = inner_split(collection.y, collection.patients, inner, config.seed)
@@ -221,8 +225,11 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         how = (f"every record: {int((~val).sum())} training, {int(val.sum())} inner validation "
                f"({inner:.0%} of patients, grouped and stratified) for early stopping")
     log(f"final model: {how}")
-    _, model, data, info = fit_once(collection, assignment, config, Path(runs_dir), source, mode, progress, n_boot,
-                                    {"split": how, **({"cv": cv["protocol"]} if cv else {})})
+    fitted = fit_once(collection, assignment, config, Path(runs_dir), source, mode, progress, n_boot,
+                      {"split": how, **({"cv": cv["protocol"]} if cv else {})})
+    if fitted is None:
+        return None  # not rank 0 of a distributed run: rank 0 writes and reports
+    _, model, data, info = fitted
     if cv is not None:
         _write_cv(run_dir, collection, cv, info, config, n_boot)
         summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
@@ -246,7 +253,7 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
             thresholds = youden_thresholds(y, p, collection.classes)
         out[split] = score(y, p, collection.classes, thresholds, n_boot, config.seed)
         out[split]["thresholds_from"] = "validation rows" + (" — the same records: optimistic" if split == "val" else "")
-        _write_predictions(run_dir / split / "predictions.csv", collection.records[rows], None, p, collection.classes)
+        M.write_predictions(run_dir / split / "predictions.csv", collection.records[rows], p, collection.classes)
         write_json(run_dir / split / "metrics.json", out[split])
     return out
 
@@ -264,8 +271,11 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
         log(f"cross-validation {i + 1}/{len(names)} ({name}): {len(train_rows)} training, "
             f"{len(val_rows)} inner validation, {len(test)} held out")
         fold_config = config.model_copy(update={"name": f"fold_{f}"})
-        _, model, data, info = fit_once(collection, {"train": train_rows, "val": val_rows}, fold_config,
-                                        run_dir / "cv", source, mode, progress, n_boot, {"held_out": name})
+        fitted = fit_once(collection, {"train": train_rows, "val": val_rows}, fold_config, run_dir / "cv", source,
+                          mode, progress, n_boot, {"held_out": name})
+        if fitted is None:
+            continue  # not rank 0
+        _, model, data, info = fitted
         oof[test] = predict(model, collection, test, data.metadata_scaler, config)
         per_fold[name] = {**score(y[test], oof[test], classes, None, n_boot, config.seed),
                           "train_records": len(train_rows), "inner_validation_records": len(val_rows),
@@ -276,6 +286,8 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
                 "inner_validation": f"{inner:.0%} of each training part's patients (grouped, stratified) for early "
                                     "stopping; the held-out fold chooses nothing",
                 "seed": config.seed}
+    if not per_fold:
+        return None  # not rank 0 of a distributed run
     result = {"protocol": protocol, "folds": fold_of, "oof": oof, "per_fold": per_fold,
               "pooled": score(y, oof, classes, None, n_boot, config.seed)}
     if source is not None and set(classes) <= set(source.classes):

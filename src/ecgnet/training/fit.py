@@ -48,8 +48,12 @@ def fit_frontends(model: torch.nn.Module, train_signal) -> None:
 
 def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume: bool = False,
           cache_dir: Path | None = None, progress: bool = True, n_boot: int = 1000,
-          callbacks: list | None = None) -> tuple[Path, dict]:
-    """``callbacks``: extra Lightning callbacks for the gradient training (e.g. a sweep's pruner)."""
+          callbacks: list | None = None, data=None, model: torch.nn.Module | None = None,
+          extra_info: dict | None = None) -> tuple[Path, dict]:
+    """``callbacks``: extra Lightning callbacks for the gradient training (e.g. a sweep's pruner).
+    ``data``: another labelled collection instead of PTB-XL (:class:`~ecgnet.data.collections.CollectionData`,
+    e.g. a manifest; no ``test`` split: no test evaluation or report); ``model``: start from these weights
+    (fine-tuning: the frontends keep their statistics) instead of a new model; ``extra_info``: added to run.json."""
     run_dir = runs_dir / config.name
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
@@ -58,17 +62,21 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    data = PTBXL(data_root, config.data.task, config.data.sampling_rate, cache_dir, config.data.in_memory)
+    if data is None:
+        data = PTBXL(data_root, config.data.task, config.data.sampling_rate, cache_dir, config.data.in_memory)
     train_split = data.split("train", config.data.max_train_records, config.seed)
     val_split = data.split("val")
-    model = build_run_model(config, len(data.classes))  # an ensemble: its members loaded from their runs
+    fit_statistics = model is None
+    if model is None:
+        model = build_run_model(config, len(data.classes))  # an ensemble: its members loaded from their runs
     if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
         stats = fit_late(model, val_split, config)
     else:
         fitted, fit_split, loss = model, train_split, None
         if config.training.auxiliary_task:  # a training-only second head; `model` is what is saved
             fitted, fit_split, loss = auxiliary.attach(model, data, train_split, config)
-        stats = fit_lightning(fitted, config, fit_split, val_split, run_dir, resume, progress, callbacks, loss)
+        stats = fit_lightning(fitted, config, fit_split, val_split, run_dir, resume, progress, callbacks, loss,
+                              fit_statistics)
         if "global_rank" in stats:  # another process of a distributed run: rank 0 writes the run
             return run_dir, None
     model.cpu().eval()
@@ -77,25 +85,30 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
             "model": config.model.name, "parameters": count_parameters(model),
             "train_records": len(train_split.ecg_ids), **stats,
             "metadata_scaler": {"mean": data.metadata_scaler.mean.tolist(), "std": data.metadata_scaler.std.tolist()},
-            **origin}
+            **origin, **(extra_info or {})}
     save_model(run_dir, model, config, info)
-    results, predictions = evaluate_model(model, data, config, run_dir, n_boot=n_boot, progress=progress)
-    _, y_test, p_test = predictions["test"]
-    write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"],
-                     {k: info[k] for k in REPORT_INFO if k in info})
+    splits = getattr(data, "evaluated_splits", ("val", "test"))  # () : a collection scored by its own protocol
+    results, predictions = evaluate_model(model, data, config, run_dir, splits, n_boot=n_boot, progress=progress) \
+        if splits else ({}, {})
+    if "test" in results:
+        _, y_test, p_test = predictions["test"]
+        write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"],
+                         {k: info[k] for k in REPORT_INFO if k in info})
     mark_complete(run_dir)
     return run_dir, results
 
 
 def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, resume: bool,
-                  progress: bool, extra_callbacks: list | None = None, loss: torch.nn.Module | None = None) -> dict:
+                  progress: bool, extra_callbacks: list | None = None, loss: torch.nn.Module | None = None,
+                  fit_statistics: bool = True) -> dict:
     """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``.
-    ``loss``: instead of the config's (multi-task training passes its own)."""
+    ``loss``: instead of the config's (multi-task training passes its own); ``fit_statistics``: False
+    keeps the frontends' statistics (a fine-tuned model standardises leads as it was trained to)."""
     t, crop = config.training, config.data.window
     pretrained = {}
     if t.init_from:  # frontend statistics and encoder from `ecgnet pretrain`, so leads are standardised as then
         pretrained = load_pretrained(model, t.init_from)
-    else:
+    elif fit_statistics:
         fit_frontends(model, train_split.signal)
     main_y = train_split.y[:, :val_split.y.shape[1]]  # without an auxiliary task's targets
     sampler = oversampler(main_y, config.seed) if t.sampler == "oversample" else None

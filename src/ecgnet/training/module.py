@@ -67,8 +67,7 @@ class ClassifierModule(L.LightningModule):
         index, p, y = (part.cpu().numpy() for part in parts)
         p, y = merge_ranks(index, p, y, expected=len(self.trainer.val_dataloaders.dataset))
         self.log("val_records", float(len(y)), sync_dist=True)  # the same on every process
-        present = (y.sum(0) > 0) & (y.sum(0) < len(y))  # a class absent from a tiny val set has no AUC
-        auc = roc_auc_score(y[:, present], p[:, present], average="macro") if present.any() else 0.5
+        auc = masked_macro_auc(y, p)
         self.log("val_macro_auc", float(auc), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
@@ -77,3 +76,15 @@ class ClassifierModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr,
                                                     total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def masked_macro_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean AUC over the classes with a positive and a negative among the records whose label is known
+    (NaN = unknown); 0.5 when no class has both (a tiny validation set)."""
+    aucs = []
+    for k in range(y.shape[1]):
+        known = ~np.isnan(y[:, k])
+        yk = y[known, k]
+        if 0 < yk.sum() < len(yk):
+            aucs.append(roc_auc_score(yk, p[known, k]))
+    return float(np.mean(aucs)) if aucs else 0.5
