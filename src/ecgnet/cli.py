@@ -134,15 +134,73 @@ def data_info(data: Optional[Path] = DataOpt):
 
 @app.command()
 @friendly
-def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YAML (see configs/)."),
+def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (WFDB headers with #Dx SNOMED CT "
+                                           "codes, searched recursively) or a PTB-XL folder."),
+             out: Path = typer.Option(..., "--out", "-o", help="The manifest CSV to write (record paths relative to it)."),
+             task: str = typer.Option("superdiagnostic", help="PTB-XL only: the task whose labels to write."),
+             sampling_rate: int = typer.Option(100, "--sampling-rate", help="PTB-XL only: 100 or 500 Hz records."),
+             label_map: Optional[Path] = typer.Option(None, "--label-map", help="Check the written manifest with "
+                                                  "this label map (YAML or CSV).")):
+    """Write a manifest (one CSV row per labelled record) from a Challenge-style folder or PTB-XL.
+
+    Edit it, or write your own: see docs/own_data.md. Train on it with `ecgnet train --manifest M.csv`.
+    """
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.data.collections.make import challenge_manifest, ptbxl_manifest
+
+    if (source / "ptbxl_database.csv").is_file():
+        result = ptbxl_manifest(source, out, task, sampling_rate)
+    else:
+        result = challenge_manifest(source, out)
+    collection = read_manifest(out, label_map)
+    console.print(f"{result['records']} records, classes {', '.join(collection.classes)} → [bold]{escape(str(out))}[/]")
+    console.print(collection.counts().to_string(), highlight=False)
+    if result["left_out"]:
+        console.print(f"{len(result['left_out'])} records left out (no superclass among their #Dx codes), e.g. "
+                      f"{escape(result['left_out'][0]['record'])}", highlight=False)
+
+
+@app.command()
+@friendly
+def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (see configs/); "
+                                                "optional with --from (the run's config is the base)."),
           data: Optional[Path] = DataOpt,
+          manifest: Optional[Path] = typer.Option(None, "--manifest", help="Train on your own labelled records: a "
+                                                  "manifest CSV (docs/own_data.md; `ecgnet manifest` writes one)."),
+          label_map: Optional[Path] = typer.Option(None, "--label-map", help="YAML or CSV mapping the manifest's "
+                                                   "codes to classes."),
+          skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows and "
+                                        "unreadable records instead of stopping."),
+          start_from: Optional[str] = typer.Option(None, "--from", help="Fine-tune a trained model: a bundled "
+                                                   "model's name (see `ecgnet models`) or a run directory."),
+          mode: Optional[str] = typer.Option(None, "--mode", help="With --from: 'full' (every layer, the default) "
+                                             "or 'head' (only the output layer)."),
+          folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validate: K patient-grouped folds "
+                                              "(the manifest's fold column if it has one); then train on all."),
+          leave_out: Optional[str] = typer.Option(None, "--leave-out", help="Cross-validate leaving one 'source' "
+                                                  "out at a time; then train on all."),
+          workers: Optional[int] = typer.Option(None, "--workers", help="Processes building the signal cache."),
           runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
           resume: bool = typer.Option(False, help="Continue from runs/<name>/checkpoints/last.ckpt."),
           overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
                                               "(repeatable; validated like the file; the run saves the merged config)."),
           n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
           progress: bool = ProgressOpt):
-    """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10."""
+    """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10 — or on your own manifest, fine-tuned
+    from a shipped model (--from), cross-validated (--folds K, --leave-out source)."""
+    if manifest is not None or start_from is not None or folds is not None or leave_out is not None:
+        if resume:
+            raise ECGNetError("--resume applies to PTB-XL training from a config, not to --manifest/--from/--folds")
+        from ecgnet.training.collection import format_summary, train_command
+
+        summary = train_command(config, overrides, manifest, label_map, skip_bad, start_from, mode, folds, leave_out,
+                                data, runs_dir, n_boot, workers, progress,
+                                log=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
+        if summary is not None:  # None: a non-zero rank of a distributed run (rank 0 reports)
+            console.print(escape(format_summary(summary)), highlight=False)
+        return
+    if config is None:
+        raise ECGNetError("train: give --config C.yaml (or --from NAME|RUN to fine-tune a trained model)")
     from ecgnet.config import load_config
     from ecgnet.data.ptbxl import data_root
     from ecgnet.evaluation.report import format_table
