@@ -198,3 +198,19 @@ def test_ptbxl_manifest_matches_the_ptbxl_collection(ptbxl_root, tmp_path):
     a = m.load_signals(100, cache_dir=tmp_path / "cache", progress=False)
     b = sub.load_signals(100)
     np.testing.assert_array_equal(np.asarray(a.signal), np.asarray(b.signal))
+
+
+FORMATS = CINC.parent / "formats"
+
+
+@pytest.mark.skipif(not FORMATS.is_dir(), reason="needs ../shared/external/formats")
+def test_manifest_rows_accept_device_formats(folder, tmp_path):
+    """Rows naming MUSE, Philips, HL7 aECG, DICOM and SCP-ECG files are cached like WFDB records."""
+    files = sorted(p for p in FORMATS.rglob("*") if p.is_file() and p.name != "README.md")
+    lines = ["record,A"] + [f"{p},{i % 2}" for i, p in enumerate(files)] + ["recs/r0.hea,1"]
+    c = read_manifest(manifest(folder, "\n".join(lines) + "\n"))
+    loaded = c.load_signals(100, cache_dir=tmp_path / "cache", progress=False, skip_bad=True)
+    assert len(loaded) >= len(files)  # a device file the readers refuse would be listed, never silent
+    assert len(loaded) + len(loaded.skipped) == len(files) + 1
+    x = np.asarray(loaded.signal)
+    assert x.shape[1:] == (12, 1000) and np.isfinite(x).all() and (np.abs(x).max(axis=2) > 0.05).all()

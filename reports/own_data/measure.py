@@ -1,0 +1,126 @@
+"""Own-data measurements on the shared Challenge samples (../shared/external/cinc2021-samples: 122 real
+records of five other databases; the 92 with a PTB-XL superclass among their SNOMED CT codes, labels
+from the package's mapping): zero-shot (the bundled default, long_time) vs fine-tuning (head only,
+full) vs the same architecture from scratch, by 5-fold patient-grouped stratified cross-validation and by
+leave-one-source-out; a learning curve; and how much PTB-XL fold 10 the fine-tuned models forget.
+
+These records only *measure*: every setting here is a shipped default chosen on PTB-XL
+(reports/own_data/choose_defaults.py) or the architecture's own; nothing is tuned on them.
+
+    .venv/bin/ecgnet manifest ../shared/external/cinc2021-samples -o reports/own_data/cinc2021_samples.csv
+    nice -n 5 .venv/bin/python -m reports.own_data.measure strategies   # 5-fold and leave-one-source-out
+    nice -n 5 .venv/bin/python -m reports.own_data.measure curve        # learning curve, default mode
+    nice -n 5 .venv/bin/python -m reports.own_data.measure forget       # final models, PTB-XL fold 10
+    .venv/bin/python -m reports.own_data.measure render                 # results.md from results.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from ecgnet.data.collections import read_manifest
+from ecgnet.training.collection import cross_validate, fit_once, paired_vs, score
+from ecgnet.training.finetune import DEFAULT_MODE, finetune_config, load_source
+
+from reports.own_data.common import OUT, RUNS, THREADS, provenance_block, ptbxl_fold10_auc, save, scratch_config
+
+SEED = 0
+MANIFEST = OUT / "cinc2021_samples.csv"
+RESULTS = OUT / "results.json"
+N_BOOT = 1000
+
+
+def load():
+    source = load_source("long_time")
+    collection = read_manifest(MANIFEST, skip_bad=True).load_signals(100, progress=False, skip_bad=True)
+    return source, collection
+
+
+def configs(source):
+    extra = [f"training.threads={THREADS}"]
+    return {"head": ("head", finetune_config(source, None, [*extra, "name=cinc_head"], "head")),
+            "full": ("full", finetune_config(source, None, [*extra, "name=cinc_full"], "full")),
+            "scratch": (None, scratch_config(source.config, "cinc_scratch",
+                                             {"training.threads": THREADS, "training.lr": 0.01}))}
+
+
+def results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+
+
+def summarise(cv: dict, y, zero, classes) -> dict:
+    vs = cv.get("vs_zero_shot") or paired_vs(y, cv["oof"], zero, classes, N_BOOT, SEED)
+    return {"pooled": cv["pooled"], "vs_zero_shot": vs,
+            "per_fold": {k: {kk: v[kk] for kk in ("n_records", "macro_auc", "train_records",
+                                                   "inner_validation_records", "epochs_run", "best_epoch")}
+                         for k, v in cv["per_fold"].items()}}
+
+
+def strategies() -> None:
+    source, c = load()
+    out = results()
+    out.update({"provenance_strategies": provenance_block(SEED), "records": len(c),
+                "skipped": [list(s) for s in c.skipped], "classes": c.classes,
+                "counts": c.counts().to_dict()})
+    for protocol, (k, leave) in {"5-fold": (5, None), "leave-one-source-out": (None, "source")}.items():
+        entry = out.setdefault(protocol, {})
+        zero = None
+        for name, (mode, config) in configs(source).items():
+            cv = cross_validate(c, config, RUNS / protocol / name, source if mode else None, mode, k, leave, 0.2,
+                                False, N_BOOT, print)
+            if zero is None and "zero_shot_p" in cv:
+                zero = cv["zero_shot_p"]
+                entry["zero-shot"] = {"pooled": cv["zero_shot"]}
+            entry[name] = summarise(cv, c.y, zero, c.classes)
+            entry[name]["config"] = {"lr": config.training.lr, "epochs": config.training.epochs,
+                                     "batch_size": config.training.batch_size, "patience": config.training.patience}
+            print(protocol, name, cv["pooled"]["macro_auc"], flush=True)
+            save("results.json", out)
+
+
+def curve() -> None:
+    source, c = load()
+    out = results()
+    out["provenance_curve"] = provenance_block(SEED)
+    mode, config = configs(source)[DEFAULT_MODE]
+    entry = out.setdefault("learning_curve", {"mode": DEFAULT_MODE, "protocol": "5-fold", "points": {}})
+    entry["not_run"] = {"100": "every 5-fold training part holds about 73 of the 92 records: 'all' is the largest point"}
+    for n in (20, 50, None):
+        cv = cross_validate(c, config, RUNS / "curve" / str(n), source, mode, 5, None, 0.2, False, N_BOOT, print,
+                            train_records=n)
+        sizes = sorted({v["train_records"] + v["inner_validation_records"] for v in cv["per_fold"].values()})
+        label = "all" if n is None else str(n)
+        entry["points"][label] = {"records_per_fold": sizes, "pooled": cv["pooled"], "vs_zero_shot": cv["vs_zero_shot"]}
+        print("curve", label, sizes, cv["pooled"]["macro_auc"]["value"], flush=True)
+        save("results.json", out)
+
+
+def forget() -> None:
+    from ecgnet.training.collection import inner_split
+
+    source, c = load()
+    out = results()
+    out["provenance_forget"] = provenance_block(SEED)
+    entry = out.setdefault("forgetting", {})
+    entry["zero-shot"] = {"ptbxl_fold10_macro_auc": ptbxl_fold10_auc(source.model, source.metadata_scaler,
+                                                                      source.config, source.classes)}
+    val = inner_split(c.y, c.patients, 0.2, SEED)
+    for name in ("head", "full"):
+        mode, config = configs(source)[name]
+        run_dir, model, data, info = fit_once(c, {"train": np.flatnonzero(~val), "val": np.flatnonzero(val)},
+                                              config.model_copy(update={"name": f"final_{name}"}), RUNS / "final",
+                                              source, mode, False, 200)
+        entry[name] = {"ptbxl_fold10_macro_auc": ptbxl_fold10_auc(model, data.metadata_scaler, config, c.classes),
+                       "epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch"),
+                       "train_records": int((~val).sum()), "inner_validation_records": int(val.sum()),
+                       "finetune": info.get("finetune")}
+        print("forget", name, entry[name]["ptbxl_fold10_macro_auc"], flush=True)
+        save("results.json", out)
+
+
+if __name__ == "__main__":
+    {"strategies": strategies, "curve": curve, "forget": forget,
+     "render": lambda: __import__("reports.own_data.render", fromlist=["main"]).main()}[sys.argv[1]]()

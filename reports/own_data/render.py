@@ -1,0 +1,95 @@
+"""results.md from results.json and choose_defaults.json (nothing recomputed).
+
+    .venv/bin/python -m reports.own_data.render
+"""
+
+from __future__ import annotations
+
+import json
+
+from reports.own_data.common import OUT
+
+CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
+
+
+def fmt(e) -> str:
+    if not e:
+        return "–"
+    v = e.get("auc", e.get("value"))
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if e.get("low") is None else f"{v:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+
+
+def diff(vs) -> str:
+    return "–" if not vs else f"{vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}], p = {vs['p_value']:.3f}"
+
+
+def main() -> None:
+    r = json.loads((OUT / "results.json").read_text())
+    lines = ["# Own data: zero-shot vs fine-tuning vs from scratch on the Challenge samples", "",
+             f"{r['records']} records of `../shared/external/cinc2021-samples` with a PTB-XL superclass "
+             f"({len(r['skipped'])} unreadable skipped), six source folders; labels from `#Dx` SNOMED CT codes via "
+             "`ecgnet/data/snomed_ptbxl.csv`. AUC with 90 % bootstrap intervals over records (1000 resamples) on "
+             "pooled out-of-fold predictions; Δ = paired bootstrap of macro AUC vs zero-shot on the same records "
+             "(p: one-sided, fraction of resamples with Δ ≤ 0). Seed 0; commands and revision in `results.json`.", ""]
+    for protocol in ("5-fold", "leave-one-source-out"):
+        if protocol not in r:
+            continue
+        lines += [f"## {protocol}", "", "| strategy | macro AUC | " + " | ".join(CLASSES) + " | Δ vs zero-shot |",
+                  "|---" * (len(CLASSES) + 3) + "|"]
+        for name in ("zero-shot", "head", "full", "scratch"):
+            e = r[protocol].get(name)
+            if not e:
+                continue
+            p = e["pooled"]
+            label = {"zero-shot": "zero-shot (long_time)", "head": "fine-tune head only", "full": "fine-tune full",
+                     "scratch": "from scratch (same architecture)"}[name]
+            lines.append(f"| {label} | {fmt(p['macro_auc'])} | " + " | ".join(fmt(p["per_class"][c]) for c in CLASSES)
+                         + f" | {diff(e.get('vs_zero_shot'))} |")
+        folds = r[protocol].get("full", {}).get("per_fold", {})
+        if folds:
+            lines += ["", "Per fold (fine-tune full): " + "; ".join(
+                f"{k}: n={v['n_records']}, train {v['train_records']} + inner val {v['inner_validation_records']}, "
+                f"epochs {v['epochs_run']} (best {v['best_epoch']}), AUC {fmt(v['macro_auc'])}" for k, v in folds.items())]
+        lines.append("")
+    lc = r.get("learning_curve")
+    if lc:
+        lines += [f"## Learning curve (fine-tune {lc['mode']}, 5-fold; held-out folds whole)", "",
+                  "| training records per fold | macro AUC | Δ vs zero-shot |", "|---|---|---|"]
+        for label, e in lc["points"].items():
+            lines.append(f"| {label} ({'/'.join(map(str, e['records_per_fold']))}) | {fmt(e['pooled']['macro_auc'])} | "
+                         f"{diff(e.get('vs_zero_shot'))} |")
+        for k, why in lc.get("not_run", {}).items():
+            lines.append(f"\n{k} records: not run — {why}.")
+        lines.append("")
+    f = r.get("forgetting")
+    if f:
+        lines += ["## What fine-tuning does to PTB-XL (forgetting)", "",
+                  "Final models fine-tuned on all records (inner validation 20 % for early stopping), scored on "
+                  "PTB-XL fold 10 (superdiagnostic, 2,198 records).", "",
+                  "| model | PTB-XL fold-10 macro AUC | epochs (best) | frozen |", "|---|---|---|---|"]
+        for name, e in f.items():
+            ft = e.get("finetune") or {}
+            lines.append(f"| {name} | {e['ptbxl_fold10_macro_auc']:.4f} | "
+                         f"{e.get('epochs_run', '–')} ({e.get('best_epoch', '–')}) | {ft.get('frozen', '–')} |")
+        lines.append("")
+    c = OUT / "choose_defaults.json"
+    if c.is_file():
+        d = json.loads(c.read_text())
+        lines += ["## How the defaults were chosen (PTB-XL only)", "",
+                  "Simulated small sites from PTB-XL fold 9, 3-fold CV, pooled out-of-fold macro AUC "
+                  "(`choose_defaults.py`, `choose_defaults.json`):", "",
+                  "| site | zero-shot | " + " | ".join(next(iter(d["sites"].values()))["strategies"]) + " |",
+                  "|---" * (2 + len(next(iter(d["sites"].values()))["strategies"])) + "|"]
+        for site, s in d["sites"].items():
+            lines.append(f"| {site} | {fmt(s.get('zero_shot_macro_auc'))} | "
+                         + " | ".join(fmt(e["pooled_macro_auc"]) for e in s["strategies"].values()) + " |")
+        if "chosen" in d:
+            lines += ["", f"Chosen (best mean rank): **{d['chosen']}** (mean ranks {d['mean_rank']})."]
+    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    print(OUT / "results.md")
+
+
+if __name__ == "__main__":
+    main()
