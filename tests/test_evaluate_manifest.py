@@ -252,3 +252,12 @@ def test_documented_site_figures_are_the_measured_ones():
     for c in RUN_CLASSES:
         assert pooled["per_class"][c]["before"]["balanced_accuracy"] == pytest.approx(
             balanced_accuracy_score(table[f"y_{c}"], table[f"p_{c}"] >= thresholds[c]), abs=1e-6)
+
+
+def test_a_manifest_without_any_class_of_the_run_is_one_clear_error(run, tmp_path):
+    write_challenge(tmp_path / "data", name="A1", comments=("Dx: 426783006",))
+    path = tmp_path / "afib.csv"
+    path.write_text("record,AFIB,PVC\ndata/A1.hea,1,0\n")
+    with pytest.raises(ECGNetError, match="no class in common.*--label-map"):
+        evaluate_collection(Predictor(run), read_manifest(path), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
