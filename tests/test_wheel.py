@@ -3,7 +3,8 @@ the `ecgnet` command from another directory with the bundled models (no runs/ fo
 
 The wheel is built offline from a copy of the sources (nothing lands in the checkout) and installed with
 ``pip install --target`` into a bare folder put first on PYTHONPATH; its dependencies come from the
-test's own environment.
+test's own environment. The slow tests at the end install it as a user would, into a clean virtual
+environment with only what the wheel declares, and use `predict`, `export` and `serve` there.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -25,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
 
 
-def run(cmd, **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300, **kwargs)
+def run(cmd, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kwargs)
     assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
@@ -105,4 +109,99 @@ def test_installed_predict_on_the_shared_challenge_folder(installed, tmp_path):
     row = table.set_index("path").loc[str(header)]
     expected = {d["class"]: d["probability"] for d in Predictor(DEFAULT_MODEL).predict_file(header, resample=True)["diagnoses"]}
     assert {c: row[f"p_{c}"] for c in expected} == pytest.approx(expected, abs=1e-4)
-    assert "header quirk" in row["warnings"] and row["positives"] == ""  # amplitude flagged: no calls
+    assert "header quirk" in row["notes"] and "amplitude" in row["warnings"] and row["positives"] == ""  # amplitude flagged: no calls
+
+
+# --- a clean virtual environment with only what the wheel declares ---------------------------------
+
+SAMPLES = REPO.parent / "shared" / "external" / "cinc2021-samples"
+RECORD_500HZ = SAMPLES / "georgia" / "E00001.hea"  # a real 500 Hz, 10 s Challenge record
+
+
+@pytest.fixture(scope="module")
+def clean_venv(wheel, tmp_path_factory):
+    """→ (the venv's `ecgnet` command, its python, the environment to run them in, a folder outside the checkout).
+
+    A new venv (no system site-packages, nothing of the test's environment) gets torch 2.13.0 first — the CPU
+    wheel that the pip configuration's find-links offers here (installing the wheel straight away would pull
+    torch with CUDA) — then the wheel with the dependencies it declares, held to the tested versions by
+    requirements.lock as constraints (``-c`` pins versions and adds no package). A dependency missing from
+    pyproject.toml fails here, as `serve` once did for captum."""
+    root = tmp_path_factory.mktemp("clean")
+    venv = root / "venv"
+    run([sys.executable, "-m", "venv", venv])
+    python, command = venv / "bin" / "python", venv / "bin" / "ecgnet"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["COLUMNS"] = "200"
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    run([*pip, "install", "torch==2.13.0"], timeout=1500, env=env)
+    run([*pip, "install", "-c", REPO / "requirements.lock", wheel], timeout=1500, env=env)
+    run([*pip, "check"], env=env)  # every declared requirement satisfied
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    where = run([python, "-c", "import ecgnet; print(ecgnet.__file__)"], cwd=elsewhere, env=env).stdout.strip()
+    assert Path(where).is_relative_to(venv), f"ecgnet not imported from the clean venv: {where}"
+    return command, python, env, elsewhere
+
+
+@pytest.mark.slow
+def test_clean_venv_predicts_a_500_hz_record(clean_venv):
+    """The README's "diagnose your own ECG": a real 500 Hz record with --resample, the default model, the same
+    probabilities as the checkout."""
+    if not RECORD_500HZ.is_file():
+        pytest.skip(f"the shared Challenge samples are not at {SAMPLES}")
+    command, _, env, elsewhere = clean_venv
+    (got,) = json.loads(run([command, "predict", RECORD_500HZ, "--resample", "--json"], cwd=elsewhere, env=env).stdout)
+    notes = got.get("notes", []) + got["warnings"]  # the routine "resampled" is a note, not a warning
+    assert got["model"] == DEFAULT_MODEL and any("resampled" in n for n in notes)
+    checkout = subprocess.run([sys.executable, "-c", "from ecgnet.cli import app; app()", "predict", str(RECORD_500HZ),
+                               "--resample", "--json"], capture_output=True, text=True, timeout=300)
+    assert checkout.returncode == 0, checkout.stderr
+    (expected,) = json.loads(checkout.stdout)
+    assert {d["class"]: d["probability"] for d in got["diagnoses"]} == pytest.approx(
+        {d["class"]: d["probability"] for d in expected["diagnoses"]}, abs=1e-6)
+    # without --resample the same record is refused, in one line, with exit status 1 (see docs/reliability.md)
+    refused = subprocess.run([str(command), "predict", str(RECORD_500HZ)], capture_output=True, text=True,
+                             cwd=elsewhere, env=env, timeout=300)
+    assert refused.returncode == 1 and "--resample" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_clean_venv_exports_onnx(clean_venv):
+    command, python, env, elsewhere = clean_venv
+    run([command, "export", "baseline_time", "--out", "baseline.onnx"], cwd=elsewhere, env=env)
+    run([python, "-c", "import onnx; onnx.checker.check_model(onnx.load('baseline.onnx'))"], cwd=elsewhere, env=env)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_clean_venv_serves_the_viewer(clean_venv):
+    command, python, env, elsewhere = clean_venv
+    port = _free_port()
+    server = subprocess.Popen([str(command), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=elsewhere,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        health, deadline = None, time.monotonic() + 180
+        while health is None and time.monotonic() < deadline:
+            assert server.poll() is None, f"ecgnet serve exited ({server.returncode}):\n{server.stdout.read()}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+                    health = json.loads(answer.read())
+            except OSError:
+                time.sleep(0.5)
+        assert health is not None, "no answer from /healthz within 180 s"
+        shipped = run([python, "-c", "from ecgnet.runs.bundled import BUNDLED_MODELS; print(len(BUNDLED_MODELS))"],
+                      cwd=elsewhere, env=env).stdout
+        assert health["status"] == "ok" and health["models"] == int(shipped)  # the bundled models, no runs/ here
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
