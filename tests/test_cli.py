@@ -226,7 +226,7 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     assert len(out) == 1  # a record named twice is diagnosed once
     res = out[0]
     assert set(res) == {"record", "model", "seconds", "source_rate", "coverage", "metadata", "warnings",
-                        "amplitude_trusted", "diagnoses", "positives"}
+                        "amplitude_trusted", "quality", "diagnoses", "positives"}
     assert res["record"] == str(path) and res["model"] == "tiny_time" and res["warnings"] == []
     assert res["metadata"] == {}  # a time-only model uses no metadata
     assert sorted(d["class"] for d in res["diagnoses"]) == CLASSES

@@ -149,3 +149,26 @@ def test_real_device_files_are_measured_at_their_source_rate_and_unflagged():
         assert record.source_rate in (250, 500, 1000)
         assert [q.lead for q in record.quality] == list(LEADS)
         assert [q.flags for q in record.quality] == [()] * 12, path.name
+
+
+def test_predict_gives_the_quality_of_every_lead_in_json_and_flags_in_text(clean, tmp_path):
+    """`ecgnet predict` (bundled default model) on a real record with a noisy V3, written as WFDB."""
+    import json
+
+    import wfdb
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    x, _ = defect(clean[2], 100, "noise")
+    wfdb.wrsamp("noisy", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=x.T, fmt=["16"] * 12,
+                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    runner = CliRunner()
+    res = runner.invoke(app, ["predict", str(tmp_path / "noisy.hea"), "--json", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    [out] = json.loads(res.stdout)
+    assert [q["lead"] for q in out["quality"]] == list(LEADS)
+    assert {q["lead"]: q["flags"] for q in out["quality"] if q["flags"]} == {"V3": ["noise"]}
+    assert out["quality"][8]["noise_mv"] > Q.NOISE_MV > out["quality"][7]["noise_mv"]
+    text = runner.invoke(app, ["predict", str(tmp_path / "noisy.hea"), "--no-progress"]).stdout
+    assert "quality: V3 noise" in text
