@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ecgnet.runs.bundled import DEFAULT_MODEL, resolve_checkpoint
+from ecgnet import strictjson
+from ecgnet.data.patient import check_patient
 from ecgnet.errors import ECGNetError
 
 app = typer.Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_is_help=True,
@@ -30,6 +32,17 @@ err = Console(stderr=True)
 CHECKPOINT_HELP = "Run directory, its model.safetensors, or a bundled model's name (see `ecgnet models`)."
 DataOpt = typer.Option(None, "--data", envvar="ECGNET_DATA", help="PTB-XL folder (PhysioNet layout).")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+# The read budget (ecgnet.data.limits; docs/reliability.md): what a record may declare, checked before decoding.
+MaxSecondsOpt = typer.Option(3600.0, "--max-seconds", help="Refuse records longer than this many seconds.")
+MaxSignalsOpt = typer.Option(24, "--max-signals", help="Refuse records declaring more signals (leads).")
+MaxValuesOpt = typer.Option(7_200_000, "--max-values", help="Refuse records of more samples × signals "
+                            "(7.2 M: 10 min at 1 kHz on 12 leads).")
+
+
+def _read_limits(max_seconds: float, max_signals: int, max_values: int):
+    from ecgnet.data.limits import ReadLimits
+
+    return ReadLimits(max_signals=max_signals, max_seconds=max_seconds, max_values=max_values)
 
 
 def friendly(fn):
@@ -121,15 +134,73 @@ def data_info(data: Optional[Path] = DataOpt):
 
 @app.command()
 @friendly
-def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YAML (see configs/)."),
+def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (WFDB headers with #Dx SNOMED CT "
+                                           "codes, searched recursively) or a PTB-XL folder."),
+             out: Path = typer.Option(..., "--out", "-o", help="The manifest CSV to write (record paths relative to it)."),
+             task: str = typer.Option("superdiagnostic", help="PTB-XL only: the task whose labels to write."),
+             sampling_rate: int = typer.Option(100, "--sampling-rate", help="PTB-XL only: 100 or 500 Hz records."),
+             label_map: Optional[Path] = typer.Option(None, "--label-map", help="Check the written manifest with "
+                                                  "this label map (YAML or CSV).")):
+    """Write a manifest (one CSV row per labelled record) from a Challenge-style folder or PTB-XL.
+
+    Edit it, or write your own: see docs/own_data.md. Train on it with `ecgnet train --manifest M.csv`.
+    """
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.data.collections.make import challenge_manifest, ptbxl_manifest
+
+    if (source / "ptbxl_database.csv").is_file():
+        result = ptbxl_manifest(source, out, task, sampling_rate)
+    else:
+        result = challenge_manifest(source, out)
+    collection = read_manifest(out, label_map)
+    console.print(f"{result['records']} records, classes {', '.join(collection.classes)} → [bold]{escape(str(out))}[/]")
+    console.print(collection.counts().to_string(), highlight=False)
+    if result["left_out"]:
+        console.print(f"{len(result['left_out'])} records left out (no superclass among their #Dx codes), e.g. "
+                      f"{escape(result['left_out'][0]['record'])}", highlight=False)
+
+
+@app.command()
+@friendly
+def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (see configs/); "
+                                                "optional with --from (the run's config is the base)."),
           data: Optional[Path] = DataOpt,
+          manifest: Optional[Path] = typer.Option(None, "--manifest", help="Train on your own labelled records: a "
+                                                  "manifest CSV (docs/own_data.md; `ecgnet manifest` writes one)."),
+          label_map: Optional[Path] = typer.Option(None, "--label-map", help="YAML or CSV mapping the manifest's "
+                                                   "codes to classes."),
+          skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows and "
+                                        "unreadable records instead of stopping."),
+          start_from: Optional[str] = typer.Option(None, "--from", help="Fine-tune a trained model: a bundled "
+                                                   "model's name (see `ecgnet models`) or a run directory."),
+          mode: Optional[str] = typer.Option(None, "--mode", help="With --from: 'full' (every layer, the default) "
+                                             "or 'head' (only the output layer)."),
+          folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validate: K patient-grouped folds "
+                                              "(the manifest's fold column if it has one); then train on all."),
+          leave_out: Optional[str] = typer.Option(None, "--leave-out", help="Cross-validate leaving one 'source' "
+                                                  "out at a time; then train on all."),
+          workers: Optional[int] = typer.Option(None, "--workers", help="Processes building the signal cache."),
           runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
           resume: bool = typer.Option(False, help="Continue from runs/<name>/checkpoints/last.ckpt."),
           overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
                                               "(repeatable; validated like the file; the run saves the merged config)."),
           n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
           progress: bool = ProgressOpt):
-    """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10."""
+    """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10 — or on your own manifest, fine-tuned
+    from a shipped model (--from), cross-validated (--folds K, --leave-out source)."""
+    if manifest is not None or start_from is not None or folds is not None or leave_out is not None:
+        if resume:
+            raise ECGNetError("--resume applies to PTB-XL training from a config, not to --manifest/--from/--folds")
+        from ecgnet.training.collection import format_summary, train_command
+
+        summary = train_command(config, overrides, manifest, label_map, skip_bad, start_from, mode, folds, leave_out,
+                                data, runs_dir, n_boot, workers, progress,
+                                log=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
+        if summary is not None:  # None: a non-zero rank of a distributed run (rank 0 reports)
+            console.print(escape(format_summary(summary)), highlight=False)
+        return
+    if config is None:
+        raise ECGNetError("train: give --config C.yaml (or --from NAME|RUN to fine-tune a trained model)")
     from ecgnet.config import load_config
     from ecgnet.data.ptbxl import data_root
     from ecgnet.evaluation.report import format_table
@@ -140,6 +211,33 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="Experiment YA
     if results is None:  # a non-zero rank of a distributed run: rank 0 reports
         return
     console.print(format_table(results["test"], title=f"{cfg.name} — fold 10 (test)"))
+    console.print(f"Run written to [bold]{run_dir}[/]")
+
+
+@app.command()
+@friendly
+def distill(teacher: Path = typer.Option(..., "--teacher", help="The teacher run directory, e.g. runs/ensemble_greedy."),
+            student: Path = typer.Option(..., "--student", help="The student's experiment YAML, e.g. "
+                                         "configs/distill_long_time.yaml."),
+            data: Optional[Path] = DataOpt,
+            runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
+            overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set "
+                                                "training.distill_weight=0.7 (repeatable)."),
+            bf16: bool = typer.Option(False, "--bf16", help="Compute the teacher's soft targets under CPU bfloat16 "
+                                      "autocast (faster on CPUs with bf16 units; probabilities differ by < 0.01)."),
+            n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+            progress: bool = ProgressOpt):
+    """Knowledge distillation: the student config learns the teacher's probabilities and the labels on folds
+    1–8 (the teacher's soft targets are computed once and cached), selects on fold 9, is evaluated on 9 and 10."""
+    from ecgnet.data.ptbxl import data_root
+    from ecgnet.distill.run import distill as run_distill
+    from ecgnet.evaluation.report import format_table
+
+    run_dir, results = run_distill(teacher, student, data_root(data), runs_dir, overrides, bf16=bf16,
+                                   n_boot=n_boot, progress=progress)
+    if results is None:
+        return
+    console.print(format_table(results["test"], title=f"{run_dir.name} — fold 10 (test)"))
     console.print(f"Run written to [bold]{run_dir}[/]")
 
 
@@ -206,22 +304,93 @@ def sweep(config: Path = typer.Option(..., "--config", "-c", help="Base experime
 
 @app.command()
 @friendly
-def evaluate(checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
+def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: --checkpoint). {CHECKPOINT_HELP}"),
+             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
+             manifest: Optional[Path] = typer.Option(None, "--manifest", help="Evaluate on your own labelled records "
+                                                     "(a manifest CSV, docs/own_data.md) instead of PTB-XL's folds."),
+             label_map: Optional[Path] = typer.Option(None, "--label-map", help="With --manifest: YAML or CSV mapping "
+                                                      "its codes to classes."),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="With --manifest: list and leave out bad rows."),
+             site: Optional[str] = typer.Option(None, "--site", help="With --manifest: apply this site profile's "
+                                                "calibration and thresholds (see `ecgnet calibrate`)."),
              split: str = typer.Option("test", help="test (fold 10) or val (fold 9)."),
              data: Optional[Path] = DataOpt,
-             out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>)."),
+             out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>, or "
+                                                "outputs/<run name>/<manifest name> with --manifest)."),
              n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
              progress: bool = ProgressOpt):
-    """Evaluate a trained run: table on the terminal, predictions/metrics/report on disk."""
+    """Evaluate a trained run on PTB-XL's test fold, or on any labelled manifest (--manifest): table on the
+    terminal, predictions/metrics/report on disk."""
     from ecgnet.evaluation.evaluate import evaluate_run
     from ecgnet.evaluation.report import format_table
 
+    if manifest is not None:
+        from ecgnet.evaluation.external_report import format_auc
+        from ecgnet.evaluation.manifest_evaluation import evaluate_manifest
+
+        result = evaluate_manifest(run or checkpoint, manifest, out, label_map, skip_bad, site, n_boot=n_boot,
+                                   progress=progress)
+        console.print(f"{escape(result['run'])} on {escape(str(manifest))}: {result['n_scored']} of "
+                      f"{result['n_records']} records scored; thresholds: {escape(str(result['thresholds_from']))}")
+        if result["classes_missing"]:
+            console.print(f"not labelled in the manifest (skipped): {', '.join(result['classes_missing'])}")
+        console.print(f"macro AUC {format_auc(result['macro_auc'])}")
+        for c, e in result["per_class"].items():
+            ba = "" if e.get("balanced_accuracy") is None else f"balanced accuracy {e['balanced_accuracy']:.3f}"
+            console.print(f"  {c:<5} {format_auc(e):<24} n {e['n']:<5} positive {e['n_positive']:<5} {ba}", highlight=False)
+        console.print(f"Report: [bold]{escape(result['report'])}[/]")
+        return
+    if site is not None:
+        raise ECGNetError("--site applies to --manifest evaluation (PTB-XL's folds use the run's fold-9 thresholds)")
     if split not in ("test", "val"):
         raise ECGNetError(f"--split must be 'test' or 'val', not '{split}'")
-    checkpoint = resolve_checkpoint(checkpoint)
+    checkpoint = resolve_checkpoint(run or checkpoint)
     metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
     console.print(format_table(metrics, title=f"{checkpoint.name} — {'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
     console.print(f"Report: [bold]{report}[/]")
+
+
+@app.command()
+@friendly
+def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
+              manifest: Path = typer.Option(..., "--manifest", help="The site's labelled records (a manifest CSV)."),
+              site: str = typer.Option(..., "--site", help="The profile's name (letters, digits, '_', '.', '-'); "
+                                       "use it with predict/serve/evaluate --site."),
+              method: str = typer.Option("youden", help="Thresholds: youden (max sensitivity + specificity), f1 "
+                                         "(max F1) or sensitivity (the highest reaching --target-sensitivity)."),
+              target_sensitivity: float = typer.Option(0.9, "--target-sensitivity", help="For --method sensitivity."),
+              calibration: str = typer.Option("temperature", help="Probabilities: temperature (one temperature per "
+                                              "class), isotonic, or none."),
+              source: Optional[str] = typer.Option(None, "--source", help="Only the manifest's records of this source."),
+              folds: int = typer.Option(5, help="Cross-fitting folds of the report (held-out before/after)."),
+              copy_to: Optional[Path] = typer.Option(None, "--copy-to", help="Calibrate a copy of the run made here "
+                                                     "(needed for a bundled model, which lives inside the package)."),
+              label_map: Optional[Path] = typer.Option(None, "--label-map", help="YAML or CSV mapping the manifest's "
+                                                       "codes to classes."),
+              skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows."),
+              n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+              seed: int = typer.Option(0, help="Seed of the folds and the bootstrap."),
+              progress: bool = ProgressOpt):
+    """Operating points for a site: per-class thresholds and probability calibration fitted on the site's
+    labelled records, stored in the run as RUN/profiles/SITE.json, with a report scored on held-out records."""
+    from ecgnet.evaluation.calibrate_site import calibrate_command
+
+    profile = calibrate_command(run, manifest, site, label_map, skip_bad, copy_to, progress, method=method,
+                                target_sensitivity=target_sensitivity, calibration=calibration, folds=folds,
+                                source=source, n_boot=n_boot, seed=seed)
+    ev = profile["evaluation"]
+    console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: {profile['manifest']['records_used']} "
+                  f"records, {method} thresholds, {calibration} calibration")
+    for c in profile["classes"]:
+        e, fitted = ev["per_class"][c], profile["fitted"][c]
+        line = f"  {c:<5} threshold {profile['run_thresholds'][c]:.3f} → {profile['thresholds'][c]:.3f}"
+        if "before" in e:
+            line += (f"   held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} → "
+                     f"{e['after']['balanced_accuracy']:.3f}, ECE {e['ece_before']:.3f} → {e['ece_after']:.3f}")
+        console.print(escape(line if fitted is True else f"{line}   (not fitted: {fitted})"), highlight=False)
+    console.print(f"Profile: [bold]{escape(profile['path'])}[/]  Report: [bold]{escape(profile['report'])}[/]")
+    console.print(f"Use it: ecgnet predict RECORDS --checkpoint {escape(str(Path(profile['path']).parents[1]))} "
+                  f"--site {escape(site)}", highlight=False)
 
 
 @app.command()
@@ -241,6 +410,9 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
             engine: str = typer.Option("torch", help="torch; onnx: ONNX Runtime on RUN/model.onnx "
                                        "(see `ecgnet export`; exported in memory if absent); onnx-int8: on "
                                        "RUN/model.int8.onnx (`ecgnet export RUN --quantize int8` first)."),
+            site: Optional[str] = typer.Option(None, "--site", help="Apply this site profile of the run: its "
+                                               "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
+            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
             progress: bool = ProgressOpt):
     """Diagnose your own ECGs: the top diagnoses with their probabilities, and the reader's warnings.
 
@@ -251,20 +423,22 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
     from ecgnet.data.collect import find_records
     from ecgnet.inference.predictor import Predictor
 
-    predictor = Predictor(checkpoint, long_records=long_records, engine=engine)
+    predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
     metadata = dict(age=age, sex=sex, height=height, weight=weight)
+    check_patient(**metadata)  # inf, nan, -1, 1e9: a usage error (exit 2), not a diagnosis
     predictor.metadata_vector(**metadata)  # bad options are a usage error, not one per record
     headers = find_records(records)
     if not headers:
         raise ECGNetError(f"no WFDB records (.hea) found in {', '.join(map(str, records))}")
     results = predict_many(predictor, headers, resample=resample, progress=progress and not as_json,
+                           limits=_read_limits(max_seconds, max_signals, max_values),
                            on_error=lambda _, msg: err.print(f"[bold red]error:[/] {escape(msg)}",
                                                              highlight=False, soft_wrap=True), **metadata)
     failed = sum("error" in r for r in results)
     if out:
         write_results_csv(out, results, predictor.classes)
     if as_json:
-        print(json.dumps(results, indent=2))
+        print(strictjson.dumps(results, indent=2))  # no NaN/Infinity: strict JSON
     elif out and len(results) > 1:
         warned = sum(bool(r.get("warnings")) for r in results if "error" not in r)
         console.print(f"{len(results) - failed} of {len(results)} records diagnosed ({warned} with warnings, "
@@ -398,15 +572,25 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
           port: int = typer.Option(8000, help="Port to listen on."),
           checkpoint: str = typer.Option(DEFAULT_MODEL, help=f"Default model. {CHECKPOINT_HELP}"),
           runs_dir: Path = typer.Option(Path("runs"), help="Also offer the runs of this folder (if it exists)."),
-          data: Optional[Path] = DataOpt):
+          site: Optional[str] = typer.Option(None, "--site", help="The default model's site profile (see `ecgnet "
+                                             "calibrate`): its calibrated probabilities and thresholds."),
+          data: Optional[Path] = DataOpt,
+          allowed_host: list[str] = typer.Option([], "--allowed-host", help="A Host name to answer besides "
+                                                  "localhost/127.0.0.1/[::1] (repeatable; '*': any)."),
+          max_concurrent: int = typer.Option(2, help="Requests reading or diagnosing a record at once."),
+          max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """The viewer: a web page to see an ECG, its diagnosis and why, with a JSON API (docs at /docs)."""
-    import uvicorn
-
     from ecgnet.serve import create_app
+    from ecgnet.serve.models import ModelStore
+    from ecgnet.serve.hosts import trusted_hosts
+    from ecgnet.serve.limits import ServeLimits
+    from ecgnet.serve.process import run
 
-    web = create_app([checkpoint], data_root=data, runs_dir=runs_dir)
+    limits = ServeLimits(read=_read_limits(max_seconds, max_signals, max_values), max_concurrent=max_concurrent)
+    web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir, serve_limits=limits,
+                     allowed_hosts=trusted_hosts(allowed_host, bind_host=host))
     console.print(f"ECGNet viewer on [bold]http://{host}:{port}/[/] (API docs at /docs; Ctrl-C stops it)")
-    uvicorn.run(web, host=host, port=port, log_level="warning")
+    run(web, host, port)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.records import ECGRecord, read_ecg
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
@@ -26,19 +27,26 @@ from ecgnet.runs.directory import Run
 _SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
+SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
 
 class Predictor:
     """``run``: a :class:`~ecgnet.runs.directory.Run`, or what :meth:`Run.open` takes (a run directory, its
     model.safetensors or a bundled model's name); ``engine``: one of :data:`ENGINES`."""
 
-    def __init__(self, run: Run | str | Path, engine: str = "torch", long_records: str = "segments"):
+    def __init__(self, run: Run | str | Path, engine: str = "torch", long_records: str = "segments",
+                 site: str | None = None):
         self.long_records = windows.check_policy(long_records)
         if engine not in ENGINES:
             raise ECGNetError(f"--engine must be one of {', '.join(ENGINES)}, not '{engine}'")
         self.run = run if isinstance(run, Run) else Run.open(run)
         self.engine_name = engine
         self.engine = make_engine(self.run, engine)
+        self.profile = None  # a site's operating points (ecgnet calibrate), applied after the engine
+        if site is not None:
+            from ecgnet.runs.profiles import load_profile
+
+            self.profile = load_profile(self.run.dir, site, self.classes)
 
     # what the callers read of the run
     model = property(lambda self: self.engine, doc="the engine: called like the torch model")
@@ -49,7 +57,7 @@ class Predictor:
     rate = property(lambda self: self.run.rate)
     window = property(lambda self: self.run.window)
     stride = property(lambda self: self.run.stride)
-    thresholds = property(lambda self: self.run.thresholds)
+    thresholds = property(lambda self: self.profile.thresholds if self.profile else self.run.thresholds)
     uses_metadata = property(lambda self: self.run.uses_metadata)
 
     def metadata_vector(self, age=None, sex=None, height=None, weight=None) -> np.ndarray:
@@ -78,10 +86,14 @@ class Predictor:
                               f"the model needs at least {self.config.data.crop_seconds:g} s")
         segment = windows.segment_length(signal.shape[-1], self.rate, self.long_records)
         starts = self.segments(signal.shape[-1])
-        x = torch.as_tensor(np.stack([signal[:, s:s + segment] for s in starts]), dtype=torch.float32)
-        m = torch.as_tensor(np.repeat(metadata[None], len(starts), 0), dtype=torch.float32)
-        probs = windowed_proba(self.engine, x, m, self.window, self.stride, self.config.data.aggregate)
-        return probs.mean(0).numpy()
+        m = torch.as_tensor(metadata[None], dtype=torch.float32)
+        probs = []  # SEGMENT_BATCH segments at a time: an hour's 360 at once held > 1 GB of activations
+        for i in range(0, len(starts), SEGMENT_BATCH):
+            x = torch.as_tensor(np.stack([signal[:, s:s + segment] for s in starts[i:i + SEGMENT_BATCH]]),
+                                dtype=torch.float32)
+            probs.append(windowed_proba(self.engine, x, m.repeat(len(x), 1), self.window, self.stride,
+                                        self.config.data.aggregate))
+        return torch.cat(probs).mean(0).numpy()
 
     def predict_record(self, record: ECGRecord, **metadata) -> dict:
         """One read record → its result (the JSON schema of ``ecgnet predict --json``)."""
@@ -90,6 +102,8 @@ class Predictor:
         used = {**header, **given} if self.uses_metadata else {}
         try:
             probs = self.predict_signal(record.signal, self.metadata_vector(**used))
+            if self.profile is not None:  # the site's calibration of the probabilities
+                probs = self.profile.calibrate(probs)
         except ECGNetError as e:
             raise ECGNetError(f"{record.path}: {e}") from None
         warnings = list(record.warnings)
@@ -109,5 +123,7 @@ class Predictor:
                 "quality": [q.to_dict() for q in record.quality or []],
                 "diagnoses": diagnoses, "positives": [d["class"] for d in diagnoses if d["positive"]]}
 
-    def predict_file(self, path: str | Path, resample: bool = False, **metadata) -> dict:
-        return self.predict_record(read_ecg(path, self.rate, resample=resample), **metadata)
+    def predict_file(self, path: str | Path, resample: bool = False, limits: ReadLimits = DEFAULT_LIMITS,
+                     **metadata) -> dict:
+        """Read ``path`` within ``limits`` (:mod:`ecgnet.data.limits`) and diagnose it."""
+        return self.predict_record(read_ecg(path, self.rate, resample=resample, limits=limits), **metadata)
