@@ -170,3 +170,26 @@ def test_pdf_bytes_is_the_same_single_page():
     assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
     assert b"/Count 1" in data  # one page …
     assert re.search(rb"/MediaBox \[ 0 0 841\.8897\d* 595\.2755\d* \]", data)  # … of 297 × 210 mm (in points)
+
+
+@needs_poppler
+def test_the_viewer_prints_the_report_of_an_upload(tmp_path, ptbxl_root):
+    """POST /api/report with a record's files → the PDF page of that record (its name, the model's)."""
+    pytest.importorskip("fastapi", reason="fastapi is not installed")
+    from fastapi.testclient import TestClient
+
+    from ecgnet.serve import create_app
+
+    record = ptbxl_root / "records100" / "00000" / "00001_lr"
+    files = [("files", (record.name + s, (record.parent / (record.name + s)).read_bytes())) for s in (".hea", ".dat")]
+    with TestClient(create_app(["baseline_time"]), base_url="http://localhost") as client:
+        res = client.post("/api/report", files=files, data={"model": "baseline_time"})
+        assert res.status_code == 200, res.text
+        assert res.headers["content-type"] == "application/pdf"
+        assert 'filename="00001_lr_report.pdf"' in res.headers["content-disposition"]
+        (tmp_path / "r.pdf").write_bytes(res.content)
+        text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "r.pdf"), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        assert "00001_lr.hea" in text and "baseline_time" in text and DISCLAIMER in text
+        refused = client.post("/api/report", data={"model": "baseline_time"})  # neither files nor ecg_id
+        assert refused.status_code == 400 and "either" in refused.json()["detail"]

@@ -10,6 +10,8 @@ Routes (OpenAPI at ``/docs``)::
                                 → {prediction (the schema of `ecgnet predict --json`), signal, reference}
     POST /api/explain           multipart: files or ecg_id, model, target class, scope, steps
                                 → attributions over the leads (+ modality contributions)
+    POST /api/report            multipart: files or ecg_id, model, age/sex/height/weight
+                                → the printable PDF of `ecgnet report` (A4, 25 mm/s, 10 mm/mV)
     GET  /api/records/{ecg_id}  a PTB-XL record (when a dataset is configured), as /api/predict,
                                 with its reference labels
 
@@ -29,7 +31,7 @@ from typing import Iterator, Optional
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ecgnet import __version__
@@ -142,6 +144,29 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
             with loaded.lock:
                 used = _predict(loaded, record, given)["metadata"]
                 return explain_record(loaded.predictor, record, target, used, scope, steps, explain_limits)
+
+    @app.post("/api/report", response_class=Response,
+              responses={200: {"content": {"application/pdf": {}}, "description": "one A4 landscape page"}})
+    def report(files: Optional[list[UploadFile]] = File(None), ecg_id: Optional[int] = Form(None),
+               model: Optional[str] = Form(None), age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
+               height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
+        from ecgnet.report.pdf import model_identity, pdf_bytes
+
+        loaded = store.get(model)
+        if (ecg_id is None) == (not files):
+            raise UploadError("send either the record's files or an ecg_id")
+        given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
+        with gate(), contextlib.ExitStack() as stack:
+            if files:
+                record = stack.enter_context(_uploaded(files, loaded, limits, serve_limits, folders))
+            else:
+                record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
+            with loaded.lock:
+                prediction = _predict(loaded, record, given)
+            pdf = pdf_bytes(record, prediction, model_identity(loaded.predictor.info))
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(record.path)).stem) or "ecg"
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}_report.pdf"'})
 
     return app
 
