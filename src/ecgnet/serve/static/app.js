@@ -142,6 +142,9 @@ function renderRecord(p) {
     ["model sees", p.coverage],
     ["metadata used", Object.keys(p.metadata).length ? Object.entries(p.metadata).map(([k, v]) => `${k} ${v}`).join(", ") : "none"],
   ];
+  // per-lead signal quality (ecgnet.data.quality): the flagged leads and their flags, or that none is
+  const flagged = (p.quality || []).filter((q) => q.flags.length);
+  if (p.quality) facts.push(["signal quality", flagged.length ? flagged.map((q) => `${q.lead}: ${q.flags.join(", ")}`).join(" · ") : "no lead flagged"]);
   $("record-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: v})]));
   $("warnings").replaceChildren(...p.warnings.map((w) => el("li", {class: "warning", text: w})));
 }
@@ -396,6 +399,27 @@ function downloadPng() {
   image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText());
 }
 
+async function downloadReport() {  // the printable page of `ecgnet report` (A4, 25 mm/s, 10 mm/mV)
+  const form = patientForm(new FormData());
+  if (state.source.files) for (const f of state.source.files) form.append("files", f, f.name);
+  else form.append("ecg_id", state.source.ecgId);
+  form.append("model", $("model").value);
+  busy(true);
+  try {
+    const response = await fetch("/api/report", {method: "POST", body: form});
+    if (!response.ok) {
+      const data = await response.json().catch(() => ({detail: `${response.status} ${response.statusText}`}));
+      throw new Error(typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail));
+    }
+    showError(null);
+    save(await response.blob(), `${baseName()}_report.pdf`);
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    busy(false);
+  }
+}
+
 // --- wiring ------------------------------------------------------------------------------------------
 
 function zoom(factor) {
@@ -428,6 +452,7 @@ function wire() {
   $("scope").addEventListener("change", () => { if (state.explainClass) explain(state.explainClass); });
   $("download-svg").addEventListener("click", () => save(new Blob([svgText()], {type: "image/svg+xml"}), `${baseName()}.svg`));
   $("download-png").addEventListener("click", downloadPng);
+  $("download-pdf").addEventListener("click", downloadReport);
   $("download-json").addEventListener("click", () => {  // the schema of `ecgnet predict --json`: a list of results
     save(new Blob([JSON.stringify([state.result.prediction], null, 2) + "\n"], {type: "application/json"}), `${baseName()}.json`);
   });
