@@ -161,3 +161,14 @@ def test_before_after_matches_sklearn_on_known_labels_and_skips_unscorable_class
     assert a["before"]["low"] <= a["before"]["balanced_accuracy"] <= a["before"]["high"]
     assert a["difference"]["low"] <= a["difference"]["value"] <= a["difference"]["high"]
     assert "skipped" in result["per_class"]["C"] and result["classes_scored"] == ["A", "B"]
+
+
+def test_method_run_keeps_the_runs_decisions_and_recalibrates_only():
+    y, p = scores(n=200, seed=10)
+    run_t = np.array([0.4, 0.5, 0.6])
+    site = fit_site(y, p, method="run", calibration="temperature", fallback=run_t)
+    q = apply_calibrators(p, site["calibrators"])
+    assert np.array_equal(q >= np.array(site["thresholds"]), p >= run_t)  # the same calls, calibrated scale
+    assert not np.allclose(q, p)
+    ident = fit_site(y, p, method="run", calibration="none", fallback=run_t)
+    assert ident["thresholds"] == run_t.tolist() and ident["fitted"] == [False] * 3

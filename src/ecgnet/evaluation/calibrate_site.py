@@ -24,9 +24,8 @@ from ecgnet.data.collections.folds import stratified_group_folds
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.labelled import predict_collection
 from ecgnet.evaluation.manifest_evaluation import file_sha256
-from ecgnet.evaluation.operating_points import METHODS
 from ecgnet.evaluation.recalibration import KINDS
-from ecgnet.evaluation.site_calibration import before_after, cross_fit, fit_site
+from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
 from ecgnet.fileio import atomic_path
 from ecgnet.runs import profiles
 
@@ -68,8 +67,23 @@ def fit_and_cross_fit(y, p, patients, fallback, classes, method: str, target_sen
     fold_of = stratified_group_folds(y, patients, k, seed) - 1
     q, held_t = cross_fit(y, p, fold_of, **fit_kwargs)
     evaluation = before_after(y, p, fallback, q, held_t, classes, n_boot=n_boot, seed=seed)
-    evaluation.update(folds=k, seed=seed, protocol=PROTOCOL.format(k=k, k1=k - 1, n=len(y)))
+    evaluation.update(folds=k, seed=seed, protocol=PROTOCOL.format(k=k, k1=k - 1, n=len(y)),
+                      warnings=worse_than_run(evaluation))
     return site_fit, q, held_t, fold_of, evaluation
+
+
+def worse_than_run(evaluation: dict) -> list[str]:
+    """A line per class whose held-out balanced accuracy is lower with the site's profile than with the run's
+    thresholds, the whole interval of the difference below zero."""
+    out = []
+    for c, e in evaluation["per_class"].items():
+        d = e.get("difference") or {}
+        if d.get("high") is not None and d["high"] < 0:
+            out.append(f"{c}: held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} with the run's threshold, "
+                       f"{e['after']['balanced_accuracy']:.3f} with the site's (difference {d['value']:+.3f} "
+                       f"[{d['low']:+.3f}, {d['high']:+.3f}]): worse on held-out records; --method run "
+                       "keeps the run's decisions")
+    return out
 
 
 def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",
@@ -78,8 +92,8 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                    run_dir: Path | None = None) -> dict:
     """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added)."""
     profiles.check_site_name(site)
-    if method not in METHODS:
-        raise ECGNetError(f"--method must be one of {', '.join(METHODS)}, not '{method}'")
+    if method not in SITE_METHODS:
+        raise ECGNetError(f"--method must be one of {', '.join(SITE_METHODS)}, not '{method}'")
     if calibration not in KINDS:
         raise ECGNetError(f"--calibration must be one of {', '.join(KINDS)}, not '{calibration}'")
     if not 0 < target_sensitivity <= 1:

@@ -4,7 +4,10 @@ held-out records only (:func:`cross_fit`, :func:`before_after`).
 
 Order: the calibration map is fitted first, then the thresholds on the calibrated probabilities — so a
 profile is applied as ``calls = calibrate(p) >= thresholds``. A class lacking a known positive or negative
-keeps the identity map and the run's own (fold-9) threshold.
+keeps the identity map and the run's own (fold-9) threshold. ``method="run"`` keeps the run's decisions:
+each fold-9 threshold is carried through the class's calibration map (the same calls for temperature
+scaling, which is strictly increasing; isotonic maps are flat in places, so a record just below the
+threshold may join it), so only the probabilities are recalibrated.
 
 Honesty. Thresholds chosen on records and scored on those same records are optimistic (they fit the
 sample's noise). The comparison is therefore cross-fitted: the records are split into ``k`` folds (by
@@ -22,8 +25,10 @@ import numpy as np
 
 from ecgnet.evaluation.calibration import expected_calibration_error
 from ecgnet.evaluation.metrics import bootstrap_indices
-from ecgnet.evaluation.operating_points import fit_thresholds
-from ecgnet.evaluation.recalibration import apply_calibrators, fit_calibrators
+from ecgnet.evaluation.operating_points import METHODS, fit_thresholds
+from ecgnet.evaluation.recalibration import apply_calibrator, apply_calibrators, fit_calibrators
+
+SITE_METHODS = (*METHODS, "run")  # "run": the run's own thresholds, carried through the calibration
 
 
 def fit_site(y, p, method: str = "youden", target_sensitivity: float = 0.9, calibration: str = "none",
@@ -31,6 +36,11 @@ def fit_site(y, p, method: str = "youden", target_sensitivity: float = 0.9, cali
     """Calibration maps then thresholds (on calibrated probabilities), per class, on labelled records
     (``y``: 0/1, NaN unknown). Lists, one entry per class: thresholds, calibrators, fitted, reasons."""
     calibrators = fit_calibrators(y, p, calibration)
+    if method == "run":
+        run_t = np.asarray(fallback, dtype=float).reshape(-1)
+        return {"thresholds": [float(apply_calibrator(t, c)) for t, c in zip(run_t, calibrators)],
+                "calibrators": calibrators, "fitted": [c["kind"] != "none" for c in calibrators],
+                "reasons": ["" if c["kind"] != "none" else "no calibration: the run's threshold" for c in calibrators]}
     fit = fit_thresholds(y, apply_calibrators(p, calibrators), method, target_sensitivity, fallback)
     return {"thresholds": fit.values.tolist(), "calibrators": calibrators, "fitted": fit.fitted,
             "reasons": fit.reasons}

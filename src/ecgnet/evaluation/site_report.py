@@ -26,14 +26,19 @@ def _fmt(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _rule(profile: dict) -> str:
+    if profile["method"] == "sensitivity":
+        return f"sensitivity (target {profile['target_sensitivity']:g})"
+    return "run (its fold-9 decisions, carried through the calibration)" if profile["method"] == "run" else profile["method"]
+
+
 def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> Path:
     """``y`` labels (NaN unknown), ``p`` the run's probabilities, ``q`` the held-out calibrated ones."""
     ev, classes = profile["evaluation"], profile["classes"]
     manifest = profile["manifest"]
     summary = [["site", profile["site"]], ["run", profile["run"]], ["manifest", str(manifest["path"])],
                ["manifest SHA-256", manifest["sha256"]], ["records used", str(manifest["records_used"])],
-               ["threshold rule", profile["method"] + (f" (target sensitivity {profile['target_sensitivity']:g})"
-                                                       if profile["method"] == "sensitivity" else "")],
+               ["threshold rule", _rule(profile)],
                ["probability calibration", f"{profile['calibration']} (per class)"],
                ["cross-fitting", f"{ev['folds']} folds, patient-grouped, multilabel-stratified, seed {ev['seed']}"],
                ["mean balanced accuracy, before → after", f"{_fmt(ev['mean_balanced_accuracy']['before'])} → "
@@ -77,5 +82,6 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
     figure = reliability_comparison(y, {"run (before)": p, f"{profile['calibration']}, cross-fitted (after)": q},
                                     classes, title=f"Reliability on {profile['site']}: before / after")
     figures = {"reliability.png": ("Reliability diagram, held-out records", _png(figure, Path(out_dir) / "figures" / "reliability.png"))}
+    bullets = ("Warnings", ev["warnings"]) if ev.get("warnings") else None
     return write_document(out_dir, "report", f"Site profile '{profile['site']}' for {profile['run']}", sections, figures,
-                          css="tbody tr:last-child{font-weight:normal}")
+                          bullets=bullets, css="tbody tr:last-child{font-weight:normal}")
