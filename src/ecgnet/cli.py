@@ -357,7 +357,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
               site: str = typer.Option(..., "--site", help="The profile's name (letters, digits, '_', '.', '-'); "
                                        "use it with predict/serve/evaluate --site."),
               method: str = typer.Option("youden", help="Thresholds: youden (max sensitivity + specificity), f1 "
-                                         "(max F1) or sensitivity (the highest reaching --target-sensitivity)."),
+                                         "(max F1), sensitivity (the highest reaching --target-sensitivity) or run "
+                                         "(keep the run's decisions; recalibrate the probabilities only)."),
               target_sensitivity: float = typer.Option(0.9, "--target-sensitivity", help="For --method sensitivity."),
               calibration: str = typer.Option("temperature", help="Probabilities: temperature (one temperature per "
                                               "class), isotonic, or none."),
@@ -388,6 +389,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
             line += (f"   held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} → "
                      f"{e['after']['balanced_accuracy']:.3f}, ECE {e['ece_before']:.3f} → {e['ece_after']:.3f}")
         console.print(escape(line if fitted is True else f"{line}   (not fitted: {fitted})"), highlight=False)
+    for line in ev.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     console.print(f"Profile: [bold]{escape(profile['path'])}[/]  Report: [bold]{escape(profile['report'])}[/]")
     console.print(f"Use it: ecgnet predict RECORDS --checkpoint {escape(str(Path(profile['path']).parents[1]))} "
                   f"--site {escape(site)}", highlight=False)
