@@ -11,6 +11,7 @@ These records only *measure*: every setting here is a shipped default chosen on 
     nice -n 5 .venv/bin/python -m reports.own_data.measure strategies   # 5-fold and leave-one-source-out
     nice -n 5 .venv/bin/python -m reports.own_data.measure curve        # learning curve, default mode
     nice -n 5 .venv/bin/python -m reports.own_data.measure forget       # final models, PTB-XL fold 10
+    .venv/bin/python -m reports.own_data.measure perfold                # zero-shot within each held-out fold
     .venv/bin/python -m reports.own_data.measure render                 # results.md from results.json
 """
 
@@ -121,6 +122,31 @@ def forget() -> None:
         save("results.json", out)
 
 
+def perfold() -> None:
+    """Zero-shot AUC within each held-out fold (the folds of ``strategies``: same seed, same rule), beside
+    the fine-tuned folds': pooling predictions of different fold models also pools their calibration
+    offsets, so the per-fold figures are the like-for-like comparison."""
+    from ecgnet.training.collection import cv_folds, predict
+
+    source, c = load()
+    out = results()
+    order = [source.classes.index(k) for k in c.classes]
+    zero = predict(source.model, c, np.arange(len(c)), source.metadata_scaler, source.config)[:, order]
+    for protocol, (k, leave) in {"5-fold": (5, None), "leave-one-source-out": (None, "source")}.items():
+        fold_of, names = cv_folds(c, k, leave, SEED)
+        table = {}
+        for f, name in sorted(names.items()):
+            rows = fold_of == f
+            table[name] = {"zero-shot": score(c.y[rows], zero[rows], c.classes, None, N_BOOT, SEED)["macro_auc"]}
+            for strategy in ("head", "full", "scratch"):
+                table[name][strategy] = out[protocol][strategy]["per_fold"][name]["macro_auc"]
+        means = {s: float(np.mean([t[s]["value"] for t in table.values() if t[s]])) for s in next(iter(table.values()))}
+        out[protocol]["per_fold_table"] = table
+        out[protocol]["mean_per_fold_macro_auc"] = means
+        print(protocol, means)
+    save("results.json", out)
+
+
 if __name__ == "__main__":
-    {"strategies": strategies, "curve": curve, "forget": forget,
+    {"strategies": strategies, "curve": curve, "forget": forget, "perfold": perfold,
      "render": lambda: __import__("reports.own_data.render", fromlist=["main"]).main()}[sys.argv[1]]()

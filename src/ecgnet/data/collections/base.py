@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ecgnet.data.dataset import SignalRows, Split
-from ecgnet.data.ptbxl import META_FIELDS, MetadataScaler
+from ecgnet.data.ptbxl import META_FIELDS, SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
 
 # (collection, sampling_rate, cache_dir, workers, progress) → (signal array, rows of it per record, bad rows)
@@ -123,7 +123,8 @@ class CollectionData:
 
     @property
     def descriptions(self) -> dict[str, str]:
-        return self.collection.descriptions or {c: c for c in self.classes}
+        known = self.collection.descriptions
+        return {c: known.get(c) or SUPERCLASS_DESCRIPTIONS.get(c, c) for c in self.classes}
 
     def has_split(self, name: str) -> bool:
         return len(self.assignment.get(name, ())) > 0
