@@ -173,8 +173,8 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
                                         "unreadable records instead of stopping."),
           start_from: Optional[str] = typer.Option(None, "--from", help="Fine-tune a trained model: a bundled "
                                                    "model's name (see `ecgnet models`) or a run directory."),
-          mode: Optional[str] = typer.Option(None, "--mode", help="With --from: 'full' (every layer, the default) "
-                                             "or 'head' (only the output layer)."),
+          mode: Optional[str] = typer.Option(None, "--mode", help="With --from: 'head' (only the output layer "
+                                             "trains; the default) or 'full' (every layer)."),
           folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validate: K patient-grouped folds "
                                               "(the manifest's fold column if it has one); then train on all."),
           leave_out: Optional[str] = typer.Option(None, "--leave-out", help="Cross-validate leaving one 'source' "
