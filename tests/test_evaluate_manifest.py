@@ -261,3 +261,27 @@ def test_a_manifest_without_any_class_of_the_run_is_one_clear_error(run, tmp_pat
     with pytest.raises(ECGNetError, match="no class in common.*--label-map"):
         evaluate_collection(Predictor(run), read_manifest(path), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ptbxl_records_as_a_manifest_get_the_runs_own_fold10_probabilities(ptbxl_root, tmp_path):
+    """The manifest path (files read as predict reads them) against training's evaluation (the PTB-XL cache):
+    the bundled default's committed fold-10 predictions, on 24 fold-10 records."""
+    from ecgnet.data.collections.make import ptbxl_manifest
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    run_dir = resolve_checkpoint("long_time")
+    committed = pd.read_csv(run_dir / "test" / "predictions.csv").set_index("ecg_id")
+    full = tmp_path / "all.csv"
+    ptbxl_manifest(ptbxl_root, full, max_records=300, seed=1)
+    table = pd.read_csv(full)
+    table["ecg_id"] = table["record"].str.extract(r"(\d+)_lr$", expand=False).astype(int)
+    pick = table[table["fold"] == 10].head(24)
+    manifest = tmp_path / "fold10.csv"
+    pick.drop(columns="ecg_id").to_csv(manifest, index=False)
+    result = evaluate_collection(Predictor(run_dir), read_manifest(manifest), tmp_path / "out", n_boot=20, progress=False)
+    assert result["n_scored"] == 24 and result["classes_missing"] == []
+    out = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    ids = out["record"].str.extract(r"(\d+)_lr$", expand=False).astype(int)
+    for c in RUN_CLASSES:
+        assert np.abs(out[f"p_{c}"].to_numpy() - committed.loc[ids, c].to_numpy()).max() < 2e-3
