@@ -1,7 +1,10 @@
-"""What a user names on the command line → the WFDB headers to read, in a stable order.
+"""What a user names on the command line → the records to read (WFDB headers, or single-file ECGs of
+the formats :mod:`ecgnet.data.readers` reads), in a stable order.
 
 - a ``.hea`` / ``.dat`` / ``.mat`` file or a record name: that record;
-- a folder: every ``.hea`` below it (recursive, sorted);
+- any other existing file: itself (its format is detected from its content when it is read);
+- a folder: every ``.hea`` below it, and every file whose content is an ECG format ECGNet reads
+  (MUSE/Philips/HL7 XML, DICOM, SCP-ECG, EDF) — recursive, sorted; other files are passed over;
 - a ``RECORDS`` file (PhysioNet's list): each line is a record name relative to its folder, or a
   sub-folder (``p10/``) whose own ``RECORDS`` (or, failing that, headers) is read in turn. A line that
   leaves the list's folder (``../``, ``/``) is refused; a list reached twice (a cycle) is read once.
@@ -28,10 +31,28 @@ def find_records(paths: list[str | Path]) -> list[Path]:
 
 def _expand(path: Path, seen: set[Path] | None = None) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*.hea") if not p.name.startswith("."))
+        return sorted(p for p in path.rglob("*") if not p.name.startswith(".") and _is_record(p))
     if path.name == "RECORDS" and path.is_file():
         return _from_records_file(path, set() if seen is None else seen)
+    if path.suffix.lower() not in (".hea", ".dat", ".mat") and (path.is_file() or (
+            path.suffix and not path.with_suffix(".hea").is_file())):
+        return [path]  # a missing ecg.xml fails as itself, not as "ecg.hea: no such WFDB header"
     return [header_path(path)]
+
+
+def _is_record(path: Path) -> bool:
+    """A WFDB header, or a single-file ECG by its content (a WFDB signal file is reached by its header)."""
+    if path.suffix.lower() == ".hea":
+        return True
+    if path.suffix.lower() in (".dat", ".mat") or not path.is_file():
+        return False
+    from ecgnet.data.readers import detect
+    from ecgnet.errors import ECGNetError
+
+    try:
+        return detect(path) != "wfdb"
+    except ECGNetError:
+        return False
 
 
 def _from_records_file(path: Path, seen: set[Path]) -> list[Path]:

@@ -32,6 +32,9 @@ def detect(path: str | Path) -> str:
     if path.suffix.lower() in (".hea", ".dat", ".mat", "") and _wfdb_header(path) is not None:
         return "wfdb"
     if not path.exists():
+        if path.suffix.lower() in (".hea", ".dat", ".mat", ""):  # a WFDB record named by a file or its name
+            raise ECGNetError(f"{path.with_suffix('.hea') if path.suffix else Path(str(path) + '.hea')}: "
+                              "no such WFDB header")
         raise ECGNetError(f"{path}: no such file")
     if not path.is_file():
         raise ECGNetError(f"{path}: not a regular file")
