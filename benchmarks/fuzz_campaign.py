@@ -1,5 +1,7 @@
-"""A long fuzz campaign against ECGNet's readers: WFDB records (``read_ecg``), config parsing
-(``parse_config``, ``load_config``), Challenge ``#Dx`` lines (``parse_dx``) and ``find_records``.
+"""A long fuzz campaign against ECGNet's readers: WFDB records (``read_ecg``: plain, Challenge ``.mat``
+and FLAC-compressed, headers with up to thousands of signal lines), the clinical formats (``read_ecg_any``:
+MUSE/Philips/HL7 XML, DICOM, EDF+, SCP-ECG), config parsing (``parse_config``, ``load_config``),
+Challenge ``#Dx`` lines (``parse_dx``) and ``find_records``.
 
 The cases and their oracle are those of the test suite (``tests/fuzzing.py``); here they run for many
 more examples, and a finding does not stop the campaign: each case that ends in anything but a clean
@@ -32,7 +34,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from benchmarks._common import write_results
 
-TARGETS = ("record", "config", "config_file", "dx", "find_records")
+TARGETS = ("record", "format", "config", "config_file", "dx", "find_records")
 
 # What the fuzzing found, each fixed with a regression test in tests/test_fuzz_readers.py; written into
 # the results so that the campaign's figures say what came before them.
@@ -54,6 +56,11 @@ FIXED_BUGS = [
     "parse_dx: Unicode digits ('²', '٣') were accepted as SNOMED CT codes",
     "find_records: a RECORDS cycle ('./') recursed until RecursionError; a line '/' or '../' escaped the "
     "list's folder (a '/' line walked the whole file system)",
+    "read_ecg (issue 22): a FLAC record (formats 508/516/524) was decoded to whatever length it declared or "
+    "held (50 kB → 1 h at 1 kHz, +1 GB); a header of 50,000 signal lines was parsed by wfdb for minutes "
+    "before any check — now bounded by ReadLimits before parsing/decoding (data/wfdb_header.py)",
+    "read_ecg_any (DICOM): an element declaring 64 MiB past the end of a 30 kB file made pydicom allocate "
+    "the declared length (up to 4 GiB) — now parsed from memory (found by tests/test_fuzz_readers.py)",
 ]
 
 
@@ -61,7 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000, help="total cases (all targets)")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this much wall time")
-    parser.add_argument("--mix", default="record=0.6,config=0.1,config_file=0.1,dx=0.1,find_records=0.1")
+    parser.add_argument("--mix", default="record=0.45,format=0.25,config=0.075,config_file=0.075,dx=0.075,"
+                                         "find_records=0.075")
     parser.add_argument("--timeout", type=float, default=20, help="CPU seconds before a case counts as a hang")
     parser.add_argument("--memory-gb", type=float, default=4, help="address-space limit of this process")
     parser.add_argument("--seed", type=int, default=0)
@@ -72,7 +80,8 @@ def main() -> None:
 
     from tests import fuzzing
 
-    fuzzing.bases()  # written before the memory limit
+    fuzzing.bases()  # written (and the readers imported) before the memory limit
+    fuzzing.format_bases()
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (int(args.memory_gb * 2**30), hard))
     mix = {k: float(v) for k, v in (part.split("=") for part in args.mix.split(","))}
@@ -104,6 +113,7 @@ def run_target(target, n, seconds, timeout, seed, hypothesis, fuzzing) -> dict:
 
     strategy, check = {
         "record": (fuzzing.record_cases(), lambda case, d: fuzzing.check_record(case, d)),
+        "format": (fuzzing.format_cases(), lambda case, d: fuzzing.check_format(case, d)),
         "config": (fuzzing.config_values(), lambda raw, d: fuzzing.check_config(raw)),
         "config_file": (fuzzing.YAML_TEXT, lambda data, d: fuzzing.check_config_file(data, d)),
         "dx": (fuzzing.dx_headers(), lambda text, d: fuzzing.check_dx(text)),

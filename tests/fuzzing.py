@@ -16,6 +16,8 @@ the campaign).
 
 from __future__ import annotations
 
+import importlib
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +46,25 @@ class Base:
     data: tuple[int, int]  # where the header's samples lie in the signal file (bytes; .mat: after its header)
     rate: int
     expected: np.ndarray  # what read_ecg returns for the undamaged record (12, samples) mV
+    extra: tuple = ()  # other signal files, written unchanged: (name, bytes)
+    compressed: bool = False  # FLAC: damaged bytes must be refused or decode to the original samples
+
+
+def _tests_module(name: str):
+    """A helper module of tests/, from the suite (tests/ on the path) or from ``python -m benchmarks...``."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return importlib.import_module(f"tests.{name}")
 
 
 def _bases() -> dict[str, Base]:
-    """The PTB-XL-style ``.dat`` record of conftest and a Challenge ``.mat`` record (signed checksums)."""
-    from conftest import write_wfdb
-    from test_records import write_challenge
+    """The PTB-XL-style ``.dat`` record of conftest, a Challenge ``.mat`` record (signed checksums) and a
+    FLAC-compressed record (format 516, two signal files) written by wfdb itself."""
+    import wfdb
+
+    write_wfdb = _tests_module("conftest").write_wfdb
+    write_challenge = _tests_module("test_records").write_challenge
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +76,16 @@ def _bases() -> dict[str, Base]:
         mat = path.with_suffix(".mat").read_bytes()
         out["mat"] = Base("X0001", path.read_text(), "X0001.mat", mat, (24, 24 + 2 * 12 * 1000), 500,
                           read_ecg(path, 500).signal)
+        _, signal = write_wfdb(tmp / "plain", "fl", fs=250, samples=500)
+        wfdb.wrsamp("fl", fs=250, units=["mV"] * 12, sig_name=[s.upper() for s in LEAD_NAMES], p_signal=signal.T,
+                    fmt=["516"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp))
+        first, second = (tmp / "fl_1.dat").read_bytes(), (tmp / "fl_2.dat").read_bytes()
+        out["flac"] = Base("fl", (tmp / "fl.hea").read_text(), "fl_1.dat", first, (0, len(first)), 250,
+                           read_ecg(tmp / "fl.hea", 250).signal, extra=(("fl_2.dat", second),), compressed=True)
     return out
+
+
+LEAD_NAMES = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
 _BASES: dict[str, Base] = {}
@@ -93,8 +117,10 @@ FIELD = st.one_of(
 def header_edit(draw, lines: int):
     """One edit of a header: a field replaced or dropped, a line dropped, doubled or added, bytes."""
     kind = draw(st.sampled_from(["field", "field", "field", "drop_field", "drop_line", "dup_line",
-                                 "add_line", "truncate", "insert_bytes", "flip", "replace_all"]))
+                                 "add_line", "truncate", "insert_bytes", "flip", "replace_all", "many_lines"]))
     line = draw(st.integers(0, lines))  # lines: the header's line count (one past: a new line)
+    if kind == "many_lines":  # a signal line repeated up to 5000 times: the signal count is bounded first
+        return (kind, max(line, 1), draw(st.integers(1, 5000)), draw(st.booleans()))
     if kind in ("field", "drop_field"):
         return (kind, line, draw(st.integers(0, 9)), draw(FIELD) if kind == "field" else None)
     if kind == "add_line":
@@ -129,6 +155,13 @@ def apply_header_edits(text: str, edits) -> bytes:
             del lines[edit[1]]
         elif kind == "dup_line" and edit[1] < len(lines):
             lines.insert(edit[1], lines[edit[1]])
+        elif kind == "many_lines" and edit[1] < len(lines):
+            _, i, count, announce = edit
+            lines[i:i] = [lines[i]] * count
+            if announce and lines and len(lines[0].split(" ")) > 1:  # the record line announces them all
+                fields = lines[0].split(" ")
+                fields[1] = str(len(lines) - 1)
+                lines[0] = " ".join(fields)
         elif kind == "add_line":
             lines.insert(edit[1], edit[2])
         elif kind in ("truncate", "insert_bytes", "flip", "replace_all"):
@@ -179,7 +212,7 @@ def apply_signal_edits(data: bytes, edits) -> bytes:
 
 @dataclass(frozen=True)
 class RecordCase:
-    base: str  # "dat" or "mat"
+    base: str  # "dat", "mat" or "flac"
     header_edits: tuple
     signal_edits: tuple
     resample: bool
@@ -187,7 +220,7 @@ class RecordCase:
 
 @st.composite
 def record_cases(draw):
-    key = draw(st.sampled_from(["dat", "mat"]))
+    key = draw(st.sampled_from(["dat", "mat", "flac"]))
     base = bases()[key]
     lines = len(base.header.splitlines())
     header = tuple(draw(st.lists(header_edit(lines), max_size=3)))
@@ -205,6 +238,8 @@ def check_record(case: RecordCase, directory: Path) -> str:
     header.write_bytes(apply_header_edits(base.header, case.header_edits))
     signal = apply_signal_edits(base.signal, case.signal_edits)
     (directory / base.signal_name).write_bytes(signal)
+    for name, data in base.extra:
+        (directory / name).write_bytes(data)
     try:
         rec = read_ecg(header, base.rate, resample=case.resample)
     except ECGNetError as e:
@@ -213,7 +248,9 @@ def check_record(case: RecordCase, directory: Path) -> str:
     x = rec.signal
     assert x.ndim == 2 and x.shape[0] == 12 and x.shape[1] > 0 and x.dtype == np.float32, x.shape
     assert np.isfinite(x).all()
-    if not case.header_edits:
+    if not case.header_edits and base.compressed:
+        np.testing.assert_array_equal(x, base.expected)  # FLAC's CRCs and the header's checksums see damage
+    elif not case.header_edits:
         start, end = base.data
         if signal[start:end] != base.signal[start:end]:
             if lead_sums(signal[start:end]) == lead_sums(base.signal[start:end]):
@@ -392,4 +429,91 @@ def check_find_records(tree, directory: Path) -> str:
         expected = {directory / "sub" / "b.hea"} | ({directory / "a.hea"} if start == "" else set())
         assert expected <= set(found), found
         assert not any(p.name.startswith(".") for p in found), found
+    return "read"
+
+
+# --- the clinical formats (data/readers): XML, DICOM, EDF, SCP-ECG ---------------------------------------
+
+SHARED_FORMATS = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
+_FORMAT_BASES: dict[str, tuple[str, bytes]] = {}
+
+
+def format_bases() -> dict[str, tuple[str, bytes]]:
+    """Valid files of each clinical format → (file name, bytes): written by the independent writers of
+    tests/ecg_writers.py (MUSE, Philips, HL7 aECG, DICOM, EDF+), and the real SCP-ECG file of ../shared
+    when it is there (no independent SCP writer exists)."""
+    if not _FORMAT_BASES:
+        w = _tests_module("ecg_writers")
+        signal = w.ecg(fs=250, seconds=2.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            for name, write in (("muse.xml", w.write_muse), ("philips.xml", w.write_philips),
+                                ("hl7.xml", w.write_hl7), ("ecg.dcm", w.write_dicom), ("ecg.edf", w.write_edf_pyedflib)):
+                write(tmp / name, signal, fs=250)
+                _FORMAT_BASES[name.split(".")[0] if name != "ecg.dcm" else "dicom"] = (name, (tmp / name).read_bytes())
+        scp = SHARED_FORMATS / "scp_ecg" / "ecgtoolkit_Example.scp"
+        if scp.is_file():
+            _FORMAT_BASES["scp"] = ("ecg.scp", scp.read_bytes())
+        from ecgnet.data.readers import read_ecg_any
+
+        with tempfile.TemporaryDirectory() as tmp:  # each base reads (and the readers' imports are warm)
+            for name, data in _FORMAT_BASES.values():
+                (Path(tmp) / name).write_bytes(data)
+                assert read_ecg_any(Path(tmp) / name, 250, resample=True).signal.shape[0] == 12, name
+    return _FORMAT_BASES
+
+
+_NUMBER = re.compile(rb"(?<=[>\"'])-?\d+(?:\.\d+)?(?=[<\"'])")  # an XML element's or attribute's number
+
+
+@st.composite
+def format_edit(draw, size: int):
+    """A byte edit (as for signal files), or for XML: a number (a rate, a count, a scale) replaced."""
+    if draw(st.integers(0, 2)) == 0:
+        return ("number", draw(st.integers(0, 10**6)), draw(st.sampled_from(NASTY[:16] + ["0.000001", "1e308",
+                                                                                          "99999999999"])))
+    return draw(signal_edit(size))
+
+
+def apply_format_edits(data: bytes, edits) -> bytes:
+    for edit in edits:
+        if edit[0] == "number":
+            numbers = list(_NUMBER.finditer(data))
+            if numbers:
+                m = numbers[edit[1] % len(numbers)]
+                data = data[:m.start()] + edit[2].encode() + data[m.end():]
+        else:
+            data = apply_signal_edits(data, [edit])
+    return data
+
+
+@dataclass(frozen=True)
+class FormatCase:
+    base: str  # a key of format_bases()
+    edits: tuple
+    resample: bool
+
+
+@st.composite
+def format_cases(draw):
+    key = draw(st.sampled_from(sorted(format_bases())))
+    size = len(format_bases()[key][1])
+    return FormatCase(key, tuple(draw(st.lists(format_edit(size), min_size=1, max_size=3))), draw(st.booleans()))
+
+
+def check_format(case: FormatCase, directory: Path) -> str:
+    """Write the damaged file and read it with ``read_ecg_any`` → "read" or "refused" (else: a finding)."""
+    from ecgnet.data.readers import read_ecg_any
+
+    name, data = format_bases()[case.base]
+    path = directory / name
+    path.write_bytes(apply_format_edits(data, case.edits))
+    try:
+        rec = read_ecg_any(path, 250, resample=case.resample)
+    except ECGNetError as e:
+        assert_clean(e, str(path))
+        return "refused"
+    x = rec.signal
+    assert x.ndim == 2 and x.shape[0] == 12 and x.shape[1] > 0 and x.dtype == np.float32, x.shape
+    assert np.isfinite(x).all()
     return "read"

@@ -235,3 +235,38 @@ def test_a_baseline_beyond_64_bits_is_refused(write_record):
     with pytest.raises(ECGNetError, match="cannot convert the samples to physical units") as info:
         read_ecg(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@settings(FUZZ, max_examples=60)
+@given(fuzzing.format_cases())
+def test_damaged_clinical_format_files(case):
+    """MUSE/Philips/HL7 XML, DICOM, EDF+ (and SCP-ECG with ../shared): bytes flipped, cut, zeroed, extended,
+    XML numbers replaced by nasty values — a clean refusal naming the file, or 12 finite leads, within
+    the same memory bound as the WFDB cases."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tracemalloc.start()
+        try:
+            fuzzing.check_format(case, Path(tmp))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # found here: a DICOM file extended by 8 bytes (an element declaring 64 MiB past the end) made pydicom
+    # allocate the declared length; the reader now parses from memory (readers/dicom.py)
+    assert peak < MAX_PEAK_BYTES, f"{peak / 2**20:.0f} MiB allocated for a file of < 100 kB"
+
+
+@pytest.mark.parametrize("count", [25, 100, 5000])
+def test_many_signal_lines_are_refused_by_their_count_before_wfdb_parses(write_record, monkeypatch, count):
+    """The issue's header of 50,000 signal lines cost wfdb minutes of parsing: counted in the bytes first."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("wfdb parsed the header: the signal lines were not counted first")
+
+    monkeypatch.setattr(wfdb, "rdheader", refuse)
+    path, _ = write_record()
+    lines = path.read_text().splitlines()
+    lines[1:1] = [lines[1]] * (count - 12)
+    lines[0] = lines[0].replace(" 12 ", f" {count} ", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ECGNetError, match=rf"declares {count} signals, over the limit of 24 \(max_signals\)|"
+                                          r"over the limit of 65536 bytes \(max_header_bytes\)"):
+        read_ecg(path)

@@ -11,6 +11,7 @@ text (``UnformattedTextValue``).
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     path = Path(path)
     check_file(path, limits)
     try:
-        ds = pydicom.dcmread(path)
+        # from memory (the file is within max_file_bytes): pydicom reads an element of the length it declares,
+        # and from a file that length (up to 4 GiB) is allocated even past the end; a BytesIO gives what is there
+        ds = pydicom.dcmread(io.BytesIO(path.read_bytes()))
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as e:
         raise ECGNetError(f"{path}: cannot be read as DICOM, truncated or damaged ({type(e).__name__}: {e})") from e
     groups = ds.get("WaveformSequence")
