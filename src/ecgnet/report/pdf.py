@@ -125,20 +125,19 @@ def _traces(ax, signal: np.ndarray, rate: float, flags: dict[str, tuple]) -> Non
 
 
 def _lines(ax, x: float, y: float, title: str, lines: list[str], width: int, size: float = 6.5,
-           most: int = 12, colors: list[str] | None = None) -> float:
-    """A titled block of text lines (wrapped at ``width`` characters, at most ``most`` lines) from (x, y)
-    down; returns the y below it."""
+           most: int = 12, color: str = "black") -> float:
+    """A titled block of text lines (wrapped at ``width`` characters, at most ``most`` printed lines, then
+    "…") from (x, y) down; returns the y below it."""
     ax.text(x, y, title, fontsize=7.5, fontweight="bold", va="top")
     y -= 4.2
     step = size * PT * 1.3
     shown = 0
-    for k, line in enumerate(lines):
-        color = (colors or [])[k] if colors and k < len(colors) else "black"
+    for line in lines:
         for part in textwrap.wrap(line, width) or [""]:
             if shown == most:
                 ax.text(x, y, "…", fontsize=size, va="top")
                 return y - step
-            ax.text(x, y, part, fontsize=size, va="top", color=color, family="DejaVu Sans")
+            ax.text(x, y, part, fontsize=size, va="top", color=color)
             y -= step
             shown += 1
     return y - 1.5
@@ -200,11 +199,11 @@ def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
     statements = list(record.statements or []) or ["none in the file"]
     yr = _lines(ax, x_right, y, "Device statements (not an ECGNet input)", statements, width=60, most=6)
     flagged = summary(record.quality or [], L.display_name)
-    yr = _lines(ax, x_right, yr, "Signal quality per lead", flagged or ["no lead flagged"], width=58, most=4,
-                colors=[FLAG_COLOR] * len(flagged))
+    yr = _lines(ax, x_right, yr, "Signal quality per lead", flagged or ["no lead flagged"], width=60, most=4,
+                color=FLAG_COLOR if flagged else "black")
     warnings = [w for w in result.get("warnings", []) if not w.startswith("resampled")]
     if warnings:
-        _lines(ax, x_right, yr, "Warnings", warnings, width=60, most=5, colors=[FLAG_COLOR] * len(warnings))
+        _lines(ax, x_right, yr, "Warnings", warnings, width=60, most=5, color=FLAG_COLOR)
 
 
 def _label(key: str) -> str:
