@@ -9,7 +9,7 @@ cannot be read keeps its row with the error and no probabilities — counted and
 
 Table columns: ``record`` (as the manifest names it), ``source``, ``patient``, ``y_<class>`` for the
 matched classes (1, 0, or empty = unknown), ``p_<class>`` for every class of the run,
-``amplitude_trusted``, ``warnings``, ``error`` (empty when scored).
+``amplitude_trusted``, ``warnings``, ``notes``, ``error`` (empty when scored).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def predict_collection(predictor: Predictor, collection: Collection, progress: b
                          **{f"y_{c}": collection.y[i, k] for c, k in label_col.items()},
                          **{f"p_{c}": probs.get(c, np.nan) for c in predictor.classes},
                          "amplitude_trusted": bool(res.get("amplitude_trusted", False)),
-                         "warnings": ";".join(res.get("warnings", [])), "error": res.get("error", "")})
+                         "warnings": ";".join(res.get("warnings", [])), "notes": ";".join(res.get("notes", [])),
+                         "error": res.get("error", "")})
             bar.advance(task)
     return pd.DataFrame(rows), match
 
