@@ -193,3 +193,18 @@ def test_the_viewer_prints_the_report_of_an_upload(tmp_path, ptbxl_root):
         assert "00001_lr.hea" in text and "baseline_time" in text and DISCLAIMER in text
         refused = client.post("/api/report", data={"model": "baseline_time"})  # neither files nor ecg_id
         assert refused.status_code == 400 and "either" in refused.json()["detail"]
+
+
+@needs_poppler
+@pytest.mark.parametrize("seconds", [4.0, 30.0])
+def test_short_and_long_records_fit_the_page(tmp_path, seconds):
+    """A 4 s record draws what it has (the later columns stay empty); a 30 s record its first 10 s."""
+    record = ECGRecord(Path("x.hea"), pulses(seconds=seconds), 500.0, 500.0)
+    pdf, img = rendered(tmp_path, record)
+    dark = img.max(-1) < 90
+    x0 = int((L.GRID_X + L.CALIBRATION_MM) * PX_PER_MM)
+    strip = dark[int((L.PAGE_MM[1] - (L.GRID_Y + L.ROW_MM)) * PX_PER_MM):int((L.PAGE_MM[1] - L.GRID_Y) * PX_PER_MM), x0:]
+    edges = clusters(np.flatnonzero(strip.sum(0) > 80))
+    assert len(edges) == 2 * min(10, int(seconds))  # a rising and a falling edge per pulse drawn
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert ("(first 10 s shown)" in text) == (seconds > 10)
