@@ -186,6 +186,13 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     assert not (tmp_path / "never").exists()
     result = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "../up", "--no-progress"])
     assert result.exit_code == 2 and "site name" in result.stderr
+    for option, value, message in (("--method", "roc", "--method must be one of youden, f1, sensitivity, run"),
+                                   ("--calibration", "platt", "--calibration must be one of"),
+                                   ("--target-sensitivity", "1.5", "--target-sensitivity must be in (0, 1]")):
+        result = runner.invoke(app, ["calibrate", "long_time", "--copy-to", str(tmp_path / "copy"), "--manifest",
+                                     str(manifest), "--site", "s", option, value, "--no-progress"])
+        assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.output
+        assert not (tmp_path / "copy").exists()  # refused before copying anything
 
 
 def test_predict_with_a_site_follows_the_profile(run, tmp_path):

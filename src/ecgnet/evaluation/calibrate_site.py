@@ -86,11 +86,8 @@ def worse_than_run(evaluation: dict) -> list[str]:
     return out
 
 
-def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",
-                   target_sensitivity: float = 0.9, calibration: str = "temperature", folds: int = 5,
-                   source: str | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = True,
-                   run_dir: Path | None = None) -> dict:
-    """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added)."""
+def check_options(site: str, method: str, calibration: str, target_sensitivity: float) -> None:
+    """Bad options are one error before anything is read, copied or written."""
     profiles.check_site_name(site)
     if method not in SITE_METHODS:
         raise ECGNetError(f"--method must be one of {', '.join(SITE_METHODS)}, not '{method}'")
@@ -98,6 +95,14 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
         raise ECGNetError(f"--calibration must be one of {', '.join(KINDS)}, not '{calibration}'")
     if not 0 < target_sensitivity <= 1:
         raise ECGNetError(f"--target-sensitivity must be in (0, 1], not {target_sensitivity}")
+
+
+def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",
+                   target_sensitivity: float = 0.9, calibration: str = "temperature", folds: int = 5,
+                   source: str | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = True,
+                   run_dir: Path | None = None) -> dict:
+    """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added)."""
+    check_options(site, method, calibration, target_sensitivity)
     if source is not None:
         rows = collection.sources == source
         if not rows.any():
@@ -163,7 +168,8 @@ def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Pat
     from ecgnet.inference.predictor import Predictor
     from ecgnet.runs.bundled import resolve_checkpoint
 
-    profiles.check_site_name(site)
+    check_options(site, options.get("method", "youden"), options.get("calibration", "temperature"),
+                  options.get("target_sensitivity", 0.9))
     path = resolve_checkpoint(run)
     run_dir = prepare_run_dir(path if path.is_dir() else path.parent, copy_to)
     collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
