@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from ecgnet.data import quality as Q
-from ecgnet.data.ptbxl import TEST_FOLD, TRAIN_FOLDS, data_root, read_database
+from ecgnet.data.ptbxl import TEST_FOLD, TRAIN_FOLDS, VAL_FOLD, data_root, read_database
 from ecgnet.data.records import LEADS
 from ecgnet.data.signals import SAMPLING_RATE, load_signals
 
 OUT = Path(__file__).resolve().parent
 ANNOTATIONS = ("baseline_drift", "static_noise", "burst_noise", "electrodes_problems")
 PERCENTILES = {"flat_min_span_mv": 0.01, "saturated_s": 99.99, "noise_mv": 99.5, "wander_mv": 99.5}
+TRADEOFF_PERCENTILES = (90, 95, 99, 99.5, 99.9)
 CONSTANTS = {"flat_min_span_mv": "FLAT_MV", "saturated_s": "SATURATED_S", "noise_mv": "NOISE_MV",
              "wander_mv": "WANDER_MV"}
 _LEAD = r"(iii|ii|i|avr|avl|avf|v[1-6])"
@@ -173,6 +174,17 @@ def main() -> None:
     rates["any"] = {"records_flagged": rate(flags[test].any((1, 2))), "leads_flagged": rate(flags[test].any(-1)),
                     "clean_records_flagged": rate(flags[test & ~any_annotation].any((1, 2)))}
     saturated_annotated = rate(any_annotation[test & F["saturated"].any(1)])
+    # the trade-off a site could choose from, on fold 9 (the shipped bounds stay the a-priori percentiles)
+    val = (db["strat_fold"] == VAL_FOLD).to_numpy()
+    tradeoff = []
+    for measure, label, cols in (("noise_mv", "static_noise or burst_noise", ("static_noise", "burst_noise")),
+                                 ("wander_mv", "baseline_drift", ("baseline_drift",))):
+        pos = np.any([annotated[c] for c in cols], axis=0)
+        for q in TRADEOFF_PERCENTILES:
+            bound = float(np.percentile(m[measure][clean_train], q))
+            fired = (m[measure] > bound).any(1)
+            tradeoff.append({"measurement": measure, "label": label, "percentile": q, "bound": bound,
+                             "sensitivity": rate(fired[val & pos]), "specificity_vs_clean": rate(~fired[val & ~any_annotation])})
 
     out = {"dataset": "PTB-XL 1.0.1", "sampling_rate": SAMPLING_RATE, "revision": revision(),
            "command": "python -m reports.quality.bounds", "seed": None,
@@ -180,7 +192,8 @@ def main() -> None:
            "fold10": {"records": int(test.sum()), "clean_records": int((test & ~any_annotation).sum()),
                       **{c: int(annotated[c][test].sum()) for c in ANNOTATIONS}},
            "percentiles": PERCENTILES, "bounds_measured": bounds, "bounds_shipped": shipped,
-           "agreement": results, "flag_rates_fold10": rates, "saturated_share_annotated": saturated_annotated}
+           "agreement": results, "flag_rates_fold10": rates, "saturated_share_annotated": saturated_annotated,
+           "tradeoff_fold9": tradeoff}
     (OUT / "bounds.json").write_text(json.dumps(out, indent=1) + "\n")
     (OUT / "agreement.md").write_text(markdown(out))
     print(markdown(out))
@@ -223,7 +236,14 @@ def markdown(out: dict) -> str:
     for name, r in out["flag_rates_fold10"].items():
         lines.append(f"| {name} | {fmt(r['records_flagged'])} | {fmt(r['leads_flagged'])} | {fmt(r['clean_records_flagged'])} |")
     s = out["saturated_share_annotated"]
-    lines += ["", f"Saturated records that carry some quality annotation: {fmt(s)}.", ""]
+    lines += ["", f"Saturated records that carry some quality annotation: {fmt(s)}.", "",
+              f"## Other bounds: the trade-off on fold {VAL_FOLD} (for a site choosing its own; not used to set the shipped ones)", "",
+              "| measurement | annotation | percentile of clean training leads | bound | record sensitivity | specificity vs clean |",
+              "|---|---|---|---|---|---|"]
+    for t in out["tradeoff_fold9"]:
+        lines.append(f"| {t['measurement']} | {t['label']} | {t['percentile']} | {t['bound']:.4g} | {fmt(t['sensitivity'])} "
+                     f"| {fmt(t['specificity_vs_clean'])} |")
+    lines.append("")
     return "\n".join(lines)
 
 
