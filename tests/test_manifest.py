@@ -214,3 +214,17 @@ def test_manifest_rows_accept_device_formats(folder, tmp_path):
     assert len(loaded) + len(loaded.skipped) == len(files) + 1
     x = np.asarray(loaded.signal)
     assert x.shape[1:] == (12, 1000) and np.isfinite(x).all() and (np.abs(x).max(axis=2) > 0.05).all()
+
+
+def test_manifest_cache_is_checked_by_data_verify(folder, tmp_path):
+    from ecgnet.data.signals import verify_caches
+
+    c = read_manifest(manifest(folder, "record,A\nrecs/r0.hea,1\nrecs/r1.hea,0\n"))
+    c.load_signals(100, cache_dir=tmp_path / "cache", progress=False)
+    report = verify_caches(tmp_path / "cache", progress=False)
+    assert report.ok and len(report.good) == 1 and report.good[0].startswith("manifest100_")
+    array = next((tmp_path / "cache").glob("manifest*.npy"))
+    data = bytearray(array.read_bytes())
+    data[-5] ^= 0xFF  # one flipped byte
+    array.write_bytes(bytes(data))
+    assert not verify_caches(tmp_path / "cache", progress=False).ok

@@ -279,7 +279,7 @@ def verify_caches(directory: Path | None = None, progress: bool = True) -> Cache
     """Hash every ``.npy`` cache in ``directory`` (default ``$ECGNET_CACHE``) and compare with its index."""
     directory = Path(directory or cache_dir())
     report = CacheReport(directory)
-    arrays = sorted(directory.glob("ptbxl*.npy")) if directory.is_dir() else []
+    arrays = sorted([*directory.glob("ptbxl*.npy"), *directory.glob("manifest*.npy")]) if directory.is_dir() else []
     with Progress(transient=True, disable=not progress) as bar:
         for array_path in arrays:
             task = bar.add_task(f"Hashing {array_path.name}", total=array_path.stat().st_size)
