@@ -1,5 +1,5 @@
 """Replay a hostile-input corpus against a running viewer and print, per case: HTTP status, time and the
-server process's memory (resident now, peak so far).
+server process's CPU seconds and memory (resident now, peak so far).
 
 Starts ``ecgnet serve`` on 127.0.0.1 (a free port, its own temporary folder), uploads each case of
 ``tests/hostile.py`` (generated here, never committed), then: bad metadata (``age=inf``), a foreign
@@ -12,6 +12,7 @@ uploads are refused, and the time SIGTERM takes to stop the server (with the upl
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import tempfile
@@ -52,11 +53,16 @@ def replay(tmp: Path, checkpoint: str, probes: int) -> dict:
         hostile.post(url + "/api/predict", small)
         figures["warm_rss_mb"] = hostile.memory_mb(proc.pid)[0]
 
+        cpu = [hostile.cpu_seconds(proc.pid)]
+
         def record(name, status, seconds, expected, note=""):
             rss, peak = hostile.memory_mb(proc.pid)
-            figures["cases"][name] = {"status": status, "seconds": round(seconds, 3), "rss_mb": round(rss),
-                                      "peak_rss_mb": round(peak), "expected": expected, "note": note[:200]}
-            rows.append([name, status, f"{seconds:.2f}", f"{rss:.0f}", f"{peak:.0f}", expected, note[:70]])
+            used, cpu[0] = hostile.cpu_seconds(proc.pid) - cpu[0], hostile.cpu_seconds(proc.pid)
+            figures["cases"][name] = {"status": status, "seconds": round(seconds, 3), "cpu_seconds": round(used, 2),
+                                      "rss_mb": round(rss), "peak_rss_mb": round(peak), "expected": expected,
+                                      "note": note[:200]}
+            rows.append([name, status, f"{seconds:.2f}", f"{used:.2f}", f"{rss:.0f}", f"{peak:.0f}", expected,
+                         note[:60]])
 
         for name, (files, expected) in uploads.items():
             status, body, seconds = hostile.post(url + "/api/predict", files)
@@ -85,7 +91,8 @@ def replay(tmp: Path, checkpoint: str, probes: int) -> dict:
     finally:
         figures["sigterm_exit_seconds"] = round(hostile.stop_server(proc), 2)
         figures["upload_folders_left"] = len(list(server_tmp.glob("ecgnet-upload-*")))
-    print_table(["case", "status", "s", "RSS MB", "peak MB", "expected", "note"], rows,
+    figures["load_average"] = os.getloadavg()
+    print_table(["case", "status", "s", "CPU s", "RSS MB", "peak MB", "expected", "note"], rows,
                 title=f"hostile replay against ecgnet serve ({checkpoint})")
     h = figures["healthz_under_hostile_load"]
     print(f"\n/healthz while {h['hostile_uploads']} hostile uploads were refused: p50 {h['p50_ms']:.1f} ms, "
