@@ -64,7 +64,7 @@ def test_manifest_training_from_a_config_with_unknown_labels(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "runs" / "plain"
     info = json.loads((run / "run.json").read_text())
-    assert info["classes"] == ["X", "Y"] and info["task"] == "collection:m"
+    assert info["classes"] == ["X", "Y"] and info["task"] is None and info["collection"]["name"] == "m"
     assert info["split_records"]["train"] + info["split_records"]["val"] + info["split_records"]["test"] == 36
     test = json.loads((run / "test" / "metrics.json").read_text())
     assert test["n_records"] == info["split_records"]["test"] and set(test["per_class"]) == {"X", "Y"}

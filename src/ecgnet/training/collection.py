@@ -178,7 +178,7 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
             callbacks.append(FrozenInEval())
     data = CollectionData(collection, assignment, config.data.in_memory,
                           source.metadata_scaler if source is not None else None)
-    info = {"task": f"collection:{collection.name}", "collection": _describe(collection),
+    info = {"task": _task(collection), "collection": _describe(collection),
             "split_records": {k: int(len(v)) for k, v in assignment.items()}, **(extra or {})}
     if ft is not None:
         info["finetune"] = ft
@@ -188,6 +188,16 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
         return None
     fitted, _, run_info = load_run(run_dir)
     return run_dir, fitted, data, run_info
+
+
+def _task(collection: Collection) -> str | None:
+    """The PTB-XL task a run's classes are, for readers that look it up (serve's references): PTB-XL's own
+    task, the superclasses by name, else None (the collection's name is in run.json's ``collection``)."""
+    from ecgnet.data.external import SUPERCLASSES
+
+    if collection.info.get("task"):
+        return collection.info["task"]
+    return "superdiagnostic" if sorted(collection.classes) == sorted(SUPERCLASSES) else None
 
 
 def _describe(collection: Collection) -> dict:
