@@ -84,6 +84,7 @@ def tiny_runs(ptbxl_superdiagnostic, tmp_path_factory) -> dict[str, Path]:
     return runs
 
 
+@pytest.mark.slow
 def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     from ecgnet.evaluation.compare import compare
 
@@ -153,6 +154,7 @@ def test_compare_end_to_end(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     assert "figures/tradeoff.png" in md and md.index("## Conclusion") < md.index("| # |")
 
 
+@pytest.mark.slow
 def test_compare_can_skip_ablation_and_rejects_a_negative_count(tiny_runs, ptbxl_superdiagnostic, tmp_path):
     from ecgnet.errors import ECGNetError
     from ecgnet.evaluation.compare import compare
@@ -236,6 +238,7 @@ def test_run_imbalance_reads_the_option_from_the_config(config, expected, tmp_pa
     assert run_config(tmp_path / "missing") is None and run_imbalance(None) is None
 
 
+@pytest.mark.slow
 def test_render_only_redraws_the_report_from_comparison_json(tiny_runs, ptbxl_superdiagnostic, ptbxl_root, tmp_path,
                                                              monkeypatch):
     """`compare --render-only OUT`: the same report from the saved comparison.json, nothing recomputed — the

@@ -39,6 +39,7 @@ def test_merge_ranks_refuses_a_missing_record():
         merge_ranks(np.array([0, 1, 2, 3, 3]), np.zeros(5), expected=5)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ptbxl_root")
 def test_ddp_on_two_cpu_processes_validates_on_exactly_fold_9(ptbxl_root, tmp_path):
     exe = Path(sys.executable).with_name("ecgnet")

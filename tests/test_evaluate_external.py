@@ -102,6 +102,7 @@ def test_a_run_of_another_task_is_refused(tmp_path, untrained_run):
     assert result.exit_code == 2 and f"{empty}: no WFDB records" in result.stderr, result.output
 
 
+@pytest.mark.slow
 def test_baseline_transfer_to_the_real_challenge_samples(tmp_path):
     if not SAMPLES.is_dir():
         pytest.skip(f"the shared Challenge samples are not at {SAMPLES}")

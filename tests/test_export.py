@@ -42,6 +42,7 @@ def fold10_sample(ptbxl_superdiagnostic):
     return ptbxl_superdiagnostic.split("test", max_records=PARITY_RECORDS, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["baseline_time", "intermediate_concat_weighted_bce"])
 def test_onnx_runtime_matches_torch_on_fold_10(run, fold10_sample, tmp_path):
     torch_engine = Predictor(RUNS / run)
@@ -74,6 +75,7 @@ def loaded_ptbxl(ptbxl_superdiagnostic, monkeypatch):
     return ptbxl_superdiagnostic
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["baseline_time", "intermediate_concat_weighted_bce"])
 def test_int8_export_keeps_the_metadata_and_stays_near_fp32(run, ptbxl_root, loaded_ptbxl, tmp_path):
     fp32 = OnnxModel(export(RUNS / run, out=tmp_path / "model.onnx"))

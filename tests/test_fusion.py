@@ -66,6 +66,7 @@ def test_intermediate_fusion_rejects_bad_arguments():
         build_model("intermediate_fusion", 5, modalities=["time", "time"])
 
 
+@pytest.mark.slow
 def test_late_fusion_stacking_is_fitted_on_fold_9_only(tiny_run, ptbxl_superdiagnostic, monkeypatch):
     """The stack sees exactly the fold-9 records and labels; fold 10 is only predicted."""
     seen = {}

@@ -65,6 +65,7 @@ def _assert_complete(run_dir: Path) -> None:
     load_run(run_dir)
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_the_same_weights_and_predictions(uninterrupted, ptbxl_root, tmp_path,
                                                                     monkeypatch):
     again = _train(ptbxl_root, tmp_path, monkeypatch)
@@ -88,6 +89,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume_completes_the_very_same_run(uninterrupted, ptbxl_root, tmp_path, monkeypatch):
     from ecgnet.cli import app
 

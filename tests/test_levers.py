@@ -127,6 +127,7 @@ def multitask_run(ptbxl_root, tmp_path_factory):
     return run_dir, results
 
 
+@pytest.mark.slow
 def test_multitask_run_learns_and_ships_without_its_auxiliary_head(multitask_run):
     from ecgnet.runs import load_run
 
@@ -207,6 +208,7 @@ def test_hierarchy_needs_the_superclass_task():
                       "training": {"auxiliary_task": "subdiagnostic", "hierarchy_weight": 1.0}})
 
 
+@pytest.mark.slow
 def test_parent_map_from_subclasses_and_statements_to_superclasses(ptbxl_superdiagnostic):
     from ecgnet.data.ptbxl import make_labels
     from ecgnet.training.hierarchy import dataset_parent_index, parent_index

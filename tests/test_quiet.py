@@ -40,6 +40,7 @@ def test_predict_is_quiet(untrained_run, write_record, tmp_path):
     assert_quiet(ecgnet("predict", path, "--checkpoint", untrained_run, cwd=tmp_path))
 
 
+@pytest.mark.slow
 def test_train_is_quiet(ptbxl_root, tmp_path):
     (tmp_path / "c.yaml").write_text(TRAIN_CONFIG)
     proc = ecgnet("train", "-c", tmp_path / "c.yaml", "--runs-dir", tmp_path / "runs", "--no-progress",

@@ -235,6 +235,7 @@ class _Killed(Exception):
     """Stands for the process being killed mid-training."""
 
 
+@pytest.mark.slow
 def test_resume_continues_an_interrupted_run(ptbxl_root, tmp_path, monkeypatch):
     """A 2-epoch run killed as epoch 2 starts, then `train --resume`: epoch 2 only is trained, and the
     log, run.json and evaluation cover both epochs."""

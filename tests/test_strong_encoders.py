@@ -115,6 +115,7 @@ def test_config_is_fast_time_with_another_encoder(name):
     assert all(np.array_equal(v, defaults[k]) for k, v in cfg.model.params.items())  # the configs spell the defaults
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_training_beats_chance(name, ptbxl_superdiagnostic):
     """A narrow version trained for 3 epochs on 512 records of folds 1–8 (2.5 s crops, 24 steps), as the

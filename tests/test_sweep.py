@@ -163,6 +163,7 @@ def tiny_study(ptbxl_root, tmp_path_factory):
                            dir=root / "runs" / "sweeps" / "tiny")
 
 
+@pytest.mark.slow
 def test_tiny_study_completes(tiny_study):
     s = tiny_study.first
     assert [t["number"] for t in s["trials"]] == [0, 1]
@@ -176,6 +177,7 @@ def test_tiny_study_completes(tiny_study):
         assert not (run / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_the_study_resumes_with_the_same_numbering(tiny_study):
     first, second = tiny_study.first["trials"], tiny_study.second["trials"]
     assert [t["number"] for t in second] == [0, 1, 2]
@@ -183,6 +185,7 @@ def test_the_study_resumes_with_the_same_numbering(tiny_study):
     assert (tiny_study.dir / "study.db").is_file() and (tiny_study.dir / "trial_002").is_dir()
 
 
+@pytest.mark.slow
 def test_report_files(tiny_study):
     for directory in (tiny_study.dir, tiny_study.root / "report"):
         for name in ("best.yaml", "summary.json", "report.md", "optimization_history.png",
@@ -192,6 +195,7 @@ def test_report_files(tiny_study):
     assert "| trial | state | fold-9 macro AUC | epochs | seconds |" in report and "fold 9 (val) only" in report
 
 
+@pytest.mark.slow
 def test_best_yaml_is_the_base_with_the_swept_keys(tiny_study):
     best = load_config(tiny_study.dir / "best.yaml").model_dump()
     base = load_config(tiny_study.root / "tiny.yaml").model_dump()
@@ -204,6 +208,7 @@ def test_best_yaml_is_the_base_with_the_swept_keys(tiny_study):
     assert {**best, "name": base["name"]} == base  # not the sweep's --set training.epochs=2 either
 
 
+@pytest.mark.slow
 def test_cli_rewrites_the_report_and_refuses_a_changed_study(tiny_study, monkeypatch):
     monkeypatch.chdir(tiny_study.root)
     args = ["sweep", "-c", "tiny.yaml", "--space", "space.yaml", "--study", "tiny", "--runs-dir", "runs",

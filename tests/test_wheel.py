@@ -67,6 +67,7 @@ def installed(wheel, tmp_path_factory):
     return ecgnet
 
 
+@pytest.mark.slow
 def test_wheel_holds_the_bundled_models(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for model in BUNDLED_MODELS:
@@ -74,6 +75,7 @@ def test_wheel_holds_the_bundled_models(wheel):
             assert f"ecgnet/models_bundled/{model}/{f}" in names
 
 
+@pytest.mark.slow
 def test_installed_version_and_models(installed):
     from ecgnet import __version__
 
@@ -83,6 +85,7 @@ def test_installed_version_and_models(installed):
         assert model in table
 
 
+@pytest.mark.slow
 def test_installed_predict(installed, ptbxl_root):
     """PTB-XL record 1 (a normal ECG, fold 3) with the default and with a multimodal bundled model."""
     record = ptbxl_root / "records100" / "00000" / "00001_lr.hea"
@@ -93,6 +96,7 @@ def test_installed_predict(installed, ptbxl_root):
     assert result["diagnoses"][0]["class"] == "NORM" and result["diagnoses"][0]["positive"]
 
 
+@pytest.mark.slow
 def test_installed_predict_on_the_shared_challenge_folder(installed, tmp_path):
     """The issue's 'done when': the installed wheel reads every shared Challenge record and diagnoses
     the folder in one command, with the same probabilities as the checkout."""
