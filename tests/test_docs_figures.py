@@ -12,7 +12,11 @@ headline AUCs from the committed predictions with scikit-learn; this file ties t
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +178,23 @@ def test_run_tables_are_the_committed_metrics(name):
             assert_interval(rest[0][1].groups(), auc, f"{name} {run} transfer")
         checked += 1
     assert checked >= (20 if "comparison" in name else 6)
+
+
+# --- the README's example is what predict prints ----------------------------------------------------
+
+def test_readme_predict_example_is_what_predict_prints(tmp_path):
+    """"Diagnose your own ECG": the README shows predict's output on a real 500 Hz Challenge record;
+    the same command prints exactly that (so the example works, with --resample, on the default model)."""
+    readme = section(page("README.md"), "## Diagnose your own ECG")
+    record = re.search(r"\(Georgia, `(\w+)`\)", readme).group(1)
+    shown = re.search(r"```\n(model .*?)```", readme, re.S).group(1).strip().splitlines()
+    source = REPO.parent / "shared" / "external" / "cinc2021-samples" / "georgia"
+    if not (source / f"{record}.hea").is_file():
+        pytest.skip(f"the shared Challenge samples are not at {source}")
+    for f in source.glob(f"{record}.*"):
+        shutil.copy(f, tmp_path)
+    printed = subprocess.run([sys.executable, "-c", "from ecgnet.cli import app; app()", "predict",
+                              f"{record}.hea", "--resample"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert printed.returncode == 0, printed.stderr
+    assert [line.rstrip() for line in printed.stdout.strip().splitlines()] == [line.rstrip() for line in shown]
