@@ -307,6 +307,10 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
         result["zero_shot_p"] = zero
         result["zero_shot"] = score(y, zero, classes, None, n_boot, config.seed)
         result["vs_zero_shot"] = paired_vs(y, oof, zero, classes, n_boot, config.seed)
+        for f, name in names.items():  # like for like: each fold's records, scored alone
+            rows = fold_of == f
+            per_fold[name]["zero_shot_macro_auc"] = score(y[rows], zero[rows], classes, None, n_boot,
+                                                          config.seed)["macro_auc"]
     return result
 
 
@@ -373,7 +377,8 @@ def cv_report(metrics: dict, info: dict) -> str:
     if "zero_shot" in metrics:
         lines.append(row(f"zero-shot `{ft['from']}`", metrics["zero_shot"]))
     for name, m in metrics["per_fold"].items():
-        lines.append(row(f"{name} (n={m['n_records']}; epochs {m.get('epochs_run')}, best {m.get('best_epoch')})", m))
+        zero = f"; zero-shot {_fmt(m['zero_shot_macro_auc'])}" if m.get("zero_shot_macro_auc") else ""
+        lines.append(row(f"{name} (n={m['n_records']}; epochs {m.get('epochs_run')}, best {m.get('best_epoch')}{zero})", m))
     vs = metrics.get("vs_zero_shot")
     if vs:
         lines += ["", f"Paired bootstrap, fine-tuned − zero-shot macro AUC over {', '.join(vs['classes'])}: "
