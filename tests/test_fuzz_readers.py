@@ -270,3 +270,14 @@ def test_many_signal_lines_are_refused_by_their_count_before_wfdb_parses(write_r
     with pytest.raises(ECGNetError, match=rf"declares {count} signals, over the limit of 24 \(max_signals\)|"
                                           r"over the limit of 65536 bytes \(max_header_bytes\)"):
         read_ecg(path)
+
+
+@pytest.mark.parametrize("edits", [
+    (("extend", b"GIF8"), ("flip", 455, 0), ("flip", 574, 4)),  # pydicom: NotImplementedError (VR 'CQ')
+    (("truncate", 1775),),  # pydicom: struct.error (unpack requires a buffer of 4 bytes)
+], ids=["unknown-vr", "truncated-element"])
+def test_damaged_dicom_found_by_the_campaign_is_refused(tmp_path, edits):
+    """Found by benchmarks/fuzz_campaign.py (issue 22's run): exceptions pydicom raises when it first uses a
+    damaged element, once outside the reader's list."""
+    status = fuzzing.check_format(fuzzing.FormatCase("dicom", edits, False), tmp_path)
+    assert status == "refused"

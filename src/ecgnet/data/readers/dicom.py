@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,13 @@ _DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "<i2", (16, "US"): "<u2
 
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
+    try:
+        return _read(path, limits)
+    except (NotImplementedError, struct.error) as e:  # pydicom converts elements when they are first used
+        raise ECGNetError(f"{path}: cannot be read as DICOM, damaged ({type(e).__name__}: {e})") from e
+
+
+def _read(path: Path, limits: ReadLimits) -> ECGRecord:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
