@@ -3,8 +3,9 @@ and how much of a record goes back to the page.
 
 - **per request**: an upload is read within :attr:`ServeLimits.read` (:class:`~ecgnet.data.limits.ReadLimits`:
   signals, header bytes, seconds, decoded values), so its memory is bounded before anything is decoded
-  — about 45 bytes per decoded value at peak (reading, resampling, the model's segments), measured by
-  ``benchmarks/hostile_replay.py``;
+  — about 40 bytes per decoded value while it is read (an hour at 100 Hz, 4.3 M values: 171 MB, most of
+  it the per-lead quality flags), the model then scoring 32 ten-second segments at a time; three
+  concurrent one-hour uploads peaked at 833 MB for the whole server (``benchmarks/hostile_replay.py``);
 - **at once**: reading, resampling and inference run inside :class:`Gate`, a semaphore of
   :attr:`ServeLimits.max_concurrent` slots; a request that waits longer than ``queue_seconds`` is answered
   503 (busy) instead of piling up; ``/healthz`` never waits for it;
