@@ -40,6 +40,7 @@ from ecgnet.config import read_yaml
 from ecgnet.data.collections.base import Collection, metadata_frame
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
 from ecgnet.data.ptbxl import AGE_CAP
+from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
@@ -176,7 +177,8 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         full = p if p.is_absolute() else base / p
         if not record_exists(full):
             errors.append(f"column record: {full}: no such file")
-        key = full.resolve()
+        wfdb = full.suffix.lower() in (".hea", ".dat", ".mat") or not full.is_file()
+        key = (header_path(full) if wfdb else full).resolve()  # r1, r1.hea and r1.dat are one record
         if key in seen:
             errors.append(f"column record: duplicate record (also on line {seen[key]})")
         entry.update(record=record, path=key)
