@@ -127,3 +127,35 @@ def test_ptbxl_collection_trains_as_native_ptbxl(ptbxl_root, tmp_path, monkeypat
     _, via = train(config, None, tmp_path / "collection", progress=False, n_boot=20, data=data)
     a, b = native["test"]["macro_auc"]["value"], via["test"]["macro_auc"]["value"]
     assert abs(a - b) <= 0.002, (a, b)
+
+
+@pytest.mark.slow
+def test_ptbxl_manifest_trains_as_the_ptbxl_collection(ptbxl_root, tmp_path, monkeypatch):
+    """Parity on a subset: a PTB-XL manifest (written by `ecgnet manifest`) of 240 training, 120 fold-9 and
+    120 fold-10 records trains as the same rows of the PTB-XL collection do (same seed): same fold-10 AUC."""
+    from conftest import TINY_CONFIG, _cache_dir
+
+    from ecgnet.config import parse_config
+    from ecgnet.data.collections import CollectionData, ptbxl_assignment, ptbxl_collection, read_manifest
+    from ecgnet.data.collections.make import ptbxl_manifest
+    from ecgnet.training.fit import train
+
+    monkeypatch.chdir(tmp_path)
+    native = ptbxl_collection(ptbxl_root, "superdiagnostic")
+    rng = np.random.default_rng(0)
+    rows = np.sort(np.concatenate([rng.choice(np.flatnonzero(np.isin(native.folds, fs)), n, replace=False)
+                                   for fs, n in (((1, 2, 3, 4, 5, 6, 7, 8), 240), ((9,), 120), ((10,), 120))]))
+    subset = native.subset(rows)
+    ptbxl_manifest(ptbxl_root, tmp_path / "all.csv", "superdiagnostic")  # every record, then the same rows
+    table = pd.read_csv(tmp_path / "all.csv", dtype=str, keep_default_na=False)
+    table.iloc[rows].to_csv(tmp_path / "m.csv", index=False)
+    manifest = read_manifest(tmp_path / "m.csv").load_signals(100, tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(np.asarray(manifest.signal), np.asarray(subset.load_signals(100, _cache_dir()).signal))
+    config = parse_config({**TINY_CONFIG, "data": {"task": "superdiagnostic"},
+                           "training": {**TINY_CONFIG["training"], "epochs": 2}}, "parity")
+    results = []
+    for name, c in (("manifest", manifest), ("collection", subset.load_signals(100, _cache_dir()))):
+        _, r = train(config, None, tmp_path / name, progress=False, n_boot=20,
+                     data=CollectionData(c, ptbxl_assignment(c.folds)))
+        results.append(r["test"]["macro_auc"]["value"])
+    assert abs(results[0] - results[1]) <= 0.002, results
