@@ -197,3 +197,19 @@ def test_cli_refuses_hostile_records_with_the_limit_and_prints_strict_json(tmp_p
 def test_cli_names_a_fifo_not_a_regular_file(tmp_path):
     result = _cli(fifo_signal(tmp_path))
     assert result.exit_code == 1 and "is not a regular file" in result.stderr and "missing" not in result.stderr
+
+
+@pytest.mark.parametrize("seconds, message", [(7200, r"over the limit of 3600 s \(max_seconds\)"),
+                                               (1000, r"X1\.mat holds \d+ bytes; the header's 500000 samples")])
+def test_a_mat_record_is_bounded_like_a_dat(tmp_path, seconds, message):
+    """Challenge .mat records (format 16 after a MAT header): the declared length is checked against the
+    budget, then against the file, before wfdb reads a sample."""
+    from test_records import write_challenge
+
+    path, _ = write_challenge(tmp_path, "X1", fs=500, seconds=2)
+    lines = path.read_text().splitlines()
+    fields = lines[0].split()
+    fields[3] = str(500 * seconds)
+    path.write_text("\n".join([" ".join(fields), *lines[1:]]) + "\n")
+    with pytest.raises(ECGNetError, match=message):
+        read_ecg(path, 500)
