@@ -64,6 +64,7 @@ def _upload(case: str, folder: Path) -> list:
 REFUSED = [name for name, (_, expected) in hostile.CASES.items() if expected == "refused"]
 
 
+@pytest.mark.slow  # starts a real server (10–20 s on a loaded machine); the readers' own tests are fast
 @pytest.mark.parametrize("case", REFUSED)
 def test_hostile_upload_is_refused_with_a_one_line_4xx(server, tmp_path, case):
     proc, url = server
