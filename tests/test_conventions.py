@@ -4,12 +4,14 @@
 * the scripts of ``benchmarks/`` and ``reports/`` run as modules from the repository root
   (``python -m benchmarks.bench_model``, ``python -m reports.levers.table``): packages, no ``sys.path``
   patching;
-* pip's build outputs are not committed by accident.
+* pip's build outputs are not committed by accident;
+* the README's and docs' links lead somewhere.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 from pathlib import Path
 
@@ -64,3 +66,16 @@ def test_build_outputs_are_ignored():
     if ignored.returncode == 128:
         pytest.skip("not a git checkout")
     assert ignored.stdout.split() == probe
+
+
+def test_links_of_the_readme_and_docs_resolve():
+    """Every relative link of README.md and docs/*.md names a file or folder of the repository."""
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(REPO)} → {target}")
+    assert not broken, "broken links:\n" + "\n".join(broken)

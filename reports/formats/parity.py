@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,11 +23,10 @@ from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import read_ecg
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.bundled import DEFAULT_MODEL
+from tests.ecg_writers import write_dicom, write_edf_pyedflib  # the independent writers the tests use
 
 HERE = Path(__file__).resolve().parent
 FORMATS_DIR = HERE.parents[2] / "shared" / "external" / "formats"
-sys.path.insert(0, str(HERE.parents[1] / "tests"))  # the independent writers the tests use
-from ecg_writers import write_dicom, write_edf_pyedflib  # noqa: E402
 
 
 def probabilities(result: dict) -> np.ndarray:
