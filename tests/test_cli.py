@@ -140,7 +140,7 @@ def test_predict_resample(cli, untrained_run, write_record):
     [res] = json.loads(result.stdout)
     assert res["record"] == str(path) and len(res["diagnoses"]) == 5
     assert all(d["positive"] is None for d in res["diagnoses"])  # an untrained run has no thresholds
-    assert res["warnings"] == ["resampled: 500 Hz → 100 Hz"] and res["positives"] == []
+    assert res["notes"] == ["resampled: 500 Hz → 100 Hz"] and res["warnings"] == [] and res["positives"] == []
 
 
 def test_predict_bad_sex(cli, untrained_run, write_record):
@@ -225,7 +225,7 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     out = json.loads(result.stdout)
     assert len(out) == 1  # a record named twice is diagnosed once
     res = out[0]
-    assert set(res) == {"record", "model", "seconds", "source_rate", "coverage", "metadata", "warnings",
+    assert set(res) == {"record", "model", "seconds", "source_rate", "coverage", "metadata", "warnings", "notes",
                         "amplitude_trusted", "quality", "diagnoses", "positives"}
     assert res["record"] == str(path) and res["model"] == "tiny_time" and res["warnings"] == []
     assert res["metadata"] == {}  # a time-only model uses no metadata

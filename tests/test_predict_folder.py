@@ -39,15 +39,15 @@ def test_folder_to_csv_with_a_broken_record(folder, untrained_run, tmp_path):
     assert result.exit_code == 1, result.output
     assert "Z0001.hea" in result.stderr and result.stderr.count("error:") == 1
     table = pd.read_csv(out, keep_default_na=False)
-    assert list(table.columns) == ["path", *(f"p_{c}" for c in CLASSES), "positives", "warnings", "seconds",
-                                   "coverage", "error"]
+    assert list(table.columns) == ["path", *(f"p_{c}" for c in CLASSES), "positives", "warnings", "notes",
+                                   "seconds", "coverage", "error"]
     assert [p.rsplit("/", 1)[-1] for p in table["path"]] == ["A0001.hea", "A0002.hea", "S0001.hea", "Z0001.hea"]
     ok, bad = table.iloc[:3], table.iloc[3]
     assert (ok["error"] == "").all() and "Z0001.hea" in bad["error"]
     assert ok[[f"p_{c}" for c in CLASSES]].map(lambda p: 0 <= float(p) <= 1).all().all()
     assert bad[[f"p_{c}" for c in CLASSES]].eq("").all()
     assert "3 segments of 10 s" in ok.iloc[1]["coverage"] and float(ok.iloc[1]["seconds"]) == 30
-    assert "resampled: 1000 Hz → 100 Hz" in ok.iloc[2]["warnings"]
+    assert "resampled: 1000 Hz → 100 Hz" in ok.iloc[2]["notes"] and "resampled" not in ok.iloc[2]["warnings"]
     assert "3 of 4 records diagnosed" in result.stdout
 
 
@@ -60,7 +60,7 @@ def test_a_long_record_is_the_average_of_its_10_second_segments(folder, untraine
     segments = [predictor.predict_signal(signal[:, s:s + 1000], predictor.metadata_vector()) for s in (0, 1000, 2000)]
     expected = dict(zip(predictor.classes, np.mean(segments, 0)))
     assert {d["class"]: d["probability"] for d in res["diagnoses"]} == pytest.approx(expected, abs=1e-4)
-    assert any(w.startswith("longer than 10 s") for w in res["warnings"])
+    assert any(n.startswith("longer than 10 s") for n in res["notes"]) and not res["warnings"]
 
 
 def test_untrusted_amplitude_gets_no_calls(tmp_path, untrained_run):

@@ -97,7 +97,7 @@ def test_predict_challenge_upload_matches_the_library(client, predictors, upload
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["prediction"] == expected(predictors["baseline_time"], record.with_suffix(".hea"))
-    assert "resampled: 500 Hz → 100 Hz" in body["prediction"]["warnings"]
+    assert "resampled: 500 Hz → 100 Hz" in body["prediction"]["notes"]
     signal = body["signal"]
     assert (signal["rate"], signal["source_rate"], signal["samples"]) == (100, 500, 1000)
     assert len(signal["mv"]) == 12 and all(len(lead) == 1000 for lead in signal["mv"])
@@ -152,6 +152,20 @@ def test_explain_attributions_and_fusion_modalities(client, upload_dir):
     assert "unknown class" in refused(client.post("/api/explain", files=files, data={"target": "XYZ"}))
     assert "either" in refused(client.post("/api/explain", data={"target": "NORM"}))
     assert list(upload_dir.iterdir()) == []
+
+
+@needs_samples
+@pytest.mark.parametrize("scope", ["best", "segment"])
+def test_a_long_record_names_the_segment_it_explains(client, scope):
+    """A 38 s record is explained on one of its 10 s segments: the answer names those 10 s, which hold
+    what was explained, so the page can show them (not the page the time happens to fall on)."""
+    files = files_of(SAMPLES / "ptb" / "S0001", ".hea", ".mat")
+    ex = client.post("/api/explain", files=files, data={"target": "MI", "steps": "4", "scope": scope}).json()
+    seg = ex["segment"]
+    assert seg["samples"] == 10 * ex["rate"] and 0 <= seg["start"] <= 3840 - seg["samples"]
+    assert seg["start"] <= ex["start"] and ex["start"] + ex["samples"] <= seg["start"] + seg["samples"]
+    if scope == "segment":
+        assert (ex["start"], ex["samples"]) == (seg["start"], seg["samples"])
 
 
 # --- bad uploads --------------------------------------------------------------------------------

@@ -147,3 +147,40 @@ def assert_drawn_svg(path: Path) -> None:
     paths = [e for e in root.iter() if e.tag.endswith("path")]
     leads = [e for e in paths if "lead-trace" in (e.get("class") or "")]
     assert len(leads) == 12 and all(len(e.get("d", "")) > 200 for e in leads)
+
+
+LONG = SAMPLES / "ptb" / "S0001"  # 38.4 s at 1000 Hz: four 10 s segments, the last starting at 28.4 s
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LONG.with_suffix(".hea").is_file(), reason=f"shared Challenge samples not found at {SAMPLES}")
+def test_a_long_record_shows_the_segment_it_explains_and_the_png_says_what_it_is(server, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+    page.set_input_files("#files", [str(LONG.with_suffix(".hea")), str(LONG.with_suffix(".mat"))])
+    page.wait_for_selector("tr.dx-row")
+    page.select_option("#scope", "segment")
+    page.locator("tr.dx-row").first.locator(".explain-btn").click()
+    page.wait_for_selector("svg#ecg-svg rect.attr", state="attached", timeout=120_000)
+    ex = page.evaluate("currentExplanation()")
+    t0 = ex["segment"]["start"] / ex["rate"]
+    assert (ex["start"], ex["samples"]) == (ex["segment"]["start"], ex["segment"]["samples"])
+    assert page.locator("#page-label").inner_text() == f"{t0:.1f}–{t0 + 10:.1f} s of 38.4 s"  # the page follows
+    header = page.evaluate("pngHeader()")
+    top = page.locator("tr.dx-row").first.get_attribute("data-class")
+    assert header[0].startswith("S0001.hea — model baseline_time")
+    assert header[1].startswith("25 mm/s · 10 mm/mV · 100 Hz") and f"{t0:.1f}–{t0 + 10:.1f} s" in header[1]
+    assert header[2].startswith("Diagnosis: ") and f"for {top}, {t0:.1f}–{t0 + 10:.1f} s" in header[3]
+    with page.expect_download() as download:
+        page.locator("#download-png").click()
+    assert_drawn_png(Path(download.value.path()))
+    import numpy as np
+    from PIL import Image
+
+    band = np.asarray(Image.open(download.value.path()).convert("L"), dtype=float)[:4 * 40]
+    assert (band < 80).mean() > 0.002  # the header's text is drawn above the paper
+    assert errors == [], errors
+    page.close()

@@ -401,7 +401,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
 def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.dat/.mat or record names), "
                                                  "folders (searched recursively) or PhysioNet RECORDS lists."),
             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
-            top: int = typer.Option(3, help="How many diagnoses to print per record."),
+            top: int = typer.Option(3, help="How many diagnoses to print per record (every positive is "
+                                    "printed, then the most probable others up to this many)."),
             resample: bool = typer.Option(False, help="Resample records not at the model's rate."),
             age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the header's #Age)."),
             sex: Optional[str] = typer.Option(None, help="male or female (default: the header's #Sex)."),
@@ -417,22 +418,24 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
                                                "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
             max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
             progress: bool = ProgressOpt):
-    """Diagnose your own ECGs: the top diagnoses with their probabilities, and the reader's warnings.
+    """Diagnose your own ECGs: every positive diagnosis and the most probable others, with probabilities and
+    fold-9 thresholds, the reader's warnings (what may make a result wrong) and notes (routine steps).
 
     Exit status: 0 when every record was diagnosed, 1 when any could not be (each is named on stderr
     and has its error on its CSV row), 2 for a usage error (bad option, model or no records).
     """
-    from ecgnet.inference.batch import predict_many, write_results_csv
     from ecgnet.data.collect import find_records
-    from ecgnet.inference.predictor import Predictor
 
-    predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
-    metadata = dict(age=age, sex=sex, height=height, weight=weight)
-    check_patient(**metadata)  # inf, nan, -1, 1e9: a usage error (exit 2), not a diagnosis
-    predictor.metadata_vector(**metadata)  # bad options are a usage error, not one per record
-    headers = find_records(records)
+    headers = find_records(records)  # usage errors (no records, bad options) before torch and the model load
     if not headers:
         raise ECGNetError(f"no WFDB records (.hea) found in {', '.join(map(str, records))}")
+    from ecgnet.inference.batch import predict_many, summary, write_results_csv
+    from ecgnet.inference.predictor import Predictor, check_sex
+
+    check_sex(sex)
+    metadata = dict(age=age, sex=sex, height=height, weight=weight)
+    check_patient(**metadata)  # inf, nan, -1, 1e9: a usage error (exit 2), not a diagnosis
+    predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
     results = predict_many(predictor, headers, resample=resample, progress=progress and not as_json,
                            limits=_read_limits(max_seconds, max_signals, max_values),
                            on_error=lambda _, msg: err.print(f"[bold red]error:[/] {escape(msg)}",
@@ -443,10 +446,15 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
     if as_json:
         print(strictjson.dumps(results, indent=2))  # no NaN/Infinity: strict JSON
     elif out and len(results) > 1:
-        warned = sum(bool(r.get("warnings")) for r in results if "error" not in r)
-        console.print(f"{len(results) - failed} of {len(results)} records diagnosed ({warned} with warnings, "
-                      f"{failed} failed) → [bold]{escape(str(out))}[/]")
-    else:
+        s = summary(results)
+        kinds = "; ".join(f"{k}: {n}" for k, n in s["warnings"].items())
+        console.print(f"{s['diagnosed']} of {s['records']} records diagnosed ({s['with_warnings']} with warnings"
+                      f"{' — ' + escape(kinds) if kinds else ''}; {s['failed']} failed) → [bold]{escape(str(out))}[/]",
+                      highlight=False)
+    elif failed < len(results):  # the header line only above results
+        rule = f"calibrated probability ≥ the class's threshold of site profile '{escape(site)}'" if site else \
+            "probability ≥ the class's fold-9 threshold" if predictor.thresholds else "none (the run has no thresholds)"
+        console.print(f"[dim]model {escape(predictor.describe())}; positive: {rule}[/]", highlight=False)
         for res in (r for r in results if "error" not in r):
             _print_diagnoses(res, top)
     if failed:
@@ -454,15 +462,23 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
 
 
 def _print_diagnoses(res: dict, top: int) -> None:
+    from ecgnet.inference.predictor import shown_diagnoses
+
     console.print(f"[bold]{escape(res['record'])}[/]")
+    for n in res.get("notes", []):
+        console.print(f"  [dim]note: {escape(n)}[/]", highlight=False)
     for w in res["warnings"]:
         console.print(f"  [yellow]warning:[/] {escape(w)}", highlight=False)
     flagged = [f"{q['lead']} {'/'.join(q['flags'])}" for q in res.get("quality", []) if q["flags"]]
     if flagged:  # per-lead signal quality (ecgnet.data.quality)
         console.print(f"  [yellow]quality:[/] {escape(', '.join(flagged))}", highlight=False)
-    for d in res["diagnoses"][:top]:
-        flag = "[green]positive[/]" if d["positive"] else ""
-        console.print(f"  {d['class']:<6} {d['probability']:.3f}  {escape(d['description'])}  {flag}")
+    for d in shown_diagnoses(res, top):
+        call = {True: "positive", False: "negative", None: ""}[d["positive"]]
+        threshold = "" if d["threshold"] is None else \
+            f"{ {True: '≥', False: '<', None: 'thr'}[d['positive']]} {d['threshold']:.3f}"
+        console.print(f"  {d['class']:<6} {d['probability']:.3f}  {threshold:<9} "
+                      f"{call:<8}  {escape(d['description'])}".replace("positive", "[green]positive[/]"),
+                      highlight=False)
 
 
 @app.command()

@@ -11,10 +11,10 @@ that is not a regular file inside the record's folder or too short for the sampl
 announces, a FLAC stream holding fewer, a sampling rate outside 10 Hz–100 kHz, or more samples × signals
 than the budget is refused, so a hostile record cannot make the reader allocate more than the budget
 (fuzzed: ``tests/fuzzing.py``; hostile corpus: ``tests/hostile.py``).
-What is readable but questionable becomes a warning beside the signal:
+What the reader did as a matter of routine is a note, what is readable but questionable a warning:
 
-- informational: the record was resampled, is longer than 10 s, or its header had a release quirk
-  that was read in its unambiguous sense (a record line naming ``E00015.mat``);
+- notes (``ECGRecord.notes``): the record was resampled, or its header had a release quirk that was read
+  in its unambiguous sense (a record line naming ``E00015.mat``);
 - **amplitude** warnings (``ECGRecord.amplitude_trusted`` is False): gain 0 (WFDB's "uncalibrated";
   read at WFDB's default 200 ADU/mV), every lead with the same range (a per-lead normalised signal),
   a median lead range outside 0.3–12 mV, or a flat lead. The bounds hold every record of PTB-XL's
@@ -64,6 +64,7 @@ class ECGRecord:
     statements: list[str] = field(default_factory=list)  # the device's own interpretation; never a model input
     patient: dict = field(default_factory=dict)  # what the file says of the patient/acquisition (id, name, date …)
     quality: list[LeadQuality] | None = None  # per-lead flags (ecgnet.data.quality); None: measured on ``signal``
+    notes: list[str] = field(default_factory=list)  # routine, not a concern: "resampled: 500 Hz → 100 Hz" …
 
     def __post_init__(self):
         if self.quality is None and self.signal.ndim == 2 and self.signal.shape == (len(LEADS), self.signal.shape[1]) \
@@ -88,8 +89,9 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     ``limits``: what the reader agrees to decode."""
     header = header_path(path)
     warnings: list[str] = []
+    notes: list[str] = []
     raw = read_header_bytes(header, limits)  # the header's text, read once for the checks wfdb does not make
-    rec = _read_wfdb(header, raw, warnings, limits)
+    rec = _read_wfdb(header, raw, notes, limits)
     if rec.checksum is not None and not _checksums_match(rec):
         raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
     names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
@@ -124,7 +126,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
             raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate:g} Hz "
                               "(pass --resample to resample it)")
         signal = resample_signal(signal, rec.fs, sampling_rate)
-        warnings.append(f"resampled: {rec.fs:g} Hz → {sampling_rate:g} Hz")
+        notes.append(f"resampled: {rec.fs:g} Hz → {sampling_rate:g} Hz")
     with np.errstate(over="ignore"):
         out = np.ascontiguousarray(signal, dtype=np.float32)
     if not np.isfinite(out).all():  # a gain like 1e-40/mV: finite in float64, infinite in float32
@@ -132,7 +134,8 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     warnings += problems
     age, sex = header_demographics(rec.comments or [])
     return ECGRecord(header, out, float(sampling_rate), float(rec.fs),
-                     warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []), quality=quality)
+                     warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []), quality=quality,
+                     notes=notes)
 
 
 def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
@@ -147,9 +150,9 @@ def _listed(names: list[str], most: int = 12) -> str:
     return ", ".join(shown) + (f" … ({len(names) - most} more)" if len(names) > most else "")
 
 
-def _read_wfdb(header: Path, raw: bytes, warnings: list[str], limits: ReadLimits) -> wfdb.Record:
+def _read_wfdb(header: Path, raw: bytes, notes: list[str], limits: ReadLimits) -> wfdb.Record:
     """wfdb's digital read (``raw``: the header's bytes); a record line naming its file (``E00015.mat``) is
-    read as the record name."""
+    read as the record name (and said in ``notes``)."""
     name = header.with_suffix("")
     try:
         return _checked_rdrecord(name, raw, header, limits)
@@ -170,7 +173,7 @@ def _read_wfdb(header: Path, raw: bytes, warnings: list[str], limits: ReadLimits
             raise
         except Exception as e:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
-    warnings.append(f"header quirk: the record line names '{header_lines(raw)[0].split()[0]}'; "
+    notes.append(f"header quirk: the record line names '{header_lines(raw)[0].split()[0]}'; "
                     f"read as record '{name.name}'")
     return rec
 

@@ -4,7 +4,8 @@ FILE.csv``); arrays of records → probabilities (:func:`predict_proba`, what ev
 A record file that cannot be read or scored gets a row with its error; it never stops the others.
 
 CSV columns: ``path``, ``p_<class>`` for every class, ``positives`` (classes at or above their fold-9
-threshold, ``;``-separated; empty when none or when calls were withheld), ``warnings`` (``;``-separated),
+threshold, ``;``-separated; empty when none or when calls were withheld), ``warnings`` (what may make the
+result wrong, ``;``-separated), ``notes`` (routine: resampled, a long record's covering; ``;``-separated),
 ``seconds``, ``coverage``, ``error`` (empty when the record was diagnosed).
 """
 
@@ -61,9 +62,24 @@ def results_table(results: list[dict], classes: list[str]):
         probs = {d["class"]: d["probability"] for d in r.get("diagnoses", [])}
         rows.append({"path": r["record"], **{f"p_{c}": probs.get(c) for c in classes},
                      "positives": ";".join(r.get("positives", [])), "warnings": ";".join(r.get("warnings", [])),
-                     "seconds": r.get("seconds"), "coverage": r.get("coverage", ""), "error": r.get("error", "")})
-    return pd.DataFrame(rows, columns=["path", *(f"p_{c}" for c in classes), "positives", "warnings",
+                     "notes": ";".join(r.get("notes", [])), "seconds": r.get("seconds"),
+                     "coverage": r.get("coverage", ""), "error": r.get("error", "")})
+    return pd.DataFrame(rows, columns=["path", *(f"p_{c}" for c in classes), "positives", "warnings", "notes",
                                        "seconds", "coverage", "error"])
+
+
+def summary(results: list[dict]) -> dict:
+    """Counts of a batch: records, diagnosed, failed, with warnings, with notes only (routine), and each
+    warning's kind (its text up to the first colon) with how many records have it."""
+    done = [r for r in results if "error" not in r]
+    kinds: dict[str, int] = {}
+    for r in done:
+        for kind in dict.fromkeys(w.split(":")[0] for w in r.get("warnings", [])):
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return {"records": len(results), "diagnosed": len(done), "failed": len(results) - len(done),
+            "with_warnings": sum(bool(r.get("warnings")) for r in done),
+            "with_notes_only": sum(bool(r.get("notes")) and not r.get("warnings") for r in done),
+            "warnings": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
 
 
 def write_results_csv(path: Path, results: list[dict], classes: list[str]) -> None:

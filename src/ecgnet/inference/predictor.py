@@ -1,5 +1,6 @@
 """Diagnose one's own records with a run: probabilities per class, ranked, with the fold-9 thresholds
-saying which count as positive, and the reader's warnings beside them.
+saying which count as positive, and beside them the reader's warnings (what may make the result wrong:
+amplitudes, leads) and notes (what was done as a matter of routine: resampled, a long record's covering).
 
 A :class:`Predictor` is a run and an engine (:mod:`ecgnet.inference.engines`), both fixed when it is made;
 records of any length are covered as :mod:`ecgnet.inference.windows` says.
@@ -27,6 +28,19 @@ from ecgnet.runs.directory import Run
 _SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
+
+
+def check_sex(sex) -> None:
+    if sex is not None and str(sex).lower() not in _SEX:
+        raise ECGNetError(f"--sex must be male or female, not '{sex}'")
+
+
+def shown_diagnoses(result: dict, top: int) -> list[dict]:
+    """What a short listing shows of a result: every positive class, then the most probable of the others
+    until ``top`` are shown (positives are never cut, whatever ``top``)."""
+    positives = [d for d in result["diagnoses"] if d["positive"]]
+    others = [d for d in result["diagnoses"] if not d["positive"]]
+    return positives + others[:max(0, top - len(positives))]
 SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
 
@@ -60,10 +74,13 @@ class Predictor:
     thresholds = property(lambda self: self.profile.thresholds if self.profile else self.run.thresholds)
     uses_metadata = property(lambda self: self.run.uses_metadata)
 
+    def describe(self) -> str:
+        """The model in one line: run name, engine and the weights' SHA-256 prefix."""
+        return f"{self.info.get('name') or self.run_dir.name} ({self.engine_name}, weights {self.run.weights_sha256[:12]})"
+
     def metadata_vector(self, age=None, sex=None, height=None, weight=None) -> np.ndarray:
         """The 8 metadata features, scaled as in training; unknown values are flagged missing."""
-        if sex is not None and str(sex).lower() not in _SEX:
-            raise ECGNetError(f"--sex must be male or female, not '{sex}'")
+        check_sex(sex)
         raw = np.array([np.nan if age is None else min(float(age), 90.0),
                         np.nan if sex is None else _SEX[str(sex).lower()],
                         np.nan if height is None else float(height), np.nan if weight is None else float(weight)])
@@ -106,9 +123,9 @@ class Predictor:
                 probs = self.profile.calibrate(probs)
         except ECGNetError as e:
             raise ECGNetError(f"{record.path}: {e}") from None
-        warnings = list(record.warnings)
+        warnings, notes = list(record.warnings), list(getattr(record, "notes", []))
         if record.seconds > SECONDS + 0.5 / self.rate:
-            warnings.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
+            notes.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
         calls = self.thresholds if self.thresholds and record.amplitude_trusted else None
         if self.thresholds and not record.amplitude_trusted:
             warnings.append(WITHHELD)
@@ -119,7 +136,7 @@ class Predictor:
                       "positive": None if calls is None else bool(p >= calls[c])} for c, p in ranked]
         return {"record": str(record.path), "model": self.info["name"], "seconds": round(record.seconds, 2),
                 "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
-                "metadata": used, "warnings": warnings, "amplitude_trusted": record.amplitude_trusted,
+                "metadata": used, "warnings": warnings, "notes": notes, "amplitude_trusted": record.amplitude_trusted,
                 "quality": [q.to_dict() for q in record.quality or []],
                 "diagnoses": diagnoses, "positives": [d["class"] for d in diagnoses if d["positive"]]}
 

@@ -6,7 +6,8 @@ fusion models each modality's share — computed on demand with a bounded cost.
   (the one with the highest logit, as the library does); ``scope="segment"`` explains every window of
   the 10 s segment holding it and averages the overlaps, so the whole page is coloured. Cost: windows
   × ``n_steps`` forward + backward passes of one window; ``n_steps`` is clipped to
-  :attr:`ExplainLimits.max_steps` and a segment has at most 10 s / stride windows.
+  :attr:`ExplainLimits.max_steps` and a segment has at most 10 s / stride windows. ``segment`` names the
+  10 s the page should show: the segment explained, or (``best``) the 10 s segment holding the window.
 - **Modalities** (models with more than one that can drop them, see
   :func:`ecgnet.explain.ablation.droppable`): the class's probability for this record with each
   modality missing (the model's own ``drop``, scored by the same :class:`~ecgnet.inference.predictor.Predictor`
@@ -59,11 +60,14 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     window = predictor.window or segment  # whole-segment models are explained one 10 s segment at a time
     stride = predictor.stride if predictor.window else segment
     best = best_window(model, signal, meta, k, window, stride)
+    seg = max(s for s in predictor.segments(signal.shape[-1]) if s <= best)
+    length = min(segment, signal.shape[-1] - seg)
     if scope == "best":
         starts = [best]
+        if best + window > seg + length:  # a window across two segments: the 10 s that end with it
+            seg = max(0, min(best + window, signal.shape[-1]) - segment)
+            length = min(segment, signal.shape[-1] - seg)
     else:
-        seg = max(s for s in predictor.segments(signal.shape[-1]) if s <= best)
-        length = min(segment, signal.shape[-1] - seg)
         starts = [seg + s for s in window_starts(length, window, stride)]
     span_start, span_end = starts[0], min(starts[-1] + window, signal.shape[-1])
     total = np.zeros((signal.shape[0], span_end - span_start))
@@ -82,6 +86,7 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     scale = float(np.abs(values).max()) or 1.0
     return {"class": target, "method": METHOD, "n_steps": steps, "scope": scope, "rate": predictor.rate,
             "start": span_start, "samples": span_end - span_start, "max_abs": scale,
+            "segment": {"start": seg, "samples": length},  # what the page shows (samples at ``rate``)
             "values": np.round(values / scale, 3).tolist(),  # in units of max_abs (logit units)
             "windows": windows, "modalities": modality_contributions(predictor, signal, meta, k)}
 

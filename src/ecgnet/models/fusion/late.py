@@ -20,8 +20,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from ecgnet.models.fusion.branches import DroppableModalities
@@ -43,6 +41,8 @@ class Member(NamedTuple):
 def _stack_class(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     """(weights, bias) of one class's logistic regression on the members' logits ``z`` (records, members);
     with only one label value present, the plain mean of the members' logits."""
+    from sklearn.linear_model import LogisticRegression  # fitting only: not on predict's import path
+
     if y.min() == y.max():
         return np.full(z.shape[1], 1.0 / z.shape[1]), 0.0
     lr = LogisticRegression(C=1.0, max_iter=1000).fit(z, y)
@@ -52,6 +52,8 @@ def _stack_class(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
 def cross_fitted_logits(z: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
     """(records, classes) out-of-fold stacked logits: each record scored by stacks fitted without it
     (stratified per class; a class with fewer than 2 positives or negatives gets the members' mean)."""
+    from sklearn.model_selection import StratifiedKFold
+
     out = z.mean(1)
     for c in range(y.shape[1]):
         k = int(min(folds, y[:, c].sum(), (1 - y[:, c]).sum()))

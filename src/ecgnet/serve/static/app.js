@@ -102,7 +102,8 @@ async function explain(cls) {
   state.explainClass = cls;
   state.overlay = true;
   const ex = state.explanations[key];
-  state.page = Math.floor(ex.start / ex.rate / PAGE_S);  // show the explained part
+  // show the 10 s that were explained (a long record's segments need not start on a page boundary)
+  state.page = (ex.segment ? ex.segment.start : ex.start) / ex.rate / PAGE_S;
   render();
   if (state.layout === "12") $("paper").scrollLeft = Math.max(0, (LEFT + ex.start / ex.rate * MM_PER_S) * state.pxPerMm - 60);
 }
@@ -146,7 +147,8 @@ function renderRecord(p) {
   const flagged = (p.quality || []).filter((q) => q.flags.length);
   if (p.quality) facts.push(["signal quality", flagged.length ? flagged.map((q) => `${q.lead}: ${q.flags.join(", ")}`).join(" · ") : "no lead flagged"]);
   $("record-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {text: k}), el("dd", {text: v})]));
-  $("warnings").replaceChildren(...p.warnings.map((w) => el("li", {class: "warning", text: w})));
+  $("warnings").replaceChildren(...p.warnings.map((w) => el("li", {class: "warning", text: w})),
+                                ...(p.notes || []).map((n) => el("li", {class: "routine", text: `note: ${n}`})));
 }
 
 function renderDiagnoses(p, reference) {
@@ -237,13 +239,21 @@ function renderPlot() {
   state.page = Math.min(Math.max(0, state.page), pages - 1);
   const paged = state.layout === "3x4";
   $("pager").hidden = !paged || pages < 2;
-  $("page-label").textContent = `${state.page * PAGE_S}–${Math.min(seconds, (state.page + 1) * PAGE_S).toFixed(1)} s of ${seconds.toFixed(1)} s`;
+  $("page-label").textContent = shownSpan();
   const svg = paged ? draw3x4(sig, state.page * PAGE_S) : drawStrips(sig);
   const paper = $("paper");
   if (!state.pxPerMm) state.pxPerMm = Math.max(2, Math.min(6, (paper.clientWidth - 2) / svg.width));
   paper.innerHTML = svg.markup(state.pxPerMm);
   $("caption").textContent = `25 mm/s · 10 mm/mV · 1 mm and 5 mm grid · ${sig.rate} Hz as the model sees it` +
     ` · lead offsets removed for display · calibration pulse 1 mV` + (paged ? "" : " · scroll sideways for time");
+}
+
+// The seconds of the record on the paper, in words (the 3×4 layout shows 10 s from state.page × 10 s).
+function shownSpan() {
+  const sig = state.result.signal, seconds = sig.samples / sig.rate;
+  if (state.layout !== "3x4") return `0–${seconds.toFixed(1)} s of ${seconds.toFixed(1)} s`;
+  const t0 = state.page * PAGE_S;
+  return `${t0.toFixed(1)}–${Math.min(seconds, t0 + PAGE_S).toFixed(1)} s of ${seconds.toFixed(1)} s`;
 }
 
 function medians(mv) {
@@ -384,16 +394,37 @@ function svgText() {
   return new XMLSerializer().serializeToString($("ecg-svg"));
 }
 
+// What a PNG carries above the paper, so that it stands alone: the record and model, the scale and the
+// part shown, the diagnosis (positive classes with probability and threshold) and the overlay, if any.
+function pngHeader() {
+  const p = state.result.prediction, sig = state.result.signal, ex = currentExplanation();
+  const positives = p.diagnoses.filter((d) => d.positive).map((d) => `${d.class} ${d.probability.toFixed(2)} (≥ ${d.threshold.toFixed(2)})`);
+  const calls = p.diagnoses.some((d) => d.positive === null) ? "no positive/negative calls (see the warnings)"
+    : positives.length ? `positive: ${positives.join(", ")}` : "no class above its threshold";
+  const lines = [`${p.record} — model ${p.model}`,
+    `25 mm/s · 10 mm/mV · ${sig.rate} Hz · ${shownSpan()}`, `Diagnosis: ${calls}`];
+  if (ex && state.overlay) {
+    lines.push(`Overlay: ${ex.method.split(" (")[0]} for ${ex.class}, ${(ex.start / ex.rate).toFixed(1)}–${((ex.start + ex.samples) / ex.rate).toFixed(1)} s`);
+  }
+  return lines;
+}
+
 function downloadPng() {
   const svg = $("ecg-svg"), scale = 8 / state.pxPerMm;  // 8 px per mm ≈ 200 dpi
   const w = Math.round(svg.width.baseVal.value * scale), h = Math.round(svg.height.baseVal.value * scale);
+  const lines = pngHeader(), lineH = 40, head = lines.length * lineH + 16;
   const image = new Image();
   image.onload = () => {
-    const canvas = el("canvas", {width: w, height: h});
+    const canvas = el("canvas", {width: w, height: h + head});
     const ctx = canvas.getContext("2d");
     ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, w, h);
-    ctx.drawImage(image, 0, 0, w, h);
+    ctx.fillRect(0, 0, w, h + head);
+    ctx.fillStyle = "#1f2933";
+    lines.forEach((line, i) => {
+      ctx.font = `${i === 0 ? "600 " : ""}28px Helvetica, Arial, sans-serif`;
+      ctx.fillText(line, 24, 12 + (i + 1) * lineH - 10, w - 48);
+    });
+    ctx.drawImage(image, 0, head, w, h);
     canvas.toBlob((blob) => save(blob, `${baseName()}.png`), "image/png");
   };
   image.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText());
@@ -443,8 +474,8 @@ function wire() {
   $("source").addEventListener("submit", (e) => e.preventDefault());
   $("model").addEventListener("change", diagnose);
   $("layout").addEventListener("change", (e) => { state.layout = e.target.value; state.pxPerMm = null; renderPlot(); });
-  $("prev-page").addEventListener("click", () => { state.page -= 1; renderPlot(); });
-  $("next-page").addEventListener("click", () => { state.page += 1; renderPlot(); });
+  $("prev-page").addEventListener("click", () => { state.page = Math.ceil(state.page) - 1; renderPlot(); });
+  $("next-page").addEventListener("click", () => { state.page = Math.floor(state.page) + 1; renderPlot(); });
   $("zoom-in").addEventListener("click", () => zoom(1.25));
   $("zoom-out").addEventListener("click", () => zoom(0.8));
   $("zoom-fit").addEventListener("click", () => zoom(null));
