@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.records import ECGRecord, read_ecg
+from ecgnet.data.readers import read_ecg_any
+from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
 from ecgnet.inference import windows
@@ -28,6 +29,8 @@ from ecgnet.runs.directory import Run
 _SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
+LEAD_NAMES = tuple({"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}.get(lead, lead) for lead in LEADS)  # as clinicians write them
+SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
 
 def check_sex(sex) -> None:
@@ -41,7 +44,6 @@ def shown_diagnoses(result: dict, top: int) -> list[dict]:
     positives = [d for d in result["diagnoses"] if d["positive"]]
     others = [d for d in result["diagnoses"] if not d["positive"]]
     return positives + others[:max(0, top - len(positives))]
-SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
 
 class Predictor:
@@ -138,9 +140,12 @@ class Predictor:
                 "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
                 "metadata": used, "warnings": warnings, "notes": notes, "amplitude_trusted": record.amplitude_trusted,
                 "quality": [q.to_dict() for q in record.quality or []],
+                # what the file is and what its device said (never a model input: shown beside ECGNet's diagnosis)
+                "format": record.format, "leads": list(LEAD_NAMES), "derived_leads": list(record.derived_leads),
+                "statements": list(record.statements),
                 "diagnoses": diagnoses, "positives": [d["class"] for d in diagnoses if d["positive"]]}
 
     def predict_file(self, path: str | Path, resample: bool = False, limits: ReadLimits = DEFAULT_LIMITS,
                      **metadata) -> dict:
         """Read ``path`` within ``limits`` (:mod:`ecgnet.data.limits`) and diagnose it."""
-        return self.predict_record(read_ecg(path, self.rate, resample=resample, limits=limits), **metadata)
+        return self.predict_record(read_ecg_any(path, self.rate, resample=resample, limits=limits), **metadata)

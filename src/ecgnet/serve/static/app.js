@@ -143,6 +143,9 @@ function renderRecord(p) {
     ["model sees", p.coverage],
     ["metadata used", Object.keys(p.metadata).length ? Object.entries(p.metadata).map(([k, v]) => `${k} ${v}`).join(", ") : "none"],
   ];
+  if (p.format) facts.push(["format", p.format + (p.derived_leads && p.derived_leads.length ? ` (derived: ${p.derived_leads.join(", ")})` : "")]);
+  // the device's own interpretation, beside ECGNet's (never a model input)
+  if (p.statements && p.statements.length) facts.push(["device's interpretation", p.statements.join(" · ")]);
   // per-lead signal quality (ecgnet.data.quality): the flagged leads and their flags, or that none is
   const flagged = (p.quality || []).filter((q) => q.flags.length);
   if (p.quality) facts.push(["signal quality", flagged.length ? flagged.map((q) => `${q.lead}: ${q.flags.join(", ")}`).join(" · ") : "no lead flagged"]);
