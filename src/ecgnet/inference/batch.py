@@ -6,7 +6,8 @@ A record file that cannot be read or scored gets a row with its error; it never 
 CSV columns: ``path``, ``p_<class>`` for every class, ``positives`` (classes at or above their fold-9
 threshold, ``;``-separated; empty when none or when calls were withheld), ``warnings`` (what may make the
 result wrong, ``;``-separated), ``notes`` (routine: resampled, a long record's covering; ``;``-separated),
-``seconds``, ``coverage``, ``error`` (empty when the record was diagnosed).
+``seconds``, ``coverage``, ``format`` (wfdb, muse-xml, …), ``statements`` (the device's own interpretation,
+``;``-separated; never a model input), ``error`` (empty when the record was diagnosed).
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def results_table(results: list[dict], classes: list[str]):
         rows.append({"path": r["record"], **{f"p_{c}": probs.get(c) for c in classes},
                      "positives": ";".join(r.get("positives", [])), "warnings": ";".join(r.get("warnings", [])),
                      "notes": ";".join(r.get("notes", [])), "seconds": r.get("seconds"),
-                     "coverage": r.get("coverage", ""), "error": r.get("error", "")})
+                     "coverage": r.get("coverage", ""), "format": r.get("format", ""),
+                     "statements": ";".join(r.get("statements", [])), "error": r.get("error", "")})
     return pd.DataFrame(rows, columns=["path", *(f"p_{c}" for c in classes), "positives", "warnings", "notes",
-                                       "seconds", "coverage", "error"])
+                                       "seconds", "coverage", "format", "statements", "error"])
 
 
 def summary(results: list[dict]) -> dict:
