@@ -77,6 +77,18 @@ def test_edf_written_by_edfio_with_patient_fields(tmp_path):
     assert rec.sex == "female" and rec.age == 69 and rec.patient["id"] == "E-5"
 
 
+def test_bdf_written_by_edfio(tmp_path):
+    import edfio
+
+    x = ecg(500)
+    signals = [edfio.BdfSignal(x[i], sampling_frequency=500, label=f"ECG {n}", physical_dimension="mV",
+                               physical_range=(-10, 10)) for i, n in enumerate(NAMES)]
+    edfio.Bdf(signals).write(tmp_path / "e.bdf")
+    assert detect(tmp_path / "e.bdf") == "edf"
+    rec = read_source(tmp_path / "e.bdf")
+    assert rec.source_rate == 500 and np.abs(rec.signal - x).max() < 1e-4  # 24 bits
+
+
 def test_edf_malformed(tmp_path):
     x = ecg(500)
     path = write_edf_pyedflib(tmp_path / "e.edf", x)

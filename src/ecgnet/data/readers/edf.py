@@ -54,7 +54,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     if size < need:
         raise ECGNetError(f"{path}: {size} bytes, the header declares {need} ({n_records} records): truncated")
     try:
-        rec = (edfio.read_bdf if bdf else edfio.read_edf)(path, lazy_load_data=True)
+        rec = edfio.read_bdf(path) if bdf else edfio.read_edf(path, lazy_load_data=True)  # sizes checked above
     except Exception as e:  # edfio raises ValueError and others for malformed headers
         raise ECGNetError(f"{path}: cannot be read as {'BDF' if bdf else 'EDF'} ({type(e).__name__}: {e})") from e
     rates, leads, warnings = set(), {}, []
