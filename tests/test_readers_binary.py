@@ -39,6 +39,19 @@ def test_dicom_written_by_pydicom(tmp_path, sop):
     assert other == any("SOP class" in m for m in rec.warnings + list(getattr(rec, "notes", [])))
 
 
+def test_dicom_without_preamble(tmp_path):
+    import pydicom
+
+    x = ecg(500)
+    ds = pydicom.dcmread(write_dicom(tmp_path / "e.dcm", x))
+    ds.preamble = None
+    del ds.file_meta  # the bare data set: no preamble, no "DICM", no file meta group
+    ds.save_as(tmp_path / "bare", enforce_file_format=False, implicit_vr=False, little_endian=True)
+    assert (tmp_path / "bare").read_bytes()[128:132] != b"DICM"
+    assert detect(tmp_path / "bare") == "dicom"
+    assert np.abs(read_source(tmp_path / "bare").signal - x).max() < 0.002
+
+
 def test_dicom_8_leads_and_malformed(tmp_path):
     x = ecg(500)
     rec = read_source(write_dicom(tmp_path / "eight.dcm", x, leads=["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]))

@@ -45,7 +45,7 @@ def detect(path: str | Path) -> str:
         raise ECGNetError(f"{path}: cannot be read ({e.strerror or e})") from e
     if not head:
         raise ECGNetError(f"{path}: an empty file. ECGNet reads {READ}")
-    if head[128:132] == b"DICM":
+    if head[128:132] == b"DICM" or _dicom_without_preamble(head):
         return "dicom"
     if head[:8] == b"0       " or head[:8] == b"\xffBIOSEMI":
         return "edf"
@@ -77,6 +77,12 @@ def _wfdb_header(path: Path) -> Path | None:
     record = next((ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), "")
     fields = record.split()
     return header if len(fields) >= 2 and re.fullmatch(r"\d+", fields[1]) else None
+
+
+def _dicom_without_preamble(head: bytes) -> bool:
+    """A DICOM data set written without the 128-byte preamble and ``DICM``: it starts with a group 0002 or
+    0008 element in explicit-VR little endian (two upper-case letters after the tag)."""
+    return head[:2] in (b"\x02\x00", b"\x08\x00") and len(head) > 8 and head[4:6].isalpha() and head[4:6].isupper()
 
 
 def _is_scp(head: bytes) -> bool:

@@ -46,11 +46,12 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
     from pydicom.errors import InvalidDicomError
 
     path = Path(path)
-    check_file(path, limits)
+    data = check_file(path, limits)
     try:
         # from memory (the file is within max_file_bytes): pydicom reads an element of the length it declares,
-        # and from a file that length (up to 4 GiB) is allocated even past the end; a BytesIO gives what is there
-        ds = pydicom.dcmread(io.BytesIO(path.read_bytes()))
+        # and from a file that length (up to 4 GiB) is allocated even past the end; a BytesIO gives what is there.
+        # force: a data set written without its 128-byte preamble and "DICM" (detect.py recognises it)
+        ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as e:
         raise ECGNetError(f"{path}: cannot be read as DICOM, truncated or damaged ({type(e).__name__}: {e})") from e
     groups = ds.get("WaveformSequence")
