@@ -14,6 +14,7 @@ import math
 from ecgnet.errors import ECGNetError
 
 RANGES = {"age": (0.0, 130.0, "years"), "height": (20.0, 260.0, "cm"), "weight": (0.5, 500.0, "kg")}
+PTBXL_OVER_89 = 300.0  # PTB-XL's code for an age over 89 (read as 90 by the models), accepted as such
 SEXES = ("male", "female")
 
 
@@ -34,9 +35,12 @@ def check_patient(age=None, sex=None, height=None, weight=None) -> dict:
             number = float(value)
         except (TypeError, ValueError):
             raise PatientError(f"{name} must be a number of {unit}, not {str(value)[:20]!r}") from None
+        if name == "age" and number == PTBXL_OVER_89:
+            continue
         if not math.isfinite(number) or not low <= number <= high:
             raise PatientError(f"{name} {str(value)[:20]} is not a plausible {name} "
-                               f"(a finite number of {unit} in {low:g}–{high:g})")
+                               f"(a finite number of {unit} in {low:g}–{high:g}"
+                               + (", or PTB-XL's 300 for over 89)" if name == "age" else ")"))
     if sex is not None and str(sex).lower() not in SEXES:
         raise PatientError(f"sex must be male or female, not {str(sex)[:20]!r}")
     return {**values, "sex": sex}
