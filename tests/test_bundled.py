@@ -98,3 +98,15 @@ def test_bundled_models_give_their_committed_fold10_predictions(name, ptbxl_supe
     assert sorted(row) == sorted(map(int, ids))
     np.testing.assert_allclose(got[[row[int(e)] for e in ids]], expected, rtol=0, atol=1e-6)
 
+
+def test_the_bundled_ensemble_loads_from_anywhere(tmp_path, monkeypatch):
+    """The greedy ensemble is one folder: copied away from every other run, it still loads (its members
+    are described inside it, their weights in its model.safetensors)."""
+    from ecgnet.runs import load_run
+
+    copy = tmp_path / "elsewhere" / "greedy"
+    shutil.copytree(bundled_root() / "ensemble_greedy", copy)
+    monkeypatch.chdir(tmp_path)
+    model, config, info = load_run(copy)
+    assert list(model.members) == list(config.model.params["members"]) and len(model.members) == 8
+    assert info["name"] == "ensemble_greedy"
