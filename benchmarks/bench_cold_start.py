@@ -1,7 +1,8 @@
 """Cold start of the ``ecgnet`` command: how long a user waits for ``ecgnet --help``, ``ecgnet models``,
 a mistyped path and ``ecgnet predict`` of one 10 s record, each a fresh process (imports, model load,
 reading, scoring, printing), median of ``--repeats`` runs after one untimed warm-up (the page cache warm,
-as on a second call).
+as on a second call). Beside the wall time, the CPU seconds the command used (user + system): on a shared
+machine the wall time includes waiting for the cores, the CPU time does not.
 
 Also lists which heavy libraries each command imports (``python -X importtime``): ``predict`` should not
 load Lightning, captum, matplotlib, FastAPI or scikit-learn.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,13 +69,21 @@ def main(argv=None) -> None:
         }
         rows, figures = [], {}
         for name, command in commands.items():
+            cpu = []
+
             def call():
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run(command, capture_output=True, env=env)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             median, times = median_seconds(call, args.repeats, warmup=1)
+            cpu_median = statistics.median(cpu[1:])  # the warm-up's left out
             heavy = imported(command, env)
-            figures[name] = {"median_s": round(median, 3), "runs_s": [round(t, 3) for t in times], "imports": heavy}
-            rows.append((name, f"{median:.2f}", f"{min(times):.2f}", f"{max(times):.2f}", ", ".join(heavy) or "–"))
-    print_table(["command", "median s", "min s", "max s", "heavy imports"], rows,
+            figures[name] = {"median_s": round(median, 3), "runs_s": [round(t, 3) for t in times],
+                             "median_cpu_s": round(cpu_median, 3), "imports": heavy}
+            rows.append((name, f"{median:.2f}", f"{min(times):.2f}", f"{max(times):.2f}", f"{cpu_median:.2f}",
+                         ", ".join(heavy) or "–"))
+    print_table(["command", "median s", "min s", "max s", "median CPU s", "heavy imports"], rows,
                 title=f"Cold start, {args.repeats} runs each, OMP_NUM_THREADS={args.threads}")
     write_results("cold_start", figures, vars(args))
 

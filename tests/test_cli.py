@@ -119,8 +119,15 @@ PREDICT_ERRORS = {
     "500hz": (lambda w: w("hz500", fs=500)[0], "500 Hz"),
     "nan": (lambda w: w("nan", nan=True)[0], "NaN"),
     "too_short": (lambda w: w("short", samples=200)[0], "at least 2.5 s"),
-    "nonexistent": (lambda w: Path("does_not_exist.hea"), "no such WFDB header"),
 }
+
+
+def test_predict_a_mistyped_path_fails_before_any_model_loads(cli, untrained_run, tmp_path, monkeypatch):
+    from ecgnet.runs import directory
+
+    monkeypatch.setattr(directory, "load_run", lambda *a: pytest.fail("a model was loaded"))
+    result = cli("predict", tmp_path / "does_not_exist.hea", "--checkpoint", untrained_run)
+    assert_user_error(result, tmp_path / "does_not_exist.hea", "no such record or file", status=2)
 
 
 @pytest.mark.parametrize("case", PREDICT_ERRORS)

@@ -429,6 +429,9 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
     headers = find_records(records)  # usage errors (no records, bad options) before torch and the model load
     if not headers:
         raise ECGNetError(f"no WFDB records (.hea) found in {', '.join(map(str, records))}")
+    if not any(h.exists() for h in headers):  # a mistyped path: nothing to diagnose
+        raise ECGNetError(f"{headers[0]}: no such record or file" + (f" (nor {len(headers) - 1} others)"
+                                                                     if len(headers) > 1 else ""))
     from ecgnet.inference.batch import predict_many, summary, write_results_csv
     from ecgnet.inference.predictor import Predictor, check_sex
 

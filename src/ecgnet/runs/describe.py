@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from ecgnet.config import Config, load_config
+if TYPE_CHECKING:  # not at run time: `ecgnet models` lists runs without torch (the config imports it)
+    from ecgnet.config import Config
 
 
 def run_summary(run_dir: str | Path) -> dict:
@@ -32,6 +34,7 @@ def run_summary(run_dir: str | Path) -> dict:
 
 def run_config(run_dir: Path) -> Config | None:
     """The run's ``config.yaml``, loaded once per run (None if the run has none)."""
+    from ecgnet.config import load_config
 
     path = Path(run_dir) / "config.yaml"
     return load_config(path) if path.is_file() else None
