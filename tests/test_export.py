@@ -185,3 +185,15 @@ def test_export_errors_name_the_file(untrained_run, tmp_path, monkeypatch):
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), props_free)
     with pytest.raises(ECGNetError, match="plain.onnx: not an ECGNet export"):
         OnnxModel(props_free)
+
+
+def test_an_export_failure_names_what_could_not_be_translated():
+    """The exporter's error is pages long; the user gets the operator (S4D's complex exp, e.g.)."""
+    from ecgnet.export.onnx import _reason
+
+    error = RuntimeError("Failed to convert the exported program to an ONNX model. \x1b[96mThis is step 3/3\x1b[0m\n"
+                         "## Exception summary\n<class 'torch.onnx._internal.exporter._errors.DispatchError'>: No ONNX "
+                         "function found for <OpOverload(op='aten.exp', overload='default')>. Failure message: No "
+                         "decompositions registered for the complex-valued input\n")
+    assert _reason(error).startswith("No ONNX function found for <OpOverload(op='aten.exp'")
+    assert _reason(ValueError("one line")) == "one line"

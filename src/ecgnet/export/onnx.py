@@ -91,6 +91,14 @@ def _quiet(logger: str):
         log.setLevel(level)
 
 
+def _reason(error: Exception) -> str:
+    """The line of an exporter error that names what failed (e.g. "No ONNX function found for aten.exp … the
+    complex-valued input" — S4D's kernel), else its first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    found = next((line.split(">: ", 1)[-1] for line in lines if "No ONNX function found" in line), lines[0])
+    return " ".join(found.replace("\x1b[96m", "").replace("\x1b[0m", "").split())[:300]
+
+
 def onnx_bytes(run: Run) -> bytes:
     """The serialised ONNX model of a run's model."""
     import onnx
@@ -107,9 +115,8 @@ def onnx_bytes(run: Run) -> bytes:
             program = torch.onnx.export(run.model.eval(), example, dynamo=True, optimize=False,
                                         input_names=["signal", "metadata"], output_names=["logits"],
                                         dynamic_shapes=({0: batch}, {0: batch}), verbose=False)
-    except Exception as e:  # the exporter's errors are long; the first line says which operator
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ECGNetError(f"{run.dir}: cannot export {run.config.model.name} to ONNX ({first})") from e
+    except Exception as e:  # the exporter's errors are long: the operator it could not translate, if it says
+        raise ECGNetError(f"{run.dir}: cannot export {run.config.model.name} to ONNX ({_reason(e)})") from e
     with _quiet("onnxscript"), contextlib.redirect_stdout(io.StringIO()):
         onnxscript.optimizer.inline(program.model)
         onnxscript.optimizer.fold_constants(program.model)
