@@ -7,7 +7,9 @@ records (500 Hz, 10 s, format 16) and a manifest into a temporary folder, then m
 1. build: the cache at 100 Hz (records resampled 500 → 100 Hz) in a pool of processes, records/s;
 2. epoch: one pass of the training DataLoader (random 2.5 s crops, batch 128, shuffled) over the
    memory-mapped cache, records/s — reading only, no model (the model's own speed is bench_model.py);
-3. peak RSS of the process (the builder's workers are separate processes: their own peak is given too).
+3. peak RSS of the process (the builder's workers are separate processes: their own peak is given too),
+   and its resident memory at the end split into private memory and file pages (the memory-mapped
+   cache, shared and reclaimable: what grows with the collection is that, not private memory).
 
 Writing the synthetic records is not timed. 100k records need ~100k × 240 kB = 24 GB of WFDB files
 and ~5 GB of cache: pass --sizes 100000 on a machine with the disk for it.
@@ -68,8 +70,19 @@ def one(n: int, workers: int | None) -> dict:
                 "epoch_records_per_s": round(seen / epoch, 1),
                 "cache_mb": round(sum(p.stat().st_size for p in (tmp / "cache").glob("*.npy")) / 2**20, 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                **_rss_now(),
                 "rss_before_build_mb": round(rss_before, 1),
                 "workers_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+
+
+def _rss_now() -> dict:
+    """Resident memory at the end, split as Linux counts it: private (anonymous) memory, and file pages —
+    mostly the memory-mapped cache, shared with every process reading it and reclaimable by the OS."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        return {f"{k.lower()}_mb": round(int(fields[k].split()[0]) / 1024, 1) for k in ("RssAnon", "RssFile")}
+    except (OSError, KeyError, ValueError):
+        return {}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -87,9 +100,11 @@ def main(argv: list[str] | None = None) -> dict:
             (["--workers", str(args.workers)] if args.workers else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print_table(["records", "build rec/s", "epoch rec/s", "cache MB", "peak RSS MB", "workers' peak RSS MB"],
+    print_table(["records", "build rec/s", "epoch rec/s", "cache MB", "peak RSS MB", "RSS private MB",
+                 "RSS file pages MB", "workers' peak RSS MB"],
                 [[r["records"], r["build_records_per_s"], r["epoch_records_per_s"], r["cache_mb"], r["peak_rss_mb"],
-                  r["workers_peak_rss_mb"]] for r in rows], "Manifest cache and training epochs")
+                  r.get("rssanon_mb"), r.get("rssfile_mb"), r["workers_peak_rss_mb"]] for r in rows],
+                "Manifest cache and training epochs")
     figures = {str(r["records"]): r for r in rows}
     write_results("bench_manifest", figures, {"sizes": args.sizes, "workers": args.workers})
     return figures

@@ -55,7 +55,8 @@ def provenance_block(seed: int) -> dict:
     from ecgnet.runs import provenance
 
     origin = provenance()
-    return {"command": " ".join([Path(sys.executable).name, "-m", *sys.argv]) if sys.argv else None,
+    module = Path(sys.argv[0]).relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+    return {"command": " ".join(["nice -n 5 .venv/bin/python -m", module, *sys.argv[1:]]),
             "seed": seed, "git_revision": origin.get("git_revision"), "date": origin.get("date"),
             "threads": THREADS, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
