@@ -187,16 +187,19 @@ def test_predict_with_a_broken_run(cli, untrained_run, write_record, tmp_path, d
 
 
 def test_predict_exit_status_from_the_installed_command(untrained_run, tmp_path):
-    """The real entry point: status 1 for an unreadable record and one line on stderr, no traceback."""
+    """The real entry point: status 1 for an unreadable record, 2 for a path that does not exist (a usage
+    error, before any model loads); one line on stderr each, no traceback."""
     exe = Path(sys.executable).with_name("ecgnet")
     if not exe.is_file():
         pytest.skip(f"{exe} is not installed")
-    proc = subprocess.run([str(exe), "predict", str(tmp_path / "gone.hea"), "--checkpoint", str(untrained_run)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, "COLUMNS": "300"})
-    assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.strip().startswith("error:") and "\n" not in proc.stderr.strip()
-    assert str(tmp_path / "gone.hea") in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "bad.hea").write_text("bad 12 100 1000\nnot a signal line\n")
+    for name, status in (("bad.hea", 1), ("gone.hea", 2)):
+        proc = subprocess.run([str(exe), "predict", str(tmp_path / name), "--checkpoint", str(untrained_run)],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                              env={**os.environ, "COLUMNS": "300"})
+        assert proc.returncode == status, proc.stderr
+        assert proc.stderr.strip().startswith("error:") and "\n" not in proc.stderr.strip()
+        assert str(tmp_path / name) in proc.stderr and "Traceback" not in proc.stderr
 
 
 # --- predict with the tiny trained run (real data) -----------------------------------------------

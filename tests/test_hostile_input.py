@@ -22,13 +22,16 @@ from hostile import CASES, directory_signal, fifo_signal, plain_record, symlink_
 
 PEAK_MB = 1024
 _RUNNER = r"""
-import json, resource, sys, tempfile, time
+import json, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import scipy.signal  # imported before the clock starts: a one-time cost, not the case's
 import hostile
 from ecgnet.data.records import read_ecg
 from ecgnet.errors import ECGNetError
+def peak_mb():  # VmHWM: this process's own peak; ru_maxrss would carry the parent's (pytest's) across exec
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 out = {}
 for name in sys.argv[2:]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +43,7 @@ for name in sys.argv[2:]:
         except ECGNetError as e:
             outcome, message = "refused", str(e).replace(str(tmp), "TMP")
         out[name] = {"outcome": outcome, "message": message, "seconds": time.perf_counter() - start,
-                     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                     "peak_mb": peak_mb()}
 print(json.dumps(out))
 """
 
@@ -79,7 +82,7 @@ def test_refusals_name_the_limit_and_its_value(corpus_results, case, limit):
 
 def test_the_lead_list_in_a_refusal_is_capped(corpus_results):
     message = corpus_results["wrong_leads_24"]["message"]
-    assert "found 24" in message and "(12 more)" in message and "lead_with_a_rather_long_name_23" not in message
+    assert "found 24" in message and "(18 more)" in message and "lead_with_a_rather_long_name_23" not in message
 
 
 # --- limits are settings ------------------------------------------------------------------------

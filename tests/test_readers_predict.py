@@ -56,4 +56,4 @@ def test_predict_of_an_unsupported_file_is_one_line(tmp_path):
     assert result.exit_code != 0
     assert "scan.pdf: a PDF document, not an ECG file ECGNet reads" in " ".join(result.output.split())
     missing = invoke("predict", tmp_path / "ecg.xml")  # named as itself, not as ecg.hea
-    assert missing.exit_code != 0 and "ecg.xml: no such file" in " ".join(missing.output.split())
+    assert missing.exit_code != 0 and "ecg.xml: no such record or file" in " ".join(missing.output.split())

@@ -97,8 +97,11 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
     leads = [_LEAD_ALIASES.get(s.strip().upper(), s.strip().upper()) for s in names]
     if sorted(leads) != sorted(LEADS):
-        raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, "
-                          f"found {len(leads)}: {_listed(names)}")
+        odd = [n or "(unnamed)" for n, lead in zip(names, leads) if lead not in LEADS]
+        missing = [lead for lead in LEADS if lead not in leads]
+        found = (f"not standard: {_listed(odd, 6)}" if odd else _listed(names)) + \
+            (f"; missing: {', '.join(missing)}" if missing else "")
+        raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, found {len(leads)}, {found}")
     scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
     if None in scale:
         raise ECGNetError(f"{header}: unknown signal units {_listed(sorted(set(map(str, rec.units))))} "
