@@ -84,7 +84,12 @@ def test_cli_models_and_version(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", BUNDLED_MODELS)
 def test_bundled_models_give_their_committed_fold10_predictions(name, ptbxl_superdiagnostic):
     """No restructuring changed an output: each bundled model, loaded as an installed package loads it,
-    gives the fold-10 probabilities its run committed (test/predictions.csv, 6 decimals) to 1e-6."""
+    gives the fold-10 probabilities its run committed (test/predictions.csv, 6 decimals) to 1e-6.
+
+    Every 8th fold-10 record (276 of 2,203), so the suite stays short (the 8-model ensemble takes ~17 min
+    for all of fold 10 on 2 cores); ECGNET_FULL_IDENTITY=1 checks all of them."""
+    import os
+
     from ecgnet.evaluation import metrics as M
     from ecgnet.inference.batch import predict_proba
     from ecgnet.runs import Run
@@ -93,10 +98,13 @@ def test_bundled_models_give_their_committed_fold10_predictions(name, ptbxl_supe
     ids, expected, _ = M.read_predictions(run.dir / "test" / "predictions.csv", run.classes)
     test = ptbxl_superdiagnostic.split("test")
     assert list(ptbxl_superdiagnostic.classes) == run.classes
-    got = predict_proba(run.model, test.signal, test.metadata, run.window, run.stride, run.config.data.aggregate)
     row = {int(e): i for i, e in enumerate(test.ecg_ids)}
     assert sorted(row) == sorted(map(int, ids))
-    np.testing.assert_allclose(got[[row[int(e)] for e in ids]], expected, rtol=0, atol=1e-6)
+    step = 1 if os.environ.get("ECGNET_FULL_IDENTITY") == "1" else 8
+    pick = np.array([row[int(e)] for e in ids])[::step]
+    got = predict_proba(run.model, test.signal[pick], test.metadata[pick], run.window, run.stride,
+                        run.config.data.aggregate)
+    np.testing.assert_allclose(got, np.asarray(expected)[::step], rtol=0, atol=1e-6)
 
 
 def test_the_bundled_ensemble_loads_from_anywhere(tmp_path, monkeypatch):
