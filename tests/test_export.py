@@ -43,7 +43,7 @@ def fold10_sample(ptbxl_superdiagnostic):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run", ["baseline_time", "intermediate_concat_weighted_bce"])
+@pytest.mark.parametrize("run", ["baseline_time", "intermediate_concat_weighted_bce", "s4d_time"])
 def test_onnx_runtime_matches_torch_on_fold_10(run, fold10_sample, tmp_path):
     torch_engine = Predictor(RUNS / run)
     path = export(RUNS / run, out=tmp_path / "model.onnx")
@@ -185,6 +185,21 @@ def test_export_errors_name_the_file(untrained_run, tmp_path, monkeypatch):
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), props_free)
     with pytest.raises(ECGNetError, match="plain.onnx: not an ECGNet export"):
         OnnxModel(props_free)
+
+
+def test_s4d_frozen_for_export_is_the_same_convolution():
+    """ONNX has no complex exp: the export gives each S4D layer its kernel as one real depthwise filter
+    (models.encoders.s4d1d.freeze); the layer's output is the FFT path's to float rounding, both ways."""
+    from ecgnet.models.encoders.s4d1d import S4DConv, freeze
+
+    for bidirectional in (True, False):
+        torch.manual_seed(0)
+        conv = S4DConv(8, 16, bidirectional=bidirectional)
+        u = torch.randn(3, 8, 125)
+        expected = conv(u)
+        assert freeze(conv, u) == 1
+        assert torch.allclose(conv(u), expected, atol=1e-5)
+    assert freeze(torch.nn.Linear(3, 3), torch.zeros(1, 3)) == 0  # no S4D layer: nothing to freeze
 
 
 def test_an_export_failure_names_what_could_not_be_translated():

@@ -28,6 +28,7 @@ plus ``ecgnet.quantization`` (how it was made); ``predict --engine onnx-int8`` r
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -37,6 +38,7 @@ import torch
 
 from ecgnet.data.signals import LEADS, SECONDS
 from ecgnet.errors import ECGNetError
+from ecgnet.models.encoders import s4d1d as s4d
 from ecgnet.models.windows import window_starts
 from ecgnet.runs.directory import Run
 from ecgnet.runs.origin import provenance
@@ -109,10 +111,12 @@ def onnx_bytes(run: Run) -> bytes:
     example = (0.3 * torch.randn(n, len(LEADS), graph_input_samples(run), generator=g),
                torch.zeros(n, len(METADATA_FEATURES)))
     batch = torch.export.Dim("batch")
+    model = copy.deepcopy(run.model).eval()
+    s4d.freeze(model, *example)  # S4D layers: their convolution as a fixed filter (ONNX has no complex exp)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(run.model.eval(), example, dynamo=True, optimize=False,
+            program = torch.onnx.export(model, example, dynamo=True, optimize=False,
                                         input_names=["signal", "metadata"], output_names=["logits"],
                                         dynamic_shapes=({0: batch}, {0: batch}), verbose=False)
     except Exception as e:  # the exporter's errors are long: the operator it could not translate, if it says

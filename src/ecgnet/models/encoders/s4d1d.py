@@ -70,8 +70,21 @@ class S4DConv(nn.Module):
         self.kernel = S4DKernel(channels * (2 if bidirectional else 1), d_state)
         self.D = nn.Parameter(torch.randn(channels))
 
+    def direct_filter(self, length: int) -> torch.Tensor:
+        """The same convolution as one depthwise ``conv1d`` filter of 2·length − 1 taps (centre = lag 0):
+        real arithmetic only, so a model can be exported to ONNX at a fixed length (see :func:`freeze`)."""
+        k = self.kernel(length)
+        if self.bidirectional:
+            k_fwd, k_bwd = k.chunk(2, dim=0)
+            return torch.cat([k_fwd.flip(-1), k_bwd[:, :length - 1]], dim=-1)
+        return F.pad(k.flip(-1), (0, length - 1))
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         L = u.shape[-1]
+        frozen = getattr(self, "frozen_filter", None)
+        if frozen is not None and frozen.shape[-1] == 2 * L - 1:  # set by freeze(): the export's path
+            y = F.conv1d(u.float(), frozen.unsqueeze(1), padding=L - 1, groups=frozen.shape[0])
+            return y + u.float() * self.D.float().unsqueeze(-1)
         with torch.autocast(device_type=u.device.type, enabled=False):  # FFTs and kernel in float32
             u = u.float()
             k = self.kernel(L)
@@ -117,3 +130,25 @@ class S4D1d(Encoder):
         """(batch, channels, time) → (batch, num_features) embedding."""
         h = self.norm(self.blocks(self.stem(x)).transpose(1, 2))  # (batch, time, d_model)
         return mean_max_pool(h, 1)
+
+
+@torch.no_grad()
+def freeze(model: nn.Module, *example: torch.Tensor) -> int:
+    """Give every :class:`S4DConv` inside ``model`` the direct filter for the length it sees on ``example``
+    (one forward pass), so that it convolves without complex numbers or FFTs — what ONNX export needs.
+    Returns how many were frozen; a model without S4D layers is left as it is."""
+    convs = [m for m in model.modules() if isinstance(m, S4DConv)]
+    lengths: dict[S4DConv, int] = {}
+    def record(module: S4DConv, args: tuple) -> None:
+        lengths.setdefault(module, args[0].shape[-1])
+
+    hooks = [m.register_forward_pre_hook(record) for m in convs]
+    try:
+        if convs:
+            model(*example)
+    finally:
+        for h in hooks:
+            h.remove()
+    for m, length in lengths.items():
+        m.frozen_filter = m.direct_filter(length).detach()
+    return len(lengths)
