@@ -90,7 +90,7 @@ def test_installed_predict(installed, ptbxl_root):
     """PTB-XL record 1 (a normal ECG, fold 3) with the default and with a multimodal bundled model."""
     record = ptbxl_root / "records100" / "00000" / "00001_lr.hea"
     lines = [line.split() for line in installed("predict", record).splitlines() if line.startswith("  ")]
-    assert len(lines) == 3 and lines[0][0] == "NORM" and lines[0][-1] == "positive"
+    assert len(lines) == 3 and lines[0][0] == "NORM" and lines[0][4] == "positive"  # class, p, ≥, threshold, call
     (result,) = json.loads(installed("predict", record, "--checkpoint", "intermediate_concat_weighted_bce", "--json"))
     assert result["model"] == "intermediate_concat_weighted_bce" != DEFAULT_MODEL
     assert result["diagnoses"][0]["class"] == "NORM" and result["diagnoses"][0]["positive"]
