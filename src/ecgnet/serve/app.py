@@ -125,6 +125,19 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
                 prediction = _predict(loaded, record, given)
         return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference}
 
+    @contextlib.contextmanager
+    def files_or_ptbxl(files, ecg_id, loaded: Loaded, given: dict) -> Iterator[tuple[ECGRecord, dict]]:
+        """The record a request names, by its uploaded files or a PTB-XL ecg_id (exactly one of them), with
+        the patient facts to use (a PTB-XL record brings its own); an upload's folder goes afterwards."""
+        if (ecg_id is None) == (not files):
+            raise UploadError("send either the record's files or an ecg_id")
+        if files:
+            with _uploaded(files, loaded, limits, serve_limits, folders) as record:
+                yield record, given
+        else:
+            record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
+            yield record, given
+
     @app.post("/api/explain")
     def explain(target: str = Form(..., description="the class to explain, e.g. MI"),
                 files: Optional[list[UploadFile]] = File(None), ecg_id: Optional[int] = Form(None),
@@ -133,14 +146,8 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
                 age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
                 height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
         loaded = store.get(model)
-        if (ecg_id is None) == (not files):
-            raise UploadError("send either the record's files or an ecg_id")
         given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
-        with gate(), contextlib.ExitStack() as stack:
-            if files:
-                record = stack.enter_context(_uploaded(files, loaded, limits, serve_limits, folders))
-            else:
-                record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
+        with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
             with loaded.lock:
                 used = _predict(loaded, record, given)["metadata"]
                 return explain_record(loaded.predictor, record, target, used, scope, steps, explain_limits)
@@ -153,14 +160,8 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         from ecgnet.report.pdf import model_identity, pdf_bytes
 
         loaded = store.get(model)
-        if (ecg_id is None) == (not files):
-            raise UploadError("send either the record's files or an ecg_id")
         given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
-        with gate(), contextlib.ExitStack() as stack:
-            if files:
-                record = stack.enter_context(_uploaded(files, loaded, limits, serve_limits, folders))
-            else:
-                record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
+        with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
             pdf = pdf_bytes(record, prediction, model_identity(loaded.predictor.info))
