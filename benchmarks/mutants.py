@@ -45,7 +45,8 @@ class Mutant:
 BOOTSTRAP = ("tests/test_metrics.py", "tests/test_science.py", "-k", "bootstrap")
 MUTANTS = [
     Mutant("bootstrap_no_negative_rule", "src/ecgnet/evaluation/metrics.py",
-           "if (p > 0).all() and (p < n).all():", "if (p > 0).all():", BOOTSTRAP),
+           "if (p > 0).all() and (p < (known[idx].sum(axis=0) if masked else n)).all():", "if (p > 0).all():",
+           BOOTSTRAP),
     Mutant("bootstrap_last_record_never_drawn", "src/ecgnet/evaluation/metrics.py",
            "idx = rng.integers(0, n, size=n)", "idx = rng.integers(0, n - 1, size=n)", BOOTSTRAP),
     Mutant("amplitude_no_12mv_upper_bound", "src/ecgnet/data/records.py",

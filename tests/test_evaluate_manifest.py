@@ -19,7 +19,7 @@ from ecgnet.data.collections import read_manifest
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.calibrate_site import calibrate_site, prepare_run_dir
-from ecgnet.evaluation.manifest_evaluation import evaluate_collection, masked_bootstrap_indices
+from ecgnet.evaluation.manifest_evaluation import evaluate_collection
 from ecgnet.evaluation.recalibration import logit, sigmoid
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs import profiles
@@ -92,9 +92,10 @@ def test_masked_bootstrap_draws_the_benchmarks_resamples_when_nothing_is_unknown
     rng = np.random.default_rng(1)
     y = (rng.random((40, 3)) < 0.3).astype(float)
     y[:2], y[2:4] = 1, 0
-    assert np.array_equal(masked_bootstrap_indices(y, 30, seed=4), M.bootstrap_indices(40, 30, 4, y))
+    unmasked = M.bootstrap_indices(40, 30, 4, y)
+    assert np.array_equal(M.bootstrap_indices(40, 30, 4, y.astype(int)), unmasked)  # labels as 0/1 ints too
     y[5, 1] = np.nan
-    idx = masked_bootstrap_indices(y, 30, seed=4)
+    idx = M.bootstrap_indices(40, 30, 4, y)
     for i in idx:  # every class keeps a known positive and a known negative
         assert all(0 < np.nansum(y[i, k]) < (~np.isnan(y[i, k])).sum() for k in range(3))
 

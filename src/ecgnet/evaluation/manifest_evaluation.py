@@ -6,7 +6,7 @@ report with ROC curves.
 Unknown labels (empty cells) are left out class by class: a class's AUC uses the records where that
 class is known. The macro AUC averages the classes with a known positive and a known negative; its
 90 % interval is a percentile bootstrap over records in which only resamples where each such class keeps
-a known positive and negative count (as :func:`ecgnet.evaluation.metrics.bootstrap_indices`; without
+a known positive and negative count (:func:`ecgnet.evaluation.metrics.bootstrap_indices`; without
 unknown labels the draws, and so the intervals, are exactly those of ``evaluate-external``).
 
 A manifest is a test set here: nothing is chosen on it. Thresholds fitted on the same records (a site
@@ -28,26 +28,6 @@ from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
 
 
-def masked_bootstrap_indices(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """Resamples of the records (rows) in which every column keeps a known positive and a known negative;
-    drawn like :func:`metrics.bootstrap_indices` (the same draws when nothing is unknown)."""
-    n = len(y)
-    known, pos = ~np.isnan(y), np.nan_to_num(y, nan=0.0)
-    if n == 0 or ((pos.sum(0) == 0) | (pos.sum(0) == known.sum(0))).any():
-        raise ValueError("cannot bootstrap: some class has no known positive or no known negative")
-    rng = np.random.default_rng(seed)
-    out, tries, max_tries = [], 0, max(1000, 100 * n_boot)
-    while len(out) < n_boot:
-        if tries >= max_tries:
-            raise ValueError(f"only {len(out)} of {n_boot} valid resamples in {max_tries} draws; a class is too rare")
-        tries += 1
-        idx = rng.integers(0, n, size=n)
-        p, k = pos[idx].sum(0), known[idx].sum(0)
-        if (p > 0).all() and (p < k).all():
-            out.append(idx)
-    return np.stack(out)
-
-
 def masked_macro_auc(y: np.ndarray, p: np.ndarray) -> float:
     """Mean over columns of the AUC on each column's known rows."""
     return float(np.mean([M.per_class_auc(y[~np.isnan(y[:, k]), k], p[~np.isnan(y[:, k]), k])[0]
@@ -58,7 +38,7 @@ def auc_interval(y, p, n_boot: int, seed: int, ci: float = 0.90) -> tuple[float,
     """(masked macro AUC, low, high); no interval when too few positives for valid resamples."""
     point = masked_macro_auc(y, p)
     try:
-        idx = masked_bootstrap_indices(y, n_boot, seed)
+        idx = M.bootstrap_indices(len(y), n_boot, seed, y)  # unknowns (NaN) masked
     except ValueError:
         return point, None, None
     values = np.array([masked_macro_auc(y[i], p[i]) for i in idx])

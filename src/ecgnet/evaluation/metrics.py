@@ -67,14 +67,20 @@ def macro_auc(y_true, y_prob) -> float:
 
 def bootstrap_indices(n: int, n_boot: int, seed: int, y_true) -> np.ndarray:
     """``n_boot`` resamples (rows of indices, with replacement) in which every class has ≥1 positive
-    and ≥1 negative. Invalid draws are discarded and redrawn, as in the benchmark code."""
-    y_true = np.asarray(y_true)
+    and ≥1 negative. Invalid draws are discarded and redrawn, as in the benchmark code. Unknown labels
+    (NaN, as in a manifest) count as neither: each class must keep a *known* positive and negative, and
+    without unknowns the draws are the same."""
+    y_true = np.asarray(y_true, dtype=float)
     y_true = y_true.reshape(-1, 1) if y_true.ndim == 1 else y_true
     if len(y_true) != n or n == 0 or n_boot < 1:
         raise ValueError(f"need n == len(y_true) > 0 and n_boot >= 1 (n={n}, len={len(y_true)}, n_boot={n_boot})")
+    known = ~np.isnan(y_true)
+    masked = not known.all()
+    y_true = np.where(known, y_true, 0.0)
     pos = y_true.sum(axis=0)
-    if ((pos == 0) | (pos == n)).any():
-        raise ValueError("cannot bootstrap: some class has no positive or no negative in the data")
+    if ((pos == 0) | (pos == known.sum(axis=0))).any():
+        raise ValueError("cannot bootstrap: some class has no positive or no negative in the data"
+                         + (" (among its known labels)" if masked else ""))
     rng = np.random.default_rng(seed)
     out, tries, max_tries = [], 0, max(1000, 100 * n_boot)
     while len(out) < n_boot:
@@ -83,7 +89,7 @@ def bootstrap_indices(n: int, n_boot: int, seed: int, y_true) -> np.ndarray:
         tries += 1
         idx = rng.integers(0, n, size=n)
         p = y_true[idx].sum(axis=0)
-        if (p > 0).all() and (p < n).all():
+        if (p > 0).all() and (p < (known[idx].sum(axis=0) if masked else n)).all():
             out.append(idx)
     return np.stack(out)
 
