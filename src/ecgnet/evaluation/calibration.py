@@ -43,9 +43,7 @@ def reliability_figure(y_true, y_prob, classes, title: str = "Reliability, test 
     """One panel per class: observed rate against mean prediction per bin (quantile bins, so each point
     holds as many records), with the diagonal of perfect calibration."""
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
-    cols = min(len(classes), 5)
-    rows = int(np.ceil(len(classes) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False, sharex=True, sharey=True)
+    fig, axes = _panels(len(classes), 2.6)
     for k, c in enumerate(classes):
         ax = axes.flat[k]
         observed, predicted = calibration_curve(y_true[:, k], y_prob[:, k], n_bins=n_bins, strategy="quantile")
@@ -53,13 +51,7 @@ def reliability_figure(y_true, y_prob, classes, title: str = "Reliability, test 
         ax.plot(predicted, observed, marker="o", ms=3, lw=1.2)
         ax.set_title(f"{c} (ECE {expected_calibration_error(y_true[:, k], y_prob[:, k]):.3f})", fontsize=9)
         ax.set(xlim=(0, 1), ylim=(0, 1))
-    for ax in axes.flat[len(classes):]:
-        ax.axis("off")
-    fig.supxlabel("mean predicted probability")
-    fig.supylabel("observed frequency")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, len(classes), title)
 
 
 def reliability_comparison(y_true, curves: dict, classes, title: str = "Reliability", n_bins: int = 5):
@@ -68,9 +60,7 @@ def reliability_comparison(y_true, curves: dict, classes, title: str = "Reliabil
     (NaN) left out class by class; the legend gives each curve's ECE. A class without a known positive
     and negative gets an empty panel saying so."""
     y_true = np.asarray(y_true, dtype=float)
-    cols = min(len(classes), 5)
-    rows = int(np.ceil(len(classes) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.8 * rows), squeeze=False, sharex=True, sharey=True)
+    fig, axes = _panels(len(classes), 2.8)
     for k, c in enumerate(classes):
         ax = axes.flat[k]
         known = ~np.isnan(y_true[:, k])
@@ -87,7 +77,19 @@ def reliability_comparison(y_true, curves: dict, classes, title: str = "Reliabil
             ax.plot(predicted, observed, marker="o", ms=3, lw=1.2, color=f"C{i}",
                     label=f"{label} (ECE {expected_calibration_error(y, p):.3f})")
         ax.legend(fontsize=6, loc="upper left")
-    for ax in axes.flat[len(classes):]:
+    return _finish(fig, axes, len(classes), title)
+
+
+def _panels(n: int, inches: float):
+    """A grid of ``n`` square panels, at most 5 a row, sharing their axes."""
+    cols = min(n, 5)
+    rows = int(np.ceil(n / cols))
+    return plt.subplots(rows, cols, figsize=(inches * cols, inches * rows), squeeze=False, sharex=True, sharey=True)
+
+
+def _finish(fig, axes, n: int, title: str):
+    """Unused panels hidden, the shared axis labels and the title set."""
+    for ax in axes.flat[n:]:
         ax.axis("off")
     fig.supxlabel("mean predicted probability")
     fig.supylabel("observed frequency")
