@@ -8,6 +8,7 @@ when ``ECGNET_DATA`` is not set.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,3 +144,12 @@ def untrained_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("untrained") / config.name
     save_model(run_dir, model, config, info)
     return run_dir
+
+
+@pytest.fixture
+def upload_dir(tmp_path, monkeypatch):
+    """Where the per-request temporary folders go during the test (to check they are removed)."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

@@ -3,7 +3,6 @@ bare names, allowed suffixes, one record per request, a one-line 4xx for anythin
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ needs_formats = pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason="needs ../sh
 def client():
     with TestClient(create_app(["baseline_time"]), base_url=LOCAL) as c:
         yield c
-
-
-@pytest.fixture
-def upload_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def refused(response, status) -> str:

@@ -41,15 +41,6 @@ def predictors():
     return {name: Predictor(name) for name in ("baseline_time", FUSION)}
 
 
-@pytest.fixture
-def upload_dir(tmp_path, monkeypatch):
-    """Where the per-request temporary folders go during the test (to check they are removed)."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
 def files_of(record: Path, *suffixes: str, names: dict | None = None) -> list:
     names = names or {}
     return [("files", (names.get(s, record.name + s), (record.parent / (record.name + s)).read_bytes()))
