@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ecgnet.data import quality as Q
-from ecgnet.data.records import LEADS, ECGRecord, read_ecg, resample_signal
+from ecgnet.data.records import LEADS, ECGRecord, read_ecg, read_record, resample_signal
 
 ROOT = Path(__file__).resolve().parents[1]
 ANNOTATIONS = ["baseline_drift", "static_noise", "burst_noise", "electrodes_problems"]
@@ -94,6 +94,13 @@ def test_read_ecg_measures_the_signal_as_recorded(ptbxl_root):
     record = read_ecg(ptbxl_root / "records100" / "00000" / "00001_lr")
     assert [q.lead for q in record.quality] == list(LEADS)
     assert all(q.flags == () for q in record.quality)
+
+
+def test_the_signal_caches_reader_skips_the_flags(write_record):
+    """read_record (behind the PTB-XL and manifest caches) keeps only the signal: no flags are measured."""
+    path, _ = write_record()
+    assert read_ecg(path, quality=False).quality == [] and len(read_ecg(path).quality) == 12
+    np.testing.assert_array_equal(read_record(path), read_ecg(path).signal)
 
 
 def test_bad_shapes_are_refused():

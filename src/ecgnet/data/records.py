@@ -84,9 +84,10 @@ def header_path(path: str | os.PathLike) -> Path:
 
 
 def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
-             limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
+             limits: ReadLimits = DEFAULT_LIMITS, quality: bool = True) -> ECGRecord:
     """Read and check one WFDB record (see the module docstring); ``resample`` allows any source rate;
-    ``limits``: what the reader agrees to decode."""
+    ``limits``: what the reader agrees to decode; ``quality=False`` skips the per-lead quality flags
+    (``ECGRecord.quality`` is then empty), for callers that keep only the signal."""
     header = header_path(path)
     warnings: list[str] = []
     notes: list[str] = []
@@ -123,7 +124,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
     problems = amplitude_problems(signal)  # on the signal as recorded: resampling changes lead ranges
-    quality = lead_quality(signal, rec.fs, LEADS)  # likewise: resampling smooths a clipped plateau
+    flags = lead_quality(signal, rec.fs, LEADS) if quality else []  # likewise: resampling smooths a clipped plateau
     if rec.fs != sampling_rate:
         if not resample:
             raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate:g} Hz "
@@ -137,14 +138,15 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     warnings += problems
     age, sex = header_demographics(rec.comments or [])
     return ECGRecord(header, out, float(sampling_rate), float(rec.fs),
-                     warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []), quality=quality,
+                     warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []), quality=flags,
                      notes=notes)
 
 
 def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
                 limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """Only the (12, samples) float32 mV signal of :func:`read_ecg`."""
-    return read_ecg(path, sampling_rate, resample, limits).signal
+    """Only the (12, samples) float32 mV signal of :func:`read_ecg` (the signal caches' reader: no quality
+    flags are measured)."""
+    return read_ecg(path, sampling_rate, resample, limits, quality=False).signal
 
 
 def _listed(names: list[str], most: int = 12) -> str:

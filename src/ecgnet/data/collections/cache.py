@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from ecgnet.data.records import header_path, read_ecg
+from ecgnet.data.readers import read_ecg_any
+from ecgnet.data.records import header_path, read_record
 from ecgnet.data.signals import SECONDS, cache_dir, cache_lock, cheap_check, fit_length, integrity, resolve_workers
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
@@ -35,13 +36,9 @@ from ecgnet.fileio import atomic_path, write_json
 
 def read_signal(path: str | Path, sampling_rate: int) -> np.ndarray:
     """One record of any format the project reads, as (12, samples) float32 mV at ``sampling_rate``."""
-    try:
-        from ecgnet.data.readers import read_any  # the multi-format entry point, when present
-    except ImportError:
-        read_any = None
-    if read_any is not None and not _is_wfdb(Path(path)):
-        return read_any(path, sampling_rate=sampling_rate, resample=True).signal
-    return read_ecg(path, sampling_rate, resample=True).signal
+    if not _is_wfdb(Path(path)):
+        return read_ecg_any(path, sampling_rate=sampling_rate, resample=True).signal
+    return read_record(path, sampling_rate, resample=True)
 
 
 def _is_wfdb(path: Path) -> bool:
