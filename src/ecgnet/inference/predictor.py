@@ -125,7 +125,7 @@ class Predictor:
                 probs = self.profile.calibrate(probs)
         except ECGNetError as e:
             raise ECGNetError(f"{record.path}: {e}") from None
-        warnings, notes = list(record.warnings), list(getattr(record, "notes", []))
+        warnings, notes = list(record.warnings), list(record.notes)
         if record.seconds > SECONDS + 0.5 / self.rate:
             notes.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
         calls = self.thresholds if self.thresholds and record.amplitude_trusted else None

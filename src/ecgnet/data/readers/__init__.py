@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.readers.common import note
 from ecgnet.data.readers.detect import FORMATS, READ, detect
 from ecgnet.data.records import ECGRecord, amplitude_problems, read_ecg, resample_signal
 from ecgnet.errors import ECGNetError
@@ -65,7 +64,7 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
                               "(pass --resample to resample it)")
         rec.signal = resample_signal(rec.signal, rec.source_rate, sampling_rate)
         rec.sampling_rate = float(sampling_rate)
-        note(rec, f"resampled: {rec.source_rate:g} Hz → {sampling_rate:g} Hz")
+        rec.notes.append(f"resampled: {rec.source_rate:g} Hz → {sampling_rate:g} Hz")
     with np.errstate(over="ignore"):
         rec.signal = np.ascontiguousarray(rec.signal, dtype=np.float32)
     if not np.isfinite(rec.signal).all():

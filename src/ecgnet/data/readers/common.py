@@ -167,13 +167,12 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
                     statements=[s for s in (" ".join(str(s).split()) for s in statements) if s],
                     patient={k: v for k, v in (patient or {}).items() if v not in (None, "")})
     if derived:
-        note(rec, f"derived {', '.join(rec.derived_leads)} from I and II (the file stores "
-                  f"{len(found)} leads: {', '.join(_display(f) for f in found)})")
+        rec.notes.append(f"derived {', '.join(rec.derived_leads)} from I and II (the file stores "
+                         f"{len(found)} leads: {', '.join(_display(f) for f in found)})")
     if trimmed:
-        note(rec, f"trimmed {trimmed / rate:.2f} s at the end where all 12 leads are identical (the device's "
-                  "calibration pulse or blank tail, not ECG)")
-    for n in notes:
-        note(rec, n)
+        rec.notes.append(f"trimmed {trimmed / rate:.2f} s at the end where all 12 leads are identical (the device's "
+                         "calibration pulse or blank tail, not ECG)")
+    rec.notes.extend(notes)
     return rec
 
 
@@ -189,12 +188,6 @@ def _trim_calibration(signal: np.ndarray, rate: float) -> tuple[np.ndarray, int]
     if cut < 0.05 * rate or end < rate:  # a short run, or nothing left: keep the signal as it is
         return signal, 0
     return signal[:, :end], cut
-
-
-def note(rec: ECGRecord, message: str) -> None:
-    """An informational message: ``rec.notes`` where the record has them, else its warnings."""
-    notes = getattr(rec, "notes", None)
-    (notes if isinstance(notes, list) else rec.warnings).append(message)
 
 
 def _display(lead: str) -> str:
