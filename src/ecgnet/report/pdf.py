@@ -201,7 +201,7 @@ def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
     flagged = summary(record.quality or [], L.display_name)
     yr = _lines(ax, x_right, yr, "Signal quality per lead", flagged or ["no lead flagged"], width=60, most=4,
                 color=FLAG_COLOR if flagged else "black")
-    warnings = [w for w in result.get("warnings", []) if not w.startswith("resampled")]
+    warnings = result.get("warnings", [])  # routine notes ("resampled: …") are kept apart, not printed
     if warnings:
         _lines(ax, x_right, yr, "Warnings", warnings, width=60, most=5, color=FLAG_COLOR)
 

@@ -67,7 +67,7 @@ def load_source(name_or_path: str | Path) -> Source:
 
     path = resolve_checkpoint(name_or_path)
     model, config, info = load_run(path)
-    if hasattr(model, "fit_on_validation") or getattr(model, "member_dirs", None):
+    if hasattr(model, "fit_on_validation"):  # a late-fusion run (an ensemble of member runs)
         raise ECGNetError(f"{name_or_path}: an ensemble cannot be fine-tuned; start from one of its members")
     return Source(str(name_or_path), Path(path), model, config, info)
 
