@@ -72,12 +72,13 @@ def test_hostile_record_refused_or_read_within_budget(corpus_results, case):
         assert message.startswith("TMP/") and "\n" not in message and len(message) < 400, message
 
 
-@pytest.mark.parametrize("case, limit", [("flac_1khz_1h", "max_values"), ("flac_10khz_1h_declared", "max_values"),
-                                         ("flac_no_length", "max_values"), ("many_signal_lines", "max_header_bytes"),
+@pytest.mark.parametrize("case, limit", [("flac_1khz_1h", "max_seconds"), ("flac_10khz_1h_declared", "max_seconds"),
+                                         ("plain_100hz_1h", "max_seconds"), ("flac_no_length", "max_values"),
+                                         ("many_signal_lines", "max_header_bytes"),
                                          ("many_signals_small", "max_signals"), ("huge_header", "max_header_bytes")])
 def test_refusals_name_the_limit_and_its_value(corpus_results, case, limit):
-    message = corpus_results[case]["message"]
-    assert f"({limit})" in message and str(getattr(DEFAULT_LIMITS, limit)) in message
+    message, value = corpus_results[case]["message"], getattr(DEFAULT_LIMITS, limit)
+    assert f"({limit})" in message and (f"{value:g} s" if limit == "max_seconds" else str(value)) in message
 
 
 def test_the_lead_list_in_a_refusal_is_capped(corpus_results):
@@ -190,7 +191,7 @@ def test_cli_refuses_hostile_records_with_the_limit_and_prints_strict_json(tmp_p
     good, bomb = plain_record(tmp_path / "a", "r"), flac_1khz_1h(tmp_path / "b")
     result = _cli(good, bomb, "--json")
     assert result.exit_code == 1
-    assert "(max_values)" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "(max_seconds)" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     parsed = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the JSON output"))
     assert [("error" in r) for r in parsed] == [False, True]
     tight = _cli(good, "--max-seconds", "5")
@@ -202,8 +203,8 @@ def test_cli_names_a_fifo_not_a_regular_file(tmp_path):
     assert result.exit_code == 1 and "is not a regular file" in result.stderr and "missing" not in result.stderr
 
 
-@pytest.mark.parametrize("seconds, message", [(7200, r"over the limit of 3600 s \(max_seconds\)"),
-                                               (1000, r"X1\.mat holds \d+ bytes; the header's 500000 samples")])
+@pytest.mark.parametrize("seconds, message", [(7200, r"over the limit of 600 s \(max_seconds\)"),
+                                               (500, r"X1\.mat holds \d+ bytes; the header's 250000 samples")])
 def test_a_mat_record_is_bounded_like_a_dat(tmp_path, seconds, message):
     """Challenge .mat records (format 16 after a MAT header): the declared length is checked against the
     budget, then against the file, before wfdb reads a sample."""

@@ -33,7 +33,8 @@ CHECKPOINT_HELP = "Run directory, its model.safetensors, or a bundled model's na
 DataOpt = typer.Option(None, "--data", envvar="ECGNET_DATA", help="PTB-XL folder (PhysioNet layout).")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
 # The read budget (ecgnet.data.limits; docs/reliability.md): what a record may declare, checked before decoding.
-MaxSecondsOpt = typer.Option(3600.0, "--max-seconds", help="Refuse records longer than this many seconds.")
+MaxSecondsOpt = typer.Option(600.0, "--max-seconds", help="Refuse records longer than this many seconds "
+                             "(10 min; raise it for long-term recordings).")
 MaxSignalsOpt = typer.Option(24, "--max-signals", help="Refuse records declaring more signals (leads).")
 MaxValuesOpt = typer.Option(7_200_000, "--max-values", help="Refuse records of more samples × signals "
                             "(7.2 M: 10 min at 1 kHz on 12 leads).")

@@ -3,11 +3,12 @@
 A file's own claims (a header's sample count, a base64 block's length, a zip member's declared size,
 an EDF's records × samples) are compared with these limits first; a claim over a limit is refused with
 one :class:`ECGNetError` naming the file, the limit and its value, and nothing is decoded. The defaults
-fit any resting 12-lead ECG and long-term ones up to 7.2 M values (10 min at 1 kHz, 1 h at 166 Hz, or
-INCART's 30 min at 257 Hz on 12 leads); such a read stays under ~0.5 GB and ~1 s (an hour at 1 kHz,
-43.2 M values, took 7.6 s and 1.2 GB: ``docs/reliability.md``). The CLI (``ecgnet predict
+fit any resting 12-lead ECG and recordings up to 10 min and 7.2 M values (10 min at 1 kHz on 12 leads):
+such a record is read and diagnosed within ~2 s and ~0.5 GB, where an hour at 100 Hz took ~7 CPU-s to
+score and an hour at 1 kHz (43.2 M values) 7.6 s and 1.2 GB to read (``docs/reliability.md``). Long-term
+recordings (INCART's 30 min at 257 Hz) need ``--max-seconds`` raised: the CLI (``ecgnet predict
 --max-seconds/--max-signals/--max-values``) and the server (``ecgnet serve`` options of the same names)
-can tighten or widen them.
+can tighten or widen every limit.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class ReadLimits:
     max_signals: int = 24  # signal lines / channels a file may declare
     max_header_bytes: int = 64 * 1024  # a WFDB header (PTB-XL's are < 2 kB)
     max_file_bytes: int = 64 * 1024 * 1024  # any one input file (XML, DICOM, EDF, a signal file)
-    max_seconds: float = 3600.0  # one hour of signal
+    max_seconds: float = 600.0  # ten minutes of signal (an hour at 100 Hz took ~7 CPU-s to score)
     max_values: int = 12 * 600 * 1000  # decoded samples × signals (10 min at 1 kHz on 12 leads)
 
     def check_signals(self, n: int, path: str | Path) -> None:
