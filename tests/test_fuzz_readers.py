@@ -91,7 +91,7 @@ def no_wfdb_read(monkeypatch):
 
 
 @pytest.mark.parametrize("sig_len, message", [  # the file holds 1000
-    ("1000000000000", r"declares 10000000000 s of signal, over the limit of 3600 s \(max_seconds\)"),
+    ("1000000000000", r"declares 10000000000 s of signal, over the limit of 600 s \(max_seconds\)"),
     ("2000", r"rec\.dat holds 24000 bytes; the header's 2000 samples")])
 def test_more_samples_than_the_file_holds_refused_before_reading(write_record, no_wfdb_read, sig_len, message):
     path = _header(write_record()[0], sig_len=sig_len)  # the file holds 1000 samples × 12 leads
@@ -118,9 +118,9 @@ def test_record_lines_wfdb_misreads_are_refused(write_record, no_wfdb_read, fiel
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_longer_than_an_hour_refused_before_reading(write_record, no_wfdb_read):
-    path, _ = write_record(fs=10, samples=36_010)  # 3601 s at 10 Hz, all on disk
-    with pytest.raises(ECGNetError, match=r"declares 3601 s of signal, over the limit of 3600 s \(max_seconds\)"):
+def test_longer_than_ten_minutes_refused_before_reading(write_record, no_wfdb_read):
+    path, _ = write_record(fs=10, samples=6_010)  # 601 s at 10 Hz, all on disk
+    with pytest.raises(ECGNetError, match=r"declares 601 s of signal, over the limit of 600 s \(max_seconds\)"):
         read_ecg(path, 10)
 
 
