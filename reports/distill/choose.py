@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import yaml
+
 from benchmarks import bench_distill
 from benchmarks._common import REPO_ROOT
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
@@ -24,7 +26,9 @@ def main(argv: list[str]) -> None:
     y9, y10 = (labels.y[labels.split(s)] for s in ("val", "test"))
     ranked = []
     for run in sorted((REPO_ROOT / "runs").glob("distill_*")):
-        if (run / "test" / "predictions.csv").is_file() and not (run / "INCOMPLETE").exists():
+        if not (run / "test" / "predictions.csv").is_file() or (run / "INCOMPLETE").exists():
+            continue
+        if yaml.safe_load((run / "config.yaml").read_text())["data"]["task"] == "superdiagnostic":  # not all-71
             ranked.append((M.macro_auc(y9, bench_distill.fold_predictions(run, labels, "val")),
                            M.macro_auc(y10, bench_distill.fold_predictions(run, labels, "test")), run.name))
     if not ranked:

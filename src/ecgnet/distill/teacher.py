@@ -38,7 +38,8 @@ def _members(model: torch.nn.Module, config) -> tuple[list[torch.nn.Module], lis
     if getattr(model, "member_logits", None) is not None:  # late fusion: average or stack of runs
         members = list(model.members.values())
         windows = [model.windows[m] for m in model.members]
-        return members, windows, model.method, model.weight.numpy().copy(), model.bias.numpy().copy()
+        weight, bias = (t.detach().cpu().numpy().copy() for t in (model.weight, model.bias))
+        return members, windows, model.method, weight, bias
     if getattr(model, "whole_record", False):
         raise ECGNetError(f"{config.name}: a teacher must predict windows (a late-fusion run or a windowed model)")
     w = np.ones((1, 1), dtype=np.float32)
@@ -89,15 +90,18 @@ def member_window_probs(member: torch.nn.Module, signal: torch.Tensor, metadata:
     """(batch, windows, classes) probabilities of one member at each window start."""
     crops = torch.cat([signal[..., s:s + window] for s in starts])
     p = torch.sigmoid(member(crops, metadata.repeat(len(starts), 1)).float())
-    return p.view(len(starts), signal.shape[0], -1).transpose(0, 1)
+    return p.view(len(starts), signal.shape[0], -1).transpose(0, 1).cpu()
 
 
 def compute(run_dir: str | Path, data: PTBXL, split: str, batch_size: int = 128, bf16: bool = False,
             progress: bool = True) -> dict:
     """The arrays of one split's soft-target file (see the module docstring). ``bf16``: the members run
-    under CPU bfloat16 autocast (faster where the CPU has bf16 units; probabilities differ by < 0.01)."""
+    under bfloat16 autocast (faster where the CPU has bf16 units; probabilities differ by < 0.01). On a
+    machine with a CUDA GPU the members run there."""
     run_dir = Path(run_dir)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, config, info = _load_teacher(run_dir)
+    model.to(device)
     if info["classes"] != data.classes:
         raise ECGNetError(f"{run_dir}: the teacher predicts {info['classes']}, the task has {data.classes}")
     members, windows, method, weight, bias = _members(model, config)
@@ -110,11 +114,11 @@ def compute(run_dir: str | Path, data: PTBXL, split: str, batch_size: int = 128,
     starts = window_starts(samples, window, stride)
     out = np.zeros((len(s.ecg_ids), len(members), len(starts), len(data.classes)), dtype=np.float32)
     start = time.perf_counter()
-    with Progress(disable=not progress) as bar, torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+    with Progress(disable=not progress) as bar, torch.autocast(device.type, torch.bfloat16, enabled=bf16):
         task = bar.add_task(f"Teacher {run_dir.name} ({len(members)} members), {split}", total=len(s.ecg_ids))
         for i in range(0, len(s.ecg_ids), batch_size):
-            x = torch.as_tensor(np.asarray(s.signal[i:i + batch_size]))
-            m = torch.as_tensor(np.asarray(s.metadata[i:i + batch_size]))
+            x = torch.as_tensor(np.asarray(s.signal[i:i + batch_size])).to(device)
+            m = torch.as_tensor(np.asarray(s.metadata[i:i + batch_size])).to(device)
             for k, member in enumerate(members):
                 out[i:i + len(x), k] = member_window_probs(member, x, m, starts, window).numpy()
             bar.advance(task, len(x))
