@@ -38,11 +38,10 @@ endif
 	@test -n "$(ECGNET_DATA)" || { echo "No PTB-XL folder: set ECGNET_DATA=DIR, or download it with '$(BIN)/ecgnet data download DIR'" >&2; exit 1; }
 
 # The main job: evaluate on fold 10 (table + report) the single model with the best fold-9 macro AUC
-# (long_time, the default of predict/serve: the time baseline trained with bf16 + EMA for up to 50 epochs),
-# the time-domain baseline, and the best fusion model of the modality study
+# (distill_long_time, the default of predict/serve: long_time's network and recipe distilled from the greedy
+# ensemble), the time-domain baseline, and the best fusion model of the modality study
 # (intermediate fusion by concatenation of the four modalities, weighted BCE).
-run: data
-	$(BIN)/ecgnet evaluate --checkpoint runs/long_time --split test
+	$(BIN)/ecgnet evaluate --checkpoint runs/distill_long_time --split test
 	$(BIN)/ecgnet evaluate --checkpoint runs/baseline_time --split test
 	$(BIN)/ecgnet evaluate --checkpoint runs/intermediate_concat_weighted_bce --split test
 	@echo "Viewer: run '$(BIN)/ecgnet serve' and open http://127.0.0.1:8000/ (see docs/viewer.md)"

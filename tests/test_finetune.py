@@ -58,6 +58,13 @@ def test_finetune_config_base_and_overrides(source):
         finetune_config(source, None, [], "everything")
 
 
+def test_finetuning_the_distilled_default_does_not_distill():
+    """The shipped default learnt from a teacher's PTB-XL soft targets; a site's fine-tune learns its labels."""
+    distilled = load_source("distill_long_time")
+    assert distilled.config.training.distill_teacher
+    assert finetune_config(distilled, None, [], "head").training.distill_teacher is None
+
+
 def write_learnable(folder: Path, n: int = 36) -> Path:
     """Records at 100 Hz where class X is an 8 Hz, 1.5 mV oscillation and Y a 1 Hz, 2 mV wave in the
     limb leads, on noise; a manifest with sources, patients and both classes."""
