@@ -107,6 +107,35 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch):
     assert config.name == "tiny_ft"
 
 
+@pytest.mark.slow
+def test_cv_resume_reuses_finished_folds_and_retrains_the_missing_one(tmp_path, monkeypatch):
+    """A cross-validation killed after some folds: --resume keeps the folds that finished (same weights, same
+    out-of-fold predictions) and trains the rest; a changed config is refused, not silently mixed in."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 24)
+    args = ["train", "--manifest", str(manifest), "--from", "long_time", "--folds", "3", "--runs-dir",
+            str(tmp_path / "runs"), "--set", "training.epochs=2", "--set", "training.threads=1", "--set", "name=cv",
+            "--n-boot", "20", "--no-progress"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    cv = tmp_path / "runs" / "cv" / "cv"
+    stamp = {f: (cv / f / "model.safetensors").stat().st_mtime_ns for f in ("fold_1", "fold_3")}
+    before = pd.read_csv(cv / "predictions.csv")
+    import shutil
+
+    shutil.rmtree(cv / "fold_2")  # killed before fold 2 was written
+    (tmp_path / "runs" / "cv" / "run.json").unlink()
+    again = CliRunner().invoke(app, args + ["--resume"])
+    assert again.exit_code == 0, again.output
+    assert {f: (cv / f / "model.safetensors").stat().st_mtime_ns for f in stamp} == stamp  # not retrained
+    assert (cv / "fold_2" / "run.json").is_file() and (tmp_path / "runs" / "cv" / "run.json").is_file()
+    after = pd.read_csv(cv / "predictions.csv")
+    kept = before["fold"] != 2
+    pd.testing.assert_frame_equal(after[kept], before[kept])
+    changed = CliRunner().invoke(app, args + ["--resume", "--set", "training.lr=0.5"])
+    assert changed.exit_code != 0 and "cannot resume with a changed config (training.lr)" in changed.output
+
+
 def test_train_usage_errors(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["train", "--manifest", str(tmp_path / "none.csv"), "--from", "long_time"])

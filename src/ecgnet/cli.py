@@ -182,7 +182,8 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
                                                   "out at a time; then train on all."),
           workers: Optional[int] = typer.Option(None, "--workers", help="Processes building the signal cache."),
           runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
-          resume: bool = typer.Option(False, help="Continue from runs/<name>/checkpoints/last.ckpt."),
+          resume: bool = typer.Option(False, help="Continue from runs/<name>/checkpoints/last.ckpt; with --folds or "
+                                      "--leave-out, reuse the folds that finished and continue the one cut off."),
           overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
                                               "(repeatable; validated like the file; the run saves the merged config)."),
           n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
@@ -190,12 +191,10 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
     """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10 — or on your own manifest, fine-tuned
     from a shipped model (--from), cross-validated (--folds K, --leave-out source)."""
     if manifest is not None or start_from is not None or folds is not None or leave_out is not None:
-        if resume:
-            raise ECGNetError("--resume applies to PTB-XL training from a config, not to --manifest/--from/--folds")
         from ecgnet.training.collection import format_summary, train_command
 
         summary = train_command(config, overrides, manifest, label_map, skip_bad, start_from, mode, folds, leave_out,
-                                data, runs_dir, n_boot, workers, progress,
+                                data, runs_dir, n_boot, workers, progress, resume,
                                 log=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
         if summary is not None:  # None: a non-zero rank of a distributed run (rank 0 reports)
             console.print(escape(format_summary(summary)), highlight=False)

@@ -163,12 +163,21 @@ def predict(model, collection: Collection, rows: np.ndarray, scaler, config: Con
 
 
 def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir: Path, source=None,
-             mode: str | None = None, progress: bool = True, n_boot: int = 1000, extra: dict | None = None):
+             mode: str | None = None, progress: bool = True, n_boot: int = 1000, extra: dict | None = None,
+             resume: bool = False):
     """One training through fit.train; returns (run directory, model, the data object, run.json), or None
-    in a process of a distributed run other than rank 0 (every process trains; rank 0 does the rest)."""
+    in a process of a distributed run other than rank 0 (every process trains; rank 0 does the rest).
+    ``resume``: a run that finished is reused as it is, one that was cut off continues from its last
+    checkpoint (both only with the config they started with)."""
     from ecgnet.runs import load_run
     from ecgnet.training.fit import train
 
+    run_dir = Path(runs_dir) / config.name
+    if resume and finished(run_dir, config):
+        data = CollectionData(collection, assignment, config.data.in_memory,
+                              source.metadata_scaler if source is not None else None)
+        fitted, _, run_info = load_run(run_dir)
+        return run_dir, fitted, data, run_info
     model, ft, callbacks = None, None, []
     if source is not None:
         from ecgnet.training.finetune import FrozenInEval, start_model
@@ -182,12 +191,23 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
             "split_records": {k: int(len(v)) for k, v in assignment.items()}, **(extra or {})}
     if ft is not None:
         info["finetune"] = ft
-    run_dir, results = train(config, None, runs_dir, progress=progress, n_boot=n_boot, callbacks=callbacks,
-                             data=data, model=model, extra_info=info)
+    run_dir, results = train(config, None, runs_dir, resume=resume, progress=progress, n_boot=n_boot,
+                             callbacks=callbacks, data=data, model=model, extra_info=info)
     if results is None:  # another process of a distributed run: rank 0 predicts and writes
         return None
     fitted, _, run_info = load_run(run_dir)
     return run_dir, fitted, data, run_info
+
+
+def finished(run_dir: Path, config: Config) -> bool:
+    """Whether ``run_dir`` is a complete run of ``config`` (a changed config is an error, not a retrain)."""
+    from ecgnet.runs import INCOMPLETE
+    from ecgnet.training.fit import check_resumable
+
+    if not (run_dir / "run.json").is_file() or (run_dir / INCOMPLETE).exists():
+        return False
+    check_resumable(config, run_dir / "config.yaml", resuming=True)
+    return True
 
 
 def _task(collection: Collection) -> str | None:
@@ -208,9 +228,11 @@ def _describe(collection: Collection) -> dict:
 def train_collection(collection: Collection, config: Config, runs_dir: Path = Path("runs"), source=None,
                      mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
                      inner: float = 0.2, cache_dir=None, workers: int | None = None, progress: bool = True,
-                     n_boot: int = 1000, skip_bad: bool = False,
+                     n_boot: int = 1000, skip_bad: bool = False, resume: bool = False,
                      log: Callable[[str], None] = lambda _: None) -> dict:
-    """Train (and cross-validate) on ``collection``; returns a summary with the run directory."""
+    """Train (and cross-validate) on ``collection``; returns a summary with the run directory.
+    ``resume``: after a kill, the folds (and final model) that finished are reused and the one that was
+    cut off continues from its last checkpoint."""
     if config.training.auxiliary_task:
         raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
     if source is not None and mode is None:
@@ -226,7 +248,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     crossvalidate = folds is not None or leave_out is not None
     if crossvalidate:
         cv = cross_validate(collection, config, run_dir, source, mode, folds, leave_out, inner, progress,
-                            n_boot, log)
+                            n_boot, log, resume=resume)
     if not crossvalidate:
         assignment, how = once_assignment(collection, config.seed)
     else:
@@ -236,7 +258,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
                f"({inner:.0%} of patients, grouped and stratified) for early stopping")
     log(f"final model: {how}")
     fitted = fit_once(collection, assignment, config, Path(runs_dir), source, mode, progress, n_boot,
-                      {"split": how, **({"cv": cv["protocol"]} if cv else {})})
+                      {"split": how, **({"cv": cv["protocol"]} if cv else {})}, resume)
     if fitted is None:
         return None  # not rank 0 of a distributed run: rank 0 writes and reports
     _, model, data, info = fitted
@@ -269,7 +291,7 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
 
 
 def cross_validate(collection: Collection, config: Config, run_dir: Path, source, mode, k, leave_out, inner,
-                   progress, n_boot, log, train_records: int | None = None) -> dict:
+                   progress, n_boot, log, train_records: int | None = None, resume: bool = False) -> dict:
     """``train_records``: train each fold on a random subset of this many of its training records
     (a learning curve); the held-out folds stay whole."""
     fold_of, names = cv_folds(collection, k, leave_out, config.seed)
@@ -282,7 +304,7 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
             f"{len(val_rows)} inner validation, {len(test)} held out")
         fold_config = config.model_copy(update={"name": f"fold_{f}"})
         fitted = fit_once(collection, {"train": train_rows, "val": val_rows}, fold_config, run_dir / "cv", source,
-                          mode, progress, n_boot, {"held_out": name})
+                          mode, progress, n_boot, {"held_out": name}, resume)
         if fitted is None:
             continue  # not rank 0
         _, model, data, info = fitted
@@ -392,7 +414,8 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
                   label_map: Path | None = None, skip_bad: bool = False, source: str | None = None,
                   mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
                   data_root: Path | None = None, runs_dir: Path = Path("runs"), n_boot: int = 1000,
-                  workers: int | None = None, progress: bool = True, log: Callable[[str], None] = lambda _: None) -> dict:
+                  workers: int | None = None, progress: bool = True, resume: bool = False,
+                  log: Callable[[str], None] = lambda _: None) -> dict:
     """``ecgnet train`` with ``--manifest`` and/or ``--from``: the config (the file's, or the source run's
     with the small-data schedule; ``--set`` on top), the collection (the manifest, else PTB-XL for the
     config's task), then :func:`train_collection`."""
@@ -425,7 +448,7 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
     for record, why in collection.skipped:
         log(f"skipped {record}: {why}")
     return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
-                            n_boot=n_boot, skip_bad=skip_bad, workers=workers, log=log)
+                            n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log)
 
 
 def format_summary(summary: dict) -> str:
