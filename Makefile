@@ -41,6 +41,7 @@ endif
 # (distill_long_time, the default of predict/serve: long_time's network and recipe distilled from the greedy
 # ensemble), the time-domain baseline, and the best fusion model of the modality study
 # (intermediate fusion by concatenation of the four modalities, weighted BCE).
+run: data
 	$(BIN)/ecgnet evaluate --checkpoint runs/distill_long_time --split test
 	$(BIN)/ecgnet evaluate --checkpoint runs/baseline_time --split test
 	$(BIN)/ecgnet evaluate --checkpoint runs/intermediate_concat_weighted_bce --split test

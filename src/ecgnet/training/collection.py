@@ -172,10 +172,10 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
     from ecgnet.runs import load_run
     from ecgnet.training.fit import train
 
+    data = CollectionData(collection, assignment, config.data.in_memory,
+                          source.metadata_scaler if source is not None else None)
     run_dir = Path(runs_dir) / config.name
     if resume and finished(run_dir, config):
-        data = CollectionData(collection, assignment, config.data.in_memory,
-                              source.metadata_scaler if source is not None else None)
         fitted, _, run_info = load_run(run_dir)
         return run_dir, fitted, data, run_info
     model, ft, callbacks = None, None, []
@@ -185,8 +185,6 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
         model, ft = start_model(source, collection.classes, mode, config.seed)
         if mode == "head":
             callbacks.append(FrozenInEval())
-    data = CollectionData(collection, assignment, config.data.in_memory,
-                          source.metadata_scaler if source is not None else None)
     info = {"task": _task(collection), "collection": _describe(collection),
             "split_records": {k: int(len(v)) for k, v in assignment.items()}, **(extra or {})}
     if ft is not None:
