@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -45,7 +46,8 @@ def soup(names: list[str], data: PTBXL, config, batches: int = 16) -> torch.nn.M
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
             m.momentum = None  # cumulative mean over the batches below
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # the batches' records
+    np.random.seed(0)  # their crops (CropDataset draws starts with numpy)
     loader = DataLoader(CropDataset(data.split("train"), config.data.window), batch_size=256, shuffle=True)
     model.train()
     with torch.no_grad():
