@@ -15,6 +15,8 @@ committed single model and the committed late-fusion run with the highest fold-9
 import json
 from pathlib import Path
 
+import yaml
+
 from ecgnet.runs import provenance
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
@@ -29,14 +31,25 @@ FIXED = {"all": "all_time", "diagnostic": "diagnostic_time", "subdiagnostic": "s
          "superdiagnostic": "fast_time", "form": FORM, "rhythm": RHYTHM}
 
 
+def taught_by_fold9(run_dir: Path) -> bool:
+    """Whether the run was distilled from a stacked teacher: the stack's weights are fitted on fold 9's labels,
+    so its student's fold-9 score is partly in-sample (reports/distill/README.md: distill_long_all_time scores
+    +0.006 over its untaught twin on fold 9, −0.0006 on fold 10) and fold 9 cannot rank it."""
+    teacher = (yaml.safe_load((run_dir / "config.yaml").read_text()).get("training") or {}).get("distill_teacher")
+    if not teacher or not (Path(teacher) / "config.yaml").is_file():
+        return False
+    model = yaml.safe_load((Path(teacher) / "config.yaml").read_text())["model"]
+    return model["name"] == "late_fusion" and (model.get("params") or {}).get("method") == "stacking"
+
+
 def best_by_fold9(task: str, late_fusion: bool) -> str | None:
     """The committed run of ``task`` with the highest fold-9 macro AUC, among late-fusion runs or among
-    single models."""
+    single models (not those whose fold-9 score is partly in-sample: :func:`taught_by_fold9`)."""
     scores = {}
     for path in Path("runs").glob("*/run.json"):
         info = json.loads(path.read_text())
         if info.get("task") == task and (info.get("model") == "late_fusion") == late_fusion \
-                and (path.parent / "test" / "metrics.json").is_file():
+                and (path.parent / "test" / "metrics.json").is_file() and not taught_by_fold9(path.parent):
             scores[info["name"]] = info["best_val_macro_auc"]
     return max(scores, key=scores.get) if scores else None
 
