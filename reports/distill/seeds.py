@@ -34,9 +34,10 @@ def main() -> dict:
         f = figures[str(seed)]
         rows.append([seed, f"{f['fold9'][student]:.4f}", f"{f['fold9'][base]:.4f}", f"{f['fold10'][student]:.4f}",
                      f"{f['fold10'][base]:.4f}", f"{diff['diff']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]"])
-    mean = {k: float(np.mean([figures[s][k][PAIRS[int(s)][i]] for s in figures]))
-            for k, i in (("fold9", 0), ("fold10", 0))}
-    mean_base = {k: float(np.mean([figures[s][k][PAIRS[int(s)][1]] for s in figures])) for k in ("fold9", "fold10")}
+    def mean_of(role: int) -> dict:  # 0: the students, 1: the baselines
+        return {k: float(np.mean([figures[s][k][PAIRS[int(s)][role]] for s in figures])) for k in ("fold9", "fold10")}
+
+    mean, mean_base = mean_of(0), mean_of(1)
     figures["mean"] = {"student": mean, "baseline": mean_base,
                        "fold10_student_minus_baseline": mean["fold10"] - mean_base["fold10"]}
     rows.append(["mean", f"{mean['fold9']:.4f}", f"{mean_base['fold9']:.4f}", f"{mean['fold10']:.4f}",
