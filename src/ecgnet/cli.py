@@ -225,16 +225,20 @@ def distill(teacher: Path = typer.Option(..., "--teacher", help="The teacher run
                                                 "training.distill_weight=0.7 (repeatable)."),
             bf16: bool = typer.Option(False, "--bf16", help="Compute the teacher's soft targets under CPU bfloat16 "
                                       "autocast (faster on CPUs with bf16 units; probabilities differ by < 0.01)."),
+            unlabelled: Optional[Path] = typer.Option(None, "--unlabelled", help="A manifest CSV of unlabelled ECGs "
+                                                      "(a 'record' column; any format) that also learn the teacher's "
+                                                      "probabilities. Never records a result is measured on."),
             n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
             progress: bool = ProgressOpt):
     """Knowledge distillation: the student config learns the teacher's probabilities and the labels on folds
-    1–8 (the teacher's soft targets are computed once and cached), selects on fold 9, is evaluated on 9 and 10."""
+    1–8 (the teacher's soft targets are computed once and cached), selects on fold 9, is evaluated on 9 and 10.
+    With --unlabelled, the manifest's records join the training set with the teacher's probabilities only."""
     from ecgnet.data.ptbxl import data_root
     from ecgnet.distill.run import distill as run_distill
     from ecgnet.evaluation.report import format_table
 
     run_dir, results = run_distill(teacher, student, data_root(data), runs_dir, overrides, bf16=bf16,
-                                   n_boot=n_boot, progress=progress)
+                                   n_boot=n_boot, progress=progress, unlabelled=unlabelled)
     if results is None:
         return
     console.print(format_table(results["test"], title=f"{run_dir.name} — fold 10 (test)"))

@@ -97,6 +97,9 @@ class TrainingConfig(_Strict):
     distill_target: Literal["record", "window"] = Field(
         "window", description="a crop learns the teacher's record probability, or its probability at the "
         "evaluation window nearest the crop")
+    distill_unlabelled: str | None = Field(None, description="a manifest of unlabelled records (only its record "
+                                           "column is read) that join the training crops with the teacher's soft "
+                                           "targets only (distill/unlabelled.py); None = off")
 
     @model_validator(mode="after")
     def _devices_positive(self):
@@ -111,6 +114,11 @@ class TrainingConfig(_Strict):
                              "diagnostic labels under data.task superdiagnostic)")
         if self.distill_teacher is not None and self.auxiliary_task is not None:
             raise ValueError("distill_teacher and auxiliary_task both extend the training targets: choose one")
+        if self.distill_unlabelled is not None and self.distill_teacher is None:
+            raise ValueError("distill_unlabelled needs distill_teacher: unlabelled records learn only its soft targets")
+        if self.distill_unlabelled is not None and self.sampler == "oversample":
+            raise ValueError("distill_unlabelled with sampler oversample: unlabelled records have no class to "
+                             "oversample by; use the shuffled order")
         return self
 
 

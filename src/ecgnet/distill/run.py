@@ -14,12 +14,18 @@ from ecgnet.distill import teacher as teacher_targets
 from ecgnet.errors import ECGNetError
 
 
-def student_config(student: Path, teacher: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def student_config(student: Path, teacher: Path, overrides: list[str] | tuple[str, ...] = (),
+                   unlabelled: Path | None = None) -> Config:
     """The student config with ``training.distill_teacher`` = ``teacher`` (the config's own ``--set``
-    overrides applied first; a distill_* override of weight, temperature or target is kept)."""
+    overrides applied first; a distill_* override of weight, temperature or target is kept) and, when
+    given, ``training.distill_unlabelled`` = ``unlabelled``."""
     config = load_config(student, overrides)
     raw = config.model_dump(mode="json")
     raw["training"]["distill_teacher"] = str(teacher)
+    if unlabelled is not None:
+        if not Path(unlabelled).is_file():
+            raise ECGNetError(f"{unlabelled}: no such manifest (--unlabelled)")
+        raw["training"]["distill_unlabelled"] = str(unlabelled)
     return parse_config(raw, source=str(student))
 
 
@@ -37,11 +43,12 @@ def soft_targets(teacher: Path, task: str, data_root: Path, cache_dir: Path | No
 
 def distill(teacher: Path, student: Path, data_root: Path, runs_dir: Path = Path("runs"),
             overrides: list[str] | tuple[str, ...] = (), cache_dir: Path | None = None, bf16: bool = False,
-            n_boot: int = 1000, progress: bool = True):
-    """Soft targets of ``teacher`` (all ten folds: 1–8 teach, 9 and 10 for diagnostics), then the student
-    trained with them. Returns ``(run directory, results)`` as :func:`ecgnet.training.fit.train`."""
+            n_boot: int = 1000, progress: bool = True, unlabelled: Path | None = None):
+    """Soft targets of ``teacher`` (all ten folds: 1–8 teach, 9 and 10 for diagnostics; and the records of
+    the ``unlabelled`` manifest), then the student trained with them. Returns ``(run directory, results)``
+    as :func:`ecgnet.training.fit.train`."""
     from ecgnet.training.fit import train
 
-    config = student_config(student, teacher, overrides)
+    config = student_config(student, teacher, overrides, unlabelled)
     soft_targets(teacher, config.data.task, data_root, cache_dir, bf16=bf16, progress=progress)
     return train(config, data_root, runs_dir, cache_dir=cache_dir, progress=progress, n_boot=n_boot)

@@ -98,35 +98,42 @@ def compute(run_dir: str | Path, data: PTBXL, split: str, batch_size: int = 128,
     """The arrays of one split's soft-target file (see the module docstring). ``bf16``: the members run
     under bfloat16 autocast (faster where the CPU has bf16 units; probabilities differ by < 0.01). On a
     machine with a CUDA GPU the members run there."""
+    return compute_split(run_dir, data.split(split), data.classes, split, batch_size, bf16, progress)
+
+
+def compute_split(run_dir: str | Path, split, classes: list[str], label: str, batch_size: int = 128,
+                  bf16: bool = False, progress: bool = True) -> dict:
+    """:func:`compute` for any :class:`~ecgnet.data.dataset.Split` (e.g. an unlabelled manifest's records,
+    metadata scaled as the teacher's training data); ``label`` names it on the progress bar."""
     run_dir = Path(run_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, config, info = _load_teacher(run_dir)
     model.to(device)
-    if info["classes"] != data.classes:
-        raise ECGNetError(f"{run_dir}: the teacher predicts {info['classes']}, the task has {data.classes}")
+    if info["classes"] != classes:
+        raise ECGNetError(f"{run_dir}: the teacher predicts {info['classes']}, the task has {classes}")
     members, windows, method, weight, bias = _members(model, config)
-    if len({(w, s) for w, s, _ in windows}) != 1:
+    if len({(w, st) for w, st, _ in windows}) != 1:
         raise ECGNetError(f"{run_dir}: members with different windows cannot share window soft targets")
     window, stride, _ = windows[0]
-    s = data.split(split)
-    samples = s.signal.shape[-1]
+    samples = split.signal.shape[-1]
     window = window or samples
     starts = window_starts(samples, window, stride)
-    out = np.zeros((len(s.ecg_ids), len(members), len(starts), len(data.classes)), dtype=np.float32)
+    out = np.zeros((len(split.ecg_ids), len(members), len(starts), len(classes)), dtype=np.float32)
     start = time.perf_counter()
     with Progress(disable=not progress) as bar, torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-        task = bar.add_task(f"Teacher {run_dir.name} ({len(members)} members), {split}", total=len(s.ecg_ids))
-        for i in range(0, len(s.ecg_ids), batch_size):
-            x = torch.as_tensor(np.asarray(s.signal[i:i + batch_size])).to(device)
-            m = torch.as_tensor(np.asarray(s.metadata[i:i + batch_size])).to(device)
+        task = bar.add_task(f"Teacher {run_dir.name} ({len(members)} members), {label}", total=len(split.ecg_ids))
+        for i in range(0, len(split.ecg_ids), batch_size):
+            x = torch.as_tensor(np.asarray(split.signal[i:i + batch_size])).to(device)
+            m = torch.as_tensor(np.asarray(split.metadata[i:i + batch_size])).to(device)
             for k, member in enumerate(members):
                 out[i:i + len(x), k] = member_window_probs(member, x, m, starts, window).numpy()
             bar.advance(task, len(x))
-    return {"ecg_ids": s.ecg_ids.astype(np.int64), "probs": out,
-            "starts": np.asarray(starts), "window": np.asarray(window),
+    ids = np.asarray(split.ecg_ids)
+    return {"ecg_ids": ids.astype(np.int64) if ids.dtype.kind in "iu" else np.arange(len(ids), dtype=np.int64),
+            "probs": out, "starts": np.asarray(starts), "window": np.asarray(window),
             "aggregates": np.asarray([a for _, _, a in windows]), "method": np.asarray(method),
             "weight": np.asarray(weight, dtype=np.float32), "bias": np.asarray(bias, dtype=np.float32),
-            "classes": np.asarray(data.classes), "teacher": np.asarray(str(run_dir)),
+            "classes": np.asarray(classes), "teacher": np.asarray(str(run_dir)),
             "weights_sha256": np.asarray(weights_digest(run_dir)), "bf16": np.asarray(bf16),
             "seconds": np.asarray(round(time.perf_counter() - start, 1))}
 
@@ -188,9 +195,12 @@ class SoftTargets:
 
     @classmethod
     def load(cls, folder: str | Path) -> "SoftTargets":
-        """Every ``<split>.npz`` of a soft-target folder, as one table."""
+        """Every ``<split>.npz`` of a soft-target folder, as one table (or one ``.npz`` file)."""
         folder = Path(folder)
-        files = [folder / f"{s}.npz" for s in SPLITS if (folder / f"{s}.npz").is_file()]
+        if folder.suffix == ".npz":  # one file (e.g. an unlabelled manifest's)
+            files = [folder]
+        else:
+            files = [folder / f"{s}.npz" for s in SPLITS if (folder / f"{s}.npz").is_file()]
         if not files:
             raise ECGNetError(f"{folder}: no soft targets (expected {', '.join(s + '.npz' for s in SPLITS)})")
         parts = []

@@ -76,7 +76,7 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
         if config.training.auxiliary_task:  # a training-only second head; `model` is what is saved
             fitted, fit_split, loss = auxiliary.attach(model, data, train_split, config)
         stats = fit_lightning(fitted, config, fit_split, val_split, run_dir, resume, progress, callbacks, loss,
-                              fit_statistics)
+                              fit_statistics, data)
         if "global_rank" in stats:  # another process of a distributed run: rank 0 writes the run
             return run_dir, None
     model.cpu().eval()
@@ -100,10 +100,11 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
 
 def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, resume: bool,
                   progress: bool, extra_callbacks: list | None = None, loss: torch.nn.Module | None = None,
-                  fit_statistics: bool = True) -> dict:
+                  fit_statistics: bool = True, data=None) -> dict:
     """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``.
     ``loss``: instead of the config's (multi-task training passes its own); ``fit_statistics``: False
-    keeps the frontends' statistics (a fine-tuned model standardises leads as it was trained to)."""
+    keeps the frontends' statistics (a fine-tuned model standardises leads as it was trained to);
+    ``data``: the dataset the splits come from (distillation from unlabelled records reads its scaling)."""
     t, crop = config.training, config.data.window
     pretrained = {}
     if t.init_from:  # frontend statistics and encoder from `ecgnet pretrain`, so leads are standardised as then
@@ -117,7 +118,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     if t.distill_teacher:  # each crop's target: its labels and the teacher's probabilities (ecgnet.distill)
         from ecgnet.distill.data import attach
 
-        train_set, loss = attach(config, train_split, crop, loss)
+        train_set, loss = attach(config, train_split, crop, loss, data=data, progress=progress)
     train_loader = DataLoader(train_set, batch_size=t.batch_size, shuffle=sampler is None,
                               sampler=sampler, drop_last=len(train_split.ecg_ids) > t.batch_size,
                               num_workers=t.num_workers)
@@ -162,7 +163,8 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
             "best_epoch": int(epochs.loc[epochs["val_macro_auc"].idxmax(), "epoch"]) + 1,
             "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
             "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
-            "wall_seconds_this_session": round(wall, 1), "hardware": hardware(trainer), **pretrained}
+            "wall_seconds_this_session": round(wall, 1), "hardware": hardware(trainer), **pretrained,
+            **({"unlabelled_records": len(train_set) - len(train_split.ecg_ids)} if t.distill_unlabelled else {})}
 
 
 def check_resumable(config: Config, saved: Path, resuming: bool) -> None:

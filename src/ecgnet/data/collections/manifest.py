@@ -22,6 +22,9 @@ with columns ``code,class``) maps site codes or free text to them: with it, the 
 targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped code is an error), and
 per-class columns named by site codes are renamed (several onto one class: positive if any is).
 
+An *unlabelled* manifest (``labelled=False``: records for distillation's soft targets) needs only the
+``record`` column; label columns, if any, are ignored and the collection has no classes.
+
 Every problem is reported with its CSV line and column — a missing file, an unknown class, a duplicate
 record, a row without any label, an unreadable value — all in one :class:`ECGNetError`; with
 ``skip_bad`` the bad rows are left out and listed in ``Collection.skipped`` instead.
@@ -87,8 +90,9 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
 
 
 def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
-                  skip_bad: bool = False) -> Collection:
-    """The manifest at ``path`` as a :class:`Collection` (see the module docstring)."""
+                  skip_bad: bool = False, labelled: bool = True) -> Collection:
+    """The manifest at ``path`` as a :class:`Collection` (see the module docstring; ``labelled=False``:
+    the labels are not read, the collection has no classes)."""
     path = Path(path)
     if not path.is_file():
         raise ECGNetError(f"{path}: no such manifest")
@@ -108,13 +112,15 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     if "record" not in header:
         raise ECGNetError(f"{path} line 1: no 'record' column (columns: {', '.join(header)})")
     mapping = read_label_map(label_map) if isinstance(label_map, (str, Path)) else label_map
-    class_columns = [h for h in header if h not in RESERVED and h]
-    if "labels" in header and class_columns:
+    class_columns = [h for h in header if h not in RESERVED and h] if labelled else []
+    if not labelled:
+        mapping = None
+    elif "labels" in header and class_columns:
         raise ECGNetError(f"{path} line 1: both a 'labels' column and per-class columns ({', '.join(class_columns)}): "
                           "use one layout")
-    if "labels" not in header and not class_columns:
+    if labelled and "labels" not in header and not class_columns:
         raise ECGNetError(f"{path} line 1: no labels: add one column per class or a 'labels' column")
-    classes = _classes(path, header, class_columns, rows[1:], mapping)
+    classes = _classes(path, header, class_columns, rows[1:], mapping) if labelled else []
     col = {h: i for i, h in enumerate(header)}
     base = path.parent
     problems: list[str] = []
@@ -129,7 +135,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
             errors.append(f"{len(row)} fields, the header has {len(header)}")
             row = (row + [""] * len(header))[:len(header)]
         cell = {h: row[i].strip() for h, i in col.items()}
-        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, line)
+        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, line, labelled)
         name = cell["record"] or "?"
         if errors:
             problems += [f"{path} line {line} (record '{name}'), {e}" for e in errors]
@@ -167,7 +173,7 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
 
 
 def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
-               line: int) -> dict:
+               line: int, labelled: bool = True) -> dict:
     entry: dict = {}
     record = cell["record"]
     if not record:
@@ -184,7 +190,9 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         entry.update(record=record, path=key)
     y = np.full(len(classes), np.nan, dtype=np.float32)
     index = {c: k for k, c in enumerate(classes)}
-    if class_columns:
+    if not labelled:
+        pass
+    elif class_columns:
         for column in class_columns:
             text = cell[column]
             if not text:
@@ -275,7 +283,7 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
 
     return Collection(
         name=path.stem, records=np.array([e["record"] for e in kept], dtype=object), classes=classes,
-        y=np.stack([e["y"] for e in kept]).astype(np.float32),
+        y=np.stack([e["y"] for e in kept]).astype(np.float32).reshape(len(kept), len(classes)),
         patients=np.array([e["patient"] for e in kept], dtype=object),
         sources=np.array([e["source"] for e in kept], dtype=object),
         metadata=metadata_frame(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
