@@ -6,7 +6,11 @@ Silenced, deliberately and by name:
 - deprecation notices raised *inside* dependencies about their own use of other libraries (wfdb's
   pandas ``inplace=``, Lightning's torch ``LeafSpec``): nothing a user can act on;
 - Lightning's advice to add DataLoader workers: ECGNet's data is an in-memory array, workers cost more
-  than they give on 2 cores (``training.num_workers`` sets them).
+  than they give on 2 cores (``training.num_workers`` sets them);
+- Lightning's "checkpoint directory exists and is not empty": ECGNet clears stale checkpoints itself
+  before a fresh fit (``training/checkpoint_io.py``) and keeps the run's ``config.yaml`` there;
+- Lightning's "fewer training batches than the logging interval": a small collection (a site's 60
+  records) has one or two batches; the epoch metrics are logged all the same.
 
 Everything else — ECGNet's own warnings, and any other warning from a dependency — still shows.
 """
@@ -26,3 +30,5 @@ def quiet_dependencies() -> None:
         warnings.filterwarnings("ignore", category=category, module=_DEPENDENCIES)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
