@@ -201,6 +201,34 @@ def test_ptbxl_manifest_matches_the_ptbxl_collection(ptbxl_root, tmp_path):
     np.testing.assert_array_equal(np.asarray(a.signal), np.asarray(b.signal))
 
 
+
+def test_the_whole_ptbxl_manifest_passes_its_own_check(ptbxl_root, tmp_path):
+    """PTB-XL holds three heights of 6 cm: written empty (unknown), listed, so the manifest reads back whole."""
+    from ecgnet.data.collections.make import ptbxl_manifest
+
+    out = ptbxl_manifest(ptbxl_root, tmp_path / "p.csv", "superdiagnostic")
+    assert len(read_manifest(tmp_path / "p.csv")) == out["records"] == 21430  # 407 without a superclass
+    assert [(b["column"], b["value"]) for b in out["blanked"]] == [("height", 6.0)] * 3
+    assert sorted(Path(b["record"]).name for b in out["blanked"]) == ["09317_lr", "09384_lr", "15207_lr"]
+
+
+def test_manifest_command_leaves_nothing_when_its_check_fails(tmp_path):
+    """The written manifest is checked (here against a label map that does not exist): on failure one error
+    naming the file, a non-zero exit, and no manifest left behind."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    for i in range(2):
+        header, _ = write_wfdb(tmp_path / "recs", f"r{i}", fs=500, seed=i)
+        header.write_text(header.read_text() + "#Dx: 426783006\n")  # sinus rhythm → NORM
+    out = tmp_path / "m.csv"
+    result = CliRunner().invoke(app, ["manifest", str(tmp_path / "recs"), "-o", str(out),
+                                      "--label-map", str(tmp_path / "missing.yaml")])
+    assert result.exit_code != 0 and "missing.yaml" in result.output
+    assert not out.exists()
+
+
 FORMATS = CINC.parent / "formats"
 
 

@@ -153,9 +153,16 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
         result = ptbxl_manifest(source, out, task, sampling_rate)
     else:
         result = challenge_manifest(source, out)
-    collection = read_manifest(out, label_map)
+    try:
+        collection = read_manifest(out, label_map)
+    except ECGNetError:
+        out.unlink(missing_ok=True)  # nothing half-written: a manifest that fails its own check is not left behind
+        raise
     console.print(f"{result['records']} records, classes {', '.join(collection.classes)} → [bold]{escape(str(out))}[/]")
     console.print(collection.counts().to_string(), highlight=False)
+    for b in result.get("blanked", []):
+        console.print(f"{escape(b['record'])}: {b['column']} {b['value']:g} is implausible, written empty (unknown)",
+                      highlight=False)
     if result["left_out"]:
         console.print(f"{len(result['left_out'])} records left out (no superclass among their #Dx codes), e.g. "
                       f"{escape(result['left_out'][0]['record'])}", highlight=False)

@@ -4,7 +4,9 @@
   over the PTB-XL superclasses from the package's mapping (:mod:`ecgnet.data.external`), ``source`` =
   the record's folder, ``age``/``sex`` from the header; records with no superclass are left out and
   returned (as the PTB-XL benchmark leaves out records without a label of its task);
-- PTB-XL: any task's labels, ``strat_fold`` as ``fold``, ``patient_id``, age/sex/height/weight.
+- PTB-XL: any task's labels, ``strat_fold`` as ``fold``, ``patient_id``, age/sex/height/weight (a value
+  outside the manifest's plausible range — PTB-XL holds three heights of 6 cm — is written empty, i.e.
+  unknown, and returned, so the manifest passes its own validation).
 
 Record paths are written relative to the manifest's folder, so the pair can be moved together.
 """
@@ -18,6 +20,7 @@ import pandas as pd
 
 from ecgnet.data import ptbxl
 from ecgnet.data.collect import find_records
+from ecgnet.data.collections.manifest import PLAUSIBLE
 from ecgnet.data.external import SUPERCLASSES, external_labels
 from ecgnet.data.records import header_demographics
 from ecgnet.errors import ECGNetError
@@ -82,7 +85,13 @@ def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superd
         "source": "ptbxl", "fold": db.loc[ids, "strat_fold"].astype(int).to_numpy(),
         "age": meta["age"].to_numpy(), "sex": meta["sex"].map({0.0: "male", 1.0: "female"}).fillna("").to_numpy(),
         "height": meta["height"].to_numpy(), "weight": meta["weight"].to_numpy()})
+    blanked = []
+    for name, (low, high) in PLAUSIBLE.items():
+        bad = table[name].notna() & ~table[name].between(low, high)
+        blanked += [{"record": r, "column": name, "value": float(v)} for r, v in table.loc[bad, ["record", name]].values]
+        table.loc[bad, name] = float("nan")
     for k, c in enumerate(labels.classes):
         table[c] = y[:, k].astype(int)
     _write(table, out)
-    return {"manifest": str(out), "records": len(table), "left_out": [], "classes": labels.classes, "task": task}
+    return {"manifest": str(out), "records": len(table), "left_out": [], "blanked": blanked,
+            "classes": labels.classes, "task": task}

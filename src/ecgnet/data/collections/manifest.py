@@ -49,7 +49,7 @@ from ecgnet.errors import ECGNetError
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
 _TRUE, _FALSE = {"1", "1.0", "true", "yes", "y", "t"}, {"0", "0.0", "false", "no", "n", "f"}
 _SEX = {"m": 0.0, "male": 0.0, "0": 0.0, "0.0": 0.0, "f": 1.0, "female": 1.0, "1": 1.0, "1.0": 1.0}
-_RANGES = {"age": (0, 130), "height": (30, 250), "weight": (1, 400)}
+PLAUSIBLE = {"age": (0, 130), "height": (30, 250), "weight": (1, 400)}  # cm, kg; outside: a row error
 MAX_LISTED = 20
 
 
@@ -252,7 +252,7 @@ def _number(text: str, name: str, errors: list) -> float:
     except ValueError:
         errors.append(f"column {name}: '{text}' is not a number")
         return np.nan
-    low, high = _RANGES[name]
+    low, high = PLAUSIBLE[name]
     if not math.isfinite(value) or not low <= value <= high:
         if name == "age" and value == 300:  # PTB-XL's code for ages above 89
             return float(AGE_CAP)
