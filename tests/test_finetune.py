@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from ecgnet.cli import app
 from ecgnet.data.signals import LEADS
 from ecgnet.errors import ECGNetError
-from ecgnet.training.finetune import FrozenInEval, finetune_config, load_source, output_keys, start_model
+from ecgnet.training.finetune import (FrozenInEval, default_mode, finetune_config, load_source, output_keys,
+                                     start_model)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,17 @@ def test_finetune_config_base_and_overrides(source):
     assert config.model == source.config.model and config.training.lr == pytest.approx(1e-2)
     with pytest.raises(ECGNetError, match="--mode must be one of"):
         finetune_config(source, None, [], "everything")
+
+
+def test_default_mode_and_learning_rate_follow_the_head(source):
+    """The model's own classes (any order): every layer trains, at lr 1e-3; new classes: only a new head, at
+    1e-2; an explicit full fine-tune to new classes keeps the small-data schedule's 3e-3."""
+    own, new = list(reversed(source.classes)), ["X", "Y"]
+    assert default_mode(source, own) == "full" and default_mode(source, new) == "head"
+    lr = lambda mode, classes: finetune_config(source, None, [], mode, classes=classes).training.lr  # noqa: E731
+    assert lr("full", own) == pytest.approx(1e-3) and lr("full", new) == pytest.approx(3e-3)
+    assert lr("head", own) == pytest.approx(1e-2) == lr("head", new)
+    assert finetune_config(source, None, ["training.lr=5e-4"], "full", classes=own).training.lr == pytest.approx(5e-4)
 
 
 def test_finetuning_the_distilled_default_does_not_distill():
@@ -100,6 +112,7 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch):
     assert metrics["pooled"]["macro_auc"]["value"] > 0.75, metrics["pooled"]
     info = json.loads((run / "run.json").read_text())
     assert info["finetune"]["from"] == "long_time" and info["finetune"]["head"].startswith("new")
+    assert info["finetune"]["mode"] == "head"  # new classes: head-only by default
     assert (run / "val" / "metrics.json").is_file() and (run / "report.md").is_file()
     from ecgnet.runs import load_run
 

@@ -9,6 +9,7 @@ These records only *measure*: every setting here is a shipped default chosen on 
 
     .venv/bin/ecgnet manifest ../shared/external/cinc2021-samples -o reports/own_data/cinc2021_samples.csv
     nice -n 5 .venv/bin/python -m reports.own_data.measure strategies   # 5-fold and leave-one-source-out
+    nice -n 5 .venv/bin/python -m reports.own_data.measure default      # the same for today's default
     nice -n 5 .venv/bin/python -m reports.own_data.measure curve        # learning curve, default mode
     nice -n 5 .venv/bin/python -m reports.own_data.measure forget       # final models, PTB-XL fold 10
     .venv/bin/python -m reports.own_data.measure perfold                # zero-shot within each held-out fold
@@ -24,7 +25,7 @@ import numpy as np
 
 from ecgnet.data.collections import read_manifest
 from ecgnet.training.collection import cross_validate, fit_once, paired_vs, score
-from ecgnet.training.finetune import DEFAULT_MODE, finetune_config, load_source
+from ecgnet.training.finetune import finetune_config, load_source
 
 from reports.own_data.common import OUT, RUNS, THREADS, provenance_block, ptbxl_fold10_auc, save, scratch_config
 
@@ -82,12 +83,29 @@ def strategies() -> None:
             save("results.json", out)
 
 
+def default() -> None:
+    """The CLI's default fine-tune for these records (the model's own classes: full, lr 1e-3, chosen by
+    ``shift.py`` after ``strategies`` was measured), by the same two protocols."""
+    from ecgnet.training.finetune import default_mode
+
+    source, c = load()
+    out = results()
+    mode = default_mode(source, c.classes)
+    config = finetune_config(source, None, [f"training.threads={THREADS}", "name=cinc_default"], mode, classes=c.classes)
+    entry = out["default"] = {"provenance": provenance_block(SEED), "mode": mode, "lr": config.training.lr}
+    for protocol, (k, leave) in {"5-fold": (5, None), "leave-one-source-out": (None, "source")}.items():
+        cv = cross_validate(c, config, RUNS / protocol / "default", source, mode, k, leave, 0.2, False, N_BOOT, print)
+        entry[protocol] = summarise(cv, c.y, cv["zero_shot_p"], c.classes)
+        print(protocol, mode, config.training.lr, cv["pooled"]["macro_auc"], cv["vs_zero_shot"], flush=True)
+    save("results.json", out)
+
+
 def curve() -> None:
     source, c = load()
     out = results()
     out["provenance_curve"] = provenance_block(SEED)
-    mode, config = configs(source)[DEFAULT_MODE]
-    entry = out.setdefault("learning_curve", {"mode": DEFAULT_MODE, "protocol": "5-fold", "points": {}})
+    mode, config = configs(source)["head"]  # the curve as measured: head-only, then the default for every site
+    entry = out.setdefault("learning_curve", {"mode": mode, "protocol": "5-fold", "points": {}})
     entry["not_run"] = {"100": "every 5-fold training part holds about 73 of the 92 records: 'all' is the largest point"}
     for n in (20, 50, None):
         cv = cross_validate(c, config, RUNS / "curve" / str(n), source, mode, 5, None, 0.2, False, N_BOOT, print,
@@ -148,5 +166,5 @@ def perfold() -> None:
 
 
 if __name__ == "__main__":
-    {"strategies": strategies, "curve": curve, "forget": forget, "perfold": perfold,
+    {"strategies": strategies, "default": default, "curve": curve, "forget": forget, "perfold": perfold,
      "render": lambda: __import__("reports.own_data.render", fromlist=["main"]).main()}[sys.argv[1]]()

@@ -181,8 +181,9 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
                                         "unreadable records instead of stopping."),
           start_from: Optional[str] = typer.Option(None, "--from", help="Fine-tune a trained model: a bundled "
                                                    "model's name (see `ecgnet models`) or a run directory."),
-          mode: Optional[str] = typer.Option(None, "--mode", help="With --from: 'head' (only the output layer "
-                                             "trains; the default) or 'full' (every layer)."),
+          mode: Optional[str] = typer.Option(None, "--mode", help="With --from: 'full' (every layer trains; the "
+                                             "default when the classes are the model's own) or 'head' (only the "
+                                             "output layer; the default for new classes)."),
           folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validate: K patient-grouped folds "
                                               "(the manifest's fold column if it has one); then train on all."),
           leave_out: Optional[str] = typer.Option(None, "--leave-out", help="Cross-validate leaving one 'source' "

@@ -234,9 +234,9 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     if config.training.auxiliary_task:
         raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
     if source is not None and mode is None:
-        from ecgnet.training.finetune import DEFAULT_MODE
+        from ecgnet.training.finetune import default_mode
 
-        mode = DEFAULT_MODE
+        mode = default_mode(source, collection.classes)
     collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad)
     for record, why in collection.skipped:
         log(f"skipped {record}: {why}")
@@ -423,12 +423,11 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         raise ECGNetError("--mode applies to fine-tuning: give --from NAME|RUN")
     src = None
     if source is not None:
-        from ecgnet.training.finetune import DEFAULT_MODE, finetune_config, load_source
+        from ecgnet.training.finetune import default_mode, finetune_config, load_source
 
         src = load_source(source)
-        mode = mode or DEFAULT_MODE
         base = load_config(config_path) if config_path else None
-        config = finetune_config(src, base, overrides, mode)
+        config = finetune_config(src, base, overrides, mode or "head")  # the task, until the classes are read
     elif config_path is None:
         raise ECGNetError("train: give --config C.yaml (or --from NAME|RUN to fine-tune a trained model)")
     else:
@@ -445,6 +444,9 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         collection = ptbxl_collection(data_root, config.data.task)
     for record, why in collection.skipped:
         log(f"skipped {record}: {why}")
+    if src is not None:  # the mode (when not given) and the learning rate depend on whether the head is kept
+        mode = mode or default_mode(src, collection.classes)
+        config = finetune_config(src, base, overrides, mode, classes=collection.classes)
     return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
                             n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log)
 

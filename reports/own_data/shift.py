@@ -1,0 +1,120 @@
+"""Choosing ``--mode`` where fine-tuning has something to fix: a site the source model never saw.
+
+``choose_defaults.py`` drew its sites from PTB-XL fold 9, whose hospital, carts and cardiologists the shipped
+models were trained on: zero-shot is already at home there. Here PTB-XL's recording site 2 (its records
+come from the CS-12 and AT-60 3 carts and were validated by one cardiologist; ``site``, ``device`` and
+``validated_by`` in ``ptbxl_database.csv``) is held out whole. A source model with ``fast_time``'s config
+is trained on the other sites' records of folds 1–8 (the other sites' fold 9 validates):
+
+    ecgnet manifest $ECGNET_DATA -o $ECGNET_CACHE/ptbxl.csv
+    .venv/bin/python -m reports.own_data.shift write      # → $ECGNET_CACHE/ptbxl_without_site2.csv
+    ecgnet train -c configs/fast_time.yaml --manifest $ECGNET_CACHE/ptbxl_without_site2.csv \\
+        --set name=fast_time_without_site2 --runs-dir runs
+    nice -n 5 .venv/bin/python -m reports.own_data.shift  # → reports/own_data/shift.json
+
+1. Is site 2 foreign to it? Zero-shot macro AUC on site 2's and the other sites' fold-10 records (both
+   unseen; measured, chooses nothing), beside ``fast_time`` (the same config trained on every site).
+2. Simulated sites: N records drawn from site 2's fold-9 records (two draws per size). Each strategy —
+   head (lr 1e-2), full (lr 1e-3, 3e-3) — is scored by 5-fold patient-grouped cross-validation, pooled
+   out-of-fold macro AUC, paired bootstrap against zero-shot on the same records. Fold 10 is not used.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgnet.data.collections import ptbxl_collection
+from ecgnet.data.ptbxl import data_root, read_database
+from ecgnet.data.signals import cache_dir
+from ecgnet.evaluation import metrics as M
+from ecgnet.training.collection import cross_validate, predict
+from ecgnet.training.finetune import finetune_config, load_source
+
+from reports.own_data.common import REPO, RUNS, THREADS, provenance_block, save
+from reports.own_data.choose_defaults import STRATEGIES
+
+SEED = 0
+SITE = 2
+SIZES = (50, 160, 400)
+DRAWS = 2
+SOURCE = REPO / "runs" / "fast_time_without_site2"  # committed (trained with --runs-dir scratch/shift/runs)
+
+
+def site_of(records) -> np.ndarray:
+    database = read_database(data_root(None))
+    return database.loc[np.asarray(records).astype(int), "site"].to_numpy()
+
+
+def write(ptbxl_manifest: Path | None = None, out: Path | None = None) -> Path:
+    """The PTB-XL manifest (``ecgnet manifest``) without site 2's records."""
+    ptbxl_manifest = Path(ptbxl_manifest or cache_dir() / "ptbxl.csv")
+    out = Path(out or cache_dir() / "ptbxl_without_site2.csv")
+    table = pd.read_csv(ptbxl_manifest, dtype=str, keep_default_na=False)
+    sites = site_of([Path(r).name.split("_")[0] for r in table["record"]])
+    table[sites != SITE].to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
+    print(f"{int((sites != SITE).sum())} records kept, {int((sites == SITE).sum())} of site {SITE} left out → {out}")
+    return out
+
+
+def foreignness(native, source) -> dict:
+    """Zero-shot fold-10 macro AUC on site 2 and on the other sites, for the source and ``fast_time``."""
+    test = native.subset(np.flatnonzero(native.folds == 10)).load_signals(100, progress=False)
+    sites = site_of(test.records)
+    twin = load_source(REPO / "runs" / "fast_time")
+    out = {}
+    for label, s in (("fast_time_without_site2", source), ("fast_time (every site)", twin)):
+        order = [s.classes.index(c) for c in test.classes]
+        p = predict(s.model, test, np.arange(len(test)), s.metadata_scaler, s.config)[:, order]
+        out[label] = {name: dict(zip(("value", "low", "high"), M.bootstrap_ci(test.y[rows], p[rows], seed=SEED)))
+                      for name, rows in ((f"site {SITE}", sites == SITE), ("other sites", sites != SITE))}
+        print(label, {k: round(v["value"], 4) for k, v in out[label].items()}, flush=True)
+    return out
+
+
+def main() -> None:
+    source = load_source(SOURCE)
+    native = ptbxl_collection(None, "superdiagnostic")
+    results = {"protocol": __doc__, **provenance_block(SEED), "source": str(SOURCE.name),
+               "foreignness_fold10": foreignness(native, source), "sites": {}}
+    save("shift.json", results)
+    pool = np.flatnonzero((native.folds == 9) & (site_of(native.records) == SITE))
+    for n in SIZES:
+        for draw in range(DRAWS):
+            rows = np.sort(np.random.default_rng([SEED, n, draw]).choice(pool, n, replace=False))
+            key = f"site {SITE}, {n} records, draw {draw}"
+            collection = replace(native.subset(rows), folds=None, name=f"ptbxl_site{SITE}_{n}_{draw}")
+            collection = collection.load_signals(100, progress=False)
+            entry = results["sites"][key] = {"strategies": {}}
+            for label, (mode, overrides) in STRATEGIES.items():
+                config = finetune_config(source, None, [*overrides, f"training.threads={THREADS}",
+                                                        f"name=shift_{n}_{draw}_{mode}"], mode)
+                cv = cross_validate(collection, config, RUNS / "shift" / config.name, source, mode, 5, None, 0.2,
+                                    False, 500, print)
+                entry["zero_shot_macro_auc"] = cv["zero_shot"]["macro_auc"]
+                entry["strategies"][label] = {"pooled_macro_auc": cv["pooled"]["macro_auc"],
+                                              "vs_zero_shot": cv["vs_zero_shot"],
+                                              "per_fold_epochs": {k: (v["epochs_run"], v["best_epoch"])
+                                                                  for k, v in cv["per_fold"].items()}}
+                print(key, label, round(cv["pooled"]["macro_auc"]["value"], 4), "zero-shot",
+                      round(cv["zero_shot"]["macro_auc"]["value"], 4), flush=True)
+                save("shift.json", results)
+    ranks = {label: [] for label in STRATEGIES}
+    for s in results["sites"].values():
+        order = sorted(STRATEGIES, key=lambda lab: -s["strategies"][lab]["pooled_macro_auc"]["value"])
+        for r, lab in enumerate(order):
+            ranks[lab].append(r + 1)
+    results["mean_rank"] = {lab: float(np.mean(r)) for lab, r in ranks.items()}
+    results["best"] = min(ranks, key=lambda lab: results["mean_rank"][lab])
+    save("shift.json", results)
+    print("best:", results["best"], results["mean_rank"])
+
+
+if __name__ == "__main__":
+    write(*sys.argv[2:4]) if sys.argv[1:2] == ["write"] else main()
