@@ -5,7 +5,7 @@ full) vs the same architecture from scratch, by 5-fold patient-grouped stratifie
 leave-one-source-out; a learning curve; and how much PTB-XL fold 10 the fine-tuned models forget.
 
 These records only *measure*: every setting here is a shipped default chosen on PTB-XL
-(reports/own_data/choose_defaults.py) or the architecture's own; nothing is tuned on them.
+(reports/own_data/choose_defaults.py, shift.py) or the architecture's own; nothing is tuned on them.
 
     .venv/bin/ecgnet manifest ../shared/external/cinc2021-samples -o reports/own_data/cinc2021_samples.csv
     nice -n 5 .venv/bin/python -m reports.own_data.measure strategies   # 5-fold and leave-one-source-out
