@@ -38,6 +38,16 @@ def site(task: str, n: int, top: int | None = None):
     return replace(c.subset(rows), folds=None, name=f"ptbxl9_{task}_{n}")
 
 
+def mean_ranks(sites: dict) -> dict[str, float]:
+    """Each strategy's rank (1 = best pooled macro AUC) averaged over the sites."""
+    ranks = {label: [] for label in STRATEGIES}
+    for s in sites.values():
+        order = sorted(STRATEGIES, key=lambda lab: -s["strategies"][lab]["pooled_macro_auc"]["value"])
+        for r, lab in enumerate(order):
+            ranks[lab].append(r + 1)
+    return {lab: float(np.mean(r)) for lab, r in ranks.items()}
+
+
 def main() -> None:
     source = load_source("long_time")
     results = {"protocol": __doc__, **provenance_block(SEED), "sites": {}}
@@ -58,13 +68,8 @@ def main() -> None:
                 results["sites"][key]["strategies"][label] = entry
                 print(key, label, entry["pooled_macro_auc"]["value"], flush=True)
                 save("choose_defaults.json", results)
-    ranks = {label: [] for label in STRATEGIES}
-    for s in results["sites"].values():
-        order = sorted(STRATEGIES, key=lambda lab: -s["strategies"][lab]["pooled_macro_auc"]["value"])
-        for r, lab in enumerate(order):
-            ranks[lab].append(r + 1)
-    results["mean_rank"] = {lab: float(np.mean(r)) for lab, r in ranks.items()}
-    results["chosen"] = min(ranks, key=lambda lab: results["mean_rank"][lab])
+    results["mean_rank"] = mean_ranks(results["sites"])
+    results["chosen"] = min(results["mean_rank"], key=results["mean_rank"].get)
     save("choose_defaults.json", results)
     print("chosen:", results["chosen"], results["mean_rank"])
 

@@ -22,7 +22,6 @@ is trained on the other sites' records of folds 1–8 (the other sites' fold 9 v
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from ecgnet.training.collection import cross_validate, predict
 from ecgnet.training.finetune import finetune_config, load_source
 
 from reports.own_data.common import REPO, RUNS, THREADS, provenance_block, save
-from reports.own_data.choose_defaults import STRATEGIES
+from reports.own_data.choose_defaults import STRATEGIES, mean_ranks
 
 SEED = 0
 SITE = 2
@@ -105,13 +104,8 @@ def main() -> None:
                 print(key, label, round(cv["pooled"]["macro_auc"]["value"], 4), "zero-shot",
                       round(cv["zero_shot"]["macro_auc"]["value"], 4), flush=True)
                 save("shift.json", results)
-    ranks = {label: [] for label in STRATEGIES}
-    for s in results["sites"].values():
-        order = sorted(STRATEGIES, key=lambda lab: -s["strategies"][lab]["pooled_macro_auc"]["value"])
-        for r, lab in enumerate(order):
-            ranks[lab].append(r + 1)
-    results["mean_rank"] = {lab: float(np.mean(r)) for lab, r in ranks.items()}
-    results["best"] = min(ranks, key=lambda lab: results["mean_rank"][lab])
+    results["mean_rank"] = mean_ranks(results["sites"])
+    results["best"] = min(results["mean_rank"], key=results["mean_rank"].get)
     save("shift.json", results)
     print("best:", results["best"], results["mean_rank"])
 
