@@ -423,11 +423,11 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         raise ECGNetError("--mode applies to fine-tuning: give --from NAME|RUN")
     src = None
     if source is not None:
-        from ecgnet.training.finetune import default_mode, finetune_config, load_source
+        from ecgnet.training.finetune import NEW_CLASSES_MODE, default_mode, finetune_config, load_source
 
         src = load_source(source)
         base = load_config(config_path) if config_path else None
-        config = finetune_config(src, base, overrides, mode or "head")  # the task, until the classes are read
+        config = finetune_config(src, base, overrides, mode or NEW_CLASSES_MODE)  # the task, until the classes are read
     elif config_path is None:
         raise ECGNetError("train: give --config C.yaml (or --from NAME|RUN to fine-tune a trained model)")
     else:

@@ -31,10 +31,7 @@ from ecgnet.errors import ECGNetError
 from ecgnet.models import build_model
 
 MODES = ("head", "full")
-# Chosen on small PTB-XL sites (reports/own_data/choose_defaults.json): head-only had the best mean rank
-# of pooled out-of-fold macro AUC over 4 sites (50 and 200 records; kept and new classes), full at lr 3e-3
-# second, full at lr 1e-3 last.
-DEFAULT_MODE = "head"  # when the classes are new (a new output layer); same classes: see default_mode()
+NEW_CLASSES_MODE = "head"  # the default when the output layer is new; the source's own classes: "full" (default_mode)
 SMALL_DATA = {"training.epochs": 30, "training.batch_size": 32, "training.lr": 3e-3, "training.patience": 8,
               "training.ema_decay": None, "training.swa_start_epoch": None, "training.precision": "32-true",
               "training.sampler": "shuffle", "training.auxiliary_task": None, "training.hierarchy_weight": None,
@@ -84,12 +81,12 @@ def default_mode(source: Source, classes: list[str]) -> str:
     """``full`` when the head is kept, ``head`` when it is new. Chosen on simulated sites (mean rank of
     pooled out-of-fold macro AUC): with the source's classes, full at lr 1e-3 ranked first over eight
     sites (1.6 vs 2.4 for head), most clearly on a recording site the source never saw; with new classes,
-    head-only won both sites by 0.03–0.16 (``reports/own_data/shift.json``, ``choose_defaults.json``)."""
-    return "full" if keeps_head(source, classes) else DEFAULT_MODE
+    head-only won both sites by 0.01–0.16 (``reports/own_data/shift.json``, ``choose_defaults.json``)."""
+    return "full" if keeps_head(source, classes) else NEW_CLASSES_MODE
 
 
 def finetune_config(source: Source, base: Config | None, overrides: list[str] | tuple[str, ...] = (),
-                    mode: str = DEFAULT_MODE, name: str | None = None, classes: list[str] | None = None) -> Config:
+                    mode: str = NEW_CLASSES_MODE, name: str | None = None, classes: list[str] | None = None) -> Config:
     """The config of a fine-tuning run: ``base`` (default: the source run's) with the small-data
     schedule, then ``overrides``. The model section is always the source's. ``classes``: the
     collection's; with the source's own classes, ``full`` takes the smaller :data:`KEPT_HEAD_FULL_LR`."""
