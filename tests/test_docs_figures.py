@@ -199,3 +199,26 @@ def test_readme_predict_example_is_what_predict_prints(tmp_path):
                              timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert printed.returncode == 0, printed.stderr
     assert [line.rstrip() for line in printed.stdout.strip().splitlines()] == [line.rstrip() for line in shown]
+
+
+def test_threshold_shrinkage_page_is_rendered_from_its_json_and_docs_quote_it():
+    """reports/own_data/calibration/shrinkage.md is exactly what its json renders to, and docs/own_data.md's
+    figures on the choice are that json's."""
+    import importlib.util
+
+    folder = REPO / "reports" / "own_data" / "calibration"
+    spec = importlib.util.spec_from_file_location("shrinkage_study", folder / "shrinkage.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    results = json.loads((folder / "shrinkage.json").read_text())
+    assert study.render(results) == (folder / "shrinkage.md").read_text()
+    chosen = results["chosen"]
+    gain, fold10 = results["mean_gain_over_kinds_and_sizes"], results["reported_fold10_mean_gain"]
+    docs = (DOCS / "own_data.md").read_text().replace("−", "-")
+    for figure in (f"S = {chosen[2:]}", f"{gain[chosen]:+.4f}", f"{gain['s=0']:+.4f}", f"{fold10[chosen]:+.4f}",
+                   f"{fold10['s=0']:+.3f}", f"{results['challenge'][chosen]['mean_balanced_accuracy']['after']:.3f}",
+                   f"{results['challenge']['s=0']['mean_balanced_accuracy']['after']:.3f}"):
+        assert figure in docs, figure
+    from ecgnet.evaluation.calibrate_site import DEFAULT_SHRINKAGE
+
+    assert DEFAULT_SHRINKAGE == float(chosen[2:])

@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from ecgnet.data.collections import read_manifest
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.calibrate_site import calibrate_site, prepare_run_dir
+from ecgnet.evaluation.calibrate_site import DEFAULT_SHRINKAGE, calibrate_site, prepare_run_dir
 from ecgnet.evaluation.manifest_evaluation import evaluate_collection
 from ecgnet.evaluation.recalibration import logit, sigmoid
 from ecgnet.inference.predictor import Predictor
@@ -138,12 +138,14 @@ def test_calibrate_stores_a_profile_with_a_cross_fitted_report(run, manifest):
                             calibration="isotonic", folds=3, n_boot=30, progress=False)
     profile = profiles.load_profile(run, "clinic", RUN_CLASSES)
     assert profile.data["method"] == "youden" and profile.data["calibration"] == "isotonic"
+    assert profile.data["shrinkage"] == DEFAULT_SHRINKAGE == 40  # the value chosen in reports/own_data/calibration
     assert profile.data["fitted"]["STTC"] == "not labelled in the manifest"
     assert profile.thresholds["STTC"] == THRESHOLDS["STTC"] and profile.calibrators["STTC"] == {"kind": "none"}
     assert profile.data["manifest"]["records_used"] == 15 and len(profile.data["manifest"]["sha256"]) == 64
     assert profile.data["evaluation"]["folds"] == 3 and "held-out" in profile.data["evaluation"]["protocol"]
     report = Path(result["report"])
     assert report.parent == run / "profiles" / "clinic" and "cross-fitted" in (report.parent / "report.md").read_text()
+    assert "youden, shrunk toward the run's by 40" in (report.parent / "report.md").read_text()
     held = pd.read_csv(report.parent / "predictions.csv")
     assert set(held["fold"].dropna()) == {1, 2, 3}
     with pytest.raises(ECGNetError, match="no record of source 'site_c'"):
@@ -171,6 +173,7 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
                                  "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "Site profile clinic" in result.stdout and (run / "profiles" / "clinic.json").is_file()
+    assert "f1 thresholds (shrinkage 40)" in result.stdout
     out = tmp_path / "eval"
     result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "clinic", "--out",
                                  str(out), "--n-boot", "20", "--no-progress"])
@@ -189,7 +192,8 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     assert result.exit_code == 2 and "site name" in result.stderr
     for option, value, message in (("--method", "roc", "--method must be one of youden, f1, sensitivity, run"),
                                    ("--calibration", "platt", "--calibration must be one of"),
-                                   ("--target-sensitivity", "1.5", "--target-sensitivity must be in (0, 1]")):
+                                   ("--target-sensitivity", "1.5", "--target-sensitivity must be in (0, 1]"),
+                                   ("--shrinkage", "-1", "--shrinkage must be a number >= 0")):
         result = runner.invoke(app, ["calibrate", "long_time", "--copy-to", str(tmp_path / "copy"), "--manifest",
                                      str(manifest), "--site", "s", option, value, "--no-progress"])
         assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.output

@@ -172,3 +172,45 @@ def test_method_run_keeps_the_runs_decisions_and_recalibrates_only():
     assert not np.allclose(q, p)
     ident = fit_site(y, p, method="run", calibration="none", fallback=run_t)
     assert ident["thresholds"] == run_t.tolist() and ident["fitted"] == [False] * 3
+
+
+# --- shrinkage toward the run's thresholds ----------------------------------------------------------
+
+from ecgnet.evaluation.operating_points import shrink_toward  # noqa: E402
+
+
+def test_shrinkage_weights_the_site_by_its_rarer_label_count_in_logit_space():
+    logit = lambda t: np.log(t / (1 - t))  # noqa: E731
+    assert shrink_toward(0.8, 0.3, 10, 0) == 0.8
+    for m, s in ((5, 20), (200, 20), (1, 1)):
+        w = m / (m + s)
+        assert logit(shrink_toward(0.8, 0.3, m, s)) == pytest.approx(w * logit(0.8) + (1 - w) * logit(0.3))
+    assert abs(shrink_toward(0.8, 0.3, 10_000, 5) - 0.8) < 1e-3 and abs(shrink_toward(0.8, 0.3, 1, 1e6) - 0.3) < 1e-6
+    assert 0 < shrink_toward(1.0, 0.0, 3, 3) < 1  # the ends are clipped, not infinite
+    with pytest.raises(ValueError, match="shrinkage"):
+        shrink_toward(0.8, 0.3, 10, -1)
+
+
+def test_fit_thresholds_shrinks_only_fitted_classes_and_by_each_class_count():
+    y, p = scores(n=300, seed=11)
+    y[:, 2] = 0.0  # unfittable: keeps the fallback, shrunk or not
+    fallback = np.array([0.2, 0.7, 0.45])
+    raw = fit_thresholds(y, p, "youden", fallback=fallback)
+    shrunk = fit_thresholds(y, p, "youden", fallback=fallback, shrinkage=30)
+    for k in (0, 1):
+        m = int(min(y[:, k].sum(), len(y) - y[:, k].sum()))
+        assert shrunk.values[k] == pytest.approx(shrink_toward(raw.values[k], fallback[k], m, 30))
+    assert shrunk.values[2] == fallback[2] and shrunk.fitted == raw.fitted
+    # the rarer class (fewer positives) moves less of the way from the fallback to its own threshold
+    share = [(shrunk.values[k] - fallback[k]) / (raw.values[k] - fallback[k]) for k in (0, 1)]
+    assert share[1] < share[0]
+
+
+def test_site_shrinkage_pulls_toward_the_run_threshold_carried_through_the_calibration():
+    y, p = scores(n=200, seed=12)
+    run_t = np.array([0.4, 0.5, 0.6])
+    full = fit_site(y, p, "youden", calibration="temperature", fallback=run_t, shrinkage=1e9)
+    q = apply_calibrators(p, full["calibrators"])
+    assert np.array_equal(q >= np.array(full["thresholds"]) - 1e-9, p >= run_t - 1e-9)  # s → ∞: the run's calls
+    none = fit_site(y, p, "youden", calibration="temperature", fallback=run_t, shrinkage=0)
+    assert none["thresholds"] == fit_site(y, p, "youden", calibration="temperature", fallback=run_t)["thresholds"]

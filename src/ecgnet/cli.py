@@ -372,6 +372,11 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                          "(max F1), sensitivity (the highest reaching --target-sensitivity) or run "
                                          "(keep the run's decisions; recalibrate the probabilities only)."),
               target_sensitivity: float = typer.Option(0.9, "--target-sensitivity", help="For --method sensitivity."),
+              shrinkage: Optional[float] = typer.Option(None, help="Pull each fitted threshold toward the run's: the "
+                                                        "site's weight is m / (m + SHRINKAGE), m = the class's positives "
+                                                        "or negatives, whichever are fewer; 0 keeps the site's thresholds "
+                                                        "as fitted. Default: the value chosen on PTB-XL (docs/own_data.md), "
+                                                        "printed below."),
               calibration: str = typer.Option("temperature", help="Probabilities: temperature (one temperature per "
                                               "class), isotonic, or none."),
               source: Optional[str] = typer.Option(None, "--source", help="Only the manifest's records of this source."),
@@ -389,11 +394,12 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
     from ecgnet.evaluation.calibrate_site import calibrate_command
 
     profile = calibrate_command(run, manifest, site, label_map, skip_bad, copy_to, progress, method=method,
-                                target_sensitivity=target_sensitivity, calibration=calibration, folds=folds,
-                                source=source, n_boot=n_boot, seed=seed)
+                                target_sensitivity=target_sensitivity, shrinkage=shrinkage, calibration=calibration,
+                                folds=folds, source=source, n_boot=n_boot, seed=seed)
     ev = profile["evaluation"]
+    shrunk = f" (shrinkage {profile['shrinkage']:g})" if profile.get("shrinkage") is not None else ""
     console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: {profile['manifest']['records_used']} "
-                  f"records, {method} thresholds, {calibration} calibration")
+                  f"records, {method} thresholds{shrunk}, {calibration} calibration")
     for c in profile["classes"]:
         e, fitted = ev["per_class"][c], profile["fitted"][c]
         line = f"  {c:<5} threshold {profile['run_thresholds'][c]:.3f} → {profile['thresholds'][c]:.3f}"

@@ -29,6 +29,8 @@ from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross
 from ecgnet.fileio import atomic_path
 from ecgnet.runs import profiles
 
+DEFAULT_SHRINKAGE = 40.0  # chosen on sites drawn from PTB-XL's site 2: reports/own_data/calibration/shrinkage.md
+
 PROTOCOL = ("Scored on held-out records only: the site's records are split into {k} folds (patient-grouped, "
             "multilabel-stratified); each fold is calibrated and thresholded by the profile fitted on the other "
             "{k1} folds, and the held-out results are pooled. Thresholds fitted and scored on the same records would "
@@ -58,10 +60,11 @@ def prepare_run_dir(run_dir: Path, copy_to: Path | None) -> Path:
 
 
 def fit_and_cross_fit(y, p, patients, fallback, classes, method: str, target_sensitivity: float, calibration: str,
-                      folds: int, seed: int, n_boot: int):
+                      folds: int, seed: int, n_boot: int, shrinkage: float = 0.0):
     """(profile fitted on all records, held-out calibrated probabilities, held-out thresholds, fold of each
     record (0-based), before/after evaluation): the computation behind a profile and its report."""
-    fit_kwargs = dict(method=method, target_sensitivity=target_sensitivity, calibration=calibration, fallback=fallback)
+    fit_kwargs = dict(method=method, target_sensitivity=target_sensitivity, calibration=calibration, fallback=fallback,
+                      shrinkage=shrinkage)
     site_fit = fit_site(y, p, **fit_kwargs)
     k = min(folds, len(set(map(str, patients))))
     fold_of = stratified_group_folds(y, patients, k, seed) - 1
@@ -86,7 +89,8 @@ def worse_than_run(evaluation: dict) -> list[str]:
     return out
 
 
-def check_options(site: str, method: str, calibration: str, target_sensitivity: float) -> None:
+def check_options(site: str, method: str, calibration: str, target_sensitivity: float,
+                  shrinkage: float = DEFAULT_SHRINKAGE) -> None:
     """Bad options are one error before anything is read, copied or written."""
     profiles.check_site_name(site)
     if method not in SITE_METHODS:
@@ -95,14 +99,16 @@ def check_options(site: str, method: str, calibration: str, target_sensitivity: 
         raise ECGNetError(f"--calibration must be one of {', '.join(KINDS)}, not '{calibration}'")
     if not 0 < target_sensitivity <= 1:
         raise ECGNetError(f"--target-sensitivity must be in (0, 1], not {target_sensitivity}")
+    if not (np.isfinite(shrinkage) and shrinkage >= 0):
+        raise ECGNetError(f"--shrinkage must be a number >= 0 (0: the site's thresholds as fitted), not {shrinkage}")
 
 
 def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",
                    target_sensitivity: float = 0.9, calibration: str = "temperature", folds: int = 5,
                    source: str | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = True,
-                   run_dir: Path | None = None) -> dict:
+                   run_dir: Path | None = None, shrinkage: float = DEFAULT_SHRINKAGE) -> dict:
     """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added)."""
-    check_options(site, method, calibration, target_sensitivity)
+    check_options(site, method, calibration, target_sensitivity, shrinkage)
     if source is not None:
         rows = collection.sources == source
         if not rows.any():
@@ -124,7 +130,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     patients = scored["patient"].to_numpy()
     site_fit, q, held_t, fold_of, evaluation = fit_and_cross_fit(
         y, p, patients, fallback, classes, method=method, target_sensitivity=target_sensitivity,
-        calibration=calibration, folds=folds, seed=seed, n_boot=n_boot)
+        calibration=calibration, folds=folds, seed=seed, n_boot=n_boot, shrinkage=shrinkage)
     from ecgnet.runs.origin import provenance
 
     origin = provenance()
@@ -136,6 +142,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                "thresholds": dict(zip(classes, site_fit["thresholds"])),
                "calibrators": dict(zip(classes, site_fit["calibrators"])),
                "method": method, "target_sensitivity": target_sensitivity if method == "sensitivity" else None,
+               "shrinkage": shrinkage if method != "run" else None,
                "calibration": calibration, "fitted": fitted, "run_thresholds": dict(zip(classes, fallback.tolist())),
                "run_thresholds_from": "the run's val/metrics.json (fold 9)" if run_t else "none in the run: 0.5",
                "manifest": {"path": manifest, "sha256": file_sha256(manifest) if manifest else None,
@@ -168,8 +175,10 @@ def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Pat
     from ecgnet.inference.predictor import Predictor
     from ecgnet.runs.bundled import resolve_checkpoint
 
+    if options.get("shrinkage") is None:
+        options["shrinkage"] = DEFAULT_SHRINKAGE
     check_options(site, options.get("method", "youden"), options.get("calibration", "temperature"),
-                  options.get("target_sensitivity", 0.9))
+                  options.get("target_sensitivity", 0.9), options.get("shrinkage", DEFAULT_SHRINKAGE))
     path = resolve_checkpoint(run)
     run_dir = prepare_run_dir(path if path.is_dir() else path.parent, copy_to)
     collection = read_manifest(manifest, label_map, skip_bad=skip_bad)

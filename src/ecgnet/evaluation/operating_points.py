@@ -15,6 +15,12 @@ Labels may be unknown (NaN): each class is fitted on the records where it is kno
 positive and a negative among them cannot be fitted; :func:`fit_thresholds` leaves it at the fallback
 threshold (the run's own) and says so. Thresholds chosen on records and scored on the same records are
 optimistic — score them on held-out records (:mod:`ecgnet.evaluation.site_calibration` cross-fits).
+
+Shrinkage. A threshold fitted on a handful of positives is mostly noise. With ``shrinkage`` = s > 0 each
+fitted threshold is pulled toward the fallback (the run's own) in logit space, the site's weight being
+m / (m + s), where m = min(positives, negatives) of the class — the count that limits how well the site's
+threshold is known: a class with 5 positives and s = 20 moves a fifth of the way to the site's threshold,
+one with 200 positives nine tenths. s = 0 is the site's threshold as fitted.
 """
 
 from __future__ import annotations
@@ -57,6 +63,19 @@ def sensitivity_threshold(y: np.ndarray, p: np.ndarray, target: float) -> float:
     return _finite(thr[int(np.flatnonzero(tpr >= target - 1e-12)[0])], p)
 
 
+def shrink_toward(site: float, fallback: float, n_minority: int, shrinkage: float) -> float:
+    """The threshold ``n_minority / (n_minority + shrinkage)`` of the way from ``fallback`` to ``site``, in
+    logit space (both clipped to [1e-6, 1 − 1e-6])."""
+    if shrinkage < 0:
+        raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+    if shrinkage == 0:
+        return float(site)
+    w = n_minority / (n_minority + shrinkage)
+    a, b = (float(np.clip(v, 1e-6, 1 - 1e-6)) for v in (site, fallback))
+    z = w * np.log(a / (1 - a)) + (1 - w) * np.log(b / (1 - b))
+    return float(1 / (1 + np.exp(-z)))
+
+
 @dataclass
 class Thresholds:
     """Per-class thresholds, and for each class whether it was fitted (else: why not)."""
@@ -67,8 +86,9 @@ class Thresholds:
 
 
 def fit_thresholds(y_true, y_prob, method: str = "youden", target_sensitivity: float = 0.9,
-                   fallback=None) -> Thresholds:
-    """Per class, the ``method``'s threshold on the records whose label is known (not NaN).
+                   fallback=None, shrinkage: float = 0.0) -> Thresholds:
+    """Per class, the ``method``'s threshold on the records whose label is known (not NaN), shrunk toward
+    the fallback by ``shrinkage`` (module docstring; 0: none).
 
     ``fallback`` (one value per class, e.g. the run's fold-9 thresholds; default 0.5) is kept for a
     class that lacks a known positive or negative."""
@@ -99,5 +119,6 @@ def fit_thresholds(y_true, y_prob, method: str = "youden", target_sensitivity: f
             values[k] = f1_threshold(y, p)
         else:
             values[k] = sensitivity_threshold(y, p, target_sensitivity)
+        values[k] = shrink_toward(values[k], fallback[k], min(n_pos, len(y) - n_pos), shrinkage)
         fitted[k] = True
     return Thresholds(values, fitted, reasons)

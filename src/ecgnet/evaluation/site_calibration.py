@@ -32,16 +32,18 @@ SITE_METHODS = (*METHODS, "run")  # "run": the run's own thresholds, carried thr
 
 
 def fit_site(y, p, method: str = "youden", target_sensitivity: float = 0.9, calibration: str = "none",
-             fallback=None) -> dict:
+             fallback=None, shrinkage: float = 0.0) -> dict:
     """Calibration maps then thresholds (on calibrated probabilities), per class, on labelled records
-    (``y``: 0/1, NaN unknown). Lists, one entry per class: thresholds, calibrators, fitted, reasons."""
+    (``y``: 0/1, NaN unknown), each threshold shrunk toward the run's (``fallback``, carried through the
+    class's calibration map) by ``shrinkage`` (:mod:`ecgnet.evaluation.operating_points`). Lists, one
+    entry per class: thresholds, calibrators, fitted, reasons."""
     calibrators = fit_calibrators(y, p, calibration)
+    run_t = None if fallback is None else [float(apply_calibrator(t, c)) for t, c in
+                                           zip(np.asarray(fallback, dtype=float).reshape(-1), calibrators)]
     if method == "run":
-        run_t = np.asarray(fallback, dtype=float).reshape(-1)
-        return {"thresholds": [float(apply_calibrator(t, c)) for t, c in zip(run_t, calibrators)],
-                "calibrators": calibrators, "fitted": [c["kind"] != "none" for c in calibrators],
+        return {"thresholds": run_t, "calibrators": calibrators, "fitted": [c["kind"] != "none" for c in calibrators],
                 "reasons": ["" if c["kind"] != "none" else "no calibration: the run's threshold" for c in calibrators]}
-    fit = fit_thresholds(y, apply_calibrators(p, calibrators), method, target_sensitivity, fallback)
+    fit = fit_thresholds(y, apply_calibrators(p, calibrators), method, target_sensitivity, run_t, shrinkage)
     return {"thresholds": fit.values.tolist(), "calibrators": calibrators, "fitted": fit.fitted,
             "reasons": fit.reasons}
 

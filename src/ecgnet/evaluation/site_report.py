@@ -27,9 +27,12 @@ def _fmt(x) -> str:
 
 
 def _rule(profile: dict) -> str:
-    if profile["method"] == "sensitivity":
-        return f"sensitivity (target {profile['target_sensitivity']:g})"
-    return "run (its fold-9 decisions, carried through the calibration)" if profile["method"] == "run" else profile["method"]
+    if profile["method"] == "run":
+        return "run (its fold-9 decisions, carried through the calibration)"
+    rule = f"sensitivity (target {profile['target_sensitivity']:g})" if profile["method"] == "sensitivity" else profile["method"]
+    s = profile.get("shrinkage")  # absent in profiles written before shrinkage existed
+    return rule + (f", shrunk toward the run's by {s:g} (site weight m / (m + {s:g}), m = the class's rarer label count)"
+                   if s else "")
 
 
 def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> Path:

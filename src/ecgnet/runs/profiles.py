@@ -13,8 +13,8 @@ the run. It names the classes it was fitted for; loading it against a run with o
 
 Profile JSON: ``format`` (``ecgnet-site-profile``), ``version``, ``site``, ``run``, ``classes``,
 ``thresholds`` ({class: value}), ``calibrators`` ({class: map}, see :mod:`ecgnet.evaluation.recalibration`),
-``method``, ``target_sensitivity``, ``calibration``, ``fitted`` ({class: true or why not}),
-``run_thresholds`` (the run's fold-9 ones), ``manifest`` (path, SHA-256, records), ``evaluation``
+``method``, ``target_sensitivity``, ``shrinkage`` (absent in older profiles), ``calibration``, ``fitted``
+({class: true or why not}), ``run_thresholds`` (the run's fold-9 ones), ``manifest`` (path, SHA-256, records), ``evaluation``
 (cross-fitted before/after), and the provenance (date, command, revision).
 """
 
