@@ -39,10 +39,12 @@ def site(task: str, n: int, top: int | None = None):
 
 
 def mean_ranks(sites: dict) -> dict[str, float]:
-    """Each strategy's rank (1 = best pooled macro AUC) averaged over the sites."""
-    ranks = {label: [] for label in STRATEGIES}
+    """Each strategy's rank (1 = best pooled macro AUC) averaged over the sites (every site scores the same
+    strategies, those of the first)."""
+    labels = list(next(iter(sites.values()))["strategies"])
+    ranks = {label: [] for label in labels}
     for s in sites.values():
-        order = sorted(STRATEGIES, key=lambda lab: -s["strategies"][lab]["pooled_macro_auc"]["value"])
+        order = sorted(labels, key=lambda lab: -s["strategies"][lab]["pooled_macro_auc"]["value"])
         for r, lab in enumerate(order):
             ranks[lab].append(r + 1)
     return {lab: float(np.mean(r)) for lab, r in ranks.items()}

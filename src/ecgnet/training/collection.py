@@ -289,9 +289,11 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
 
 
 def cross_validate(collection: Collection, config: Config, run_dir: Path, source, mode, k, leave_out, inner,
-                   progress, n_boot, log, train_records: int | None = None, resume: bool = False) -> dict:
+                   progress, n_boot, log, train_records: int | None = None, resume: bool = False,
+                   on_fold=None) -> dict:
     """``train_records``: train each fold on a random subset of this many of its training records
-    (a learning curve); the held-out folds stay whole."""
+    (a learning curve); the held-out folds stay whole. ``on_fold(name, model, data, test_rows)`` is called
+    after each fold's training (for studies that score more than the fold's model)."""
     fold_of, names = cv_folds(collection, k, leave_out, config.seed)
     classes, y = collection.classes, collection.y
     oof = np.full(y.shape, np.nan)
@@ -307,6 +309,8 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
             continue  # not rank 0
         _, model, data, info = fitted
         oof[test] = predict(model, collection, test, data.metadata_scaler, config)
+        if on_fold is not None:
+            on_fold(name, model, data, test)
         per_fold[name] = {**score(y[test], oof[test], classes, None, n_boot, config.seed),
                           "train_records": len(train_rows), "inner_validation_records": len(val_rows),
                           "epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch")}
