@@ -68,6 +68,40 @@ def test_default_mode_and_learning_rate_follow_the_head(source):
     assert lr("full", own) == pytest.approx(1e-3) and lr("full", new) == pytest.approx(3e-3)
     assert lr("head", own) == pytest.approx(1e-2) == lr("head", new)
     assert finetune_config(source, None, ["training.lr=5e-4"], "full", classes=own).training.lr == pytest.approx(5e-4)
+    alpha = lambda mode, classes: finetune_config(source, None, [], mode, classes=classes).training.finetune_alpha  # noqa: E731
+    assert alpha("full", own) == 0.5 == alpha("head", own) and alpha("head", new) is None is alpha("full", new)
+
+
+def test_interpolated_weights_lie_between_the_start_and_the_fine_tuned_ones(source):
+    from ecgnet.training.finetune import interpolate_weights
+
+    start = {k: v.clone() for k, v in source.model.state_dict().items()}
+    tuned, _ = start_model(source, source.classes, "full")
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(1.0)
+    tuned_state = {k: v.clone() for k, v in tuned.state_dict().items()}
+    mixed = interpolate_weights(tuned, start, 0.25).state_dict()
+    for k, v in mixed.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.75 * start[k] + 0.25 * tuned_state[k])
+        else:  # batch counters: the fine-tuned model's
+            assert torch.equal(v, tuned_state[k])
+
+
+def test_finetune_alpha_needs_a_source_with_its_own_classes(source, tmp_path):
+    from ecgnet.training.finetune import check_alpha
+    from ecgnet.training.fit import train
+
+    config = finetune_config(source, None, [], "full", classes=source.classes)
+    check_alpha(config, source, list(reversed(source.classes)))  # any order: fine
+    with pytest.raises(ECGNetError, match="needs the run's own classes"):
+        check_alpha(config, source, ["X", "Y"])
+    with pytest.raises(ECGNetError, match="it needs --from"):
+        check_alpha(config, None, source.classes)
+    with pytest.raises(ECGNetError, match="it needs --from"):  # refused before anything is written
+        train(config.model_copy(update={"name": "never"}), None, tmp_path)
+    assert not (tmp_path / "never").exists()
 
 
 def test_finetuning_the_distilled_default_does_not_distill():
@@ -147,6 +181,37 @@ def test_cv_resume_reuses_finished_folds_and_retrains_the_missing_one(tmp_path, 
     pd.testing.assert_frame_equal(after[kept], before[kept])
     changed = CliRunner().invoke(app, args + ["--resume", "--set", "training.lr=0.5"])
     assert changed.exit_code != 0 and "cannot resume with a changed config (training.lr)" in changed.output
+
+
+@pytest.mark.slow
+def test_alpha_near_zero_saves_the_source_weights(source, tmp_path, monkeypatch):
+    """The saved model is the interpolation: with α → 0 it is the run fine-tuning started from, however far
+    the training moved (lr 0.1), and run.json says so."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(16):
+        wfdb.wrsamp(f"r{i}", fs=100, units=["mV"] * 12, sig_name=list(LEADS),
+                    p_signal=np.round(rng.normal(0, 0.3, (1000, 12)), 3), fmt=["16"] * 12, adc_gain=[1000.0] * 12,
+                    baseline=[0] * 12, write_dir=str(tmp_path))
+        rows.append({"record": f"r{i}.hea", "patient": f"p{i}", **{c: int((i + k) % 3 == 0) for k, c in
+                                                                    enumerate(source.classes)}})
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    result = CliRunner().invoke(app, ["train", "--manifest", str(tmp_path / "m.csv"), "--from", "long_time",
+                                      "--runs-dir", str(tmp_path / "runs"), "--set", "training.epochs=2",
+                                      "--set", "training.lr=0.1", "--set", "training.finetune_alpha=1e-6",
+                                      "--set", "training.threads=1", "--set", "name=alpha", "--n-boot", "20",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    from ecgnet.runs import load_run
+
+    model, config, info = load_run(tmp_path / "runs" / "alpha")
+    assert config.training.finetune_alpha == 1e-6
+    assert info["finetune"]["interpolation"].startswith("saved weights = 0.999999·start + 1e-06·fine-tuned")
+    saved, shipped = model.state_dict(), source.model.state_dict()
+    for k, v in saved.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, shipped[k], atol=1e-4, rtol=1e-4)
 
 
 def test_train_usage_errors(tmp_path):

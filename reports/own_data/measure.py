@@ -85,16 +85,19 @@ def strategies() -> None:
 
 def default() -> None:
     """The CLI's default fine-tune for these records (the model's own classes: full, lr 1e-3, chosen by
-    ``shift.py`` after ``strategies`` was measured), by the same two protocols."""
+    ``shift.py`` after ``strategies`` was measured; the saved weights halfway back to the source's, chosen
+    by ``interpolate.py``), by the same two protocols."""
     from ecgnet.training.finetune import default_mode
 
     source, c = load()
     out = results()
     mode = default_mode(source, c.classes)
     config = finetune_config(source, None, [f"training.threads={THREADS}", "name=cinc_default"], mode, classes=c.classes)
-    entry = out["default"] = {"provenance": provenance_block(SEED), "mode": mode, "lr": config.training.lr}
+    entry = out["default"] = {"provenance": provenance_block(SEED), "mode": mode, "lr": config.training.lr,
+                              "finetune_alpha": config.training.finetune_alpha}
     for protocol, (k, leave) in {"5-fold": (5, None), "leave-one-source-out": (None, "source")}.items():
-        cv = cross_validate(c, config, RUNS / protocol / "default", source, mode, k, leave, 0.2, False, N_BOOT, print)
+        folds_dir = RUNS / protocol / f"default_{mode}_alpha{config.training.finetune_alpha}"
+        cv = cross_validate(c, config, folds_dir, source, mode, k, leave, 0.2, False, N_BOOT, print)
         entry[protocol] = summarise(cv, c.y, cv["zero_shot_p"], c.classes)
         print(protocol, mode, config.training.lr, cv["pooled"]["macro_auc"], cv["vs_zero_shot"], flush=True)
     save("results.json", out)

@@ -100,6 +100,10 @@ class TrainingConfig(_Strict):
     distill_unlabelled: str | None = Field(None, description="a manifest of unlabelled records (only its record "
                                            "column is read) that join the training crops with the teacher's soft "
                                            "targets only (distill/unlabelled.py); None = off")
+    # Fine-tuning from a shipped run (ecgnet.training.finetune): where between it and the fine-tuned weights to stop.
+    finetune_alpha: float | None = Field(None, gt=0, le=1, description="the saved weights are (1 − α)·start + "
+                                         "α·fine-tuned (every floating-point tensor; WiSE-FT); needs --from and the "
+                                         "run's own classes; None = the fine-tuned weights (α = 1)")
 
     @model_validator(mode="after")
     def _devices_positive(self):

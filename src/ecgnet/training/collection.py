@@ -178,19 +178,28 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
     if resume and finished(run_dir, config):
         fitted, _, run_info = load_run(run_dir)
         return run_dir, fitted, data, run_info
-    model, ft, callbacks = None, None, []
+    from ecgnet.training.finetune import check_alpha
+
+    check_alpha(config, source, collection.classes)
+    model, ft, callbacks, post_fit = None, None, [], None
     if source is not None:
-        from ecgnet.training.finetune import FrozenInEval, start_model
+        from ecgnet.training.finetune import FrozenInEval, interpolate_weights, start_model
 
         model, ft = start_model(source, collection.classes, mode, config.seed)
         if mode == "head":
             callbacks.append(FrozenInEval())
+        alpha = config.training.finetune_alpha
+        if alpha is not None:
+            start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            post_fit = lambda fitted: interpolate_weights(fitted, start, alpha)  # noqa: E731
+            ft["interpolation"] = (f"saved weights = {1 - alpha:g}·start + {alpha:g}·fine-tuned (every floating-point "
+                                   "tensor, batch-norm statistics included)")
     info = {"task": _task(collection), "collection": _describe(collection),
             "split_records": {k: int(len(v)) for k, v in assignment.items()}, **(extra or {})}
     if ft is not None:
         info["finetune"] = ft
     run_dir, results = train(config, None, runs_dir, resume=resume, progress=progress, n_boot=n_boot,
-                             callbacks=callbacks, data=data, model=model, extra_info=info)
+                             callbacks=callbacks, data=data, model=model, extra_info=info, post_fit=post_fit)
     if results is None:  # another process of a distributed run: rank 0 predicts and writes
         return None
     fitted, _, run_info = load_run(run_dir)

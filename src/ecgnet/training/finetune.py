@@ -8,6 +8,9 @@
   (its batch-norm statistics and dropout as shipped). ``full``: every layer trains, from the shipped
   weights. The frontends' statistics (per-lead standardisation) and the metadata scaler are the run's
   own in both modes, so inputs are scaled as the model learnt them.
+- **Interpolation.** With the run's own classes the saved weights are halfway between the run's and
+  the fine-tuned ones (``training.finetune_alpha`` = :data:`KEPT_HEAD_ALPHA`; WiSE-FT, Wortsman et al.,
+  CVPR 2022): on simulated sites it beat both ends (:func:`interpolate_weights`).
 - **Schedule.** The run's config is the base, with :data:`SMALL_DATA` on top (small batches, fewer
   epochs, no weight averaging, early stopping on an inner validation split — see
   :mod:`ecgnet.training.collection`), then the user's ``--set`` overrides. :func:`default_mode`, the
@@ -35,10 +38,11 @@ NEW_CLASSES_MODE = "head"  # the default when the output layer is new; the sourc
 SMALL_DATA = {"training.epochs": 30, "training.batch_size": 32, "training.lr": 3e-3, "training.patience": 8,
               "training.ema_decay": None, "training.swa_start_epoch": None, "training.precision": "32-true",
               "training.sampler": "shuffle", "training.auxiliary_task": None, "training.hierarchy_weight": None,
-              "training.init_from": None, "data.max_train_records": None,
+              "training.init_from": None, "data.max_train_records": None, "training.finetune_alpha": None,
               "training.distill_teacher": None}  # a distilled source's teacher scored PTB-XL, not these records
 HEAD_LR = 1e-2  # head-only: a linear layer on fixed features takes a larger step
 KEPT_HEAD_FULL_LR = 1e-3  # every layer, from a head that already knows the classes: a smaller step
+KEPT_HEAD_ALPHA = 0.5  # and the saved weights halfway back to the source's (reports/own_data/interpolate.py)
 
 
 @dataclass
@@ -103,6 +107,8 @@ def finetune_config(source: Source, base: Config | None, overrides: list[str] | 
             raw = apply_override(raw, f"training.lr={HEAD_LR}")
         elif classes is not None and keeps_head(source, classes):
             raw = apply_override(raw, f"training.lr={KEPT_HEAD_FULL_LR}")
+        if classes is not None and keeps_head(source, classes):
+            raw = apply_override(raw, f"training.finetune_alpha={KEPT_HEAD_ALPHA}")
         raw["name"] = name or f"{Path(source.name).name}_finetuned"
     for item in overrides:
         raw = apply_override(raw, item)
@@ -151,6 +157,26 @@ def start_model(source: Source, classes: list[str], mode: str, seed: int = 0) ->
                    "frozen_parameters": count(frozen),
                    "frozen": "every layer but the output layer (batch-norm statistics and dropout as shipped)"
                    if mode == "head" else "nothing (frontend statistics and metadata scaling kept from the run)"}
+
+
+def check_alpha(config: Config, source: Source | None, classes: list[str]) -> None:
+    """``training.finetune_alpha`` interpolates toward the start: it needs a source whose output layer is kept."""
+    if config.training.finetune_alpha is None:
+        return
+    if source is None:
+        raise ECGNetError("training.finetune_alpha interpolates toward the run fine-tuning starts from: it needs --from")
+    if not keeps_head(source, classes):
+        raise ECGNetError("training.finetune_alpha needs the run's own classes: a new output layer starts from random "
+                          "weights, nothing to interpolate toward (set training.finetune_alpha=null)")
+
+
+def interpolate_weights(model: torch.nn.Module, start: dict, alpha: float) -> torch.nn.Module:
+    """``model`` with every floating-point tensor (weights and batch-norm statistics) set to
+    (1 − alpha)·start + alpha·its own; integer buffers (batch counters) stay its own. In place; returns it."""
+    state = model.state_dict()
+    model.load_state_dict({k: (1 - alpha) * start[k].to(v) + alpha * v if v.is_floating_point() else v
+                           for k, v in state.items()})
+    return model
 
 
 class FrozenInEval(Callback):

@@ -49,11 +49,15 @@ def fit_frontends(model: torch.nn.Module, train_signal) -> None:
 def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume: bool = False,
           cache_dir: Path | None = None, progress: bool = True, n_boot: int = 1000,
           callbacks: list | None = None, data=None, model: torch.nn.Module | None = None,
-          extra_info: dict | None = None) -> tuple[Path, dict]:
+          extra_info: dict | None = None, post_fit=None) -> tuple[Path, dict]:
     """``callbacks``: extra Lightning callbacks for the gradient training (e.g. a sweep's pruner).
     ``data``: another labelled collection instead of PTB-XL (:class:`~ecgnet.data.collections.CollectionData`,
     e.g. a manifest; no ``test`` split: no test evaluation or report); ``model``: start from these weights
-    (fine-tuning: the frontends keep their statistics) instead of a new model; ``extra_info``: added to run.json."""
+    (fine-tuning: the frontends keep their statistics) instead of a new model; ``extra_info``: added to run.json;
+    ``post_fit(model)``: applied to the trained model before it is saved and evaluated (fine-tuning's weight
+    interpolation, ``training.finetune_alpha``)."""
+    if config.training.finetune_alpha is not None and post_fit is None:
+        raise ECGNetError("training.finetune_alpha interpolates toward the run fine-tuning starts from: it needs --from")
     run_dir = runs_dir / config.name
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
@@ -80,6 +84,8 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
         if "global_rank" in stats:  # another process of a distributed run: rank 0 writes the run
             return run_dir, None
     model.cpu().eval()
+    if post_fit is not None:
+        post_fit(model)
     info = {"name": config.name, "task": config.data.task, "classes": data.classes,
             "class_descriptions": data.descriptions, "seed": config.seed,
             "model": config.model.name, "parameters": count_parameters(model),
