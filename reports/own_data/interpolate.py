@@ -20,7 +20,8 @@ class order) and predicts the fold's held-out records.
    pay. So the second pass adds four sites of the same records with narrower definitions of the five
    classes, from PTB-XL's own subclass statements (:data:`NARROW`: MI = anterior MI, STTC = ischaemic ST-T
    changes, CD = complete bundle branch block, HYP = LVH; NORM as is), 160 and 400 records, two draws
-   each; α is chosen by the mean rank over all ten sites.
+   each; α is chosen by the mean rank over all ten sites. (The first pass also printed step 2's figures for
+   the fixed α: they were seen before the second pass was designed, though the rule does not use them.)
 2. Measured after the choice: the Challenge samples (``measure.py default``'s fold runs: long_time, the
    default fine-tune, 5-fold and leave-one-source-out), every α.
 

@@ -1,4 +1,4 @@
-"""results.md from results.json and choose_defaults.json (nothing recomputed).
+"""results.md from results.json, choose_defaults.json, shift.json and interpolate.json (nothing recomputed).
 
     .venv/bin/python -m reports.own_data.render
 """
@@ -38,12 +38,16 @@ def main() -> None:
             continue
         lines += [f"## {protocol}", "", "| strategy | macro AUC | " + " | ".join(CLASSES) + " | Δ vs zero-shot |",
                   "|---" * (len(CLASSES) + 3) + "|"]
-        for name in ("zero-shot", "head", "full", "scratch"):
-            e = r[protocol].get(name)
+        d = r.get("default", {})
+        default_label = (f"**fine-tune, the CLI default** ({d.get('mode')}, lr {d.get('lr'):g}, α "
+                         f"{d.get('finetune_alpha') or 1:g})") if d else ""
+        for name in ("zero-shot", "default", "head", "full", "scratch"):
+            e = d.get(protocol) if name == "default" else r[protocol].get(name)
             if not e:
                 continue
             p = e["pooled"]
-            label = {"zero-shot": "zero-shot (long_time)", "head": "fine-tune head only", "full": "fine-tune full",
+            label = {"zero-shot": "zero-shot (long_time)", "default": default_label,
+                     "head": "fine-tune head only (lr 1e-2)", "full": "fine-tune full (lr 3e-3, α 1)",
                      "scratch": "from scratch (same architecture)"}[name]
             lines.append(f"| {label} | {fmt(p['macro_auc'])} | " + " | ".join(fmt(p["per_class"][c]) for c in CLASSES)
                          + f" | {diff(e.get('vs_zero_shot'))} |")
@@ -94,7 +98,26 @@ def main() -> None:
             lines.append(f"| {site} | {fmt(s.get('zero_shot_macro_auc'))} | "
                          + " | ".join(fmt(e["pooled_macro_auc"]) for e in s["strategies"].values()) + " |")
         if "chosen" in d:
-            lines += ["", f"Chosen (best mean rank): **{d['chosen']}** (mean ranks {d['mean_rank']})."]
+            lines += ["", f"Chosen then (best mean rank): {d['chosen']} (mean ranks {d['mean_rank']}); superseded by "
+                      "the two studies below, whose sites the source had never seen."]
+    for name, title, columns in (("shift.json", "Mode and learning rate: PTB-XL recording site 2, held out of the source "
+                                  "(`shift.py`; 5-fold CV)", "strategies"),
+                                 ("interpolate.json", "Weight interpolation α, (1 − α)·source + α·fine-tuned, of the "
+                                  "default fine-tune (`interpolate.py`; 5-fold CV; 'inner': α picked per fold on its "
+                                  "inner split)", "alphas")):
+        path = OUT / name
+        if not path.is_file():
+            continue
+        d = json.loads(path.read_text())
+        sites = d["sites"]
+        labels = list(next(iter(sites.values()))[columns])
+        lines += ["", f"### {title}", "", "| site | zero-shot | " + " | ".join(labels) + " |", "|---" * (2 + len(labels)) + "|"]
+        for site, e in sites.items():
+            lines.append(f"| {site} | {fmt(e.get('zero_shot_macro_auc'))} | "
+                         + " | ".join(fmt(e[columns][lab]["pooled_macro_auc"]) for lab in labels) + " |")
+        best = d.get("best", d.get("chosen"))
+        lines += ["", f"Chosen (best mean rank): **{best}** (mean ranks "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in d["mean_rank"].items()) + ")."]
     (OUT / "results.md").write_text("\n".join(lines) + "\n")
     print(OUT / "results.md")
 
