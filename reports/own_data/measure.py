@@ -129,9 +129,13 @@ def forget() -> None:
     entry = out.setdefault("forgetting", {})
     entry["zero-shot"] = {"ptbxl_fold10_macro_auc": ptbxl_fold10_auc(source.model, source.metadata_scaler,
                                                                       source.config, source.classes)}
+    from ecgnet.training.finetune import default_mode
+
     val = inner_split(c.y, c.patients, 0.2, SEED)
-    for name in ("head", "full"):
-        mode, config = configs(source)[name]
+    mode = default_mode(source, c.classes)
+    strategies = {**{k: v for k, v in configs(source).items() if k in ("head", "full")},
+                  "default": (mode, finetune_config(source, None, [f"training.threads={THREADS}"], mode, classes=c.classes))}
+    for name, (mode, config) in strategies.items():
         run_dir, model, data, info = fit_once(c, {"train": np.flatnonzero(~val), "val": np.flatnonzero(val)},
                                               config.model_copy(update={"name": f"final_{name}"}), RUNS / "final",
                                               source, mode, False, 200)

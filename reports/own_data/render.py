@@ -83,6 +83,8 @@ def main() -> None:
             if name == "zero-shot":
                 lines.append(f"| zero-shot (long_time as shipped) | {e['ptbxl_fold10_macro_auc']:.4f} | – | – |")
                 continue
+            if name == "default":
+                name = f"the CLI default ({ft.get('mode')}; {ft.get('interpolation', 'no interpolation')})"
             lines.append(f"| {name} | {e['ptbxl_fold10_macro_auc']:.4f} | "
                          f"{e.get('epochs_run', '–')} ({e.get('best_epoch', '–')}) | {ft.get('frozen', '–')} |")
         lines.append("")
