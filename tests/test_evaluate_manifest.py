@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from ecgnet.data.collections import read_manifest
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.calibrate_site import DEFAULT_SHRINKAGE, calibrate_site, prepare_run_dir
+from ecgnet.evaluation.calibrate_site import DEFAULT_SHRINKAGE, calibrate_site, default_shrinkage, prepare_run_dir
 from ecgnet.evaluation.manifest_evaluation import evaluate_collection
 from ecgnet.evaluation.recalibration import logit, sigmoid
 from ecgnet.inference.predictor import Predictor
@@ -139,6 +139,7 @@ def test_calibrate_stores_a_profile_with_a_cross_fitted_report(run, manifest):
     profile = profiles.load_profile(run, "clinic", RUN_CLASSES)
     assert profile.data["method"] == "youden" and profile.data["calibration"] == "isotonic"
     assert profile.data["shrinkage"] == DEFAULT_SHRINKAGE == 40  # the value chosen in reports/own_data/calibration
+    assert default_shrinkage("f1") == 40 and default_shrinkage("sensitivity") == 0 == default_shrinkage("run")
     assert profile.data["fitted"]["STTC"] == "not labelled in the manifest"
     assert profile.thresholds["STTC"] == THRESHOLDS["STTC"] and profile.calibrators["STTC"] == {"kind": "none"}
     assert profile.data["manifest"]["records_used"] == 15 and len(profile.data["manifest"]["sha256"]) == 64

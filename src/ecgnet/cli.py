@@ -375,8 +375,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
               shrinkage: Optional[float] = typer.Option(None, help="Pull each fitted threshold toward the run's: the "
                                                         "site's weight is m / (m + SHRINKAGE), m = the class's positives "
                                                         "or negatives, whichever are fewer; 0 keeps the site's thresholds "
-                                                        "as fitted. Default: the value chosen on PTB-XL (docs/own_data.md), "
-                                                        "printed below."),
+                                                        "as fitted. Default: the value chosen on PTB-XL (docs/own_data.md) "
+                                                        "for youden and f1, 0 for sensitivity; printed below."),
               calibration: str = typer.Option("temperature", help="Probabilities: temperature (one temperature per "
                                               "class), isotonic, or none."),
               source: Optional[str] = typer.Option(None, "--source", help="Only the manifest's records of this source."),

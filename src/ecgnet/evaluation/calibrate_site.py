@@ -31,6 +31,12 @@ from ecgnet.runs import profiles
 
 DEFAULT_SHRINKAGE = 40.0  # chosen on sites drawn from PTB-XL's site 2: reports/own_data/calibration/shrinkage.md
 
+
+def default_shrinkage(method: str) -> float:
+    """Youden and F1 thresholds are shrunk by default; a target-sensitivity threshold is not (shrinking it
+    would break the sensitivity asked for), nor are the run's own."""
+    return DEFAULT_SHRINKAGE if method in ("youden", "f1") else 0.0
+
 PROTOCOL = ("Scored on held-out records only: the site's records are split into {k} folds (patient-grouped, "
             "multilabel-stratified); each fold is calibrated and thresholded by the profile fitted on the other "
             "{k1} folds, and the held-out results are pooled. Thresholds fitted and scored on the same records would "
@@ -90,7 +96,7 @@ def worse_than_run(evaluation: dict) -> list[str]:
 
 
 def check_options(site: str, method: str, calibration: str, target_sensitivity: float,
-                  shrinkage: float = DEFAULT_SHRINKAGE) -> None:
+                  shrinkage: float = 0.0) -> None:
     """Bad options are one error before anything is read, copied or written."""
     profiles.check_site_name(site)
     if method not in SITE_METHODS:
@@ -106,8 +112,10 @@ def check_options(site: str, method: str, calibration: str, target_sensitivity: 
 def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",
                    target_sensitivity: float = 0.9, calibration: str = "temperature", folds: int = 5,
                    source: str | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = True,
-                   run_dir: Path | None = None, shrinkage: float = DEFAULT_SHRINKAGE) -> dict:
-    """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added)."""
+                   run_dir: Path | None = None, shrinkage: float | None = None) -> dict:
+    """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added).
+    ``shrinkage`` None: :func:`default_shrinkage` of the method."""
+    shrinkage = default_shrinkage(method) if shrinkage is None else shrinkage
     check_options(site, method, calibration, target_sensitivity, shrinkage)
     if source is not None:
         rows = collection.sources == source
@@ -176,9 +184,9 @@ def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Pat
     from ecgnet.runs.bundled import resolve_checkpoint
 
     if options.get("shrinkage") is None:
-        options["shrinkage"] = DEFAULT_SHRINKAGE
+        options["shrinkage"] = default_shrinkage(options.get("method", "youden"))
     check_options(site, options.get("method", "youden"), options.get("calibration", "temperature"),
-                  options.get("target_sensitivity", 0.9), options.get("shrinkage", DEFAULT_SHRINKAGE))
+                  options.get("target_sensitivity", 0.9), options["shrinkage"])
     path = resolve_checkpoint(run)
     run_dir = prepare_run_dir(path if path.is_dir() else path.parent, copy_to)
     collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
