@@ -273,3 +273,41 @@ def test_ptbxl_manifest_trains_as_the_ptbxl_collection(ptbxl_root, tmp_path, mon
                      data=CollectionData(c, ptbxl_assignment(c.folds)))
         results.append(r["test"]["macro_auc"]["value"])
     assert abs(results[0] - results[1]) <= 0.002, results
+
+
+@pytest.mark.slow
+def test_forgetting_scores_the_model_and_its_source_on_ptbxl_fold10(source, ptbxl_root):
+    """The source itself, its outputs in reversed class order, 'forgot' nothing: the same AUC and a zero
+    paired difference on fold 10's 2,163 superdiagnostic records (the classes are matched by name)."""
+    from ecgnet.training.forgetting import forgetting, forgetting_lines
+
+    class Reversed(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args, **kwargs):
+            return self.model(*args, **kwargs).flip(-1)
+
+    classes = list(reversed(source.classes))
+    f = forgetting(Reversed(source.model).eval(), source.config, source.metadata_scaler, classes, source,
+                   ptbxl_root, n_boot=20)
+    assert f["records"] == 2163 and sorted(f["classes"]) == sorted(source.classes)
+    assert f["macro_auc"]["fine_tuned"]["value"] == pytest.approx(f["macro_auc"]["source"]["value"], abs=1e-9)
+    assert f["macro_auc"]["source"]["value"] == pytest.approx(0.9355, abs=5e-5)  # long_time's own fold-10 figure
+    assert f["fine_tuned_minus_source"]["diff"] == pytest.approx(0, abs=1e-9)
+    assert "2,163 records" in forgetting_lines(f)[0]
+
+
+def test_forgetting_usage_errors(source, tmp_path):
+    from ecgnet.training.collection import train_collection
+    from ecgnet.training.forgetting import forgetting
+
+    result = CliRunner().invoke(app, ["train", "--config", "configs/fast_time.yaml", "--forgetting", "--no-progress"])
+    assert result.exit_code == 2 and "--forgetting compares a fine-tuned model" in result.output
+    manifest_source = type(source)(source.name, source.path, source.model, source.config, {**source.info, "task": None})
+    with pytest.raises(ECGNetError, match="was not trained on a PTB-XL task"):
+        forgetting(source.model, source.config, source.metadata_scaler, source.classes, manifest_source)
+    with pytest.raises(ECGNetError, match="not trained on a PTB-XL task"):  # before anything is trained
+        train_collection(None, finetune_config(source, None, []), tmp_path, manifest_source, forgetting=True)
+    assert not any(tmp_path.iterdir())

@@ -195,15 +195,19 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
           overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
                                               "(repeatable; validated like the file; the run saves the merged config)."),
           n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+          forgetting: bool = typer.Option(False, "--forgetting", help="With --from: also score the final model and "
+                                          "the run it started from on PTB-XL fold 10 (needs the PTB-XL folder: "
+                                          "--data or ECGNET_DATA): what fine-tuning forgot."),
           progress: bool = ProgressOpt):
     """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10 — or on your own manifest, fine-tuned
     from a shipped model (--from), cross-validated (--folds K, --leave-out source)."""
-    if manifest is not None or start_from is not None or folds is not None or leave_out is not None:
+    if manifest is not None or start_from is not None or folds is not None or leave_out is not None or forgetting:
         from ecgnet.training.collection import format_summary, train_command
 
         summary = train_command(config, overrides, manifest, label_map, skip_bad, start_from, mode, folds, leave_out,
                                 data, runs_dir, n_boot, workers, progress, resume,
-                                log=lambda line: console.print(escape(line), highlight=False, soft_wrap=True))
+                                log=lambda line: console.print(escape(line), highlight=False, soft_wrap=True),
+                                forgetting=forgetting)
         if summary is not None:  # None: a non-zero rank of a distributed run (rank 0 reports)
             console.print(escape(format_summary(summary)), highlight=False)
         return

@@ -236,12 +236,21 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
                      mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
                      inner: float = 0.2, cache_dir=None, workers: int | None = None, progress: bool = True,
                      n_boot: int = 1000, skip_bad: bool = False, resume: bool = False,
-                     log: Callable[[str], None] = lambda _: None) -> dict:
+                     log: Callable[[str], None] = lambda _: None, forgetting: bool = False, data_root=None) -> dict:
     """Train (and cross-validate) on ``collection``; returns a summary with the run directory.
     ``resume``: after a kill, the folds (and final model) that finished are reused and the one that was
-    cut off continues from its last checkpoint."""
+    cut off continues from its last checkpoint. ``forgetting``: score the final model and its source on
+    PTB-XL fold 10 (:mod:`ecgnet.training.forgetting`; ``RUN/forgetting.json``, the report)."""
     if config.training.auxiliary_task:
         raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
+    if forgetting:  # before anything is trained or written
+        from ecgnet.data.ptbxl import data_root as ptbxl_root
+
+        if source is None:
+            raise ECGNetError("--forgetting compares a fine-tuned model with the run it started from: give --from")
+        if not source.info.get("task"):
+            raise ECGNetError(f"--forgetting: {source.name} was not trained on a PTB-XL task; nothing to compare with")
+        ptbxl_root(data_root)
     if source is not None and mode is None:
         from ecgnet.training.finetune import default_mode
 
@@ -269,6 +278,14 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     if fitted is None:
         return None  # not rank 0 of a distributed run: rank 0 writes and reports
     _, model, data, info = fitted
+    if forgetting:
+        from ecgnet.training.forgetting import forgetting as forgot
+
+        log("scoring the final model and its source on PTB-XL fold 10 (--forgetting)")
+        info = {**info, "forgetting": forgot(model, config, data.metadata_scaler, collection.classes, source,
+                                             data_root, n_boot, config.seed, progress)}
+        write_json(run_dir / "forgetting.json", info["forgetting"])
+        summary["forgetting"] = info["forgetting"]
     if cv is not None:
         _write_cv(run_dir, collection, cv, info, config, n_boot)
         summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
@@ -398,8 +415,12 @@ def cv_report(metrics: dict, info: dict) -> str:
     if ft:
         lines += [f"- fine-tuned from `{ft['from']}` (mode **{ft['mode']}**): head {ft['head']}; frozen: {ft['frozen']}; "
                   f"{ft['trainable_parameters']:,} trainable, {ft['frozen_parameters']:,} frozen parameters"]
+        if ft.get("interpolation"):
+            lines += [f"- interpolation: {ft['interpolation']}"]
     else:
         lines += ["- trained from scratch (no --from)"]
+    lines += [f"- final model (this run): {info.get('split')}; epochs {info.get('epochs_run')}, best "
+              f"{info.get('best_epoch')}"]
     lines += ["", "AUC with 90 % bootstrap intervals over records (pooled out-of-fold predictions).", "",
               "| | macro | " + " | ".join(classes) + " |", "|---" * (len(classes) + 2) + "|"]
 
@@ -416,6 +437,10 @@ def cv_report(metrics: dict, info: dict) -> str:
     if vs:
         lines += ["", f"Paired bootstrap, fine-tuned − zero-shot macro AUC over {', '.join(vs['classes'])}: "
                       f"{vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}] (90 %), one-sided p = {vs['p_value']:.3f}."]
+    if info.get("forgetting"):
+        from ecgnet.training.forgetting import forgetting_lines
+
+        lines += ["", *forgetting_lines(info["forgetting"])]
     lines += ["", "Files: `cv/predictions.csv` (record, fold, p_<CLASS>), `cv/metrics.json`; each fold's run in "
                   "`cv/fold_<k>/`. The final model (this run) was trained on every record."]
     return "\n".join(lines) + "\n"
@@ -426,7 +451,7 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
                   mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
                   data_root: Path | None = None, runs_dir: Path = Path("runs"), n_boot: int = 1000,
                   workers: int | None = None, progress: bool = True, resume: bool = False,
-                  log: Callable[[str], None] = lambda _: None) -> dict:
+                  log: Callable[[str], None] = lambda _: None, forgetting: bool = False) -> dict:
     """``ecgnet train`` with ``--manifest`` and/or ``--from``: the config (the file's, or the source run's
     with the small-data schedule; ``--set`` on top), the collection (the manifest, else PTB-XL for the
     config's task), then :func:`train_collection`."""
@@ -434,6 +459,8 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
 
     if mode is not None and source is None:
         raise ECGNetError("--mode applies to fine-tuning: give --from NAME|RUN")
+    if forgetting and source is None:
+        raise ECGNetError("--forgetting compares a fine-tuned model with the run it started from: give --from NAME|RUN")
     src = None
     if source is not None:
         from ecgnet.training.finetune import NEW_CLASSES_MODE, default_mode, finetune_config, load_source
@@ -461,7 +488,8 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         mode = mode or default_mode(src, collection.classes)
         config = finetune_config(src, base, overrides, mode, classes=collection.classes)
     return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
-                            n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log)
+                            n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log,
+                            forgetting=forgetting, data_root=data_root)
 
 
 def format_summary(summary: dict) -> str:
@@ -479,5 +507,9 @@ def format_summary(summary: dict) -> str:
                          f"p = {vs['p_value']:.3f} (paired bootstrap)")
     for split, m in (summary.get("scores") or {}).items():
         lines.append(f"{split}: macro AUC {_fmt(m.get('macro_auc'))}")
+    if summary.get("forgetting"):
+        from ecgnet.training.forgetting import forgetting_lines
+
+        lines += forgetting_lines(summary["forgetting"])
     lines.append(f"Run written to {summary['run']}")
     return "\n".join(lines)
