@@ -14,15 +14,26 @@ from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
 
 
+def check_forgetting(source, data_root=None) -> str:
+    """The PTB-XL task to score on; one error, before anything is trained, when there is none to score."""
+    from ecgnet.data.ptbxl import data_root as ptbxl_root
+
+    if source is None:
+        raise ECGNetError("--forgetting compares a fine-tuned model with the run it started from: give --from NAME|RUN")
+    task = source.info.get("task")
+    if not task:
+        raise ECGNetError(f"--forgetting: {source.name} was not trained on a PTB-XL task; nothing to compare with")
+    ptbxl_root(data_root)  # the PTB-XL folder must be there
+    return task
+
+
 def forgetting(model, config, scaler, classes: list[str], source, data_root=None, n_boot: int = 1000,
                seed: int = 0, progress: bool = False) -> dict:
     """Fold-10 macro AUC of ``model`` (classes ``classes``) and of ``source`` over their shared classes."""
     from ecgnet.data.collections import ptbxl_collection
-    from ecgnet.training.collection import paired_vs, predict
+    from ecgnet.training.collection_scoring import paired_vs, predict
 
-    task = source.info.get("task")
-    if not task:
-        raise ECGNetError(f"--forgetting: {source.name} was not trained on a PTB-XL task; nothing to compare with")
+    task = check_forgetting(source, data_root)
     native = ptbxl_collection(data_root, task)
     shared = [c for c in classes if c in native.classes and c in source.classes]
     if not shared:
