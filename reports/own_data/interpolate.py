@@ -18,7 +18,7 @@ class order) and predicts the fold's held-out records.
    to fix there (the first pass: zero-shot within 0.004 of every α). A site also brings its own label
    conventions — what the reader codes as "conduction disturbance" — which is where fine-tuning should
    pay. So the second pass adds four sites of the same records with narrower definitions of the five
-   classes, from PTB-XL's own subclass statements (:data:`NARROW`: MI = anterior MI, STTC = ischaemic ST-T
+   classes, from PTB-XL's own subclass statements (``shift.NARROW``: MI = anterior MI, STTC = ischaemic ST-T
    changes, CD = complete bundle branch block, HYP = LVH; NORM as is), 160 and 400 records, two draws
    each; α is chosen by the mean rank over all ten sites. (The first pass also printed step 2's figures for
    the fixed α: they were seen before the second pass was designed, though the rule does not use them.)
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -48,8 +47,6 @@ from reports.own_data.choose_defaults import mean_ranks
 
 SEED, N_BOOT = 0, 1000
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-NARROW = {"CD": ("CLBBB", "CRBBB"), "HYP": ("LVH",), "MI": ("AMI",), "NORM": ("NORM",), "STTC": ("ISCA", "ISCI", "ISC_")}
-NARROW_SIZES = (160, 400)
 PURE = [f"training.threads={THREADS}", "training.finetune_alpha=null"]  # the fine-tuned weights, every α after
 INNER = "inner"  # α chosen per fold on its inner validation split (the records that early-stop it)
 
@@ -95,38 +92,15 @@ def cv_by_alpha(collection, source, config, run_dir, k, leave_out) -> dict:
 
 
 def sites() -> dict:
-    from ecgnet.data.collections import ptbxl_collection
-
-    from reports.own_data.shift import DRAWS, SITE, SIZES, SOURCE, site_of
+    from reports.own_data.shift import SOURCE, narrow_sites, simulated_sites
 
     source = load_source(SOURCE)
-    native = ptbxl_collection(None, "superdiagnostic")
-    pool = np.flatnonzero((native.folds == 9) & (site_of(native.records) == SITE))
     out = {}
-    for n in SIZES:
-        for draw in range(DRAWS):  # the draws of shift.py
-            rows = np.sort(np.random.default_rng([SEED, n, draw]).choice(pool, n, replace=False))
-            key = f"site {SITE}, {n} records, draw {draw}"
-            collection = replace(native.subset(rows), folds=None, name=f"ptbxl_site{SITE}_{n}_{draw}")
-            collection = collection.load_signals(100, progress=False)
-            mode = default_mode(source, collection.classes)
-            config = finetune_config(source, None, [*PURE, f"name=interp_{n}_{draw}"], mode,
-                                     classes=collection.classes)
-            print(key, flush=True)
-            out[key] = cv_by_alpha(collection, source, config, RUNS / "interpolate" / config.name, 5, None)
-    sub = ptbxl_collection(None, "subdiagnostic")
-    assert np.array_equal(sub.records, native.records)
-    narrow = np.stack([sub.y[:, [sub.classes.index(s) for s in NARROW[c]]].max(axis=1) for c in native.classes], axis=1)
-    for n in NARROW_SIZES:
-        for draw in range(DRAWS):
-            rows = np.sort(np.random.default_rng([SEED, n, draw, 1]).choice(pool, n, replace=False))
-            key = f"site {SITE}, narrow labels, {n} records, draw {draw}"
-            collection = replace(native.subset(rows), folds=None, name=f"ptbxl_site{SITE}_narrow_{n}_{draw}")
-            collection = replace(collection, y=narrow[rows].astype(np.float32)).load_signals(100, progress=False)
-            config = finetune_config(source, None, [*PURE, f"name=interp_narrow_{n}_{draw}"],
-                                     default_mode(source, collection.classes), classes=collection.classes)
-            print(key, dict(zip(collection.classes, collection.y.sum(axis=0).astype(int).tolist())), flush=True)
-            out[key] = cv_by_alpha(collection, source, config, RUNS / "interpolate" / config.name, 5, None)
+    for key, name, collection in [*simulated_sites(), *narrow_sites()]:
+        config = finetune_config(source, None, [*PURE, f"name=interp_{name}"], default_mode(source, collection.classes),
+                                 classes=collection.classes)
+        print(key, flush=True)
+        out[key] = cv_by_alpha(collection, source, config, RUNS / "interpolate" / config.name, 5, None)
     return out
 
 
