@@ -114,12 +114,16 @@ def main() -> None:
         sites = d["sites"]
         labels = list(next(iter(sites.values()))[columns])
         lines += ["", f"### {title}", "", "| site | zero-shot | " + " | ".join(labels) + " |", "|---" * (2 + len(labels)) + "|"]
-        for site, e in sites.items():
-            lines.append(f"| {site} | {fmt(e.get('zero_shot_macro_auc'))} | "
+        later = d.get("narrow_labels", {}).get("sites", {})  # shift.py narrow: added after the choice
+        for site, e in {**sites, **later}.items():
+            lines.append(f"| {site}{' (checked later)' if site in later else ''} | {fmt(e.get('zero_shot_macro_auc'))} | "
                          + " | ".join(fmt(e[columns][lab]["pooled_macro_auc"]) for lab in labels) + " |")
         best = d.get("best", d.get("chosen"))
-        lines += ["", f"Chosen (best mean rank): **{best}** (mean ranks "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in d["mean_rank"].items()) + ")."]
+        ranks = lambda r: ", ".join(f"{k} {v:.2f}" for k, v in r.items())  # noqa: E731
+        lines += ["", f"Chosen (best mean rank): **{best}** (mean ranks {ranks(d['mean_rank'])})."]
+        if later:
+            lines += ["", f"Checked later on the four narrow-label sites: mean ranks {ranks(d['narrow_labels']['mean_rank'])}; "
+                      f"over all ten sites {ranks(d['narrow_labels']['mean_rank_all_ten'])}."]
     (OUT / "results.md").write_text("\n".join(lines) + "\n")
     print(OUT / "results.md")
 
