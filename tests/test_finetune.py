@@ -111,28 +111,29 @@ def test_finetuning_the_distilled_default_does_not_distill():
     assert finetune_config(distilled, None, [], "head").training.distill_teacher is None
 
 
-def write_learnable(folder: Path, n: int = 36) -> Path:
-    """Records at 100 Hz where class X is an 8 Hz, 1.5 mV oscillation and Y a 1 Hz, 2 mV wave in the
-    limb leads, on noise; a manifest with sources, patients and both classes."""
+def write_learnable(folder: Path, n: int = 36, fs: int = 100, gain: float = 1000.0) -> Path:
+    """10 s records at ``fs`` Hz (``gain`` ADC units per mV) where class X is an 8 Hz, 1.5 mV oscillation and
+    Y a 1 Hz, 2 mV wave in the limb leads, on noise; a manifest with sources, patients and both classes."""
     rng = np.random.default_rng(0)
     rows = []
-    t = np.arange(1000) / 100
+    t = np.arange(10 * fs) / fs
     for i in range(n):
         x, yy = i % 2, (i // 2) % 2
-        sig = rng.normal(0, 0.1, (1000, 12)) + x * 1.5 * np.sin(2 * np.pi * 8 * t)[:, None]
+        sig = rng.normal(0, 0.1, (10 * fs, 12)) + x * 1.5 * np.sin(2 * np.pi * 8 * t)[:, None]
         sig[:, :3] += yy * 2 * np.sin(2 * np.pi * 1 * t)[:, None]
-        wfdb.wrsamp(f"s{i}", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=np.round(sig, 3),
-                    fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+        wfdb.wrsamp(f"s{i}", fs=fs, units=["mV"] * 12, sig_name=list(LEADS), p_signal=np.round(sig, 3),
+                    fmt=["16"] * 12, adc_gain=[gain] * 12, baseline=[0] * 12, write_dir=str(folder))
         rows.append({"record": f"s{i}.hea", "patient": f"p{i // 2}", "source": f"site{i % 3}", "X": x, "Y": yy})
     pd.DataFrame(rows).to_csv(folder / "m.csv", index=False)
     return folder / "m.csv"
 
 
 @pytest.mark.slow
-def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fs, gain", [(100, 1000.0), (500, 200.0)])  # PTB-XL's, and a foreign cart's rate and gain
+def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch, fs, gain):
     monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    manifest = write_learnable(tmp_path)
+    manifest = write_learnable(tmp_path, fs=fs, gain=gain)
     result = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--folds", "3",
                                       "--runs-dir", str(tmp_path / "runs"), "--set", "training.epochs=6",
                                       "--set", "training.threads=1", "--set", "name=tiny_ft", "--n-boot", "50",
