@@ -10,7 +10,8 @@ These records only *measure*: every setting here is a shipped default chosen on 
     .venv/bin/ecgnet manifest ../shared/external/cinc2021-samples -o reports/own_data/cinc2021_samples.csv
     nice -n 5 .venv/bin/python -m reports.own_data.measure strategies   # 5-fold and leave-one-source-out
     nice -n 5 .venv/bin/python -m reports.own_data.measure default      # the same for today's default
-    nice -n 5 .venv/bin/python -m reports.own_data.measure curve        # learning curve, default mode
+    nice -n 5 .venv/bin/python -m reports.own_data.measure curve        # learning curve, head-only
+    nice -n 5 .venv/bin/python -m reports.own_data.measure curve-default  # learning curve, today's default
     nice -n 5 .venv/bin/python -m reports.own_data.measure forget       # final models, PTB-XL fold 10
     .venv/bin/python -m reports.own_data.measure perfold                # zero-shot within each held-out fold
     .venv/bin/python -m reports.own_data.measure render                 # results.md from results.json
@@ -103,16 +104,27 @@ def default() -> None:
     save("results.json", out)
 
 
-def curve() -> None:
+def curve(default: bool = False) -> None:
+    """The learning curve of head-only fine-tuning (the default when it was first measured) or, with
+    ``default``, of today's default fine-tune (``learning_curve_default``)."""
+    from ecgnet.training.finetune import default_mode
+
     source, c = load()
     out = results()
-    out["provenance_curve"] = provenance_block(SEED)
-    mode, config = configs(source)["head"]  # the curve as measured: head-only, then the default for every site
-    entry = out.setdefault("learning_curve", {"mode": mode, "protocol": "5-fold", "points": {}})
+    key = "learning_curve_default" if default else "learning_curve"
+    out[f"provenance_{'curve_default' if default else 'curve'}"] = provenance_block(SEED)
+    if default:
+        mode = default_mode(source, c.classes)
+        config = finetune_config(source, None, [f"training.threads={THREADS}", "name=cinc_curve_default"], mode,
+                                 classes=c.classes)
+    else:
+        mode, config = configs(source)["head"]
+    entry = out[key] = {"mode": mode, "lr": config.training.lr, "finetune_alpha": config.training.finetune_alpha,
+                        "protocol": "5-fold", "points": {}}
     entry["not_run"] = {"100": "every 5-fold training part holds about 73 of the 92 records: 'all' is the largest point"}
     for n in (20, 50, None):
-        cv = cross_validate(c, config, RUNS / "curve" / str(n), source, mode, 5, None, 0.2, False, N_BOOT, print,
-                            train_records=n)
+        cv = cross_validate(c, config, RUNS / ("curve_default" if default else "curve") / str(n), source, mode, 5,
+                            None, 0.2, False, N_BOOT, print, train_records=n)
         sizes = sorted({v["train_records"] + v["inner_validation_records"] for v in cv["per_fold"].values()})
         label = "all" if n is None else str(n)
         entry["points"][label] = {"records_per_fold": sizes, "pooled": cv["pooled"], "vs_zero_shot": cv["vs_zero_shot"]}
@@ -173,5 +185,6 @@ def perfold() -> None:
 
 
 if __name__ == "__main__":
-    {"strategies": strategies, "default": default, "curve": curve, "forget": forget, "perfold": perfold,
+    {"strategies": strategies, "default": default, "curve": curve, "curve-default": lambda: curve(default=True),
+     "forget": forget, "perfold": perfold,
      "render": lambda: __import__("reports.own_data.render", fromlist=["main"]).main()}[sys.argv[1]]()

@@ -62,9 +62,11 @@ def main() -> None:
                 f"{k}: n={v['n_records']}, train {v['train_records']} + inner val {v['inner_validation_records']}, "
                 f"epochs {v['epochs_run']} (best {v['best_epoch']}), AUC {fmt(v['macro_auc'])}" for k, v in folds.items())]
         lines.append("")
-    lc = r.get("learning_curve")
-    if lc:
-        lines += [f"## Learning curve (fine-tune {lc['mode']}, 5-fold; held-out folds whole)", "",
+    for lc in (r.get("learning_curve"), r.get("learning_curve_default")):
+        if not lc:
+            continue
+        how = lc["mode"] + (f", lr {lc['lr']:g}, α {lc.get('finetune_alpha') or 1:g}" if lc.get("lr") else "")
+        lines += [f"## Learning curve (fine-tune {how}, 5-fold; held-out folds whole)", "",
                   "| training records per fold | macro AUC | Δ vs zero-shot |", "|---|---|---|"]
         for label, e in lc["points"].items():
             lines.append(f"| {label} ({'/'.join(map(str, e['records_per_fold']))}) | {fmt(e['pooled']['macro_auc'])} | "
