@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ecgnet.evaluation import metrics as M
-from ecgnet.training.collection import cross_validate, paired_vs, predict
+from ecgnet.training.collection import cross_validate, paired_vs, predict, score
 from ecgnet.training.finetune import default_mode, finetune_config, interpolate_weights, load_source, start_model
 
 from reports.own_data.common import RUNS, THREADS, provenance_block, save
@@ -49,16 +49,6 @@ SEED, N_BOOT = 0, 1000
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PURE = [f"training.threads={THREADS}", "training.finetune_alpha=null"]  # the fine-tuned weights, every α after
 INNER = "inner"  # α chosen per fold on its inner validation split (the records that early-stop it)
-
-
-def known_macro_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Macro AUC over the classes with a positive and a negative among these records (an inner split is small)."""
-    aucs = []
-    for k in range(y.shape[1]):
-        known = ~np.isnan(y[:, k])
-        if 0 < y[known, k].sum() < known.sum():
-            aucs.append(M.macro_auc(y[known, k:k + 1], p[known, k:k + 1]))
-    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def cv_by_alpha(collection, source, config, run_dir, k, leave_out) -> dict:
@@ -73,7 +63,9 @@ def cv_by_alpha(collection, source, config, run_dir, k, leave_out) -> dict:
         for a in ALPHAS:
             tuned = interpolate_weights(copy.deepcopy(model), start, a).eval()
             oof[a][test] = predict(tuned, collection, test, data.metadata_scaler, config)
-            inner_auc[a] = known_macro_auc(collection.y[val], predict(tuned, collection, val, data.metadata_scaler, config))
+            inner = score(collection.y[val], predict(tuned, collection, val, data.metadata_scaler, config),
+                          collection.classes, n_boot=1)["macro_auc"]  # over the classes the small split can score
+            inner_auc[a] = inner["value"] if inner else float("nan")
         picked[name] = max(ALPHAS, key=lambda a: (inner_auc[a], a))  # ties: the larger step
         oof[INNER][test] = oof[picked[name]][test]
 

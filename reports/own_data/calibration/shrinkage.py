@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgnet.evaluation.operating_points import fit_thresholds, shrink_toward
+from ecgnet.evaluation.operating_points import fit_thresholds
 from ecgnet.evaluation.site_calibration import balanced_accuracy
 from ecgnet.fileio import write_json, write_text
 from ecgnet.runs.origin import provenance
@@ -98,15 +98,9 @@ def mean_ba(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
 
 
 def profiles(y, p, run_t) -> dict[str, np.ndarray]:
-    """Every candidate's thresholds fitted on one simulated site."""
-    site = fit_thresholds(y, p, "youden", fallback=run_t)
-    n_pos = np.nansum(y, axis=0).astype(int)
-    m = np.minimum(n_pos, len(y) - n_pos)
-    out = {"run": run_t}
-    for s in STRENGTHS:
-        out[f"s={s}"] = np.array([shrink_toward(site.values[k], run_t[k], m[k], s) if site.fitted[k] else run_t[k]
-                                  for k in range(len(run_t))])
-    return out
+    """Every candidate's thresholds fitted on one simulated site, by the function `ecgnet calibrate` uses."""
+    return {"run": run_t, **{f"s={s}": fit_thresholds(y, p, "youden", fallback=run_t, shrinkage=s).values
+                             for s in STRENGTHS}}
 
 
 def simulate(table: pd.DataFrame, classes: list[str], run_t: np.ndarray, score_on: str) -> dict:
