@@ -44,6 +44,7 @@ SMALL_DATA = {"training.epochs": 30, "training.batch_size": 32, "training.lr": 3
 HEAD_LR = 1e-2  # head-only: a linear layer on fixed features takes a larger step
 KEPT_HEAD_FULL_LR = 1e-3  # every layer, from a head that already knows the classes: a smaller step
 KEPT_HEAD_ALPHA = 0.5  # and the saved weights halfway back to the source's (reports/own_data/interpolate.py)
+ALPHA_NEEDS_SOURCE = "training.finetune_alpha interpolates toward the run fine-tuning starts from: it needs --from"
 
 
 @dataclass
@@ -165,7 +166,7 @@ def check_alpha(config: Config, source: Source | None, classes: list[str]) -> No
     if config.training.finetune_alpha is None:
         return
     if source is None:
-        raise ECGNetError("training.finetune_alpha interpolates toward the run fine-tuning starts from: it needs --from")
+        raise ECGNetError(ALPHA_NEEDS_SOURCE)
     if not keeps_head(source, classes):
         raise ECGNetError("training.finetune_alpha needs the run's own classes: a new output layer starts from random "
                           "weights, nothing to interpolate toward (set training.finetune_alpha=null)")

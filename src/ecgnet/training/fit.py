@@ -57,7 +57,9 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     ``post_fit(model)``: applied to the trained model before it is saved and evaluated (fine-tuning's weight
     interpolation, ``training.finetune_alpha``)."""
     if config.training.finetune_alpha is not None and post_fit is None:
-        raise ECGNetError("training.finetune_alpha interpolates toward the run fine-tuning starts from: it needs --from")
+        from ecgnet.training.finetune import ALPHA_NEEDS_SOURCE
+
+        raise ECGNetError(ALPHA_NEEDS_SOURCE)
     run_dir = runs_dir / config.name
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
