@@ -153,6 +153,10 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch, fs, gain):
 
     model, config, _ = load_run(run)  # the final model is a run like any other
     assert config.name == "tiny_ft"
+    shown = CliRunner().invoke(app, ["predict", str(tmp_path / "s1.hea"), "--checkpoint", str(run), "--resample",
+                                     "--no-progress"])
+    assert shown.exit_code == 0, shown.output  # its thresholds are the cross-validation's, and it says so
+    assert "threshold (chosen on pooled out-of-fold predictions of the cross-validation)" in " ".join(shown.output.split())
 
 
 @pytest.mark.slow

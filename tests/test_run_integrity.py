@@ -164,3 +164,29 @@ def test_load_run_reads_the_weights_once(run_copy, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", counting)
     load_run(run_copy)
     assert len(reads) == 1
+
+
+@pytest.mark.parametrize("said, origin", [
+    ("fold 9 (val) — the same records: optimistic", "fold 9"),
+    (None, "fold 9"),  # runs evaluated before the field existed
+    ("pooled out-of-fold predictions of the cross-validation (the same records: optimistic)",
+     "pooled out-of-fold predictions of the cross-validation"),
+    ("validation rows — the same records: optimistic", "the collection's validation rows"),
+])
+def test_a_run_says_where_its_thresholds_were_chosen(tmp_path, said, origin):
+    from ecgnet.runs.describe import thresholds_origin
+
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "metrics.json").write_text(json.dumps({"per_class": {}} | ({"thresholds_from": said} if said else {})))
+    assert thresholds_origin(tmp_path) == origin
+
+
+def test_thresholds_origin_of_bundled_missing_and_damaged_runs(tmp_path):
+    from ecgnet.runs.describe import run_summary, thresholds_origin
+
+    assert thresholds_origin(bundled_root() / "long_time") == "fold 9"
+    assert run_summary(bundled_root() / "long_time")["thresholds_from"] == "fold 9"
+    assert thresholds_origin(tmp_path) is None  # no val/metrics.json: no thresholds
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "metrics.json").write_text("{not json")
+    assert thresholds_origin(tmp_path) is None and run_summary(tmp_path)["thresholds_from"] is None

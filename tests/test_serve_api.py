@@ -71,6 +71,7 @@ def test_health_models_page_and_docs(client):
     listed = {m["name"]: m for m in models["models"]}
     assert {"baseline_time", FUSION} <= set(listed)
     assert listed["baseline_time"]["classes"] == ["CD", "HYP", "MI", "NORM", "STTC"]
+    assert listed["baseline_time"]["thresholds_from"] == "fold 9"  # the viewer says where the thresholds come from
     page = client.get("/")
     assert page.status_code == 200 and "ECGNet viewer" in page.text
     assert client.get("/static/app.js").status_code == 200

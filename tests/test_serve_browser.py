@@ -86,6 +86,7 @@ def test_upload_diagnose_explain_in_chromium(server, browser, tmp_path):
     assert page.locator("svg#ecg-svg path.lead-trace").count() == 12
     assert page.locator("svg#ecg-svg path.rhythm-trace").count() == 1
     assert page.locator("tr.dx-row").count() == 5
+    assert page.locator("#thresholds-hint").inner_text().startswith("Thresholds were chosen on fold 9")  # the run's
     assert page.locator("#record-name").inner_text() == "E00001.hea"
     assert "resampled: 500 Hz" in page.locator("#warnings").inner_text()  # the reader's warnings are shown
     assert "NORM" in page.locator("#reference").inner_text()  # the header's #Dx as a reference label

@@ -441,7 +441,7 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
             max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
             progress: bool = ProgressOpt):
     """Diagnose your own ECGs: every positive diagnosis and the most probable others, with probabilities and
-    fold-9 thresholds, the reader's warnings (what may make a result wrong) and notes (routine steps).
+    the run's thresholds, the reader's warnings (what may make a result wrong) and notes (routine steps).
 
     Exit status: 0 when every record was diagnosed, 1 when any could not be (each is named on stderr
     and has its error on its CSV row), 2 for a usage error (bad option, model or no records).
@@ -478,7 +478,8 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
                       highlight=False)
     elif failed < len(results):  # the header line only above results
         rule = f"calibrated probability ≥ the class's threshold of site profile '{escape(site)}'" if site else \
-            "probability ≥ the class's fold-9 threshold" if predictor.thresholds else "none (the run has no thresholds)"
+            f"probability ≥ the class's threshold (chosen on {predictor.thresholds_from})" if predictor.thresholds \
+            else "none (the run has no thresholds)"
         console.print(f"[dim]model {escape(predictor.describe())}; positive: {rule}[/]", highlight=False)
         for res in (r for r in results if "error" not in r):
             _print_diagnoses(res, top)

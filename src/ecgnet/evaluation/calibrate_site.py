@@ -152,7 +152,8 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                "method": method, "target_sensitivity": target_sensitivity if method == "sensitivity" else None,
                "shrinkage": shrinkage if method != "run" else None,
                "calibration": calibration, "fitted": fitted, "run_thresholds": dict(zip(classes, fallback.tolist())),
-               "run_thresholds_from": "the run's val/metrics.json (fold 9)" if run_t else "none in the run: 0.5",
+               "run_thresholds_from": f"the run's val/metrics.json (chosen on {predictor.thresholds_from})" if run_t
+               else "none in the run: 0.5", "run_thresholds_chosen_on": predictor.thresholds_from if run_t else None,
                "manifest": {"path": manifest, "sha256": file_sha256(manifest) if manifest else None,
                             "records": len(table), "records_used": int(ok.sum()), "source": source,
                             "rows_skipped": [{"row": r, "why": w} for r, w in collection.skipped],

@@ -7,7 +7,7 @@ package's mapping, :mod:`ecgnet.data.external`; ``source`` = the record's folder
 ``OUT/manifest.csv`` so the evaluation can be repeated with ``ecgnet evaluate``. Every record is read as
 ``predict`` reads it (resampled to the model's rate, long records averaged over 10 s segments). Records
 the model cannot read, and records with no superdiagnostic label, are counted and listed — never
-silently dropped. The fold-9 thresholds of the run are applied unchanged.
+silently dropped. The run's thresholds (fold 9's for a PTB-XL run) are applied unchanged.
 
 An external dataset is a test set: nothing here may choose a model, threshold or mapping.
 """
@@ -47,7 +47,9 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
     y, p = (scored[[f"{k}_{c}" for c in classes]].to_numpy(float) for k in "yp")
     result = {"run": predictor.info["name"], "dataset": str(dataset), "n_records": len(table),
               "n_scored": len(scored), "long_records": long_records,
-              "protocol": _PROTOCOL.replace("averaged over consecutive 10 s segments", _LONG[long_records]),
+              "protocol": _PROTOCOL.replace("averaged over consecutive 10 s segments", _LONG[long_records])
+              .replace("chosen on fold 9.", f"chosen on {predictor.thresholds_from}."),
+              "thresholds_from": predictor.thresholds_from,
               "unreadable": table.loc[table["error"] != "", ["record", "error"]].to_dict("records"),
               "unlabeled": table.loc[~table["labeled"], "record"].tolist(),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),
@@ -95,4 +97,4 @@ _LONG = {"segments": "averaged over consecutive 10 s segments", "first": "scored
 _PROTOCOL = ("Records resampled to the model's rate; records longer than 10 s averaged over consecutive 10 s "
              "segments; labels from #Dx SNOMED CT codes via ecgnet/data/snomed_ptbxl.csv (NORM only when every "
              "code is a sinus rhythm); records without any superclass left out, as in the PTB-XL benchmark; "
-             "AUC intervals: 90 % percentile bootstrap over records; thresholds: the run's fold-9 thresholds.")
+             "AUC intervals: 90 % percentile bootstrap over records; thresholds: the run's, chosen on fold 9.")

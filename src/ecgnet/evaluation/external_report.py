@@ -29,7 +29,8 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
                   for src, s in result["per_source"].items()]
     sections = [("Summary", ["what", "value"], summary, result["protocol"]),
                 ("Per class", ["class", "AUC [90 % CI]", "n positive", "sensitivity", "specificity"], per_class,
-                 "Sensitivity and specificity at the run's fold-9 thresholds."),
+                 f"Sensitivity and specificity at the run's thresholds, chosen on "
+                 f"{result.get('thresholds_from') or 'fold 9'}."),
                 ("Per source database", ["source", "n", "macro AUC", *(f"{c} AUC (n pos.)" for c in classes)],
                  per_source, "Small samples: intervals are wide, and missing where a class has too few positives.")]
     if result["unreadable"]:

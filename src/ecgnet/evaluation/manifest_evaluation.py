@@ -1,6 +1,6 @@
 """Any run on any labelled manifest (``ecgnet evaluate RUN --manifest M.csv``): macro and per-class AUC
-with bootstrap intervals, balanced accuracy, sensitivity and specificity at the run's fold-9 thresholds
-(or a site profile's, after its calibration), per source, written as predictions.csv, metrics.json and a
+with bootstrap intervals, balanced accuracy, sensitivity and specificity at the run's thresholds (chosen
+on fold 9, or on its own manifest for a run trained on one; or a site profile's, after its calibration), per source, written as predictions.csv, metrics.json and a
 report with ROC curves.
 
 Unknown labels (empty cells) are left out class by class: a class's AUC uses the records where that
@@ -93,7 +93,7 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
         p_all = profile.calibrate(p_all)
         thresholds, source = profile.thresholds, f"site profile '{profile.site}'"
     else:
-        thresholds, source = predictor.thresholds, "the run's fold-9 thresholds"
+        thresholds, source = predictor.thresholds, f"the run's thresholds (chosen on {predictor.thresholds_from})"
     p = p_all[:, [list(predictor.classes).index(c) for c in classes]]
     manifest = collection.info.get("manifest")
     result = {"run": predictor.info["name"], "manifest": manifest,

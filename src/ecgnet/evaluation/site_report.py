@@ -1,6 +1,6 @@
 """The report of ``ecgnet calibrate`` (RUN/profiles/<site>/report.html / .md): the profile that was
-stored, then how it did on held-out records — balanced accuracy per class before (the run's fold-9
-thresholds) and after (the site's cross-fitted thresholds), calibration error before/after, and the
+stored, then how it did on held-out records — balanced accuracy per class before (the run's
+thresholds, chosen on fold 9 or on the manifest it was trained on) and after (the site's cross-fitted thresholds), calibration error before/after, and the
 reliability diagram of both."""
 
 from __future__ import annotations
@@ -26,9 +26,15 @@ def _fmt(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _run_origin(profile: dict) -> str:
+    """Where the run's own thresholds came from (profiles written before the field: fold 9)."""
+    on = profile.get("run_thresholds_chosen_on", "fold 9")
+    return f"chosen on {on}" if on else "none in the run: 0.5"
+
+
 def _rule(profile: dict) -> str:
     if profile["method"] == "run":
-        return "run (its fold-9 decisions, carried through the calibration)"
+        return f"run (its decisions — thresholds {_run_origin(profile)} — carried through the calibration)"
     rule = f"sensitivity (target {profile['target_sensitivity']:g})" if profile["method"] == "sensitivity" else profile["method"]
     s = profile.get("shrinkage")  # absent in profiles written before shrinkage existed
     return rule + (f", shrunk toward the run's by {s:g} (site weight m / (m + {s:g}), m = the class's rarer label count)"
@@ -70,13 +76,13 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                             f"{e['brier_after']:.3f}"])
     sections = [("Summary", ["what", "value"], summary, ev["protocol"]),
                 ("Stored profile (fitted on every record of the site)",
-                 ["class", "run threshold (fold 9)", "site threshold", "calibration", "fitted"], stored,
+                 ["class", f"run threshold ({_run_origin(profile)})", "site threshold", "calibration", "fitted"], stored,
                  "Predict applies it as: calls = calibrate(probability) >= site threshold. A class the site's records "
                  "cannot fit keeps the identity map and the run's threshold."),
                 ("Decisions on held-out records (cross-fitted)",
                  ["class", "n", "n positive", "balanced accuracy before [90 % CI]", "after [90 % CI]",
                   "after − before [90 % CI]", "sensitivity", "specificity", "note"], decisions,
-                 "Before: the run's fold-9 thresholds on its probabilities. After: each record thresholded by the "
+                 f"Before: the run's thresholds ({_run_origin(profile)}) on its probabilities. After: each record thresholded by the "
                  "profile fitted on the other folds. Intervals: percentile bootstrap over records, the difference paired."),
                 ("Calibration on held-out records (cross-fitted)", ["class", "ECE before", "ECE after", "Brier before",
                                                                     "Brier after"], calibration,

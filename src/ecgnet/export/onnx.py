@@ -8,9 +8,11 @@ their graph takes whole 10 s segments, the windowing traced from the same code, 
 10 s × rate samples.
 
 **What travels with it** (``metadata_props``, JSON strings): ``ecgnet.classes``, ``ecgnet.thresholds``
-(fold-9, from ``val/metrics.json``; ``null`` if the run has none), ``ecgnet.preprocessing`` (sampling
-rate, lead order, units, window / stride / aggregation, the 10 s segments, the metadata features and
-their scaler) and ``ecgnet.source`` (run, SHA-256 of ``model.safetensors``, git revision, versions).
+(from ``val/metrics.json``: fold 9's, or for a run trained on a manifest its validation rows' or
+cross-validation's; ``null`` if the run has none), ``ecgnet.preprocessing`` (sampling rate, lead order,
+units, window / stride / aggregation, the 10 s segments, the metadata features and their scaler) and
+``ecgnet.source`` (run, SHA-256 of ``model.safetensors``, where the thresholds were chosen, git revision,
+versions).
 
 **How it is exported.** ``torch.onnx.export(dynamo=True)`` on a batch of the windows of one record
 (the TorchScript exporter has no FFT). The exporter's own graph rewriting is left out: one of its
@@ -76,6 +78,7 @@ def _metadata(run: Run) -> dict[str, str]:
     origin = provenance()
     source = {"run": run.info.get("name"), "model": run.config.model.name,
               "task": run.info.get("task"), "weights_sha256": run.weights_sha256,
+              "thresholds_chosen_on": run.thresholds_from,
               "git_revision": origin["git_revision"], "git_dirty": origin["git_dirty"],
               "torch": torch.__version__, "exported": origin["date"]}
     return {"ecgnet.classes": json.dumps(run.classes), "ecgnet.thresholds": json.dumps(run.thresholds),

@@ -3,7 +3,7 @@ FILE.csv``); arrays of records → probabilities (:func:`predict_proba`, what ev
 
 A record file that cannot be read or scored gets a row with its error; it never stops the others.
 
-CSV columns: ``path``, ``p_<class>`` for every class, ``positives`` (classes at or above their fold-9
+CSV columns: ``path``, ``p_<class>`` for every class, ``positives`` (classes at or above the run's
 threshold, ``;``-separated; empty when none or when calls were withheld), ``warnings`` (what may make the
 result wrong, ``;``-separated), ``notes`` (routine: resampled, a long record's covering; ``;``-separated),
 ``seconds``, ``coverage``, ``format`` (wfdb, muse-xml, …), ``statements`` (the device's own interpretation,

@@ -1,5 +1,5 @@
-"""Diagnose one's own records with a run: probabilities per class, ranked, with the fold-9 thresholds
-saying which count as positive, and beside them the reader's warnings (what may make the result wrong:
+"""Diagnose one's own records with a run: probabilities per class, ranked, with the run's thresholds
+(chosen on fold 9, or on a manifest's records for a run trained on one) saying which count as positive, and beside them the reader's warnings (what may make the result wrong:
 amplitudes, leads) and notes (what was done as a matter of routine: resampled, a long record's covering).
 
 A :class:`Predictor` is a run and an engine (:mod:`ecgnet.inference.engines`), both fixed when it is made;
@@ -74,6 +74,7 @@ class Predictor:
     window = property(lambda self: self.run.window)
     stride = property(lambda self: self.run.stride)
     thresholds = property(lambda self: self.profile.thresholds if self.profile else self.run.thresholds)
+    thresholds_from = property(lambda self: self.run.thresholds_from, doc="where the run's thresholds were chosen")
     uses_metadata = property(lambda self: self.run.uses_metadata)
 
     def describe(self) -> str:

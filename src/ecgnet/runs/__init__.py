@@ -2,10 +2,10 @@
 compare read.
 
 - :mod:`~ecgnet.runs.directory` — the folder's layout, save and load (:func:`load_run`, :class:`Run`),
-  the ``INCOMPLETE`` marker, the fold-9 thresholds;
+  the ``INCOMPLETE`` marker, the thresholds;
 - :mod:`~ecgnet.runs.members` — an ensemble's members, described inside the run so it travels whole;
 - :mod:`~ecgnet.runs.origin` — the revision, code digest, command and versions a run records;
-- :mod:`~ecgnet.runs.describe` — a run in words from its files, without loading it;
+- :mod:`~ecgnet.runs.describe` — a run in words from its files, without loading it (where its thresholds were chosen too);
 - :mod:`~ecgnet.runs.bundled` — the runs shipped inside the package, chosen by name.
 
 The names below are importable from ``ecgnet.runs`` itself; they are looked up when first used, so that

@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # not at run time: `ecgnet models` lists runs without torch (
 
 def run_summary(run_dir: str | Path) -> dict:
     """What a listing shows of a run without loading it: task, classes, parameters, the model's registry
-    name and the fold-10 macro AUC (None for what the run's files do not say)."""
+    name, the fold-10 macro AUC and where its thresholds were chosen (None for what the run's files do
+    not say)."""
     run_dir = Path(run_dir)
 
     def read(name: str, parse):
@@ -29,7 +30,22 @@ def run_summary(run_dir: str | Path) -> dict:
         read("config.yaml", yaml.safe_load)
     return {"task": info.get("task"), "classes": info.get("classes", []), "parameters": info.get("parameters"),
             "architecture": (config.get("model") or {}).get("name"),
-            "test_macro_auc": (test.get("macro_auc") or {}).get("value")}
+            "test_macro_auc": (test.get("macro_auc") or {}).get("value"), "thresholds_from": thresholds_origin(run_dir)}
+
+
+def thresholds_origin(run_dir: Path) -> str | None:
+    """Where the run's thresholds were chosen, in a few words for a sentence "chosen on …": "fold 9" for a
+    PTB-XL run; for a run trained on a manifest, its validation rows or its cross-validation's pooled
+    out-of-fold predictions (``thresholds_from`` of ``val/metrics.json``, without its caveat about
+    scoring the same records). None if the run has no val/ metrics."""
+    try:
+        said = str(json.loads((Path(run_dir) / "val" / "metrics.json").read_text()).get("thresholds_from") or "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not said or said.startswith("fold 9"):
+        return "fold 9"  # every PTB-XL evaluation (runs written before the field existed too)
+    said = said.split(" — ")[0].split(" (")[0]
+    return "the collection's validation rows" if said == "validation rows" else said
 
 
 def run_config(run_dir: Path) -> Config | None:

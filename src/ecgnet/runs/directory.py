@@ -180,7 +180,8 @@ def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
 
 
 def read_thresholds(run_dir: Path, classes: list[str]) -> dict[str, float] | None:
-    """The fold-9 thresholds of ``val/metrics.json`` per class (None if the run has no val/ metrics)."""
+    """The thresholds of ``val/metrics.json`` per class (None if the run has no val/ metrics): chosen on
+    fold 9 for a PTB-XL run, elsewhere for a run trained on a manifest (:func:`ecgnet.runs.describe.thresholds_origin`)."""
     path = Path(run_dir) / "val" / "metrics.json"
     if not path.is_file():
         return None
@@ -239,6 +240,12 @@ class Run:
     @cached_property
     def thresholds(self) -> dict[str, float] | None:
         return read_thresholds(self.dir, self.classes)
+
+    @cached_property
+    def thresholds_from(self) -> str | None:
+        from ecgnet.runs.describe import thresholds_origin
+
+        return thresholds_origin(self.dir)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

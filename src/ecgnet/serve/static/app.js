@@ -154,8 +154,17 @@ function renderRecord(p) {
                                 ...(p.notes || []).map((n) => el("li", {class: "routine", text: `note: ${n}`})));
 }
 
+// Where the selected model's thresholds come from: a site profile, fold 9, or the manifest it was trained on.
+function thresholdsHint() {
+  const m = state.models.models.find((x) => x.name === $("model").value) || {};
+  const origin = m.site ? `Thresholds: site profile '${m.site}' (ecgnet calibrate), on calibrated probabilities.`
+    : m.thresholds_from ? `Thresholds were chosen on ${m.thresholds_from} (Youden's J).` : "The run has no thresholds.";
+  return `${origin} The bar's tick marks the threshold.`;
+}
+
 function renderDiagnoses(p, reference) {
   $("model-name").textContent = `· ${p.model}`;
+  $("thresholds-hint").textContent = thresholdsHint();
   const refLabels = reference ? new Set(reference.labels) : null;
   $("ref-head").hidden = !refLabels;
   const rows = p.diagnoses.map((d) => {
