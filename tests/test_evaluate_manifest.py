@@ -274,6 +274,10 @@ def test_a_manifest_without_any_class_of_the_run_is_one_clear_error(run, tmp_pat
     with pytest.raises(ECGNetError, match="no class in common.*--label-map"):
         evaluate_collection(Predictor(run), read_manifest(path), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+    path.write_text("record,norm,MI\ndata/A1.hea,1,0\n")  # the run's NORM in another case: not silently skipped
+    with pytest.raises(ECGNetError, match="afib.csv: class\\(es\\) 'norm' \\(the run's 'NORM'\\) .*would not be scored"):
+        evaluate_collection(Predictor(run), read_manifest(path), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -69,6 +69,10 @@ def test_labels_column_and_defaults(folder):
     ("record,labels,A\nrecs/r0.hea,A,1\n", "both a 'labels' column and per-class columns"),
     ("record,A,A\nrecs/r0.hea,1,1\n", "column\\(s\\) A appear more than once"),
     ("", "empty manifest"),
+    ("record;labels\nrecs/r0.hea;A\n", "no 'record' column .*the header is ';'-separated .*save the manifest comma"),
+    ("record\tA\nrecs/r0.hea\t1\n", "no 'record' column .*the header is tab-separated"),
+    ("record,labels\nrecs/r0.hea,NORM\nrecs/r1.hea,norm\n", "classes 'NORM' and 'norm' differ only in case"),
+    ("record,Mi,MI\nrecs/r0.hea,1,1\n", "classes 'Mi' and 'MI' differ only in case"),
 ])
 def test_each_bad_input_is_one_error_naming_line_and_column(folder, text, expected):
     with pytest.raises(ECGNetError, match=expected):
@@ -257,3 +261,17 @@ def test_manifest_cache_is_checked_by_data_verify(folder, tmp_path):
     data[-5] ^= 0xFF  # one flipped byte
     array.write_bytes(bytes(data))
     assert not verify_caches(tmp_path / "cache", progress=False).ok
+
+
+def test_a_class_that_is_the_runs_in_another_case_is_refused_not_dropped(folder, tmp_path):
+    """'norm' for the run's 'NORM': evaluating would skip NORM, fine-tuning would train a new output layer."""
+    from ecgnet.training.collection import train_command
+
+    path = manifest(folder, "record,labels\nrecs/r0.hea,norm\nrecs/r1.hea,MI\n")
+    with pytest.raises(ECGNetError, match=r"m.csv: class\(es\) 'norm' \(the run's 'NORM'\) differ .* would train a new"):
+        train_command(None, [], manifest=path, source="long_time", folds=2, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+    collection = read_manifest(path)
+    with pytest.raises(ECGNetError, match="would not be scored"):
+        collection.refuse_case_twins(["CD", "HYP", "MI", "NORM", "STTC"], "they would not be scored")
+    collection.refuse_case_twins(["norm", "MI"], "-")  # exact names: nothing to refuse

@@ -63,6 +63,7 @@ def _metadata(collection: Collection, i: int) -> dict:
 def predict_collection(predictor: Predictor, collection: Collection, progress: bool = True,
                        description: str = "Predicting") -> tuple[pd.DataFrame, ClassMatch]:
     """(one row per record, the class match) — see the module docstring for the columns."""
+    collection.refuse_case_twins(list(predictor.classes), "they would not be scored")
     match = match_classes(list(predictor.classes), list(collection.classes))
     label_col = {c: collection.classes.index(c) for c in match.matched}
     rows = []

@@ -28,7 +28,7 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
                ["classes in the macro AUC", ", ".join(result["classes_scored"]) or "–"],
                ["classes of the run not labelled in the manifest (skipped)", ", ".join(result["classes_missing"]) or "–"],
                ["classes of the manifest the run does not predict", ", ".join(result["classes_ignored"]) or "–"],
-               ["thresholds", result["thresholds_from"] or "none (the run has no fold-9 thresholds)"]]
+               ["thresholds", result["thresholds_from"] or "none (the run has no thresholds)"]]
     if result.get("mean_balanced_accuracy") is not None:
         summary.append(["mean balanced accuracy", f"{result['mean_balanced_accuracy']:.3f}"])
     per_class = [[c, format_auc(e), str(e["n"]), str(e["n_positive"]), _rate(e, "threshold"), _rate(e, "balanced_accuracy"),

@@ -411,6 +411,7 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
     for record, why in collection.skipped:
         log(f"skipped {record}: {why}")
     if src is not None:  # the mode (when not given) and the learning rate depend on whether the head is kept
+        collection.refuse_case_twins(src.classes, "they would train a new output layer instead of keeping the run's")
         mode = mode or default_mode(src, collection.classes)
         config = finetune_config(src, base, overrides, mode, classes=collection.classes)
     return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,

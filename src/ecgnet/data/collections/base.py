@@ -84,6 +84,18 @@ class Collection:
                 (str(self.records[i]), why) for i, why in sorted(bad.items())))
         return loaded
 
+    def refuse_case_twins(self, run_classes: list[str], consequence: str) -> None:
+        """Classes are matched by exact name; a class of this collection that is one of the run's in
+        another case ('norm' for 'NORM') would silently miss it — ``consequence`` says how. Refused,
+        naming the manifest and both spellings."""
+        ours = {c.casefold(): c for c in run_classes}
+        twins = [(c, ours[c.casefold()]) for c in self.classes if c not in run_classes and c.casefold() in ours]
+        if twins:
+            said = ", ".join(f"'{c}' (the run's '{r}')" for c, r in twins)
+            raise ECGNetError(f"{self.info.get('manifest', self.name)}: class(es) {said} differ from the run's only in "
+                              f"case: classes are matched by exact name, so as written {consequence}; rename them in "
+                              "the manifest or map them with --label-map")
+
     def counts(self) -> pd.DataFrame:
         """Per source: records and positives per class (unknowns not counted), plus a total row."""
         table = pd.DataFrame(np.nan_to_num(self.y, nan=0).astype(int), columns=self.classes)

@@ -110,7 +110,11 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     if dup:
         raise ECGNetError(f"{path} line 1: column(s) {', '.join(dup)} appear more than once")
     if "record" not in header:
-        raise ECGNetError(f"{path} line 1: no 'record' column (columns: {', '.join(header)})")
+        sep = next((s for s in (";", "\t") if len(header) == 1 and "record" in header[0].split(s)), None)
+        hint = (f": the header is {'tab' if sep == chr(9) else repr(sep)}-separated (as some spreadsheet programs "
+                "save CSV); save the manifest comma-separated (inside a 'labels' cell classes are ';'-separated)"
+                if sep else "")
+        raise ECGNetError(f"{path} line 1: no 'record' column (columns: {', '.join(header)}){hint}")
     mapping = read_label_map(label_map) if isinstance(label_map, (str, Path)) else label_map
     class_columns = [h for h in header if h not in RESERVED and h] if labelled else []
     if not labelled:
@@ -166,10 +170,18 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
                                   f"map; classes: {', '.join(targets)})")
         return targets
     if class_columns:
-        return list(class_columns)
-    i = header.index("labels")
-    found = {t.strip() for row in rows if len(row) > i for t in row[i].split(";") if t.strip()}
-    return sorted(found)
+        found = list(class_columns)
+    else:
+        i = header.index("labels")
+        found = sorted({t.strip() for row in rows if len(row) > i for t in row[i].split(";") if t.strip()})
+    folded = {}
+    for c in found:
+        folded.setdefault(c.casefold(), []).append(c)
+    twins = [" and ".join(f"'{c}'" for c in names) for names in folded.values() if len(names) > 1]
+    if twins:
+        raise ECGNetError(f"{path}: classes {'; '.join(twins)} differ only in case: write each class one way "
+                          "(or map them with --label-map)")
+    return found
 
 
 def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
