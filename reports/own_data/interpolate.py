@@ -79,6 +79,7 @@ def cv_by_alpha(collection, source, config, run_dir, k, leave_out) -> dict:
         out["alphas"][label] = {"pooled_macro_auc": auc, "vs_zero_shot": paired_vs(y, oof[a], zero, classes, N_BOOT, SEED)}
         print(f"  alpha {label}: {auc['value']:.4f}", flush=True)
     out["inner_picked"] = picked
+    out["per_fold_epochs"] = {k: (v["epochs_run"], v["best_epoch"]) for k, v in cv["per_fold"].items()}
     assert np.allclose(oof[1.0], cv["oof"], atol=1e-5)  # α = 1 is the fine-tuned model itself
     return out
 
