@@ -201,6 +201,21 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
         assert not (tmp_path / "copy").exists()  # refused before copying anything
 
 
+def test_a_run_without_a_threshold_for_some_class_predicts_and_evaluates(run, manifest, tmp_path):
+    """A run fine-tuned on a collection where MI had no positive has no MI threshold: MI gets a probability
+    and no call (said in a warning), the other classes their calls; evaluation scores MI without one."""
+    (run / "val" / "metrics.json").write_text(json.dumps(
+        {"per_class": {c: ({"threshold": t} if c != "MI" else {}) for c, t in THRESHOLDS.items()}}))
+    record, _ = write_challenge(tmp_path / "records", name="P2", seed=4)
+    got = Predictor(run).predict_file(record, resample=True)
+    by_class = {d["class"]: d for d in got["diagnoses"]}
+    assert by_class["MI"]["threshold"] is None and by_class["MI"]["positive"] is None
+    assert all(by_class[c]["positive"] is not None for c in RUN_CLASSES if c != "MI")
+    assert any("no positive/negative call for MI" in w for w in got["warnings"])
+    result = evaluate_collection(Predictor(run), read_manifest(manifest), tmp_path / "out", n_boot=20, progress=False)
+    assert "threshold" not in result["per_class"]["MI"] and "threshold" in result["per_class"]["CD"]
+
+
 def test_predict_with_a_site_follows_the_profile(run, tmp_path):
     from typer.testing import CliRunner
 

@@ -57,7 +57,7 @@ def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | N
         if 0 < yk.sum() < len(yk):
             ok.append(k)
             entry["auc"], entry["low"], entry["high"] = auc_interval(y[:, [k]], p[:, [k]], n_boot, seed)
-            if thresholds:
+            if thresholds and c in thresholds:
                 calls = pk >= thresholds[c]
                 sens, spec = float(calls[yk == 1].mean()), float((~calls[yk == 0]).mean())
                 entry.update(threshold=float(thresholds[c]), sensitivity=sens, specificity=spec,

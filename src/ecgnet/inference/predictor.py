@@ -29,6 +29,8 @@ from ecgnet.runs.directory import Run
 _SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
+NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "
+                "positive or no negative to choose one on); probability only")
 LEAD_NAMES = tuple({"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}.get(lead, lead) for lead in LEADS)  # as clinicians write them
 SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
@@ -129,14 +131,18 @@ class Predictor:
         warnings, notes = list(record.warnings), list(record.notes)
         if record.seconds > SECONDS + 0.5 / self.rate:
             notes.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
-        calls = self.thresholds if self.thresholds and record.amplitude_trusted else None
-        if self.thresholds and not record.amplitude_trusted:
+        thresholds = self.thresholds or {}
+        calls = thresholds if thresholds and record.amplitude_trusted else {}
+        if thresholds and not record.amplitude_trusted:
             warnings.append(WITHHELD)
+        unset = [c for c in self.classes if c not in thresholds]
+        if thresholds and unset:  # a run trained on a collection where these classes had no positive (or negative)
+            warnings.append(NO_THRESHOLD.format(", ".join(unset)))
         descriptions = self.info.get("class_descriptions", {})
         ranked = sorted(zip(self.classes, probs.tolist()), key=lambda cp: -cp[1])
         diagnoses = [{"class": c, "probability": round(p, 4), "description": descriptions.get(c, ""),
-                      "threshold": None if not self.thresholds else round(self.thresholds[c], 4),
-                      "positive": None if calls is None else bool(p >= calls[c])} for c, p in ranked]
+                      "threshold": None if c not in thresholds else round(thresholds[c], 4),
+                      "positive": None if c not in calls else bool(p >= calls[c])} for c, p in ranked]
         return {"record": str(record.path), "model": self.info["name"], "seconds": round(record.seconds, 2),
                 "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
                 "metadata": used, "warnings": warnings, "notes": notes, "amplitude_trusted": record.amplitude_trusted,
