@@ -61,9 +61,10 @@ def source_folds(sources, patients) -> tuple[np.ndarray, list[str]]:
     """Leave-one-source-out: (n,) fold numbers 1..S (one per source, sorted by name), the source names.
     A patient recorded in two sources cannot be held out with one of them: that is an error."""
     sources = np.asarray(sources).astype(str)
-    names = sorted(set(sources))
+    names = sorted(set(sources.tolist()))
     if len(names) < 2:
-        raise ECGNetError(f"--leave-out source needs at least two sources; the collection has {names or 'none'}")
+        raise ECGNetError("--leave-out source needs at least two sources; the collection has "
+                          + (f"one: '{names[0]}' (the manifest's source column)" if names else "none"))
     patients = np.asarray(patients).astype(str)
     seen: dict[str, str] = {}
     for p, s in zip(patients, sources):
