@@ -209,3 +209,38 @@ def test_clean_venv_serves_the_viewer(clean_venv):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.mark.slow
+def test_clean_venv_fine_tunes_on_a_manifest_and_uses_the_run_everywhere(clean_venv):
+    """Your own data from the installed wheel, outside the checkout: a manifest of real 500 Hz Challenge records,
+    a cross-validated fine-tune of the bundled long_time, then the fine-tuned run in predict, evaluate, calibrate
+    and export (the issue's 'works everywhere a PTB-XL run does')."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"the shared Challenge samples are not at {SAMPLES}")
+    command, python, env, elsewhere = clean_venv
+    work = elsewhere / "own_data"
+    for source in ("georgia", "ningbo"):
+        shutil.copytree(SAMPLES / source, work / "records" / source)
+    run([command, "manifest", work / "records", "--out", work / "m.csv"], cwd=elsewhere, env=env)
+    manifest = pd.read_csv(work / "m.csv")
+    assert len(manifest) >= 40 and set(manifest["source"]) == {"georgia", "ningbo"}
+    run([command, "train", "--manifest", work / "m.csv", "--from", "long_time", "--folds", "2", "--runs-dir",
+         work / "runs", "--set", "name=site_ft", "--set", "training.epochs=2", "--set", "training.threads=1",
+         "--n-boot", "50", "--no-progress"], cwd=elsewhere, env=env, timeout=900)
+    ft = work / "runs" / "site_ft"
+    predictions = pd.read_csv(ft / "cv" / "predictions.csv")
+    assert len(predictions) == len(manifest) and predictions.filter(like="p_").notna().all().all()
+    record = work / "records" / "georgia" / "E00001.hea"
+    shown = " ".join(run([command, "predict", record, "--checkpoint", ft, "--resample"], cwd=elsewhere, env=env).stdout.split())
+    assert "site_ft" in shown and "chosen on pooled out-of-fold predictions" in shown
+    assert "no positive/negative call for MI" in shown  # no MI positive in these records: no MI threshold, no crash
+    run([command, "evaluate", ft, "--manifest", work / "m.csv", "--out", work / "eval", "--n-boot", "50",
+         "--no-progress"], cwd=elsewhere, env=env)
+    assert json.loads((work / "eval" / "metrics.json").read_text())["n_scored"] == len(manifest)
+    run([command, "calibrate", ft, "--manifest", work / "m.csv", "--site", "clinic", "--n-boot", "50",
+         "--no-progress"], cwd=elsewhere, env=env)
+    assert (ft / "profiles" / "clinic.json").is_file()
+    run([command, "export", ft, "--out", work / "site_ft.onnx"], cwd=elsewhere, env=env)
+    run([python, "-c", f"import onnx; onnx.checker.check_model(onnx.load({str(work / 'site_ft.onnx')!r}))"],
+        cwd=elsewhere, env=env)
