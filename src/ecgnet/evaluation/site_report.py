@@ -1,7 +1,7 @@
 """The report of ``ecgnet calibrate`` (RUN/profiles/<site>/report.html / .md): the profile that was
 stored, then how it did on held-out records — balanced accuracy per class before (the run's
-thresholds, chosen on fold 9 or on the manifest it was trained on) and after (the site's cross-fitted thresholds), calibration error before/after, and the
-reliability diagram of both."""
+thresholds, chosen on fold 9 or on the manifest it was trained on) and after (the site's cross-fitted
+thresholds), calibration error before/after, and the reliability diagram of both."""
 
 from __future__ import annotations
 
