@@ -1,6 +1,7 @@
 """Diagnose one's own records with a run: probabilities per class, ranked, with the run's thresholds
 (chosen on fold 9, or on a manifest's records for a run trained on one) saying which count as positive,
-and beside them the reader's warnings (what may make the result wrong: amplitudes, leads) and notes (what was done as a matter of routine: resampled, a long record's covering).
+and beside them the reader's warnings (what may make the result wrong: amplitudes, leads) and notes
+(what was done as a matter of routine: resampled, a long record's covering).
 
 A :class:`Predictor` is a run and an engine (:mod:`ecgnet.inference.engines`), both fixed when it is made;
 records of any length are covered as :mod:`ecgnet.inference.windows` says.
