@@ -12,6 +12,7 @@ from ecgnet.evaluation.metrics import (
     bootstrap_ci,
     bootstrap_indices,
     choose_thresholds,
+    decision_rates,
     evaluate,
     macro_auc,
     paired_bootstrap,
@@ -200,3 +201,15 @@ def test_bootstrap_resamples_keep_a_rare_negative():
     assert all((y[i].sum(0) < 200).all() for i in idx)
     rejected = (1 - 3 / 200) ** 200  # ≈ 4.9 % of unconstrained draws hold no negative: redrawn, not kept
     assert rejected > 0.04
+
+
+def test_decision_rates_match_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    calls = rng.random(200) < 0.4
+    rates = decision_rates(y, calls)
+    assert rates["sensitivity"] == pytest.approx(recall_score(y, calls))
+    assert rates["specificity"] == pytest.approx(recall_score(1 - y, ~calls))
+    assert rates["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, calls))

@@ -58,10 +58,7 @@ def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | N
             ok.append(k)
             entry["auc"], entry["low"], entry["high"] = auc_interval(y[:, [k]], p[:, [k]], n_boot, seed)
             if thresholds and c in thresholds:
-                calls = pk >= thresholds[c]
-                sens, spec = float(calls[yk == 1].mean()), float((~calls[yk == 0]).mean())
-                entry.update(threshold=float(thresholds[c]), sensitivity=sens, specificity=spec,
-                             balanced_accuracy=(sens + spec) / 2)
+                entry.update(threshold=float(thresholds[c]), **M.decision_rates(yk, pk >= thresholds[c]))
         per_class[c] = entry
     out = {"n": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class, "macro_auc": None}
     if ok:

@@ -146,6 +146,13 @@ def choose_thresholds(y_true, y_prob) -> np.ndarray:
     return out
 
 
+def decision_rates(y: np.ndarray, calls: np.ndarray) -> dict:
+    """Sensitivity, specificity and balanced accuracy of one class's boolean ``calls`` against its 0/1
+    labels ``y`` (both present); the one-class, known-labels-only counterpart of :func:`threshold_metrics`."""
+    sens, spec = float(calls[y == 1].mean()), float((~calls[y == 0]).mean())
+    return {"sensitivity": sens, "specificity": spec, "balanced_accuracy": (sens + spec) / 2}
+
+
 def threshold_metrics(y_true, y_prob, thresholds) -> dict:
     """Per-class accuracy, balanced accuracy, sensitivity, specificity, F1 (arrays) and macro F1,
     for predictions ``y_prob >= thresholds``. A rate with no cases to count is NaN."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecgnet.evaluation.calibration import expected_calibration_error
-from ecgnet.evaluation.metrics import bootstrap_indices
+from ecgnet.evaluation.metrics import bootstrap_indices, decision_rates
 from ecgnet.evaluation.operating_points import METHODS, fit_thresholds
 from ecgnet.evaluation.recalibration import apply_calibrator, apply_calibrators, fit_calibrators
 
@@ -81,11 +81,6 @@ def balanced_accuracy(y: np.ndarray, calls: np.ndarray) -> float:
     return 0.5 * (calls[y == 1].mean() + (~calls[y == 0]).mean())
 
 
-def _rates(y: np.ndarray, calls: np.ndarray) -> dict:
-    return {"balanced_accuracy": float(balanced_accuracy(y, calls)),
-            "sensitivity": float(calls[y == 1].mean()), "specificity": float((~calls[y == 0]).mean())}
-
-
 def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: int = 1000, ci: float = 0.90,
                  seed: int = 0, n_bins: int = 10) -> dict:
     """Per class (known labels only): balanced accuracy, sensitivity and specificity with the run's
@@ -104,7 +99,7 @@ def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: i
             continue
         before = p[known, k] >= run_thresholds[k]
         after = q[known, k] >= heldout_thresholds[known, k]
-        entry["before"], entry["after"] = _rates(yk, before), _rates(yk, after)
+        entry["before"], entry["after"] = decision_rates(yk, before), decision_rates(yk, after)
         entry["ece_before"] = expected_calibration_error(yk, p[known, k], n_bins)
         entry["ece_after"] = expected_calibration_error(yk, q[known, k], n_bins)
         entry["brier_before"] = float(np.mean((p[known, k] - yk) ** 2))
