@@ -317,3 +317,39 @@ def test_ptbxl_records_as_a_manifest_get_the_runs_own_fold10_probabilities(ptbxl
     ids = out["record"].str.extract(r"(\d+)_lr$", expand=False).astype(int)
     for c in RUN_CLASSES:
         assert np.abs(out[f"p_{c}"].to_numpy() - committed.loc[ids, c].to_numpy()).max() < 2e-3
+
+
+def test_read_limits_reach_manifest_evaluation_and_the_training_cache(run, tmp_path):
+    """A record longer than --max-seconds is unreadable — named on the terminal with the option that
+    widens the limit — and read once the limit is widened; the training cache obeys the same limits and
+    keeps apart what different limits read."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    from ecgnet.data.limits import ReadLimits
+
+    rows = []
+    for i in range(4):
+        write_challenge(tmp_path / "data", name=f"L{i}", fs=100, seconds=20 if i == 0 else 10, seed=i)
+        rows.append({"record": f"data/L{i}.hea", "NORM": str(i % 2), "MI": str(1 - i % 2)})
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    runner = CliRunner()
+    tight = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "tight"),
+                                "--n-boot", "10", "--no-progress", "--max-seconds", "15"])
+    assert tight.exit_code == 0, tight.output
+    assert "3 of 4 records scored" in tight.stdout
+    assert "unreadable:" in tight.stdout and "L0.hea: declares 20 s of signal, over the limit of 15 s " \
+        "(max_seconds; --max-seconds widens it)" in tight.stdout
+    wide = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "wide"),
+                               "--n-boot", "10", "--no-progress"])
+    assert wide.exit_code == 0 and "4 of 4 records scored" in wide.stdout and "unreadable" not in wide.stdout
+
+    cache = tmp_path / "cache"
+    short = read_manifest(manifest).load_signals(100, cache, workers=1, progress=False, skip_bad=True,
+                                                 limits=ReadLimits(max_seconds=15))
+    assert len(short) == 3 and "over the limit of 15 s" in short.skipped[0][1]
+    with pytest.raises(ECGNetError, match="--max-seconds widens it"):
+        read_manifest(manifest).load_signals(100, cache, workers=1, progress=False, limits=ReadLimits(max_seconds=15))
+    full = read_manifest(manifest).load_signals(100, cache, workers=1, progress=False)
+    assert len(full) == 4 and not full.skipped and np.abs(full.signal[0]).max() > 0

@@ -91,7 +91,7 @@ def no_wfdb_read(monkeypatch):
 
 
 @pytest.mark.parametrize("sig_len, message", [  # the file holds 1000
-    ("1000000000000", r"declares 10000000000 s of signal, over the limit of 600 s \(max_seconds\)"),
+    ("1000000000000", r"declares 10000000000 s of signal, over the limit of 600 s \(max_seconds; --max-seconds widens it\)"),
     ("2000", r"rec\.dat holds 24000 bytes; the header's 2000 samples")])
 def test_more_samples_than_the_file_holds_refused_before_reading(write_record, no_wfdb_read, sig_len, message):
     path = _header(write_record()[0], sig_len=sig_len)  # the file holds 1000 samples × 12 leads
@@ -120,7 +120,7 @@ def test_record_lines_wfdb_misreads_are_refused(write_record, no_wfdb_read, fiel
 
 def test_longer_than_ten_minutes_refused_before_reading(write_record, no_wfdb_read):
     path, _ = write_record(fs=10, samples=6_010)  # 601 s at 10 Hz, all on disk
-    with pytest.raises(ECGNetError, match=r"declares 601 s of signal, over the limit of 600 s \(max_seconds\)"):
+    with pytest.raises(ECGNetError, match=r"declares 601 s of signal, over the limit of 600 s \(max_seconds; --max-seconds widens it\)"):
         read_ecg(path, 10)
 
 
@@ -267,7 +267,7 @@ def test_many_signal_lines_are_refused_by_their_count_before_wfdb_parses(write_r
     lines[1:1] = [lines[1]] * (count - 12)
     lines[0] = lines[0].replace(" 12 ", f" {count} ", 1)
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ECGNetError, match=rf"declares {count} signals, over the limit of 24 \(max_signals\)|"
+    with pytest.raises(ECGNetError, match=rf"declares {count} signals, over the limit of 24 \(max_signals; --max-signals widens it\)|"
                                           r"over the limit of 65536 bytes \(max_header_bytes\)"):
         read_ecg(path)
 

@@ -172,7 +172,7 @@ def test_the_read_budget_is_a_server_setting(tmp_path):
     files = [("files", (n, b)) for n, b in hostile.record_files(hostile.plain_record(tmp_path, "r"))]
     with TestClient(tight, base_url=LOCAL) as c:
         response = c.post("/api/predict", files=files)
-    assert response.status_code == 400 and "(max_seconds)" in response.json()["detail"]
+    assert response.status_code == 400 and "(max_seconds;" in response.json()["detail"]
 
 
 # --- shutdown -------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_signal_files_lists_each_file_once_in_order(tmp_path):
 
 def test_headers_over_the_read_budget_are_refused_before_their_lines_are_parsed(tmp_path):
     (tmp_path / "r.hea").write_bytes(_header(_twelve(["r.dat"])))
-    with pytest.raises(ECGNetError, match=r"over the limit of 8 \(max_signals\)"):
+    with pytest.raises(ECGNetError, match=r"over the limit of 8 \(max_signals; --max-signals widens it\)"):
         signal_files(tmp_path / "r.hea", ReadLimits(max_signals=8))
     with pytest.raises(ECGNetError, match=r"\(max_header_bytes\)"):
         signal_files(tmp_path / "r.hea", ReadLimits(max_header_bytes=100))

@@ -46,6 +46,15 @@ def _read_limits(max_seconds: float, max_signals: int, max_values: int):
     return ReadLimits(max_signals=max_signals, max_seconds=max_seconds, max_values=max_values)
 
 
+def _print_unreadable(unreadable: list[dict], shown: int = 3) -> None:
+    """The first few unreadable records of an evaluation and why (all are listed in its report)."""
+    for u in unreadable[:shown]:
+        console.print(f"[yellow]unreadable:[/] {escape(str(u['error']))}", highlight=False, soft_wrap=True)
+    if len(unreadable) > shown:
+        console.print(f"… and {len(unreadable) - shown} more unreadable records (listed in the report)",
+                      highlight=False)
+
+
 def friendly(fn):
     """Turn ECGNetError — and a full disk or an unwritable folder (ecgnet.oserrors) — into one clear
     line and exit status 2."""
@@ -198,6 +207,7 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
           forgetting: bool = typer.Option(False, "--forgetting", help="With --from: also score the final model and "
                                           "the run it started from on PTB-XL fold 10 (needs the PTB-XL folder: "
                                           "--data or ECGNET_DATA): what fine-tuning forgot."),
+          max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
           progress: bool = ProgressOpt):
     """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10 — or on your own manifest, fine-tuned
     from a shipped model (--from), cross-validated (--folds K, --leave-out source)."""
@@ -207,7 +217,7 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
         summary = train_command(config, overrides, manifest, label_map, skip_bad, start_from, mode, folds, leave_out,
                                 data, runs_dir, n_boot, workers, progress, resume,
                                 log=lambda line: console.print(escape(line), highlight=False, soft_wrap=True),
-                                forgetting=forgetting)
+                                forgetting=forgetting, limits=_read_limits(max_seconds, max_signals, max_values))
         if summary is not None:  # None: a non-zero rank of a distributed run (rank 0 reports)
             console.print(escape(format_summary(summary)), highlight=False)
         return
@@ -334,6 +344,7 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
              out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>, or "
                                                 "outputs/<run name>/<manifest name> with --manifest)."),
              n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+             max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
              progress: bool = ProgressOpt):
     """Evaluate a trained run on PTB-XL's test fold, or on any labelled manifest (--manifest): table on the
     terminal, predictions/metrics/report on disk."""
@@ -345,9 +356,10 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         from ecgnet.evaluation.manifest_evaluation import evaluate_manifest
 
         result = evaluate_manifest(run or checkpoint, manifest, out, label_map, skip_bad, site, n_boot=n_boot,
-                                   progress=progress)
+                                   progress=progress, limits=_read_limits(max_seconds, max_signals, max_values))
         console.print(f"{escape(result['run'])} on {escape(str(manifest))}: {result['n_scored']} of "
                       f"{result['n_records']} records scored; thresholds: {escape(str(result['thresholds_from']))}")
+        _print_unreadable(result["unreadable"])
         if result["classes_missing"]:
             console.print(f"not labelled in the manifest (skipped): {', '.join(result['classes_missing'])}")
         if result["classes_ignored"]:
@@ -359,7 +371,7 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         console.print(f"Report: [bold]{escape(result['report'])}[/]")
         return
     if site is not None:
-        raise ECGNetError("--site applies to --manifest evaluation (PTB-XL's folds use the run's fold-9 thresholds)")
+        raise ECGNetError("--site applies to --manifest evaluation (PTB-XL's folds use the run's own thresholds)")
     if split not in ("test", "val"):
         raise ECGNetError(f"--split must be 'test' or 'val', not '{split}'")
     checkpoint = resolve_checkpoint(run or checkpoint)
@@ -394,6 +406,7 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
               skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows."),
               n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
               seed: int = typer.Option(0, help="Seed of the folds and the bootstrap."),
+              max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
               progress: bool = ProgressOpt):
     """Operating points for a site: per-class thresholds and probability calibration fitted on the site's
     labelled records, stored in the run as RUN/profiles/SITE.json, with a report scored on held-out records."""
@@ -401,7 +414,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
 
     profile = calibrate_command(run, manifest, site, label_map, skip_bad, copy_to, progress, method=method,
                                 target_sensitivity=target_sensitivity, shrinkage=shrinkage, calibration=calibration,
-                                folds=folds, source=source, n_boot=n_boot, seed=seed)
+                                folds=folds, source=source, n_boot=n_boot, seed=seed,
+                                limits=_read_limits(max_seconds, max_signals, max_values))
     ev = profile["evaluation"]
     shrunk = f" (shrinkage {profile['shrinkage']:g})" if profile.get("shrinkage") is not None else ""
     console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: {profile['manifest']['records_used']} "
@@ -535,17 +549,20 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                       n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
                       long_records: str = typer.Option("segments", help="Records over 10 s: segments, first or windows "
                                                        "(see ecgnet predict --help)."),
-                      progress: bool = ProgressOpt):
+                      max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt,
+                      max_values: int = MaxValuesOpt, progress: bool = ProgressOpt):
     """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source."""
     from ecgnet.evaluation.external import evaluate_external as run
     from ecgnet.evaluation.external_report import format_auc
 
     name = Path(str(checkpoint)).name
     result = run(checkpoint, dataset, out or Path("outputs") / name / "external" / dataset.resolve().name,
-                 n_boot=n_boot, long_records=long_records, progress=progress)
+                 n_boot=n_boot, long_records=long_records, progress=progress,
+                 limits=_read_limits(max_seconds, max_signals, max_values))
     console.print(f"{escape(result['run'])} on {escape(str(dataset))}: {result['n_scored']} of "
                   f"{result['n_records']} records scored ({len(result['unreadable'])} unreadable, "
                   f"{len(result['unlabeled'])} without a superclass)")
+    _print_unreadable(result["unreadable"])
     console.print(f"macro AUC {format_auc(result['macro_auc'])}")
     for c, e in result["per_class"].items():
         console.print(f"  {c:<5} {format_auc(e):<24} n positive {e['n_positive']}", highlight=False)
@@ -593,7 +610,8 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                                       "the encoders' convolutions, calibrated on 128 records of "
                                                       "PTB-XL's training folds (needs --data); see predict --engine onnx-int8."),
                data: Optional[Path] = DataOpt):
-    """Export a run for ONNX Runtime, with its classes, fold-9 thresholds and preprocessing in the metadata."""
+    """Export a run for ONNX Runtime, with its classes, thresholds (and where they were chosen) and
+    preprocessing in the metadata."""
     from ecgnet.export import export
 
     console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out, quantize, data)))}[/]")

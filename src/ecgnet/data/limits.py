@@ -29,7 +29,8 @@ class ReadLimits:
 
     def check_signals(self, n: int, path: str | Path) -> None:
         if n > self.max_signals:
-            raise ECGNetError(f"{path}: declares {n} signals, over the limit of {self.max_signals} (max_signals)")
+            raise ECGNetError(f"{path}: declares {n} signals, over the limit of {self.max_signals} "
+                              "(max_signals; --max-signals widens it)")
 
     def check_header_bytes(self, n: int, path: str | Path) -> None:
         if n > self.max_header_bytes:
@@ -44,10 +45,10 @@ class ReadLimits:
         """``samples`` per signal at ``rate`` Hz on ``signals`` signals, before any is decoded."""
         if rate > 0 and samples / rate > self.max_seconds:
             raise ECGNetError(f"{path}: declares {samples / rate:.0f} s of signal, over the limit of "
-                              f"{self.max_seconds:g} s (max_seconds)")
+                              f"{self.max_seconds:g} s (max_seconds; --max-seconds widens it)")
         if samples * signals > self.max_values:
             raise ECGNetError(f"{path}: declares {samples} samples × {signals} signals, over the limit of "
-                              f"{self.max_values} decoded values (max_values)")
+                              f"{self.max_values} decoded values (max_values; --max-values widens it)")
 
 
 DEFAULT_LIMITS = ReadLimits()

@@ -21,6 +21,7 @@ import numpy as np
 
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections.folds import stratified_group_folds
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.labelled import predict_collection
 from ecgnet.evaluation.manifest_evaluation import file_sha256
@@ -112,7 +113,8 @@ def check_options(site: str, method: str, calibration: str, target_sensitivity: 
 def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",
                    target_sensitivity: float = 0.9, calibration: str = "temperature", folds: int = 5,
                    source: str | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = True,
-                   run_dir: Path | None = None, shrinkage: float | None = None) -> dict:
+                   run_dir: Path | None = None, shrinkage: float | None = None,
+                   limits: ReadLimits = DEFAULT_LIMITS) -> dict:
     """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added).
     ``shrinkage`` None: :func:`default_shrinkage` of the method."""
     shrinkage = default_shrinkage(method) if shrinkage is None else shrinkage
@@ -125,7 +127,8 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
         collection = collection.subset(rows)
     run_dir = Path(run_dir or predictor.run_dir)
     classes = list(predictor.classes)
-    table, match = predict_collection(predictor, collection, progress, description="Predicting the site's")
+    table, match = predict_collection(predictor, collection, progress, description="Predicting the site's",
+                                      limits=limits)
     ok = (table["error"].fillna("") == "").to_numpy()
     if ok.sum() < 2:
         raise ECGNetError(f"only {int(ok.sum())} of {len(table)} records could be scored; nothing to calibrate on")

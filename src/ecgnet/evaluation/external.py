@@ -22,6 +22,7 @@ import pandas as pd
 from ecgnet.data.collections import read_manifest
 from ecgnet.data.collections.make import challenge_manifest
 from ecgnet.data.external import SUPERCLASSES
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.labelled import predict_collection, record_paths
 from ecgnet.evaluation.manifest_evaluation import score
@@ -30,7 +31,8 @@ from ecgnet.inference.predictor import Predictor
 
 
 def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_boot: int = 1000, seed: int = 0,
-                      long_records: str = "segments", progress: bool = True) -> dict:
+                      long_records: str = "segments", progress: bool = True,
+                      limits: ReadLimits = DEFAULT_LIMITS) -> dict:
     """Predict and score every record of ``dataset``; write manifest.csv, predictions.csv, metrics.json and
     a report (external.html / .md) into ``out_dir``."""
     predictor = Predictor(checkpoint, long_records=long_records)
@@ -41,7 +43,7 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
     dataset, out_dir = Path(dataset), Path(out_dir)
     made = challenge_manifest(dataset, out_dir / "manifest.csv")  # raises when the folder holds no record
     collection = read_manifest(out_dir / "manifest.csv")
-    table, _ = predict_collection(predictor, collection, progress)
+    table, _ = predict_collection(predictor, collection, progress, limits=limits)
     table = _external_table(table, collection, made["left_out"], out_dir, dataset, classes)
     scored = table[(table["error"] == "") & table["labeled"]]
     y, p = (scored[[f"{k}_{c}" for c in classes]].to_numpy(float) for k in "yp")

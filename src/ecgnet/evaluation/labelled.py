@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ecgnet.data.collections.base import Collection
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.inference.batch import predict_many
 from ecgnet.inference.predictor import Predictor
@@ -61,8 +62,10 @@ def _metadata(collection: Collection, i: int) -> dict:
 
 
 def predict_collection(predictor: Predictor, collection: Collection, progress: bool = True,
-                       description: str = "Predicting") -> tuple[pd.DataFrame, ClassMatch]:
-    """(one row per record, the class match) — see the module docstring for the columns."""
+                       description: str = "Predicting", limits: ReadLimits = DEFAULT_LIMITS
+                       ) -> tuple[pd.DataFrame, ClassMatch]:
+    """(one row per record, the class match) — see the module docstring for the columns. ``limits``: what
+    a record may declare (:mod:`ecgnet.data.limits`); a record over them gets the error in its row."""
     collection.refuse_case_twins(list(predictor.classes), "they would not be scored")
     match = match_classes(list(predictor.classes), list(collection.classes))
     label_col = {c: collection.classes.index(c) for c in match.matched}
@@ -72,7 +75,7 @@ def predict_collection(predictor: Predictor, collection: Collection, progress: b
         task = bar.add_task(f"{description} {len(paths)} records", total=len(paths))
         for i, path in enumerate(paths):
             meta = _metadata(collection, i) if predictor.uses_metadata else {}
-            res = predict_many(predictor, [path], resample=True, progress=False, **meta)[0]
+            res = predict_many(predictor, [path], resample=True, progress=False, limits=limits, **meta)[0]
             probs = {d["class"]: d["probability"] for d in res.get("diagnoses", [])}
             rows.append({"record": str(collection.records[i]), "source": str(collection.sources[i]),
                          "patient": str(collection.patients[i]),

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ecgnet.data.collections.base import Collection
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.labelled import ClassMatch, predict_collection
 from ecgnet.fileio import atomic_path, write_json
@@ -76,12 +77,13 @@ def file_sha256(path: str | Path) -> str:
 
 def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: str | Path, profile=None,
                         n_boot: int = 1000, seed: int = 0, progress: bool = True,
-                        table: pd.DataFrame | None = None, match: ClassMatch | None = None) -> dict:
+                        table: pd.DataFrame | None = None, match: ClassMatch | None = None,
+                        limits: ReadLimits = DEFAULT_LIMITS) -> dict:
     """Predict (unless ``table``/``match`` are given) and score ``collection``; write predictions.csv,
     metrics.json and the report (evaluation.html/.md) into ``out_dir``. ``profile``: a
     :class:`~ecgnet.runs.profiles.SiteProfile` whose calibration and thresholds replace the run's."""
     if table is None:
-        table, match = predict_collection(predictor, collection, progress)
+        table, match = predict_collection(predictor, collection, progress, limits=limits)
     classes = match.matched
     scored = table[table["error"].fillna("") == ""]
     y = scored[[f"y_{c}" for c in classes]].to_numpy(float)
@@ -120,7 +122,7 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
 
 def evaluate_manifest(run: str | Path, manifest: Path, out_dir: Path | None = None, label_map: Path | None = None,
                       skip_bad: bool = False, site: str | None = None, n_boot: int = 1000, seed: int = 0,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, limits: ReadLimits = DEFAULT_LIMITS) -> dict:
     """What ``ecgnet evaluate RUN --manifest M.csv`` does; ``out_dir`` defaults to
     ``outputs/<run>/<manifest name>`` (``…-<site>`` with a site profile)."""
     from ecgnet.data.collections import read_manifest
@@ -132,4 +134,4 @@ def evaluate_manifest(run: str | Path, manifest: Path, out_dir: Path | None = No
     if out_dir is None:
         out_dir = Path("outputs") / Path(predictor.run_dir).name / (Path(manifest).stem + (f"-{site}" if site else ""))
     return evaluate_collection(predictor, collection, out_dir, profile=profile, n_boot=n_boot, seed=seed,
-                               progress=progress)
+                               progress=progress, limits=limits)

@@ -30,6 +30,7 @@ import pandas as pd
 from ecgnet.config import Config
 from ecgnet.data.collections.base import Collection, CollectionData
 from ecgnet.data.collections.folds import inner_split, source_folds, stratified_group_folds
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
 from ecgnet.fileio import atomic_path, write_json, write_text
@@ -164,8 +165,10 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
                      mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
                      inner: float = 0.2, cache_dir=None, workers: int | None = None, progress: bool = True,
                      n_boot: int = 1000, skip_bad: bool = False, resume: bool = False,
-                     log: Callable[[str], None] = lambda _: None, forgetting: bool = False, data_root=None) -> dict:
+                     log: Callable[[str], None] = lambda _: None, forgetting: bool = False, data_root=None,
+                     limits: ReadLimits = DEFAULT_LIMITS) -> dict:
     """Train (and cross-validate) on ``collection``; returns a summary with the run directory.
+    ``limits``: what a record may declare (:mod:`ecgnet.data.limits`; a record over them is unreadable).
     ``resume``: after a kill, the folds (and final model) that finished are reused and the one that was
     cut off continues from its last checkpoint. ``forgetting``: score the final model and its source on
     PTB-XL fold 10 (:mod:`ecgnet.training.forgetting`; ``RUN/forgetting.json``, the report)."""
@@ -179,7 +182,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         from ecgnet.training.finetune import default_mode
 
         mode = default_mode(source, collection.classes)
-    collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad)
+    collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad, limits)
     for record, why in collection.skipped:
         log(f"skipped {record}: {why}")
     run_dir = Path(runs_dir) / config.name
@@ -375,7 +378,8 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
                   mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
                   data_root: Path | None = None, runs_dir: Path = Path("runs"), n_boot: int = 1000,
                   workers: int | None = None, progress: bool = True, resume: bool = False,
-                  log: Callable[[str], None] = lambda _: None, forgetting: bool = False) -> dict:
+                  log: Callable[[str], None] = lambda _: None, forgetting: bool = False,
+                  limits: ReadLimits = DEFAULT_LIMITS) -> dict:
     """``ecgnet train`` with ``--manifest`` and/or ``--from``: the config (the file's, or the source run's
     with the small-data schedule; ``--set`` on top), the collection (the manifest, else PTB-XL for the
     config's task), then :func:`train_collection`."""
@@ -416,7 +420,7 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         config = finetune_config(src, base, overrides, mode, classes=collection.classes)
     return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
                             n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log,
-                            forgetting=forgetting, data_root=data_root)
+                            forgetting=forgetting, data_root=data_root, limits=limits)
 
 
 def format_summary(summary: dict) -> str:

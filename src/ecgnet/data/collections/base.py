@@ -21,10 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ecgnet.data.dataset import SignalRows, Split
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.ptbxl import META_FIELDS, SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
 
-# (collection, sampling_rate, cache_dir, workers, progress) → (signal array, rows of it per record, bad rows)
+# (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)
+#     → (signal array, rows of it per record, bad rows)
 SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str]]]
 
 
@@ -68,13 +70,14 @@ class Collection:
                        _rows=None if self._rows is None else self._rows[rows])
 
     def load_signals(self, sampling_rate: int, cache_dir=None, workers: int | None = None,
-                     progress: bool = True, skip_bad: bool = False) -> "Collection":
+                     progress: bool = True, skip_bad: bool = False,
+                     limits: ReadLimits = DEFAULT_LIMITS) -> "Collection":
         """This collection with its signals cached at ``sampling_rate`` (built on first use). Records
-        that cannot be read stop with one error naming them, or with ``skip_bad`` are left out and listed
-        in ``skipped``."""
+        that cannot be read (or declare more than ``limits`` allow) stop with one error naming them, or
+        with ``skip_bad`` are left out and listed in ``skipped``."""
         if self.loader is None:
             raise ECGNetError(f"{self.name}: no way to read this collection's signals")
-        array, rows, bad = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad)
+        array, rows, bad = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad, limits)
         loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp),
                          info={**self.info, "sampling_rate": sampling_rate})
         if bad:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import header_path, read_record
 from ecgnet.data.signals import SECONDS, cache_dir, cache_lock, cheap_check, fit_length, integrity, resolve_workers
@@ -34,11 +35,12 @@ from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
 
 
-def read_signal(path: str | Path, sampling_rate: int) -> np.ndarray:
-    """One record of any format the project reads, as (12, samples) float32 mV at ``sampling_rate``."""
+def read_signal(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """One record of any format the project reads, as (12, samples) float32 mV at ``sampling_rate``,
+    refused when it declares more than ``limits`` allow."""
     if not _is_wfdb(Path(path)):
-        return read_ecg_any(path, sampling_rate=sampling_rate, resample=True).signal
-    return read_record(path, sampling_rate, resample=True)
+        return read_ecg_any(path, sampling_rate=sampling_rate, resample=True, limits=limits).signal
+    return read_record(path, sampling_rate, resample=True, limits=limits)
 
 
 def _is_wfdb(path: Path) -> bool:
@@ -50,8 +52,10 @@ def record_exists(path: Path) -> bool:
     return path.is_file() or header_path(path).is_file()
 
 
-def cache_key(paths: list[Path], sampling_rate: int) -> str:
+def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> str:
     h = hashlib.sha256(f"{sampling_rate}|{SECONDS}".encode())
+    if limits != DEFAULT_LIMITS:  # other limits may read records the defaults refuse (or the reverse)
+        h.update(f"|{limits}".encode())
     for p in paths:
         target = p if p.is_file() else header_path(p)
         try:
@@ -64,20 +68,22 @@ def cache_key(paths: list[Path], sampling_rate: int) -> str:
 
 def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: int, directory=None,
                           workers: int | None = None, progress: bool = True,
-                          skip_bad: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+                          skip_bad: bool = False, limits: ReadLimits = DEFAULT_LIMITS
+                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """(signals memmap, row of each record, {record index: why} of unreadable records).
 
-    ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)")."""
+    ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)"); ``limits`` bound what each
+    record may declare (a record over them is unreadable)."""
     directory = Path(directory or cache_dir())
-    key = cache_key(paths, sampling_rate)
+    key = cache_key(paths, sampling_rate, limits)
     array_path, index_path = directory / f"{key}.npy", directory / f"{key}.json"
     with cache_lock(array_path):
         if not (array_path.is_file() and index_path.is_file()):
-            build(paths, labels, sampling_rate, array_path, index_path, workers, progress)
+            build(paths, labels, sampling_rate, array_path, index_path, workers, progress, limits)
         problem = cheap_check(array_path, index_path)
         if problem:
             warnings.warn(f"{array_path}: {problem}; rebuilding the signal cache", stacklevel=2)
-            build(paths, labels, sampling_rate, array_path, index_path, workers, progress)
+            build(paths, labels, sampling_rate, array_path, index_path, workers, progress, limits)
         index = json.loads(index_path.read_text())
         signals = np.load(array_path, mmap_mode="r")
     if signals.shape[0] != len(paths) or len(index["ecg_ids"]) != len(paths):
@@ -92,7 +98,7 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
 
 
 def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: Path, index_path: Path,
-          workers: int | None = None, progress: bool = True) -> None:
+          workers: int | None = None, progress: bool = True, limits: ReadLimits = DEFAULT_LIMITS) -> None:
     """Read every record into ``array_path``; unreadable ones are recorded as bad in the index."""
     samples = SECONDS * sampling_rate
     n_workers = resolve_workers(workers, len(paths))
@@ -108,10 +114,11 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
             task = bar.add_task(description + (f" ({n_workers} processes)" if n_workers > 1 else ""), total=len(paths))
             if n_workers == 1:
                 for i in range(0, len(jobs), 64):
-                    bad.update(_rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples))
+                    bad.update(_rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples, limits))
                     bar.advance(task, len(jobs[i:i + 64]))
             else:
-                bad = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers, lambda n: bar.advance(task, n))
+                bad = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers, lambda n: bar.advance(task, n),
+                                limits)
         np.load(tmp, mmap_mode="r+").flush()
         write_json(index_path, {"source": "manifest", "sampling_rate": sampling_rate,
                                 "build_seconds": round(time.perf_counter() - start, 1),
@@ -119,13 +126,14 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
                                 "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())}})
 
 
-def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int) -> dict[int, str]:
+def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int,
+          limits: ReadLimits = DEFAULT_LIMITS) -> dict[int, str]:
     """A worker's part: records into rows ``first``…; returns {row: why} of those it could not read."""
     out = np.load(tmp, mmap_mode="r+")
     bad = {}
     for j, (path, label) in enumerate(jobs):
         try:
-            out[first + j] = fit_length(read_signal(path, sampling_rate), samples)
+            out[first + j] = fit_length(read_signal(path, sampling_rate, limits), samples)
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
@@ -134,13 +142,14 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
     return bad
 
 
-def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance) -> dict[int, str]:
+def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance,
+              limits: ReadLimits = DEFAULT_LIMITS) -> dict[int, str]:
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     chunk = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))
     bad: dict[int, str] = {}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
-        futures = {pool.submit(_rows, tmp, i, jobs[i:i + chunk], sampling_rate, samples): len(jobs[i:i + chunk])
+        futures = {pool.submit(_rows, tmp, i, jobs[i:i + chunk], sampling_rate, samples, limits): len(jobs[i:i + chunk])
                    for i in range(0, len(jobs), chunk)}
         pending = set(futures)
         while pending:

@@ -287,11 +287,11 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
     paths = [e["path"] for e in kept]
     labels = [f"{path.name} line {e['line']} (record '{e['record']}')" for e in kept]
 
-    def loader(collection, sampling_rate, cache_dir, workers, progress, skip_bad):
+    def loader(collection, sampling_rate, cache_dir, workers, progress, skip_bad, limits):
         by_name = {str(e["record"]): i for i, e in enumerate(kept)}
         idx = [by_name[str(r)] for r in collection.records]
         return load_manifest_signals([paths[i] for i in idx], [labels[i] for i in idx], sampling_rate, cache_dir,
-                                     workers, progress, skip_bad)
+                                     workers, progress, skip_bad, limits)
 
     return Collection(
         name=path.stem, records=np.array([e["record"] for e in kept], dtype=object), classes=classes,

@@ -21,7 +21,7 @@ def ptbxl_collection(root: str | Path | None = None, task: str = "superdiagnosti
     ids = labels.ecg_ids
     meta = ptbxl.metadata_table(db).loc[ids].reset_index(drop=True)
 
-    def loader(collection, sampling_rate, cache_dir, workers, progress, skip_bad):
+    def loader(collection, sampling_rate, cache_dir, workers, progress, skip_bad, limits):  # PTB-XL is within any limits
         column = "filename_lr" if sampling_rate == 100 else "filename_hr"
         cache_ids, array = signals.load_signals(root, db[column].to_dict(), sampling_rate, cache_dir, workers)
         row = {int(e): i for i, e in enumerate(cache_ids)}
