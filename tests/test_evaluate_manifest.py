@@ -245,6 +245,39 @@ def test_predict_with_a_site_follows_the_profile(run, tmp_path):
     assert "its profiles: everything, nothing" in result.stderr
 
 
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (pdftotext)")
+def test_the_printed_report_follows_the_site_and_says_so(run, tmp_path):
+    """`ecgnet report --site`: the page's calls are the profile's and the page names the profile (without
+    it, where the run's thresholds were chosen); a missing profile is one clear error and no PDF."""
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    record, _ = write_challenge(tmp_path / "records", name="P1", seed=3)
+    profiles.save_profile(run, _profile("everything", {c: 0.0 for c in RUN_CLASSES}))
+    runner = CliRunner()
+
+    def page(*extra) -> str:
+        out = tmp_path / f"report{len(extra)}.pdf"
+        result = runner.invoke(app, ["report", str(record), "--pdf", str(out), "--checkpoint", str(run),
+                                     "--resample", *extra])
+        assert result.exit_code == 0, result.output
+        text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        return " ".join(text.split())  # the line may wrap
+
+    plain, site = page(), page("--site", "everything")
+    assert "Positive: probability ≥ the class's threshold (chosen on fold 9)" in plain
+    assert "site profile 'everything'" in site and "site profile" not in plain
+    assert site.count("POSITIVE") == len(RUN_CLASSES) > plain.count("POSITIVE")
+    missing = runner.invoke(app, ["report", str(record), "--pdf", str(tmp_path / "never.pdf"), "--checkpoint",
+                                  str(run), "--resample", "--site", "nowhere"])
+    assert missing.exit_code == 2 and "no site profile 'nowhere'" in missing.stderr
+    assert not (tmp_path / "never.pdf").exists()
+
+
 def test_serve_applies_the_site_to_its_default_model_and_refuses_a_missing_one(run):
     from ecgnet.serve.models import ModelStore
 

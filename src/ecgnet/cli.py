@@ -493,10 +493,8 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
                       f"{' — ' + escape(kinds) if kinds else ''}; {s['failed']} failed) → [bold]{escape(str(out))}[/]",
                       highlight=False)
     elif failed < len(results):  # the header line only above results
-        rule = f"calibrated probability ≥ the class's threshold of site profile '{escape(site)}'" if site else \
-            f"probability ≥ the class's threshold (chosen on {predictor.thresholds_from})" if predictor.thresholds \
-            else "none (the run has no thresholds)"
-        console.print(f"[dim]model {escape(predictor.describe())}; positive: {rule}[/]", highlight=False)
+        console.print(f"[dim]model {escape(predictor.describe())}; positive: {escape(predictor.calls_rule())}[/]",
+                      highlight=False)
         for res in (r for r in results if "error" not in r):
             _print_diagnoses(res, top)
     if failed:
@@ -531,11 +529,23 @@ def _print_diagnoses(res: dict, top: int) -> None:
 def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Philips, HL7 aECG, DICOM, SCP-ECG, EDF)."),
            pdf: Path = typer.Option(..., "--pdf", help="The PDF to write (one A4 landscape page)."),
            checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
-           resample: bool = typer.Option(False, help="Resample a record not at the model's rate.")):
+           resample: bool = typer.Option(False, help="Resample a record not at the model's rate."),
+           site: Optional[str] = typer.Option(None, "--site", help="Apply this site profile of the run: its "
+                                              "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
+           age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the file's)."),
+           sex: Optional[str] = typer.Option(None, help="male or female (default: the file's)."),
+           height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
+           long_records: str = typer.Option("segments", help="Records over 10 s: segments, first or windows "
+                                            "(see ecgnet predict --help)."),
+           max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis."""
+    from ecgnet.inference.predictor import check_sex
     from ecgnet.report import make_report
 
-    result = make_report(record, pdf, checkpoint, resample=resample)
+    check_sex(sex)
+    metadata = check_patient(age=age, sex=sex, height=height, weight=weight)
+    result = make_report(record, pdf, checkpoint, resample=resample, site=site, long_records=long_records,
+                         limits=_read_limits(max_seconds, max_signals, max_values), **metadata)
     positives = ", ".join(result["positives"]) or "none"
     console.print(f"Report: [bold]{escape(str(pdf))}[/] (positive: {escape(positives)})", highlight=False)
 

@@ -80,6 +80,14 @@ class Predictor:
     thresholds_from = property(lambda self: self.run.thresholds_from, doc="where the run's thresholds were chosen")
     uses_metadata = property(lambda self: self.run.uses_metadata)
 
+    def calls_rule(self) -> str:
+        """What makes a call positive, in one line (predict's header, the printed report)."""
+        if self.profile is not None:
+            return f"calibrated probability ≥ the class's threshold of site profile '{self.profile.site}'"
+        if self.thresholds:
+            return f"probability ≥ the class's threshold (chosen on {self.thresholds_from})"
+        return "none (the run has no thresholds)"
+
     def describe(self) -> str:
         """The model in one line: run name, engine and the weights' SHA-256 prefix."""
         return f"{self.info.get('name') or self.run_dir.name} ({self.engine_name}, weights {self.run.weights_sha256[:12]})"

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.readers import read_ecg_any
 
 
 def make_report(record_path: str | Path, out: str | Path, checkpoint: str | Path, resample: bool = False,
+                site: str | None = None, long_records: str = "segments", limits: ReadLimits = DEFAULT_LIMITS,
                 **metadata) -> dict:
-    """Write the report of ``record_path`` to ``out``; returns predict's result for it."""
+    """Write the report of ``record_path`` to ``out``; returns predict's result for it. ``site``: a site
+    profile of the run (``ecgnet calibrate``) whose calibration and thresholds make the calls."""
     from ecgnet.inference.predictor import Predictor
     from ecgnet.report.pdf import model_identity, render
 
-    predictor = Predictor(checkpoint)
-    record = read_ecg_any(record_path, predictor.rate, resample=resample)
+    predictor = Predictor(checkpoint, long_records=long_records, site=site)
+    record = read_ecg_any(record_path, predictor.rate, resample=resample, limits=limits)
     result = predictor.predict_record(record, **metadata)
     drawn = record
     if record.source_rate != record.sampling_rate:  # the sharper trace: the signal as recorded
-        drawn = read_ecg_any(record_path, record.source_rate)
-    render(record, result, model_identity(predictor.info), out, signal=drawn.signal, rate=drawn.sampling_rate)
+        drawn = read_ecg_any(record_path, record.source_rate, limits=limits)
+    render(record, result, model_identity(predictor), out, signal=drawn.signal, rate=drawn.sampling_rate)
     return result

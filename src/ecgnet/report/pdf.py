@@ -1,7 +1,8 @@
 """Draw the clinical report: one A4 landscape PDF page — the 3×4 layout and a lead II rhythm strip at
 25 mm/s and 10 mm/mV on a millimetre grid (:mod:`ecgnet.report.layout`), the patient fields the file
-carries, ECGNet's probabilities with their thresholds and calls, the device's own statements, the per-lead
-quality flags, the model's name and weights hash, and the over-read notice.
+carries, ECGNet's probabilities with their thresholds and calls (and what makes a call: the run's thresholds
+and where they were chosen, or a site profile's), the device's own statements, the per-lead quality flags,
+the model's name and weights hash, and the over-read notice.
 
 :func:`render` takes what was already computed (the record, predict's result, the run's identity); it
 reads no files and runs no model, so a test can draw any signal and measure it on the page.
@@ -51,9 +52,11 @@ def pdf_bytes(record: ECGRecord, result: dict, model: dict, signal: np.ndarray |
     return buffer.getvalue()
 
 
-def model_identity(info: dict) -> dict:
-    """What the page shows of a run: its name and weights' SHA-256 (``run.json``)."""
-    return {"name": info.get("name"), "weights_sha256": info.get("weights_sha256")}
+def model_identity(predictor) -> dict:
+    """What the page shows of the model: the run's name and weights' SHA-256 (``run.json``) and what makes
+    a call positive (the run's thresholds and where they were chosen, or a site profile's)."""
+    return {"name": predictor.info.get("name"), "weights_sha256": predictor.info.get("weights_sha256"),
+            "calls": predictor.calls_rule()}
 
 
 def _metadata(record: ECGRecord) -> dict:
@@ -161,15 +164,26 @@ def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
                  + (f" (first {L.SECONDS_SHOWN:g} s shown)" if record.seconds > L.SECONDS_SHOWN + 1e-6 else ""))
     if record.derived_leads:
         lines.append(f"Derived (not recorded): {', '.join(L.display_name(d) for d in record.derived_leads)}")
+    used = result.get("metadata") or {}
+    if used:  # what a metadata model was given (the file's fields, or what the user passed)
+        lines.append("Model's metadata: " + ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                                      for k, v in used.items()))
     _lines(ax, L.GRID_X, y, "Patient and recording", lines, width=56, most=12)
 
     x_mid = 104
     sha = model.get("weights_sha256") or "unknown"
     diagnoses = result.get("diagnoses", [])
-    shown = sorted(diagnoses, key=lambda d: (not d.get("positive"), -d["probability"]))[:MAX_CLASSES]
+    # where the thresholds come from (the run's, and on which records; or a site profile's): 1–2 lines, each
+    # taking a class row's room, so the block never reaches the grid
+    calls = textwrap.wrap(f"Positive: {model['calls']}", 90)[:2] if model.get("calls") else []
+    shown = sorted(diagnoses, key=lambda d: (not d.get("positive"), -d["probability"]))[:MAX_CLASSES - len(calls)]
     ax.text(x_mid, y, f"ECGNet: {model.get('name', '?')}", fontsize=7.5, fontweight="bold", va="top")
     ax.text(x_mid, y - 3.6, f"weights sha256 {sha[:16]}…", fontsize=5.5, va="top", family="DejaVu Sans Mono")
     ty = y - 8
+    for part in calls:
+        ax.text(x_mid, ty + 1.4, part, fontsize=5.5, va="top")
+        ty -= 2.6
+    ty -= 1.0 if calls else 0.0
     cols = (x_mid, x_mid + 46, x_mid + 62, x_mid + 78)
     for x, head in zip(cols, ("class", "probability", "threshold", "call")):
         ax.text(x, ty, head, fontsize=6, fontweight="bold", va="top", color="#444444")

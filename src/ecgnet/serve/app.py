@@ -164,7 +164,7 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
-            pdf = pdf_bytes(record, prediction, model_identity(loaded.predictor.info))
+            pdf = pdf_bytes(record, prediction, model_identity(loaded.predictor))
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(record.path)).stem) or "ecg"
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}_report.pdf"'})
