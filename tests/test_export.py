@@ -166,6 +166,46 @@ def test_predict_engine_onnx_int8(untrained_run, write_record, ptbxl_root, loade
                        atol=INT8_MAX)
 
 
+def test_export_with_a_site_carries_its_operating_points(untrained_run, write_record, tmp_path):
+    """`ecgnet export RUN --site S`: ecgnet.site holds the profile's maps and thresholds; applied by hand
+    (numpy, as its `apply` says) to ONNX Runtime's probabilities they give predict --site's probabilities
+    and calls. An unknown site is refused before anything is written."""
+    import json
+
+    from ecgnet.export.site import KEY
+    from ecgnet.runs import profiles
+
+    run = tmp_path / "run"
+    shutil.copytree(untrained_run, run)
+    classes = ["CD", "HYP", "MI", "NORM", "STTC"]
+    calibrators = {c: {"kind": "temperature", "temperature": 0.5 + k} for k, c in enumerate(classes)}
+    calibrators["MI"] = {"kind": "isotonic", "x": [0.0, 0.3, 0.6, 1.0], "y": [0.05, 0.2, 0.7, 0.9]}
+    thresholds = {c: 0.3 + 0.1 * k for k, c in enumerate(classes)}
+    profiles.save_profile(run, {"site": "clinic", "run": "untrained", "classes": classes, "thresholds": thresholds,
+                                "calibrators": calibrators, "method": "youden", "calibration": "temperature"})
+    missing = CliRunner().invoke(app, ["export", str(run), "--site", "elsewhere", "--out", str(tmp_path / "x.onnx")])
+    assert missing.exit_code == 2 and "no site profile 'elsewhere'" in missing.output
+    assert not (tmp_path / "x.onnx").exists()
+    result = CliRunner().invoke(app, ["export", str(run), "--site", "clinic"])
+    assert result.exit_code == 0, result.output
+
+    props = {p.key: p.value for p in onnx.load(run / "model.onnx").metadata_props}
+    site = json.loads(props[KEY])
+    assert site["site"] == "clinic" and site["classes"] == classes and site["thresholds"] == thresholds
+    assert json.loads(props["ecgnet.thresholds"]) is None  # the run's own (none here) are kept apart
+    header, _ = write_record("rec")
+    raw = {d["class"]: d["probability"] for d in Predictor(run, engine="onnx").predict_file(header)["diagnoses"]}
+    with_site = {d["class"]: d for d in Predictor(run, site="clinic").predict_file(header)["diagnoses"]}
+    for c in classes:
+        m = site["calibrators"][c]
+        p = np.clip(raw[c], 1e-7, 1 - 1e-7)
+        by_hand = np.interp(p, m["x"], m["y"]) if m["kind"] == "isotonic" else \
+            1 / (1 + np.exp(-np.log(p / (1 - p)) / m["temperature"]))
+        assert by_hand == pytest.approx(with_site[c]["probability"], abs=1e-3)
+        assert (by_hand >= site["thresholds"][c]) == with_site[c]["positive"] or \
+            abs(by_hand - site["thresholds"][c]) < 1e-3
+
+
 def test_export_errors_name_the_file(untrained_run, tmp_path, monkeypatch):
     runner = CliRunner()
     result = runner.invoke(app, ["export", str(untrained_run), "--format", "tflite", "--out", str(tmp_path / "m")])

@@ -619,12 +619,14 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static int8 quantization of "
                                                       "the encoders' convolutions, calibrated on 128 records of "
                                                       "PTB-XL's training folds (needs --data); see predict --engine onnx-int8."),
+               site: Optional[str] = typer.Option(None, "--site", help="Carry this site profile's calibration and "
+                                                  "thresholds in the metadata (ecgnet.site; see `ecgnet calibrate`)."),
                data: Optional[Path] = DataOpt):
     """Export a run for ONNX Runtime, with its classes, thresholds (and where they were chosen) and
     preprocessing in the metadata."""
     from ecgnet.export import export
 
-    console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out, quantize, data)))}[/]")
+    console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out, quantize, data, site)))}[/]")
 
 
 @app.command()

@@ -1,14 +1,14 @@
 """Export a run for ONNX Runtime: :mod:`~ecgnet.export.onnx` (fp32, within 1e-6 of torch) and
-:mod:`~ecgnet.export.int8` (static int8 quantization of the encoders' convolutions). Reads a run
-(:mod:`ecgnet.runs`) and its model (:mod:`ecgnet.models`); what runs the files is
-:mod:`ecgnet.inference.engines`."""
+:mod:`~ecgnet.export.int8` (static int8 quantization of the encoders' convolutions), optionally carrying a
+site's operating points (:mod:`~ecgnet.export.site`). Reads a run (:mod:`ecgnet.runs`) and its model
+(:mod:`ecgnet.models`); what runs the files is :mod:`ecgnet.inference.engines`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ecgnet.errors import ECGNetError
-from ecgnet.export import int8, onnx
+from ecgnet.export import int8, onnx, site as site_metadata
 from ecgnet.fileio import atomic_path
 from ecgnet.runs.directory import Run
 
@@ -17,16 +17,20 @@ QUANTIZATIONS = ("int8",)
 
 
 def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None,
-           quantize: str | None = None, data: str | Path | None = None) -> Path:
+           quantize: str | None = None, data: str | Path | None = None, site: str | None = None) -> Path:
     """Export a run (directory, its model.safetensors or a bundled name) to ``out`` (default RUN/model.onnx,
-    or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL: ``data`` or $ECGNET_DATA)."""
+    or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL: ``data`` or $ECGNET_DATA).
+    ``site``: a site profile of the run whose calibration and thresholds travel in the metadata."""
     if fmt not in FORMATS:
         raise ECGNetError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ECGNetError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'")
     run = Run.open(checkpoint)
+    profile = site_metadata.load(run, site) if site is not None else None  # refused before exporting anything
     path = Path(out) if out else run.dir / (int8.FILENAME if quantize else onnx.FILENAME)
     model = int8.int8_bytes(run, data) if quantize else onnx.onnx_bytes(run)
+    if profile is not None:
+        model = site_metadata.with_site(model, profile)
     with atomic_path(path) as tmp:
         tmp.write_bytes(model)
     return path

@@ -1,0 +1,49 @@
+"""A site's operating points in an exported model: ``ecgnet export RUN --site NAME`` adds the metadata
+property ``ecgnet.site`` (a JSON string) to the ONNX file, so a deployment outside ECGNet applies the
+same calibration and thresholds as ``ecgnet predict --site NAME``:
+
+* ``site``, ``classes`` (the run's order, the order of the graph's logits), ``thresholds`` ({class: t});
+* ``calibrators`` ({class: map}): ``{"kind": "none"}``, ``{"kind": "temperature", "temperature": T}``
+  (p' = σ(logit(p) / T)) or ``{"kind": "isotonic", "x": [...], "y": [...]}`` (p' = linear interpolation
+  between the knots, constant beyond them) — :mod:`ecgnet.evaluation.recalibration`;
+* ``apply``: that recipe in words — the record's probability p (after the windows and segments are
+  aggregated, ``ecgnet.preprocessing``), p' = the class's map of p, positive when p' ≥ the threshold;
+* ``method``, ``calibration``, ``fitted_on`` (the manifest, its SHA-256 and the records used), ``date``.
+
+``ecgnet.thresholds`` stays the run's own; the graph is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ecgnet.runs.directory import Run
+from ecgnet.runs.profiles import SiteProfile, load_profile
+
+KEY = "ecgnet.site"
+APPLY = ("per class: p = the record's probability (windows and segments aggregated as ecgnet.preprocessing "
+         "says); p' = the class's calibrator applied to p; positive when p' >= the class's threshold")
+
+
+def load(run: Run, site: str) -> SiteProfile:
+    """The run's profile ``site`` (one clear error naming the profiles it has when absent)."""
+    return load_profile(run.dir, site, run.classes)
+
+
+def metadata(profile: SiteProfile) -> dict:
+    data = profile.data
+    return {"site": profile.site, "classes": profile.classes, "thresholds": profile.thresholds,
+            "calibrators": profile.calibrators, "apply": APPLY, "method": data.get("method"),
+            "calibration": data.get("calibration"), "fitted_on": data.get("manifest"), "date": data.get("date")}
+
+
+def with_site(model: bytes, profile: SiteProfile) -> bytes:
+    """The serialised ONNX ``model`` with :data:`KEY` set to the profile's operating points."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    props = {p.key: p.value for p in proto.metadata_props}
+    props[KEY] = json.dumps(metadata(profile))
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    return proto.SerializeToString()
