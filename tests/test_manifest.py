@@ -90,6 +90,51 @@ def test_unknown_class_with_label_map(folder):
     assert c.skipped and "line 4" in c.skipped[0][0] and "lvh" in c.skipped[0][1]
 
 
+def test_a_label_maps_wildcard_maps_every_code_it_does_not_list(folder):
+    """'*' stands for the codes the map does not list: null ignores them, a class collects them; a code the
+    map lists keeps its own entry, and per-class columns follow the same rule."""
+    path = manifest(folder, "record,labels\nrecs/r0.hea,mi_ant;sinus\nrecs/r1.hea,normal\nrecs/r2.hea,lvh;pvc\n")
+    (folder / "ignore.yaml").write_text("mi_ant: MI\nnormal: NORM\n'*': null\n")
+    c = read_manifest(path, label_map=folder / "ignore.yaml")
+    assert c.classes == ["MI", "NORM"] and len(c) == 3
+    np.testing.assert_array_equal(c.y, [[1, 0], [0, 1], [0, 0]])
+    (folder / "other.csv").write_text("code,class\nmi_ant,MI\nnormal,NORM\n*,OTHER\n")
+    c = read_manifest(path, label_map=folder / "other.csv")
+    assert c.classes == ["MI", "NORM", "OTHER"]
+    np.testing.assert_array_equal(c.y, [[1, 0, 1], [0, 1, 0], [0, 0, 1]])
+    columns = read_manifest(manifest(folder, "record,ant,NORM,lvh\nrecs/r0.hea,1,0,0\nrecs/r1.hea,0,1,1\n", "c.csv"),
+                            label_map={"ant": ["MI"], "*": ["OTHER"]})
+    assert columns.classes == ["MI", "OTHER"]  # NORM is not a class of this map: collected by '*'
+    np.testing.assert_array_equal(columns.y, [[1, 0], [0, 1]])
+
+
+@pytest.mark.skipif(not CINC.is_dir(), reason="needs ../shared/external/cinc2021-samples")
+def test_challenge_manifest_of_snomed_codes_feeds_a_label_map(tmp_path):
+    """`ecgnet manifest --labels snomed`: each record's #Dx codes in a labels column (all 122 records have
+    one), counted with their names; a label map with '*': null turns them into the user's classes (AF
+    positives = the records whose header lists 164889003); without the wildcard an unmapped code is named."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    from ecgnet.data.external import parse_dx
+
+    out = tmp_path / "codes.csv"
+    result = CliRunner().invoke(app, ["manifest", str(CINC), "-o", str(out), "--labels", "snomed"])
+    assert result.exit_code == 0, result.output
+    assert "122 records, 52 SNOMED CT codes" in result.stdout and "atrial fibrillation (AF)" in result.stdout
+    headers = sorted(CINC.rglob("*.hea"))
+    with_af = sum("164889003" in parse_dx(h.read_text()) for h in headers)
+    (tmp_path / "af.yaml").write_text("164889003: AF\n'*': null\n")
+    c = read_manifest(out, label_map=tmp_path / "af.yaml")
+    assert len(c) == len(headers) == 122 and c.classes == ["AF"] and int(c.y.sum()) == with_af == 9
+    (tmp_path / "strict.yaml").write_text("164889003: AF\n")
+    with pytest.raises(ECGNetError, match="unknown class '\\d+' \\(not in the label map\\)"):
+        read_manifest(out, label_map=tmp_path / "strict.yaml")
+    bad = CliRunner().invoke(app, ["manifest", str(CINC), "-o", str(tmp_path / "x.csv"), "--labels", "scp"])
+    assert bad.exit_code == 2 and "--labels must be one of superclasses, snomed" in bad.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_csv_label_map_renames_columns(folder):
     (folder / "map.csv").write_text("code,class\nant,MI\ninf,MI\nnormal,NORM\n")
     c = read_manifest(manifest(folder, "record,ant,inf,normal\nrecs/r0.hea,0,1,0\nrecs/r1.hea,0,,1\n"),

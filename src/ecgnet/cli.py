@@ -149,6 +149,10 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
              out: Path = typer.Option(..., "--out", "-o", help="The manifest CSV to write (record paths relative to it)."),
              task: str = typer.Option("superdiagnostic", help="PTB-XL only: the task whose labels to write."),
              sampling_rate: int = typer.Option(100, "--sampling-rate", help="PTB-XL only: 100 or 500 Hz records."),
+             labels: str = typer.Option("superclasses", "--labels", help="Challenge folders: 'superclasses' (one "
+                                        "column per PTB-XL superclass, mapped from the SNOMED CT codes) or 'snomed' "
+                                        "(a labels column of each record's codes, for --label-map to turn into "
+                                        "your own classes)."),
              label_map: Optional[Path] = typer.Option(None, "--label-map", help="Check the written manifest with "
                                                   "this label map (YAML or CSV).")):
     """Write a manifest (one CSV row per labelled record) from a Challenge-style folder or PTB-XL.
@@ -161,20 +165,37 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
     if (source / "ptbxl_database.csv").is_file():
         result = ptbxl_manifest(source, out, task, sampling_rate)
     else:
-        result = challenge_manifest(source, out)
+        result = challenge_manifest(source, out, labels)
     try:
         collection = read_manifest(out, label_map)
     except ECGNetError:
         out.unlink(missing_ok=True)  # nothing half-written: a manifest that fails its own check is not left behind
         raise
-    console.print(f"{result['records']} records, classes {', '.join(collection.classes)} → [bold]{escape(str(out))}[/]")
-    console.print(collection.counts().to_string(), highlight=False)
+    if "codes" in result and label_map is None:  # SNOMED CT codes: what a label map would map
+        _print_codes(result, out)
+    else:
+        console.print(f"{result['records']} records, classes {escape(', '.join(collection.classes))} → "
+                      f"[bold]{escape(str(out))}[/]")
+        console.print(collection.counts().to_string(), highlight=False)
     for b in result.get("blanked", []):
         console.print(f"{escape(b['record'])}: {b['column']} {b['value']:g} is implausible, written empty (unknown)",
                       highlight=False)
     if result["left_out"]:
-        console.print(f"{len(result['left_out'])} records left out (no superclass among their #Dx codes), e.g. "
+        console.print(f"{len(result['left_out'])} records left out ({escape(result['left_out'][0]['why'])}), e.g. "
                       f"{escape(result['left_out'][0]['record'])}", highlight=False)
+
+
+def _print_codes(result: dict, out: Path, shown: int = 15) -> None:
+    codes = result["codes"]
+    console.print(f"{result['records']} records, {len(codes)} SNOMED CT codes → [bold]{escape(str(out))}[/]")
+    for e in codes[:shown]:
+        name = f"{e['name']} ({e['abbreviation']})" if e["name"] else ""
+        console.print(f"  {e['code']:<10} {e['records']:>6}  {escape(name)}", highlight=False)
+    if len(codes) > shown:
+        console.print(f"  … and {len(codes) - shown} more codes", highlight=False)
+    console.print("Map the codes to your classes with a label map (docs/own_data.md), e.g. a YAML file of lines "
+                  "'164889003: AF' and '\"*\": null' (every other code ignored); check it with --label-map, "
+                  "train with --manifest and --label-map.", highlight=False)
 
 
 @app.command()

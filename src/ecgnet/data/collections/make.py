@@ -3,7 +3,9 @@
 - a Challenge-style folder (WFDB headers with ``#Dx:`` SNOMED CT codes, searched recursively): labels
   over the PTB-XL superclasses from the package's mapping (:mod:`ecgnet.data.external`), ``source`` =
   the record's folder, ``age``/``sex`` from the header; records with no superclass are left out and
-  returned (as the PTB-XL benchmark leaves out records without a label of its task);
+  returned (as the PTB-XL benchmark leaves out records without a label of its task). With
+  ``labels="snomed"``, a ``labels`` column of each record's SNOMED CT codes instead, for a label map to
+  turn into the user's own classes (records without a code are left out);
 - PTB-XL: any task's labels, ``strat_fold`` as ``fold``, ``patient_id``, age/sex/height/weight (a value
   outside the manifest's plausible range — PTB-XL holds three heights of 6 cm — is written empty, i.e.
   unknown, and returned, so the manifest passes its own validation).
@@ -21,7 +23,7 @@ import pandas as pd
 from ecgnet.data import ptbxl
 from ecgnet.data.collect import find_records
 from ecgnet.data.collections.manifest import PLAUSIBLE
-from ecgnet.data.external import SUPERCLASSES, external_labels
+from ecgnet.data.external import SUPERCLASSES, external_labels, load_mapping
 from ecgnet.data.records import header_demographics
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path
@@ -37,30 +39,53 @@ def _write(table: pd.DataFrame, out: Path) -> None:
         table.to_csv(tmp, index=False, float_format="%g")
 
 
-def challenge_manifest(folder: str | Path, out: str | Path) -> dict:
-    """Manifest of every record below ``folder``; returns counts and the records left out, with why."""
+LABELS = ("superclasses", "snomed")
+
+
+def challenge_manifest(folder: str | Path, out: str | Path, labels: str = "superclasses") -> dict:
+    """Manifest of every record below ``folder`` (``labels``: one of :data:`LABELS`); returns counts, the
+    records left out with why, and for ``snomed`` the codes' counts."""
+    if labels not in LABELS:
+        raise ECGNetError(f"--labels must be one of {', '.join(LABELS)}, not '{labels}'")
     folder, out = Path(folder), Path(out)
     headers = find_records([folder])
     if not headers:
         raise ECGNetError(f"{folder}: no WFDB records (.hea) found")
-    labels = external_labels(headers, SUPERCLASSES)
+    found = external_labels(headers, SUPERCLASSES)
+    snomed = labels == "snomed"
     rows, left_out = [], []
     for i, header in enumerate(headers):
-        if not labels.y[i].any():
-            left_out.append({"record": _relative(header, out), "codes": ";".join(labels.codes[i]),
-                             "why": "no superclass among its #Dx codes"})
+        if not (found.codes[i] if snomed else found.y[i].any()):
+            left_out.append({"record": _relative(header, out), "codes": ";".join(found.codes[i]),
+                             "why": "no #Dx code" if snomed else "no superclass among its #Dx codes"})
             continue
         comments = [ln.lstrip("#").strip() for ln in header.read_text(errors="replace").splitlines()
                     if ln.startswith("#")]
         age, sex = header_demographics(comments)
-        rows.append({"record": _relative(header, out), "patient": "", "source": labels.source[i],
-                     "age": age, "sex": sex or "", **{c: int(v) for c, v in zip(SUPERCLASSES, labels.y[i])},
-                     "dx": ";".join(labels.codes[i])})
+        label_cells = {"labels": ";".join(found.codes[i])} if snomed else \
+            {c: int(v) for c, v in zip(SUPERCLASSES, found.y[i])}
+        rows.append({"record": _relative(header, out), "source": found.source[i], "age": age, "sex": sex or "",
+                     **label_cells})
     if not rows:
-        raise ECGNetError(f"{folder}: none of {len(headers)} records has a superclass label")
-    table = pd.DataFrame(rows).drop(columns=["dx", "patient"])
-    _write(table, out)
-    return {"manifest": str(out), "records": len(rows), "left_out": left_out, "classes": list(SUPERCLASSES)}
+        raise ECGNetError(f"{folder}: none of {len(headers)} records has " + ("a #Dx code" if snomed else
+                                                                             "a superclass label"))
+    _write(pd.DataFrame(rows), out)
+    result = {"manifest": str(out), "records": len(rows), "left_out": left_out,
+              "classes": [] if snomed else list(SUPERCLASSES)}
+    if snomed:
+        result["codes"] = code_counts([r["labels"].split(";") for r in rows])
+    return result
+
+
+def code_counts(codes: list[list[str]]) -> list[dict]:
+    """Each SNOMED CT code's record count, most frequent first, with its name and abbreviation where the
+    package's table (``snomed_ptbxl.csv``) has them."""
+    names = load_mapping().set_index("snomed")
+    counts = pd.Series([c for cs in codes for c in cs]).value_counts(sort=False)
+    out = [{"code": code, "records": int(n), "name": names.at[code, "name"] if code in names.index else "",
+            "abbreviation": names.at[code, "abbreviation"] if code in names.index else ""}
+           for code, n in counts.items()]
+    return sorted(out, key=lambda e: (-e["records"], e["code"]))
 
 
 def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superdiagnostic",

@@ -19,7 +19,8 @@ One row per record::
 
 Classes are the manifest's own. A label map (YAML ``{site code: CLASS | [CLASS, ...] | null}`` or a CSV
 with columns ``code,class``) maps site codes or free text to them: with it, the classes are the map's
-targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped code is an error), and
+targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped code is an error, unless
+the map has the key ``"*"``, which maps every code it does not list — ``"*": null`` ignores them), and
 per-class columns named by site codes are renamed (several onto one class: positive if any is).
 
 An *unlabelled* manifest (``labelled=False``: records for distillation's soft targets) needs only the
@@ -46,6 +47,7 @@ from ecgnet.data.ptbxl import AGE_CAP
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
+WILDCARD = "*"  # a label map's key for every code it does not list
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
 _TRUE, _FALSE = {"1", "1.0", "true", "yes", "y", "t"}, {"0", "0.0", "false", "no", "n", "f"}
 _SEX = {"m": 0.0, "male": 0.0, "0": 0.0, "0.0": 0.0, "f": 1.0, "female": 1.0, "1": 1.0, "1.0": 1.0}
@@ -165,7 +167,7 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
             raise ECGNetError(f"{path}: the label map maps every code to nothing")
         if class_columns:  # every class column must be a class or a mapped site code
             unknown = [c for c in class_columns if c not in mapping and c not in targets]
-            if unknown:
+            if unknown and WILDCARD not in mapping:
                 raise ECGNetError(f"{path} line 1: column(s) {', '.join(unknown)}: unknown class (not in the label "
                                   f"map; classes: {', '.join(targets)})")
         return targets
@@ -182,6 +184,18 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
         raise ECGNetError(f"{path}: classes {'; '.join(twins)} differ only in case: write each class one way "
                           "(or map them with --label-map)")
     return found
+
+
+def _mapped(mapping: dict | None, code: str, classes: dict) -> list[str] | None:
+    """The classes ``code`` stands for: itself without a map, else the map's entry, else (a code that is
+    not a class) the wildcard's; None when the map says nothing of it."""
+    if mapping is None:
+        return [code]
+    if code in mapping:
+        return mapping[code]
+    if WILDCARD in mapping and code not in classes:
+        return mapping[WILDCARD]
+    return None
 
 
 def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
@@ -214,7 +228,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
                 errors.append(f"column {column}: '{text}' is not 1, 0 or empty")
                 continue
             value = 1.0 if low in _TRUE else 0.0
-            for c in (mapping.get(column, [column]) if mapping is not None else [column]):
+            for c in _mapped(mapping, column, index) or [column]:  # a class column unmapped: itself
                 if c in index:
                     y[index[c]] = max(value, 0.0 if np.isnan(y[index[c]]) else y[index[c]])
         if np.isnan(y).all():
@@ -225,7 +239,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
             errors.append("column labels: empty (a row without any label)")
         y[:] = 0
         for t in tokens:
-            targets = mapping.get(t) if mapping is not None else [t]
+            targets = _mapped(mapping, t, index) if mapping is not None else [t]
             if targets is None:
                 errors.append(f"column labels: unknown class '{t}' (not in the label map)")
                 continue
