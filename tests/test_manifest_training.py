@@ -18,7 +18,7 @@ import torch
 from test_finetune import write_learnable
 
 from ecgnet.training.losses import MaskedLoss, make_loss
-from ecgnet.training.module import masked_macro_auc
+from ecgnet.evaluation.scoring import masked_macro_auc
 
 CONFIG = """\
 name: {name}

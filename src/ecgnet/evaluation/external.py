@@ -25,7 +25,7 @@ from ecgnet.data.external import SUPERCLASSES
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.labelled import predict_collection, record_paths
-from ecgnet.evaluation.manifest_evaluation import score
+from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
 

@@ -3,11 +3,8 @@ with bootstrap intervals, balanced accuracy, sensitivity and specificity at the 
 on fold 9, or on its own manifest for a run trained on one; or a site profile's, after its calibration), per source, written as predictions.csv, metrics.json and a
 report with ROC curves.
 
-Unknown labels (empty cells) are left out class by class: a class's AUC uses the records where that
-class is known. The macro AUC averages the classes with a known positive and a known negative; its
-90 % interval is a percentile bootstrap over records in which only resamples where each such class keeps
-a known positive and negative count (:func:`ecgnet.evaluation.metrics.bootstrap_indices`; without
-unknown labels the draws, and so the intervals, are exactly those of ``evaluate-external``).
+Unknown labels (empty cells) are left out class by class (:mod:`ecgnet.evaluation.scoring`, the scoring
+cross-validation and ``evaluate-external`` share).
 
 A manifest is a test set here: nothing is chosen on it. Thresholds fitted on the same records (a site
 profile calibrated on this manifest) give optimistic figures — the report says which thresholds it used.
@@ -18,57 +15,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.labelled import ClassMatch, predict_collection
+from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
-
-
-def masked_macro_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean over columns of the AUC on each column's known rows."""
-    return float(np.mean([M.per_class_auc(y[~np.isnan(y[:, k]), k], p[~np.isnan(y[:, k]), k])[0]
-                          for k in range(y.shape[1])]))
-
-
-def auc_interval(y, p, n_boot: int, seed: int, ci: float = 0.90) -> tuple[float, float | None, float | None]:
-    """(masked macro AUC, low, high); no interval when too few positives for valid resamples."""
-    point = masked_macro_auc(y, p)
-    try:
-        idx = M.bootstrap_indices(len(y), n_boot, seed, y)  # unknowns (NaN) masked
-    except ValueError:
-        return point, None, None
-    values = np.array([masked_macro_auc(y[i], p[i]) for i in idx])
-    low, high = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
-    return point, float(low), float(high)
-
-
-def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None, n_boot: int, seed: int) -> dict:
-    """Per class (known labels): AUC with interval and counts, and with ``thresholds`` balanced accuracy,
-    sensitivity, specificity; the macro AUC over the classes with a known positive and negative."""
-    per_class, ok = {}, []
-    for k, c in enumerate(classes):
-        known = ~np.isnan(y[:, k])
-        yk, pk = y[known, k].astype(int), p[known, k]
-        entry = {"n": int(known.sum()), "n_positive": int(yk.sum()), "auc": None, "low": None, "high": None}
-        if 0 < yk.sum() < len(yk):
-            ok.append(k)
-            entry["auc"], entry["low"], entry["high"] = auc_interval(y[:, [k]], p[:, [k]], n_boot, seed)
-            if thresholds and c in thresholds:
-                entry.update(threshold=float(thresholds[c]), **M.decision_rates(yk, pk >= thresholds[c]))
-        per_class[c] = entry
-    out = {"n": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class, "macro_auc": None}
-    if ok:
-        point, low, high = auc_interval(y[:, ok], p[:, ok], n_boot, seed)
-        out["macro_auc"] = {"value": point, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot}
-        bal = [per_class[classes[k]]["balanced_accuracy"] for k in ok if "balanced_accuracy" in per_class[classes[k]]]
-        if bal:
-            out["mean_balanced_accuracy"] = float(np.mean(bal))
-    return out
 
 
 def file_sha256(path: str | Path) -> str:

@@ -1,6 +1,7 @@
 """Scoring a model on a labelled collection, tolerant of small ones: its probabilities for chosen rows
-(:func:`predict`), macro and per-class AUC with bootstrap intervals (:func:`score`), Youden thresholds, and
-a paired bootstrap of two models on the same records (:func:`paired_vs`).
+(:func:`predict`), macro and per-class AUC with bootstrap intervals (:func:`score`, the scoring
+``evaluate --manifest`` uses), Youden thresholds, and a paired bootstrap of two models on the same records
+(:func:`paired_vs`).
 
 A class without a positive or a negative among the scored records (or with unknown labels only) is reported
 as not scorable instead of failing; unknown labels (NaN) leave that class's score for those records out.
@@ -13,6 +14,7 @@ import numpy as np
 from ecgnet.config import Config
 from ecgnet.data.collections.base import Collection
 from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation import scoring
 
 
 def predict(model, collection: Collection, rows: np.ndarray, scaler, config: Config) -> np.ndarray:
@@ -25,37 +27,9 @@ def predict(model, collection: Collection, rows: np.ndarray, scaler, config: Con
 
 def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None = None,
           n_boot: int = 1000, seed: int = 0) -> dict:
-    """Macro and per-class AUC with 90 % bootstrap intervals over the scorable classes (a positive and a
-    negative among the records whose label is known); sensitivity, specificity and balanced accuracy at
-    ``thresholds`` when given."""
-    per_class, ok = {}, []
-    for k, c in enumerate(classes):
-        known = ~np.isnan(y[:, k])
-        yk, pk = y[known, k].astype(int), p[known, k]
-        entry = {"auc": None, "low": None, "high": None, "n": int(known.sum()), "n_positive": int(yk.sum())}
-        if 0 < yk.sum() < len(yk):
-            ok.append(k)
-            entry["auc"], entry["low"], entry["high"] = _ci(yk[:, None], pk[:, None], n_boot, seed)
-            if thresholds and c in thresholds:
-                entry.update(threshold=float(thresholds[c]), **M.decision_rates(yk, pk >= thresholds[c]))
-        per_class[c] = entry
-    out = {"n_records": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class,
-           "macro_auc": None}
-    if ok:
-        sub_y, sub_p = y[:, ok], p[:, ok]
-        if np.isnan(sub_y).any():  # unknown labels: the point is the mean of the per-class AUCs, no interval
-            value, low, high = float(np.mean([per_class[classes[k]]["auc"] for k in ok])), None, None
-        else:
-            value, low, high = _ci(sub_y.astype(int), sub_p, n_boot, seed)
-        out["macro_auc"] = {"value": value, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot}
-    return out
-
-
-def _ci(y, p, n_boot, seed):
-    try:
-        return M.bootstrap_ci(y, p, M.macro_auc, n_boot=n_boot, seed=seed)
-    except ValueError:  # too few positives for valid resamples
-        return M.macro_auc(y, p), None, None
+    """:func:`ecgnet.evaluation.scoring.score`, its record count under cv/metrics.json's name ``n_records``."""
+    out = scoring.score(y, p, classes, thresholds, n_boot, seed)
+    return {"n_records": out.pop("n"), **out}
 
 
 def youden_thresholds(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict[str, float]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 
 import lightning as L
-import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from ecgnet.config import Config
 from ecgnet.data.augment import augment
+from ecgnet.evaluation.scoring import masked_macro_auc
 from ecgnet.models.windows import windowed_proba
 from ecgnet.training.distributed import merge_ranks
 from ecgnet.training.soft_targets import cutmix, mixup, smooth_labels
@@ -67,7 +66,7 @@ class ClassifierModule(L.LightningModule):
         index, p, y = (part.cpu().numpy() for part in parts)
         p, y = merge_ranks(index, p, y, expected=len(self.trainer.val_dataloaders.dataset))
         self.log("val_records", float(len(y)), sync_dist=True)  # the same on every process
-        auc = masked_macro_auc(y, p)
+        auc = masked_macro_auc(y, p, empty=0.5)  # 0.5: no class scorable (a tiny validation set)
         self.log("val_macro_auc", float(auc), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
@@ -76,15 +75,3 @@ class ClassifierModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr,
                                                     total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def masked_macro_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean AUC over the classes with a positive and a negative among the records whose label is known
-    (NaN = unknown); 0.5 when no class has both (a tiny validation set)."""
-    aucs = []
-    for k in range(y.shape[1]):
-        known = ~np.isnan(y[:, k])
-        yk = y[known, k]
-        if 0 < yk.sum() < len(yk):
-            aucs.append(roc_auc_score(yk, p[known, k]))
-    return float(np.mean(aucs)) if aucs else 0.5

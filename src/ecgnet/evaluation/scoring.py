@@ -1,0 +1,68 @@
+"""Scoring probabilities against labels that may be unknown (NaN, an empty manifest cell): the one
+``score`` that ``evaluate --manifest``, ``evaluate-external`` and cross-validation on a manifest share.
+
+A class is *scorable* when it has a known positive and a known negative; it is scored on the records where
+its label is known. The macro AUC averages the scorable classes. Its 90 % interval is a percentile
+bootstrap over records, keeping only resamples in which every scorable class still has a known positive and
+negative (:func:`ecgnet.evaluation.metrics.bootstrap_indices`; without unknown labels these are the draws of
+:func:`~ecgnet.evaluation.metrics.bootstrap_ci`, so the intervals are the benchmark's). Too few positives
+for valid resamples gives the point without an interval, never an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecgnet.evaluation import metrics as M
+
+
+def scorable(y: np.ndarray) -> list[int]:
+    """Columns of ``y`` with a known positive and a known negative."""
+    return [k for k in range(y.shape[1]) if 0 < np.nansum(y[:, k]) < (~np.isnan(y[:, k])).sum()]
+
+
+def masked_macro_auc(y: np.ndarray, p: np.ndarray, empty: float = float("nan")) -> float:
+    """Mean AUC over the scorable columns, each on its known rows; ``empty`` when none is scorable."""
+    aucs = [M.per_class_auc(y[known, k], p[known, k])[0]
+            for k in scorable(y) for known in [~np.isnan(y[:, k])]]
+    return float(np.mean(aucs)) if aucs else empty
+
+
+def auc_interval(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int,
+                 ci: float = 0.90) -> tuple[float, float | None, float | None]:
+    """(masked macro AUC, low, high) over columns that must all be scorable; no interval when too few
+    positives for valid resamples."""
+    point = masked_macro_auc(y, p)
+    try:
+        idx = M.bootstrap_indices(len(y), n_boot, seed, y)
+    except ValueError:
+        return point, None, None
+    values = np.array([masked_macro_auc(y[i], p[i]) for i in idx])
+    low, high = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
+    return point, float(low), float(high)
+
+
+def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None = None,
+          n_boot: int = 1000, seed: int = 0) -> dict:
+    """Per class: known and positive counts, AUC with its interval, and with ``thresholds`` the balanced
+    accuracy, sensitivity and specificity of its calls; the macro AUC (with interval) over the scorable
+    classes and the mean balanced accuracy. ``n``: the records given."""
+    ok = scorable(y)
+    per_class = {}
+    for k, c in enumerate(classes):
+        known = ~np.isnan(y[:, k])
+        yk, pk = y[known, k].astype(int), p[known, k]
+        entry = {"n": int(known.sum()), "n_positive": int(yk.sum()), "auc": None, "low": None, "high": None}
+        if k in ok:
+            entry["auc"], entry["low"], entry["high"] = auc_interval(y[:, [k]], p[:, [k]], n_boot, seed)
+            if thresholds and c in thresholds:
+                entry.update(threshold=float(thresholds[c]), **M.decision_rates(yk, pk >= thresholds[c]))
+        per_class[c] = entry
+    out = {"n": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class, "macro_auc": None}
+    if ok:
+        value, low, high = auc_interval(y[:, ok], p[:, ok], n_boot, seed)
+        out["macro_auc"] = {"value": value, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot}
+        bal = [per_class[classes[k]]["balanced_accuracy"] for k in ok if "balanced_accuracy" in per_class[classes[k]]]
+        if bal:
+            out["mean_balanced_accuracy"] = float(np.mean(bal))
+    return out

@@ -1,0 +1,57 @@
+"""The one scoring of probabilities against labels that may be unknown (evaluate --manifest,
+evaluate-external and cross-validation share it): sklearn's AUCs on the known rows, the benchmark's
+interval when nothing is unknown, an interval also when something is, a class without a negative left out."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.scoring import masked_macro_auc, score
+from ecgnet.training import collection_scoring
+
+
+def _data(seed=0, n=80):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, 3)) < 0.35).astype(float)
+    p = np.clip(0.6 * y + rng.random((n, 3)) * 0.7, 0, 1)
+    return y, p
+
+
+def test_with_nothing_unknown_the_interval_is_the_benchmarks():
+    y, p = _data()
+    out = score(y, p, ["A", "B", "C"], n_boot=200, seed=3)
+    point, low, high = M.bootstrap_ci(y.astype(int), p, n_boot=200, seed=3)
+    assert out["macro_auc"]["value"] == pytest.approx(roc_auc_score(y, p, average="macro"))
+    assert (out["macro_auc"]["low"], out["macro_auc"]["high"]) == pytest.approx((low, high))
+
+
+def test_unknown_labels_are_left_out_class_by_class_and_still_get_an_interval():
+    y, p = _data(1)
+    y[:10, 0] = np.nan
+    y[30:35, 2] = np.nan
+    out = score(y, p, ["A", "B", "C"], {"A": 0.5, "B": 0.5, "C": 0.5}, n_boot=200, seed=0)
+    per_class = [roc_auc_score(y[~np.isnan(y[:, k]), k], p[~np.isnan(y[:, k]), k]) for k in range(3)]
+    assert [out["per_class"][c]["auc"] for c in "ABC"] == pytest.approx(per_class)
+    assert out["macro_auc"]["value"] == pytest.approx(np.mean(per_class)) == pytest.approx(masked_macro_auc(y, p))
+    assert out["macro_auc"]["low"] < out["macro_auc"]["value"] < out["macro_auc"]["high"]
+    assert out["per_class"]["A"]["n"] == 70 and out["n"] == 80
+    assert 0 < out["mean_balanced_accuracy"] <= 1
+
+
+def test_a_class_without_a_known_negative_is_not_scored():
+    y, p = _data(2, n=12)
+    y[:, 1] = 1.0  # no negative
+    out = score(y, p, ["A", "B", "C"], n_boot=1000, seed=0)
+    assert out["classes_scored"] == ["A", "C"] and out["per_class"]["B"]["auc"] is None
+    assert out["per_class"]["B"]["n_positive"] == 12 and out["macro_auc"]["value"] == pytest.approx(
+        np.mean([roc_auc_score(y[:, k], p[:, k]) for k in (0, 2)]))
+    assert masked_macro_auc(np.full((4, 1), np.nan), np.zeros((4, 1)), empty=0.5) == 0.5
+
+
+def test_cross_validation_scores_alike_under_its_own_record_count_name():
+    y, p = _data(3)
+    y[:5, 1] = np.nan
+    cv, shared = collection_scoring.score(y, p, ["A", "B", "C"], None, 100, 0), score(y, p, ["A", "B", "C"], None, 100, 0)
+    assert cv["n_records"] == shared.pop("n") == 80
+    assert {k: v for k, v in cv.items() if k != "n_records"} == shared
