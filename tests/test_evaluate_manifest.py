@@ -386,3 +386,38 @@ def test_read_limits_reach_manifest_evaluation_and_the_training_cache(run, tmp_p
         read_manifest(manifest).load_signals(100, cache, workers=1, progress=False, limits=ReadLimits(max_seconds=15))
     full = read_manifest(manifest).load_signals(100, cache, workers=1, progress=False)
     assert len(full) == 4 and not full.skipped and np.abs(full.signal[0]).max() > 0
+
+
+def test_long_records_option_reaches_evaluation_and_calibration_and_the_profile_keeps_it(run, tmp_path):
+    """evaluate --manifest and calibrate score records over 10 s as --long-records says (the first 10 s
+    give other probabilities than the segments' mean); the profile keeps the mode, and predict with that
+    profile warns when a long record is scored another way."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    rows = []
+    for i in range(8):
+        write_challenge(tmp_path / "data", name=f"L{i}", fs=100, seconds=30, seed=i)
+        rows.append({"record": f"data/L{i}.hea", "NORM": str(i % 2), "MI": str(1 - i % 2)})
+    manifest = tmp_path / "long.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    runner = CliRunner()
+    p = {}
+    for mode in ("segments", "first"):
+        res = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--out", str(tmp_path / mode),
+                                  "--n-boot", "10", "--no-progress", "--long-records", mode])
+        assert res.exit_code == 0, res.output
+        assert json.loads((tmp_path / mode / "metrics.json").read_text())["long_records"] == mode
+        p[mode] = pd.read_csv(tmp_path / mode / "predictions.csv")["p_NORM"].to_numpy()
+    assert not np.allclose(p["segments"], p["first"])
+
+    res = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "longsite", "--folds", "2",
+                              "--n-boot", "10", "--no-progress", "--long-records", "first", "--calibration", "none"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "profiles" / "longsite.json").read_text())["long_records"] == "first"
+    record = tmp_path / "data" / "L0.hea"
+    mismatch = Predictor(run, site="longsite").predict_file(record)
+    assert any("fitted with long records scored as 'first'" in w for w in mismatch["warnings"])
+    assert not any("fitted with long" in w for w in Predictor(run, site="longsite", long_records="first")
+                   .predict_file(record)["warnings"])

@@ -38,6 +38,8 @@ MaxSecondsOpt = typer.Option(600.0, "--max-seconds", help="Refuse records longer
 MaxSignalsOpt = typer.Option(24, "--max-signals", help="Refuse records declaring more signals (leads).")
 MaxValuesOpt = typer.Option(7_200_000, "--max-values", help="Refuse records of more samples × signals "
                             "(7.2 M: 10 min at 1 kHz on 12 leads).")
+LongRecordsOpt = typer.Option("segments", "--long-records", help="Records over 10 s: segments, first or windows "
+                              "(see ecgnet predict --help).")
 
 
 def _read_limits(max_seconds: float, max_signals: int, max_values: int):
@@ -365,6 +367,7 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
              out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>, or "
                                                 "outputs/<run name>/<manifest name> with --manifest)."),
              n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+             long_records: str = LongRecordsOpt,
              max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
              progress: bool = ProgressOpt):
     """Evaluate a trained run on PTB-XL's test fold, or on any labelled manifest (--manifest): table on the
@@ -377,7 +380,8 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         from ecgnet.evaluation.manifest_evaluation import evaluate_manifest
 
         result = evaluate_manifest(run or checkpoint, manifest, out, label_map, skip_bad, site, n_boot=n_boot,
-                                   progress=progress, limits=_read_limits(max_seconds, max_signals, max_values))
+                                   progress=progress, limits=_read_limits(max_seconds, max_signals, max_values),
+                                   long_records=long_records)
         console.print(f"{escape(result['run'])} on {escape(str(manifest))}: {result['n_scored']} of "
                       f"{result['n_records']} records scored; thresholds: {escape(str(result['thresholds_from']))}")
         _print_unreadable(result["unreadable"])
@@ -427,6 +431,7 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
               skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows."),
               n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
               seed: int = typer.Option(0, help="Seed of the folds and the bootstrap."),
+              long_records: str = LongRecordsOpt,
               max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
               progress: bool = ProgressOpt):
     """Operating points for a site: per-class thresholds and probability calibration fitted on the site's
@@ -435,7 +440,7 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
 
     profile = calibrate_command(run, manifest, site, label_map, skip_bad, copy_to, progress, method=method,
                                 target_sensitivity=target_sensitivity, shrinkage=shrinkage, calibration=calibration,
-                                folds=folds, source=source, n_boot=n_boot, seed=seed,
+                                folds=folds, source=source, n_boot=n_boot, seed=seed, long_records=long_records,
                                 limits=_read_limits(max_seconds, max_signals, max_values))
     ev = profile["evaluation"]
     shrunk = f" (shrinkage {profile['shrinkage']:g})" if profile.get("shrinkage") is not None else ""
@@ -556,8 +561,7 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the file's)."),
            sex: Optional[str] = typer.Option(None, help="male or female (default: the file's)."),
            height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
-           long_records: str = typer.Option("segments", help="Records over 10 s: segments, first or windows "
-                                            "(see ecgnet predict --help)."),
+           long_records: str = LongRecordsOpt,
            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis."""
     from ecgnet.inference.predictor import check_sex
@@ -578,8 +582,7 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                       checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
                       out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run>/external/<dataset>)."),
                       n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
-                      long_records: str = typer.Option("segments", help="Records over 10 s: segments, first or windows "
-                                                       "(see ecgnet predict --help)."),
+                      long_records: str = LongRecordsOpt,
                       max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt,
                       max_values: int = MaxValuesOpt, progress: bool = ProgressOpt):
     """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source."""

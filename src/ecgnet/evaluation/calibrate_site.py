@@ -154,7 +154,8 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                "calibrators": dict(zip(classes, site_fit["calibrators"])),
                "method": method, "target_sensitivity": target_sensitivity if method == "sensitivity" else None,
                "shrinkage": shrinkage if method != "run" else None,
-               "calibration": calibration, "fitted": fitted, "run_thresholds": dict(zip(classes, fallback.tolist())),
+               "calibration": calibration, "long_records": predictor.long_records, "fitted": fitted,
+               "run_thresholds": dict(zip(classes, fallback.tolist())),
                "run_thresholds_from": f"the run's val/metrics.json (chosen on {predictor.thresholds_from})" if run_t
                else "none in the run: 0.5", "run_thresholds_chosen_on": predictor.thresholds_from if run_t else None,
                "manifest": {"path": manifest, "sha256": file_sha256(manifest) if manifest else None,
@@ -181,8 +182,10 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
 
 
 def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Path | None = None,
-                      skip_bad: bool = False, copy_to: Path | None = None, progress: bool = True, **options) -> dict:
-    """What ``ecgnet calibrate`` does: the run (a copy of it with ``copy_to``), the manifest, the profile."""
+                      skip_bad: bool = False, copy_to: Path | None = None, progress: bool = True,
+                      long_records: str = "segments", **options) -> dict:
+    """What ``ecgnet calibrate`` does: the run (a copy of it with ``copy_to``), the manifest, the profile.
+    ``long_records``: how the site's records over 10 s are scored (kept in the profile)."""
     from ecgnet.data.collections import read_manifest
     from ecgnet.inference.predictor import Predictor
     from ecgnet.runs.bundled import resolve_checkpoint
@@ -194,4 +197,4 @@ def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Pat
     path = resolve_checkpoint(run)
     run_dir = prepare_run_dir(path if path.is_dir() else path.parent, copy_to)
     collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
-    return calibrate_site(Predictor(run_dir), collection, site, progress=progress, **options)
+    return calibrate_site(Predictor(run_dir, long_records=long_records), collection, site, progress=progress, **options)

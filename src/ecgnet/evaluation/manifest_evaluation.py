@@ -56,7 +56,8 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
               "skipped_rows": [{"row": r, "why": w} for r, w in collection.skipped],
               "unreadable": table.loc[table["error"].fillna("") != "", ["record", "error"]].to_dict("records"),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),
-              "thresholds_from": source if thresholds else None, "site": None if profile is None else profile.site}
+              "thresholds_from": source if thresholds else None, "site": None if profile is None else profile.site,
+              "long_records": predictor.long_records}
     if len(scored):
         result.update(score(y, p, classes, thresholds, n_boot, seed))
         sources = scored["source"].to_numpy()
@@ -76,13 +77,14 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
 
 def evaluate_manifest(run: str | Path, manifest: Path, out_dir: Path | None = None, label_map: Path | None = None,
                       skip_bad: bool = False, site: str | None = None, n_boot: int = 1000, seed: int = 0,
-                      progress: bool = True, limits: ReadLimits = DEFAULT_LIMITS) -> dict:
+                      progress: bool = True, limits: ReadLimits = DEFAULT_LIMITS, long_records: str = "segments") -> dict:
     """What ``ecgnet evaluate RUN --manifest M.csv`` does; ``out_dir`` defaults to
-    ``outputs/<run>/<manifest name>`` (``…-<site>`` with a site profile)."""
+    ``outputs/<run>/<manifest name>`` (``…-<site>`` with a site profile). ``long_records``: how records over
+    10 s are scored (:class:`~ecgnet.inference.predictor.Predictor`)."""
     from ecgnet.data.collections import read_manifest
     from ecgnet.runs.profiles import load_profile
 
-    predictor = Predictor(run)
+    predictor = Predictor(run, long_records=long_records)
     profile = load_profile(predictor.run_dir, site, list(predictor.classes)) if site else None
     collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
     if out_dir is None:

@@ -140,6 +140,10 @@ class Predictor:
         warnings, notes = list(record.warnings), list(record.notes)
         if record.seconds > SECONDS + 0.5 / self.rate:
             notes.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
+            fitted = (self.profile.data.get("long_records") or "segments") if self.profile is not None else None
+            if fitted is not None and fitted != self.long_records:
+                warnings.append(f"site profile '{self.profile.site}' was fitted with long records scored as "
+                                f"'{fitted}', this one as '{self.long_records}' (--long-records {fitted} matches it)")
         thresholds = self.thresholds or {}
         calls = thresholds if thresholds and record.amplitude_trusted else {}
         if thresholds and not record.amplitude_trusted:
