@@ -6,6 +6,7 @@ calls and probabilities following the profile."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -421,3 +422,30 @@ def test_long_records_option_reaches_evaluation_and_calibration_and_the_profile_
     assert any("fitted with long records scored as 'first'" in w for w in mismatch["warnings"])
     assert not any("fitted with long" in w for w in Predictor(run, site="longsite", long_records="first")
                    .predict_file(record)["warnings"])
+
+
+def test_a_profile_fitted_on_other_weights_is_refused(run, manifest):
+    """A run trained again after its calibration keeps its profiles/ folder; the profile's thresholds
+    and calibration belong to the old weights, so loading it is an error saying to calibrate again (a
+    profile written before profiles recorded the weights loads as before)."""
+    from safetensors.torch import load_file, save_file
+
+    calibrate_site(Predictor(run), read_manifest(manifest), "clinic", folds=2, n_boot=10, progress=False)
+    assert json.loads(profiles.profile_path(run, "clinic").read_text())["weights_sha256"] == \
+        json.loads((run / "run.json").read_text())["weights_sha256"]
+    Predictor(run, site="clinic")  # the same weights: applies
+
+    weights = load_file(run / "model.safetensors")  # "trained again": other weights, run.json agreeing
+    first = next(iter(weights))
+    weights[first] = weights[first] + 0.01
+    save_file(weights, run / "model.safetensors")
+    info = json.loads((run / "run.json").read_text())
+    info["weights_sha256"] = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ECGNetError, match=r"fitted on other weights .* run `ecgnet calibrate .* --site clinic` again"):
+        Predictor(run, site="clinic")
+
+    old = json.loads(profiles.profile_path(run, "clinic").read_text())
+    del old["weights_sha256"]
+    profiles.profile_path(run, "clinic").write_text(json.dumps(old))
+    assert Predictor(run, site="clinic").profile.site == "clinic"

@@ -149,7 +149,8 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     fitted = {c: True if site_fit["fitted"][i] else
               ("not labelled in the manifest" if c in match.missing else site_fit["reasons"][i])
               for i, c in enumerate(classes)}
-    profile = {"site": site, "run": predictor.info["name"], "classes": classes,
+    profile = {"site": site, "run": predictor.info["name"], "weights_sha256": profiles.weights_sha256(run_dir),
+               "classes": classes,
                "thresholds": dict(zip(classes, site_fit["thresholds"])),
                "calibrators": dict(zip(classes, site_fit["calibrators"])),
                "method": method, "target_sensitivity": target_sensitivity if method == "sensitivity" else None,

@@ -4,6 +4,7 @@ AUC), then the best weights are saved and evaluated on folds 9 and 10 in the run
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,9 +23,10 @@ from ecgnet.errors import ECGNetError
 from ecgnet.fileio import write_text
 from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
-from ecgnet.runs import count_parameters, mark_complete, mark_incomplete, provenance, save_model
+from ecgnet.runs import INCOMPLETE, count_parameters, mark_complete, mark_incomplete, provenance, save_model
 from ecgnet.runs import members as run_members
 from ecgnet.runs.directory import build_run_model
+from ecgnet.runs.profiles import list_profiles
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
 from ecgnet.training.losses import make_loss
@@ -64,6 +66,9 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
+    if not resume and (run_dir / "run.json").is_file() and not (run_dir / INCOMPLETE).exists():
+        print(f"note: replacing the finished run {run_dir}" + (" (its site profiles stop applying: calibrate "
+              "again)" if list_profiles(run_dir) else ""), file=sys.stderr)
     mark_incomplete(run_dir, config, origin)  # the first write; the last step deletes it
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
