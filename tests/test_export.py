@@ -26,6 +26,7 @@ from ecgnet.modalities import dft
 from ecgnet.modalities.spectrogram import SpectrogramFrontend
 from ecgnet.models.windows import windowed_proba
 from ecgnet.runs import load_run, save_model
+from ecgnet.runs.bundled import bundled_root
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 PARITY_RECORDS = 500
@@ -252,3 +253,16 @@ def test_an_export_failure_names_what_could_not_be_translated():
                          "decompositions registered for the complex-valued input\n")
     assert _reason(error).startswith("No ONNX function found for <OpOverload(op='aten.exp'")
     assert _reason(ValueError("one line")) == "one line"
+
+
+def test_a_bundled_model_is_not_exported_into_the_package(tmp_path):
+    """Without --out, export writes beside the run's weights; for a bundled model that is the installed
+    package, so it is refused with the --out to give (and with --out it exports)."""
+    before = sorted(p.name for p in (bundled_root() / "baseline_time").iterdir())
+    refused = CliRunner().invoke(app, ["export", "baseline_time"])
+    assert refused.exit_code != 0 and "bundled model" in refused.output and "--out baseline_time.onnx" in refused.output
+    assert sorted(p.name for p in (bundled_root() / "baseline_time").iterdir()) == before
+    with pytest.raises(ECGNetError, match="bundled model without an int8 file: copy it"):
+        Predictor("baseline_time", engine="onnx-int8")
+    done = CliRunner().invoke(app, ["export", "baseline_time", "--out", str(tmp_path / "b.onnx")])
+    assert done.exit_code == 0 and (tmp_path / "b.onnx").stat().st_size > 0

@@ -48,10 +48,10 @@ PROTOCOL = ("Scored on held-out records only: the site's records are split into 
 def prepare_run_dir(run_dir: Path, copy_to: Path | None) -> Path:
     """The run directory to write the profile into: ``copy_to`` (a copy of the run, made if absent), or the
     run itself — refused for a bundled model."""
-    from ecgnet.runs.bundled import bundled_root
+    from ecgnet.runs.bundled import is_bundled
 
     if copy_to is None:
-        if Path(run_dir).resolve().is_relative_to(bundled_root().resolve()):
+        if is_bundled(run_dir):
             raise ECGNetError(f"{Path(run_dir).name} is a bundled model (inside the installed package): give "
                               f"--copy-to DIR to calibrate a copy of it, e.g. --copy-to runs/{Path(run_dir).name}")
         return Path(run_dir)

@@ -10,6 +10,7 @@ from pathlib import Path
 from ecgnet.errors import ECGNetError
 from ecgnet.export import int8, onnx, site as site_metadata
 from ecgnet.fileio import atomic_path
+from ecgnet.runs.bundled import is_bundled
 from ecgnet.runs.directory import Run
 
 FORMATS = ("onnx",)
@@ -26,6 +27,10 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ECGNetError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'")
     run = Run.open(checkpoint)
+    if out is None and is_bundled(run.dir):
+        raise ECGNetError(f"{run.dir.name} is a bundled model (inside the installed package): give --out FILE, e.g. "
+                          f"--out {run.dir.name}{'.int8' if quantize else ''}.onnx (predict --engine onnx exports a "
+                          "bundled model in memory by itself)")
     profile = site_metadata.load(run, site) if site is not None else None  # refused before exporting anything
     path = Path(out) if out else run.dir / (int8.FILENAME if quantize else onnx.FILENAME)
     model = int8.int8_bytes(run, data) if quantize else onnx.onnx_bytes(run)

@@ -93,6 +93,12 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
     path = run.dir / (int8_export.FILENAME if int8 else onnx_export.FILENAME)
     again = f"ecgnet export {run.dir}" + (" --quantize int8" if int8 else "")
     if int8 and not path.is_file():
+        from ecgnet.runs.bundled import is_bundled
+
+        if is_bundled(run.dir):
+            name = run.dir.name
+            raise ECGNetError(f"{name} is a bundled model without an int8 file: copy it (`cp -r {run.dir} runs/{name}`), "
+                              f"run `ecgnet export runs/{name} --quantize int8`, then use --checkpoint runs/{name}")
         raise ECGNetError(f"{path}: missing — run `{again}` first")
     if not path.is_file():
         return OnnxModel(onnx_export.onnx_bytes(run), threads, name=f"{run.dir} (exported in memory)")

@@ -46,6 +46,11 @@ def bundled_root() -> Path:
     return Path(str(resources.files("ecgnet").joinpath("models_bundled")))
 
 
+def is_bundled(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` is one of the bundled models (inside the installed package: not to be written in)."""
+    return Path(run_dir).resolve().is_relative_to(bundled_root().resolve())
+
+
 def bundled_names() -> list[str]:
     root = bundled_root()
     return sorted(d.name for d in root.iterdir() if (d / "run.json").is_file()) if root.is_dir() else []
