@@ -241,6 +241,12 @@ def test_predict_with_a_site_follows_the_profile(run, tmp_path):
     for c in RUN_CLASSES:  # calibrated after the engine: σ(logit(p) / T)
         assert q[c] == pytest.approx(float(sigmoid(logit(p[c]) / 2.0)), abs=2e-3)
     assert {d["threshold"] for d in nothing["diagnoses"]} == {1.5}
+    assert plain["site"] is None and everything["site"] == "everything"  # the JSON says whose calls these are
+    csv = tmp_path / "site.csv"
+    assert runner.invoke(app, ["predict", str(record), "--checkpoint", str(run), "--resample", "--no-progress",
+                               "--site", "everything", "--out", str(csv)]).exit_code == 0
+    row = pd.read_csv(csv).iloc[0]
+    assert row["site"] == "everything" and row["model"] == "untrained"
     result = runner.invoke(app, ["predict", str(record), "--checkpoint", str(run), "--resample", "--site", "nowhere"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
     assert "its profiles: everything, nothing" in result.stderr

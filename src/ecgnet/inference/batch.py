@@ -65,9 +65,10 @@ def results_table(results: list[dict], classes: list[str]):
                      "positives": ";".join(r.get("positives", [])), "warnings": ";".join(r.get("warnings", [])),
                      "notes": ";".join(r.get("notes", [])), "seconds": r.get("seconds"),
                      "coverage": r.get("coverage", ""), "format": r.get("format", ""),
-                     "statements": ";".join(r.get("statements", [])), "error": r.get("error", "")})
+                     "statements": ";".join(r.get("statements", [])), "model": r.get("model", ""),
+                     "site": r.get("site") or "", "error": r.get("error", "")})
     return pd.DataFrame(rows, columns=["path", *(f"p_{c}" for c in classes), "positives", "warnings", "notes",
-                                       "seconds", "coverage", "format", "statements", "error"])
+                                       "seconds", "coverage", "format", "statements", "model", "site", "error"])
 
 
 def summary(results: list[dict]) -> dict:

@@ -156,7 +156,9 @@ class Predictor:
         diagnoses = [{"class": c, "probability": round(p, 4), "description": descriptions.get(c, ""),
                       "threshold": None if c not in thresholds else round(thresholds[c], 4),
                       "positive": None if c not in calls else bool(p >= calls[c])} for c, p in ranked]
-        return {"record": str(record.path), "model": self.info["name"], "seconds": round(record.seconds, 2),
+        return {"record": str(record.path), "model": self.info["name"],
+                # the site profile whose calibrated probabilities and thresholds these are (None: the run's own)
+                "site": None if self.profile is None else self.profile.site, "seconds": round(record.seconds, 2),
                 "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
                 "metadata": used, "warnings": warnings, "notes": notes, "amplitude_trusted": record.amplitude_trusted,
                 "quality": [q.to_dict() for q in record.quality or []],
