@@ -74,6 +74,13 @@ def test_fold_column_is_used_and_must_match():
         cv_folds(c, None, "patient")
 
 
+def test_folds_and_leave_out_together_are_refused_before_anything_is_read(tmp_path):
+    from ecgnet.training.collection import train_command
+
+    with pytest.raises(ECGNetError, match="two kinds of cross-validation: give one"):
+        train_command(None, [], tmp_path / "absent.csv", None, False, "long_time", None, 2, "source")
+
+
 def test_leave_one_source_out_refuses_a_patient_in_two_sources():
     c = collection()
     sources = c.sources.copy()
@@ -98,4 +105,5 @@ def test_score_tolerates_unscorable_and_unknown_labels():
     known = ~np.isnan(y[:, 2])
     assert out["per_class"]["C"]["auc"] == pytest.approx(roc_auc_score(y[known, 2], p[known, 2]))
     assert out["per_class"]["C"]["n"] == 50 and "balanced_accuracy" in out["per_class"]["A"]
-    assert out["macro_auc"]["low"] is None  # unknown labels among the scored classes: point only
+    # unknown labels among the scored classes: the masked bootstrap's interval, as evaluate --manifest gives
+    assert out["macro_auc"]["low"] < out["macro_auc"]["value"] < out["macro_auc"]["high"]

@@ -387,6 +387,8 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
 
     if mode is not None and source is None:
         raise ECGNetError("--mode applies to fine-tuning: give --from NAME|RUN")
+    if folds is not None and leave_out is not None:
+        raise ECGNetError("--folds K and --leave-out source are two kinds of cross-validation: give one")
     if forgetting and source is None:  # said before any data is read
         from ecgnet.training.forgetting import check_forgetting
 
@@ -417,6 +419,9 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
     if src is not None:  # the mode (when not given) and the learning rate depend on whether the head is kept
         collection.refuse_case_twins(src.classes, "they would train a new output layer instead of keeping the run's")
         mode = mode or default_mode(src, collection.classes)
+        if sorted(collection.classes) != sorted(src.classes):  # a new output layer: say for which classes
+            log(f"classes: {', '.join(collection.classes)} (the run predicts {', '.join(src.classes)}; "
+                f"new: {', '.join(c for c in collection.classes if c not in src.classes) or 'none'})")
         config = finetune_config(src, base, overrides, mode, classes=collection.classes)
     return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
                             n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log,
