@@ -563,7 +563,8 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
            height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
            long_records: str = LongRecordsOpt,
            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
-    """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis."""
+    """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis.
+    The terminal gets the PDF's name, the positive calls and the reader's notes and warnings."""
     from ecgnet.inference.predictor import check_sex
     from ecgnet.report import make_report
 
@@ -573,6 +574,10 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
                          limits=_read_limits(max_seconds, max_signals, max_values), **metadata)
     positives = ", ".join(result["positives"]) or "none"
     console.print(f"Report: [bold]{escape(str(pdf))}[/] (positive: {escape(positives)})", highlight=False)
+    for n in result.get("notes", []):  # the reader's routine steps (not on the page), as predict prints them
+        console.print(f"  [dim]note: {escape(n)}[/]", highlight=False)
+    for w in result.get("warnings", []):
+        console.print(f"  [yellow]warning:[/] {escape(w)}", highlight=False)
 
 
 @app.command("evaluate-external")
