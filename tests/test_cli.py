@@ -155,6 +155,11 @@ def test_predict_bad_sex(cli, untrained_run, write_record):
     assert_user_error(cli("predict", path, "--checkpoint", untrained_run, "--sex", "robot"), "--sex")
 
 
+def test_predict_a_folder_without_ecgs_names_what_it_looked_for(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an ECG")
+    assert_user_error(cli("predict", tmp_path), "no ECG records found", "format ecgnet reads")
+
+
 def test_predict_checkpoint_not_a_run(cli, tmp_path, write_record):
     path, _ = write_record()
     assert_user_error(cli("predict", path, "--checkpoint", tmp_path), tmp_path, "not an ECGNet run")

@@ -103,6 +103,7 @@ def test_non_finite_or_absurd_metadata_is_a_422(client, tmp_path, field, value):
 
 def test_patient_fields_in_range_pass_and_others_do_not():
     assert check_patient(age=74, sex="Female", height=170.5, weight=80)["age"] == 74
+    assert [check_patient(sex=s)["sex"] for s in ("M", "f", "0", " FEMALE ")] == ["male", "female", "male", "female"]
     assert check_patient(age=300)["age"] == 300  # PTB-XL's code for over 89
     for bad in ({"age": math.inf}, {"age": float("nan")}, {"age": -1}, {"age": 131}, {"height": 1e9},
                 {"weight": 0}, {"sex": "x"}, {"age": "old"}):

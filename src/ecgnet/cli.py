@@ -462,14 +462,15 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
 
 @app.command()
 @friendly
-def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.dat/.mat or record names), "
+def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea/.dat/.mat or record names, "
+                                                 "GE MUSE, Philips or HL7 aECG XML, DICOM, SCP-ECG, EDF/BDF), "
                                                  "folders (searched recursively) or PhysioNet RECORDS lists."),
             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
             top: int = typer.Option(3, help="How many diagnoses to print per record (every positive is "
                                     "printed, then the most probable others up to this many)."),
             resample: bool = typer.Option(False, help="Resample records not at the model's rate."),
             age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the header's #Age)."),
-            sex: Optional[str] = typer.Option(None, help="male or female (default: the header's #Sex)."),
+            sex: Optional[str] = typer.Option(None, help="male or female (or M/F; default: the header's #Sex)."),
             height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
             out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here."),
             long_records: str = typer.Option("segments", help="Records over 10 s: 'segments' (10 s segments, "
@@ -492,16 +493,16 @@ def predict(records: list[Path] = typer.Argument(..., help="WFDB records (.hea/.
 
     headers = find_records(records)  # usage errors (no records, bad options) before torch and the model load
     if not headers:
-        raise ECGNetError(f"no WFDB records (.hea) found in {', '.join(map(str, records))}")
+        raise ECGNetError(f"no ECG records found in {', '.join(map(str, records))} (WFDB headers, or files in a "
+                          "format ecgnet reads: docs/formats.md)")
     if not any(h.exists() for h in headers):  # a mistyped path: nothing to diagnose
         raise ECGNetError(f"{headers[0]}: no such record or file" + (f" (nor {len(headers) - 1} others)"
                                                                      if len(headers) > 1 else ""))
     from ecgnet.inference.batch import predict_many, summary, write_results_csv
     from ecgnet.inference.predictor import Predictor, check_sex
 
-    check_sex(sex)
-    metadata = dict(age=age, sex=sex, height=height, weight=weight)
-    check_patient(**metadata)  # inf, nan, -1, 1e9: a usage error (exit 2), not a diagnosis
+    check_sex(sex)  # names the option: "--sex must be …"
+    metadata = check_patient(age=age, sex=sex, height=height, weight=weight)  # inf, nan, -1, 1e9, 'x': exit 2
     predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
     results = predict_many(predictor, headers, resample=resample, progress=progress and not as_json,
                            limits=_read_limits(max_seconds, max_signals, max_values),
@@ -559,7 +560,7 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
            site: Optional[str] = typer.Option(None, "--site", help="Apply this site profile of the run: its "
                                               "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the file's)."),
-           sex: Optional[str] = typer.Option(None, help="male or female (default: the file's)."),
+           sex: Optional[str] = typer.Option(None, help="male or female (or M/F; default: the file's)."),
            height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
            long_records: str = LongRecordsOpt,
            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):

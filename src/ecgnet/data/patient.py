@@ -15,7 +15,7 @@ from ecgnet.errors import ECGNetError
 
 RANGES = {"age": (0.0, 130.0, "years"), "height": (20.0, 260.0, "cm"), "weight": (0.5, 500.0, "kg")}
 PTBXL_OVER_89 = 300.0  # PTB-XL's code for an age over 89 (read as 90 by the models), accepted as such
-SEXES = ("male", "female")
+SEXES = {"male": "male", "m": "male", "0": "male", "female": "female", "f": "female", "1": "female"}  # 0/1: PTB-XL's
 
 
 class PatientError(ECGNetError):
@@ -25,7 +25,8 @@ class PatientError(ECGNetError):
 
 
 def check_patient(age=None, sex=None, height=None, weight=None) -> dict:
-    """The fields, unchanged, if each is missing (None) or plausible; else a :class:`PatientError`."""
+    """The fields if each is missing (None) or plausible — sex written 'male' or 'female' — else a
+    :class:`PatientError`."""
     values = {"age": age, "height": height, "weight": weight}
     for name, value in values.items():
         if value is None:
@@ -41,7 +42,7 @@ def check_patient(age=None, sex=None, height=None, weight=None) -> dict:
             raise PatientError(f"{name} {str(value)[:20]} is not a plausible {name} "
                                f"(a finite number of {unit} in {low:g}–{high:g}"
                                + (", or PTB-XL's 300 for over 89)" if name == "age" else ")"))
-    if sex is not None and str(sex).lower() not in SEXES:
-        raise PatientError(f"sex must be male or female, not {str(sex)[:20]!r}")
-    return {**values, "sex": sex}
+    if sex is not None and str(sex).strip().lower() not in SEXES:
+        raise PatientError(f"sex must be male or female (or M/F, PTB-XL's 0/1), not {str(sex)[:20]!r}")
+    return {**values, "sex": None if sex is None else SEXES[str(sex).strip().lower()]}
 

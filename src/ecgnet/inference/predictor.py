@@ -38,7 +38,7 @@ SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long
 
 def check_sex(sex) -> None:
     if sex is not None and str(sex).lower() not in _SEX:
-        raise ECGNetError(f"--sex must be male or female, not '{sex}'")
+        raise ECGNetError(f"--sex must be male or female (or M/F, PTB-XL's 0/1), not '{sex}'")
 
 
 def shown_diagnoses(result: dict, top: int) -> list[dict]:
