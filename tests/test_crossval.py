@@ -107,3 +107,13 @@ def test_score_tolerates_unscorable_and_unknown_labels():
     assert out["per_class"]["C"]["n"] == 50 and "balanced_accuracy" in out["per_class"]["A"]
     # unknown labels among the scored classes: the masked bootstrap's interval, as evaluate --manifest gives
     assert out["macro_auc"]["low"] < out["macro_auc"]["value"] < out["macro_auc"]["high"]
+
+
+def test_a_validation_set_that_cannot_choose_an_epoch_is_said_to_be_blind():
+    from ecgnet.training.collection import warn_blind_validation
+
+    said = []
+    warn_blind_validation(np.array([[1.0, np.nan], [1.0, 0.0]]), said.append)  # no class with both
+    assert len(said) == 1 and "cannot choose an epoch" in said[0] and "2 validation records" in said[0]
+    warn_blind_validation(np.array([[1.0, 0.0], [0.0, 0.0]]), said.append)  # A has both: fine
+    assert len(said) == 1

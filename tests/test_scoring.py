@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.scoring import masked_macro_auc, score
+from ecgnet.evaluation.scoring import few_cases, masked_macro_auc, score
 from ecgnet.training import collection_scoring
 
 
@@ -55,3 +55,12 @@ def test_cross_validation_scores_alike_under_its_own_record_count_name():
     cv, shared = collection_scoring.score(y, p, ["A", "B", "C"], None, 100, 0), score(y, p, ["A", "B", "C"], None, 100, 0)
     assert cv["n_records"] == shared.pop("n") == 80
     assert {k: v for k, v in cv.items() if k != "n_records"} == shared
+
+
+def test_classes_with_few_cases_are_named_in_a_warning():
+    y, p = _data(4)
+    assert few_cases(score(y, p, ["A", "B", "C"], n_boot=10)) is None  # ≥ 10 of each
+    y[:, 1] = 0.0
+    y[0, 1] = 1.0  # one positive: AUC 1.000 [1.000, 1.000] if it is ranked first
+    warning = few_cases(score(y, p, ["A", "B", "C"], n_boot=10))
+    assert warning.startswith("fewer than 10 positives or negatives for B (1 positive, 79 negative)")

@@ -378,6 +378,7 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
     if manifest is not None:
         from ecgnet.evaluation.external_report import format_auc
         from ecgnet.evaluation.manifest_evaluation import evaluate_manifest
+        from ecgnet.evaluation.scoring import few_cases
 
         result = evaluate_manifest(run or checkpoint, manifest, out, label_map, skip_bad, site, n_boot=n_boot,
                                    progress=progress, limits=_read_limits(max_seconds, max_signals, max_values),
@@ -393,6 +394,8 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         for c, e in result["per_class"].items():
             ba = "" if e.get("balanced_accuracy") is None else f"balanced accuracy {e['balanced_accuracy']:.3f}"
             console.print(f"  {c:<5} {format_auc(e):<24} n {e['n']:<5} positive {e['n_positive']:<5} {ba}", highlight=False)
+        if few_cases(result):
+            console.print(f"[yellow]warning:[/] {escape(few_cases(result))}", highlight=False)
         console.print(f"Report: [bold]{escape(result['report'])}[/]")
         return
     if site is not None:

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from ecgnet.evaluation.external_report import format_auc
+from ecgnet.evaluation.scoring import few_cases
 from ecgnet.evaluation.report import _png, write_document
 from ecgnet.plotting import plt
 
@@ -33,6 +34,7 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
         summary.append(["mean balanced accuracy", f"{result['mean_balanced_accuracy']:.3f}"])
     per_class = [[c, format_auc(e), str(e["n"]), str(e["n_positive"]), _rate(e, "threshold"), _rate(e, "balanced_accuracy"),
                   _rate(e, "sensitivity"), _rate(e, "specificity")] for c, e in result["per_class"].items()]
+    few = few_cases(result)
     per_source = [[src, str(s["n"]), format_auc(s["macro_auc"]),
                    *(f"{format_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]
                   for src, s in result.get("per_source", {}).items()]
@@ -43,7 +45,7 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
                  "fitted on these records, the decisions are optimistic (see the profile's cross-fitted report).")
     sections = [("Summary", ["what", "value"], summary, note),
                 ("Per class", ["class", "AUC [90 % CI]", "n", "n positive", "threshold", "balanced accuracy",
-                               "sensitivity", "specificity"], per_class, None),
+                               "sensitivity", "specificity"], per_class, few and few[0].upper() + few[1:] + "."),
                 ("Per source", ["source", "n", "macro AUC", *(f"{c} AUC (n pos.)" for c in classes)], per_source,
                  "Small sources give wide intervals, or none where a class has too few positives.")]
     if result["unreadable"]:

@@ -15,6 +15,8 @@ import numpy as np
 
 from ecgnet.evaluation import metrics as M
 
+FEW = 10  # a class with fewer known positives (or negatives) than this: its AUC and interval are fragile
+
 
 def scorable(y: np.ndarray) -> list[int]:
     """Columns of ``y`` with a known positive and a known negative."""
@@ -68,3 +70,19 @@ def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | N
         if bal:
             out["mean_balanced_accuracy"] = float(np.mean(bal))
     return out
+
+
+def few_cases(scores: dict) -> str | None:
+    """A warning naming the scored classes with fewer than :data:`FEW` known positives or negatives in
+    ``scores`` (what :func:`score` returns), or None: a bootstrap interval cannot show how little one or two
+    cases tell (one positive ranked first gives AUC 1.000 [1.000, 1.000])."""
+    few = []
+    for c in scores.get("classes_scored", []):
+        e = scores["per_class"][c]
+        positives, negatives = e["n_positive"], e["n"] - e["n_positive"]
+        if min(positives, negatives) < FEW:
+            few.append(f"{c} ({positives} positive, {negatives} negative)")
+    if not few:
+        return None
+    return (f"fewer than {FEW} positives or negatives for {', '.join(few)}: their AUC and interval rest on too "
+            "few cases to trust")

@@ -33,6 +33,7 @@ from ecgnet.data.collections.folds import inner_split, source_folds, stratified_
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
+from ecgnet.evaluation.scoring import few_cases, scorable
 from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds
 
@@ -200,6 +201,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         how = (f"every record: {int((~val).sum())} training, {int(val.sum())} inner validation "
                f"({inner:.0%} of patients, grouped and stratified) for early stopping")
     log(f"final model: {how}")
+    warn_blind_validation(collection.y[assignment["val"]], log)
     fitted = fit_once(collection, assignment, config, Path(runs_dir), source, mode, progress, n_boot,
                       {"split": how, **({"cv": cv["protocol"]} if cv else {})}, resume)
     if fitted is None:
@@ -241,6 +243,14 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
     return out
 
 
+def warn_blind_validation(y_val: np.ndarray, log: Callable[[str], None]) -> None:
+    """Say so when the validation records cannot choose an epoch: no class has a known positive and negative
+    among them, so the validation AUC is 0.5 at every epoch and early stopping keeps the first."""
+    if not scorable(y_val):
+        log(f"warning: the {len(y_val)} validation records have no class with both a positive and a negative; "
+            "early stopping cannot choose an epoch (it keeps the first) — more records, or fewer folds")
+
+
 def cross_validate(collection: Collection, config: Config, run_dir: Path, source, mode, k, leave_out, inner,
                    progress, n_boot, log, train_records: int | None = None, resume: bool = False,
                    on_fold=None) -> dict:
@@ -255,6 +265,7 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
     for i, (f, name, train_rows, val_rows, test) in enumerate(splits):
         log(f"cross-validation {i + 1}/{len(names)} ({name}): {len(train_rows)} training, "
             f"{len(val_rows)} inner validation, {len(test)} held out")
+        warn_blind_validation(y[val_rows], log)
         fold_config = config.model_copy(update={"name": f"fold_{f}"})
         fitted = fit_once(collection, {"train": train_rows, "val": val_rows}, fold_config, run_dir / "cv", source,
                           mode, progress, n_boot, {"held_out": name}, resume)
@@ -435,6 +446,8 @@ def format_summary(summary: dict) -> str:
     if cv:
         lines.append(f"{cv['protocol']['kind']} cross-validation, pooled out-of-fold macro AUC "
                      f"{_fmt(cv['pooled']['macro_auc'])}")
+        if few_cases(cv["pooled"]):
+            lines.append(f"warning: {few_cases(cv['pooled'])}")
         if cv.get("zero_shot"):
             lines.append(f"zero-shot on the same records: {_fmt(cv['zero_shot']['macro_auc'])}")
         vs = cv.get("vs_zero_shot")
