@@ -455,3 +455,16 @@ def test_a_profile_fitted_on_other_weights_is_refused(run, manifest):
     del old["weights_sha256"]
     profiles.profile_path(run, "clinic").write_text(json.dumps(old))
     assert Predictor(run, site="clinic").profile.site == "clinic"
+
+
+def test_calibrate_warns_of_a_calibration_that_does_not_carry_and_of_few_cases():
+    from ecgnet.evaluation.calibrate_site import fragile
+
+    ok = {"n": 100, "n_positive": 40, "before": {}, "ece_before": 0.10, "ece_after": 0.11}
+    worse = {"n": 100, "n_positive": 40, "before": {}, "ece_before": 0.22, "ece_after": 0.41}
+    rare = {"n": 5, "n_positive": 1, "before": {}, "ece_before": 0.2, "ece_after": 0.2}
+    unfitted = {"n": 5, "n_positive": 0}  # not scored: nothing to say about it here
+    lines = fragile({"per_class": {"A": ok, "B": worse, "C": rare, "D": unfitted}})
+    assert len(lines) == 2
+    assert lines[0].startswith("B: held-out ECE 0.220 before calibration, 0.410 after") and "--calibration none" in lines[0]
+    assert lines[1].startswith("fewer than 10 positives or negatives for C (1 positive, 4 negative)")

@@ -26,6 +26,7 @@ from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.labelled import predict_collection
 from ecgnet.evaluation.manifest_evaluation import file_sha256
 from ecgnet.evaluation.recalibration import KINDS
+from ecgnet.evaluation.scoring import FEW
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
 from ecgnet.fileio import atomic_path
 from ecgnet.runs import profiles
@@ -78,7 +79,7 @@ def fit_and_cross_fit(y, p, patients, fallback, classes, method: str, target_sen
     q, held_t = cross_fit(y, p, fold_of, **fit_kwargs)
     evaluation = before_after(y, p, fallback, q, held_t, classes, n_boot=n_boot, seed=seed)
     evaluation.update(folds=k, seed=seed, protocol=PROTOCOL.format(k=k, k1=k - 1, n=len(y)),
-                      warnings=worse_than_run(evaluation))
+                      warnings=worse_than_run(evaluation) + fragile(evaluation))
     return site_fit, q, held_t, fold_of, evaluation
 
 
@@ -93,6 +94,24 @@ def worse_than_run(evaluation: dict) -> list[str]:
                        f"{e['after']['balanced_accuracy']:.3f} with the site's (difference {d['value']:+.3f} "
                        f"[{d['low']:+.3f}, {d['high']:+.3f}]): worse on held-out records; --method run "
                        "keeps the run's decisions")
+    return out
+
+
+def fragile(evaluation: dict) -> list[str]:
+    """Lines for what the held-out figures cannot vouch for: a calibration that made the probabilities less
+    reliable on held-out records (ECE up by more than 0.02), and classes with fewer than
+    :data:`~ecgnet.evaluation.scoring.FEW` positives or negatives at the site."""
+    out, few = [], []
+    for c, e in evaluation["per_class"].items():
+        if e.get("ece_before") is not None and e.get("ece_after") is not None and e["ece_after"] > e["ece_before"] + 0.02:
+            out.append(f"{c}: held-out ECE {e['ece_before']:.3f} before calibration, {e['ece_after']:.3f} after: the "
+                       "calibration fitted on these records does not carry to new ones; --calibration none keeps "
+                       "the run's probabilities")
+        if "before" in e and min(e["n_positive"], e["n"] - e["n_positive"]) < FEW:
+            few.append(f"{c} ({e['n_positive']} positive, {e['n'] - e['n_positive']} negative)")
+    if few:
+        out.append(f"fewer than {FEW} positives or negatives for {', '.join(few)}: their threshold and calibration "
+                   "rest on too few cases to trust (label more records of the site)")
     return out
 
 
