@@ -41,6 +41,17 @@ def test_bad_overrides_are_one_clear_error(item, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("item, hint", [
+    ("training.epoch=2", "(did you mean training.epochs?)"),  # a close spelling
+    ("training.seed=3", "(did you mean seed?)"),  # the same key in another section
+    ("training.zzzzzz=3", None),  # nothing close: no guess
+])
+def test_an_unknown_key_suggests_the_one_meant(item, hint):
+    with pytest.raises(ECGNetError) as info:
+        load_config(BASELINE, [item])
+    assert (hint in str(info.value)) if hint else "did you mean" not in str(info.value)
+
+
 def test_train_validates_overrides_before_anything_else(tmp_path, monkeypatch):
     """Through the CLI: a bad --set is a usage error (exit 2) naming the field, before data is looked for."""
     monkeypatch.chdir(tmp_path)

@@ -194,8 +194,32 @@ def parse_config(raw: Any, source: str = "config", schema: type[BaseModel] = Con
     try:
         return schema.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {err['msg']}"
+                             + (_did_you_mean(schema, err["loc"]) if err["type"] == "extra_forbidden" else "")
+                             for err in e.errors())
         raise ECGNetError(f"{source}: invalid {what} — {problems}") from e
+
+
+def _did_you_mean(schema: type[BaseModel], loc: tuple) -> str:
+    """For a key the schema does not have: the schema's keys of the same name elsewhere, or close spellings."""
+    import difflib
+
+    keys = _dotted_keys(schema)
+    bad = ".".join(map(str, loc))
+    same_name = [k for k in keys if k.split(".")[-1] == str(loc[-1])]
+    close = same_name or difflib.get_close_matches(bad, keys, n=3, cutoff=0.75)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def _dotted_keys(schema: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of ``schema`` as a dotted path (sections' keys included)."""
+    out = []
+    for name, field in schema.model_fields.items():
+        out.append(prefix + name)
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            out += _dotted_keys(kind, f"{prefix}{name}.")
+    return out
 
 
 def _printable(key) -> str:
