@@ -3,6 +3,7 @@ label maps (YAML, CSV); the signal cache (parallel = serial, checksummed); the w
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,136 @@ def test_labels_column_and_defaults(folder):
 def test_each_bad_input_is_one_error_naming_line_and_column(folder, text, expected):
     with pytest.raises(ECGNetError, match=expected):
         read_manifest(manifest(folder, text))
+
+
+@pytest.mark.parametrize("cell, parts", [('"NORM,MI"', 2), ("CD|MI", 2), ('"NORM, MI|CD"', 3), ("NORM MI", 2)])
+def test_a_label_written_with_a_wrong_separator_is_named_not_made_a_class(folder, cell, parts):
+    """'NORM,MI' (a quoted cell), 'CD|MI', or 'NORM MI' where both are labels on their own: a problem naming
+    the line, the column and the label, never a class named 'NORM,MI'."""
+    text = f"record,labels\nrecs/r0.hea,NORM\nrecs/r1.hea,MI\nrecs/r2.hea,CD\nrecs/r3.hea,{cell}\n"
+    label = cell.strip('"')
+    with pytest.raises(ECGNetError, match=f"line 5 \\(record 'recs/r3.hea'\\), column labels: '{re.escape(label)}' "
+                                          f"looks like {parts} labels: separate labels with ';'"):
+        read_manifest(manifest(folder, text))
+    c = read_manifest(manifest(folder, text), skip_bad=True)
+    assert c.classes == ["CD", "MI", "NORM"] and len(c) == 3 and "line 5" in c.skipped[0][0]
+
+
+def test_labels_with_spaces_or_a_stray_comma(folder):
+    """A class name with spaces is one class unless its words are each a label; a stray ',' is a problem."""
+    c = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,atrial fibrillation\nrecs/r1.hea,NORM\n"))
+    assert c.classes == ["NORM", "atrial fibrillation"]
+    with pytest.raises(ECGNetError, match="line 3 .*column labels: 'NORM,' holds a ',' or '|': separate labels"):
+        read_manifest(manifest(folder, 'record,labels\nrecs/r0.hea,MI\nrecs/r1.hea,"NORM,"\n'))
+    with pytest.raises(ECGNetError, match="line 2 .*3 fields, the header has 2 \\(a ',' in the labels cell\\? "
+                                          "separate labels with ';'\\)"):
+        read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,NORM,MI\n"))
+
+
+def test_label_map_keys_may_hold_commas_its_classes_may_not(folder):
+    """Free text with a comma is a fine code to map; a class (a map's target, a class column) with ',' or '|'
+    is refused; a code the map does not list that joins codes it lists is named, even under '*': null."""
+    (folder / "map.yaml").write_text("'ST elevation, anterior': MI\nnormal: NORM\n")
+    c = read_manifest(manifest(folder, 'record,labels\nrecs/r0.hea,"ST elevation, anterior;normal"\n'),
+                      label_map=folder / "map.yaml")
+    assert c.classes == ["MI", "NORM"] and c.y.tolist() == [[1, 1]]
+    (folder / "bad.yaml").write_text("st: STTC, MI\n")
+    with pytest.raises(ECGNetError, match="bad.yaml: 'st': 'STTC, MI' looks like 2 classes: map the code to a list"):
+        read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,st\n"), label_map=folder / "bad.yaml")
+    (folder / "bad.csv").write_text('code,class\nst,"STTC|MI"\n')
+    with pytest.raises(ECGNetError, match="bad.csv line 2, column class: 'st': 'STTC\\|MI' looks like 2 classes"):
+        read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,st\n"), label_map=folder / "bad.csv")
+    (folder / "wild.yaml").write_text("mi_ant: MI\nnormal: NORM\n'*': null\n")
+    path = manifest(folder, 'record,labels\nrecs/r0.hea,"mi_ant,normal"\nrecs/r1.hea,"other, text"\n')
+    with pytest.raises(ECGNetError, match="line 2 .*column labels: 'mi_ant,normal' looks like 2 labels: separate "
+                                          "labels with ';' \\(or list 'mi_ant,normal' in the label map\\)") as e:
+        read_manifest(path, label_map=folder / "wild.yaml")
+    assert "1 problem(s)" in str(e.value)  # 'other, text' is no code the map lists: '*' ignores it
+    with pytest.raises(ECGNetError, match="line 1, column NORM\\|MI: 'NORM\\|MI' looks like 2 classes: one column "
+                                          "per class"):
+        read_manifest(manifest(folder, "record,NORM|MI\nrecs/r0.hea,1\n"))
+
+
+def test_the_skip_bad_hint_only_where_the_caller_has_the_option(folder):
+    """read_manifest(..., skip_bad=False) comes from a command with --skip-bad (train, evaluate, calibrate):
+    the error offers it; without skip_bad (ecgnet manifest, distillation's unlabelled set) it does not."""
+    path = manifest(folder, "record,A\nrecs/nope.hea,1\n")
+    with pytest.raises(ECGNetError, match="1 problem\\(s\\) \\(fix them, or pass --skip-bad to leave those rows out\\)"):
+        read_manifest(path, skip_bad=False)
+    with pytest.raises(ECGNetError, match="1 problem\\(s\\) \\(fix them\\):") as e:
+        read_manifest(path)
+    assert "--skip-bad" not in str(e.value)
+
+
+def test_many_unmapped_codes_suggest_the_wildcard(folder):
+    (folder / "map.yaml").write_text("mi_ant: MI\n")
+    rows = "".join(f"recs/r{i}.hea,mi_ant;{code}\n" for i, code in enumerate(["lvh", "pvc", "lvh"]))
+    with pytest.raises(ECGNetError, match="(?s)3 problem\\(s\\).*3 of them are codes the label map does not list "
+                                          "\\(2 codes: lvh \\(2 rows\\), pvc \\(1 row\\)\\): add them to the map, or "
+                                          "add '\"\\*\": null' .* to ignore every code it does not list"):
+        read_manifest(manifest(folder, "record,labels\n" + rows), label_map=folder / "map.yaml")
+    with pytest.raises(ECGNetError) as e:  # a few unmapped codes among other problems: no wildcard advice
+        read_manifest(manifest(folder, "record,labels,age\nrecs/r0.hea,lvh,x\nrecs/r1.hea,mi_ant,y\n"
+                               "recs/r2.hea,mi_ant,z\n", "n.csv"), label_map=folder / "map.yaml")
+    assert "4 problem(s)" in str(e.value) and '"*"' not in str(e.value)
+
+
+def test_manifest_command_with_a_label_map_missing_codes_suggests_the_wildcard_not_skip_bad(tmp_path):
+    """`ecgnet manifest FOLDER --labels snomed --label-map map.yaml`: the command has no --skip-bad."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    for i, codes in enumerate(["426783006", "164889003,426783006", "59118001"]):
+        header, _ = write_wfdb(tmp_path / "recs", f"r{i}", fs=500, seed=i)
+        header.write_text(header.read_text() + f"#Dx: {codes}\n")
+    (tmp_path / "af.yaml").write_text("164889003: AF\n")
+    out = tmp_path / "m.csv"
+    result = CliRunner().invoke(app, ["manifest", str(tmp_path / "recs"), "-o", str(out), "--labels", "snomed",
+                                      "--label-map", str(tmp_path / "af.yaml")])
+    assert result.exit_code != 0 and not out.exists()
+    text = " ".join(result.output.split())
+    assert "--skip-bad" not in text and "unknown class '426783006'" in text, text
+    assert "3 of them are codes the label map does not list" in text and '"*": null' in text, text
+
+
+def test_a_misnamed_labels_column_is_one_error_naming_it(folder):
+    """'diagnosis' holding 'NORM;MI': one error naming the column, not one per row."""
+    text = "record,diagnosis\nrecs/r0.hea,NORM;MI\nrecs/r1.hea,CD\nrecs/r2.hea,NORM\n"
+    with pytest.raises(ECGNetError, match="line 1, column\\(s\\) diagnosis: text \\(e.g. 'NORM;MI' on line 2\\), not "
+                                          "1/0: a column of labels must be named 'labels'") as e:
+        read_manifest(manifest(folder, text))
+    assert "is not 1, 0" not in str(e.value) and "line 3" not in str(e.value)
+    with pytest.raises(ECGNetError, match="line 3 .*column A: 'x' is not"):  # mostly 1/0: the row's own error
+        read_manifest(manifest(folder, "record,A\nrecs/r0.hea,1\nrecs/r1.hea,x\nrecs/r2.hea,0\n", "n.csv"))
+
+
+def test_the_per_class_error_lists_every_accepted_value(folder):
+    from ecgnet.data.collections.manifest import _FALSE, _TRUE
+
+    with pytest.raises(ECGNetError, match="column A: 'maybe' is not 1, 0 or empty") as e:
+        read_manifest(manifest(folder, "record,A\nrecs/r0.hea,maybe\n"))
+    said = str(e.value).split("'maybe' is not", 1)[1]
+    words = set(re.findall(r"[\w.]+", said))
+    assert _TRUE | _FALSE <= words, (_TRUE | _FALSE) - words
+    assert "any case" in said
+    c = read_manifest(manifest(folder, "record,A,B\nrecs/r0.hea,YES,f\nrecs/r1.hea,True,N\n", "n.csv"))
+    assert c.y.tolist() == [[1, 0], [1, 0]]  # what is accepted is unchanged
+
+
+@pytest.mark.parametrize("encoding, expected", [
+    ("utf-16", "m.csv: UTF-16 text, not UTF-8: save it as UTF-8 \\(CSV UTF-8 in Excel\\)"),
+    ("cp1252", "m.csv: not UTF-8 text \\([a-z ]+ at byte \\d+\\): save it as UTF-8 "
+               "\\(CSV UTF-8 in Excel\\)"),
+])
+def test_a_manifest_that_is_not_utf8_says_what_to_do(folder, encoding, expected):
+    path = folder / "m.csv"
+    path.write_text("record,labels\nrecs/r0.hea,Müller é\n", encoding=encoding)
+    with pytest.raises(ECGNetError, match=expected):
+        read_manifest(path)
+    (folder / "map.csv").write_text("code,class\né,A\n", encoding=encoding)
+    with pytest.raises(ECGNetError, match="map.csv: .*save it as UTF-8"):
+        read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,A\n", "u.csv"), label_map=folder / "map.csv")
 
 
 def test_unknown_class_with_label_map(folder):

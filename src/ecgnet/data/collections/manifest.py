@@ -9,9 +9,12 @@ One row per record::
   WFDB record may be named with or without ``.hea``).
 - Labels, one of two layouts:
   * one column per class: ``1`` positive, ``0`` negative, empty = unknown (masked in the loss, left out
-    of that class's metrics); also ``true/false``, ``yes/no``;
+    of that class's metrics); also ``1.0/0.0``, ``true/false``, ``t/f``, ``yes/no``, ``y/n`` in any case;
+    a column that holds mostly other text is refused once, by name (a misnamed ``labels`` column);
   * one ``labels`` column of ``;``-separated classes (``MI;STTC``): the listed classes are positive,
-    every other class negative.
+    every other class negative. A class name holds no ``,`` or ``|``: ``NORM,MI`` or ``CD|MI`` (and
+    ``NORM MI`` where ``NORM`` and ``MI`` are labels of their own) is a row problem — labels joined with
+    the wrong separator — not a new class.
 - Optional: ``patient`` (records of one patient are never split across folds; default: the record),
   ``source`` (site or database; default ``manifest``), ``fold`` (an integer: a predefined split),
   ``age`` (years), ``sex`` (male/female, M/F, or PTB-XL's 0 male / 1 female), ``height`` (cm),
@@ -21,20 +24,27 @@ Classes are the manifest's own. A label map (YAML ``{site code: CLASS | [CLASS, 
 with columns ``code,class``) maps site codes or free text to them: with it, the classes are the map's
 targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped code is an error, unless
 the map has the key ``"*"``, which maps every code it does not list — ``"*": null`` ignores them), and
-per-class columns named by site codes are renamed (several onto one class: positive if any is).
+per-class columns named by site codes are renamed (several onto one class: positive if any is). A code
+may hold commas (free text); a class it maps to may not.
 
 An *unlabelled* manifest (``labelled=False``: records for distillation's soft targets) needs only the
 ``record`` column; label columns, if any, are ignored and the collection has no classes.
 
 Every problem is reported with its CSV line and column — a missing file, an unknown class, a duplicate
 record, a row without any label, an unreadable value — all in one :class:`ECGNetError`; with
-``skip_bad`` the bad rows are left out and listed in ``Collection.skipped`` instead.
+``skip_bad`` the bad rows are left out and listed in ``Collection.skipped`` instead. The error suggests
+``--skip-bad`` only to callers that pass ``skip_bad`` (the commands that have the option), and the ``"*"``
+wildcard when most problems are codes the label map does not list. The file is UTF-8 (a byte-order mark
+is fine); other text is refused with what to do.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
+import re
+from collections import ChainMap, Counter
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +60,46 @@ from ecgnet.errors import ECGNetError
 WILDCARD = "*"  # a label map's key for every code it does not list
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
 _TRUE, _FALSE = {"1", "1.0", "true", "yes", "y", "t"}, {"0", "0.0", "false", "no", "n", "f"}
+ACCEPTED = "1, 0 or empty (or 1.0/0.0, true/false, t/f, yes/no, y/n, in any case)"  # what _TRUE/_FALSE hold
+WRONG_SEPARATORS = re.compile(r"[,|]")  # between labels where ';' was meant; never in a class name
 _SEX = {"m": 0.0, "male": 0.0, "0": 0.0, "0.0": 0.0, "f": 1.0, "female": 1.0, "1": 1.0, "1.0": 1.0}
 PLAUSIBLE = {"age": (0, 130), "height": (30, 250), "weight": (1, 400)}  # cm, kg; outside: a row error
 MAX_LISTED = 20
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """The error text for a file that is not UTF-8: which text it is where a UTF-16 byte-order mark says so,
+    else where decoding failed; and what to do."""
+    with open(path, "rb") as fh:
+        start = fh.read(2)
+    what = ("UTF-16 text, not UTF-8" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+            else f"not UTF-8 text ({error.reason} at byte {error.start})")
+    return f"{path}: {what}: save it as UTF-8 (CSV UTF-8 in Excel)"
+
+
+def _joined_labels(label: str, known=(), strict: bool = True) -> int:
+    """How many labels ``label`` looks like, written with a wrong separator instead of ';' (0: it looks
+    like one label): split at ',' or '|' — with ``strict`` whatever the parts, else only where each part is
+    a ``known`` label — or at spaces where each part is a ``known`` label."""
+    if WRONG_SEPARATORS.search(label):
+        parts = [p.strip() for p in WRONG_SEPARATORS.split(label) if p.strip()]
+        if strict or len(parts) > 1 and all(p in known for p in parts):
+            return max(len(parts), 1)
+    words = label.split()
+    return len(words) if len(words) > 1 and all(w in known for w in words) else 0
+
+
+def _several(label: str, n: int, what: str = "labels") -> str:
+    """The problem with ``label`` that looks like ``n`` ``what`` (see :func:`_joined_labels`)."""
+    return f"'{label}' " + (f"looks like {n} {what}" if n > 1 else "holds a ',' or '|'")
+
+
+def _check_targets(where: str, code: str, targets: list[str]) -> None:
+    """Refuse a label map's class that looks like several (``where``: the map, or its line and column)."""
+    for t in targets:
+        if n := _joined_labels(t):
+            raise ECGNetError(f"{where}: '{code}': {_several(t, n, 'classes')}: map the code to a list of classes "
+                              "(YAML: [A, B]; CSV: one line per class)")
 
 
 def read_label_map(path: str | Path) -> dict[str, list[str]]:
@@ -74,11 +121,14 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
                 targets = [str(t).strip() for t in target]
             else:
                 raise ECGNetError(f"{path}: '{code}': expected a class name, a list of them or null, got {target!r}")
+            _check_targets(str(path), str(code).strip(), targets)
             out[str(code).strip()] = [t for t in targets if t]
         return out
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise ECGNetError(_not_utf8(path, e)) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ECGNetError(f"{path}: not a readable CSV label map ({e})") from None
     if list(table.columns[:2]) != ["code", "class"]:
         raise ECGNetError(f"{path}: a CSV label map needs the columns code,class (got {','.join(table.columns)})")
@@ -86,15 +136,18 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
         if not code.strip():
             raise ECGNetError(f"{path} line {line}, column code: empty")
         out.setdefault(code.strip(), [])
+        _check_targets(f"{path} line {line}, column class", code.strip(), [target.strip()])
         if target.strip():
             out[code.strip()].append(target.strip())
     return out
 
 
 def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
-                  skip_bad: bool = False, labelled: bool = True) -> Collection:
+                  skip_bad: bool | None = None, labelled: bool = True) -> Collection:
     """The manifest at ``path`` as a :class:`Collection` (see the module docstring; ``labelled=False``:
-    the labels are not read, the collection has no classes)."""
+    the labels are not read, the collection has no classes). ``skip_bad``: True leaves bad rows out, False
+    refuses them suggesting ``--skip-bad`` (a command that has the option); None (the default: a caller
+    without the option, e.g. ``ecgnet manifest``) refuses them without that suggestion."""
     path = Path(path)
     if not path.is_file():
         raise ECGNetError(f"{path}: no such manifest")
@@ -102,7 +155,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
     except UnicodeDecodeError as e:
-        raise ECGNetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ECGNetError(_not_utf8(path, e)) from None
     except (OSError, csv.Error) as e:
         raise ECGNetError(f"{path}: cannot be read as CSV ({e})") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
@@ -118,6 +171,8 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
                 if sep else "")
         raise ECGNetError(f"{path} line 1: no 'record' column (columns: {', '.join(header)}){hint}")
     mapping = read_label_map(label_map) if isinstance(label_map, (str, Path)) else label_map
+    for code, targets in (mapping or {}).items():  # a map given as a dict: checked as a file's
+        _check_targets("label map", code, targets)
     class_columns = [h for h in header if h not in RESERVED and h] if labelled else []
     if not labelled:
         mapping = None
@@ -126,6 +181,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
                           "use one layout")
     if labelled and "labels" not in header and not class_columns:
         raise ECGNetError(f"{path} line 1: no labels: add one column per class or a 'labels' column")
+    _refuse_text_columns(path, header, class_columns, rows[1:])
     classes = _classes(path, header, class_columns, rows[1:], mapping) if labelled else []
     col = {h: i for i, h in enumerate(header)}
     base = path.parent
@@ -133,15 +189,18 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     bad_rows: list[tuple[str, str]] = []
     kept: list[dict] = []
     seen: dict[Path, int] = {}
+    unmapped: Counter = Counter()  # codes the label map does not list → rows
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue  # a blank line
         errors: list[str] = []
         if len(row) != len(header):
-            errors.append(f"{len(row)} fields, the header has {len(header)}")
+            comma = " (a ',' in the labels cell? separate labels with ';')" if "labels" in header and \
+                len(row) > len(header) and labelled else ""
+            errors.append(f"{len(row)} fields, the header has {len(header)}{comma}")
             row = (row + [""] * len(header))[:len(header)]
         cell = {h: row[i].strip() for h, i in col.items()}
-        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, line, labelled)
+        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, line, labelled, unmapped)
         name = cell["record"] or "?"
         if errors:
             problems += [f"{path} line {line} (record '{name}'), {e}" for e in errors]
@@ -151,13 +210,62 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         entry["line"] = line
         kept.append(entry)
     if problems and not skip_bad:
-        listed = "\n".join(problems[:MAX_LISTED])
-        more = f"\n… and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise ECGNetError(f"{path}: {len(problems)} problem(s) (fix them, or pass --skip-bad to leave those rows "
-                          f"out):\n{listed}{more}")
+        raise _problems_error(path, problems, unmapped, offer_skip_bad=skip_bad is not None)
     if not kept:
         raise ECGNetError(f"{path}: no usable records" + (f" ({len(bad_rows)} bad rows skipped)" if bad_rows else ""))
     return _collection(path, classes, kept, tuple(bad_rows), header)
+
+
+def _problems_error(path: Path, problems: list[str], unmapped: Counter, offer_skip_bad: bool) -> ECGNetError:
+    """One error listing the rows' ``problems`` (the first :data:`MAX_LISTED`); it suggests --skip-bad where
+    the calling command has it, and the wildcard where most problems are ``unmapped`` codes."""
+    listed = "\n".join(problems[:MAX_LISTED])
+    more = f"\n… and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    fix = "fix them, or pass --skip-bad to leave those rows out" if offer_skip_bad else "fix them"
+    return ECGNetError(f"{path}: {len(problems)} problem(s) ({fix}):\n{listed}{more}"
+                       f"{_wildcard_hint(unmapped, len(problems))}")
+
+
+def _wildcard_hint(unmapped: Counter, n_problems: int, shown: int = 5) -> str:
+    """Advice to add the codes to the label map or ignore them with '*', where they make at least half of
+    the ``n_problems`` (empty otherwise)."""
+    n = sum(unmapped.values())
+    if not n or 2 * n < n_problems:
+        return ""
+    codes = ", ".join(f"{c} ({k} row{'s' if k > 1 else ''})" for c, k in unmapped.most_common(shown))
+    codes += ", …" if len(unmapped) > shown else ""
+    return (f"\n{n} of them are codes the label map does not list ({len(unmapped)} codes: {codes}): add them to "
+            f"the map, or add '\"{WILDCARD}\": null' (a CSV map: a line '{WILDCARD},') to ignore every code it "
+            "does not list")
+
+
+def _refuse_text_columns(path: Path, header, class_columns, rows) -> None:
+    """One error naming the per-class columns whose non-empty cells are mostly text (neither a label value
+    nor a number; two cells at least) or hold a ';'-separated list: a misnamed ``labels`` column, or a
+    column that is no class. (A lone bad cell stays its row's problem.)"""
+    text, accepted = [], _TRUE | _FALSE
+    for column in class_columns:
+        i = header.index(column)
+        cells = [(line, row[i].strip()) for line, row in enumerate(rows, start=2) if len(row) > i and row[i].strip()]
+        words = [(line, c) for line, c in cells if c.lower() not in accepted and not _is_number(c)]
+        lists = [(line, c) for line, c in words if ";" in c]
+        if lists or len(words) > 1 and 2 * len(words) > len(cells):
+            text.append((column, *(lists or words)[0]))
+    if text:
+        names = ", ".join(c for c, _, _ in text)
+        column, line, example = text[0]
+        raise ECGNetError(f"{path} line 1, column(s) {names}: text (e.g. '{example}' on line {line}), not 1/0: a "
+                          f"column of labels must be named 'labels' (labels separated by ';'); any other column is "
+                          f"one class, holding {ACCEPTED} per record")
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``text`` reads as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
@@ -173,9 +281,14 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
         return targets
     if class_columns:
         found = list(class_columns)
+        for c in found:
+            if n := _joined_labels(c):
+                raise ECGNetError(f"{path} line 1, column {c}: {_several(c, n, 'classes')}: one column per class")
     else:
         i = header.index("labels")
         found = sorted({t.strip() for row in rows if len(row) > i for t in row[i].split(";") if t.strip()})
+        labels = set(found)
+        found = [t for t in found if not _joined_labels(t, labels)]  # each one a row problem, not a class
     folded = {}
     for c in found:
         folded.setdefault(c.casefold(), []).append(c)
@@ -199,7 +312,9 @@ def _mapped(mapping: dict | None, code: str, classes: dict) -> list[str] | None:
 
 
 def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
-               line: int, labelled: bool = True) -> dict:
+               line: int, labelled: bool = True, unmapped: Counter | None = None) -> dict:
+    """One row's record, labels and metadata; each problem appended to ``errors``, each code the label map
+    does not list counted in ``unmapped``."""
     entry: dict = {}
     record = cell["record"]
     if not record:
@@ -225,7 +340,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
                 continue
             low = text.lower()
             if low not in _TRUE and low not in _FALSE:
-                errors.append(f"column {column}: '{text}' is not 1, 0 or empty")
+                errors.append(f"column {column}: '{text}' is not {ACCEPTED}")
                 continue
             value = 1.0 if low in _TRUE else 0.0
             for c in _mapped(mapping, column, index) or [column]:  # a class column unmapped: itself
@@ -234,17 +349,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         if np.isnan(y).all():
             errors.append(f"columns {','.join(class_columns)}: no label (every class empty)")
     else:
-        tokens = [t.strip() for t in cell["labels"].split(";") if t.strip()]
-        if not tokens:
-            errors.append("column labels: empty (a row without any label)")
-        y[:] = 0
-        for t in tokens:
-            targets = _mapped(mapping, t, index) if mapping is not None else [t]
-            if targets is None:
-                errors.append(f"column labels: unknown class '{t}' (not in the label map)")
-                continue
-            for c in targets:
-                y[index[c]] = 1
+        y[:] = _label_list(cell["labels"], mapping, index, errors, Counter() if unmapped is None else unmapped)
     entry["y"] = y
     entry["patient"] = cell.get("patient") or record
     entry["source"] = cell.get("source") or "manifest"
@@ -268,6 +373,32 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         else:
             entry["sex"] = _SEX[sex.lower()]
     return entry
+
+
+def _label_list(text: str, mapping: dict | None, index: dict, errors: list, unmapped: Counter) -> np.ndarray:
+    """A ``labels`` cell (``;``-separated) as 0/1 over the classes of ``index``; a label that looks like
+    several joined with a wrong separator, or a code the map does not list, is a problem."""
+    y = np.zeros(len(index), dtype=np.float32)
+    tokens = [t.strip() for t in text.split(";") if t.strip()]
+    if not tokens:
+        errors.append("column labels: empty (a row without any label)")
+    for t in tokens:
+        if mapping is None and t not in index:  # left out of the classes as labels joined wrongly
+            errors.append(f"column labels: {_several(t, _joined_labels(t, index) or len(t.split()))}: "
+                          "separate labels with ';'")
+            continue
+        if mapping is not None and t not in mapping and (n := _joined_labels(t, ChainMap(mapping, index), False)):
+            errors.append(f"column labels: {_several(t, n)}: separate labels with ';' (or list '{t}' in the label "
+                          "map)")
+            continue
+        targets = _mapped(mapping, t, index) if mapping is not None else [t]
+        if targets is None:
+            errors.append(f"column labels: unknown class '{t}' (not in the label map)")
+            unmapped[t] += 1
+            continue
+        for c in targets:
+            y[index[c]] = 1
+    return y
 
 
 def _number(text: str, name: str, errors: list) -> float:
