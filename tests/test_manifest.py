@@ -183,7 +183,7 @@ def test_a_misnamed_labels_column_is_one_error_naming_it(folder):
 
 
 def test_the_per_class_error_lists_every_accepted_value(folder):
-    from ecgnet.data.collections.manifest import _FALSE, _TRUE
+    from ecgnet.data.collections.manifest_checks import FALSE as _FALSE, TRUE as _TRUE
 
     with pytest.raises(ECGNetError, match="column A: 'maybe' is not 1, 0 or empty") as e:
         read_manifest(manifest(folder, "record,A\nrecs/r0.hea,maybe\n"))

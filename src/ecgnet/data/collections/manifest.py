@@ -35,15 +35,14 @@ record, a row without any label, an unreadable value — all in one :class:`ECGN
 ``skip_bad`` the bad rows are left out and listed in ``Collection.skipped`` instead. The error suggests
 ``--skip-bad`` only to callers that pass ``skip_bad`` (the commands that have the option), and the ``"*"``
 wildcard when most problems are codes the label map does not list. The file is UTF-8 (a byte-order mark
-is fine); other text is refused with what to do.
+is fine); other text is refused with what to do. How each mistake is put in words:
+:mod:`ecgnet.data.collections.manifest_checks`.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import math
-import re
 from collections import ChainMap, Counter
 from pathlib import Path
 
@@ -52,54 +51,16 @@ import pandas as pd
 
 from ecgnet.config import read_yaml
 from ecgnet.data.collections.base import Collection, metadata_frame
+from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
+from ecgnet.data.collections.manifest_checks import ACCEPTED, FALSE, TRUE, WILDCARD
 from ecgnet.data.ptbxl import AGE_CAP
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
-WILDCARD = "*"  # a label map's key for every code it does not list
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
-_TRUE, _FALSE = {"1", "1.0", "true", "yes", "y", "t"}, {"0", "0.0", "false", "no", "n", "f"}
-ACCEPTED = "1, 0 or empty (or 1.0/0.0, true/false, t/f, yes/no, y/n, in any case)"  # what _TRUE/_FALSE hold
-WRONG_SEPARATORS = re.compile(r"[,|]")  # between labels where ';' was meant; never in a class name
 _SEX = {"m": 0.0, "male": 0.0, "0": 0.0, "0.0": 0.0, "f": 1.0, "female": 1.0, "1": 1.0, "1.0": 1.0}
 PLAUSIBLE = {"age": (0, 130), "height": (30, 250), "weight": (1, 400)}  # cm, kg; outside: a row error
-MAX_LISTED = 20
-
-
-def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
-    """The error text for a file that is not UTF-8: which text it is where a UTF-16 byte-order mark says so,
-    else where decoding failed; and what to do."""
-    with open(path, "rb") as fh:
-        start = fh.read(2)
-    what = ("UTF-16 text, not UTF-8" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-            else f"not UTF-8 text ({error.reason} at byte {error.start})")
-    return f"{path}: {what}: save it as UTF-8 (CSV UTF-8 in Excel)"
-
-
-def _joined_labels(label: str, known=(), strict: bool = True) -> int:
-    """How many labels ``label`` looks like, written with a wrong separator instead of ';' (0: it looks
-    like one label): split at ',' or '|' — with ``strict`` whatever the parts, else only where each part is
-    a ``known`` label — or at spaces where each part is a ``known`` label."""
-    if WRONG_SEPARATORS.search(label):
-        parts = [p.strip() for p in WRONG_SEPARATORS.split(label) if p.strip()]
-        if strict or len(parts) > 1 and all(p in known for p in parts):
-            return max(len(parts), 1)
-    words = label.split()
-    return len(words) if len(words) > 1 and all(w in known for w in words) else 0
-
-
-def _several(label: str, n: int, what: str = "labels") -> str:
-    """The problem with ``label`` that looks like ``n`` ``what`` (see :func:`_joined_labels`)."""
-    return f"'{label}' " + (f"looks like {n} {what}" if n > 1 else "holds a ',' or '|'")
-
-
-def _check_targets(where: str, code: str, targets: list[str]) -> None:
-    """Refuse a label map's class that looks like several (``where``: the map, or its line and column)."""
-    for t in targets:
-        if n := _joined_labels(t):
-            raise ECGNetError(f"{where}: '{code}': {_several(t, n, 'classes')}: map the code to a list of classes "
-                              "(YAML: [A, B]; CSV: one line per class)")
 
 
 def read_label_map(path: str | Path) -> dict[str, list[str]]:
@@ -121,13 +82,13 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
                 targets = [str(t).strip() for t in target]
             else:
                 raise ECGNetError(f"{path}: '{code}': expected a class name, a list of them or null, got {target!r}")
-            _check_targets(str(path), str(code).strip(), targets)
+            checks.check_targets(str(path), str(code).strip(), targets)
             out[str(code).strip()] = [t for t in targets if t]
         return out
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except UnicodeDecodeError as e:
-        raise ECGNetError(_not_utf8(path, e)) from None
+        raise ECGNetError(checks.not_utf8(path, e)) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ECGNetError(f"{path}: not a readable CSV label map ({e})") from None
     if list(table.columns[:2]) != ["code", "class"]:
@@ -136,7 +97,7 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
         if not code.strip():
             raise ECGNetError(f"{path} line {line}, column code: empty")
         out.setdefault(code.strip(), [])
-        _check_targets(f"{path} line {line}, column class", code.strip(), [target.strip()])
+        checks.check_targets(f"{path} line {line}, column class", code.strip(), [target.strip()])
         if target.strip():
             out[code.strip()].append(target.strip())
     return out
@@ -155,7 +116,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
     except UnicodeDecodeError as e:
-        raise ECGNetError(_not_utf8(path, e)) from None
+        raise ECGNetError(checks.not_utf8(path, e)) from None
     except (OSError, csv.Error) as e:
         raise ECGNetError(f"{path}: cannot be read as CSV ({e})") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
@@ -172,7 +133,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         raise ECGNetError(f"{path} line 1: no 'record' column (columns: {', '.join(header)}){hint}")
     mapping = read_label_map(label_map) if isinstance(label_map, (str, Path)) else label_map
     for code, targets in (mapping or {}).items():  # a map given as a dict: checked as a file's
-        _check_targets("label map", code, targets)
+        checks.check_targets("label map", code, targets)
     class_columns = [h for h in header if h not in RESERVED and h] if labelled else []
     if not labelled:
         mapping = None
@@ -181,7 +142,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
                           "use one layout")
     if labelled and "labels" not in header and not class_columns:
         raise ECGNetError(f"{path} line 1: no labels: add one column per class or a 'labels' column")
-    _refuse_text_columns(path, header, class_columns, rows[1:])
+    checks.refuse_text_columns(path, header, class_columns, rows[1:])
     classes = _classes(path, header, class_columns, rows[1:], mapping) if labelled else []
     col = {h: i for i, h in enumerate(header)}
     base = path.parent
@@ -210,62 +171,10 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         entry["line"] = line
         kept.append(entry)
     if problems and not skip_bad:
-        raise _problems_error(path, problems, unmapped, offer_skip_bad=skip_bad is not None)
+        raise checks.problems_error(path, problems, unmapped, offer_skip_bad=skip_bad is not None)
     if not kept:
         raise ECGNetError(f"{path}: no usable records" + (f" ({len(bad_rows)} bad rows skipped)" if bad_rows else ""))
     return _collection(path, classes, kept, tuple(bad_rows), header)
-
-
-def _problems_error(path: Path, problems: list[str], unmapped: Counter, offer_skip_bad: bool) -> ECGNetError:
-    """One error listing the rows' ``problems`` (the first :data:`MAX_LISTED`); it suggests --skip-bad where
-    the calling command has it, and the wildcard where most problems are ``unmapped`` codes."""
-    listed = "\n".join(problems[:MAX_LISTED])
-    more = f"\n… and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    fix = "fix them, or pass --skip-bad to leave those rows out" if offer_skip_bad else "fix them"
-    return ECGNetError(f"{path}: {len(problems)} problem(s) ({fix}):\n{listed}{more}"
-                       f"{_wildcard_hint(unmapped, len(problems))}")
-
-
-def _wildcard_hint(unmapped: Counter, n_problems: int, shown: int = 5) -> str:
-    """Advice to add the codes to the label map or ignore them with '*', where they make at least half of
-    the ``n_problems`` (empty otherwise)."""
-    n = sum(unmapped.values())
-    if not n or 2 * n < n_problems:
-        return ""
-    codes = ", ".join(f"{c} ({k} row{'s' if k > 1 else ''})" for c, k in unmapped.most_common(shown))
-    codes += ", …" if len(unmapped) > shown else ""
-    return (f"\n{n} of them are codes the label map does not list ({len(unmapped)} codes: {codes}): add them to "
-            f"the map, or add '\"{WILDCARD}\": null' (a CSV map: a line '{WILDCARD},') to ignore every code it "
-            "does not list")
-
-
-def _refuse_text_columns(path: Path, header, class_columns, rows) -> None:
-    """One error naming the per-class columns whose non-empty cells are mostly text (neither a label value
-    nor a number; two cells at least) or hold a ';'-separated list: a misnamed ``labels`` column, or a
-    column that is no class. (A lone bad cell stays its row's problem.)"""
-    text, accepted = [], _TRUE | _FALSE
-    for column in class_columns:
-        i = header.index(column)
-        cells = [(line, row[i].strip()) for line, row in enumerate(rows, start=2) if len(row) > i and row[i].strip()]
-        words = [(line, c) for line, c in cells if c.lower() not in accepted and not _is_number(c)]
-        lists = [(line, c) for line, c in words if ";" in c]
-        if lists or len(words) > 1 and 2 * len(words) > len(cells):
-            text.append((column, *(lists or words)[0]))
-    if text:
-        names = ", ".join(c for c, _, _ in text)
-        column, line, example = text[0]
-        raise ECGNetError(f"{path} line 1, column(s) {names}: text (e.g. '{example}' on line {line}), not 1/0: a "
-                          f"column of labels must be named 'labels' (labels separated by ';'); any other column is "
-                          f"one class, holding {ACCEPTED} per record")
-
-
-def _is_number(text: str) -> bool:
-    """Whether ``text`` reads as a number."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
@@ -282,13 +191,13 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
     if class_columns:
         found = list(class_columns)
         for c in found:
-            if n := _joined_labels(c):
-                raise ECGNetError(f"{path} line 1, column {c}: {_several(c, n, 'classes')}: one column per class")
+            if n := checks.joined_labels(c):
+                raise ECGNetError(f"{path} line 1, column {c}: {checks.several(c, n, 'classes')}: one column per class")
     else:
         i = header.index("labels")
         found = sorted({t.strip() for row in rows if len(row) > i for t in row[i].split(";") if t.strip()})
         labels = set(found)
-        found = [t for t in found if not _joined_labels(t, labels)]  # each one a row problem, not a class
+        found = [t for t in found if not checks.joined_labels(t, labels)]  # each one a row problem, not a class
     folded = {}
     for c in found:
         folded.setdefault(c.casefold(), []).append(c)
@@ -339,10 +248,10 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
             if not text:
                 continue
             low = text.lower()
-            if low not in _TRUE and low not in _FALSE:
+            if low not in TRUE and low not in FALSE:
                 errors.append(f"column {column}: '{text}' is not {ACCEPTED}")
                 continue
-            value = 1.0 if low in _TRUE else 0.0
+            value = 1.0 if low in TRUE else 0.0
             for c in _mapped(mapping, column, index) or [column]:  # a class column unmapped: itself
                 if c in index:
                     y[index[c]] = max(value, 0.0 if np.isnan(y[index[c]]) else y[index[c]])
@@ -384,11 +293,11 @@ def _label_list(text: str, mapping: dict | None, index: dict, errors: list, unma
         errors.append("column labels: empty (a row without any label)")
     for t in tokens:
         if mapping is None and t not in index:  # left out of the classes as labels joined wrongly
-            errors.append(f"column labels: {_several(t, _joined_labels(t, index) or len(t.split()))}: "
+            errors.append(f"column labels: {checks.several(t, checks.joined_labels(t, index) or len(t.split()))}: "
                           "separate labels with ';'")
             continue
-        if mapping is not None and t not in mapping and (n := _joined_labels(t, ChainMap(mapping, index), False)):
-            errors.append(f"column labels: {_several(t, n)}: separate labels with ';' (or list '{t}' in the label "
+        if mapping is not None and t not in mapping and (n := checks.joined_labels(t, ChainMap(mapping, index), False)):
+            errors.append(f"column labels: {checks.several(t, n)}: separate labels with ';' (or list '{t}' in the label "
                           "map)")
             continue
         targets = _mapped(mapping, t, index) if mapping is not None else [t]

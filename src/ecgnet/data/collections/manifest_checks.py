@@ -1,0 +1,108 @@
+"""The mistakes a manifest (or its label map) can hold, each put in words: a file that is not UTF-8, labels
+joined with ',' or '|' where ';' was meant, a column of label lists not named ``labels``, and the one error
+that lists every row's problems with what to do (``--skip-bad`` where the command has it, the ``"*"``
+wildcard where most problems are codes the label map does not list). :mod:`ecgnet.data.collections.manifest`
+reads; this module only words what is wrong.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections import Counter
+from pathlib import Path
+
+from ecgnet.errors import ECGNetError
+
+WILDCARD = "*"  # a label map's key for every code it does not list
+TRUE, FALSE = {"1", "1.0", "true", "yes", "y", "t"}, {"0", "0.0", "false", "no", "n", "f"}  # a class cell's values
+ACCEPTED = "1, 0 or empty (or 1.0/0.0, true/false, t/f, yes/no, y/n, in any case)"  # what TRUE/FALSE hold
+WRONG_SEPARATORS = re.compile(r"[,|]")  # between labels where ';' was meant; never in a class name
+MAX_LISTED = 20  # problems listed in one error
+
+
+def not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """The error text for a file that is not UTF-8: which text it is where a UTF-16 byte-order mark says so,
+    else where decoding failed; and what to do."""
+    with open(path, "rb") as fh:
+        start = fh.read(2)
+    what = ("UTF-16 text, not UTF-8" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+            else f"not UTF-8 text ({error.reason} at byte {error.start})")
+    return f"{path}: {what}: save it as UTF-8 (CSV UTF-8 in Excel)"
+
+
+def joined_labels(label: str, known=(), strict: bool = True) -> int:
+    """How many labels ``label`` looks like, written with a wrong separator instead of ';' (0: it looks
+    like one label): split at ',' or '|' — with ``strict`` whatever the parts, else only where each part is
+    a ``known`` label — or at spaces where each part is a ``known`` label."""
+    if WRONG_SEPARATORS.search(label):
+        parts = [p.strip() for p in WRONG_SEPARATORS.split(label) if p.strip()]
+        if strict or len(parts) > 1 and all(p in known for p in parts):
+            return max(len(parts), 1)
+    words = label.split()
+    return len(words) if len(words) > 1 and all(w in known for w in words) else 0
+
+
+def several(label: str, n: int, what: str = "labels") -> str:
+    """The problem with ``label`` that looks like ``n`` ``what`` (see :func:`joined_labels`)."""
+    return f"'{label}' " + (f"looks like {n} {what}" if n > 1 else "holds a ',' or '|'")
+
+
+def check_targets(where: str, code: str, targets: list[str]) -> None:
+    """Refuse a label map's class that looks like several (``where``: the map, or its line and column)."""
+    for t in targets:
+        if n := joined_labels(t):
+            raise ECGNetError(f"{where}: '{code}': {several(t, n, 'classes')}: map the code to a list of classes "
+                              "(YAML: [A, B]; CSV: one line per class)")
+
+
+def problems_error(path: Path, problems: list[str], unmapped: Counter, offer_skip_bad: bool) -> ECGNetError:
+    """One error listing the rows' ``problems`` (the first :data:`MAX_LISTED`); it suggests --skip-bad where
+    the calling command has it, and the wildcard where most problems are ``unmapped`` codes."""
+    listed = "\n".join(problems[:MAX_LISTED])
+    more = f"\n… and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    fix = "fix them, or pass --skip-bad to leave those rows out" if offer_skip_bad else "fix them"
+    return ECGNetError(f"{path}: {len(problems)} problem(s) ({fix}):\n{listed}{more}"
+                       f"{wildcard_hint(unmapped, len(problems))}")
+
+
+def wildcard_hint(unmapped: Counter, n_problems: int, shown: int = 5) -> str:
+    """Advice to add the codes to the label map or ignore them with '*', where they make at least half of
+    the ``n_problems`` (empty otherwise)."""
+    n = sum(unmapped.values())
+    if not n or 2 * n < n_problems:
+        return ""
+    codes = ", ".join(f"{c} ({k} row{'s' if k > 1 else ''})" for c, k in unmapped.most_common(shown))
+    codes += ", …" if len(unmapped) > shown else ""
+    return (f"\n{n} of them are codes the label map does not list ({len(unmapped)} codes: {codes}): add them to "
+            f"the map, or add '\"{WILDCARD}\": null' (a CSV map: a line '{WILDCARD},') to ignore every code it "
+            "does not list")
+
+
+def refuse_text_columns(path: Path, header, class_columns, rows) -> None:
+    """One error naming the per-class columns whose non-empty cells are mostly text (neither a label value
+    nor a number; two cells at least) or hold a ';'-separated list: a misnamed ``labels`` column, or a
+    column that is no class. (A lone bad cell stays its row's problem.)"""
+    text, accepted = [], TRUE | FALSE
+    for column in class_columns:
+        i = header.index(column)
+        cells = [(line, row[i].strip()) for line, row in enumerate(rows, start=2) if len(row) > i and row[i].strip()]
+        words = [(line, c) for line, c in cells if c.lower() not in accepted and not is_number(c)]
+        lists = [(line, c) for line, c in words if ";" in c]
+        if lists or len(words) > 1 and 2 * len(words) > len(cells):
+            text.append((column, *(lists or words)[0]))
+    if text:
+        names = ", ".join(c for c, _, _ in text)
+        column, line, example = text[0]
+        raise ECGNetError(f"{path} line 1, column(s) {names}: text (e.g. '{example}' on line {line}), not 1/0: a "
+                          f"column of labels must be named 'labels' (labels separated by ';'); any other column is "
+                          f"one class, holding {ACCEPTED} per record")
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
