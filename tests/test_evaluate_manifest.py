@@ -468,3 +468,13 @@ def test_calibrate_warns_of_a_calibration_that_does_not_carry_and_of_few_cases()
     assert len(lines) == 2
     assert lines[0].startswith("B: held-out ECE 0.220 before calibration, 0.410 after") and "--calibration none" in lines[0]
     assert lines[1].startswith("fewer than 10 positives or negatives for C (1 positive, 4 negative)")
+
+
+def test_an_unreadable_record_suggests_skip_bad_only_to_a_command_that_has_it(manifest, tmp_path):
+    """train passes skip_bad (it has --skip-bad): the error suggests the option; distillation's unlabelled
+    manifest passes nothing (no such option there): the same error without the suggestion."""
+    with pytest.raises(ECGNetError, match=r"1 record\(s\) cannot be read \(pass --skip-bad"):
+        read_manifest(manifest).load_signals(100, tmp_path / "c1", workers=1, progress=False, skip_bad=False)
+    with pytest.raises(ECGNetError) as e:
+        read_manifest(manifest).load_signals(100, tmp_path / "c2", workers=1, progress=False)
+    assert "1 record(s) cannot be read:" in str(e.value) and "--skip-bad" not in str(e.value)

@@ -70,11 +70,12 @@ class Collection:
                        _rows=None if self._rows is None else self._rows[rows])
 
     def load_signals(self, sampling_rate: int, cache_dir=None, workers: int | None = None,
-                     progress: bool = True, skip_bad: bool = False,
+                     progress: bool = True, skip_bad: bool | None = None,
                      limits: ReadLimits = DEFAULT_LIMITS) -> "Collection":
         """This collection with its signals cached at ``sampling_rate`` (built on first use). Records
-        that cannot be read (or declare more than ``limits`` allow) stop with one error naming them, or
-        with ``skip_bad`` are left out and listed in ``skipped``."""
+        that cannot be read (or declare more than ``limits`` allow) stop with one error naming them
+        (suggesting ``--skip-bad`` when ``skip_bad`` is False: the command has the option), or with
+        ``skip_bad`` are left out and listed in ``skipped``."""
         if self.loader is None:
             raise ECGNetError(f"{self.name}: no way to read this collection's signals")
         array, rows, bad = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad, limits)

@@ -68,7 +68,7 @@ def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAUL
 
 def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: int, directory=None,
                           workers: int | None = None, progress: bool = True,
-                          skip_bad: bool = False, limits: ReadLimits = DEFAULT_LIMITS
+                          skip_bad: bool | None = None, limits: ReadLimits = DEFAULT_LIMITS
                           ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """(signals memmap, row of each record, {record index: why} of unreadable records).
 
@@ -92,7 +92,8 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
     if bad and not skip_bad:
         lines = [f"{why}" for _, why in sorted(bad.items())]
         more = f"\n… and {len(lines) - 20} more" if len(lines) > 20 else ""
-        raise ECGNetError(f"{len(bad)} record(s) cannot be read (pass --skip-bad to leave them out):\n"
+        hint = " (pass --skip-bad to leave them out)" if skip_bad is False else ""  # None: the command has no such option
+        raise ECGNetError(f"{len(bad)} record(s) cannot be read{hint}:\n"
                           + "\n".join(lines[:20]) + more)
     return signals, np.arange(len(paths)), bad
 
