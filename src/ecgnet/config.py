@@ -164,7 +164,7 @@ def read_yaml(path: Path, what: str) -> Any:
     except yaml.YAMLError as e:
         raise ECGNetError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
     except UnicodeDecodeError as e:
-        raise ECGNetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+        raise ECGNetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from e
     except RecursionError as e:
         raise ECGNetError(f"{path}: not a {what} (YAML nested too deeply)") from e
 
