@@ -5,6 +5,7 @@ ecgnet.data.readers; each writes from the format's public layout."""
 from __future__ import annotations
 
 import base64
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def write_edf_pyedflib(path: Path, signal_mv: np.ndarray, fs: int = 500, labels=
         f.setSignalHeaders([{"label": name, "dimension": dimension, "sample_frequency": fs,
                              "physical_max": 10 * scale, "physical_min": -10 * scale,
                              "digital_max": 32767, "digital_min": -32768} for name in labels])
-        f.writeSamples([signal_mv[NAMES.index(n.replace("ECG ", ""))] * scale for n in labels])
+        f.writeSamples([signal_mv[NAMES.index(re.sub(r"^(ECG|EKG)[ _-]", "", n))] * scale for n in labels])
     finally:
         f.close()
     return path

@@ -115,7 +115,7 @@ def _corrupt(write_record):
 
 PREDICT_ERRORS = {
     "corrupt_dat": (_corrupt, "cannot be read"),
-    "15_leads": (lambda w: w("leads15", leads=(*LEADS, "X", "Y", "Z"))[0], "found 15"),
+    "missing_lead": (lambda w: w("leads11", leads=(*LEADS[:11], "X"))[0], "missing: V6"),
     "500hz": (lambda w: w("hz500", fs=500)[0], "500 Hz"),
     "nan": (lambda w: w("nan", nan=True)[0], "NaN"),
     "too_short": (lambda w: w("short", samples=200)[0], "at least 2.5 s"),
@@ -240,7 +240,7 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     out = json.loads(result.stdout)
     assert len(out) == 1  # a record named twice is diagnosed once
     res = out[0]
-    assert set(res) == {"record", "model", "seconds", "source_rate", "coverage", "metadata", "warnings", "notes",
+    assert set(res) == {"record", "model", "site", "seconds", "source_rate", "coverage", "metadata", "warnings", "notes",
                         "amplitude_trusted", "quality", "format", "leads", "derived_leads", "statements",
                         "diagnoses", "positives"}
     assert (res["format"], res["derived_leads"], res["statements"]) == ("wfdb", [], [])

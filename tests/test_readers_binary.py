@@ -65,7 +65,8 @@ def test_dicom_8_leads_and_malformed(tmp_path):
 
 # --- EDF ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("labels,dimension", [(NAMES, "mV"), ([f"ECG {n}" for n in NAMES], "uV")])
+@pytest.mark.parametrize("labels,dimension", [(NAMES, "mV"), ([f"ECG {n}" for n in NAMES], "uV"),
+                                              ([f"ECG-{n}" for n in NAMES], "mV"), ([f"EKG_{n}" for n in NAMES], "uV")])
 def test_edf_written_by_pyedflib(tmp_path, labels, dimension):
     x = ecg(500)
     path = write_edf_pyedflib(tmp_path / "e.edf", x, labels=labels, dimension=dimension)
@@ -166,7 +167,8 @@ def test_files_of_other_kinds_get_one_line_naming_what_they_are(tmp_path):
 
 @pytest.mark.parametrize("label,lead", [("I", "I"), ("Lead I (Einthoven)", "I"), ("Lead aVR, augmented voltage, right arm", "AVR"),
                                         ("MDC_ECG_LEAD_AVF", "AVF"), ("ECG V1", "V1"), ("EKG II", "II"), ("DIII", "III"),
-                                        ("avl", "AVL"), ("-aVR", None), ("V4R", None), ("ECG1", None), ("Pleth", None)])
+                                        ("avl", "AVL"), ("-aVR", None), ("V4R", None), ("ECG1", None), ("Pleth", None),
+                                        ("ECG-I", "I"), ("Lead V2", "V2"), ("vx", None), ("MLII", None)])
 def test_device_lead_labels(label, lead):
     from ecgnet.data.readers.common import lead_name
 

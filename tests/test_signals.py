@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ecgnet.data import signals
+from ecgnet.data.records import read_ecg
 from ecgnet.data.signals import LEADS, fit_length, load_signals, read_record
 from ecgnet.errors import ECGNetError
 
@@ -49,11 +50,47 @@ def test_microvolt_units_are_converted(write_record):
     np.testing.assert_allclose(read_record(path), signal * 1e-3, atol=1e-8)
 
 
-def test_fifteen_leads_rejected(write_record):
-    path, _ = write_record(leads=EXTRA_LEADS)
-    with pytest.raises(ECGNetError, match="found 15, not standard: X, Y, Z") as info:
+def test_fifteen_leads_read_the_twelve_and_say_what_was_left_out(write_record):
+    """The original PTB database's layout: the 12 leads and Frank's X, Y, Z."""
+    path, signal = write_record(leads=EXTRA_LEADS)
+    rec = read_ecg(path)
+    np.testing.assert_allclose(rec.signal, signal[:12], atol=1e-6)
+    assert rec.notes == ["left out 3 channel(s) that are no standard lead: X, Y, Z"] and rec.warnings == []
+
+
+def test_eight_independent_leads_get_the_limb_leads_derived(write_record):
+    """GE MUSE's layout in WFDB (I, II, V1–V6), as the XML/EDF/DICOM readers already read it."""
+    eight = tuple(name for name in LEADS if name not in ("III", "AVR", "AVL", "AVF"))
+    path, written = write_record("eight", leads=eight)
+    i, ii = written[0], written[1]
+    rec = read_ecg(path)
+    assert rec.derived_leads == ["III", "aVR", "aVL", "aVF"] and "derived III, aVR, aVL, aVF" in rec.notes[0]
+    np.testing.assert_allclose(rec.signal[2], ii - i, atol=1e-5)  # Einthoven, Goldberger
+    np.testing.assert_allclose(rec.signal[3], -(i + ii) / 2, atol=1e-5)
+    np.testing.assert_allclose(rec.signal[5], ii - i / 2, atol=1e-5)
+    np.testing.assert_allclose(rec.signal[[0, 1, *range(6, 12)]], written, atol=1e-6)  # the stored leads as written
+
+
+def test_a_lead_on_two_channels_is_refused(write_record):
+    path, _ = write_record()
+    path.write_text(path.read_text().replace(" V2\n", " V1\n"))  # wfdb writes no duplicate names itself
+    with pytest.raises(ECGNetError, match="V1 on more than one channel"):
         read_record(path)
-    assert str(path) in str(info.value)
+
+
+def test_some_limb_leads_missing_is_a_gap_not_the_eight_lead_layout(write_record):
+    path, _ = write_record(leads=tuple(x for x in LEADS if x != "AVL"))
+    with pytest.raises(ECGNetError, match="missing: aVL"):
+        read_record(path)
+
+
+def test_micro_sign_units_are_read_as_microvolts(write_record):
+    """wfdb parses '/µV' as 'V' (a thousandfold error): the units are read as the header writes them, in
+    UTF-8 (µ or Greek μ) or Latin-1."""
+    for name, unit, encoding in (("micro", "µV", "utf-8"), ("greek", "μV", "utf-8"), ("latin", "µV", "latin-1")):
+        path, signal = write_record(name, units="uV")
+        path.write_bytes(path.read_text().replace("/uV", f"/{unit}").encode(encoding))
+        np.testing.assert_allclose(read_record(path), signal * 1e-3, atol=1e-8)
 
 
 def test_missing_lead_rejected(write_record):

@@ -32,15 +32,15 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
+from ecgnet.data.leads import INDEPENDENT, LEADS, LIMB_FROM_I_II, display, lead_name
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.quality import LeadQuality, lead_quality
-from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_record_line, header_lines,
+from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_record_line, header_lines, header_units,
                                      read_header_bytes, zero_gains)
 from ecgnet.errors import ECGNetError
 
-LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
-_LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}
-_UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
+_UNIT_SCALE = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
+               "microvolt": 1e-3, "microvolts": 1e-3, "v": 1e3, "volt": 1e3, "volts": 1e3}
 MEDIAN_RANGE_MV = (0.3, 12.0)  # plausible median peak-to-peak lead range (PTB-XL folds 1–8: 0.38–9.5)
 FLAT_LEAD_MV = 0.02
 SAME_RANGE_SPREAD = 0.02  # std / mean of the 12 lead ranges; PTB-XL folds 1–8: ≥ 0.10
@@ -96,17 +96,14 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     if rec.checksum is not None and not _checksums_match(rec):
         raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
     names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
-    leads = [_LEAD_ALIASES.get(s.strip().upper(), s.strip().upper()) for s in names]
-    if sorted(leads) != sorted(LEADS):
-        odd = [n or "(unnamed)" for n, lead in zip(names, leads) if lead not in LEADS]
-        missing = [lead for lead in LEADS if lead not in leads]
-        found = (f"not standard: {_listed(odd, 6)}" if odd else _listed(names)) + \
-            (f"; missing: {', '.join(missing)}" if missing else "")
-        raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)}, found {len(leads)}, {found}")
-    scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in rec.units]
-    if None in scale:
-        raise ECGNetError(f"{header}: unknown signal units {_listed(sorted(set(map(str, rec.units))))} "
-                          "(need mV, uV or V)")
+    channels, derived = _lead_channels(header, names, notes)
+    units = header_units(raw)  # as written: wfdb reads '/µV' as V
+    units = units if len(units) == len(names) else list(rec.units)
+    scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in units]
+    if None in [scale[c] for c in channels]:
+        raise ECGNetError(f"{header}: unknown signal units {_listed(sorted(set(str(units[c]) for c in channels)))} "
+                          "(need mV, uV/µV or V)")
+    scale = [1.0 if x is None else x for x in scale]  # an ignored channel's units do not matter
     amplitude_ok = not zero_gains(raw)  # wfdb reads gain 0 as 200 ADU/mV without a word
     if not amplitude_ok:
         warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated', read at 200 ADU/mV), "
@@ -118,8 +115,11 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
         except (TypeError, ValueError, OverflowError) as e:  # a baseline beyond 64 bits: an object array
             raise ECGNetError(f"{header}: cannot convert the samples to physical units "
                               f"({type(e).__name__}: {' '.join(str(e).split())})") from e
-    signal = physical.T[[leads.index(lead) for lead in LEADS]]
+    signal = physical.T[channels]
     del physical  # a copy in LEADS order: the float64 samples and wfdb's int64 ones go (an hour: 2 × 35 MB)
+    if derived:  # the 8 independent leads: III, aVR, aVL, aVF from I and II, in place of the placeholder rows
+        for lead in derived:
+            signal[LEADS.index(lead)] = LIMB_FROM_I_II[lead](signal[0], signal[1])
     rec.d_signal = None
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
@@ -139,7 +139,35 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     age, sex = header_demographics(rec.comments or [])
     return ECGRecord(header, out, float(sampling_rate), float(rec.fs),
                      warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []), quality=flags,
-                     notes=notes)
+                     notes=notes, derived_leads=[display(d) for d in derived])
+
+
+def _lead_channels(header: Path, names: list[str], notes: list[str]) -> tuple[list[int], list[str]]:
+    """(the channel of each of the 12 LEADS, the leads to derive from I and II): every standard lead
+    once, or the 8 independent ones (I, II, V1–V6; the limb leads derived). Channels that are no standard
+    lead (Frank X, Y, Z; a rhythm channel) are left out with a note; anything else is one error."""
+    leads = [lead_name(n) for n in names]
+    twice = sorted({display(x) for x in leads if x and leads.count(x) > 1})
+    if twice:
+        raise ECGNetError(f"{header}: lead(s) {', '.join(twice)} on more than one channel; which to read is unclear")
+    have = [x for x in LEADS if x in leads]
+    eight = set(have) == set(INDEPENDENT)  # all four limb leads absent: a known layout, not a gap
+    derived = list(LIMB_FROM_I_II) if eight else []
+    missing = [x for x in LEADS if x not in have and x not in derived]
+    if missing:
+        odd = [n or "(unnamed)" for n, lead in zip(names, leads) if lead is None]
+        found = (f"not standard: {_listed(odd, 6)}" if odd else _listed(names))
+        raise ECGNetError(f"{header}: expected the 12 standard leads {', '.join(LEADS)} (or the 8 independent "
+                          f"ones I, II, V1–V6), found {len(names)}, {found}; missing: "
+                          f"{', '.join(display(x) for x in missing)}")
+    extra = [n or "(unnamed)" for n, lead in zip(names, leads) if lead is None]
+    if extra:
+        notes.append(f"left out {len(extra)} channel(s) that are no standard lead: {_listed(extra, 6)}")
+    if derived:
+        notes.append(f"derived {', '.join(display(x) for x in derived)} from I and II (the record stores "
+                     f"{len(have)} leads: {', '.join(display(x) for x in have)})")
+    first = leads.index("I")  # placeholders for derived leads, overwritten once the signal is in mV
+    return [leads.index(x) if x in leads else first for x in LEADS], derived
 
 
 def read_record(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,

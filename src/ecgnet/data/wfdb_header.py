@@ -186,6 +186,21 @@ def fixed_record_line(header: Path, raw: bytes) -> str | None:
     return "".join(lines)
 
 
+def header_units(raw: bytes) -> list[str | None]:
+    """Each signal line's units as written (the text after '/' in the gain field; None: WFDB's default mV).
+    wfdb's own parse reads '/µV' as 'V', a thousandfold error."""
+    try:
+        raw.decode()
+        lines = header_lines(raw)
+    except UnicodeDecodeError:  # a Latin-1 header: its 'µ' is the byte 0xB5
+        lines = [ln for ln in raw.decode("latin-1").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    out = []
+    for fields in (ln.split() for ln in lines[1:]):
+        gain = fields[2] if len(fields) > 2 else ""
+        out.append(gain.split("/", 1)[1] if "/" in gain else None)
+    return out
+
+
 def zero_gains(raw: bytes) -> bool:
     """Whether a signal line of the header gives gain 0 (the field after the format: ``0/mV``, ``0(5)``)."""
     for fields in (ln.split() for ln in header_lines(raw)[1:]):

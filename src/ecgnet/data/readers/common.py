@@ -14,33 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgnet.data.leads import LIMB_FROM_I_II, lead_name  # noqa: F401 (readers import lead_name from here)
+from ecgnet.data.leads import display as _display
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.errors import ECGNetError
 
-# Einthoven/Goldberger: the four limb leads that are linear combinations of I and II.
-LIMB_FROM_I_II = {
-    "III": lambda i, ii: ii - i,
-    "AVR": lambda i, ii: -(i + ii) / 2,
-    "AVL": lambda i, ii: i - ii / 2,
-    "AVF": lambda i, ii: ii - i / 2,
-}
-_ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "LEADI": "I", "LEADII": "II", "LEADIII": "III",
-            "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III"}  # not "1"/"ECG1": Holter channels
 _UNITS_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
                 "microvolt": 1e-3, "microvolts": 1e-3, "nv": 1e-6, "v": 1e3, "volt": 1e3, "volts": 1e3}
-
-
-def lead_name(label: str) -> str | None:
-    """A device's label for a lead (``I``, ``Lead II``, ``MDC_ECG_LEAD_AVR``, ``aVL``, ``V5``, ``DIII``) → the
-    LEADS name, or None for anything else (an extra lead, a rhythm channel)."""
-    if str(label).strip().startswith("-"):  # an inverted lead (-aVR) is not the standard lead
-        return None
-    name = re.sub(r"\(.*?\)", "", str(label)).split(",")[0]  # "Lead I (Einthoven)", "Lead aVR, augmented …"
-    name = re.sub(r"[\s_\-]", "", name).upper()
-    name = re.sub(r"^(MDCECGLEAD|ECGLEAD|EKGLEAD|LEAD|ECG|EKG)", "", name)
-    name = _ALIASES.get(name, name)
-    return name if name in LEADS else None
 
 
 def units_to_mv(unit: str | None, path: Path, default: str = "uV") -> float:
@@ -188,10 +169,6 @@ def _trim_calibration(signal: np.ndarray, rate: float) -> tuple[np.ndarray, int]
     if cut < 0.05 * rate or end < rate:  # a short run, or nothing left: keep the signal as it is
         return signal, 0
     return signal[:, :end], cut
-
-
-def _display(lead: str) -> str:
-    return {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}.get(lead, lead)
 
 
 def sex_from(value) -> str | None:

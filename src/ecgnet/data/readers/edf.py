@@ -59,7 +59,8 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         raise ECGNetError(f"{path}: cannot be read as {'BDF' if bdf else 'EDF'} ({type(e).__name__}: {e})") from e
     rates, leads, warnings = set(), {}, []
     for sig in rec.signals:
-        name = lead_name(re.sub(r"^(ECG|EKG)\s*", "", sig.label.strip(), flags=re.I))
+        # 'ECG I', 'EKG-V1', 'ECG_II': the prefix and its separator; 'ECG -aVR' keeps its sign (an inverted lead)
+        name = lead_name(re.sub(r"^(ECG|EKG)(-|_|\s*)", "", sig.label.strip(), flags=re.I))
         if name is None or name in leads:
             continue
         rate = float(sig.sampling_frequency)
