@@ -442,3 +442,21 @@ def test_two_processes_build_the_cache_once(mini_ptbxl, tmp_path):
     import hashlib
     assert digests == {f"{hashlib.sha256(np.asarray(array).tobytes()).hexdigest()} [1, 2, 3, 4, 5]"}
     assert signals.verify_caches(cache, progress=False).ok
+
+
+def test_coarse_amplitude_steps_are_a_warning_that_keeps_the_calls(write_record):
+    """A file written with a wide physical range (pyedflib at ±2 V: 61 µV per step) moves the model's
+    calls (reports/formats/quantization.md); the reader says so, without withholding the calls."""
+    from ecgnet.data.records import amplitude_step_mv, resolution_warning
+
+    path, signal = write_record()
+    assert resolution_warning(read_ecg(path).signal) is None and amplitude_step_mv(signal) == pytest.approx(0.001)
+    coarse = np.round(signal / 0.061) * 0.061
+    assert amplitude_step_mv(coarse) == pytest.approx(0.061)
+    assert resolution_warning(coarse).startswith("coarse amplitude resolution: 61 µV per step")
+    import wfdb  # the same signal written at 1/0.061 ADU per mV: steps of 61 µV
+
+    wfdb.wrsamp("coarse", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=coarse.T, fmt=["16"] * 12,
+                adc_gain=[1 / 0.061] * 12, baseline=[0] * 12, write_dir=str(path.parent))
+    rec = read_ecg(path.parent / "coarse.hea")
+    assert any(w.startswith("coarse amplitude resolution") for w in rec.warnings) and rec.amplitude_trusted

@@ -44,6 +44,7 @@ _UNIT_SCALE = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv"
 MEDIAN_RANGE_MV = (0.3, 12.0)  # plausible median peak-to-peak lead range (PTB-XL folds 1–8: 0.38–9.5)
 FLAT_LEAD_MV = 0.02
 SAME_RANGE_SPREAD = 0.02  # std / mean of the 12 lead ranges; PTB-XL folds 1–8: ≥ 0.10
+COARSE_STEP_MV = 0.010  # amplitude steps coarser than this move the calls (reports/formats/quantization.md)
 
 
 @dataclass
@@ -124,6 +125,9 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
     problems = amplitude_problems(signal)  # on the signal as recorded: resampling changes lead ranges
+    coarse = resolution_warning(signal)  # likewise: resampling hides the steps
+    if coarse:
+        warnings.append(coarse)
     flags = lead_quality(signal, rec.fs, LEADS) if quality else []  # likewise: resampling smooths a clipped plateau
     if rec.fs != sampling_rate:
         if not resample:
@@ -224,6 +228,28 @@ def _checksums_match(rec: wfdb.Record) -> bool:
     """WFDB checksums are 16-bit (signed in headers, unsigned from wfdb): compare them modulo 2¹⁶ (a signal
     line without one is not checked)."""
     return all(h is None or int(h) % 65536 == int(c) % 65536 for h, c in zip(rec.checksum, rec.calc_checksum()))
+
+
+def amplitude_step_mv(signal: np.ndarray, samples: int = 5000) -> float | None:
+    """The recording's amplitude resolution in mV: per lead, the smallest difference between two distinct
+    values among its first ``samples``; the median over leads (None when every lead is constant)."""
+    steps = []
+    for lead in np.asarray(signal, np.float64)[:, :samples]:
+        gaps = np.diff(np.unique(lead))
+        gaps = gaps[gaps > 1e-9]
+        if gaps.size:
+            steps.append(gaps.min())
+    return float(np.median(steps)) if steps else None
+
+
+def resolution_warning(signal: np.ndarray) -> str | None:
+    """A warning when the amplitude steps are coarser than :data:`COARSE_STEP_MV` (PTB-XL's are 1 µV): the
+    calls stay, but the fine detail the model reads (ST level, small waves) is rounded away."""
+    step = amplitude_step_mv(signal)
+    if step is None or step <= COARSE_STEP_MV:
+        return None
+    return (f"coarse amplitude resolution: {step * 1000:.3g} µV per step (the model was trained on 1 µV steps; on "
+            "PTB-XL fold 9, steps of 20–60 µV change a call in 2–6 % of records): a wide physical range in the file?")
 
 
 def amplitude_problems(signal: np.ndarray) -> list[str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.readers.detect import FORMATS, READ, detect
-from ecgnet.data.records import ECGRecord, amplitude_problems, read_ecg, resample_signal
+from ecgnet.data.records import ECGRecord, amplitude_problems, read_ecg, resample_signal, resolution_warning
 from ecgnet.errors import ECGNetError
 
 __all__ = ["FORMATS", "READ", "detect", "read_any", "read_ecg_any", "read_source"]
@@ -56,7 +56,7 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
         return read_ecg(path, sampling_rate, resample=resample, limits=limits)
     rec = read_source(path, limits, fmt)
     problems = amplitude_problems(rec.signal)
-    rec.warnings += problems
+    rec.warnings += problems + [w for w in [resolution_warning(rec.signal)] if w]
     rec.amplitude_trusted = rec.amplitude_trusted and not problems
     if rec.source_rate != sampling_rate:
         if not resample:
