@@ -18,7 +18,7 @@ ifeq ($(strip $(ECGNET_DATA)),)
 endif
 export ECGNET_DATA
 
-.PHONY: setup data run test test-fast reproduce comparison benchmarks bundle clean
+.PHONY: setup data run test test-fast reproduce comparison benchmarks bundle wheel clean
 
 setup: $(VENV)/.installed
 
@@ -90,6 +90,15 @@ benchmarks: data
 # Refresh the models shipped in the package (src/ecgnet/models_bundled/, see ecgnet.runs.bundled) from runs/.
 bundle: setup
 	$(BIN)/python -m ecgnet.runs.bundled runs src/ecgnet/models_bundled
+
+# The wheel, built from a clean copy of the sources: building in the checkout leaves build/, whose stale
+# files (a module since deleted) would ship in the next wheel.
+wheel: setup
+	rm -rf .cache/wheel-src && mkdir -p .cache/wheel-src dist
+	cp -r src pyproject.toml README.md .cache/wheel-src/
+	find .cache/wheel-src \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .cache/wheel-src
+	rm -rf .cache/wheel-src
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
