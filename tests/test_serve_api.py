@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("fastapi", reason="fastapi is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from ecgnet.errors import ECGNetError  # noqa: E402
 from ecgnet.runs.bundled import DEFAULT_MODEL  # noqa: E402
 from ecgnet.inference.predictor import Predictor  # noqa: E402
 from ecgnet.serve import create_app  # noqa: E402
@@ -182,6 +183,8 @@ def _bad_uploads(samples: Path) -> dict:
                         400, "one record"),
         "same name twice": ([("files", ("E00001.hea", hea)), ("files", ("E00001.hea", hea))], 400, "twice"),
         "no header": ([("files", ("E00001.mat", mat))], 400, "no .hea"),
+        "no suffix, not an ECG": ([("files", ("IM0001", b"just some text\n"))], (400, 415), "IM0001"),
+        "no suffix beside a header": ([("files", ("E00001.hea", hea)), ("files", ("E00001", mat))], 400, "alone"),
     }
 
 
@@ -193,6 +196,25 @@ def test_bad_upload_is_a_one_line_4xx(client, upload_dir, case):
     assert word in message, message
     assert list(upload_dir.iterdir()) == []  # removed even when refused
     assert client.get("/healthz").status_code == 200  # and the server is still up
+
+
+def test_a_file_without_a_suffix_is_read_by_its_content(client, upload_dir):
+    """A DICOM file from a PACS export is often named IM0001: the format comes from its content."""
+    from pydicom.data import get_testdata_file
+
+    dicom = Path(get_testdata_file("waveform_ecg.dcm")).read_bytes()
+    response = client.post("/api/predict", files=[("files", ("IM0001", dicom))])
+    assert response.status_code == 200, response.text
+    assert response.json()["prediction"]["format"] == "dicom" and list(upload_dir.iterdir()) == []
+
+
+def test_a_limit_refusal_names_the_servers_option():
+    from ecgnet.data.limits import ReadLimits
+    from ecgnet.serve.uploads import public_message
+
+    with pytest.raises(ECGNetError) as e:
+        ReadLimits(max_seconds=5).check_samples(10_000, 12, 500, "r.hea")
+    assert "the server's --max-seconds widens it" in public_message(e.value, None)
 
 
 @needs_samples

@@ -672,7 +672,7 @@ def models():
 
     table = Table("name", "task", "classes", "parameters", "fold-10 macro AUC", title="Bundled models")
     for m in list_bundled():
-        auc = "–" if m.test_macro_auc is None else f"{m.test_macro_auc:.3f}"
+        auc = "–" if m.test_macro_auc is None else f"{m.test_macro_auc:.4f}"
         params = "–" if m.parameters is None else f"{m.parameters:,}"
         name = f"{m.name} (default)" if m.name == DEFAULT_MODEL else m.name
         table.add_row(escape(name), m.task or "–", str(len(m.classes)), params, auc)

@@ -4,9 +4,11 @@ temporary folder holding it, or a one-line refusal.
 Every rule here keeps user strings away from the filesystem outside that folder:
 
 - a file name must be a bare name (``[A-Za-z0-9_-]`` then dots), no ``/``, ``\\``, ``..`` or absolute
-  path, and end in ``.hea``, ``.dat`` or ``.mat``, or in a single-file suffix (:data:`SINGLE_FILE_SUFFIXES`);
-  names are unique within a request;
-- a single-file ECG comes alone (its format is then read from its content, whatever its suffix says);
+  path, and end in ``.hea``, ``.dat`` or ``.mat``, or in a single-file suffix (:data:`SINGLE_FILE_SUFFIXES`),
+  or have no suffix at all (a DICOM file from a PACS export is often named ``IM0001``); names are unique
+  within a request;
+- a single-file ECG (or a file without a suffix) comes alone; its format is then read from its content,
+  whatever its name says;
 - otherwise exactly one header, and the header's signal lines may only name files of the same upload (a header
   could otherwise make the WFDB reader open ``../../x.dat`` or ``/etc/...``); multi-segment records,
   which name other headers, are refused;
@@ -64,10 +66,15 @@ def check_name(name: str | None) -> str:
         raise UploadError(f"{shown}: file names must be bare names, not paths")
     if not _NAME.fullmatch(name):
         raise UploadError(f"{shown}: unusable file name (letters, digits, '_', '-' and '.' only, ≤ 100 characters)")
-    if Path(name).suffix.lower() not in SUFFIXES + SINGLE_FILE_SUFFIXES:
-        raise UploadError(f"{shown}: not an ECG file (expected {', '.join(SUFFIXES + SINGLE_FILE_SUFFIXES)})",
-                          status=415)
+    if Path(name).suffix.lower() not in SUFFIXES + SINGLE_FILE_SUFFIXES + ("",):
+        raise UploadError(f"{shown}: not an ECG file (expected {', '.join(SUFFIXES + SINGLE_FILE_SUFFIXES)}, "
+                          "or a file without a suffix)", status=415)
     return name
+
+
+def is_single_file(name: str) -> bool:
+    """Whether ``name`` is uploaded as a whole ECG in one file: a single-file suffix, or none."""
+    return Path(name).suffix.lower() in SINGLE_FILE_SUFFIXES + ("",)
 
 
 def signal_files(header: Path, read_limits: ReadLimits = DEFAULT_LIMITS) -> list[str]:
@@ -151,7 +158,7 @@ def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UploadError(f"{dupes[0]}: uploaded twice")
-    singles = [n for n in names if Path(n).suffix.lower() in SINGLE_FILE_SUFFIXES]
+    singles = [n for n in names if is_single_file(n)]
     if singles and len(names) > 1:
         raise UploadError(f"{singles[0]}: a single-file ECG is uploaded alone ({len(names)} files sent); "
                           "upload one record at a time")
@@ -195,6 +202,7 @@ def size(n: int) -> str:
 def public_message(error: Exception, folder: Path | None) -> str:
     """The error's first line with the temporary folder's path removed (the user sees their file names)."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = re.sub(r"(--max-\w+) widens it", r"the server's \1 widens it", text)  # an option of `ecgnet serve`
     if folder is not None:
         text = text.replace(f"{folder}/", "").replace(str(folder), "")
     return text
