@@ -13,8 +13,11 @@ than the budget is refused, so a hostile record cannot make the reader allocate 
 (fuzzed: ``tests/fuzzing.py``; hostile corpus: ``tests/hostile.py``).
 What the reader did as a matter of routine is a note, what is readable but questionable a warning:
 
-- notes (``ECGRecord.notes``): the record was resampled, or its header had a release quirk that was read
-  in its unambiguous sense (a record line naming ``E00015.mat``);
+- notes (``ECGRecord.notes``): the record was resampled, its header had a release quirk that was read
+  in its unambiguous sense (a record line naming ``E00015.mat``), channels that are no standard lead
+  (Frank's vx, vy, vz) were left out, or a record of the 8 independent leads got III, aVR, aVL, aVF
+  derived from I and II;
+- a warning that keeps the calls: amplitude steps coarser than 10 µV (:func:`resolution_warning`);
 - **amplitude** warnings (``ECGRecord.amplitude_trusted`` is False): gain 0 (WFDB's "uncalibrated";
   read at WFDB's default 200 ADU/mV), every lead with the same range (a per-lead normalised signal),
   a median lead range outside 0.3–12 mV, or a flat lead. The bounds hold every record of PTB-XL's
