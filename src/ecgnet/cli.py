@@ -59,13 +59,17 @@ def _print_unreadable(unreadable: list[dict], shown: int = 3) -> None:
 
 def friendly(fn):
     """Turn ECGNetError — and a full disk or an unwritable folder (ecgnet.oserrors) — into one clear
-    line and exit status 2."""
+    line and exit status 2; Ctrl-C into one line and exit status 130."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ecgnet.oserrors import disk_error
 
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:  # Ctrl-C: one line (what stopped, how to go on), exit 130 as shells do
+            err.print(f"[bold red]interrupted[/]{': ' + escape(str(e)) if str(e) else ''}", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(130) from None
         except (ECGNetError, OSError) as e:
             message = e if isinstance(e, ECGNetError) else disk_error(e)
             if message is None:
@@ -252,6 +256,10 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
     from ecgnet.training.fit import train as fit
 
     cfg = load_config(config, overrides)
+    if resume:
+        from ecgnet.runs.directory import check_resumable_run
+
+        check_resumable_run(runs_dir / cfg.name)
     run_dir, results = fit(cfg, data_root(data), runs_dir, resume=resume, n_boot=n_boot, progress=progress)
     if results is None:  # a non-zero rank of a distributed run: rank 0 reports
         return

@@ -1,4 +1,5 @@
-"""A full disk, a read-only or forbidden folder: one clear line naming the path, never a traceback.
+"""A full disk, a read-only or forbidden folder, a file where a folder should be: one clear line naming the
+path, never a traceback.
 
 Writes that go through :func:`ecgnet.fileio.atomic_path` (run directories, checkpoints, reports,
 caches) turn these errors into an :class:`~ecgnet.errors.ECGNetError` that names the file and says
@@ -20,6 +21,8 @@ REASONS = {
     errno.EROFS: "folder is read-only (read-only file system)",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a file stands where a folder is needed (e.g. --out or --runs-dir names a file)",
+    errno.EISDIR: "a folder stands where a file is needed",
 }
 
 

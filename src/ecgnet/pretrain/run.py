@@ -36,6 +36,7 @@ from ecgnet.pretrain.simclr import SimCLRModule
 from ecgnet.pretrain.views import TwoCrops
 from ecgnet.pretrain.weights import FILENAME, HEAD, save_encoder
 from ecgnet.quiet import quiet_dependencies
+from ecgnet.training.interrupt import interruptible
 from ecgnet.runs import provenance
 from ecgnet.training.distributed import hardware
 from ecgnet.training.fit import fit_frontends
@@ -67,7 +68,8 @@ def pretrain(config: PretrainConfig, data_root: Path, runs_dir: Path = Path("run
                         callbacks=[RichProgressBar()] if progress else [], enable_progress_bar=progress,
                         enable_model_summary=False, deterministic="warn")
     start = time.perf_counter()
-    trainer.fit(module, loader)
+    with interruptible(trainer, "pretraining stopped; nothing was saved"):
+        trainer.fit(module, loader)
     wall = time.perf_counter() - start
 
     model.cpu()

@@ -92,6 +92,14 @@ def resume_command(run_dir: Path) -> str:
     return f"ecgnet train -c {run_dir / 'config.yaml'} --runs-dir {run_dir.parent} --resume"
 
 
+def check_resumable_run(run_dir: Path) -> None:
+    """``--resume`` needs a run that was started: a mistyped --runs-dir or name would otherwise train it all
+    again from scratch without a word."""
+    if not Path(run_dir).is_dir():
+        raise ECGNetError(f"--resume: no run at {run_dir} to continue (a mistyped --runs-dir or name?); "
+                          "leave out --resume to train it from the start")
+
+
 def mark_incomplete(run_dir: Path, config: Config, started: dict) -> None:
     """A training session's first writes in ``run_dir``: the ``INCOMPLETE`` marker, then the config
     (what ``--resume`` is given). Temporary files a killed session left behind are deleted."""

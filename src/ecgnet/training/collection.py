@@ -175,6 +175,10 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     PTB-XL fold 10 (:mod:`ecgnet.training.forgetting`; ``RUN/forgetting.json``, the report)."""
     if config.training.auxiliary_task:
         raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
+    if resume:
+        from ecgnet.runs.directory import check_resumable_run
+
+        check_resumable_run(Path(runs_dir) / config.name)
     if forgetting:  # before anything is trained or written
         from ecgnet.training.forgetting import check_forgetting
 

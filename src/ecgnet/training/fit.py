@@ -25,10 +25,11 @@ from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import INCOMPLETE, count_parameters, mark_complete, mark_incomplete, provenance, save_model
 from ecgnet.runs import members as run_members
-from ecgnet.runs.directory import build_run_model
+from ecgnet.runs.directory import build_run_model, resume_command
 from ecgnet.runs.profiles import list_profiles
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
+from ecgnet.training.interrupt import interruptible
 from ecgnet.training.losses import make_loss
 from ecgnet.training.distributed import Indexed, hardware
 from ecgnet.training.module import ClassifierModule
@@ -66,10 +67,6 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
-    if not resume and (run_dir / "run.json").is_file() and not (run_dir / INCOMPLETE).exists():
-        print(f"note: replacing the finished run {run_dir}" + (" (its site profiles stop applying: calibrate "
-              "again)" if list_profiles(run_dir) else ""), file=sys.stderr)
-    mark_incomplete(run_dir, config, origin)  # the first write; the last step deletes it
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -80,6 +77,12 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     fit_statistics = model is None
     if model is None:
         model = build_run_model(config, len(data.classes))  # an ensemble: its members loaded from their runs
+    # the run directory is touched only now, once data and model are known good: a refused config (a bad model
+    # parameter, a member not found) leaves a finished run of the same name as it was
+    if not resume and (run_dir / "run.json").is_file() and not (run_dir / INCOMPLETE).exists():
+        print(f"note: replacing the finished run {run_dir}" + (" (its site profiles stop applying: calibrate "
+              "again)" if list_profiles(run_dir) else ""), file=sys.stderr)
+    mark_incomplete(run_dir, config, origin)  # the first write; the last step deletes it
     if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
         stats = fit_late(model, val_split, config)
     else:
@@ -164,7 +167,8 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
         clear_checkpoints(run_dir / "checkpoints")
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=False)
     start = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
+    with interruptible(trainer, f"training stopped; the run is incomplete — resume with `{resume_command(run_dir)}`"):
+        trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
     wall = time.perf_counter() - start
     if not trainer.is_global_zero:
         return {"global_rank": trainer.global_rank}  # rank 0 saves and evaluates the run
