@@ -53,7 +53,9 @@ def source(config: Config, name: str, run_dir: Path | None = None) -> Path:
         if (candidate / "run.json").is_file():
             return candidate
     where = f"{run_dir / MEMBERS / name} is missing and " if run_dir is not None else ""
-    raise ECGNetError(f"ensemble member '{name}': {where}{path} is not a run directory")
+    looked = " or ".join(str(c) for c in candidates)
+    raise ECGNetError(f"ensemble member '{name}': {where}{path} is not a run directory (looked for {looked}; a "
+                      "relative member path is read from the working directory)")
 
 
 def resolve(config: Config, run_dir: Path | None = None, weights_inside: bool = True) -> dict[str, tuple[Path, bool]]:
