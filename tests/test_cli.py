@@ -349,3 +349,15 @@ def test_data_info(cli, ptbxl_root):
 
 def test_data_info_without_data(cli):
     assert_user_error(cli("data", "info", env={"ECGNET_DATA": None}), "ECGNET_DATA")
+
+
+def test_a_metadata_model_says_which_patient_fields_it_did_not_have(write_record):
+    from ecgnet.inference.predictor import Predictor
+
+    path, _ = write_record("nometa")  # a header without #Age/#Sex
+    predictor = Predictor("intermediate_concat_weighted_bce")  # bundled; reads age, sex, height, weight
+    bare = predictor.predict_file(path)
+    assert any("unknown here: age, sex, height, weight" in n for n in bare["notes"]), bare["notes"]
+    given = predictor.predict_file(path, age=55, sex="male", height=175, weight=70)
+    assert not any("unknown here" in n for n in given["notes"])
+    assert not any("unknown here" in n for n in Predictor("long_time").predict_file(path)["notes"])  # time only

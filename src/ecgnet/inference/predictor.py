@@ -138,6 +138,10 @@ class Predictor:
         except ECGNetError as e:
             raise ECGNetError(f"{record.path}: {e}") from None
         warnings, notes = list(record.warnings), list(record.notes)
+        unknown = [k for k in ("age", "sex", "height", "weight") if k not in used]
+        if self.uses_metadata and unknown:  # flagged missing to the model, as in training; the user may know them
+            notes.append(f"the model reads the patient's age, sex, height and weight; unknown here: {', '.join(unknown)} "
+                         f"(flagged missing, as in training; --{' --'.join(unknown)} give them)")
         if record.seconds > SECONDS + 0.5 / self.rate:
             notes.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
             fitted = (self.profile.data.get("long_records") or "segments") if self.profile is not None else None
