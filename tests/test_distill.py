@@ -198,3 +198,16 @@ def test_tiny_student_follows_its_teacher(ptbxl_superdiagnostic, tmp_path, monke
     assert labels_auc > 0.6, scores  # labels alone: beats chance on the labels
     assert teacher_auc > 0.6, scores  # teacher alone: beats chance on what the teacher says
     assert teacher_auc > scores[0.0][1] + 0.05, scores  # and follows the teacher, not the labels
+
+
+def test_a_teacher_of_another_task_is_refused_without_leaving_a_cache_folder(untrained_run, tmp_path):
+    from types import SimpleNamespace
+
+    from ecgnet.distill import teacher
+
+    statements = [f"S{i}" for i in range(71)]
+    data = SimpleNamespace(classes=statements, split=lambda name: SimpleNamespace(ecg_ids=[]))
+    with pytest.raises(ECGNetError, match=r"the teacher predicts .*; the student's task has S0, S1, S2, S3, S4, "
+                                          r"S5, … \(71 in all\): a teacher of the same task"):
+        teacher.build(untrained_run, data, tmp_path / "cache", progress=False)
+    assert not (tmp_path / "cache").exists()

@@ -110,7 +110,9 @@ def compute_split(run_dir: str | Path, split, classes: list[str], label: str, ba
     model, config, info = _load_teacher(run_dir)
     model.to(device)
     if info["classes"] != classes:
-        raise ECGNetError(f"{run_dir}: the teacher predicts {info['classes']}, the task has {classes}")
+        shown = lambda names: ", ".join(names[:6]) + (f", … ({len(names)} in all)" if len(names) > 6 else "")  # noqa: E731
+        raise ECGNetError(f"{run_dir}: the teacher predicts {shown(list(info['classes']))}; the student's task has "
+                          f"{shown(list(classes))}: a teacher of the same task is needed")
     members, windows, method, weight, bias = _members(model, config)
     if len({(w, st) for w, st, _ in windows}) != 1:
         raise ECGNetError(f"{run_dir}: members with different windows cannot share window soft targets")
@@ -143,12 +145,12 @@ def build(run_dir: str | Path, data: PTBXL, cache_dir: Path, splits: tuple[str, 
     """The cached soft-target folder of ``run_dir``; each missing split is computed and written atomically."""
     run_dir = Path(run_dir)
     folder = cache_path(run_dir, cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     for split in splits:
         path = folder / f"{split}.npz"
         if path.is_file():
             continue
-        arrays = compute(run_dir, data, split, bf16=bf16, progress=progress)
+        arrays = compute(run_dir, data, split, bf16=bf16, progress=progress)  # a refused teacher writes nothing
+        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"{split}.partial.npz"
         np.savez(tmp, **arrays)
         tmp.replace(path)
