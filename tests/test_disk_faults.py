@@ -122,8 +122,9 @@ def test_the_cli_turns_a_disk_error_into_one_line(capsys):
 
 
 def test_train_into_a_read_only_folder_fails_at_once_with_one_line(tmp_path, monkeypatch):
-    """`ecgnet train` writes the run's INCOMPLETE marker first, before loading any data: a read-only
-    runs folder is refused there, exit status 2, one line, no traceback, no file written."""
+    """`ecgnet train` probes the run's folder before loading any data (it writes the INCOMPLETE marker only
+    once data and model are known good, so a refused config leaves a finished run whole): a read-only runs
+    folder is refused there, exit status 2, one line, no traceback, no file written."""
     from ecgnet.cli import app
 
     data = tmp_path / "data"

@@ -44,6 +44,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail now, with the one line writing ``path`` would fail with, without writing it: a temporary file
+    made and removed in its folder (the folder is created)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        error = disk_error(e, path, "nothing was written")
+        if error is None:
+            raise
+        raise error from e
+
+
 def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that writes killed mid-way left in ``folder`` and below (``.NAME.*.tmp``:
     a killed process never reaches the cleanup above); returns them."""

@@ -20,7 +20,7 @@ from ecgnet.evaluation.evaluate import REPORT_INFO, evaluate_model
 from ecgnet.evaluation.metrics import macro_auc
 from ecgnet.evaluation.report import write_run_report
 from ecgnet.errors import ECGNetError
-from ecgnet.fileio import write_text
+from ecgnet.fileio import check_writable, write_text
 from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import INCOMPLETE, count_parameters, mark_complete, mark_incomplete, provenance, save_model
@@ -67,6 +67,7 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
+    check_writable(run_dir / INCOMPLETE)  # a read-only or full runs folder: refused before any data is read
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
