@@ -361,3 +361,19 @@ def test_write_document_places_sections_and_scroll_boxes(tmp_path):
         < html.index("id='second'") < html.index("id='figures'")  # f.png inside First, g.png left for the end
     assert html.count("<div class='scroll'><table>") == 2 and "<td class='l'>a</td>" in html
     assert md.index("![cap](figures/f.png)") < md.index("## Second") < md.index("![other](figures/g.png)")
+
+
+def test_the_tradeoff_axis_is_labelled_within_a_decade():
+    """Runs of 219–345 M MACs: a log axis with ticks at decades only showed no label at all."""
+    import matplotlib.pyplot as plt
+
+    from ecgnet.evaluation.compare_report.tradeoff import _log_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([219, 345], [0.93, 0.94])
+    _log_axis(ax, 219, 345)
+    fig.canvas.draw()
+    low, high = ax.get_xlim()
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and low <= t.get_position()[0] <= high]
+    plt.close(fig)
+    assert shown == ["200", "500"]

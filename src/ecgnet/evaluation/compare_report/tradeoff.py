@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ecgnet.evaluation.compare_report.common import _auc, _family, _numbered
 from ecgnet.evaluation.compare_report.labels import _place_labels
@@ -38,6 +38,7 @@ def _style(run: dict, result: dict) -> dict:
 def _log_axis(ax, lo, hi, pad=1.6):
     ax.set_xscale("log")
     ax.set_xlim(lo / pad, hi * pad)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # labelled within a decade too
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
