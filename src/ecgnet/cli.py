@@ -402,8 +402,8 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         for c, e in result["per_class"].items():
             ba = "" if e.get("balanced_accuracy") is None else f"balanced accuracy {e['balanced_accuracy']:.3f}"
             console.print(f"  {c:<5} {format_auc(e):<24} n {e['n']:<5} positive {e['n_positive']:<5} {ba}", highlight=False)
-        if few_cases(result):
-            console.print(f"[yellow]warning:[/] {escape(few_cases(result))}", highlight=False)
+        if few := few_cases(result):
+            console.print(f"[yellow]warning:[/] {escape(few)}", highlight=False)
         console.print(f"Report: [bold]{escape(result['report'])}[/]")
         return
     if site is not None:

@@ -75,9 +75,10 @@ def read_header_bytes(header: Path, limits: ReadLimits = DEFAULT_LIMITS) -> byte
     return raw
 
 
-def header_lines(raw: bytes, errors: str = "replace") -> list[str]:
+def header_lines(raw: bytes, errors: str = "replace", encoding: str = "utf-8") -> list[str]:
     """The header's lines that are neither blank nor comments: the record line, then the signal lines."""
-    return [ln for ln in raw.decode(errors=errors).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    text = raw.decode(encoding, errors=errors)
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 def check_record_line(hdr, raw: bytes, header: Path) -> None:
@@ -190,10 +191,9 @@ def header_units(raw: bytes) -> list[str | None]:
     """Each signal line's units as written (the text after '/' in the gain field; None: WFDB's default mV).
     wfdb's own parse reads '/µV' as 'V', a thousandfold error."""
     try:
-        raw.decode()
-        lines = header_lines(raw)
+        lines = header_lines(raw, errors="strict")
     except UnicodeDecodeError:  # a Latin-1 header: its 'µ' is the byte 0xB5
-        lines = [ln for ln in raw.decode("latin-1").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        lines = header_lines(raw, encoding="latin-1")
     out = []
     for fields in (ln.split() for ln in lines[1:]):
         gain = fields[2] if len(fields) > 2 else ""

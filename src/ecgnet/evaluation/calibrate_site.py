@@ -26,10 +26,11 @@ from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.labelled import predict_collection
 from ecgnet.evaluation.manifest_evaluation import file_sha256
 from ecgnet.evaluation.recalibration import KINDS
-from ecgnet.evaluation.scoring import FEW
+from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
 from ecgnet.fileio import atomic_path
 from ecgnet.runs import profiles
+from ecgnet.runs.directory import weights_sha256
 
 DEFAULT_SHRINKAGE = 40.0  # chosen on sites drawn from PTB-XL's site 2: reports/own_data/calibration/shrinkage.md
 
@@ -101,14 +102,13 @@ def fragile(evaluation: dict) -> list[str]:
     """Lines for what the held-out figures cannot vouch for: a calibration that made the probabilities less
     reliable on held-out records (ECE up by more than 0.02), and classes with fewer than
     :data:`~ecgnet.evaluation.scoring.FEW` positives or negatives at the site."""
-    out, few = [], []
+    out = []
     for c, e in evaluation["per_class"].items():
         if e.get("ece_before") is not None and e.get("ece_after") is not None and e["ece_after"] > e["ece_before"] + 0.02:
             out.append(f"{c}: held-out ECE {e['ece_before']:.3f} before calibration, {e['ece_after']:.3f} after: the "
                        "calibration fitted on these records does not carry to new ones; --calibration none keeps "
                        "the run's probabilities")
-        if "before" in e and min(e["n_positive"], e["n"] - e["n_positive"]) < FEW:
-            few.append(f"{c} ({e['n_positive']} positive, {e['n'] - e['n_positive']} negative)")
+    few = few_classes({c: e for c, e in evaluation["per_class"].items() if "before" in e})  # the scored ones
     if few:
         out.append(f"fewer than {FEW} positives or negatives for {', '.join(few)}: their threshold and calibration "
                    "rest on too few cases to trust (label more records of the site)")
@@ -168,7 +168,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     fitted = {c: True if site_fit["fitted"][i] else
               ("not labelled in the manifest" if c in match.missing else site_fit["reasons"][i])
               for i, c in enumerate(classes)}
-    profile = {"site": site, "run": predictor.info["name"], "weights_sha256": profiles.weights_sha256(run_dir),
+    profile = {"site": site, "run": predictor.info["name"], "weights_sha256": weights_sha256(run_dir),
                "classes": classes,
                "thresholds": dict(zip(classes, site_fit["thresholds"])),
                "calibrators": dict(zip(classes, site_fit["calibrators"])),

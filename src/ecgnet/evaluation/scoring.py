@@ -76,13 +76,19 @@ def few_cases(scores: dict) -> str | None:
     """A warning naming the scored classes with fewer than :data:`FEW` known positives or negatives in
     ``scores`` (what :func:`score` returns), or None: a bootstrap interval cannot show how little one or two
     cases tell (one positive ranked first gives AUC 1.000 [1.000, 1.000])."""
-    few = []
-    for c in scores.get("classes_scored", []):
-        e = scores["per_class"][c]
-        positives, negatives = e["n_positive"], e["n"] - e["n_positive"]
-        if min(positives, negatives) < FEW:
-            few.append(f"{c} ({positives} positive, {negatives} negative)")
+    few = few_classes({c: scores["per_class"][c] for c in scores.get("classes_scored", [])})
     if not few:
         return None
     return (f"fewer than {FEW} positives or negatives for {', '.join(few)}: their AUC and interval rest on too "
             "few cases to trust")
+
+
+def few_classes(entries: dict) -> list[str]:
+    """"C (1 positive, 4 negative)" for each class of ``entries`` ({class: {"n", "n_positive", …}}) with fewer
+    than :data:`FEW` known positives or negatives."""
+    out = []
+    for c, e in entries.items():
+        positives, negatives = e["n_positive"], e["n"] - e["n_positive"]
+        if min(positives, negatives) < FEW:
+            out.append(f"{c} ({positives} positive, {negatives} negative)")
+    return out

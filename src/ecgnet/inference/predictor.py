@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.patient import SEXES
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.data.signals import SECONDS
@@ -27,7 +28,7 @@ from ecgnet.inference.engines import ENGINES, make_engine
 from ecgnet.models.windows import windowed_proba
 from ecgnet.runs.directory import Run
 
-_SEX = {"male": 0.0, "m": 0.0, "0": 0.0, "female": 1.0, "f": 1.0, "1": 1.0}
+_SEX = {k: 0.0 if v == "male" else 1.0 for k, v in SEXES.items()}  # the metadata feature: 0 male, 1 female
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
 NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "

@@ -241,9 +241,7 @@ class Run:
 
     @property
     def weights_sha256(self) -> str:
-        from ecgnet.checksum import sha256_file
-
-        return self.info.get("weights_sha256") or sha256_file(self.dir / "model.safetensors")
+        return weights_sha256(self.dir, self.info)
 
     @cached_property
     def thresholds(self) -> dict[str, float] | None:
@@ -254,6 +252,21 @@ class Run:
         from ecgnet.runs.describe import thresholds_origin
 
         return thresholds_origin(self.dir)
+
+
+def weights_sha256(run_dir: str | Path, info: dict | None = None) -> str | None:
+    """The SHA-256 of the run's model.safetensors: run.json's record of it (``info``, or read; checked when
+    the run loads), else the file's own; None without weights."""
+    from ecgnet.checksum import sha256_file
+
+    if info is None:
+        try:
+            info = json.loads((Path(run_dir) / "run.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            info = {}
+    recorded = info.get("weights_sha256") if isinstance(info, dict) else None
+    weights = Path(run_dir) / "model.safetensors"
+    return recorded or (sha256_file(weights) if weights.is_file() else None)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -106,27 +106,16 @@ def load_profile(run_dir: str | Path, site: str, classes: list[str]) -> SiteProf
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ECGNetError(f"{path}: not a readable site profile ({e})") from None
+    from ecgnet.runs.directory import weights_sha256
+
     profile = _parse(data, path, classes)
     fitted_on = data.get("weights_sha256")  # absent from profiles written before it: no check
-    if fitted_on is not None and fitted_on != weights_sha256(run_dir):
+    if fitted_on is not None and fitted_on != weights_sha256(run_dir):  # a light read: run.json, not the model
         manifest = (data.get("manifest") or {}).get("path") or "M.csv"
         raise ECGNetError(f"{path}: fitted on other weights than {Path(run_dir) / 'model.safetensors'} (the run was "
                           f"trained again since); its thresholds and calibration no longer apply — run `ecgnet "
                           f"calibrate {run_dir} --manifest {manifest} --site {site}` again")
     return profile
-
-
-def weights_sha256(run_dir: str | Path) -> str | None:
-    """The SHA-256 of the run's model.safetensors: run.json's record of it (checked when the run loads),
-    else the file's own; None without weights."""
-    from ecgnet.checksum import sha256_file
-
-    try:
-        recorded = json.loads((Path(run_dir) / "run.json").read_text()).get("weights_sha256")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        recorded = None
-    weights = Path(run_dir) / "model.safetensors"
-    return recorded or (sha256_file(weights) if weights.is_file() else None)
 
 
 def _parse(data, path: Path, classes: list[str]) -> SiteProfile:

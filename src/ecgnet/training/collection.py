@@ -450,8 +450,8 @@ def format_summary(summary: dict) -> str:
     if cv:
         lines.append(f"{cv['protocol']['kind']} cross-validation, pooled out-of-fold macro AUC "
                      f"{_fmt(cv['pooled']['macro_auc'])}")
-        if few_cases(cv["pooled"]):
-            lines.append(f"warning: {few_cases(cv['pooled'])}")
+        if few := few_cases(cv["pooled"]):
+            lines.append(f"warning: {few}")
         if cv.get("zero_shot"):
             lines.append(f"zero-shot on the same records: {_fmt(cv['zero_shot']['macro_auc'])}")
         vs = cv.get("vs_zero_shot")
