@@ -243,3 +243,22 @@ def test_report_only_needs_an_existing_study(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["sweep", "-c", str(ROOT / "configs" / "baseline_time.yaml"), "--space",
                                       "space.yaml", "--trials", "0", "--study", "nosuch"])
     assert result.exit_code == 2 and "has no study 'nosuch'" in result.stderr
+
+
+def test_a_study_re_rendered_without_its_trial_folders_still_names_the_code(tmp_path):
+    """The committed sweep is re-rendered from study.db alone (the trials' runs are not committed): the
+    revisions the trials trained with are kept in the study, not only in the runs' run.json."""
+    from ecgnet.sweep.report import write_report
+
+    def trial(t):
+        t.set_user_attr("run_dir", str(tmp_path / "gone" / f"trial_{t.number:03d}"))
+        t.set_user_attr("git_revision", "0123456789abcdef")
+        t.set_user_attr("git_dirty_files", ["README.md"])
+        return t.suggest_float("training.lr", 1e-4, 1e-2, log=True)
+
+    study = optuna.create_study(direction="maximize", study_name="kept",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(trial, n_trials=2)
+    summary = write_report(study, tmp_path / "report", "sqlite:///study.db")
+    assert summary["code"] == {"git_revisions": ["0123456789abcdef"], "uncommitted_files": ["README.md"]}
+    assert "Code: revision 0123456" in (tmp_path / "report" / "report.md").read_text()

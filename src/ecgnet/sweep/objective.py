@@ -15,6 +15,7 @@ import optuna
 
 from ecgnet.config import Config, apply_override, parse_config
 from ecgnet.errors import ECGNetError
+from ecgnet.runs.origin import provenance
 from ecgnet.sweep.pruning import PruningCallback
 from ecgnet.sweep.space import Param
 
@@ -46,6 +47,9 @@ def make_objective(base: dict, space: dict[str, Param], study_dir: Path, data_ro
         run_dir = study_dir / config.name
         trial.set_user_attr("overrides", overrides)
         trial.set_user_attr("run_dir", str(run_dir))
+        origin = provenance()  # kept in the study: its report names the code even without the trials' folders
+        trial.set_user_attr("git_revision", origin["git_revision"])
+        trial.set_user_attr("git_dirty_files", origin["git_dirty_files"])
         if run_dir.exists():  # trial numbers are new to the study: a leftover of another study of that name
             raise ECGNetError(f"{run_dir} exists already: it is not this study's; remove it or name another --study")
         try:

@@ -85,13 +85,17 @@ def write_report(study: optuna.Study, study_dir: Path, storage_url: str, extra_d
 
 
 def _code_revisions(study: optuna.Study) -> dict:
-    """The git revisions the trials trained with (from their runs' run.json), and the uncommitted files."""
+    """The git revisions the trials trained with, and the uncommitted files: kept in the study itself, so a
+    study re-rendered without its trials' run folders (the committed one) still names them; a trial recorded
+    before they were kept is read from its run's run.json."""
     revisions, dirty = set(), set()
     for t in study.get_trials(deepcopy=False):
-        try:
-            info = json.loads((Path(t.user_attrs["run_dir"]) / "run.json").read_text())
-        except (KeyError, OSError, ValueError):
-            continue
+        info = t.user_attrs
+        if "git_revision" not in info:
+            try:
+                info = json.loads((Path(t.user_attrs["run_dir"]) / "run.json").read_text())
+            except (KeyError, OSError, ValueError):
+                continue
         revisions.add(info.get("git_revision"))
         dirty.update(info.get("git_dirty_files") or [])
     return {"git_revisions": sorted(r for r in revisions if r), "uncommitted_files": sorted(dirty)}
