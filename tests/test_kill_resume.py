@@ -132,7 +132,11 @@ def test_kill_9_mid_run_then_resume_completes_the_very_same_run(uninterrupted, p
     _assert_complete(run_dir)
     log = pd.read_csv(run_dir / "logs" / "metrics.csv")
     assert log["epoch"].tolist() == [0, 1]  # the killed session's epoch is kept
-    assert json.loads((run_dir / "run.json").read_text())["epochs_run"] == 2
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["epochs_run"] == 2
+    started, resumed = info["sessions"]  # the killed session's command is kept, not only the resume's
+    assert started["command"].startswith("ecgnet train -c") and "--resume" not in started["command"]
+    assert resumed["command"] == info["command"]  # (in-process here: the command line is pytest's)
     # the kill changed nothing: the epochs, the last epoch's weights and the saved (best) weights of the
     # uninterrupted run, bit for bit — the resumed epoch drew the same shuffle, crops and dropout
     columns = ["epoch", "step", "train_loss", "val_macro_auc"]

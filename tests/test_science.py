@@ -281,6 +281,10 @@ def test_resume_continues_an_interrupted_run(ptbxl_root, tmp_path, monkeypatch):
     assert epochs["val_macro_auc"].iloc[0] == first["val_macro_auc"].iloc[0]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["epochs_run"] == 2 and info["best_epoch"] in (1, 2)
+    # run.json's provenance is the finishing session's; `sessions` keeps both, the starting one first
+    assert [s["date"] for s in info["sessions"]] == sorted(s["date"] for s in info["sessions"])
+    assert len(info["sessions"]) == 2 and info["sessions"][-1]["date"] == info["date"]
+    assert all(s["git_revision"] == info["git_revision"] for s in info["sessions"])
     assert info["best_val_macro_auc"] == pytest.approx(epochs["val_macro_auc"].max())
     assert (run_dir / "test" / "predictions.csv").is_file() and 0.5 < results["test"]["macro_auc"]["value"] <= 1
 

@@ -4,6 +4,7 @@ AUC), then the best weights are saved and evaluated on folds 9 and 10 in the run
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from ecgnet.training.interrupt import interruptible
 from ecgnet.training.losses import make_loss
 from ecgnet.training.distributed import Indexed, hardware
 from ecgnet.training.module import ClassifierModule
-from ecgnet.training.resume import ResumeState, check_versions, record_versions
+from ecgnet.training.resume import ResumeState, check_versions, record_session, record_versions
 from ecgnet.training.sampling import oversampler
 from ecgnet.training.swa import EpochWeightAveraging
 
@@ -91,7 +92,7 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
         if config.training.auxiliary_task:  # a training-only second head; `model` is what is saved
             fitted, fit_split, loss = auxiliary.attach(model, data, train_split, config)
         stats = fit_lightning(fitted, config, fit_split, val_split, run_dir, resume, progress, callbacks, loss,
-                              fit_statistics, data)
+                              fit_statistics, data, origin)
         if "global_rank" in stats:  # another process of a distributed run: rank 0 writes the run
             return run_dir, None
     model.cpu().eval()
@@ -117,11 +118,12 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
 
 def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, resume: bool,
                   progress: bool, extra_callbacks: list | None = None, loss: torch.nn.Module | None = None,
-                  fit_statistics: bool = True, data=None) -> dict:
+                  fit_statistics: bool = True, data=None, origin: dict | None = None) -> dict:
     """Gradient training with Lightning; the best fold-9 checkpoint's weights end up in ``model``.
     ``loss``: instead of the config's (multi-task training passes its own); ``fit_statistics``: False
     keeps the frontends' statistics (a fine-tuned model standardises leads as it was trained to);
-    ``data``: the dataset the splits come from (distillation from unlabelled records reads its scaling)."""
+    ``data``: the dataset the splits come from (distillation from unlabelled records reads its scaling);
+    ``origin``: this session's provenance, kept with the earlier sessions' (a resumed run's ``sessions``)."""
     t, crop = config.training, config.data.window
     pretrained = {}
     if t.init_from:  # frontend statistics and encoder from `ecgnet pretrain`, so leads are standardised as then
@@ -167,6 +169,8 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     if not resuming:  # a resume was checked by train() before anything was written
         clear_checkpoints(run_dir / "checkpoints")
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=False)
+    first_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    sessions = record_session(run_dir / "checkpoints", origin or provenance(), resuming) if first_process else []
     start = time.perf_counter()
     with interruptible(trainer, f"training stopped; the run is incomplete — resume with `{resume_command(run_dir)}`"):
         trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
@@ -182,6 +186,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
             "best_val_macro_auc": float(epochs["val_macro_auc"].max()),
             "training_seconds": round(float(history["epoch_seconds"].sum()), 1),
             "wall_seconds_this_session": round(wall, 1), "hardware": hardware(trainer), **pretrained,
+            **({"sessions": sessions} if len(sessions) > 1 else {}),  # resumed: every session, the first first
             **({"unlabelled_records": len(train_set) - len(train_split.ecg_ids)} if t.distill_unlabelled else {})}
 
 

@@ -14,6 +14,10 @@ but not three things that :class:`ResumeState` adds to every checkpoint:
   CSV log keeps rows in memory between flushes and starts its file afresh on resume, so after a kill
   it lacks epochs; the run's ``logs/metrics.csv`` is written from this history at the end.
 
+:func:`record_session` keeps, beside the checkpoints, who started each training session of the run
+(date, command, revision): run.json's own provenance is the session that finished, and its ``sessions``
+the whole story, the command that started the run first.
+
 :func:`check_versions` refuses to resume checkpoints that another ecgnet version wrote.
 """
 
@@ -33,6 +37,8 @@ from ecgnet.fileio import atomic_path, write_json
 
 KEY = "ecgnet_resume_state"
 VERSIONS = "versions.json"
+SESSIONS = "sessions.json"
+SESSION_KEYS = ("date", "command", "git_revision", "git_dirty")
 
 
 def rng_states(generators: list[torch.Generator]) -> dict:
@@ -123,3 +129,17 @@ def check_versions(checkpoints: Path) -> None:
         raise ECGNetError(f"{checkpoints}: written by ecgnet {before}, this is ecgnet {now} — cannot resume "
                           f"another version's checkpoints (nothing was changed); resume with ecgnet {before}, "
                           "or train afresh without --resume")
+
+
+def record_session(checkpoints: Path, origin: dict, resuming: bool) -> list[dict]:
+    """This session (its date, command and revision, from ``origin``) after the earlier ones when
+    ``resuming``, alone otherwise; written to ``checkpoints/sessions.json`` and returned."""
+    earlier = []
+    if resuming:
+        try:
+            earlier = json.loads((checkpoints / SESSIONS).read_text())
+        except (OSError, ValueError):
+            earlier = [{"date": None, "command": None, "note": "checkpoints from before sessions were recorded"}]
+    sessions = [*earlier, {key: origin.get(key) for key in SESSION_KEYS}]
+    write_json(checkpoints / SESSIONS, sessions)
+    return sessions
