@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import _cache_dir, write_wfdb
+from conftest import write_wfdb
 from ecgnet.config import parse_config
 from ecgnet.data.collections.manifest import read_manifest
 from ecgnet.data.collections.cache import read_signal

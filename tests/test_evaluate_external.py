@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 

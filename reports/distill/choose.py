@@ -11,7 +11,6 @@ all of them as students.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import yaml
 

@@ -9,7 +9,6 @@ Latency is noisy on a shared machine (a training run shared the 2 cores): the ru
 one after another, and the same architecture has measured 3.5–8 ms; read differences under ~2× as noise.
 """
 
-import json
 from pathlib import Path
 
 import torch

@@ -36,7 +36,6 @@ import copy
 import sys
 
 import numpy as np
-import torch
 
 from ecgnet.evaluation import metrics as M
 from ecgnet.training.collection import cross_validate, paired_vs, predict, score

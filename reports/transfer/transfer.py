@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ecgnet.config import load_config

@@ -7,7 +7,6 @@ on stderr with exit status 2.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Optional

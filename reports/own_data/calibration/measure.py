@@ -20,7 +20,6 @@ writes reports/own_data/calibration/{manifest.csv, predictions.csv, results.json
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
