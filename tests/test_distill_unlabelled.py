@@ -155,6 +155,11 @@ def test_cli_names_a_missing_unlabelled_manifest(tmp_path, monkeypatch, untraine
     from ecgnet.cli import app
 
     monkeypatch.chdir(tmp_path)
+    data = tmp_path / "ptbxl"  # a folder that passes the data check (never read): no PTB-XL needed here
+    data.mkdir()
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        (data / name).touch()
+    monkeypatch.setenv("ECGNET_DATA", str(data))
     student = tmp_path / "student.yaml"
     student.write_text("name: s\nmodel: {name: time_resnet1d}\n")
     result = CliRunner().invoke(app, ["distill", "--teacher", str(untrained_run), "--student", str(student),
