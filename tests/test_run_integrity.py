@@ -190,3 +190,19 @@ def test_thresholds_origin_of_bundled_missing_and_damaged_runs(tmp_path):
     (tmp_path / "val").mkdir()
     (tmp_path / "val" / "metrics.json").write_text("{not json")
     assert thresholds_origin(tmp_path) is None and run_summary(tmp_path)["thresholds_from"] is None
+
+
+def test_a_run_retrained_under_a_shipped_name_is_served_beside_it(run_copy, tmp_path, capsys):
+    """runs/long_time with other weights than the shipped long_time is not hidden by it (the server listed
+    the shipped model only, so a user's retrained model could not be chosen); the same weights are one model."""
+    from ecgnet.runs.bundled import resolve_checkpoint
+    from ecgnet.serve.models import ModelStore
+
+    runs = tmp_path / "runs"
+    shutil.copytree(run_copy, runs / "long_time")  # an untrained model: other weights than the shipped one
+    shutil.copytree(resolve_checkpoint("baseline_time"), runs / "baseline_time")  # the shipped weights again
+    store = ModelStore.discover(runs_dir=runs)
+    assert "runs/long_time" in store.names() and store.checkpoints["runs/long_time"] == (runs / "long_time").resolve()
+    assert store.checkpoints["long_time"] == resolve_checkpoint("long_time")
+    assert "runs/baseline_time" not in store.names()
+    assert "listed as 'runs/long_time'" in capsys.readouterr().err

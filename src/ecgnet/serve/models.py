@@ -9,6 +9,7 @@ weights (``last_weights``) and attributions hook into it, so a model serves one 
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from ecgnet.runs.bundled import bundled_names, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.describe import run_summary
-from ecgnet.runs.directory import INCOMPLETE
+from ecgnet.runs.directory import INCOMPLETE, weights_sha256
 
 
 @dataclass
@@ -46,7 +47,9 @@ class ModelStore:
     def discover(cls, checkpoints=(), runs_dir: Path | None = None, bundled: bool = True,
                  site: str | None = None) -> "ModelStore":
         """The given checkpoints first (the first is the default), then the bundled models, then every
-        run of ``runs_dir`` with weights that finished training; a name seen before is skipped."""
+        run of ``runs_dir`` with weights that finished training. A run whose name is taken by a model with
+        the same weights is that model (the repository's runs/long_time is the bundled long_time); one with
+        other weights (a model retrained under a shipped name) is listed as ``<runs folder>/<name>``."""
         found: dict[str, Path] = {}
         for c in checkpoints:
             path = resolve_checkpoint(c)
@@ -58,7 +61,12 @@ class ModelStore:
             for run in sorted(Path(runs_dir).iterdir()):
                 if all((run / f).is_file() for f in ("config.yaml", "run.json", "model.safetensors")) \
                         and not (run / INCOMPLETE).exists():  # being trained, or killed while it was
-                    found.setdefault(run.name, run.resolve())
+                    name = run.name
+                    if name in found and weights_sha256(found[name]) != weights_sha256(run):
+                        name = f"{Path(runs_dir).name}/{run.name}"
+                        print(f"note: {run} has other weights than the model named {run.name}; "
+                              f"listed as '{name}'", file=sys.stderr)
+                    found.setdefault(name, run.resolve())
         return cls(found, site)
 
     def names(self) -> list[str]:
