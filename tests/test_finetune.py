@@ -145,6 +145,8 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch, fs, gain):
     assert sorted(predictions["fold"].unique()) == [1, 2, 3]
     metrics = json.loads((run / "cv" / "metrics.json").read_text())
     assert metrics["pooled"]["macro_auc"]["value"] > 0.75, metrics["pooled"]
+    assert "centre 10 s" in metrics["protocol"]["scored_on"]  # not evaluate's segments: said where it is read
+    assert "scored on: each record's 10 s as trained" in (run / "cv" / "report.md").read_text()
     info = json.loads((run / "run.json").read_text())
     assert info["finetune"]["from"] == "long_time" and info["finetune"]["head"].startswith("new")
     assert info["finetune"]["mode"] == "head"  # new classes: head-only by default

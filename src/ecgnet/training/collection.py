@@ -38,6 +38,9 @@ from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds
 
 DEFAULT_FOLDS = 10
+# what out-of-fold (and zero-shot) predictions see of a record: the cache's 10 s, as in training
+SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ecgnet evaluate --manifest` "
+             "scores a longer record in 10 s segments, as predict does (--long-records)")
 
 
 # --- splits --------------------------------------------------------------------------------------
@@ -287,7 +290,7 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
                 "grouping": "patients never split across folds" + ("" if leave_out else "; multilabel-stratified"),
                 "inner_validation": f"{inner:.0%} of each training part's patients (grouped, stratified) for early "
                                     "stopping; the held-out fold chooses nothing",
-                "seed": config.seed}
+                "scored_on": SCORED_ON, "seed": config.seed}
     if not per_fold:
         return None  # not rank 0 of a distributed run
     result = {"protocol": protocol, "folds": fold_of, "oof": oof, "per_fold": per_fold,
@@ -352,7 +355,8 @@ def cv_report(metrics: dict, info: dict) -> str:
              f"{len(info.get('collection', {}).get('skipped', []))} skipped)",
              f"- model: {info.get('model')} ({info.get('parameters'):,} parameters), seed {p['seed']}",
              f"- folds: {', '.join(p['folds'].values())}; {p['grouping']}",
-             f"- inner validation: {p['inner_validation']}"]
+             f"- inner validation: {p['inner_validation']}",
+             f"- scored on: {p.get('scored_on', SCORED_ON)}"]
     ft = info.get("finetune")
     if ft:
         lines += [f"- fine-tuned from `{ft['from']}` (mode **{ft['mode']}**): head {ft['head']}; frozen: {ft['frozen']}; "
