@@ -9,6 +9,13 @@ from ecgnet.data.ptbxl import Labels, data_root, make_labels, read_database, rea
 from ecgnet.evaluation import metrics as M
 
 
+def on_ptbxl_folds(info: dict) -> bool:
+    """Whether a run (its run.json) trained on PTB-XL's folds 1–8 and was scored on folds 9 and 10 whole, not
+    on a manifest's records (PTB-XL without one recording site, a foreign collection): only such runs are
+    ranked against each other."""
+    return "collection" not in info
+
+
 def task_labels(task: str = "superdiagnostic") -> Labels:
     root = data_root(None)
     return make_labels(read_database(root), read_statements(root), task)

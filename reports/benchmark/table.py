@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from ecgnet.runs import provenance
+from reports.committed import on_ptbxl_folds
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 PUBLISHED = {  # task: (best single model on the leaderboard, its macro AUC)
@@ -44,12 +45,14 @@ def taught_by_fold9(run_dir: Path) -> bool:
 
 def best_by_fold9(task: str, late_fusion: bool) -> str | None:
     """The committed run of ``task`` with the highest fold-9 macro AUC, among late-fusion runs or among
-    single models (not those whose fold-9 score is partly in-sample: :func:`taught_by_fold9`)."""
+    single models (not those whose fold-9 score is partly in-sample: :func:`taught_by_fold9`; not those
+    trained and scored on other records than PTB-XL's folds: :func:`on_ptbxl_folds`)."""
     scores = {}
     for path in Path("runs").glob("*/run.json"):
         info = json.loads(path.read_text())
         if info.get("task") == task and (info.get("model") == "late_fusion") == late_fusion \
-                and (path.parent / "test" / "metrics.json").is_file() and not taught_by_fold9(path.parent):
+                and (path.parent / "test" / "metrics.json").is_file() and not taught_by_fold9(path.parent) \
+                and on_ptbxl_folds(info):
             scores[info["name"]] = info["best_val_macro_auc"]
     return max(scores, key=scores.get) if scores else None
 

@@ -22,19 +22,22 @@ import yaml
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
 
-from reports.committed import predictions, task_labels
+from reports.committed import on_ptbxl_folds, predictions, task_labels
 
 STEPS = 25
 BASELINE = "ensemble_all"
 
 
 def candidates() -> list[str]:
-    """Superdiagnostic runs trained on the signal: not late_fusion ensembles, not the metadata-only MLP."""
+    """Superdiagnostic runs trained on the signal of PTB-XL's folds: not late_fusion ensembles, not the
+    metadata-only MLP, not runs of a manifest (scored on other records)."""
     out = []
     for info in sorted(Path("runs").glob("*/run.json")):
         run = info.parent.name
         model = yaml.safe_load((info.parent / "config.yaml").read_text())["model"]["name"]
-        if json.loads(info.read_text())["task"] == "superdiagnostic" and model not in ("late_fusion", "metadata_mlp"):
+        described = json.loads(info.read_text())
+        if described["task"] == "superdiagnostic" and model not in ("late_fusion", "metadata_mlp") \
+                and on_ptbxl_folds(described):
             out.append(run)
     return out
 
