@@ -35,3 +35,15 @@ def test_revision_from_git_wins_over_the_variable(monkeypatch):
     info = runs.provenance()
     if info["git_revision"] is not None:  # a checkout with .git (CI clones one)
         assert info["git_revision"] != "0" * 40 and "git_revision_declared_by" not in info
+
+
+def test_the_command_is_the_one_that_ran():
+    """run.json's command reruns the run: the CLI's as `ecgnet …`, a script's as `python <script> …` (a
+    benchmark that trained through the API was recorded as `ecgnet configs/fast_time.yaml --output …`)."""
+    from ecgnet.runs.origin import PACKAGE, command
+
+    assert command(["/venv/bin/ecgnet", "train", "-c", "a.yaml"]) == "ecgnet train -c a.yaml"
+    assert command([str(PACKAGE / "cli.py"), "evaluate", "--checkpoint", "r"]) == "ecgnet evaluate --checkpoint r"
+    assert command(["/work/benchmarks/bench_time_to_accuracy.py", "configs/fast_time.yaml", "--runs-dir", "runs"]) \
+        == "python /work/benchmarks/bench_time_to_accuracy.py configs/fast_time.yaml --runs-dir runs"
+    assert command([]) is None

@@ -26,6 +26,19 @@ def source_digest(package: Path = PACKAGE) -> str:
     return h.hexdigest()
 
 
+def command(argv: list[str] | None = None) -> str | None:
+    """The command line that is running: ``ecgnet …`` for the CLI (its entry point or ``python -m
+    ecgnet.cli``), else ``python <script> …`` (a benchmark or report script that trains or evaluates
+    through the API, whose arguments are not ecgnet's)."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return None
+    program = Path(argv[0])
+    if program.name == "ecgnet" or program.resolve() == PACKAGE / "cli.py":
+        return " ".join(["ecgnet", *argv[1:]])
+    return " ".join(["python", argv[0], *argv[1:]])
+
+
 def provenance() -> dict:
     """Who made this and from what: git revision (and whether the tree had changes), command, versions."""
     def git(*args):
@@ -42,7 +55,7 @@ def provenance() -> dict:
         revision, declared = os.environ[REVISION_ENV], {"git_revision_declared_by": REVISION_ENV}
     return {"git_revision": revision, "git_dirty": bool(dirty), "git_dirty_files": dirty, **declared,
             "source_sha256": source_digest(),
-            "command": " ".join(["ecgnet", *sys.argv[1:]]) if sys.argv else None,
+            "command": command(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
             "cpu_threads": torch.get_num_threads()}
