@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
                            M.macro_auc(y10, bench_distill.fold_predictions(run, labels, "test")), run.name))
     if not ranked:
         raise SystemExit("no finished runs/distill_* run: train them first (reports/distill/run_grid.sh)")
-    ranked.sort(reverse=True)
+    ranked.sort(key=lambda r: (-r[0], r[2]))  # by fold 9 alone (a tie by name, never by fold 10)
     print("| student | fold-9 macro AUC (chooses) | fold-10 macro AUC (reported) |\n|---|---|---|")
     for f9, f10, name in ranked:
         print(f"| `{name}` | {f9:.4f} | {f10:.4f} |")
