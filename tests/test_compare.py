@@ -161,9 +161,13 @@ def test_compare_can_skip_ablation_and_rejects_a_negative_count(tiny_runs, ptbxl
 
     runs = [tiny_runs["tiny_early"]]
     result = compare(runs, baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=tmp_path,
-                     explain=False, n_boot=20, progress=False, latency_repeats=1, ablation_records=0)
+                     explain=True, n_boot=20, progress=False, latency_repeats=1, ablation_records=0,
+                     explain_records=1, ig_steps=4)
     early = next(r for r in result["runs"] if r["name"] == "tiny_early")
     assert "ablation" not in early and early["complexity"]["macs_per_ecg"] > 0
+    # skipping the ablation skips nothing else: the best run is still explained (it was 'no loadable model')
+    assert result["explanation"] is not None and result["explanation"]["run"] == result["best"]
+    assert not any("not explained" in note for r in result["runs"] for note in r["notes"])
     with pytest.raises(ECGNetError, match="ablation_records must be >= 0"):
         compare(runs, baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=tmp_path / "x",
                 explain=False, progress=False, ablation_records=-1)

@@ -207,6 +207,8 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
         except Exception as e:  # late fusion, missing weights, a model this version cannot build
             entry["notes"].append(f"model not loaded, model-based sections skipped: {e}")
         entry["complexity"] = _complexity(model, config, r, latency_repeats)
+        if model is not None:
+            models[name] = (r["dir"], config)  # loadable: the best of them is explained below
         if model is not None and ablation_records != 0:
             _say(progress, f"{name}: modality ablation / weights")
             ablation = modality_ablation(model, ablation_split, config, classes, n_boot=n_boot)
@@ -214,7 +216,6 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
                 weights = modality_weights(model, ablation_split, config, classes)
                 ablation = {"n_records": int(len(ablation_split.ecg_ids)), "weights": weights} if weights else {}
             entry["ablation"] = ablation
-            models[name] = (r["dir"], config)
         runs.append(entry)
 
     candidates = [r for r in runs if r["accuracy"]["val_macro_auc"] is not None]
