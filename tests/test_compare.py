@@ -381,3 +381,23 @@ def test_the_tradeoff_axis_is_labelled_within_a_decade():
     shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and low <= t.get_position()[0] <= high]
     plt.close(fig)
     assert shown == ["200", "500"]
+
+
+def test_the_conclusion_says_how_many_records_the_ablation_used_and_no_one_value_range():
+    """'time costs 0.079–0.079 macro AUC' with one fusion model, and no word of the ablation's sample size
+    (found in an audit): one loss is one number, and the records are named."""
+    from ecgnet.evaluation.compare_report.conclusion import conclusion
+
+    source = Path(__file__).resolve().parents[1] / "reports" / "comparison" / "comparison.json"
+    if not source.is_file():
+        pytest.skip("no committed reports/comparison")
+    saved = json.loads(source.read_text())
+    why = next(line for line in conclusion(saved["runs"], saved["baseline"], saved["best"]) if line.startswith("Why"))
+    n = {r["ablation"]["n_records"] for r in saved["runs"] if (r.get("ablation") or {}).get("drop")}
+    assert f"({'/'.join(map(str, sorted(n)))} fold-10 records)" in why
+    fusion = [r for r in saved["runs"] if (r.get("ablation") or {}).get("drop")]
+    base = next(r for r in saved["runs"] if r["name"] == saved["baseline"])
+    one = conclusion([base, fusion[0]], saved["baseline"], fusion[0]["name"])  # one fusion model: one loss
+    line = next(line for line in one if line.startswith("Why"))
+    top = line.split(" costs ")[1].split(" macro AUC")[0]
+    assert "–" not in top, line

@@ -65,8 +65,12 @@ def conclusion(runs: list[dict], baseline: str, best: str | None) -> list[str]:
         top = max(drops, key=lambda m: float(np.median(drops[m])))
         rest = [v for m, vs in drops.items() if m != top for v in vs]
         n = max(len(v) for v in drops.values())
-        why.append(f"dropped at test time from the {n} fusion model{'s' if n > 1 else ''}, {top} costs "
-                   f"{min(drops[top]):.3f}–{max(drops[top]):.3f} macro AUC"
+        records = sorted({(r.get("ablation") or {}).get("n_records") for r in runs
+                          if (r.get("ablation") or {}).get("drop")} - {None})
+        loss = f"{min(drops[top]):.3f}" if len(drops[top]) == 1 else f"{min(drops[top]):.3f}–{max(drops[top]):.3f}"
+        why.append(f"dropped at test time from the {n} fusion model{'s' if n > 1 else ''}"
+                   + (f" ({'/'.join(map(str, records))} fold-10 records)" if records else "")
+                   + f", {top} costs {loss} macro AUC"
                    + (f", any other single modality at most {max(rest):.3f}" if rest else ""))
     weights = [(r["name"], r["ablation"]["weights"]["all"]) for r in runs
                if ((r.get("ablation") or {}).get("weights") or {}).get("all")]
