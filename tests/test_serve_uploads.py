@@ -71,3 +71,26 @@ def test_closed_folders_are_removed_and_no_new_one_is_made(tmp_path, monkeypatch
     folders.open()
     folders.remove(folders.create())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, saved", [("ECG 2024-01-05.xml", "ECG_2024-01-05.xml"),
+                                         ("Müller Jan.DCM", "M_ller_Jan.DCM"), ("IM 0001", "IM_0001"),
+                                         ("x" * 150 + ".scp", "x" * 96 + ".scp")])
+def test_a_lone_ecg_file_with_spaces_or_accents_is_saved_under_a_safe_name(tmp_path, monkeypatch, name, saved):
+    """A clinician's 'ECG 2024-01-05.xml' was refused by the viewer while `ecgnet predict` read it: a lone
+    single-file ECG is renamed, not refused (its format comes from its content; nothing refers to its name)."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    with saved_record([(name, io.BytesIO(b"<xml/>"))]) as path:
+        assert path.name == saved and path.read_bytes() == b"<xml/>"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("files, message", [
+    ([("../ECG 1.xml", b"x")], "file names must be bare names"),
+    ([("ECG 1.pdf", b"x")], "unusable file name"),
+    ([("r 1.hea", b"x"), ("r 1.dat", b"x")], "unusable file name"),  # a record's files refer to each other by name
+])
+def test_paths_other_suffixes_and_record_files_keep_the_strict_rule(tmp_path, files, message):
+    with pytest.raises(UploadError, match=message):
+        with saved_record([(n, io.BytesIO(b)) for n, b in files]):
+            pass

@@ -6,7 +6,8 @@ Every rule here keeps user strings away from the filesystem outside that folder:
 - a file name must be a bare name (``[A-Za-z0-9_-]`` then dots), no ``/``, ``\\``, ``..`` or absolute
   path, and end in ``.hea``, ``.dat`` or ``.mat``, or in a single-file suffix (:data:`SINGLE_FILE_SUFFIXES`),
   or have no suffix at all (a DICOM file from a PACS export is often named ``IM0001``); names are unique
-  within a request;
+  within a request. A lone single-file ECG's other characters (spaces, accents) are replaced by ``_``
+  rather than refused: nothing refers to it by name;
 - a single-file ECG (or a file without a suffix) comes alone; its format is then read from its content,
   whatever its name says;
 - otherwise exactly one header, and the header's signal lines may only name files of the same upload (a header
@@ -59,17 +60,33 @@ class UploadLimits:
 
 def check_name(name: str | None) -> str:
     """The client's file name if it is a safe bare name with an allowed suffix, else an UploadError."""
-    if not name:
-        raise UploadError("an uploaded file has no name")
-    shown = name if len(name) <= 80 and name.isprintable() else repr(name[:80])
-    if "/" in name or "\\" in name or name.startswith(("~", ".")) or ".." in name or ":" in name:
-        raise UploadError(f"{shown}: file names must be bare names, not paths")
+    shown = _check_bare(name)
     if not _NAME.fullmatch(name):
         raise UploadError(f"{shown}: unusable file name (letters, digits, '_', '-' and '.' only, ≤ 100 characters)")
     if Path(name).suffix.lower() not in SUFFIXES + SINGLE_FILE_SUFFIXES + ("",):
         raise UploadError(f"{shown}: not an ECG file (expected {', '.join(SUFFIXES + SINGLE_FILE_SUFFIXES)}, "
                           "or a file without a suffix)", status=415)
     return name
+
+
+def _check_bare(name: str | None) -> str:
+    """The name as it may be shown in a message, or an UploadError for no name or a path."""
+    if not name:
+        raise UploadError("an uploaded file has no name")
+    shown = name if len(name) <= 80 and name.isprintable() else repr(name[:80])
+    if "/" in name or "\\" in name or name.startswith(("~", ".")) or ".." in name or ":" in name:
+        raise UploadError(f"{shown}: file names must be bare names, not paths")
+    return shown
+
+
+def single_file_name(name: str | None) -> str:
+    """A lone single-file ECG's name made safe instead of refused: its format is read from its content and no
+    other file refers to it, so 'ECG 2024-01-05 Müller.xml' is saved as 'ECG_2024-01-05_M_ller.xml' (a
+    path is still refused, as is a suffix that is no ECG's)."""
+    _check_bare(name)
+    suffix = Path(name).suffix if Path(name).suffix.lower() in SINGLE_FILE_SUFFIXES else ""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name[:len(name) - len(suffix)])[:100 - len(suffix)]
+    return check_name(stem + suffix)
 
 
 def is_single_file(name: str) -> bool:
@@ -154,7 +171,8 @@ def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits 
         raise UploadError("no file uploaded: send an ECG file, or a .hea header with its .dat or .mat signal file")
     if len(files) > limits.max_files:
         raise UploadError(f"{len(files)} files uploaded; at most {limits.max_files} per request", status=413)
-    names = [check_name(name) for name, _ in files]
+    lone = len(files) == 1 and files[0][0] and is_single_file(files[0][0])
+    names = [single_file_name(files[0][0])] if lone else [check_name(name) for name, _ in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UploadError(f"{dupes[0]}: uploaded twice")
