@@ -293,6 +293,14 @@ def test_serve_applies_the_site_to_its_default_model_and_refuses_a_missing_one(r
     loaded = store.get(None).predictor
     assert loaded.profile.site == "clinic" and loaded.thresholds == THRESHOLDS
     assert store.describe()[0]["site"] == "clinic"
+    assert store.describe()[0]["thresholds_from"] == "site profile 'clinic'"  # not the run's own "fold 9"
+    from ecgnet.data.records import ECGRecord
+    from ecgnet.serve.explain import explain_record
+
+    rng = np.random.default_rng(0)
+    record = ECGRecord(Path("r.hea"), rng.normal(0, 0.2, (12, 1000)).astype(np.float32), 100.0, 100.0)
+    ex = explain_record(loaded, record, RUN_CLASSES[0], {}, n_steps=4)
+    assert "before site profile 'clinic' calibrates them" in ex["window_probabilities"]  # not the calibrated call
     with pytest.raises(ECGNetError, match="no site profile 'other'.*its profiles: clinic"):
         ModelStore.discover([run], bundled=False, site="other")
 

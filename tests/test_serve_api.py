@@ -140,8 +140,11 @@ def test_explain_attributions_and_fusion_modalities(client, upload_dir):
     modalities = segment["modalities"]
     assert set(modalities["without"]) == {"time", "frequency", "spectrogram", "metadata"}
     assert modalities["weights"] is None  # concatenation has no gate
-    big = client.post("/api/explain", files=files, data={"target": "NORM", "steps": "100000"}).json()
-    assert big["n_steps"] == 64  # the cost is bounded
+    assert ex["leads"] == ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]  # values' rows
+    assert "window_probabilities" not in ex  # no site profile: the windows' probabilities are the prediction's kind
+    for steps in ("100000", "0", "-3", "3"):  # the cost is bounded, and a value outside it refused, not clamped
+        assert "steps must be between 4 and 64" in refused(
+            client.post("/api/explain", files=files, data={"target": "NORM", "steps": steps}), 422)
     assert "unknown class" in refused(client.post("/api/explain", files=files, data={"target": "XYZ"}))
     assert "either" in refused(client.post("/api/explain", data={"target": "NORM"}))
     assert list(upload_dir.iterdir()) == []

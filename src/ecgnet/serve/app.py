@@ -142,7 +142,8 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
     def explain(target: str = Form(..., description="the class to explain, e.g. MI"),
                 files: Optional[list[UploadFile]] = File(None), ecg_id: Optional[int] = Form(None),
                 model: Optional[str] = Form(None), scope: str = Form("best", description="best | segment"),
-                steps: Optional[int] = Form(None, description=f"IG steps (≤ {explain_limits.max_steps})"),
+                steps: Optional[int] = Form(None, description=f"Integrated Gradients steps, 4–{explain_limits.max_steps} "
+                                                            f"(default {explain_limits.default_steps})"),
                 age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
                 height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
         loaded = store.get(model)

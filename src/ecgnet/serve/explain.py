@@ -5,8 +5,8 @@ fusion models each modality's share — computed on demand with a bounded cost.
   logit, baseline 0 mV). ``scope="best"`` explains the inference window that decided the prediction
   (the one with the highest logit, as the library does); ``scope="segment"`` explains every window of
   the 10 s segment holding it and averages the overlaps, so the whole page is coloured. Cost: windows
-  × ``n_steps`` forward + backward passes of one window; ``n_steps`` is clipped to
-  :attr:`ExplainLimits.max_steps` and a segment has at most 10 s / stride windows. ``segment`` names the
+  × ``n_steps`` forward + backward passes of one window; ``n_steps`` outside 4 to
+  :attr:`ExplainLimits.max_steps` is refused and a segment has at most 10 s / stride windows. ``segment`` names the
   10 s the page should show: the segment explained, or (``best``) the 10 s segment holding the window.
 - **Modalities** (models with more than one that can drop them, see
   :func:`ecgnet.explain.ablation.droppable`): the class's probability for this record with each
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecgnet.data.leads import LEADS, display
 from ecgnet.data.records import ECGRecord
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
@@ -32,6 +33,9 @@ from ecgnet.models.windows import window_starts
 
 SCOPES = ("best", "segment")
 METHOD = "Integrated Gradients of the class logit w.r.t. the signal (baseline 0 mV), captum"
+
+
+MIN_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,12 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     if tuple(getattr(model, "modalities", ())) == ("metadata",):
         raise ECGNetError(f"model {predictor.info['name']} uses only the patient metadata: "
                           "nothing to attribute on the signal")
-    steps = int(min(max(n_steps or limits.default_steps, 4), limits.max_steps))
+    if n_steps is not None and not MIN_STEPS <= n_steps <= limits.max_steps:
+        refused = ECGNetError(f"steps must be between {MIN_STEPS} and {limits.max_steps} (Integrated Gradients "
+                              f"steps; {limits.default_steps} when not given), not {n_steps}")
+        refused.status = 422  # an out-of-range form field, as the API's other field checks answer
+        raise refused
+    steps = n_steps or limits.default_steps
     k = predictor.classes.index(target)
     meta = predictor.metadata_vector(**metadata)
     signal = record.signal
@@ -87,8 +96,11 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     return {"class": target, "method": METHOD, "n_steps": steps, "scope": scope, "rate": predictor.rate,
             "start": span_start, "samples": span_end - span_start, "max_abs": scale,
             "segment": {"start": seg, "samples": length},  # what the page shows (samples at ``rate``)
+            "leads": [display(lead) for lead in LEADS],  # the rows of ``values``
             "values": np.round(values / scale, 3).tolist(),  # in units of max_abs (logit units)
-            "windows": windows, "modalities": modality_contributions(predictor, signal, meta, k)}
+            "windows": windows, "modalities": modality_contributions(predictor, signal, meta, k),
+            **({"window_probabilities": f"the model's own, before site profile '{predictor.profile.site}' "
+                "calibrates them (attributions explain the model's logit)"} if predictor.profile else {})}
 
 
 def modality_contributions(predictor: Predictor, signal: np.ndarray, meta: np.ndarray, k: int) -> dict | None:

@@ -86,6 +86,10 @@ class ModelStore:
 
     def describe(self) -> list[dict]:
         """What GET /api/models lists, read from the run files (no model is loaded)."""
-        return [{"name": name, "default": name == self.default, **run_summary(path), "loaded": name in self._loaded,
-                 **({"site": self.site} if self.site and name == self.default else {})}
-                for name, path in self.checkpoints.items()]
+        def summary(name: str, path: Path) -> dict:
+            out = {"name": name, "default": name == self.default, **run_summary(path), "loaded": name in self._loaded}
+            if self.site and name == self.default:  # its thresholds are the profile's, on calibrated probabilities
+                out.update(site=self.site, thresholds_from=f"site profile '{self.site}'")
+            return out
+
+        return [summary(name, path) for name, path in self.checkpoints.items()]
