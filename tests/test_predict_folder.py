@@ -40,7 +40,8 @@ def test_folder_to_csv_with_a_broken_record(folder, untrained_run, tmp_path):
     assert "Z0001.hea" in result.stderr and result.stderr.count("error:") == 1
     table = pd.read_csv(out, keep_default_na=False)
     assert list(table.columns) == ["path", *(f"p_{c}" for c in CLASSES), "positives", "warnings", "notes",
-                                   "seconds", "coverage", "format", "statements", "model", "site", "error"]
+                                   "seconds", "coverage", "format", "statements", "model", "engine", "weights_sha256",
+                                   "site", "error"]
     assert list(table["format"]) == ["wfdb", "wfdb", "wfdb", ""]
     assert [p.rsplit("/", 1)[-1] for p in table["path"]] == ["A0001.hea", "A0002.hea", "S0001.hea", "Z0001.hea"]
     ok, bad = table.iloc[:3], table.iloc[3]

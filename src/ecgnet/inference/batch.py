@@ -66,9 +66,11 @@ def results_table(results: list[dict], classes: list[str]):
                      "notes": ";".join(r.get("notes", [])), "seconds": r.get("seconds"),
                      "coverage": r.get("coverage", ""), "format": r.get("format", ""),
                      "statements": ";".join(r.get("statements", [])), "model": r.get("model", ""),
+                     "engine": r.get("engine", ""), "weights_sha256": r.get("weights_sha256", ""),
                      "site": r.get("site") or "", "error": r.get("error", "")})
     return pd.DataFrame(rows, columns=["path", *(f"p_{c}" for c in classes), "positives", "warnings", "notes",
-                                       "seconds", "coverage", "format", "statements", "model", "site", "error"])
+                                       "seconds", "coverage", "format", "statements", "model", "engine", "weights_sha256",
+                                       "site", "error"])
 
 
 def summary(results: list[dict]) -> dict:

@@ -162,6 +162,7 @@ class Predictor:
                       "threshold": None if c not in thresholds else round(thresholds[c], 4),
                       "positive": None if c not in calls else bool(p >= calls[c])} for c, p in ranked]
         return {"record": str(record.path), "model": self.info["name"],
+                "engine": self.engine_name, "weights_sha256": self.run.weights_sha256,  # which computation exactly
                 # the site profile whose calibrated probabilities and thresholds these are (None: the run's own)
                 "site": None if self.profile is None else self.profile.site, "seconds": round(record.seconds, 2),
                 "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
