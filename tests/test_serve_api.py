@@ -241,7 +241,13 @@ def test_oversized_uploads_are_refused(upload_dir):
 
 
 def test_other_bad_requests(client):
-    assert refused(client.post("/api/predict"), 422).startswith("files")
+    assert refused(client.post("/api/predict", data={"age": "50"}), 422).startswith("files")  # a form, no files
+    # not a form at all: 415 saying what to send (was 422 'files: Field required')
+    assert "send multipart/form-data" in refused(client.post("/api/predict"), 415)
+    for body, kind in ((b"{}", "application/json"), (b"\0", "application/octet-stream"), (b"x", "text/plain")):
+        message = refused(client.post("/api/predict", content=body, headers={"content-type": kind}), 415)
+        assert message.startswith("send multipart/form-data") and message.endswith(f"not {kind}")
+    assert "send multipart/form-data" in refused(client.post("/api/explain", json={"target": "NORM"}), 415)
     assert "unknown model" in refused(client.post("/api/predict", files=[("files", ("a.hea", b"x"))],
                                                   data={"model": "../runs/x"}))
 

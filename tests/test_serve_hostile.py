@@ -123,13 +123,20 @@ def test_answers_are_strict_json():
 def test_foreign_host_headers_are_refused():
     app = create_app(["baseline_time"])  # its own: a TestClient's exit shuts its app's uploads down
     with TestClient(app, base_url="http://rebind.attacker.example") as c:
-        assert c.get("/healthz").status_code == 400
+        answer = c.get("/healthz")
+        assert answer.status_code == 400 and "--allowed-host" in answer.json()["detail"]  # JSON, as every error
+        assert "'rebind.attacker.example' is not served here" in answer.json()["detail"]
+        assert c.get("/api/models").status_code == 400 and c.post("/api/predict").status_code == 400
     for base in ("http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000"):
         with TestClient(app, base_url=base) as c:
             assert c.get("/healthz").status_code == 200, base
     configured = create_app(["baseline_time"], allowed_hosts=["ecg.example.org"])
     with TestClient(configured, base_url="http://ecg.example.org") as c:
         assert c.get("/healthz").status_code == 200
+    wildcard = create_app(["baseline_time"], allowed_hosts=["*.example.org"])
+    for base, status in (("http://a.example.org", 200), ("http://example.org.evil", 400)):
+        with TestClient(wildcard, base_url=base) as c:
+            assert c.get("/healthz").status_code == status, base
 
 
 def test_docs_page_is_local(client):

@@ -49,6 +49,7 @@ from ecgnet.serve.uploads import UploadError, UploadFolders, UploadLimits, publi
 from ecgnet.strictjson import dumps
 
 STATIC = Path(__file__).parent / "static"
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # what the POST endpoints read
 
 
 def create_app(models: ModelStore | list | tuple | None = None, data_root: str | Path | None = None,
@@ -86,7 +87,12 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         return StrictJSONResponse({"detail": public_message(e, None)}, status_code=getattr(e, "status", 400))
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(_: Request, e: RequestValidationError):
+    def _invalid(request: Request, e: RequestValidationError):
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and kind not in FORM_TYPES:  # JSON, raw bytes …: not what the API reads
+            return StrictJSONResponse({"detail": f"send multipart/form-data (files as uploads, the other fields as "
+                                                 f"form fields), not {kind or 'a body without a content type'}"},
+                                      status_code=415)
         first = e.errors()[0] if e.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
         return StrictJSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)

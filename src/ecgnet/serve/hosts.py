@@ -9,7 +9,10 @@ reach it must then be given with ``--allowed-host`` (``*`` accepts any, as befor
 
 from __future__ import annotations
 
+from starlette._utils import parse_host_header
+from starlette.datastructures import Headers
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import JSONResponse
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
@@ -23,5 +26,25 @@ def trusted_hosts(configured: list[str] | tuple[str, ...] | None = None, bind_ho
     return list(dict.fromkeys(hosts))
 
 
+class TrustedHosts(TrustedHostMiddleware):
+    """Starlette's check (its host parsing and ``*.domain`` patterns), the refusal as one line of JSON like
+    every other error of the API, saying how to serve the name (Starlette answers 'Invalid host header' as text)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.allow_any or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        parsed = parse_host_header(Headers(scope=scope).get("host"))
+        host = parsed.host.lower() if parsed is not None else None
+        if host is not None and any(host == p or (p.startswith("*") and host.endswith(p[1:]))
+                                    for p in self.allowed_hosts):
+            await self.app(scope, receive, send)
+            return
+        shown = repr(host[:80]) if host else "missing or malformed"
+        await JSONResponse({"detail": f"Host header {shown} is not served here (this server answers "
+                                      f"{', '.join(self.allowed_hosts)}; start it with --allowed-host NAME to "
+                                      "serve another name)"}, status_code=400)(scope, receive, send)
+
+
 def add_trusted_hosts(app, hosts: list[str]) -> None:
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    app.add_middleware(TrustedHosts, allowed_hosts=hosts, www_redirect=False)
