@@ -139,6 +139,27 @@ def test_foreign_host_headers_are_refused():
             assert c.get("/healthz").status_code == status, base
 
 
+def test_the_schema_describes_the_errors_the_api_gives(client):
+    """A generated client parses errors from the schema: every API route declares its 4xx/5xx as
+    {"detail": str} (FastAPI declared only 422 as a list of {loc, msg, type}), with a summary of its own
+    and the patient fields' units."""
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["schemas"]["Refusal"]["properties"]["detail"]["type"] == "string"
+    for path, methods in schema["paths"].items():
+        for method, op in methods.items():
+            assert len(op["summary"].split()) >= 4, (path, op["summary"])  # not FastAPI's 'Ptbxl Record'
+            errors = {code: r for code, r in op["responses"].items() if code[0] in "45"}
+            if path.startswith("/api/") and path != "/api/models":
+                assert {"400", "422", "503"} <= set(errors), (path, sorted(errors))
+                assert all(r["content"]["application/json"]["schema"]["$ref"].endswith("/Refusal")
+                           for r in errors.values()), path
+    form = schema["components"]["schemas"]
+    predict = next(v for k, v in form.items() if k.startswith("Body_predict"))["properties"]
+    assert predict["age"]["description"] == "years" and predict["weight"]["description"] == "kg"
+    page = client.get("/docs").text
+    assert "<b>415</b> not an ECG file" in page and "Diagnose one uploaded record" in page
+
+
 def test_docs_page_is_local(client):
     page = client.get("/docs")
     assert page.status_code == 200 and "/api/predict" in page.text and "age" in page.text

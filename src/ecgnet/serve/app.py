@@ -39,7 +39,7 @@ from ecgnet.data.patient import check_patient
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
-from ecgnet.serve.docs import add_api_page
+from ecgnet.serve.docs import add_api_page, refusals
 from ecgnet.serve.explain import ExplainLimits, explain_record
 from ecgnet.serve.hosts import add_trusted_hosts, trusted_hosts
 from ecgnet.serve.limits import Gate, ServeLimits, display_signal
@@ -49,6 +49,12 @@ from ecgnet.serve.uploads import UploadError, UploadFolders, UploadLimits, publi
 from ecgnet.strictjson import dumps
 
 STATIC = Path(__file__).parent / "static"
+# the form fields every diagnosing route takes
+MODEL = Form(None, description="a name from GET /api/models (default: the server's default model)")
+AGE = Form(None, description="years")
+SEX = Form(None, description="male | female (M / F, or PTB-XL's 0 = male / 1 = female)")
+HEIGHT = Form(None, description="cm")
+WEIGHT = Form(None, description="kg")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # what the POST endpoints read
 
 
@@ -101,19 +107,22 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
     def page():
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/healthz")
+    @app.get("/healthz", summary="Whether the server is up (never waits behind other requests)")
     async def healthz():  # on the event loop: never queued behind requests in worker threads
         return {"status": "ok", "version": __version__, "models": len(store.names()), "ptbxl": ptbxl is not None}
 
-    @app.get("/api/models")
+    @app.get("/api/models", summary="The models served, the default first, with their classes, thresholds' "
+             "origin and the server's limits")
     def list_models():
         return {"default": store.default, "ptbxl": ptbxl is not None, "models": store.describe(),
                 "limits": {**asdict(limits), **asdict(explain_limits), **asdict(serve_limits)}}
 
-    @app.post("/api/predict")
-    def predict(files: list[UploadFile] = File(..., description="one record: its .hea and .dat/.mat"),
-                model: Optional[str] = Form(None), age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
-                height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
+    @app.post("/api/predict", summary="Diagnose one uploaded record",
+              responses=refusals(400, 413, 415, 422, 503))
+    def predict(files: list[UploadFile] = File(..., description="one record: its .hea with its .dat/.mat, or one "
+                                                                "XML, DICOM, SCP-ECG or EDF file"),
+                model: Optional[str] = MODEL, age: Optional[float] = AGE, sex: Optional[str] = SEX,
+                height: Optional[float] = HEIGHT, weight: Optional[float] = WEIGHT):
         loaded = store.get(model)
         given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
         with gate(), _uploaded(files, loaded, limits, serve_limits, folders) as record:
@@ -122,7 +131,8 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
             return {"prediction": prediction, "signal": display_signal(record, serve_limits),
                     "reference": header_reference(record, loaded.predictor)}
 
-    @app.get("/api/records/{ecg_id}")
+    @app.get("/api/records/{ecg_id}", summary="Diagnose a PTB-XL record by its ecg_id (with its reference labels)",
+             responses=refusals(400, 404, 422, 503))
     def ptbxl_record(ecg_id: int, model: Optional[str] = None):
         loaded = store.get(model)
         with gate():
@@ -144,14 +154,15 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
             record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
             yield record, given
 
-    @app.post("/api/explain")
+    @app.post("/api/explain", summary="Why: Integrated Gradients of one class over the leads, and each "
+              "modality's share for fusion models", responses=refusals(400, 404, 413, 415, 422, 503))
     def explain(target: str = Form(..., description="the class to explain, e.g. MI"),
                 files: Optional[list[UploadFile]] = File(None), ecg_id: Optional[int] = Form(None),
-                model: Optional[str] = Form(None), scope: str = Form("best", description="best | segment"),
+                model: Optional[str] = MODEL, scope: str = Form("best", description="best | segment"),
                 steps: Optional[int] = Form(None, description=f"Integrated Gradients steps, 4–{explain_limits.max_steps} "
                                                             f"(default {explain_limits.default_steps})"),
-                age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
-                height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
+                age: Optional[float] = AGE, sex: Optional[str] = SEX,
+                height: Optional[float] = HEIGHT, weight: Optional[float] = WEIGHT):
         loaded = store.get(model)
         given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
         with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
@@ -159,11 +170,12 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
                 used = _predict(loaded, record, given)["metadata"]
                 return explain_record(loaded.predictor, record, target, used, scope, steps, explain_limits)
 
-    @app.post("/api/report", response_class=Response,
-              responses={200: {"content": {"application/pdf": {}}, "description": "one A4 landscape page"}})
+    @app.post("/api/report", response_class=Response, summary="The printed report of one record, as a PDF",
+              responses={200: {"content": {"application/pdf": {}}, "description": "one A4 landscape page"},
+                         **refusals(400, 404, 413, 415, 422, 503)})
     def report(files: Optional[list[UploadFile]] = File(None), ecg_id: Optional[int] = Form(None),
-               model: Optional[str] = Form(None), age: Optional[float] = Form(None), sex: Optional[str] = Form(None),
-               height: Optional[float] = Form(None), weight: Optional[float] = Form(None)):
+               model: Optional[str] = MODEL, age: Optional[float] = AGE, sex: Optional[str] = SEX,
+               height: Optional[float] = HEIGHT, weight: Optional[float] = WEIGHT):
         from ecgnet.report.pdf import model_identity, pdf_bytes
 
         loaded = store.get(model)

@@ -10,6 +10,26 @@ from html import escape
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+
+class Refusal(BaseModel):
+    """Every error of the API: one line, never a traceback or a server path."""
+    detail: str = Field(description="what is wrong, naming the file or field")
+
+
+_WHY = {400: "a bad upload (a malformed or unreadable file, a header naming files not sent), implausible patient "
+             "data, an unknown model or class, or a Host the server does not answer",
+        404: "no such PTB-XL record, or no PTB-XL dataset on this server",
+        413: "too many files, or a file or request over the server's limits",
+        415: "not an ECG file, or a body that is not a form (send multipart/form-data)",
+        422: "a form field of the wrong type or out of range (e.g. steps)",
+        503: "the server was busy for 120 s: try again"}
+
+
+def refusals(*statuses: int) -> dict:
+    """OpenAPI ``responses`` for a route's errors, each a :class:`Refusal`."""
+    return {s: {"model": Refusal, "description": _WHY[s]} for s in statuses}
 
 _STYLE = """body{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2733}
 h1{font-size:1.5rem}h2{font-size:1.05rem;margin:1.6rem 0 .3rem;font-family:ui-monospace,monospace}
@@ -44,6 +64,11 @@ def api_page(app: FastAPI) -> str:
                           f"<td>{escape(where)}</td><td>{escape(kind)}</td><td>{escape(text)}</td></tr>"
                           for n, where, req, kind, text in rows]
                 parts.append("</table>")
+            errors = [(code, r.get("description", "")) for code, r in op.get("responses", {}).items()
+                      if code.startswith(("4", "5"))]
+            if errors:
+                parts.append("<p>Errors, each <code>{\"detail\": \"one line\"}</code>: " + "; ".join(
+                    f"<b>{escape(code)}</b> {escape(text)}" for code, text in errors) + ".</p>")
     return "\n".join(parts)
 
 
