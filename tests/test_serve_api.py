@@ -289,11 +289,46 @@ def test_serve_command(monkeypatch):
     bad = CliRunner().invoke(cli, ["serve", "--checkpoint", "no_such_model"])
     assert bad.exit_code == 2 and bad.stderr.strip().startswith("error: no_such_model")
     started = {}
-    monkeypatch.setattr(process, "run", lambda web, host, port: started.update(web=web, host=host, port=port))
-    ok = CliRunner().invoke(cli, ["serve", "--port", "8123", "--runs-dir", "no_such_folder", "--max-seconds", "60",
+
+    def run(web, sock):
+        started.update(web=web, address=sock.getsockname())
+        sock.close()
+
+    monkeypatch.setattr(process, "run", run)
+    ok = CliRunner().invoke(cli, ["serve", "--port", "0", "--runs-dir", "no_such_folder", "--max-seconds", "60",
                                   "--allowed-host", "ecg.example.org"], env={"ECGNET_DATA": ""})
     assert ok.exit_code == 0, ok.output
-    assert (started["host"], started["port"]) == ("127.0.0.1", 8123)  # local only unless told otherwise
+    host, port = started["address"]
+    assert host == "127.0.0.1" and port > 0  # local only unless told otherwise
+    assert f"http://127.0.0.1:{port}/" in ok.output  # --port 0: the port it got, not ':0'
     assert started["web"].state.models.default == DEFAULT_MODEL
     with TestClient(started["web"], base_url="http://ecg.example.org") as c:
         assert c.get("/api/models").json()["limits"]["read"]["max_seconds"] == 60
+
+
+def test_serve_refuses_a_port_it_cannot_have_in_one_line(monkeypatch):
+    """A port in use, out of range, or a host that is not this machine's: one error line, status 2, and no
+    banner announcing a server that never started (uvicorn printed a traceback or exited 3 after the banner)."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app as cli
+    from ecgnet.serve import process
+
+    monkeypatch.setattr(process, "run", lambda web, sock: pytest.fail("the server must not start"))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        cases = [(["--port", str(taken.getsockname()[1])], "another program listens there"),
+                 (["--port", "70000"], "a port is a number from 1 to 65535"),
+                 (["--port", "-1"], "a port is a number from 1 to 65535"),
+                 (["--host", "999.1.1.1"], "--host 999.1.1.1: not an address of this machine")]
+        for args, message in cases:
+            result = CliRunner().invoke(cli, ["serve", *args, "--runs-dir", "no_such_folder"], env={"ECGNET_DATA": ""})
+            assert result.exit_code == 2, (args, result.output)
+            assert result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)
+            assert "viewer on" not in result.stdout, args
+    finally:
+        taken.close()

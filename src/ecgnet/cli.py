@@ -689,7 +689,7 @@ def models():
 @app.command()
 @friendly
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes it to the network)."),
-          port: int = typer.Option(8000, help="Port to listen on."),
+          port: int = typer.Option(8000, help="Port to listen on (0: a free one, printed)."),
           checkpoint: str = typer.Option(DEFAULT_MODEL, help=f"Default model. {CHECKPOINT_HELP}"),
           runs_dir: Path = typer.Option(Path("runs"), help="Also offer the runs of this folder (if it exists)."),
           site: Optional[str] = typer.Option(None, "--site", help="The default model's site profile (see `ecgnet "
@@ -704,13 +704,16 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
     from ecgnet.serve.models import ModelStore
     from ecgnet.serve.hosts import trusted_hosts
     from ecgnet.serve.limits import ServeLimits
-    from ecgnet.serve.process import run
+    from ecgnet.serve.process import listen, run
 
     limits = ServeLimits(read=_read_limits(max_seconds, max_signals, max_values), max_concurrent=max_concurrent)
     web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir, serve_limits=limits,
                      allowed_hosts=trusted_hosts(allowed_host, bind_host=host))
-    console.print(f"ECGNet viewer on [bold]http://{host}:{port}/[/] (API docs at /docs; Ctrl-C stops it)")
-    run(web, host, port)
+    sock = listen(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"ECGNet viewer on [bold]http://{shown}:{sock.getsockname()[1]}/[/] (API docs at /docs; "
+                  "Ctrl-C stops it)")
+    run(web, sock)
 
 
 if __name__ == "__main__":
