@@ -318,3 +318,20 @@ def test_forgetting_usage_errors(source, tmp_path):
     with pytest.raises(ECGNetError, match="not trained on a PTB-XL task"):  # before anything is trained
         train_collection(None, finetune_config(source, None, []), tmp_path, manifest_source, forgetting=True)
     assert not any(tmp_path.iterdir())
+
+
+def test_the_summary_of_a_small_split_warns_that_its_auc_rests_on_few_cases():
+    """A 39-record manifest trained without --folds printed 'val: macro AUC 1.000 [1.000, 1.000]' from 4 records
+    (1 positive per class) without a word, and its thresholds came from them (found in a wheel audit)."""
+    from ecgnet.training.collection import format_summary
+
+    auc = {"value": 1.0, "low": 1.0, "high": 1.0}
+    small = {"macro_auc": auc, "n_records": 4, "per_class": {"NORM": {"auc": 1.0, "n_positive": 1},
+                                                             "MI": {"auc": None, "n_positive": 0}}}
+    large = {"macro_auc": auc, "n_records": 400, "per_class": {"NORM": {"auc": 0.9, "n_positive": 120}}}
+    text = format_summary({"records": 39, "skipped": 0, "run": "runs/x", "scores": {"val": small, "test": large}})
+    warnings = [line for line in text.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: val: fewer than 10 positives or negatives for "
+                                                         "NORM (1 positive, 3 negative)")
+    assert "thresholds were chosen on these records" in warnings[0] and "--folds K" in warnings[0]
+    assert "MI" not in warnings[0]  # not scored: nothing to distrust
