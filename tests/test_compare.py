@@ -401,3 +401,48 @@ def test_the_conclusion_says_how_many_records_the_ablation_used_and_no_one_value
     line = next(line for line in one if line.startswith("Why"))
     top = line.split(" costs ")[1].split(" macro AUC")[0]
     assert "–" not in top, line
+
+
+@pytest.mark.slow
+def test_compare_takes_the_same_classes_in_another_order_and_refuses_a_manifest_run(tiny_runs, ptbxl_superdiagnostic,
+                                                                                   tmp_path):
+    """A run whose classes are the baseline's in another order (a manifest's NORM, MI, STTC, CD, HYP) is
+    compared, not refused as 'classes differ'; a run scored on its manifest's records is refused for that."""
+    from ecgnet.errors import ECGNetError
+    from ecgnet.evaluation.compare import compare
+
+    original = tiny_runs["tiny_early"]
+    reordered = Path(shutil.copytree(original, tmp_path / "runs" / "reordered"))
+    classes = json.loads((original / "run.json").read_text())["classes"]
+    order = classes[::-1]
+    for name in ("run.json", "test/metrics.json"):
+        described = json.loads((reordered / name).read_text())
+        (reordered / name).write_text(json.dumps({**described, "classes": order, "name": "reordered"}))
+    table = pd.read_csv(original / "test" / "predictions.csv")
+    table[["ecg_id", *order]].to_csv(reordered / "test" / "predictions.csv", index=False)
+    result = compare([reordered], baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=tmp_path / "a",
+                     explain=False, n_boot=20, progress=False, latency_repeats=1, ablation_records=0)
+    assert result["classes"] == classes
+    got = next(r for r in result["runs"] if r["name"] == "reordered")["accuracy"]["macro_auc"]["value"]
+    assert got == pytest.approx(json.loads((original / "test" / "metrics.json").read_text())["macro_auc"]["value"])
+    manifest_run = Path(shutil.copytree(original, tmp_path / "runs" / "site"))
+    described = json.loads((manifest_run / "run.json").read_text())
+    (manifest_run / "run.json").write_text(json.dumps({**described, "collection": {"name": "clinic"}}))
+    with pytest.raises(ECGNetError, match="trained and scored on the manifest 'clinic', not on PTB-XL's folds"):
+        compare([manifest_run], baseline=tiny_runs["tiny_time"], data=ptbxl_superdiagnostic, out_dir=tmp_path / "b",
+                explain=False, progress=False, ablation_records=0)
+
+
+def test_compare_takes_bundled_model_names_as_runs(ptbxl_root, tmp_path):
+    """`ecgnet compare long_time --baseline baseline_time`: --baseline took a bundled name, the runs did not
+    ('long_time: no such run directory')."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    result = CliRunner().invoke(app, ["compare", "long_time", "--baseline", "baseline_time", "--out", str(tmp_path),
+                                      "--no-explain", "--ablation-records", "0", "--n-boot", "20", "--no-progress",
+                                      "--data", str(ptbxl_root)])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads((tmp_path / "comparison.json").read_text())["runs"]] == \
+        ["baseline_time", "long_time"]

@@ -621,7 +621,8 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
 
 @app.command()
 @friendly
-def compare(run_dirs: Optional[list[Path]] = typer.Argument(None, help="Run directories to compare (runs/<name>)."),
+def compare(run_dirs: Optional[list[Path]] = typer.Argument(None, help="Runs to compare: run directories "
+                                                               "(runs/<name>) or bundled model names."),
             baseline: str = typer.Option(DEFAULT_MODEL, help="Run (or bundled model) the others are tested against (paired bootstrap on fold 10)."),
             out: Path = typer.Option(Path("outputs/comparison"), help="Folder for comparison.json/.md/.html."),
             data: Optional[Path] = DataOpt,
@@ -642,7 +643,8 @@ def compare(run_dirs: Optional[list[Path]] = typer.Argument(None, help="Run dire
         return
     if not run_dirs:
         raise ECGNetError("compare: name the run directories (or re-render a report with --render-only OUT)")
-    result = compare_runs(run_dirs, resolve_checkpoint(baseline), data, out, explain=explain, n_boot=n_boot,
+    result = compare_runs([resolve_checkpoint(r) for r in run_dirs], resolve_checkpoint(baseline), data, out,
+                          explain=explain, n_boot=n_boot,
                           progress=progress, ablation_records=ablation_records, explain_records=explain_records)
     console.print(format_comparison(result))
     for line in result["conclusion"]:

@@ -166,7 +166,15 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     tasks = {r["info"].get("task") for r in loaded} - {None}
     if len(tasks) > 1:
         raise ECGNetError(f"runs are on different tasks ({', '.join(sorted(tasks))}); compare runs of one task")
+    for r in loaded:
+        if "collection" in r["info"]:  # scored on its manifest's records: nothing to pair with fold 10
+            raise ECGNetError(f"{r['dir']}: trained and scored on the manifest "
+                              f"'{r['info']['collection'].get('name')}', not on PTB-XL's folds; compare pairs runs "
+                              "on PTB-XL fold 10 (`ecgnet evaluate RUN --manifest M.csv` scores it on any manifest)")
     for r in loaded[1:]:
+        if r["classes"] != classes and sorted(r["classes"]) == sorted(classes):  # the same classes, other order
+            r["probs"] = r["probs"][:, [r["classes"].index(c) for c in classes]]
+            r["classes"] = list(classes)
         if r["classes"] != classes:
             raise ECGNetError(f"{r['dir']}: classes {r['classes']} differ from the baseline's {classes}")
     names = [str(r["info"].get("name") or r["dir"].name) for r in loaded]
