@@ -43,6 +43,12 @@ def test_resolve_checkpoint(tmp_path, monkeypatch):
         with pytest.raises(ECGNetError, match="nor a bundled model") as e:
             resolve_checkpoint(bad)
         assert bad in str(e.value) and all(name in str(e.value) for name in BUNDLED_MODELS)
+    (tmp_path / "model.onnx").write_bytes(b"onnx")  # an export given as a run: said what it is and what to give
+    with pytest.raises(ECGNetError, match="model.onnx: a file, not a run directory.*exported ONNX model.*--engine onnx"):
+        resolve_checkpoint(tmp_path / "model.onnx")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ECGNetError, match="notes.txt: a file, not a run directory .* give the run folder"):
+        resolve_checkpoint(tmp_path / "notes.txt")
 
 
 def test_list_bundled():

@@ -59,6 +59,10 @@ def bundled_names() -> list[str]:
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """An existing path (run directory or model.safetensors) as given; else a bundled model's folder."""
     path = Path(name_or_path)
+    if path.is_file() and path.suffix != ".safetensors":
+        hint = (" an exported ONNX model: give the run it was exported from with --engine onnx (or run it in ONNX "
+                "Runtime as docs/export.md shows)" if path.suffix == ".onnx" else "")
+        raise ECGNetError(f"{path}: a file, not a run directory or its model.safetensors —{hint or ' give the run folder'}")
     if path.exists():
         return path
     names = bundled_names()
