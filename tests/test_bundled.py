@@ -124,3 +124,18 @@ def test_the_bundled_ensemble_loads_from_anywhere(tmp_path, monkeypatch):
     model, config, info = load_run(copy)
     assert list(model.members) == list(config.model.params["members"]) and len(model.members) == 8
     assert info["name"] == "ensemble_greedy"
+
+
+def test_models_prints_a_shipped_models_config_to_start_from(tmp_path):
+    """A wheel user has no configs/: `ecgnet models --config NAME` gives a shipped model's YAML, which loads."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    from ecgnet.config import load_config
+
+    result = CliRunner().invoke(app, ["models", "--config", DEFAULT_MODEL])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "mine.yaml").write_text(result.stdout)
+    assert load_config(tmp_path / "mine.yaml").name == DEFAULT_MODEL
+    refused = CliRunner().invoke(app, ["models", "--config", "nope"])
+    assert refused.exit_code == 2 and "not a shipped model" in refused.stderr

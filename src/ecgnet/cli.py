@@ -162,7 +162,8 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
                                                   "this label map (YAML or CSV).")):
     """Write a manifest (one CSV row per labelled record) from a Challenge-style folder or PTB-XL.
 
-    Edit it, or write your own: see docs/own_data.md. Train on it with `ecgnet train --manifest M.csv`.
+    Edit it, or write your own: see docs/own_data.md in the repository. Train on it with
+    `ecgnet train --manifest M.csv`.
     """
     from ecgnet.data.collections import read_manifest
     from ecgnet.data.collections.make import challenge_manifest, ptbxl_manifest
@@ -205,7 +206,8 @@ def _print_codes(result: dict, out: Path, shown: int = 15) -> None:
 
 @app.command()
 @friendly
-def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (see configs/); "
+def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Experiment YAML (a checkout's "
+                                                "configs/, or `ecgnet models --config NAME` for a shipped model's); "
                                                 "optional with --from (the run's config is the base)."),
           data: Optional[Path] = DataOpt,
           manifest: Optional[Path] = typer.Option(None, "--manifest", help="Train on your own labelled records: a "
@@ -268,9 +270,11 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
 
 @app.command()
 @friendly
-def distill(teacher: Path = typer.Option(..., "--teacher", help="The teacher run directory, e.g. runs/ensemble_greedy."),
+def distill(teacher: str = typer.Option(..., "--teacher", help="The teacher: a run directory or a shipped "
+                                        "model's name, e.g. ensemble_greedy."),
             student: Path = typer.Option(..., "--student", help="The student's experiment YAML, e.g. "
-                                         "configs/distill_long_time.yaml."),
+                                         "configs/distill_long_time.yaml in a checkout, or `ecgnet models --config "
+                                         "distill_long_time > s.yaml`."),
             data: Optional[Path] = DataOpt,
             runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
             overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set "
@@ -289,7 +293,7 @@ def distill(teacher: Path = typer.Option(..., "--teacher", help="The teacher run
     from ecgnet.distill.run import distill as run_distill
     from ecgnet.evaluation.report import format_table
 
-    run_dir, results = run_distill(teacher, student, data_root(data), runs_dir, overrides, bf16=bf16,
+    run_dir, results = run_distill(resolve_checkpoint(teacher), student, data_root(data), runs_dir, overrides, bf16=bf16,
                                    n_boot=n_boot, progress=progress, unlabelled=unlabelled)
     if results is None:
         return
@@ -299,7 +303,8 @@ def distill(teacher: Path = typer.Option(..., "--teacher", help="The teacher run
 
 @app.command()
 @friendly
-def pretrain(config: Path = typer.Option(..., "--config", "-c", help="Pretraining YAML (configs/pretrain_*.yaml)."),
+def pretrain(config: Path = typer.Option(..., "--config", "-c", help="Pretraining YAML (configs/pretrain_*.yaml "
+                                         "in a checkout)."),
              data: Optional[Path] = DataOpt,
              runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
              overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set "
@@ -316,9 +321,10 @@ def pretrain(config: Path = typer.Option(..., "--config", "-c", help="Pretrainin
 
 @app.command()
 @friendly
-def sweep(config: Path = typer.Option(..., "--config", "-c", help="Base experiment YAML (see configs/)."),
+def sweep(config: Path = typer.Option(..., "--config", "-c", help="Base experiment YAML (a checkout's configs/, "
+                                      "or `ecgnet models --config NAME`)."),
           space: Path = typer.Option(..., "--space", help="Search space YAML: dotted config key → {type: float|int|"
-                                     "categorical, low, high, log, step | choices} (see configs/sweeps/)."),
+                                     "categorical, low, high, log, step | choices} (a checkout's configs/sweeps/)."),
           trials: int = typer.Option(..., "--trials", help="Trials the study should have (finished or running): "
                                      "a rerun tops the study up to N; workers on one study share the N. "
                                      "0 only rewrites the report from the study."),
@@ -504,7 +510,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
     headers = find_records(records)  # usage errors (no records, bad options) before torch and the model load
     if not headers:
         raise ECGNetError(f"no ECG records found in {', '.join(map(str, records))} (WFDB headers, or files in a "
-                          "format ecgnet reads: docs/formats.md)")
+                          "format ecgnet reads: GE MUSE, Philips or HL7 aECG .xml, DICOM .dcm, SCP-ECG .scp, "
+                          "EDF/BDF)")
     if not any(h.exists() for h in headers):  # a mistyped path: nothing to diagnose
         raise ECGNetError(f"{headers[0]}: no such record or file" + (f" (nor {len(headers) - 1} others)"
                                                                      if len(headers) > 1 else ""))
@@ -673,11 +680,19 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
 
 @app.command()
 @friendly
-def models():
+def models(config: Optional[str] = typer.Option(None, "--config", help="Print this shipped model's experiment "
+                                               "YAML instead (`ecgnet models --config long_time > my.yaml`: a "
+                                               "config to train or fine-tune from, without a repository checkout).")):
     """The models shipped with ECGNet: use their name as --checkpoint."""
     from rich.table import Table
 
-    from ecgnet.runs.bundled import list_bundled
+    from ecgnet.runs.bundled import bundled_names, bundled_root, list_bundled
+
+    if config is not None:
+        if config not in bundled_names():
+            raise ECGNetError(f"--config {config}: not a shipped model ({', '.join(bundled_names())})")
+        print((bundled_root() / config / "config.yaml").read_text(), end="")
+        return
 
     table = Table("name", "task", "classes", "parameters", "fold-10 macro AUC", title="Bundled models")
     for m in list_bundled():
