@@ -116,7 +116,7 @@ def _corrupt(write_record):
 PREDICT_ERRORS = {
     "corrupt_dat": (_corrupt, "cannot be read"),
     "missing_lead": (lambda w: w("leads11", leads=(*LEADS[:11], "X"))[0], "missing: V6"),
-    "500hz": (lambda w: w("hz500", fs=500)[0], "500 Hz"),
+    "500hz": (lambda w: w("hz500", fs=500)[0], "500 Hz"),  # with --no-resample (resampling is the default)
     "nan": (lambda w: w("nan", nan=True)[0], "NaN"),
     "too_short": (lambda w: w("short", samples=200)[0], "at least 2.5 s"),
 }
@@ -135,7 +135,7 @@ def test_predict_input_errors(cli, untrained_run, write_record, tmp_path, case):
     make, fragment = PREDICT_ERRORS[case]
     path = make(write_record)
     path = path if path.is_absolute() else tmp_path / path
-    result = cli("predict", path, "--checkpoint", untrained_run)
+    result = cli("predict", path, "--checkpoint", untrained_run, *(["--no-resample"] if case == "500hz" else []))
     assert_user_error(result, path, fragment, status=1)
     assert result.stdout == ""
 
@@ -247,7 +247,7 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     assert res["leads"] == ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
     assert res["record"] == str(path) and res["model"] == "tiny_time" and res["warnings"] == []
     assert res["engine"] == "torch" and res["weights_sha256"] == hashlib.sha256(
-        (untrained_run / "model.safetensors").read_bytes()).hexdigest()  # saved results say what computed them
+        (tiny_run.run_dir / "model.safetensors").read_bytes()).hexdigest()  # saved results say what computed them
     assert res["metadata"] == {}  # a time-only model uses no metadata
     assert sorted(d["class"] for d in res["diagnoses"]) == CLASSES
     assert res["positives"] == [d["class"] for d in res["diagnoses"] if d["positive"]]

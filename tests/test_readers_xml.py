@@ -108,7 +108,7 @@ def test_hl7_malformed(tmp_path):
 
 def test_dispatcher_resamples_and_refuses_without_resample(tmp_path):
     path = write_hl7(tmp_path / "h.xml", ecg(500))
-    with pytest.raises(ECGNetError, match="pass --resample"):
+    with pytest.raises(ECGNetError, match="resampling is off: drop --no-resample"):
         read_ecg_any(path, 100)
     rec = read_ecg_any(path, 100, resample=True)
     assert rec.signal.shape == (12, 1000) and rec.sampling_rate == 100 and rec.source_rate == 500

@@ -66,7 +66,7 @@ def test_a_flipped_sample_is_still_refused(tmp_path):
 @pytest.mark.parametrize("fs", [500, 1000])
 def test_other_rates_are_resampled_with_a_note(tmp_path, fs):
     path, val = write_challenge(tmp_path, fs=fs)
-    with pytest.raises(ECGNetError, match=f"{fs} Hz.*--resample"):
+    with pytest.raises(ECGNetError, match=f"{fs} Hz.*resampling is off"):
         read_ecg(path, 100)
     rec = read_ecg(path, 100, resample=True)
     assert rec.signal.shape == (12, 1000) and rec.source_rate == fs

@@ -164,10 +164,14 @@ def test_clean_venv_predicts_a_500_hz_record(clean_venv):
     (expected,) = json.loads(checkout.stdout)
     assert {d["class"]: d["probability"] for d in got["diagnoses"]} == pytest.approx(
         {d["class"]: d["probability"] for d in expected["diagnoses"]}, abs=1e-6)
-    # without --resample the same record is refused, in one line, with exit status 1 (see docs/reliability.md)
-    refused = subprocess.run([str(command), "predict", str(RECORD_500HZ)], capture_output=True, text=True,
+    # resampling is the default (a wheel user's 500 Hz record worked only with --resample); --no-resample refuses
+    # it, in one line, with exit status 1 (see docs/reliability.md)
+    default = subprocess.run([str(command), "predict", str(RECORD_500HZ), "--json"], capture_output=True, text=True,
                              cwd=elsewhere, env=env, timeout=300)
-    assert refused.returncode == 1 and "--resample" in refused.stderr and "Traceback" not in refused.stderr
+    assert default.returncode == 0 and json.loads(default.stdout)[0]["diagnoses"] == got["diagnoses"]
+    refused = subprocess.run([str(command), "predict", str(RECORD_500HZ), "--no-resample"], capture_output=True,
+                             text=True, cwd=elsewhere, env=env, timeout=300)
+    assert refused.returncode == 1 and "--no-resample" in refused.stderr and "Traceback" not in refused.stderr
 
 
 @pytest.mark.slow

@@ -484,7 +484,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
             top: int = typer.Option(3, help="How many diagnoses to print per record (every positive is "
                                     "printed, then the most probable others up to this many)."),
-            resample: bool = typer.Option(False, help="Resample records not at the model's rate."),
+            resample: bool = typer.Option(True, help="Resample records not at the model's rate (a note says so); "
+                                          "--no-resample refuses them instead."),
             age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the header's #Age)."),
             sex: Optional[str] = typer.Option(None, help="male or female (or M/F; default: the header's #Sex)."),
             height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
@@ -573,7 +574,8 @@ def _print_diagnoses(res: dict, top: int) -> None:
 def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Philips, HL7 aECG, DICOM, SCP-ECG, EDF)."),
            pdf: Path = typer.Option(..., "--pdf", help="The PDF to write (one A4 landscape page)."),
            checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
-           resample: bool = typer.Option(False, help="Resample a record not at the model's rate."),
+           resample: bool = typer.Option(True, help="Resample a record not at the model's rate (a note says so); "
+                                         "--no-resample refuses it instead."),
            site: Optional[str] = typer.Option(None, "--site", help="Apply this site profile of the run: its "
                                               "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the file's)."),

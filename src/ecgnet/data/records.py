@@ -135,7 +135,7 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     if rec.fs != sampling_rate:
         if not resample:
             raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate:g} Hz "
-                              "(pass --resample to resample it)")
+                              "(resampling is off: drop --no-resample, or pass resample=True)")
         signal = resample_signal(signal, rec.fs, sampling_rate)
         notes.append(f"resampled: {rec.fs:g} Hz → {sampling_rate:g} Hz")
     with np.errstate(over="ignore"):

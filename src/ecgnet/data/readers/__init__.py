@@ -61,7 +61,7 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
     if rec.source_rate != sampling_rate:
         if not resample:
             raise ECGNetError(f"{path}: sampled at {rec.source_rate:g} Hz, the model expects {sampling_rate:g} Hz "
-                              "(pass --resample to resample it)")
+                              "(resampling is off: drop --no-resample, or pass resample=True)")
         rec.signal = resample_signal(rec.signal, rec.source_rate, sampling_rate)
         rec.sampling_rate = float(sampling_rate)
         rec.notes.append(f"resampled: {rec.source_rate:g} Hz → {sampling_rate:g} Hz")
