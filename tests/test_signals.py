@@ -460,3 +460,14 @@ def test_coarse_amplitude_steps_are_a_warning_that_keeps_the_calls(write_record)
                 adc_gain=[1 / 0.061] * 12, baseline=[0] * 12, write_dir=str(path.parent))
     rec = read_ecg(path.parent / "coarse.hea")
     assert any(w.startswith("coarse amplitude resolution") for w in rec.warnings) and rec.amplitude_trusted
+
+
+def test_a_missing_path_without_suffix_is_named_as_typed(tmp_path):
+    """`predict rec.hea /nonexistent_dir/` said '/nonexistent_dir.hea: no such WFDB header', a file never typed."""
+    from ecgnet.data.collect import find_records
+    from ecgnet.data.readers import read_ecg_any
+
+    missing = tmp_path / "nonexistent_dir"
+    assert find_records([f"{missing}/"]) == [missing]
+    with pytest.raises(ECGNetError, match=f"^{missing}: no such file or folder, nor a WFDB record nonexistent_dir.hea"):
+        read_ecg_any(missing)

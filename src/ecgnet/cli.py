@@ -514,8 +514,9 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
                           "format ecgnet reads: GE MUSE, Philips or HL7 aECG .xml, DICOM .dcm, SCP-ECG .scp, "
                           "EDF/BDF)")
     if not any(h.exists() for h in headers):  # a mistyped path: nothing to diagnose
-        raise ECGNetError(f"{headers[0]}: no such record or file" + (f" (nor {len(headers) - 1} others)"
-                                                                     if len(headers) > 1 else ""))
+        others = len(headers) - 1
+        raise ECGNetError(f"{headers[0]}: no such record or file"
+                          + (f" (nor the {others} other{'s' if others > 1 else ''})" if others else ""))
     from ecgnet.inference.batch import predict_many, summary, write_results_csv
     from ecgnet.inference.predictor import Predictor, check_sex
 

@@ -34,9 +34,9 @@ def _expand(path: Path, seen: set[Path] | None = None) -> list[Path]:
         return sorted(p for p in path.rglob("*") if not p.name.startswith(".") and _is_record(p))
     if path.name == "RECORDS" and path.is_file():
         return _from_records_file(path, set() if seen is None else seen)
-    if path.suffix.lower() not in (".hea", ".dat", ".mat") and (path.is_file() or (
-            path.suffix and not path.with_suffix(".hea").is_file())):
-        return [path]  # a missing ecg.xml fails as itself, not as "ecg.hea: no such WFDB header"
+    if path.suffix.lower() not in (".hea", ".dat", ".mat") and (path.is_file() or
+                                                                not header_path(path).is_file()):
+        return [path]  # a missing ecg.xml (or folder) fails as itself, not as "ecg.hea: no such WFDB header"
     return [header_path(path)]
 
 

@@ -32,9 +32,10 @@ def detect(path: str | Path) -> str:
     if path.suffix.lower() in (".hea", ".dat", ".mat", "") and _wfdb_header(path) is not None:
         return "wfdb"
     if not path.exists():
-        if path.suffix.lower() in (".hea", ".dat", ".mat", ""):  # a WFDB record named by a file or its name
-            raise ECGNetError(f"{path.with_suffix('.hea') if path.suffix else Path(str(path) + '.hea')}: "
-                              "no such WFDB header")
+        if path.suffix.lower() in (".hea", ".dat", ".mat"):  # a WFDB record named by one of its files
+            raise ECGNetError(f"{path.with_suffix('.hea')}: no such WFDB header")
+        if not path.suffix:  # a file without a suffix, or a record by its name: neither exists (named as typed)
+            raise ECGNetError(f"{path}: no such file or folder, nor a WFDB record {path.name}.hea")
         raise ECGNetError(f"{path}: no such file")
     if not path.is_file():
         raise ECGNetError(f"{path}: not a regular file")
