@@ -266,3 +266,24 @@ def test_a_bundled_model_is_not_exported_into_the_package(tmp_path):
         Predictor("baseline_time", engine="onnx-int8")
     done = CliRunner().invoke(app, ["export", "baseline_time", "--out", str(tmp_path / "b.onnx")])
     assert done.exit_code == 0 and (tmp_path / "b.onnx").stat().st_size > 0
+
+
+def test_the_metadata_says_every_step_a_deployment_outside_ecgnet_must_repeat():
+    """The age cap, the missing-field encoding, where the last 10 s segment starts and the resampler were
+    not in the file (a by-hand deployment moved probabilities by up to 0.06; found in an audit): the facts
+    are there, and following them by hand gives what ecgnet computes."""
+    import json as _json
+
+    from ecgnet.export.onnx import _metadata
+    from ecgnet.runs.directory import Run
+
+    run = Run.open("intermediate_concat_weighted_bce")  # a model with patient metadata and its scaler
+    pre = _json.loads(_metadata(run)["ecgnet.preprocessing"])
+    assert "capped at 90" in pre["metadata_encoding"] and "'missing' flag 1" in pre["metadata_encoding"]
+    assert "last one ending at the record's end" in pre["segments"] and "resample_poly" in pre["resampling"]
+    predictor = Predictor("intermediate_concat_weighted_bce")
+    mean, std = (np.asarray(pre["metadata_scaler"][k]) for k in ("mean", "std"))
+    by_hand = np.concatenate([(np.array([90.0, 1.0, 170.0, 0.0]) - mean) / std * [1, 1, 1, 0], [0, 0, 0, 1]])
+    assert np.allclose(predictor.metadata_vector(age=95, sex="female", height=170), by_hand, atol=1e-6)
+    rate, n = pre["sampling_rate"], 38 * pre["sampling_rate"]  # a 38 s record: 0, 10, 20 s and the last 10 s
+    assert predictor.segments(n) == [0, 10 * rate, 20 * rate, n - 10 * rate]

@@ -10,7 +10,8 @@ their graph takes whole 10 s segments, the windowing traced from the same code, 
 **What travels with it** (``metadata_props``, JSON strings): ``ecgnet.classes``, ``ecgnet.thresholds``
 (from ``val/metrics.json``: fold 9's, or for a run trained on a manifest its validation rows' or
 cross-validation's; ``null`` if the run has none), ``ecgnet.preprocessing`` (sampling rate, lead order,
-units, window / stride / aggregation, the 10 s segments, the metadata features and their scaler) and
+units, window / stride / aggregation, the 10 s segments, the resampling, the metadata features, how
+they are encoded and their scaler) and
 ``ecgnet.source`` (run, SHA-256 of ``model.safetensors``, where the thresholds were chosen, git revision,
 versions).
 
@@ -71,7 +72,15 @@ def _metadata(run: Run) -> dict[str, str]:
         "windowing": "ecgnet.models.windows.window_starts: windows every stride, the last one ending at "
                      "the segment's end; sigmoid, then the aggregate over windows per segment; records longer "
                      "than 10 s: 10 s segments averaged (ecgnet.inference.windows)",
+        "segments": "a record of n samples is cut into 10 s segments starting every 10 s, the last one ending at "
+                    "the record's end (so it may overlap the one before; a 10 s record is one segment); the "
+                    "record's probability is the mean of its segments'",
+        "resampling": "a record at another rate: scipy.signal.resample_poly along time, up / down = the model's "
+                      "rate / the record's as a fraction (denominator ≤ 1000)",
         "metadata_features": METADATA_FEATURES,
+        "metadata_encoding": "age in years capped at 90 (PTB-XL's 300, 'over 89', is 90), sex 0 male / 1 female, "
+                             "height cm, weight kg; each scaled (x − mean) / std with metadata_scaler; a value not "
+                             "known: its scaled feature 0 and its 'missing' flag 1 (flags unscaled, 0 or 1)",
         "metadata_scaler": run.info.get("metadata_scaler"),
         "uses_metadata": run.uses_metadata,
     }
