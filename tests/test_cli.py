@@ -363,3 +363,13 @@ def test_a_metadata_model_says_which_patient_fields_it_did_not_have(write_record
     given = predictor.predict_file(path, age=55, sex="male", height=175, weight=70)
     assert not any("unknown here" in n for n in given["notes"])
     assert not any("unknown here" in n for n in Predictor("long_time").predict_file(path)["notes"])  # time only
+
+
+@pytest.mark.parametrize("args, message", [(["--max-seconds", "-5"], "--max-seconds -5.0: a limit is a positive number"),
+                                           (["--max-seconds", "nan"], "--max-seconds nan: a limit is a positive number"),
+                                           (["--max-values", "0"], "--max-values 0: a limit is a positive number"),
+                                           (["--top", "-1"], "--top")])
+def test_option_values_that_make_no_sense_are_usage_errors(cli, untrained_run, write_record, args, message):
+    """--max-seconds -5 refused every record (status 1), nan disabled the limit, --top -1 was taken."""
+    result = cli("predict", write_record("r")[0], "--checkpoint", untrained_run, *args)
+    assert result.exit_code == 2 and message in result.output, result.output

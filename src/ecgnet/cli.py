@@ -482,7 +482,7 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
                                                  "GE MUSE, Philips or HL7 aECG XML, DICOM, SCP-ECG, EDF/BDF), "
                                                  "folders (searched recursively) or PhysioNet RECORDS lists."),
             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
-            top: int = typer.Option(3, help="How many diagnoses to print per record (every positive is "
+            top: int = typer.Option(3, min=0, help="How many diagnoses to print per record (every positive is "
                                     "printed, then the most probable others up to this many)."),
             resample: bool = typer.Option(True, help="Resample records not at the model's rate (a note says so); "
                                           "--no-resample refuses them instead."),

@@ -13,6 +13,7 @@ can tighten or widen every limit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,13 @@ class ReadLimits:
     max_file_bytes: int = 64 * 1024 * 1024  # any one input file (XML, DICOM, EDF, a signal file)
     max_seconds: float = 600.0  # ten minutes of signal (an hour at 100 Hz took ~7 CPU-s to score)
     max_values: int = 12 * 600 * 1000  # decoded samples × signals (10 min at 1 kHz on 12 leads)
+
+    def __post_init__(self):
+        """A limit that is no positive finite number would refuse every record (-5 s) or none (nan s)."""
+        for name in ("max_signals", "max_header_bytes", "max_file_bytes", "max_seconds", "max_values"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ECGNetError(f"--{name.replace('_', '-')} {value}: a limit is a positive number")
 
     def check_signals(self, n: int, path: str | Path) -> None:
         if n > self.max_signals:
