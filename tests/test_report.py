@@ -161,6 +161,8 @@ def test_ecgnet_report_refuses_an_unreadable_file_and_writes_nothing(tmp_path):
     assert res.exit_code == 2
     assert "notes.txt" in res.output
     assert not out.exists()
+    png = CliRunner().invoke(app, ["report", str(bad), "--pdf", str(tmp_path / "r.png")])  # a PDF named .png: no
+    assert png.exit_code == 2 and "give a name ending in .pdf" in png.output and not (tmp_path / "r.png").exists()
 
 
 def test_pdf_bytes_is_the_same_single_page():

@@ -590,6 +590,8 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
     from ecgnet.report import make_report
 
     check_sex(sex)
+    if pdf.suffix.lower() != ".pdf":  # a PDF named report.png opens nowhere
+        raise ECGNetError(f"--pdf {pdf}: the report is a PDF; give a name ending in .pdf")
     metadata = check_patient(age=age, sex=sex, height=height, weight=weight)
     result = make_report(record, pdf, checkpoint, resample=resample, site=site, long_records=long_records,
                          limits=_read_limits(max_seconds, max_signals, max_values), **metadata)
