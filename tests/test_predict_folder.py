@@ -116,3 +116,12 @@ def test_the_other_coverings_of_a_long_record(folder, untrained_run):
     np.testing.assert_allclose(windows.predict_signal(signal, windows.metadata_vector()), whole, atol=1e-6)
     with pytest.raises(ECGNetError, match="--long-records"):
         Predictor(untrained_run, long_records="all")
+
+
+def test_one_record_with_out_prints_its_diagnoses_and_where_the_row_went(untrained_run, write_record, tmp_path):
+    path, _ = write_record("one")
+    out = tmp_path / "one.csv"
+    result = CliRunner().invoke(app, ["predict", str(path), "--checkpoint", str(untrained_run), "--out", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and result.stdout.rstrip().endswith(f"→ {out}")  # the CSV was never mentioned

@@ -543,6 +543,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
                       highlight=False)
         for res in (r for r in results if "error" not in r):
             _print_diagnoses(res, top)
+        if out:  # one record with --out: its table above, and where its row went
+            console.print(f"→ [bold]{escape(str(out))}[/]", highlight=False)
     if failed:
         raise typer.Exit(1)
 
