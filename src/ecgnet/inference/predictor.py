@@ -30,7 +30,7 @@ from ecgnet.runs.directory import Run
 
 _SEX = {k: 0.0 if v == "male" else 1.0 for k, v in SEXES.items()}  # the metadata feature: 0 male, 1 female
 LONG_RECORDS = windows.LONG_RECORDS
-WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the warnings above)"
+WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the amplitude warnings)"
 NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "
                 "positive or no negative to choose one on); probability only")
 LEAD_NAMES = tuple({"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}.get(lead, lead) for lead in LEADS)  # as clinicians write them
