@@ -143,3 +143,18 @@ def test_report_prints_no_warning_line_for_a_clean_file(tmp_path):
     _, flat = report(tmp_path, "dicom/marcodebe_anonymous_ecg.dcm")
     assert "warning:" not in flat
     assert "note: resampled: 1000 Hz →" in flat
+
+
+@needs_formats
+def test_predict_prints_each_warning_on_one_line_when_redirected(tmp_path):
+    """Redirected to a file, the MUSE file's 150-character rate warning was cut at 120 columns onto an
+    unindented line: `grep warning:` missed its end (found in a wheel audit)."""
+    import sys
+
+    muse = FORMATS_DIR / "muse_xml" / "ml4h_muse_ecg_deidentified_1.xml"
+    out = subprocess.run([sys.executable, "-c", "from ecgnet.cli import app; app()", "predict", str(muse)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    warning = next(line for line in out.stdout.splitlines() if "conflicting sampling rates" in line)
+    assert warning.startswith("  warning: ") and "make the 10 s resting ECG" in warning and len(warning) > 120
+    assert all(line.startswith(("  ", "model ", "/")) for line in out.stdout.splitlines() if line), out.stdout

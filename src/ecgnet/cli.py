@@ -554,12 +554,12 @@ def _print_diagnoses(res: dict, top: int) -> None:
 
     console.print(f"[bold]{escape(res['record'])}[/]")
     for n in res.get("notes", []):
-        console.print(f"  [dim]note: {escape(n)}[/]", highlight=False)
+        console.print(f"  [dim]note: {escape(n)}[/]", highlight=False, soft_wrap=True)
     for w in res["warnings"]:
-        console.print(f"  [yellow]warning:[/] {escape(w)}", highlight=False)
+        console.print(f"  [yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     flagged = [f"{q['lead']} {'/'.join(q['flags'])}" for q in res.get("quality", []) if q["flags"]]
     if flagged:  # per-lead signal quality (ecgnet.data.quality)
-        console.print(f"  [yellow]quality:[/] {escape(', '.join(flagged))}", highlight=False)
+        console.print(f"  [yellow]quality:[/] {escape(', '.join(flagged))}", highlight=False, soft_wrap=True)
     for d in shown_diagnoses(res, top):
         call = {True: "positive", False: "negative", None: ""}[d["positive"]]
         threshold = "" if d["threshold"] is None else \
@@ -569,7 +569,7 @@ def _print_diagnoses(res: dict, top: int) -> None:
                       highlight=False)
     if res.get("statements"):  # the device's own interpretation, beside ECGNet's (never a model input)
         console.print(f"  device ({escape(res['format'])}) says: {escape(' · '.join(res['statements']))}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)  # one line per fact, whatever the width: grep finds it
 
 
 @app.command()
@@ -600,9 +600,9 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
     positives = ", ".join(result["positives"]) or "none"
     console.print(f"Report: [bold]{escape(str(pdf))}[/] (positive: {escape(positives)})", highlight=False)
     for n in result.get("notes", []):  # the reader's routine steps (not on the page), as predict prints them
-        console.print(f"  [dim]note: {escape(n)}[/]", highlight=False)
+        console.print(f"  [dim]note: {escape(n)}[/]", highlight=False, soft_wrap=True)
     for w in result.get("warnings", []):
-        console.print(f"  [yellow]warning:[/] {escape(w)}", highlight=False)
+        console.print(f"  [yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
 
 
 @app.command("evaluate-external")
