@@ -4,6 +4,7 @@ another task or empty folders — and the committed baseline's transfer to the r
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -77,6 +78,11 @@ def test_synthetic_dataset_through_the_cli(dataset, untrained_run, tmp_path):
     assert table.loc["hosp_b/B06.hea", [f"p_{c}" for c in CLASSES]].isna().all()
     assert metrics["macro_auc"]["value"] == pytest.approx(recomputed_macro_auc(out, CLASSES), abs=1e-4)
     assert (out / "external.html").is_file() and (out / "external.md").is_file()
+    # the report stands alone: the weights scored and the command and code that scored them
+    made = metrics["made_by"]
+    assert made["weights_sha256"] == hashlib.sha256((untrained_run / "model.safetensors").read_bytes()).hexdigest()
+    assert made["engine"] == "torch" and made["command"] and "date" in made
+    assert f"weights {made['weights_sha256'][:12]} (torch)" in (out / "external.md").read_text()
 
 
 def test_a_run_of_another_task_is_refused(tmp_path, untrained_run):

@@ -28,6 +28,7 @@ from ecgnet.evaluation.labelled import predict_collection, record_paths
 from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
+from ecgnet.runs.origin import made_by
 
 
 def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_boot: int = 1000, seed: int = 0,
@@ -55,7 +56,8 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
               "unreadable": table.loc[table["error"] != "", ["record", "error"]].to_dict("records"),
               "unlabeled": table.loc[~table["labeled"], "record"].tolist(),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),
-              **score(y, p, classes, predictor.thresholds, n_boot, seed)}
+              **score(y, p, classes, predictor.thresholds, n_boot, seed),
+              "made_by": made_by(predictor.run.weights_sha256, predictor.engine_name)}
     sources = scored["source"].to_numpy()
     result["per_source"] = {s: score(y[sources == s], p[sources == s], classes, None, n_boot, seed)
                             for s in sorted(set(sources))}

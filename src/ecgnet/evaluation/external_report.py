@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgnet.evaluation.report import _png, write_document
+from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
 
 
@@ -22,6 +23,7 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
                ["unreadable", str(len(result["unreadable"]))], ["without a superdiagnostic label", str(len(result["unlabeled"]))],
                ["scored with untrustworthy amplitude", str(result["untrusted_amplitude"])],
                ["macro AUC [90 % CI]", format_auc(result["macro_auc"])], ["classes in the macro AUC", ", ".join(result["classes_scored"])]]
+    summary += [made_by_line(result.get("made_by"))] if result.get("made_by") else []
     per_class = [[c, format_auc(e), str(e["n_positive"]), _rate(e, "sensitivity"), _rate(e, "specificity")]
                  for c, e in result["per_class"].items()]
     per_source = [[src, str(s["n"]), format_auc(s["macro_auc"]),

@@ -23,6 +23,7 @@ from ecgnet.evaluation.labelled import ClassMatch, predict_collection
 from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
+from ecgnet.runs.origin import made_by
 
 
 def file_sha256(path: str | Path) -> str:
@@ -57,7 +58,8 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
               "unreadable": table.loc[table["error"].fillna("") != "", ["record", "error"]].to_dict("records"),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),
               "thresholds_from": source if thresholds else None, "site": None if profile is None else profile.site,
-              "long_records": predictor.long_records}
+              "long_records": predictor.long_records,
+              "made_by": made_by(predictor.run.weights_sha256, predictor.engine_name)}
     if len(scored):
         result.update(score(y, p, classes, thresholds, n_boot, seed))
         sources = scored["source"].to_numpy()

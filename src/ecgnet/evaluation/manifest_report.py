@@ -12,6 +12,7 @@ from sklearn.metrics import roc_curve
 from ecgnet.evaluation.external_report import format_auc
 from ecgnet.evaluation.scoring import few_cases
 from ecgnet.evaluation.report import _png, write_document
+from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
 
 
@@ -30,6 +31,7 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
                ["classes of the run not labelled in the manifest (skipped)", ", ".join(result["classes_missing"]) or "–"],
                ["classes of the manifest the run does not predict", ", ".join(result["classes_ignored"]) or "–"],
                ["thresholds", result["thresholds_from"] or "none (the run has no thresholds)"]]
+    summary += [made_by_line(result.get("made_by"))] if result.get("made_by") else []
     if result.get("mean_balanced_accuracy") is not None:
         summary.append(["mean balanced accuracy", f"{result['mean_balanced_accuracy']:.3f}"])
     per_class = [[c, format_auc(e), str(e["n"]), str(e["n_positive"]), _rate(e, "threshold"), _rate(e, "balanced_accuracy"),

@@ -59,3 +59,20 @@ def provenance() -> dict:
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
             "cpu_threads": torch.get_num_threads()}
+
+
+def made_by(weights_sha256: str | None, engine: str | None = None) -> dict:
+    """What an evaluation's figures were computed with: the command, the code's revision, the date and the
+    weights scored (a report stands alone: its numbers can be traced without the terminal that made them)."""
+    origin = provenance()
+    return {**{k: origin[k] for k in ("command", "git_revision", "git_dirty", "date")},
+            "weights_sha256": weights_sha256, "engine": engine}
+
+
+def made_by_line(made: dict | None) -> list[str]:
+    """A report's summary row for :func:`made_by`'s facts ([] when absent: reports written before them)."""
+    if not made:
+        return []
+    revision = (made.get("git_revision") or "unknown")[:10] + (" with uncommitted changes" if made.get("git_dirty") else "")
+    return ["made by", f"`{made.get('command')}` at revision {revision}, {made.get('date')}; weights "
+                       f"{(made.get('weights_sha256') or '?')[:12]} ({made.get('engine') or 'torch'})"]
