@@ -24,6 +24,7 @@ from ecgnet.evaluation.manifest_evaluation import evaluate_collection
 from ecgnet.evaluation.recalibration import logit, sigmoid
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs import profiles
+from ecgnet.runs.bundled import resolve_checkpoint
 from test_records import write_challenge
 
 RUN_CLASSES = ["CD", "HYP", "MI", "NORM", "STTC"]
@@ -68,6 +69,7 @@ def test_evaluate_matches_classes_by_name_and_sklearn(run, manifest, tmp_path):
     result = evaluate_collection(Predictor(run), read_manifest(manifest), out, n_boot=50, progress=False)
     assert result["classes_matched"] == ["CD", "HYP", "MI", "NORM"]
     assert result["classes_missing"] == ["STTC"] and result["classes_ignored"] == ["XTRA"]
+    assert result["made_by"]["weights_sha256"] == Predictor(run).run.weights_sha256  # which weights were scored
     assert (result["n_records"], result["n_scored"]) == (16, 15)
     assert [r["record"] for r in result["unreadable"]] == ["data/site_b/R15.hea"]
     table = pd.read_csv(out / "predictions.csv", keep_default_na=False, na_values=[""])
@@ -104,6 +106,10 @@ def test_masked_bootstrap_draws_the_benchmarks_resamples_when_nothing_is_unknown
 def test_site_names_and_unknown_sites_are_clear_errors(run):
     with pytest.raises(ECGNetError, match="no site profile 'nowhere'.*it has none"):
         profiles.load_profile(run, "nowhere", RUN_CLASSES)
+    # a shipped model is read-only: the advice calibrates a copy (calibrate refuses it without --copy-to)
+    with pytest.raises(ECGNetError, match=r"--site nowhere --copy-to runs/long_time`, then use --checkpoint "
+                                          r"runs/long_time"):
+        profiles.load_profile(resolve_checkpoint("long_time"), "nowhere", ["CD", "HYP", "MI", "NORM", "STTC"])
     for bad in ("../x", "a/b", ".hidden", "", "x" * 65):
         with pytest.raises(ECGNetError, match="site name"):
             profiles.load_profile(run, bad, RUN_CLASSES)

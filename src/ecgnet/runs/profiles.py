@@ -99,8 +99,12 @@ def load_profile(run_dir: str | Path, site: str, classes: list[str]) -> SiteProf
     path = profile_path(run_dir, site)
     if not path.is_file():
         available = list_profiles(run_dir)
-        listing = f"its profiles: {', '.join(available)}" if available else \
-            "it has none (make one with `ecgnet calibrate RUN --manifest M.csv --site NAME`)"
+        from ecgnet.runs.bundled import is_bundled
+
+        make = (f"`ecgnet calibrate {Path(run_dir).name} --manifest M.csv --site {site} --copy-to runs/"
+                f"{Path(run_dir).name}`, then use --checkpoint runs/{Path(run_dir).name}" if is_bundled(run_dir)
+                else f"`ecgnet calibrate {run_dir} --manifest M.csv --site {site}`")  # a shipped model is read-only
+        listing = f"its profiles: {', '.join(available)}" if available else f"it has none (make one with {make})"
         raise ECGNetError(f"{Path(run_dir).name}: no site profile '{site}' in {profiles_dir(run_dir)}; {listing}")
     try:
         data = json.loads(path.read_text())
