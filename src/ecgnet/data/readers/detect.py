@@ -61,6 +61,11 @@ def detect(path: str | Path) -> str:
                 return fmt
             raise ECGNetError(f"{path}: an XML file with root element <{root}>, not an ECG format ECGNet reads "
                               f"({READ})")
+    if path.suffix.lower() == ".hea" and xml is None:  # meant as a WFDB header: say what its record line lacks
+        lines = [ln for ln in head.decode("latin-1").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        if lines and lines[0].isprintable():
+            raise ECGNetError(f"{path}: malformed WFDB record line {lines[0][:60]!r} (expected 'NAME SIGNALS "
+                              "[RATE [SAMPLES]]', e.g. 'E00001 12 500 5000')")
     raise ECGNetError(f"{path}: {_what(head, xml)}, not an ECG file ECGNet reads ({READ})")
 
 
