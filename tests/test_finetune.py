@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pandas as pd
 import pytest
 import torch
@@ -188,6 +189,12 @@ def test_cv_resume_reuses_finished_folds_and_retrains_the_missing_one(tmp_path, 
     pd.testing.assert_frame_equal(after[kept], before[kept])
     changed = CliRunner().invoke(app, args + ["--resume", "--set", "training.lr=0.5"])
     assert changed.exit_code != 0 and "cannot resume with a changed config (training.lr)" in changed.output
+    # another split (here 2 folds instead of 3) is refused too: its fold_1 would be another fold_1
+    other = [a if a != "3" else "2" for a in args]
+    resplit = CliRunner().invoke(app, other + ["--resume"])
+    assert resplit.exit_code == 2 and "trained on another split of the records" in resplit.output, resplit.output
+    assert {f: (cv / f / "model.safetensors").stat().st_mtime_ns for f in stamp} == stamp
+    assert json.loads((cv / "fold_1" / "run.json").read_text())["split_sha256"]
 
 
 @pytest.mark.slow
@@ -335,3 +342,21 @@ def test_the_summary_of_a_small_split_warns_that_its_auc_rests_on_few_cases():
                                                          "NORM (1 positive, 3 negative)")
     assert "thresholds were chosen on these records" in warnings[0] and "--folds K" in warnings[0]
     assert "MI" not in warnings[0]  # not scored: nothing to distrust
+
+
+def test_a_manifest_training_does_not_replace_a_finished_ptbxl_run_of_that_name(untrained_run, tmp_path, monkeypatch):
+    """docs/own_data.md's `train --config configs/baseline_time.yaml --manifest my.csv` replaced the committed
+    PTB-XL run runs/baseline_time (a note only): a finished run of other data is refused, untouched."""
+    import shutil
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 24)
+    runs = tmp_path / "runs"
+    name = yaml.safe_load((untrained_run / "config.yaml").read_text())["name"]
+    run = Path(shutil.copytree(untrained_run, runs / name))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = CliRunner().invoke(app, ["train", "--config", str(run / "config.yaml"), "--manifest", str(manifest),
+                                      "--runs-dir", str(runs), "--set", "training.epochs=1", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "is a finished run trained on PTB-XL; this training is on the manifest" in " ".join(result.output.split())
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

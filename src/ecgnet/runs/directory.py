@@ -111,6 +111,30 @@ def mark_incomplete(run_dir: Path, config: Config, started: dict) -> None:
         remove_leftovers(run_dir)  # one process of a distributed run: the others start while it writes
 
 
+def check_same_data(run_dir: Path, collection: dict | None) -> None:
+    """A finished run is replaced only by a training on the same data (PTB-XL, or the same manifest): the
+    own-data guide's `train --config configs/baseline_time.yaml --manifest my.csv` replaced the committed
+    PTB-XL run runs/baseline_time with a note. ``collection``: the new run's (run.json's ``collection``)."""
+    run_dir = Path(run_dir)
+    if (run_dir / INCOMPLETE).exists():
+        return
+    try:
+        before = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    old, new = _trained_on(before.get("collection") if isinstance(before, dict) else None), _trained_on(collection)
+    if old != new:
+        raise ECGNetError(f"{run_dir} is a finished run trained on {old}; this training is on {new}: give it "
+                          "another name (--set name=NAME) or --runs-dir, or delete the folder to replace it")
+
+
+def _trained_on(collection: dict | None) -> str:
+    if not collection:
+        return "PTB-XL"
+    manifest = collection.get("manifest")
+    return f"the manifest {Path(manifest).resolve()}" if manifest else f"the collection '{collection.get('name')}'"
+
+
 def mark_complete(run_dir: Path) -> None:
     """The last step of training: everything else in ``run_dir`` is written."""
     (run_dir / INCOMPLETE).unlink(missing_ok=True)

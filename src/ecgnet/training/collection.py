@@ -20,12 +20,14 @@ Scoring (:mod:`ecgnet.training.collection_scoring`) is tolerant of small collect
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+from lightning.pytorch.callbacks import Callback
 
 from ecgnet.config import Config
 from ecgnet.data.collections.base import Collection, CollectionData
@@ -38,6 +40,7 @@ from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds
 
 DEFAULT_FOLDS = 10
+SPLIT_FILE = "split.json"  # beside a cut-off run's checkpoints: the split it trains on (check_same_split)
 # what out-of-fold (and zero-shot) predictions see of a record: the cache's 10 s, as in training
 SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ecgnet evaluate --manifest` "
              "scores a longer record in 10 s segments, as predict does (--long-records)")
@@ -108,13 +111,16 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
     data = CollectionData(collection, assignment, config.data.in_memory,
                           source.metadata_scaler if source is not None else None)
     run_dir = Path(runs_dir) / config.name
-    if resume and finished(run_dir, config):
-        fitted, _, run_info = load_run(run_dir)
-        return run_dir, fitted, data, run_info
+    digest = split_digest(collection, assignment)
+    if resume:
+        check_same_split(run_dir, digest)
+        if finished(run_dir, config):
+            fitted, _, run_info = load_run(run_dir)
+            return run_dir, fitted, data, run_info
     from ecgnet.training.finetune import check_alpha
 
     check_alpha(config, source, collection.classes)
-    model, ft, callbacks, post_fit = None, None, [], None
+    model, ft, callbacks, post_fit = None, None, [RememberSplit(run_dir, digest)], None
     if source is not None:
         from ecgnet.training.finetune import FrozenInEval, interpolate_weights, start_model
 
@@ -128,7 +134,8 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
             ft["interpolation"] = (f"saved weights = {1 - alpha:g}·start + {alpha:g}·fine-tuned (every floating-point "
                                    "tensor, batch-norm statistics included)")
     info = {"task": _task(collection), "collection": _describe(collection),
-            "split_records": {k: int(len(v)) for k, v in assignment.items()}, **(extra or {})}
+            "split_records": {k: int(len(v)) for k, v in assignment.items()}, "split_sha256": digest,
+            **(extra or {})}
     if ft is not None:
         info["finetune"] = ft
     run_dir, results = train(config, None, runs_dir, resume=resume, progress=progress, n_boot=n_boot,
@@ -137,6 +144,42 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
         return None
     fitted, _, run_info = load_run(run_dir)
     return run_dir, fitted, data, run_info
+
+
+def split_digest(collection: Collection, assignment: dict[str, np.ndarray]) -> str:
+    """SHA-256 of which records each split holds (by name): what a run is reused for by --resume."""
+    h = hashlib.sha256()
+    for name in sorted(assignment):
+        h.update(name.encode() + b"\0" + "\n".join(map(str, collection.records[assignment[name]])).encode() + b"\0")
+    return h.hexdigest()
+
+
+def check_same_split(run_dir: Path, digest: str) -> None:
+    """--resume reuses (or continues) ``run_dir`` only for the split it was trained on, which a finished run's
+    run.json and a cut-off one's ``checkpoints/split.json`` (:class:`RememberSplit`) remember: a
+    leave-one-source-out run resumed as 5-fold reused its folds and reported them as the 5-fold's."""
+    from ecgnet.runs import INCOMPLETE
+
+    cut_off = (run_dir / INCOMPLETE).exists() or not (run_dir / "run.json").is_file()
+    try:
+        before = json.loads((run_dir / "checkpoints" / SPLIT_FILE if cut_off else run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return  # nothing to resume, or a run from before splits were remembered
+    if isinstance(before, dict) and before.get("split_sha256") not in (None, digest):
+        raise ECGNetError(f"{run_dir}: trained on another split of the records (another --folds, --leave-out, "
+                          "manifest or seed); resume with the options it started with, or train afresh "
+                          "without --resume")
+
+
+class RememberSplit(Callback):
+    """Writes the split a training uses beside its checkpoints as it starts, for :func:`check_same_split`."""
+
+    def __init__(self, run_dir: Path, digest: str):
+        self.path, self.digest = Path(run_dir) / "checkpoints" / SPLIT_FILE, digest
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            write_json(self.path, {"split_sha256": self.digest})
 
 
 def finished(run_dir: Path, config: Config) -> bool:

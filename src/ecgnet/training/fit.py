@@ -26,7 +26,7 @@ from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import INCOMPLETE, count_parameters, mark_complete, mark_incomplete, provenance, save_model
 from ecgnet.runs import members as run_members
-from ecgnet.runs.directory import build_run_model, resume_command
+from ecgnet.runs.directory import build_run_model, check_same_data, resume_command
 from ecgnet.runs.profiles import list_profiles
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
@@ -68,6 +68,8 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
+    if not resume:  # a finished run of other data (PTB-XL vs a manifest) is not replaced: refused here
+        check_same_data(run_dir, (extra_info or {}).get("collection"))
     check_writable(run_dir / INCOMPLETE)  # a read-only or full runs folder: refused before any data is read
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
