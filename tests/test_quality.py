@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ecgnet.data import quality as Q
+from ecgnet.data.leads import display
 from ecgnet.data.records import LEADS, ECGRecord, read_ecg, read_record, resample_signal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +175,7 @@ def test_predict_gives_the_quality_of_every_lead_in_json_and_flags_in_text(clean
     res = runner.invoke(app, ["predict", str(tmp_path / "noisy.hea"), "--json", "--no-progress"])
     assert res.exit_code == 0, res.output
     [out] = json.loads(res.stdout)
-    assert [q["lead"] for q in out["quality"]] == list(LEADS)
+    assert [q["lead"] for q in out["quality"]] == out["leads"] == [display(lead) for lead in LEADS]  # aVR, as `leads`
     assert {q["lead"]: q["flags"] for q in out["quality"] if q["flags"]} == {"V3": ["noise"]}
     assert out["quality"][8]["noise_mv"] > Q.NOISE_MV > out["quality"][7]["noise_mv"]
     text = runner.invoke(app, ["predict", str(tmp_path / "noisy.hea"), "--no-progress"]).stdout

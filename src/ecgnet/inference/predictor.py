@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgnet.data.leads import display
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.patient import SEXES
 from ecgnet.data.readers import read_ecg_any
@@ -33,7 +34,7 @@ LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the amplitude warnings)"
 NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "
                 "positive or no negative to choose one on); probability only")
-LEAD_NAMES = tuple({"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}.get(lead, lead) for lead in LEADS)  # as clinicians write them
+LEAD_NAMES = tuple(display(lead) for lead in LEADS)  # as clinicians write them (aVR …)
 SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
 
@@ -167,7 +168,7 @@ class Predictor:
                 "site": None if self.profile is None else self.profile.site, "seconds": round(record.seconds, 2),
                 "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
                 "metadata": used, "warnings": warnings, "notes": notes, "amplitude_trusted": record.amplitude_trusted,
-                "quality": [q.to_dict() for q in record.quality or []],
+                "quality": [{**q.to_dict(), "lead": display(q.lead)} for q in record.quality or []],  # as `leads`
                 # what the file is and what its device said (never a model input: shown beside ECGNet's diagnosis)
                 "format": record.format, "leads": list(LEAD_NAMES), "derived_leads": list(record.derived_leads),
                 "statements": list(record.statements),
