@@ -131,10 +131,23 @@ def test_an_unfinished_run_is_refused_with_how_to_resume(run_copy):
         message = str(info.value)
         assert message.startswith(f"{run_copy}: training did not finish (INCOMPLETE: training started "
                                   "2025-01-02T03:04:05+00:00 by `ecgnet train -c x.yaml`)")
-        assert f"resume with `ecgnet train -c {run_copy / 'config.yaml'} --runs-dir {run_copy.parent} --resume`" \
-            in message and "\n" not in message
+        assert "resume with `ecgnet train -c x.yaml --resume`" in message and "\n" not in message
     mark_complete(run_copy)
     load_run(run_copy)
+
+
+@pytest.mark.parametrize("started, advice", [
+    # a manifest run resumed without its --manifest trained on PTB-XL and crashed: the command it started with
+    ("ecgnet train --manifest m.csv --from long_time --folds 5", "ecgnet train --manifest m.csv --from long_time "
+                                                                 "--folds 5 --resume"),
+    ("ecgnet train -c a.yaml --resume", "ecgnet train -c a.yaml --resume"),
+    ("ecgnet sweep -c a.yaml --space s.yaml --trials 3", "ecgnet sweep -c a.yaml --space s.yaml --trials 3"),
+    ("python benchmarks/bench_time_to_accuracy.py a.yaml", None)])  # None: the run's own config
+def test_the_resume_advice_is_the_command_that_started_the_run(run_copy, started, advice):
+    from ecgnet.runs.directory import resume_command
+
+    generic = f"ecgnet train -c {run_copy / 'config.yaml'} --runs-dir {run_copy.parent} --resume"
+    assert resume_command(run_copy, started) == (advice or generic)
 
 
 def test_the_cli_and_the_server_refuse_an_unfinished_run(run_copy, tmp_path):
@@ -206,3 +219,19 @@ def test_a_run_retrained_under_a_shipped_name_is_served_beside_it(run_copy, tmp_
     assert store.checkpoints["long_time"] == resolve_checkpoint("long_time")
     assert "runs/baseline_time" not in store.names()
     assert "listed as 'runs/long_time'" in capsys.readouterr().err
+
+
+def test_a_resume_on_other_data_is_refused(tmp_path):
+    """A manifest run resumed without its --manifest trained on all of PTB-XL; a PTB-XL run resumed with one
+    would train on the manifest: refused either way, saying what it started on."""
+    from ecgnet.runs.directory import check_resumed_data, record_data
+
+    run = tmp_path / "run"
+    record_data(run, {"name": "site", "manifest": str(tmp_path / "m.csv")})
+    check_resumed_data(run, {"name": "site", "manifest": str(tmp_path / "m.csv")})  # the same: resumes
+    with pytest.raises(ECGNetError, match=r"started on the manifest .*m\.csv, resumed on PTB-XL"):
+        check_resumed_data(run, None)
+    record_data(run, None)
+    with pytest.raises(ECGNetError, match="started on PTB-XL, resumed on the manifest"):
+        check_resumed_data(run, {"name": "site", "manifest": str(tmp_path / "m.csv")})
+    check_resumed_data(tmp_path / "older", None)  # checkpoints from before the record: nothing to compare

@@ -51,6 +51,7 @@ from ecgnet.models.fusion.late import Member
 from ecgnet.runs import members
 
 INCOMPLETE = "INCOMPLETE"
+DATA_FILE = "data.json"  # beside the checkpoints: the data a cut-off training started on
 
 
 def save_model(run_dir: Path, model: torch.nn.Module, config: Config, info: dict) -> None:
@@ -88,7 +89,15 @@ def sorted_metadata(data: bytes) -> bytes:
     return data[:8] + text.ljust(n, b" ") + data[8 + n:] if len(text) <= n else data
 
 
-def resume_command(run_dir: Path) -> str:
+def resume_command(run_dir: Path, started_by: str | None = None) -> str:
+    """How to finish a cut-off run: the command that started it with --resume (a manifest run needs its
+    --manifest, --from, --folds … again), a sweep's own command (the study goes on; the cut-off trial is
+    marked failed), else ``ecgnet train -c RUN/config.yaml --runs-dir RUNS --resume`` (a PTB-XL run)."""
+    words = (started_by or "").split()
+    if words[:2] == ["ecgnet", "train"]:
+        return started_by if "--resume" in words else f"{started_by} --resume"
+    if words[:2] == ["ecgnet", "sweep"]:
+        return started_by
     return f"ecgnet train -c {run_dir / 'config.yaml'} --runs-dir {run_dir.parent} --resume"
 
 
@@ -105,7 +114,7 @@ def mark_incomplete(run_dir: Path, config: Config, started: dict) -> None:
     (what ``--resume`` is given). Temporary files a killed session left behind are deleted."""
     when, command = started.get("date", "?"), started.get("command") or "?"
     write_text(run_dir / INCOMPLETE, f"training started {when} by `{command}` and has not finished; resume "
-                                     f"with `{resume_command(run_dir)}` or delete this folder\n")
+                                     f"with `{resume_command(run_dir, command)}` or delete this folder\n")
     write_text(run_dir / "config.yaml", dump_config(config))
     if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
         remove_leftovers(run_dir)  # one process of a distributed run: the others start while it writes
@@ -128,6 +137,23 @@ def check_same_data(run_dir: Path, collection: dict | None) -> None:
                           "another name (--set name=NAME) or --runs-dir, or delete the folder to replace it")
 
 
+def check_resumed_data(run_dir: Path, collection: dict | None) -> None:
+    """--resume continues a run on the data it started on: resumed without --manifest, a manifest run
+    trained on all of PTB-XL (and crashed: the schedule had other step counts)."""
+    try:
+        before = json.loads((Path(run_dir) / "checkpoints" / DATA_FILE).read_text())["trained_on"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # checkpoints from before this record
+    if before != _trained_on(collection):
+        raise ECGNetError(f"{run_dir}: started on {before}, resumed on {_trained_on(collection)}: resume with the "
+                          "data it started on (the command in its INCOMPLETE file), or train afresh without --resume")
+
+
+def record_data(run_dir: Path, collection: dict | None) -> None:
+    """What a training session trains on, beside its checkpoints (for :func:`check_resumed_data`)."""
+    write_json(Path(run_dir) / "checkpoints" / DATA_FILE, {"trained_on": _trained_on(collection)})
+
+
 def _trained_on(collection: dict | None) -> str:
     if not collection:
         return "PTB-XL"
@@ -144,11 +170,13 @@ def refuse_incomplete(run_dir: Path) -> None:
     marker = run_dir / INCOMPLETE
     if marker.exists():
         try:
-            started = " ".join(marker.read_text(errors="replace").split()).split(" and has not finished")[0]
+            text = " ".join(marker.read_text(errors="replace").split())
         except OSError:
-            started = "marker unreadable"
+            text = "marker unreadable"
+        started = text.split(" and has not finished")[0]
+        said = text.split("resume with `")[1].split("`")[0] if "resume with `" in text else resume_command(run_dir)
         raise ECGNetError(f"{run_dir}: training did not finish ({marker.name}: {started[:300]}); resume with "
-                          f"`{resume_command(run_dir)}` or delete it")
+                          f"`{said}` or delete it")
 
 
 def read_description(run_dir: Path) -> tuple[Config, dict]:

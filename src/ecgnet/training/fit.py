@@ -26,7 +26,8 @@ from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import INCOMPLETE, count_parameters, mark_complete, mark_incomplete, provenance, save_model
 from ecgnet.runs import members as run_members
-from ecgnet.runs.directory import build_run_model, check_same_data, resume_command
+from ecgnet.runs.directory import (build_run_model, check_resumed_data, check_same_data, record_data,
+                                   resume_command)
 from ecgnet.runs.profiles import list_profiles
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
@@ -66,10 +67,13 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
         raise ECGNetError(ALPHA_NEEDS_SOURCE)
     run_dir = runs_dir / config.name
     origin = provenance()  # at launch: the code that trains, not the tree at the end
-    if resume and (run_dir / "checkpoints" / "last.ckpt").is_file():  # refused before anything is written
+    collection = (extra_info or {}).get("collection")  # None: PTB-XL
+    continuing = resume and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    if continuing:  # refused before anything is written
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
+        check_resumed_data(run_dir, collection)
     if not resume:  # a finished run of other data (PTB-XL vs a manifest) is not replaced: refused here
-        check_same_data(run_dir, (extra_info or {}).get("collection"))
+        check_same_data(run_dir, collection)
     check_writable(run_dir / INCOMPLETE)  # a read-only or full runs folder: refused before any data is read
     if config.training.threads:
         torch.set_num_threads(config.training.threads)
@@ -87,6 +91,8 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
         print(f"note: replacing the finished run {run_dir}" + (" (its site profiles stop applying: calibrate "
               "again)" if list_profiles(run_dir) else ""), file=sys.stderr)
     mark_incomplete(run_dir, config, origin)  # the first write; the last step deletes it
+    if not continuing and not hasattr(model, "fit_on_validation"):
+        record_data(run_dir, collection)  # what a --resume must train on again
     if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
         stats = fit_late(model, val_split, config)
     else:
@@ -174,7 +180,8 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     first_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
     sessions = record_session(run_dir / "checkpoints", origin or provenance(), resuming) if first_process else []
     start = time.perf_counter()
-    with interruptible(trainer, f"training stopped; the run is incomplete — resume with `{resume_command(run_dir)}`"):
+    advice = resume_command(run_dir, (origin or {}).get("command"))
+    with interruptible(trainer, f"training stopped; the run is incomplete — resume with `{advice}`"):
         trainer.fit(module, train_loader, val_loader, ckpt_path=last if resuming else None)
     wall = time.perf_counter() - start
     if not trainer.is_global_zero:
