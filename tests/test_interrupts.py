@@ -41,7 +41,15 @@ def test_the_cli_says_interrupted_and_exits_130():
                                      "`ecgnet train … --resume`")
 
 
-def test_a_refused_model_setting_leaves_the_finished_run_as_it_was(ptbxl_root, untrained_run, tmp_path):
+@pytest.mark.parametrize("change, message", [
+    ({"model": {"params": {"widthz": [8]}}}, "widthz"),
+    # values of the wrong kind or range: one line naming them (were a raw TypeError / ValueError, exit 1)
+    ({"model": {"params": {"widths": 64}}}, r"refuses its parameters \(.*\); given: .*widths=64"),
+    ({"model": {"params": {"dropout": 2.0}}}, r"refuses its parameters \(dropout probability"),
+    # an encoder that is not there: refused before INCOMPLETE and the new config.yaml were written over the run
+    ({"training": {"init_from": "nope/encoder.safetensors"}}, "nope/encoder.safetensors: no such file")])
+def test_a_refused_model_setting_leaves_the_finished_run_as_it_was(ptbxl_root, untrained_run, tmp_path, change,
+                                                                   message):
     from conftest import TINY_CONFIG, _cache_dir
     from ecgnet.config import parse_config
     from ecgnet.training import fit
@@ -49,10 +57,14 @@ def test_a_refused_model_setting_leaves_the_finished_run_as_it_was(ptbxl_root, u
     run = tmp_path / "untrained"
     shutil.copytree(untrained_run, run)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    bad = parse_config({**TINY_CONFIG, "name": "untrained",
-                        "model": {**TINY_CONFIG["model"], "params": {**TINY_CONFIG["model"].get("params", {}),
-                                                                      "widthz": [8]}}})
-    with pytest.raises(ECGNetError, match="widthz"):
+    raw = {**TINY_CONFIG, "name": "untrained"}
+    for section, values in change.items():
+        merged = {**raw[section], **values}
+        if section == "model":
+            merged["params"] = {**TINY_CONFIG["model"].get("params", {}), **values["params"]}
+        raw[section] = merged
+    bad = parse_config(raw)
+    with pytest.raises(ECGNetError, match=message):
         fit.train(bad, ptbxl_root, runs_dir=tmp_path, cache_dir=_cache_dir(), progress=False, n_boot=10)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # no INCOMPLETE, same config
     assert json.loads((run / "run.json").read_text())["name"] == "untrained"

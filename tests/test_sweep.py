@@ -62,7 +62,7 @@ def space_error(tmp_path, text: str, config=None) -> str:
     ("training.lrr: {type: float, low: 0.1, high: 1}", "training.lrr (as --set training.lrr=0.1): invalid config"),
     ("training.epochs: {type: int, low: 0, high: 4}", "training.epochs (as --set training.epochs=0): invalid config"),
     ("model.params.mode: {type: categorical, choices: [concat, sum]}",
-     "model.params.mode (as --set model.params.mode=sum): the model refuses it (mode must be one of"),
+     "model.params.mode (as --set model.params.mode=sum): model 'intermediate_fusion' refuses its parameters (mode must be one of"),
     ("model.params.dropuot: {type: float, low: 0, high: 0.5}", "model 'intermediate_fusion' has no parameter"),
 ])
 def test_space_errors_name_the_file_and_key(tmp_path, text, fragment):

@@ -37,7 +37,11 @@ def build_model(name: str, num_classes: int, **params) -> nn.Module:
     if unknown:
         raise ECGNetError(f"model '{name}' has no parameter(s) {', '.join(sorted(unknown))}; "
                           f"it takes: {', '.join(sorted(allowed))}")
-    return builder(num_classes=num_classes, **params)
+    try:
+        return builder(num_classes=num_classes, **params)
+    except (ValueError, TypeError) as e:  # a value of the wrong kind or range (dropout 2, widths 64)
+        raise ECGNetError(f"model '{name}' refuses its parameters ({' '.join(str(e).split())}); "
+                          f"given: {', '.join(f'{k}={v!r}' for k, v in sorted(params.items())) or 'none'}") from e
 
 
 def default_params(name: str) -> dict:

@@ -149,5 +149,5 @@ def check_space(space: dict[str, Param], raw_config: dict, path: str | Path) -> 
                                   f"it takes: {', '.join(sorted(allowed))}")
             try:
                 build_model(config.model.name, 5, **config.model.params)
-            except (ValueError, TypeError) as e:
-                raise ECGNetError(f"{where}: the model refuses it ({' '.join(str(e).split())})") from e
+            except ECGNetError as e:
+                raise ECGNetError(f"{where}: {e}") from e

@@ -3,6 +3,7 @@ AUC), then the best weights are saved and evaluated on folds 9 and 10 in the run
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -85,8 +86,10 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     fit_statistics = model is None
     if model is None:
         model = build_run_model(config, len(data.classes))  # an ensemble: its members loaded from their runs
+    if config.training.init_from:  # a missing or ill-fitting encoder is refused before the run folder is touched
+        load_pretrained(copy.deepcopy(model), config.training.init_from)
     # the run directory is touched only now, once data and model are known good: a refused config (a bad model
-    # parameter, a member not found) leaves a finished run of the same name as it was
+    # parameter, a member not found, an encoder that does not fit) leaves a finished run of the same name as it was
     if not resume and (run_dir / "run.json").is_file() and not (run_dir / INCOMPLETE).exists():
         print(f"note: replacing the finished run {run_dir}" + (" (its site profiles stop applying: calibrate "
               "again)" if list_profiles(run_dir) else ""), file=sys.stderr)
