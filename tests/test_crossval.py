@@ -5,6 +5,7 @@ classes a small fold lacks; a manifest's fold column is used as given."""
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -117,3 +118,30 @@ def test_a_validation_set_that_cannot_choose_an_epoch_is_said_to_be_blind():
     assert len(said) == 1 and "cannot choose an epoch" in said[0] and "2 validation records" in said[0]
     warn_blind_validation(np.array([[1.0, 0.0], [0.0, 0.0]]), said.append)  # A has both: fine
     assert len(said) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--folds", "3"], "--folds 3: PTB-XL comes in its own 10 folds"),
+    (["--leave-out", "source"], "--leave-out source: PTB-XL is one source")])
+def test_cross_validation_options_on_ptbxl_are_refused_before_its_signals_are_cached(tmp_path, monkeypatch, args,
+                                                                                    message):
+    """`train -c C --folds 3` without a manifest cached all of PTB-XL (1 GB, ~2 min), then spoke of 'the
+    manifest's fold column' (found in a research-flow audit)."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    import ecgnet.data.collections as collections
+
+    monkeypatch.setattr(collections, "ptbxl_collection", lambda *a, **k: pytest.fail("PTB-XL was read"))
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\nmodel: {name: time_resnet1d}\n")
+    result = CliRunner().invoke(app, ["train", "-c", str(config), *args, "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_one_fold_is_refused_as_too_few_even_with_a_fold_column():
+    from ecgnet.training.collection import cv_folds
+
+    collection = SimpleNamespace(folds=np.array([1, 2, 3, 1, 2, 3]), info={"manifest": "m.csv"})
+    with pytest.raises(ECGNetError, match="--folds 1: cross-validation needs at least 2 folds"):
+        cv_folds(collection, 1, None)

@@ -40,6 +40,7 @@ from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds
 
 DEFAULT_FOLDS = 10
+PTBXL_FOLDS = 10
 SPLIT_FILE = "split.json"  # beside a cut-off run's checkpoints: the split it trains on (check_same_split)
 # what out-of-fold (and zero-shot) predictions see of a record: the cache's 10 s, as in training
 SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ecgnet evaluate --manifest` "
@@ -75,12 +76,19 @@ def cv_folds(collection: Collection, k: int | None, leave_out: str | None, seed:
         return folds, {i + 1: n for i, n in enumerate(names)}
     if collection.folds is not None:
         values = sorted(set(collection.folds.tolist()))
+        if k is not None and k < 2:
+            raise ECGNetError(f"--folds {k}: cross-validation needs at least 2 folds")
         if k is not None and k != len(values):
-            raise ECGNetError(f"--folds {k}: the manifest's fold column has {len(values)} folds ({values}); "
+            raise ECGNetError(f"--folds {k}: the {_where(collection)} fold column has {len(values)} folds ({values}); "
                               f"pass --folds {len(values)} or drop the column")
         return collection.folds, {v: f"fold {v}" for v in values}
     folds = stratified_group_folds(collection.y, collection.patients, k, seed)
     return folds, {v: f"fold {v}" for v in range(1, k + 1)}
+
+
+def _where(collection: Collection) -> str:
+    """'manifest's' or 'PTB-XL's', for messages about a collection's columns."""
+    return "PTB-XL's" if collection.info.get("ptbxl") else "manifest's"
 
 
 def cv_splits(collection: Collection, fold_of: np.ndarray, names: dict, inner: float = 0.2, seed: int = 0,
@@ -475,6 +483,13 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
 
         if label_map is not None:
             raise ECGNetError("--label-map applies to a manifest: give --manifest M.csv")
+        if leave_out is not None:
+            raise ECGNetError("--leave-out source: PTB-XL is one source; leave-one-source-out needs a manifest with "
+                              "a source column (--manifest M.csv)")
+        if folds is not None and folds != PTBXL_FOLDS:  # said before PTB-XL's signals are cached
+            raise ECGNetError(f"--folds {folds}: PTB-XL comes in its own {PTBXL_FOLDS} folds — --folds {PTBXL_FOLDS} "
+                              "cross-validates over them; other folds need a manifest without its fold column "
+                              "(`ecgnet manifest` writes one)")
         collection = ptbxl_collection(data_root, config.data.task)
     for record, why in collection.skipped:
         log(f"skipped {record}: {why}")

@@ -64,7 +64,7 @@ def source_folds(sources, patients) -> tuple[np.ndarray, list[str]]:
     names = sorted(set(sources.tolist()))
     if len(names) < 2:
         raise ECGNetError("--leave-out source needs at least two sources; the collection has "
-                          + (f"one: '{names[0]}' (the manifest's source column)" if names else "none"))
+                          + (f"one: '{names[0]}' (its source column)" if names else "none"))
     patients = np.asarray(patients).astype(str)
     seen: dict[str, str] = {}
     for p, s in zip(patients, sources):
