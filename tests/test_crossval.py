@@ -145,3 +145,18 @@ def test_one_fold_is_refused_as_too_few_even_with_a_fold_column():
     collection = SimpleNamespace(folds=np.array([1, 2, 3, 1, 2, 3]), info={"manifest": "m.csv"})
     with pytest.raises(ECGNetError, match="--folds 1: cross-validation needs at least 2 folds"):
         cv_folds(collection, 1, None)
+
+
+def test_a_collection_with_nothing_to_learn_is_refused_and_a_one_sided_class_is_warned():
+    from ecgnet.training.collection import check_learnable
+
+    def collection(y):
+        return SimpleNamespace(name="m", classes=["NORM", "MI"], y=np.array(y, dtype=np.float32))
+
+    lines = []
+    with pytest.raises(ECGNetError, match="nothing to learn — NORM is positive in all 3 labelled records; MI is "
+                                          "negative in all 2"):
+        check_learnable(collection([[1, 0], [1, 0], [1, np.nan]]), lines.append)
+    check_learnable(collection([[1, 0], [0, 0], [1, 1]]), lines.append)  # both sides for each: silent
+    check_learnable(collection([[1, 0], [0, 0], [1, 0]]), lines.append)
+    assert lines == ["warning: MI is negative in all 3 labelled records: it cannot be learned or scored"]

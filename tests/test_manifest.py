@@ -336,7 +336,7 @@ def test_stratified_group_folds_keep_patients_and_balance_classes():
 def test_source_folds_and_patient_conflict():
     folds, names = source_folds(["b", "a", "b"], ["1", "2", "3"])
     assert names == ["a", "b"] and folds.tolist() == [2, 1, 2]
-    with pytest.raises(ECGNetError, match=r"needs at least two sources; the collection has one: 'a' \(the manifest"):
+    with pytest.raises(ECGNetError, match=r"needs at least two sources; the collection has one: 'a' \(its source column"):
         source_folds(np.array(["a", "a"]), ["1", "2"])
     with pytest.raises(ECGNetError, match="patient '1' has records in sources"):
         source_folds(["a", "b"], ["1", "1"])

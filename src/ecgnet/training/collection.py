@@ -237,6 +237,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         from ecgnet.training.forgetting import check_forgetting
 
         check_forgetting(source, data_root)
+    check_learnable(collection, log)  # before any signal is read
     if source is not None and mode is None:
         from ecgnet.training.finetune import default_mode
 
@@ -299,6 +300,22 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
         M.write_predictions(run_dir / split / "predictions.csv", collection.records[rows], p, collection.classes)
         write_json(run_dir / split / "metrics.json", out[split])
     return out
+
+
+def check_learnable(collection: Collection, log: Callable[[str], None]) -> None:
+    """A class positive (or negative) in every labelled record teaches nothing and cannot be scored: warned;
+    when no class has both, there is nothing to train on — refused (it trained, and printed 'macro AUC –')."""
+    one_sided = []
+    for k, c in enumerate(collection.classes):
+        known = collection.y[~np.isnan(collection.y[:, k]), k]
+        positives = int(known.sum())
+        if not 0 < positives < len(known):
+            one_sided.append(f"{c} is {'positive' if positives else 'negative'} in all {len(known)} labelled records")
+    if len(one_sided) == len(collection.classes):
+        raise ECGNetError(f"{collection.name}: nothing to learn — {'; '.join(one_sided)}; a class needs both "
+                          "positive and negative records")
+    for line in one_sided:
+        log(f"warning: {line}: it cannot be learned or scored")
 
 
 def warn_blind_validation(y_val: np.ndarray, log: Callable[[str], None]) -> None:
