@@ -373,3 +373,11 @@ def test_option_values_that_make_no_sense_are_usage_errors(cli, untrained_run, w
     """--max-seconds -5 refused every record (status 1), nan disabled the limit, --top -1 was taken."""
     result = cli("predict", write_record("r")[0], "--checkpoint", untrained_run, *args)
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_data_verify_defaults_to_ecgnet_data(cli, release, monkeypatch):
+    """`data info` read $ECGNET_DATA, `data verify` asked for a folder."""
+    result = cli("data", "verify", "--no-progress", env={"ECGNET_DATA": str(release)})
+    assert result.exit_code == 0 and "3 files OK" in result.output, result.output
+    refused = cli("data", "verify", "--no-progress", env={"ECGNET_DATA": ""})
+    assert refused.exit_code == 2 and "or set ECGNET_DATA" in refused.output

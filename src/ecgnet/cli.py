@@ -7,6 +7,7 @@ on stderr with exit status 2.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -110,7 +111,8 @@ def data_download(dest: Path = typer.Argument(..., help="Folder to download into
 
 @data_app.command("verify")
 @friendly
-def data_verify(folder: Optional[Path] = typer.Argument(None, help="A PTB-XL folder with SHA256SUMS.txt."),
+def data_verify(folder: Optional[Path] = typer.Argument(None, help="A PTB-XL folder with SHA256SUMS.txt "
+                                                      "(default: $ECGNET_DATA)."),
                 with_500hz: bool = typer.Option(False, "--with-500hz", help="Also check records500/."),
                 cache: bool = typer.Option(False, "--cache", help="Check every byte of the signal caches in "
                                            "$ECGNET_CACHE against their index's SHA-256."),
@@ -119,8 +121,11 @@ def data_verify(folder: Optional[Path] = typer.Argument(None, help="A PTB-XL fol
     from ecgnet.data.download import verify
     from ecgnet.data.signals import verify_caches
 
-    if folder is None and not cache:
-        raise ECGNetError("data verify: name a PTB-XL folder, or pass --cache to check the signal cache")
+    if folder is None and not cache:  # the folder every other command reads
+        if not os.environ.get("ECGNET_DATA"):
+            raise ECGNetError("data verify: name a PTB-XL folder (or set ECGNET_DATA), or pass --cache to check "
+                              "the signal cache")
+        folder = Path(os.environ["ECGNET_DATA"])
     reports = ([verify(folder, include_500hz=with_500hz, progress=progress)] if folder else []) + \
         ([verify_caches(progress=progress)] if cache else [])
     for report in reports:
