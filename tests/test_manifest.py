@@ -453,3 +453,14 @@ def test_a_class_that_is_the_runs_in_another_case_is_refused_not_dropped(folder,
     with pytest.raises(ECGNetError, match="would not be scored"):
         collection.refuse_case_twins(["CD", "HYP", "MI", "NORM", "STTC"], "they would not be scored")
     collection.refuse_case_twins(["norm", "MI"], "-")  # exact names: nothing to refuse
+
+
+def test_a_ptbxl_manifest_at_500_hz_without_its_records_is_one_line(ptbxl_root, tmp_path):
+    """Without records500/, `ecgnet manifest DIR --sampling-rate 500` listed 21,430 missing files."""
+    from ecgnet.data.collections.make import ptbxl_manifest
+
+    if (ptbxl_root / "records500").is_dir():
+        pytest.skip("this PTB-XL copy has its 500 Hz records")
+    with pytest.raises(ECGNetError, match=r"records500: missing — the 500 Hz records are not in .*--with-500hz"):
+        ptbxl_manifest(ptbxl_root, tmp_path / "m.csv", sampling_rate=500)
+    assert not (tmp_path / "m.csv").exists()

@@ -104,6 +104,10 @@ def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superd
     ids, y = ids[keep], labels.y[keep]
     meta = ptbxl.metadata_table(db).loc[ids]
     column = "filename_lr" if sampling_rate == 100 else "filename_hr"
+    folder = root / str(db[column].iloc[0]).split("/")[0]  # records100/ or records500/
+    if not folder.is_dir():  # one line, not a missing file per record
+        raise ECGNetError(f"{folder}: missing — the {sampling_rate} Hz records are not in {root}"
+                          + (" (`ecgnet data download DIR --with-500hz` gets them)" if sampling_rate == 500 else ""))
     table = pd.DataFrame({
         "record": [_relative(root / f, out) for f in db.loc[ids, column]],
         "patient": db.loc[ids, "patient_id"].astype(int).astype(str).to_numpy(),
