@@ -360,3 +360,14 @@ def test_a_manifest_training_does_not_replace_a_finished_ptbxl_run_of_that_name(
     assert result.exit_code == 2, result.output
     assert "is a finished run trained on PTB-XL; this training is on the manifest" in " ".join(result.output.split())
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_fine_tuning_with_a_config_of_another_model_says_the_model_is_the_sources(tmp_path):
+    """`train --from long_time -c frequency.yaml` trained long_time's network without a word."""
+    config = tmp_path / "frequency.yaml"
+    config.write_text("name: f\nmodel: {name: frequency_transformer}\n")
+    result = CliRunner().invoke(app, ["train", "--manifest", str(tmp_path / "none.csv"), "--from", "long_time",
+                                      "-c", str(config), "--runs-dir", str(tmp_path)])
+    printed = " ".join(result.output.split())
+    assert "note: fine-tuning keeps long_time's model (time_resnet1d); the model section of" in printed
+    assert "(frequency_transformer) is not used" in printed

@@ -486,6 +486,9 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
 
         src = load_source(source)
         base = load_config(config_path) if config_path else None
+        if base is not None and base.model != src.config.model:  # the network is the source's, whatever -c says
+            log(f"note: fine-tuning keeps {source}'s model ({src.config.model.name}); the model section of "
+                f"{config_path} ({base.model.name}) is not used, its training and data settings are")
         config = finetune_config(src, base, overrides, mode or NEW_CLASSES_MODE)  # the task, until the classes are read
     elif config_path is None:
         raise ECGNetError("train: give --config C.yaml (or --from NAME|RUN to fine-tune a trained model)")
