@@ -218,6 +218,7 @@ def test_cli_rewrites_the_report_and_refuses_a_changed_study(tiny_study, monkeyp
     assert "Best: trial" in result.stdout and "report.md" in result.stdout
     result = CliRunner().invoke(app, [*args[:-1], "training.epochs=3", "--trials", "0"])
     assert result.exit_code == 2 and "was started with a different --set" in result.stderr
+    assert "(it was started with --set training.epochs=2)" in " ".join(result.stderr.split())  # what to give
 
 
 def test_cli_space_error_is_one_line(tmp_path, monkeypatch):
@@ -262,3 +263,11 @@ def test_a_study_re_rendered_without_its_trial_folders_still_names_the_code(tmp_
     summary = write_report(study, tmp_path / "report", "sqlite:///study.db")
     assert summary["code"] == {"git_revisions": ["0123456789abcdef"], "uncommitted_files": ["README.md"]}
     assert "Code: revision 0123456" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_stepped_float_is_written_as_its_decimal():
+    """best.yaml said dropout: 0.30000000000000004 (a step of 0.05 sampled by Optuna)."""
+    p = Param("model.params.dropout", "float", low=0.0, high=0.5, step=0.05)
+    assert p.override(0.1 * 3) == "model.params.dropout=0.3"
+    assert Param("training.lr", "float", low=1e-4, high=1e-2, log=True).override(0.0019123456789012345) == \
+        "training.lr=0.0019123456789"

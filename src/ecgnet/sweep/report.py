@@ -196,7 +196,7 @@ def _markdown(s: dict) -> str:
         b = s["best"]
         lines += ["## Best trial", "",
                   f"Trial {b['number']}: fold-9 macro AUC **{b['fold9_macro_auc']:.4f}** "
-                  f"({b['epochs']} epochs, {b['seconds']:.0f} s), run `{b['run_dir']}`.", "",
+                  f"({b['epochs']} epoch{'' if b['epochs'] == 1 else 's'}, {b['seconds']:.0f} s), run `{b['run_dir']}`.", "",
                   *(f"- `{k}` = {_fmt(v)}" for k, v in b["params"].items()), "",
                   "Its config, without the sweep's `--set` budget: [best.yaml](best.yaml) — "
                   "`ecgnet train -c best.yaml` trains it at full budget.", ""]

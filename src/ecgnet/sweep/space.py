@@ -53,7 +53,10 @@ class Param:
         return trial.suggest_categorical(self.key, [to_yaml(c) if self.encoded else c for c in self.choices])
 
     def override(self, value: Any) -> str:
-        """``key=value`` for :func:`ecgnet.config.apply_override`, from a value as the study stores it."""
+        """``key=value`` for :func:`ecgnet.config.apply_override`, from a value as the study stores it (a
+        float to 12 significant digits: a step of 0.05 samples 0.30000000000000004, written 0.3)."""
+        if isinstance(value, float):
+            value = float(f"{value:.12g}")
         return f"{self.key}={value if self.encoded else to_yaml(value)}"
 
     def examples(self) -> list:

@@ -58,9 +58,11 @@ def open_study(name: str, storage: optuna.storages.RDBStorage, settings: dict, s
     else:
         changed = [k for k in ("base_config", "overrides", "space") if stored.get(k) != settings[k]]
         if changed:
+            then = (f" (it was started with {' '.join('--set ' + o for o in stored.get('overrides') or []) or 'no --set'})"
+                    if "overrides" in changed else "")
             raise ECGNetError(f"study '{name}' ({storage.url}) was started with a different "
-                              f"{', '.join(changed).replace('base_config', 'config').replace('overrides', '--set')}; "
-                              "continue it with the ones it started with, or name another --study")
+                              f"{', '.join(changed).replace('base_config', 'config').replace('overrides', '--set')}"
+                              f"{then}; continue it with the ones it started with, or name another --study")
     return study
 
 
