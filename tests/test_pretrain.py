@@ -151,6 +151,7 @@ def pretrained(ptbxl_root, tmp_path_factory):
         args = ["pretrain", "-c", str(CONFIG), "--data", str(ptbxl_root), "--runs-dir", str(runs), "--no-progress"]
         result = CliRunner().invoke(app, args + [a for item in TINY for a in ("--set", item)])
     assert result.exit_code == 0, result.output
+    assert "epoch 1: contrastive loss " in result.output and "(views of unrelated ECGs: " in result.output
     return runs / "pretrain_simclr_time"
 
 

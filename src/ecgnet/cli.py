@@ -7,6 +7,7 @@ on stderr with exit status 2.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -321,6 +322,11 @@ def pretrain(config: Path = typer.Option(..., "--config", "-c", help="Pretrainin
     from ecgnet.pretrain.run import pretrain as run_pretraining
 
     encoder = run_pretraining(load_pretrain_config(config, overrides), data_root(data), runs_dir, progress=progress)
+    info = json.loads((encoder.parent / "pretrain.json").read_text())
+    if info.get("epochs"):  # how far it got: the contrastive loss against that of views that share nothing
+        last = info["epochs"][-1]
+        console.print(f"epoch {last['epoch']}: contrastive loss {last['loss']:.3f} (views of unrelated ECGs: "
+                      f"{info['loss_of_unrelated_views']:.3f}), {info['pretraining_seconds']:.0f} s")
     console.print(f"Encoder written to [bold]{escape(str(encoder))}[/]")
 
 
