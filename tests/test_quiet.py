@@ -56,5 +56,7 @@ def test_real_warnings_still_show():
         warnings.warn("ecgnet's own warning", UserWarning)
         warnings.warn_explicit("a dependency's runtime problem", RuntimeWarning, "x.py", 1, module="wfdb.io")
         warnings.warn_explicit("silenced", DeprecationWarning, "x.py", 1, module="wfdb.io._header")
+        warnings.warn("Experiment logs directory /r/logs exists and is not empty. Previous log files in this "
+                      "directory will be deleted when the new ones are saved!")  # on --resume: not so here
     messages = [str(w.message) for w in caught]
     assert messages == ["ecgnet's own warning", "a dependency's runtime problem"]

@@ -10,7 +10,9 @@ Silenced, deliberately and by name:
 - Lightning's "checkpoint directory exists and is not empty": ECGNet clears stale checkpoints itself
   before a fresh fit (``training/checkpoint_io.py``) and keeps the run's ``config.yaml`` there;
 - Lightning's "fewer training batches than the logging interval": a small collection (a site's 60
-  records) has one or two batches; the epoch metrics are logged all the same.
+  records) has one or two batches; the epoch metrics are logged all the same;
+- Lightning's "experiment logs directory … previous log files will be deleted" on --resume: the run's
+  ``logs/metrics.csv`` is written whole from the checkpoints' epoch history (``training/resume.py``).
 
 Everything else — ECGNet's own warnings, and any other warning from a dependency — still shows.
 """
@@ -32,3 +34,4 @@ def quiet_dependencies() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
