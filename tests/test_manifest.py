@@ -464,3 +464,21 @@ def test_a_ptbxl_manifest_at_500_hz_without_its_records_is_one_line(ptbxl_root, 
     with pytest.raises(ECGNetError, match=r"records500: missing — the 500 Hz records are not in .*--with-500hz"):
         ptbxl_manifest(ptbxl_root, tmp_path / "m.csv", sampling_rate=500)
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_manifest_options_of_the_other_source_are_refused_not_ignored(tmp_path):
+    """--task/--sampling-rate on a Challenge folder and --labels on PTB-XL were silently ignored."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    (tmp_path / "recs").mkdir()
+    for args, message in ((["--task", "rhythm"], "--task apply to a PTB-XL folder"),
+                          (["--sampling-rate", "500"], "--sampling-rate apply to a PTB-XL folder")):
+        result = CliRunner().invoke(app, ["manifest", str(tmp_path / "recs"), "-o", str(tmp_path / "m.csv"), *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    ptbxl = tmp_path / "ptbxl"
+    ptbxl.mkdir()
+    (ptbxl / "ptbxl_database.csv").touch()
+    result = CliRunner().invoke(app, ["manifest", str(ptbxl), "-o", str(tmp_path / "m.csv"), "--labels", "snomed"])
+    assert result.exit_code == 2 and "--labels applies to a Challenge folder" in result.output
+    assert not (tmp_path / "m.csv").exists()

@@ -158,12 +158,14 @@ def data_info(data: Optional[Path] = DataOpt):
 def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (WFDB headers with #Dx SNOMED CT "
                                            "codes, searched recursively) or a PTB-XL folder."),
              out: Path = typer.Option(..., "--out", "-o", help="The manifest CSV to write (record paths relative to it)."),
-             task: str = typer.Option("superdiagnostic", help="PTB-XL only: the task whose labels to write."),
-             sampling_rate: int = typer.Option(100, "--sampling-rate", help="PTB-XL only: 100 or 500 Hz records."),
-             labels: str = typer.Option("superclasses", "--labels", help="Challenge folders: 'superclasses' (one "
+             task: Optional[str] = typer.Option(None, help="PTB-XL only: the task whose labels to write "
+                                                "(default superdiagnostic)."),
+             sampling_rate: Optional[int] = typer.Option(None, "--sampling-rate", help="PTB-XL only: 100 "
+                                                         "(default) or 500 Hz records."),
+             labels: Optional[str] = typer.Option(None, "--labels", help="Challenge folders: 'superclasses' (one "
                                         "column per PTB-XL superclass, mapped from the SNOMED CT codes) or 'snomed' "
                                         "(a labels column of each record's codes, for --label-map to turn into "
-                                        "your own classes)."),
+                                        "your own classes; default superclasses)."),
              label_map: Optional[Path] = typer.Option(None, "--label-map", help="Check the written manifest with "
                                                   "this label map (YAML or CSV).")):
     """Write a manifest (one CSV row per labelled record) from a Challenge-style folder or PTB-XL.
@@ -175,9 +177,15 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
     from ecgnet.data.collections.make import challenge_manifest, ptbxl_manifest
 
     if (source / "ptbxl_database.csv").is_file():
-        result = ptbxl_manifest(source, out, task, sampling_rate)
+        if labels is not None:  # an option of the other kind of source is refused, not ignored
+            raise ECGNetError("--labels applies to a Challenge folder; PTB-XL's labels are those of --task")
+        result = ptbxl_manifest(source, out, task or "superdiagnostic", sampling_rate or 100)
     else:
-        result = challenge_manifest(source, out, labels)
+        given = [o for o, v in (("--task", task), ("--sampling-rate", sampling_rate)) if v is not None]
+        if given:
+            raise ECGNetError(f"{' and '.join(given)} apply to a PTB-XL folder; {source} is read as a Challenge "
+                              "folder (its records at their own rate; training resamples them)")
+        result = challenge_manifest(source, out, labels or "superclasses")
     try:
         collection = read_manifest(out, label_map)
     except ECGNetError:
