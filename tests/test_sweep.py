@@ -271,3 +271,31 @@ def test_a_stepped_float_is_written_as_its_decimal():
     assert p.override(0.1 * 3) == "model.params.dropout=0.3"
     assert Param("training.lr", "float", low=1e-4, high=1e-2, log=True).override(0.0019123456789012345) == \
         "training.lr=0.0019123456789"
+
+
+def test_ctrl_c_in_a_trial_leaves_no_optuna_traceback():
+    """Optuna logged the trial's KeyboardInterrupt with its traceback before the CLI's one line: its handlers
+    drop that record (and only that one)."""
+    import logging
+    import sys
+
+    from ecgnet.sweep.study import _quiet_interrupts
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_interrupts()
+    handlers = logging.getLogger("optuna").handlers
+    assert handlers
+
+    def record(message, error=None):
+        info = None
+        if error is not None:
+            try:
+                raise error
+            except BaseException:
+                info = sys.exc_info()
+        return logging.LogRecord("optuna.study._optimize", logging.WARNING, "x.py", 1, message, None, info)
+
+    interrupted = record("Trial 3 failed with parameters: {} because of the following error: KeyboardInterrupt().",
+                         KeyboardInterrupt("training stopped"))
+    other = record("Trial 3 failed because of the following error: ValueError('x').", ValueError("x"))
+    assert all(not h.filter(interrupted) and h.filter(other) for h in handlers)

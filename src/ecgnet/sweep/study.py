@@ -14,6 +14,7 @@ changed config is.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import warnings
@@ -66,6 +67,23 @@ def open_study(name: str, storage: optuna.storages.RDBStorage, settings: dict, s
     return study
 
 
+class _NoInterruptTraceback(logging.Filter):
+    """Ctrl-C during a trial: Optuna logs the trial's failure with the KeyboardInterrupt's traceback before
+    the CLI prints its one line ('interrupted: …', with the sweep command that continues the study)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt)) and \
+            "KeyboardInterrupt" not in record.getMessage()
+
+
+def _quiet_interrupts() -> None:
+    """On Optuna's handlers: its records come from child loggers (optuna.study._optimize), which a filter on
+    the "optuna" logger itself would not see."""
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoInterruptTraceback) for f in handler.filters):
+            handler.addFilter(_NoInterruptTraceback())
+
+
 def run_sweep(config_path: Path, space_path: Path, trials: int, data: Path | None = None, *,
               study: str | None = None, storage: str | None = None, runs_dir: Path = Path("runs"),
               overrides: list[str] | tuple[str, ...] = (), timeout: float | None = None,
@@ -77,6 +95,7 @@ def run_sweep(config_path: Path, space_path: Path, trials: int, data: Path | Non
     "report", the report's path).
     ``data``: the PTB-XL folder (default $ECGNET_DATA), looked for only when there are trials to run."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from ``log``
+    _quiet_interrupts()
     overrides = list(overrides)
     base_file, base = load_config(config_path), load_config(config_path, overrides)  # both valid
     space = load_space(space_path)
