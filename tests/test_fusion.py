@@ -60,9 +60,12 @@ def test_dropping_a_modality_changes_the_output_and_is_undone(name):
 
 
 def test_intermediate_fusion_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="mode"):
+    from ecgnet.errors import ECGNetError
+
+    # the model's own ValueError, as one ECGNetError naming the model and what it was given
+    with pytest.raises(ECGNetError, match="'intermediate_fusion' refuses its parameters .*mode"):
         build_model("intermediate_fusion", 5, mode="sum")
-    with pytest.raises(ValueError, match="modalities"):
+    with pytest.raises(ECGNetError, match="modalities"):
         build_model("intermediate_fusion", 5, modalities=["time", "time"])
 
 

@@ -65,7 +65,9 @@ def test_a_missing_member_is_named(tmp_path, untrained_run):
 def test_late_fusion_takes_built_members_only():
     from ecgnet.models import build_model
 
-    with pytest.raises(ValueError, match="must be built"):
+    from ecgnet.errors import ECGNetError
+
+    with pytest.raises(ECGNetError, match="must be built"):
         build_model("late_fusion", 5, members={"time": "runs/long_time"})
 
 
