@@ -235,3 +235,7 @@ def test_a_resume_on_other_data_is_refused(tmp_path):
     with pytest.raises(ECGNetError, match="started on PTB-XL, resumed on the manifest"):
         check_resumed_data(run, {"name": "site", "manifest": str(tmp_path / "m.csv")})
     check_resumed_data(tmp_path / "older", None)  # checkpoints from before the record: nothing to compare
+    record_data(run, {"name": "site"}, split_sha256="aaa")  # a cut-off fold resumed under other --folds
+    check_resumed_data(run, {"name": "site"}, split_sha256="aaa")
+    with pytest.raises(ECGNetError, match="trained on another split of the records"):
+        check_resumed_data(run, {"name": "site"}, split_sha256="bbb")

@@ -137,21 +137,31 @@ def check_same_data(run_dir: Path, collection: dict | None) -> None:
                           "another name (--set name=NAME) or --runs-dir, or delete the folder to replace it")
 
 
-def check_resumed_data(run_dir: Path, collection: dict | None) -> None:
-    """--resume continues a run on the data it started on: resumed without --manifest, a manifest run
-    trained on all of PTB-XL (and crashed: the schedule had other step counts)."""
+def check_resumed_data(run_dir: Path, collection: dict | None, split_sha256: str | None = None) -> None:
+    """--resume continues a run on the data it started on (resumed without --manifest, a manifest run trained
+    on all of PTB-XL and crashed) and, for a collection, on the same split of its records (a
+    cross-validation fold resumed under other --folds is another fold)."""
     try:
-        before = json.loads((Path(run_dir) / "checkpoints" / DATA_FILE).read_text())["trained_on"]
+        before = json.loads((Path(run_dir) / "checkpoints" / DATA_FILE).read_text())
+        started_on = before["trained_on"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # checkpoints from before this record
-    if before != _trained_on(collection):
-        raise ECGNetError(f"{run_dir}: started on {before}, resumed on {_trained_on(collection)}: resume with the "
-                          "data it started on (the command in its INCOMPLETE file), or train afresh without --resume")
+    if started_on != _trained_on(collection):
+        raise ECGNetError(f"{run_dir}: started on {started_on}, resumed on {_trained_on(collection)}: resume with "
+                          "the data it started on (the command in its INCOMPLETE file), or train afresh without "
+                          "--resume")
+    if before.get("split_sha256") not in (None, split_sha256):
+        raise ECGNetError(SPLIT_CHANGED.format(run_dir=run_dir))
 
 
-def record_data(run_dir: Path, collection: dict | None) -> None:
+SPLIT_CHANGED = ("{run_dir}: trained on another split of the records (another --folds, --leave-out, manifest or "
+                 "seed); resume with the options it started with, or train afresh without --resume")
+
+
+def record_data(run_dir: Path, collection: dict | None, split_sha256: str | None = None) -> None:
     """What a training session trains on, beside its checkpoints (for :func:`check_resumed_data`)."""
-    write_json(Path(run_dir) / "checkpoints" / DATA_FILE, {"trained_on": _trained_on(collection)})
+    write_json(Path(run_dir) / "checkpoints" / DATA_FILE,
+               {"trained_on": _trained_on(collection), "split_sha256": split_sha256})
 
 
 def _trained_on(collection: dict | None) -> str:

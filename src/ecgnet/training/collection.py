@@ -27,7 +27,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from lightning.pytorch.callbacks import Callback
 
 from ecgnet.config import Config
 from ecgnet.data.collections.base import Collection, CollectionData
@@ -41,7 +40,6 @@ from ecgnet.training.collection_scoring import paired_vs, predict, score, youden
 
 DEFAULT_FOLDS = 10
 PTBXL_FOLDS = 10
-SPLIT_FILE = "split.json"  # beside a cut-off run's checkpoints: the split it trains on (check_same_split)
 # what out-of-fold (and zero-shot) predictions see of a record: the cache's 10 s, as in training
 SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ecgnet evaluate --manifest` "
              "scores a longer record in 10 s segments, as predict does (--long-records)")
@@ -128,7 +126,7 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
     from ecgnet.training.finetune import check_alpha
 
     check_alpha(config, source, collection.classes)
-    model, ft, callbacks, post_fit = None, None, [RememberSplit(run_dir, digest)], None
+    model, ft, callbacks, post_fit = None, None, [], None
     if source is not None:
         from ecgnet.training.finetune import FrozenInEval, interpolate_weights, start_model
 
@@ -163,31 +161,20 @@ def split_digest(collection: Collection, assignment: dict[str, np.ndarray]) -> s
 
 
 def check_same_split(run_dir: Path, digest: str) -> None:
-    """--resume reuses (or continues) ``run_dir`` only for the split it was trained on, which a finished run's
-    run.json and a cut-off one's ``checkpoints/split.json`` (:class:`RememberSplit`) remember: a
-    leave-one-source-out run resumed as 5-fold reused its folds and reported them as the 5-fold's."""
+    """--resume reuses a finished run only for the split it was trained on (its run.json's ``split_sha256``): a
+    leave-one-source-out run resumed as 5-fold reused its folds and reported them as the 5-fold's. (A cut-off
+    run is checked as it continues: :func:`ecgnet.runs.directory.check_resumed_data`.)"""
     from ecgnet.runs import INCOMPLETE
+    from ecgnet.runs.directory import SPLIT_CHANGED
 
-    cut_off = (run_dir / INCOMPLETE).exists() or not (run_dir / "run.json").is_file()
+    if (run_dir / INCOMPLETE).exists():
+        return
     try:
-        before = json.loads((run_dir / "checkpoints" / SPLIT_FILE if cut_off else run_dir / "run.json").read_text())
+        before = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError):
-        return  # nothing to resume, or a run from before splits were remembered
+        return  # nothing to reuse
     if isinstance(before, dict) and before.get("split_sha256") not in (None, digest):
-        raise ECGNetError(f"{run_dir}: trained on another split of the records (another --folds, --leave-out, "
-                          "manifest or seed); resume with the options it started with, or train afresh "
-                          "without --resume")
-
-
-class RememberSplit(Callback):
-    """Writes the split a training uses beside its checkpoints as it starts, for :func:`check_same_split`."""
-
-    def __init__(self, run_dir: Path, digest: str):
-        self.path, self.digest = Path(run_dir) / "checkpoints" / SPLIT_FILE, digest
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
-            write_json(self.path, {"split_sha256": self.digest})
+        raise ECGNetError(SPLIT_CHANGED.format(run_dir=run_dir))
 
 
 def finished(run_dir: Path, config: Config) -> bool:

@@ -68,11 +68,11 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
         raise ECGNetError(ALPHA_NEEDS_SOURCE)
     run_dir = runs_dir / config.name
     origin = provenance()  # at launch: the code that trains, not the tree at the end
-    collection = (extra_info or {}).get("collection")  # None: PTB-XL
+    collection, split = (extra_info or {}).get("collection"), (extra_info or {}).get("split_sha256")  # None: PTB-XL
     continuing = resume and (run_dir / "checkpoints" / "last.ckpt").is_file()
     if continuing:  # refused before anything is written
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
-        check_resumed_data(run_dir, collection)
+        check_resumed_data(run_dir, collection, split)
     if not resume:  # a finished run of other data (PTB-XL vs a manifest) is not replaced: refused here
         check_same_data(run_dir, collection)
     check_writable(run_dir / INCOMPLETE)  # a read-only or full runs folder: refused before any data is read
@@ -95,7 +95,7 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
               "again)" if list_profiles(run_dir) else ""), file=sys.stderr)
     mark_incomplete(run_dir, config, origin)  # the first write; the last step deletes it
     if not continuing and not hasattr(model, "fit_on_validation"):
-        record_data(run_dir, collection)  # what a --resume must train on again
+        record_data(run_dir, collection, split)  # what a --resume must train on again
     if hasattr(model, "fit_on_validation"):  # late fusion: members are trained runs already
         stats = fit_late(model, val_split, config)
     else:
