@@ -83,6 +83,8 @@ def test_installed_version_and_models(installed):
     table = installed("models")
     for model in BUNDLED_MODELS:
         assert model in table
+    config = installed("models", "--config", "long_time")  # a wheel user's config to start from
+    assert "name: long_time" in config and "time_resnet1d" in config
 
 
 @pytest.mark.slow
