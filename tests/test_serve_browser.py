@@ -185,3 +185,41 @@ def test_a_long_record_shows_the_segment_it_explains_and_the_png_says_what_it_is
     assert (band < 80).mean() > 0.002  # the header's text is drawn above the paper
     assert errors == [], errors
     page.close()
+
+
+@pytest.mark.skipif(not RECORD.with_suffix(".hea").is_file(), reason=f"shared Challenge samples not found at {SAMPLES}")
+def test_what_the_screen_shows_is_what_why_and_print_act_on(server, browser, tmp_path):
+    """After a refused upload the page showed the old record while Why? and Print report sent the refused file
+    (and a model change kept failing); patient fields changed the printed report but not the screen; a bad
+    ecg_id was truncated ('1e3' opened record 1). Found in a browser audit."""
+    page = browser.new_page(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+    posted = []
+    page.on("request", lambda r: posted.append((r.url, r.post_data_buffer or b"")) if r.method == "POST" else None)
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+    page.set_input_files("#files", [str(RECORD.with_suffix(".hea")), str(RECORD.with_suffix(".mat"))])
+    page.wait_for_selector("tr.dx-row")
+
+    bad = tmp_path / "notes.xml"
+    bad.write_text("not an ECG\n")
+    page.set_input_files("#files", [str(bad)])
+    page.wait_for_selector("#error:not([hidden])")
+    assert "still showing the previous record" in page.locator("#error").inner_text()
+    assert page.locator("#record-name").inner_text() == "E00001.hea"
+    page.locator("tr.dx-row").first.locator(".explain-btn").click()  # acts on the record shown: explained, where
+    page.wait_for_selector("svg#ecg-svg rect.attr", state="attached", timeout=60_000)  # notes.xml was refused
+    assert page.locator("#error").is_hidden()
+
+    predictions = sum(url.endswith("/api/predict") for url, _ in posted)
+    page.click("details.patient summary")
+    page.fill("#age", "71")
+    page.locator("#age").dispatch_event("change")  # the diagnosis is redone with the new age
+    page.wait_for_function("() => document.getElementById('busy').hidden")
+    assert sum(url.endswith("/api/predict") for url, _ in posted) == predictions + 1
+    assert page.locator("#record-name").inner_text() == "E00001.hea" and page.locator("#error").is_hidden()
+
+    page.evaluate("document.getElementById('ptbxl-field').hidden = false")  # (this server has no PTB-XL)
+    page.fill("#ecg-id", "1e3")
+    page.locator("#open-record").click()
+    assert "a whole number from 1" in page.locator("#error").inner_text()
+    page.close()

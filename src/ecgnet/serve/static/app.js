@@ -9,7 +9,10 @@ const LEFT = 12, TOP = 3, RIGHT = 3, ROW_MM = 32, STRIP_MM = 28;
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  models: null, result: null, source: null,  // source: {files: File[]} | {ecgId: n}
+  models: null, result: null,
+  // what the screen shows was asked with: Why? and Print report use it, never inputs changed since
+  shown: null,  // {source: {files: File[]} | {ecgId: n}, model, patient}
+  ticket: 0,  // the latest diagnosis asked for: an older answer arriving later is dropped
   explanations: {}, explainClass: null, overlay: false,
   layout: "3x4", pxPerMm: null, page: 0,
 };
@@ -40,9 +43,19 @@ function showError(message) {
   $("error").textContent = message || "";
 }
 
-function patientForm(form) {
-  if ($("age").value) form.append("age", $("age").value);
-  if ($("sex").value) form.append("sex", $("sex").value);
+const PATIENT_FIELDS = ["age", "sex", "height", "weight"];
+
+function patientValues() {
+  return Object.fromEntries(PATIENT_FIELDS.map((k) => [k, $(k).value]).filter(([, v]) => v));
+}
+
+// the form of a request about what the screen shows: its record, model and patient facts
+function shownForm() {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(state.shown.patient)) form.append(k, v);
+  if (state.shown.source.files) for (const f of state.shown.source.files) form.append("files", f, f.name);
+  else form.append("ecg_id", state.shown.source.ecgId);
+  form.append("model", state.shown.model);
   return form;
 }
 
@@ -58,22 +71,30 @@ async function init() {
   document.querySelectorAll(".ptbxl-only").forEach((e) => { e.hidden = !state.models.ptbxl; });
 }
 
-async function diagnose() {
-  if (!state.source) return;
+async function diagnose(source = state.shown && state.shown.source) {
+  if (!source) return;
+  const asked = {source, model: $("model").value, patient: patientValues()};
+  const ticket = ++state.ticket;
   let data;
   try {
-    if (state.source.files) {
-      const form = patientForm(new FormData());
-      for (const f of state.source.files) form.append("files", f, f.name);
-      form.append("model", $("model").value);
+    if (source.files) {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(asked.patient)) form.append(k, v);
+      for (const f of source.files) form.append("files", f, f.name);
+      form.append("model", asked.model);
       data = await api("POST", "/api/predict", form);
     } else {
-      data = await api("GET", `/api/records/${state.source.ecgId}?model=${encodeURIComponent($("model").value)}`);
+      data = await api("GET", `/api/records/${source.ecgId}?model=${encodeURIComponent(asked.model)}`);
     }
   } catch (e) {
-    showError(e.message);
+    if (ticket !== state.ticket) return;
+    // refused: the screen keeps what it showed, and the controls say so again
+    showError(e.message + (state.shown ? " — still showing the previous record and model" : ""));
+    if (state.shown) $("model").value = state.shown.model;
     return;
   }
+  if (ticket !== state.ticket) return;  // a later request was made: its answer is the one to show
+  state.shown = asked;
   state.result = data;
   state.explanations = {};
   state.explainClass = null;
@@ -86,10 +107,7 @@ async function diagnose() {
 async function explain(cls) {
   const key = `${cls}|${$("scope").value}`;
   if (!state.explanations[key]) {
-    const form = patientForm(new FormData());
-    if (state.source.files) for (const f of state.source.files) form.append("files", f, f.name);
-    else form.append("ecg_id", state.source.ecgId);
-    form.append("model", $("model").value);
+    const form = shownForm();
     form.append("target", cls);
     form.append("scope", $("scope").value);
     try {
@@ -156,7 +174,7 @@ function renderRecord(p) {
 
 // Where the selected model's thresholds come from: a site profile, fold 9, or the manifest it was trained on.
 function thresholdsHint() {
-  const m = state.models.models.find((x) => x.name === $("model").value) || {};
+  const m = state.models.models.find((x) => x.name === state.shown.model) || {};
   const origin = m.site ? `Thresholds: site profile '${m.site}' (ecgnet calibrate), on calibrated probabilities.`
     : m.thresholds_from ? `Thresholds were chosen on ${m.thresholds_from} (Youden's J).` : "The run has no thresholds.";
   return `${origin} The bar's tick marks the threshold.`;
@@ -443,10 +461,7 @@ function downloadPng() {
 }
 
 async function downloadReport() {  // the printable page of `ecgnet report` (A4, 25 mm/s, 10 mm/mV)
-  const form = patientForm(new FormData());
-  if (state.source.files) for (const f of state.source.files) form.append("files", f, f.name);
-  else form.append("ecg_id", state.source.ecgId);
-  form.append("model", $("model").value);
+  const form = shownForm();
   busy(true);
   try {
     const response = await fetch("/api/report", {method: "POST", body: form});
@@ -474,17 +489,22 @@ function zoom(factor) {
 function wire() {
   $("files").addEventListener("change", (e) => {
     if (!e.target.files.length) return;
-    state.source = {files: [...e.target.files]};
-    diagnose();
+    diagnose({files: [...e.target.files]});
+    e.target.value = "";  // choosing the same file again is a new request
   });
   const open = () => {
-    const id = parseInt($("ecg-id").value, 10);
-    if (id > 0) { state.source = {ecgId: id}; diagnose(); }
+    const text = $("ecg-id").value.trim(), id = Number(text);
+    if (!/^[0-9]+$/.test(text) || id < 1) {
+      showError(`ecg_id ${text || "(empty)"}: a whole number from 1`);
+      return;
+    }
+    diagnose({ecgId: id});
   };
   $("open-record").addEventListener("click", open);
   $("ecg-id").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); open(); } });
   $("source").addEventListener("submit", (e) => e.preventDefault());
-  $("model").addEventListener("change", diagnose);
+  $("model").addEventListener("change", () => diagnose());
+  for (const k of PATIENT_FIELDS) $(k).addEventListener("change", () => diagnose());  // the screen follows them
   $("layout").addEventListener("change", (e) => { state.layout = e.target.value; state.pxPerMm = null; renderPlot(); });
   $("prev-page").addEventListener("click", () => { state.page = Math.ceil(state.page) - 1; renderPlot(); });
   $("next-page").addEventListener("click", () => { state.page = Math.floor(state.page) + 1; renderPlot(); });
