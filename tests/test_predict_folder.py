@@ -125,3 +125,27 @@ def test_one_record_with_out_prints_its_diagnoses_and_where_the_row_went(untrain
                                       "--no-progress"])
     assert result.exit_code == 0, result.output
     assert out.is_file() and result.stdout.rstrip().endswith(f"→ {out}")  # the CSV was never mentioned
+
+
+def test_the_library_refuses_what_would_give_a_wrong_diagnosis_silently(untrained_run, write_record):
+    """Through the Python API: a record read at another rate than the model's (a 500 Hz signal scored as 100 Hz
+    gave confident wrong calls), NaN in the signal (NaN probabilities, every call 'negative'), an implausible
+    or misspelt patient field (age -5 changed NORM 0.88 → 0.97; age_years raised a raw TypeError)."""
+    from ecgnet.data.readers import read_ecg_any
+    from ecgnet.errors import ECGNetError
+
+    predictor = Predictor(untrained_run)
+    path, _ = write_record("rate")
+    at_500 = read_ecg_any(path, 500, resample=True)
+    with pytest.raises(ECGNetError, match=r"at 500 Hz, the model reads 100 Hz \(read it with read_ecg_any"):
+        predictor.predict_record(at_500)
+    record = read_ecg_any(path, 100)
+    predictor.predict_record(record)  # as read: fine
+    record.signal[3, 100:110] = np.nan
+    with pytest.raises(ECGNetError, match="NaN or infinite"):
+        predictor.predict_record(record)
+    record = read_ecg_any(path, 100)
+    with pytest.raises(ECGNetError, match="age -5 is not a plausible age"):
+        predictor.predict_record(record, age=-5)
+    with pytest.raises(ECGNetError, match="unknown patient field\\(s\\) age_years: give age, sex, height, weight"):
+        predictor.predict_record(record, age_years=60)

@@ -19,7 +19,7 @@ import torch
 
 from ecgnet.data.leads import display
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.patient import SEXES
+from ecgnet.data.patient import SEXES, check_patient
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.data.signals import SECONDS
@@ -34,6 +34,7 @@ LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the amplitude warnings)"
 NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "
                 "positive or no negative to choose one on); probability only")
+PATIENT_FIELDS = ("age", "sex", "height", "weight")
 LEAD_NAMES = tuple(display(lead) for lead in LEADS)  # as clinicians write them (aVR …)
 SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
 
@@ -129,8 +130,19 @@ class Predictor:
         return torch.cat(probs).mean(0).numpy()
 
     def predict_record(self, record: ECGRecord, **metadata) -> dict:
-        """One read record → its result (the JSON schema of ``ecgnet predict --json``)."""
-        given = {k: v for k, v in metadata.items() if v is not None}
+        """One read record → its result (the JSON schema of ``ecgnet predict --json``). ``record``: at the
+        model's rate (``read_ecg_any(path, predictor.rate, resample=True)``), finite; ``metadata``: age (years),
+        sex, height (cm), weight (kg), checked as the CLI and the viewer check them."""
+        if record.sampling_rate != self.rate:  # a 500 Hz signal read as 100 Hz is five times too slow: wrong calls
+            raise ECGNetError(f"{record.path}: at {record.sampling_rate:g} Hz, the model reads {self.rate:g} Hz "
+                              f"(read it with read_ecg_any(path, {self.rate:g}, resample=True))")
+        if not np.isfinite(record.signal).all():
+            raise ECGNetError(f"{record.path}: the signal holds NaN or infinite values")
+        unknown = sorted(set(metadata) - set(PATIENT_FIELDS))
+        if unknown:
+            raise ECGNetError(f"unknown patient field(s) {', '.join(unknown)}: give {', '.join(PATIENT_FIELDS)}")
+        checked = check_patient(**metadata)
+        given = {k: v for k, v in checked.items() if v is not None}
         header = {k: v for k, v in (("age", record.age), ("sex", record.sex)) if v is not None}
         used = {**header, **given} if self.uses_metadata else {}
         try:
