@@ -60,3 +60,18 @@ def test_real_warnings_still_show():
                       "directory will be deleted when the new ones are saved!")  # on --resume: not so here
     messages = [str(w.message) for w in caught]
     assert messages == ["ecgnet's own warning", "a dependency's runtime problem"]
+
+
+def test_importing_ecgnet_leaves_a_chosen_matplotlib_backend_alone(tmp_path):
+    """A notebook's backend was switched to Agg by importing ecgnet.explain (figures stopped showing inline);
+    without a choice, ECGNet's figures still go through Agg."""
+    import subprocess
+    import sys
+
+    def backend(code: str) -> str:
+        env = {k: v for k, v in __import__("os").environ.items() if k != "MPLBACKEND"}
+        return subprocess.run([sys.executable, "-c", code + "; import matplotlib; print(matplotlib.get_backend())"],
+                              capture_output=True, text=True, check=True, env=env, cwd=tmp_path).stdout.strip()
+
+    assert backend("import matplotlib; matplotlib.use('svg'); import ecgnet.explain") == "svg"
+    assert backend("import ecgnet.plotting").lower() == "agg"
