@@ -149,3 +149,15 @@ def test_the_library_refuses_what_would_give_a_wrong_diagnosis_silently(untraine
         predictor.predict_record(record, age=-5)
     with pytest.raises(ECGNetError, match="unknown patient field\\(s\\) age_years: give age, sex, height, weight"):
         predictor.predict_record(record, age_years=60)
+
+
+def test_the_library_resamples_by_default_as_the_cli_does(untrained_run, write_record):
+    """predict_many over a folder of 500 Hz files gave an error row for every record (resample=False by
+    default) while `ecgnet predict` resampled them."""
+    from ecgnet.inference.batch import predict_many
+
+    path = write_record("fast", fs=500)[0]
+    predictor = Predictor(untrained_run)
+    (result,) = predict_many(predictor, [path], progress=False)
+    assert "error" not in result and "resampled: 500 Hz → 100 Hz" in result["notes"]
+    assert "resampled: 500 Hz → 100 Hz" in predictor.predict_file(path)["notes"]

@@ -28,7 +28,7 @@ from ecgnet.inference.predictor import Predictor
 from ecgnet.models.windows import windowed_proba
 
 
-def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool = False,
+def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool = True,
                  progress: bool = True, on_error: Callable[[Path, str], None] | None = None,
                  limits: ReadLimits = DEFAULT_LIMITS, **metadata) -> list[dict]:
     """Results in the order of ``headers`` (each read within ``limits``); a failed record's result is

@@ -186,7 +186,8 @@ class Predictor:
                 "statements": list(record.statements),
                 "diagnoses": diagnoses, "positives": [d["class"] for d in diagnoses if d["positive"]]}
 
-    def predict_file(self, path: str | Path, resample: bool = False, limits: ReadLimits = DEFAULT_LIMITS,
+    def predict_file(self, path: str | Path, resample: bool = True, limits: ReadLimits = DEFAULT_LIMITS,
                      **metadata) -> dict:
-        """Read ``path`` within ``limits`` (:mod:`ecgnet.data.limits`) and diagnose it."""
+        """Read ``path`` within ``limits`` (:mod:`ecgnet.data.limits`) and diagnose it; a record at another
+        rate is resampled (with a note), as ``ecgnet predict`` does, unless ``resample=False``."""
         return self.predict_record(read_ecg_any(path, self.rate, resample=resample, limits=limits), **metadata)
