@@ -139,3 +139,12 @@ def test_models_prints_a_shipped_models_config_to_start_from(tmp_path):
     assert load_config(tmp_path / "mine.yaml").name == DEFAULT_MODEL
     refused = CliRunner().invoke(app, ["models", "--config", "nope"])
     assert refused.exit_code == 2 and "not a shipped model" in refused.stderr
+
+
+def test_load_run_takes_a_bundled_name_as_run_open_does():
+    """load_run('long_time') said 'long_time is not an ECGNet run directory' while Run.open('long_time') worked."""
+    from ecgnet.runs import load_run
+    from ecgnet.runs.directory import Run
+
+    _, _, info = load_run(DEFAULT_MODEL)
+    assert info["name"] == Run.open(DEFAULT_MODEL).name == DEFAULT_MODEL

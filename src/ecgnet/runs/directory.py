@@ -225,8 +225,13 @@ def build_run_model(config: Config, num_classes: int, run_dir: Path | None = Non
 
 
 def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
-    """A run directory (or its model.safetensors) → (model in eval mode, config, run info)."""
+    """A run directory (or its model.safetensors), or a bundled model's name as :meth:`Run.open` takes it →
+    (model in eval mode, config, run info)."""
     path = Path(path)
+    if not path.exists():  # a shipped model's name ('long_time'), else the error naming both
+        from ecgnet.runs.bundled import resolve_checkpoint
+
+        path = resolve_checkpoint(path)
     run_dir = path.parent if path.suffix == ".safetensors" else path
     refuse_incomplete(run_dir)
     for name in ("config.yaml", "run.json", "model.safetensors"):
