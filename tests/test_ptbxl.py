@@ -217,3 +217,13 @@ def test_read_database_errors(tmp_path):
     path.write_text("ecg_id,scp_codes,strat_fold,filename_lr,age,sex,height,weight\n1,{not a dict,1,a,1,0,,\n")
     with pytest.raises(ECGNetError, match="ptbxl_database.csv"):
         ptbxl.read_database(tmp_path)
+
+
+def test_the_dataset_takes_ptbxls_two_rates_only(tmp_path):
+    """PTBXL(root, sampling_rate=250) was accepted, then failed on 'records500/…_hr.hea' (leaving a lock file)."""
+    from ecgnet.data.dataset import PTBXL
+    from ecgnet.errors import ECGNetError
+
+    with pytest.raises(ECGNetError, match="PTB-XL comes at 100 or 500 Hz, not 250"):
+        PTBXL(tmp_path, sampling_rate=250, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ecgnet.data import ptbxl, signals
+from ecgnet.errors import ECGNetError
 
 
 class SignalRows:
@@ -134,6 +135,8 @@ class PTBXL:
 
     def __init__(self, root: Path, task: str = "superdiagnostic", sampling_rate: int = 100,
                  cache_dir: Path | None = None, in_memory: bool = False):
+        if sampling_rate not in (100, 500):  # PTB-XL's two releases of every record
+            raise ECGNetError(f"PTB-XL comes at 100 or 500 Hz, not {sampling_rate}")
         self.root = ptbxl.data_root(root)
         self.in_memory = in_memory
         db = ptbxl.read_database(self.root)
