@@ -209,6 +209,8 @@ def test_what_the_screen_shows_is_what_why_and_print_act_on(server, browser, tmp
     page.locator("tr.dx-row").first.locator(".explain-btn").click()  # acts on the record shown: explained, where
     page.wait_for_selector("svg#ecg-svg rect.attr", state="attached", timeout=60_000)  # notes.xml was refused
     assert page.locator("#error").is_hidden()
+    names = [b.get_attribute("aria-label") for b in page.locator(".explain-btn").all()]  # not five "Why?"
+    assert len(set(names)) == 5 and any(n.startswith("Hide ") for n in names), names
 
     predictions = sum(url.endswith("/api/predict") for url, _ in posted)
     page.click("details.patient summary")

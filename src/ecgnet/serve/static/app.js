@@ -193,6 +193,7 @@ function renderDiagnoses(p, reference) {
       : d.positive ? ["positive", "positive"] : ["negative", "negative"];
     const button = el("button", {type: "button", class: "explain-btn", "data-class": d.class,
                                  "aria-pressed": String(state.overlay && state.explainClass === d.class),
+                                 "aria-label": `${state.overlay && state.explainClass === d.class ? "Hide" : "Why"} ${d.class}`,
                                  text: state.overlay && state.explainClass === d.class ? "Hide" : "Why?"});
     button.addEventListener("click", () => {
       if (state.overlay && state.explainClass === d.class) { state.overlay = false; render(); } else explain(d.class);
@@ -218,7 +219,8 @@ function renderReference(ref) {
   if (ref.source === "PTB-XL") {
     out.push(el("div", {class: "muted", text: `PTB-XL ecg_id ${ref.ecg_id} · ${ref.task} labels`}));
     out.push(el("ul", {class: "stmts"}, ...ref.statements.map((s) =>
-      el("li", {text: `${s.code} (${s.likelihood}%) ${s.description}`}))));
+      // PTB-XL gives a likelihood for diagnostic statements only; 0 means none given (SR, QWAVE …), not 0 %
+      el("li", {text: `${s.code}${s.likelihood > 0 ? ` (${s.likelihood}%)` : ""} ${s.description}`}))));
     if (ref.report) out.push(el("p", {class: "note muted", text: `Report: “${ref.report}”`}));
     out.push(el("p", {class: "note" + (ref.in_training ? " warn" : ""), text: ref.note}));
   } else {
@@ -417,7 +419,9 @@ function save(blob, name) {
 }
 
 function baseName() {
-  return state.result.prediction.record.replace(/\.hea$/i, "").replace(/[^A-Za-z0-9_.-]+/g, "_");
+  // the record's name without its folder or suffix: 129DYPRG.svg, not 129DYPRG.XML.svg
+  const name = state.result.prediction.record.split("/").pop().replace(/\.(hea|xml|dcm|scp|edf|bdf)$/i, "");
+  return name.replace(/[^A-Za-z0-9_.-]+/g, "_") || "ecg";
 }
 
 function svgText() {
