@@ -105,7 +105,10 @@ def test_upload_diagnose_explain_in_chromium(server, browser, tmp_path):
     page.locator("#overlay-toggle").check()
     assert page.locator("svg#ecg-svg rect.attr").count() > 10
 
+    if page.locator("#scope").input_value() == "best":  # a 2.5 s window in 3 × 4 colours one column: said
+        assert "only the leads of the window's column" in page.locator("#explain-text").inner_text()
     page.select_option("#layout", "12")  # 12 stacked strips
+    assert "only the leads of the window's column" not in page.locator("#explain-text").inner_text()
     assert page.locator("svg#ecg-svg path.lead-trace").count() == 12
     width = float(page.locator("svg#ecg-svg").get_attribute("width"))
     page.click("#zoom-in")

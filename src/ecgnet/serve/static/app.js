@@ -242,7 +242,10 @@ function renderExplanation() {
   $("explain-class").textContent = ex.class;
   $("explain-text").textContent = `${ex.method}, ${ex.n_steps} steps, over ${t0.toFixed(2)}–${t1.toFixed(2)} s` +
     (decisive ? `; the decisive window starts at ${(decisive.start / rate).toFixed(2)} s (probability ${decisive.probability.toFixed(3)} there).` : ".") +
-    ` Colour: attribution per 40 ms, scaled to the strongest (${ex.max_abs.toPrecision(2)} logit units).`;
+    ` Colour: attribution per 40 ms, scaled to the strongest (${ex.max_abs.toPrecision(2)} logit units).` +
+    // 3 × 4 shows each lead for 2.5 s only: a 2.5 s window's colour falls on one column of leads
+    (state.layout === "3x4" && t1 - t0 <= 2.6 ? " In the 3 × 4 layout only the leads of the window's column " +
+      "show it; the 12-strip layout (or 'whole 10 s segment') shows every lead." : "");
   $("legend-text").textContent = `for ${ex.class}, ${t0.toFixed(2)}–${t1.toFixed(2)} s`;
   const box = $("modalities");
   box.replaceChildren();
@@ -509,7 +512,11 @@ function wire() {
   $("source").addEventListener("submit", (e) => e.preventDefault());
   $("model").addEventListener("change", () => diagnose());
   for (const k of PATIENT_FIELDS) $(k).addEventListener("change", () => diagnose());  // the screen follows them
-  $("layout").addEventListener("change", (e) => { state.layout = e.target.value; state.pxPerMm = null; renderPlot(); });
+  $("layout").addEventListener("change", (e) => {
+    state.layout = e.target.value;
+    state.pxPerMm = null;
+    if (state.result) render();  // the explanation's text depends on the layout too
+  });
   $("prev-page").addEventListener("click", () => { state.page = Math.ceil(state.page) - 1; renderPlot(); });
   $("next-page").addEventListener("click", () => { state.page = Math.floor(state.page) + 1; renderPlot(); });
   $("zoom-in").addEventListener("click", () => zoom(1.25));
