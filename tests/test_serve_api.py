@@ -139,6 +139,7 @@ def test_explain_attributions_and_fusion_modalities(client, upload_dir):
     assert (segment["start"], segment["samples"], len(segment["windows"])) == (0, 1000, 7)
     modalities = segment["modalities"]
     assert set(modalities["without"]) == {"time", "frequency", "spectrogram", "metadata"}
+    assert modalities["parts"] == "modalities"  # (a late-fusion ensemble's are "members": its runs)
     assert modalities["weights"] is None  # concatenation has no gate
     assert ex["leads"] == ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]  # values' rows
     assert "window_probabilities" not in ex  # no site profile: the windows' probabilities are the prediction's kind
@@ -332,3 +333,16 @@ def test_serve_refuses_a_port_it_cannot_have_in_one_line(monkeypatch):
             assert "viewer on" not in result.stdout, args
     finally:
         taken.close()
+
+
+def test_an_ensembles_explanation_names_its_parts_members():
+    """The viewer titled the ensemble's member runs 'Modalities' (found in a browser audit)."""
+    import numpy as np
+
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.serve.explain import modality_contributions
+
+    predictor = Predictor("ensemble_greedy")
+    signal = np.random.default_rng(0).normal(0, 0.2, (12, 1000)).astype(np.float32)
+    parts = modality_contributions(predictor, signal, predictor.metadata_vector(), 0)
+    assert parts["parts"] == "members" and len(parts["without"]) == 8

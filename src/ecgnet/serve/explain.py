@@ -117,8 +117,9 @@ def modality_contributions(predictor: Predictor, signal: np.ndarray, meta: np.nd
     for modality in model.modalities:
         with model.drop({modality}):
             without[modality] = round(float(predictor.predict_signal(signal, meta)[k]), 4)
+    parts = "members" if hasattr(model, "members") else "modalities"  # a late fusion drops its member runs
     return {"method": "the class probability with each modality missing (the model's own drop), and the mean "
                       "gate/attention weight of each modality over the record's windows where the fusion has one",
-            "probability": round(full, 4), "without": without,
+            "parts": parts, "probability": round(full, 4), "without": without,
             "weights": None if weights is None else
             dict(zip(model.modalities, np.round(weights.float().mean(0).numpy(), 4).tolist()))}

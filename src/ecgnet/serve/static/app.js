@@ -252,7 +252,8 @@ function renderExplanation() {
   if (!ex.modalities) return;
   const m = ex.modalities;
   const table = el("table", {class: "bars"});
-  table.append(el("tr", {}, el("td", {class: "muted", text: "modality"}),
+  const parts = m.parts || "modalities";  // a late-fusion ensemble's parts are its member runs
+  table.append(el("tr", {}, el("td", {class: "muted", text: parts === "members" ? "member" : "modality"}),
     el("td", {class: "muted", text: m.weights ? "gate weight" : ""}), el("td", {class: "muted", text: `P(${ex.class}) without it`})));
   for (const [name, p] of Object.entries(m.without)) {
     const w = m.weights ? m.weights[name] : null;
@@ -262,7 +263,7 @@ function renderExplanation() {
     table.append(el("tr", {class: "modality-row"}, el("td", {text: name}), el("td", {}, weight),
       el("td", {class: "num", text: `${p.toFixed(3)} (${delta >= 0 ? "+" : "−"}${Math.abs(delta).toFixed(3)})`})));
   }
-  box.replaceChildren(el("h3", {text: `Modalities — P(${ex.class}) = ${m.probability.toFixed(3)} with all of them`}), table);
+  box.replaceChildren(el("h3", {text: `${parts === "members" ? "Members" : "Modalities"} — P(${ex.class}) = ${m.probability.toFixed(3)} with all of them`}), table);
 }
 
 // --- the ECG paper (SVG, in millimetres) -------------------------------------------------------
