@@ -89,3 +89,19 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["train", "-c", str(config), "--runs-dir", str(tmp_path / "runs"), "--resume"])
     assert result.exit_code == 2 and "--resume: no run at" in result.stderr and "never_started" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_leaves_torchs_thread_count_as_it_was(ptbxl_root, untrained_run, tmp_path):
+    """training.threads=1 stayed in force after train() returned (a notebook then ran everything on 1 thread)."""
+    import torch
+
+    from conftest import TINY_CONFIG, _cache_dir
+    from ecgnet.config import parse_config
+    from ecgnet.training import fit
+
+    before = torch.get_num_threads()
+    bad = parse_config({**TINY_CONFIG, "name": "threads", "training": {**TINY_CONFIG["training"], "threads": 1,
+                                                                        "init_from": "nope/encoder.safetensors"}})
+    with pytest.raises(ECGNetError):  # refused after the threads were set: still restored
+        fit.train(bad, ptbxl_root, runs_dir=tmp_path, cache_dir=_cache_dir(), progress=False, n_boot=10)
+    assert torch.get_num_threads() == before

@@ -61,7 +61,19 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     e.g. a manifest; no ``test`` split: no test evaluation or report); ``model``: start from these weights
     (fine-tuning: the frontends keep their statistics) instead of a new model; ``extra_info``: added to run.json;
     ``post_fit(model)``: applied to the trained model before it is saved and evaluated (fine-tuning's weight
-    interpolation, ``training.finetune_alpha``)."""
+    interpolation, ``training.finetune_alpha``). torch's thread count is as it was when this returns
+    (``training.threads`` applies to the training only)."""
+    before = torch.get_num_threads()
+    try:
+        return _train(config, data_root, runs_dir, resume, cache_dir, progress, n_boot, callbacks, data, model,
+                      extra_info, post_fit)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_dir: Path | None, progress: bool,
+           n_boot: int, callbacks: list | None, data, model: torch.nn.Module | None, extra_info: dict | None,
+           post_fit) -> tuple[Path, dict]:
     if config.training.finetune_alpha is not None and post_fit is None:
         from ecgnet.training.finetune import ALPHA_NEEDS_SOURCE
 
