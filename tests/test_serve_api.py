@@ -346,3 +346,15 @@ def test_an_ensembles_explanation_names_its_parts_members():
     signal = np.random.default_rng(0).normal(0, 0.2, (12, 1000)).astype(np.float32)
     parts = modality_contributions(predictor, signal, predictor.metadata_vector(), 0)
     assert parts["parts"] == "members" and len(parts["without"]) == 8
+
+
+def test_a_ptbxl_record_with_its_own_odd_metadata_is_diagnosed(ptbxl_root):
+    """PTB-XL's ecg_id 9317 gives a height of 6 cm (three records do; the models saw them so in training): the
+    record is diagnosed with its own facts, not refused as a user's implausible input."""
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.serve.reference import PTBXLRecords
+
+    predictor = Predictor(FUSION)
+    record, given, _ = PTBXLRecords(ptbxl_root).read(9317, predictor)
+    assert given["height"] == 6.0
+    assert predictor.predict_record(record, **given)["metadata"]["height"] == 6.0

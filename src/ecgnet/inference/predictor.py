@@ -12,6 +12,7 @@ but gets no positive/negative call: the thresholds were set on calibrated PTB-XL
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 
 from ecgnet.data.leads import display
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.patient import SEXES, check_patient
+from ecgnet.data.patient import SEXES
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.data.signals import SECONDS
@@ -132,7 +133,9 @@ class Predictor:
     def predict_record(self, record: ECGRecord, **metadata) -> dict:
         """One read record → its result (the JSON schema of ``ecgnet predict --json``). ``record``: at the
         model's rate (``read_ecg_any(path, predictor.rate, resample=True)``), finite; ``metadata``: age (years),
-        sex, height (cm), weight (kg), checked as the CLI and the viewer check them."""
+        sex, height (cm), weight (kg), each finite (a dataset's own values are taken as they are — PTB-XL has
+        heights of 6 cm, seen so in training; :func:`ecgnet.data.patient.check_patient` is the plausibility
+        check the CLI and the viewer apply to what a user types)."""
         if record.sampling_rate != self.rate:  # a 500 Hz signal read as 100 Hz is five times too slow: wrong calls
             raise ECGNetError(f"{record.path}: at {record.sampling_rate:g} Hz, the model reads {self.rate:g} Hz "
                               f"(read it with read_ecg_any(path, {self.rate:g}, resample=True))")
@@ -141,8 +144,16 @@ class Predictor:
         unknown = sorted(set(metadata) - set(PATIENT_FIELDS))
         if unknown:
             raise ECGNetError(f"unknown patient field(s) {', '.join(unknown)}: give {', '.join(PATIENT_FIELDS)}")
-        checked = check_patient(**metadata)
-        given = {k: v for k, v in checked.items() if v is not None}
+        for k in ("age", "height", "weight"):
+            value = metadata.get(k)
+            try:
+                finite = value is None or math.isfinite(float(value))
+            except (TypeError, ValueError):
+                finite = False
+            if not finite:
+                raise ECGNetError(f"{k} must be a finite number, not {str(value)[:20]!r}")
+        check_sex(metadata.get("sex"))
+        given = {k: v for k, v in metadata.items() if v is not None}
         header = {k: v for k, v in (("age", record.age), ("sex", record.sex)) if v is not None}
         used = {**header, **given} if self.uses_metadata else {}
         try:
