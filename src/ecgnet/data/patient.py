@@ -24,9 +24,10 @@ class PatientError(ECGNetError):
     status = 422
 
 
-def check_patient(age=None, sex=None, height=None, weight=None) -> dict:
+def check_patient(age=None, sex=None, height=None, weight=None, plausible: bool = True) -> dict:
     """The fields if each is missing (None) or plausible — sex written 'male' or 'female' — else a
-    :class:`PatientError`."""
+    :class:`PatientError`. ``plausible=False``: finite numbers and a known sex only, no ranges (a dataset's
+    own values, which its models were trained on: PTB-XL records a height of 6 cm)."""
     values = {"age": age, "height": height, "weight": weight}
     for name, value in values.items():
         if value is None:
@@ -36,7 +37,9 @@ def check_patient(age=None, sex=None, height=None, weight=None) -> dict:
             number = float(value)
         except (TypeError, ValueError):
             raise PatientError(f"{name} must be a number of {unit}, not {str(value)[:20]!r}") from None
-        if name == "age" and number == PTBXL_OVER_89:
+        if not plausible and not math.isfinite(number):
+            raise PatientError(f"{name} must be a finite number of {unit}, not {str(value)[:20]!r}")
+        if not plausible or (name == "age" and number == PTBXL_OVER_89):
             continue
         if not math.isfinite(number) or not low <= number <= high:
             raise PatientError(f"{name} {str(value)[:20]} is not a plausible {name} "

@@ -12,7 +12,6 @@ but gets no positive/negative call: the thresholds were set on calibrated PTB-XL
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 
 from ecgnet.data.leads import display
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.patient import SEXES
+from ecgnet.data.patient import SEXES, check_patient
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.data.signals import SECONDS
@@ -141,19 +140,10 @@ class Predictor:
                               f"(read it with read_ecg_any(path, {self.rate:g}, resample=True))")
         if not np.isfinite(record.signal).all():
             raise ECGNetError(f"{record.path}: the signal holds NaN or infinite values")
-        unknown = sorted(set(metadata) - set(PATIENT_FIELDS))
-        if unknown:
-            raise ECGNetError(f"unknown patient field(s) {', '.join(unknown)}: give {', '.join(PATIENT_FIELDS)}")
-        for k in ("age", "height", "weight"):
-            value = metadata.get(k)
-            try:
-                finite = value is None or math.isfinite(float(value))
-            except (TypeError, ValueError):
-                finite = False
-            if not finite:
-                raise ECGNetError(f"{k} must be a finite number, not {str(value)[:20]!r}")
-        check_sex(metadata.get("sex"))
-        given = {k: v for k, v in metadata.items() if v is not None}
+        misspelt = sorted(set(metadata) - set(PATIENT_FIELDS))
+        if misspelt:
+            raise ECGNetError(f"unknown patient field(s) {', '.join(misspelt)}: give {', '.join(PATIENT_FIELDS)}")
+        given = {k: v for k, v in check_patient(**metadata, plausible=False).items() if v is not None}
         header = {k: v for k, v in (("age", record.age), ("sex", record.sex)) if v is not None}
         used = {**header, **given} if self.uses_metadata else {}
         try:
@@ -163,7 +153,7 @@ class Predictor:
         except ECGNetError as e:
             raise ECGNetError(f"{record.path}: {e}") from None
         warnings, notes = list(record.warnings), list(record.notes)
-        unknown = [k for k in ("age", "sex", "height", "weight") if k not in used]
+        unknown = [k for k in PATIENT_FIELDS if k not in used]
         if self.uses_metadata and unknown:  # flagged missing to the model, as in training; the user may know them
             notes.append(f"the model reads the patient's age, sex, height and weight; unknown here: {', '.join(unknown)} "
                          f"(flagged missing, as in training; --{' --'.join(unknown)} give them)")

@@ -116,8 +116,14 @@ def mark_incomplete(run_dir: Path, config: Config, started: dict) -> None:
     write_text(run_dir / INCOMPLETE, f"training started {when} by `{command}` and has not finished; resume "
                                      f"with `{resume_command(run_dir, command)}` or delete this folder\n")
     write_text(run_dir / "config.yaml", dump_config(config))
-    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+    if first_process():
         remove_leftovers(run_dir)  # one process of a distributed run: the others start while it writes
+
+
+def first_process() -> bool:
+    """Whether this is the first process of a (possibly distributed) run, before Lightning says so: the one
+    that writes what every process would otherwise write at once."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def check_same_data(run_dir: Path, collection: dict | None) -> None:

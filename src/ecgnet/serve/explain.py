@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgnet.data.leads import LEADS, display
 from ecgnet.data.records import ECGRecord
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
 from ecgnet.explain.ablation import droppable
 from ecgnet.explain.attributions import best_window, time_attributions
-from ecgnet.inference.predictor import Predictor
+from ecgnet.inference.predictor import LEAD_NAMES, Predictor
 from ecgnet.models.windows import window_starts
 
 SCOPES = ("best", "segment")
@@ -96,7 +95,7 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     return {"class": target, "method": METHOD, "n_steps": steps, "scope": scope, "rate": predictor.rate,
             "start": span_start, "samples": span_end - span_start, "max_abs": scale,
             "segment": {"start": seg, "samples": length},  # what the page shows (samples at ``rate``)
-            "leads": [display(lead) for lead in LEADS],  # the rows of ``values``
+            "leads": list(LEAD_NAMES),  # the rows of ``values``
             "values": np.round(values / scale, 3).tolist(),  # in units of max_abs (logit units)
             "windows": windows, "modalities": modality_contributions(predictor, signal, meta, k),
             **({"window_probabilities": f"the model's own, before site profile '{predictor.profile.site}' "

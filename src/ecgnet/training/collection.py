@@ -34,7 +34,7 @@ from ecgnet.data.collections.folds import inner_split, source_folds, stratified_
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.scoring import FEW, few_cases, few_classes, scorable
+from ecgnet.evaluation.scoring import few_cases, scorable
 from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds
 
@@ -529,11 +529,11 @@ def format_summary(summary: dict) -> str:
                          f"p = {vs['p_value']:.3f} (paired bootstrap)")
     for split, m in (summary.get("scores") or {}).items():
         lines.append(f"{split}: macro AUC {_fmt(m.get('macro_auc'))}")
-        few = few_classes({c: {"n": e.get("n", m.get("n_records", 0)), "n_positive": e.get("n_positive", 0)}
-                           for c, e in (m.get("per_class") or {}).items() if e.get("auc") is not None})
-        if few:  # one positive ranked first is AUC 1.000 [1.000, 1.000]: certain-looking, and meaningless
-            lines.append(f"warning: {split}: fewer than {FEW} positives or negatives for {', '.join(few)}: "
-                         "their AUC and interval rest on too few cases to trust"
+        # a split's metrics.json counts its records once, score() per class: the same warning from either
+        counted = {c: {"n": e.get("n", m.get("n_records", 0)), "n_positive": e.get("n_positive", 0)}
+                   for c, e in (m.get("per_class") or {}).items() if e.get("auc") is not None}
+        if few := few_cases({"classes_scored": list(counted), "per_class": counted}):
+            lines.append(f"warning: {split}: {few}"
                          + ("; the run's thresholds were chosen on these records — --folds K scores every record "
                             "out of fold and chooses them on all" if split == "val" else ""))
     if summary.get("forgetting"):

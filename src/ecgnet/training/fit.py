@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
 from ecgnet.runs import INCOMPLETE, count_parameters, mark_complete, mark_incomplete, provenance, save_model
 from ecgnet.runs import members as run_members
-from ecgnet.runs.directory import (build_run_model, check_resumed_data, check_same_data, record_data,
-                                   resume_command)
+from ecgnet.runs.directory import (build_run_model, check_resumed_data, check_same_data, first_process,
+                                   record_data, resume_command)
 from ecgnet.runs.profiles import list_profiles
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
@@ -192,8 +191,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     if not resuming:  # a resume was checked by train() before anything was written
         clear_checkpoints(run_dir / "checkpoints")
         check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=False)
-    first_process = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-    sessions = record_session(run_dir / "checkpoints", origin or provenance(), resuming) if first_process else []
+    sessions = record_session(run_dir / "checkpoints", origin or provenance(), resuming) if first_process() else []
     start = time.perf_counter()
     advice = resume_command(run_dir, (origin or {}).get("command"))
     with interruptible(trainer, f"training stopped; the run is incomplete — resume with `{advice}`"):

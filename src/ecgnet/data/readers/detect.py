@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ecgnet.data.wfdb_header import header_lines
 from ecgnet.errors import ECGNetError
 
 FORMATS = ("wfdb", "muse-xml", "philips-xml", "hl7-aecg", "dicom", "scp-ecg", "edf")
@@ -62,7 +63,7 @@ def detect(path: str | Path) -> str:
             raise ECGNetError(f"{path}: an XML file with root element <{root}>, not an ECG format ECGNet reads "
                               f"({READ})")
     if path.suffix.lower() == ".hea" and xml is None:  # meant as a WFDB header: say what its record line lacks
-        lines = [ln for ln in head.decode("latin-1").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        lines = header_lines(head, encoding="latin-1")
         if lines and lines[0].isprintable():
             raise ECGNetError(f"{path}: malformed WFDB record line {lines[0][:60]!r} (expected 'NAME SIGNALS "
                               "[RATE [SAMPLES]]', e.g. 'E00001 12 500 5000')")
