@@ -76,7 +76,7 @@ def flac_no_length(folder: Path) -> Path:
     """A header that leaves the length to the FLAC stream, which holds 8 min at 2 kHz on 12 leads: under
     ``max_seconds`` but 11.5 M values, over ``max_values``."""
     header = flac_record(folder, "nolen", 2000, 1)
-    for file, channels in ((f"nolen_1.dat", 8), (f"nolen_2.dat", 4)):  # rewrite the streams, long
+    for file, channels in (("nolen_1.dat", 8), ("nolen_2.dat", 4)):  # rewrite the streams, long
         _flac(folder / file, _LEVELS[:channels], 2000 * 480)
     lines = header.read_text().splitlines()
     lines[0] = "nolen 12 2000"

@@ -91,8 +91,14 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_train_leaves_torchs_thread_count_as_it_was(ptbxl_root, untrained_run, tmp_path):
-    """training.threads=1 stayed in force after train() returned (a notebook then ran everything on 1 thread)."""
+def test_train_leaves_torchs_thread_count_and_random_generators_as_they_were(ptbxl_root, untrained_run, tmp_path):
+    """training.threads=1 stayed in force after train() returned (a notebook then ran everything on 1 thread),
+    and train() left Python's, NumPy's and torch's generators reseeded with the run's seed (a notebook's draws
+    after it repeated themselves run after run)."""
+    import os
+    import random
+
+    import numpy as np
     import torch
 
     from conftest import TINY_CONFIG, _cache_dir
@@ -102,6 +108,12 @@ def test_train_leaves_torchs_thread_count_as_it_was(ptbxl_root, untrained_run, t
     before = torch.get_num_threads()
     bad = parse_config({**TINY_CONFIG, "name": "threads", "training": {**TINY_CONFIG["training"], "threads": 1,
                                                                         "init_from": "nope/encoder.safetensors"}})
-    with pytest.raises(ECGNetError):  # refused after the threads were set: still restored
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    expected = random.random(), np.random.rand(), torch.rand(1).item()
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    seed_variable = os.environ.get("PL_GLOBAL_SEED")
+    with pytest.raises(ECGNetError):  # refused after the threads were set and the run seeded: still restored
         fit.train(bad, ptbxl_root, runs_dir=tmp_path, cache_dir=_cache_dir(), progress=False, n_boot=10)
     assert torch.get_num_threads() == before
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+    assert os.environ.get("PL_GLOBAL_SEED") == seed_variable

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import random
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
@@ -60,14 +64,35 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     e.g. a manifest; no ``test`` split: no test evaluation or report); ``model``: start from these weights
     (fine-tuning: the frontends keep their statistics) instead of a new model; ``extra_info``: added to run.json;
     ``post_fit(model)``: applied to the trained model before it is saved and evaluated (fine-tuning's weight
-    interpolation, ``training.finetune_alpha``). torch's thread count is as it was when this returns
-    (``training.threads`` applies to the training only)."""
-    before = torch.get_num_threads()
-    try:
+    interpolation, ``training.finetune_alpha``). torch's thread count and the random generators (Python, NumPy,
+    torch; Lightning's seed variables) are as they were when this returns: ``training.threads`` and ``seed``
+    apply to the training only, so a notebook's own random draws after it are not reseeded."""
+    with process_state_kept():
         return _train(config, data_root, runs_dir, resume, cache_dir, progress, n_boot, callbacks, data, model,
                       extra_info, post_fit)
+
+
+@contextmanager
+def process_state_kept():
+    """What training changes for the whole process — torch's thread count, the random generators (Python, NumPy,
+    torch, CUDA) and Lightning's seed variables — put back as it was on the way out, also after a refusal or an
+    interrupt (Lightning's ``isolate_rng`` restores on success only)."""
+    threads = torch.get_num_threads()
+    generators = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_generators = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    seed_variables = {name: os.environ.get(name) for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}
+    try:
+        yield
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(threads)
+        random.setstate(generators[0]), np.random.set_state(generators[1]), torch.set_rng_state(generators[2])
+        if cuda_generators is not None:
+            torch.cuda.set_rng_state_all(cuda_generators)
+        for name, value in seed_variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_dir: Path | None, progress: bool,
