@@ -65,6 +65,22 @@ def test_help(cli, command):
     assert "Usage" in result.output and "--help" in result.output
 
 
+def test_help_shows_no_value_beside_a_flag(cli):
+    """typer's rich help printed '--json <bool>', '--help <bool>' as if a flag took a value ('--json true')."""
+    import typer.main
+
+    from ecgnet.cli import app
+
+    root = typer.main.get_command(app)
+    commands = [[]] + [[name] for name in root.commands if name != "data"] + [["data", name] for name in
+                                                                              root.commands["data"].commands]
+    assert len(commands) > 15
+    for command in commands:
+        out = cli(*command, "--help").output
+        assert "--help" in out and "<bool>" not in out, (command, out)
+    assert "<int range>" in cli("predict", "--help").output  # options that take values keep their types
+
+
 def test_help_lists_every_command(cli):
     out = cli("--help").output
     for name in ("data", "train", "evaluate", "predict"):

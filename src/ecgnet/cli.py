@@ -20,11 +20,12 @@ from rich.markup import escape
 from ecgnet.runs.bundled import DEFAULT_MODEL, resolve_checkpoint
 from ecgnet import strictjson
 from ecgnet.data.patient import check_patient
+from ecgnet.cli_help import Typer
 from ecgnet.errors import ECGNetError
 
-app = typer.Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-data_app = typer.Typer(help="Get, check and inspect the PTB-XL dataset.", no_args_is_help=True)
+app = Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_is_help=True,
+            pretty_exceptions_enable=False, add_completion=False)
+data_app = Typer(help="Get, check and inspect the PTB-XL dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 # Piped output (make, logs) gets 120 columns instead of rich's 80, so tables are not truncated.
 console = Console(width=None if sys.stdout.isatty() else 120)
