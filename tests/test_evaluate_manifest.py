@@ -349,6 +349,31 @@ def test_a_manifest_without_any_class_of_the_run_is_one_clear_error(run, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_a_subdiagnostic_manifest_s_sttc_is_scored_with_a_warning(run, tmp_path):
+    """PTB-XL names its superclass and one subclass STTC: a superdiagnostic run scored on a subdiagnostic
+    manifest matched STTC by name and scored 'every ST/T change' against 'non-specific ST/T changes' silently."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    from ecgnet.evaluation.labelled import match_classes
+
+    for i in range(4):
+        write_challenge(tmp_path / "data", name=f"S{i}", seed=i, comments=("Dx: 426783006",))
+    path = tmp_path / "sub.csv"
+    path.write_text("record,IMI,LVH,NORM,STTC\n" + "".join(f"data/S{i}.hea,0,{i % 2},{(i + 1) % 2},{i // 2}\n"
+                                                           for i in range(4)))
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(path), "--out", str(tmp_path / "out"),
+                                      "--n-boot", "20", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "warning: STTC means PTB-XL's superclass STTC" in " ".join(result.stderr.split())
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["classes_matched"] == ["NORM", "STTC"] and len(metrics["class_warnings"]) == 1
+    assert "subclass STTC (non-specific ST/T changes only) in the manifest" in (tmp_path / "out" / "evaluation.md").read_text()
+    assert match_classes(RUN_CLASSES, ["NORM", "STTC", "MI"]).homonyms == []  # the run's own task: as meant
+    assert match_classes(RUN_CLASSES, ["NORM", "STTC"]).homonyms == []  # nothing says which STTC: no guess
+    assert "to the run but PTB-XL's superclass" in match_classes(["AMI", "STTC", "NORM"], RUN_CLASSES).homonyms[0]
+
+
 @pytest.mark.slow
 def test_ptbxl_records_as_a_manifest_get_the_runs_own_fold10_probabilities(ptbxl_root, tmp_path):
     """The manifest path (files read as predict reads them) against training's evaluation (the PTB-XL cache):

@@ -423,6 +423,8 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
             console.print(f"not labelled in the manifest (skipped): {', '.join(result['classes_missing'])}")
         if result["classes_ignored"]:
             console.print(f"not predicted by the run (ignored): {escape(', '.join(result['classes_ignored']))}")
+        for warning in result["class_warnings"]:
+            err.print(f"warning: {escape(warning)}", highlight=False)
         console.print(f"macro AUC {format_auc(result['macro_auc'])}")
         for c, e in result["per_class"].items():
             ba = "" if e.get("balanced_accuracy") is None else f"balanced accuracy {e['balanced_accuracy']:.3f}"

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgnet.checksum import sha256_file
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections.folds import stratified_group_folds
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.labelled import predict_collection
-from ecgnet.evaluation.manifest_evaluation import file_sha256
 from ecgnet.evaluation.recalibration import KINDS
 from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
@@ -59,8 +59,8 @@ def prepare_run_dir(run_dir: Path, copy_to: Path | None) -> Path:
         return Path(run_dir)
     copy_to = Path(copy_to)
     if copy_to.exists():
-        if not (copy_to / "run.json").is_file() or file_sha256(copy_to / "model.safetensors") != \
-                file_sha256(Path(run_dir) / "model.safetensors"):
+        if not (copy_to / "run.json").is_file() or sha256_file(copy_to / "model.safetensors") != \
+                sha256_file(Path(run_dir) / "model.safetensors"):
             raise ECGNetError(f"{copy_to}: exists and is not a copy of {run_dir} (same weights); choose another --copy-to")
         return copy_to
     copy_to.parent.mkdir(parents=True, exist_ok=True)
@@ -178,12 +178,12 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                "run_thresholds": dict(zip(classes, fallback.tolist())),
                "run_thresholds_from": f"the run's val/metrics.json (chosen on {predictor.thresholds_from})" if run_t
                else "none in the run: 0.5", "run_thresholds_chosen_on": predictor.thresholds_from if run_t else None,
-               "manifest": {"path": manifest, "sha256": file_sha256(manifest) if manifest else None,
+               "manifest": {"path": manifest, "sha256": sha256_file(manifest) if manifest else None,
                             "records": len(table), "records_used": int(ok.sum()), "source": source,
                             "rows_skipped": [{"row": r, "why": w} for r, w in collection.skipped],
                             "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
                             "classes_missing": match.missing},
-               "evaluation": evaluation,
+               "evaluation": {**evaluation, "warnings": match.homonyms + evaluation.get("warnings", [])},
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}
     out = profiles.report_dir(run_dir, site)

@@ -14,7 +14,7 @@ matched classes (1, 0, or empty = unknown), ``p_<class>`` for every class of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +34,40 @@ class ClassMatch:
     matched: list[str]  # the run's classes the collection labels, in the run's order
     missing: list[str]  # the run's classes the collection does not label: skipped
     ignored: list[str]  # the collection's classes the run does not predict
+    homonyms: list[str] = field(default_factory=list)  # matched names that mean other things on each side, in words
+
+
+# PTB-XL names two things STTC: the superclass (every ST/T change: ischaemia, injury, non-specific changes) and
+# one of its subclasses (non-specific ST/T changes: NDT, NST_, DIG, LNGQT). The other classes of a list say which.
+_SUPERCLASSES_ONLY = {"MI", "CD", "HYP"}
+_SUBCLASSES_ONLY = {"AMI", "IMI", "LMI", "PMI", "ISCA", "ISCI", "ISC_", "NST_", "LVH", "RVH", "SEHYP", "LAO/LAE",
+                    "RAO/RAE", "CLBBB", "CRBBB", "ILBBB", "IRBBB", "IVCD", "LAFB/LPFB", "WPW", "_AVB"}
+
+
+def _sttc_meaning(classes: list[str]) -> str | None:
+    names = set(classes)
+    if "STTC" not in names or bool(names & _SUPERCLASSES_ONLY) == bool(names & _SUBCLASSES_ONLY):
+        return None
+    return "superclass" if names & _SUPERCLASSES_ONLY else "subclass"
 
 
 def match_classes(run_classes: list[str], collection_classes: list[str]) -> ClassMatch:
     have = set(collection_classes)
-    match = ClassMatch([c for c in run_classes if c in have], [c for c in run_classes if c not in have],
-                       [c for c in collection_classes if c not in set(run_classes)])
-    if not match.matched:
+    matched = [c for c in run_classes if c in have]
+    if not matched:
         raise ECGNetError(f"the run predicts {', '.join(run_classes)}; the manifest labels "
                           f"{', '.join(collection_classes)}: no class in common (classes are matched by name; "
                           "map site codes to the run's classes with --label-map)")
-    return match
+    homonyms = []
+    ours, theirs = _sttc_meaning(run_classes), _sttc_meaning(collection_classes)
+    if ours and theirs and ours != theirs:
+        meaning = {"superclass": "PTB-XL's superclass STTC (every ST/T change)",
+                   "subclass": "PTB-XL's subclass STTC (non-specific ST/T changes only)"}
+        homonyms.append(f"STTC means {meaning[ours]} to the run but {meaning[theirs]} in the manifest (its other "
+                        f"classes are PTB-XL {ours == 'subclass' and 'superclasses' or 'subclasses'}); scored by "
+                        "name anyway — a manifest of the run's own task scores it as meant")
+    return ClassMatch(matched, [c for c in run_classes if c not in have],
+                      [c for c in collection_classes if c not in set(run_classes)], homonyms)
 
 
 def record_paths(collection: Collection) -> list[Path]:

@@ -12,11 +12,11 @@ profile calibrated on this manifest) give optimistic figures — the report says
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
+from ecgnet.checksum import sha256_file
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.evaluation.labelled import ClassMatch, predict_collection
@@ -24,10 +24,6 @@ from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.origin import made_by
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: str | Path, profile=None,
@@ -51,9 +47,9 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
     p = p_all[:, [list(predictor.classes).index(c) for c in classes]]
     manifest = collection.info.get("manifest")
     result = {"run": predictor.info["name"], "manifest": manifest,
-              "manifest_sha256": file_sha256(manifest) if manifest and Path(manifest).is_file() else None,
+              "manifest_sha256": sha256_file(manifest) if manifest and Path(manifest).is_file() else None,
               "n_records": len(table), "n_scored": len(scored), "classes_matched": classes,
-              "classes_missing": match.missing, "classes_ignored": match.ignored,
+              "classes_missing": match.missing, "classes_ignored": match.ignored, "class_warnings": match.homonyms,
               "skipped_rows": [{"row": r, "why": w} for r, w in collection.skipped],
               "unreadable": table.loc[table["error"].fillna("") != "", ["record", "error"]].to_dict("records"),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),

@@ -31,6 +31,7 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
                ["classes of the run not labelled in the manifest (skipped)", ", ".join(result["classes_missing"]) or "–"],
                ["classes of the manifest the run does not predict", ", ".join(result["classes_ignored"]) or "–"],
                ["thresholds", result["thresholds_from"] or "none (the run has no thresholds)"]]
+    summary += [["warning", w] for w in result.get("class_warnings", [])]
     summary += [made_by_line(result.get("made_by"))] if result.get("made_by") else []
     if result.get("mean_balanced_accuracy") is not None:
         summary.append(["mean balanced accuracy", f"{result['mean_balanced_accuracy']:.3f}"])
