@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ecgnet.data.collections.base import Collection, metadata_frame
+from ecgnet.data.collections.base import Collection
+from ecgnet.data.ptbxl import metadata_features
 from ecgnet.errors import ECGNetError
 from ecgnet.training.collection import cv_folds, cv_splits, once_assignment, score, youden_thresholds
 
@@ -23,7 +24,7 @@ def collection(n: int = 120, seed: int = 0) -> Collection:
     nan = np.full(n, np.nan)
     return Collection("synthetic", np.array([f"r{i}" for i in range(n)], dtype=object), ["A", "B", "C"], y,
                       patients.astype(object), np.array([source_of_patient[p] for p in patients], dtype=object),
-                      metadata_frame(nan, nan, nan, nan))
+                      metadata_features(nan, nan, nan, nan))
 
 
 def test_leave_one_source_out_splits():

@@ -46,6 +46,24 @@ def test_good_manifest_columns(folder):
     assert c.folds is None
 
 
+def test_a_manifest_s_patient_fields_train_as_prediction_encodes_them(folder):
+    """The metadata encoding was written three times: a manifest row aged 95 trained as 95 while predict and
+    evaluate --manifest fed the model 90 (and a height of 0 was 0 to one, unknown to the other)."""
+    from ecgnet.data.ptbxl import MetadataScaler
+    from ecgnet.inference.predictor import Predictor
+
+    c = read_manifest(manifest(folder, "record,age,sex,height,weight,A\nrecs/r0.hea,95,F,170,80,1\n"
+                                       "recs/r1.hea,89.5,M,,,0\nrecs/r2.hea,40,,182,,1\n"))
+    assert c.metadata["age"].tolist() == [90, 90, 40]
+    predictor = Predictor("intermediate_concat_weighted_bce")  # a shipped model with patient metadata
+    scaler = MetadataScaler(*(np.asarray(predictor.info["metadata_scaler"][k]) for k in ("mean", "std")))
+    trained = scaler.transform(c.metadata)
+    predicted = [predictor.metadata_vector(age=95, sex="female", height=170, weight=80),
+                 predictor.metadata_vector(age=89.5, sex="male"), predictor.metadata_vector(age=40, height=182)]
+    np.testing.assert_allclose(trained, np.stack(predicted), atol=1e-6)
+    np.testing.assert_allclose(predictor.metadata_vector(height=0), predictor.metadata_vector(), atol=0)
+
+
 def test_labels_column_and_defaults(folder):
     c = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,MI;STTC\nrecs/r1.hea,NORM\n"))
     assert c.classes == ["MI", "NORM", "STTC"]

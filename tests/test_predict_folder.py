@@ -164,3 +164,32 @@ def test_the_library_resamples_by_default_as_the_cli_does(untrained_run, write_r
     (result,) = predict_many(predictor, [path], progress=False)
     assert "error" not in result and "resampled: 500 Hz → 100 Hz" in result["notes"]
     assert "resampled: 500 Hz → 100 Hz" in predictor.predict_file(path)["notes"]
+
+
+def test_the_array_api_checks_shapes_at_its_boundary():
+    """Predictor.predict_signal and predict_proba took any array: a (samples, 12) record got '0.1 s long',
+    11 leads or metadata of 3 features a raw torch error, NaN samples were scored, float64 arrays a dtype
+    error, 3 records with 2 metadata rows were accepted and aggregate='median' silently meant 'mean'."""
+    from ecgnet.errors import ECGNetError
+    from ecgnet.inference.batch import predict_proba
+    from ecgnet.runs.directory import Run
+
+    predictor = Predictor("baseline_time")
+    signal, unknown = np.random.default_rng(0).normal(0, 0.3, (12, 1000)), predictor.metadata_vector()
+    assert predictor.predict_signal(signal.tolist(), unknown).shape == (5,)  # a list, float64: fine
+    for bad_signal, bad_metadata, message in ((signal.T, unknown, r"leads first .*got shape \(1000, 12\)"),
+                                              (signal[:11], unknown, "got shape"), (signal[0], unknown, "got shape"),
+                                              (np.full_like(signal, np.nan), unknown, "NaN"),
+                                              (signal, unknown[:3], "8 features"), (signal, None, "8 features")):
+        with pytest.raises(ECGNetError, match=message):
+            predictor.predict_signal(bad_signal, bad_metadata)
+    run = Run.open("baseline_time")
+    three, metadata = np.stack([signal] * 3), np.zeros((3, 8))
+    p = predict_proba(run.model, three, metadata, run.window, run.stride)  # float64 in: cast
+    np.testing.assert_allclose(p[0], predictor.predict_signal(signal, np.zeros(8)), atol=1e-6)
+    for args, message in (((three, metadata[:2]), "one row of features per record"),
+                          ((signal, metadata[:1]), r"\(records, 12, samples\)")):
+        with pytest.raises(ValueError, match=message):
+            predict_proba(run.model, *args, run.window, run.stride)
+    with pytest.raises(ValueError, match="aggregate must be one of max, mean, not 'median'"):
+        predict_proba(run.model, three, metadata, run.window, run.stride, aggregate="median")

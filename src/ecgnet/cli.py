@@ -540,9 +540,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
         raise ECGNetError(f"{headers[0]}: no such record or file"
                           + (f" (nor the {others} other{'s' if others > 1 else ''})" if others else ""))
     from ecgnet.inference.batch import predict_many, summary, write_results_csv
-    from ecgnet.inference.predictor import Predictor, check_sex
+    from ecgnet.inference.predictor import Predictor
 
-    check_sex(sex)  # names the option: "--sex must be …"
     metadata = check_patient(age=age, sex=sex, height=height, weight=weight)  # inf, nan, -1, 1e9, 'x': exit 2
     predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
     results = predict_many(predictor, headers, resample=resample, progress=progress and not as_json,
@@ -610,10 +609,8 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis.
     The terminal gets the PDF's name, the positive calls and the reader's notes and warnings."""
-    from ecgnet.inference.predictor import check_sex
     from ecgnet.report import make_report
 
-    check_sex(sex)
     if pdf.suffix.lower() != ".pdf":  # a PDF named report.png opens nowhere
         raise ECGNetError(f"--pdf {pdf}: the report is a PDF; give a name ending in .pdf")
     metadata = check_patient(age=age, sex=sex, height=height, weight=weight)

@@ -126,14 +126,25 @@ META_FIELDS = ("age", "sex", "height", "weight")
 META_FEATURES = META_FIELDS + tuple(f"{f}_missing" for f in META_FIELDS)
 
 
-def metadata_table(db: pd.DataFrame) -> pd.DataFrame:
-    """Age (300 → 90), sex (0 male, 1 female), height (cm), weight (kg) + is-missing flags, raw units."""
-    meta = db[list(META_FIELDS)].astype(float).copy()
+def metadata_features(age, sex, height, weight) -> pd.DataFrame:
+    """The models' patient fields from four (n,) arrays in raw units, NaN where unknown — the one encoding that
+    training (PTB-XL, manifests) and prediction share: age in years capped at 90 (PTB-XL's 300, 'over 89',
+    becomes 90), sex 0 male / 1 female, height (cm) and weight (kg) with 0 or less unknown (a few PTB-XL records
+    carry 0 for unknown), then an is-missing flag per field."""
+    meta = pd.DataFrame({"age": np.asarray(age, float), "sex": np.asarray(sex, float),
+                         "height": np.asarray(height, float), "weight": np.asarray(weight, float)})
     meta.loc[meta["age"] > 89, "age"] = AGE_CAP
-    meta.loc[meta["height"] <= 0, "height"] = np.nan  # a few records carry 0 for unknown
+    meta.loc[meta["height"] <= 0, "height"] = np.nan
     meta.loc[meta["weight"] <= 0, "weight"] = np.nan
     for f in META_FIELDS:
         meta[f"{f}_missing"] = meta[f].isna().astype(float)
+    return meta
+
+
+def metadata_table(db: pd.DataFrame) -> pd.DataFrame:
+    """PTB-XL's database → :func:`metadata_features`, indexed by ecg_id."""
+    meta = metadata_features(*(db[f].to_numpy(float) for f in META_FIELDS))
+    meta.index = db.index
     return meta
 
 

@@ -22,6 +22,8 @@ from rich.progress import Progress
 from torch import nn
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.ptbxl import META_FEATURES
+from ecgnet.data.records import LEADS
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path
 from ecgnet.inference.predictor import Predictor
@@ -96,7 +98,13 @@ def write_results_csv(path: Path, results: list[dict], classes: list[str]) -> No
 def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, window: int | None,
                   stride: int, aggregate: str = "max", batch_size: int = 256,
                   progress: bool = False, description: str = "Predicting") -> np.ndarray:
-    """(n, 12, samples) mV + (n, 8) metadata → (n, classes) probabilities, in evaluation mode."""
+    """(n, 12, samples) mV + (n, 8) metadata → (n, classes) probabilities, in evaluation mode. Arrays may be
+    memory-mapped: only their shapes are checked up front, and ``batch_size`` records are read at a time."""
+    if np.ndim(signal) != 3 or np.shape(signal)[1] != len(LEADS):
+        raise ValueError(f"signal must be (records, {len(LEADS)}, samples) mV; got shape {np.shape(signal)}")
+    if np.shape(metadata) != (len(signal), len(META_FEATURES)):
+        raise ValueError(f"metadata must be (records, {len(META_FEATURES)}) — one row of features per record of "
+                         f"signal {np.shape(signal)}; got shape {np.shape(metadata)}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -104,8 +112,8 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task(description, total=len(signal))
         for i in range(0, len(signal), batch_size):
-            x = torch.as_tensor(np.asarray(signal[i:i + batch_size]), device=device)
-            m = torch.as_tensor(np.asarray(metadata[i:i + batch_size]), device=device)
+            x = torch.as_tensor(np.asarray(signal[i:i + batch_size], dtype=np.float32), device=device)
+            m = torch.as_tensor(np.asarray(metadata[i:i + batch_size], dtype=np.float32), device=device)
             out.append(windowed_proba(model, x, m, window, stride, aggregate).cpu().numpy())
             bar.advance(task, len(x))
     model.train(was_training)

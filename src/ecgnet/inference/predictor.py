@@ -19,7 +19,8 @@ import torch
 
 from ecgnet.data.leads import display
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.patient import SEXES, check_patient
+from ecgnet.data.patient import check_patient
+from ecgnet.data.ptbxl import META_FEATURES, META_FIELDS, MetadataScaler, metadata_features
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.data.signals import SECONDS
@@ -29,7 +30,7 @@ from ecgnet.inference.engines import ENGINES, make_engine
 from ecgnet.models.windows import windowed_proba
 from ecgnet.runs.directory import Run
 
-_SEX = {k: 0.0 if v == "male" else 1.0 for k, v in SEXES.items()}  # the metadata feature: 0 male, 1 female
+_SEX = {"male": 0.0, "female": 1.0}  # the metadata feature of check_patient's sex
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the amplitude warnings)"
 NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "
@@ -37,11 +38,6 @@ NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for 
 PATIENT_FIELDS = ("age", "sex", "height", "weight")
 LEAD_NAMES = tuple(display(lead) for lead in LEADS)  # as clinicians write them (aVR …)
 SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
-
-
-def check_sex(sex) -> None:
-    if sex is not None and str(sex).lower() not in _SEX:
-        raise ECGNetError(f"--sex must be male or female (or M/F, PTB-XL's 0/1), not '{sex}'")
 
 
 def shown_diagnoses(result: dict, top: int) -> list[dict]:
@@ -96,14 +92,13 @@ class Predictor:
         return f"{self.info.get('name') or self.run_dir.name} ({self.engine_name}, weights {self.run.weights_sha256[:12]})"
 
     def metadata_vector(self, age=None, sex=None, height=None, weight=None) -> np.ndarray:
-        """The 8 metadata features, scaled as in training; unknown values are flagged missing."""
-        check_sex(sex)
-        raw = np.array([np.nan if age is None else min(float(age), 90.0),
-                        np.nan if sex is None else _SEX[str(sex).lower()],
-                        np.nan if height is None else float(height), np.nan if weight is None else float(weight)])
-        scaler = self.info.get("metadata_scaler", {"mean": [0.0] * 4, "std": [1.0] * 4})
-        scaled = (raw - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
-        return np.concatenate([np.nan_to_num(scaled), np.isnan(raw).astype(float)]).astype(np.float32)
+        """The 8 metadata features, encoded as in training (:func:`~ecgnet.data.ptbxl.metadata_features`: age
+        capped at 90, …) and scaled with the run's training statistics; unknown values are flagged missing."""
+        fields = check_patient(age, sex, height, weight, plausible=False)
+        fields["sex"] = None if fields["sex"] is None else _SEX[fields["sex"]]
+        raw = metadata_features(*([np.nan if fields[f] is None else float(fields[f])] for f in META_FIELDS))
+        scaler = self.info.get("metadata_scaler", {"mean": [0.0] * 4, "std": [1.0] * 4})  # none: unscaled
+        return MetadataScaler(np.asarray(scaler["mean"]), np.asarray(scaler["std"])).transform(raw)[0]
 
     def segments(self, samples: int) -> list[int]:
         """Starts of the 10 s segments that cover a record of ``samples`` samples."""
@@ -114,7 +109,18 @@ class Predictor:
         return windows.coverage(samples, self.rate, self.config.data, self.long_records)
 
     def predict_signal(self, signal: np.ndarray, metadata: np.ndarray) -> np.ndarray:
-        """(12, samples) mV → (classes,) probabilities, averaged over the record's 10 s segments."""
+        """(12, samples) mV → (classes,) probabilities, averaged over the record's 10 s segments. ``metadata``:
+        the 8 features of :meth:`metadata_vector` (all unknown: ``metadata_vector()``)."""
+        signal = np.asarray(signal, dtype=np.float32)
+        if signal.ndim != 2 or signal.shape[0] != len(LEADS):
+            raise ECGNetError(f"the signal must be ({len(LEADS)}, samples) mV, leads first (I, II, III, aVR, aVL, "
+                              f"aVF, V1–V6), at {self.rate} Hz; got shape {signal.shape}")
+        if not np.isfinite(signal).all():
+            raise ECGNetError("the signal has NaN or infinite samples")
+        if metadata is None or np.shape(metadata) != (len(META_FEATURES),):
+            raise ECGNetError(f"metadata must be the {len(META_FEATURES)} features of metadata_vector() (with no "
+                              f"arguments when nothing is known); got {None if metadata is None else np.shape(metadata)}")
+        metadata = np.asarray(metadata, dtype=np.float32)
         if self.window and signal.shape[-1] < self.window:
             raise ECGNetError(f"{signal.shape[-1] / self.rate:.1f} s long; "
                               f"the model needs at least {self.config.data.crop_seconds:g} s")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+AGGREGATES = ("max", "mean")  # over a record's windows
+
 
 def window_starts(samples: int, window: int, stride: int) -> list[int]:
     """Window starts covering the whole record; the last window ends at the record's end."""
@@ -23,7 +25,10 @@ def window_starts(samples: int, window: int, stride: int) -> list[int]:
 def aggregate_windows(model: nn.Module, signal: torch.Tensor, metadata: torch.Tensor,
                       window: int | None, stride: int, aggregate: str = "max") -> torch.Tensor:
     """(batch, 12, samples) → (batch, classes) probabilities, aggregated over the windows
-    (differentiable; models with ``whole_record = True`` window internally and see the record)."""
+    (differentiable; models with ``whole_record = True`` window internally and see the record).
+    ``aggregate``: 'max' (the benchmark's) or 'mean' over the windows."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {aggregate!r}")
     if getattr(model, "whole_record", False):
         return torch.sigmoid(model(signal, metadata))
     samples = signal.shape[-1]

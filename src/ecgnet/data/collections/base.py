@@ -3,7 +3,7 @@
 A :class:`Collection` holds, row for row: the record names, the label matrix over its own classes
 (1 / 0, NaN where a label is unknown), fold numbers when the source defines them, patients (a
 record's own name when unknown), sources (sites, databases) and the raw metadata (age, sex 0 male /
-1 female, height cm, weight kg, with ``*_missing`` flags, the layout of :func:`ecgnet.data.ptbxl.metadata_table`).
+1 female, height cm, weight kg, with ``*_missing`` flags: :func:`ecgnet.data.ptbxl.metadata_features`).
 Signals come from a memory-mapped cache once :meth:`Collection.load_signals` has been called; rows
 are then read on demand (:class:`~ecgnet.data.dataset.SignalRows`).
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from ecgnet.data.dataset import SignalRows, Split
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.ptbxl import META_FIELDS, SUPERCLASS_DESCRIPTIONS, MetadataScaler
+from ecgnet.data.ptbxl import SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
 
 # (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)
@@ -107,14 +107,6 @@ class Collection:
         out = table.groupby(pd.Series(self.sources, name="source")).sum()
         out.loc["total"] = out.sum()
         return out
-
-
-def metadata_frame(age, sex, height, weight) -> pd.DataFrame:
-    """The raw metadata table from four (n,) float arrays (NaN = missing), with the missing flags."""
-    meta = pd.DataFrame({"age": age, "sex": sex, "height": height, "weight": weight}, dtype=float)
-    for f in META_FIELDS:
-        meta[f"{f}_missing"] = meta[f].isna().astype(float)
-    return meta
 
 
 class CollectionData:

@@ -50,17 +50,18 @@ import numpy as np
 import pandas as pd
 
 from ecgnet.config import read_yaml
-from ecgnet.data.collections.base import Collection, metadata_frame
+from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
 from ecgnet.data.collections.manifest_checks import ACCEPTED, FALSE, TRUE, WILDCARD
-from ecgnet.data.ptbxl import AGE_CAP
+from ecgnet.data.patient import RANGES
+from ecgnet.data.ptbxl import AGE_CAP, metadata_features
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
 _SEX = {"m": 0.0, "male": 0.0, "0": 0.0, "0.0": 0.0, "f": 1.0, "female": 1.0, "1": 1.0, "1.0": 1.0}
-PLAUSIBLE = {"age": (0, 130), "height": (30, 250), "weight": (1, 400)}  # cm, kg; outside: a row error
+PLAUSIBLE = {name: (low, high) for name, (low, high, _) in RANGES.items()}  # outside: a row error
 
 
 def read_label_map(path: str | Path) -> dict[str, list[str]]:
@@ -352,6 +353,6 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
         y=np.stack([e["y"] for e in kept]).astype(np.float32).reshape(len(kept), len(classes)),
         patients=np.array([e["patient"] for e in kept], dtype=object),
         sources=np.array([e["source"] for e in kept], dtype=object),
-        metadata=metadata_frame(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
+        metadata=metadata_features(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
         folds=None if folds is None else np.array(folds, dtype=int), skipped=skipped, loader=loader,
         info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped)})
