@@ -89,6 +89,23 @@ def test_ablation_and_weights_of_a_tiny_fusion_model(small_test):
     assert modality_weights(time_model, small_test, config, classes) == {}
 
 
+def test_ablation_scores_a_late_fusion_ensemble_as_evaluation_does(small_test):
+    """The ablation windowed every model itself: a late-fusion ensemble (whole_record: each member windows
+    the record and is aggregated on its own) was scored as the max over crops of the member mean — 0.09
+    from the probabilities evaluation gives, so compare's 'full' AUC of late fusion was not the run's."""
+    from ecgnet.explain.ablation import predict_with_weights
+    from ecgnet.models.windows import windowed_proba
+    from ecgnet.runs.directory import Run
+
+    run = Run.open("ensemble_greedy")
+    records = subset(small_test, 12)
+    probabilities, weights = predict_with_weights(run.model, records, run.config, batch_size=5)
+    expected = windowed_proba(run.model, torch.as_tensor(records.signal), torch.as_tensor(records.metadata),
+                              run.window, run.stride, run.config.data.aggregate).numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+    assert weights is None  # late fusion exposes no gate
+
+
 def test_lead_importance_is_a_share_per_class(small_test):
     model = _model("time_resnet1d", widths=[16])
     classes = ["CD", "HYP", "MI", "NORM", "STTC"]
@@ -98,3 +115,26 @@ def test_lead_importance_is_a_share_per_class(small_test):
         assert sum(table["importance"][c].values()) == pytest.approx(1)
         assert table["n_records"][c] == 2
     plt.close(plot_lead_importance(table))
+
+
+def test_attribution_inputs_are_checked_at_the_boundary():
+    """Wrong shapes, a class out of range or by name, missing metadata: raw IndexError/TypeError/RuntimeError
+    from torch or captum once (a class of -1 was even explained, as the last class); and a frequency model
+    given wrong metadata answered None, 'no frequency branch', instead of an error."""
+    model = _model("frequency_transformer", d_model=16, n_layers=1)
+    signal, metadata = np.random.default_rng(0).normal(0, 0.3, (12, 1000)).astype(np.float32), np.zeros(8)
+    assert time_attributions(model, signal, metadata, np.int64(4), n_steps=4).target == 4
+    for kwargs, message in (({"target_class": 5}, "not a class of the model: 0–4"),
+                            ({"target_class": -1}, "not a class of the model"),
+                            ({"target_class": "MI"}, "must be a class index"),
+                            ({"signal": signal.T}, r"shape \(12, samples\), leads first; got \(1000, 12\)"),
+                            ({"signal": signal[0]}, "leads first"),
+                            ({"metadata": None}, "metadata_vector"),
+                            ({"metadata": np.zeros(3)}, r"metadata must have shape \(8,\)"),
+                            ({"signal": np.full((12, 1000), np.nan)}, "finite")):
+        args = {"signal": signal, "metadata": metadata, "target_class": 0, **kwargs}
+        for explain in (time_attributions, frequency_attributions):
+            with pytest.raises(ValueError, match=message):
+                explain(model, args["signal"], args["metadata"], args["target_class"], n_steps=4)
+    with pytest.raises(ValueError, match="same"):
+        plot_time_heatmap(signal, signal[:, :10])

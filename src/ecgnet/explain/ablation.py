@@ -22,7 +22,7 @@ from torch import nn
 from ecgnet.config import Config
 from ecgnet.data.dataset import Split
 from ecgnet.evaluation import metrics as M
-from ecgnet.models.windows import window_starts
+from ecgnet.models.windows import aggregate_windows
 
 
 def _windows(config: Config) -> tuple[int | None, int, str]:
@@ -51,16 +51,13 @@ def predict_with_weights(model: nn.Module, split: Split, config: Config,
         for i in range(0, len(split.ecg_ids), batch_size):
             x = torch.as_tensor(np.asarray(split.signal[i:i + batch_size]), device=device)
             m = torch.as_tensor(np.asarray(split.metadata[i:i + batch_size]), device=device)
-            starts = window_starts(x.shape[-1], window or x.shape[-1], stride)
-            w = window or x.shape[-1]
-            crops = torch.cat([x[..., s:s + w] for s in starts])
             if hasattr(model, "last_weights"):
                 model.last_weights = None
-            p = torch.sigmoid(model(crops, m.repeat(len(starts), 1))).view(len(starts), len(x), -1)
-            probs.append((p.amax(0) if aggregate == "max" else p.mean(0)).cpu().numpy())
+            # as evaluation does: a late-fusion ensemble (whole_record) windows inside, per member
+            probs.append(aggregate_windows(model, x, m, window, stride, aggregate).cpu().numpy())
             lw = getattr(model, "last_weights", None)
-            if lw is not None:
-                weights.append(lw.float().view(len(starts), len(x), -1).mean(0).cpu().numpy())
+            if lw is not None:  # (windows × records, modalities), window-major
+                weights.append(lw.float().view(-1, len(x), lw.shape[-1]).mean(0).cpu().numpy())
     finally:
         model.train(was_training)
     complete = weights and len(weights) == len(probs)  # every batch reported weights

@@ -28,6 +28,7 @@ from matplotlib.colors import TwoSlopeNorm
 from torch import nn
 
 from ecgnet.data.dataset import Split
+from ecgnet.data.ptbxl import META_FEATURES
 from ecgnet.data.signals import LEADS
 from ecgnet.modalities.frequency import FrequencyFrontend
 from ecgnet.models.windows import window_starts
@@ -55,9 +56,30 @@ class FrequencyAttribution:
 
 
 def _as_batch(signal, metadata) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.as_tensor(np.asarray(signal, dtype=np.float32))
-    m = torch.as_tensor(np.asarray(metadata, dtype=np.float32))
-    return (x.unsqueeze(0) if x.ndim == 2 else x), (m.unsqueeze(0) if m.ndim == 1 else m)
+    """One record as a batch of one, checked: ``signal`` (12, samples) mV, ``metadata`` the 8 features
+    (:meth:`~ecgnet.inference.predictor.Predictor.metadata_vector`; all unknown: ``metadata_vector()``)."""
+    if metadata is None:
+        raise ValueError(f"metadata must be the record's {len(META_FEATURES)} features (Predictor.metadata_vector(); "
+                         "all unknown: metadata_vector() with no arguments), not None")
+    x, m = np.asarray(signal, dtype=np.float32), np.asarray(metadata, dtype=np.float32)
+    x, m = (x[0] if x.ndim == 3 and len(x) == 1 else x), (m[0] if m.ndim == 2 and len(m) == 1 else m)
+    if x.ndim != 2 or x.shape[0] != len(LEADS):
+        raise ValueError(f"signal must be one record of shape ({len(LEADS)}, samples), leads first; got {x.shape}")
+    if m.shape != (len(META_FEATURES),):
+        raise ValueError(f"metadata must have shape ({len(META_FEATURES)},): {', '.join(META_FEATURES)}; got {m.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(m).all()):
+        raise ValueError("signal and metadata must be finite (no NaN or infinity)")
+    return torch.as_tensor(x)[None], torch.as_tensor(m)[None]
+
+
+def _class_index(target_class, n_classes: int) -> int:
+    """``target_class`` as an index into the model's ``n_classes`` outputs, else a ValueError."""
+    if isinstance(target_class, (bool, np.bool_)) or not isinstance(target_class, (int, np.integer)):
+        raise ValueError(f"target_class must be a class index (an int; the run's classes name them), "
+                         f"not {target_class!r}")
+    if not 0 <= target_class < n_classes:
+        raise ValueError(f"target_class {target_class} is not a class of the model: 0–{n_classes - 1}")
+    return int(target_class)
 
 
 def _forward(model: nn.Module):
@@ -75,11 +97,13 @@ def best_window(model: nn.Module, signal, metadata, target_class: int, window: i
         return 0
     starts = window_starts(x.shape[-1], window, stride)
     logits = model(torch.cat([x[..., s:s + window] for s in starts]), m.repeat(len(starts), 1))
-    return int(starts[int(logits[:, target_class].argmax())])
+    return int(starts[int(logits[:, _class_index(target_class, logits.shape[1])].argmax())])
 
 
 def _window(model, signal, metadata, target_class, window, start, stride):
     x, m = _as_batch(signal, metadata)
+    with torch.no_grad():
+        _class_index(target_class, model(x[..., :window or x.shape[-1]], m).shape[1])
     if window is None or window >= x.shape[-1]:
         return x, m, 0
     if start is None:
@@ -126,12 +150,18 @@ def frequency_attributions(model: nn.Module, signal, metadata, target_class: int
         return None
     model.eval()
     x, m, start = _window(model, signal, metadata, target_class, window, start, stride)
-    lig = LayerIntegratedGradients(_forward(model), frontend)
+    calls = []
+    hook = frontend.register_forward_hook(lambda *_: calls.append(1))
     try:
-        attr, delta = lig.attribute(x, baselines=torch.zeros_like(x), target=int(target_class),
-                                    additional_forward_args=(m,), n_steps=n_steps, return_convergence_delta=True)
-    except (AssertionError, RuntimeError, AttributeError, TypeError):  # the frontend was never called
+        with torch.no_grad():
+            model(x, m)
+    finally:
+        hook.remove()
+    if not calls:  # the frontend is not used (e.g. the frequency modality dropped): nothing to attribute
         return None
+    lig = LayerIntegratedGradients(_forward(model), frontend)
+    attr, delta = lig.attribute(x, baselines=torch.zeros_like(x), target=int(target_class),
+                                additional_forward_args=(m,), n_steps=n_steps, return_convergence_delta=True)
     values = attr[0].detach().numpy()
     leads = frontend.n_leads
     if values.shape[0] != leads:
@@ -186,6 +216,9 @@ def _norm(values: np.ndarray) -> TwoSlopeNorm:
 def plot_time_heatmap(signal, attributions, lead_names=LEADS, title: str = "", fs: float = 100, start: int = 0):
     """12 lead traces (black), each over its attribution (red: raises the class logit, blue: lowers it)."""
     signal, attributions = np.asarray(signal), np.asarray(attributions)
+    if signal.ndim != 2 or signal.shape != attributions.shape:
+        raise ValueError(f"signal {signal.shape} and attributions {attributions.shape} must have the same "
+                         "(leads, samples) shape")
     leads, samples = signal.shape
     t = (start + np.arange(samples)) / fs
     fig, axes = plt.subplots(leads, 1, figsize=(9, 1.0 * leads + 1), sharex=True)
