@@ -33,3 +33,16 @@ def test_run_report_shows_calibration(tiny_run):
     assert (tiny_run.run_dir / "figures" / "calibration.png").is_file()
     report = (tiny_run.run_dir / "report.md").read_text()
     assert "calibration" in report.lower() and "ECE" in report
+
+
+def test_ece_refuses_what_is_not_one_class_of_probabilities():
+    """A (records, classes) pair gave an ECE of 1.37 and probabilities over 1 one of 2.76: impossible values,
+    silently; lengths that disagree a raw IndexError."""
+    from ecgnet.evaluation.calibration import expected_calibration_error
+
+    y, p = np.array([0, 1, 1, 0]), np.array([0.1, 0.8, 0.6, 0.3])
+    assert 0 <= expected_calibration_error(y, p) <= 1
+    for bad_y, bad_p, message in ((np.stack([y, y], 1), np.stack([p, p], 1), "1-D"), (y, p[:3], "same"),
+                                  (y, p * 4, r"\[0, 1\]"), (y * 2, p, "binary"), (y[:0], p[:0], "non-empty")):
+        with pytest.raises(ValueError, match=message):
+            expected_calibration_error(bad_y, bad_p)

@@ -213,3 +213,10 @@ def test_decision_rates_match_scikit_learn():
     assert rates["sensitivity"] == pytest.approx(recall_score(y, calls))
     assert rates["specificity"] == pytest.approx(recall_score(1 - y, ~calls))
     assert rates["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, calls))
+    # integer 0/1 calls and lists: ~ on an int 1 is -2, which once gave a specificity of -1.5
+    as_ints = decision_rates(list(y), calls.astype(int))
+    assert as_ints == pytest.approx(rates)
+    for bad_y, bad_calls, message in ((y, calls[:-1], "same 1-D shape"), (y[:, None], calls[:, None], "1-D"),
+                                      (y, calls * 2, "binary"), (np.ones(5), np.ones(5, bool), "a positive and a negative")):
+        with pytest.raises(ValueError, match=message):
+            decision_rates(bad_y, bad_calls)

@@ -64,3 +64,12 @@ def test_classes_with_few_cases_are_named_in_a_warning():
     y[0, 1] = 1.0  # one positive: AUC 1.000 [1.000, 1.000] if it is ranked first
     warning = few_cases(score(y, p, ["A", "B", "C"], n_boot=10))
     assert warning.startswith("fewer than 10 positives or negatives for B (1 positive, 79 negative)")
+
+
+def test_score_refuses_shapes_that_disagree_with_its_classes():
+    """y and p of different shapes, or fewer class names than columns: a raw IndexError before."""
+    y, p = np.array([[0, 1], [1, 0], [1, np.nan]]), np.array([[0.2, 0.7], [0.9, 0.1], [0.6, 0.5]])
+    assert score(y, p, ["a", "b"], n_boot=10)["classes_scored"] == ["a", "b"]
+    for args in ((y, p[:, :1], ["a", "b"]), (y, p, ["a"]), (y[:, 0], p[:, 0], ["a"])):
+        with pytest.raises(ValueError, match="one column per class"):
+            score(*args, n_boot=10)

@@ -19,8 +19,16 @@ from ecgnet.plotting import plt
 
 
 def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10) -> float:
-    """Binned ECE of one class: Σ_bins (n_bin / n) · |mean(y) − mean(p)|, bins of equal width on [0, 1]."""
+    """Binned ECE of one class: Σ_bins (n_bin / n) · |mean(y) − mean(p)|, bins of equal width on [0, 1].
+    ``y_true`` 0/1 and ``y_prob`` probabilities in [0, 1], one class's records (1-D, the same length)."""
     y_true, y_prob = np.asarray(y_true, dtype=float), np.asarray(y_prob, dtype=float)
+    if y_true.ndim != 1 or y_true.shape != y_prob.shape or not len(y_true):
+        raise ValueError(f"y_true {y_true.shape} and y_prob {y_prob.shape} must be one class's records: the same "
+                         "non-empty 1-D shape (calibration_summary takes every class)")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("y_true must be binary (0/1)")
+    if not (np.isfinite(y_prob).all() and ((y_prob >= 0) & (y_prob <= 1)).all()):
+        raise ValueError("y_prob must be probabilities in [0, 1]")
     bins = np.minimum((y_prob * n_bins).astype(int), n_bins - 1)
     gaps = [abs(y_true[bins == b].mean() - y_prob[bins == b].mean()) * (bins == b).sum()
             for b in range(n_bins) if (bins == b).any()]

@@ -18,9 +18,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
-from sklearn.metrics import roc_curve
 
 from ecgnet.errors import ECGNetError
+from ecgnet.evaluation.operating_points import youden_threshold
 from ecgnet.fileio import atomic_path
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
@@ -137,19 +137,22 @@ def choose_thresholds(y_true, y_prob) -> np.ndarray:
     """
     y_true, y_prob = _check(y_true, y_prob)
     per_class_auc(y_true, y_prob)  # every class needs positives and negatives
-    out = np.empty(y_true.shape[1])
-    for k in range(y_true.shape[1]):
-        fpr, tpr, thr = roc_curve(y_true[:, k], y_prob[:, k])
-        best = int(np.argmax(tpr - fpr))
-        # thr[0] is +inf ("predict nothing"); keep the threshold finite and JSON-friendly.
-        out[k] = min(thr[best], np.nextafter(y_prob[:, k].max(), np.inf))
-    return out
+    return np.array([youden_threshold(y_true[:, k], y_prob[:, k]) for k in range(y_true.shape[1])])
 
 
-def decision_rates(y: np.ndarray, calls: np.ndarray) -> dict:
-    """Sensitivity, specificity and balanced accuracy of one class's boolean ``calls`` against its 0/1
-    labels ``y`` (both present); the one-class, known-labels-only counterpart of :func:`threshold_metrics`."""
-    sens, spec = float(calls[y == 1].mean()), float((~calls[y == 0]).mean())
+def decision_rates(y, calls) -> dict:
+    """Sensitivity, specificity and balanced accuracy of one class's ``calls`` (positive: True or 1) against
+    its 0/1 labels ``y`` (both present, same length); the one-class, known-labels-only counterpart of
+    :func:`threshold_metrics`."""
+    y, calls = np.asarray(y), np.asarray(calls)
+    if y.ndim != 1 or y.shape != calls.shape:
+        raise ValueError(f"y {y.shape} and calls {calls.shape} must be one class's records: the same 1-D shape")
+    if not np.isin(y, (0, 1)).all() or not np.isin(calls, (0, 1)).all():
+        raise ValueError("y and calls must be binary (0/1 or booleans)")
+    if not 0 < y.sum() < len(y):
+        raise ValueError("sensitivity and specificity need a positive and a negative record in y")
+    y, calls = y.astype(bool), calls.astype(bool)  # ~ on integer 0/1 calls is -1/-2, not their negation
+    sens, spec = float(calls[y].mean()), float((~calls[~y]).mean())
     return {"sensitivity": sens, "specificity": spec, "balanced_accuracy": (sens + spec) / 2}
 
 

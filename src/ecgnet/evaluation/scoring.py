@@ -50,7 +50,12 @@ def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | N
           n_boot: int = 1000, seed: int = 0) -> dict:
     """Per class: known and positive counts, AUC with its interval, and with ``thresholds`` the balanced
     accuracy, sensitivity and specificity of its calls; the macro AUC (with interval) over the scorable
-    classes and the mean balanced accuracy. ``n``: the records given."""
+    classes and the mean balanced accuracy. ``n``: the records given. ``y``: (records, classes) 0/1 with NaN
+    for unknown labels; ``p``: probabilities of the same shape; ``classes``: their names, in column order."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if y.ndim != 2 or y.shape != p.shape or y.shape[1] != len(classes):
+        raise ValueError(f"y {y.shape} and p {p.shape} must be (records, classes) with one column per class "
+                         f"of {len(classes)} ({', '.join(map(str, classes))})")
     ok = scorable(y)
     per_class = {}
     for k, c in enumerate(classes):

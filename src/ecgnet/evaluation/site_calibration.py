@@ -76,11 +76,6 @@ def cross_fit(y, p, folds: np.ndarray, **fit_kwargs) -> tuple[np.ndarray, np.nda
     return q, thresholds
 
 
-def balanced_accuracy(y: np.ndarray, calls: np.ndarray) -> float:
-    """(sensitivity + specificity) / 2 of boolean calls against 0/1 labels (both present)."""
-    return 0.5 * (calls[y == 1].mean() + (~calls[y == 0]).mean())
-
-
 def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: int = 1000, ci: float = 0.90,
                  seed: int = 0, n_bins: int = 10) -> dict:
     """Per class (known labels only): balanced accuracy, sensitivity and specificity with the run's
@@ -111,8 +106,8 @@ def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: i
         diff = entry["after"]["balanced_accuracy"] - entry["before"]["balanced_accuracy"]
         entry["difference"] = {"value": float(diff), "low": None, "high": None}
         if idx is not None:
-            b = np.array([balanced_accuracy(yk[i], before[i]) for i in idx])
-            a = np.array([balanced_accuracy(yk[i], after[i]) for i in idx])
+            b = np.array([decision_rates(yk[i], before[i])["balanced_accuracy"] for i in idx])
+            a = np.array([decision_rates(yk[i], after[i])["balanced_accuracy"] for i in idx])
             for name, values in (("before", b), ("after", a)):
                 entry[name]["low"], entry[name]["high"] = (float(v) for v in np.percentile(values, [lo, hi]))
             entry["difference"]["low"], entry["difference"]["high"] = (float(v) for v in np.percentile(a - b, [lo, hi]))
