@@ -254,3 +254,14 @@ def test_committed_configs_load_and_build(path):
 
 def test_there_are_committed_configs():
     assert CONFIGS, "configs/*.yaml is empty"
+
+
+def test_a_second_model_under_a_registered_name_is_refused():
+    """register() silently replaced a model of the same name: the first one's configs then built the other."""
+    from ecgnet.models.registry import _REGISTRY, register
+
+    first = _REGISTRY["time_resnet1d"]
+    with pytest.raises(ValueError, match="'time_resnet1d' is registered twice"):
+        register("time_resnet1d")(lambda num_classes: None)
+    assert _REGISTRY["time_resnet1d"] is first
+    assert register("time_resnet1d")(first) is first  # the same function again (a module re-imported): fine

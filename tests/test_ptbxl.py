@@ -60,6 +60,8 @@ def test_splits_are_the_strat_folds(real_labels, ptbxl_tables):
     assert not (train & val).any() and not (train & test).any() and not (val & test).any()
     assert (train | val | test).all()
     assert set(labels.folds[test]) == {10} and set(labels.folds[val]) == {9}
+    with pytest.raises(ValueError, match="split must be one of train, val, test, not 'validation'"):
+        labels.split("validation")  # a raw KeyError before
 
 
 def test_metadata_mapping(ptbxl_tables):

@@ -91,6 +91,9 @@ def test_micro_sign_units_are_read_as_microvolts(write_record):
         path, signal = write_record(name, units="uV")
         path.write_bytes(path.read_text().replace("/uV", f"/{unit}").encode(encoding))
         np.testing.assert_allclose(read_record(path), signal * 1e-3, atol=1e-8)
+    path, signal = write_record("nano", units="uV")  # nV: every other reader knew it, the WFDB one refused it
+    path.write_text(path.read_text().replace("/uV", "/nV"))
+    np.testing.assert_allclose(read_record(path), signal * 1e-6, atol=1e-11)
 
 
 def test_missing_lead_rejected(write_record):

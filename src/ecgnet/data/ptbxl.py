@@ -103,6 +103,8 @@ class Labels:
 
     def split(self, name: str) -> np.ndarray:
         """Boolean mask of the records in split ``train`` (folds 1–8), ``val`` (9) or ``test`` (10)."""
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {name!r}")
         return np.isin(self.folds, SPLITS[name])
 
 

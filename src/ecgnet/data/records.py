@@ -42,8 +42,8 @@ from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_recor
                                      read_header_bytes, zero_gains)
 from ecgnet.errors import ECGNetError
 
-_UNIT_SCALE = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
-               "microvolt": 1e-3, "microvolts": 1e-3, "v": 1e3, "volt": 1e3, "volts": 1e3}
+UNITS_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,  # every reader's
+               "microvolt": 1e-3, "microvolts": 1e-3, "nv": 1e-6, "v": 1e3, "volt": 1e3, "volts": 1e3}
 MEDIAN_RANGE_MV = (0.3, 12.0)  # plausible median peak-to-peak lead range (PTB-XL folds 1–8: 0.38–9.5)
 FLAT_LEAD_MV = 0.02
 SAME_RANGE_SPREAD = 0.02  # std / mean of the 12 lead ranges; PTB-XL folds 1–8: ≥ 0.10
@@ -103,10 +103,10 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     channels, derived = _lead_channels(header, names, notes)
     units = header_units(raw)  # as written: wfdb reads '/µV' as V
     units = units if len(units) == len(names) else list(rec.units)
-    scale = [_UNIT_SCALE.get((u or "mV").strip().lower()) for u in units]
+    scale = [UNITS_TO_MV.get((u or "mV").strip().lower()) for u in units]
     if None in [scale[c] for c in channels]:
         raise ECGNetError(f"{header}: unknown signal units {_listed(sorted(set(str(units[c]) for c in channels)))} "
-                          "(need mV, uV/µV or V)")
+                          "(need V, mV, µV or nV)")
     scale = [1.0 if x is None else x for x in scale]  # an ignored channel's units do not matter
     amplitude_ok = not zero_gains(raw)  # wfdb reads gain 0 as 200 ADU/mV without a word
     if not amplitude_ok:

@@ -19,6 +19,9 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 def register(name: str):
     def add(fn):
+        if name in _REGISTRY and _REGISTRY[name] is not fn:  # two models under one name: the second would win
+            raise ValueError(f"model name '{name}' is registered twice ({_REGISTRY[name].__module__} and "
+                             f"{fn.__module__})")
         _REGISTRY[name] = fn
         return fn
     return add

@@ -22,7 +22,7 @@ from ecgnet.data.readers.detect import FORMATS, READ, detect
 from ecgnet.data.records import ECGRecord, amplitude_problems, read_ecg, resample_signal, resolution_warning
 from ecgnet.errors import ECGNetError
 
-__all__ = ["FORMATS", "READ", "detect", "read_any", "read_ecg_any", "read_source"]
+__all__ = ["FORMATS", "READ", "detect", "read_ecg_any", "read_source"]
 
 _MODULES = {"muse-xml": "muse", "philips-xml": "philips", "hl7-aecg": "hl7_aecg", "dicom": "dicom",
             "scp-ecg": "scp", "edf": "edf"}
@@ -72,4 +72,3 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
     return rec
 
 
-read_any = read_ecg_any  # the name ecgnet.data.collections.cache imports

@@ -17,19 +17,16 @@ import numpy as np
 from ecgnet.data.leads import LIMB_FROM_I_II, lead_name  # noqa: F401 (readers import lead_name from here)
 from ecgnet.data.leads import display as _display
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.records import LEADS, ECGRecord
+from ecgnet.data.records import LEADS, UNITS_TO_MV, ECGRecord
 from ecgnet.errors import ECGNetError
-
-_UNITS_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,
-                "microvolt": 1e-3, "microvolts": 1e-3, "nv": 1e-6, "v": 1e3, "volt": 1e3, "volts": 1e3}
 
 
 def units_to_mv(unit: str | None, path: Path, default: str = "uV") -> float:
     """The factor from ``unit`` (mV, uV, µV, V, 'MICROVOLTS' …; None → ``default``) to mV."""
     key = (unit or default).strip().lower()
-    if key not in _UNITS_TO_MV:
+    if key not in UNITS_TO_MV:
         raise ECGNetError(f"{path}: unknown amplitude units {unit!r} (need V, mV, µV or nV)")
-    return _UNITS_TO_MV[key]
+    return UNITS_TO_MV[key]
 
 
 def check_file(path: Path, limits: ReadLimits) -> bytes:
