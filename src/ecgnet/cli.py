@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from ecgnet.runs.bundled import DEFAULT_MODEL, resolve_checkpoint
 from ecgnet import strictjson
-from ecgnet.data.patient import check_patient
+from ecgnet.data.patient import PatientError, check_patient
 from ecgnet.cli_help import Typer
 from ecgnet.errors import ECGNetError
 
@@ -30,6 +30,14 @@ app.add_typer(data_app, name="data")
 # Piped output (make, logs) gets 120 columns instead of rich's 80, so tables are not truncated.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
+
+def _patient_options(**fields) -> dict:
+    """--age/--sex/--height/--weight checked (:func:`~ecgnet.data.patient.check_patient`); an error names the option."""
+    try:
+        return check_patient(**fields)
+    except PatientError as e:  # its message starts with the field's name
+        raise ECGNetError(f"--{e}") from None
+
 
 CHECKPOINT_HELP = "Run directory, its model.safetensors, or a bundled model's name (see `ecgnet models`)."
 DataOpt = typer.Option(None, "--data", envvar="ECGNET_DATA", help="PTB-XL folder (PhysioNet layout).")
@@ -542,7 +550,7 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
     from ecgnet.inference.batch import predict_many, summary, write_results_csv
     from ecgnet.inference.predictor import Predictor
 
-    metadata = check_patient(age=age, sex=sex, height=height, weight=weight)  # inf, nan, -1, 1e9, 'x': exit 2
+    metadata = _patient_options(age=age, sex=sex, height=height, weight=weight)  # inf, nan, -1, 1e9, 'x': exit 2
     predictor = Predictor(checkpoint, long_records=long_records, engine=engine, site=site)
     results = predict_many(predictor, headers, resample=resample, progress=progress and not as_json,
                            limits=_read_limits(max_seconds, max_signals, max_values),
@@ -613,7 +621,7 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
 
     if pdf.suffix.lower() != ".pdf":  # a PDF named report.png opens nowhere
         raise ECGNetError(f"--pdf {pdf}: the report is a PDF; give a name ending in .pdf")
-    metadata = check_patient(age=age, sex=sex, height=height, weight=weight)
+    metadata = _patient_options(age=age, sex=sex, height=height, weight=weight)
     result = make_report(record, pdf, checkpoint, resample=resample, site=site, long_records=long_records,
                          limits=_read_limits(max_seconds, max_signals, max_values), **metadata)
     positives = ", ".join(result["positives"]) or "none"

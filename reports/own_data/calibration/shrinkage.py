@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ecgnet.evaluation.operating_points import fit_thresholds
-from ecgnet.evaluation.site_calibration import balanced_accuracy
+from ecgnet.evaluation.metrics import decision_rates
 from ecgnet.fileio import write_json, write_text
 from ecgnet.runs.origin import provenance
 
@@ -94,7 +94,7 @@ def run_thresholds(classes: list[str]) -> np.ndarray:
 
 
 def mean_ba(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
-    return float(np.mean([balanced_accuracy(y[:, k], p[:, k] >= t[k]) for k in range(y.shape[1])]))
+    return float(np.mean([decision_rates(y[:, k], p[:, k] >= t[k])["balanced_accuracy"] for k in range(y.shape[1])]))
 
 
 def profiles(y, p, run_t) -> dict[str, np.ndarray]:
