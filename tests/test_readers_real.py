@@ -11,6 +11,7 @@ import pytest
 
 from ecgnet.data.readers import FORMATS, detect, read_ecg_any, read_source
 from ecgnet.data.records import LEADS
+from ecgnet.errors import ECGNetError
 
 FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
 # file → (format, source rate, samples, statements that must be read, derived leads)
@@ -45,6 +46,26 @@ def test_real_file_is_read(name):
     assert rec.patient.get("id")
     # the limb leads obey Einthoven (III = II − I; the Philips carts' calibration tail is trimmed)
     assert np.abs(rec.signal[LEADS.index("III")] - (rec.signal[1] - rec.signal[0])).max() < 0.03
+
+
+def test_a_philips_file_stripped_to_its_waveform_is_read(tmp_path):
+    """Real exports stripped of <dataacquisition> (a de-identification script's output, found in a public
+    repository) were refused as 'not a 12-lead Philips ECG', though a 1.04 waveform's own attributes declare its
+    rate, resolution and leads."""
+    import re
+
+    source = FORMATS_DIR / "philips_xml/3191723_ZZDEMOPTONLY_1-04_orig.xml"
+    xml = source.read_bytes().decode("utf-16")
+    stripped, n = re.subn(r"<dataacquisition[ >].*?</dataacquisition>", "", xml, flags=re.DOTALL)
+    assert n == 1 and "<signalcharacteristics>" not in stripped
+    (tmp_path / "stripped.xml").write_bytes(stripped.encode("utf-16"))
+    rec, original = read_source(tmp_path / "stripped.xml"), read_source(source)
+    assert rec.format == "philips-xml" and rec.source_rate == 500
+    np.testing.assert_array_equal(rec.signal, original.signal)
+    bare = re.sub(r'<parsedwaveforms [^>]*>', '<parsedwaveforms dataencoding="Base64" compression="XLI">', stripped)
+    (tmp_path / "bare.xml").write_bytes(bare.encode("utf-16"))
+    with pytest.raises(ECGNetError, match="bare.xml: declares no sampling rate"):  # nothing left to read it by
+        read_source(tmp_path / "bare.xml")
 
 
 def test_every_real_file_is_resampled_to_the_model_rate_without_amplitude_warnings():

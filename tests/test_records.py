@@ -141,9 +141,19 @@ def test_lead_name_variants(tmp_path):
     (["Age: NaN", "Sex: Unknown"], (None, None)),
     (["Age: -1", "Dx: 1"], (None, None)),
     ([], (None, None)),
+    (["<age>: 51", "<sex>: F", "<diagnoses>:", "Rhythm: Sinus rhythm."], (51.0, "female")),  # LUDB's headers
+    (["<age>: >89", "<sex>: M"], (90.0, "male")),  # an age withheld for privacy, read as PTB-XL's 300 is
+    (["Age: 300"], (90.0, None)), (["Age: 150"], (None, None)), (["age >40"], (None, None)),
 ])
 def test_header_demographics(comments, expected):
+    """LUDB writes '#<age>: 51': its patients were read without age or sex (a metadata model saw 'unknown')."""
     assert header_demographics(comments) == expected
+
+
+def test_a_ludb_style_record_reads_its_age_and_sex(tmp_path):
+    path, _ = write_challenge(tmp_path, comments=("<age>: 51", "<sex>: F", "<diagnoses>:", "Rhythm: Sinus rhythm."))
+    rec = read_ecg(path, 500)
+    assert (rec.age, rec.sex) == (51.0, "female")
 
 
 def test_find_records_in_folders_and_records_lists(tmp_path):

@@ -49,3 +49,21 @@ def check_patient(age=None, sex=None, height=None, weight=None, plausible: bool 
         raise PatientError(f"sex must be male or female (or M/F, PTB-XL's 0/1), not {str(sex)[:20]!r}")
     return {**values, "sex": None if sex is None else SEXES[str(sex).strip().lower()]}
 
+
+
+def sex_from(value) -> str | None:
+    """A file's sex field — 'M', 'Male', 'MALE', 'f' … — as 'male' / 'female'; None when unknown."""
+    return {"m": "male", "male": "male", "f": "female", "female": "female"}.get(str(value or "").strip().lower())
+
+
+def age_from(value) -> float | None:
+    """A file's age field in years; None when unknown or implausible. An age withheld for privacy — '>89' (LUDB
+    and others) or PTB-XL's 300 — is 90, as the models read it."""
+    text = str(value if value is not None else "").strip()
+    try:
+        age = float(text.removeprefix(">").strip())
+    except ValueError:
+        return None
+    if text.startswith(">") or age == PTBXL_OVER_89:
+        return 90.0 if age in (89.0, PTBXL_OVER_89) else None  # '>40' says too little to use
+    return age if math.isfinite(age) and 0 <= age < 150 else None

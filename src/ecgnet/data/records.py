@@ -37,6 +37,7 @@ import wfdb
 
 from ecgnet.data.leads import INDEPENDENT, LEADS, LIMB_FROM_I_II, display, lead_name
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.patient import age_from, sex_from
 from ecgnet.data.quality import LeadQuality, lead_quality
 from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_record_line, header_lines, header_units,
                                      read_header_bytes, zero_gains)
@@ -274,26 +275,24 @@ def amplitude_problems(signal: np.ndarray) -> list[str]:
 
 
 def header_demographics(comments: list[str]) -> tuple[float | None, str | None]:
-    """``#Age: 74`` / ``#Sex: Male`` (Challenge style; also ``age 74`` / ``sex: F``) → (age, sex)."""
+    """``#Age: 74`` / ``#Sex: Male`` (Challenge style; also ``age 74`` / ``sex: F``, LUDB's ``#<age>: 51`` /
+    ``#<sex>: F``) → (age, sex)."""
     age = sex = None
     for c in comments:
         key, value = _key_value(c)
         if key == "age":
-            try:
-                age = float(value)
-                age = None if not np.isfinite(age) or age < 0 else age
-            except ValueError:
-                age = None
+            age = age_from(value)
         elif key == "sex":
-            sex = {"m": "male", "male": "male", "f": "female", "female": "female"}.get(value.lower())
+            sex = sex_from(value)
     return age, sex
 
 
 def _key_value(comment: str) -> tuple[str, str]:
+    """'Age: 74', 'age 74' and LUDB's '<age>: 74' → ('age', '74')."""
     key, sep, value = comment.strip().partition(":")
     if not sep:
         key, _, value = comment.strip().partition(" ")
-    return key.strip().lower(), value.strip()
+    return key.strip().strip("<>").strip().lower(), value.strip()
 
 
 def resample_signal(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:

@@ -168,15 +168,3 @@ def _trim_calibration(signal: np.ndarray, rate: float) -> tuple[np.ndarray, int]
     return signal[:, :end], cut
 
 
-def sex_from(value) -> str | None:
-    """'M', 'Male', 'MALE', 1 … → 'male' / 'female' (None when unknown)."""
-    v = str(value or "").strip().lower()
-    return {"m": "male", "male": "male", "f": "female", "female": "female"}.get(v)
-
-
-def age_from(value) -> float | None:
-    try:
-        age = float(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return age if np.isfinite(age) and 0 <= age < 150 else None

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.readers.common import (age_from, assemble, check_file, check_rate, lead_name, number, parse_xml,
-                                        sex_from, text, units_to_mv)
+from ecgnet.data.patient import age_from, sex_from
+from ecgnet.data.readers.common import assemble, check_file, check_rate, lead_name, number, parse_xml, text, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 

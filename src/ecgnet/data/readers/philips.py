@@ -12,12 +12,13 @@ Statements: 1.03's ``<statement><leftstatement>`` and 1.04's ``<codedstatement>`
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import numpy as np
 
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.readers.common import (age_from, assemble, b64_samples, check_file, check_rate, lead_name, number,
-                                        parse_xml, sex_from, text)
+from ecgnet.data.patient import age_from, sex_from
+from ecgnet.data.readers.common import assemble, b64_samples, check_file, check_rate, lead_name, number, parse_xml, text
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
@@ -34,10 +35,12 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     version = text(root.find("documentinfo/documentversion"))
     if version and version not in VERSIONS:
         warnings.append(f"Philips XML version {version} (read as {', '.join(VERSIONS)} are): check the leads")
-    chars = root.find("dataacquisition/signalcharacteristics")
     wave = root.find("waveforms/parsedwaveforms")
-    if wave is None or chars is None:
-        raise ECGNetError(f"{path}: no <parsedwaveforms> or <signalcharacteristics>: not a 12-lead Philips ECG")
+    if wave is None:
+        raise ECGNetError(f"{path}: no <waveforms><parsedwaveforms>: a Philips XML file without its waveform")
+    chars = root.find("dataacquisition/signalcharacteristics")
+    if chars is None:  # a stripped or de-identified export: 1.04's waveform attributes declare rate, resolution, leads
+        chars = Element("signalcharacteristics")
     rate = _agreeing(path, warnings, "sampling rate", "Hz", text(chars.find("samplingrate")),
                      wave.get("samplespersecond"))
     rate = check_rate(rate, path)
