@@ -1,4 +1,5 @@
-"""The `ecgnet` command: parses options, calls the library, prints with rich. No logic lives here.
+"""The `ecgnet` command: parses options, calls the library, prints with rich. What a command does lives in the
+library (each command imports it by name); what stays here is checking option values and printing.
 
 Errors of user input (:class:`ECGNetError`), a full disk and an unwritable folder are printed as one line
 on stderr with exit status 2.
@@ -48,8 +49,8 @@ MaxSecondsOpt = typer.Option(600.0, "--max-seconds", help="Refuse records longer
 MaxSignalsOpt = typer.Option(24, "--max-signals", help="Refuse records declaring more signals (leads).")
 MaxValuesOpt = typer.Option(7_200_000, "--max-values", help="Refuse records of more samples × signals "
                             "(7.2 M: 10 min at 1 kHz on 12 leads).")
-LongRecordsOpt = typer.Option("segments", "--long-records", help="Records over 10 s: segments, first or windows "
-                              "(see ecgnet predict --help).")
+LongRecordsOpt = typer.Option("segments", "--long-records", help="Records over 10 s: 'segments' (10 s segments, "
+                              "averaged), 'first' (the first 10 s) or 'windows' (max over all windows).")
 
 
 def _read_limits(max_seconds: float, max_signals: int, max_values: int):
@@ -182,24 +183,9 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
     Edit it, or write your own: see docs/own_data.md in the repository. Train on it with
     `ecgnet train --manifest M.csv`.
     """
-    from ecgnet.data.collections import read_manifest
-    from ecgnet.data.collections.make import challenge_manifest, ptbxl_manifest
+    from ecgnet.data.collections.make import make_manifest
 
-    if (source / "ptbxl_database.csv").is_file():
-        if labels is not None:  # an option of the other kind of source is refused, not ignored
-            raise ECGNetError("--labels applies to a Challenge folder; PTB-XL's labels are those of --task")
-        result = ptbxl_manifest(source, out, task or "superdiagnostic", sampling_rate or 100)
-    else:
-        given = [o for o, v in (("--task", task), ("--sampling-rate", sampling_rate)) if v is not None]
-        if given:
-            raise ECGNetError(f"{' and '.join(given)} apply to a PTB-XL folder; {source} is read as a Challenge "
-                              "folder (its records at their own rate; training resamples them)")
-        result = challenge_manifest(source, out, labels or "superclasses")
-    try:
-        collection = read_manifest(out, label_map)
-    except ECGNetError:
-        out.unlink(missing_ok=True)  # nothing half-written: a manifest that fails its own check is not left behind
-        raise
+    result, collection = make_manifest(source, out, task, sampling_rate, labels, label_map)
     if "codes" in result and label_map is None:  # SNOMED CT codes: what a label map would map
         _print_codes(result, out)
     else:
@@ -520,8 +506,7 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
             sex: Optional[str] = typer.Option(None, help="male or female (or M/F; default: the header's #Sex)."),
             height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
             out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here."),
-            long_records: str = typer.Option("segments", help="Records over 10 s: 'segments' (10 s segments, "
-                                             "averaged), 'first' (the first 10 s) or 'windows' (max over all windows)."),
+            long_records: str = LongRecordsOpt,
             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
             engine: str = typer.Option("torch", help="torch; onnx: ONNX Runtime on RUN/model.onnx "
                                        "(see `ecgnet export`; exported in memory if absent); onnx-int8: on "

@@ -11,6 +11,8 @@
   unknown, and returned, so the manifest passes its own validation).
 
 Record paths are written relative to the manifest's folder, so the pair can be moved together.
+:func:`make_manifest` is ``ecgnet manifest``: either kind of source, the written file checked by
+:func:`~ecgnet.data.collections.manifest.read_manifest` (and removed when it fails).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import pandas as pd
 
 from ecgnet.data import ptbxl
 from ecgnet.data.collect import find_records
-from ecgnet.data.collections.manifest import PLAUSIBLE
+from ecgnet.data.collections.base import Collection
+from ecgnet.data.collections.manifest import PLAUSIBLE, read_manifest
 from ecgnet.data.external import SUPERCLASSES, external_labels, load_mapping
 from ecgnet.data.records import header_demographics
 from ecgnet.errors import ECGNetError
@@ -124,3 +127,27 @@ def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superd
     _write(table, out)
     return {"manifest": str(out), "records": len(table), "left_out": [], "blanked": blanked,
             "classes": labels.classes, "task": task}
+
+
+def make_manifest(source: str | Path, out: str | Path, task: str | None = None, sampling_rate: int | None = None,
+                  labels: str | None = None, label_map: str | Path | None = None) -> tuple[dict, Collection]:
+    """(what was written, the manifest read back) from a PTB-XL folder (``task``, ``sampling_rate``) or a
+    Challenge-style one (``labels``); an option of the other kind of source is refused, not ignored. The
+    written manifest is read back (with ``label_map`` when given); one that fails its own check is removed —
+    nothing half-written is left behind."""
+    source, out = Path(source), Path(out)
+    if (source / "ptbxl_database.csv").is_file():
+        if labels is not None:
+            raise ECGNetError("--labels applies to a Challenge folder; PTB-XL's labels are those of --task")
+        result = ptbxl_manifest(source, out, task or "superdiagnostic", sampling_rate or 100)
+    else:
+        given = [o for o, v in (("--task", task), ("--sampling-rate", sampling_rate)) if v is not None]
+        if given:
+            raise ECGNetError(f"{' and '.join(given)} apply to a PTB-XL folder; {source} is read as a Challenge "
+                              "folder (its records at their own rate; training resamples them)")
+        result = challenge_manifest(source, out, labels or "superclasses")
+    try:
+        return result, read_manifest(out, label_map)
+    except ECGNetError:
+        out.unlink(missing_ok=True)
+        raise
