@@ -106,7 +106,7 @@ class TrainingConfig(_Strict):
                                          "run's own classes; None = the fine-tuned weights (α = 1)")
 
     @model_validator(mode="after")
-    def _devices_positive(self):
+    def _compatible_options(self):  # devices ≥ 1, and options that exclude each other
         if isinstance(self.devices, int) and self.devices < 1:
             raise ValueError("devices must be at least 1 (or 'auto')")
         if self.ema_decay is not None and self.swa_start_epoch is not None:

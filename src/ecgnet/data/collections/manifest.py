@@ -162,7 +162,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
             errors.append(f"{len(row)} fields, the header has {len(header)}{comma}")
             row = (row + [""] * len(header))[:len(header)]
         cell = {h: row[i].strip() for h, i in col.items()}
-        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, line, labelled, unmapped)
+        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, labelled, unmapped)
         name = cell["record"] or "?"
         if errors:
             problems += [f"{path} line {line} (record '{name}'), {e}" for e in errors]
@@ -222,7 +222,7 @@ def _mapped(mapping: dict | None, code: str, classes: dict) -> list[str] | None:
 
 
 def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
-               line: int, labelled: bool = True, unmapped: Counter | None = None) -> dict:
+               labelled: bool = True, unmapped: Counter | None = None) -> dict:
     """One row's record, labels and metadata; each problem appended to ``errors``, each code the label map
     does not list counted in ``unmapped``."""
     entry: dict = {}

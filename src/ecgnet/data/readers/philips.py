@@ -41,10 +41,10 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     chars = root.find("dataacquisition/signalcharacteristics")
     if chars is None:  # a stripped or de-identified export: 1.04's waveform attributes declare rate, resolution, leads
         chars = Element("signalcharacteristics")
-    rate = _agreeing(path, warnings, "sampling rate", "Hz", text(chars.find("samplingrate")),
+    rate = _agreeing(path, "sampling rate", "Hz", text(chars.find("samplingrate")),
                      wave.get("samplespersecond"))
     rate = check_rate(rate, path)
-    resolution = _agreeing(path, warnings, "resolution", "µV per unit",
+    resolution = _agreeing(path, "resolution", "µV per unit",
                            text(chars.find("signalresolution")) or text(chars.find("resolution")), wave.get("resolution"))
     labels = _labels(wave, chars, path)
     limits.check_signals(len(labels), path)
@@ -66,7 +66,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         digital = flat.reshape(len(labels), samples).astype(np.int64)
     else:
         raise ECGNetError(f"{path}: waveform compression {compression!r} is not read (XLI or uncompressed)")
-    digital = _limb_leads(digital, labels, path, warnings)
+    digital = _limb_leads(digital, labels, warnings)
     leads = {}
     for label, values in zip(labels, digital):
         name = lead_name(label)
@@ -76,7 +76,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
                     warnings=warnings, age=_age(root), sex=sex_from(text(root.find("patient/generalpatientdata/sex"))))
 
 
-def _agreeing(path: Path, warnings: list[str], what: str, unit: str, first: str, second: str | None) -> float:
+def _agreeing(path: Path, what: str, unit: str, first: str, second: str | None) -> float:
     """One value declared in two places (signal characteristics, the waveform's attributes): they must agree."""
     values = [number(v, what, path) for v in (first, second) if v not in (None, "")]
     if not values:
@@ -141,7 +141,7 @@ def _xli(data: str, n_leads: int, samples: int, limits: ReadLimits, path: Path) 
     return np.stack(out)
 
 
-def _limb_leads(digital: np.ndarray, labels: list[str], path: Path, warnings: list[str]) -> np.ndarray:
+def _limb_leads(digital: np.ndarray, labels: list[str], warnings: list[str]) -> np.ndarray:
     """XLI stores III, aVR, aVL, aVF as residuals: rebuild them when that makes III = II − I hold."""
     names = [lead_name(x) for x in labels]
     if not all(n in names for n in ("I", "II", "III", "AVR", "AVL", "AVF")):

@@ -15,7 +15,7 @@ from ecgnet.evaluation.compare_report.roc import _roc_runs
 from ecgnet.evaluation.compare_report.writer import write_comparison_report
 
 
-def _run_dir(result: dict, run: dict, out_dir: Path) -> Path | None:
+def _run_dir(run: dict, out_dir: Path) -> Path | None:
     """A run's directory as saved in the comparison (relative to where compare ran: the working
     directory, else the repository holding ``out_dir``)."""
     p = Path(run["run_dir"])
@@ -41,7 +41,7 @@ def _saved_roc_inputs(result: dict, out_dir: Path, data_root) -> tuple:
     for run in result["runs"]:
         if run["name"] not in _roc_runs(result):
             continue
-        d = _run_dir(result, run, out_dir)
+        d = _run_dir(run, out_dir)
         if d is None:
             raise ECGNetError(f"{run['run_dir']}/test/predictions.csv not found")
         pids, p, _ = M.read_predictions(d / "test" / "predictions.csv", result["classes"])
@@ -84,7 +84,7 @@ def render_comparison(out_dir: Path, data_root=None) -> Path:
         raise ECGNetError(f"{path}: not valid JSON ({e})") from None
     for run in result["runs"]:  # reports written before the strategy was saved
         if not run.get("strategy"):
-            d = _run_dir(result, run, out_dir)
+            d = _run_dir(run, out_dir)
             run["strategy"] = run_strategy(run_config(d)) if d is not None else None
     result["conclusion"] = conclusion(result["runs"], result["baseline"], result["best"])
     y = probs = note = None

@@ -34,7 +34,8 @@ class Branch(nn.Module):
 
 
 def make_branch(modality: str) -> Branch:
-    """The default encoder of each modality (the same as its single-modality model's)."""
+    """The default encoder of each modality: the single-modality model's, but for the spectrogram CNN's narrower
+    widths (16, 32, 64; spectrogram_cnn2d defaults to 32, 64, 128)."""
     if modality == "time":
         return Branch(modality, TimeFrontend(), ResNet1d(12))
     if modality == "frequency":
