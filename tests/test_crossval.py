@@ -77,7 +77,7 @@ def test_fold_column_is_used_and_must_match():
 
 
 def test_folds_and_leave_out_together_are_refused_before_anything_is_read(tmp_path):
-    from ecgnet.training.collection import train_command
+    from ecgnet.training.collection_command import train_command
 
     with pytest.raises(ECGNetError, match="two kinds of cross-validation: give one"):
         train_command(None, [], tmp_path / "absent.csv", None, False, "long_time", None, 2, "source")

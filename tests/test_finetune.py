@@ -330,7 +330,7 @@ def test_forgetting_usage_errors(source, tmp_path):
 def test_the_summary_of_a_small_split_warns_that_its_auc_rests_on_few_cases():
     """A 39-record manifest trained without --folds printed 'val: macro AUC 1.000 [1.000, 1.000]' from 4 records
     (1 positive per class) without a word, and its thresholds came from them (found in a wheel audit)."""
-    from ecgnet.training.collection import format_summary
+    from ecgnet.training.collection_command import format_summary
 
     auc = {"value": 1.0, "low": 1.0, "high": 1.0}
     small = {"macro_auc": auc, "n_records": 4, "per_class": {"NORM": {"auc": 1.0, "n_positive": 1},

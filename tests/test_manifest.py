@@ -461,7 +461,7 @@ def test_manifest_cache_is_checked_by_data_verify(folder, tmp_path):
 
 def test_a_class_that_is_the_runs_in_another_case_is_refused_not_dropped(folder, tmp_path):
     """'norm' for the run's 'NORM': evaluating would skip NORM, fine-tuning would train a new output layer."""
-    from ecgnet.training.collection import train_command
+    from ecgnet.training.collection_command import train_command
 
     path = manifest(folder, "record,labels\nrecs/r0.hea,norm\nrecs/r1.hea,MI\n")
     with pytest.raises(ECGNetError, match=r"m.csv: class\(es\) 'norm' \(the run's 'NORM'\) differ .* would train a new"):

@@ -249,7 +249,7 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
     """Train on folds 1–8, select on fold 9, evaluate on folds 9 and 10 — or on your own manifest, fine-tuned
     from a shipped model (--from), cross-validated (--folds K, --leave-out source)."""
     if manifest is not None or start_from is not None or folds is not None or leave_out is not None or forgetting:
-        from ecgnet.training.collection import format_summary, train_command
+        from ecgnet.training.collection_command import format_summary, train_command
 
         summary = train_command(config, overrides, manifest, label_map, skip_bad, start_from, mode, folds, leave_out,
                                 data, runs_dir, n_boot, workers, progress, resume,
@@ -403,7 +403,7 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
     from ecgnet.evaluation.report import format_table
 
     if manifest is not None:
-        from ecgnet.evaluation.external_report import format_auc
+        from ecgnet.evaluation.scoring import format_auc
         from ecgnet.evaluation.manifest_evaluation import evaluate_manifest
         from ecgnet.evaluation.scoring import few_cases
 
@@ -629,7 +629,7 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                       max_values: int = MaxValuesOpt, progress: bool = ProgressOpt):
     """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source."""
     from ecgnet.evaluation.external import evaluate_external as run
-    from ecgnet.evaluation.external_report import format_auc
+    from ecgnet.evaluation.scoring import format_auc
 
     name = Path(str(checkpoint)).name
     result = run(checkpoint, dataset, out or Path("outputs") / name / "external" / dataset.resolve().name,

@@ -6,15 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgnet.evaluation.report import _png, write_document
+from ecgnet.evaluation.scoring import format_auc
 from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
-
-
-def format_auc(entry: dict | None) -> str:
-    if not entry or entry.get("auc", entry.get("value")) is None:
-        return "–"
-    value = entry.get("auc", entry.get("value"))
-    return f"{value:.3f}" + (f" [{entry['low']:.3f}, {entry['high']:.3f}]" if entry.get("low") is not None else "")
 
 
 def write_external_report(out_dir: Path, result: dict) -> Path:

@@ -97,3 +97,12 @@ def few_classes(entries: dict) -> list[str]:
         if min(positives, negatives) < FEW:
             out.append(f"{c} ({positives} positive, {negatives} negative)")
     return out
+
+
+def format_auc(entry: dict | None) -> str:
+    """A class's entry of :func:`score` (``auc``) or a macro AUC (``value``) as '0.912 [0.880, 0.940]' (no
+    interval when there is none, '–' when there is no AUC)."""
+    if not entry or entry.get("auc", entry.get("value")) is None:
+        return "–"
+    value = entry.get("auc", entry.get("value"))
+    return f"{value:.3f}" + (f" [{entry['low']:.3f}, {entry['high']:.3f}]" if entry.get("low") is not None else "")

@@ -10,12 +10,14 @@ stopping on their macro AUC) and the thresholds; the test rows are scored.
 records are split again into training and an inner validation set (``inner`` of their patients,
 grouped and stratified) for early stopping — the held-out fold never chooses anything. The out-of-fold
 predictions are written to ``RUN/cv/predictions.csv`` (``record, fold, p_<CLASS>``), per-fold and pooled
-metrics with bootstrap intervals to ``RUN/cv/metrics.json`` and ``RUN/cv/report.md``; with ``--from`` the
+metrics with bootstrap intervals to ``RUN/cv/metrics.json`` and ``RUN/cv/report.md``
+(:mod:`ecgnet.training.cv_report`); with ``--from`` the
 source model's zero-shot predictions on the same records are scored beside them, with a paired
 bootstrap. Then the final model is trained on every record (an inner validation split for early
 stopping), and its thresholds are chosen on the pooled out-of-fold predictions.
 
-Scoring (:mod:`ecgnet.training.collection_scoring`) is tolerant of small collections.
+Scoring (:mod:`ecgnet.training.collection_scoring`) is tolerant of small collections. The command line's
+``ecgnet train --manifest/--from`` puts config and collection together in :mod:`ecgnet.training.collection_command`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from ecgnet.config import Config
 from ecgnet.data.collections.base import Collection, CollectionData
@@ -34,15 +35,13 @@ from ecgnet.data.collections.folds import inner_split, source_folds, stratified_
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
-from ecgnet.evaluation.scoring import few_cases, scorable
-from ecgnet.fileio import atomic_path, write_json, write_text
+from ecgnet.evaluation.scoring import scorable
+from ecgnet.fileio import write_json
 from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds
+from ecgnet.training.cv_report import SCORED_ON, write_cv
 
 DEFAULT_FOLDS = 10
-PTBXL_FOLDS = 10
 # what out-of-fold (and zero-shot) predictions see of a record: the cache's 10 s, as in training
-SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ecgnet evaluate --manifest` "
-             "scores a longer record in 10 s segments, as predict does (--long-records)")
 
 
 # --- splits --------------------------------------------------------------------------------------
@@ -262,7 +261,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         write_json(run_dir / "forgetting.json", info["forgetting"])
         summary["forgetting"] = info["forgetting"]
     if cv is not None:
-        _write_cv(run_dir, collection, cv, info, config, n_boot)
+        write_cv(run_dir, collection, cv, info, config.seed, n_boot)
         summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
     elif not data.evaluated_splits:
         summary["scores"] = _score_once(run_dir, collection, assignment, model, data, config, n_boot)
@@ -362,183 +361,3 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
             per_fold[name]["zero_shot_macro_auc"] = score(y[rows], zero[rows], classes, None, n_boot,
                                                           config.seed)["macro_auc"]
     return result
-
-
-def _write_predictions(path: Path, records, folds, p: np.ndarray, classes: list[str]) -> None:
-    table = pd.DataFrame({"record": records})
-    if folds is not None:
-        table["fold"] = folds
-    for k, c in enumerate(classes):
-        table[f"p_{c}"] = p[:, k]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6f")
-
-
-def _write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, config: Config, n_boot: int) -> None:
-    classes = collection.classes
-    _write_predictions(run_dir / "cv" / "predictions.csv", collection.records, cv["folds"], cv["oof"], classes)
-    if "zero_shot_p" in cv:
-        _write_predictions(run_dir / "cv" / "zero_shot_predictions.csv", collection.records, cv["folds"],
-                           cv["zero_shot_p"], classes)
-    metrics = {k: v for k, v in cv.items() if k not in ("folds", "oof", "zero_shot_p")}
-    write_json(run_dir / "cv" / "metrics.json", metrics)
-    # the final model's thresholds: Youden's J on the pooled out-of-fold predictions
-    thresholds = youden_thresholds(collection.y, cv["oof"], classes)
-    val = score(collection.y, cv["oof"], classes, thresholds, n_boot, config.seed)
-    val["thresholds_from"] = "pooled out-of-fold predictions of the cross-validation (the same records: optimistic)"
-    write_json(run_dir / "val" / "metrics.json", val)
-    write_text(run_dir / "cv" / "report.md", cv_report(metrics, info))
-    write_text(run_dir / "report.md", cv_report(metrics, info))
-
-
-def _fmt(entry) -> str:
-    if not entry or entry.get("auc", entry.get("value")) is None:
-        return "–"
-    value = entry.get("auc", entry.get("value"))
-    if entry.get("low") is None:
-        return f"{value:.3f}"
-    return f"{value:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
-
-
-def cv_report(metrics: dict, info: dict) -> str:
-    """The cross-validation as Markdown: protocol, fine-tuning facts, pooled and per-fold AUCs."""
-    p = metrics["protocol"]
-    classes = list(metrics["pooled"]["per_class"])
-    lines = [f"# {info.get('name')}: {p['kind']} cross-validation", "",
-             f"- collection: {info.get('collection', {}).get('name')} ({info.get('collection', {}).get('records')} records, "
-             f"{len(info.get('collection', {}).get('skipped', []))} skipped)",
-             f"- model: {info.get('model')} ({info.get('parameters'):,} parameters), seed {p['seed']}",
-             f"- folds: {', '.join(p['folds'].values())}; {p['grouping']}",
-             f"- inner validation: {p['inner_validation']}",
-             f"- scored on: {p.get('scored_on', SCORED_ON)}"]
-    ft = info.get("finetune")
-    if ft:
-        lines += [f"- fine-tuned from `{ft['from']}` (mode **{ft['mode']}**): head {ft['head']}; frozen: {ft['frozen']}; "
-                  f"{ft['trainable_parameters']:,} trainable, {ft['frozen_parameters']:,} frozen parameters"]
-        if ft.get("interpolation"):
-            lines += [f"- interpolation: {ft['interpolation']}"]
-    else:
-        lines += ["- trained from scratch (no --from)"]
-    lines += [f"- final model (this run): {info.get('split')}; epochs {info.get('epochs_run')}, best "
-              f"{info.get('best_epoch')}"]
-    lines += ["", "AUC with 90 % bootstrap intervals over records (pooled out-of-fold predictions).", "",
-              "| | macro | " + " | ".join(classes) + " |", "|---" * (len(classes) + 2) + "|"]
-
-    def row(name, m):
-        return f"| {name} | {_fmt(m['macro_auc'])} | " + " | ".join(_fmt(m["per_class"][c]) for c in classes) + " |"
-
-    lines.append(row("**pooled (fine-tuned)**" if ft else "**pooled**", metrics["pooled"]))
-    if "zero_shot" in metrics:
-        lines.append(row(f"zero-shot `{ft['from']}`", metrics["zero_shot"]))
-    for name, m in metrics["per_fold"].items():
-        zero = f"; zero-shot {_fmt(m['zero_shot_macro_auc'])}" if m.get("zero_shot_macro_auc") else ""
-        lines.append(row(f"{name} (n={m['n_records']}; epochs {m.get('epochs_run')}, best {m.get('best_epoch')}{zero})", m))
-    vs = metrics.get("vs_zero_shot")
-    if vs:
-        lines += ["", f"Paired bootstrap, fine-tuned − zero-shot macro AUC over {', '.join(vs['classes'])}: "
-                      f"{vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}] (90 %), one-sided p = {vs['p_value']:.3f}."]
-    if info.get("forgetting"):
-        from ecgnet.training.forgetting import forgetting_lines
-
-        lines += ["", *forgetting_lines(info["forgetting"])]
-    lines += ["", "Files: `cv/predictions.csv` (record, fold, p_<CLASS>), `cv/metrics.json`; each fold's run in "
-                  "`cv/fold_<k>/`. The final model (this run) was trained on every record."]
-    return "\n".join(lines) + "\n"
-
-
-def train_command(config_path: Path | None, overrides: list[str], manifest: Path | None = None,
-                  label_map: Path | None = None, skip_bad: bool = False, source: str | None = None,
-                  mode: str | None = None, folds: int | None = None, leave_out: str | None = None,
-                  data_root: Path | None = None, runs_dir: Path = Path("runs"), n_boot: int = 1000,
-                  workers: int | None = None, progress: bool = True, resume: bool = False,
-                  log: Callable[[str], None] = lambda _: None, forgetting: bool = False,
-                  limits: ReadLimits = DEFAULT_LIMITS) -> dict:
-    """``ecgnet train`` with ``--manifest`` and/or ``--from``: the config (the file's, or the source run's
-    with the small-data schedule; ``--set`` on top), the collection (the manifest, else PTB-XL for the
-    config's task), then :func:`train_collection`."""
-    from ecgnet.config import load_config
-
-    if mode is not None and source is None:
-        raise ECGNetError("--mode applies to fine-tuning: give --from NAME|RUN")
-    if folds is not None and leave_out is not None:
-        raise ECGNetError("--folds K and --leave-out source are two kinds of cross-validation: give one")
-    if forgetting and source is None:  # said before any data is read
-        from ecgnet.training.forgetting import check_forgetting
-
-        check_forgetting(None)
-    src = None
-    if source is not None:
-        from ecgnet.training.finetune import NEW_CLASSES_MODE, default_mode, finetune_config, load_source
-
-        src = load_source(source)
-        base = load_config(config_path) if config_path else None
-        if base is not None and base.model != src.config.model:  # the network is the source's, whatever -c says
-            log(f"note: fine-tuning keeps {source}'s model ({src.config.model.name}); the model section of "
-                f"{config_path} ({base.model.name}) is not used, its training and data settings are")
-        config = finetune_config(src, base, overrides, mode or NEW_CLASSES_MODE)  # the task, until the classes are read
-    elif config_path is None:
-        raise ECGNetError("train: give --config C.yaml (or --from NAME|RUN to fine-tune a trained model)")
-    else:
-        config = load_config(config_path, overrides)
-    if manifest is not None:
-        from ecgnet.data.collections import read_manifest
-
-        collection = read_manifest(manifest, label_map, skip_bad)
-    else:
-        from ecgnet.data.collections import ptbxl_collection
-
-        if label_map is not None:
-            raise ECGNetError("--label-map applies to a manifest: give --manifest M.csv")
-        if leave_out is not None:
-            raise ECGNetError("--leave-out source: PTB-XL is one source; leave-one-source-out needs a manifest with "
-                              "a source column (--manifest M.csv)")
-        if folds is not None and folds != PTBXL_FOLDS:  # said before PTB-XL's signals are cached
-            raise ECGNetError(f"--folds {folds}: PTB-XL comes in its own {PTBXL_FOLDS} folds — --folds {PTBXL_FOLDS} "
-                              "cross-validates over them; other folds need a manifest without its fold column "
-                              "(`ecgnet manifest` writes one)")
-        collection = ptbxl_collection(data_root, config.data.task)
-    for record, why in collection.skipped:
-        log(f"skipped {record}: {why}")
-    if src is not None:  # the mode (when not given) and the learning rate depend on whether the head is kept
-        collection.refuse_case_twins(src.classes, "they would train a new output layer instead of keeping the run's")
-        mode = mode or default_mode(src, collection.classes)
-        if sorted(collection.classes) != sorted(src.classes):  # a new output layer: say for which classes
-            log(f"classes: {', '.join(collection.classes)} (the run predicts {', '.join(src.classes)}; "
-                f"new: {', '.join(c for c in collection.classes if c not in src.classes) or 'none'})")
-        config = finetune_config(src, base, overrides, mode, classes=collection.classes)
-    return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
-                            n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log,
-                            forgetting=forgetting, data_root=data_root, limits=limits)
-
-
-def format_summary(summary: dict) -> str:
-    """What ``ecgnet train --manifest`` prints at the end."""
-    lines = [f"{summary['records']} records ({summary['skipped']} skipped)"]
-    cv = summary.get("cv")
-    if cv:
-        lines.append(f"{cv['protocol']['kind']} cross-validation, pooled out-of-fold macro AUC "
-                     f"{_fmt(cv['pooled']['macro_auc'])}")
-        if few := few_cases(cv["pooled"]):
-            lines.append(f"warning: {few}")
-        if cv.get("zero_shot"):
-            lines.append(f"zero-shot on the same records: {_fmt(cv['zero_shot']['macro_auc'])}")
-        vs = cv.get("vs_zero_shot")
-        if vs:
-            lines.append(f"fine-tuned − zero-shot: {vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}], "
-                         f"p = {vs['p_value']:.3f} (paired bootstrap)")
-    for split, m in (summary.get("scores") or {}).items():
-        lines.append(f"{split}: macro AUC {_fmt(m.get('macro_auc'))}")
-        # a split's metrics.json counts its records once, score() per class: the same warning from either
-        counted = {c: {"n": e.get("n", m.get("n_records", 0)), "n_positive": e.get("n_positive", 0)}
-                   for c, e in (m.get("per_class") or {}).items() if e.get("auc") is not None}
-        if few := few_cases({"classes_scored": list(counted), "per_class": counted}):
-            lines.append(f"warning: {split}: {few}"
-                         + ("; the run's thresholds were chosen on these records — --folds K scores every record "
-                            "out of fold and chooses them on all" if split == "val" else ""))
-    if summary.get("forgetting"):
-        from ecgnet.training.forgetting import forgetting_lines
-
-        lines += forgetting_lines(summary["forgetting"])
-    lines.append(f"Run written to {summary['run']}")
-    return "\n".join(lines)
