@@ -90,6 +90,28 @@ def test_gain_zero_is_read_as_uncalibrated(tmp_path):
     assert np.isfinite(rec.signal).all()
 
 
+def test_gain_zero_on_a_channel_left_out_keeps_the_calls(tmp_path):
+    """A respiration channel at gain 0 beside 12 calibrated leads made the whole record 'uncalibrated': every
+    call was withheld (found in a WFDB audit)."""
+    import wfdb
+
+    names = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6", "RESP"]
+    t = np.arange(5000) / 500
+    signal = np.stack([(0.3 + 0.1 * k) * np.exp(-((t % 0.8) - 0.4) ** 2 / 0.0005) for k in range(13)], axis=1)
+    wfdb.wrsamp("resp", 500, ["mV"] * 13, names, p_signal=signal, fmt=["16"] * 13, adc_gain=[1000.0] * 13,
+                baseline=[0] * 13, write_dir=str(tmp_path))
+    header = tmp_path / "resp.hea"
+    lines = header.read_text().splitlines()
+    lines[13] = lines[13].replace(" 1000", " 0", 1)  # the RESP line: gain 0
+    header.write_text("\n".join(lines) + "\n")
+    rec = read_ecg(header, 500)
+    assert rec.amplitude_trusted and not any("uncalibrated" in w for w in rec.warnings), rec.warnings
+    lines[2] = lines[2].replace(" 1000", " 0", 1)  # lead II: gain 0 — now the record is uncalibrated, by name
+    header.write_text("\n".join(lines) + "\n")
+    rec = read_ecg(header, 500)
+    assert not rec.amplitude_trusted and any(w.startswith("uncalibrated: gain 0 in the header for II") for w in rec.warnings)
+
+
 def test_every_lead_with_the_same_range_is_flagged(tmp_path):
     path, _ = write_challenge(tmp_path, per_lead_uv=[1000] * 12)
     rec = read_ecg(path, 500)
@@ -144,6 +166,8 @@ def test_lead_name_variants(tmp_path):
     (["<age>: 51", "<sex>: F", "<diagnoses>:", "Rhythm: Sinus rhythm."], (51.0, "female")),  # LUDB's headers
     (["<age>: >89", "<sex>: M"], (90.0, "male")),  # an age withheld for privacy, read as PTB-XL's 300 is
     (["Age: 300"], (90.0, None)), (["Age: 150"], (None, None)), (["age >40"], (None, None)),
+    ([" <age>: 65 <sex>: F <diagnoses> Coronary artery disease, arterial hypertension"], (65.0, "female")),  # INCART
+    (["<age>:  <sex>: M"], (None, "male")), (["Diagnoses: age-related <none>"], (None, None)),
 ])
 def test_header_demographics(comments, expected):
     """LUDB writes '#<age>: 51': its patients were read without age or sex (a metadata model saw 'unknown')."""
@@ -212,3 +236,45 @@ def test_median_lead_range_bounds(median_mv, flagged):
     problems = amplitude_problems(signal)
     assert any("median lead range" in p for p in problems) is flagged, problems
     assert all("median lead range" in p for p in problems)
+
+
+def test_a_dotted_record_name_reads_its_own_header(tmp_path):
+    """header_path('rec.copy.hea') was 'rec.hea': with both present the other record was read and diagnosed in
+    silence (a renamed copy of a header, found in a WFDB audit)."""
+    import shutil
+
+    from ecgnet.data.readers import detect, read_ecg_any
+
+    write_challenge(tmp_path, name="rec", seed=1)
+    _, other = write_challenge(tmp_path, name="other", seed=2)
+    shutil.copy(tmp_path / "other.hea", tmp_path / "rec.copy.hea")  # describes other.mat
+    for given in ("rec.copy.hea", "rec.copy"):
+        assert detect(tmp_path / given) == "wfdb"
+        rec = read_ecg_any(tmp_path / given, 500)
+        assert rec.path == tmp_path / "rec.copy.hea"
+        np.testing.assert_allclose(rec.signal, other / 1000, atol=1e-6)
+
+
+def test_several_samples_per_frame_are_read_as_wfdb_reads_them(tmp_path):
+    """A record with two samples per frame on the chest leads ('16x2', written by wfdb) was refused as corrupt:
+    its checksums were compared with those of the frame-averaged samples (found in a WFDB audit)."""
+    import wfdb
+
+    fs, n = 500, 5000
+    t = np.arange(2 * n) / (2 * fs)
+    fine = np.stack([(0.3 + 0.1 * k) * np.exp(-((t % 0.8) - 0.4) ** 2 / 0.0005) for k in range(12)], axis=1)
+    lanes = [fine[::2, k] for k in range(6)] + [fine[:, k] for k in range(6, 12)]
+    rec = wfdb.Record(record_name="spf2", n_sig=12, fs=fs, sig_len=n, e_p_signal=lanes, file_name=["spf2.dat"] * 12,
+                      fmt=["16"] * 12, samps_per_frame=[1] * 6 + [2] * 6, adc_gain=[1000.0] * 12, baseline=[0] * 12,
+                      units=["mV"] * 12, sig_name=["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"])
+    rec.set_d_features(do_adc=True, expanded=True)
+    rec.set_defaults()
+    rec.wrsamp(expanded=True, write_dir=str(tmp_path))
+    ours = read_ecg(tmp_path / "spf2.hea", fs)
+    np.testing.assert_allclose(ours.signal, wfdb.rdrecord(str(tmp_path / "spf2")).p_signal.T, atol=1e-6)
+    assert ours.signal.shape == (12, n)
+    data = bytearray((tmp_path / "spf2.dat").read_bytes())  # a damaged sample of V6 is still caught
+    data[-2] ^= 0x40
+    (tmp_path / "spf2.dat").write_bytes(bytes(data))
+    with pytest.raises(ECGNetError, match="does not match the header's checksums"):
+        read_ecg(tmp_path / "spf2.hea", fs)

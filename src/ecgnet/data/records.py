@@ -27,6 +27,7 @@ What the reader did as a matter of routine is a note, what is readable but quest
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -82,10 +83,13 @@ class ECGRecord:
 
 
 def header_path(path: str | os.PathLike) -> Path:
-    """A ``.hea``/``.dat``/``.mat`` path or a record name → the header's path."""
+    """A ``.hea``/``.dat``/``.mat`` path or a record name → the header's path. Only a known suffix is replaced: a
+    record named ``rec.copy`` has the header ``rec.copy.hea`` (it once became ``rec.hea``, another record)."""
     path = Path(path)
-    name = path.with_suffix("") if path.suffix.lower() in (".hea", ".dat", ".mat") else path
-    return name.with_suffix(".hea")
+    suffix = path.suffix.lower()
+    if suffix == ".hea":
+        return path
+    return path.with_suffix(".hea") if suffix in (".dat", ".mat") else path.with_name(path.name + ".hea")
 
 
 def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
@@ -98,8 +102,6 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     notes: list[str] = []
     raw = read_header_bytes(header, limits)  # the header's text, read once for the checks wfdb does not make
     rec = _read_wfdb(header, raw, notes, limits)
-    if rec.checksum is not None and not _checksums_match(rec):
-        raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
     names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
     channels, derived = _lead_channels(header, names, notes)
     units = header_units(raw)  # as written: wfdb reads '/µV' as V
@@ -109,10 +111,11 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
         raise ECGNetError(f"{header}: unknown signal units {_listed(sorted(set(str(units[c]) for c in channels)))} "
                           "(need V, mV, µV or nV)")
     scale = [1.0 if x is None else x for x in scale]  # an ignored channel's units do not matter
-    amplitude_ok = not zero_gains(raw)  # wfdb reads gain 0 as 200 ADU/mV without a word
+    uncalibrated = [names[c] for c in zero_gains(raw) if c in channels]  # a left-out channel's gain does not matter
+    amplitude_ok = not uncalibrated  # wfdb reads gain 0 as 200 ADU/mV without a word
     if not amplitude_ok:
-        warnings.append("uncalibrated: gain 0 in the header (WFDB's 'uncalibrated', read at 200 ADU/mV), "
-                        "so amplitudes are arbitrary — fix the header's gain")
+        warnings.append(f"uncalibrated: gain 0 in the header for {_listed(uncalibrated)} (WFDB's 'uncalibrated', read "
+                        "at 200 ADU/mV), so amplitudes are arbitrary — fix the header's gain")
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # checked just below
         try:
             physical = rec.dac(return_res=64)  # WFDB's invalid-sample value becomes NaN
@@ -225,13 +228,21 @@ def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits) 
     hdr = wfdb.rdheader(str(name))
     check_record_line(hdr, raw, header)
     check_sizes(hdr, header.parent, header, limits)
-    return wfdb.rdrecord(str(name), physical=False)
+    rec = wfdb.rdrecord(str(name), physical=False)  # several samples per frame (16x2) are averaged, as wfdb does
+    if rec.checksum is not None:
+        if any(n > 1 for n in (hdr.samps_per_frame or [])):  # the header's checksums count every sample
+            sums = wfdb.rdrecord(str(name), physical=False, smooth_frames=False).calc_checksum(expanded=True)
+        else:
+            sums = rec.calc_checksum()
+        if not _checksums_match(rec.checksum, sums):
+            raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
+    return rec
 
 
-def _checksums_match(rec: wfdb.Record) -> bool:
+def _checksums_match(declared: list, computed: list) -> bool:
     """WFDB checksums are 16-bit (signed in headers, unsigned from wfdb): compare them modulo 2¹⁶ (a signal
     line without one is not checked)."""
-    return all(h is None or int(h) % 65536 == int(c) % 65536 for h, c in zip(rec.checksum, rec.calc_checksum()))
+    return all(h is None or int(h) % 65536 == int(c) % 65536 for h, c in zip(declared, computed))
 
 
 def amplitude_step_mv(signal: np.ndarray, samples: int = 5000) -> float | None:
@@ -276,23 +287,26 @@ def amplitude_problems(signal: np.ndarray) -> list[str]:
 
 def header_demographics(comments: list[str]) -> tuple[float | None, str | None]:
     """``#Age: 74`` / ``#Sex: Male`` (Challenge style; also ``age 74`` / ``sex: F``, LUDB's ``#<age>: 51`` /
-    ``#<sex>: F``) → (age, sex)."""
+    ``#<sex>: F``, INCART's ``#<age>: 65 <sex>: F <diagnoses> …``) → (age, sex)."""
     age = sex = None
     for c in comments:
-        key, value = _key_value(c)
-        if key == "age":
-            age = age_from(value)
-        elif key == "sex":
-            sex = sex_from(value)
+        for key, value in _key_values(c):
+            if key == "age":
+                age = age_from(value)
+            elif key == "sex":
+                sex = sex_from(value)
     return age, sex
 
 
-def _key_value(comment: str) -> tuple[str, str]:
-    """'Age: 74', 'age 74' and LUDB's '<age>: 74' → ('age', '74')."""
+def _key_values(comment: str) -> list[tuple[str, str]]:
+    """'Age: 74', 'age 74' → [('age', '74')]; angle-bracketed keys, one (LUDB: '<age>: 74') or several on a line
+    (INCART: '<age>: 65 <sex>: F <diagnoses> …') → one pair each."""
+    if "<" in comment and re.search(r"<\w+>", comment):
+        return [(k.lower(), v.strip()) for k, v in re.findall(r"<(\w+)>:?\s*([^<]*)", comment)]
     key, sep, value = comment.strip().partition(":")
     if not sep:
         key, _, value = comment.strip().partition(" ")
-    return key.strip().strip("<>").strip().lower(), value.strip()
+    return [(key.strip().lower(), value.strip())]
 
 
 def resample_signal(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:

@@ -201,14 +201,16 @@ def header_units(raw: bytes) -> list[str | None]:
     return out
 
 
-def zero_gains(raw: bytes) -> bool:
-    """Whether a signal line of the header gives gain 0 (the field after the format: ``0/mV``, ``0(5)``)."""
-    for fields in (ln.split() for ln in header_lines(raw)[1:]):
+def zero_gains(raw: bytes) -> list[int]:
+    """The signals (0-based, in the header's order) whose line gives gain 0 (the field after the format:
+    ``0/mV``, ``0(5)``)."""
+    out = []
+    for i, fields in enumerate(ln.split() for ln in header_lines(raw)[1:]):
         if len(fields) > 2:
             gain = re.match(r"[-+0-9.eE]+", fields[2])
             if gain and _is_zero(gain.group()):
-                return True
-    return False
+                out.append(i)
+    return out
 
 
 def _is_zero(number: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ecgnet.data.records import header_path
 from ecgnet.data.wfdb_header import header_lines
 from ecgnet.errors import ECGNetError
 
@@ -30,11 +31,12 @@ _MAGIC = [  # (offset, bytes, what it is)
 
 def detect(path: str | Path) -> str:
     path = Path(path)
-    if path.suffix.lower() in (".hea", ".dat", ".mat", "") and _wfdb_header(path) is not None:
+    named = path.suffix.lower() in (".hea", ".dat", ".mat", "") or not path.exists()  # a file, or a record's name
+    if named and _wfdb_header(path) is not None:
         return "wfdb"
     if not path.exists():
         if path.suffix.lower() in (".hea", ".dat", ".mat"):  # a WFDB record named by one of its files
-            raise ECGNetError(f"{path.with_suffix('.hea')}: no such WFDB header")
+            raise ECGNetError(f"{header_path(path)}: no such WFDB header")
         if not path.suffix:  # a file without a suffix, or a record by its name: neither exists (named as typed)
             raise ECGNetError(f"{path}: no such file or folder, nor a WFDB record {path.name}.hea")
         raise ECGNetError(f"{path}: no such file")
@@ -73,7 +75,7 @@ def detect(path: str | Path) -> str:
 def _wfdb_header(path: Path) -> Path | None:
     """The WFDB header of ``path`` (itself, or the ``.hea`` beside a signal file/record name) when it reads
     as one (a record line: name, then a signal count)."""
-    header = path if path.suffix.lower() == ".hea" else path.with_suffix(".hea")
+    header = header_path(path)
     if not header.is_file():
         return None
     try:
