@@ -13,6 +13,7 @@ from ecg_writers import NAMES, ecg, write_dicom, write_edf_pyedflib
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.readers import READ, detect, read_source
+from ecgnet.data.records import LEADS
 from ecgnet.errors import ECGNetError
 
 FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
@@ -169,8 +170,34 @@ def test_files_of_other_kinds_get_one_line_naming_what_they_are(tmp_path):
 @pytest.mark.parametrize("label,lead", [("I", "I"), ("Lead I (Einthoven)", "I"), ("Lead aVR, augmented voltage, right arm", "AVR"),
                                         ("MDC_ECG_LEAD_AVF", "AVF"), ("ECG V1", "V1"), ("EKG II", "II"), ("DIII", "III"),
                                         ("avl", "AVL"), ("-aVR", None), ("V4R", None), ("ECG1", None), ("Pleth", None),
-                                        ("ECG-I", "I"), ("Lead V2", "V2"), ("vx", None), ("MLII", None)])
+                                        ("ECG-I", "I"), ("Lead V2", "V2"), ("vx", None), ("MLII", None),
+                                        ("Lead -aVR", None), ("ECG Lead -aVR", None), ("MDC_ECG_LEAD_-aVR", None),
+                                        ("ECG -aVR", None), ("lead_-III", None), ("EKG-V1", "V1")])
 def test_device_lead_labels(label, lead):
     from ecgnet.data.readers.common import lead_name
 
     assert lead_name(label) == lead
+
+
+@pytest.mark.parametrize("meaning, code", [("Lead -aVR", "5.6.3-9-62"), ("Lead aVR", "5.6.3-9-65")])
+def test_an_inverted_avr_is_never_read_as_avr(tmp_path, meaning, code):
+    """A channel of −aVR (Cabrera displays; DICOM 'Lead -aVR' or SCP-ECG code 65) was read as aVR with the wrong
+    polarity, 1 mV off, without a word: the MI probability moved from 0.60 to 0.72 (found in an audit). It is left
+    out and aVR derived from I and II, with a note."""
+    import pydicom
+
+    signal = ecg()
+    path = write_dicom(tmp_path / "cabrera.dcm", signal)
+    ds = pydicom.dcmread(path)
+    group = ds.WaveformSequence[0]
+    source = group.ChannelDefinitionSequence[3].ChannelSourceSequence[0]  # aVR
+    source.CodeMeaning, source.CodeValue = meaning, code
+    digital = np.frombuffer(group.WaveformData, "<i2").reshape(-1, 12).copy()
+    digital[:, 3] = -digital[:, 3]  # the channel holds −aVR
+    group.WaveformData = digital.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    rec = read_source(path)
+    avr = rec.signal[LEADS.index("AVR")]
+    np.testing.assert_allclose(avr, -(rec.signal[0] + rec.signal[1]) / 2, atol=1e-9)  # derived from I and II
+    np.testing.assert_allclose(avr, signal[3], atol=0.01)  # the true aVR, not its inverse
+    assert "aVR" in rec.derived_leads and any("aVR" in n for n in rec.notes + rec.warnings)

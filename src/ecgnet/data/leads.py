@@ -20,10 +20,19 @@ _ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "LEADI": "I", "LEADII": "II",
             "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III"}  # not "1"/"ECG1": Holter channels
 
 
+# a minus at the start, or after a space or an underscore, right before a lead's name; 'ECG-I' is a prefix's hyphen
+_INVERTED = re.compile(r"(^|[\s_])-\s*(a?v[rlf]|i{1,3}|v[1-6])\b", re.IGNORECASE)
+
+
+def inverted(label: str) -> bool:
+    """Whether a label names an inverted lead: '-aVR', 'Lead -aVR', 'MDC_ECG_LEAD_-aVR' (not 'ECG-I')."""
+    return bool(_INVERTED.search(str(label)))
+
+
 def lead_name(label: str) -> str | None:
     """A device's label for a lead (``I``, ``Lead II``, ``ECG-I``, ``MDC_ECG_LEAD_AVR``, ``aVL``, ``V5``,
     ``DIII``) → the LEADS name, or None for anything else (an extra lead, a rhythm channel)."""
-    if str(label).strip().startswith("-"):  # an inverted lead (-aVR) is not the standard lead
+    if inverted(label):  # the inverted lead is not the standard one
         return None
     name = re.sub(r"\(.*?\)", "", str(label)).split(",")[0]  # "Lead I (Einthoven)", "Lead aVR, augmented …"
     name = re.sub(r"[\s_\-]", "", name).upper()

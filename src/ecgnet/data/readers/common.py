@@ -116,7 +116,7 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
     ``derived_leads``); any other gap is an error naming the missing leads."""
     found = [lead for lead in LEADS if lead in leads]
     if len(found) <= 3:
-        raise ECGNetError(f"{path}: holds {len(found)} standard lead(s) ({', '.join(found) or 'none'}); "
+        raise ECGNetError(f"{path}: holds {len(found)} standard lead(s) ({', '.join(map(_display, found)) or 'none'}); "
                           f"ECGNet needs 12 (or the 8 independent leads I, II, V1–V6)")
     lengths = {lead: len(leads[lead]) for lead in found}
     if len(set(lengths.values())) > 1:
@@ -127,14 +127,16 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
     missing_limb = [lead for lead in LIMB_FROM_I_II if lead not in leads]
     if missing_limb and "I" in leads and "II" in leads:
         if len(missing_limb) < len(LIMB_FROM_I_II):  # a partial set is not a known layout: say so
-            warnings = [*warnings, f"derived {', '.join(missing_limb)} from I and II (the file lacks them)"]
+            warnings = [*warnings, f"derived {', '.join(_display(x) for x in missing_limb)} from I and II (the "
+                                   "file does not store them as standard leads: missing, or inverted as −aVR)"]
         i, ii = np.asarray(leads["I"], np.float64), np.asarray(leads["II"], np.float64)
         for lead in missing_limb:
             leads[lead] = LIMB_FROM_I_II[lead](i, ii)
         derived = missing_limb
     missing = [lead for lead in LEADS if lead not in leads]
     if missing:
-        raise ECGNetError(f"{path}: lacks lead(s) {', '.join(missing)} (found {', '.join(found)})")
+        raise ECGNetError(f"{path}: lacks lead(s) {', '.join(_display(x) for x in missing)} (found "
+                          f"{', '.join(_display(x) for x in found)})")
     with np.errstate(over="ignore", invalid="ignore"):
         signal = np.stack([np.asarray(leads[lead], np.float64) for lead in LEADS])
     if not np.isfinite(signal).all():

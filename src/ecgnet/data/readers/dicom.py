@@ -20,6 +20,7 @@ import numpy as np
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, sex_from
+from ecgnet.data.leads import inverted
 from ecgnet.data.readers.common import assemble, check_file, check_rate, lead_name, number, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
@@ -32,6 +33,7 @@ ECG_SOP_CLASSES = {
 # SCP-ECG lead codes (EN 1064 table; DICOM's "SCPECG" code values 5.6.3-9-N)
 _SCP_LEADS = {1: "I", 2: "II", 3: "V1", 4: "V2", 5: "V3", 6: "V4", 7: "V5", 8: "V6", 61: "III", 62: "AVR", 63: "AVL",
               64: "AVF"}
+_SCP_INVERTED_AVR = 65  # SCP-ECG's code for −aVR (aVRneg, Cabrera displays)
 _DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "<i2", (16, "US"): "<u2", (32, "SL"): "<i4", (32, "UL"): "<u4"}
 
 
@@ -114,8 +116,11 @@ def _lead(ch) -> tuple[str, str | None]:
     if not src:
         return str(ch.get("ChannelLabel", "?")), lead_name(str(ch.get("ChannelLabel", "")))
     meaning, code = str(src[0].get("CodeMeaning", "")), str(src[0].get("CodeValue", ""))
-    name = lead_name(meaning) or lead_name(str(ch.get("ChannelLabel", "")))
     m = re.fullmatch(r"(?:5\.6\.3-9-|2:)(\d+)", code)  # SCP-ECG lead code, or MDC's 2:N (same numbers)
+    label = str(ch.get("ChannelLabel", ""))
+    if (m and int(m.group(1)) == _SCP_INVERTED_AVR) or inverted(meaning) or inverted(label):
+        return meaning or code, None  # −aVR by its code or its name: not the standard lead, whatever the other says
+    name = lead_name(meaning) or lead_name(label)
     if name is None and m:
         name = _SCP_LEADS.get(int(m.group(1)))
     if name is None and code.startswith("MDC_ECG_LEAD_"):
