@@ -51,6 +51,9 @@ def test_dicom_without_preamble(tmp_path):
     assert (tmp_path / "bare").read_bytes()[128:132] != b"DICM"
     assert detect(tmp_path / "bare") == "dicom"
     assert np.abs(read_source(tmp_path / "bare").signal - x).max() < 0.002
+    ds.save_as(tmp_path / "implicit", enforce_file_format=False, implicit_vr=True, little_endian=True)
+    assert detect(tmp_path / "implicit") == "dicom"  # was 'a binary file of unknown format' (found in an audit)
+    np.testing.assert_array_equal(read_source(tmp_path / "implicit").signal, read_source(tmp_path / "bare").signal)
 
 
 def test_dicom_8_leads_and_malformed(tmp_path):
@@ -201,3 +204,20 @@ def test_an_inverted_avr_is_never_read_as_avr(tmp_path, meaning, code):
     np.testing.assert_allclose(avr, -(rec.signal[0] + rec.signal[1]) / 2, atol=1e-9)  # derived from I and II
     np.testing.assert_allclose(avr, signal[3], atol=0.01)  # the true aVR, not its inverse
     assert "aVR" in rec.derived_leads and any("aVR" in n for n in rec.notes + rec.warnings)
+
+
+def test_a_big_endian_dicom_is_read_in_its_byte_order(tmp_path):
+    """Explicit VR Big Endian waveforms were decoded as little-endian: up to 83 mV off, shown only as an
+    amplitude warning (found in an audit; pydicom's own waveform_array assumes little-endian too)."""
+    import pydicom
+    from pydicom.uid import ExplicitVRBigEndian
+
+    signal = ecg()
+    little = write_dicom(tmp_path / "le.dcm", signal)
+    ds = pydicom.dcmread(little)
+    group = ds.WaveformSequence[0]
+    group.WaveformData = np.frombuffer(group.WaveformData, "<i2").astype(">i2").tobytes()  # as a big-endian writer
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    pydicom.dcmwrite(tmp_path / "be.dcm", ds, implicit_vr=False, little_endian=False, force_encoding=True)
+    assert pydicom.dcmread(tmp_path / "be.dcm").original_encoding == (False, False)
+    np.testing.assert_array_equal(read_source(tmp_path / "be.dcm").signal, read_source(little).signal)

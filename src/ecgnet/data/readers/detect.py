@@ -90,8 +90,17 @@ def _wfdb_header(path: Path) -> Path | None:
 
 def _dicom_without_preamble(head: bytes) -> bool:
     """A DICOM data set written without the 128-byte preamble and ``DICM``: it starts with a group 0002 or
-    0008 element in explicit-VR little endian (two upper-case letters after the tag)."""
-    return head[:2] in (b"\x02\x00", b"\x08\x00") and len(head) > 8 and head[4:6].isalpha() and head[4:6].isupper()
+    0008 element in little endian — explicit VR (two upper-case letters after the tag), or implicit VR (a
+    4-byte length, then the next element's tag of the same or a later even group)."""
+    if head[:2] not in (b"\x02\x00", b"\x08\x00") or len(head) <= 8:
+        return False
+    if head[4:6].isalpha() and head[4:6].isupper():
+        return True
+    length = int.from_bytes(head[4:8], "little")
+    if not 0 < length <= 1024 or len(head) < 8 + length + 2:
+        return False
+    following = int.from_bytes(head[8 + length:10 + length], "little")
+    return following % 2 == 0 and int.from_bytes(head[:2], "little") <= following <= 0x0050
 
 
 def _is_scp(head: bytes) -> bool:

@@ -34,7 +34,7 @@ ECG_SOP_CLASSES = {
 _SCP_LEADS = {1: "I", 2: "II", 3: "V1", 4: "V2", 5: "V3", 6: "V4", 7: "V5", 8: "V6", 61: "III", 62: "AVR", 63: "AVL",
               64: "AVF"}
 _SCP_INVERTED_AVR = 65  # SCP-ECG's code for −aVR (aVRneg, Cabrera displays)
-_DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "<i2", (16, "US"): "<u2", (32, "SL"): "<i4", (32, "UL"): "<u4"}
+_DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "i2", (16, "US"): "u2", (32, "SL"): "i4", (32, "UL"): "u4"}
 
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
@@ -72,11 +72,13 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
     if key not in _DTYPES:
         raise ECGNetError(f"{path}: waveform samples of {key[0]} bits, interpretation {key[1]!r}, are not read")
     data = group.get("WaveformData", b"") or b""
-    expected = n_samples * n_channels * np.dtype(_DTYPES[key]).itemsize
+    little_endian = ds.original_encoding[1] is not False  # (Explicit VR) Big Endian: its samples are big-endian
+    dtype = np.dtype(_DTYPES[key]).newbyteorder("<" if little_endian else ">")
+    expected = n_samples * n_channels * dtype.itemsize
     if len(data) < expected:
         raise ECGNetError(f"{path}: WaveformData holds {len(data)} bytes, the waveform declares {n_channels} "
                           f"channels × {n_samples} samples ({expected} bytes): truncated")
-    raw = np.frombuffer(data[:expected], dtype=_DTYPES[key]).reshape(n_samples, n_channels).T.astype(np.float64)
+    raw = np.frombuffer(data[:expected], dtype=dtype).reshape(n_samples, n_channels).T.astype(np.float64)
     channels = list(group.get("ChannelDefinitionSequence", []))
     if len(channels) != n_channels:
         raise ECGNetError(f"{path}: {len(channels)} channel definitions for {n_channels} channels")
