@@ -132,6 +132,65 @@ def test_edf_channels_at_different_rates_are_refused(tmp_path):
     refused(tmp_path / "rates.edf", "different sampling rates")
 
 
+def test_a_discontinuous_edf_plus_is_refused(tmp_path):
+    """EDF+D (a 5 s gap before data record 5) was read as one continuous signal in silence; pyedflib refuses it
+    too (found in an audit). The same file marked EDF+C with contiguous onsets still reads."""
+    x = ecg(500)
+    data = bytearray(write_edf_pyedflib(tmp_path / "c.edf", x).read_bytes())
+    n = int(data[252:256])
+    records, header = int(data[236:244]), int(data[184:192])
+    per = [int(data[256 + 216 * n + 8 * i: 256 + 216 * n + 8 * (i + 1)]) for i in range(n)]
+    labels = [data[256 + 16 * i: 256 + 16 * (i + 1)].decode().strip() for i in range(n)]
+    annotations, seconds = labels.index("EDF Annotations"), float(data[244:252])
+    data[192:236] = b"EDF+D".ljust(44)
+    for r in range(records):  # each record's time-keeping annotation: onsets jump by 5 s at record 5
+        start = header + r * 2 * sum(per) + 2 * sum(per[:annotations])
+        block = bytearray(2 * per[annotations])
+        tal = f"+{r * seconds + (5 if r >= 5 else 0):g}\x14\x14\x00".encode()
+        block[:len(tal)] = tal
+        data[start:start + len(block)] = block
+    (tmp_path / "d.edf").write_bytes(bytes(data))
+    refused(tmp_path / "d.edf", "discontinuous EDF\\+ recording \\(EDF\\+D")
+    assert read_source(tmp_path / "c.edf").signal.shape == (12, 5000)
+
+
+def test_the_edf_budget_counts_the_ecg_channels_and_a_holter_is_named_first(tmp_path):
+    """The budget multiplied the fastest channel by every channel, so 12 leads at 500 Hz beside an 8 kHz pace
+    channel (or an annotation channel) were refused for --max-values though 12 × 500 Hz were all to decode; a
+    24 h 3-lead Holter was refused for its length before its leads (found in an audit)."""
+    import edfio
+
+    x = ecg(500, seconds=30)
+    signals = [edfio.EdfSignal(x[i], sampling_frequency=500, label=n, physical_dimension="mV",
+                               physical_range=(-10, 10)) for i, n in enumerate(NAMES)]
+    signals.append(edfio.EdfSignal(np.zeros(30 * 8000), sampling_frequency=8000, label="Pace",
+                                   physical_dimension="mV", physical_range=(-10, 10)))
+    edfio.Edf(signals).write(tmp_path / "pace.edf")
+    budget = ReadLimits(max_values=12 * 500 * 30)
+    assert read_source(tmp_path / "pace.edf", limits=budget).signal.shape == (12, 15000)
+    refused(tmp_path / "pace.edf", "over the limit", limits=ReadLimits(max_values=12 * 500 * 30 - 1))
+    data = bytearray(write_edf_pyedflib(tmp_path / "holter.edf", ecg(500), labels=["II", "V1", "V5"]).read_bytes())
+    data[236:244] = b"86400".ljust(8)  # 24 h of 1 s data records
+    (tmp_path / "holter.edf").write_bytes(bytes(data))
+    refused(tmp_path / "holter.edf", "holds 3 standard lead")
+
+
+def test_a_plain_edf_free_text_patient_field_is_kept_whole(tmp_path):
+    """'Mueller Hans 12.03.1950 M  ID 556677' was split as EDF+ subfields: id 'Mueller', name 'M'."""
+    import edfio
+
+    x = ecg(500)
+    signals = [edfio.EdfSignal(x[i], sampling_frequency=500, label=n, physical_dimension="mV",
+                               physical_range=(-10, 10)) for i, n in enumerate(NAMES)]
+    edfio.Edf(signals).write(tmp_path / "plain.edf")
+    data = bytearray((tmp_path / "plain.edf").read_bytes())
+    data[8:88] = b"Mueller Hans 12.03.1950 M  ID 556677".ljust(80)
+    (tmp_path / "plain.edf").write_bytes(bytes(data))
+    rec = read_source(tmp_path / "plain.edf")
+    assert rec.patient.get("identification") == "Mueller Hans 12.03.1950 M ID 556677"
+    assert "id" not in rec.patient and "name" not in rec.patient and rec.sex is None
+
+
 # --- SCP-ECG ------------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason="needs ../shared/external/formats")

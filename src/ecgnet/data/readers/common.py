@@ -108,6 +108,14 @@ def check_rate(rate: float, path: Path) -> float:
     return float(rate)
 
 
+def check_lead_count(found: list[str], path: Path) -> None:
+    """Refuse a file of 3 standard leads or fewer (``found``: LEADS names): a Holter or rhythm strip."""
+    found = [lead for lead in LEADS if lead in found]
+    if len(found) <= 3:
+        raise ECGNetError(f"{path}: holds {len(found)} standard lead(s) ({', '.join(map(_display, found)) or 'none'}); "
+                          f"ECGNet needs 12 (or the 8 independent leads I, II, V1–V6)")
+
+
 def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *, statements=(), patient=None,
              warnings=(), notes=(), age=None, sex=None, amplitude_trusted: bool = True) -> ECGRecord:
     """``leads`` ({LEADS name: mV samples}) at ``rate`` Hz → the 12-lead :class:`ECGRecord` at the source rate.
@@ -115,9 +123,7 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
     The limb leads III, aVR, aVL, aVF are derived from I and II when all four are missing (and listed in
     ``derived_leads``); any other gap is an error naming the missing leads."""
     found = [lead for lead in LEADS if lead in leads]
-    if len(found) <= 3:
-        raise ECGNetError(f"{path}: holds {len(found)} standard lead(s) ({', '.join(map(_display, found)) or 'none'}); "
-                          f"ECGNet needs 12 (or the 8 independent leads I, II, V1–V6)")
+    check_lead_count(found, path)
     lengths = {lead: len(leads[lead]) for lead in found}
     if len(set(lengths.values())) > 1:
         raise ECGNetError(f"{path}: leads of different lengths ({', '.join(f'{k} {v}' for k, v in lengths.items())})")

@@ -4,7 +4,9 @@ The fixed header is checked before edfio reads anything: the signal count agains
 declared data records × samples per record against the budget and against the file's size (a truncated
 file is refused, not zero-padded). ECG channels are recognised by label (``I``, ``ECG II``, ``EKG V1``,
 ``aVR`` …); EDF+ annotation channels are skipped. All ECG channels must share one sampling rate.
-Patient fields come from the EDF+ patient identification (code, sex, birth date, name).
+Patient fields come from the EDF+ patient identification (code, sex, birth date, name); a plain EDF's free
+text is kept whole (``identification``). A discontinuous EDF+ (EDF+D) is refused: its segments are not one
+signal. The budget counts the ECG channels, the only ones decoded.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, sex_from
-from ecgnet.data.readers.common import assemble, check_rate, lead_name, units_to_mv
+from ecgnet.data.readers.common import assemble, check_lead_count, check_rate, lead_name, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
@@ -50,7 +52,15 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     if n_records < 0 or any(n < 0 for n in per_record):
         raise ECGNetError(f"{path}: declares {n_records} data records (unknown or negative: a recording "
                           "still being written?)")
-    limits.check_samples(n_records * max(per_record or [0]), n_signals, 0, path)
+    labels = [signal_header[16 * i:16 * (i + 1)].decode("latin-1").strip() for i in range(n_signals)]
+    ecg = [i for i, label in enumerate(labels) if _lead(label) is not None]  # only these are decoded
+    check_lead_count([_lead(labels[i]) for i in ecg], path)  # a 3-lead Holter: said first, not its length
+    try:
+        record_seconds = float(head[244:252].decode("ascii").strip())
+    except ValueError:
+        record_seconds = 0.0
+    most = max((per_record[i] for i in ecg), default=0)
+    limits.check_samples(n_records * most, len(ecg), most / record_seconds if record_seconds > 0 else 0, path)
     need = header_bytes + n_records * sum(per_record) * width
     if size < need:
         raise ECGNetError(f"{path}: {size} bytes, the header declares {need} ({n_records} records): truncated")
@@ -58,14 +68,16 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         rec = edfio.read_bdf(path) if bdf else edfio.read_edf(path, lazy_load_data=True)  # sizes checked above
     except Exception as e:  # edfio raises ValueError and others for malformed headers
         raise ECGNetError(f"{path}: cannot be read as {'BDF' if bdf else 'EDF'} ({type(e).__name__}: {e})") from e
+    if not rec.is_continuous:  # EDF+D: its data records' onsets leave gaps
+        raise ECGNetError(f"{path}: a discontinuous EDF+ recording (EDF+D, gaps between its data records): not "
+                          "read — joined, its segments would make one signal that was never recorded")
     rates, leads, warnings = set(), {}, []
     for sig in rec.signals:
-        # 'ECG I', 'EKG-V1', 'ECG_II': the prefix and its separator; 'ECG -aVR' keeps its sign (an inverted lead)
-        name = lead_name(re.sub(r"^(ECG|EKG)(-|_|\s*)", "", sig.label.strip(), flags=re.I))
+        name = _lead(sig.label)
         if name is None or name in leads:
             continue
         rate = float(sig.sampling_frequency)
-        limits.check_samples(int(round(rec.duration * rate)), n_signals, rate, path)
+        limits.check_samples(int(round(rec.duration * rate)), len(ecg), rate, path)
         rates.add(rate)
         leads[name] = np.asarray(sig.data, np.float64) * units_to_mv(sig.physical_dimension.strip() or None, path,
                                                                        default="uV")
@@ -82,6 +94,11 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     return assemble(path, leads, rate, "edf", patient=patient, warnings=warnings, age=age, sex=sex)
 
 
+def _lead(label: str) -> str | None:
+    """'ECG I', 'EKG-V1', 'ECG_II': the prefix and its separator go; 'ECG -aVR' keeps its sign (an inverted lead)."""
+    return lead_name(re.sub(r"^(ECG|EKG)(-|_|\s*)", "", label.strip(), flags=re.I))
+
+
 def _patient(rec) -> tuple[dict, float | None, str | None]:
     out: dict = {}
     try:
@@ -90,6 +107,14 @@ def _patient(rec) -> tuple[dict, float | None, str | None]:
     except Exception:  # an anonymised or malformed start date
         start = None
     sex = age = None
+    text = " ".join(str(rec.local_patient_identification).split())
+    fields = text.split(" ")
+    structured = (len(fields) >= 4 and fields[1].upper() in ("M", "F", "X")
+                  and (fields[2] == "X" or re.fullmatch(r"\d{2}-[A-Za-z]{3}-\d{4}", fields[2]) is not None))
+    if not structured:  # plain EDF's free text ('Mueller Hans 12.03.1950 M'): kept as written, not split up
+        if text and set(fields) != {"X"}:
+            out["identification"] = text
+        return out, age, sex
     try:
         p = rec.patient
         out.update(id=p.code if p.code != "X" else "", name=(p.name if p.name != "X" else "").replace("_", " "))
