@@ -278,3 +278,14 @@ def test_several_samples_per_frame_are_read_as_wfdb_reads_them(tmp_path):
     (tmp_path / "spf2.dat").write_bytes(bytes(data))
     with pytest.raises(ECGNetError, match="does not match the header's checksums"):
         read_ecg(tmp_path / "spf2.hea", fs)
+
+
+def test_a_skewed_signal_is_refused_by_name(tmp_path):
+    """A skewed signal (format '16:3') was refused as 'corrupt' or 'contains NaN' (wfdb aligns it and leaves its
+    last samples invalid): it is named instead."""
+    path, _ = write_challenge(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[7] = lines[7].replace(" 16+24 ", " 16:3+24 ", 1)  # V1
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ECGNetError, match=r"skewed signal\(s\) V1 .* are not read"):
+        read_ecg(path, 500)

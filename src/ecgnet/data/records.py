@@ -228,6 +228,10 @@ def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits) 
     hdr = wfdb.rdheader(str(name))
     check_record_line(hdr, raw, header)
     check_sizes(hdr, header.parent, header, limits)
+    if any(hdr.skew or []):  # wfdb aligns a skewed signal and leaves its last samples invalid
+        skewed = [n for n, k in zip(hdr.sig_name or [], hdr.skew) if k]
+        raise ECGNetError(f"{header}: skewed signal(s) {_listed(skewed)} (the format field's ':skew') are not read; "
+                          "write the record without skew (wfdb.wrsamp aligns it)")
     rec = wfdb.rdrecord(str(name), physical=False)  # several samples per frame (16x2) are averaged, as wfdb does
     if rec.checksum is not None:
         if any(n > 1 for n in (hdr.samps_per_frame or [])):  # the header's checksums count every sample
