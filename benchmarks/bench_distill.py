@@ -105,7 +105,7 @@ def onnx_latency(runs: dict[str, Path], repeats: int, calibration, out: dict) ->
         predictor = Predictor(run_dir)
         w, s, a = predictor.window, predictor.stride, predictor.config.data.aggregate
         fp32 = onnx_bytes(predictor.run)
-        engines = {"torch": predictor.model, "onnxruntime fp32": OnnxModel(fp32, 1, name="fp32"),
+        engines = {"torch": predictor.engine, "onnxruntime fp32": OnnxModel(fp32, 1, name="fp32"),
                    "onnxruntime int8": OnnxModel(quantize_int8(fp32, calibration, w, s, name=name), 1, name="int8")}
         for engine, fn in engines.items():
             fns[(name, engine)] = (lambda f, w=w, s=s, a=a: (lambda x, m: windowed_proba(f, x, m, w, s, a)))(fn)

@@ -60,11 +60,11 @@ def bf16(model):
 
 def engines(predictor: Predictor, threads: int, onnx_models: dict, compiled) -> dict:
     """{engine name: callable} for ``threads`` threads (ONNX Runtime sessions are per thread count)."""
-    out = {"torch eager": predictor.model}
+    out = {"torch eager": predictor.engine}
     if compiled is not None:
         out["torch.compile"] = compiled
     out.update({name: OnnxModel(data, threads, name=name) for name, data in onnx_models.items()})
-    out["torch bf16"] = bf16(predictor.model)
+    out["torch bf16"] = bf16(predictor.engine)
     return out
 
 
@@ -104,7 +104,7 @@ def bench_run(run: str, args, test, calibration) -> dict:
     fp32 = onnx_bytes(predictor.run)
     onnx_models = {"onnxruntime fp32": fp32,
                    "onnxruntime int8": quantize_int8(fp32, calibration, window, stride, name=name)}
-    compiled = torch.compile(predictor.model, dynamic=False) if args.compile else None
+    compiled = torch.compile(predictor.engine, dynamic=False) if args.compile else None
 
     def one_record(batch=1):
         g = torch.Generator().manual_seed(0)
@@ -121,7 +121,7 @@ def bench_run(run: str, args, test, calibration) -> dict:
         torch.set_num_threads(threads)
         fns = {k: windowed(f) for k, f in engines(predictor, threads, onnx_models, compiled).items()}
         lat = median_ms(fns, one_record(), args.repeats, args.warmup)
-        report_method = latency_ms(predictor.model, threads=threads, repeats=args.repeats, samples=record,
+        report_method = latency_ms(predictor.engine, threads=threads, repeats=args.repeats, samples=record,
                                    window=window, stride=stride, aggregate=aggregate)
         figures["latency"].append({"threads": threads, "ms_per_ecg": lat, "complexity_latency_ms_torch": report_method})
         for batch in args.batches:

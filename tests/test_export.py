@@ -160,7 +160,7 @@ def test_predict_engine_onnx_int8(untrained_run, write_record, ptbxl_root, loade
     result = CliRunner().invoke(app, ["export", str(run), "--quantize", "int8", "--data", str(ptbxl_root)])
     assert result.exit_code == 0, result.output
     predictor = Predictor(run, engine="onnx-int8")
-    assert predictor.model.name == str(run / "model.int8.onnx") and predictor.model.quantization["type"] == "int8"
+    assert predictor.engine.name == str(run / "model.int8.onnx") and predictor.engine.quantization["type"] == "int8"
     got, expected = predictor.predict_file(header), Predictor(run).predict_file(header)
     assert np.allclose([d["probability"] for d in sorted(got["diagnoses"], key=lambda d: d["class"])],
                        [d["probability"] for d in sorted(expected["diagnoses"], key=lambda d: d["class"])],

@@ -67,7 +67,6 @@ class Predictor:
             self.profile = load_profile(self.run.dir, site, self.classes)
 
     # what the callers read of the run
-    model = property(lambda self: self.engine, doc="the engine: called like the torch model")
     config = property(lambda self: self.run.config)
     info = property(lambda self: self.run.info)
     run_dir = property(lambda self: self.run.dir)
