@@ -31,12 +31,15 @@ def _b64(values: np.ndarray) -> str:
 
 
 def write_muse(path: Path, signal_mv: np.ndarray, fs: int = 500, uv_per_bit: float = 4.88, leads=("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"),
-               ecg_sample_base: int | None = None, statements=("SINUS RHYTHM", "NORMAL ECG"), b64_override=None) -> Path:
+               ecg_sample_base: int | None = None, statements=("SINUS RHYTHM", "NORMAL ECG"), b64_override=None,
+               ventricular_rate: int | None = None) -> Path:
     root = ET.Element("RestingECG")
     demo = ET.SubElement(root, "PatientDemographics")
     for tag, value in (("PatientID", "T-1"), ("PatientAge", "61"), ("AgeUnits", "YEARS"), ("Gender", "FEMALE"),
                        ("PatientLastName", "DOE"), ("PatientFirstName", "JANE")):
         ET.SubElement(demo, tag).text = value
+    if ventricular_rate is not None:  # what the cart measured (ecg() beats at 75 bpm)
+        ET.SubElement(ET.SubElement(root, "RestingECGMeasurements"), "VentricularRate").text = str(ventricular_rate)
     if ecg_sample_base is not None:
         orig = ET.SubElement(root, "OriginalRestingECGMeasurements")
         ET.SubElement(orig, "ECGSampleBase").text = str(ecg_sample_base)

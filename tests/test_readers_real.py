@@ -16,7 +16,7 @@ from ecgnet.errors import ECGNetError
 FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
 # file → (format, source rate, samples, statements that must be read, derived leads)
 REAL = {
-    "muse_xml/ml4h_muse_ecg_deidentified_1.xml": ("muse-xml", 250, 2500, ["SINUS TACHYCARDIA WITH ONE VENTRICULAR "
+    "muse_xml/ml4h_muse_ecg_deidentified_1.xml": ("muse-xml", 240, 2500, ["SINUS TACHYCARDIA WITH ONE VENTRICULAR "
                                                   "PREMATURE BEAT", "LEFT AXIS DEVIATION"], ["III", "aVR", "aVL", "aVF"]),
     "philips_xml/129DYPRG.XML": ("philips-xml", 500, 5264, ["Sinus bradycardia", ">>> Acute MI <<<"], []),
     "philips_xml/3191723_ZZDEMOPTONLY_1-04_orig.xml": ("philips-xml", 500, 5300,
@@ -75,9 +75,22 @@ def test_every_real_file_is_resampled_to_the_model_rate_without_amplitude_warnin
         assert rec.amplitude_trusted, (name, rec.warnings)
 
 
-def test_muse_conflicting_rates_are_a_warning_not_a_silent_guess():
-    rec = read_source(FORMATS_DIR / "muse_xml/ml4h_muse_ecg_deidentified_1.xml")
-    assert any("conflicting sampling rates" in w and "240" in w and "250" in w for w in rec.warnings)
+def test_muse_conflicting_rates_are_settled_by_the_devices_heart_rate(tmp_path):
+    """SampleBase 240, ECGSampleBase 250, 2,500 samples: a '10 s' rule read 250 Hz, but the rhythm's beats are
+    141 samples apart and the device measured 102 bpm — 240 Hz (found by cross-checking with ecgdatakit; the file's
+    PR, QRS and QT in samples agree). A file whose beats settle nothing keeps its waveform's own SampleBase."""
+    import re
+
+    source = FORMATS_DIR / "muse_xml/ml4h_muse_ecg_deidentified_1.xml"
+    rec = read_source(source)
+    assert rec.source_rate == 240
+    assert any("conflicting sampling rates" in w and "read at 240 Hz" in w and "ventricular rate" in w
+               for w in rec.warnings)
+    unknown = re.sub(rb"<VentricularRate>\d+</VentricularRate>", b"<VentricularRate></VentricularRate>",
+                     source.read_bytes())
+    (tmp_path / "no_rate.xml").write_bytes(unknown)
+    rec = read_source(tmp_path / "no_rate.xml")
+    assert rec.source_rate == 240 and any("could not decide" in w for w in rec.warnings)
 
 
 def test_scp_and_hl7_of_the_same_recording_agree():

@@ -35,9 +35,17 @@ def test_muse_with_12_stored_leads_derives_nothing(tmp_path):
     assert rec.derived_leads == []
 
 
-def test_muse_conflicting_rates_warn_and_pick_the_10_s_reading(tmp_path):
-    rec = read_source(write_muse(tmp_path / "m.xml", ecg(500), fs=480, ecg_sample_base=500))
-    assert rec.source_rate == 500 and any("conflicting sampling rates" in w for w in rec.warnings)
+@pytest.mark.parametrize("true_rate, said_rate", [(500, 480), (480, 500), (240, 250)])
+def test_muse_conflicting_rates_are_settled_by_the_measured_heart_rate(tmp_path, true_rate, said_rate):
+    """Two declared rates: the one at which the signal's beats (75 bpm in ecg()) make the cart's ventricular rate
+    is read, whichever field says it; without a ventricular rate the waveform's own SampleBase, with a warning."""
+    x = ecg(true_rate)
+    rec = read_source(write_muse(tmp_path / "a.xml", x, fs=true_rate, ecg_sample_base=said_rate, ventricular_rate=75))
+    assert rec.source_rate == true_rate and any("conflicting sampling rates" in w for w in rec.warnings)
+    rec = read_source(write_muse(tmp_path / "b.xml", x, fs=said_rate, ecg_sample_base=true_rate, ventricular_rate=75))
+    assert rec.source_rate == true_rate
+    rec = read_source(write_muse(tmp_path / "c.xml", x, fs=said_rate, ecg_sample_base=true_rate))
+    assert rec.source_rate == said_rate and any("could not decide" in w for w in rec.warnings)
 
 
 def test_muse_malformed(tmp_path):

@@ -4,12 +4,16 @@ MUSE stores the 8 independent leads (I, II, V1–V6) as base64 little-endian int
 ``LeadAmplitudeUnitsPerBit`` µV per unit; III, aVR, aVL, aVF are derived (and listed in
 ``derived_leads``). The sampling rate is ``SampleBase × 10^SampleExponent`` of the waveform; some MUSE
 exports disagree with themselves (``SampleBase`` 240 while ``ECGSampleBase`` says 250 for 2,500 samples):
-the rate that makes the 10 s resting ECG is used and a warning says so.
+the one the device's own ventricular rate confirms (the signal's RR intervals in samples × bpm) is used, else
+the waveform's SampleBase, and a warning says so. (A 10 s rule chose 250 Hz for such a file, though its beats,
+141 samples apart at 102 bpm, are 240 Hz: its time ran 4 % fast.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, sex_from
@@ -17,9 +21,6 @@ from ecgnet.data.readers.common import (assemble, b64_samples, check_file, check
                                         text, units_to_mv)
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
-
-RESTING_SECONDS = 10.0
-
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     path = Path(path)
@@ -40,8 +41,8 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
                           if lead_data else f"{path}: the rhythm waveform holds no leads")
     samples = counts.pop()
     warnings: list[str] = []
-    rate = _rate(root, wave, samples, path, warnings)
-    limits.check_samples(samples, len(lead_data), rate, path)
+    rate, alt = _rates(root, wave, path)
+    limits.check_samples(samples, len(lead_data), min(rate, alt), path)
     leads = {}
     for ld in lead_data:
         label = text(ld.find("LeadID"))
@@ -56,6 +57,8 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         per_bit = number(text(ld.find("LeadAmplitudeUnitsPerBit"), "?"), f"lead {label}'s LeadAmplitudeUnitsPerBit",
                          path)
         leads[name] = digital * per_bit * units_to_mv(text(ld.find("LeadAmplitudeUnits")) or None, path)
+    if alt != rate:
+        rate = _resolve_rate(root, leads, rate, alt, warnings)
     demo, test = root.find("PatientDemographics"), root.find("TestDemographics")
     age = None
     if demo is not None and text(demo.find("AgeUnits"), "YEARS").upper() == "YEARS":
@@ -83,8 +86,8 @@ def _declared_samples(ld, path: Path) -> int:
                       "(LeadSampleCountTotal or LeadByteCountTotal)")
 
 
-def _rate(root, wave, samples: int, path: Path, warnings: list[str]) -> float:
-    """The waveform's rate, checked against the measurements' ``ECGSampleBase`` (see the module docstring)."""
+def _rates(root, wave, path: Path) -> tuple[float, float]:
+    """(the rhythm waveform's own rate, the measurements' ``ECGSampleBase`` rate — the same when absent)."""
     base = text(wave.find("SampleBase"))
     if not base:
         raise ECGNetError(f"{path}: the rhythm waveform declares no SampleBase (sampling rate)")
@@ -92,19 +95,45 @@ def _rate(root, wave, samples: int, path: Path, warnings: list[str]) -> float:
                                                                        "SampleExponent", path, int), path)
     other = root.find("OriginalRestingECGMeasurements/ECGSampleBase")
     if other is None or not text(other):
-        return rate
+        return rate, rate
     exponent = text(root.find("OriginalRestingECGMeasurements/ECGSampleExponent"), "0")
-    alt = check_rate(number(text(other), "ECGSampleBase", path) * 10 ** number(exponent, "ECGSampleExponent", path, int),
-                     path)
-    if alt == rate:
-        return rate
-    fits = [r for r in (rate, alt) if abs(samples / r - RESTING_SECONDS) < 1e-6]
-    chosen = fits[0] if len(fits) == 1 else rate
-    why = (f"{samples} samples at {chosen:g} Hz make the 10 s resting ECG" if len(fits) == 1
-           else "neither makes a 10 s ECG: the waveform's own SampleBase is used")
+    return rate, check_rate(number(text(other), "ECGSampleBase", path)
+                            * 10 ** number(exponent, "ECGSampleExponent", path, int), path)
+
+
+def _resolve_rate(root, leads: dict, rate: float, alt: float, warnings: list[str]) -> float:
+    """Two declared rates (real MUSE 8 exports: SampleBase 240, ECGSampleBase 250, 2,500 samples): the one that
+    the device's own ventricular rate confirms — beats counted in the signal, RR in samples × bpm / 60 s — else
+    the waveform's own SampleBase. Said in a warning either way."""
+    implied = _implied_rate(root, leads, min(rate, alt))
+    chosen, why = rate, "the waveform's own SampleBase; the device's ventricular rate could not decide"
+    if implied is not None:
+        best = min((rate, alt), key=lambda r: abs(r - implied))
+        if abs(best - implied) <= 0.02 * best:
+            chosen, why = best, f"its beats at the device's ventricular rate imply {implied:.0f} Hz"
     warnings.append(f"conflicting sampling rates: the rhythm waveform's SampleBase says {rate:g} Hz, "
                     f"ECGSampleBase says {alt:g} Hz; read at {chosen:g} Hz ({why})")
     return chosen
+
+
+def _implied_rate(root, leads: dict, lowest: float) -> float | None:
+    """Samples per second that make the signal's median RR interval (in samples) the device's ventricular rate."""
+    from scipy.signal import find_peaks
+
+    bpm = text(root.find("RestingECGMeasurements/VentricularRate")) or \
+        text(root.find("OriginalRestingECGMeasurements/VentricularRate"))
+    try:
+        bpm = float(bpm)
+    except ValueError:
+        return None
+    if not 20 <= bpm <= 300 or not leads:
+        return None
+    x = max(leads.values(), key=lambda v: float(np.ptp(v)))  # the lead with the largest QRS
+    x = np.abs(x - np.median(x))
+    peaks, _ = find_peaks(x, height=0.5 * np.percentile(x, 99.5), distance=max(1, int(0.2 * lowest)))  # ≤ 300/min
+    if len(peaks) < 4:
+        return None
+    return float(np.median(np.diff(peaks))) * bpm / 60
 
 
 def _statements(root) -> list[str]:
