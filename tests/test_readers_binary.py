@@ -280,3 +280,32 @@ def test_a_big_endian_dicom_is_read_in_its_byte_order(tmp_path):
     pydicom.dcmwrite(tmp_path / "be.dcm", ds, implicit_vr=False, little_endian=False, force_encoding=True)
     assert pydicom.dcmread(tmp_path / "be.dcm").original_encoding == (False, False)
     np.testing.assert_array_equal(read_source(tmp_path / "be.dcm").signal, read_source(little).signal)
+
+
+def test_dicom_age_from_the_birth_date_when_patient_age_is_absent(tmp_path):
+    """No PatientAge but a birth date and an acquisition date: the age was None (EDF and Philips computed it)."""
+    import pydicom
+
+    ds = pydicom.dcmread(write_dicom(tmp_path / "a.dcm", ecg()))
+    del ds.PatientAge
+    ds.PatientBirthDate, ds.AcquisitionDateTime = "19610520", "20210304101112"
+    ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
+    assert read_source(tmp_path / "a.dcm").age == 59
+    ds.PatientAge = "006M"  # months
+    ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
+    assert read_source(tmp_path / "a.dcm").age == 0.5
+
+
+@pytest.mark.parametrize("micro", [b"\xb5V", b"\xc2\xb5V"])
+def test_edf_micro_sign_in_latin_1_or_utf_8_is_microvolts(tmp_path, micro):
+    """A dimension of 'µV' as Latin-1 (0xB5) or UTF-8 bytes was refused as unknown units '�V' (edfio decodes ASCII)."""
+    x = ecg(500)
+    path = write_edf_pyedflib(tmp_path / "u.edf", x, dimension="uV")
+    data = bytearray(path.read_bytes())
+    n = int(data[252:256])
+    for i in range(n):  # each signal's 8-byte physical-dimension field
+        start = 256 + 96 * n + 8 * i
+        if data[start:start + 8].strip() == b"uV":
+            data[start:start + 8] = micro.ljust(8)
+    path.write_bytes(bytes(data))
+    assert np.abs(read_source(path).signal - x).max() < 0.002

@@ -67,3 +67,21 @@ def age_from(value) -> float | None:
     if text.startswith(">") or age == PTBXL_OVER_89:
         return 90.0 if age in (89.0, PTBXL_OVER_89) else None  # '>40' says too little to use
     return age if math.isfinite(age) and 0 <= age < 150 else None
+
+
+def age_on(birth, day) -> float | None:
+    """Completed years from ``birth`` to ``day`` (``datetime.date`` objects, or ISO or DICOM 'YYYYMMDD' strings);
+    None when either is missing or unreadable, or the age is implausible."""
+    from datetime import date
+
+    def as_date(value):
+        if isinstance(value, date):
+            return value
+        text = str(value or "").strip()[:10]
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8])) if text.isdigit() and len(text) >= 8 \
+            else date.fromisoformat(text)
+    try:
+        b, d = as_date(birth), as_date(day)
+    except (TypeError, ValueError):
+        return None
+    return age_from(d.year - b.year - ((d.month, d.day) < (b.month, b.day)))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.patient import age_from, sex_from
+from ecgnet.data.patient import age_from, age_on, sex_from
 from ecgnet.data.leads import inverted
 from ecgnet.data.readers.common import assemble, check_file, check_rate, lead_name, number, units_to_mv
 from ecgnet.data.records import ECGRecord
@@ -136,10 +136,14 @@ def _statements(ds) -> list[str]:
 
 
 def _age(ds) -> float | None:
-    age = str(ds.get("PatientAge", "") or "")
-    if age.endswith("Y"):
-        return age_from(age[:-1])
-    return None
+    """PatientAge ('055Y', '006M', '010W', '003D'), else from PatientBirthDate to the acquisition's date."""
+    age = str(ds.get("PatientAge", "") or "").strip()
+    per_year = {"Y": 1, "M": 12, "W": 52.1775, "D": 365.25}
+    if age[-1:] in per_year and age[:-1].isdigit():
+        return age_from(round(int(age[:-1]) / per_year[age[-1]], 2))
+    acquired = next((str(ds.get(k)) for k in ("AcquisitionDateTime", "AcquisitionDate", "ContentDate", "StudyDate")
+                     if ds.get(k)), None)
+    return age_on(ds.get("PatientBirthDate"), acquired)
 
 
 def _patient(ds) -> dict:

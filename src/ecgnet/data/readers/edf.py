@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.patient import age_from, sex_from
+from ecgnet.data.patient import age_on, sex_from
 from ecgnet.data.readers.common import assemble, check_lead_count, check_rate, lead_name, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
@@ -72,17 +72,23 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         raise ECGNetError(f"{path}: a discontinuous EDF+ recording (EDF+D, gaps between its data records): not "
                           "read — joined, its segments would make one signal that was never recorded")
     rates, leads, warnings = set(), {}, []
-    for sig in rec.signals:
+    # physical dimensions as the header's bytes hold them (edfio decodes ASCII only: a Latin-1 or UTF-8 'µV' is '�V')
+    dimensions = [_dimension(signal_header[96 * n_signals + 8 * i:96 * n_signals + 8 * (i + 1)]) for i in range(n_signals)]
+    ordinary = [i for i, label in enumerate(labels) if label not in ("EDF Annotations", "BDF Annotations")]
+    unspecified = []
+    for sig, index in zip(rec.signals, ordinary):  # edfio's signals: the header's, less the annotation channels
         name = _lead(sig.label)
         if name is None or name in leads:
             continue
         rate = float(sig.sampling_frequency)
         limits.check_samples(int(round(rec.duration * rate)), len(ecg), rate, path)
         rates.add(rate)
-        leads[name] = np.asarray(sig.data, np.float64) * units_to_mv(sig.physical_dimension.strip() or None, path,
-                                                                       default="uV")
-        if not sig.physical_dimension.strip():
-            warnings.append(f"channel {sig.label.strip()!r} has no physical dimension: read as µV")
+        leads[name] = np.asarray(sig.data, np.float64) * units_to_mv(dimensions[index] or None, path, default="uV")
+        if not dimensions[index]:
+            unspecified.append(sig.label.strip())
+    if unspecified:
+        warnings.append(f"{len(unspecified)} ECG channel(s) without a physical dimension ({', '.join(unspecified[:3])}"
+                        f"{' …' if len(unspecified) > 3 else ''}): read as µV")
     if len(rates) > 1:
         raise ECGNetError(f"{path}: the ECG channels have different sampling rates "
                           f"({', '.join(f'{r:g}' for r in sorted(rates))} Hz)")
@@ -92,6 +98,14 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     rate = check_rate(rates.pop(), path)
     patient, age, sex = _patient(rec)
     return assemble(path, leads, rate, "edf", patient=patient, warnings=warnings, age=age, sex=sex)
+
+
+def _dimension(field: bytes) -> str:
+    """A signal's physical dimension; 'µV' in Latin-1 (0xB5) or UTF-8 (0xC2 0xB5), as devices write it, is uV."""
+    field = field.strip()
+    if field in (b"\xb5V", b"\xc2\xb5V"):
+        return "uV"
+    return field.decode("ascii", errors="replace")
 
 
 def _lead(label: str) -> str | None:
@@ -123,7 +137,7 @@ def _patient(rec) -> tuple[dict, float | None, str | None]:
         if birth is not None:
             out["birth_date"] = birth.isoformat()
             if start is not None:
-                age = age_from(start.year - birth.year - ((start.month, start.day) < (birth.month, birth.day)))
+                age = age_on(birth, start)
     except Exception:  # plain EDF: a free-text patient field, not EDF+ subfields
         pass
     return out, age, sex

@@ -17,7 +17,7 @@ from xml.etree.ElementTree import Element
 import numpy as np
 
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.patient import age_from, sex_from
+from ecgnet.data.patient import age_from, age_on, sex_from
 from ecgnet.data.readers.common import assemble, b64_samples, check_file, check_rate, lead_name, number, parse_xml, text
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
@@ -201,10 +201,7 @@ def _age(root) -> float | None:
         return years
     birth, acquired = text(age.find("dateofbirth")), (root.find("dataacquisition") or {}).get("date") \
         if root.find("dataacquisition") is not None else None
-    try:
-        from datetime import date
-
-        b, a = date.fromisoformat(birth), date.fromisoformat(acquired or "")
-        return float(a.year - b.year - ((a.month, a.day) < (b.month, b.day)))
-    except (TypeError, ValueError):
-        return age_from(age.get("defaultage")) if age.get("defaultage") else None
+    years = age_on(birth, acquired)
+    if years is not None:
+        return years
+    return age_from(age.get("defaultage")) if age.get("defaultage") else None
