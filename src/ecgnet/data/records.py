@@ -102,6 +102,10 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     notes: list[str] = []
     raw = read_header_bytes(header, limits)  # the header's text, read once for the checks wfdb does not make
     rec = _read_wfdb(header, raw, notes, limits)
+    faster = [f"{n} ({k}×)" for n, k in zip(rec.sig_name or [], rec.samps_per_frame or []) if k and k > 1]
+    if faster:
+        notes.append(f"{_listed(faster)} stored at a multiple of the record's {rec.fs:g} Hz: averaged per frame to "
+                     f"{rec.fs:g} Hz, as wfdb reads them")
     names = [s or "" for s in rec.sig_name]  # a signal line without a description has no name
     channels, derived = _lead_channels(header, names, notes)
     units = header_units(raw)  # as written: wfdb reads '/µV' as V
