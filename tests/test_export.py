@@ -51,7 +51,7 @@ def test_onnx_runtime_matches_torch_on_fold_10(run, fold10_sample, tmp_path):
     onnx_engine = OnnxModel(path)
     signal, metadata = torch.as_tensor(fold10_sample.signal), torch.as_tensor(fold10_sample.metadata)
     args = (torch_engine.window, torch_engine.stride, torch_engine.config.data.aggregate)
-    expected = windowed_proba(torch_engine.model, signal, metadata, *args).numpy()
+    expected = windowed_proba(torch_engine.engine, signal, metadata, *args).numpy()
     got = windowed_proba(onnx_engine, signal, metadata, *args).numpy()
     assert got.shape == expected.shape == (PARITY_RECORDS, 5)
     assert np.abs(got - expected).max() <= TOLERANCE
@@ -125,11 +125,11 @@ def test_predict_engine_onnx_file_in_memory_and_stale(untrained_run, write_recor
     expected = Predictor(run).predict_file(header)
 
     in_memory = Predictor(run, engine="onnx")  # no model.onnx yet: exported in memory
-    assert "in memory" in in_memory.model.name and not (run / "model.onnx").exists()
+    assert "in memory" in in_memory.engine.name and not (run / "model.onnx").exists()
     result = CliRunner().invoke(app, ["export", str(run)])
     assert result.exit_code == 0, result.output
     from_file = Predictor(run, engine="onnx")
-    assert from_file.model.name == str(run / "model.onnx")
+    assert from_file.engine.name == str(run / "model.onnx")
     for predictor in (in_memory, from_file):
         got = predictor.predict_file(header)
         assert [d["class"] for d in got["diagnoses"]] == [d["class"] for d in expected["diagnoses"]]
@@ -137,8 +137,8 @@ def test_predict_engine_onnx_file_in_memory_and_stale(untrained_run, write_recor
                            [d["probability"] for d in expected["diagnoses"]], atol=1e-4)
 
     with pytest.raises(ECGNetError, match="takes inputs of 250 samples, not 200"):
-        in_memory.model(torch.zeros(1, 12, 200), torch.zeros(1, 8))
-    assert in_memory.model.modalities == () and in_memory.model.preprocessing["metadata_features"][0] == "age"
+        in_memory.engine(torch.zeros(1, 12, 200), torch.zeros(1, 8))
+    assert in_memory.engine.modalities == () and in_memory.engine.preprocessing["metadata_features"][0] == "age"
 
     model, config, info = load_run(run)  # retrained, say: new weights, model.onnx left behind
     with torch.no_grad():

@@ -111,7 +111,7 @@ def test_the_other_coverings_of_a_long_record(folder, untrained_run):
     assert {d["class"]: d["probability"] for d in res["diagnoses"]} == pytest.approx(expected, abs=1e-4)
     assert res["coverage"].startswith("the first 10 s of 30.0 s")
     windows = Predictor(untrained_run, long_records="windows")
-    whole = windowed_proba(windows.model, torch.as_tensor(signal[None]), torch.as_tensor(windows.metadata_vector()[None]),
+    whole = windowed_proba(windows.engine, torch.as_tensor(signal[None]), torch.as_tensor(windows.metadata_vector()[None]),
                            250, 125)[0].numpy()
     np.testing.assert_allclose(windows.predict_signal(signal, windows.metadata_vector()), whole, atol=1e-6)
     with pytest.raises(ECGNetError, match="--long-records"):
