@@ -13,7 +13,6 @@ from ecgnet.data.signals import LEADS
 from ecgnet.explain import (find_frequency_frontend, frequency_attributions, lead_importance, modality_ablation,
                             modality_weights, plot_frequency_heatmap, plot_lead_importance, plot_time_heatmap,
                             time_attributions)
-from ecgnet.explain.ablation import subset
 from ecgnet.models import build_model
 
 
@@ -26,7 +25,7 @@ def test_fold(ptbxl_superdiagnostic):
 def small_test(test_fold):
     """80 fold-10 records in which every class has positives and negatives."""
     for seed in range(20):
-        s = subset(test_fold, 80, seed)
+        s = test_fold.sample(80, seed)
         if ((s.y.sum(0) > 0) & (s.y.sum(0) < len(s.y))).all():
             return s
     pytest.fail("no balanced subset found")
@@ -98,7 +97,7 @@ def test_ablation_scores_a_late_fusion_ensemble_as_evaluation_does(small_test):
     from ecgnet.runs.directory import Run
 
     run = Run.open("ensemble_greedy")
-    records = subset(small_test, 12)
+    records = small_test.sample(12)
     probabilities, weights = predict_with_weights(run.model, records, run.config, batch_size=5)
     expected = windowed_proba(run.model, torch.as_tensor(records.signal), torch.as_tensor(records.metadata),
                               run.window, run.stride, run.config.data.aggregate).numpy()

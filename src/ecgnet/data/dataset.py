@@ -128,6 +128,22 @@ class Split:
     metadata: np.ndarray  # (n, 8) float32, scaled
     y: np.ndarray  # (n, n_classes) float32
 
+    def sample(self, n: int | None, seed: int = 0) -> "Split":
+        """At most ``n`` of its records (random, kept in order; all of them when ``n`` is None) — for cheap
+        evaluations, tests and demos."""
+        keep = sample_rows(len(self.ecg_ids), n, seed)
+        if keep is None:
+            return self
+        return Split(self.ecg_ids[keep], self.signal[keep], self.metadata[keep], self.y[keep])
+
+
+def sample_rows(total: int, n: int | None, seed: int = 0) -> np.ndarray | None:
+    """Sorted indices of ``n`` of ``total`` rows drawn without replacement with ``seed``; None (every row) when
+    ``n`` is None or not below ``total``. What every "max records" option draws."""
+    if n is None or n >= total:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+
 
 class PTBXL:
     """``in_memory``: the default of :meth:`split` — copy a split's signals into memory (True) or read
@@ -174,8 +190,8 @@ class PTBXL:
         mask = self.labels.split(name)
         ids = self.labels.ecg_ids[mask]
         y = self.labels.y[mask]
-        if max_records is not None and max_records < len(ids):
-            keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_records, replace=False))
+        keep = sample_rows(len(ids), max_records, seed)
+        if keep is not None:
             ids, y = ids[keep], y[keep]
         rows = SignalRows(self._signals, [self._row[int(e)] for e in ids])
         signal = np.asarray(rows) if (self.in_memory if in_memory is None else in_memory) else rows

@@ -150,7 +150,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     from ecgnet.data.dataset import PTBXL
     from ecgnet.data.ptbxl import data_root as find_root
     from ecgnet.evaluation.compare_report import conclusion, write_comparison_report
-    from ecgnet.explain.ablation import modality_ablation, modality_weights, subset
+    from ecgnet.explain.ablation import modality_ablation, modality_weights
     from ecgnet.runs import load_run, provenance
 
     if ablation_records is not None and ablation_records < 0:
@@ -198,7 +198,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
         probs[name] = p
     y = test.y.astype(int)
     base_name = names[0]
-    ablation_split = subset(test, ablation_records or None, seed=0)
+    ablation_split = test.sample(ablation_records or None, seed=0)
 
     runs, models = [], {}
     for name, r in zip(names, loaded):

@@ -29,14 +29,6 @@ def _windows(config: Config) -> tuple[int | None, int, str]:
     return config.data.window, config.data.stride, config.data.aggregate
 
 
-def subset(split: Split, n: int | None, seed: int = 0) -> Split:
-    """At most ``n`` records of ``split`` (random, kept in ecg_id order) — for cheap tests and demos."""
-    if n is None or n >= len(split.ecg_ids):
-        return split
-    keep = np.sort(np.random.default_rng(seed).choice(len(split.ecg_ids), n, replace=False))
-    return Split(split.ecg_ids[keep], split.signal[keep], split.metadata[keep], split.y[keep])
-
-
 @torch.no_grad()
 def predict_with_weights(model: nn.Module, split: Split, config: Config,
                          batch_size: int = 128) -> tuple[np.ndarray, np.ndarray | None]:

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ecgnet.data.dataset import SignalRows, Split
+from ecgnet.data.dataset import SignalRows, Split, sample_rows
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.ptbxl import SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
@@ -154,8 +154,9 @@ class CollectionData:
     def split(self, name: str, max_records: int | None = None, seed: int = 0,
               in_memory: bool | None = None) -> Split:
         rows = self.assignment[name]
-        if max_records is not None and max_records < len(rows):  # as PTBXL.split subsamples
-            rows = rows[np.sort(np.random.default_rng(seed).choice(len(rows), max_records, replace=False))]
+        keep = sample_rows(len(rows), max_records, seed)  # as PTBXL.split subsamples
+        if keep is not None:
+            rows = rows[keep]
         c = self.collection
         signal = SignalRows(c._array, c._rows[rows])
         if self.in_memory if in_memory is None else in_memory:

@@ -25,6 +25,7 @@ import pandas as pd
 from ecgnet.data import ptbxl
 from ecgnet.data.collect import find_records
 from ecgnet.data.collections.base import Collection
+from ecgnet.data.dataset import sample_rows
 from ecgnet.data.collections.manifest import PLAUSIBLE, read_manifest
 from ecgnet.data.external import SUPERCLASSES, external_labels, load_mapping
 from ecgnet.data.records import header_demographics
@@ -99,11 +100,8 @@ def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superd
     db, statements = ptbxl.read_database(root), ptbxl.read_statements(root)
     labels = ptbxl.make_labels(db, statements, task)
     ids = labels.ecg_ids
-    keep = slice(None)
-    if max_records is not None and max_records < len(ids):
-        import numpy as np
-
-        keep = np.sort(np.random.default_rng(seed).choice(len(ids), max_records, replace=False))
+    keep = sample_rows(len(ids), max_records, seed)
+    keep = slice(None) if keep is None else keep
     ids, y = ids[keep], labels.y[keep]
     meta = ptbxl.metadata_table(db).loc[ids]
     column = "filename_lr" if sampling_rate == 100 else "filename_hr"
