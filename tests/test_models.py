@@ -264,4 +264,13 @@ def test_a_second_model_under_a_registered_name_is_refused():
     with pytest.raises(ValueError, match="'time_resnet1d' is registered twice"):
         register("time_resnet1d")(lambda num_classes: None)
     assert _REGISTRY["time_resnet1d"] is first
-    assert register("time_resnet1d")(first) is first  # the same function again (a module re-imported): fine
+    assert register("time_resnet1d")(first) is first  # the same function again: fine
+
+    def time_resnet1d(num_classes):  # a reloaded module's new function of the same name and place: fine
+        return None
+
+    time_resnet1d.__module__, time_resnet1d.__qualname__ = first.__module__, first.__qualname__
+    try:
+        assert register("time_resnet1d")(time_resnet1d) is time_resnet1d
+    finally:
+        _REGISTRY["time_resnet1d"] = first

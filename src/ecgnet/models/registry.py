@@ -19,9 +19,11 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 def register(name: str):
     def add(fn):
-        if name in _REGISTRY and _REGISTRY[name] is not fn:  # two models under one name: the second would win
-            raise ValueError(f"model name '{name}' is registered twice ({_REGISTRY[name].__module__} and "
-                             f"{fn.__module__})")
+        known = _REGISTRY.get(name)
+        where = (fn.__module__, fn.__qualname__)
+        if known is not None and (known.__module__, known.__qualname__) != where:  # not a module reloaded: a clash
+            raise ValueError(f"model name '{name}' is registered twice ({known.__module__}.{known.__qualname__} and "
+                             f"{'.'.join(where)})")
         _REGISTRY[name] = fn
         return fn
     return add
