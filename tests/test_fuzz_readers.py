@@ -219,7 +219,6 @@ def test_records_lists_may_not_leave_their_folder(tmp_path, line):
     assert str(tmp_path / "db" / "RECORDS") in str(info.value)
 
 
-
 def test_a_gain_that_overflows_float32_is_refused(write_record):
     path, _ = write_record()
     path.write_text(path.read_text().replace(" 1000.0(0)/mV ", " 1e-40(0)/mV "))

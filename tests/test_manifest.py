@@ -401,7 +401,6 @@ def test_ptbxl_manifest_matches_the_ptbxl_collection(ptbxl_root, tmp_path):
     np.testing.assert_array_equal(np.asarray(a.signal), np.asarray(b.signal))
 
 
-
 def test_the_whole_ptbxl_manifest_passes_its_own_check(ptbxl_root, tmp_path):
     """PTB-XL holds three heights of 6 cm: written empty (unknown), listed, so the manifest reads back whole."""
     from ecgnet.data.collections.make import ptbxl_manifest

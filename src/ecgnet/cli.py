@@ -32,6 +32,7 @@ app.add_typer(data_app, name="data")
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 
+
 def _patient_options(**fields) -> dict:
     """--age/--sex/--height/--weight checked (:func:`~ecgnet.data.patient.check_patient`); an error names the option."""
     try:

@@ -50,7 +50,6 @@ def check_patient(age=None, sex=None, height=None, weight=None, plausible: bool 
     return {**values, "sex": None if sex is None else SEXES[str(sex).strip().lower()]}
 
 
-
 def sex_from(value) -> str | None:
     """A file's sex field — 'M', 'Male', 'MALE', 'f' … — as 'male' / 'female'; None when unknown."""
     return {"m": "male", "male": "male", "f": "female", "female": "female"}.get(str(value or "").strip().lower())

@@ -40,6 +40,7 @@ def default_shrinkage(method: str) -> float:
     would break the sensitivity asked for), nor are the run's own."""
     return DEFAULT_SHRINKAGE if method in ("youden", "f1") else 0.0
 
+
 PROTOCOL = ("Scored on held-out records only: the site's records are split into {k} folds (patient-grouped, "
             "multilabel-stratified); each fold is calibrated and thresholded by the profile fitted on the other "
             "{k1} folds, and the held-out results are pooled. Thresholds fitted and scored on the same records would "

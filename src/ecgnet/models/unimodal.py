@@ -95,7 +95,6 @@ def time_transformer(num_classes: int, d_model: int = 96, n_heads: int = 4, n_la
     return UnimodalModel(TimeFrontend(12, center=center), encoder)
 
 
-
 @register("frequency_transformer")
 def frequency_transformer(num_classes: int, phase: bool = False, d_model: int = 64, n_layers: int = 2,
                           n_heads: int = 4, dropout: float = 0.1) -> nn.Module:

@@ -255,4 +255,3 @@ class BodyLimit:
             return event
 
         await self.app(scope, limited, send)
-

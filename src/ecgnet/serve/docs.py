@@ -31,6 +31,7 @@ def refusals(*statuses: int) -> dict:
     """OpenAPI ``responses`` for a route's errors, each a :class:`Refusal`."""
     return {s: {"model": Refusal, "description": _WHY[s]} for s in statuses}
 
+
 _STYLE = """body{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2733}
 h1{font-size:1.5rem}h2{font-size:1.05rem;margin:1.6rem 0 .3rem;font-family:ui-monospace,monospace}
 .m{display:inline-block;min-width:3.5rem;font-weight:600;color:#1d5fa7}table{border-collapse:collapse;width:100%}

@@ -70,5 +70,3 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
     if not np.isfinite(rec.signal).all():
         raise ECGNetError(f"{path}: amplitudes beyond float32's range (~3e38 mV): a wrong scale in the file?")
     return rec
-
-

@@ -174,5 +174,3 @@ def _trim_calibration(signal: np.ndarray, rate: float) -> tuple[np.ndarray, int]
     if cut < 0.05 * rate or end < rate:  # a short run, or nothing left: keep the signal as it is
         return signal, 0
     return signal[:, :end], cut
-
-

@@ -22,6 +22,7 @@ from ecgnet.data.readers.common import (assemble, b64_samples, check_file, check
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
+
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     path = Path(path)
     root = parse_xml(check_file(path, limits), path)
