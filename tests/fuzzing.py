@@ -27,7 +27,7 @@ import yaml
 from hypothesis import strategies as st
 
 from ecgnet.config import Config, dump_config, load_config, parse_config
-from ecgnet.data.collect import find_records
+from ecgnet.data.record_files import find_records
 from ecgnet.data.external import parse_dx
 from ecgnet.data.records import read_ecg
 from ecgnet.errors import ECGNetError

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 
 import fuzzing
 from ecgnet.config import load_config, parse_config
-from ecgnet.data.collect import find_records
+from ecgnet.data.record_files import find_records
 from ecgnet.data.external import parse_dx
 from ecgnet.data.records import read_ecg
 from ecgnet.errors import ECGNetError

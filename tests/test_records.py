@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from ecgnet.data.collect import find_records
+from ecgnet.data.record_files import find_records
 from ecgnet.data.records import LEADS, header_demographics, read_ecg
 from ecgnet.errors import ECGNetError
 

@@ -467,7 +467,7 @@ def test_coarse_amplitude_steps_are_a_warning_that_keeps_the_calls(write_record)
 
 def test_a_missing_path_without_suffix_is_named_as_typed(tmp_path):
     """`predict rec.hea /nonexistent_dir/` said '/nonexistent_dir.hea: no such WFDB header', a file never typed."""
-    from ecgnet.data.collect import find_records
+    from ecgnet.data.record_files import find_records
     from ecgnet.data.readers import read_ecg_any
 
     missing = tmp_path / "nonexistent_dir"

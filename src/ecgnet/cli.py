@@ -522,7 +522,7 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
     Exit status: 0 when every record was diagnosed, 1 when any could not be (each is named on stderr
     and has its error on its CSV row), 2 for a usage error (bad option, model or no records).
     """
-    from ecgnet.data.collect import find_records
+    from ecgnet.data.record_files import find_records
 
     headers = find_records(records)  # usage errors (no records, bad options) before torch and the model load
     if not headers:

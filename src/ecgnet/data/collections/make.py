@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ecgnet.data import ptbxl
-from ecgnet.data.collect import find_records
+from ecgnet.data.record_files import find_records
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.dataset import sample_rows
 from ecgnet.data.collections.manifest import PLAUSIBLE, read_manifest
