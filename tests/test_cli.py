@@ -79,6 +79,10 @@ def test_help_shows_no_value_beside_a_flag(cli):
         out = cli(*command, "--help").output
         assert "--help" in out and "<bool>" not in out, (command, out)
     assert "<int range>" in cli("predict", "--help").output  # options that take values keep their types
+    # the listing's line of a command is its docstring's first paragraph, flowing (it kept the line breaks)
+    listing = root.commands["evaluate"].short_help
+    assert listing.startswith("Evaluate a trained run on PTB-XL's test fold") and "\n" not in listing
+    assert "table on the terminal" in listing
 
 
 def test_help_lists_every_command(cli):
