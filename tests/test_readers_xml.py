@@ -114,6 +114,64 @@ def test_hl7_malformed(tmp_path):
     refused(write_hl7(tmp_path / "h.xml", x), "over the limit", limits=ReadLimits(max_values=100))
 
 
+def _hl7_tree(path):
+    import xml.etree.ElementTree as ET
+
+    ns = "urn:hl7-org:v3"
+    ET.register_namespace("", ns)
+    tree = ET.parse(path)
+    return tree, (lambda tag: f"{{{ns}}}{tag}")
+
+
+def test_hl7_layouts_of_the_standard_that_the_reader_once_misread(tmp_path):
+    """From a cross-check with ecgdatakit and the PyPI aecg parser on files built from the aECG schema: a
+    derivation (representative beat) placed before the rhythm's sequence set was read as the record (600
+    samples, no word); an age given as birthTime only was missed; limb and chest leads in two sequence sets of
+    one start time were refused ('lacks V1–V6'); 3×4 strips recorded one after another were 'a Holter'."""
+    import copy
+
+    x = ecg(500)
+    expected = read_source(write_hl7(tmp_path / "plain.xml", x)).signal
+
+    tree, q = _hl7_tree(write_hl7(tmp_path / "beat.xml", x))  # a derived beat before the rhythm's own set
+    series = tree.getroot().find(f"{q('component')}/{q('series')}")
+    derived = copy.deepcopy(series.find(q("component")))
+    for digits in derived.iter(q("digits")):
+        digits.text = " ".join(digits.text.split()[:600])
+    holder = series.makeelement(q("derivation"), {})
+    holder.append(series.makeelement(q("derivedSeries"), {}))
+    holder[0].append(derived)
+    series.insert(1, holder)
+    person = tree.getroot().makeelement(q("subjectDemographicPerson"), {})
+    person.append(person.makeelement(q("birthTime"), {"value": "19580710"}))
+    tree.getroot().append(person)  # born 1958-07-10, recorded 2024-01-02
+    tree.write(tmp_path / "beat.xml")
+    rec = read_source(tmp_path / "beat.xml")
+    np.testing.assert_array_equal(rec.signal, expected)
+    assert rec.age == 65
+
+    for name, heads in (("split", ("20240102101112", "20240102101112")), ("strips", ("20240102101112", "20240102101114"))):
+        tree, q = _hl7_tree(write_hl7(tmp_path / f"{name}.xml", x))
+        series = tree.getroot().find(f"{q('component')}/{q('series')}")
+        first = series.find(f"{q('component')}/{q('sequenceSet')}")
+        time = first[0]
+        time.find(f"{q('sequence')}/{q('value')}").insert(0, first.makeelement(q("head"), {"value": heads[0]}))
+        second = first.makeelement(q("sequenceSet"), {})
+        chest = [c for c in first if "MDC_ECG_LEAD_V" in c.find(f"{q('sequence')}/{q('code')}").get("code")]
+        later = copy.deepcopy(time)
+        later.find(f"{q('sequence')}/{q('value')}/{q('head')}").set("value", heads[1])
+        second.append(later)
+        for c in chest:
+            first.remove(c)
+            second.append(c)
+        wrapper = series.makeelement(q("component"), {})
+        wrapper.append(second)
+        series.insert(2, wrapper)
+        tree.write(tmp_path / f"{name}.xml")
+    np.testing.assert_array_equal(read_source(tmp_path / "split.xml").signal, expected)  # one recording, two sets
+    refused(tmp_path / "strips.xml", "holds 6 leads from .* recorded one after another")
+
+
 def test_dispatcher_resamples_and_refuses_without_resample(tmp_path):
     path = write_hl7(tmp_path / "h.xml", ecg(500))
     with pytest.raises(ECGNetError, match="resampling is off: drop --no-resample"):

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgnet.data.leads import INDEPENDENT
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.patient import age_from, sex_from
+from ecgnet.data.patient import age_from, age_on, sex_from
 from ecgnet.data.readers.common import assemble, check_file, check_rate, lead_name, number, parse_xml, text, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
@@ -29,8 +30,18 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         raise ECGNetError(f"{path}: not an HL7 aECG file (root <{root.tag}>, expected <AnnotatedECG>)")
     series = _rhythm_series(root, path)
     warnings: list[str] = []
-    rates, leads = set(), {}
-    for sset in series.iter("sequenceSet"):
+    rates, leads, start = set(), {}, None
+    # the series' own sequence sets (a derivation's representative beat is not the recording); several sets of
+    # one start time are one recording split by lead group (limb, chest); a set of another time (3×4 strips
+    # recorded one after another) is not merged
+    for sset in series.findall("component/sequenceSet") or list(series.iter("sequenceSet")):
+        head = _start_time(sset)
+        if leads and (head is None or head != start):
+            if head is not None and start is not None and len(leads) < len(INDEPENDENT):
+                raise ECGNetError(f"{path}: the rhythm series holds {len(leads)} leads from {start} and more from "
+                                  f"{head}: strips recorded one after another (a 3×4 layout), not a simultaneous "
+                                  "12-lead recording")
+            break
         seqs = [s for s in sset.iter("sequence")]
         limits.check_signals(len(seqs), path)
         for seq in seqs:
@@ -49,8 +60,10 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
             if name in leads:
                 continue  # a second sequenceSet repeating a lead: the first is the recording
             leads[name] = (code, value)
-        if leads:
-            break
+        if leads and start is None:
+            start = head
+            if head is None:  # no start time to match another set by
+                break
     if not rates:
         raise ECGNetError(f"{path}: the rhythm series declares no time increment (sampling rate)")
     if len(rates) > 1:
@@ -85,6 +98,16 @@ def _rhythm_series(root, path: Path):
         if code is not None and (code.get("code") or "").upper() == "RHYTHM":
             return s
     return series[0]
+
+
+def _start_time(sset) -> str | None:
+    """The absolute start time a sequence set's time sequence gives (its GLIST_TS head), or None."""
+    for seq in sset.iter("sequence"):
+        code = seq.find("code")
+        if code is not None and (code.get("code") or "") == "TIME_ABSOLUTE":
+            head = seq.find("value/head")
+            return head.get("value") if head is not None else None
+    return None
 
 
 def _rate(value, path: Path) -> float:
@@ -133,13 +156,18 @@ def _sex(root) -> str | None:
 
 
 def _age(root) -> float | None:
+    """The reported age (LOINC 21612-7), else from the subject's birthTime to the ECG's effectiveTime."""
     for obs in root.iter("relatedObservation"):
         code = obs.find("code")
         if code is not None and code.get("code") == "21612-7":  # LOINC: reported age
             value = obs.find("value")
             if value is not None and (value.get("unit") or "a") in ("a", "yr", "year", "years"):
                 return age_from(value.get("value"))
-    return None
+    person, effective = _subject(root), root.find("effectiveTime")
+    birth = person.find("birthTime") if person is not None else None
+    when = next((e.get("value") for e in (effective.find("low"), effective.find("center"), effective)
+                 if e is not None and e.get("value")), None) if effective is not None else None
+    return age_on(birth.get("value"), when) if birth is not None and when else None
 
 
 def _patient(root) -> dict:
