@@ -65,6 +65,55 @@ def write_muse(path: Path, signal_mv: np.ndarray, fs: int = 500, uv_per_bit: flo
     return path
 
 
+def write_cardiosoft(path: Path, signal_mv: np.ndarray, fs: int = 500, uv_per_lsb: float = 5.0, leads=None,
+                     count_override: int | None = None, text_override: str | None = None) -> Path:
+    """A GE CardioSoft XML file as UK Biobank's (CardioSoft V6.73): median beats first, then the 10 s
+    <StripData> as comma-separated integers in lines of 300 values, tab-indented (the layout of a real export)."""
+    leads = leads or ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    order = [n.upper() for n in NAMES]
+    digital = np.round(signal_mv * 1000 / uv_per_lsb).astype(int)
+
+    def waveform(parent, values, lead):
+        chunks = [",".join(map(str, values[i:i + 300])) for i in range(0, len(values), 300)]
+        ET.SubElement(parent, "WaveformData", lead=lead).text = "\t\t" + ",\n\t\t".join(chunks)
+
+    root = ET.Element("CardiologyXML")
+    ET.SubElement(root, "ObservationType").text = "RestECG"
+    when = ET.SubElement(root, "ObservationDateTime")
+    for tag, value in (("Hour", 9), ("Minute", 30), ("Second", 5), ("Day", 2), ("Month", 1), ("Year", 2024)):
+        ET.SubElement(when, tag).text = str(value)
+    device = ET.SubElement(ET.SubElement(root, "ClinicalInfo"), "DeviceInfo")
+    ET.SubElement(device, "Desc").text, ET.SubElement(device, "SoftwareVer").text = "CardioSoft", "V6.73"
+    info = ET.SubElement(root, "PatientInfo")
+    ET.SubElement(info, "PID").text = "UKB-1"
+    ET.SubElement(info, "Age", units="YEARS").text = "61"
+    born = ET.SubElement(info, "BirthDateTime")
+    for tag, value in (("Day", 3), ("Month", 4), ("Year", 1962)):
+        ET.SubElement(born, tag).text = str(value)
+    ET.SubElement(info, "Gender").text = "FEMALE"
+    diagnosis = ET.SubElement(ET.SubElement(root, "Interpretation"), "Diagnosis")
+    for line in ("Normal sinus rhythm", "Normal ECG", "---", "Arrhythmia results of the full-disclosure ECG"):
+        ET.SubElement(diagnosis, "DiagnosisText").text = line
+    median = ET.SubElement(ET.SubElement(root, "RestingECGMeasurements"), "MedianSamples")
+    ET.SubElement(median, "NumberOfLeads").text = str(len(leads))
+    ET.SubElement(median, "SampleRate", units="Hz").text = str(fs)
+    ET.SubElement(median, "ChannelSampleCountTotal").text = str(fs * 6 // 5)
+    ET.SubElement(median, "Resolution", units="uVperLsb").text = f"{uv_per_lsb:g}"
+    for lead in leads:
+        waveform(median, digital[order.index(lead.upper())][:fs * 6 // 5], lead)
+    strip = ET.SubElement(root, "StripData")
+    ET.SubElement(strip, "NumberOfLeads").text = str(len(leads))
+    ET.SubElement(strip, "SampleRate", units="Hz").text = str(fs)
+    ET.SubElement(strip, "ChannelSampleCountTotal").text = str(count_override or digital.shape[1])
+    ET.SubElement(strip, "Resolution", units="uVperLsb").text = f"{uv_per_lsb:g}"
+    for lead in leads:
+        waveform(strip, digital[order.index(lead.upper())], lead)
+        if text_override is not None:
+            strip[-1].text = text_override
+    ET.ElementTree(root).write(path, encoding="ISO-8859-1", xml_declaration=True)
+    return path
+
+
 def write_philips(path: Path, signal_mv: np.ndarray, fs: int = 500, resolution_uv: float = 5.0, version: str = "1.04",
                   encoding: str = "utf-8", wave_rate: int | None = None, leads=NAMES) -> Path:
     """An uncompressed Philips XML file (lead after lead, int16, ``resolution_uv`` µV per unit)."""

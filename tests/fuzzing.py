@@ -442,7 +442,7 @@ _FORMAT_BASES: dict[str, tuple[str, bytes]] = {}
 
 def format_bases() -> dict[str, tuple[str, bytes]]:
     """Valid files of each clinical format → (file name, bytes): written by the independent writers of
-    tests/ecg_writers.py (MUSE, Philips, HL7 aECG, DICOM, EDF+), and the real SCP-ECG file of ../shared
+    tests/ecg_writers.py (MUSE, Philips, HL7 aECG, CardioSoft, DICOM, EDF+), and the real SCP-ECG file of ../shared
     when it is there (no independent SCP writer exists)."""
     if not _FORMAT_BASES:
         w = _tests_module("ecg_writers")
@@ -450,7 +450,8 @@ def format_bases() -> dict[str, tuple[str, bytes]]:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             for name, write in (("muse.xml", w.write_muse), ("philips.xml", w.write_philips),
-                                ("hl7.xml", w.write_hl7), ("ecg.dcm", w.write_dicom), ("ecg.edf", w.write_edf_pyedflib)):
+                                ("hl7.xml", w.write_hl7), ("cardiosoft.xml", w.write_cardiosoft),
+                                ("ecg.dcm", w.write_dicom), ("ecg.edf", w.write_edf_pyedflib)):
                 write(tmp / name, signal, fs=250)
                 _FORMAT_BASES[name.split(".")[0] if name != "ecg.dcm" else "dicom"] = (name, (tmp / name).read_bytes())
         scp = SHARED_FORMATS / "scp_ecg" / "ecgtoolkit_Example.scp"

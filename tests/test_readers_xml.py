@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ecg_writers import NAMES, ecg, write_hl7, write_muse, write_philips
+from ecg_writers import NAMES, ecg, write_cardiosoft, write_hl7, write_muse, write_philips
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.readers import detect, read_ecg_any, read_source
@@ -170,6 +170,35 @@ def test_hl7_layouts_of_the_standard_that_the_reader_once_misread(tmp_path):
         tree.write(tmp_path / f"{name}.xml")
     np.testing.assert_array_equal(read_source(tmp_path / "split.xml").signal, expected)  # one recording, two sets
     refused(tmp_path / "strips.xml", "holds 6 leads from .* recorded one after another")
+
+
+# --- GE CardioSoft (UK Biobank) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("fs, uv", [(500, 5.0), (250, 2.5)])
+def test_cardiosoft_round_trip(tmp_path, fs, uv):
+    """UK Biobank's resting ECGs are GE CardioSoft XML: the 10 s <StripData>, not the median beats that come first."""
+    x = ecg(fs)
+    path = write_cardiosoft(tmp_path / "ukb.xml", x, fs=fs, uv_per_lsb=uv)
+    assert detect(path) == "cardiosoft-xml"
+    rec = read_source(path)
+    assert rec.format == "cardiosoft-xml" and rec.source_rate == fs and rec.signal.shape == (12, 10 * fs)
+    assert np.abs(rec.signal - x).max() <= uv / 2000 + 1e-9  # half a unit
+    assert rec.statements == ["Normal sinus rhythm", "Normal ECG", "Arrhythmia results of the full-disclosure ECG"]
+    assert (rec.age, rec.sex) == (61, "female") and rec.patient["id"] == "UKB-1"
+    assert rec.patient["birth_date"] == "1962-04-03" and rec.patient["acquired"] == "2024-01-02 09:30:05"
+    rec = read_source(write_cardiosoft(tmp_path / "eight.xml", x, fs=fs, leads=["I", "II", *NAMES[6:]]))
+    assert rec.derived_leads == ["III", "aVR", "aVL", "aVF"]
+
+
+def test_cardiosoft_malformed(tmp_path):
+    x = ecg(500)
+    refused(write_cardiosoft(tmp_path / "short.xml", x, count_override=6000), "holds 5000 samples, ChannelSampleCount")
+    refused(write_cardiosoft(tmp_path / "text.xml", x, text_override="1,2,x"), "holds 3 samples")
+    refused(write_cardiosoft(tmp_path / "nan.xml", x, text_override=",".join(["1"] * 4999 + ["x"])), "not numbers")
+    refused(write_cardiosoft(tmp_path / "m.xml", x), "over the limit", limits=ReadLimits(max_values=1000))
+    bare = tmp_path / "bare.xml"
+    bare.write_text("<?xml version='1.0'?><CardiologyXML><PatientInfo/></CardiologyXML>")
+    refused(bare, "no <StripData>")
 
 
 def test_dispatcher_resamples_and_refuses_without_resample(tmp_path):

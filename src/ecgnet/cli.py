@@ -496,8 +496,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
 @app.command()
 @friendly
 def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea/.dat/.mat or record names, "
-                                                 "GE MUSE, Philips or HL7 aECG XML, DICOM, SCP-ECG, EDF/BDF), "
-                                                 "folders (searched recursively) or PhysioNet RECORDS lists."),
+                                                 "GE MUSE, Philips, HL7 aECG or GE CardioSoft XML, DICOM, SCP-ECG, "
+                                                 "EDF/BDF), folders (searched recursively) or PhysioNet RECORDS lists."),
             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
             top: int = typer.Option(3, min=0, help="How many diagnoses to print per record (every positive is "
                                     "printed, then the most probable others up to this many)."),
@@ -527,8 +527,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
     headers = find_records(records)  # usage errors (no records, bad options) before torch and the model load
     if not headers:
         raise ECGNetError(f"no ECG records found in {', '.join(map(str, records))} (WFDB headers, or files in a "
-                          "format ecgnet reads: GE MUSE, Philips or HL7 aECG .xml, DICOM .dcm, SCP-ECG .scp, "
-                          "EDF/BDF)")
+                          "format ecgnet reads: GE MUSE, Philips, HL7 aECG or CardioSoft .xml, DICOM .dcm, "
+                          "SCP-ECG .scp, EDF/BDF)")
     if not any(h.exists() for h in headers):  # a mistyped path: nothing to diagnose
         others = len(headers) - 1
         raise ECGNetError(f"{headers[0]}: no such record or file"

@@ -4,9 +4,9 @@
     recorded → resample to the model's rate → ECGRecord (format, derived_leads, statements, patient)
 
 Formats (:data:`FORMATS`): ``wfdb`` (:func:`ecgnet.data.records.read_ecg`), ``muse-xml``, ``philips-xml``,
-``hl7-aecg``, ``dicom``, ``scp-ecg``, ``edf`` — one module each, every one a ``read(path, limits)`` that
-checks the file's claims against :class:`~ecgnet.data.limits.ReadLimits` before decoding. The device's
-statements are carried beside the signal for display; they are never a model input.
+``hl7-aecg``, ``cardiosoft-xml`` (UK Biobank's), ``dicom``, ``scp-ecg``, ``edf`` — one module each, every one
+a ``read(path, limits)`` that checks the file's claims against :class:`~ecgnet.data.limits.ReadLimits` before
+decoding. The device's statements are carried beside the signal for display; they are never a model input.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from ecgnet.errors import ECGNetError
 
 __all__ = ["FORMATS", "READ", "detect", "read_ecg_any", "read_source"]
 
-_MODULES = {"muse-xml": "muse", "philips-xml": "philips", "hl7-aecg": "hl7_aecg", "dicom": "dicom",
-            "scp-ecg": "scp", "edf": "edf"}
+_MODULES = {"muse-xml": "muse", "philips-xml": "philips", "hl7-aecg": "hl7_aecg", "cardiosoft-xml": "cardiosoft",
+            "dicom": "dicom", "scp-ecg": "scp", "edf": "edf"}
 
 
 def read_source(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS, fmt: str | None = None) -> ECGRecord:

@@ -15,10 +15,11 @@ from ecgnet.data.records import header_path
 from ecgnet.data.wfdb_header import header_lines
 from ecgnet.errors import ECGNetError
 
-FORMATS = ("wfdb", "muse-xml", "philips-xml", "hl7-aecg", "dicom", "scp-ecg", "edf")
-XML_ROOTS = {"restingecg": "muse-xml", "restingecgdata": "philips-xml", "annotatedecg": "hl7-aecg"}
-READ = ("WFDB (.hea + .dat/.mat), GE MUSE XML, Philips XML 1.03/1.04, HL7 aECG, DICOM ECG waveform, "
-        "SCP-ECG, EDF/EDF+/BDF")
+FORMATS = ("wfdb", "muse-xml", "philips-xml", "hl7-aecg", "cardiosoft-xml", "dicom", "scp-ecg", "edf")
+XML_ROOTS = {"restingecg": "muse-xml", "restingecgdata": "philips-xml", "annotatedecg": "hl7-aecg",
+             "cardiologyxml": "cardiosoft-xml"}
+READ = ("WFDB (.hea + .dat/.mat), GE MUSE XML, Philips XML 1.03/1.04, HL7 aECG, GE CardioSoft XML, "
+        "DICOM ECG waveform, SCP-ECG, EDF/EDF+/BDF")
 _MAGIC = [  # (offset, bytes, what it is)
     (0, b"\x89PNG", "a PNG image"), (0, b"\xff\xd8\xff", "a JPEG image"), (0, b"%PDF", "a PDF document"),
     (0, b"PK\x03\x04", "a zip archive (unpack it and give the ECG files)"), (0, b"\x1f\x8b", "a gzip file (unpack it)"),
