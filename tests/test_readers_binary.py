@@ -234,7 +234,8 @@ def test_files_of_other_kinds_get_one_line_naming_what_they_are(tmp_path):
                                         ("avl", "AVL"), ("-aVR", None), ("V4R", None), ("ECG1", None), ("Pleth", None),
                                         ("ECG-I", "I"), ("Lead V2", "V2"), ("vx", None), ("MLII", None),
                                         ("Lead -aVR", None), ("ECG Lead -aVR", None), ("MDC_ECG_LEAD_-aVR", None),
-                                        ("ECG -aVR", None), ("lead_-III", None), ("EKG-V1", "V1")])
+                                        ("ECG -aVR", None), ("lead_-III", None), ("EKG-V1", "V1"),
+                                        ("ECG - I", "I"), ("Lead - II", "II"), ("EKG - V1", "V1")])  # a spaced dash
 def test_device_lead_labels(label, lead):
     from ecgnet.data.readers.common import lead_name
 
@@ -309,3 +310,16 @@ def test_edf_micro_sign_in_latin_1_or_utf_8_is_microvolts(tmp_path, micro):
             data[start:start + 8] = micro.ljust(8)
     path.write_bytes(bytes(data))
     assert np.abs(read_source(path).signal - x).max() < 0.002
+
+
+def test_a_dicom_channel_label_never_overrides_its_coded_lead(tmp_path):
+    """Free-text ChannelLabels like 'ECG - I' (a spaced dash) were taken for inverted leads and every channel
+    dropped ('holds 0 standard leads'), though each channel's code and meaning named its lead (found in review)."""
+    import pydicom
+
+    x = ecg()
+    ds = pydicom.dcmread(write_dicom(tmp_path / "labels.dcm", x))
+    for channel, name in zip(ds.WaveformSequence[0].ChannelDefinitionSequence, NAMES):
+        channel.ChannelLabel = f"ECG - {name}" if name != "aVR" else "-aVR"  # even a label saying 'inverted'
+    ds.save_as(tmp_path / "labels.dcm", enforce_file_format=True)
+    assert np.abs(read_source(tmp_path / "labels.dcm").signal - x).max() < 0.002

@@ -289,3 +289,14 @@ def test_a_skewed_signal_is_refused_by_name(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ECGNetError, match=r"skewed signal\(s\) V1 .* are not read"):
         read_ecg(path, 500)
+
+
+def test_ages_from_birth_dates_as_files_write_them():
+    """DICOM/HL7 'YYYYMMDD' with a time ('20200501T103000', '20240102101112.000') gave no age (found in review)."""
+    from datetime import date
+
+    from ecgnet.data.patient import age_on
+
+    assert age_on("19610520", "20200501T103000") == 58 and age_on("1961-05-20", "20210520") == 60
+    assert age_on("19580710", "20240102101112.000") == 65 and age_on(date(1950, 6, 1), date(2020, 5, 31)) == 69
+    assert age_on("1961", "2020") is None and age_on("", "20200101") is None and age_on("x", "y") is None

@@ -20,8 +20,9 @@ _ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "LEADI": "I", "LEADII": "II",
             "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III"}  # not "1"/"ECG1": Holter channels
 
 
-# a minus at the start, or after a space or an underscore, right before a lead's name; 'ECG-I' is a prefix's hyphen
-_INVERTED = re.compile(r"(^|[\s_])-\s*(a?v[rlf]|i{1,3}|v[1-6])\b", re.IGNORECASE)
+# a minus at the start, or after a space or an underscore, directly before a lead's name ('-aVR', 'Lead -aVR',
+# 'MDC_ECG_LEAD_-aVR'); a separator is not one: 'ECG-I' (a prefix's hyphen), 'ECG - I' (a spaced dash)
+_INVERTED = re.compile(r"(^|[\s_])-(a?v[rlf]|i{1,3}|v[1-6])\b", re.IGNORECASE)
 
 
 def inverted(label: str) -> bool:

@@ -10,6 +10,7 @@ ranges are inside them (age 2–95 with 300 for "over 89", height 6–209 cm, we
 from __future__ import annotations
 
 import math
+import re
 
 from ecgnet.errors import ECGNetError
 
@@ -69,16 +70,19 @@ def age_from(value) -> float | None:
 
 
 def age_on(birth, day) -> float | None:
-    """Completed years from ``birth`` to ``day`` (``datetime.date`` objects, or ISO or DICOM 'YYYYMMDD' strings);
-    None when either is missing or unreadable, or the age is implausible."""
+    """Completed years from ``birth`` to ``day`` (``datetime.date`` objects, or strings that start with a date:
+    ISO '1961-05-20', DICOM/HL7 '19610520', '20200501T103000', '20240102101112.000'); None when either is missing,
+    has no day ('1961'), or the age is implausible."""
     from datetime import date
 
     def as_date(value):
         if isinstance(value, date):
             return value
-        text = str(value or "").strip()[:10]
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8])) if text.isdigit() and len(text) >= 8 \
-            else date.fromisoformat(text)
+        match = re.match(r"(\d{4})-?(\d{2})-?(\d{2})(?!\d)|(\d{4})(\d{2})(\d{2})", str(value or "").strip())
+        if match is None:  # reduced precision ('1961') or no date: no exact age
+            raise ValueError(value)
+        year, month, day = (int(g) for g in (match.groups()[:3] if match.group(1) else match.groups()[3:]))
+        return date(year, month, day)
     try:
         b, d = as_date(birth), as_date(day)
     except (TypeError, ValueError):

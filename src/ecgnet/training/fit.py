@@ -88,6 +88,8 @@ def process_state_kept():
         random.setstate(generators[0]), np.random.set_state(generators[1]), torch.set_rng_state(generators[2])
         if cuda_generators is not None:
             torch.cuda.set_rng_state_all(cuda_generators)
+        elif torch.cuda.is_initialized():  # first touched by the training, which seeded it: not left at the run's seed
+            torch.cuda.seed_all()
         for name, value in seed_variables.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -119,9 +119,9 @@ def _lead(ch) -> tuple[str, str | None]:
         return str(ch.get("ChannelLabel", "?")), lead_name(str(ch.get("ChannelLabel", "")))
     meaning, code = str(src[0].get("CodeMeaning", "")), str(src[0].get("CodeValue", ""))
     m = re.fullmatch(r"(?:5\.6\.3-9-|2:)(\d+)", code)  # SCP-ECG lead code, or MDC's 2:N (same numbers)
-    label = str(ch.get("ChannelLabel", ""))
-    if (m and int(m.group(1)) == _SCP_INVERTED_AVR) or inverted(meaning) or inverted(label):
-        return meaning or code, None  # −aVR by its code or its name: not the standard lead, whatever the other says
+    label = str(ch.get("ChannelLabel", ""))  # free text: used only when the coded source names no lead
+    if (m and int(m.group(1)) == _SCP_INVERTED_AVR) or inverted(meaning):
+        return meaning or code, None  # −aVR by its code or its meaning: not the standard lead, whatever the other says
     name = lead_name(meaning) or lead_name(label)
     if name is None and m:
         name = _SCP_LEADS.get(int(m.group(1)))

@@ -74,7 +74,8 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     rates, leads, warnings = set(), {}, []
     # physical dimensions as the header's bytes hold them (edfio decodes ASCII only: a Latin-1 or UTF-8 'µV' is '�V')
     dimensions = [_dimension(signal_header[96 * n_signals + 8 * i:96 * n_signals + 8 * (i + 1)]) for i in range(n_signals)]
-    ordinary = [i for i, label in enumerate(labels) if label not in ("EDF Annotations", "BDF Annotations")]
+    annotations = "BDF Annotations" if bdf else "EDF Annotations"  # edfio sets aside only its format's own
+    ordinary = [i for i, label in enumerate(labels) if label != annotations]
     unspecified = []
     for sig, index in zip(rec.signals, ordinary):  # edfio's signals: the header's, less the annotation channels
         name = _lead(sig.label)

@@ -9,6 +9,7 @@ in some files) are derived from I and II. Statements: the annotations of interpr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +37,17 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     # recorded one after another) is not merged
     for sset in series.findall("component/sequenceSet") or list(series.iter("sequenceSet")):
         head = _start_time(sset)
-        if leads and (head is None or head != start):
-            if head is not None and start is not None and len(leads) < len(INDEPENDENT):
-                raise ECGNetError(f"{path}: the rhythm series holds {len(leads)} leads from {start} and more from "
-                                  f"{head}: strips recorded one after another (a 3×4 layout), not a simultaneous "
-                                  "12-lead recording")
+        if leads and (head is None or start is None or head != start):
+            if len(leads) < len(INDEPENDENT) and any(lead_name(_code(q)) for q in sset.iter("sequence")):
+                raise ECGNetError(f"{path}: the rhythm series holds {len(leads)} leads in its first sequence set and "
+                                  "more in another " + ("that starts later: strips recorded one after another (a 3×4 "
+                                  "layout), not a simultaneous 12-lead recording" if head and start else
+                                  "without start times to tell one recording from strips recorded one after another"))
             break
         seqs = [s for s in sset.iter("sequence")]
         limits.check_signals(len(seqs), path)
         for seq in seqs:
-            code = (seq.find("code").get("code") if seq.find("code") is not None else "") or ""
+            code = _code(seq)
             value = seq.find("value")
             if value is None:
                 continue
@@ -61,9 +63,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
                 continue  # a second sequenceSet repeating a lead: the first is the recording
             leads[name] = (code, value)
         if leads and start is None:
-            start = head
-            if head is None:  # no start time to match another set by
-                break
+            start = head  # None: no start time to match another set by; none is merged
     if not rates:
         raise ECGNetError(f"{path}: the rhythm series declares no time increment (sampling rate)")
     if len(rates) > 1:
@@ -100,13 +100,27 @@ def _rhythm_series(root, path: Path):
     return series[0]
 
 
-def _start_time(sset) -> str | None:
-    """The absolute start time a sequence set's time sequence gives (its GLIST_TS head), or None."""
+def _code(seq) -> str:
+    return (seq.find("code").get("code") if seq.find("code") is not None else "") or ""
+
+
+def _start_time(sset) -> tuple | None:
+    """When a sequence set starts, comparable across sets: its TIME_ABSOLUTE head as an instant (HL7 TS: the same
+    instant written '20240102101112' or '20240102101112.000' is equal), or its TIME_RELATIVE head in seconds;
+    None when it gives neither."""
     for seq in sset.iter("sequence"):
-        code = seq.find("code")
-        if code is not None and (code.get("code") or "") == "TIME_ABSOLUTE":
-            head = seq.find("value/head")
-            return head.get("value") if head is not None else None
+        code = (seq.find("code").get("code") if seq.find("code") is not None else "") or ""
+        head = seq.find("value/head")
+        if head is None or not code.startswith("TIME_"):
+            continue
+        value = (head.get("value") or "").strip()
+        if code == "TIME_ABSOLUTE":
+            match = re.match(r"(\d{4,14})(\.\d+)?", value)
+            return None if match is None else ("absolute", match.group(1).ljust(14, "0"), float(match.group(2) or 0))
+        try:
+            return ("relative", float(value) * _SECONDS.get((head.get("unit") or "s").strip(), 1.0))
+        except ValueError:
+            return None
     return None
 
 

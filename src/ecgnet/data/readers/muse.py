@@ -4,7 +4,7 @@ MUSE stores the 8 independent leads (I, II, V1–V6) as base64 little-endian int
 ``LeadAmplitudeUnitsPerBit`` µV per unit; III, aVR, aVL, aVF are derived (and listed in
 ``derived_leads``). The sampling rate is ``SampleBase × 10^SampleExponent`` of the waveform; some MUSE
 exports disagree with themselves (``SampleBase`` 240 while ``ECGSampleBase`` says 250 for 2,500 samples):
-the one the device's own ventricular rate confirms (the signal's RR intervals in samples × bpm) is used, else
+the one the device's own ventricular rate confirms (the signal's mean RR interval in samples × bpm) is used, else
 the waveform's SampleBase, and a warning says so. (A 10 s rule chose 250 Hz for such a file, though its beats,
 141 samples apart at 102 bpm, are 240 Hz: its time ran 4 % fast.)
 """
@@ -118,7 +118,10 @@ def _resolve_rate(root, leads: dict, rate: float, alt: float, warnings: list[str
 
 
 def _implied_rate(root, leads: dict, lowest: float) -> float | None:
-    """Samples per second that make the signal's median RR interval (in samples) the device's ventricular rate."""
+    """Samples per second that make the signal's mean RR interval (in samples) the device's ventricular rate (a
+    mean too: in atrial fibrillation a median RR differs from it by several per cent). Beats are the peaks of each
+    lead's slope averaged over 40 ms (a QRS is the steepest part of a beat; baseline wander and an electrode pop
+    barely count), and the leads' estimates are summarised by their median, so one noisy lead does not decide."""
     from scipy.signal import find_peaks
 
     bpm = text(root.find("RestingECGMeasurements/VentricularRate")) or \
@@ -127,14 +130,15 @@ def _implied_rate(root, leads: dict, lowest: float) -> float | None:
         bpm = float(bpm)
     except ValueError:
         return None
-    if not 20 <= bpm <= 300 or not leads:
+    if not 20 <= bpm <= 300:
         return None
-    x = max(leads.values(), key=lambda v: float(np.ptp(v)))  # the lead with the largest QRS
-    x = np.abs(x - np.median(x))
-    peaks, _ = find_peaks(x, height=0.5 * np.percentile(x, 99.5), distance=max(1, int(0.2 * lowest)))  # ≤ 300/min
-    if len(peaks) < 4:
-        return None
-    return float(np.median(np.diff(peaks))) * bpm / 60
+    estimates, window = [], max(1, int(0.04 * lowest))  # the slope over 40 ms: a QRS, not one noisy sample
+    for values in leads.values():
+        slope = np.convolve(np.abs(np.diff(values)), np.ones(window) / window, mode="same")
+        peaks, _ = find_peaks(slope, height=0.5 * np.percentile(slope, 99.5), distance=max(1, int(0.2 * lowest)))
+        if len(peaks) >= 4:  # ≤ 300 beats/min at the lower rate
+            estimates.append((peaks[-1] - peaks[0]) / (len(peaks) - 1) * bpm / 60)
+    return float(np.median(estimates)) if estimates else None
 
 
 def _statements(root) -> list[str]:
