@@ -92,7 +92,8 @@ def write_cardiosoft(path: Path, signal_mv: np.ndarray, fs: int = 500, uv_per_ls
         ET.SubElement(born, tag).text = str(value)
     ET.SubElement(info, "Gender").text = "FEMALE"
     diagnosis = ET.SubElement(ET.SubElement(root, "Interpretation"), "Diagnosis")
-    for line in ("Normal sinus rhythm", "Normal ECG", "---", "Arrhythmia results of the full-disclosure ECG"):
+    for line in ("Normal sinus rhythm", "Normal ECG", "---", "Arrhythmia results of the full-disclosure ECG",
+                 "   QRS Complexes: 22"):
         ET.SubElement(diagnosis, "DiagnosisText").text = line
     median = ET.SubElement(ET.SubElement(root, "RestingECGMeasurements"), "MedianSamples")
     ET.SubElement(median, "NumberOfLeads").text = str(len(leads))
@@ -110,6 +111,10 @@ def write_cardiosoft(path: Path, signal_mv: np.ndarray, fs: int = 500, uv_per_ls
         waveform(strip, digital[order.index(lead.upper())], lead)
         if text_override is not None:
             strip[-1].text = text_override
+    ET.SubElement(ET.SubElement(strip, "ArrhythmiaResults"), "QRSNum").text = "12"
+    full = ET.SubElement(root, "FullDisclosure")  # a longer record of its own (here: the strip twice, 3 leads)
+    ET.SubElement(full, "LeadOrder").text = "I,II,V1"
+    ET.SubElement(full, "FullDisclosureData").text = ",".join(map(str, np.tile(digital[[0, 1, 6]], 2).T.ravel()))
     ET.ElementTree(root).write(path, encoding="ISO-8859-1", xml_declaration=True)
     return path
 

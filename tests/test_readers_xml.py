@@ -199,7 +199,7 @@ def test_cardiosoft_round_trip(tmp_path, fs, uv):
     rec = read_source(path)
     assert rec.format == "cardiosoft-xml" and rec.source_rate == fs and rec.signal.shape == (12, 10 * fs)
     assert np.abs(rec.signal - x).max() <= uv / 2000 + 1e-9  # half a unit
-    assert rec.statements == ["Normal sinus rhythm", "Normal ECG", "Arrhythmia results of the full-disclosure ECG"]
+    assert rec.statements == ["Normal sinus rhythm", "Normal ECG"]  # not the full disclosure's arrhythmia summary
     assert (rec.age, rec.sex) == (61, "female") and rec.patient["id"] == "UKB-1"
     assert rec.patient["birth_date"] == "1962-04-03" and rec.patient["acquired"] == "2024-01-02 09:30:05"
     rec = read_source(write_cardiosoft(tmp_path / "eight.xml", x, fs=fs, leads=["I", "II", *NAMES[6:]]))
@@ -215,6 +215,16 @@ def test_cardiosoft_malformed(tmp_path):
     bare = tmp_path / "bare.xml"
     bare.write_text("<?xml version='1.0'?><CardiologyXML><PatientInfo/></CardiologyXML>")
     refused(bare, "no <StripData>")
+    good = (tmp_path / "m.xml").read_text(encoding="latin-1")
+    for name, old, new, message in (  # found in review against real exports and other parsers
+            ("negative", ">5</Resolution>", ">-5</Resolution>", "not a positive amplitude"),  # would invert all
+            ("twice", 'lead="V6"', 'lead="V5"', "holds lead V5 twice"),
+            ("norate", '<SampleRate units="Hz">500</SampleRate>', "", "declares no SampleRate"),
+            ("exercise", "<StripData>", "<StripData><Strip/>", "exercise \\(stress\\) ECG")):
+        changed = good.replace(old, new) if name != "negative" else good.replace(old, new).replace(
+            "<Resolution units=\"uVperLsb\">-5</Resolution>", "<Resolution units=\"uVperLsb\">5</Resolution>", 1)
+        (tmp_path / f"{name}.xml").write_text(changed, encoding="latin-1")
+        refused(tmp_path / f"{name}.xml", message)
 
 
 def test_dispatcher_resamples_and_refuses_without_resample(tmp_path):

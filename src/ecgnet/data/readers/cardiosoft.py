@@ -3,8 +3,9 @@
 The 10 s recording is ``<StripData>``: ``NumberOfLeads``, ``SampleRate`` (Hz), ``ChannelSampleCountTotal``
 and ``Resolution`` (µV per unit, ``uVperLsb``), then one ``<WaveformData lead="I">`` per lead of
 comma-separated integers. ``<MedianSamples>`` (median beats) and ``<FullDisclosure>`` (a longer rhythm of a
-few leads) are not the recording and are not read. Statements: ``Interpretation/Diagnosis/DiagnosisText``
-(separator lines of dashes left out). Patient fields: ``PatientInfo`` (PID, name, age, gender, birth date)
+few leads) are not the recording and are not read; UK Biobank's exercise ECGs (``<StripData><Strip>``, 3 leads)
+are refused as such. Statements: ``Interpretation/Diagnosis/DiagnosisText`` up to the full disclosure's
+arrhythmia summary (separator lines of dashes left out). Patient fields: ``PatientInfo`` (PID, name, age, gender, birth date)
 and ``ObservationDateTime``.
 """
 
@@ -33,10 +34,16 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     if strip is None:
         raise ECGNetError(f"{path}: no <StripData> (the 10 s recording); median beats or full disclosure alone "
                           "are not read")
+    if strip.find("Strip") is not None:  # UK Biobank's exercise ECGs: <StripData><Strip>, leads I, 2, 3
+        raise ECGNetError(f"{path}: a CardioSoft exercise (stress) ECG (<StripData><Strip>, 3 leads), not a resting "
+                          "12-lead ECG")
     waves = strip.findall("WaveformData")
     limits.check_signals(len(waves), path)
-    rate = check_rate(number(text(strip.find("SampleRate"), "?"), "SampleRate", path), path)
-    samples = number(text(strip.find("ChannelSampleCountTotal"), "?"), "ChannelSampleCountTotal", path, int)
+    for tag in ("SampleRate", "ChannelSampleCountTotal"):
+        if not text(strip.find(tag)):
+            raise ECGNetError(f"{path}: <StripData> declares no {tag}")
+    rate = check_rate(number(text(strip.find("SampleRate")), "SampleRate", path), path)
+    samples = number(text(strip.find("ChannelSampleCountTotal")), "ChannelSampleCountTotal", path, int)
     limits.check_samples(samples, len(waves), rate, path)
     resolution = strip.find("Resolution")
     if resolution is None or not text(resolution):
@@ -44,7 +51,10 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     unit = _RESOLUTION_UNITS.get((resolution.get("units") or "uVperLsb").strip().lower())
     if unit is None:
         raise ECGNetError(f"{path}: Resolution in {resolution.get('units')!r} (need uVperLsb)")
-    per_unit = number(text(resolution), "Resolution", path) * units_to_mv(unit, path)
+    per_unit = number(text(resolution), "Resolution", path)
+    if not per_unit > 0:  # 0 flattens every lead; a negative one inverts them all without a word
+        raise ECGNetError(f"{path}: <StripData> Resolution {text(resolution)!r} is not a positive amplitude per unit")
+    per_unit *= units_to_mv(unit, path)
     leads, warnings = {}, []
     for wave in waves:
         label = (wave.get("lead") or "").strip()
@@ -52,6 +62,8 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         if name is None:
             warnings.append(f"lead {label!r} is not one of the 12 standard leads: ignored")
             continue
+        if name in leads:
+            raise ECGNetError(f"{path}: <StripData> holds lead {label} twice; which to read is unclear")
         values = (wave.text or "").strip().strip(",")
         count = values.count(",") + 1 if values else 0  # counted before the text is split
         if count != samples:
@@ -66,9 +78,17 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
 
 
 def _statements(root) -> list[str]:
+    """The 12SL statements; the full disclosure's arrhythmia summary that follows them ('Arrhythmia results of the
+    full-disclosure ECG', 'QRS Complexes: 22') is about the longer recording, not the 10 s read, and is left out."""
     lines = [text(t) for t in root.findall("Interpretation/Diagnosis/DiagnosisText")] or \
         [text(t) for t in root.findall("Interpretation/Conclusion/ConclusionText")]
-    return [line for line in lines if line and set(line) != {"-"}]
+    out = []
+    for line in lines:
+        if line.lower().startswith("arrhythmia results of the full-disclosure"):
+            break
+        if line and set(line) != {"-"}:
+            out.append(line)
+    return out
 
 
 def _age(root) -> float | None:
