@@ -5,8 +5,8 @@ and ``Resolution`` (µV per unit, ``uVperLsb``), then one ``<WaveformData lead="
 comma-separated integers. ``<MedianSamples>`` (median beats) and ``<FullDisclosure>`` (a longer rhythm of a
 few leads) are not the recording and are not read; UK Biobank's exercise ECGs (``<StripData><Strip>``, 3 leads)
 are refused as such. Statements: ``Interpretation/Diagnosis/DiagnosisText`` up to the full disclosure's
-arrhythmia summary (separator lines of dashes left out). Patient fields: ``PatientInfo`` (PID, name, age, gender, birth date)
-and ``ObservationDateTime``.
+arrhythmia summary (separator lines of dashes left out). Patient fields: ``PatientInfo`` (PID, name, age,
+gender, birth date) and ``ObservationDateTime``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, sex_from
-from ecgnet.data.readers.common import assemble, check_file, check_rate, lead_name, number, parse_xml, text, units_to_mv
+from ecgnet.data.readers.common import assemble, check_rate, lead_name, number, read_xml, text, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
@@ -27,9 +27,7 @@ _RESOLUTION_UNITS = {"uvperlsb": "uV", "mvperlsb": "mV", "nvperlsb": "nV"}
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     path = Path(path)
-    root = parse_xml(check_file(path, limits), path)
-    if root.tag != "CardiologyXML":
-        raise ECGNetError(f"{path}: not a GE CardioSoft XML file (root <{root.tag}>, expected <CardiologyXML>)")
+    root = read_xml(path, limits, "CardiologyXML", "a GE CardioSoft XML file")
     strip = root.find("StripData")
     if strip is None:
         raise ECGNetError(f"{path}: no <StripData> (the 10 s recording); median beats or full disclosure alone "

@@ -62,6 +62,15 @@ def parse_xml(data: bytes, path: Path):
     return root
 
 
+def read_xml(path: Path, limits: ReadLimits, root_tag: str, what: str):
+    """The root element of the XML file ``path`` (within the budget, parsed as :func:`parse_xml` does), refused
+    unless it is ``<root_tag>`` — every XML reader's first step; ``what`` names the format ('a GE MUSE XML file')."""
+    root = parse_xml(check_file(path, limits), path)
+    if root.tag != root_tag:
+        raise ECGNetError(f"{path}: not {what} (root <{root.tag}>, expected <{root_tag}>)")
+    return root
+
+
 def text(el, default: str = "") -> str:
     """An element's stripped text (``default`` when the element or its text is missing)."""
     if el is None or el.text is None:

@@ -17,7 +17,7 @@ import numpy as np
 from ecgnet.data.leads import INDEPENDENT
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, age_on, sex_from
-from ecgnet.data.readers.common import assemble, check_file, check_rate, lead_name, number, parse_xml, text, units_to_mv
+from ecgnet.data.readers.common import assemble, check_rate, lead_name, number, read_xml, text, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
@@ -26,9 +26,7 @@ _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     path = Path(path)
-    root = parse_xml(check_file(path, limits), path)
-    if root.tag != "AnnotatedECG":
-        raise ECGNetError(f"{path}: not an HL7 aECG file (root <{root.tag}>, expected <AnnotatedECG>)")
+    root = read_xml(path, limits, "AnnotatedECG", "an HL7 aECG file")
     series = _rhythm_series(root, path)
     warnings: list[str] = []
     rates, leads, start = set(), {}, None

@@ -17,17 +17,15 @@ import numpy as np
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, sex_from
-from ecgnet.data.readers.common import (assemble, b64_samples, check_file, check_rate, lead_name, number, parse_xml,
-                                        text, units_to_mv)
+from ecgnet.data.readers.common import (assemble, b64_samples, check_rate, lead_name, number, read_xml, text,
+                                        units_to_mv)
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     path = Path(path)
-    root = parse_xml(check_file(path, limits), path)
-    if root.tag != "RestingECG":
-        raise ECGNetError(f"{path}: not a GE MUSE XML file (root element <{root.tag}>, expected <RestingECG>)")
+    root = read_xml(path, limits, "RestingECG", "a GE MUSE XML file")
     waveforms = root.findall("Waveform")
     rhythm = [w for w in waveforms if text(w.find("WaveformType")).lower() == "rhythm"]
     if not rhythm:

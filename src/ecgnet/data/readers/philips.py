@@ -18,7 +18,7 @@ import numpy as np
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, age_on, sex_from
-from ecgnet.data.readers.common import assemble, b64_samples, check_file, check_rate, lead_name, number, parse_xml, text
+from ecgnet.data.readers.common import assemble, b64_samples, check_rate, lead_name, number, read_xml, text
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
@@ -28,9 +28,7 @@ VERSIONS = ("1.03", "1.04", "1.04.01", "1.04.02")
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     path = Path(path)
-    root = parse_xml(check_file(path, limits), path)
-    if root.tag != "restingecgdata":
-        raise ECGNetError(f"{path}: not a Philips XML file (root <{root.tag}>, expected <restingecgdata>)")
+    root = read_xml(path, limits, "restingecgdata", "a Philips XML file")
     warnings: list[str] = []
     version = text(root.find("documentinfo/documentversion"))
     if version and version not in VERSIONS:
