@@ -30,6 +30,7 @@ SPLITS = {"train": TRAIN_FOLDS, "val": (VAL_FOLD,), "test": (TEST_FOLD,)}
 
 DATA_ENV = "ECGNET_DATA"
 AGE_CAP = 90  # PTB-XL codes ages above 89 as 300 (privacy); we map them to 90.
+SEX_CODES = {"male": 0.0, "female": 1.0}  # the models' sex feature, as PTB-XL codes it
 
 
 def data_root(path: str | os.PathLike | None = None) -> Path:

@@ -20,7 +20,7 @@ import torch
 from ecgnet.data.leads import display
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.patient import check_patient
-from ecgnet.data.ptbxl import META_FEATURES, META_FIELDS, MetadataScaler, metadata_features
+from ecgnet.data.ptbxl import META_FEATURES, META_FIELDS, SEX_CODES, MetadataScaler, metadata_features
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import LEADS, ECGRecord
 from ecgnet.data.signals import SECONDS
@@ -30,7 +30,6 @@ from ecgnet.inference.engines import ENGINES, make_engine
 from ecgnet.models.windows import windowed_proba
 from ecgnet.runs.directory import Run
 
-_SEX = {"male": 0.0, "female": 1.0}  # the metadata feature of check_patient's sex
 LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the amplitude warnings)"
 NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "
@@ -94,7 +93,7 @@ class Predictor:
         """The 8 metadata features, encoded as in training (:func:`~ecgnet.data.ptbxl.metadata_features`: age
         capped at 90, …) and scaled with the run's training statistics; unknown values are flagged missing."""
         fields = check_patient(age, sex, height, weight, plausible=False)
-        fields["sex"] = None if fields["sex"] is None else _SEX[fields["sex"]]
+        fields["sex"] = None if fields["sex"] is None else SEX_CODES[fields["sex"]]
         raw = metadata_features(*([np.nan if fields[f] is None else float(fields[f])] for f in META_FIELDS))
         scaler = self.info.get("metadata_scaler", {"mean": [0.0] * 4, "std": [1.0] * 4})  # none: unscaled
         return MetadataScaler(np.asarray(scaler["mean"]), np.asarray(scaler["std"])).transform(raw)[0]

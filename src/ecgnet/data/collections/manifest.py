@@ -54,13 +54,12 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
 from ecgnet.data.collections.manifest_checks import ACCEPTED, FALSE, TRUE, WILDCARD
-from ecgnet.data.patient import RANGES
-from ecgnet.data.ptbxl import AGE_CAP, metadata_features
+from ecgnet.data.patient import RANGES, SEXES
+from ecgnet.data.ptbxl import AGE_CAP, SEX_CODES, metadata_features
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
-_SEX = {"m": 0.0, "male": 0.0, "0": 0.0, "0.0": 0.0, "f": 1.0, "female": 1.0, "1": 1.0, "1.0": 1.0}
 PLAUSIBLE = {name: (low, high) for name, (low, high, _) in RANGES.items()}  # outside: a row error
 
 
@@ -278,10 +277,10 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
     sex = cell.get("sex", "")
     entry["sex"] = np.nan
     if sex:
-        if sex.lower() not in _SEX:
+        if sex.lower() not in SEXES:
             errors.append(f"column sex: '{sex}' is not male/female (M/F, or 0 male / 1 female)")
         else:
-            entry["sex"] = _SEX[sex.lower()]
+            entry["sex"] = SEX_CODES[SEXES[sex.lower()]]
     return entry
 
 
