@@ -300,3 +300,57 @@ def test_ages_from_birth_dates_as_files_write_them():
     assert age_on("19610520", "20200501T103000") == 58 and age_on("1961-05-20", "20210520") == 60
     assert age_on("19580710", "20240102101112.000") == 65 and age_on(date(1950, 6, 1), date(2020, 5, 31)) == 69
     assert age_on("1961", "2020") is None and age_on("", "20200101") is None and age_on("x", "y") is None
+
+
+def _wfdb_written(folder: Path, name: str = "w0") -> tuple[Path, np.ndarray]:
+    """A 12-lead record written by wfdb (checksums and all), with a base time after its length → (header,
+    the signal wfdb reads back)."""
+    import datetime
+
+    import wfdb
+
+    x = np.random.default_rng(3).normal(0, 0.3, (1000, 12))
+    wfdb.wrsamp(name, fs=100, units=["mV"] * 12, sig_name=list(NAMES), p_signal=x, fmt=["16"] * 12,
+                write_dir=str(folder), base_time=datetime.time(10, 30))
+    return folder / f"{name}.hea", wfdb.rdrecord(str(folder / name)).p_signal.T
+
+
+def _header_fields(path: Path, length: str | None = None, checksum: str | None = None) -> None:
+    lines = path.read_text().splitlines()
+    if length is not None:
+        record = lines[0].split()
+        lines[0] = " ".join(record[:3] + [length] + record[4:])
+    if checksum is not None:
+        lines[1:] = [" ".join(f[:6] + [checksum] + f[7:]) for f in (ln.split() for ln in lines[1:])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_header_giving_0_samples_reads_what_its_files_hold(tmp_path):
+    """header(5): a length of 0 is 'unspecified' and turns checksum verification off; wfdb cannot read it
+    ('sampto must be greater than sampfrom') and neither could we (found in a WFDB audit)."""
+    path, x = _wfdb_written(tmp_path)
+    _header_fields(path, length="0", checksum="0")
+    assert "10:30:00" in path.read_text()  # the base time after the length stays
+    rec = read_ecg(path, 100)
+    np.testing.assert_allclose(rec.signal, x, atol=1e-6)
+    assert any("gives 0 samples (unspecified): read the 1000" in n and "not verified" in n for n in rec.notes)
+    (tmp_path / "w0.dat").write_bytes(b"")  # and nothing to read is refused as such
+    with pytest.raises(ECGNetError, match=r"w0\.hea: .*its signal files hold no samples"):
+        read_ecg(path, 100)
+
+
+def test_checksums_all_0_are_not_computed_ones_but_one_wrong_checksum_is_corruption(tmp_path):
+    """A writer that fills every checksum field with 0 was refused as 'corrupt': read, with a note; a damaged
+    file whose header has its checksums is still refused."""
+    path, x = _wfdb_written(tmp_path)
+    _header_fields(path, checksum="0")
+    rec = read_ecg(path, 100)
+    np.testing.assert_allclose(rec.signal, x, atol=1e-6)
+    assert any("checksums are all 0" in n for n in rec.notes)
+    good, _ = _wfdb_written(tmp_path, "w1")
+    lines = good.read_text().splitlines()
+    fields = lines[3].split()
+    lines[3] = " ".join(fields[:6] + ["0"] + fields[7:])  # one checksum 0 (lead III), the others right
+    good.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ECGNetError, match="does not match the header's checksums"):
+        read_ecg(good, 100)

@@ -41,7 +41,7 @@ from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.patient import age_from, sex_from
 from ecgnet.data.quality import LeadQuality, lead_quality
 from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_record_line, header_lines, header_units,
-                                     read_header_bytes, zero_gains)
+                                     read_header_bytes, with_length, zero_gains)
 from ecgnet.errors import ECGNetError
 
 UNITS_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,  # every reader's
@@ -203,46 +203,63 @@ def _read_wfdb(header: Path, raw: bytes, notes: list[str], limits: ReadLimits) -
     read as the record name (and said in ``notes``)."""
     name = header.with_suffix("")
     try:
-        return _checked_rdrecord(name, raw, header, limits)
+        return _checked_rdrecord(name, raw, header, limits, notes)
     except ECGNetError:
         raise
     except Exception as e:  # wfdb raises many types for malformed files
         fixed = fixed_record_line(header, raw)
         if fixed is None:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
-    with tempfile.TemporaryDirectory() as tmp:  # the corrected header beside links to the signal files
-        (Path(tmp) / header.name).write_text(fixed)
+    rec = _read_rewritten(header, fixed.encode(), limits, notes)
+    notes.append(f"header quirk: the record line names '{header_lines(raw)[0].split()[0]}'; "
+                 f"read as record '{name.name}'")
+    return rec
+
+
+def _read_rewritten(header: Path, text: bytes, limits: ReadLimits, notes: list[str],
+                    checksums: bool = True) -> wfdb.Record:
+    """:func:`_checked_rdrecord` of the record with ``text`` as its header: the text beside links to the
+    signal files, in a temporary folder."""
+    name = header.with_suffix("")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / header.name).write_bytes(text)
         for f in header.parent.iterdir():
             if f.stem == name.name and f.suffix.lower() != ".hea":
                 os.symlink(f.resolve(), Path(tmp) / f.name) if hasattr(os, "symlink") else shutil.copy(f, tmp)
         try:
-            rec = _checked_rdrecord(Path(tmp) / name.name, fixed.encode(), header, limits)
+            return _checked_rdrecord(Path(tmp) / name.name, text, header, limits, notes, checksums)
         except ECGNetError:
             raise
         except Exception as e:
             raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
-    notes.append(f"header quirk: the record line names '{header_lines(raw)[0].split()[0]}'; "
-                    f"read as record '{name.name}'")
-    return rec
 
 
-def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits) -> wfdb.Record:
+def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits, notes: list[str],
+                      checksums: bool = True) -> wfdb.Record:
     """``wfdb.rdrecord`` of ``name`` (header bytes ``raw``), once its header's claims fit its signal files
     and ``limits`` (``header``: the header as given, for messages; its folder is the record's)."""
     hdr = wfdb.rdheader(str(name))
     check_record_line(hdr, raw, header)
-    check_sizes(hdr, header.parent, header, limits)
+    length = check_sizes(hdr, header.parent, header, limits)
     if any(hdr.skew or []):  # wfdb aligns a skewed signal and leaves its last samples invalid
         skewed = [n for n, k in zip(hdr.sig_name or [], hdr.skew) if k]
         raise ECGNetError(f"{header}: skewed signal(s) {_listed(skewed)} (the format field's ':skew') are not read; "
                           "write the record without skew (wfdb.wrsamp aligns it)")
+    if hdr.sig_len == 0:  # header(5): unspecified length, and no checksum verification; wfdb cannot read it
+        notes.append(f"the header gives 0 samples (unspecified): read the {length} its signal files hold; "
+                     "checksums not verified")
+        return _read_rewritten(header, with_length(raw, length), limits, notes, checksums=False)
     rec = wfdb.rdrecord(str(name), physical=False)  # several samples per frame (16x2) are averaged, as wfdb does
-    if rec.checksum is not None:
+    if checksums and rec.checksum is not None:
         if any(n > 1 for n in (hdr.samps_per_frame or [])):  # the header's checksums count every sample
             sums = wfdb.rdrecord(str(name), physical=False, smooth_frames=False).calc_checksum(expanded=True)
         else:
             sums = rec.calc_checksum()
-        if not _checksums_match(rec.checksum, sums):
+        if _checksums_match(rec.checksum, sums):
+            pass
+        elif all(int(h or 0) == 0 for h in rec.checksum):  # a writer that did not compute them
+            notes.append("the header's checksums are all 0 (not computed by its writer?): not verified")
+        else:
             raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
     return rec
 

@@ -17,9 +17,11 @@ wfdb trusts the header: it misreads some record lines without a word (a rate of 
 
 A hostile header cannot make the reader allocate more than the budget (fuzzed: ``tests/fuzzing.py``;
 hostile corpus: ``tests/hostile.py``). Each refusal is one :class:`ECGNetError`.
-Two things wfdb does not say are read from the bytes too: the release quirk of a record line naming
-its file (``E00015.mat``; :func:`fixed_record_line` gives the header read as the record name) and a
-gain of 0 (WFDB's "uncalibrated", which wfdb reads as 200 ADU/mV; :func:`zero_gains`).
+Three things wfdb does not say are read from the bytes too: the release quirk of a record line naming
+its file (``E00015.mat``; :func:`fixed_record_line` gives the header read as the record name), a length
+of 0 (header(5)'s "unspecified", which wfdb cannot read; :func:`with_length` gives the header with the
+length its files hold) and a gain of 0 (WFDB's "uncalibrated", which wfdb reads as 200 ADU/mV;
+:func:`zero_gains`).
 """
 
 from __future__ import annotations
@@ -97,9 +99,10 @@ def check_record_line(hdr, raw: bytes, header: Path) -> None:
                           f"{' '.join(line[:4])!r}: signals, sampling rate and length must be plain numbers)")
 
 
-def check_sizes(hdr, directory: Path, header: Path, limits: ReadLimits = DEFAULT_LIMITS) -> None:
+def check_sizes(hdr, directory: Path, header: Path, limits: ReadLimits = DEFAULT_LIMITS) -> int:
     """Refuse a header whose rate, length or signal count its files cannot hold, or that is over
-    ``limits``, before any sample is read (``directory``: the record's folder)."""
+    ``limits``, before any sample is read (``directory``: the record's folder) → the record's length in
+    samples: the header's, or, where it gives none or 0 (header(5): unspecified), what its files hold."""
     def refuse(why: str):
         raise ECGNetError(f"{header}: cannot be read as a WFDB record ({why})")
 
@@ -129,7 +132,7 @@ def check_sizes(hdr, directory: Path, header: Path, limits: ReadLimits = DEFAULT
             refuse(f"the signals of {file} disagree on its format or byte offset")
         known[2] += spf or 1
         known[3] += 1
-    length = hdr.sig_len
+    length = hdr.sig_len or None  # 0: unspecified
     if length is not None:
         limits.check_samples(length, sum(f[2] for f in frames.values()), fs, header)
     for file, (fmt, offset, per_frame, signals) in frames.items():
@@ -146,8 +149,11 @@ def check_sizes(hdr, directory: Path, header: Path, limits: ReadLimits = DEFAULT
         if size < need:
             refuse(f"its signal file {file} holds {size} bytes; the header's {length} samples × {per_frame} "
                    f"signals need {need} (truncated signal file, or a wrong sample count)")
-    if length is not None and hdr.sig_len is None:  # the length the files gave
+    if not hdr.sig_len:  # the length the files gave
+        if not length:
+            refuse("its signal files hold no samples")
         limits.check_samples(length, sum(f[2] for f in frames.values()), fs, header)
+    return length
 
 
 def _check_flac(path: Path, file: str, size: int, length: int | None, limits: ReadLimits, refuse,
@@ -185,6 +191,18 @@ def fixed_record_line(header: Path, raw: bytes) -> str | None:
         return None
     lines[i] = f"{stem} {rest}"
     return "".join(lines)
+
+
+def with_length(raw: bytes, length: int) -> bytes:
+    """The header with ``length`` in its record line's sample-count field (for a header that gives 0, which
+    wfdb cannot read); every other byte as it was."""
+    text = raw.decode("latin-1")  # byte for byte
+    lines = text.splitlines(keepends=True)
+    i = next(i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#"))
+    fields = re.split(r"(\s+)", lines[i].strip())  # fields and the blanks between them
+    fields[6] = str(length)  # name, blank, signals, blank, rate, blank, length
+    lines[i] = "".join(fields) + lines[i][len(lines[i].rstrip("\r\n")):]
+    return "".join(lines).encode("latin-1")
 
 
 def header_units(raw: bytes) -> list[str | None]:
