@@ -150,52 +150,23 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     from ecgnet.data.dataset import PTBXL
     from ecgnet.data.ptbxl import data_root as find_root
     from ecgnet.evaluation.compare_report import conclusion, write_comparison_report
-    from ecgnet.explain.ablation import modality_ablation, modality_weights
     from ecgnet.runs import load_run, provenance
 
     if ablation_records is not None and ablation_records < 0:
         raise ECGNetError(f"ablation_records must be >= 0 (0 skips the ablation), got {ablation_records}")
     started, origin = time.perf_counter(), provenance()  # the code and command that made this report
-    dirs, seen = [], set()
-    for d in [Path(baseline), *map(Path, run_dirs)]:
-        if d.resolve() not in seen:
-            seen.add(d.resolve())
-            dirs.append(d)
-    loaded = [read_run_outputs(d) for d in dirs]
+    loaded, names = _comparable_runs([Path(baseline), *map(Path, run_dirs)])
     classes = loaded[0]["classes"]
-    tasks = {r["info"].get("task") for r in loaded} - {None}
-    if len(tasks) > 1:
-        raise ECGNetError(f"runs are on different tasks ({', '.join(sorted(tasks))}); compare runs of one task")
-    for r in loaded:
-        if "collection" in r["info"]:  # scored on its manifest's records: nothing to pair with fold 10
-            raise ECGNetError(f"{r['dir']}: trained and scored on the manifest "
-                              f"'{r['info']['collection'].get('name')}', not on PTB-XL's folds; compare pairs runs "
-                              "on PTB-XL fold 10 (`ecgnet evaluate RUN --manifest M.csv` scores it on any manifest)")
-    for r in loaded[1:]:
-        if r["classes"] != classes and sorted(r["classes"]) == sorted(classes):  # the same classes, other order
-            r["probs"] = r["probs"][:, [r["classes"].index(c) for c in classes]]
-            r["classes"] = list(classes)
-        if r["classes"] != classes:
-            raise ECGNetError(f"{r['dir']}: classes {r['classes']} differ from the baseline's {classes}")
-    names = [str(r["info"].get("name") or r["dir"].name) for r in loaded]
-    names = [n if names.count(n) == 1 else f"{n} ({r['dir']})" for n, r in zip(names, loaded)]
-
+    task = loaded[0]["info"].get("task") or next((r["info"]["task"] for r in loaded if r["info"].get("task")),
+                                                 "superdiagnostic")
     _say(progress, "loading fold 10")
-    task = tasks.pop() if tasks else "superdiagnostic"
     rate = next((r["config"].data.sampling_rate for r in loaded if r["config"] is not None), 100)
     if data is None:
         data = PTBXL(find_root(data_root), task, rate, cache_dir)
     test = data.split("test")
     if list(data.classes) != list(classes):
         raise ECGNetError(f"the runs' classes {classes} are not those of task '{task}' ({data.classes})")
-    row = {int(e): i for i, e in enumerate(test.ecg_ids)}
-    probs = {}
-    for name, r in zip(names, loaded):
-        if sorted(map(int, r["ids"])) != sorted(row):
-            raise ECGNetError(f"{r['dir'] / 'test' / 'predictions.csv'}: its records are not fold 10 of '{task}'")
-        p = np.empty_like(r["probs"])
-        p[[row[int(e)] for e in r["ids"]]] = r["probs"]
-        probs[name] = p
+    probs = {name: _on_fold10(r, test, task) for name, r in zip(names, loaded)}
     y = test.y.astype(int)
     base_name = names[0]
     ablation_split = test.sample(ablation_records or None, seed=0)
@@ -203,12 +174,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     runs, models = [], {}
     for name, r in zip(names, loaded):
         _say(progress, f"{name}: accuracy, paired bootstrap, complexity")
-        entry = {"name": name, "run_dir": str(r["dir"]), "model": r["info"].get("model"),
-                 "kind": r["info"].get("kind"), "modalities": run_modalities(r["config"]),
-                 "strategy": run_strategy(r["config"]),
-                 "imbalance": run_imbalance(r["config"]),
-                 "accuracy": _accuracy(r), "notes": []}
-        entry["vs_baseline"] = M.paired_bootstrap(y, probs[name], probs[base_name], n_boot=n_boot, seed=0)
+        entry = _run_entry(name, r, M.paired_bootstrap(y, probs[name], probs[base_name], n_boot=n_boot, seed=0))
         model = config = None
         try:
             model, config, _ = load_run(r["dir"])
@@ -219,11 +185,7 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
             models[name] = (r["dir"], config)  # loadable: the best of them is explained below
         if model is not None and ablation_records != 0:
             _say(progress, f"{name}: modality ablation / weights")
-            ablation = modality_ablation(model, ablation_split, config, classes, n_boot=n_boot)
-            if not ablation:
-                weights = modality_weights(model, ablation_split, config, classes)
-                ablation = {"n_records": int(len(ablation_split.ecg_ids)), "weights": weights} if weights else {}
-            entry["ablation"] = ablation
+            entry["ablation"] = _ablation(model, ablation_split, config, classes, n_boot)
         runs.append(entry)
 
     candidates = [r for r in runs if r["accuracy"]["val_macro_auc"] is not None]
@@ -245,3 +207,61 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
     _say(progress, f"writing the report to {out_dir}")
     write_comparison_report(Path(out_dir), result, y, probs, figures)
     return result
+
+
+def _comparable_runs(dirs: list[Path]) -> tuple[list[dict], list[str]]:
+    """The runs' outputs (each directory once, the baseline first), checked to be comparable — one task,
+    PTB-XL's folds, the baseline's classes (reordered where only their order differs) — and their names
+    (a name two runs share gets its directory)."""
+    unique, seen = [], set()
+    for d in dirs:
+        if d.resolve() not in seen:
+            seen.add(d.resolve())
+            unique.append(d)
+    loaded = [read_run_outputs(d) for d in unique]
+    classes = loaded[0]["classes"]
+    tasks = {r["info"].get("task") for r in loaded} - {None}
+    if len(tasks) > 1:
+        raise ECGNetError(f"runs are on different tasks ({', '.join(sorted(tasks))}); compare runs of one task")
+    for r in loaded:
+        if "collection" in r["info"]:  # scored on its manifest's records: nothing to pair with fold 10
+            raise ECGNetError(f"{r['dir']}: trained and scored on the manifest "
+                              f"'{r['info']['collection'].get('name')}', not on PTB-XL's folds; compare pairs runs "
+                              "on PTB-XL fold 10 (`ecgnet evaluate RUN --manifest M.csv` scores it on any manifest)")
+    for r in loaded[1:]:
+        if r["classes"] != classes and sorted(r["classes"]) == sorted(classes):  # the same classes, other order
+            r["probs"] = r["probs"][:, [r["classes"].index(c) for c in classes]]
+            r["classes"] = list(classes)
+        if r["classes"] != classes:
+            raise ECGNetError(f"{r['dir']}: classes {r['classes']} differ from the baseline's {classes}")
+    names = [str(r["info"].get("name") or r["dir"].name) for r in loaded]
+    return loaded, [n if names.count(n) == 1 else f"{n} ({r['dir']})" for n, r in zip(names, loaded)]
+
+
+def _on_fold10(r: dict, test, task: str) -> np.ndarray:
+    """A run's saved test probabilities in the rows of ``test`` (fold 10), which must be its records."""
+    row = {int(e): i for i, e in enumerate(test.ecg_ids)}
+    if sorted(map(int, r["ids"])) != sorted(row):
+        raise ECGNetError(f"{r['dir'] / 'test' / 'predictions.csv'}: its records are not fold 10 of '{task}'")
+    p = np.empty_like(r["probs"])
+    p[[row[int(e)] for e in r["ids"]]] = r["probs"]
+    return p
+
+
+def _run_entry(name: str, r: dict, vs_baseline: dict) -> dict:
+    """A run's row of the comparison from its saved outputs: what it is, its accuracy, its paired difference
+    from the baseline (complexity and ablation are added once its model is loaded)."""
+    return {"name": name, "run_dir": str(r["dir"]), "model": r["info"].get("model"), "kind": r["info"].get("kind"),
+            "modalities": run_modalities(r["config"]), "strategy": run_strategy(r["config"]),
+            "imbalance": run_imbalance(r["config"]), "accuracy": _accuracy(r), "notes": [], "vs_baseline": vs_baseline}
+
+
+def _ablation(model, split, config, classes, n_boot: int) -> dict:
+    """The modality ablation of a fusion model on ``split``, or, where it has none, its modality weights."""
+    from ecgnet.explain.ablation import modality_ablation, modality_weights
+
+    ablation = modality_ablation(model, split, config, classes, n_boot=n_boot)
+    if not ablation:
+        weights = modality_weights(model, split, config, classes)
+        ablation = {"n_records": int(len(split.ecg_ids)), "weights": weights} if weights else {}
+    return ablation
