@@ -46,6 +46,18 @@ def test_f1_threshold_reaches_sklearns_best_f1(ties):
         assert f1_score(y[:, k], p[:, k] >= t[k]) == pytest.approx(best)
 
 
+def test_equal_j_or_f1_written_two_ways_is_a_tie_won_by_the_highest_threshold():
+    """J = 1/6 at 0.8 (sensitivity 1/6, specificity 1) and at 0.4 (5/6, 2/3) differ in the last bit: the
+    documented tie-break (the highest) lost to the rounding and gave 0.4 (found in a statistics audit)."""
+    from ecgnet.evaluation.operating_points import f1_threshold, youden_threshold
+
+    y = np.array([1, 0, 1, 1, 1, 1, 1, 0, 0])
+    p = np.array([.8, .4, .1, .5, .4, .4, .4, .3, .5])
+    assert j_at(y, p, 0.8) == pytest.approx(j_at(y, p, 0.4)) and youden_threshold(y, p) == 0.8
+    y, p = np.array([0, 0, 0, 1, 1, 1, 1, 0]), np.array([.4, .9, .6, .2, .6, .6, .8, .5])  # F1 2/3 at 0.6 and 0.2
+    assert f1_score(y, p >= 0.6) == pytest.approx(f1_score(y, p >= 0.2)) and f1_threshold(y, p) == 0.6
+
+
 @pytest.mark.parametrize("target", [0.5, 0.8, 0.9, 1.0])
 def test_target_sensitivity_is_the_highest_threshold_reaching_it(target):
     y, p = scores(seed=2, ties=True)
@@ -114,21 +126,13 @@ def test_ece_on_a_hand_computed_example():
 
 from sklearn.metrics import balanced_accuracy_score  # noqa: E402
 
-from ecgnet.evaluation.site_calibration import assign_folds, before_after, cross_fit, fit_site  # noqa: E402
-
-
-def test_folds_keep_a_patients_records_together():
-    patients = np.repeat(np.arange(20), 3)
-    folds = assign_folds(60, 5, seed=1, groups=patients)
-    assert all(len(set(folds[patients == g])) == 1 for g in range(20))
-    assert sorted(np.bincount(folds)) == [12] * 5 and np.array_equal(folds, assign_folds(60, 5, 1, patients))
-    with pytest.raises(ValueError, match="folds"):
-        assign_folds(3, 5)
+from ecgnet.data.collections.folds import stratified_group_folds  # noqa: E402
+from ecgnet.evaluation.site_calibration import before_after, cross_fit, fit_site  # noqa: E402
 
 
 def test_cross_fit_scores_each_fold_with_the_profile_fitted_on_the_others():
     y, p = scores(n=120, seed=7)
-    folds = assign_folds(120, 4, seed=0)
+    folds = stratified_group_folds(y, np.arange(120), 4, seed=0)
     q, t = cross_fit(y, p, folds, method="youden", calibration="temperature")
     site = fit_site(y[folds != 2], p[folds != 2], "youden", calibration="temperature")
     assert np.allclose(t[folds == 2], site["thresholds"])
@@ -142,7 +146,7 @@ def test_cross_fitting_removes_the_optimism_of_in_sample_thresholds():
         y = (rng.random((150, 1)) < 0.3).astype(float)
         p = rng.random((150, 1))  # no signal at all: the honest balanced accuracy is 0.5
         optimistic.append(balanced_accuracy_score(y[:, 0], p[:, 0] >= fit_site(y, p)["thresholds"][0]))
-        q, t = cross_fit(y, p, assign_folds(150, 5, seed=0))
+        q, t = cross_fit(y, p, stratified_group_folds(y, np.arange(150), 5, seed=0))
         honest.append(balanced_accuracy_score(y[:, 0], q[:, 0] >= t[:, 0]))
     assert np.mean(optimistic) > np.mean(honest) + 0.03 and abs(np.mean(honest) - 0.5) < 0.02
 
@@ -151,7 +155,7 @@ def test_before_after_matches_sklearn_on_known_labels_and_skips_unscorable_class
     y, p = scores(n=200, seed=9)
     y[:30, 0] = np.nan
     y[:, 2] = 0.0
-    q, t = cross_fit(y, p, assign_folds(200, 5, seed=0), fallback=[0.5, 0.5, 0.5])
+    q, t = cross_fit(y, p, stratified_group_folds(y, np.arange(200), 5, seed=0), fallback=[0.5, 0.5, 0.5])
     result = before_after(y, p, [0.5, 0.4, 0.5], q, t, ["A", "B", "C"], n_boot=100)
     known = ~np.isnan(y[:, 0])
     a = result["per_class"]["A"]
@@ -214,3 +218,64 @@ def test_site_shrinkage_pulls_toward_the_run_threshold_carried_through_the_calib
     assert np.array_equal(q >= np.array(full["thresholds"]) - 1e-9, p >= run_t - 1e-9)  # s → ∞: the run's calls
     none = fit_site(y, p, "youden", calibration="temperature", fallback=run_t, shrinkage=0)
     assert none["thresholds"] == fit_site(y, p, "youden", calibration="temperature", fallback=run_t)["thresholds"]
+
+
+def test_the_run_s_threshold_carried_through_an_isotonic_map_keeps_its_calls():
+    """A run threshold inside the isotonic map's bottom flat piece (value 0) was carried as 0, so 'p >= 0' called
+    every record positive (specificity 0; found in a statistics audit). Now the piece goes to the nearer end."""
+    from ecgnet.evaluation.recalibration import carry_threshold, raw_threshold
+
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1.])[:, None]
+    p = np.array([.05, .1, .2, .3, .35, .4, .6, .9])[:, None]
+    site = fit_site(y, p, method="run", calibration="isotonic", fallback=[0.25])
+    q = apply_calibrators(p, site["calibrators"])[:, 0]
+    calls = q >= site["thresholds"][0]
+    assert site["thresholds"][0] > 0 and calls.tolist() == (p[:, 0] > 0.3).tolist()  # 0.25 is nearer 0.3 than 0
+    assert (calls == (p[:, 0] >= 0.25)).mean() >= 7 / 8  # all but the record inside the flat piece above 0.25
+    iso = site["calibrators"][0]
+    assert carry_threshold(0.37, iso) == pytest.approx(np.interp(0.37, iso["x"], iso["y"]))  # a rising stretch
+    for t in (0.32, 0.37, 0.5, 0.7):  # the inverse: the lowest raw probability the map takes to t's value
+        assert raw_threshold(carry_threshold(t, iso), iso) <= t + 1e-12
+    temperature = {"kind": "temperature", "temperature": 1.7}
+    assert raw_threshold(carry_threshold(0.3, temperature), temperature) == pytest.approx(0.3)
+
+
+def test_shrinkage_after_an_isotonic_map_is_done_on_raw_probabilities():
+    """The run threshold carried through an isotonic map is often exactly 0 or 1, so a logit-space pull toward it
+    was decided by the clip at 1e-6 (0.143 became 4e-4). Shrinking on raw probabilities equals the calibrated-
+    space pull for temperature scaling and stays between the site's and the run's calls for isotonic."""
+    y, p = scores(n=200, seed=12)
+    run_t = np.array([0.4, 0.5, 0.6])
+    for calibration in ("temperature", "isotonic"):
+        free = fit_site(y, p, "youden", calibration=calibration, fallback=run_t)
+        run = fit_site(y, p, "run", calibration=calibration, fallback=run_t)
+        shrunk = fit_site(y, p, "youden", calibration=calibration, fallback=run_t, shrinkage=40)
+        q = apply_calibrators(p, free["calibrators"])
+        counts = [[(q[:, k] >= fit["thresholds"][k]).sum() for fit in (free, run, shrunk)] for k in range(3)]
+        for n_free, n_run, n_shrunk in counts:  # the calls lie between the site's and the run's
+            assert min(n_free, n_run) <= n_shrunk <= max(n_free, n_run)
+        assert any(n_free != n_run for n_free, n_run, _ in counts)
+        assert all(0.01 < t < 0.99 for t in shrunk["thresholds"])  # not a clipped logit's artefact
+    logit = lambda t: np.log(t / (1 - t))  # noqa: E731
+    free = fit_site(y, p, "youden", calibration="temperature", fallback=run_t)
+    shrunk = fit_site(y, p, "youden", calibration="temperature", fallback=run_t, shrinkage=40)
+    for k, c in enumerate(free["calibrators"]):  # temperature: the same as pulling in calibrated logit space
+        m = int(min(y[:, k].sum(), len(y) - y[:, k].sum()))
+        w = m / (m + 40)
+        carried = 1 / (1 + np.exp(-logit(run_t[k]) / c["temperature"]))
+        assert logit(shrunk["thresholds"][k]) == pytest.approx(w * logit(free["thresholds"][k]) + (1 - w) * logit(carried),
+                                                               abs=1e-6)
+
+
+def test_site_options_that_cannot_mean_anything_are_refused():
+    from ecgnet.errors import ECGNetError
+    from ecgnet.evaluation.calibrate_site import check_options
+
+    y, p = scores(n=50, seed=1)
+    with pytest.raises(ValueError, match="method 'run' carries the run's thresholds"):
+        fit_site(y, p, method="run")  # NaN thresholds, every call negative, before
+    with pytest.raises(ECGNetError, match="misses the sensitivity asked for"):
+        check_options("site", "sensitivity", "temperature", 0.9, shrinkage=40)
+    with pytest.raises(ECGNetError, match="keeps the run's thresholds"):
+        check_options("site", "run", "temperature", 0.9, shrinkage=40)
+    check_options("site", "youden", "isotonic", 0.9, shrinkage=40)

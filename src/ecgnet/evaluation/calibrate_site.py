@@ -128,6 +128,10 @@ def check_options(site: str, method: str, calibration: str, target_sensitivity: 
         raise ECGNetError(f"--target-sensitivity must be in (0, 1], not {target_sensitivity}")
     if not (np.isfinite(shrinkage) and shrinkage >= 0):
         raise ECGNetError(f"--shrinkage must be a number >= 0 (0: the site's thresholds as fitted), not {shrinkage}")
+    if shrinkage > 0 and method in ("sensitivity", "run"):  # the sensitivity asked for would be missed; nothing to pull
+        raise ECGNetError(f"--shrinkage applies to --method youden or f1, not {method} "
+                          + ("(a shrunk threshold misses the sensitivity asked for)" if method == "sensitivity" else
+                             "(it keeps the run's thresholds)"))
 
 
 def calibrate_site(predictor, collection: Collection, site: str, method: str = "youden",

@@ -59,7 +59,7 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
               **score(y, p, classes, predictor.thresholds, n_boot, seed),
               "made_by": made_by(predictor.run.weights_sha256, predictor.engine_name)}
     sources = scored["source"].to_numpy()
-    result["per_source"] = {s: score(y[sources == s], p[sources == s], classes, None, n_boot, seed)
+    result["per_source"] = {s: score(y[sources == s], p[sources == s], classes, predictor.thresholds, n_boot, seed)
                             for s in sorted(set(sources))}
     with atomic_path(out_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")

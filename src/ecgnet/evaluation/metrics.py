@@ -117,7 +117,8 @@ def paired_bootstrap(y_true, prob_a, prob_b, metric_fn: MetricFn = macro_auc, n_
 
     ``diff`` = metric(a) − metric(b) on the full set; ``low``/``high`` the percentile interval of the
     resampled differences; ``p_value`` the fraction of resamples with diff ≤ 0 — a one-sided bootstrap
-    p-value for "a is better than b" (0.5-ish for equal models, near 0 when a is clearly better).
+    p-value for "a is better than b" (near 0 when a is clearly better, around 0.5 for models of equal skill,
+    1 for identical predictions, whose every difference is 0).
     """
     y_true, prob_a = _check(y_true, prob_a)
     _, prob_b = _check(y_true, prob_b)

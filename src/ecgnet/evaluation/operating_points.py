@@ -31,6 +31,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 METHODS = ("youden", "f1", "sensitivity")
+TIE = 1e-12  # J or F1 values this close are equal, written two ways (1/6 as 5/6 − 2/3 and as 1/6 − 0)
 
 
 def _finite(threshold: float, scores: np.ndarray) -> float:
@@ -42,7 +43,8 @@ def _finite(threshold: float, scores: np.ndarray) -> float:
 def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The threshold of maximal sensitivity + specificity − 1 (the first, i.e. highest, on ties)."""
     fpr, tpr, thr = roc_curve(y, p)
-    return _finite(thr[int(np.argmax(tpr - fpr))], p)
+    j = tpr - fpr  # thresholds fall along the curve: the first of the best is the highest
+    return _finite(thr[int(np.flatnonzero(j >= j.max() - TIE)[0])], p)
 
 
 def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -51,7 +53,7 @@ def f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    best = np.flatnonzero(f1 == f1.max())
+    best = np.flatnonzero(f1 >= f1.max() - TIE)
     return float(thr[best.max()])  # thresholds increase along the curve: the highest of the tied ones
 
 

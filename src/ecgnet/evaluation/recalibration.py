@@ -111,3 +111,41 @@ def apply_calibrators(y_prob, calibrators: list[dict]) -> np.ndarray:
     if y_prob.ndim != 2 or y_prob.shape[1] != len(calibrators):
         raise ValueError(f"{len(calibrators)} calibration maps for probabilities of shape {y_prob.shape}")
     return np.stack([apply_calibrator(y_prob[:, k], c) for k, c in enumerate(calibrators)], axis=1)
+
+
+def carry_threshold(t: float, calibrator: dict) -> float:
+    """A threshold ``t`` on raw probabilities as a threshold on the map's output that makes the same calls
+    (``p >= t``). An isotonic map is flat in places, so ``t`` inside a flat piece cannot be kept exactly: the
+    piece is called positive when ``t`` is nearer its start, negative when nearer its end (the end pieces reach
+    to 0 and 1) — carrying ``t`` to the piece's value would call the whole piece, and for the bottom piece,
+    whose value is often 0, every record."""
+    v = float(apply_calibrator(t, calibrator))
+    if calibrator.get("kind") != "isotonic":
+        return v
+    x, y = np.asarray(calibrator["x"], dtype=float), np.asarray(calibrator["y"], dtype=float)
+    flat = np.flatnonzero(y == v)  # contiguous: the knots are non-decreasing
+    if len(flat) == 0:  # t is on a rising stretch
+        return v
+    start = x[flat[0]] if flat[0] > 0 else 0.0
+    end = x[flat[-1]] if flat[-1] < len(x) - 1 else 1.0
+    if end <= start or t <= start:
+        return v
+    return v if t - start <= end - t else float(np.nextafter(v, np.inf))
+
+
+def raw_threshold(threshold: float, calibrator: dict) -> float:
+    """The inverse of :func:`carry_threshold`: the lowest raw probability the map takes to ``threshold`` or
+    above (0 when every one is, 1 when none is)."""
+    kind = calibrator.get("kind")
+    if kind == "none":
+        return float(threshold)
+    if kind == "temperature":
+        return float(sigmoid(logit(threshold) * float(calibrator["temperature"])))
+    x, y = np.asarray(calibrator["x"], dtype=float), np.asarray(calibrator["y"], dtype=float)
+    above = np.flatnonzero(y >= threshold)
+    if len(above) == 0:
+        return 1.0
+    j = int(above[0])
+    if j == 0:
+        return 0.0
+    return float(x[j - 1] + (threshold - y[j - 1]) * (x[j] - x[j - 1]) / (y[j] - y[j - 1]))

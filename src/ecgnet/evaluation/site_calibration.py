@@ -6,8 +6,9 @@ Order: the calibration map is fitted first, then the thresholds on the calibrate
 profile is applied as ``calls = calibrate(p) >= thresholds``. A class lacking a known positive or negative
 keeps the identity map and the run's own (fold-9) threshold. ``method="run"`` keeps the run's decisions:
 each fold-9 threshold is carried through the class's calibration map (the same calls for temperature
-scaling, which is strictly increasing; isotonic maps are flat in places, so a record just below the
-threshold may join it), so only the probabilities are recalibrated.
+scaling, which is strictly increasing; an isotonic map is flat in places, and a threshold inside a flat
+piece calls the piece by the nearer end: :func:`~ecgnet.evaluation.recalibration.carry_threshold`), so only
+the probabilities are recalibrated.
 
 Honesty. Thresholds chosen on records and scored on those same records are optimistic (they fit the
 sample's noise). The comparison is therefore cross-fitted: the records are split into ``k`` folds (by
@@ -25,8 +26,8 @@ import numpy as np
 
 from ecgnet.evaluation.calibration import expected_calibration_error
 from ecgnet.evaluation.metrics import bootstrap_indices, decision_rates
-from ecgnet.evaluation.operating_points import METHODS, fit_thresholds
-from ecgnet.evaluation.recalibration import apply_calibrator, apply_calibrators, fit_calibrators
+from ecgnet.evaluation.operating_points import METHODS, fit_thresholds, shrink_toward
+from ecgnet.evaluation.recalibration import apply_calibrators, carry_threshold, fit_calibrators, raw_threshold
 
 SITE_METHODS = (*METHODS, "run")  # "run": the run's own thresholds, carried through the calibration
 
@@ -34,33 +35,30 @@ SITE_METHODS = (*METHODS, "run")  # "run": the run's own thresholds, carried thr
 def fit_site(y, p, method: str = "youden", target_sensitivity: float = 0.9, calibration: str = "none",
              fallback=None, shrinkage: float = 0.0) -> dict:
     """Calibration maps then thresholds (on calibrated probabilities), per class, on labelled records
-    (``y``: 0/1, NaN unknown), each threshold shrunk toward the run's (``fallback``, carried through the
-    class's calibration map) by ``shrinkage`` (:mod:`ecgnet.evaluation.operating_points`). Lists, one
-    entry per class: thresholds, calibrators, fitted, reasons."""
+    (``y``: 0/1, NaN unknown), each threshold shrunk toward the run's (``fallback``) by ``shrinkage``
+    (:mod:`ecgnet.evaluation.operating_points`) — on raw probabilities, where the run's threshold lives
+    (the same as on calibrated ones for temperature scaling; an isotonic map's flat pieces would make a
+    logit of its 0 or 1 decide) — then carried through the class's map. Lists, one entry per class:
+    thresholds, calibrators, fitted, reasons."""
+    if method == "run" and fallback is None:
+        raise ValueError("method 'run' carries the run's thresholds: give them as fallback")
     calibrators = fit_calibrators(y, p, calibration)
-    run_t = None if fallback is None else [float(apply_calibrator(t, c)) for t, c in
-                                           zip(np.asarray(fallback, dtype=float).reshape(-1), calibrators)]
+    fallback = None if fallback is None else np.asarray(fallback, dtype=float).reshape(-1)
+    run_t = None if fallback is None else [carry_threshold(t, c) for t, c in zip(fallback, calibrators)]
     if method == "run":
         return {"thresholds": run_t, "calibrators": calibrators, "fitted": [c["kind"] != "none" for c in calibrators],
                 "reasons": ["" if c["kind"] != "none" else "no calibration: the run's threshold" for c in calibrators]}
-    fit = fit_thresholds(y, apply_calibrators(p, calibrators), method, target_sensitivity, run_t, shrinkage)
+    fit = fit_thresholds(y, apply_calibrators(p, calibrators), method, target_sensitivity, run_t)
+    if shrinkage > 0:
+        y = np.asarray(y, dtype=float)
+        raw_fallback = np.full(y.shape[1], 0.5) if fallback is None else fallback
+        for k in np.flatnonzero(fit.fitted):
+            known = y[~np.isnan(y[:, k]), k]
+            minority = int(min(known.sum(), len(known) - known.sum()))
+            shrunk = shrink_toward(raw_threshold(fit.values[k], calibrators[k]), raw_fallback[k], minority, shrinkage)
+            fit.values[k] = carry_threshold(shrunk, calibrators[k])
     return {"thresholds": fit.values.tolist(), "calibrators": calibrators, "fitted": fit.fitted,
             "reasons": fit.reasons}
-
-
-def assign_folds(n: int, k: int, seed: int = 0, groups=None) -> np.ndarray:
-    """Fold (0..k−1) of each of ``n`` records: groups (patients) shuffled and dealt round-robin, so a
-    patient's records share a fold; without groups each record is its own group."""
-    groups = np.arange(n) if groups is None else np.asarray(groups)
-    if len(groups) != n:
-        raise ValueError(f"{len(groups)} groups for {n} records")
-    unique, inverse = np.unique(groups.astype(str), return_inverse=True)
-    if not 2 <= k <= len(unique):
-        raise ValueError(f"cross-fitting needs 2 <= folds <= {len(unique)} (patients or records), got {k}")
-    order = np.random.default_rng(seed).permutation(len(unique))
-    fold_of_group = np.empty(len(unique), dtype=int)
-    fold_of_group[order] = np.arange(len(unique)) % k
-    return fold_of_group[inverse]
 
 
 def cross_fit(y, p, folds: np.ndarray, **fit_kwargs) -> tuple[np.ndarray, np.ndarray]:

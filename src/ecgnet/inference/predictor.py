@@ -176,8 +176,9 @@ class Predictor:
             warnings.append(NO_THRESHOLD.format(", ".join(unset)))
         descriptions = self.info.get("class_descriptions", {})
         ranked = sorted(zip(self.classes, probs.tolist()), key=lambda cp: -cp[1])
-        diagnoses = [{"class": c, "probability": round(p, 4), "description": descriptions.get(c, ""),
-                      "threshold": None if c not in thresholds else round(thresholds[c], 4),
+        # 6 decimals, as the prediction CSVs write them: evaluate and calibrate score these (4 tied p < 5e-5)
+        diagnoses = [{"class": c, "probability": round(p, 6), "description": descriptions.get(c, ""),
+                      "threshold": None if c not in thresholds else round(thresholds[c], 6),
                       "positive": None if c not in calls else bool(p >= calls[c])} for c, p in ranked]
         return {"record": str(record.path), "model": self.info["name"],
                 "engine": self.engine_name, "weights_sha256": self.run.weights_sha256,  # which computation exactly
