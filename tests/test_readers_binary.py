@@ -323,3 +323,37 @@ def test_a_dicom_channel_label_never_overrides_its_coded_lead(tmp_path):
         channel.ChannelLabel = f"ECG - {name}" if name != "aVR" else "-aVR"  # even a label saying 'inverted'
     ds.save_as(tmp_path / "labels.dcm", enforce_file_format=True)
     assert np.abs(read_source(tmp_path / "labels.dcm").signal - x).max() < 0.002
+
+
+def test_a_deflated_dicom_is_read_but_a_deflate_bomb_is_refused_before_inflating(tmp_path):
+    """pydicom inflates a Deflated Explicit VR data set whole: 1 MiB of upload held ~1 GiB and took the server
+    from 1.1 to 3.2 GiB in 9 s (found in a serve audit). The inflated size is measured, capped, first."""
+    import zlib
+
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    x = ecg(500)
+    ds = pydicom.dcmread(write_dicom(tmp_path / "e.dcm", x))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(tmp_path / "deflated.dcm", enforce_file_format=True)
+    assert np.abs(read_source(tmp_path / "deflated.dcm").signal - x).max() < 0.002  # a real deflated file: read
+    raw = (tmp_path / "deflated.dcm").read_bytes()
+    meta_end = _file_meta_end(raw)  # the deflated data set follows the file meta group
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = b"\x08\x00\x16\x00UI\x1e\x00" + b"1.2.840.10008.5.1.4.1.1.9.1.1\x00" + b"\x09\x00\x10\x00OB\x00\x00" + \
+        (8 << 20).to_bytes(4, "little")
+    bomb = squeeze.compress(body) + squeeze.compress(bytes(8 << 20)) + squeeze.flush()  # 8 MiB of zeros: ~8 kB
+    (tmp_path / "bomb.dcm").write_bytes(raw[:meta_end] + bomb)
+    small = ReadLimits(max_file_bytes=1 << 20)
+    with pytest.raises(ECGNetError, match=r"bomb\.dcm: a deflated DICOM data set that inflates to over 1048576 bytes"):
+        read_source(tmp_path / "bomb.dcm", limits=small)
+    (tmp_path / "damaged.dcm").write_bytes(raw[:meta_end] + b"\xff" * 64)
+    with pytest.raises(ECGNetError, match=r"damaged\.dcm: .*deflated data set is damaged"):
+        read_source(tmp_path / "damaged.dcm")
+
+
+def _file_meta_end(raw: bytes) -> int:
+    """The offset after a DICOM file's meta group (preamble, 'DICM', group 0002 of the length it declares)."""
+    length = int.from_bytes(raw[140:144], "little")  # (0002,0000) UL: the group's length after this element
+    return 144 + length

@@ -119,6 +119,19 @@ def test_the_page_carries_patient_calls_statements_quality_model_and_notice(tmp_
     assert re.search(r"Pages:\s+1\n", info) and "841.89 x 595.276 pts" in info  # one A4 landscape page
 
 
+@needs_poppler
+def test_dollar_signs_from_a_file_are_printed_as_written(tmp_path):
+    """A device statement 'ST $\\foo$ elevation' went to matplotlib's TeX parser: the viewer's report answered
+    500, and other '$…$' text was typeset as math (found in a serve audit)."""
+    x = pulses()
+    record = ECGRecord(Path("ecg.xml"), x, 500.0, 500.0, format="muse-xml",
+                       statements=[r"ST $\foo$ elevation", "cost $5 and $6"], patient={"id": "$x^2$"})
+    pdf, _ = rendered(tmp_path, record)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    for expected in (r"ST $\foo$ elevation", "cost $5 and $6", "$x^2$"):
+        assert expected in text, expected
+
+
 def test_a_failed_render_leaves_no_file(tmp_path):
     record = ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0)
     with pytest.raises(Exception):

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_pdf import FigureCanvasPdf
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -71,7 +72,13 @@ def _metadata(record: ECGRecord) -> dict:
 
 def page(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | None = None,
          rate: float | None = None) -> Figure:
-    """The report's figure (see :func:`render`)."""
+    """The report's figure (see :func:`render`). Text is drawn as written: a file's ``$…$`` is not TeX (its
+    math parser failed on a statement ``ST $\\foo$``, a 500 from the viewer)."""
+    with rc_context({"text.parse_math": False}):
+        return _page(record, result, model, signal, rate)
+
+
+def _page(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | None, rate: float | None) -> Figure:
     signal = record.signal if signal is None else signal
     rate = record.sampling_rate if rate is None else rate
     w, h = L.PAGE_MM

@@ -50,6 +50,7 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
 
     path = Path(path)
     data = check_file(path, limits)
+    _check_inflated_size(data, path, limits)
     try:
         # from memory (the file is within max_file_bytes): pydicom reads an element of the length it declares,
         # and from a file that length (up to 4 GiB) is allocated even past the end; a BytesIO gives what is there.
@@ -97,6 +98,35 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
                                                  "ECG storage class"]
     return assemble(path, leads, rate, "dicom", statements=_statements(ds), patient=_patient(ds), warnings=warnings,
                     notes=notes, age=_age(ds), sex=sex_from(ds.get("PatientSex")))
+
+
+def _check_inflated_size(data: bytes, path: Path, limits: ReadLimits) -> None:
+    """A data set in the Deflated Explicit VR Little Endian transfer syntax must inflate to at most
+    ``max_file_bytes`` — pydicom inflates it whole, and 1 MiB of deflate can hold 1 GiB: measured here, a
+    chunk at a time, before pydicom reads it."""
+    import zlib
+
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    fp = io.BytesIO(data)
+    try:
+        read_preamble(fp, data[128:132] != b"DICM")
+        meta = _read_file_meta_info(fp)
+    except Exception:  # no readable file meta: not deflated, and pydicom's own read says what is wrong
+        return
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    inflate, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[fp.tell():], 0
+    try:
+        while pending and size <= limits.max_file_bytes:
+            size += len(inflate.decompress(pending, 1 << 20))
+            pending = inflate.unconsumed_tail
+    except zlib.error as e:
+        raise ECGNetError(f"{path}: cannot be read as DICOM, its deflated data set is damaged ({e})") from e
+    if size > limits.max_file_bytes:
+        raise ECGNetError(f"{path}: a deflated DICOM data set that inflates to over {limits.max_file_bytes} bytes, "
+                          "the limit of max_file_bytes")
 
 
 def _rhythm_group(groups, path: Path):
