@@ -357,3 +357,15 @@ def _file_meta_end(raw: bytes) -> int:
     """The offset after a DICOM file's meta group (preamble, 'DICM', group 0002 of the length it declares)."""
     length = int.from_bytes(raw[140:144], "little")  # (0002,0000) UL: the group's length after this element
     return 144 + length
+
+
+@pytest.mark.parametrize("field, message", [("0", "'0', is not a positive number of seconds"),
+                                            ("nan", "'nan', is not a positive"), ("-1", "'-1', is not a positive"),
+                                            ("1e-300", "sampling rate .* is outside"), ("x", "'x', is not a positive")])
+def test_an_edf_data_record_duration_that_is_no_duration_is_refused_as_such(tmp_path, field, message):
+    """A duration of 0 gave edfio's UnboundLocalError, 1e-300 or nan 'a discontinuous EDF+ recording' of a plain
+    EDF file (found in a serve audit)."""
+    data = bytearray(write_edf_pyedflib(tmp_path / "e.edf", ecg(500)).read_bytes())
+    data[244:252] = field.encode().ljust(8)
+    (tmp_path / "e.edf").write_bytes(bytes(data))
+    refused(tmp_path / "e.edf", message)

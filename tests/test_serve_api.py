@@ -212,15 +212,6 @@ def test_a_file_without_a_suffix_is_read_by_its_content(client, upload_dir):
     assert response.json()["prediction"]["format"] == "dicom" and list(upload_dir.iterdir()) == []
 
 
-def test_a_limit_refusal_names_the_servers_option():
-    from ecgnet.data.limits import ReadLimits
-    from ecgnet.serve.uploads import public_message
-
-    with pytest.raises(ECGNetError) as e:
-        ReadLimits(max_seconds=5).check_samples(10_000, 12, 500, "r.hea")
-    assert "the server's --max-seconds widens it" in public_message(e.value, None)
-
-
 @needs_samples
 def test_oversized_uploads_are_refused(upload_dir):
     record = SAMPLES / "georgia" / "E00001"

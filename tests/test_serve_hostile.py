@@ -139,6 +139,88 @@ def test_foreign_host_headers_are_refused():
             assert c.get("/healthz").status_code == status, base
 
 
+def test_only_the_viewers_own_pages_may_post():
+    """A page of another origin (even localhost on another port) could post uploads and 64-step explanations
+    to the viewer with a no-cors request; answers were unreadable to it, the work was done (found in a serve
+    audit). Browsers send Origin; clients that are not browsers send none and are unaffected."""
+    app = create_app(["baseline_time"])
+    with TestClient(app, base_url="http://localhost:8000") as c:
+        for origin in ("http://localhost:9999", "http://evil.example", "null", "http://localhost"):
+            answer = c.post("/api/predict", headers={"Origin": origin})
+            assert answer.status_code == 403 and "only the viewer's own pages may post" in answer.json()["detail"]
+        for headers in ({"Origin": "http://localhost:8000"}, {}):  # the page itself, or curl: on to the route
+            assert c.post("/api/predict", headers=headers).status_code in (400, 415, 422), headers
+        assert c.get("/healthz", headers={"Origin": "http://evil.example"}).status_code == 200  # reads need CORS
+
+
+def test_every_answer_carries_the_security_headers_and_head_is_answered():
+    """No Content-Security-Policy, nosniff or framing protection was sent, and HEAD (curl -I, uptime checks)
+    was answered 405 (found in a serve audit)."""
+    from ecgnet.serve.headers import CSP
+
+    app = create_app(["baseline_time"])
+    with TestClient(app, base_url=LOCAL) as c:
+        for answer in (c.get("/"), c.get("/static/app.js"), c.get("/api/models"), c.post("/api/predict"),
+                       c.get("/docs")):
+            assert answer.headers["content-security-policy"] == CSP and answer.headers["x-frame-options"] == "DENY"
+            assert answer.headers["x-content-type-options"] == "nosniff", answer.request.url
+        for path in ("/", "/healthz", "/api/models"):
+            assert c.head(path).status_code == 200, path
+    with TestClient(app, base_url="http://rebind.attacker.example") as c:
+        assert c.get("/").headers["x-frame-options"] == "DENY"  # refusals too
+
+
+def test_an_unexpected_fault_is_one_line_of_json(monkeypatch):
+    """A fault of the server's own was a text/plain 'Internal Server Error' (found in a serve audit)."""
+    from ecgnet.serve import models
+
+    app = create_app(["baseline_time"])
+    monkeypatch.setattr(models.ModelStore, "describe", lambda self: 1 / 0)
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
+        answer = c.get("/api/models")
+    assert answer.status_code == 500 and answer.json() == {
+        "detail": "internal error (ZeroDivisionError); the server's log has the details"}
+
+
+def test_a_limit_refusal_names_the_servers_option_once():
+    """Refusals read 'the server's the server's --max-seconds widens it': the rewording ran twice."""
+    from ecgnet.serve.uploads import public_message
+
+    with pytest.raises(ECGNetError) as e:
+        ReadLimits(max_seconds=5).check_samples(10_000, 12, 500, "r.hea")
+    once = public_message(e.value, None)
+    assert "the server's --max-seconds widens it" in once and public_message(ECGNetError(once), None) == once
+
+
+def test_serve_refuses_what_cannot_serve_and_warns_when_exposed(monkeypatch, tmp_path):
+    """--checkpoint of any folder started a server whose every request failed naming server paths;
+    --max-concurrent 0 was a traceback; --host 0.0.0.0 printed a URL the server refused, and no warning."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app as cli
+    from ecgnet.serve import process
+
+    monkeypatch.setattr(process, "run", lambda web, sock: sock.close())
+    env = {"ECGNET_DATA": ""}
+    empty = CliRunner().invoke(cli, ["serve", "--checkpoint", str(tmp_path), "--runs-dir", "none"], env=env)
+    assert empty.exit_code == 2 and "is not an ECGNet run directory" in empty.stderr and "viewer on" not in empty.stdout
+    zero = CliRunner().invoke(cli, ["serve", "--max-concurrent", "0", "--runs-dir", "none"], env=env)
+    assert zero.exit_code == 2 and "Traceback" not in zero.output and "max-concurrent" in zero.output
+
+    def local(host, port):  # a test listens on 127.0.0.1 only: the wildcard's socket is a loopback one
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        return sock
+
+    monkeypatch.setattr(process, "listen", local)
+    exposed = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "0", "--runs-dir", "none"], env=env)
+    assert exposed.exit_code == 0, exposed.output
+    assert "http://127.0.0.1:" in exposed.stdout and "http://0.0.0.0" not in exposed.stdout
+    assert "every network interface" in exposed.stderr and "--allowed-host" in exposed.stderr
+
+
 def test_the_schema_describes_the_errors_the_api_gives(client):
     """A generated client parses errors from the schema: every API route declares its 4xx/5xx as
     {"detail": str} (FastAPI declared only 422 as a list of {loc, msg, type}), with a summary of its own
@@ -233,3 +315,23 @@ def _quietly(fn, *args):
         fn(*args)
     except OSError:
         pass
+
+
+def test_the_server_bounds_its_open_connections(monkeypatch):
+    """Uploads are spooled to disk whole before waiting for a slot: 30 at once held 960 MiB of temporary files
+    and every worker thread (the page took 15 s; found in a serve audit). uvicorn is told the bound."""
+    import socket
+
+    import uvicorn
+
+    from ecgnet.serve import process
+
+    seen = {}
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: seen.update(config=self.config))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        process.run(create_app(["baseline_time"], serve_limits=ServeLimits(max_connections=7)), sock)
+    finally:
+        sock.close()
+    assert seen["config"].limit_concurrency == 7 and ServeLimits().max_connections == 32

@@ -734,7 +734,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
           data: Optional[Path] = DataOpt,
           allowed_host: list[str] = typer.Option([], "--allowed-host", help="A Host name to answer besides "
                                                   "localhost/127.0.0.1/[::1] (repeatable; '*': any)."),
-          max_concurrent: int = typer.Option(2, help="Requests reading or diagnosing a record at once."),
+          max_concurrent: int = typer.Option(2, min=1, help="Requests reading or diagnosing a record at once."),
           max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """The viewer: a web page to see an ECG, its diagnosis and why, with a JSON API (docs at /docs)."""
     from ecgnet.serve import create_app
@@ -747,9 +747,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
     web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir, serve_limits=limits,
                      allowed_hosts=trusted_hosts(allowed_host, bind_host=host))
     sock = listen(host, port)
-    shown = f"[{host}]" if ":" in host else host
+    wildcard = host in ("0.0.0.0", "::", "")
+    shown = "127.0.0.1" if wildcard else f"[{host}]" if ":" in host else host
     console.print(f"ECGNet viewer on [bold]http://{shown}:{sock.getsockname()[1]}/[/] (API docs at /docs; "
                   "Ctrl-C stops it)")
+    if wildcard:
+        err.print(f"warning: listening on every network interface ({host}), without authentication: anyone "
+                          "who can reach this machine can use the viewer. Other machines reach it by the names given "
+                          f"with --allowed-host ({', '.join(n for n in allowed_host) or 'none given: only this machine'})")
     run(web, sock)
 
 

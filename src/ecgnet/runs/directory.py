@@ -230,6 +230,14 @@ def build_run_model(config: Config, num_classes: int, run_dir: Path | None = Non
     return build_model(config.model.name, num_classes, **{**config.model.params, "members": built})
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """A finished run directory (its config, run.json and weights, no training in progress), else one error."""
+    refuse_incomplete(run_dir)
+    for name in ("config.yaml", "run.json", "model.safetensors"):
+        if not (run_dir / name).is_file():
+            raise ECGNetError(f"{run_dir / name}: missing — {run_dir} is not an ECGNet run directory")
+
+
 def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
     """A run directory (or its model.safetensors), or a bundled model's name as :meth:`Run.open` takes it →
     (model in eval mode, config, run info)."""
@@ -239,10 +247,7 @@ def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
 
         path = resolve_checkpoint(path)
     run_dir = path.parent if path.suffix == ".safetensors" else path
-    refuse_incomplete(run_dir)
-    for name in ("config.yaml", "run.json", "model.safetensors"):
-        if not (run_dir / name).is_file():
-            raise ECGNetError(f"{run_dir / name}: missing — {run_dir} is not an ECGNet run directory")
+    check_run_dir(run_dir)
     config, info = read_description(run_dir)
     model = build_run_model(config, len(info["classes"]), run_dir)
     weights = run_dir / "model.safetensors"

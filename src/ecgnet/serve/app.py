@@ -19,7 +19,9 @@ Every refusal is a 4xx whose ``detail`` is one line (the reader's message for un
 answers are strict JSON (no NaN/Infinity). Routes are plain functions, so requests run in worker
 threads; reading, resampling and inference pass through a bounded gate and the model they use is locked
 meanwhile (:mod:`ecgnet.serve.limits`). Only loopback ``Host`` names are answered unless configured
-(:mod:`ecgnet.serve.hosts`); ``/docs`` is a local page (:mod:`ecgnet.serve.docs`).
+and only the viewer's own pages may post (:mod:`ecgnet.serve.hosts`); every answer carries a
+Content-Security-Policy and its kin (:mod:`ecgnet.serve.headers`); ``/docs`` is a local page
+(:mod:`ecgnet.serve.docs`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 from ecgnet.serve.docs import add_api_page, refusals
 from ecgnet.serve.explain import ExplainLimits, explain_record
-from ecgnet.serve.hosts import add_trusted_hosts, trusted_hosts
+from ecgnet.serve.headers import SecurityHeaders
+from ecgnet.serve.hosts import SameOrigin, add_trusted_hosts, trusted_hosts
 from ecgnet.serve.limits import Gate, ServeLimits, display_signal
 from ecgnet.serve.models import Loaded, ModelStore
 from ecgnet.serve.reference import PTBXLRecords, header_reference
@@ -83,14 +86,22 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
                   default_response_class=StrictJSONResponse,
                   description="Diagnose a 12-lead ECG with an ECGNet model and see why.")
     app.state.models, app.state.ptbxl, app.state.limits, app.state.uploads = store, ptbxl, limits, folders
+    app.state.serve_limits = serve_limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
+    app.add_middleware(SameOrigin)  # inside the Host check: Origin is compared with a trusted Host
     add_trusted_hosts(app, trusted_hosts(allowed_hosts))
+    app.add_middleware(SecurityHeaders)  # outermost: on refusals too
     add_api_page(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(ECGNetError)
     def _refused(_: Request, e: ECGNetError):
         return StrictJSONResponse({"detail": public_message(e, None)}, status_code=getattr(e, "status", 400))
+
+    @app.exception_handler(Exception)
+    def _failed(_: Request, e: Exception):  # a fault of ours: one line of JSON, the traceback in the server's log
+        return StrictJSONResponse({"detail": f"internal error ({type(e).__name__}); the server's log has the details"},
+                                  status_code=500)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, e: RequestValidationError):
@@ -103,15 +114,15 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
         return StrictJSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
-    @app.get("/", include_in_schema=False)
-    def page():
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def page():  # on the event loop: never queued behind requests in worker threads
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/healthz", summary="Whether the server is up (never waits behind other requests)")
+    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Whether the server is up (never waits behind other requests)")
     async def healthz():  # on the event loop: never queued behind requests in worker threads
         return {"status": "ok", "version": __version__, "models": len(store.names()), "ptbxl": ptbxl is not None}
 
-    @app.get("/api/models", summary="The models served, the default first, with their classes, thresholds' "
+    @app.api_route("/api/models", methods=["GET", "HEAD"], summary="The models served, the default first, with their classes, thresholds' "
              "origin and the server's limits")
     def list_models():
         return {"default": store.default, "ptbxl": ptbxl is not None, "models": store.describe(),

@@ -5,6 +5,12 @@ controls resolving to 127.0.0.1): the browser then sends that name as ``Host``. 
 :class:`~starlette.middleware.trustedhost.TrustedHostMiddleware` answers such requests 400 before any route
 runs. ``ecgnet serve --host 0.0.0.0`` exposes the viewer to the network; the names clients use to
 reach it must then be given with ``--allowed-host`` (``*`` accepts any, as before this check).
+
+A page of another origin can also *post* to the viewer — a form or a ``no-cors`` fetch needs no permission, and
+only reading the answer is withheld — and make it work (a 64-step explanation, a large upload). A browser
+names the page's origin in ``Origin`` on every such request, so :class:`SameOrigin` refuses a POST whose
+``Origin`` is not the server's own (scheme, host and port); clients that are not browsers send none and
+are not affected.
 """
 
 from __future__ import annotations
@@ -48,3 +54,24 @@ class TrustedHosts(TrustedHostMiddleware):
 
 def add_trusted_hosts(app, hosts: list[str]) -> None:
     app.add_middleware(TrustedHosts, allowed_hosts=hosts, www_redirect=False)
+
+
+class SameOrigin:
+    """Refuses (403, one line of JSON) a request other than GET/HEAD/OPTIONS whose ``Origin`` is not
+    ``http(s)://`` + its own ``Host`` (``null``, a sandboxed or local page, included)."""
+
+    SAFE = ("GET", "HEAD", "OPTIONS")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] not in self.SAFE:
+            headers = Headers(scope=scope)
+            origin, host = headers.get("origin"), (headers.get("host") or "").lower()
+            if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}"):
+                await JSONResponse({"detail": f"a request from the page {origin[:80]!r} to this server is refused "
+                                              "(only the viewer's own pages may post to it)"},
+                                   status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -34,6 +34,7 @@ class ServeLimits:
     read: ReadLimits = DEFAULT_LIMITS  # what one upload may declare and decode
     max_concurrent: int = 2  # requests reading, resampling or running a model at once
     queue_seconds: float = 120.0  # how long a request waits for a slot before a 503
+    max_connections: int = 32  # open at once, uploads being received included (bounds their disk and threads)
     display_seconds: float = 60.0  # of a record, drawn on the page
     display_points: int = 6000  # samples per lead sent back for drawing
 

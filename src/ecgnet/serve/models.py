@@ -18,7 +18,7 @@ from ecgnet.runs.bundled import bundled_names, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.describe import run_summary
-from ecgnet.runs.directory import INCOMPLETE, weights_sha256
+from ecgnet.runs.directory import INCOMPLETE, check_run_dir, weights_sha256
 
 
 @dataclass
@@ -54,6 +54,7 @@ class ModelStore:
         for c in checkpoints:
             path = resolve_checkpoint(c)
             run_dir = path.parent if path.suffix == ".safetensors" else path
+            check_run_dir(run_dir)  # at startup, not at every request for it
             found.setdefault(run_dir.name, run_dir)
         for name in bundled_names() if bundled else []:
             found.setdefault(name, resolve_checkpoint(name))

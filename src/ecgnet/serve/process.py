@@ -5,6 +5,10 @@ then removes every upload folder still in use and refuses new ones
 (:meth:`~ecgnet.serve.uploads.UploadFolders.close`). What nothing can stop are requests computing in
 worker threads, and Python waits for them on its way out (18 s for three 10-minute records after
 Ctrl-C), so once uvicorn's shutdown is done the process ends there (``os._exit``, status 0).
+
+Connections are bounded (:attr:`~ecgnet.serve.limits.ServeLimits.max_connections`): an upload is spooled to
+disk in full before a request waits for a slot of the gate, so without a bound thirty uploads held 960 MiB of
+temporary files and every worker thread, and the page waited behind them.
 """
 
 from __future__ import annotations
@@ -53,5 +57,6 @@ def run(app, sock: socket.socket) -> None:
             os._exit(0)
 
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACE_SECONDS)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACE_SECONDS,
+                            limit_concurrency=app.state.serve_limits.max_connections)  # beyond it: 503 at once
     Server(config).run(sockets=[sock])

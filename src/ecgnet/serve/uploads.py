@@ -220,7 +220,7 @@ def size(n: int) -> str:
 def public_message(error: Exception, folder: Path | None) -> str:
     """The error's first line with the temporary folder's path removed (the user sees their file names)."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    text = re.sub(r"(--max-\w+) widens it", r"the server's \1 widens it", text)  # an option of `ecgnet serve`
+    text = re.sub(r"(?<!the server's )(--max-\w+) widens it", r"the server's \1 widens it", text)  # serve's option, once
     if folder is not None:
         text = text.replace(f"{folder}/", "").replace(str(folder), "")
     return text

@@ -55,12 +55,16 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     labels = [signal_header[16 * i:16 * (i + 1)].decode("latin-1").strip() for i in range(n_signals)]
     ecg = [i for i, label in enumerate(labels) if _lead(label) is not None]  # only these are decoded
     check_lead_count([_lead(labels[i]) for i in ecg], path)  # a 3-lead Holter: said first, not its length
+    field = head[244:252].decode("latin-1").strip()
     try:
-        record_seconds = float(head[244:252].decode("ascii").strip())
+        record_seconds = float(field)
     except ValueError:
-        record_seconds = 0.0
+        record_seconds = float("nan")
+    if not (np.isfinite(record_seconds) and record_seconds > 0):  # 0 is for annotation-only EDF+ files
+        raise ECGNetError(f"{path}: the duration of a data record, {field[:8]!r}, is not a positive number of seconds")
     most = max((per_record[i] for i in ecg), default=0)
-    limits.check_samples(n_records * most, len(ecg), most / record_seconds if record_seconds > 0 else 0, path)
+    check_rate(most / record_seconds, path)  # before edfio divides by it
+    limits.check_samples(n_records * most, len(ecg), most / record_seconds, path)
     need = header_bytes + n_records * sum(per_record) * width
     if size < need:
         raise ECGNetError(f"{path}: {size} bytes, the header declares {need} ({n_records} records): truncated")
