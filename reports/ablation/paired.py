@@ -21,7 +21,9 @@ def load(run):
     return predictions(run, labels)
 
 
-print("revision", provenance()["git_revision"])
+origin = provenance()
+print("revision", origin["git_revision"])
+print("command", "python -m reports.ablation.paired > reports/ablation/paired.txt")
 for a, b, what in PAIRS:
     d = M.paired_bootstrap(y, load(a), load(b), M.macro_auc, n_boot=1000, seed=0)
     print(f"{a} vs {b} ({what}): fold-10 macro AUC diff {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] "
