@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ecgnet.data.records import ECGRecord
-from ecgnet.report.pdf import iso_date, render
+from ecgnet.report.fields import iso_date
+from ecgnet.report.pdf import render
 
 FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "external" / "formats"
 needs_formats = pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason="needs ../shared/external/formats")

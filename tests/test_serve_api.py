@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("fastapi", reason="fastapi is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from ecgnet.errors import ECGNetError  # noqa: E402
 from ecgnet.runs.bundled import DEFAULT_MODEL  # noqa: E402
 from ecgnet.inference.predictor import Predictor  # noqa: E402
 from ecgnet.serve import create_app  # noqa: E402
@@ -106,6 +105,20 @@ def test_predict_dat_record_with_patient_fields(client, predictors, write_record
     prediction = response.json()["prediction"]
     assert prediction == expected(predictors[FUSION], header, age=61, sex="female")
     assert prediction["metadata"] == {"age": 61.0, "sex": "female"}
+    assert list(upload_dir.iterdir()) == []
+
+
+def test_the_page_is_told_who_the_file_says_the_patient_is(client, tmp_path, upload_dir):
+    """The file's patient identity was on the printed page only: the viewer showed a diagnosis without saying
+    whose ECG it was (left from an earlier audit). The same lines as the report's, dates in ISO 8601."""
+    from ecg_writers import ecg, write_muse
+
+    path = write_muse(tmp_path / "muse.xml", ecg(500))
+    body = client.post("/api/predict", files=[("files", ("muse.xml", path.read_bytes()))]).json()
+    assert "Patient ID: T-1" in body["patient"] and any(line.startswith("Name: ") for line in body["patient"])
+    assert not any(line.startswith(("Age", "Sex")) for line in body["patient"])  # shown apart, as metadata
+    wfdb = client.get("/api/records/9").json() if client.get("/healthz").json()["ptbxl"] else {"patient": []}
+    assert wfdb["patient"] == []  # a PTB-XL record names no one
     assert list(upload_dir.iterdir()) == []
 
 

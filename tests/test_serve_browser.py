@@ -124,7 +124,12 @@ def test_upload_diagnose_explain_in_chromium(server, browser, tmp_path):
         page.locator("#download-json").click()
     saved = json.loads(Path(download.value.path()).read_text())
     assert saved[0]["record"] == "E00001.hea" and len(saved[0]["diagnoses"]) == 5
-    assert errors == [], errors
+    from ecg_writers import ecg, write_muse  # a device file names its patient: the page shows whose ECG it is
+
+    page.set_input_files("#files", [str(write_muse(tmp_path / "muse.xml", ecg(500)))])
+    page.wait_for_selector("#record-name:text-is('muse.xml')", timeout=60_000)
+    assert "Patient ID: T-1" in page.locator("#record-facts").inner_text()
+    assert errors == [], errors  # a Content-Security-Policy violation is a console error too
     assert all(u.startswith((server, "data:", "blob:")) for u in requests), requests  # nothing from outside
     page.close()
 

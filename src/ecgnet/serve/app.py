@@ -7,7 +7,8 @@ Routes (OpenAPI at ``/docs``)::
     GET  /healthz               liveness, number of models, whether PTB-XL is configured
     GET  /api/models            the models one may choose (name, task, classes, fold-10 macro AUC)
     POST /api/predict           multipart: files (.hea + .dat/.mat), model, age/sex/height/weight
-                                → {prediction (the schema of `ecgnet predict --json`), signal, reference}
+                                → {prediction (the schema of `ecgnet predict --json`), signal, reference,
+                                   patient (the file's patient fields, "Label: value" lines)}
     POST /api/explain           multipart: files or ecg_id, model, target class, scope, steps
                                 → attributions over the leads (+ modality contributions)
     POST /api/report            multipart: files or ecg_id, model, age/sex/height/weight
@@ -41,6 +42,7 @@ from ecgnet.data.patient import check_patient
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
+from ecgnet.report.fields import patient_lines
 from ecgnet.serve.docs import add_api_page, refusals
 from ecgnet.serve.explain import ExplainLimits, explain_record
 from ecgnet.serve.headers import SecurityHeaders
@@ -140,7 +142,7 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
             return {"prediction": prediction, "signal": display_signal(record, serve_limits),
-                    "reference": header_reference(record, loaded.predictor)}
+                    "reference": header_reference(record, loaded.predictor), "patient": patient_lines(record)}
 
     @app.get("/api/records/{ecg_id}", summary="Diagnose a PTB-XL record by its ecg_id (with its reference labels)",
              responses=refusals(400, 404, 422, 503))
@@ -150,7 +152,8 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
             record, given, reference = _ptbxl(ptbxl, ecg_id, loaded)
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
-        return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference}
+        return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference,
+                "patient": patient_lines(record)}
 
     @contextlib.contextmanager
     def files_or_ptbxl(files, ecg_id, loaded: Loaded, given: dict) -> Iterator[tuple[ECGRecord, dict]]:

@@ -156,6 +156,8 @@ function renderRecord(p) {
   $("record-name").textContent = p.record;
   const sig = state.result.signal;
   const facts = [
+    // who the file says this is (ID, name, born, acquired): the first thing to check against the patient
+    ...(state.result.patient && state.result.patient.length ? [["patient", state.result.patient.join(" · ")]] : []),
     ["length", `${p.seconds} s`],
     ["recorded at", `${p.source_rate} Hz` + (p.source_rate !== sig.rate ? ` (shown as the model sees it: ${sig.rate} Hz)` : "")],
     ["model sees", p.coverage],
