@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ecgnet.data.collections import read_manifest
+from ecgnet.data.collections.manifest import read_label_map
 from ecgnet.data.collections.folds import inner_split, source_folds, stratified_group_folds
 from ecgnet.errors import ECGNetError
 from conftest import write_wfdb
@@ -33,7 +34,7 @@ def manifest(folder: Path, text: str, name: str = "m.csv") -> Path:
 GOOD = ("record,patient,source,age,sex,A,B\n"
         "recs/r0.hea,p0,s1,63,female,1,0\n"
         "recs/r1,p1,s1,,M,0,\n"
-        "recs/r2.hea,p2,s2,300,0,0,1\n")
+        "recs/r2.hea,p2,s2,300,male,0,1\n")
 
 
 def test_good_manifest_columns(folder):
@@ -73,14 +74,19 @@ def test_labels_column_and_defaults(folder):
 
 @pytest.mark.parametrize("text, expected", [
     ("record,A\nrecs/nope.hea,1\n", "line 2 \\(record 'recs/nope.hea'\\), column record: .*no such file"),
+    ("record,A\nrecs\\r0.hea,1\n", "column record: .*no such file \\(a Windows path\\? separate folders with '/'\\)"),
     ("record,A\nrecs/r0.hea,1\nrecs/r0.hea,0\n", "line 3 .*duplicate record \\(also on line 2\\)"),
     ("record,A\nrecs/r0,1\nrecs/r0.dat,0\n", "line 3 .*duplicate record \\(also on line 2\\)"),
     ("record,A,B\nrecs/r0.hea,,\n", "line 2 .*no label"),
     ("record,labels\nrecs/r0.hea,\n", "line 2 .*column labels: empty"),
-    ("record,A\nrecs/r0.hea,maybe\n", "line 2 .*column A: 'maybe' is not 1, 0 or empty"),
+    ("record,A\nrecs/r0.hea,maybe\n", "line 2 .*column A: 'maybe' is not 1 \\(positive\\), 0 \\(negative\\) or empty"),
     ("record,age,A\nrecs/r0.hea,sixty,1\n", "line 2 .*column age: 'sixty' is not a number"),
     ("record,age,A\nrecs/r0.hea,-4,1\n", "line 2 .*column age: -4 is outside"),
     ("record,sex,A\nrecs/r0.hea,X,1\n", "line 2 .*column sex: 'X'"),
+    ("record,sex,A\nrecs/r0.hea,1,1\n", "line 2 .*column sex: '1' is a number, which sites write either way"),
+    ("record,labels\nrecs/r0.hea,NA\n", "line 2 .*column labels: 'NA' \\(a missing value, not a label\\)"),
+    ("record,A\nrecs/r0.hea,x\nrecs/r1.hea,\nrecs/r2.hea,x\n", "line 2, column A: 'x' is not a label value: .*an "
+                                                                   "empty cell is unknown, not negative"),
     ("record,fold,A\nrecs/r0.hea,1.5,1\n", "line 2 .*column fold: '1.5' is not an integer"),
     ("record,A\nrecs/r0.hea,1,1\n", "line 2 .*3 fields, the header has 2"),
     ("patient,A\np,1\n", "line 1: no 'record' column"),
@@ -203,7 +209,7 @@ def test_a_misnamed_labels_column_is_one_error_naming_it(folder):
 def test_the_per_class_error_lists_every_accepted_value(folder):
     from ecgnet.data.collections.manifest_checks import FALSE as _FALSE, TRUE as _TRUE
 
-    with pytest.raises(ECGNetError, match="column A: 'maybe' is not 1, 0 or empty") as e:
+    with pytest.raises(ECGNetError, match="column A: 'maybe' is not 1 \\(positive\\), 0 \\(negative\\) or empty") as e:
         read_manifest(manifest(folder, "record,A\nrecs/r0.hea,maybe\n"))
     said = str(e.value).split("'maybe' is not", 1)[1]
     words = set(re.findall(r"[\w.]+", said))
@@ -499,3 +505,36 @@ def test_manifest_options_of_the_other_source_are_refused_not_ignored(tmp_path):
     result = CliRunner().invoke(app, ["manifest", str(ptbxl), "-o", str(tmp_path / "m.csv"), "--labels", "snomed"])
     assert result.exit_code == 2 and "--labels applies to a Challenge folder" in result.output
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_manifests_as_spreadsheets_and_data_frames_write_them(folder):
+    """What R, pandas and spreadsheet programs write was misread in silence (found in a manifest audit): R's
+    'NA' became a class, 'STTC / CD' a new class, 'Sex' (capitalised) a class column, pandas' index column a
+    class; '1.00' was refused and trailing ',,' columns made an error naming nothing."""
+    text = ('"",Unnamed: 0,Record,Sex,AGE,Fold,labels,,\n'
+            '1,0,recs/r0.hea,F,NA,1,NORM,,\n'
+            '2,1,recs/r1.hea,Male,>89,2,STTC;CD,,\n'
+            '3,2,recs/r2.hea,NA,61,NA,CD,,\n')
+    c = read_manifest(manifest(folder, text.replace(",NA,CD", ",1,CD")))
+    assert c.classes == ["CD", "NORM", "STTC"] and c.metadata["sex"].tolist()[:2] == [1.0, 0.0]
+    assert np.isnan(c.metadata["age"].tolist()[0]) and c.metadata["age"].tolist()[1] == 90
+    assert list(c.folds) == [1, 2, 1]
+    joined = "record,labels\nrecs/r0.hea,STTC\nrecs/r1.hea,CD\nrecs/r2.hea,STTC / CD\nrecs/r3.hea,MI+CD\n"
+    with pytest.raises(ECGNetError, match="line 4 .*'STTC / CD' looks like 2 labels"):
+        read_manifest(manifest(folder, joined))
+    skipped = read_manifest(manifest(folder, joined), skip_bad=True)
+    assert skipped.classes == ["CD", "MI+CD", "STTC"]  # 'MI+CD' stays one class: MI is no label of its own here
+    na = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,NORM\nrecs/r1.hea,NA\n"), skip_bad=True)
+    assert na.classes == ["NORM"] and len(na) == 1  # NA is a row without labels, never a class
+    floats = read_manifest(manifest(folder, "record,A,B\nrecs/r0.hea,1.00,0.00\nrecs/r1.hea,NA,1\n"))
+    np.testing.assert_array_equal(floats.y, [[1, 0], [np.nan, 1]])
+
+
+def test_a_yaml_label_map_keeps_its_codes_as_written(folder, tmp_path):
+    """YAML 1.1 read the code 0101 as 65, NO as False, 1.10 as 1.1: with '"*": null' those rows were silently
+    all-negative, without it 'unknown class 0101 (not in the label map)' although the map lists it."""
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text('"*": null\n0101: MI\nNO: NORM\n1.10: [STTC, CD]\n')
+    assert read_label_map(label_map) == {"*": [], "0101": ["MI"], "NO": ["NORM"], "1.10": ["STTC", "CD"]}
+    c = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,0101\nrecs/r1.hea,NO;1.10\n"), label_map)
+    np.testing.assert_array_equal(c.y, [[0, 1, 0, 0], [1, 0, 1, 1]])  # classes CD, MI, NORM, STTC

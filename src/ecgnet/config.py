@@ -155,12 +155,14 @@ def read_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...]
     return raw, f"{path} with --set {' --set '.join(overrides)}" if overrides else str(path)
 
 
-def read_yaml(path: Path, what: str) -> Any:
-    """A YAML file's content; a missing file, bad YAML or bad text is one ECGNetError naming the file."""
+def read_yaml(path: Path, what: str, strings: bool = False) -> Any:
+    """A YAML file's content; a missing file, bad YAML or bad text is one ECGNetError naming the file.
+    ``strings``: every scalar as written (YAML 1.1 reads the code ``0101`` as 65, ``NO`` as False, ``1.10`` as
+    1.1; ``null`` and ``~`` stay text too)."""
     if not path.is_file():
         raise ECGNetError(f"{path}: no such {what}")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=yaml.BaseLoader) if strings else yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ECGNetError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
     except UnicodeDecodeError as e:

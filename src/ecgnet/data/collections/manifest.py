@@ -17,8 +17,9 @@ One row per record::
     the wrong separator — not a new class.
 - Optional: ``patient`` (records of one patient are never split across folds; default: the record),
   ``source`` (site or database; default ``manifest``), ``fold`` (an integer: a predefined split),
-  ``age`` (years), ``sex`` (male/female, M/F, or PTB-XL's 0 male / 1 female), ``height`` (cm),
-  ``weight`` (kg).
+  ``age`` (years; ``>89`` is 90), ``sex`` (male/female or M/F; a number is refused: sites code it either way),
+  ``height`` (cm), ``weight`` (kg) — named in any case; ``NA`` (R, pandas) is empty anywhere; a pandas
+  index column (``Unnamed: 0``) is ignored, as R's unnamed row-names column is.
 
 Classes are the manifest's own. A label map (YAML ``{site code: CLASS | [CLASS, ...] | null}`` or a CSV
 with columns ``code,class``) maps site codes or free text to them: with it, the classes are the map's
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import ChainMap, Counter
 from pathlib import Path
 
@@ -53,13 +55,15 @@ from ecgnet.config import read_yaml
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
-from ecgnet.data.collections.manifest_checks import ACCEPTED, FALSE, TRUE, WILDCARD
+from ecgnet.data.collections.manifest_checks import ACCEPTED, MISSING, NO_LABEL, WILDCARD
 from ecgnet.data.patient import RANGES, SEXES
 from ecgnet.data.ptbxl import AGE_CAP, SEX_CODES, metadata_features
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
 RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
+NULLS = ("null", "Null", "NULL", "~", "")  # YAML's null, read as text (read_yaml(strings=True))
+INDEX_COLUMN = re.compile(r"Unnamed: \d+")  # pandas' name for a written index (R writes an empty name)
 PLAUSIBLE = {name: (low, high) for name, (low, high, _) in RANGES.items()}  # outside: a row error
 
 
@@ -70,15 +74,15 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
         raise ECGNetError(f"{path}: no such label map")
     out: dict[str, list[str]] = {}
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
-        raw = read_yaml(path, "label map")
+        raw = read_yaml(path, "label map", strings=True)  # codes as written: 0101, NO, 1.10 are codes, not numbers
         if not isinstance(raw, dict) or not raw:
             raise ECGNetError(f"{path}: a label map is a mapping 'site code: CLASS' (or a list of classes, or null)")
         for code, target in raw.items():
-            if target is None:
+            if target is None or target in NULLS:
                 targets = []
-            elif isinstance(target, (str, int, float)):
-                targets = [str(target).strip()]
-            elif isinstance(target, list) and all(isinstance(t, (str, int)) for t in target):
+            elif isinstance(target, str):
+                targets = [target.strip()]
+            elif isinstance(target, list) and all(isinstance(t, str) for t in target):
                 targets = [str(t).strip() for t in target]
             else:
                 raise ECGNetError(f"{path}: '{code}': expected a class name, a list of them or null, got {target!r}")
@@ -121,8 +125,8 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         raise ECGNetError(f"{path}: cannot be read as CSV ({e})") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise ECGNetError(f"{path}: empty manifest (expected a header line with a 'record' column)")
-    header = [h.strip() for h in rows[0]]
-    dup = sorted({h for h in header if header.count(h) > 1})
+    header = _header(rows[0])
+    dup = sorted({h for h in header if h and header.count(h) > 1})
     if dup:
         raise ECGNetError(f"{path} line 1: column(s) {', '.join(dup)} appear more than once")
     if "record" not in header:
@@ -177,6 +181,13 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     return _collection(path, classes, kept, tuple(bad_rows), header)
 
 
+def _header(names: list[str]) -> list[str]:
+    """The header's column names: stripped; the optional columns in any case ('Sex', ' AGE ' — unless the
+    lower-case name is there too); a pandas index ('Unnamed: 0') unnamed, so ignored like R's row names."""
+    header = ["" if INDEX_COLUMN.fullmatch(h.strip()) else h.strip() for h in names]
+    return [h.lower() if h.lower() in RESERVED and h.lower() not in header else h for h in header]
+
+
 def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
     if mapping is not None:
         targets = sorted({t for ts in mapping.values() for t in ts})
@@ -197,7 +208,8 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
         i = header.index("labels")
         found = sorted({t.strip() for row in rows if len(row) > i for t in row[i].split(";") if t.strip()})
         labels = set(found)
-        found = [t for t in found if not checks.joined_labels(t, labels)]  # each one a row problem, not a class
+        found = [t for t in found if not checks.joined_labels(t, labels)  # each one a row problem, not a class
+                 and t.lower() not in NO_LABEL]  # nor is R's NA
     folded = {}
     for c in found:
         folded.setdefault(c.casefold(), []).append(c)
@@ -206,6 +218,12 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
         raise ECGNetError(f"{path}: classes {'; '.join(twins)} differ only in case: write each class one way "
                           "(or map them with --label-map)")
     return found
+
+
+def _no_label(token: str, mapping: dict | None, classes) -> bool:
+    """Whether a lone ``labels`` token is how a tool writes nothing (R's NA, '-', 'none') rather than a class
+    or a code the label map lists."""
+    return token.lower() in NO_LABEL and token not in classes and token not in (mapping or {})
 
 
 def _mapped(mapping: dict | None, code: str, classes: dict) -> list[str] | None:
@@ -232,7 +250,9 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         p = Path(record)
         full = p if p.is_absolute() else base / p
         if not record_exists(full):
-            errors.append(f"column record: {full}: no such file")
+            hint = (" (a Windows path? separate folders with '/')" if "\\" in record else
+                    " ('~' is not expanded: give the path relative to the manifest)" if record.startswith("~") else "")
+            errors.append(f"column record: {full}: no such file{hint}")
         wfdb = full.suffix.lower() in (".hea", ".dat", ".mat") or not full.is_file()
         key = (header_path(full) if wfdb else full).resolve()  # r1, r1.hea and r1.dat are one record
         if key in seen:
@@ -245,13 +265,13 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
     elif class_columns:
         for column in class_columns:
             text = cell[column]
-            if not text:
-                continue
-            low = text.lower()
-            if low not in TRUE and low not in FALSE:
+            value = checks.label_value(text)
+            if value is None:
                 errors.append(f"column {column}: '{text}' is not {ACCEPTED}")
+                y[:] = 0.0  # a label was given: no 'every class empty' on top
                 continue
-            value = 1.0 if low in TRUE else 0.0
+            if np.isnan(value):
+                continue
             for c in _mapped(mapping, column, index) or [column]:  # a class column unmapped: itself
                 if c in index:
                     y[index[c]] = max(value, 0.0 if np.isnan(y[index[c]]) else y[index[c]])
@@ -263,6 +283,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
     entry["patient"] = cell.get("patient") or record
     entry["source"] = cell.get("source") or "manifest"
     fold = cell.get("fold", "")
+    fold = "" if fold.lower() in MISSING else fold
     entry["fold"] = None
     if fold:
         try:
@@ -276,9 +297,12 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         entry[name] = _number(cell.get(name, ""), name, errors)
     sex = cell.get("sex", "")
     entry["sex"] = np.nan
-    if sex:
-        if sex.lower() not in SEXES:
-            errors.append(f"column sex: '{sex}' is not male/female (M/F, or 0 male / 1 female)")
+    if sex and sex.lower() not in MISSING:
+        if checks.is_number(sex):  # PTB-XL writes 1 for female, many sites 1 for male: a flip would be silent
+            errors.append(f"column sex: '{sex}' is a number, which sites write either way (PTB-XL: 0 male, 1 female; "
+                          "others: 1 male, 2 female): write male/female or M/F")
+        elif sex.lower() not in SEXES:
+            errors.append(f"column sex: '{sex}' is not male/female (or M/F)")
         else:
             entry["sex"] = SEX_CODES[SEXES[sex.lower()]]
     return entry
@@ -289,8 +313,10 @@ def _label_list(text: str, mapping: dict | None, index: dict, errors: list, unma
     several joined with a wrong separator, or a code the map does not list, is a problem."""
     y = np.zeros(len(index), dtype=np.float32)
     tokens = [t.strip() for t in text.split(";") if t.strip()]
-    if not tokens:
-        errors.append("column labels: empty (a row without any label)")
+    if not tokens or len(tokens) == 1 and _no_label(tokens[0], mapping, index):
+        errors.append("column labels: " + (f"'{text}' (a missing value, not a label)" if tokens else "empty")
+                      + ": a row without any label")
+        return y
     for t in tokens:
         if mapping is None and t not in index:  # left out of the classes as labels joined wrongly
             errors.append(f"column labels: {checks.several(t, checks.joined_labels(t, index) or len(t.split()))}: "
@@ -311,8 +337,10 @@ def _label_list(text: str, mapping: dict | None, index: dict, errors: list, unma
 
 
 def _number(text: str, name: str, errors: list) -> float:
-    if not text:
+    if not text or text.lower() in MISSING:
         return np.nan
+    if name == "age" and text.replace(" ", "") == ">89":  # an age withheld for privacy (LUDB, MIMIC): 90
+        return float(AGE_CAP)
     try:
         value = float(text)
     except ValueError:

@@ -15,9 +15,13 @@ from pathlib import Path
 from ecgnet.errors import ECGNetError
 
 WILDCARD = "*"  # a label map's key for every code it does not list
-TRUE, FALSE = {"1", "1.0", "true", "yes", "y", "t"}, {"0", "0.0", "false", "no", "n", "f"}  # a class cell's values
-ACCEPTED = "1, 0 or empty (or 1.0/0.0, true/false, t/f, yes/no, y/n, in any case)"  # what TRUE/FALSE hold
+TRUE, FALSE = {"1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f"}  # a class cell's values (and 1.0, 0.00)
+MISSING = {"na", "n/a", "#n/a", "nan", "null"}  # how R, pandas and spreadsheets write a missing value: as empty
+NO_LABEL = MISSING | {"-", "none"}  # a labels cell that says nothing (unless the map lists the token)
+ACCEPTED = ("1 (positive), 0 (negative) or empty (unknown) — or 1.0/0.0, true/false, t/f, yes/no, y/n in any case, "
+            "NA for empty")  # what label_value reads
 WRONG_SEPARATORS = re.compile(r"[,|]")  # between labels where ';' was meant; never in a class name
+LIKELY_SEPARATORS = re.compile(r"\s*(?:/|\+|&|\band\b)\s*")  # between labels where each part is a label of its own
 MAX_LISTED = 20  # problems listed in one error
 
 
@@ -31,16 +35,28 @@ def not_utf8(path: Path, error: UnicodeDecodeError) -> str:
     return f"{path}: {what}: save it as UTF-8 (CSV UTF-8 in Excel)"
 
 
+def label_value(text: str) -> float | None:
+    """A per-class cell as 1.0, 0.0 or NaN (empty, NA: unknown); None where it is none of :data:`ACCEPTED`."""
+    low = text.strip().lower()
+    if not low or low in MISSING:
+        return float("nan")
+    if low in TRUE or low in FALSE:
+        return 1.0 if low in TRUE else 0.0
+    return float(low) if is_number(low) and float(low) in (0.0, 1.0) else None
+
+
 def joined_labels(label: str, known=(), strict: bool = True) -> int:
     """How many labels ``label`` looks like, written with a wrong separator instead of ';' (0: it looks
     like one label): split at ',' or '|' — with ``strict`` whatever the parts, else only where each part is
-    a ``known`` label — or at spaces where each part is a ``known`` label."""
+    a ``known`` label — or at spaces, '/', '+', '&' or 'and' where each part is a ``known`` label."""
     if WRONG_SEPARATORS.search(label):
         parts = [p.strip() for p in WRONG_SEPARATORS.split(label) if p.strip()]
         if strict or len(parts) > 1 and all(p in known for p in parts):
             return max(len(parts), 1)
-    words = label.split()
-    return len(words) if len(words) > 1 and all(w in known for w in words) else 0
+    for parts in (label.split(), [p for p in LIKELY_SEPARATORS.split(label) if p]):
+        if len(parts) > 1 and all(p in known for p in parts):
+            return len(parts)
+    return 0
 
 
 def several(label: str, n: int, what: str = "labels") -> str:
@@ -83,14 +99,20 @@ def refuse_text_columns(path: Path, header, class_columns, rows) -> None:
     """One error naming the per-class columns whose non-empty cells are mostly text (neither a label value
     nor a number; two cells at least) or hold a ';'-separated list: a misnamed ``labels`` column, or a
     column that is no class. (A lone bad cell stays its row's problem.)"""
-    text, accepted = [], TRUE | FALSE
+    text, marks = [], []
     for column in class_columns:
         i = header.index(column)
         cells = [(line, row[i].strip()) for line, row in enumerate(rows, start=2) if len(row) > i and row[i].strip()]
-        words = [(line, c) for line, c in cells if c.lower() not in accepted and not is_number(c)]
+        words = [(line, c) for line, c in cells if label_value(c) is None and not is_number(c)]
         lists = [(line, c) for line, c in words if ";" in c]
         if lists or len(words) > 1 and 2 * len(words) > len(cells):
-            text.append((column, *(lists or words)[0]))
+            short = not lists and all(len(c) <= 6 and " " not in c for _, c in words)  # 'x', '+', 'WAHR', 'ja'
+            (marks if short else text).append((column, *(lists or words)[0]))
+    if marks and not text:
+        column, line, example = marks[0]
+        raise ECGNetError(f"{path} line {line}, column {column}: '{example}' is not a label value: a class column holds "
+                          f"{ACCEPTED} (column(s) {', '.join(c for c, _, _ in marks)}); write each record's 1 or 0 — "
+                          "an empty cell is unknown, not negative")
     if text:
         names = ", ".join(c for c, _, _ in text)
         column, line, example = text[0]
