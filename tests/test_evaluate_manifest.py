@@ -190,6 +190,17 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     stored = json.loads((run / "profiles" / "clinic.json").read_text())["thresholds"]
     assert metrics["site"] == "clinic" and metrics["per_class"]["CD"]["threshold"] == pytest.approx(stored["CD"])
     assert "not labelled in the manifest (skipped): STTC" in result.stdout
+    # with temperature scaling, both thresholds are printed on the calibrated scale (the run's raw one beside):
+    # 'HYP threshold 0.035 → 0.266' compared a raw with a calibrated threshold (found in a wheel audit)
+    result = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "warm", "--folds", "3",
+                                 "--n-boot", "20", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    profile = json.loads((run / "profiles" / "warm.json").read_text())
+    from ecgnet.evaluation.recalibration import carry_threshold
+
+    for c in profile["classes"]:
+        carried = carry_threshold(profile["run_thresholds"][c], profile["calibrators"][c])
+        assert f"{c:<5} threshold {carried:.3f} → {profile['thresholds'][c]:.3f}" in result.stdout, c
 
     result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "elsewhere",
                                  "--no-progress", "--out", str(tmp_path / "never")])

@@ -371,3 +371,57 @@ def test_fine_tuning_with_a_config_of_another_model_says_the_model_is_the_source
     printed = " ".join(result.output.split())
     assert "note: fine-tuning keeps long_time's model (time_resnet1d); the model section of" in printed
     assert "(frequency_transformer) is not used" in printed
+
+
+def test_a_cross_validation_cut_off_says_how_to_resume(tmp_path, monkeypatch):
+    """Killed during its folds, a cross-validation left RUN/ holding only cv/, which predict called 'not an
+    ECGNet run directory' (found in a wheel audit): RUN/INCOMPLETE is written before the first fold."""
+    from ecgnet.training import collection as training
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 12)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "cross_validate", killed)
+    args = ["train", "--manifest", str(manifest), "--from", "long_time", "--folds", "2", "--runs-dir",
+            str(tmp_path / "runs"), "--set", "name=cut", "--no-progress"]
+    assert CliRunner().invoke(app, args).exit_code == 130
+    assert (tmp_path / "runs" / "cut" / "INCOMPLETE").is_file()
+    refused = CliRunner().invoke(app, ["predict", str(tmp_path / "s0.hea"), "--checkpoint", str(tmp_path / "runs" / "cut")])
+    assert refused.exit_code == 2 and "training did not finish" in refused.output and "--resume" in refused.output
+
+
+def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_trained(tmp_path, monkeypatch):
+    """After a fine-tune without --folds, predict said 'chosen on fold 9' (PTB-XL's) for thresholds chosen on a
+    few of the user's records, the report showed no fine-tuning and 'task None', and a class-name typo switched
+    to a new output layer with one line (found in a wheel audit)."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 40)
+    table = pd.read_csv(manifest).rename(columns={"X": "NORM", "Y": "STCC"})  # STCC: a typo of the run's STTC
+    table.to_csv(manifest, index=False)
+    trained = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--runs-dir",
+                                       str(tmp_path / "runs"), "--set", "name=plain", "--set", "training.epochs=1",
+                                       "--set", "training.threads=1", "--n-boot", "20", "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    said = " ".join(trained.output.split())
+    assert "class 'STCC': did you mean the run's 'STTC'?" in said
+    assert "fine-tuning long_time: --mode head, the encoder frozen, the output layer trained (the default for new " \
+           "classes); a new output layer replaces the run's" in said
+    run = tmp_path / "runs" / "plain"
+    assert json.loads((run / "val" / "metrics.json").read_text())["thresholds_from"].startswith("validation rows")
+    report = (run / "report.md").read_text()
+    assert "fine-tuned from" in report and "fine-tuning: mode" in report and "| task |" not in report
+    shown = CliRunner().invoke(app, ["predict", str(tmp_path / "s0.hea"), "--checkpoint", str(run), "--no-progress"])
+    assert "chosen on the collection's validation rows" in " ".join(shown.output.split()), shown.output
+    scored = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--n-boot", "20",
+                                      "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert scored.exit_code == 0 and "these figures are in-sample" in " ".join(scored.output.split())
+    with open(manifest, "a") as fh:  # a bad row, left out with --skip-bad: listed, and counted
+        fh.write("missing.hea,p99,site0,1,0\n")
+    skipped = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--skip-bad", "--n-boot",
+                                       "20", "--out", str(tmp_path / "ev2"), "--no-progress"])
+    said = " ".join(skipped.output.split())
+    assert skipped.exit_code == 0 and "40 of 40 records scored (1 manifest rows skipped)" in said
+    assert "skipped line 42 (missing.hea): column record" in said

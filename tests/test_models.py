@@ -229,6 +229,13 @@ def test_config_not_yaml_or_missing(tmp_path):
         load_config(path)
     with pytest.raises(ECGNetError, match="no such config file"):
         load_config(tmp_path / "absent.yaml")
+    # a wheel has no configs/: the error says how to get a shipped model's (found in a wheel audit)
+    with pytest.raises(ECGNetError, match=r"no such config file .*`ecgnet models --config long_time > long_time.yaml`"):
+        load_config(tmp_path / "configs" / "long_time.yaml")
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    with pytest.raises(ECGNetError, match="the bundled model is given by its name alone: long_time"):
+        resolve_checkpoint(tmp_path / "runs" / "long_time")
     with pytest.raises(ECGNetError, match="invalid config"):
         parse_config(None)
 

@@ -411,8 +411,12 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         result = evaluate_manifest(run or checkpoint, manifest, out, label_map, skip_bad, site, n_boot=n_boot,
                                    progress=progress, limits=_read_limits(max_seconds, max_signals, max_values),
                                    long_records=long_records)
+        skipped = result["skipped_rows"]
         console.print(f"{escape(result['run'])} on {escape(str(manifest))}: {result['n_scored']} of "
-                      f"{result['n_records']} records scored; thresholds: {escape(str(result['thresholds_from']))}")
+                      f"{result['n_records']} records scored" + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
+                      + f"; thresholds: {escape(str(result['thresholds_from']))}")
+        for row in skipped:
+            err.print(f"skipped {escape(row['row'])}: {escape(row['why'])}", highlight=False)
         _print_unreadable(result["unreadable"])
         if result["classes_missing"]:
             console.print(f"not labelled in the manifest (skipped): {', '.join(result['classes_missing'])}")
@@ -433,9 +437,25 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
     if split not in ("test", "val"):
         raise ECGNetError(f"--split must be 'test' or 'val', not '{split}'")
     checkpoint = resolve_checkpoint(run or checkpoint)
-    metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
+    try:
+        metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
+    except ECGNetError as e:
+        trained = _trained_manifest(checkpoint)
+        if trained and "no PTB-XL folder given" in str(e):  # a run of the user's own data: their manifests first
+            raise ECGNetError(f"{e} — or score this run on a labelled manifest: --manifest M.csv (it was trained on "
+                              f"{trained})") from None
+        raise
     console.print(format_table(metrics, title=f"{checkpoint.name} — {'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
     console.print(f"Report: [bold]{report}[/]")
+
+
+def _trained_manifest(checkpoint: Path) -> str | None:
+    """The manifest a run was trained on (run.json's collection), None for a PTB-XL run."""
+    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    try:
+        return (json.loads((run_dir / "run.json").read_text()).get("collection") or {}).get("manifest")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 @app.command()
@@ -470,6 +490,7 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
     """Operating points for a site: per-class thresholds and probability calibration fitted on the site's
     labelled records, stored in the run as RUN/profiles/SITE.json, with a report scored on held-out records."""
     from ecgnet.evaluation.calibrate_site import calibrate_command
+    from ecgnet.evaluation.recalibration import carry_threshold
 
     profile = calibrate_command(run, manifest, site, label_map, skip_bad, copy_to, progress, method=method,
                                 target_sensitivity=target_sensitivity, shrinkage=shrinkage, calibration=calibration,
@@ -477,11 +498,23 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                 limits=_read_limits(max_seconds, max_signals, max_values))
     ev = profile["evaluation"]
     shrunk = f" (shrinkage {profile['shrinkage']:g})" if profile.get("shrinkage") is not None else ""
+    skipped = profile["manifest"]["rows_skipped"]
     console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: {profile['manifest']['records_used']} "
-                  f"records, {method} thresholds{shrunk}, {calibration} calibration")
+                  f"records" + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
+                  + f", {method} thresholds{shrunk}, {calibration} calibration")
+    for row in skipped:
+        err.print(f"skipped {escape(row['row'])}: {escape(row['why'])}", highlight=False)
+    if profile["manifest"].get("classes_missing"):
+        console.print(f"not labelled in the manifest (the run's thresholds kept): "
+                      f"{escape(', '.join(profile['manifest']['classes_missing']))}")
+    if profile["manifest"].get("classes_ignored"):
+        console.print(f"not predicted by the run (ignored): {escape(', '.join(profile['manifest']['classes_ignored']))}")
     for c in profile["classes"]:
         e, fitted = ev["per_class"][c], profile["fitted"][c]
-        line = f"  {c:<5} threshold {profile['run_thresholds'][c]:.3f} → {profile['thresholds'][c]:.3f}"
+        raw = profile["run_thresholds"][c]  # on the run's probabilities; the site's are on calibrated ones
+        carried = carry_threshold(raw, profile["calibrators"][c])
+        line = f"  {c:<5} threshold {carried:.3f} → {profile['thresholds'][c]:.3f}" + (
+            f" (calibrated scale; the run's {raw:.3f} before calibration)" if abs(carried - raw) >= 5e-4 else "")
         if "before" in e:
             line += (f"   held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} → "
                      f"{e['after']['balanced_accuracy']:.3f}, ECE {e['ece_before']:.3f} → {e['ece_after']:.3f}")
@@ -695,6 +728,9 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
     preprocessing in the metadata."""
     from ecgnet.export import export
 
+    if quantize == "int8":  # minutes without a word otherwise, the first time
+        err.print("note: int8 is calibrated on 128 records of PTB-XL's training folds; the first time, PTB-XL's signal "
+                  "cache is built for it (about 1 GB in $ECGNET_CACHE, a few minutes)", highlight=False)
     console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out, quantize, data, site)))}[/]")
 
 

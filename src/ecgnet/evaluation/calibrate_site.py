@@ -187,7 +187,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                             "records": len(table), "records_used": int(ok.sum()), "source": source,
                             "rows_skipped": [{"row": r, "why": w} for r, w in collection.skipped],
                             "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
-                            "classes_missing": match.missing},
+                            "classes_missing": match.missing, "classes_ignored": match.ignored},
                "evaluation": {**evaluation, "warnings": match.homonyms + evaluation.get("warnings", [])},
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}

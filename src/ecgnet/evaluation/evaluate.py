@@ -30,8 +30,8 @@ def predict_split(model: torch.nn.Module, data: PTBXL, split: str, config: Confi
 def evaluate_model(model: torch.nn.Module, data: PTBXL, config: Config, out_dir: Path,
                    splits: tuple[str, ...] = ("val", "test"), n_boot: int = 1000,
                    progress: bool = True) -> tuple[dict[str, dict], dict[str, tuple]]:
-    """(metrics per split, (ecg_ids, labels, probabilities) per split), thresholds from fold 9; the
-    files are written under ``out_dir/<split>/``."""
+    """(metrics per split, (ecg_ids, labels, probabilities) per split), thresholds from the validation split
+    (PTB-XL's fold 9, or a collection's validation rows); the files are written under ``out_dir/<split>/``."""
     results, predictions = {}, {}
     for split in dict.fromkeys(("val", *splits)):  # val first: it sets the thresholds
         predictions[split] = predict_split(model, data, split, config, progress)
@@ -41,7 +41,8 @@ def evaluate_model(model: torch.nn.Module, data: PTBXL, config: Config, out_dir:
         ids, y, p = predictions[split]
         result = M.evaluate(y, p, data.classes, thresholds=thresholds, n_boot=n_boot, seed=config.seed)
         result["split"] = split
-        result["thresholds_from"] = "fold 9 (val)" + (" — the same records: optimistic" if split == "val" else "")
+        origin = "validation rows" if hasattr(data, "collection") else "fold 9 (val)"  # a manifest's, or PTB-XL's
+        result["thresholds_from"] = origin + (" — the same records: optimistic" if split == "val" else "")
         M.write_predictions(out_dir / split / "predictions.csv", ids, p, data.classes)
         write_json(out_dir / split / "metrics.json", result)
         results[split] = result
@@ -64,9 +65,28 @@ def evaluate_run(checkpoint: Path, data_root: Path | None, split: str = "test", 
     _, y, p = predictions[split]
     report = write_run_report(out_dir, y, p, data.classes, results[split],
                               results["val"] if split == "test" else None,
-                              {k: info[k] for k in REPORT_INFO if k in info})
+                              report_info(info))
     return results[split], report
 
 
 REPORT_INFO = ("name", "task", "model", "parameters", "seed", "train_records", "epochs_run", "best_epoch",
                "best_val_macro_auc", "training_seconds", "git_revision", "command", "date")
+
+
+def report_info(info: dict) -> dict:
+    """The run facts a report lists (:data:`REPORT_INFO`), and for a run trained on a manifest its collection
+    and split in place of a PTB-XL task, and what fine-tuning kept, froze and interpolated."""
+    out = {k: info[k] for k in REPORT_INFO if k in info}
+    collection = info.get("collection")
+    if collection:
+        out.pop("task", None)
+        out["collection"] = f"{collection.get('name')} ({collection.get('records')} records: {collection.get('manifest')})"
+        if info.get("split"):
+            out["split"] = info["split"]
+    tuned = info.get("finetune")
+    if isinstance(tuned, dict):
+        out["fine-tuned from"] = tuned.get("from")
+        for key in ("mode", "head", "frozen", "interpolation"):
+            if tuned.get(key):
+                out[f"fine-tuning: {key}"] = tuned[key]
+    return out

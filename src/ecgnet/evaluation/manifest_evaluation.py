@@ -26,6 +26,10 @@ from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.origin import made_by
 
 
+IN_SAMPLE = ("the run was trained on this manifest's records: these figures are in-sample, optimistic (a run "
+             "trained with --folds K has honest out-of-fold figures in RUN/cv/metrics.json)")
+
+
 def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: str | Path, profile=None,
                         n_boot: int = 1000, seed: int = 0, progress: bool = True,
                         table: pd.DataFrame | None = None, match: ClassMatch | None = None,
@@ -46,10 +50,13 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
         thresholds, source = predictor.thresholds, f"the run's thresholds (chosen on {predictor.thresholds_from})"
     p = p_all[:, [list(predictor.classes).index(c) for c in classes]]
     manifest = collection.info.get("manifest")
+    trained_on = (predictor.info.get("collection") or {}).get("manifest")  # a run trained on a manifest names it
+    in_sample = bool(trained_on and manifest and Path(trained_on).resolve() == Path(manifest).resolve())
     result = {"run": predictor.info["name"], "manifest": manifest,
               "manifest_sha256": sha256_file(manifest) if manifest and Path(manifest).is_file() else None,
               "n_records": len(table), "n_scored": len(scored), "classes_matched": classes,
-              "classes_missing": match.missing, "classes_ignored": match.ignored, "class_warnings": match.homonyms,
+              "classes_missing": match.missing, "classes_ignored": match.ignored,
+              "class_warnings": match.homonyms + ([IN_SAMPLE] if in_sample else []),
               "skipped_rows": [{"row": r, "why": w} for r, w in collection.skipped],
               "unreadable": table.loc[table["error"].fillna("") != "", ["record", "error"]].to_dict("records"),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),

@@ -113,7 +113,7 @@ def fit_thresholds(y_true, y_prob, method: str = "youden", target_sensitivity: f
             raise ValueError(f"labels of class column {k} must be 0, 1 or NaN (unknown)")
         n_pos = int(y.sum())
         if n_pos == 0 or n_pos == len(y):
-            reasons[k] = f"{n_pos} positive(s) of {len(y)} known: kept the fallback threshold"
+            reasons[k] = f"{n_pos} positive(s) of {len(y)} known: kept the run's (fallback) threshold"
             continue
         if method == "youden":
             values[k] = youden_threshold(y, p)

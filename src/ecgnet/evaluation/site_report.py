@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgnet.evaluation.calibration import reliability_comparison
+from ecgnet.evaluation.recalibration import carry_threshold
 from ecgnet.evaluation.report import _png, write_document
 
 
@@ -61,7 +62,8 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
         how = {"none": "identity", "temperature": f"T = {cal.get('temperature', 0):.3f}",
                "isotonic": f"isotonic, {len(cal.get('x', []))} knots"}.get(cal["kind"], cal["kind"])
         fitted = profile["fitted"][c]
-        stored.append([c, f"{profile['run_thresholds'].get(c, float('nan')):.3f}", f"{profile['thresholds'][c]:.3f}", how,
+        raw = profile["run_thresholds"].get(c, float("nan"))
+        stored.append([c, f"{raw:.3f}", f"{carry_threshold(raw, cal):.3f}", f"{profile['thresholds'][c]:.3f}", how,
                        "yes" if fitted is True else f"no: {fitted}"])
     decisions, calibration = [], []
     for c in classes:
@@ -76,7 +78,8 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                             f"{e['brier_after']:.3f}"])
     sections = [("Summary", ["what", "value"], summary, ev["protocol"]),
                 ("Stored profile (fitted on every record of the site)",
-                 ["class", f"run threshold ({_run_origin(profile)})", "site threshold", "calibration", "fitted"], stored,
+                 ["class", f"run threshold ({_run_origin(profile)})", "the same, calibrated", "site threshold (calibrated)",
+                  "calibration", "fitted"], stored,
                  "Predict applies it as: calls = calibrate(probability) >= site threshold. A class the site's records "
                  "cannot fit keeps the identity map and the run's threshold."),
                 ("Decisions on held-out records (cross-fitted)",

@@ -68,8 +68,9 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     names = bundled_names()
     if str(name_or_path) in names:
         return bundled_root() / str(name_or_path)
+    hint = f"; the bundled model is given by its name alone: {path.name}" if path.name in names else ""
     raise ECGNetError(f"{name_or_path}: no such run directory or file, nor a bundled model "
-                      f"(bundled: {', '.join(names) or 'none'})")
+                      f"(bundled: {', '.join(names) or 'none'}){hint}")
 
 
 def list_bundled() -> list[BundledModel]:

@@ -51,7 +51,11 @@ def once_assignment(collection: Collection, seed: int = 0) -> tuple[dict[str, np
     folds = collection.folds
     how = "the manifest's fold column"
     if folds is None:
-        k = min(DEFAULT_FOLDS, len(set(collection.patients)))
+        patients = len(set(collection.patients))
+        if patients < 3:
+            raise ECGNetError(f"{collection.name}: {patients} patient(s) (a patient's records stay together): training "
+                              "once needs at least 3, for training, validation and test")
+        k = min(DEFAULT_FOLDS, patients)
         folds = stratified_group_folds(collection.y, collection.patients, k, seed)
         how = f"{k} patient-grouped, multilabel-stratified folds (seed {seed})"
     values = sorted(set(folds.tolist()))
@@ -187,6 +191,21 @@ def finished(run_dir: Path, config: Config) -> bool:
     return True
 
 
+def _mark_started(run_dir: Path, config: Config, collection: Collection, resume: bool) -> None:
+    """RUN/INCOMPLETE from the first fold on: a cross-validation cut off before its final model otherwise left
+    RUN/ holding only cv/, which every reader called 'not an ECGNet run directory' instead of saying how to
+    resume. A finished run that --resume reuses is left as it is."""
+    from ecgnet.runs import mark_incomplete, provenance
+    from ecgnet.runs.directory import check_same_data
+
+    if resume and finished(run_dir, config):
+        return
+    if not resume:
+        check_same_data(run_dir, _describe(collection))  # before the marker, which would let it pass
+    run_dir.mkdir(parents=True, exist_ok=True)
+    mark_incomplete(run_dir, config, provenance())
+
+
 def _task(collection: Collection) -> str | None:
     """The PTB-XL task a run's classes are, for readers that look it up (serve's references): PTB-XL's own
     task, the superclasses by name, else None (the collection's name is in run.json's ``collection``)."""
@@ -236,6 +255,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     cv = None
     crossvalidate = folds is not None or leave_out is not None
     if crossvalidate:
+        _mark_started(run_dir, config, collection, resume)
         cv = cross_validate(collection, config, run_dir, source, mode, folds, leave_out, inner, progress,
                             n_boot, log, resume=resume)
     if not crossvalidate:

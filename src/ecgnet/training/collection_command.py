@@ -5,6 +5,8 @@ summary it prints."""
 
 from __future__ import annotations
 
+import difflib
+
 from pathlib import Path
 from typing import Callable
 
@@ -71,10 +73,22 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         log(f"skipped {record}: {why}")
     if src is not None:  # the mode (when not given) and the learning rate depend on whether the head is kept
         collection.refuse_case_twins(src.classes, "they would train a new output layer instead of keeping the run's")
+        chosen = mode is None
         mode = mode or default_mode(src, collection.classes)
-        if sorted(collection.classes) != sorted(src.classes):  # a new output layer: say for which classes
+        kept = sorted(collection.classes) == sorted(src.classes)
+        if not kept:  # a new output layer: say for which classes, and name a likely typo
+            new = [c for c in collection.classes if c not in src.classes]
             log(f"classes: {', '.join(collection.classes)} (the run predicts {', '.join(src.classes)}; "
-                f"new: {', '.join(c for c in collection.classes if c not in src.classes) or 'none'})")
+                f"new: {', '.join(new) or 'none'})")
+            unused = [c for c in src.classes if c not in collection.classes]
+            for c in new:
+                if close := difflib.get_close_matches(c, unused, n=1, cutoff=0.6):
+                    log(f"warning: class '{c}': did you mean the run's '{close[0]}'? A class the run does not predict "
+                        "gets a new output layer (rename the manifest's column, or map it with --label-map)")
+        how = {"full": "every layer trained", "head": "the encoder frozen, the output layer trained"}.get(mode, mode)
+        log(f"fine-tuning {src.name}: --mode {mode}, {how}" + (" (the default for " + ("the run's own classes)" if kept
+            else "new classes)") if chosen else "") + ("; the run's output layer is kept" if kept else
+            f"; a new output layer replaces the run's ({', '.join(src.classes)})"))
         config = finetune_config(src, base, overrides, mode, classes=collection.classes)
     return train_collection(collection, config, runs_dir, src, mode, folds, leave_out, progress=progress,
                             n_boot=n_boot, skip_bad=skip_bad, workers=workers, resume=resume, log=log,

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from ecgnet.config import Config, dump_config, load_config
 from ecgnet.data.dataset import PTBXL, CropDataset
-from ecgnet.evaluation.evaluate import REPORT_INFO, evaluate_model
+from ecgnet.evaluation.evaluate import evaluate_model, report_info
 from ecgnet.evaluation.metrics import macro_auc
 from ecgnet.evaluation.report import write_run_report
 from ecgnet.errors import ECGNetError
@@ -159,8 +159,7 @@ def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_
         if splits else ({}, {})
     if "test" in results:
         _, y_test, p_test = predictions["test"]
-        write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"],
-                         {k: info[k] for k in REPORT_INFO if k in info})
+        write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"], report_info(info))
     mark_complete(run_dir)
     return run_dir, results
 

@@ -167,11 +167,12 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         cell = {h: row[i].strip() for h, i in col.items()}
         entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, labelled, unmapped)
         name = cell["record"] or "?"
+        if "path" in entry:
+            seen.setdefault(entry["path"], line)  # a row with another problem still names its record once
         if errors:
             problems += [f"{path} line {line} (record '{name}'), {e}" for e in errors]
             bad_rows.append((f"line {line} ({name})", "; ".join(errors)))
             continue
-        seen[entry["path"]] = line
         entry["line"] = line
         kept.append(entry)
     if problems and not skip_bad:
