@@ -285,6 +285,9 @@ def test_challenge_manifest_of_snomed_codes_feeds_a_label_map(tmp_path):
     (tmp_path / "strict.yaml").write_text("164889003: AF\n")
     with pytest.raises(ECGNetError, match="unknown class '\\d+' \\(not in the label map\\)"):
         read_manifest(out, label_map=tmp_path / "strict.yaml")
+    supers = CliRunner().invoke(app, ["manifest", str(CINC), "-o", str(tmp_path / "sub" / "s.csv")])
+    example = next(line for line in supers.stdout.splitlines() if "records left out" in line)  # one line, and a
+    assert Path(example.split("e.g. ")[1]).is_file()  # path from here, not from the CSV (found in a wheel audit)
     bad = CliRunner().invoke(app, ["manifest", str(CINC), "-o", str(tmp_path / "x.csv"), "--labels", "scp"])
     assert bad.exit_code == 2 and "--labels must be one of superclasses, snomed" in bad.stderr
     assert not (tmp_path / "x.csv").exists()

@@ -197,8 +197,9 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
         console.print(f"{escape(b['record'])}: {b['column']} {b['value']:g} is implausible, written empty (unknown)",
                       highlight=False)
     if result["left_out"]:
+        example = os.path.relpath(Path(out).parent / result["left_out"][0]["record"])  # the CSV's path, from here
         console.print(f"{len(result['left_out'])} records left out ({escape(result['left_out'][0]['why'])}), e.g. "
-                      f"{escape(result['left_out'][0]['record'])}", highlight=False)
+                      f"{escape(example)}", highlight=False, soft_wrap=True)
 
 
 def _print_codes(result: dict, out: Path, shown: int = 15) -> None:

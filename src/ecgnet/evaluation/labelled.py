@@ -28,6 +28,8 @@ from ecgnet.errors import ECGNetError
 from ecgnet.inference.batch import predict_many
 from ecgnet.inference.predictor import Predictor
 
+ERR = Console(stderr=True)  # the bar, on a terminal only: a transient bar left a blank line in logs
+
 
 @dataclass(frozen=True)
 class ClassMatch:
@@ -94,7 +96,7 @@ def predict_collection(predictor: Predictor, collection: Collection, progress: b
     label_col = {c: collection.classes.index(c) for c in match.matched}
     rows = []
     paths = record_paths(collection)
-    with Progress(transient=True, disable=not progress, console=Console(stderr=True)) as bar:
+    with Progress(transient=True, disable=not progress or not ERR.is_terminal, console=ERR) as bar:
         task = bar.add_task(f"{description} {len(paths)} records", total=len(paths))
         for i, path in enumerate(paths):
             meta = _metadata(collection, i) if predictor.uses_metadata else {}

@@ -29,6 +29,8 @@ from ecgnet.fileio import atomic_path
 from ecgnet.inference.predictor import Predictor
 from ecgnet.models.windows import windowed_proba
 
+ERR = Console(stderr=True)  # the bar, on a terminal only: a transient bar left a blank line in logs
+
 
 def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool = True,
                  progress: bool = True, on_error: Callable[[Path, str], None] | None = None,
@@ -37,7 +39,7 @@ def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool =
     ``{"record", "error"}``."""
     headers = list(headers)
     results = []
-    with Progress(transient=True, disable=not progress, console=Console(stderr=True)) as bar:  # stdout: results only
+    with Progress(transient=True, disable=not progress or not ERR.is_terminal, console=ERR) as bar:  # stdout: results only
         task = bar.add_task(f"Diagnosing {len(headers)} records", total=len(headers))
         for header in headers:
             try:
