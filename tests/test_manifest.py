@@ -321,6 +321,25 @@ def test_unreadable_record_found_by_the_cache(folder, tmp_path):
     assert len(loaded) == 2 and loaded.skipped[0][0] == "recs/r3.hea"
 
 
+def test_a_short_record_is_repeated_to_10_s_and_one_under_the_window_refused(folder, tmp_path):
+    """A 7 s record was zero-padded to 10 s: training crops of a flat line carried its labels, and validation
+    windows of zeros were scored (an all-zero window scores CD 0.96; found in a parity audit). Now it repeats;
+    a 2 s record, which predict refuses, is refused here too rather than trained on."""
+    from ecgnet.data.records import read_ecg
+
+    write_wfdb(folder / "recs", "short", fs=500, samples=3500, seed=7)
+    write_wfdb(folder / "recs", "tiny", fs=500, samples=1000, seed=8)
+    c = read_manifest(manifest(folder, "record,A\nrecs/r0.hea,1\nrecs/short.hea,0\nrecs/tiny.hea,1\n"))
+    with pytest.raises(ECGNetError, match=r"tiny\.hea: 2\.0 s of signal; a record needs at least 2\.5 s"):
+        c.load_signals(100, cache_dir=tmp_path / "cache", progress=False)
+    loaded = c.load_signals(100, cache_dir=tmp_path / "cache", progress=False, skip_bad=True)
+    assert len(loaded) == 2 and loaded.skipped[0][0] == "recs/tiny.hea"
+    own = read_ecg(folder / "recs" / "short.hea", 100, resample=True).signal  # 700 samples
+    row = np.asarray(loaded.signal[1])
+    np.testing.assert_allclose(row[:, :700], own, atol=1e-6)
+    np.testing.assert_allclose(row[:, 700:1000], own[:, :300], atol=1e-6)  # its own ECG again, not zeros
+
+
 def test_cache_resamples_parallel_equals_serial(folder, tmp_path):
     c = read_manifest(manifest(folder, "record,A\n" + "".join(f"recs/r{i}.hea,{i % 2}\n" for i in range(4))))
     serial = c.load_signals(100, cache_dir=tmp_path / "a", workers=1, progress=False)

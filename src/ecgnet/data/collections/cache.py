@@ -1,5 +1,6 @@
 """The signal cache of a manifest's records: one ``.npy`` (records × 12 × samples, float32 mV, each
-record resampled to the config's rate and centred or padded to 10 s) and a JSON index beside it,
+record resampled to the config's rate, its centre 10 s — a shorter one repeated to 10 s, so that a crop or window
+is always the record's own ECG; under 2.5 s refused, as ``predict`` refuses it) and a JSON index beside it,
 memory-mapped on every later use — the machinery of PTB-XL's cache (:mod:`ecgnet.data.signals`):
 the same atomic write, file lock, size + sampled SHA-256 check on open (a damaged cache is rebuilt
 with a warning) and full check by ``ecgnet data verify --cache``.
@@ -34,6 +35,9 @@ from ecgnet.data.signals import SECONDS, cache_dir, cache_lock, cheap_check, fit
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
 
+MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (predict refuses them too)
+LAYOUT = "repeat"  # how a record shorter than 10 s fills its row (in the key: caches of zero-padded rows are not reused)
+
 
 def read_signal(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
     """One record of any format the project reads, as (12, samples) float32 mV at ``sampling_rate``,
@@ -41,6 +45,15 @@ def read_signal(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAU
     if not _is_wfdb(Path(path)):
         return read_ecg_any(path, sampling_rate=sampling_rate, resample=True, limits=limits).signal
     return read_record(path, sampling_rate, resample=True, limits=limits)
+
+
+def read_long_enough(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """:func:`read_signal`, refused under :data:`MIN_SECONDS` — what ``predict`` refuses, never trained on."""
+    signal = read_signal(path, sampling_rate, limits)
+    if signal.shape[-1] < MIN_SECONDS * sampling_rate:
+        raise ECGNetError(f"{path}: {signal.shape[-1] / sampling_rate:.1f} s of signal; a record needs at least "
+                          f"{MIN_SECONDS:g} s (the models' window), as predict does")
+    return signal
 
 
 def _is_wfdb(path: Path) -> bool:
@@ -53,7 +66,7 @@ def record_exists(path: Path) -> bool:
 
 
 def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> str:
-    h = hashlib.sha256(f"{sampling_rate}|{SECONDS}".encode())
+    h = hashlib.sha256(f"{sampling_rate}|{SECONDS}|{LAYOUT}".encode())
     if limits != DEFAULT_LIMITS:  # other limits may read records the defaults refuse (or the reverse)
         h.update(f"|{limits}".encode())
     for p in paths:
@@ -134,7 +147,7 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
     bad = {}
     for j, (path, label) in enumerate(jobs):
         try:
-            out[first + j] = fit_length(read_signal(path, sampling_rate, limits), samples)
+            out[first + j] = fit_length(read_long_enough(path, sampling_rate, limits), samples, short="repeat")
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
