@@ -425,3 +425,26 @@ def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_train
     said = " ".join(skipped.output.split())
     assert skipped.exit_code == 0 and "40 of 40 records scored (1 manifest rows skipped)" in said
     assert "skipped line 42 (missing.hea): column record" in said
+
+
+def test_a_refused_cross_validation_leaves_a_finished_run_usable(tmp_path, monkeypatch):
+    """The cut-off marker was written before the folds' checks, so a refused retraining (here finetune_alpha
+    with new classes) left a finished run marked unfinished, its config overwritten (found in review)."""
+    import shutil
+
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 12)
+    run = tmp_path / "runs" / "done"
+    shutil.copytree(resolve_checkpoint("long_time"), run, ignore=shutil.ignore_patterns("profiles"))
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "collection": {"name": "m", "manifest": str(manifest)}}))
+    config = (run / "config.yaml").read_text()
+    refused = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--folds", "2",
+                                       "--runs-dir", str(tmp_path / "runs"), "--set", "name=done", "--set",
+                                       "training.finetune_alpha=0.5", "--no-progress"])
+    assert refused.exit_code == 2, refused.output
+    assert not (run / "INCOMPLETE").exists() and (run / "config.yaml").read_text() == config
+    shown = CliRunner().invoke(app, ["predict", str(tmp_path / "s0.hea"), "--checkpoint", str(run), "--no-progress"])
+    assert shown.exit_code == 0, shown.output

@@ -552,11 +552,40 @@ def test_manifests_as_spreadsheets_and_data_frames_write_them(folder):
     np.testing.assert_array_equal(floats.y, [[1, 0], [np.nan, 1]])
 
 
+def test_a_duplicate_of_a_bad_row_is_named_at_once_and_kept_with_skip_bad(folder):
+    """Every problem at once: a record's second row is named a duplicate of its first even when that row has
+    another problem (found in a wheel audit); with --skip-bad the bad row goes and the good one stays (review)."""
+    text = "record,sex,A\nrecs/r0.hea,X,1\nrecs/r1.hea,male,0\nrecs/r0.hea,male,1\n"
+    with pytest.raises(ECGNetError, match=r"line 4 .*duplicate record \(also on line 2, which has other problems\)"):
+        read_manifest(manifest(folder, text))
+    kept = read_manifest(manifest(folder, text), skip_bad=True)
+    assert list(kept.records) == ["recs/r1.hea", "recs/r0.hea"] and [s[0] for s in kept.skipped] == ["line 2 (recs/r0.hea)"]
+
+
+def test_a_column_without_a_name_is_an_index_or_refused(folder):
+    """'Unnamed: 2' (pandas) or an empty name (a spreadsheet) holding 1/0 is a class column that lost its name:
+    it was dropped in silence (found in review); an index (values that never repeat) is still ignored."""
+    with pytest.raises(ECGNetError, match=r"line 1, column 3: no name, but values that repeat \(e.g. '1'\)"):
+        read_manifest(manifest(folder, "record,MI,Unnamed: 2\nrecs/r0.hea,1,1\nrecs/r1.hea,0,1\n"))
+    with pytest.raises(ECGNetError, match="column 3: no name"):
+        read_manifest(manifest(folder, "record,MI,\nrecs/r0.hea,1,0\nrecs/r1.hea,0,0\n"))
+    c = read_manifest(manifest(folder, "Unnamed: 0,record,MI,,\n0,recs/r0.hea,1,,\n1,recs/r1.hea,0,,\n"))
+    assert c.classes == ["MI"] and len(c) == 2
+
+
 def test_a_yaml_label_map_keeps_its_codes_as_written(folder, tmp_path):
     """YAML 1.1 read the code 0101 as 65, NO as False, 1.10 as 1.1: with '"*": null' those rows were silently
     all-negative, without it 'unknown class 0101 (not in the label map)' although the map lists it."""
     label_map = tmp_path / "map.yaml"
     label_map.write_text('"*": null\n0101: MI\nNO: NORM\n1.10: [STTC, CD]\n')
     assert read_label_map(label_map) == {"*": [], "0101": ["MI"], "NO": ["NORM"], "1.10": ["STTC", "CD"]}
-    c = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,0101\nrecs/r1.hea,NO;1.10\n"), label_map)
-    np.testing.assert_array_equal(c.y, [[0, 1, 0, 0], [1, 0, 1, 1]])  # classes CD, MI, NORM, STTC
+    c = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,0101\nrecs/r1.hea,NO;1.10;NA\n"), label_map)
+    np.testing.assert_array_equal(c.y, [[0, 1, 0, 0], [1, 0, 1, 1]])  # classes CD, MI, NORM, STTC; NA: nothing
+    label_map.write_text("Y: [MI, null]\nZ: ~\n")  # a null in a list is nothing, not a class 'null' (review)
+    assert read_label_map(label_map) == {"Y": ["MI"], "Z": []}
+    as_json = tmp_path / "map.json"
+    as_json.write_text('{"0101": "MI", "x": [null, "CD"], "z": null}')
+    assert read_label_map(as_json) == {"0101": ["MI"], "x": ["CD"], "z": []}
+    as_json.write_text('{"0101": true}')
+    with pytest.raises(ECGNetError, match="'0101': expected a class name, a list of them or null, got True"):
+        read_label_map(as_json)

@@ -256,6 +256,14 @@ def test_shrinkage_after_an_isotonic_map_is_done_on_raw_probabilities():
             assert min(n_free, n_run) <= n_shrunk <= max(n_free, n_run)
         assert any(n_free != n_run for n_free, n_run, _ in counts)
         assert all(0.01 < t < 0.99 for t in shrunk["thresholds"])  # not a clipped logit's artefact
+    # a run threshold in the map's bottom piece (isotonic value 0): the pull in calibrated logits went to the clip,
+    # threshold 0.0043 (211 of 300 called); on raw probabilities it lies between the two (data from review)
+    rng = np.random.default_rng(0)
+    y1 = (rng.random((300, 1)) < 0.3).astype(float)
+    p1 = np.clip(0.25 * y1 + rng.random((300, 1)) * 0.6, 0, 1)
+    shrunk = fit_site(y1, p1, "youden", calibration="isotonic", fallback=[0.1], shrinkage=40)
+    calls = int((apply_calibrators(p1, shrunk["calibrators"])[:, 0] >= shrunk["thresholds"][0]).sum())
+    assert shrunk["thresholds"][0] == pytest.approx(0.25) and calls == 188
     logit = lambda t: np.log(t / (1 - t))  # noqa: E731
     free = fit_site(y, p, "youden", calibration="temperature", fallback=run_t)
     shrunk = fit_site(y, p, "youden", calibration="temperature", fallback=run_t, shrinkage=40)

@@ -354,3 +354,17 @@ def test_checksums_all_0_are_not_computed_ones_but_one_wrong_checksum_is_corrupt
     good.write_text("\n".join(lines) + "\n")
     with pytest.raises(ECGNetError, match="does not match the header's checksums"):
         read_ecg(good, 100)
+
+
+def test_a_header_giving_0_samples_reads_signal_files_named_otherwise(tmp_path):
+    """The header was rewritten beside links to the files named like the record only: a FLAC record as wfdb
+    writes it (fl_1.dat, fl_2.dat beside fl.hea) gave 'FileNotFoundError: /tmp/tmp…/fl_1.dat' (found in review)."""
+    import hostile
+
+    header = hostile.flac_record(tmp_path, "fl", 100, 10, declared=0)
+    rec = read_ecg(header, 100)
+    assert rec.signal.shape == (12, 1000) and any("gives 0 samples" in n for n in rec.notes)
+    (tmp_path / "fl_2.dat").unlink()
+    with pytest.raises(ECGNetError) as e:
+        read_ecg(header, 100)
+    assert "/tmp/tmp" not in str(e.value).replace(str(tmp_path), "") and "fl_2.dat" in str(e.value)

@@ -132,6 +132,21 @@ def test_dollar_signs_from_a_file_are_printed_as_written(tmp_path):
         assert expected in text, expected
 
 
+def test_reports_rendered_at_once_draw_dollars_as_written_without_touching_matplotlibs_settings():
+    """The first fix switched matplotlib's math parser off process-wide for a render: the viewer's two report
+    threads raced, one failed on 'ST $\\foo$' again and the setting was left off (found in review)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import matplotlib
+
+    from ecgnet.report.pdf import pdf_bytes
+
+    record = ECGRecord(Path("ecg.xml"), pulses(), 500.0, 500.0, format="muse-xml", statements=[r"ST $\foo$ up"])
+    with ThreadPoolExecutor(4) as pool:
+        pages = list(pool.map(lambda _: pdf_bytes(record, RESULT, MODEL), range(8)))
+    assert all(p.startswith(b"%PDF-") for p in pages) and matplotlib.rcParams["text.parse_math"] is True
+
+
 def test_a_failed_render_leaves_no_file(tmp_path):
     record = ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0)
     with pytest.raises(Exception):

@@ -151,6 +151,11 @@ def test_only_the_viewers_own_pages_may_post():
         for headers in ({"Origin": "http://localhost:8000"}, {}):  # the page itself, or curl: on to the route
             assert c.post("/api/predict", headers=headers).status_code in (400, 415, 422), headers
         assert c.get("/healthz", headers={"Origin": "http://evil.example"}).status_code == 200  # reads need CORS
+    # behind a reverse proxy the server sees Host 127.0.0.1:8000 and the page's public origin: --allowed-host
+    proxied = create_app(["baseline_time"], allowed_hosts=["ecg.example.org"])
+    with TestClient(proxied, base_url="http://127.0.0.1:8000") as c:
+        assert c.post("/api/predict", headers={"Origin": "https://ecg.example.org:8443"}).status_code in (400, 415, 422)
+        assert c.post("/api/predict", headers={"Origin": "https://evil.example"}).status_code == 403
 
 
 def test_every_answer_carries_the_security_headers_and_head_is_answered():
@@ -178,8 +183,11 @@ def test_an_unexpected_fault_is_one_line_of_json(monkeypatch):
     monkeypatch.setattr(models.ModelStore, "describe", lambda self: 1 / 0)
     with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
         answer = c.get("/api/models")
+        schema = c.get("/openapi.json").json()
     assert answer.status_code == 500 and answer.json() == {
         "detail": "internal error (ZeroDivisionError); the server's log has the details"}
+    assert answer.headers["x-frame-options"] == "DENY" and "content-security-policy" in answer.headers  # a 500 too
+    assert all("head" not in methods for methods in schema["paths"].values())  # HEAD: answered, not in the schema
 
 
 def test_a_limit_refusal_names_the_servers_option_once():

@@ -789,9 +789,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
     console.print(f"ECGNet viewer on [bold]http://{shown}:{sock.getsockname()[1]}/[/] (API docs at /docs; "
                   "Ctrl-C stops it)")
     if wildcard:
-        err.print(f"warning: listening on every network interface ({host}), without authentication: anyone "
-                          "who can reach this machine can use the viewer. Other machines reach it by the names given "
-                          f"with --allowed-host ({', '.join(n for n in allowed_host) or 'none given: only this machine'})")
+        err.print(f"warning: listening on every network interface ({host}), without authentication: anyone who "
+                  "can reach this machine can use the viewer. Other machines reach it by the names given with "
+                  f"--allowed-host ({', '.join(allowed_host) or 'none given: only this machine'})")
     run(web, sock)
 
 

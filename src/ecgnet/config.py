@@ -152,9 +152,10 @@ def read_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...]
     if not path.is_file():  # a wheel has no configs/: say where a shipped model's config comes from
         from ecgnet.runs.bundled import bundled_names
 
-        shipped = path.stem if path.stem in bundled_names() else "NAME"
-        raise ECGNetError(f"{path}: no such config file (the repository's configs/ are not installed with the "
-                          f"package: `ecgnet models --config {shipped} > {shipped}.yaml` writes a shipped model's)")
+        if path.stem in bundled_names() or path.parent.name == "configs" and not path.parent.is_dir():
+            shipped = path.stem if path.stem in bundled_names() else "NAME"
+            raise ECGNetError(f"{path}: no such config file (the repository's configs/ are not installed with the "
+                              f"package: `ecgnet models --config {shipped} > {shipped}.yaml` writes a shipped model's)")
     raw = read_yaml(path, "config file")
     for item in overrides:
         raw = apply_override(raw, item)

@@ -149,6 +149,8 @@ class PTBXL:
     """``in_memory``: the default of :meth:`split` — copy a split's signals into memory (True) or read
     them from the memory-mapped cache as they are used (False)."""
 
+    validation_name = "fold 9 (val)"  # where thresholds are chosen, as run files and messages say it
+
     def __init__(self, root: Path, task: str = "superdiagnostic", sampling_rate: int = 100,
                  cache_dir: Path | None = None, in_memory: bool = False):
         if sampling_rate not in (100, 500):  # PTB-XL's two releases of every record

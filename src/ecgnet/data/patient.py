@@ -16,8 +16,8 @@ from ecgnet.errors import ECGNetError
 
 RANGES = {"age": (0.0, 130.0, "years"), "height": (20.0, 260.0, "cm"), "weight": (0.5, 500.0, "kg")}
 PTBXL_OVER_89 = 300.0  # PTB-XL's code for an age over 89 (read as 90 by the models), accepted as such
-SEXES = {"male": "male", "m": "male", "0": "male", "0.0": "male",
-         "female": "female", "f": "female", "1": "female", "1.0": "female"}  # 0/1: PTB-XL's (0.0/1.0 from a CSV)
+SEXES = {"male": "male", "m": "male", "0": "male", "female": "female", "f": "female", "1": "female"}  # 0/1: PTB-XL's
+# (typed to predict --sex or the viewer, as documented there; a manifest refuses numbers, which sites write either way)
 
 
 class PatientError(ECGNetError):

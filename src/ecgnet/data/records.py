@@ -41,7 +41,7 @@ from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.patient import age_from, sex_from
 from ecgnet.data.quality import LeadQuality, lead_quality
 from ecgnet.data.wfdb_header import (check_record_line, check_sizes, fixed_record_line, header_lines, header_units,
-                                     read_header_bytes, with_length, zero_gains)
+                                     read_header_bytes, signal_files, with_length, zero_gains)
 from ecgnet.errors import ECGNetError
 
 UNITS_TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3,  # every reader's
@@ -223,15 +223,17 @@ def _read_rewritten(header: Path, text: bytes, limits: ReadLimits, notes: list[s
     name = header.with_suffix("")
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / header.name).write_bytes(text)
-        for f in header.parent.iterdir():
-            if f.stem == name.name and f.suffix.lower() != ".hea":
-                os.symlink(f.resolve(), Path(tmp) / f.name) if hasattr(os, "symlink") else shutil.copy(f, tmp)
+        for file in signal_files(text):  # as the signal lines name them (r_1.dat beside r.hea; checked as bare names)
+            f = header.parent / file
+            if os.path.basename(file) == file and f.is_file() and not (Path(tmp) / file).exists():
+                os.symlink(f.resolve(), Path(tmp) / file) if hasattr(os, "symlink") else shutil.copy(f, tmp)
         try:
             return _checked_rdrecord(Path(tmp) / name.name, text, header, limits, notes, checksums)
-        except ECGNetError:
-            raise
+        except ECGNetError as e:
+            raise ECGNetError(str(e).replace(f"{tmp}/", "")) from e.__cause__
         except Exception as e:
-            raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {e})") from e
+            said = str(e).replace(f"{tmp}/", "")  # name the record's own files, not the temporary folder
+            raise ECGNetError(f"{header}: cannot be read as a WFDB record ({type(e).__name__}: {said})") from e
 
 
 def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits, notes: list[str],

@@ -147,7 +147,8 @@ def check_sizes(hdr, directory: Path, header: Path, limits: ReadLimits = DEFAULT
             length = int(max(size - offset, 0) // frame_bytes)
         need = offset + int(np.ceil(length * frame_bytes))
         if size < need:
-            refuse(f"its signal file {file} holds {size} bytes; the header's {length} samples × {per_frame} "
+            said = f"the header's {length} samples" if hdr.sig_len else f"the {length} samples its first signal file holds"
+            refuse(f"its signal file {file} holds {size} bytes; {said} × {per_frame} "
                    f"signals need {need} (truncated signal file, or a wrong sample count)")
     if not hdr.sig_len:  # the length the files gave
         if not length:
@@ -191,6 +192,12 @@ def fixed_record_line(header: Path, raw: bytes) -> str | None:
         return None
     lines[i] = f"{stem} {rest}"
     return "".join(lines)
+
+
+def signal_files(raw: bytes) -> list[str]:
+    """The signal file each signal line names (its first field), in order, once each."""
+    lines = header_lines(raw, errors="replace", encoding="latin-1")[1:]
+    return list(dict.fromkeys(fields[0] for fields in (ln.split() for ln in lines) if fields))
 
 
 def with_length(raw: bytes, length: int) -> bytes:

@@ -41,7 +41,7 @@ def evaluate_model(model: torch.nn.Module, data: PTBXL, config: Config, out_dir:
         ids, y, p = predictions[split]
         result = M.evaluate(y, p, data.classes, thresholds=thresholds, n_boot=n_boot, seed=config.seed)
         result["split"] = split
-        origin = "validation rows" if hasattr(data, "collection") else "fold 9 (val)"  # a manifest's, or PTB-XL's
+        origin = getattr(data, "validation_name", "fold 9 (val)")  # PTB-XL's fold 9, or a collection's rows
         result["thresholds_from"] = origin + (" — the same records: optimistic" if split == "val" else "")
         M.write_predictions(out_dir / split / "predictions.csv", ids, p, data.classes)
         write_json(out_dir / split / "metrics.json", result)

@@ -130,12 +130,16 @@ def carry_threshold(t: float, calibrator: dict) -> float:
     end = x[flat[-1]] if flat[-1] < len(x) - 1 else 1.0
     if end <= start or t <= start:
         return v
-    return v if t - start <= end - t else float(np.nextafter(v, np.inf))
+    if t - start <= end - t:
+        return v
+    above = y[y > v]  # the piece out: half-way to the next value the map takes, a threshold that survives rounding
+    return float((v + above.min()) / 2) if len(above) else float(np.nextafter(v, np.inf))
 
 
 def raw_threshold(threshold: float, calibrator: dict) -> float:
     """The inverse of :func:`carry_threshold`: the lowest raw probability the map takes to ``threshold`` or
-    above (0 when every one is, 1 when none is)."""
+    above; where every one is, or none, a point of the end piece that :func:`carry_threshold` takes back to the
+    same calls (not 0 or 1, whose logits a shrinkage would clip)."""
     kind = calibrator.get("kind")
     if kind == "none":
         return float(threshold)
@@ -143,9 +147,9 @@ def raw_threshold(threshold: float, calibrator: dict) -> float:
         return float(sigmoid(logit(threshold) * float(calibrator["temperature"])))
     x, y = np.asarray(calibrator["x"], dtype=float), np.asarray(calibrator["y"], dtype=float)
     above = np.flatnonzero(y >= threshold)
-    if len(above) == 0:
-        return 1.0
+    if len(above) == 0:  # calls nothing: nearer the top piece's end
+        return float(x[-1] + 0.75 * (1.0 - x[-1]))
     j = int(above[0])
-    if j == 0:
-        return 0.0
+    if j == 0:  # calls everything: nearer the bottom piece's start
+        return float(0.25 * x[0])
     return float(x[j - 1] + (threshold - y[j - 1]) * (x[j] - x[j - 1]) / (y[j] - y[j - 1]))

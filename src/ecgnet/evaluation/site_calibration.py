@@ -43,19 +43,18 @@ def fit_site(y, p, method: str = "youden", target_sensitivity: float = 0.9, cali
     if method == "run" and fallback is None:
         raise ValueError("method 'run' carries the run's thresholds: give them as fallback")
     calibrators = fit_calibrators(y, p, calibration)
-    fallback = None if fallback is None else np.asarray(fallback, dtype=float).reshape(-1)
-    run_t = None if fallback is None else [carry_threshold(t, c) for t, c in zip(fallback, calibrators)]
+    fallback = np.full(len(calibrators), 0.5) if fallback is None else np.asarray(fallback, dtype=float).reshape(-1)
+    run_t = [carry_threshold(t, c) for t, c in zip(fallback, calibrators)]  # on the calibrated scale
     if method == "run":
         return {"thresholds": run_t, "calibrators": calibrators, "fitted": [c["kind"] != "none" for c in calibrators],
                 "reasons": ["" if c["kind"] != "none" else "no calibration: the run's threshold" for c in calibrators]}
     fit = fit_thresholds(y, apply_calibrators(p, calibrators), method, target_sensitivity, run_t)
     if shrinkage > 0:
         y = np.asarray(y, dtype=float)
-        raw_fallback = np.full(y.shape[1], 0.5) if fallback is None else fallback
         for k in np.flatnonzero(fit.fitted):
             known = y[~np.isnan(y[:, k]), k]
             minority = int(min(known.sum(), len(known) - known.sum()))
-            shrunk = shrink_toward(raw_threshold(fit.values[k], calibrators[k]), raw_fallback[k], minority, shrinkage)
+            shrunk = shrink_toward(raw_threshold(fit.values[k], calibrators[k]), fallback[k], minority, shrinkage)
             fit.values[k] = carry_threshold(shrunk, calibrators[k])
     return {"thresholds": fit.values.tolist(), "calibrators": calibrators, "fitted": fit.fitted,
             "reasons": fit.reasons}

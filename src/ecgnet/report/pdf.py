@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from matplotlib import rc_context
 from matplotlib.backends.backend_pdf import FigureCanvasPdf
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -67,13 +66,7 @@ def _metadata(record: ECGRecord) -> dict:
 
 def page(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | None = None,
          rate: float | None = None) -> Figure:
-    """The report's figure (see :func:`render`). Text is drawn as written: a file's ``$…$`` is not TeX (its
-    math parser failed on a statement ``ST $\\foo$``, a 500 from the viewer)."""
-    with rc_context({"text.parse_math": False}):
-        return _page(record, result, model, signal, rate)
-
-
-def _page(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | None, rate: float | None) -> Figure:
+    """The report's figure (see :func:`render`)."""
     signal = record.signal if signal is None else signal
     rate = record.sampling_rate if rate is None else rate
     w, h = L.PAGE_MM
@@ -93,6 +86,12 @@ def _page(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | Non
     _header(text, record, result, model)
     _footer(text, rate)
     return fig
+
+
+def _text(ax, x: float, y: float, text: str, **kwargs):
+    """``ax.text`` drawing the text as written: a file's ``$…$`` is not TeX (its math parser failed on a statement
+    ``ST $\\foo$``, a 500 from the viewer; a process-wide setting would race between the viewer's threads)."""
+    return ax.text(x, y, text, parse_math=False, **kwargs)
 
 
 def _grid(ax) -> None:
@@ -126,29 +125,29 @@ def _traces(ax, signal: np.ndarray, rate: float, flags: dict[str, tuple]) -> Non
         if t.x_mm > L.CALIBRATION_MM and t.seconds < L.SECONDS_SHOWN:  # a bar where the columns meet
             ax.plot([t.x_mm, t.x_mm], [t.baseline_mm - 2.5, t.baseline_mm + 2.5], color=TRACE_COLOR, lw=lw)
         lead_flags = flags.get(t.lead, ())
-        ax.text(t.x_mm + 1.2, label_y, name, fontsize=8, fontweight="bold", va="bottom",
-                color=FLAG_COLOR if lead_flags else TRACE_COLOR)
+        _text(ax, t.x_mm + 1.2, label_y, name, fontsize=8, fontweight="bold", va="bottom",
+              color=FLAG_COLOR if lead_flags else TRACE_COLOR)
         if lead_flags:
-            ax.text(t.x_mm + 1.2 + (len(name) + 1) * 1.9, label_y, " · ".join(DESCRIPTIONS[f] for f in lead_flags),
-                    fontsize=6, color=FLAG_COLOR, va="bottom")
+            _text(ax, t.x_mm + 1.2 + (len(name) + 1) * 1.9, label_y, " · ".join(DESCRIPTIONS[f] for f in lead_flags),
+                  fontsize=6, color=FLAG_COLOR, va="bottom")
         if t.seconds == L.SECONDS_SHOWN:
-            ax.text(t.x_mm + 1.2, label_y - 4.2, "rhythm", fontsize=6, va="bottom")
+            _text(ax, t.x_mm + 1.2, label_y - 4.2, "rhythm", fontsize=6, va="bottom")
 
 
 def _lines(ax, x: float, y: float, title: str, lines: list[str], width: int, size: float = 6.5,
            most: int = 12, color: str = "black") -> float:
     """A titled block of text lines (wrapped at ``width`` characters, at most ``most`` printed lines, then
     "…") from (x, y) down; returns the y below it."""
-    ax.text(x, y, title, fontsize=7.5, fontweight="bold", va="top")
+    _text(ax, x, y, title, fontsize=7.5, fontweight="bold", va="top")
     y -= 4.2
     step = size * PT * 1.3
     shown = 0
     for line in lines:
         for part in textwrap.wrap(line, width) or [""]:
             if shown == most:
-                ax.text(x, y, "…", fontsize=size, va="top")
+                _text(ax, x, y, "…", fontsize=size, va="top")
                 return y - step
-            ax.text(x, y, part, fontsize=size, va="top", color=color)
+            _text(ax, x, y, part, fontsize=size, va="top", color=color)
             y -= step
             shown += 1
     return y - 1.5
@@ -156,8 +155,8 @@ def _lines(ax, x: float, y: float, title: str, lines: list[str], width: int, siz
 
 def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
     top = L.PAGE_MM[1] - 8
-    ax.text(L.GRID_X, top, "12-lead ECG", fontsize=13, fontweight="bold", va="top")
-    ax.text(L.GRID_X + 33, top - 0.8, "with ECGNet's computer-assisted interpretation", fontsize=8, va="top")
+    _text(ax, L.GRID_X, top, "12-lead ECG", fontsize=13, fontweight="bold", va="top")
+    _text(ax, L.GRID_X + 33, top - 0.8, "with ECGNet's computer-assisted interpretation", fontsize=8, va="top")
     y = top - 9
     lines = patient_lines(record)
     age_sex = ", ".join(x for x in (None if record.age is None else f"{record.age:g} years", record.sex) if x)
@@ -184,37 +183,38 @@ def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
     # taking a class row's room, so the block never reaches the grid
     calls = textwrap.wrap(f"Positive: {model['calls']}", 90)[:2] if model.get("calls") else []
     shown = sorted(diagnoses, key=lambda d: (not d.get("positive"), -d["probability"]))[:MAX_CLASSES - len(calls)]
-    ax.text(x_mid, y, f"ECGNet: {model.get('name', '?')}", fontsize=7.5, fontweight="bold", va="top")
-    ax.text(x_mid, y - 3.6, f"weights sha256 {sha[:16]}…", fontsize=5.5, va="top", family="DejaVu Sans Mono")
+    _text(ax, x_mid, y, f"ECGNet: {model.get('name', '?')}", fontsize=7.5, fontweight="bold", va="top")
+    _text(ax, x_mid, y - 3.6, f"weights sha256 {sha[:16]}…", fontsize=5.5, va="top", family="DejaVu Sans Mono")
     ty = y - 8
     for part in calls:
-        ax.text(x_mid, ty + 1.4, part, fontsize=5.5, va="top")
+        _text(ax, x_mid, ty + 1.4, part, fontsize=5.5, va="top")
         ty -= 2.6
     ty -= 1.0 if calls else 0.0
     cols = (x_mid, x_mid + 46, x_mid + 62, x_mid + 78)
     for x, head in zip(cols, ("class", "probability", "threshold", "call")):
-        ax.text(x, ty, head, fontsize=6, fontweight="bold", va="top", color="#444444")
+        _text(ax, x, ty, head, fontsize=6, fontweight="bold", va="top", color="#444444")
     ty -= 3.4
     for d in shown:
         positive = d.get("positive")
         call = "—" if positive is None else ("POSITIVE" if positive else "negative")
         weight = "bold" if positive else "normal"
         desc = (d.get("description") or "")[:30]
-        ax.text(cols[0], ty, f"{d['class']}" + (f"  {desc}" if desc else ""), fontsize=6.3, va="top", fontweight=weight)
-        ax.text(cols[1] + 12, ty, f"{d['probability']:.2f}", fontsize=6.3, va="top", ha="right", fontweight=weight)
+        _text(ax, cols[0], ty, f"{d['class']}" + (f"  {desc}" if desc else ""), fontsize=6.3, va="top",
+              fontweight=weight)
+        _text(ax, cols[1] + 12, ty, f"{d['probability']:.2f}", fontsize=6.3, va="top", ha="right", fontweight=weight)
         thr = d.get("threshold")
-        ax.text(cols[2] + 11, ty, "—" if thr is None else f"{thr:.2f}", fontsize=6.3, va="top", ha="right")
-        ax.text(cols[3], ty, call, fontsize=6.3, va="top", fontweight=weight,
-                color=FLAG_COLOR if positive else "black")
+        _text(ax, cols[2] + 11, ty, "—" if thr is None else f"{thr:.2f}", fontsize=6.3, va="top", ha="right")
+        _text(ax, cols[3], ty, call, fontsize=6.3, va="top", fontweight=weight,
+              color=FLAG_COLOR if positive else "black")
         ty -= 3.2
     if len(diagnoses) > len(shown):
-        ax.text(cols[0], ty, f"(+{len(diagnoses) - len(shown)} classes below their thresholds not listed)",
-                fontsize=5.5, va="top")
+        _text(ax, cols[0], ty, f"(+{len(diagnoses) - len(shown)} classes below their thresholds not listed)",
+              fontsize=5.5, va="top")
         ty -= 3.2
     positives = result.get("positives", [])
     verdict = ("Positive: " + ", ".join(positives)) if positives else (
         "No positive call" if any(d.get("positive") is not None for d in diagnoses) else "No calls (see warnings)")
-    ax.text(x_mid, ty - 0.6, verdict, fontsize=7, fontweight="bold", va="top")
+    _text(ax, x_mid, ty - 0.6, verdict, fontsize=7, fontweight="bold", va="top")
 
     x_right = 200
     statements = list(record.statements or []) or ["none in the file"]
@@ -229,12 +229,12 @@ def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
 
 def _footer(ax, rate: float) -> None:
     y = 9.0
-    ax.text(L.GRID_X, y, f"{L.MM_PER_S:g} mm/s   {L.MM_PER_MV:g} mm/mV   grid {L.MINOR_MM:g} mm / {L.MAJOR_MM:g} mm   "
-            f"trace {rate:g} Hz, unfiltered, each lead centred on its median", fontsize=6, va="center")
-    ax.text(L.PAGE_MM[0] / 2, 4.8, DISCLAIMER, fontsize=9, fontweight="bold", va="center", ha="center")
+    _text(ax, L.GRID_X, y, f"{L.MM_PER_S:g} mm/s   {L.MM_PER_MV:g} mm/mV   grid {L.MINOR_MM:g} mm / {L.MAJOR_MM:g} mm"
+          f"   trace {rate:g} Hz, unfiltered, each lead centred on its median", fontsize=6, va="center")
+    _text(ax, L.PAGE_MM[0] / 2, 4.8, DISCLAIMER, fontsize=9, fontweight="bold", va="center", ha="center")
     from ecgnet import __version__
 
     printed = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    ax.text(L.GRID_X + L.GRID_W, y, f"ECGNet {__version__} · {printed}", fontsize=6, va="center", ha="right")
-    ax.text(L.GRID_X + L.GRID_W, 4.8, "print at 100 % (no fit-to-page) for true millimetres", fontsize=5.5,
-            va="center", ha="right", color="#555555")
+    _text(ax, L.GRID_X + L.GRID_W, y, f"ECGNet {__version__} · {printed}", fontsize=6, va="center", ha="right")
+    _text(ax, L.GRID_X + L.GRID_W, 4.8, "print at 100 % (no fit-to-page) for true millimetres", fontsize=5.5,
+          va="center", ha="right", color="#555555")

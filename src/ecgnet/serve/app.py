@@ -45,7 +45,7 @@ from ecgnet.errors import ECGNetError
 from ecgnet.report.fields import patient_lines
 from ecgnet.serve.docs import add_api_page, refusals
 from ecgnet.serve.explain import ExplainLimits, explain_record
-from ecgnet.serve.headers import SecurityHeaders
+from ecgnet.serve.headers import SECURITY_HEADERS, SecurityHeaders
 from ecgnet.serve.hosts import SameOrigin, add_trusted_hosts, trusted_hosts
 from ecgnet.serve.limits import Gate, ServeLimits, display_signal
 from ecgnet.serve.models import Loaded, ModelStore
@@ -90,8 +90,9 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
     app.state.models, app.state.ptbxl, app.state.limits, app.state.uploads = store, ptbxl, limits, folders
     app.state.serve_limits = serve_limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
-    app.add_middleware(SameOrigin)  # inside the Host check: Origin is compared with a trusted Host
-    add_trusted_hosts(app, trusted_hosts(allowed_hosts))
+    hosts = trusted_hosts(allowed_hosts)
+    app.add_middleware(SameOrigin, allowed_hosts=hosts)  # inside the Host check: Origin is compared with a trusted Host
+    add_trusted_hosts(app, hosts)
     app.add_middleware(SecurityHeaders)  # outermost: on refusals too
     add_api_page(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -103,7 +104,7 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
     @app.exception_handler(Exception)
     def _failed(_: Request, e: Exception):  # a fault of ours: one line of JSON, the traceback in the server's log
         return StrictJSONResponse({"detail": f"internal error ({type(e).__name__}); the server's log has the details"},
-                                  status_code=500)
+                                  status_code=500, headers=SECURITY_HEADERS)  # answered outside the middleware
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, e: RequestValidationError):
@@ -116,19 +117,22 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
         return StrictJSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.get("/", include_in_schema=False)
     async def page():  # on the event loop: never queued behind requests in worker threads
         return FileResponse(STATIC / "index.html")
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Whether the server is up (never waits behind other requests)")
+    @app.get("/healthz", summary="Whether the server is up (never waits behind other requests)")
     async def healthz():  # on the event loop: never queued behind requests in worker threads
         return {"status": "ok", "version": __version__, "models": len(store.names()), "ptbxl": ptbxl is not None}
 
-    @app.api_route("/api/models", methods=["GET", "HEAD"], summary="The models served, the default first, with their classes, thresholds' "
+    @app.get("/api/models", summary="The models served, the default first, with their classes, thresholds' "
              "origin and the server's limits")
     def list_models():
         return {"default": store.default, "ptbxl": ptbxl is not None, "models": store.describe(),
                 "limits": {**asdict(limits), **asdict(explain_limits), **asdict(serve_limits)}}
+
+    for path, endpoint in (("/", page), ("/healthz", healthz), ("/api/models", list_models)):  # curl -I, uptime checks
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
 
     @app.post("/api/predict", summary="Diagnose one uploaded record",
               responses=refusals(400, 413, 415, 422, 503))

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-           (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+SECURITY_HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "x-frame-options": "DENY",
+                    "referrer-policy": "no-referrer"}
+HEADERS = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]  # as ASGI sends them
 
 
 class SecurityHeaders:

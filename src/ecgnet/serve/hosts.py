@@ -57,19 +57,28 @@ def add_trusted_hosts(app, hosts: list[str]) -> None:
 
 
 class SameOrigin:
-    """Refuses (403, one line of JSON) a request other than GET/HEAD/OPTIONS whose ``Origin`` is not
-    ``http(s)://`` + its own ``Host`` (``null``, a sandboxed or local page, included)."""
+    """Refuses (403, one line of JSON) a request other than GET/HEAD/OPTIONS whose ``Origin`` is not the
+    server's own page: ``http(s)://`` + its own ``Host``, or a page on a name given with ``--allowed-host`` (any
+    port or scheme: behind a reverse proxy the ``Host`` the server sees is rewritten). ``null`` (a sandboxed or
+    local page) is refused; a loopback name on another port is another page."""
 
     SAFE = ("GET", "HEAD", "OPTIONS")
 
-    def __init__(self, app):
+    def __init__(self, app, allowed_hosts: list[str] | tuple[str, ...] = LOCAL_HOSTS):
         self.app = app
+        self.configured = [h for h in allowed_hosts if h not in LOCAL_HOSTS]
+
+    def _configured(self, origin: str) -> bool:
+        parsed = parse_host_header(origin.split("://", 1)[-1]) if "://" in origin else None
+        host = parsed.host.lower() if parsed is not None else ""
+        return any(p == "*" or host == p or (p.startswith("*") and host.endswith(p[1:])) for p in self.configured)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] not in self.SAFE:
             headers = Headers(scope=scope)
             origin, host = headers.get("origin"), (headers.get("host") or "").lower()
-            if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}"):
+            if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}") \
+                    and not self._configured(origin):
                 await JSONResponse({"detail": f"a request from the page {origin[:80]!r} to this server is refused "
                                               "(only the viewer's own pages may post to it)"},
                                    status_code=403)(scope, receive, send)

@@ -191,17 +191,15 @@ def finished(run_dir: Path, config: Config) -> bool:
     return True
 
 
-def _mark_started(run_dir: Path, config: Config, collection: Collection, resume: bool) -> None:
-    """RUN/INCOMPLETE from the first fold on: a cross-validation cut off before its final model otherwise left
-    RUN/ holding only cv/, which every reader called 'not an ECGNet run directory' instead of saying how to
-    resume. A finished run that --resume reuses is left as it is."""
+def _mark_started(run_dir: Path, config: Config) -> None:
+    """RUN/INCOMPLETE from the first fold on, for a run that does not exist yet: a cross-validation cut off
+    before its final model otherwise left RUN/ holding only cv/, which every reader called 'not an ECGNet run
+    directory' instead of saying how to resume. A finished run is left as it is — usable, and checked and
+    replaced by the final model's training as any run is (a refused retraining leaves it untouched)."""
     from ecgnet.runs import mark_incomplete, provenance
-    from ecgnet.runs.directory import check_same_data
 
-    if resume and finished(run_dir, config):
+    if (run_dir / "run.json").is_file():
         return
-    if not resume:
-        check_same_data(run_dir, _describe(collection))  # before the marker, which would let it pass
     run_dir.mkdir(parents=True, exist_ok=True)
     mark_incomplete(run_dir, config, provenance())
 
@@ -255,7 +253,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     cv = None
     crossvalidate = folds is not None or leave_out is not None
     if crossvalidate:
-        _mark_started(run_dir, config, collection, resume)
+        _mark_started(run_dir, config)
         cv = cross_validate(collection, config, run_dir, source, mode, folds, leave_out, inner, progress,
                             n_boot, log, resume=resume)
     if not crossvalidate:
@@ -302,7 +300,7 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
         if split == "val":
             thresholds = youden_thresholds(y, p, collection.classes)
         out[split] = score(y, p, collection.classes, thresholds, n_boot, config.seed)
-        out[split]["thresholds_from"] = "validation rows" + (" — the same records: optimistic" if split == "val" else "")
+        out[split]["thresholds_from"] = data.validation_name + (" — the same records: optimistic" if split == "val" else "")
         M.write_predictions(run_dir / split / "predictions.csv", collection.records[rows], p, collection.classes)
         write_json(run_dir / split / "metrics.json", out[split])
     return out

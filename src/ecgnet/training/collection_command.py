@@ -6,7 +6,6 @@ summary it prints."""
 from __future__ import annotations
 
 import difflib
-
 from pathlib import Path
 from typing import Callable
 
@@ -81,8 +80,9 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
             log(f"classes: {', '.join(collection.classes)} (the run predicts {', '.join(src.classes)}; "
                 f"new: {', '.join(new) or 'none'})")
             unused = [c for c in src.classes if c not in collection.classes]
-            for c in new:
-                if close := difflib.get_close_matches(c, unused, n=1, cutoff=0.6):
+            for c in new:  # names of 4+ letters one letter apart (STCC, STTC), not IMI beside MI
+                if len(c) >= 4 and (close := difflib.get_close_matches(c, [u for u in unused if len(u) >= 4], n=1,
+                                                                       cutoff=0.75)):
                     log(f"warning: class '{c}': did you mean the run's '{close[0]}'? A class the run does not predict "
                         "gets a new output layer (rename the manifest's column, or map it with --label-map)")
         how = {"full": "every layer trained", "head": "the encoder frozen, the output layer trained"}.get(mode, mode)

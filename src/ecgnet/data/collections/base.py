@@ -114,6 +114,8 @@ class CollectionData:
     what training and evaluation read, as they read :class:`~ecgnet.data.dataset.PTBXL`. The metadata
     scaler is fitted on the training rows unless one is given (fine-tuning keeps the shipped model's)."""
 
+    validation_name = "validation rows"  # where thresholds are chosen, as run files and messages say it
+
     def __init__(self, collection: Collection, assignment: dict[str, np.ndarray],
                  in_memory: bool = False, metadata_scaler: MetadataScaler | None = None):
         if collection._array is None:

@@ -74,7 +74,8 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
         raise ECGNetError(f"{path}: no such label map")
     out: dict[str, list[str]] = {}
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
-        raw = read_yaml(path, "label map", strings=True)  # codes as written: 0101, NO, 1.10 are codes, not numbers
+        raw = _json_map(path) if path.suffix.lower() == ".json" else \
+            read_yaml(path, "label map", strings=True)  # codes as written: 0101, NO, 1.10 are codes, not numbers
         if not isinstance(raw, dict) or not raw:
             raise ECGNetError(f"{path}: a label map is a mapping 'site code: CLASS' (or a list of classes, or null)")
         for code, target in raw.items():
@@ -83,7 +84,7 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
             elif isinstance(target, str):
                 targets = [target.strip()]
             elif isinstance(target, list) and all(isinstance(t, str) for t in target):
-                targets = [str(t).strip() for t in target]
+                targets = [t.strip() for t in target if t not in NULLS]  # [MI, null]: MI
             else:
                 raise ECGNetError(f"{path}: '{code}': expected a class name, a list of them or null, got {target!r}")
             checks.check_targets(str(path), str(code).strip(), targets)
@@ -107,6 +108,26 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
     return out
 
 
+def _json_map(path: Path):
+    """A JSON label map: JSON keeps its types (a class given as true or 7 is refused, null is nothing)."""
+    import json
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ECGNetError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(raw, dict):
+        return raw
+    out = {}
+    for code, target in raw.items():
+        if isinstance(target, list) and all(t is None or isinstance(t, str) for t in target):
+            target = [t for t in target if t is not None]
+        elif target is not None and not isinstance(target, str):
+            raise ECGNetError(f"{path}: '{code}': expected a class name, a list of them or null, got {target!r}")
+        out[code] = target
+    return out
+
+
 def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
                   skip_bad: bool | None = None, labelled: bool = True) -> Collection:
     """The manifest at ``path`` as a :class:`Collection` (see the module docstring; ``labelled=False``:
@@ -126,6 +147,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise ECGNetError(f"{path}: empty manifest (expected a header line with a 'record' column)")
     header = _header(rows[0])
+    _check_unnamed(path, header, rows[1:])
     dup = sorted({h for h in header if h and header.count(h) > 1})
     if dup:
         raise ECGNetError(f"{path} line 1: column(s) {', '.join(dup)} appear more than once")
@@ -153,7 +175,8 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     problems: list[str] = []
     bad_rows: list[tuple[str, str]] = []
     kept: list[dict] = []
-    seen: dict[Path, int] = {}
+    seen: dict[Path, int] = {}  # record → the line of its first good row
+    seen_bad: dict[Path, int] = {}  # record → the line of its first row with a problem
     unmapped: Counter = Counter()  # codes the label map does not list → rows
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -167,12 +190,16 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         cell = {h: row[i].strip() for h, i in col.items()}
         entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, labelled, unmapped)
         name = cell["record"] or "?"
-        if "path" in entry:
-            seen.setdefault(entry["path"], line)  # a row with another problem still names its record once
+        if "path" in entry and errors:
+            seen_bad.setdefault(entry["path"], line)
+        elif "path" in entry and entry["path"] in seen_bad and not skip_bad:  # every problem at once; with
+            errors.append(f"column record: duplicate record (also on line {seen_bad[entry['path']]}, which has other "
+                          "problems)")  # --skip-bad the good row stays
         if errors:
             problems += [f"{path} line {line} (record '{name}'), {e}" for e in errors]
             bad_rows.append((f"line {line} ({name})", "; ".join(errors)))
             continue
+        seen[entry["path"]] = line
         entry["line"] = line
         kept.append(entry)
     if problems and not skip_bad:
@@ -184,9 +211,22 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
 
 def _header(names: list[str]) -> list[str]:
     """The header's column names: stripped; the optional columns in any case ('Sex', ' AGE ' — unless the
-    lower-case name is there too); a pandas index ('Unnamed: 0') unnamed, so ignored like R's row names."""
+    lower-case name is there too); pandas' name for a column without one ('Unnamed: 0') as R's, empty
+    (:func:`_check_unnamed` decides what it is)."""
     header = ["" if INDEX_COLUMN.fullmatch(h.strip()) else h.strip() for h in names]
     return [h.lower() if h.lower() in RESERVED and h.lower() not in header else h for h in header]
+
+
+def _check_unnamed(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    """A column without a name is ignored when it is an index (R's row names, pandas' 'Unnamed: 0': values that
+    never repeat) or empty (a spreadsheet's trailing ',,'); one whose values repeat lost its name — a class or
+    labels column ignored in silence would be data lost — and is refused."""
+    for i, name in enumerate(header):
+        values = [row[i].strip() for row in rows if len(row) > i and row[i].strip()] if not name else []
+        if len(set(values)) < len(values):
+            raise ECGNetError(f"{path} line 1, column {i + 1}: no name, but values that repeat (e.g. "
+                              f"'{values[0][:20]}'): name it (a class, or labels); an unnamed column is ignored only "
+                              "as an index (values that never repeat)")
 
 
 def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
@@ -313,9 +353,10 @@ def _label_list(text: str, mapping: dict | None, index: dict, errors: list, unma
     """A ``labels`` cell (``;``-separated) as 0/1 over the classes of ``index``; a label that looks like
     several joined with a wrong separator, or a code the map does not list, is a problem."""
     y = np.zeros(len(index), dtype=np.float32)
-    tokens = [t.strip() for t in text.split(";") if t.strip()]
-    if not tokens or len(tokens) == 1 and _no_label(tokens[0], mapping, index):
-        errors.append("column labels: " + (f"'{text}' (a missing value, not a label)" if tokens else "empty")
+    written = [t.strip() for t in text.split(";") if t.strip()]
+    tokens = [t for t in written if not _no_label(t, mapping, index)]  # 'MI;NA': MI
+    if not tokens:
+        errors.append("column labels: " + (f"'{text}' (a missing value, not a label)" if written else "empty")
                       + ": a row without any label")
         return y
     for t in tokens:

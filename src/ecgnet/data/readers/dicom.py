@@ -106,18 +106,10 @@ def _check_inflated_size(data: bytes, path: Path, limits: ReadLimits) -> None:
     chunk at a time, before pydicom reads it."""
     import zlib
 
-    from pydicom.filereader import _read_file_meta_info, read_preamble
-    from pydicom.uid import DeflatedExplicitVRLittleEndian
-
-    fp = io.BytesIO(data)
-    try:
-        read_preamble(fp, data[128:132] != b"DICM")
-        meta = _read_file_meta_info(fp)
-    except Exception:  # no readable file meta: not deflated, and pydicom's own read says what is wrong
+    syntax, start = _transfer_syntax(data)
+    if syntax != "1.2.840.10008.1.2.1.99":  # Deflated Explicit VR Little Endian
         return
-    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-        return
-    inflate, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[fp.tell():], 0
+    inflate, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[start:], 0
     try:
         while pending and size <= limits.max_file_bytes:
             size += len(inflate.decompress(pending, 1 << 20))
@@ -127,6 +119,26 @@ def _check_inflated_size(data: bytes, path: Path, limits: ReadLimits) -> None:
     if size > limits.max_file_bytes:
         raise ECGNetError(f"{path}: a deflated DICOM data set that inflates to over {limits.max_file_bytes} bytes, "
                           "the limit of max_file_bytes")
+
+
+def _transfer_syntax(data: bytes) -> tuple[str | None, int]:
+    """(the file meta group's TransferSyntaxUID, the offset after the group) from the bytes — the group is
+    explicit VR little endian after the preamble and 'DICM'; (None, 0) without one."""
+    at, syntax = 132, None
+    if data[128:132] != b"DICM":
+        return None, 0
+    while at + 8 <= len(data) and data[at:at + 2] == b"\x02\x00":  # group 0002
+        element, vr = struct.unpack_from("<H", data, at + 2)[0], data[at + 4:at + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+            if at + 12 > len(data):
+                break
+            length, head = struct.unpack_from("<I", data, at + 8)[0], 12
+        else:
+            length, head = struct.unpack_from("<H", data, at + 6)[0], 8
+        if element == 0x0010:
+            syntax = data[at + head:at + head + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        at += head + length
+    return syntax, at
 
 
 def _rhythm_group(groups, path: Path):
