@@ -176,6 +176,13 @@ def test_a_long_record_names_the_segment_it_explains(client, scope):
     assert seg["start"] <= ex["start"] and ex["start"] + ex["samples"] <= seg["start"] + seg["samples"]
     if scope == "segment":
         assert (ex["start"], ex["samples"]) == (seg["start"], seg["samples"])
+    # the decisive window is one the predictor scored, in the segment named (the whole record's grid was
+    # searched: a window the predictor never scored was called decisive, or none was; found in an audit)
+    from ecgnet.models.windows import window_starts
+
+    assert seg["start"] in (0, 1000, 2000, 3840 - 1000)  # the predictor's segments of 38.4 s
+    decisive = [w for w in ex["windows"] if w["decisive"]]
+    assert len(decisive) == 1 and decisive[0]["start"] - seg["start"] in window_starts(1000, 250, 125)
 
 
 # --- bad uploads --------------------------------------------------------------------------------

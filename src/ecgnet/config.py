@@ -149,13 +149,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 def read_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, str]:
     """(the YAML file's content with ``--set`` overrides applied, the source to name in messages)."""
     path = Path(path)
-    if not path.is_file():  # a wheel has no configs/: say where a shipped model's config comes from
-        from ecgnet.runs.bundled import bundled_names
-
-        if path.stem in bundled_names() or path.parent.name == "configs" and not path.parent.is_dir():
-            shipped = path.stem if path.stem in bundled_names() else "NAME"
-            raise ECGNetError(f"{path}: no such config file (the repository's configs/ are not installed with the "
-                              f"package: `ecgnet models --config {shipped} > {shipped}.yaml` writes a shipped model's)")
+    if not path.is_file() and path.parent.name == "configs" and not path.parent.is_dir():  # a wheel has no configs/
+        raise ECGNetError(f"{path}: no such config file (the repository's configs/ are not installed with the "
+                          f"package: `ecgnet models --config {path.stem} > {path.stem}.yaml` writes a shipped "
+                          "model's)")
     raw = read_yaml(path, "config file")
     for item in overrides:
         raw = apply_override(raw, item)

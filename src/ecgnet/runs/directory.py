@@ -315,7 +315,7 @@ class Run:
 
     @property
     def uses_metadata(self) -> bool:
-        return "metadata" in getattr(self.model, "modalities", ())
+        return model_uses_metadata(self.model)
 
     @property
     def weights_sha256(self) -> str:
@@ -330,6 +330,15 @@ class Run:
         from ecgnet.runs.describe import thresholds_origin
 
         return thresholds_origin(self.dir)
+
+
+def model_uses_metadata(model) -> bool:
+    """Whether the model reads the patient metadata: its own metadata modality, or a late-fusion member's (an
+    ensemble's members are runs: 5 of ensemble_greedy's 8 read it, and predict gave it none)."""
+    if "metadata" in getattr(model, "modalities", ()):
+        return True
+    members = getattr(model, "members", None)
+    return members is not None and any(model_uses_metadata(m) for m in members.values())
 
 
 def weights_sha256(run_dir: str | Path, info: dict | None = None) -> str | None:

@@ -26,7 +26,7 @@ from ecgnet.data.records import ECGRecord
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
 from ecgnet.explain.ablation import droppable
-from ecgnet.explain.attributions import best_window, time_attributions
+from ecgnet.explain.attributions import decisive_window, time_attributions
 from ecgnet.inference.predictor import LEAD_NAMES, Predictor
 from ecgnet.models.windows import window_starts
 
@@ -67,16 +67,11 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     segment = SECONDS * predictor.rate
     window = predictor.window or segment  # whole-segment models are explained one 10 s segment at a time
     stride = predictor.stride if predictor.window else segment
-    best = best_window(model, signal, meta, k, window, stride)
-    seg = max(s for s in predictor.segments(signal.shape[-1]) if s <= best)
-    length = min(segment, signal.shape[-1] - seg)
-    if scope == "best":
-        starts = [best]
-        if best + window > seg + length:  # a window across two segments: the 10 s that end with it
-            seg = max(0, min(best + window, signal.shape[-1]) - segment)
-            length = min(segment, signal.shape[-1] - seg)
-    else:
-        starts = [seg + s for s in window_starts(length, window, stride)]
+    segments = [(s, min(segment, signal.shape[-1] - s)) for s in predictor.segments(signal.shape[-1])]
+    window = min(window, segments[0][1])  # a record shorter than a whole-segment model's 10 s: all of it
+    best, seg = decisive_window(model, signal, meta, k, window, stride, segments)  # among the windows scored
+    length = dict(segments)[seg]
+    starts = [best] if scope == "best" else [seg + s for s in window_starts(length, window, stride)]
     span_start, span_end = starts[0], min(starts[-1] + window, signal.shape[-1])
     total = np.zeros((signal.shape[0], span_end - span_start))
     count = np.zeros(span_end - span_start)
@@ -93,6 +88,7 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     values = total / np.maximum(count, 1)
     scale = float(np.abs(values).max()) or 1.0
     return {"class": target, "method": METHOD, "n_steps": steps, "scope": scope, "rate": predictor.rate,
+            "ensemble": bool(getattr(model, "whole_record", False)),  # members aggregate their own windows
             "start": span_start, "samples": span_end - span_start, "max_abs": scale,
             "segment": {"start": seg, "samples": length},  # what the page shows (samples at ``rate``)
             "leads": list(LEAD_NAMES),  # the rows of ``values``

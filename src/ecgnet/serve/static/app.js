@@ -243,8 +243,9 @@ function renderExplanation() {
   const decisive = ex.windows.find((w) => w.decisive);
   $("explain-class").textContent = ex.class;
   $("explain-text").textContent = `${ex.method}, ${ex.n_steps} steps, over ${t0.toFixed(2)}–${t1.toFixed(2)} s` +
-    (decisive ? `; the decisive window starts at ${(decisive.start / rate).toFixed(2)} s (probability ${decisive.probability.toFixed(3)} there).` : ".") +
-    ` Colour: attribution per 40 ms, scaled to the strongest (${ex.max_abs.toPrecision(2)} logit units).` +
+    (decisive ? `; the decisive window starts at ${(decisive.start / rate).toFixed(2)} s (probability ${decisive.probability.toFixed(3)} there` +
+      (ex.ensemble ? "; an ensemble's probability averages its members' own maxima, so it is no single window's)." : ").") : ".") +
+    ` Colour: attribution per 40 ms, full at the 99th percentile of its size (${ex.max_abs.toPrecision(2)} logit units is the strongest).` +
     // 3 × 4 shows each lead for 2.5 s only: a 2.5 s window's colour falls on one column of leads
     (state.layout === "3x4" && t1 - t0 <= 2.6 ? " In the 3 × 4 layout only the leads of the window's column " +
       "show it; the 12-strip layout (or 'whole 10 s segment') shows every lead." : "");
@@ -365,7 +366,8 @@ function overlayScale(ex) {
   return ex._scale;
 }
 
-// A bracket over the decisive window (the one whose probability is the record's), between x0 and x1 mm.
+// A bracket over the decisive window (the highest-scoring one the model scored: for a model that takes the maximum over
+// windows, the one whose probability is its segment's), between x0 and x1 mm.
 function decisiveMarker(first, last, y, rate) {
   const ex = currentExplanation();
   const w = ex && state.overlay ? ex.windows.find((v) => v.decisive) : null;
