@@ -448,3 +448,24 @@ def test_a_refused_cross_validation_leaves_a_finished_run_usable(tmp_path, monke
     assert not (run / "INCOMPLETE").exists() and (run / "config.yaml").read_text() == config
     shown = CliRunner().invoke(app, ["predict", str(tmp_path / "s0.hea"), "--checkpoint", str(run), "--no-progress"])
     assert shown.exit_code == 0, shown.output
+    calibrated = CliRunner().invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "here",
+                                          "--skip-bad", "--folds", "2", "--n-boot", "20", "--no-progress"])
+    assert calibrated.exit_code == 0, calibrated.output  # in-sample, and said so (found in a protocol review)
+    assert "its probabilities on them are in-sample" in " ".join(calibrated.output.split())
+
+
+def test_a_fold_that_trains_without_a_positive_is_warned_about(tmp_path, monkeypatch):
+    """Leave-one-source-out where one source holds every positive of a class: that fold's model cannot learn
+    the class, yet its records were scored and pooled without a word (found in a protocol review)."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 24)
+    table = pd.read_csv(manifest)
+    table["X"] = (table["source"] == "site0").astype(int)  # every X positive in site0
+    table["patient"] = [f"p{i}" for i in range(len(table))]  # one record each (a patient in one source)
+    table.to_csv(manifest, index=False)
+    out = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--leave-out",
+                                   "source", "--runs-dir", str(tmp_path / "runs"), "--set", "name=loso", "--set",
+                                   "training.epochs=1", "--set", "training.threads=1", "--n-boot", "20",
+                                   "--no-progress"])
+    assert out.exit_code == 0, out.output
+    assert "warning: site0: no positive of X among its training records" in " ".join(out.output.split())

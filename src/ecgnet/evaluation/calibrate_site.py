@@ -24,7 +24,7 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections.folds import stratified_group_folds
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation.labelled import predict_collection
+from ecgnet.evaluation.labelled import predict_collection, trained_here
 from ecgnet.evaluation.recalibration import KINDS
 from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
@@ -33,6 +33,10 @@ from ecgnet.runs import profiles
 from ecgnet.runs.directory import weights_sha256
 
 DEFAULT_SHRINKAGE = 40.0  # chosen on sites drawn from PTB-XL's site 2: reports/own_data/calibration/shrinkage.md
+
+
+IN_SAMPLE_SITE = ("the run was trained on this manifest's records: its probabilities on them are in-sample, so the "
+                  "'held-out' figures below are optimistic — calibrate on records the run has not seen")
 
 
 def default_shrinkage(method: str) -> float:
@@ -188,7 +192,8 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                             "rows_skipped": [{"row": r, "why": w} for r, w in collection.skipped],
                             "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
                             "classes_missing": match.missing, "classes_ignored": match.ignored},
-               "evaluation": {**evaluation, "warnings": match.homonyms + evaluation.get("warnings", [])},
+               "evaluation": {**evaluation, "warnings": match.homonyms + evaluation.get("warnings", [])
+                              + ([IN_SAMPLE_SITE] if trained_here(predictor, collection) else [])},
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}
     out = profiles.report_dir(run_dir, site)

@@ -117,3 +117,11 @@ def arrays(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndar
     """(labels with NaN for unknown, probabilities) of the table's scored rows, for ``classes``."""
     scored = table[table["error"].fillna("") == ""]
     return (scored[[f"y_{c}" for c in classes]].to_numpy(float), scored[[f"p_{c}" for c in classes]].to_numpy(float))
+
+
+def trained_here(predictor, collection: Collection) -> bool:
+    """Whether the run was trained on the manifest ``collection`` was read from (run.json's collection): its
+    figures on those records are in-sample."""
+    trained = (predictor.info.get("collection") or {}).get("manifest")
+    manifest = collection.info.get("manifest")
+    return bool(trained and manifest and Path(trained).resolve() == Path(manifest).resolve())

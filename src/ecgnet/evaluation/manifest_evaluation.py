@@ -19,7 +19,7 @@ import pandas as pd
 from ecgnet.checksum import sha256_file
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.evaluation.labelled import ClassMatch, predict_collection
+from ecgnet.evaluation.labelled import ClassMatch, predict_collection, trained_here
 from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
@@ -50,8 +50,7 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
         thresholds, source = predictor.thresholds, f"the run's thresholds (chosen on {predictor.thresholds_from})"
     p = p_all[:, [list(predictor.classes).index(c) for c in classes]]
     manifest = collection.info.get("manifest")
-    trained_on = (predictor.info.get("collection") or {}).get("manifest")  # a run trained on a manifest names it
-    in_sample = bool(trained_on and manifest and Path(trained_on).resolve() == Path(manifest).resolve())
+    in_sample = trained_here(predictor, collection)
     result = {"run": predictor.info["name"], "manifest": manifest,
               "manifest_sha256": sha256_file(manifest) if manifest and Path(manifest).is_file() else None,
               "n_records": len(table), "n_scored": len(scored), "classes_matched": classes,

@@ -344,6 +344,10 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
     for i, (f, name, train_rows, val_rows, test) in enumerate(splits):
         log(f"cross-validation {i + 1}/{len(names)} ({name}): {len(train_rows)} training, "
             f"{len(val_rows)} inner validation, {len(test)} held out")
+        unlearnable = [c for k, c in enumerate(classes) if not np.nansum(y[train_rows, k]) > 0]
+        if unlearnable:  # leave-one-source-out: a source may hold every positive of a class
+            log(f"warning: {name}: no positive of {', '.join(unlearnable)} among its training records; the fold's "
+                "model cannot learn it, yet its held-out records are scored and pooled")
         warn_blind_validation(y[val_rows], log)
         fold_config = config.model_copy(update={"name": f"fold_{f}"})
         fitted = fit_once(collection, {"train": train_rows, "val": val_rows}, fold_config, run_dir / "cv", source,
