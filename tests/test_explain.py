@@ -137,3 +137,24 @@ def test_attribution_inputs_are_checked_at_the_boundary():
                 explain(model, args["signal"], args["metadata"], args["target_class"], n_steps=4)
     with pytest.raises(ValueError, match="same"):
         plot_time_heatmap(signal, signal[:, :10])
+
+
+def test_the_decisive_window_of_a_long_record_scored_as_windows_is_anywhere_in_it():
+    """With long_records='windows' the predictor takes the maximum over every window of the record, but the
+    explainer searched the first 10 s only (found in review)."""
+    from pathlib import Path
+
+    from ecgnet.data.readers import read_ecg_any
+    from ecgnet.explain.attributions import best_window
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.serve.explain import explain_record
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples" / "ptb" / "S0001.hea"
+    if not path.is_file():
+        pytest.skip(f"shared Challenge samples not found at {path.parent}")
+    predictor = Predictor("baseline_time", long_records="windows")
+    record = read_ecg_any(path, 100, resample=True)
+    ex = explain_record(predictor, record, "CD", {}, n_steps=4)
+    decisive = [w["start"] for w in ex["windows"] if w["decisive"]]
+    k = predictor.classes.index("CD")
+    assert decisive == [best_window(predictor.run.model, record.signal, predictor.metadata_vector(), k)]

@@ -389,7 +389,8 @@ def test_a_cross_validation_cut_off_says_how_to_resume(tmp_path, monkeypatch):
             str(tmp_path / "runs"), "--set", "name=cut", "--no-progress"]
     assert CliRunner().invoke(app, args).exit_code == 130
     assert (tmp_path / "runs" / "cut" / "INCOMPLETE").is_file()
-    refused = CliRunner().invoke(app, ["predict", str(tmp_path / "s0.hea"), "--checkpoint", str(tmp_path / "runs" / "cut")])
+    refused = CliRunner().invoke(app, ["predict", str(tmp_path / "s0.hea"), "--checkpoint",
+                                       str(tmp_path / "runs" / "cut")])
     assert refused.exit_code == 2 and "training did not finish" in refused.output and "--resume" in refused.output
 
 
@@ -425,6 +426,10 @@ def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_train
     said = " ".join(skipped.output.split())
     assert skipped.exit_code == 0 and "40 of 40 records scored (1 manifest rows skipped)" in said
     assert "skipped line 42 (missing.hea): column record" in said
+    calibrated = CliRunner().invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "here",
+                                          "--skip-bad", "--folds", "2", "--n-boot", "20", "--no-progress"])
+    assert calibrated.exit_code == 0, calibrated.output  # in-sample, and said so (found in a protocol review)
+    assert "its probabilities on them are in-sample" in " ".join(calibrated.output.split())
 
 
 def test_a_refused_cross_validation_leaves_a_finished_run_usable(tmp_path, monkeypatch):
@@ -448,10 +453,6 @@ def test_a_refused_cross_validation_leaves_a_finished_run_usable(tmp_path, monke
     assert not (run / "INCOMPLETE").exists() and (run / "config.yaml").read_text() == config
     shown = CliRunner().invoke(app, ["predict", str(tmp_path / "s0.hea"), "--checkpoint", str(run), "--no-progress"])
     assert shown.exit_code == 0, shown.output
-    calibrated = CliRunner().invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "here",
-                                          "--skip-bad", "--folds", "2", "--n-boot", "20", "--no-progress"])
-    assert calibrated.exit_code == 0, calibrated.output  # in-sample, and said so (found in a protocol review)
-    assert "its probabilities on them are in-sample" in " ".join(calibrated.output.split())
 
 
 def test_a_fold_that_trains_without_a_positive_is_warned_about(tmp_path, monkeypatch):
@@ -469,3 +470,20 @@ def test_a_fold_that_trains_without_a_positive_is_warned_about(tmp_path, monkeyp
                                    "--no-progress"])
     assert out.exit_code == 0, out.output
     assert "warning: site0: no positive of X among its training records" in " ".join(out.output.split())
+
+
+def test_cross_validating_onto_a_finished_run_of_other_data_is_refused_before_any_fold(tmp_path, monkeypatch):
+    """The check ran only at the final model: every fold trained first, and cv/ was left inside the finished
+    PTB-XL run (found in review)."""
+    import shutil
+
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 12)
+    shutil.copytree(resolve_checkpoint("long_time"), tmp_path / "runs" / "done",
+                    ignore=shutil.ignore_patterns("profiles"))
+    refused = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--folds", "2",
+                                       "--runs-dir", str(tmp_path / "runs"), "--set", "name=done", "--no-progress"])
+    assert refused.exit_code == 2 and "is a finished run trained on PTB-XL" in " ".join(refused.output.split())
+    assert not (tmp_path / "runs" / "done" / "cv").exists()

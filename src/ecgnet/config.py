@@ -149,10 +149,12 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 def read_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[Any, str]:
     """(the YAML file's content with ``--set`` overrides applied, the source to name in messages)."""
     path = Path(path)
-    if not path.is_file() and path.parent.name == "configs" and not path.parent.is_dir():  # a wheel has no configs/
+    shipped = sorted(p.name for p in (Path(__file__).parent / "models_bundled").iterdir() if p.is_dir())
+    if not path.is_file() and (path.stem in shipped or path.parent.name == "configs" and not path.parent.is_dir()):
+        name = path.stem if path.stem in shipped else "NAME"  # a wheel has no configs/: say what it has
         raise ECGNetError(f"{path}: no such config file (the repository's configs/ are not installed with the "
-                          f"package: `ecgnet models --config {path.stem} > {path.stem}.yaml` writes a shipped "
-                          "model's)")
+                          f"package: `ecgnet models --config {name} > {name}.yaml` writes a shipped model's — "
+                          f"{', '.join(shipped)})")
     raw = read_yaml(path, "config file")
     for item in overrides:
         raw = apply_override(raw, item)

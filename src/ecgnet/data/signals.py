@@ -53,8 +53,8 @@ MIN_RECORDS_PER_WORKER = 500  # below this, starting a process costs more than i
 def fit_length(signal: np.ndarray, samples: int, short: str = "pad") -> np.ndarray:
     """Crop the centre so the last axis has ``samples`` samples; a shorter signal is zero-padded at the end
     (``short="pad"``) or repeated (``"repeat"``: every training crop and evaluation window is then the
-    record's own ECG — zeros with its labels taught the model that a flat line is its diagnosis, and
-    scored padding as a window: an all-zero window scores CD 0.96)."""
+    record's own ECG, a window across the join aside — zeros with its labels taught the model that a flat
+    line is its diagnosis, and scored padding as a window: an all-zero window scores CD 0.96)."""
     n = signal.shape[-1]
     if n >= samples:
         start = (n - samples) // 2

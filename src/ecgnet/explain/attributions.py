@@ -14,8 +14,8 @@
   normalised to sum to 1 over the leads.
 
 Completeness: time attributions sum to logit(input) − logit(baseline) up to the integral's approximation
-error, which captum reports as the convergence delta (kept in the results; about 5 % of the logit gap at
-32 steps, 3 % at 50). A frequency attribution's delta is that sum against the whole model's logit gap: in a
+error, which captum reports as the convergence delta (kept in the results; it shrinks as the steps grow).
+A frequency attribution's delta is that sum against the whole model's logit gap: in a
 model with other branches (time, spectrogram, metadata) it holds what those branches contribute too (−4.6 to
 −9.5 in the fusion comparison), not an approximation error. A model with several frequency frontends (an
 ensemble) has the first one explained.

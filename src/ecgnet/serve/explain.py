@@ -28,6 +28,7 @@ from ecgnet.errors import ECGNetError
 from ecgnet.explain.ablation import droppable
 from ecgnet.explain.attributions import decisive_window, time_attributions
 from ecgnet.inference.predictor import LEAD_NAMES, Predictor
+from ecgnet.inference.windows import segment_length
 from ecgnet.models.windows import window_starts
 
 SCOPES = ("best", "segment")
@@ -67,7 +68,8 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     segment = SECONDS * predictor.rate
     window = predictor.window or segment  # whole-segment models are explained one 10 s segment at a time
     stride = predictor.stride if predictor.window else segment
-    segments = [(s, min(segment, signal.shape[-1] - s)) for s in predictor.segments(signal.shape[-1])]
+    covered = segment_length(signal.shape[-1], predictor.rate, predictor.long_records)  # the record itself: "windows"
+    segments = [(s, min(covered, signal.shape[-1] - s)) for s in predictor.segments(signal.shape[-1])]
     window = min(window, segments[0][1])  # a record shorter than a whole-segment model's 10 s: all of it
     best, seg = decisive_window(model, signal, meta, k, window, stride, segments)  # among the windows scored
     length = dict(segments)[seg]

@@ -253,6 +253,10 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     cv = None
     crossvalidate = folds is not None or leave_out is not None
     if crossvalidate:
+        if not resume:  # a finished run of other data is refused before any fold trains (not at the final model)
+            from ecgnet.runs.directory import check_same_data
+
+            check_same_data(run_dir, _describe(collection))
         _mark_started(run_dir, config)
         cv = cross_validate(collection, config, run_dir, source, mode, folds, leave_out, inner, progress,
                             n_boot, log, resume=resume)

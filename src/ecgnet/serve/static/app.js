@@ -244,7 +244,7 @@ function renderExplanation() {
   $("explain-class").textContent = ex.class;
   $("explain-text").textContent = `${ex.method}, ${ex.n_steps} steps, over ${t0.toFixed(2)}–${t1.toFixed(2)} s` +
     (decisive ? `; the decisive window starts at ${(decisive.start / rate).toFixed(2)} s (probability ${decisive.probability.toFixed(3)} there` +
-      (ex.ensemble ? "; an ensemble's probability averages its members' own maxima, so it is no single window's)." : ").") : ".") +
+      (ex.ensemble ? "; an ensemble combines its members' own record probabilities, so its probability is no single window's)." : ").") : ".") +
     ` Colour: attribution per 40 ms, full at the 99th percentile of its size (${ex.max_abs.toPrecision(2)} logit units is the strongest).` +
     // 3 × 4 shows each lead for 2.5 s only: a 2.5 s window's colour falls on one column of leads
     (state.layout === "3x4" && t1 - t0 <= 2.6 ? " In the 3 × 4 layout only the leads of the window's column " +
