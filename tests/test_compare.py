@@ -446,3 +446,23 @@ def test_compare_takes_bundled_model_names_as_runs(ptbxl_root, tmp_path):
     assert result.exit_code == 0, result.output
     assert [r["name"] for r in json.loads((tmp_path / "comparison.json").read_text())["runs"]] == \
         ["baseline_time", "long_time"]
+
+
+def test_bad_compare_distill_and_sweep_options_are_refused_before_any_work(tmp_path):
+    """--n-boot 0 and --explain-records 0 failed with a traceback after all the work (distill and sweep left
+    half-written runs), and --out naming a file after the comparison was computed (found in a CLI audit)."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    (tmp_path / "taken").write_text("x")
+    cases = [(["compare", "long_time", "--out", str(tmp_path / "taken")], "a file, not a folder"),
+             (["compare", "long_time", "--n-boot", "0"], "--n-boot"),
+             (["compare", "long_time", "--explain-records", "0"], "--explain-records"),
+             (["distill", "--teacher", "ensemble_greedy", "--student", "x.yaml", "--n-boot", "0"], "--n-boot"),
+             (["sweep", "-c", "x.yaml", "--space", "s.yaml", "--trials", "1", "--n-boot", "0"], "--n-boot")]
+    for args, said in cases:
+        result = CliRunner().invoke(app, [*args, "--runs-dir", str(tmp_path / "runs")] if args[0] != "compare"
+                                    else args)
+        assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output, args
+    assert not (tmp_path / "runs").exists()

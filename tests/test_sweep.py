@@ -47,7 +47,8 @@ def space_error(tmp_path, text: str, config=None) -> str:
 
 @pytest.mark.parametrize("text, fragment", [
     ("training.lr: {type: gaussian, low: 1, high: 2}", "training.lr: unknown type 'gaussian'"),
-    ("training.lr: {type: float, low: 0.1, high: 0.01}", "training.lr: low (0.1) is greater than high (0.01)"),
+    ("training.lr: {type: float, low: 0.1, high: 0.01}", "training.lr: low (0.1) must be below high (0.01)"),
+    ("training.lr: {type: float, low: 0.1, high: 0.1}", "training.lr: low (0.1) must be below high"),
     ("training.lr: {type: float, high: 0.01}", "training.lr: 'low' must be"),
     ("training.lr: {type: float, low: 0, high: 0.01, log: true}", "training.lr: a log scale needs low > 0"),
     ("training.lr: {type: float, low: 0.1, high: 1, log: true, step: 0.1}", "training.lr: 'step' and 'log"),
@@ -226,7 +227,7 @@ def test_cli_space_error_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "space.yaml").write_text("training.lr: {type: float, low: 1, high: 0.1}\n")
     result = CliRunner().invoke(app, ["sweep", "-c", str(ROOT / "configs" / "baseline_time.yaml"),
                                       "--space", "space.yaml", "--trials", "1"])
-    assert result.exit_code == 2 and "space.yaml: training.lr: low (1) is greater than high (0.1)" in result.stderr
+    assert result.exit_code == 2 and "space.yaml: training.lr: low (1) must be below high (0.1)" in result.stderr
 
 
 def test_a_swept_key_cannot_also_be_set(tmp_path):
@@ -243,7 +244,8 @@ def test_report_only_needs_an_existing_study(tmp_path, monkeypatch):
     (tmp_path / "space.yaml").write_text(SPACE)
     result = CliRunner().invoke(app, ["sweep", "-c", str(ROOT / "configs" / "baseline_time.yaml"), "--space",
                                       "space.yaml", "--trials", "0", "--study", "nosuch"])
-    assert result.exit_code == 2 and "has no study 'nosuch'" in result.stderr
+    assert result.exit_code == 2 and "holds none" in result.stderr
+    assert not (tmp_path / "runs" / "sweeps" / "nosuch").exists()  # no empty study.db left behind (an audit)
 
 
 def test_a_study_re_rendered_without_its_trial_folders_still_names_the_code(tmp_path):

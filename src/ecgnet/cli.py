@@ -242,7 +242,7 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
                                       "--leave-out, reuse the folds that finished and continue the one cut off."),
           overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
                                               "(repeatable; validated like the file; the run saves the merged config)."),
-          n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+          n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
           forgetting: bool = typer.Option(False, "--forgetting", help="With --from: also score the final model and "
                                           "the run it started from on PTB-XL fold 10 (needs the PTB-XL folder: "
                                           "--data or ECGNET_DATA): what fine-tuning forgot."),
@@ -295,7 +295,7 @@ def distill(teacher: str = typer.Option(..., "--teacher", help="The teacher: a r
             unlabelled: Optional[Path] = typer.Option(None, "--unlabelled", help="A manifest CSV of unlabelled ECGs "
                                                       "(a 'record' column; any format) that also learn the teacher's "
                                                       "probabilities. Never records a result is measured on."),
-            n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+            n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
             progress: bool = ProgressOpt):
     """Knowledge distillation: the student config learns the teacher's probabilities and the labels on folds
     1–8 (the teacher's soft targets are computed once and cached), selects on fold 9, is evaluated on 9 and 10.
@@ -361,7 +361,7 @@ def sweep(config: Path = typer.Option(..., "--config", "-c", help="Base experime
           sampler_seed: Optional[int] = typer.Option(None, help="Seed the sampler (reproducible with one worker)."),
           report_dir: Optional[Path] = typer.Option(None, help="Also write the report (and best.yaml) here, "
                                                     "e.g. reports/sweep/<study>."),
-          n_boot: int = typer.Option(200, help="Bootstrap resamples for each trial run's intervals."),
+          n_boot: int = typer.Option(200, min=1, help="Bootstrap resamples for each trial run's intervals."),
           progress: bool = ProgressOpt):
     """Hyper-parameter search with Optuna: one run per trial, pruned and selected on fold 9 only.
 
@@ -395,7 +395,7 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
              data: Optional[Path] = DataOpt,
              out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run name>, or "
                                                 "outputs/<run name>/<manifest name> with --manifest)."),
-             n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+             n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
              long_records: str = LongRecordsOpt,
              max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
              progress: bool = ProgressOpt):
@@ -483,7 +483,7 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
               label_map: Optional[Path] = typer.Option(None, "--label-map", help="YAML or CSV mapping the manifest's "
                                                        "codes to classes."),
               skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows."),
-              n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+              n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
               seed: int = typer.Option(0, help="Seed of the folds and the bootstrap."),
               long_records: str = LongRecordsOpt,
               max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
@@ -658,7 +658,7 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                                                              "with #Dx SNOMED CT codes), searched recursively."),
                       checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
                       out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run>/external/<dataset>)."),
-                      n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+                      n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
                       long_records: str = LongRecordsOpt,
                       max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt,
                       max_values: int = MaxValuesOpt, progress: bool = ProgressOpt):
@@ -690,8 +690,8 @@ def compare(run_dirs: Optional[list[Path]] = typer.Argument(None, help="Runs to 
             explain: bool = typer.Option(True, "--explain/--no-explain",
                                          help="Attributions and lead importance for the best run (by fold-9 AUC)."),
             ablation_records: Optional[int] = typer.Option(None, help="Fold-10 records for modality ablation (default all; 0 skips it)."),
-            explain_records: int = typer.Option(16, help="Fold-10 records per class for the lead-importance table."),
-            n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
+            explain_records: int = typer.Option(16, min=1, help="Fold-10 records per class for the lead-importance table."),
+            n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
             render_only: Optional[Path] = typer.Option(None, "--render-only", metavar="OUT",
                                                        help="Only redraw the report in OUT from its comparison.json (nothing recomputed)."),
             progress: bool = ProgressOpt):

@@ -154,6 +154,8 @@ def compare(run_dirs: list[Path], baseline: Path, data_root: Path | None = None,
 
     if ablation_records is not None and ablation_records < 0:
         raise ECGNetError(f"ablation_records must be >= 0 (0 skips the ablation), got {ablation_records}")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():  # said before the work, not after it
+        raise ECGNetError(f"{out_dir}: a file, not a folder for the comparison's report (--out)")
     started, origin = time.perf_counter(), provenance()  # the code and command that made this report
     loaded, names = _comparable_runs([Path(baseline), *map(Path, run_dirs)])
     classes = loaded[0]["classes"]

@@ -115,8 +115,9 @@ def _numeric(where: str, key: str, kind: str, spec: dict) -> Param:
             raise ECGNetError(f"{where}: '{field}' must be {'an integer' if kind == 'int' else 'a finite number'}, "
                               f"got {v!r}")
     low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
-    if low > high:
-        raise ECGNetError(f"{where}: low ({low}) is greater than high ({high})")
+    if low >= high:  # low == high: every trial the same value, trained again and again
+        raise ECGNetError(f"{where}: low ({low}) must be below high ({high}) — a fixed value belongs in the "
+                          "config, not the search space")
     if not isinstance(log, bool):
         raise ECGNetError(f"{where}: 'log' must be true or false, got {log!r}")
     if log and low <= 0:

@@ -110,6 +110,8 @@ def run_sweep(config_path: Path, space_path: Path, trials: int, data: Path | Non
         raise ECGNetError(f"--trials {trials}: must be 0 (only write the report) or more")
     directory = study_dir(runs_dir, name)
     url = storage or f"sqlite:///{directory / 'study.db'}"
+    if not trials and storage is None and not (directory / "study.db").is_file():  # before the storage creates it
+        raise ECGNetError(f"--trials 0 writes the report of an existing study, but {directory} holds none")
     db = open_storage(url)
     if not trials and name not in optuna.get_all_study_names(db):
         raise ECGNetError(f"--trials 0 writes the report of an existing study, but {url} has no study '{name}'")
