@@ -466,3 +466,13 @@ def test_bad_compare_distill_and_sweep_options_are_refused_before_any_work(tmp_p
                                     else args)
         assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output, args
     assert not (tmp_path / "runs").exists()
+
+
+def test_compare_names_a_folder_that_is_no_run(tmp_path):
+    """A plain folder or a sweep's study folder was told 'test/metrics.json missing — evaluate the run first'."""
+    from ecgnet.errors import ECGNetError
+    from ecgnet.evaluation.compare import read_run_outputs
+
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ECGNetError, match=r"plain: not an ECGNet run directory \(no config.yaml or run.json\)"):
+        read_run_outputs(tmp_path / "plain")

@@ -168,6 +168,19 @@ def test_pretraining_writes_the_encoder_and_its_record(pretrained):
     assert not any(k.startswith(HEAD) for k in state), "the classification head is not part of the encoder"
 
 
+def test_pretraining_again_says_it_replaces_the_finished_encoder(pretrained, ptbxl_root, tmp_path, monkeypatch):
+    """A second `ecgnet pretrain` of the same name replaced the encoder without a word, where train says so (found
+    in a CLI audit). Into a copy of the fixture's run, so the module's other tests keep theirs."""
+    import shutil
+
+    shutil.copytree(pretrained, tmp_path / pretrained.name)
+    monkeypatch.chdir(tmp_path)
+    args = ["pretrain", "-c", str(CONFIG), "--data", str(ptbxl_root), "--runs-dir", str(tmp_path), "--no-progress"]
+    result = CliRunner().invoke(app, args + [a for item in TINY for a in ("--set", item)])
+    assert result.exit_code == 0 and f"note: replacing the finished pretraining {tmp_path / pretrained.name}" in \
+        " ".join(result.output.split())
+
+
 def test_fine_tuning_starts_from_the_pretrained_encoder(pretrained, ptbxl_superdiagnostic, tmp_path, monkeypatch):
     from ecgnet.training.fit import fit_lightning
 

@@ -49,6 +49,11 @@ def read_run_outputs(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ECGNetError(f"{run_dir}: no such run directory")
+    from ecgnet.runs.directory import refuse_incomplete
+
+    refuse_incomplete(run_dir)  # an unfinished run, and a folder that is none, said as such (not "evaluate it")
+    if not (run_dir / "config.yaml").is_file() and not (run_dir / "run.json").is_file():
+        raise ECGNetError(f"{run_dir}: not an ECGNet run directory (no config.yaml or run.json)")
     test = _read_json(run_dir / "test" / "metrics.json")
     if test is None:
         raise ECGNetError(f"{run_dir / 'test' / 'metrics.json'}: missing — evaluate the run first")

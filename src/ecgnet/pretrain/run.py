@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def pretrain(config: PretrainConfig, data_root: Path, runs_dir: Path = Path("run
                           "(pretraining is for e.g. time_resnet1d)")
     data = PTBXL(data_root, d.task, d.sampling_rate, cache_dir, d.in_memory)
     split, per_fold = pretraining_split(data, d.max_records, config.seed)  # folds 1–8 only, checked
+    if (run_dir / FILENAME).is_file():  # as train says it (a run initialised from it keeps its own copy's hash)
+        print(f"note: replacing the finished pretraining {run_dir}", file=sys.stderr)
     fit_frontends(model, split.signal)  # per-lead standardisation from these records; saved with the encoder
 
     module = SimCLRModule(model, config)
