@@ -426,6 +426,9 @@ def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_train
     said = " ".join(skipped.output.split())
     assert skipped.exit_code == 0 and "40 of 40 records scored (1 manifest rows skipped)" in said
     assert "skipped line 42 (missing.hea): column record" in said
+    no_ptbxl = CliRunner().invoke(app, ["evaluate", str(run), "--no-progress"], env={"ECGNET_DATA": ""})
+    assert no_ptbxl.exit_code == 2 and "or score this run on a labelled manifest: --manifest M.csv (it was trained " \
+        "on" in " ".join(no_ptbxl.output.split())
     calibrated = CliRunner().invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "here",
                                           "--skip-bad", "--folds", "2", "--n-boot", "20", "--no-progress"])
     assert calibrated.exit_code == 0, calibrated.output  # in-sample, and said so (found in a protocol review)

@@ -438,14 +438,16 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
     if split not in ("test", "val"):
         raise ECGNetError(f"--split must be 'test' or 'val', not '{split}'")
     checkpoint = resolve_checkpoint(run or checkpoint)
-    try:
-        metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
-    except ECGNetError as e:
-        trained = _trained_manifest(checkpoint)
-        if trained and "no PTB-XL folder given" in str(e):  # a run of the user's own data: their manifests first
+    from ecgnet.data.ptbxl import DATA_ENV, data_root
+
+    trained = _trained_manifest(checkpoint)
+    if trained and not (data or os.environ.get(DATA_ENV)):  # a run of the user's own data, no PTB-XL: manifests first
+        try:
+            data_root(data)
+        except ECGNetError as e:
             raise ECGNetError(f"{e} — or score this run on a labelled manifest: --manifest M.csv (it was trained on "
                               f"{trained})") from None
-        raise
+    metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
     console.print(format_table(metrics, title=f"{checkpoint.name} — {'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
     console.print(f"Report: [bold]{report}[/]")
 

@@ -257,12 +257,11 @@ def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits, 
             sums = wfdb.rdrecord(str(name), physical=False, smooth_frames=False).calc_checksum(expanded=True)
         else:
             sums = rec.calc_checksum()
-        if _checksums_match(rec.checksum, sums):
-            pass
-        elif all(int(h or 0) == 0 for h in rec.checksum):  # a writer that did not compute them
+        if not _checksums_match(rec.checksum, sums):
+            if any(int(h or 0) != 0 for h in rec.checksum):
+                raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal "
+                                  "file?)")
             notes.append("the header's checksums are all 0 (not computed by its writer?): not verified")
-        else:
-            raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal file?)")
     return rec
 
 

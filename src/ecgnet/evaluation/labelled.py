@@ -19,16 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.progress import Progress
 
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
-from ecgnet.inference.batch import predict_many
+from ecgnet.inference.batch import predict_many, progress_bar
 from ecgnet.inference.predictor import Predictor
-
-ERR = Console(stderr=True)  # the bar, on a terminal only: a transient bar left a blank line in logs
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ def predict_collection(predictor: Predictor, collection: Collection, progress: b
     label_col = {c: collection.classes.index(c) for c in match.matched}
     rows = []
     paths = record_paths(collection)
-    with Progress(transient=True, disable=not progress or not ERR.is_terminal, console=ERR) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"{description} {len(paths)} records", total=len(paths))
         for i, path in enumerate(paths):
             meta = _metadata(collection, i) if predictor.uses_metadata else {}

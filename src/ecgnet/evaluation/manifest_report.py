@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from ecgnet.evaluation.scoring import format_auc
-from ecgnet.evaluation.scoring import few_cases
+from ecgnet.evaluation.scoring import few_cases, format_auc
 from ecgnet.evaluation.report import _png, write_document
 from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt

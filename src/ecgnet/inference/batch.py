@@ -29,7 +29,12 @@ from ecgnet.fileio import atomic_path
 from ecgnet.inference.predictor import Predictor
 from ecgnet.models.windows import windowed_proba
 
-ERR = Console(stderr=True)  # the bar, on a terminal only: a transient bar left a blank line in logs
+ERR = Console(stderr=True)  # stdout: results only
+
+
+def progress_bar(progress: bool) -> Progress:
+    """A transient progress bar on stderr, drawn on a terminal only (in a log it left a blank line)."""
+    return Progress(transient=True, disable=not progress or not ERR.is_terminal, console=ERR)
 
 
 def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool = True,
@@ -39,7 +44,7 @@ def predict_many(predictor: Predictor, headers: Iterable[Path], resample: bool =
     ``{"record", "error"}``."""
     headers = list(headers)
     results = []
-    with Progress(transient=True, disable=not progress or not ERR.is_terminal, console=ERR) as bar:  # stdout: results only
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"Diagnosing {len(headers)} records", total=len(headers))
         for header in headers:
             try:

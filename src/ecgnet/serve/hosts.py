@@ -42,14 +42,18 @@ class TrustedHosts(TrustedHostMiddleware):
             return
         parsed = parse_host_header(Headers(scope=scope).get("host"))
         host = parsed.host.lower() if parsed is not None else None
-        if host is not None and any(host == p or (p.startswith("*") and host.endswith(p[1:]))
-                                    for p in self.allowed_hosts):
+        if host is not None and matches(host, self.allowed_hosts):
             await self.app(scope, receive, send)
             return
         shown = repr(host[:80]) if host else "missing or malformed"
         await JSONResponse({"detail": f"Host header {shown} is not served here (this server answers "
                                       f"{', '.join(self.allowed_hosts)}; start it with --allowed-host NAME to "
                                       "serve another name)"}, status_code=400)(scope, receive, send)
+
+
+def matches(host: str, patterns) -> bool:
+    """Whether ``host`` is one of ``patterns``: a name, ``*.domain`` or ``*`` (any)."""
+    return any(p == "*" or host == p or (p.startswith("*") and host.endswith(p[1:])) for p in patterns)
 
 
 def add_trusted_hosts(app, hosts: list[str]) -> None:
@@ -71,7 +75,7 @@ class SameOrigin:
     def _configured(self, origin: str) -> bool:
         parsed = parse_host_header(origin.split("://", 1)[-1]) if "://" in origin else None
         host = parsed.host.lower() if parsed is not None else ""
-        return any(p == "*" or host == p or (p.startswith("*") and host.endswith(p[1:])) for p in self.configured)
+        return matches(host, self.configured)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] not in self.SAFE:
