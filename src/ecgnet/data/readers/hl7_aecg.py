@@ -107,7 +107,7 @@ def _start_time(sset) -> tuple | None:
     instant written '20240102101112' or '20240102101112.000' is equal), or its TIME_RELATIVE head in seconds;
     None when it gives neither."""
     for seq in sset.iter("sequence"):
-        code = (seq.find("code").get("code") if seq.find("code") is not None else "") or ""
+        code = _code(seq)
         head = seq.find("value/head")
         if head is None or not code.startswith("TIME_"):
             continue
