@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from ecgnet.config import parse_config
 from ecgnet.errors import ECGNetError
 from ecgnet.training.losses import FocalLoss, make_loss, positive_weights
-from ecgnet.training.sampling import oversampler, record_weights
+from ecgnet.training.sampling import epoch_sampler, oversampler, record_weights
 
 
 def test_positive_weights_are_sqrt_of_negative_to_positive_ratio():
@@ -49,6 +49,17 @@ def test_oversampler_balances_single_label_classes():
     rare_share = y[drawn, 1].mean()
     assert 0.45 < rare_share < 0.55  # from 0.10 to about a half
     assert len(drawn) == len(y)
+
+
+def test_min_epoch_crops_repeats_whole_shuffles_of_a_small_collection():
+    y = np.zeros((10, 2), dtype=np.float32)
+    assert epoch_sampler(y, "shuffle", 0, 10, None) is None  # the loader's own shuffle, as before
+    assert epoch_sampler(y, "shuffle", 0, 10, 8) is None  # already at least 8 crops an epoch
+    drawn = list(epoch_sampler(y, "shuffle", 0, 10, 25))
+    assert len(drawn) == 25
+    assert sorted(drawn[:10]) == sorted(drawn[10:20]) == list(range(10))  # every record once a pass
+    assert len(set(drawn[20:])) == 5  # the last pass cut short, without repeats
+    assert len(list(epoch_sampler(y, "oversample", 0, 10, 25))) == 25
 
 
 def test_record_weights_follow_the_rarest_label():

@@ -81,3 +81,14 @@ def test_ddp_on_a_manifest(tmp_path):
     assert hardware["world_size"] == 2 and hardware["strategy"] == "DDPStrategy"
     log = pd.read_csv(run / "logs" / "metrics.csv").dropna(subset=["val_macro_auc"])
     assert (log["val_records"] == json.loads((run / "run.json").read_text())["split_records"]["val"]).all()
+
+
+@pytest.mark.slow
+def test_min_epoch_crops_gives_a_small_collection_more_steps_an_epoch(tmp_path):
+    """36 records (~22 to train on) in batches of 8 are 2 steps an epoch; ≥ 64 crops an epoch are 8."""
+    proc = _run(tmp_path, ", min_epoch_crops: 64", "crops")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "runs" / "crops"
+    assert json.loads((run / "run.json").read_text())["split_records"]["train"] < 64
+    log = pd.read_csv(run / "logs" / "metrics.csv").dropna(subset=["val_macro_auc"])
+    assert log["step"].tolist() == [8, 16]

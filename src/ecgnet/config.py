@@ -61,6 +61,9 @@ class TrainingConfig(_Strict):
     loss: Literal["bce", "weighted_bce", "focal"] = "bce"
     focal_gamma: float = Field(2.0, ge=0)
     sampler: Literal["shuffle", "oversample"] = "shuffle"
+    min_epoch_crops: int | None = Field(None, gt=0, description="an epoch draws at least this many training "
+                                        "crops: a smaller collection is passed through several times an epoch, "
+                                        "each pass a new shuffle (training/sampling.py); None = one pass")
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, gt=0, description="torch CPU threads; None = torch's default")
     # Where and how to run (Lightning's Trainer arguments; see docs/performance.md, "Training on several GPUs or nodes").

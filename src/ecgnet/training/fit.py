@@ -40,7 +40,7 @@ from ecgnet.training.losses import make_loss
 from ecgnet.training.distributed import Indexed, hardware
 from ecgnet.training.module import ClassifierModule
 from ecgnet.training.resume import ResumeState, check_versions, record_session, record_versions
-from ecgnet.training.sampling import oversampler
+from ecgnet.training.sampling import epoch_sampler
 from ecgnet.training.swa import EpochWeightAveraging
 
 
@@ -179,23 +179,23 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     elif fit_statistics:
         fit_frontends(model, train_split.signal)
     main_y = train_split.y[:, :val_split.y.shape[1]]  # without an auxiliary task's targets
-    sampler = oversampler(main_y, config.seed) if t.sampler == "oversample" else None
     loss = loss or make_loss(t.loss, train_split.y, t.focal_gamma)
     train_set = CropDataset(train_split, crop)
     if t.distill_teacher:  # each crop's target: its labels and the teacher's probabilities (ecgnet.distill)
         from ecgnet.distill.data import attach
 
         train_set, loss = attach(config, train_split, crop, loss, data=data, progress=progress)
+    sampler = epoch_sampler(main_y, t.sampler, config.seed, len(train_set), t.min_epoch_crops)
+    drawn = len(sampler) if sampler is not None else len(train_set)
     train_loader = DataLoader(train_set, batch_size=t.batch_size, shuffle=sampler is None,
-                              sampler=sampler, drop_last=len(train_split.ecg_ids) > t.batch_size,
-                              num_workers=t.num_workers)
+                              sampler=sampler, drop_last=drawn > t.batch_size, num_workers=t.num_workers)
     val_loader = DataLoader(Indexed(CropDataset(val_split)), batch_size=256, num_workers=t.num_workers)
     module = ClassifierModule(model, config, loss)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
                                  mode="max")
     # last.ckpt every epoch, after best.ckpt (save_last=True writes it only with a new best in Lightning 2.6)
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
-    state = ResumeState([sampler.generator] if sampler is not None else [])  # RNGs, history: see resume.py
+    state = ResumeState([sampler.generator] if getattr(sampler, "generator", None) is not None else [])  # RNGs, history: see resume.py
     callbacks = [checkpoint, latest, EarlyStopping("val_macro_auc", mode="max", patience=t.patience), state]
     if progress:
         callbacks.append(RichProgressBar())
