@@ -68,6 +68,15 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title:
     print(line)
 
 
+def command() -> str:
+    """How this script was started, as the README says to: ``python -m benchmarks.<name> [options]``."""
+    script = Path(sys.argv[0]).resolve()
+    if script.suffix == ".py" and script.is_relative_to(REPO_ROOT):
+        module = script.relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".")
+        return " ".join(["python -m", module, *sys.argv[1:]])
+    return " ".join(["python", *sys.argv])
+
+
 def write_results(name: str, figures: dict, options: dict, path: Path | None = None) -> Path:
     """Write figures + options + machine + git revision to ``benchmarks/results/<name>.json``."""
     from ecgnet.fileio import write_text
@@ -78,7 +87,7 @@ def write_results(name: str, figures: dict, options: dict, path: Path | None = N
     doc = {"benchmark": name,
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "git_revision": origin["git_revision"], "git_dirty_files": origin["git_dirty_files"],
-           "command": " ".join(["python", *sys.argv]), "machine": machine_info(), "options": options,
+           "command": command(), "machine": machine_info(), "options": options,
            "figures": figures}
     write_text(path, json.dumps(doc, indent=2, default=str) + "\n")  # atomic: temp file, then rename
     print(f"\nwrote {path}")
