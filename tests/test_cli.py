@@ -173,6 +173,7 @@ def test_predict_resample(cli, untrained_run, write_record):
 def test_predict_bad_sex(cli, untrained_run, write_record):
     path, _ = write_record()
     assert_user_error(cli("predict", path, "--checkpoint", untrained_run, "--sex", "robot"), "--sex")
+    assert_user_error(cli("predict", path, "--checkpoint", untrained_run, "--sex", "1"), "--sex", "write male/female")
 
 
 def test_predict_a_folder_without_ecgs_names_what_it_looked_for(cli, tmp_path):

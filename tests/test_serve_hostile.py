@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import hostile  # noqa: E402
 from ecgnet.data.limits import ReadLimits  # noqa: E402
-from ecgnet.data.patient import check_patient  # noqa: E402
+from ecgnet.data.patient import PatientError, check_patient  # noqa: E402
 from ecgnet.errors import ECGNetError  # noqa: E402
 from ecgnet.serve import create_app  # noqa: E402
 from ecgnet.serve.limits import Gate, ServeLimits  # noqa: E402
@@ -103,7 +103,10 @@ def test_non_finite_or_absurd_metadata_is_a_422(client, tmp_path, field, value):
 
 def test_patient_fields_in_range_pass_and_others_do_not():
     assert check_patient(age=74, sex="Female", height=170.5, weight=80)["age"] == 74
-    assert [check_patient(sex=s)["sex"] for s in ("M", "f", "0", " FEMALE ")] == ["male", "female", "male", "female"]
+    assert [check_patient(sex=s)["sex"] for s in ("M", "f", "male", " FEMALE ")] == ["male", "female", "male", "female"]
+    for number in ("0", "1", " 2 ", 1):  # PTB-XL's 1 is female, many sites' 1 male: refused, never guessed
+        with pytest.raises(PatientError, match="is a number, which sites write either way"):
+            check_patient(sex=number)
     assert check_patient(age=300)["age"] == 300  # PTB-XL's code for over 89
     for bad in ({"age": math.inf}, {"age": float("nan")}, {"age": -1}, {"age": 131}, {"height": 1e9},
                 {"weight": 0}, {"sex": "x"}, {"age": "old"}):

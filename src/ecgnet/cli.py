@@ -540,7 +540,7 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
             resample: bool = typer.Option(True, help="Resample records not at the model's rate (a note says so); "
                                           "--no-resample refuses them instead."),
             age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the header's #Age)."),
-            sex: Optional[str] = typer.Option(None, help="male or female (or M/F; default: the header's #Sex)."),
+            sex: Optional[str] = typer.Option(None, help="male or female (or M/F, not 0/1; default: the header's #Sex)."),
             height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
             out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here."),
             long_records: str = LongRecordsOpt,
@@ -633,7 +633,7 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
            site: Optional[str] = typer.Option(None, "--site", help="Apply this site profile of the run: its "
                                               "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the file's)."),
-           sex: Optional[str] = typer.Option(None, help="male or female (or M/F; default: the file's)."),
+           sex: Optional[str] = typer.Option(None, help="male or female (or M/F, not 0/1; default: the file's)."),
            height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
            long_records: str = LongRecordsOpt,
            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):

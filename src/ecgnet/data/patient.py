@@ -16,8 +16,9 @@ from ecgnet.errors import ECGNetError
 
 RANGES = {"age": (0.0, 130.0, "years"), "height": (20.0, 260.0, "cm"), "weight": (0.5, 500.0, "kg")}
 PTBXL_OVER_89 = 300.0  # PTB-XL's code for an age over 89 (read as 90 by the models), accepted as such
-SEXES = {"male": "male", "m": "male", "0": "male", "female": "female", "f": "female", "1": "female"}  # 0/1: PTB-XL's
-# (typed to predict --sex or the viewer, as documented there; a manifest refuses numbers, which sites write either way)
+SEXES = {"male": "male", "m": "male", "female": "female", "f": "female"}
+NUMBERED_SEX = ("is a number, which sites write either way (PTB-XL: 0 male, 1 female; others: 1 male, 2 female): "
+                "write male/female or M/F")  # refused everywhere a user gives a sex: a flip would be silent
 
 
 class PatientError(ECGNetError):
@@ -47,9 +48,19 @@ def check_patient(age=None, sex=None, height=None, weight=None, plausible: bool 
             raise PatientError(f"{name} {str(value)[:20]} is not a plausible {name} "
                                f"(a finite number of {unit} in {low:g}–{high:g}"
                                + (", or PTB-XL's 300 for over 89)" if name == "age" else ")"))
+    if sex is not None and _is_number(sex):
+        raise PatientError(f"sex {str(sex).strip()[:20]!r} {NUMBERED_SEX}")
     if sex is not None and str(sex).strip().lower() not in SEXES:
-        raise PatientError(f"sex must be male or female (or M/F, PTB-XL's 0/1), not {str(sex)[:20]!r}")
+        raise PatientError(f"sex must be male or female (or M/F), not {str(sex)[:20]!r}")
     return {**values, "sex": None if sex is None else SEXES[str(sex).strip().lower()]}
+
+
+def _is_number(value) -> bool:
+    try:
+        float(str(value).strip())
+    except ValueError:
+        return False
+    return True
 
 
 def sex_from(value) -> str | None:

@@ -57,7 +57,7 @@ STATIC = Path(__file__).parent / "static"
 # the form fields every diagnosing route takes
 MODEL = Form(None, description="a name from GET /api/models (default: the server's default model)")
 AGE = Form(None, description="years")
-SEX = Form(None, description="male | female (M / F, or PTB-XL's 0 = male / 1 = female)")
+SEX = Form(None, description="male | female (or M / F; numbers are refused: sites code them either way)")
 HEIGHT = Form(None, description="cm")
 WEIGHT = Form(None, description="kg")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # what the POST endpoints read

@@ -56,7 +56,7 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
 from ecgnet.data.collections.manifest_checks import ACCEPTED, MISSING, NO_LABEL, WILDCARD
-from ecgnet.data.patient import RANGES, SEXES
+from ecgnet.data.patient import NUMBERED_SEX, RANGES, SEXES
 from ecgnet.data.ptbxl import AGE_CAP, SEX_CODES, metadata_features
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
@@ -339,9 +339,8 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
     sex = cell.get("sex", "")
     entry["sex"] = np.nan
     if sex and sex.lower() not in MISSING:
-        if checks.is_number(sex):  # PTB-XL writes 1 for female, many sites 1 for male: a flip would be silent
-            errors.append(f"column sex: '{sex}' is a number, which sites write either way (PTB-XL: 0 male, 1 female; "
-                          "others: 1 male, 2 female): write male/female or M/F")
+        if checks.is_number(sex):
+            errors.append(f"column sex: '{sex}' {NUMBERED_SEX}")
         elif sex.lower() not in SEXES:
             errors.append(f"column sex: '{sex}' is not male/female (or M/F)")
         else:
