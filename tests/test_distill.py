@@ -78,6 +78,21 @@ def test_config_defaults_off_and_bad_values_are_errors():
         _config(distill_teacher="runs/x", auxiliary_task="all")
 
 
+def test_the_teacher_option_replaces_the_configs_teacher_and_says_so(tmp_path, capsys):
+    from ecgnet.distill.run import student_config
+
+    student = tmp_path / "s.yaml"
+    student.write_text("name: s\nmodel: {name: time_resnet1d}\ntraining: {distill_teacher: runs/old}\n")
+    assert student_config(student, tmp_path / "new").training.distill_teacher == str(tmp_path / "new")
+    note = capsys.readouterr().err
+    assert "replaces the teacher" in note and "runs/old" in note
+    student.write_text("name: s\nmodel: {name: time_resnet1d}\n")
+    student_config(student, tmp_path / "new")
+    assert capsys.readouterr().err == ""  # no teacher named: nothing replaced
+    with pytest.raises(ECGNetError, match="the teacher is --teacher"):
+        student_config(student, tmp_path / "new", ["training.distill_teacher=runs/other"])
+
+
 # --- soft targets -----------------------------------------------------------------------------
 
 def _targets(probs: np.ndarray, method="average", weight=None, bias=None, ids=None) -> SoftTargets:

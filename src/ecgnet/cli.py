@@ -282,7 +282,8 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
 @app.command()
 @friendly
 def distill(teacher: str = typer.Option(..., "--teacher", help="The teacher: a run directory or a shipped "
-                                        "model's name, e.g. ensemble_greedy."),
+                                        "model's name, e.g. ensemble_greedy. It replaces any teacher the "
+                                        "student config names (training.distill_teacher)."),
             student: Path = typer.Option(..., "--student", help="The student's experiment YAML, e.g. "
                                          "configs/distill_long_time.yaml in a checkout, or `ecgnet models --config "
                                          "distill_long_time > s.yaml`."),

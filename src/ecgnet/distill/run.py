@@ -6,6 +6,7 @@ The student is an ordinary training config (folds 1–8 train, fold 9 selects, f
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ecgnet.config import Config, load_config, parse_config
@@ -16,10 +17,15 @@ from ecgnet.errors import ECGNetError
 
 def student_config(student: Path, teacher: Path, overrides: list[str] | tuple[str, ...] = (),
                    unlabelled: Path | None = None) -> Config:
-    """The student config with ``training.distill_teacher`` = ``teacher`` (the config's own ``--set``
-    overrides applied first; a distill_* override of weight, temperature or target is kept) and, when
+    """The student config with ``training.distill_teacher`` = ``teacher`` — whatever teacher the config
+    names is replaced, with a note — (the config's own ``--set`` overrides applied first; a distill_* override of weight, temperature or target is kept) and, when
     given, ``training.distill_unlabelled`` = ``unlabelled``."""
+    if any(item.split("=", 1)[0].strip() == "training.distill_teacher" for item in overrides):
+        raise ECGNetError("the teacher is --teacher, not --set training.distill_teacher")
     config = load_config(student, overrides)
+    named = config.training.distill_teacher
+    if named and Path(named).resolve() != Path(teacher).resolve():
+        print(f"note: --teacher {teacher} replaces the teacher {student} names ({named})", file=sys.stderr)
     raw = config.model_dump(mode="json")
     raw["training"]["distill_teacher"] = str(teacher)
     if unlabelled is not None:
