@@ -12,7 +12,8 @@ from ecgnet.cli import app
 from ecgnet.config import load_config
 from ecgnet.errors import ECGNetError
 
-BASELINE = Path(__file__).resolve().parents[1] / "configs" / "baseline_time.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+BASELINE = CONFIGS / "baseline_time.yaml"
 
 
 def test_overrides_change_only_what_they_name():
@@ -66,3 +67,16 @@ def test_merged_config_round_trips(tmp_path):
     (tmp_path / "c.yaml").write_text(dump_config(cfg))
     assert yaml.safe_load((tmp_path / "c.yaml").read_text())["training"]["epochs"] == 3
     assert load_config(tmp_path / "c.yaml") == cfg
+
+
+@pytest.mark.parametrize("command, config, said", [
+    ("train", "pretrain_simclr_time.yaml", "a pretraining config, not a training one: run it with `ecgnet pretrain -c`"),
+    ("pretrain", "fast_time.yaml", "a training config, not a pretraining one: run it with `ecgnet train -c`"),
+    ("train", "sweeps/intermediate_concat.yaml", "a sweep's search space (dotted keys), not a config"),
+])
+def test_another_commands_file_is_named_as_such(tmp_path, command, config, said):
+    result = CliRunner().invoke(app, [command, "-c", str(CONFIGS / config), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+    assert "Extra inputs" not in result.output and not any(tmp_path.iterdir())
+    with pytest.raises(ECGNetError, match="Extra inputs are not permitted"):  # a mistyped key is still listed
+        load_config(CONFIGS / "fast_time.yaml", ["training.simclr=1"])

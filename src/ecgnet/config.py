@@ -208,7 +208,26 @@ def parse_config(raw: Any, source: str = "config", schema: type[BaseModel] = Con
         problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {err['msg']}"
                              + (_did_you_mean(schema, err["loc"]) if err["type"] == "extra_forbidden" else "")
                              for err in e.errors())
-        raise ECGNetError(f"{source}: invalid {what} — {problems}") from e
+        other = _other_kind(raw, schema)
+        raise ECGNetError(f"{source}: {other}" if other else f"{source}: invalid {what} — {problems}") from e
+
+
+def _other_kind(raw: Any, schema: type[BaseModel]) -> str:
+    """When ``raw`` is another command's file — a pretraining config to train, a training config to pretrain,
+    a sweep's search space — which one, said instead of its foreign keys; "" when it is none of them."""
+    if not isinstance(raw, dict):
+        return ""
+    if schema is Config and "simclr" in raw:
+        return "a pretraining config, not a training one: run it with `ecgnet pretrain -c`"
+    if raw and all("." in str(key) for key in raw):
+        return "a sweep's search space (dotted keys), not a config: give it to `ecgnet sweep --space`"
+    if schema is not Config and "simclr" not in raw:
+        try:
+            Config.model_validate(raw)
+        except ValidationError:
+            return ""
+        return "a training config, not a pretraining one: run it with `ecgnet train -c`"
+    return ""
 
 
 def _did_you_mean(schema: type[BaseModel], loc: tuple) -> str:
