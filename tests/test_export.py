@@ -287,3 +287,5 @@ def test_the_metadata_says_every_step_a_deployment_outside_ecgnet_must_repeat():
     assert np.allclose(predictor.metadata_vector(age=95, sex="female", height=170), by_hand, atol=1e-6)
     rate, n = pre["sampling_rate"], 38 * pre["sampling_rate"]  # a 38 s record: 0, 10, 20 s and the last 10 s
     assert predictor.segments(n) == [0, 10 * rate, 20 * rate, n - 10 * rate]
+    assert "shorter than 10 s is one segment of its own length" in pre["short_records"]
+    assert predictor.segments(7 * rate) == [0]  # a 7 s record: one segment, its windows over 7 s

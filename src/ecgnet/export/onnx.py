@@ -75,6 +75,10 @@ def _metadata(run: Run) -> dict[str, str]:
         "segments": "a record of n samples is cut into 10 s segments starting every 10 s, the last one ending at "
                     "the record's end (so it may overlap the one before; a 10 s record is one segment); the "
                     "record's probability is the mean of its segments'",
+        "short_records": "a record shorter than 10 s is one segment of its own length: with input 'window', "
+                         "the windows over it (the last ending at its end); shorter than one window "
+                         "(crop_seconds): not scored; with input 'segment' the graph takes exactly "
+                         "input_samples, so a record shorter than 10 s is scored by ecgnet's torch engine only",
         "resampling": "a record at another rate: scipy.signal.resample_poly along time, up / down = the model's "
                       "rate / the record's as a fraction (denominator ≤ 1000)",
         "metadata_features": METADATA_FEATURES,
