@@ -245,8 +245,9 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         from ecgnet.training.finetune import default_mode
 
         mode = default_mode(source, collection.classes)
+    listed = len(collection.skipped)  # the manifest's rows, already listed by the command
     collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad, limits)
-    for record, why in collection.skipped:
+    for record, why in collection.skipped[listed:]:  # and now the records that could not be read
         log(f"skipped {record}: {why}")
     run_dir = Path(runs_dir) / config.name
     summary: dict = {"run": str(run_dir), "records": len(collection), "skipped": len(collection.skipped)}
