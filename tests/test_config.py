@@ -80,3 +80,10 @@ def test_another_commands_file_is_named_as_such(tmp_path, command, config, said)
     assert "Extra inputs" not in result.output and not any(tmp_path.iterdir())
     with pytest.raises(ECGNetError, match="Extra inputs are not permitted"):  # a mistyped key is still listed
         load_config(CONFIGS / "fast_time.yaml", ["training.simclr=1"])
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "a/b", ""])
+def test_a_run_name_cannot_leave_or_hide_in_the_runs_folder(name):
+    with pytest.raises(ECGNetError, match="name"):
+        load_config(BASELINE, [f"name='{name}'"])
+    assert load_config(BASELINE, ["name=v1.2_a-b"]).name == "v1.2_a-b"

@@ -129,8 +129,11 @@ class TrainingConfig(_Strict):
         return self
 
 
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"  # a run's folder under --runs-dir: never '.', '..' or hidden
+
+
 class Config(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     seed: int = Field(0, ge=0, lt=2**32, description="what numpy and Lightning accept (else Lightning uses 0)")
     data: DataConfig = DataConfig()
     model: ModelConfig
@@ -205,11 +208,17 @@ def parse_config(raw: Any, source: str = "config", schema: type[BaseModel] = Con
     try:
         return schema.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {err['msg']}"
+        problems = "; ".join(f"{'.'.join(map(_printable, err['loc'])) or '(top)'}: {_message(err)}"
                              + (_did_you_mean(schema, err["loc"]) if err["type"] == "extra_forbidden" else "")
                              for err in e.errors())
         other = _other_kind(raw, schema)
         raise ECGNetError(f"{source}: {other}" if other else f"{source}: invalid {what} — {problems}") from e
+
+
+def _message(err: dict) -> str:
+    if err["type"] == "string_pattern_mismatch" and err["loc"] == ("name",):
+        return f"{str(err['input'])[:40]!r} is not a run name (letters, digits, '_', '-' and '.'; not first a '.')"
+    return err["msg"]
 
 
 def _other_kind(raw: Any, schema: type[BaseModel]) -> str:

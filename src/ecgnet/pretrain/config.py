@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ecgnet.config import ModelConfig, _Strict, parse_config, read_with_overrides
+from ecgnet.config import NAME_PATTERN, ModelConfig, _Strict, parse_config, read_with_overrides
 from ecgnet.data.augment import NAMES as AUGMENTATIONS
 from ecgnet.data.ptbxl import TASKS
 
@@ -54,7 +54,7 @@ class PretrainTraining(_Strict):
 
 
 class PretrainConfig(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     seed: int = Field(0, ge=0, lt=2**32)
     data: PretrainData = PretrainData()
     model: ModelConfig
