@@ -44,9 +44,6 @@ class SpectrogramFrontend(nn.Module):
         """Centre frequency in Hz of each frequency row."""
         return np.fft.rfftfreq(self.n_fft, d=1.0 / fs)
 
-    def n_frames(self, samples: int) -> int:
-        return samples // self.hop + 1
-
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
         x = self.norm(signal)
         batch, leads, samples = x.shape

@@ -66,7 +66,7 @@ def list_profiles(run_dir: str | Path) -> list[str]:
 
 @dataclass(frozen=True)
 class SiteProfile:
-    """A loaded profile; :meth:`apply` maps a run's probabilities (in the run's class order)."""
+    """A loaded profile; :meth:`calibrate` maps a run's probabilities (in the run's class order)."""
 
     site: str
     classes: list[str]

@@ -41,7 +41,6 @@ from ecgnet.training.collection_scoring import paired_vs, predict, score, youden
 from ecgnet.training.cv_report import SCORED_ON, write_cv
 
 DEFAULT_FOLDS = 10
-# what out-of-fold (and zero-shot) predictions see of a record: the cache's 10 s, as in training
 
 
 # --- splits --------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Scoring a model on a labelled collection, tolerant of small ones: its probabilities for chosen rows
-(:func:`predict`), macro and per-class AUC with bootstrap intervals (:func:`score`, the scoring
-``evaluate --manifest`` uses), Youden thresholds, and a paired bootstrap of two models on the same records
-(:func:`paired_vs`).
+(:func:`predict`: each record's cached 10 s, as training sees it), macro and per-class AUC with bootstrap
+intervals (:func:`score`: :func:`ecgnet.evaluation.scoring.score`, the scoring ``evaluate --manifest``
+uses, with cv/metrics.json's key names), Youden thresholds, and a paired bootstrap of two models on the
+same records (:func:`paired_vs`).
 
 A class without a positive or a negative among the scored records (or with unknown labels only) is reported
 as not scorable instead of failing; unknown labels (NaN) leave that class's score for those records out.
