@@ -140,21 +140,29 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     if coarse:
         warnings.append(coarse)
     flags = lead_quality(signal, rec.fs, LEADS) if quality else []  # likewise: resampling smooths a clipped plateau
-    if rec.fs != sampling_rate:
-        if not resample:
-            raise ECGNetError(f"{header}: sampled at {rec.fs:g} Hz, the model expects {sampling_rate:g} Hz "
-                              "(resampling is off: drop --no-resample, or pass resample=True)")
-        signal = resample_signal(signal, rec.fs, sampling_rate)
-        notes.append(f"resampled: {rec.fs:g} Hz → {sampling_rate:g} Hz")
-    with np.errstate(over="ignore"):
-        out = np.ascontiguousarray(signal, dtype=np.float32)
-    if not np.isfinite(out).all():  # a gain like 1e-40/mV: finite in float64, infinite in float32
-        raise ECGNetError(f"{header}: amplitudes beyond float32's range (~3e38 mV): a wrong gain in the header?")
+    out = at_model_rate(signal, rec.fs, sampling_rate, resample, header, notes)
     warnings += problems
     age, sex = header_demographics(rec.comments or [])
     return ECGRecord(header, out, float(sampling_rate), float(rec.fs),
                      warnings, amplitude_ok and not problems, age, sex, list(rec.comments or []), quality=flags,
                      notes=notes, derived_leads=[display(d) for d in derived])
+
+
+def at_model_rate(signal: np.ndarray, source_rate: float, sampling_rate: float, resample: bool, path,
+                  notes: list[str]) -> np.ndarray:
+    """The last step of every reader: the signal at the model's rate (resampled when ``resample``, said in
+    ``notes``; else a rate mismatch is an error naming ``path``) as contiguous float32, finite."""
+    if source_rate != sampling_rate:
+        if not resample:
+            raise ECGNetError(f"{path}: sampled at {source_rate:g} Hz, the model expects {sampling_rate:g} Hz "
+                              "(resampling is off: drop --no-resample, or pass resample=True)")
+        signal = resample_signal(signal, source_rate, sampling_rate)
+        notes.append(f"resampled: {source_rate:g} Hz → {sampling_rate:g} Hz")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(signal, dtype=np.float32)
+    if not np.isfinite(out).all():  # a gain like 1e-40/mV: finite in float64, infinite in float32
+        raise ECGNetError(f"{path}: amplitudes beyond float32's range (~3e38 mV): a wrong gain or scale in the file?")
+    return out
 
 
 def _lead_channels(header: Path, names: list[str], notes: list[str]) -> tuple[list[int], list[str]]:

@@ -15,11 +15,10 @@ import importlib
 import os
 from pathlib import Path
 
-import numpy as np
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.readers.detect import FORMATS, READ, detect
-from ecgnet.data.records import ECGRecord, amplitude_problems, read_ecg, resample_signal, resolution_warning
+from ecgnet.data.records import ECGRecord, amplitude_problems, at_model_rate, read_ecg, resolution_warning
 from ecgnet.errors import ECGNetError
 
 __all__ = ["FORMATS", "READ", "detect", "read_ecg_any", "read_source"]
@@ -58,15 +57,6 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
     problems = amplitude_problems(rec.signal)
     rec.warnings += problems + [w for w in [resolution_warning(rec.signal)] if w]
     rec.amplitude_trusted = rec.amplitude_trusted and not problems
-    if rec.source_rate != sampling_rate:
-        if not resample:
-            raise ECGNetError(f"{path}: sampled at {rec.source_rate:g} Hz, the model expects {sampling_rate:g} Hz "
-                              "(resampling is off: drop --no-resample, or pass resample=True)")
-        rec.signal = resample_signal(rec.signal, rec.source_rate, sampling_rate)
-        rec.sampling_rate = float(sampling_rate)
-        rec.notes.append(f"resampled: {rec.source_rate:g} Hz → {sampling_rate:g} Hz")
-    with np.errstate(over="ignore"):
-        rec.signal = np.ascontiguousarray(rec.signal, dtype=np.float32)
-    if not np.isfinite(rec.signal).all():
-        raise ECGNetError(f"{path}: amplitudes beyond float32's range (~3e38 mV): a wrong scale in the file?")
+    rec.signal = at_model_rate(rec.signal, rec.source_rate, sampling_rate, resample, path, rec.notes)
+    rec.sampling_rate = float(sampling_rate)
     return rec
