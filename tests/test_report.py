@@ -191,6 +191,8 @@ def test_ecgnet_report_refuses_an_unreadable_file_and_writes_nothing(tmp_path):
     assert not out.exists()
     png = CliRunner().invoke(app, ["report", str(bad), "--pdf", str(tmp_path / "r.png")])  # a PDF named .png: no
     assert png.exit_code == 2 and "give a name ending in .pdf" in png.output and not (tmp_path / "r.png").exists()
+    blocked = CliRunner().invoke(app, ["report", str(bad), "--pdf", str(bad / "out.pdf")])  # a folder that is a file
+    assert blocked.exit_code == 2 and "a file stands where a folder is needed" in blocked.output, blocked.output
 
 
 def test_pdf_bytes_is_the_same_single_page():
@@ -225,16 +227,89 @@ def test_the_viewer_prints_the_report_of_an_upload(tmp_path, ptbxl_root):
         assert refused.status_code == 400 and "either" in refused.json()["detail"]
 
 
+def ink(dark: np.ndarray, x_mm: tuple[float, float], y_mm: tuple[float, float]) -> int:
+    """Dark pixels in a box of the page given in page millimetres from the bottom-left corner."""
+    top, bottom = (int((L.PAGE_MM[1] - y) * PX_PER_MM) for y in (y_mm[1], y_mm[0]))
+    return int(dark[top:bottom, int(x_mm[0] * PX_PER_MM):int(x_mm[1] * PX_PER_MM)].sum())
+
+
 @needs_poppler
 @pytest.mark.parametrize("seconds", [4.0, 30.0])
 def test_short_and_long_records_fit_the_page(tmp_path, seconds):
-    """A 4 s record draws what it has (the later columns stay empty); a 30 s record its first 10 s."""
+    """A 4 s record is shared out over the four columns, a second each, so that V4–V6 are not left blank (they
+    were, without a word: found in a report audit); a 30 s record shows its first 10 s."""
     record = ECGRecord(Path("x.hea"), pulses(seconds=seconds), 500.0, 500.0)
     pdf, img = rendered(tmp_path, record)
     dark = img.max(-1) < 90
+    v6_x = L.GRID_X + L.CALIBRATION_MM + 3 * L.COLUMN_S * L.MM_PER_S  # V6: the last column of the third row
+    v6_y = L.GRID_Y + L.row_baseline(2)
+    assert ink(dark, (v6_x + 3, v6_x + 20), (v6_y - 6, v6_y + 6)) > 500  # its 0.5 mV sine is drawn
     x0 = int((L.GRID_X + L.CALIBRATION_MM) * PX_PER_MM)
     strip = dark[int((L.PAGE_MM[1] - (L.GRID_Y + L.ROW_MM)) * PX_PER_MM):int((L.PAGE_MM[1] - L.GRID_Y) * PX_PER_MM), x0:]
     edges = clusters(np.flatnonzero(strip.sum(0) > 80))
     assert len(edges) == 2 * min(10, int(seconds))  # a rising and a falling edge per pulse drawn
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert ("(first 10 s shown)" in text) == (seconds > 10)
+    assert ("(each column 1 s)" in text) == (seconds < 10)
+
+
+@needs_poppler
+def test_a_tall_wave_runs_past_its_row_instead_of_being_cut(tmp_path):
+    """An R wave of 3 mV in V4 (the top row) is drawn to its height, above the grid, as on paper; it was cut
+    flat at the grid's edge, so LVH voltages could not be read (found in a report audit)."""
+    x = pulses()
+    t = np.arange(x.shape[1]) / 500
+    x[LEADS.index("V4")] = ((t - 8.0) % 10 < 0.2) * 3.0  # one 3 mV pulse at 8.0 s, in V4's column
+    _, img = rendered(tmp_path, ECGRecord(Path("x.hea"), x, 500.0, 500.0))
+    dark = img.max(-1) < 90
+    edge = L.GRID_X + L.CALIBRATION_MM + 8.0 * L.MM_PER_S  # where the pulse rises
+    grid_top = L.GRID_Y + L.GRID_H
+    top = L.GRID_Y + L.row_baseline(0) + 3.0 * L.MM_PER_MV  # 30 mm above V4's baseline, 12 mm above the grid
+    assert top > grid_top + 10
+    assert ink(dark, (edge - 1, edge + 1), (grid_top + 1, top - 1)) > 10 * PX_PER_MM  # the edge, above the grid
+    assert ink(dark, (edge + 1, edge + 4), (top - 0.5, top + 0.5)) > 2 * PX_PER_MM  # the pulse's flat top
+
+
+def words(pdf: Path) -> list[tuple[str, float]]:
+    """Each word of the page and how far its bottom is from the page's bottom, in mm (pdftotext -bbox)."""
+    html = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return [(w, L.PAGE_MM[1] - float(y) * 25.4 / 72)
+            for y, w in re.findall(r'<word xMin="[^"]+" yMin="[^"]+" xMax="[^"]+" yMax="([^"]+)">([^<]*)</word>', html)]
+
+
+@needs_poppler
+def test_many_calls_and_warnings_stay_above_the_grid_and_every_positive_is_named(tmp_path):
+    """A 40-class run with 30 positives and a dozen warnings: the header said "+N classes below their thresholds"
+    of classes that were positive, ran its verdict off the page and its warnings into the grid, cutting the one
+    that says why calls were withheld (found in a report audit)."""
+    diagnoses = [{"class": f"K{i:02d}", "probability": 0.9 - i / 100, "description": "", "threshold": 0.5,
+                  "positive": i < 30} for i in range(40)]
+    result = {"diagnoses": diagnoses, "positives": [d["class"] for d in diagnoses if d["positive"]],
+              "warnings": [f"warn{i:02d} " + "a long warning line that wraps " * 3 for i in range(12)]}
+    pdf = render(ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0), result, MODEL, tmp_path / "r.pdf")
+    found = words(pdf)
+    grid_top = L.GRID_Y + L.GRID_H
+    header = [(w, y) for w, y in found if re.fullmatch(r"(K\d\d,?|warn\d\d|…|\+\d+|more)", w)]
+    assert header and all(y > grid_top for _, y in header), [h for h in header if h[1] <= grid_top]
+    named = {w.rstrip(",") for w, _ in header if w.startswith("K")}
+    assert named >= set(result["positives"])  # every positive, in the rows or the verdict
+    text = " ".join(w for w, _ in found)
+    rows = text.count("POSITIVE")
+    note = re.search(r"\(\+(\d+) classes not listed: (\d+) positive, named below; (\d+) below their thresholds\)", text)
+    assert note, text[:3000]
+    hidden, hidden_positive, hidden_negative = map(int, note.groups())
+    assert hidden_positive == 30 - rows and hidden == hidden_positive + hidden_negative
+    assert "warn00" in text and "more lines not shown" in text
+
+
+@needs_poppler
+def test_a_probability_next_to_its_threshold_gets_the_digits_that_tell_them_apart(tmp_path):
+    diagnoses = [{"class": "MI", "probability": 0.24312, "description": "", "threshold": 0.24318, "positive": False},
+                 {"class": "CD", "probability": 0.5, "description": "", "threshold": None, "positive": None}]
+    pdf = render(ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0), {"diagnoses": diagnoses[:1], "positives": []},
+                 MODEL, tmp_path / "r.pdf")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"MI\s+0\.2431\s+0\.2432\s+negative", text), text  # not "0.24 0.24 negative"
+    pdf = render(ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0), {"diagnoses": diagnoses[1:], "positives": []},
+                 MODEL, tmp_path / "r.pdf")
+    assert "No calls: the run has no thresholds" in " ".join(w for w, _ in words(pdf))

@@ -35,6 +35,7 @@ def page_text(tmp_path: Path, record: ECGRecord) -> str:
 @pytest.mark.parametrize("raw, expected", [
     ("19710123", "1971-01-23"),  # DICOM DA, HL7 TS to the day
     ("197101", "1971-01"),  # DICOM DT / HL7 TS to the month
+    ("2002112209", "2002-11-22 09 h"),  # HL7 TS to the hour: no made-up minutes
     ("200211220910", "2002-11-22 09:10"),  # to the minute
     ("20130125105919", "2013-01-25 10:59:19"),  # DICOM DT, HL7 TS to the second
     ("20130125105919.123456", "2013-01-25 10:59:19.123456"),  # DICOM DT's microseconds
@@ -55,7 +56,6 @@ def test_compact_dicom_and_hl7_dates_print_as_iso(raw, expected):
     "20130125256000",  # 25 h, 60 min
     "20130125105919+2500",  # no such offset
     "19710123+0100",  # an offset on a date alone
-    "2002112209",  # to the hour only: not guessed at
     "1971",
     "unknown",
     "23.01.1971",
@@ -109,6 +109,35 @@ def test_real_device_files_print_their_dates_alike(tmp_path, path, born, acquire
     record = read_ecg_any(FORMATS_DIR / path, 500.0, resample=True)
     text = page_text(tmp_path, record)
     assert f"Born: {born}" in text and f"Acquired: {acquired}" in text, text[:2000]
+
+
+def test_dicom_names_and_acquisition_times_print_as_people_read_them():
+    """A DICOM PN printed raw read "Ærøskøbing^Françoise^Zoë"; the acquisition fell back to StudyDate (a day)
+    past AcquisitionDate/Time and ContentDate/Time (found in a report audit)."""
+    from pydicom.dataset import Dataset
+
+    from ecgnet.data.readers.dicom import _acquired, _name
+
+    assert _name("Ærøskøbing^Françoise^Zoë") == "Ærøskøbing, Françoise Zoë"
+    assert _name("Doe^John^^Dr^Jr") == "Doe Jr, Dr John" and _name("Doe") == "Doe" and _name(None) == ""
+    ds = Dataset()
+    ds.StudyDate, ds.StudyTime = "20130101", "0800"
+    assert iso_date(_acquired(ds)) == "2013-01-01 08:00"
+    ds.ContentDate, ds.ContentTime = "20130125", "105919.5"
+    assert iso_date(_acquired(ds)) == "2013-01-25 10:59:19.5"
+    ds.AcquisitionDate = "20130124"
+    assert iso_date(_acquired(ds)) == "2013-01-24"  # the acquisition's own date, even without its time
+    ds.AcquisitionDateTime = "20130124101112"
+    assert iso_date(_acquired(ds)) == "2013-01-24 10:11:12"
+
+
+@needs_formats
+def test_the_scp_file_names_its_device_as_its_hl7_twin_does():
+    from ecgnet.data.readers import read_ecg_any
+
+    scp = read_ecg_any(FORMATS_DIR / "scp_ecg" / "ecgtoolkit_Example.scp", 500.0, resample=True)
+    hl7 = read_ecg_any(FORMATS_DIR / "hl7_aecg" / "hl7_2003-12_Example_aECG.xml", 500.0, resample=True)
+    assert "ELI250" in scp.patient["device"] and hl7.patient["device"] == "ELI250"
 
 
 def report(tmp_path: Path, path: str):

@@ -640,11 +640,13 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis.
     The terminal gets the PDF's name, the positive calls and the reader's notes and warnings."""
+    from ecgnet.fileio import check_writable
     from ecgnet.report import make_report
 
     if pdf.suffix.lower() != ".pdf":  # a PDF named report.png opens nowhere
         raise ECGNetError(f"--pdf {pdf}: the report is a PDF; give a name ending in .pdf")
     metadata = _patient_options(age=age, sex=sex, height=height, weight=weight)
+    check_writable(pdf)  # before the model runs: a folder that is a file, a read-only place
     result = make_report(record, pdf, checkpoint, resample=resample, site=site, long_records=long_records,
                          limits=_read_limits(max_seconds, max_signals, max_values), **metadata)
     positives = ", ".join(result["positives"]) or "none"

@@ -8,12 +8,14 @@ the old file intact (see :mod:`ecgnet.oserrors`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from ecgnet.errors import ECGNetError
 from ecgnet.oserrors import disk_error
 
 TMP_SUFFIX = ".tmp"
@@ -54,10 +56,21 @@ def check_writable(path: str | os.PathLike) -> None:
         os.close(fd)
         os.unlink(name)
     except OSError as e:
-        error = disk_error(e, path, "nothing was written")
+        error = disk_error(e, path, "nothing was written") or _unmakeable(e, path)
         if error is None:
             raise
         raise error from e
+
+
+def _unmakeable(e: OSError, path: Path) -> ECGNetError | None:
+    """The folder of ``path`` cannot be made: one of its parents is a file, or the place takes no new folders
+    (``/proc``) — said here, where it can only mean that (elsewhere a missing file is not hidden)."""
+    if e.errno == errno.EEXIST:
+        return ECGNetError(f"{path}: a file stands where a folder is needed (a folder of the path is a file) "
+                           "— nothing was written")
+    if e.errno == errno.ENOENT:
+        return ECGNetError(f"{path}: its folder cannot be created there — nothing was written")
+    return None
 
 
 def remove_leftovers(folder: str | os.PathLike) -> list[Path]:

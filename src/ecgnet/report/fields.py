@@ -11,8 +11,8 @@ from datetime import datetime
 from ecgnet.data.records import ECGRecord
 
 DATE_FIELDS = ("birth_date", "acquired")  # the patient fields holding a date or a date and time
-# DICOM DA/DT and HL7 TS: YYYYMM[DD[HHMM[SS[.f…]]]][±ZZZZ] (an offset only after a time)
-COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(?:(\d{2})(?:(\d{2})(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?([+-]\d{4})?)?)?")
+# DICOM DA/DT (+ TM) and HL7 TS: YYYYMM[DD[HH[MM[SS[.f…]]]]][±ZZZZ] (an offset only after a time)
+COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(?:(\d{2})(?:(\d{2})(\d{2})?(?:(\d{2})(?:\.(\d{1,6}))?)?([+-]\d{4})?)?)?")
 # GE MUSE: MM-DD-YYYY, then the AcquisitionTime HH:MM[:SS] where the reader joined one
 MUSE_DATE = re.compile(r"(\d{2})-(\d{2})-(\d{4})(?: (\d{2}):(\d{2})(?::(\d{2}))?)?")
 
@@ -57,7 +57,10 @@ def _iso(year: str, month: str, day: str | None, hour: str | None = None, minute
     out = f"{year}-{month}" + (f"-{day}" if day else "")
     if hour is None:
         return out
-    out += f" {hour}:{minute}" + (f":{second}" if second else "") + (f".{fraction}" if fraction else "")
+    if minute is None:  # to the hour only (HL7 TS YYYYMMDDHH): not a made-up ":00"
+        out += f" {hour} h"
+    else:
+        out += f" {hour}:{minute}" + (f":{second}" if second else "") + (f".{fraction}" if fraction else "")
     if zone:
         if int(zone[1:3]) > 14 or int(zone[3:]) > 59:
             return None

@@ -24,7 +24,8 @@ ROWS, ROW_MM = 4, 32.0
 GRID_H = ROWS * ROW_MM  # 128 mm
 PULSE_X, PULSE_S, PULSE_MV = 4.0, 0.2, 1.0  # the calibration pulse: 1 mV for 0.2 s (10 mm × 5 mm)
 
-# 3 rows × 4 columns; each column shows its own 2.5 s of the record (the usual simultaneous layout).
+# 3 rows × 4 columns; each column shows its own 2.5 s of the record (the usual simultaneous layout); a record
+# shorter than 10 s is shared out the same way, a quarter of it per column, so that no lead is left blank.
 LAYOUT = (("I", "AVR", "V1", "V4"), ("II", "AVL", "V2", "V5"), ("III", "AVF", "V3", "V6"))
 RHYTHM_LEAD = "II"
 COLUMN_S = SECONDS_SHOWN / len(LAYOUT[0])  # 2.5 s
@@ -40,6 +41,7 @@ class Trace:
     seconds: float
     x_mm: float  # where on the grid it starts (grid coordinates, mm)
     baseline_mm: float  # its zero line (grid coordinates, mm)
+    rhythm: bool = False  # the rhythm strip (the whole width), not one of the 12 columns
 
 
 def row_baseline(row: int) -> float:
@@ -48,13 +50,21 @@ def row_baseline(row: int) -> float:
     return GRID_H - (row + 0.55) * ROW_MM
 
 
-def traces() -> list[Trace]:
-    """The 12 pieces of the 3×4 layout and the rhythm strip, in drawing order."""
+def column_seconds(record_seconds: float = SECONDS_SHOWN) -> float:
+    """How much of the record one column shows: 2.5 s, or a quarter of a record shorter than 10 s."""
+    return min(COLUMN_S, record_seconds / len(LAYOUT[0]))
+
+
+def traces(record_seconds: float = SECONDS_SHOWN) -> list[Trace]:
+    """The 12 pieces of the 3×4 layout and the rhythm strip of a record of ``record_seconds``, in drawing
+    order; each column starts where it does on a 10 s record, at 25 mm/s, whatever its piece's length."""
+    span = column_seconds(record_seconds)
     out = []
     for r, row in enumerate(LAYOUT):
         for c, lead in enumerate(row):
-            out.append(Trace(lead, c * COLUMN_S, COLUMN_S, CALIBRATION_MM + c * COLUMN_S * MM_PER_S, row_baseline(r)))
-    out.append(Trace(RHYTHM_LEAD, 0.0, SECONDS_SHOWN, CALIBRATION_MM, row_baseline(len(LAYOUT))))
+            out.append(Trace(lead, c * span, span, CALIBRATION_MM + c * COLUMN_S * MM_PER_S, row_baseline(r)))
+    out.append(Trace(RHYTHM_LEAD, 0.0, min(SECONDS_SHOWN, record_seconds), CALIBRATION_MM, row_baseline(len(LAYOUT)),
+                     rhythm=True))
     return out
 
 

@@ -106,13 +106,15 @@ def _grid(ax) -> None:
 
 
 def _traces(ax, signal: np.ndarray, rate: float, flags: dict[str, tuple]) -> None:
+    """The calibration pulses and the leads. A wave taller than its row's room runs into the next row, as on
+    paper, rather than being cut flat at the grid's edge (an R wave's height is read from the page)."""
     lw = 0.7
     for row in range(L.ROWS):  # the calibration pulse at the start of every row
         b = L.row_baseline(row)
         x0, x1, top = L.PULSE_X, L.PULSE_X + L.PULSE_S * L.MM_PER_S, b + L.PULSE_MV * L.MM_PER_MV
         ax.plot([x0 - 2, x0, x0, x1, x1, x1 + 2], [b, b, top, top, b, b], color=TRACE_COLOR, lw=lw,
                 solid_joinstyle="miter")
-    for t in L.traces():
+    for t in L.traces(signal.shape[-1] / rate):
         i = LEADS.index(t.lead)
         a, z = int(round(t.start_s * rate)), int(round((t.start_s + t.seconds) * rate))
         piece = np.asarray(signal[i, a:z], dtype=np.float64)
@@ -121,8 +123,8 @@ def _traces(ax, signal: np.ndarray, rate: float, flags: dict[str, tuple]) -> Non
         if piece.size:
             x = t.x_mm + np.arange(piece.size) / rate * L.MM_PER_S
             y = t.baseline_mm + (piece - np.median(piece)) * L.MM_PER_MV  # centred on its own baseline
-            ax.plot(x, y, color=TRACE_COLOR, lw=lw, solid_joinstyle="round")
-        if t.x_mm > L.CALIBRATION_MM and t.seconds < L.SECONDS_SHOWN:  # a bar where the columns meet
+            ax.plot(x, y, color=TRACE_COLOR, lw=lw, solid_joinstyle="round", clip_on=False)
+        if t.x_mm > L.CALIBRATION_MM and not t.rhythm:  # a bar where the columns meet
             ax.plot([t.x_mm, t.x_mm], [t.baseline_mm - 2.5, t.baseline_mm + 2.5], color=TRACE_COLOR, lw=lw)
         lead_flags = flags.get(t.lead, ())
         _text(ax, t.x_mm + 1.2, label_y, name, fontsize=8, fontweight="bold", va="bottom",
@@ -130,101 +132,172 @@ def _traces(ax, signal: np.ndarray, rate: float, flags: dict[str, tuple]) -> Non
         if lead_flags:
             _text(ax, t.x_mm + 1.2 + (len(name) + 1) * 1.9, label_y, " · ".join(DESCRIPTIONS[f] for f in lead_flags),
                   fontsize=6, color=FLAG_COLOR, va="bottom")
-        if t.seconds == L.SECONDS_SHOWN:
+        if t.rhythm:
             _text(ax, t.x_mm + 1.2, label_y - 4.2, "rhythm", fontsize=6, va="bottom")
 
 
 def _lines(ax, x: float, y: float, title: str, lines: list[str], width: int, size: float = 6.5,
-           most: int = 12, color: str = "black") -> float:
-    """A titled block of text lines (wrapped at ``width`` characters, at most ``most`` printed lines, then
-    "…") from (x, y) down; returns the y below it."""
+           most: int = 12, color: str = "black", bottom: float = 0.0) -> float:
+    """A titled block of text lines from (x, y) down, wrapped at ``width`` characters; at most ``most``
+    printed lines and none below ``bottom`` — what does not fit is counted on a last line ("… 3 more lines
+    not shown"). Returns the y below the block."""
     _text(ax, x, y, title, fontsize=7.5, fontweight="bold", va="top")
     y -= 4.2
     step = size * PT * 1.3
-    shown = 0
-    for line in lines:
-        for part in textwrap.wrap(line, width) or [""]:
-            if shown == most:
-                _text(ax, x, y, "…", fontsize=size, va="top")
-                return y - step
-            _text(ax, x, y, part, fontsize=size, va="top", color=color)
-            y -= step
-            shown += 1
+    parts = [part for line in lines for part in (textwrap.wrap(line, width) or [""])]
+    room = min(most, max(1, int((y - bottom) / step)))
+    if len(parts) > room:
+        parts = parts[:room - 1] + [f"… {len(parts) - room + 1} more lines not shown"]
+    for part in parts:
+        _text(ax, x, y, part, fontsize=size, va="top", color=color)
+        y -= step
     return y - 1.5
+
+
+def _named(positives: list[str], width: int, most: int) -> list[str]:
+    """"Positive: A, B, …" in lines of ``width`` characters, at most ``most`` of them; when they cannot hold
+    every class, the last line ends with how many more there are."""
+    lines, current, counts = [], "Positive:", []
+    for i, name in enumerate(positives):
+        piece = f" {name}" + ("," if i < len(positives) - 1 else "")
+        if len(current) + len(piece) > width:
+            lines.append(current)
+            current = piece.strip()
+            counts.append(i)
+        else:
+            current += piece
+    lines.append(current)
+    counts.append(len(positives))
+    if len(lines) <= most:
+        return lines
+    keep = lines[:most]
+    named = counts[most - 1]  # the classes on the kept lines
+    while len(keep[-1]) + 12 > width and " " in keep[-1]:  # room for the count
+        keep[-1] = keep[-1].rsplit(" ", 1)[0]
+        named -= 1
+    return keep[:-1] + [f"{keep[-1].rstrip(',')} … +{len(positives) - named} more"]
+
+
+def _figure(value: float, other: float | None) -> str:
+    """A probability as the page prints it: 3 decimals, more when it would otherwise read as equal to the
+    threshold it is compared with (0.2431 against 0.2432 is not "0.243 0.243 negative")."""
+    digits = 3
+    while other is not None and value != other and round(value, digits) == round(other, digits) and digits < 6:
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def _header(ax, record: ECGRecord, result: dict, model: dict) -> None:
     top = L.PAGE_MM[1] - 8
+    floor = L.GRID_Y + L.GRID_H + 1.5  # no text reaches the grid
     _text(ax, L.GRID_X, top, "12-lead ECG", fontsize=13, fontweight="bold", va="top")
     _text(ax, L.GRID_X + 33, top - 0.8, "with ECGNet's computer-assisted interpretation", fontsize=8, va="top")
     y = top - 9
-    lines = patient_lines(record)
+    _lines(ax, L.GRID_X, y, "Patient and recording", _recording_lines(record, result), width=56, most=15,
+           bottom=floor)
+    _calls(ax, 104, y, floor, result, model)
+
+    x_right = 200  # what may make the result wrong first: it must not be the part that does not fit
+    warnings = result.get("warnings", [])  # routine notes ("resampled: …") are kept apart, not printed
+    if warnings:
+        y = _lines(ax, x_right, y, "Warnings", warnings, width=60, most=8, color=FLAG_COLOR, bottom=floor + 9)
+    flagged = summary(record.quality or [], L.display_name)
+    y = _lines(ax, x_right, y, "Signal quality per lead", flagged or ["no lead flagged"], width=60, most=4,
+               color=FLAG_COLOR if flagged else "black", bottom=floor + 4.5)
+    statements = list(record.statements or []) or ["none in the file"]
+    _lines(ax, x_right, y, "Device statements (not an ECGNet input)", statements, width=60, most=6, bottom=floor)
+
+
+def _recording_lines(record: ECGRecord, result: dict) -> list[str]:
+    """The patient's fields (each cut to about two printed lines: a 200-character name must not push the
+    recording off the page), then the recording and what of it the diagnosis covers."""
+    lines = [textwrap.shorten(line, 2 * 56 - 6, placeholder=" …") for line in patient_lines(record)]
     age_sex = ", ".join(x for x in (None if record.age is None else f"{record.age:g} years", record.sex) if x)
     if age_sex:
         lines.append(f"Age, sex: {age_sex}")
     if not lines:
         lines.append("No patient fields in the file")
-    name = Path(str(record.path)).name
-    lines.append(f"Record: {name}")
-    lines.append(f"Format: {record.format}, {record.source_rate:g} Hz, {record.seconds:.1f} s"
-                 + (f" (first {L.SECONDS_SHOWN:g} s shown)" if record.seconds > L.SECONDS_SHOWN + 1e-6 else ""))
+    lines.append(f"Record: {Path(str(record.path)).name}")
+    seconds = record.seconds
+    shown = (f" (first {L.SECONDS_SHOWN:g} s shown)" if seconds > L.SECONDS_SHOWN + 1e-6 else
+             f" (each column {L.column_seconds(seconds):.2g} s)" if seconds < L.SECONDS_SHOWN - 1e-6 else "")
+    lines.append(f"Format: {record.format}, {record.source_rate:g} Hz, {seconds:.1f} s{shown}")
+    if result.get("coverage"):
+        lines.append(f"Diagnosis from: {result['coverage']}")
     if record.derived_leads:
         lines.append(f"Derived (not recorded): {', '.join(L.display_name(d) for d in record.derived_leads)}")
     used = result.get("metadata") or {}
     if used:  # what a metadata model was given (the file's fields, or what the user passed)
         lines.append("Model's metadata: " + ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}"
                                                       for k, v in used.items()))
-    _lines(ax, L.GRID_X, y, "Patient and recording", lines, width=56, most=12)
+    return lines
 
-    x_mid = 104
+
+def _calls(ax, x: float, y: float, floor: float, result: dict, model: dict) -> None:
+    """The model, what makes a call, the most telling classes and the verdict naming every positive call —
+    fitted above ``floor``: the verdict first, then as many class rows as the room leaves (at most
+    :data:`MAX_CLASSES`)."""
     sha = model.get("weights_sha256") or "unknown"
     diagnoses = result.get("diagnoses", [])
-    # where the thresholds come from (the run's, and on which records; or a site profile's): 1–2 lines, each
-    # taking a class row's room, so the block never reaches the grid
+    positives = result.get("positives", [])
+    # where the thresholds come from (the run's, and on which records; or a site profile's): 1–2 lines
     calls = textwrap.wrap(f"Positive: {model['calls']}", 90)[:2] if model.get("calls") else []
-    shown = sorted(diagnoses, key=lambda d: (not d.get("positive"), -d["probability"]))[:MAX_CLASSES - len(calls)]
-    _text(ax, x_mid, y, f"ECGNet: {model.get('name', '?')}", fontsize=7.5, fontweight="bold", va="top")
-    _text(ax, x_mid, y - 3.6, f"weights sha256 {sha[:16]}…", fontsize=5.5, va="top", family="DejaVu Sans Mono")
+    if positives:
+        verdict = _named(positives, 62, most=len(positives))
+    elif any(d.get("positive") is not None for d in diagnoses):
+        verdict = ["No positive call"]
+    elif result.get("amplitude_trusted") is False:
+        verdict = ["No calls: the amplitudes cannot be trusted (see warnings)"]
+    elif diagnoses and all(d.get("threshold") is None for d in diagnoses):
+        verdict = ["No calls: the run has no thresholds"]
+    else:
+        verdict = ["No calls (see warnings)"]
+    row, verdict_step = 3.2, 3.0
+    room = y - floor - 8 - (2.6 * len(calls) + (1.0 if calls else 0.0)) - 3.4 - row - 0.6
+    fits = max(1, int((room - 3 * row) / verdict_step))  # at least three class rows stay
+    verdict = _named(positives, 62, fits) if positives else verdict[:fits]
+    n_rows = max(0, min(MAX_CLASSES - len(calls), int((room - verdict_step * len(verdict)) / row)))
+    shown = sorted(diagnoses, key=lambda d: (not d.get("positive"), -d["probability"]))[:n_rows]
+
+    _text(ax, x, y, f"ECGNet: {model.get('name', '?')}", fontsize=7.5, fontweight="bold", va="top")
+    _text(ax, x, y - 3.6, f"weights sha256 {sha[:16]}…", fontsize=5.5, va="top", family="DejaVu Sans Mono")
     ty = y - 8
     for part in calls:
-        _text(ax, x_mid, ty + 1.4, part, fontsize=5.5, va="top")
+        _text(ax, x, ty + 1.4, part, fontsize=5.5, va="top")
         ty -= 2.6
     ty -= 1.0 if calls else 0.0
-    cols = (x_mid, x_mid + 46, x_mid + 62, x_mid + 78)
-    for x, head in zip(cols, ("class", "probability", "threshold", "call")):
-        _text(ax, x, ty, head, fontsize=6, fontweight="bold", va="top", color="#444444")
+    cols = (x, x + 46, x + 62, x + 78)
+    for cx, head in zip(cols, ("class", "probability", "threshold", "call")):
+        _text(ax, cx, ty, head, fontsize=6, fontweight="bold", va="top", color="#444444")
     ty -= 3.4
     for d in shown:
-        positive = d.get("positive")
+        positive, thr = d.get("positive"), d.get("threshold")
         call = "—" if positive is None else ("POSITIVE" if positive else "negative")
         weight = "bold" if positive else "normal"
         desc = (d.get("description") or "")[:30]
         _text(ax, cols[0], ty, f"{d['class']}" + (f"  {desc}" if desc else ""), fontsize=6.3, va="top",
               fontweight=weight)
-        _text(ax, cols[1] + 12, ty, f"{d['probability']:.2f}", fontsize=6.3, va="top", ha="right", fontweight=weight)
-        thr = d.get("threshold")
-        _text(ax, cols[2] + 11, ty, "—" if thr is None else f"{thr:.2f}", fontsize=6.3, va="top", ha="right")
+        _text(ax, cols[1] + 12, ty, _figure(d["probability"], thr), fontsize=6.3, va="top", ha="right",
+              fontweight=weight)
+        _text(ax, cols[2] + 11, ty, "—" if thr is None else _figure(thr, d["probability"]), fontsize=6.3, va="top",
+              ha="right")
         _text(ax, cols[3], ty, call, fontsize=6.3, va="top", fontweight=weight,
               color=FLAG_COLOR if positive else "black")
-        ty -= 3.2
-    if len(diagnoses) > len(shown):
-        _text(ax, cols[0], ty, f"(+{len(diagnoses) - len(shown)} classes below their thresholds not listed)",
-              fontsize=5.5, va="top")
-        ty -= 3.2
-    positives = result.get("positives", [])
-    verdict = ("Positive: " + ", ".join(positives)) if positives else (
-        "No positive call" if any(d.get("positive") is not None for d in diagnoses) else "No calls (see warnings)")
-    _text(ax, x_mid, ty - 0.6, verdict, fontsize=7, fontweight="bold", va="top")
-
-    x_right = 200
-    statements = list(record.statements or []) or ["none in the file"]
-    yr = _lines(ax, x_right, y, "Device statements (not an ECGNet input)", statements, width=60, most=6)
-    flagged = summary(record.quality or [], L.display_name)
-    yr = _lines(ax, x_right, yr, "Signal quality per lead", flagged or ["no lead flagged"], width=60, most=4,
-                color=FLAG_COLOR if flagged else "black")
-    warnings = result.get("warnings", [])  # routine notes ("resampled: …") are kept apart, not printed
-    if warnings:
-        _lines(ax, x_right, yr, "Warnings", warnings, width=60, most=5, color=FLAG_COLOR)
+        ty -= row
+    hidden = diagnoses and len(diagnoses) - len(shown)
+    if hidden:
+        hidden_positive = sum(1 for d in diagnoses if d.get("positive")) - sum(1 for d in shown if d.get("positive"))
+        note = (f"(+{hidden} classes not listed: {hidden_positive} positive, named below; "
+                f"{hidden - hidden_positive} below their thresholds)" if hidden_positive else
+                f"(+{hidden} classes below their thresholds not listed)" if any(d.get("positive") is not None
+                                                                               for d in diagnoses) else
+                f"(+{hidden} classes not listed)")
+        _text(ax, cols[0], ty, note, fontsize=5.5, va="top")
+        ty -= row
+    ty -= 0.6
+    for part in verdict:
+        _text(ax, x, ty, part, fontsize=7, fontweight="bold", va="top")
+        ty -= verdict_step
 
 
 def _footer(ax, rate: float) -> None:

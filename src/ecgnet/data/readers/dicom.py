@@ -177,6 +177,27 @@ def _statements(ds) -> list[str]:
     return list(dict.fromkeys(x for x in out if x))
 
 
+def _name(value) -> str:
+    """A DICOM person name (``Family^Given^Middle^Prefix^Suffix``) as "Family, Given Middle" — which part is
+    the family name stays visible, the carets do not."""
+    parts = (str(value or "").split("=")[0].split("^") + [""] * 5)[:5]  # the alphabetic group, of up to three
+    family, given, middle, prefix, suffix = (p.strip() for p in parts)
+    first = " ".join(x for x in (prefix, given, middle) if x)
+    return ", ".join(x for x in (" ".join(x for x in (family, suffix) if x), first) if x)
+
+
+def _acquired(ds) -> str:
+    """When the waveform was acquired: AcquisitionDateTime, else the first of the acquisition's, the content's
+    and the study's date, with its time when the file has one (compact DICOM DA + TM, as the page reads them)."""
+    if ds.get("AcquisitionDateTime"):
+        return str(ds.get("AcquisitionDateTime"))
+    for date, time in (("AcquisitionDate", "AcquisitionTime"), ("ContentDate", "ContentTime"),
+                       ("StudyDate", "StudyTime")):
+        if ds.get(date):
+            return str(ds.get(date)).strip() + str(ds.get(time, "") or "").strip()
+    return ""
+
+
 def _age(ds) -> float | None:
     """PatientAge ('055Y', '006M', '010W', '003D'), else from PatientBirthDate to the acquisition's date."""
     age = str(ds.get("PatientAge", "") or "").strip()
@@ -189,7 +210,7 @@ def _age(ds) -> float | None:
 
 
 def _patient(ds) -> dict:
-    return {"id": str(ds.get("PatientID", "") or ""), "name": str(ds.get("PatientName", "") or ""),
+    return {"id": str(ds.get("PatientID", "") or ""), "name": _name(ds.get("PatientName")),
             "birth_date": str(ds.get("PatientBirthDate", "") or ""),
-            "acquired": str(ds.get("AcquisitionDateTime", "") or ds.get("StudyDate", "") or ""),
+            "acquired": _acquired(ds),
             "device": " ".join(str(ds.get(k, "") or "") for k in ("Manufacturer", "ManufacturerModelName")).strip()}

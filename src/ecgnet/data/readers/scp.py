@@ -56,9 +56,16 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     p = rec.patient
     patient = {"id": p.patient_id, "name": " ".join(x for x in (p.first_name, p.last_name) if x),
                "birth_date": p.birth_date.date().isoformat() if p.birth_date else "",
-               "acquired": rec.recording.date.isoformat(" ") if getattr(rec.recording, "date", None) else ""}
+               "acquired": rec.recording.date.isoformat(" ") if getattr(rec.recording, "date", None) else "",
+               "device": _device(getattr(rec.recording, "device", None))}
     return assemble(path, leads, rate, "scp-ecg", statements=statements, patient=patient, warnings=warnings,
                     age=age_from(getattr(p, "age", None)), sex=sex_from(p.sex))
+
+
+def _device(device) -> str:
+    """Section 1's manufacturer and model ("" where the file leaves them out, or writes "unknown")."""
+    parts = (str(getattr(device, k, "") or "").strip() for k in ("manufacturer", "model"))
+    return " ".join(x for x in parts if x and x.lower() != "unknown")
 
 
 def check_claims(data: bytes, limits: ReadLimits, path: Path) -> None:
