@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgnet.evaluation.report import _png, write_document
-from ecgnet.evaluation.scoring import format_auc
+from ecgnet.evaluation.scoring import format_auc, format_rate
 from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
 
@@ -18,7 +18,7 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
                ["scored with untrustworthy amplitude", str(result["untrusted_amplitude"])],
                ["macro AUC [90 % CI]", format_auc(result["macro_auc"])], ["classes in the macro AUC", ", ".join(result["classes_scored"])]]
     summary += [made_by_line(result.get("made_by"))] if result.get("made_by") else []
-    per_class = [[c, format_auc(e), str(e["n_positive"]), _rate(e, "sensitivity"), _rate(e, "specificity")]
+    per_class = [[c, format_auc(e), str(e["n_positive"]), format_rate(e, "sensitivity"), format_rate(e, "specificity")]
                  for c, e in result["per_class"].items()]
     per_source = [[src, str(s["n"]), format_auc(s["macro_auc"]),
                    *(f"{format_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]
@@ -39,10 +39,6 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
                                     _png(_figure(result), Path(out_dir) / "figures" / "external_auc.png"))}
     return write_document(out_dir, "external", f"{result['run']} on {Path(result['dataset']).name}", sections, figures,
                           css="tbody tr:last-child{font-weight:normal}")  # no summary row in these tables
-
-
-def _rate(entry: dict, key: str) -> str:
-    return "–" if entry.get(key) is None else f"{entry[key]:.3f}"
 
 
 def _figure(result: dict):

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.ptbxl import SEX_CODES
 from ecgnet.errors import ECGNetError
 from ecgnet.inference.batch import predict_many, progress_bar
 from ecgnet.inference.predictor import Predictor
@@ -78,7 +79,7 @@ def _metadata(collection: Collection, i: int) -> dict:
     row = collection.metadata.iloc[i]
     out = {k: float(row[k]) for k in ("age", "height", "weight") if k in row and not np.isnan(row[k])}
     if "sex" in row and not np.isnan(row["sex"]):
-        out["sex"] = "female" if row["sex"] == 1.0 else "male"
+        out["sex"] = {code: name for name, code in SEX_CODES.items()}[float(row["sex"])]
     return out
 
 

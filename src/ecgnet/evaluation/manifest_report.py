@@ -9,14 +9,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from ecgnet.evaluation.scoring import few_cases, format_auc
+from ecgnet.evaluation.scoring import few_cases, format_auc, format_rate
 from ecgnet.evaluation.report import _png, write_document
 from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
-
-
-def _rate(entry: dict, key: str) -> str:
-    return "–" if entry.get(key) is None else f"{entry[key]:.3f}"
 
 
 def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.ndarray) -> Path:
@@ -34,8 +30,9 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
     summary += [made_by_line(result.get("made_by"))] if result.get("made_by") else []
     if result.get("mean_balanced_accuracy") is not None:
         summary.append(["mean balanced accuracy", f"{result['mean_balanced_accuracy']:.3f}"])
-    per_class = [[c, format_auc(e), str(e["n"]), str(e["n_positive"]), _rate(e, "threshold"), _rate(e, "balanced_accuracy"),
-                  _rate(e, "sensitivity"), _rate(e, "specificity")] for c, e in result["per_class"].items()]
+    per_class = [[c, format_auc(e), str(e["n"]), str(e["n_positive"]),
+                  *(format_rate(e, k) for k in ("threshold", "balanced_accuracy", "sensitivity", "specificity"))]
+                 for c, e in result["per_class"].items()]
     few = few_cases(result)
     per_source = [[src, str(s["n"]), format_auc(s["macro_auc"]),
                    *(f"{format_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]

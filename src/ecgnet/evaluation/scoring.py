@@ -106,3 +106,8 @@ def format_auc(entry: dict | None) -> str:
         return "–"
     value = entry.get("auc", entry.get("value"))
     return f"{value:.3f}" + (f" [{entry['low']:.3f}, {entry['high']:.3f}]" if entry.get("low") is not None else "")
+
+
+def format_rate(entry: dict, key: str) -> str:
+    """One figure of a class's entry (a threshold, a sensitivity, …) to 3 decimals; '–' when there is none."""
+    return "–" if entry.get(key) is None else f"{entry[key]:.3f}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecgnet.data.leads import display
+
 PAGE_MM = (297.0, 210.0)  # A4 landscape
 MM_PER_S = 25.0  # paper speed
 MM_PER_MV = 10.0  # gain
@@ -29,7 +31,6 @@ PULSE_X, PULSE_S, PULSE_MV = 4.0, 0.2, 1.0  # the calibration pulse: 1 mV for 0.
 LAYOUT = (("I", "AVR", "V1", "V4"), ("II", "AVL", "V2", "V5"), ("III", "AVF", "V3", "V6"))
 RHYTHM_LEAD = "II"
 COLUMN_S = SECONDS_SHOWN / len(LAYOUT[0])  # 2.5 s
-DISPLAY_NAMES = {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}
 
 
 @dataclass(frozen=True)
@@ -68,5 +69,4 @@ def traces(record_seconds: float = SECONDS_SHOWN) -> list[Trace]:
     return out
 
 
-def display_name(lead: str) -> str:
-    return DISPLAY_NAMES.get(lead, lead)
+display_name = display  # aVR, aVL, aVF as ECG papers write them

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from ecgnet.config import Config
-from ecgnet.data.collections.base import Collection, CollectionData
+from ecgnet.data.collections.base import NO_AUXILIARY_TASK, Collection, CollectionData
 from ecgnet.data.collections.folds import inner_split, source_folds, stratified_group_folds
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
@@ -230,7 +230,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     cut off continues from its last checkpoint. ``forgetting``: score the final model and its source on
     PTB-XL fold 10 (:mod:`ecgnet.training.forgetting`; ``RUN/forgetting.json``, the report)."""
     if config.training.auxiliary_task:
-        raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
+        raise ECGNetError(NO_AUXILIARY_TASK)
     if resume:
         from ecgnet.runs.directory import check_resumable_run
 

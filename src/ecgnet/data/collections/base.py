@@ -25,6 +25,8 @@ from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.ptbxl import SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
 
+NO_AUXILIARY_TASK = "training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest"
+
 # (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)
 #     → (signal array, rows of it per record, bad rows)
 SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str]]]
@@ -151,7 +153,7 @@ class CollectionData:
         return ("val", "test") if ok else ()
 
     def task_targets(self, task: str, ecg_ids):
-        raise ECGNetError("training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest")
+        raise ECGNetError(NO_AUXILIARY_TASK)
 
     def split(self, name: str, max_records: int | None = None, seed: int = 0,
               in_memory: bool | None = None) -> Split:

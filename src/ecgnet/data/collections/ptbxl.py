@@ -11,7 +11,6 @@ import numpy as np
 from ecgnet.data import ptbxl, signals
 from ecgnet.data.collections.base import Collection
 
-PTBXL_SPLITS = {"train": ptbxl.TRAIN_FOLDS, "val": (ptbxl.VAL_FOLD,), "test": (ptbxl.TEST_FOLD,)}
 
 
 def ptbxl_collection(root: str | Path | None = None, task: str = "superdiagnostic") -> Collection:
@@ -37,4 +36,4 @@ def ptbxl_collection(root: str | Path | None = None, task: str = "superdiagnosti
 
 def ptbxl_assignment(folds: np.ndarray) -> dict[str, np.ndarray]:
     """Rows of folds 1–8 (train), 9 (val) and 10 (test)."""
-    return {name: np.flatnonzero(np.isin(folds, fs)) for name, fs in PTBXL_SPLITS.items()}
+    return {name: np.flatnonzero(np.isin(folds, fs)) for name, fs in ptbxl.SPLITS.items()}
