@@ -5,7 +5,6 @@ train``), ``summary.json``, ``report.md`` (trials table, importances) and the pl
 
 from __future__ import annotations
 
-import io
 import json
 import warnings
 from pathlib import Path
@@ -16,8 +15,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from ecgnet.config import apply_override, parse_config
-from ecgnet.fileio import atomic_path, write_json, write_text
-from ecgnet.plotting import plt
+from ecgnet.evaluation.report import _png
+from ecgnet.fileio import write_json, write_text
 
 OBJECTIVE = "the best fold-9 (val) macro AUC of the trial's run, over its epochs"
 SELECTION = ("Trials are compared, pruned and selected on fold 9 (val) only. Fold 10 (test) is never read "
@@ -168,11 +167,7 @@ def _plots(study: optuna.Study, directory: Path, importances: bool) -> list[str]
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials and epochs
         if name == "intermediate_values.png":
             ax.set_xlabel("epoch (0 = the first)")
-        buf = io.BytesIO()
-        ax.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        plt.close(ax.figure)
-        with atomic_path(directory / name) as tmp:
-            tmp.write_bytes(buf.getvalue())
+        _png(ax.figure, directory / name)
         written.append(name)
     return written
 

@@ -25,7 +25,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from ecgnet.config import load_config
+from ecgnet.config import NAME_PATTERN, load_config
 from ecgnet.data.ptbxl import data_root
 from ecgnet.errors import ECGNetError
 from ecgnet.sweep.objective import make_objective
@@ -33,7 +33,7 @@ from ecgnet.sweep.report import describe_trial, write_report
 from ecgnet.sweep.space import check_space, load_space
 from ecgnet.sweep.storage import open_storage
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+NAME = re.compile(NAME_PATTERN)  # a study names a folder under --runs-dir, as a run does
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
@@ -105,7 +105,7 @@ def run_sweep(config_path: Path, space_path: Path, trials: int, data: Path | Non
     check_space(space, base.model_dump(mode="json"), space_path)
     name = study or base_file.name
     if not NAME.match(name):
-        raise ECGNetError(f"--study {name!r}: use letters, digits, '_', '.' and '-' (it names a folder)")
+        raise ECGNetError(f"--study {name!r}: letters, digits, '_', '.' and '-', not first a '.' (it names a folder)")
     if trials < 0:
         raise ECGNetError(f"--trials {trials}: must be 0 (only write the report) or more")
     directory = study_dir(runs_dir, name)
