@@ -188,3 +188,18 @@ def test_predict_prints_each_warning_on_one_line_when_redirected(tmp_path):
     warning = next(line for line in out.stdout.splitlines() if "conflicting sampling rates" in line)
     assert warning.startswith("  warning: ") and "ventricular rate" in warning and len(warning) > 120
     assert all(line.startswith(("  ", "model ", "/")) for line in out.stdout.splitlines() if line), out.stdout
+
+
+@needs_pdftotext
+def test_a_name_the_fonts_cannot_draw_is_said_not_left_as_boxes(tmp_path):
+    """A Chinese name printed as empty boxes, with only a matplotlib warning on stderr (found in a report audit);
+    with a CJK font installed it is drawn (the page falls back glyph by glyph)."""
+    from ecgnet.report.pdf import undrawable
+
+    record = ECGRecord(Path("x.xml"), np.zeros((12, 5000), np.float32), 500.0, 500.0, format="hl7-aecg",
+                       patient={"id": "P-1", "name": "Zoë 王小明"})
+    text = page_text(tmp_path, record)
+    cjk = not undrawable(["王小明"])
+    assert ("3 character(s) not drawable" in " ".join(text.split())) != cjk
+    assert "U+738B" in text or cjk
+    assert undrawable(["Zoë Ærø Ñúñez"]) == []  # Latin accents: DejaVu Sans

@@ -10,8 +10,10 @@ reads no files and runs no model, so a test can draw any signal and measure it o
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,10 +28,15 @@ from ecgnet.fileio import atomic_path
 from ecgnet.report import layout as L
 from ecgnet.report.fields import patient_lines
 
+# matplotlib's "Glyph … missing from font(s)" on stderr: the page itself says which characters (undrawable)
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 DISCLAIMER = "Computer-assisted interpretation — requires physician over-read"
 MINOR_COLOR, MAJOR_COLOR, TRACE_COLOR, FLAG_COLOR = "#f6c9c9", "#e38b8b", "black", "#c00000"
 PT = 1 / 72 * 25.4  # one typographic point in mm
 MAX_CLASSES = 10  # classes listed (all positives first, then the most probable)
+# drawn where DejaVu Sans has no glyph (Chinese, Japanese, Korean names), those of them that are installed
+FALLBACK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Noto Sans CJK KR",
+                  "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "Noto Sans")
 
 
 def render(record: ECGRecord, result: dict, model: dict, out: str | Path, signal: np.ndarray | None = None,
@@ -90,8 +97,33 @@ def page(record: ECGRecord, result: dict, model: dict, signal: np.ndarray | None
 
 def _text(ax, x: float, y: float, text: str, **kwargs):
     """``ax.text`` drawing the text as written: a file's ``$…$`` is not TeX (its math parser failed on a statement
-    ``ST $\\foo$``, a 500 from the viewer; a process-wide setting would race between the viewer's threads)."""
+    ``ST $\\foo$``, a 500 from the viewer; a process-wide setting would race between the viewer's threads);
+    in DejaVu Sans, falling back glyph by glyph on the installed fonts of :data:`FALLBACK_FONTS`."""
+    kwargs.setdefault("family", _families())
     return ax.text(x, y, text, parse_math=False, **kwargs)
+
+
+@functools.cache
+def _families() -> tuple[str, ...]:
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ("DejaVu Sans", *(f for f in FALLBACK_FONTS if f in installed))
+
+
+@functools.cache
+def _glyph_sets() -> tuple:
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    return tuple(set(FT2Font(font_manager.findfont(f, fallback_to_default=False)).get_charmap())
+                 for f in _families())
+
+
+def undrawable(texts) -> list[str]:
+    """The characters of ``texts`` that no font of the page can draw (they would print as empty boxes)."""
+    chars = dict.fromkeys(c for t in texts for c in str(t) if c.isprintable() and not c.isspace())
+    return [c for c in chars if not any(ord(c) in glyphs for glyphs in _glyph_sets())]
 
 
 def _grid(ax) -> None:
@@ -224,6 +256,11 @@ def _recording_lines(record: ECGRecord, result: dict) -> list[str]:
     lines.append(f"Format: {record.format}, {record.source_rate:g} Hz, {seconds:.1f} s{shown}")
     if result.get("coverage"):
         lines.append(f"Diagnosis from: {result['coverage']}")
+    missing = undrawable([*patient_lines(record), *(record.statements or [])])
+    if missing:  # said, not left as empty boxes
+        lines.append(f"{len(missing)} character(s) not drawable with this machine's fonts (shown as boxes): "
+                     + " ".join(f"U+{ord(c):04X}" for c in missing[:6]) + (" …" if len(missing) > 6 else "")
+                     + "; install e.g. fonts-noto-cjk")
     if record.derived_leads:
         lines.append(f"Derived (not recorded): {', '.join(L.display_name(d) for d in record.derived_leads)}")
     used = result.get("metadata") or {}
