@@ -22,7 +22,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader
 
 from ecgnet.config import dump_config
@@ -37,6 +36,7 @@ from ecgnet.pretrain.simclr import SimCLRModule
 from ecgnet.pretrain.views import TwoCrops
 from ecgnet.pretrain.weights import FILENAME, HEAD, save_encoder
 from ecgnet.quiet import quiet_dependencies
+from ecgnet.training.progress import progress_callbacks
 from ecgnet.training.interrupt import interruptible
 from ecgnet.runs import provenance
 from ecgnet.training.distributed import hardware
@@ -66,9 +66,10 @@ def pretrain(config: PretrainConfig, data_root: Path, runs_dir: Path = Path("run
     loader = DataLoader(TwoCrops(split, d.window), batch_size=t.batch_size, shuffle=True,
                         drop_last=len(split.ecg_ids) > t.batch_size, num_workers=t.num_workers)
     quiet_dependencies()  # again now: importing Lightning resets its loggers to INFO
+    shown, progress = progress_callbacks(progress)  # a bar on a terminal, one line an epoch in a log
     trainer = L.Trainer(max_epochs=t.epochs, accelerator=t.accelerator, devices=1, precision=t.precision,
                         logger=False, enable_checkpointing=False, default_root_dir=run_dir,
-                        callbacks=[RichProgressBar()] if progress else [], enable_progress_bar=progress,
+                        callbacks=shown, enable_progress_bar=progress,
                         enable_model_summary=False, deterministic="warn")
     start = time.perf_counter()
     with interruptible(trainer, "pretraining stopped; nothing was saved"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -37,6 +37,7 @@ from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
 from ecgnet.training.interrupt import interruptible
 from ecgnet.training.losses import make_loss
+from ecgnet.training.progress import progress_callbacks
 from ecgnet.training.distributed import Indexed, hardware
 from ecgnet.training.module import ClassifierModule
 from ecgnet.training.resume import ResumeState, check_versions, record_session, record_versions
@@ -197,8 +198,8 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
     state = ResumeState([sampler.generator] if getattr(sampler, "generator", None) is not None else [])  # RNGs, history: see resume.py
     callbacks = [checkpoint, latest, EarlyStopping("val_macro_auc", mode="max", patience=t.patience), state]
-    if progress:
-        callbacks.append(RichProgressBar())
+    shown, progress = progress_callbacks(progress)  # a bar on a terminal, one line an epoch in a log
+    callbacks += shown
     if t.ema_decay is not None:  # validation, checkpoints and so the saved model use the averaged weights
         callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
     if t.swa_start_epoch is not None:  # the same for the plain average of epoch ends (swa.py)
