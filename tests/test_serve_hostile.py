@@ -115,7 +115,7 @@ def test_patient_fields_in_range_pass_and_others_do_not():
 
 
 def test_answers_are_strict_json():
-    from ecgnet.serve.app import StrictJSONResponse
+    from ecgnet.serve.errors import StrictJSONResponse
     from ecgnet.strictjson import dumps
 
     assert StrictJSONResponse({"a": float("nan"), "b": [1.0, float("inf")], "c": np.float64("-inf")}).body == \

@@ -32,9 +32,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator, Optional
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ecgnet import __version__
@@ -44,14 +43,14 @@ from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 from ecgnet.report.fields import patient_lines
 from ecgnet.serve.docs import add_api_page, refusals
+from ecgnet.serve.errors import StrictJSONResponse, add_error_handlers
 from ecgnet.serve.explain import ExplainLimits, explain_record
-from ecgnet.serve.headers import SECURITY_HEADERS, SecurityHeaders
+from ecgnet.serve.headers import SecurityHeaders
 from ecgnet.serve.hosts import SameOrigin, add_trusted_hosts, trusted_hosts
-from ecgnet.serve.limits import Gate, ServeLimits, display_signal
+from ecgnet.serve.limits import BodyLimit, Gate, ServeLimits, display_signal
 from ecgnet.serve.models import Loaded, ModelStore
 from ecgnet.serve.reference import PTBXLRecords, header_reference
-from ecgnet.serve.uploads import UploadError, UploadFolders, UploadLimits, public_message, saved_record, size
-from ecgnet.strictjson import dumps
+from ecgnet.serve.uploads import UploadError, UploadFolders, UploadLimits, public_message, saved_record
 
 STATIC = Path(__file__).parent / "static"
 # the form fields every diagnosing route takes
@@ -60,7 +59,12 @@ AGE = Form(None, description="years")
 SEX = Form(None, description="male | female (or M / F; numbers are refused: sites code them either way)")
 HEIGHT = Form(None, description="cm")
 WEIGHT = Form(None, description="kg")
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")  # what the POST endpoints read
+
+
+def patient_form(age: Optional[float] = AGE, sex: Optional[str] = SEX, height: Optional[float] = HEIGHT,
+                 weight: Optional[float] = WEIGHT) -> dict:
+    """The patient fields a diagnosing route takes, checked (a 422 naming the field)."""
+    return check_patient(age=age, sex=sex or None, height=height, weight=weight)
 
 
 def create_app(models: ModelStore | list | tuple | None = None, data_root: str | Path | None = None,
@@ -97,25 +101,7 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
     add_api_page(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.exception_handler(ECGNetError)
-    def _refused(_: Request, e: ECGNetError):
-        return StrictJSONResponse({"detail": public_message(e, None)}, status_code=getattr(e, "status", 400))
-
-    @app.exception_handler(Exception)
-    def _failed(_: Request, e: Exception):  # a fault of ours: one line of JSON, the traceback in the server's log
-        return StrictJSONResponse({"detail": f"internal error ({type(e).__name__}); the server's log has the details"},
-                                  status_code=500, headers=SECURITY_HEADERS)  # answered outside the middleware
-
-    @app.exception_handler(RequestValidationError)
-    def _invalid(request: Request, e: RequestValidationError):
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if request.method == "POST" and kind not in FORM_TYPES:  # JSON, raw bytes …: not what the API reads
-            return StrictJSONResponse({"detail": f"send multipart/form-data (files as uploads, the other fields as "
-                                                 f"form fields), not {kind or 'a body without a content type'}"},
-                                      status_code=415)
-        first = e.errors()[0] if e.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return StrictJSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+    add_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
     async def page():  # on the event loop: never queued behind requests in worker threads
@@ -138,10 +124,8 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
               responses=refusals(400, 413, 415, 422, 503))
     def predict(files: list[UploadFile] = File(..., description="one record: its .hea with its .dat/.mat, or one "
                                                                 "XML, DICOM, SCP-ECG or EDF file"),
-                model: Optional[str] = MODEL, age: Optional[float] = AGE, sex: Optional[str] = SEX,
-                height: Optional[float] = HEIGHT, weight: Optional[float] = WEIGHT):
+                model: Optional[str] = MODEL, given: dict = Depends(patient_form)):
         loaded = store.get(model)
-        given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
         with gate(), _uploaded(files, loaded, limits, serve_limits, folders) as record:
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
@@ -179,10 +163,8 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
                 model: Optional[str] = MODEL, scope: str = Form("best", description="best | segment"),
                 steps: Optional[int] = Form(None, description=f"Integrated Gradients steps, 4–{explain_limits.max_steps} "
                                                             f"(default {explain_limits.default_steps})"),
-                age: Optional[float] = AGE, sex: Optional[str] = SEX,
-                height: Optional[float] = HEIGHT, weight: Optional[float] = WEIGHT):
+                given: dict = Depends(patient_form)):
         loaded = store.get(model)
-        given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
         with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
             with loaded.lock:
                 used = _predict(loaded, record, given)["metadata"]
@@ -192,12 +174,10 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
               responses={200: {"content": {"application/pdf": {}}, "description": "one A4 landscape page"},
                          **refusals(400, 404, 413, 415, 422, 503)})
     def report(files: Optional[list[UploadFile]] = File(None), ecg_id: Optional[int] = Form(None),
-               model: Optional[str] = MODEL, age: Optional[float] = AGE, sex: Optional[str] = SEX,
-               height: Optional[float] = HEIGHT, weight: Optional[float] = WEIGHT):
+               model: Optional[str] = MODEL, given: dict = Depends(patient_form)):
         from ecgnet.report.pdf import model_identity, pdf_bytes
 
         loaded = store.get(model)
-        given = check_patient(age=age, sex=sex or None, height=height, weight=weight)
         with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
@@ -239,37 +219,3 @@ def _ptbxl(ptbxl: "PTBXLRecords | None", ecg_id: int, loaded: Loaded) -> tuple[E
     if ptbxl.missing(ecg_id):
         raise HTTPException(404, ptbxl.missing(ecg_id))
     return ptbxl.read(ecg_id, loaded.predictor)
-
-
-class StrictJSONResponse(JSONResponse):
-    """JSON without NaN/Infinity: a non-finite float (a value legitimately missing) becomes null."""
-
-    def render(self, content) -> bytes:
-        return dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class BodyLimit:
-    """Refuses request bodies above ``max_bytes`` with a 413: at once from Content-Length, else while
-    they stream in (so an oversized upload is never written out whole)."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        message = f"request larger than the {size(self.max_bytes)} allowed"
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-        received = 0
-
-        async def limited():
-            nonlocal received
-            event = await receive()
-            received += len(event.get("body", b""))
-            if received > self.max_bytes:
-                raise HTTPException(413, message)
-            return event
-
-        await self.app(scope, limited, send)

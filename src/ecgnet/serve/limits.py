@@ -11,7 +11,9 @@ and how much of a record goes back to the page.
   503 (busy) instead of piling up; ``/healthz`` never waits for it;
 - **back to the page**: the model sees the whole record; the page gets :func:`display_signal`, the first
   ``display_seconds`` of it, decimated to at most ``display_points`` samples per lead (a 1 h record's
-  full-rate signal was a 25 MB JSON answer).
+  full-rate signal was a 25 MB JSON answer);
+- **the body**: :class:`BodyLimit` refuses a request body over ``max_request_bytes`` with a 413, while it
+  streams in.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.records import LEADS, ECGRecord
-from ecgnet.serve.uploads import UploadError
+from ecgnet.serve.uploads import UploadError, size
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,30 @@ def display_signal(record: ECGRecord, limits: ServeLimits) -> dict:
                        f"of {total / record.sampling_rate:g} s" + (f", every {step}th sample" if step > 1 else "")
                        + "; the model saw the whole record")
     return out
+
+
+class BodyLimit:
+    """Refuses request bodies above ``max_bytes`` with a 413: at once from Content-Length, else while
+    they stream in (so an oversized upload is never written out whole)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"request larger than the {size(self.max_bytes)} allowed"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            event = await receive()
+            received += len(event.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, message)
+            return event
+
+        await self.app(scope, limited, send)
