@@ -440,8 +440,9 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         raise ECGNetError(f"--split must be 'test' or 'val', not '{split}'")
     checkpoint = resolve_checkpoint(run or checkpoint)
     from ecgnet.data.ptbxl import DATA_ENV, data_root
+    from ecgnet.runs.describe import run_summary
 
-    trained = _trained_manifest(checkpoint)
+    trained = run_summary(checkpoint if checkpoint.is_dir() else checkpoint.parent)["manifest"]
     if trained and not (data or os.environ.get(DATA_ENV)):  # a run of the user's own data, no PTB-XL: manifests first
         try:
             data_root(data)
@@ -451,15 +452,6 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
     metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
     console.print(format_table(metrics, title=f"{checkpoint.name} — {'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
     console.print(f"Report: [bold]{report}[/]")
-
-
-def _trained_manifest(checkpoint: Path) -> str | None:
-    """The manifest a run was trained on (run.json's collection), None for a PTB-XL run."""
-    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
-    try:
-        return (json.loads((run_dir / "run.json").read_text()).get("collection") or {}).get("manifest")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 @app.command()

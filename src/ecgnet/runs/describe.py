@@ -16,8 +16,8 @@ if TYPE_CHECKING:  # not at run time: `ecgnet models` lists runs without torch (
 
 def run_summary(run_dir: str | Path) -> dict:
     """What a listing shows of a run without loading it: task, classes, parameters, the model's registry
-    name, the fold-10 macro AUC and where its thresholds were chosen (None for what the run's files do
-    not say)."""
+    name, the fold-10 macro AUC, where its thresholds were chosen and the manifest it was trained on (None
+    for what the run's files do not say; no manifest: a PTB-XL run)."""
     run_dir = Path(run_dir)
 
     def read(name: str, parse):
@@ -30,7 +30,8 @@ def run_summary(run_dir: str | Path) -> dict:
         read("config.yaml", yaml.safe_load)
     return {"task": info.get("task"), "classes": info.get("classes", []), "parameters": info.get("parameters"),
             "architecture": (config.get("model") or {}).get("name"),
-            "test_macro_auc": (test.get("macro_auc") or {}).get("value"), "thresholds_from": thresholds_origin(run_dir)}
+            "test_macro_auc": (test.get("macro_auc") or {}).get("value"), "thresholds_from": thresholds_origin(run_dir),
+            "manifest": collection.get("manifest") if isinstance(collection := info.get("collection"), dict) else None}
 
 
 def thresholds_origin(run_dir: Path) -> str | None:
