@@ -168,7 +168,7 @@ def test_the_ensemble_reads_the_patient_metadata_its_members_were_evaluated_with
     for i in (0, 1):
         row = db.loc[int(ids[i])]
         fields = {k: row[k] for k in ("age", "sex", "height", "weight") if pd.notna(row[k]) and row[k] > 0}
-        fields["sex"] = str(int(row["sex"]))  # PTB-XL's 0 male / 1 female, as typed to predict --sex
+        fields["sex"] = ("male", "female")[int(row["sex"])]  # PTB-XL's 0 male / 1 female, as a user types it
         fields["age"] = min(float(fields["age"]), 90.0)  # PTB-XL's 300 (over 89) reads as 90
         result = predictor.predict_record(read_ecg(ptbxl_root / row["filename_lr"], 100), **fields)
         got = {d["class"]: d["probability"] for d in result["diagnoses"]}
