@@ -91,6 +91,29 @@ def test_evaluate_matches_classes_by_name_and_sklearn(run, manifest, tmp_path):
     assert "STTC" in report and (out / "figures" / "roc.png").is_file() and (out / "evaluation.html").is_file()
 
 
+def test_a_manifest_of_later_classes_is_scored_on_their_own_probabilities(run, manifest, tmp_path):
+    """A site labelling MI and NORM only (not the run's first classes, CD and HYP): each is scored on the run's
+    probability of that class by name, not on the first columns (found by a mutation the suite missed)."""
+    from ecgnet.data.readers import read_ecg_any
+
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    only = manifest.with_name("mi_norm.csv")
+    table[["record", "patient", "source", "NORM", "MI"]].to_csv(only, index=False)
+    predictor = Predictor(run)
+    out = tmp_path / "mi_norm"
+    result = evaluate_collection(predictor, read_manifest(only), out, n_boot=20, progress=False)
+    assert sorted(result["classes_matched"]) == ["MI", "NORM"]
+    rows = pd.read_csv(out / "predictions.csv", keep_default_na=False, na_values=[""])
+    rows = rows[rows["error"].isna()]
+    first = rows.iloc[0]
+    direct = predictor.predict_record(read_ecg_any(manifest.parent / first["record"], predictor.rate, resample=True))
+    by_class = {d["class"]: d["probability"] for d in direct["diagnoses"]}
+    assert first["p_MI"] == pytest.approx(by_class["MI"], abs=1e-5)
+    assert first["p_NORM"] == pytest.approx(by_class["NORM"], abs=1e-5)
+    for c in ("NORM", "MI"):
+        assert result["per_class"][c]["auc"] == pytest.approx(roc_auc_score(rows[f"y_{c}"], rows[f"p_{c}"]), abs=1e-4)
+
+
 def test_masked_bootstrap_draws_the_benchmarks_resamples_when_nothing_is_unknown():
     rng = np.random.default_rng(1)
     y = (rng.random((40, 3)) < 0.3).astype(float)

@@ -73,3 +73,39 @@ def test_score_refuses_shapes_that_disagree_with_its_classes():
     for args in ((y, p[:, :1], ["a", "b"]), (y, p, ["a"]), (y[:, 0], p[:, 0], ["a"])):
         with pytest.raises(ValueError, match="one column per class"):
             score(*args, n_boot=10)
+
+
+def test_calls_at_the_thresholds_match_sklearn_including_ties():
+    """Sensitivity, specificity and balanced accuracy at each class's threshold (p ≥ t is positive), with
+    unknown labels left out, as sklearn computes them; some probabilities equal their threshold exactly."""
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    y, p = _data(4, n=120)
+    y[:15, 1] = np.nan
+    thresholds = {"A": 0.3, "B": 0.62, "C": 0.5}
+    p[::7, 1], p[::9, 2] = 0.62, 0.5  # ties: called positive
+    out = score(y, p, ["A", "B", "C"], thresholds, n_boot=50, seed=0)
+    bal = []
+    for k, c in enumerate("ABC"):
+        known = ~np.isnan(y[:, k])
+        yk, calls = y[known, k].astype(int), (p[known, k] >= thresholds[c]).astype(int)
+        entry = out["per_class"][c]
+        assert entry["sensitivity"] == pytest.approx(recall_score(yk, calls))
+        assert entry["specificity"] == pytest.approx(recall_score(1 - yk, 1 - calls))
+        assert entry["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(yk, calls))
+        bal.append(balanced_accuracy_score(yk, calls))
+    assert out["mean_balanced_accuracy"] == pytest.approx(np.mean(bal))
+
+
+def test_a_class_mostly_unknown_keeps_a_known_positive_and_negative_in_every_resample():
+    """95 of 100 labels unknown (3 positive, 2 negative known): each bootstrap resample must hold a known
+    positive and a known negative of it, or the resample's AUC is undefined."""
+    y, p = _data(5, n=100)
+    y[:, 0] = np.nan
+    y[[3, 17, 40], 0], y[[55, 90], 0] = 1.0, 0.0
+    idx = M.bootstrap_indices(100, 300, 0, y)
+    for rows in idx:
+        column = y[rows, 0]
+        assert np.nansum(column) >= 1 and np.sum(column == 0) >= 1
+    out = score(y, p, ["A", "B", "C"], n_boot=300, seed=0)
+    assert out["per_class"]["A"]["n"] == 5 and out["per_class"]["A"]["auc"] is not None
