@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import wfdb
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from ecgnet.cli import app
@@ -37,6 +38,19 @@ def test_same_classes_keep_the_head_in_the_collections_order(source):
     body = next(k for k in model.state_dict() if k not in head and model.state_dict()[k].dtype.is_floating_point)
     assert torch.equal(model.state_dict()[body], source.model.state_dict()[body])
     assert facts["frozen_parameters"] == 0
+
+
+def test_a_cyclic_class_order_maps_each_output_to_its_class(source):
+    """A 5-cycle of the classes (a reversal is its own inverse, so it cannot tell the permutation from its
+    inverse): output i of the started model is the source's output for class i, on the same input."""
+    classes = source.classes[1:] + source.classes[:1]
+    model, _ = start_model(source, classes, "full")
+    x = torch.randn(2, 12, 250, generator=torch.Generator().manual_seed(0))
+    m = torch.zeros(2, 8)
+    with torch.no_grad():
+        ours, theirs = model.eval()(x, m), source.model.eval()(x, m)
+    for i, c in enumerate(classes):
+        torch.testing.assert_close(ours[:, i], theirs[:, source.classes.index(c)])
 
 
 def test_other_classes_get_a_new_head_and_head_mode_freezes_the_rest(source):
@@ -160,6 +174,38 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch, fs, gain):
                                      "--no-progress"])
     assert shown.exit_code == 0, shown.output  # its thresholds are the cross-validation's, and it says so
     assert "threshold (chosen on pooled out-of-fold predictions of the cross-validation)" in " ".join(shown.output.split())
+
+
+@pytest.mark.slow
+def test_cv_compares_with_zero_shot_on_the_runs_own_classes(tmp_path, monkeypatch):
+    """With the run's own classes (NORM and MI, later in its order than CD and HYP) cross-validation also
+    scores the shipped model as it is: its probabilities are long_time's by class name, its macro AUC is
+    sklearn's on them, and the paired difference is fine-tuned minus zero-shot, not the reverse."""
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.data.readers import read_ecg_any
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 24)
+    table = pd.read_csv(manifest).rename(columns={"X": "NORM", "Y": "MI"})
+    table.to_csv(manifest, index=False)
+    result = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--folds", "2",
+                                      "--runs-dir", str(tmp_path / "runs"), "--set", "training.epochs=2", "--set",
+                                      "training.threads=1", "--set", "name=zs", "--n-boot", "50", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    cv = tmp_path / "runs" / "zs" / "cv"
+    metrics = json.loads((cv / "metrics.json").read_text())
+    zero = pd.read_csv(cv / "zero_shot_predictions.csv")
+    oof = pd.read_csv(cv / "predictions.csv")
+    y = table.set_index("record").loc[zero["record"], ["NORM", "MI"]].to_numpy()
+    sk = np.mean([roc_auc_score(y[:, k], zero[f"p_{c}"]) for k, c in enumerate(["NORM", "MI"])])
+    assert metrics["zero_shot"]["macro_auc"]["value"] == pytest.approx(sk, abs=1e-6)
+    predictor = Predictor("long_time")
+    first = predictor.predict_record(read_ecg_any(tmp_path / zero["record"][0], predictor.rate, resample=True))
+    by_class = {d["class"]: d["probability"] for d in first["diagnoses"]}
+    assert (zero["p_NORM"][0], zero["p_MI"][0]) == pytest.approx((by_class["NORM"], by_class["MI"]), abs=1e-5)
+    pooled = np.mean([roc_auc_score(y[:, k], oof.set_index("record").loc[zero["record"], f"p_{c}"])
+                      for k, c in enumerate(["NORM", "MI"])])
+    assert metrics["vs_zero_shot"]["diff"] == pytest.approx(pooled - sk, abs=1e-6)
 
 
 @pytest.mark.slow
