@@ -19,7 +19,8 @@
   records (``reports/own_data/choose_defaults.py``) and a recording site the source never saw
   (``reports/own_data/shift.py``, ``interpolate.py``, ``stopping.py``) — never on the external records they
   are measured on; the rest of :data:`SMALL_DATA` (30 epochs, batch 32) was fixed beforehand. On folds of
-  ~60 records that schedule is about one optimizer step per epoch (docs/own_data.md).
+  ~60 records that schedule is about one optimizer step per epoch; 16× the steps (``training.min_epoch_crops``)
+  did not help on those sites (``reports/own_data/epoch_size.py``; docs/own_data.md).
 """
 
 from __future__ import annotations
