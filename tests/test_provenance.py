@@ -1,6 +1,8 @@
 """What a run records of the code that made it (ecgnet.runs.provenance), also on a machine without .git."""
 
+import json
 import subprocess
+import sys
 
 from ecgnet import runs
 
@@ -47,3 +49,14 @@ def test_the_command_is_the_one_that_ran():
     assert command(["/work/benchmarks/bench_time_to_accuracy.py", "configs/fast_time.yaml", "--runs-dir", "runs"]) \
         == "python /work/benchmarks/bench_time_to_accuracy.py configs/fast_time.yaml --runs-dir runs"
     assert command([]) is None
+
+
+def test_benchmark_results_record_the_command_as_the_readme_runs_it(monkeypatch):
+    """``python -m benchmarks.X`` puts the script's absolute path in argv[0]; the result says how to rerun it."""
+    from benchmarks._common import REPO_ROOT, command
+
+    monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "benchmarks" / "bench_model.py"), "--repeats", "3"])
+    assert command() == "python -m benchmarks.bench_model --repeats 3"
+    for path in sorted((REPO_ROOT / "benchmarks" / "results").glob("*.json")):
+        recorded = json.loads(path.read_text()).get("command", "")
+        assert recorded.startswith("python -m "), (path.name, recorded)
