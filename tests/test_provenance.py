@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from ecgnet import runs
 
@@ -51,12 +52,13 @@ def test_the_command_is_the_one_that_ran():
     assert command([]) is None
 
 
-def test_benchmark_results_record_the_command_as_the_readme_runs_it(monkeypatch):
+def test_benchmark_results_record_the_command_as_the_readme_runs_it():
     """``python -m benchmarks.X`` puts the script's absolute path in argv[0]; the result says how to rerun it."""
-    from benchmarks._common import REPO_ROOT, command
-
-    monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "benchmarks" / "bench_model.py"), "--repeats", "3"])
-    assert command() == "python -m benchmarks.bench_model --repeats 3"
-    for path in sorted((REPO_ROOT / "benchmarks" / "results").glob("*.json")):
+    repo = Path(__file__).resolve().parents[1]
+    probe = ("import sys; from benchmarks._common import REPO_ROOT, command; "
+             "sys.argv = [str(REPO_ROOT / 'benchmarks' / 'bench_model.py'), '--repeats', '3']; print(command())")
+    said = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert said.strip() == "python -m benchmarks.bench_model --repeats 3"
+    for path in sorted((repo / "benchmarks" / "results").glob("*.json")):
         recorded = json.loads(path.read_text()).get("command", "")
         assert recorded.startswith("python -m "), (path.name, recorded)
