@@ -368,3 +368,36 @@ def test_a_header_giving_0_samples_reads_signal_files_named_otherwise(tmp_path):
     with pytest.raises(ECGNetError) as e:
         read_ecg(header, 100)
     assert "/tmp/tmp" not in str(e.value).replace(str(tmp_path), "") and "fl_2.dat" in str(e.value)
+
+
+@pytest.mark.parametrize("fmt, samples", [("212", 1001), ("212", 1000), ("24", 1000), ("32", 1000), ("80", 1000)])
+def test_other_wfdb_sample_formats_read_as_wfdb_reads_them(tmp_path, fmt, samples):
+    """Every shared record is format 16: a wrong byte count for another format in the header check would
+    refuse each valid MIT-format record as 'truncated' unnoticed. Each is written by wfdb and read as its own
+    rdrecord reads it (212 with an odd length: the last byte pair is half used)."""
+    import wfdb
+
+    rng = np.random.default_rng(1)
+    gain = 50.0 if fmt == "80" else 200.0  # 8 bits: a coarse step, so that 2 mV fits
+    digital = np.clip(np.round(rng.normal(0, 0.4, (samples, 12)) * gain), -100, 100).astype(int)
+    wfdb.wrsamp(f"f{fmt}", fs=100, units=["mV"] * 12, sig_name=list(LEADS), d_signal=digital, fmt=[fmt] * 12,
+                adc_gain=[gain] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    header = tmp_path / f"f{fmt}.hea"
+    expected = wfdb.rdrecord(str(header.with_suffix(""))).p_signal.T
+    record = read_ecg(header, 100)
+    np.testing.assert_allclose(record.signal, expected, atol=1e-6)
+
+
+def test_a_record_exactly_at_the_read_limits_is_read(tmp_path):
+    """The limits are maxima: a 10 s, 12-lead, 12,000-value record is read under limits of exactly that,
+    and refused one step below each."""
+    from ecgnet.data.limits import ReadLimits
+    from conftest import write_wfdb
+
+    header, _ = write_wfdb(tmp_path, "edge", fs=100)
+    assert read_ecg(header, 100, limits=ReadLimits(max_seconds=10, max_signals=12, max_values=12_000)).signal.shape \
+        == (12, 1000)
+    for tight, field in ((dict(max_seconds=9.99), "max_seconds"), (dict(max_signals=11), "max_signals"),
+                         (dict(max_values=11_999), "max_values")):
+        with pytest.raises(ECGNetError, match=field):
+            read_ecg(header, 100, limits=ReadLimits(**tight))

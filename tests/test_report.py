@@ -149,7 +149,7 @@ def test_reports_rendered_at_once_draw_dollars_as_written_without_touching_matpl
 
 def test_a_failed_render_leaves_no_file(tmp_path):
     record = ECGRecord(Path("x.hea"), pulses(), 500.0, 500.0)
-    with pytest.raises(Exception):
+    with pytest.raises(KeyError, match="probability"):
         render(record, {"diagnoses": [{"class": "MI"}]}, MODEL, tmp_path / "out.pdf")  # no probability
     assert list(tmp_path.iterdir()) == []
 

@@ -325,3 +325,29 @@ def test_resume_refuses_a_changed_config(tmp_path):
     longer = config.model_copy(update={"training": config.training.model_copy(update={"epochs": 9})})
     with pytest.raises(ECGNetError, match=r"cannot resume with a changed config \(training.epochs\)"):
         check_resumable(longer, saved, resuming=True)
+
+
+def test_committed_calls_are_sklearns_at_the_thresholds_chosen_on_fold_9(fold10_labels):
+    """The threshold figures of a committed run (each class's sensitivity, specificity, F1, balanced accuracy,
+    and macro F1 and mean balanced accuracy) recomputed with sklearn from its fold-10 predictions at the
+    thresholds val/metrics.json chose on fold 9 — not read back from the file the same code wrote."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+
+    classes, _ = fold10_labels
+    _, y, p = _committed_auc("baseline_time", fold10_labels)
+    test = json.loads((RUNS / "baseline_time" / "test" / "metrics.json").read_text())
+    val = json.loads((RUNS / "baseline_time" / "val" / "metrics.json").read_text())
+    f1s, bals = [], []
+    for k, c in enumerate(classes):
+        t = val["per_class"][c]["threshold"]
+        assert not np.any(np.abs(p[:, k] - t) < 1e-6)  # no call turns on the predictions' 6 decimals
+        calls, e = (p[:, k] >= t).astype(int), test["per_class"][c]
+        assert e["threshold"] == pytest.approx(t)
+        assert e["sensitivity"] == pytest.approx(recall_score(y[:, k], calls))
+        assert e["specificity"] == pytest.approx(recall_score(1 - y[:, k], 1 - calls))
+        assert e["f1"] == pytest.approx(f1_score(y[:, k], calls))
+        assert e["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y[:, k], calls))
+        f1s.append(f1_score(y[:, k], calls))
+        bals.append(balanced_accuracy_score(y[:, k], calls))
+    assert test["macro_f1"] == pytest.approx(np.mean(f1s))
+    assert test["mean_balanced_accuracy"] == pytest.approx(np.mean(bals))
