@@ -86,6 +86,15 @@ def test_evaluate_matches_classes_by_name_and_sklearn(run, manifest, tmp_path):
     assert result["macro_auc"]["value"] == pytest.approx(
         np.mean([result["per_class"][c]["auc"] for c in result["classes_scored"]]))
     assert set(result["per_source"]) == {"site_a", "site_b"}
+    checked = 0
+    for source, rows in scored.groupby("source"):  # each source scored on its own records, as sklearn scores them
+        for c, e in result["per_source"][source]["per_class"].items():
+            known = rows[f"y_{c}"].notna()
+            if e["auc"] is not None:
+                assert e["auc"] == pytest.approx(roc_auc_score(rows.loc[known, f"y_{c}"], rows.loc[known, f"p_{c}"]),
+                                                 abs=1e-4), (source, c)
+                checked += 1
+    assert checked >= 4
     assert json.loads((out / "metrics.json").read_text())["classes_missing"] == ["STTC"]
     report = (out / "evaluation.md").read_text()
     assert "STTC" in report and (out / "figures" / "roc.png").is_file() and (out / "evaluation.html").is_file()

@@ -236,6 +236,12 @@ def test_the_run_s_threshold_carried_through_an_isotonic_map_keeps_its_calls():
     assert carry_threshold(0.37, iso) == pytest.approx(np.interp(0.37, iso["x"], iso["y"]))  # a rising stretch
     for t in (0.32, 0.37, 0.5, 0.7):  # the inverse: the lowest raw probability the map takes to t's value
         assert raw_threshold(carry_threshold(t, iso), iso) <= t + 1e-12
+    grid = np.linspace(0, 1, 100_001)
+    mapped = apply_calibrators(grid[:, None], [iso])[:, 0]
+    for v in np.linspace(mapped.min(), mapped.max(), 23)[1:-1]:  # every calibrated value the map reaches
+        r = raw_threshold(v, iso)
+        lowest = grid[np.argmax(mapped >= v - 1e-12)]  # brute force: the first raw probability taken to v or above
+        assert r == pytest.approx(lowest, abs=2e-5), (v, r, lowest)
     temperature = {"kind": "temperature", "temperature": 1.7}
     assert raw_threshold(carry_threshold(0.3, temperature), temperature) == pytest.approx(0.3)
 
