@@ -313,10 +313,14 @@ def test_shutdown_is_prompt_and_leaves_no_upload_folder(tmp_path, sig):
                    for _ in range(3)]
         for t in threads:
             t.start()
-        time.sleep(1.5)  # requests in progress (reading, diagnosing or queued at the gate)
+        deadline = time.monotonic() + 20  # requests in progress: an upload folder stands (else nothing is tested)
+        while not list(server_tmp.glob("ecgnet-upload-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        uploading = bool(list(server_tmp.glob("ecgnet-upload-*")))
     finally:
         seconds = hostile.stop_server(proc, sig, timeout=30)
     print(f"{sig.name}: exited in {seconds:.2f} s")
+    assert uploading, "no upload was in progress when the server was stopped"
     assert proc.returncode is not None and seconds < 10
     assert not list(server_tmp.glob("ecgnet-upload-*"))
 
