@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 
 from ecgnet.data.record_files import find_records
-from ecgnet.data.records import LEADS, header_demographics, read_ecg
+from ecgnet.data.records import LEADS, header_demographics, read_ecg, resample_signal
 from ecgnet.errors import ECGNetError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples"
@@ -73,6 +73,20 @@ def test_other_rates_are_resampled_with_a_note(tmp_path, fs):
     assert rec.notes == [f"resampled: {fs} Hz → 100 Hz"] and not any("resampled" in w for w in rec.warnings)
     # the QRS-like spikes survive: lead V6's range is close to the original's
     assert abs(np.ptp(rec.signal[11]) - np.ptp(val[11]) / 1000) < 0.35
+
+
+@pytest.mark.parametrize("fs", [250, 500, 1000])
+def test_resampling_keeps_a_baseline_offset_at_the_record_ends(fs):
+    """Zero padding beyond the ends pulled a lead's first and last samples toward 0 (0.26 mV off on a
+    real offset); the line through the ends keeps them: an offset with a slow wave on it, resampled to
+    100 Hz, matches the same signal sampled at 100 Hz to the first and last sample."""
+    def lead(rate):
+        t = np.arange(10 * rate) / rate
+        return 0.8 - 0.05 * t + 0.3 * np.sin(2 * np.pi * 1.1 * t)
+
+    out = resample_signal(lead(fs), fs, 100)
+    assert out.shape == (1000,)
+    assert np.abs(out - lead(100)).max() < 0.01  # zero padding: 0.24 (250 Hz) to 0.36 (1000 Hz) off
 
 
 def test_a_30_second_record_is_read_whole(tmp_path):

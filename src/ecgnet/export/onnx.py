@@ -80,7 +80,7 @@ def _metadata(run: Run) -> dict[str, str]:
                          "(crop_seconds): not scored; with input 'segment' the graph takes exactly "
                          "input_samples, so a record shorter than 10 s is scored by ecgnet's torch engine only",
         "resampling": "a record at another rate: scipy.signal.resample_poly along time, up / down = the model's "
-                      "rate / the record's as a fraction (denominator ≤ 1000)",
+                      "rate / the record's as a fraction (denominator ≤ 1000), padtype='line'",
         "metadata_features": METADATA_FEATURES,
         "metadata_encoding": "age in years capped at 90 (PTB-XL's 300, 'over 89', is 90), sex 0 male / 1 female, "
                              "height cm, weight kg; each scaled (x − mean) / std with metadata_scaler; a value not "

@@ -30,7 +30,7 @@ from rich.progress import Progress
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.readers import read_ecg_any
-from ecgnet.data.records import header_path, read_record
+from ecgnet.data.records import RESAMPLER, header_path, read_record
 from ecgnet.data.signals import SECONDS, cache_dir, cache_lock, cheap_check, fit_length, integrity, resolve_workers
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
@@ -66,7 +66,7 @@ def record_exists(path: Path) -> bool:
 
 
 def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> str:
-    h = hashlib.sha256(f"{sampling_rate}|{SECONDS}|{LAYOUT}".encode())
+    h = hashlib.sha256(f"{sampling_rate}|{SECONDS}|{LAYOUT}|{RESAMPLER}".encode())
     if limits != DEFAULT_LIMITS:  # other limits may read records the defaults refuse (or the reverse)
         h.update(f"|{limits}".encode())
     for p in paths:
