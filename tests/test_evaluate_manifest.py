@@ -71,6 +71,8 @@ def test_evaluate_matches_classes_by_name_and_sklearn(run, manifest, tmp_path):
     assert result["classes_missing"] == ["STTC"] and result["classes_ignored"] == ["XTRA"]
     assert result["made_by"]["weights_sha256"] == Predictor(run).run.weights_sha256  # which weights were scored
     assert (result["n_records"], result["n_scored"]) == (16, 15)
+    assert result["macro_auc"]["resampled"] == "patients"  # two records per patient: patients are resampled
+    assert "bootstrap over patients" in (out / "evaluation.md").read_text()
     assert [r["record"] for r in result["unreadable"]] == ["data/site_b/R15.hea"]
     table = pd.read_csv(out / "predictions.csv", keep_default_na=False, na_values=[""])
     scored = table[table["error"].isna()]
@@ -183,6 +185,7 @@ def test_calibrate_stores_a_profile_with_a_cross_fitted_report(run, manifest):
     assert profile.thresholds["STTC"] == THRESHOLDS["STTC"] and profile.calibrators["STTC"] == {"kind": "none"}
     assert profile.data["manifest"]["records_used"] == 15 and len(profile.data["manifest"]["sha256"]) == 64
     assert profile.data["evaluation"]["folds"] == 3 and "held-out" in profile.data["evaluation"]["protocol"]
+    assert profile.data["evaluation"]["resampled"] == "patients"
     report = Path(result["report"])
     assert report.parent == run / "profiles" / "clinic" and "cross-fitted" in (report.parent / "report.md").read_text()
     assert "youden, shrunk toward the run's by 40" in (report.parent / "report.md").read_text()

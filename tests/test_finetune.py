@@ -206,6 +206,9 @@ def test_cv_compares_with_zero_shot_on_the_runs_own_classes(tmp_path, monkeypatc
     pooled = np.mean([roc_auc_score(y[:, k], oof.set_index("record").loc[zero["record"], f"p_{c}"])
                       for k, c in enumerate(["NORM", "MI"])])
     assert metrics["vs_zero_shot"]["diff"] == pytest.approx(pooled - sk, abs=1e-6)
+    # two records per patient: the intervals resample patients, each with both records, and say so
+    assert metrics["vs_zero_shot"]["resampled"] == metrics["pooled"]["macro_auc"]["resampled"] == "patients"
+    assert "intervals over patients (each with all their records)" in (cv / "report.md").read_text()
 
 
 @pytest.mark.slow

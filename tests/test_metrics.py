@@ -220,3 +220,30 @@ def test_decision_rates_match_scikit_learn():
                                       (y, calls * 2, "binary"), (np.ones(5), np.ones(5, bool), "a positive and a negative")):
         with pytest.raises(ValueError, match=message):
             decision_rates(bad_y, bad_calls)
+
+
+def test_a_patient_bootstrap_resamples_patients_with_all_their_records():
+    """Two identical records per patient are one patient's evidence, not two: resampling patients gives the
+    interval of the records without their copies (the same draws, each brought twice), resampling records
+    one by one a narrower, overconfident one."""
+    rng = np.random.default_rng(3)
+    y = (rng.random((120, 2)) < 0.3).astype(int)
+    p = np.clip(y * 0.3 + rng.random((120, 2)), 0, 1)
+    once = bootstrap_ci(y, p, n_boot=300, seed=0)
+    twice_y, twice_p, patient = np.repeat(y, 2, axis=0), np.repeat(p, 2, axis=0), np.repeat(np.arange(120), 2)
+    by_patient = bootstrap_ci(twice_y, twice_p, n_boot=300, seed=0, groups=patient.astype(str))
+    by_record = bootstrap_ci(twice_y, twice_p, n_boot=300, seed=0)
+    assert by_patient == pytest.approx(once)
+    assert by_record[2] - by_record[1] < 0.85 * (by_patient[2] - by_patient[1])
+    draws = bootstrap_indices(240, 20, 0, twice_y, groups=patient)
+    assert all(np.array_equal(i[::2], i[1::2] - 1) for i in draws)  # a patient's records come together
+    paired = paired_bootstrap(twice_y, twice_p, twice_p[::-1], n_boot=100, seed=0, groups=patient)
+    assert paired == pytest.approx(paired_bootstrap(y, p, np.repeat(p, 2, axis=0)[::-1][::2], n_boot=100, seed=0))
+
+
+def test_one_record_per_patient_draws_what_a_record_bootstrap_draws():
+    y = np.tile([[1, 0], [0, 1], [1, 1], [0, 0]], (10, 1))
+    records = bootstrap_indices(40, 30, 7, y)
+    assert np.array_equal(records, bootstrap_indices(40, 30, 7, y, groups=[f"p{i}" for i in range(40)][::-1]))
+    with pytest.raises(ValueError, match="39 group labels for 40 rows"):
+        bootstrap_indices(40, 30, 7, y, groups=np.arange(39))

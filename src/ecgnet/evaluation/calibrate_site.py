@@ -83,7 +83,7 @@ def fit_and_cross_fit(y, p, patients, fallback, classes, method: str, target_sen
     k = min(folds, len(set(map(str, patients))))
     fold_of = stratified_group_folds(y, patients, k, seed) - 1
     q, held_t = cross_fit(y, p, fold_of, **fit_kwargs)
-    evaluation = before_after(y, p, fallback, q, held_t, classes, n_boot=n_boot, seed=seed)
+    evaluation = before_after(y, p, fallback, q, held_t, classes, n_boot=n_boot, seed=seed, groups=patients)
     evaluation.update(folds=k, seed=seed, protocol=PROTOCOL.format(k=k, k1=k - 1, n=len(y)),
                       warnings=worse_than_run(evaluation) + fragile(evaluation))
     return site_fit, q, held_t, fold_of, evaluation

@@ -63,9 +63,11 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
               "long_records": predictor.long_records,
               "made_by": made_by(predictor.run.weights_sha256, predictor.engine_name)}
     if len(scored):
-        result.update(score(y, p, classes, thresholds, n_boot, seed))
+        patients = scored["patient"].to_numpy()  # the intervals resample patients when some has several records
+        result.update(score(y, p, classes, thresholds, n_boot, seed, patients))
         sources = scored["source"].to_numpy()
-        result["per_source"] = {s: score(y[sources == s], p[sources == s], classes, thresholds, n_boot, seed)
+        result["per_source"] = {s: score(y[sources == s], p[sources == s], classes, thresholds, n_boot, seed,
+                                         patients[sources == s])
                                 for s in sorted(set(sources))}
     else:
         result.update({"n": 0, "classes_scored": [], "per_class": {}, "macro_auc": None, "per_source": {}})

@@ -37,8 +37,10 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
     per_source = [[src, str(s["n"]), format_auc(s["macro_auc"]),
                    *(f"{format_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]
                   for src, s in result.get("per_source", {}).items()]
+    over = ("patients, each with all their records (some patient has several)"
+            if (result.get("macro_auc") or {}).get("resampled") == "patients" else "records")
     note = ("Unknown labels are left out class by class (n = records where the class is known). AUC intervals: "
-            "90 % percentile bootstrap over records.")
+            f"90 % percentile bootstrap over {over}.")
     if result.get("site"):
         note += (f" Probabilities calibrated and thresholded by the site profile '{result['site']}'; if it was "
                  "fitted on these records, the decisions are optimistic (see the profile's cross-fitted report).")

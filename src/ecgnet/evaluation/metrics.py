@@ -65,15 +65,21 @@ def macro_auc(y_true, y_prob) -> float:
     return float(per_class_auc(y_true, y_prob).mean())
 
 
-def bootstrap_indices(n: int, n_boot: int, seed: int, y_true) -> np.ndarray:
+def bootstrap_indices(n: int, n_boot: int, seed: int, y_true, groups=None) -> list[np.ndarray] | np.ndarray:
     """``n_boot`` resamples (rows of indices, with replacement) in which every class has ≥1 positive
     and ≥1 negative. Invalid draws are discarded and redrawn, as in the benchmark code. Unknown labels
     (NaN, as in a manifest) count as neither: each class must keep a *known* positive and negative, and
-    without unknowns the draws are the same."""
+    without unknowns the draws are the same.
+
+    ``groups`` (one label per row, e.g. the patient): resample groups, each drawn group bringing all its rows
+    (a cluster bootstrap; a patient's records are not independent, and resampling them one by one makes
+    the interval too narrow). The resamples then differ in length (a list of index arrays). When every row
+    is its own group the draws are exactly those without ``groups``."""
     y_true = np.asarray(y_true, dtype=float)
     y_true = y_true.reshape(-1, 1) if y_true.ndim == 1 else y_true
     if len(y_true) != n or n == 0 or n_boot < 1:
         raise ValueError(f"need n == len(y_true) > 0 and n_boot >= 1 (n={n}, len={len(y_true)}, n_boot={n_boot})")
+    members = _group_members(groups, n)
     known = ~np.isnan(y_true)
     masked = not known.all()
     y_true = np.where(known, y_true, 0.0)
@@ -87,11 +93,53 @@ def bootstrap_indices(n: int, n_boot: int, seed: int, y_true) -> np.ndarray:
         if tries >= max_tries:
             raise ValueError(f"only {len(out)} of {n_boot} valid resamples in {max_tries} draws; a class is too rare")
         tries += 1
-        idx = rng.integers(0, n, size=n)
+        if members is None:
+            idx = rng.integers(0, n, size=n)
+        else:
+            idx = members.draw(rng)
         p = y_true[idx].sum(axis=0)
-        if (p > 0).all() and (p < (known[idx].sum(axis=0) if masked else n)).all():
+        if (p > 0).all() and (p < (known[idx].sum(axis=0) if masked else len(idx))).all():
             out.append(idx)
-    return np.stack(out)
+    return np.stack(out) if members is None else out
+
+
+class _Groups:
+    """Rows by group: group ``g`` (numbered in order of first appearance, so the draws do not depend on how
+    groups are labelled) is ``rows[start[g]:start[g] + size[g]]``."""
+
+    def __init__(self, groups, n: int):
+        groups = np.asarray(groups).reshape(-1)
+        if len(groups) != n:
+            raise ValueError(f"{len(groups)} group labels for {n} rows")
+        _, first, inverse = np.unique(groups.astype(str), return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=int)
+        rank[np.argsort(first)] = np.arange(len(first))
+        number = rank[inverse.reshape(-1)]
+        self.rows = np.argsort(number, kind="stable")
+        self.size = np.bincount(number, minlength=len(first))
+        self.start = np.cumsum(self.size) - self.size
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        g = rng.integers(0, len(self), size=len(self))
+        size = self.size[g]
+        offset = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+        return self.rows[np.repeat(self.start[g], size) + offset]
+
+
+def _group_members(groups, n: int) -> _Groups | None:
+    """The rows of each group; None when there are no groups or every row is its own."""
+    if groups is None:
+        return None
+    members = _Groups(groups, n)
+    return None if len(members) == n else members
+
+
+def resampled_units(groups, n: int) -> str:
+    """What an interval resamples, for reports: 'records', or 'patients' when some patient has several."""
+    return "records" if _group_members(groups, n) is None else "patients"
 
 
 def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
@@ -102,28 +150,30 @@ def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
 
 
 def bootstrap_ci(y_true, y_prob, metric_fn: MetricFn = macro_auc, n_boot: int = 1000, ci: float = 0.90,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """(point on the full set, low, high): percentile interval over valid resamples of the test set."""
+                 seed: int = 0, groups=None) -> tuple[float, float, float]:
+    """(point on the full set, low, high): percentile interval over valid resamples of the test set (of its
+    ``groups``, e.g. patients, when given: :func:`bootstrap_indices`)."""
     y_true, y_prob = _check(y_true, y_prob)
     point = float(metric_fn(y_true, y_prob))
-    idx = bootstrap_indices(len(y_true), n_boot, seed, y_true)
+    idx = bootstrap_indices(len(y_true), n_boot, seed, y_true, groups)
     values = np.array([metric_fn(y_true[i], y_prob[i]) for i in idx])
     return (point, *_interval(values, ci))
 
 
 def paired_bootstrap(y_true, prob_a, prob_b, metric_fn: MetricFn = macro_auc, n_boot: int = 1000,
-                     ci: float = 0.90, seed: int = 0) -> dict:
+                     ci: float = 0.90, seed: int = 0, groups=None) -> dict:
     """Compare two models on the *same* resamples (their errors are correlated, so pairing is tighter).
 
     ``diff`` = metric(a) − metric(b) on the full set; ``low``/``high`` the percentile interval of the
     resampled differences; ``p_value`` the fraction of resamples with diff ≤ 0 — a one-sided bootstrap
     p-value for "a is better than b" (near 0 when a is clearly better, around 0.5 for models of equal skill,
-    1 for identical predictions, whose every difference is 0).
+    1 for identical predictions, whose every difference is 0). ``groups``: resample these (e.g. patients)
+    rather than rows (:func:`bootstrap_indices`).
     """
     y_true, prob_a = _check(y_true, prob_a)
     _, prob_b = _check(y_true, prob_b)
     diff = float(metric_fn(y_true, prob_a) - metric_fn(y_true, prob_b))
-    idx = bootstrap_indices(len(y_true), n_boot, seed, y_true)
+    idx = bootstrap_indices(len(y_true), n_boot, seed, y_true, groups)
     diffs = np.array([metric_fn(y_true[i], prob_a[i]) - metric_fn(y_true[i], prob_b[i]) for i in idx])
     low, high = _interval(diffs, ci)
     return {"diff": diff, "low": low, "high": high, "p_value": float(np.mean(diffs <= 0))}

@@ -5,8 +5,10 @@ A class is *scorable* when it has a known positive and a known negative; it is s
 its label is known. The macro AUC averages the scorable classes. Its 90 % interval is a percentile
 bootstrap over records, keeping only resamples in which every scorable class still has a known positive and
 negative (:func:`ecgnet.evaluation.metrics.bootstrap_indices`; without unknown labels these are the draws of
-:func:`~ecgnet.evaluation.metrics.bootstrap_ci`, so the intervals are the benchmark's). Too few positives
-for valid resamples gives the point without an interval, never an error.
+:func:`~ecgnet.evaluation.metrics.bootstrap_ci`, so the intervals are the benchmark's). Given ``groups`` (a
+manifest's patients) where some patient has several records, patients are resampled instead, each with all
+their records: records of one patient are not independent evidence. Too few positives for valid resamples
+gives the point without an interval, never an error.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ def masked_macro_auc(y: np.ndarray, p: np.ndarray, empty: float = float("nan")) 
 
 
 def auc_interval(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int,
-                 ci: float = 0.90) -> tuple[float, float | None, float | None]:
+                 ci: float = 0.90, groups=None) -> tuple[float, float | None, float | None]:
     """(masked macro AUC, low, high) over columns that must all be scorable; no interval when too few
-    positives for valid resamples."""
+    positives for valid resamples. ``groups``: resample these (patients), not records."""
     point = masked_macro_auc(y, p)
     try:
-        idx = M.bootstrap_indices(len(y), n_boot, seed, y)
+        idx = M.bootstrap_indices(len(y), n_boot, seed, y, groups)
     except ValueError:
         return point, None, None
     values = np.array([masked_macro_auc(y[i], p[i]) for i in idx])
@@ -47,11 +49,12 @@ def auc_interval(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int,
 
 
 def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None = None,
-          n_boot: int = 1000, seed: int = 0) -> dict:
+          n_boot: int = 1000, seed: int = 0, groups=None) -> dict:
     """Per class: known and positive counts, AUC with its interval, and with ``thresholds`` the balanced
     accuracy, sensitivity and specificity of its calls; the macro AUC (with interval) over the scorable
     classes and the mean balanced accuracy. ``n``: the records given. ``y``: (records, classes) 0/1 with NaN
-    for unknown labels; ``p``: probabilities of the same shape; ``classes``: their names, in column order."""
+    for unknown labels; ``p``: probabilities of the same shape; ``classes``: their names, in column order;
+    ``groups``: each record's patient (the intervals resample patients when some has several records)."""
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     if y.ndim != 2 or y.shape != p.shape or y.shape[1] != len(classes):
         raise ValueError(f"y {y.shape} and p {p.shape} must be (records, classes) with one column per class "
@@ -63,14 +66,16 @@ def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | N
         yk, pk = y[known, k].astype(int), p[known, k]
         entry = {"n": int(known.sum()), "n_positive": int(yk.sum()), "auc": None, "low": None, "high": None}
         if k in ok:
-            entry["auc"], entry["low"], entry["high"] = auc_interval(y[:, [k]], p[:, [k]], n_boot, seed)
+            entry["auc"], entry["low"], entry["high"] = auc_interval(y[:, [k]], p[:, [k]], n_boot, seed,
+                                                                     groups=groups)
             if thresholds and c in thresholds:
                 entry.update(threshold=float(thresholds[c]), **M.decision_rates(yk, pk >= thresholds[c]))
         per_class[c] = entry
     out = {"n": int(len(y)), "classes_scored": [classes[k] for k in ok], "per_class": per_class, "macro_auc": None}
     if ok:
-        value, low, high = auc_interval(y[:, ok], p[:, ok], n_boot, seed)
-        out["macro_auc"] = {"value": value, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot}
+        value, low, high = auc_interval(y[:, ok], p[:, ok], n_boot, seed, groups=groups)
+        out["macro_auc"] = {"value": value, "low": low, "high": high, "ci": 0.9, "n_boot": n_boot,
+                            "resampled": M.resampled_units(groups, len(y))}
         bal = [per_class[classes[k]]["balanced_accuracy"] for k in ok if "balanced_accuracy" in per_class[classes[k]]]
         if bal:
             out["mean_balanced_accuracy"] = float(np.mean(bal))

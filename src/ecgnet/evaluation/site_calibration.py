@@ -16,8 +16,8 @@ patient when patients are known), each fold's calibration and thresholds are fit
 ``k − 1`` folds and applied to it, and the held-out calls of all folds are pooled. "Before" is the run's
 fold-9 thresholds on the raw probabilities, applied to the same records. The profile that is stored is
 fitted on all the site's records; the cross-fitted figures estimate how it will do on the site's next
-records. Intervals are 90 % percentile bootstraps over records (the held-out calls held fixed), the
-difference paired on the same resamples.
+records. Intervals are 90 % percentile bootstraps over records (over patients, each with all their records,
+when some patient has several; the held-out calls held fixed), the difference paired on the same resamples.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecgnet.evaluation.calibration import expected_calibration_error
-from ecgnet.evaluation.metrics import bootstrap_indices, decision_rates
+from ecgnet.evaluation.metrics import bootstrap_indices, decision_rates, resampled_units
 from ecgnet.evaluation.operating_points import METHODS, fit_thresholds, shrink_toward
 from ecgnet.evaluation.recalibration import apply_calibrators, carry_threshold, fit_calibrators, raw_threshold
 
@@ -74,10 +74,11 @@ def cross_fit(y, p, folds: np.ndarray, **fit_kwargs) -> tuple[np.ndarray, np.nda
 
 
 def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: int = 1000, ci: float = 0.90,
-                 seed: int = 0, n_bins: int = 10) -> dict:
+                 seed: int = 0, n_bins: int = 10, groups=None) -> dict:
     """Per class (known labels only): balanced accuracy, sensitivity and specificity with the run's
     thresholds on ``p`` (before) and the held-out thresholds on the held-out calibrated ``q`` (after),
-    bootstrap intervals and the paired difference; ECE and Brier score of ``p`` and ``q``."""
+    bootstrap intervals (over ``groups``, the patients, when given) and the paired difference; ECE and Brier
+    score of ``p`` and ``q``."""
     y, p, q = (np.asarray(a, dtype=float) for a in (y, p, q))
     run_thresholds = np.asarray(run_thresholds, dtype=float).reshape(-1)
     lo, hi = 50 * (1 - ci), 50 * (1 + ci)
@@ -97,7 +98,7 @@ def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: i
         entry["brier_before"] = float(np.mean((p[known, k] - yk) ** 2))
         entry["brier_after"] = float(np.mean((q[known, k] - yk) ** 2))
         try:
-            idx = bootstrap_indices(len(yk), n_boot, seed, yk)
+            idx = bootstrap_indices(len(yk), n_boot, seed, yk, None if groups is None else np.asarray(groups)[known])
         except ValueError:  # too few positives for valid resamples: point estimates only
             idx = None
         diff = entry["after"]["balanced_accuracy"] - entry["before"]["balanced_accuracy"]
@@ -116,6 +117,7 @@ def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: i
         return float(np.mean(values)) if values else None
 
     return {"per_class": per_class, "ci": ci, "n_boot": n_boot, "n_bins": n_bins,
+            "resampled": resampled_units(groups, len(y)),
             "classes_scored": [c for c, e in per_class.items() if "before" in e],
             "mean_balanced_accuracy": {"before": mean("before", "balanced_accuracy"),
                                        "after": mean("after", "balanced_accuracy")},

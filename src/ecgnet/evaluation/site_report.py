@@ -42,6 +42,11 @@ def _rule(profile: dict) -> str:
                    if s else "")
 
 
+def _resampled(evaluation: dict) -> str:
+    return ("patients, each with all their records" if evaluation.get("resampled") == "patients"
+            else "records")
+
+
 def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> Path:
     """``y`` labels (NaN unknown), ``p`` the run's probabilities, ``q`` the held-out calibrated ones."""
     ev, classes = profile["evaluation"], profile["classes"]
@@ -86,7 +91,8 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                  ["class", "n", "n positive", "balanced accuracy before [90 % CI]", "after [90 % CI]",
                   "after − before [90 % CI]", "sensitivity", "specificity", "note"], decisions,
                  f"Before: the run's thresholds ({_run_origin(profile)}) on its probabilities. After: each record thresholded by the "
-                 "profile fitted on the other folds. Intervals: percentile bootstrap over records, the difference paired."),
+                 "profile fitted on the other folds. Intervals: percentile bootstrap over "
+                 f"{_resampled(ev)}, the difference paired."),
                 ("Calibration on held-out records (cross-fitted)", ["class", "ECE before", "ECE after", "Brier before",
                                                                     "Brier after"], calibration,
                  f"ECE: {ev['n_bins']} equal-width bins. After: each record's probability through the map fitted on the "

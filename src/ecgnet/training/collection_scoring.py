@@ -27,9 +27,9 @@ def predict(model, collection: Collection, rows: np.ndarray, scaler, config: Con
 
 
 def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None = None,
-          n_boot: int = 1000, seed: int = 0) -> dict:
+          n_boot: int = 1000, seed: int = 0, groups=None) -> dict:
     """:func:`ecgnet.evaluation.scoring.score`, its record count under cv/metrics.json's name ``n_records``."""
-    out = scoring.score(y, p, classes, thresholds, n_boot, seed)
+    out = scoring.score(y, p, classes, thresholds, n_boot, seed, groups)
     return {"n_records": out.pop("n"), **out}
 
 
@@ -44,13 +44,17 @@ def youden_thresholds(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict[
     return out
 
 
-def paired_vs(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, classes: list[str], n_boot: int, seed: int) -> dict | None:
-    """Paired bootstrap of macro AUC (a − b) over the classes scorable on every record (no unknowns)."""
+def paired_vs(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, classes: list[str], n_boot: int, seed: int,
+              groups=None) -> dict | None:
+    """Paired bootstrap of macro AUC (a − b) over the classes scorable on every record (no unknowns);
+    ``groups``: resample these (patients), not records."""
     ok = [k for k in range(len(classes)) if not np.isnan(y[:, k]).any() and 0 < y[:, k].sum() < len(y)]
     if not ok:
         return None
     try:
-        out = M.paired_bootstrap(y[:, ok].astype(int), p_a[:, ok], p_b[:, ok], n_boot=n_boot, seed=seed)
+        out = M.paired_bootstrap(y[:, ok].astype(int), p_a[:, ok], p_b[:, ok], n_boot=n_boot, seed=seed,
+                                 groups=groups)
     except ValueError:
         return None
-    return {**out, "classes": [classes[k] for k in ok], "ci": 0.9, "n_boot": n_boot}
+    return {**out, "classes": [classes[k] for k in ok], "ci": 0.9, "n_boot": n_boot,
+            "resampled": M.resampled_units(groups, len(y))}

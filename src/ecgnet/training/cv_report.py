@@ -41,7 +41,7 @@ def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: 
     write_json(run_dir / "cv" / "metrics.json", metrics)
     # the final model's thresholds: Youden's J on the pooled out-of-fold predictions
     thresholds = youden_thresholds(collection.y, cv["oof"], classes)
-    val = score(collection.y, cv["oof"], classes, thresholds, n_boot, seed)
+    val = score(collection.y, cv["oof"], classes, thresholds, n_boot, seed, collection.patients)
     val["thresholds_from"] = "pooled out-of-fold predictions of the cross-validation (the same records: optimistic)"
     write_json(run_dir / "val" / "metrics.json", val)
     write_text(run_dir / "cv" / "report.md", cv_report(metrics, info))
@@ -69,7 +69,9 @@ def cv_report(metrics: dict, info: dict) -> str:
         lines += ["- trained from scratch (no --from)"]
     lines += [f"- final model (this run): {info.get('split')}; epochs {info.get('epochs_run')}, best "
               f"{info.get('best_epoch')}"]
-    lines += ["", "AUC with 90 % bootstrap intervals over records (pooled out-of-fold predictions).", "",
+    units = metrics["pooled"].get("macro_auc", {}) or {}
+    over = ("patients (each with all their records)" if units.get("resampled") == "patients" else "records")
+    lines += ["", f"AUC with 90 % bootstrap intervals over {over} (pooled out-of-fold predictions).", "",
               "| | macro | " + " | ".join(classes) + " |", "|---" * (len(classes) + 2) + "|"]
 
     def row(name, m):
