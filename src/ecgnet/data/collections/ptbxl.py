@@ -12,7 +12,6 @@ from ecgnet.data import ptbxl, signals
 from ecgnet.data.collections.base import Collection
 
 
-
 def ptbxl_collection(root: str | Path | None = None, task: str = "superdiagnostic") -> Collection:
     root = ptbxl.data_root(root)
     db, statements = ptbxl.read_database(root), ptbxl.read_statements(root)
