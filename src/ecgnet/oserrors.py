@@ -5,7 +5,7 @@ Writes that go through :func:`ecgnet.fileio.atomic_path` (run directories, check
 caches) turn these errors into an :class:`~ecgnet.errors.ECGNetError` that names the file and says
 that nothing was overwritten (the old file is still whole: the new one was being written beside it).
 Any other place that meets one — a library writing its own files, such as Lightning's CSV log — is
-turned into one line by the CLI (:func:`ecgnet.cli.friendly` calls :func:`disk_error`).
+turned into one line by the CLI (:func:`ecgnet.cli.common.friendly` calls :func:`disk_error`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def command(argv: list[str] | None = None) -> str | None:
     if not argv:
         return None
     program = Path(argv[0])
-    if program.name == "ecgnet" or program.resolve() == PACKAGE / "cli.py":
+    if program.name == "ecgnet" or program.resolve() == PACKAGE / "cli" / "__main__.py":
         return " ".join(["ecgnet", *argv[1:]])
     return " ".join(["python", argv[0], *argv[1:]])
 

@@ -1,0 +1,97 @@
+"""``ecgnet export`` (ONNX), ``models`` (the shipped models) and ``serve`` (the viewer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from ecgnet.errors import ECGNetError
+from ecgnet.runs.bundled import DEFAULT_MODEL
+from ecgnet.cli.common import (
+    CHECKPOINT_HELP, DataOpt, MaxSecondsOpt, MaxSignalsOpt, MaxValuesOpt, read_limits, app, console, err, friendly,
+)
+
+
+@app.command("export")
+@friendly
+def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
+               fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
+               out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx, "
+                                                  "or RUN/model.int8.onnx with --quantize int8)."),
+               quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static int8 quantization of "
+                                                      "the encoders' convolutions, calibrated on 128 records of "
+                                                      "PTB-XL's training folds (needs --data); see predict --engine onnx-int8."),
+               site: Optional[str] = typer.Option(None, "--site", help="Carry this site profile's calibration and "
+                                                  "thresholds in the metadata (ecgnet.site; see `ecgnet calibrate`)."),
+               data: Optional[Path] = DataOpt):
+    """Export a run for ONNX Runtime, with its classes, thresholds (and where they were chosen) and
+    preprocessing in the metadata."""
+    from ecgnet.export import export
+
+    if quantize == "int8":  # minutes without a word otherwise, the first time
+        err.print("note: int8 is calibrated on 128 records of PTB-XL's training folds; the first time, PTB-XL's signal "
+                  "cache is built for it (about 1 GB in $ECGNET_CACHE, a few minutes)", highlight=False)
+    console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out, quantize, data, site)))}[/]")
+
+
+@app.command()
+@friendly
+def models(config: Optional[str] = typer.Option(None, "--config", help="Print this shipped model's experiment "
+                                               "YAML instead (`ecgnet models --config long_time > my.yaml`: a "
+                                               "config to train or fine-tune from, without a repository checkout).")):
+    """The models shipped with ECGNet: use their name as --checkpoint."""
+    from rich.table import Table
+
+    from ecgnet.runs.bundled import bundled_names, bundled_root, list_bundled
+
+    if config is not None:
+        if config not in bundled_names():
+            raise ECGNetError(f"--config {config}: not a shipped model ({', '.join(bundled_names())})")
+        print((bundled_root() / config / "config.yaml").read_text(), end="")
+        return
+
+    table = Table("name", "task", "classes", "parameters", "fold-10 macro AUC", title="Bundled models")
+    for m in list_bundled():
+        auc = "–" if m.test_macro_auc is None else f"{m.test_macro_auc:.4f}"
+        params = "–" if m.parameters is None else f"{m.parameters:,}"
+        name = f"{m.name} (default)" if m.name == DEFAULT_MODEL else m.name
+        table.add_row(escape(name), m.task or "–", str(len(m.classes)), params, auc)
+    console.print(table)
+
+
+@app.command()
+@friendly
+def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes it to the network)."),
+          port: int = typer.Option(8000, help="Port to listen on (0: a free one, printed)."),
+          checkpoint: str = typer.Option(DEFAULT_MODEL, help=f"Default model. {CHECKPOINT_HELP}"),
+          runs_dir: Path = typer.Option(Path("runs"), help="Also offer the runs of this folder (if it exists)."),
+          site: Optional[str] = typer.Option(None, "--site", help="The default model's site profile (see `ecgnet "
+                                             "calibrate`): its calibrated probabilities and thresholds."),
+          data: Optional[Path] = DataOpt,
+          allowed_host: list[str] = typer.Option([], "--allowed-host", help="A Host name to answer besides "
+                                                  "localhost/127.0.0.1/[::1] (repeatable; '*': any)."),
+          max_concurrent: int = typer.Option(2, min=1, help="Requests reading or diagnosing a record at once."),
+          max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
+    """The viewer: a web page to see an ECG, its diagnosis and why, with a JSON API (docs at /docs)."""
+    from ecgnet.serve import create_app
+    from ecgnet.serve.models import ModelStore
+    from ecgnet.serve.hosts import trusted_hosts
+    from ecgnet.serve.limits import ServeLimits
+    from ecgnet.serve.process import listen, run
+
+    limits = ServeLimits(read=read_limits(max_seconds, max_signals, max_values), max_concurrent=max_concurrent)
+    web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir, serve_limits=limits,
+                     allowed_hosts=trusted_hosts(allowed_host, bind_host=host))
+    sock = listen(host, port)
+    wildcard = host in ("0.0.0.0", "::", "")
+    shown = "127.0.0.1" if wildcard else f"[{host}]" if ":" in host else host
+    console.print(f"ECGNet viewer on [bold]http://{shown}:{sock.getsockname()[1]}/[/] (API docs at /docs; "
+                  "Ctrl-C stops it)")
+    if wildcard:
+        err.print(f"warning: listening on every network interface ({host}), without authentication: anyone who "
+                  "can reach this machine can use the viewer. Other machines reach it by the names given with "
+                  f"--allowed-host ({', '.join(allowed_host) or 'none given: only this machine'})")
+    run(web, sock)
