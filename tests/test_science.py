@@ -314,17 +314,17 @@ def test_resume_refuses_a_changed_config(tmp_path):
     from conftest import TINY_CONFIG
     from ecgnet.config import parse_config
     from ecgnet.errors import ECGNetError
-    from ecgnet.training.fit import check_resumable
+    from ecgnet.training.fit import pin_or_check_config
 
     saved = tmp_path / "checkpoints" / "config.yaml"
     config = parse_config(TINY_CONFIG, source="tiny")
-    check_resumable(config, saved, resuming=False)  # a fresh start records its config
-    check_resumable(config, saved, resuming=True)
-    check_resumable(config.model_copy(update={"training": config.training.model_copy(update={"threads": 1})}),
+    pin_or_check_config(config, saved, resuming=False)  # a fresh start records its config
+    pin_or_check_config(config, saved, resuming=True)
+    pin_or_check_config(config.model_copy(update={"training": config.training.model_copy(update={"threads": 1})}),
                     saved, resuming=True)  # threads change speed, not the run
     longer = config.model_copy(update={"training": config.training.model_copy(update={"epochs": 9})})
     with pytest.raises(ECGNetError, match=r"cannot resume with a changed config \(training.epochs\)"):
-        check_resumable(longer, saved, resuming=True)
+        pin_or_check_config(longer, saved, resuming=True)
 
 
 def test_committed_calls_are_sklearns_at_the_thresholds_chosen_on_fold_9(fold10_labels):

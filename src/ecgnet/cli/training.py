@@ -72,9 +72,9 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
 
     cfg = load_config(config, overrides)
     if resume:
-        from ecgnet.runs.directory import check_resumable_run
+        from ecgnet.runs.directory import require_started_run
 
-        check_resumable_run(runs_dir / cfg.name)
+        require_started_run(runs_dir / cfg.name)
     run_dir, results = fit(cfg, data_root(data), runs_dir, resume=resume, n_boot=n_boot, progress=progress)
     if results is None:  # a non-zero rank of a distributed run: rank 0 reports
         return

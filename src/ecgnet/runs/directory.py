@@ -101,7 +101,7 @@ def resume_command(run_dir: Path, started_by: str | None = None) -> str:
     return f"ecgnet train -c {run_dir / 'config.yaml'} --runs-dir {run_dir.parent} --resume"
 
 
-def check_resumable_run(run_dir: Path) -> None:
+def require_started_run(run_dir: Path) -> None:
     """``--resume`` needs a run that was started: a mistyped --runs-dir or name would otherwise train it all
     again from scratch without a word."""
     if not Path(run_dir).is_dir():

@@ -182,11 +182,11 @@ def check_same_split(run_dir: Path, digest: str) -> None:
 def finished(run_dir: Path, config: Config) -> bool:
     """Whether ``run_dir`` is a complete run of ``config`` (a changed config is an error, not a retrain)."""
     from ecgnet.runs import INCOMPLETE
-    from ecgnet.training.fit import check_resumable
+    from ecgnet.training.fit import pin_or_check_config
 
     if not (run_dir / "run.json").is_file() or (run_dir / INCOMPLETE).exists():
         return False
-    check_resumable(config, run_dir / "config.yaml", resuming=True)
+    pin_or_check_config(config, run_dir / "config.yaml", resuming=True)
     return True
 
 
@@ -232,9 +232,9 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     if config.training.auxiliary_task:
         raise ECGNetError(NO_AUXILIARY_TASK)
     if resume:
-        from ecgnet.runs.directory import check_resumable_run
+        from ecgnet.runs.directory import require_started_run
 
-        check_resumable_run(Path(runs_dir) / config.name)
+        require_started_run(Path(runs_dir) / config.name)
     if forgetting:  # before anything is trained or written
         from ecgnet.training.forgetting import check_forgetting
 

@@ -110,7 +110,7 @@ def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_
     collection, split = (extra_info or {}).get("collection"), (extra_info or {}).get("split_sha256")  # None: PTB-XL
     continuing = resume and (run_dir / "checkpoints" / "last.ckpt").is_file()
     if continuing:  # refused before anything is written
-        check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
+        pin_or_check_config(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
         check_resumed_data(run_dir, collection, split)
     if not resume:  # a finished run of other data (PTB-XL vs a manifest) is not replaced: refused here
         check_same_data(run_dir, collection)
@@ -217,7 +217,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     resuming = resume and last.is_file()
     if not resuming:  # a resume was checked by train() before anything was written
         clear_checkpoints(run_dir / "checkpoints")
-        check_resumable(config, run_dir / "checkpoints" / "config.yaml", resuming=False)
+        pin_or_check_config(config, run_dir / "checkpoints" / "config.yaml", resuming=False)
     sessions = record_session(run_dir / "checkpoints", origin or provenance(), resuming) if first_process() else []
     start = time.perf_counter()
     advice = resume_command(run_dir, (origin or {}).get("command"))
@@ -239,9 +239,10 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
             **({"unlabelled_records": len(train_set) - len(train_split.ecg_ids)} if t.distill_unlabelled else {})}
 
 
-def check_resumable(config: Config, saved: Path, resuming: bool) -> None:
-    """A run resumes only with the config it started with (the schedule, data and model are in the
-    checkpoint) and the ecgnet version that wrote its checkpoints; a fresh start records both beside them."""
+def pin_or_check_config(config: Config, saved: Path, resuming: bool) -> None:
+    """A fresh start (``resuming`` False) pins its config and the ecgnet version beside its checkpoints (at
+    ``saved``); a resumed run must match both (the schedule, data and model are in the checkpoint), or this
+    raises naming what changed."""
     if not resuming:
         write_text(saved, dump_config(config))
         record_versions(saved.parent)
