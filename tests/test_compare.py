@@ -353,7 +353,7 @@ def test_tradeoff_figure_zooms_marks_the_outlier_and_labels_do_not_collide():
 
 
 def test_write_document_places_sections_and_scroll_boxes(tmp_path):
-    from ecgnet.evaluation.report import Section, write_document
+    from ecgnet.document import Section, write_document
 
     png = b"\x89PNG fake"
     path = write_document(tmp_path, "doc", "T", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecgnet.evaluation.report import _png, write_document
+from ecgnet.document import save_png, write_document
 from ecgnet.evaluation.scoring import format_auc, format_rate
 from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
@@ -36,7 +36,7 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
         sections.append(("Records without a superdiagnostic label (left out)", ["record"],
                          [[r] for r in result["unlabeled"]], None))
     figures = {"external_auc.png": ("Per-class AUC with 90 % intervals",
-                                    _png(_figure(result), Path(out_dir) / "figures" / "external_auc.png"))}
+                                    save_png(_figure(result), Path(out_dir) / "figures" / "external_auc.png"))}
     return write_document(out_dir, "external", f"{result['run']} on {Path(result['dataset']).name}", sections, figures,
                           css="tbody tr:last-child{font-weight:normal}")  # no summary row in these tables
 

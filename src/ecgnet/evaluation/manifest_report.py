@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from ecgnet.evaluation.scoring import few_cases, format_auc, format_rate
-from ecgnet.evaluation.report import _png, write_document
+from ecgnet.document import save_png, write_document
 from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
 
@@ -57,8 +57,8 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
                          [[r["row"], r["why"]] for r in result["skipped_rows"]], None))
     figures = {}
     if result["classes_scored"]:
-        figures["roc.png"] = ("ROC curves (known labels per class)", _png(_roc(result, y, p), Path(out_dir) / "figures" / "roc.png"))
-        figures["auc.png"] = ("Per-class AUC with 90 % intervals", _png(_auc(result), Path(out_dir) / "figures" / "auc.png"))
+        figures["roc.png"] = ("ROC curves (known labels per class)", save_png(_roc(result, y, p), Path(out_dir) / "figures" / "roc.png"))
+        figures["auc.png"] = ("Per-class AUC with 90 % intervals", save_png(_auc(result), Path(out_dir) / "figures" / "auc.png"))
     name = Path(str(result["manifest"])).name
     return write_document(out_dir, "evaluation", f"{result['run']} on {name}", sections, figures,
                           css="tbody tr:last-child{font-weight:normal}")

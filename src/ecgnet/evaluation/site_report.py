@@ -11,7 +11,7 @@ import numpy as np
 
 from ecgnet.evaluation.calibration import reliability_comparison
 from ecgnet.evaluation.recalibration import carry_threshold
-from ecgnet.evaluation.report import _png, write_document
+from ecgnet.document import save_png, write_document
 
 
 def _ci(entry: dict) -> str:
@@ -99,7 +99,7 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                  "other folds.")]
     figure = reliability_comparison(y, {"run (before)": p, f"{profile['calibration']}, cross-fitted (after)": q},
                                     classes, title=f"Reliability on {profile['site']}: before / after")
-    figures = {"reliability.png": ("Reliability diagram, held-out records", _png(figure, Path(out_dir) / "figures" / "reliability.png"))}
+    figures = {"reliability.png": ("Reliability diagram, held-out records", save_png(figure, Path(out_dir) / "figures" / "reliability.png"))}
     bullets = ("Warnings", ev["warnings"]) if ev.get("warnings") else None
     return write_document(out_dir, "report", f"Site profile '{profile['site']}' for {profile['run']}", sections, figures,
                           bullets=bullets, css="tbody tr:last-child{font-weight:normal}")

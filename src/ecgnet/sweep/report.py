@@ -15,7 +15,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from ecgnet.config import apply_override, parse_config
-from ecgnet.evaluation.report import _png
+from ecgnet.document import save_png
 from ecgnet.fileio import write_json, write_text
 
 OBJECTIVE = "the best fold-9 (val) macro AUC of the trial's run, over its epochs"
@@ -167,7 +167,7 @@ def _plots(study: optuna.Study, directory: Path, importances: bool) -> list[str]
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials and epochs
         if name == "intermediate_values.png":
             ax.set_xlabel("epoch (0 = the first)")
-        _png(ax.figure, directory / name)
+        save_png(ax.figure, directory / name)
         written.append(name)
     return written
 

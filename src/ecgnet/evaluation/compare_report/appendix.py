@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ecgnet.evaluation.compare_report.common import _num, _numbered
-from ecgnet.evaluation.report import Section
+from ecgnet.document import Section
 
 
 def _appendix_sections(result: dict, extra: list[Section]) -> list[Section]:

@@ -4,7 +4,7 @@ test time, gate and attention weights."""
 from __future__ import annotations
 
 from ecgnet.evaluation.compare_report.common import MODALITY_ORDER, _ci, _delta, _num, _numbered
-from ecgnet.evaluation.report import Section
+from ecgnet.document import Section
 
 
 def _modality_set_table(runs, base: str) -> list:

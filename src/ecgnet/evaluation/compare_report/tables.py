@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecgnet.evaluation.compare_report.common import (ABBREVIATION_NOTE, MANY_CLASSES, _ci, _delta, _name, _num, _numbered, _strategy,
                         _verdict)
-from ecgnet.evaluation.report import Section
+from ecgnet.document import Section
 
 
 def _runs_section(result: dict) -> Section:

@@ -13,7 +13,7 @@ from ecgnet.evaluation.compare_report.per_class_figures import _auc_vs_prevalenc
 from ecgnet.evaluation.compare_report.roc import _roc_figure, _roc_runs
 from ecgnet.evaluation.compare_report.tables import _cost_section, _explanation_sections, _per_class_sections, _runs_section
 from ecgnet.evaluation.compare_report.tradeoff import _tradeoff_figure
-from ecgnet.evaluation.report import Section, _png, write_document
+from ecgnet.document import Section, save_png, write_document
 from ecgnet.fileio import write_json
 
 _CSS_EXTRA = ("body{max-width:1200px}table{font-size:13px}th,td{padding:3px 7px}td{white-space:nowrap}"
@@ -46,7 +46,7 @@ def write_comparison_report(out_dir: Path, result: dict, y_true=None, probs: dic
         figs["tradeoff.png"] = ("Fold-10 macro AUC against MACs per ECG; numbers as in the runs table",
                                 _tradeoff_figure(result))
     figs.update(extra_figures or {})
-    figures = {name: (caption, fig if isinstance(fig, bytes) else _png(fig, out_dir / "figures" / name))
+    figures = {name: (caption, fig if isinstance(fig, bytes) else save_png(fig, out_dir / "figures" / name))
                for name, (caption, fig) in figs.items()}
     write_json(out_dir / "comparison.json", result)
 
