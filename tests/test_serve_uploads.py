@@ -37,6 +37,25 @@ def test_bytes_are_counted_across_chunks(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("extra, refused", [(0, False), (1, True)])
+def test_a_file_of_exactly_the_limit_is_taken_one_byte_more_is_not(tmp_path, monkeypatch, extra, refused):
+    """The limit is 'at most max_file_bytes': a file of exactly that size is saved whole (the limit a multiple
+    of the read chunk, so the last chunk ends on it), one byte more is a 413 and nothing is left."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    limit = 2 * _CHUNK
+    data = bytes(range(256)) * (limit // 256) + b"x" * extra
+    files = [("r.hea", io.BytesIO(_header(_twelve(["r.dat"])))), ("r.dat", io.BytesIO(data))]
+    if refused:
+        with pytest.raises(UploadError, match="r.dat: larger than the 131 kB allowed per file") as info:
+            with saved_record(files, UploadLimits(max_file_bytes=limit)):
+                pass
+        assert info.value.status == 413
+    else:
+        with saved_record(files, UploadLimits(max_file_bytes=limit)) as saved:
+            assert (saved.parent / "r.dat").read_bytes() == data
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("where", [0, 5, 11])
 def test_every_signal_line_is_checked_the_last_too(tmp_path, where):
     lines = _twelve(["r.dat"])
