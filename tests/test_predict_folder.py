@@ -193,3 +193,27 @@ def test_the_array_api_checks_shapes_at_its_boundary():
             predict_proba(run.model, *args, run.window, run.stride)
     with pytest.raises(ValueError, match="aggregate must be one of max, mean, not 'median'"):
         predict_proba(run.model, three, metadata, run.window, run.stride, aggregate="median")
+
+
+def test_a_model_that_reads_only_the_patient_data_says_so_and_calls_nothing_without_it(write_record, untrained_run):
+    """The metadata run reads age, sex, height and weight, never the ECG: on a record without them it called MI,
+    CD and STTC positive and said it saw 'the whole 10.0 s' (found in a viewer audit). It says what it reads,
+    and with none of it known it makes no calls."""
+    from pathlib import Path
+
+    from ecgnet.data.readers import read_ecg_any
+    from ecgnet.inference.predictor import METADATA_ONLY, NOTHING_READ
+
+    run = Path(__file__).resolve().parents[1] / "runs" / "metadata"
+    if not (run / "model.safetensors").is_file():
+        pytest.skip("needs the committed runs/metadata")
+    predictor = Predictor(run)
+    assert not predictor.reads_signal and Predictor(untrained_run).reads_signal
+    record = read_ecg_any(write_record("blind")[0], 100)
+    told_nothing = predictor.predict_record(record)
+    assert told_nothing["warnings"][:2] == [METADATA_ONLY, NOTHING_READ]
+    assert told_nothing["positives"] == [] and {d["positive"] for d in told_nothing["diagnoses"]} == {None}
+    assert told_nothing["coverage"].startswith("none of the ECG")
+    told = predictor.predict_record(record, age=70, sex="male")
+    assert told["warnings"][0] == METADATA_ONLY and NOTHING_READ not in told["warnings"]
+    assert {d["positive"] for d in told["diagnoses"]} <= {True, False}

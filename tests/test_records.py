@@ -316,6 +316,22 @@ def test_ages_from_birth_dates_as_files_write_them():
     assert age_on("1961", "2020") is None and age_on("", "20200101") is None and age_on("x", "y") is None
 
 
+def test_a_stated_age_the_files_own_dates_contradict_is_a_warning():
+    """A real MUSE export states 66 where its birth and acquisition dates give 59, the HL7 example 46 for 49: the
+    stated age is what a model reads, so the disagreement is said; a birthday's year of rounding and a '>89'
+    age are not disagreements."""
+    from ecgnet.data.patient import stated_age_warning
+
+    muse = {"birth_date": "03-21-1941", "acquired": "04-22-2000 11:34:00"}  # GE's MM-DD-YYYY
+    assert "states age 66, but its birth and acquisition dates give 59" in stated_age_warning(66, muse, "muse-xml")
+    assert stated_age_warning(59, muse, "muse-xml") is None and stated_age_warning(60, muse, "muse-xml") is None
+    assert stated_age_warning(66, muse, "dicom") is None  # MM-DD-YYYY read only where GE writes it
+    hl7 = {"birth_date": "19530508", "acquired": "20021122091000"}
+    assert "give 49" in stated_age_warning(46, hl7) and stated_age_warning(90, {"birth_date": "19200101",
+                                                                                "acquired": "20150101"}) is None
+    assert stated_age_warning(None, hl7) is None and stated_age_warning(46, {"birth_date": "1953"}) is None
+
+
 def _wfdb_written(folder: Path, name: str = "w0") -> tuple[Path, np.ndarray]:
     """A 12-lead record written by wfdb (checksums and all), with a base time after its length → (header,
     the signal wfdb reads back)."""

@@ -239,3 +239,22 @@ def test_a_resume_on_other_data_is_refused(tmp_path):
     check_resumed_data(run, {"name": "site"}, split_sha256="aaa")
     with pytest.raises(ECGNetError, match="trained on another split of the records"):
         check_resumed_data(run, {"name": "site"}, split_sha256="bbb")
+
+
+def test_a_checkpoint_under_a_shipped_name_does_not_hide_the_shipped_model(run_copy, tmp_path, capsys):
+    """serve --checkpoint /elsewhere/long_time (other weights) took the name long_time: the shipped long_time was
+    gone from the list and the repository's runs/long_time, the shipped weights, was relabelled as 'other weights'
+    (found in a viewer audit). The checkpoint is listed by its folder and name; the shipped name stays the shipped
+    model's; the shipped model given as a checkpoint keeps its name."""
+    from ecgnet.runs.bundled import resolve_checkpoint
+    from ecgnet.serve.models import ModelStore
+
+    mine = tmp_path / "mine" / "long_time"
+    shutil.copytree(run_copy, mine)
+    runs = tmp_path / "runs"
+    shutil.copytree(resolve_checkpoint("long_time"), runs / "long_time")  # the shipped weights, as in a checkout
+    store = ModelStore.discover([mine], runs_dir=runs)
+    assert store.default == "mine/long_time" and store.checkpoints["mine/long_time"] == mine
+    assert store.checkpoints["long_time"] == resolve_checkpoint("long_time") and "runs/long_time" not in store.names()
+    assert "listed as 'mine/long_time'" in capsys.readouterr().err
+    assert ModelStore.discover(["long_time"]).default == "long_time"

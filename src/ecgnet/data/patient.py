@@ -81,6 +81,25 @@ def age_from(value) -> float | None:
     return age if math.isfinite(age) and 0 <= age < 150 else None
 
 
+# GE MUSE writes dates MM-DD-YYYY (then the AcquisitionTime HH:MM[:SS] where the reader joined one)
+MUSE_DATE = re.compile(r"(\d{2})-(\d{2})-(\d{4})(?: (\d{2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def stated_age_warning(age: float | None, patient: dict, source_format: str | None = None) -> str | None:
+    """A warning when a file's stated age (what the models read) and the age its birth and acquisition dates
+    give differ by two years or more (a year is a birthday's rounding); None when they agree or either is
+    missing. A '>89' age (90) against dates giving 90 or more agrees."""
+    def day(value):
+        m = MUSE_DATE.fullmatch(str(value or "").strip()) if source_format == "muse-xml" else None
+        return f"{m.group(3)}-{m.group(1)}-{m.group(2)}" if m else value
+
+    from_dates = age_on(day(patient.get("birth_date")), day(patient.get("acquired")))
+    if age is None or from_dates is None or abs(from_dates - age) < 2 or (age == 90 and from_dates >= 89):
+        return None
+    return (f"the file states age {age:g}, but its birth and acquisition dates give {from_dates:g}: the stated age "
+            "is the one a model reads (check it; the patient options override it)")
+
+
 def age_on(birth, day) -> float | None:
     """Completed years from ``birth`` to ``day`` (``datetime.date`` objects, or strings that start with a date:
     ISO '1961-05-20', DICOM/HL7 '19610520', '20200501T103000', '20240102101112.000'); None when either is missing,

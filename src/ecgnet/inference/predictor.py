@@ -34,6 +34,10 @@ LONG_RECORDS = windows.LONG_RECORDS
 WITHHELD = "no positive/negative calls: the amplitudes cannot be trusted (see the amplitude warnings)"
 NO_THRESHOLD = ("no positive/negative call for {}: the run has no threshold for it (its validation records had no "
                 "positive or no negative to choose one on); probability only")
+METADATA_ONLY = ("this model does not read the ECG: its probabilities rest only on the patient's age, sex, height "
+                 "and weight")
+NOTHING_READ = ("no positive/negative calls: this model reads only the patient's age, sex, height and weight, and "
+                "none is known")
 PATIENT_FIELDS = ("age", "sex", "height", "weight")
 LEAD_NAMES = tuple(display(lead) for lead in LEADS)  # as clinicians write them (aVR …)
 SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
@@ -76,6 +80,7 @@ class Predictor:
     thresholds = property(lambda self: self.profile.thresholds if self.profile else self.run.thresholds)
     thresholds_from = property(lambda self: self.run.thresholds_from, doc="where the run's thresholds were chosen")
     uses_metadata = property(lambda self: self.run.uses_metadata)
+    reads_signal = property(lambda self: self.run.reads_signal)
 
     def calls_rule(self) -> str:
         """What makes a call positive, in one line (predict's header, the printed report)."""
@@ -104,6 +109,8 @@ class Predictor:
 
     def coverage(self, samples: int) -> str:
         """How the model sees a record of ``samples`` samples, in words."""
+        if not self.reads_signal:
+            return "none of the ECG: only the patient's age, sex, height and weight"
         return windows.coverage(samples, self.rate, self.config.data, self.long_records)
 
     def predict_signal(self, signal: np.ndarray, metadata: np.ndarray) -> np.ndarray:
@@ -161,15 +168,20 @@ class Predictor:
         if self.uses_metadata and unknown:  # flagged missing to the model, as in training; the user may know them
             notes.append(f"the model reads the patient's age, sex, height and weight; unknown here: {', '.join(unknown)} "
                          f"(flagged missing, as in training; --{' --'.join(unknown)} give them)")
-        if record.seconds > SECONDS + 0.5 / self.rate:
+        if record.seconds > SECONDS + 0.5 / self.rate and self.reads_signal:
             notes.append(f"longer than {SECONDS} s: {self.coverage(record.signal.shape[-1])}")
             fitted = (self.profile.data.get("long_records") or "segments") if self.profile is not None else None
             if fitted is not None and fitted != self.long_records:
                 warnings.append(f"site profile '{self.profile.site}' was fitted with long records scored as "
                                 f"'{fitted}', this one as '{self.long_records}' (--long-records {fitted} matches it)")
         thresholds = self.thresholds or {}
-        calls = thresholds if thresholds and record.amplitude_trusted else {}
-        if thresholds and not record.amplitude_trusted:
+        blind = not self.reads_signal and not used  # a metadata-only model told nothing: its prior, not a diagnosis
+        calls = thresholds if thresholds and record.amplitude_trusted and not blind else {}
+        if not self.reads_signal:
+            warnings.insert(0, METADATA_ONLY)
+            if thresholds and blind:
+                warnings.insert(1, NOTHING_READ)
+        if thresholds and not record.amplitude_trusted and not blind:
             warnings.append(WITHHELD)
         unset = [c for c in self.classes if c not in thresholds]
         if thresholds and unset:  # a run trained on a collection where these classes had no positive (or negative)

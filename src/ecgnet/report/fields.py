@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from ecgnet.data.patient import MUSE_DATE
 from ecgnet.data.records import ECGRecord
 
 DATE_FIELDS = ("birth_date", "acquired")  # the patient fields holding a date or a date and time
 # DICOM DA/DT (+ TM) and HL7 TS: YYYYMM[DD[HH[MM[SS[.f…]]]]][±ZZZZ] (an offset only after a time)
 COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(?:(\d{2})(?:(\d{2})(\d{2})?(?:(\d{2})(?:\.(\d{1,6}))?)?([+-]\d{4})?)?)?")
-# GE MUSE: MM-DD-YYYY, then the AcquisitionTime HH:MM[:SS] where the reader joined one
-MUSE_DATE = re.compile(r"(\d{2})-(\d{2})-(\d{4})(?: (\d{2}):(\d{2})(?::(\d{2}))?)?")
 
 
 def patient_lines(record: ECGRecord) -> list[str]:

@@ -318,6 +318,10 @@ class Run:
         return model_uses_metadata(self.model)
 
     @property
+    def reads_signal(self) -> bool:
+        return model_reads_signal(self.model)
+
+    @property
     def weights_sha256(self) -> str:
         return weights_sha256(self.dir, self.info)
 
@@ -339,6 +343,15 @@ def model_uses_metadata(model) -> bool:
         return True
     members = getattr(model, "members", None)
     return members is not None and any(model_uses_metadata(m) for m in members.values())
+
+
+def model_reads_signal(model) -> bool:
+    """Whether the model reads the ECG at all: not when its only modality is the patient metadata (the
+    ``metadata`` runs), nor a late-fusion model all of whose members are such."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return any(model_reads_signal(m) for m in members.values())
+    return tuple(getattr(model, "modalities", ())) != ("metadata",)
 
 
 def weights_sha256(run_dir: str | Path, info: dict | None = None) -> str | None:

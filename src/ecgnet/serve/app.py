@@ -28,6 +28,7 @@ Content-Security-Policy and its kin (:mod:`ecgnet.serve.headers`); ``/docs`` is 
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator, Optional
@@ -208,9 +209,13 @@ def _uploaded(files: list[UploadFile], loaded: Loaded, limits: UploadLimits, ser
 
 def _predict(loaded: Loaded, record: ECGRecord, given: dict) -> dict:
     try:
-        return loaded.predictor.predict_record(record, **given)
+        result = loaded.predictor.predict_record(record, **given)
     except ECGNetError as e:
         raise UploadError(str(e)) from None
+    # the command line's advice, in the viewer's words: its Patient fields are where a user gives them
+    result["notes"] = [re.sub(r"--\w+(?: --\w+)* give them\)$", "the Patient fields give them)", n)
+                       for n in result["notes"]]
+    return result
 
 
 def _ptbxl(ptbxl: "PTBXLRecords | None", ecg_id: int, loaded: Loaded) -> tuple[ECGRecord, dict, dict]:

@@ -49,14 +49,21 @@ class ModelStore:
         """The given checkpoints first (the first is the default), then the bundled models, then every
         run of ``runs_dir`` with weights that finished training. A run whose name is taken by a model with
         the same weights is that model (the repository's runs/long_time is the bundled long_time); one with
-        other weights (a model retrained under a shipped name) is listed as ``<runs folder>/<name>``."""
+        other weights (a model retrained under a shipped name) is listed as ``<its folder's name>/<name>``,
+        a given checkpoint too: the shipped name stays the shipped model's."""
         found: dict[str, Path] = {}
+        shipped = bundled_names() if bundled else []
         for c in checkpoints:
             path = resolve_checkpoint(c)
             run_dir = path.parent if path.suffix == ".safetensors" else path
             check_run_dir(run_dir)  # at startup, not at every request for it
-            found.setdefault(run_dir.name, run_dir)
-        for name in bundled_names() if bundled else []:
+            name = run_dir.name
+            if name in shipped and weights_sha256(resolve_checkpoint(name)) != weights_sha256(run_dir):
+                name = f"{run_dir.parent.name}/{run_dir.name}"  # under a shipped name, but not the shipped model
+                print(f"note: {run_dir} has other weights than the shipped {run_dir.name}; listed as '{name}'",
+                      file=sys.stderr)
+            found.setdefault(name, run_dir)
+        for name in shipped:
             found.setdefault(name, resolve_checkpoint(name))
         if runs_dir is not None and Path(runs_dir).is_dir():
             for run in sorted(Path(runs_dir).iterdir()):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.data.patient import stated_age_warning
 from ecgnet.data.readers.detect import FORMATS, READ, detect
 from ecgnet.data.records import ECGRecord, amplitude_problems, at_model_rate, read_ecg, resolution_warning
 from ecgnet.errors import ECGNetError
@@ -54,6 +55,7 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
     if fmt == "wfdb":
         return read_ecg(path, sampling_rate, resample=resample, limits=limits)
     rec = read_source(path, limits, fmt)
+    rec.warnings += [w for w in [stated_age_warning(rec.age, rec.patient, rec.format)] if w]
     problems = amplitude_problems(rec.signal)
     rec.warnings += problems + [w for w in [resolution_warning(rec.signal)] if w]
     rec.amplitude_trusted = rec.amplitude_trusted and not problems
