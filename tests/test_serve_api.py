@@ -58,8 +58,11 @@ def refused(response, status: int | tuple = (400, 413, 415, 422)) -> str:
 
 
 def expected(predictor: Predictor, header: Path, **metadata) -> dict:
+    """The library's prediction, as the viewer words it (its notes point at the page's Patient fields)."""
+    from ecgnet.serve.app import viewer_notes
+
     result = predictor.predict_file(header, resample=True, **metadata)
-    return {**result, "record": header.name}
+    return {**result, "record": header.name, "notes": viewer_notes(result["notes"])}
 
 
 # --- service ----------------------------------------------------------------------------------
@@ -106,6 +109,9 @@ def test_predict_dat_record_with_patient_fields(client, predictors, write_record
     assert prediction == expected(predictors[FUSION], header, age=61, sex="female")
     assert prediction["metadata"] == {"age": 61.0, "sex": "female"}
     assert list(upload_dir.iterdir()) == []
+    # the note on what the model lacks points at the page's Patient fields, not at command-line options
+    note = next(n for n in response.json()["prediction"]["notes"] if n.startswith("the model reads the patient"))
+    assert note.endswith("unknown here: height, weight (flagged missing, as in training; the Patient fields give them)")
 
 
 def test_the_page_is_told_who_the_file_says_the_patient_is(client, tmp_path, upload_dir):
@@ -206,7 +212,7 @@ def _bad_uploads(samples: Path) -> dict:
         "two headers": ([("files", ("E00001.hea", hea)), ("files", ("E00002.hea", hea)), ("files", ("E00001.mat", mat))],
                         400, "one record"),
         "same name twice": ([("files", ("E00001.hea", hea)), ("files", ("E00001.hea", hea))], 400, "twice"),
-        "no header": ([("files", ("E00001.mat", mat))], 400, "no .hea"),
+        "no header": ([("files", ("E00001.mat", mat))], 400, "E00001.mat: no .hea header uploaded with it"),
         "no suffix, not an ECG": ([("files", ("IM0001", b"just some text\n"))], (400, 415), "IM0001"),
         "no suffix beside a header": ([("files", ("E00001.hea", hea)), ("files", ("E00001", mat))], 400, "alone"),
     }

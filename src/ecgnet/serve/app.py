@@ -212,10 +212,13 @@ def _predict(loaded: Loaded, record: ECGRecord, given: dict) -> dict:
         result = loaded.predictor.predict_record(record, **given)
     except ECGNetError as e:
         raise UploadError(str(e)) from None
-    # the command line's advice, in the viewer's words: its Patient fields are where a user gives them
-    result["notes"] = [re.sub(r"--\w+(?: --\w+)* give them\)$", "the Patient fields give them)", n)
-                       for n in result["notes"]]
-    return result
+    return {**result, "notes": viewer_notes(result["notes"])}
+
+
+def viewer_notes(notes: list[str]) -> list[str]:
+    """A prediction's notes in the viewer's words: the patient fields a model lacks are given in its Patient
+    fields, not with the command line's --age/--sex/--height/--weight."""
+    return [re.sub(r"--\w+(?: --\w+)* give them\)$", "the Patient fields give them)", n) for n in notes]
 
 
 def _ptbxl(ptbxl: "PTBXLRecords | None", ecg_id: int, loaded: Loaded) -> tuple[ECGRecord, dict, dict]:

@@ -18,12 +18,13 @@ class Refusal(BaseModel):
     detail: str = Field(description="what is wrong, naming the file or field")
 
 
-_WHY = {400: "a bad upload (a malformed or unreadable file, a header naming files not sent), implausible patient "
-             "data, an unknown model or class, or a Host the server does not answer",
+_WHY = {400: "a bad upload (a malformed or unreadable file, a header naming files not sent), an unknown model, "
+             "class or scope, or a Host the server does not answer",
         404: "no such PTB-XL record, or no PTB-XL dataset on this server",
         413: "too many files, or a file or request over the server's limits",
         415: "not an ECG file, or a body that is not a form (send multipart/form-data)",
-        422: "a form field of the wrong type or out of range (e.g. steps)",
+        422: "a form field of the wrong type or out of range: steps, or implausible patient data (age, sex, height, "
+             "weight)",
         503: "the server was busy for 120 s: try again"}
 
 

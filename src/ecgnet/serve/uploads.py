@@ -182,7 +182,8 @@ def saved_record(files: list[tuple[str | None, BinaryIO]], limits: UploadLimits 
                           "upload one record at a time")
     headers = [n for n in names if n.lower().endswith(".hea")]
     if not singles and len(headers) != 1:
-        raise UploadError("no .hea header uploaded" if not headers else
+        raise UploadError(f"{names[0]}: no .hea header uploaded with it (select a WFDB record's .hea together with "
+                          "its .dat/.mat)" if not headers else
                           f"{len(headers)} headers uploaded ({', '.join(headers)}); upload one record at a time")
     folders = folders or UploadFolders()
     folder = folders.create()
