@@ -235,3 +235,77 @@ def test_what_the_screen_shows_is_what_why_and_print_act_on(server, browser, tmp
     page.locator("#open-record").click()
     assert "a whole number from 1" in page.locator("#error").inner_text()
     page.close()
+
+
+def _tall_record(folder: Path, seconds: int = 10) -> Path:
+    """A 100 Hz record with 4 mV R waves in lead I (the top row of 3 × 4) and −3 mV S waves in II (the rhythm
+    strip): more than the paper's rows leave above and below them."""
+    import numpy as np
+    import wfdb
+
+    signal = np.random.default_rng(0).normal(0, 0.05, (12, seconds * 100))
+    signal[0, 50::100], signal[1, 60::100] = 4.0, -3.0
+    wfdb.wrsamp("tall", fs=100, units=["mV"] * 12, sig_name=["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3",
+                                                               "V4", "V5", "V6"], p_signal=np.round(signal.T, 3),
+                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+    return folder / "tall.hea"
+
+
+def test_a_new_record_is_its_own_patient_tall_waves_are_whole_and_keyboard_focus_stays(server, browser, tmp_path):
+    """Found in a viewer audit: the Patient fields typed for one record were sent with the next (another
+    patient's ECG diagnosed and printed as 'age 85, female'); R waves over 2.3 mV in the top row and S waves
+    under −1.5 mV in the rhythm strip were cut at the paper's edge (the printed page drew them); Enter on Why?
+    rebuilt the table and dropped the keyboard focus; a 70 s record was said to be 60 s long."""
+    page = browser.new_page(viewport={"width": 1500, "height": 950})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+    tall = _tall_record(tmp_path)
+    page.set_input_files("#files", [str(tall), str(tall.with_suffix(".dat"))])
+    page.wait_for_selector("tr.dx-row")
+    for layout in ("3x4", "12"):
+        page.select_option("#layout", layout)
+        inside = page.evaluate("""() => {  // every trace point lies within the paper
+            const svg = document.getElementById('ecg-svg'), box = svg.viewBox.baseVal;
+            return [...svg.querySelectorAll('path.lead-trace, path.rhythm-trace')].every((p) => {
+                const m = p.getCTM(), s = svg.getCTM().inverse(), n = p.getTotalLength();
+                for (let d = 0; d <= n; d += 0.5) {
+                    const q = p.getPointAtLength(d).matrixTransform(m).matrixTransform(s);
+                    if (q.y < box.y - 1e-6 || q.y > box.y + box.height + 1e-6) return false;
+                }
+                return true;
+            });
+        }""")
+        assert inside, f"a trace leaves the paper in the {layout} layout"
+    page.select_option("#layout", "3x4")
+
+    page.click("details.patient summary")
+    page.fill("#age", "85")
+    page.locator("#age").blur()
+    page.wait_for_function("() => document.getElementById('busy').hidden")
+    assert page.evaluate("state.shown.patient") == {"age": "85"}  # the record shown is rediagnosed with it
+    page.set_input_files("#files", [str(RECORD.with_suffix(".hea")), str(RECORD.with_suffix(".mat"))])
+    page.wait_for_selector("#record-name:text-is('E00001.hea')", timeout=60_000)
+    assert page.evaluate("state.shown.patient") == {}  # not sent with another record: its patient is what its
+    assert page.locator("#age").input_value() == ""  # file says
+
+    why = page.locator("tr.dx-row").first.locator(".explain-btn")
+    top = page.locator("tr.dx-row").first.get_attribute("data-class")
+    why.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("svg#ecg-svg rect.attr", state="attached", timeout=60_000)
+    assert page.evaluate("document.activeElement.dataset.class") == top  # the rebuilt row's button has the focus
+
+    long = tmp_path / "long"
+    long.mkdir()
+    seventy = _tall_record(long, seconds=70)
+    page.set_input_files("#files", [str(seventy), str(seventy.with_suffix(".dat"))])
+    page.wait_for_function("() => document.getElementById('page-label').textContent.includes('record 70.0 s')")
+    assert page.locator("#page-label").inner_text() == "0.0–10.0 s of the first 60.0 s (record 70.0 s)"
+    page.click("#next-page")
+    for _ in range(5):
+        page.click("#next-page") if page.locator("#next-page").is_enabled() else None
+    assert page.locator("#next-page").is_disabled()  # the last page: nothing further to show
+    assert errors == [], errors
+    page.close()

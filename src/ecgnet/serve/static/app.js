@@ -63,7 +63,8 @@ async function init() {
   state.models = await api("GET", "/api/models");
   const select = $("model");
   for (const m of state.models.models) {
-    const option = new Option(m.name + (m.test_macro_auc ? `  (AUC ${m.test_macro_auc.toFixed(3)})` : ""), m.name);
+    const option = new Option(m.name + (m.test_macro_auc ? `  (AUC ${m.test_macro_auc.toFixed(3)})` : "") +
+      (m.architecture === "metadata_mlp" ? " — patient data only, not the ECG" : ""), m.name);
     option.selected = m.default;
     select.add(option);
   }
@@ -71,9 +72,12 @@ async function init() {
   document.querySelectorAll(".ptbxl-only").forEach((e) => { e.hidden = !state.models.ptbxl; });
 }
 
-async function diagnose(source = state.shown && state.shown.source) {
+async function diagnose(source = state.shown && state.shown.source, newRecord = false) {
   if (!source) return;
-  const asked = {source, model: $("model").value, patient: patientValues()};
+  // another record is another patient: the fields typed for the record shown do not carry over to it (before
+  // any record, what is typed is for the first one)
+  const fresh = newRecord && state.shown;
+  const asked = {source, model: $("model").value, patient: fresh ? {} : patientValues()};
   const ticket = ++state.ticket;
   let data;
   try {
@@ -94,6 +98,7 @@ async function diagnose(source = state.shown && state.shown.source) {
     return;
   }
   if (ticket !== state.ticket) return;  // a later request was made: its answer is the one to show
+  if (fresh) for (const k of PATIENT_FIELDS) $(k).value = "";  // the new record's patient: what its file says
   state.shown = asked;
   state.result = data;
   state.explanations = {};
@@ -183,6 +188,9 @@ function thresholdsHint() {
 }
 
 function renderDiagnoses(p, reference) {
+  // the table is rebuilt: a keyboard user's focus stays on the same class's button
+  const focused = document.activeElement && document.activeElement.classList.contains("explain-btn")
+    ? document.activeElement.dataset.class : null;
   $("model-name").textContent = `· ${p.model}`;
   $("thresholds-hint").textContent = thresholdsHint();
   const refLabels = reference ? new Set(reference.labels) : null;
@@ -211,6 +219,10 @@ function renderDiagnoses(p, reference) {
     return row;
   });
   $("diagnoses").replaceChildren(...rows);
+  if (focused) {
+    const again = [...document.querySelectorAll(".explain-btn")].find((b) => b.dataset.class === focused);
+    if (again) again.focus();
+  }
 }
 
 function renderReference(ref) {
@@ -245,6 +257,10 @@ function renderExplanation() {
   $("explain-text").textContent = `${ex.method}, ${ex.n_steps} steps, over ${t0.toFixed(2)}–${t1.toFixed(2)} s` +
     (decisive ? `; the decisive window starts at ${(decisive.start / rate).toFixed(2)} s (probability ${decisive.probability.toFixed(3)} there` +
       (ex.ensemble ? "; an ensemble combines its members' own record probabilities, so its probability is no single window's)." : ").") : ".") +
+    // with a site profile the table's probabilities are calibrated, a window's are the model's own: say so
+    (ex.window_probabilities ? ` Window probabilities: ${ex.window_probabilities}.` : "") +
+    (t0 >= shownSeconds() ? ` This stretch lies beyond the first ${shownSeconds().toFixed(0)} s the viewer draws; ` +
+      "the model read it." : "") +
     ` Colour: attribution per 40 ms, full at the 99th percentile of its size (${ex.max_abs.toPrecision(2)} logit units is the strongest).` +
     // 3 × 4 shows each lead for 2.5 s only: a 2.5 s window's colour falls on one column of leads
     (state.layout === "3x4" && t1 - t0 <= 2.6 ? " In the 3 × 4 layout only the leads of the window's column " +
@@ -262,9 +278,10 @@ function renderExplanation() {
     const w = m.weights ? m.weights[name] : null;
     const weight = w === null ? el("span") : el("span", {class: "prob"},
       el("span", {class: "meter"}, el("span", {class: "fill pos", style: `width:${100 * w}%`})), el("span", {class: "num", text: w.toFixed(2)}));
-    const delta = p - m.probability;
+    const delta = Number(p.toFixed(3)) - Number(m.probability.toFixed(3));  // as shown: no "0.998 (−0.000)"
+    const sign = Math.abs(delta) < 5e-4 ? "±" : delta > 0 ? "+" : "−";
     table.append(el("tr", {class: "modality-row"}, el("td", {text: name}), el("td", {}, weight),
-      el("td", {class: "num", text: `${p.toFixed(3)} (${delta >= 0 ? "+" : "−"}${Math.abs(delta).toFixed(3)})`})));
+      el("td", {class: "num", text: `${p.toFixed(3)} (${sign}${Math.abs(delta).toFixed(3)})`})));
   }
   box.replaceChildren(el("h3", {text: `${parts === "members" ? "Members" : "Modalities"} — P(${ex.class}) = ${m.probability.toFixed(3)} with all of them`}), table);
 }
@@ -278,21 +295,31 @@ function renderPlot() {
   state.page = Math.min(Math.max(0, state.page), pages - 1);
   const paged = state.layout === "3x4";
   $("pager").hidden = !paged || pages < 2;
+  $("prev-page").disabled = state.page <= 0;
+  $("next-page").disabled = state.page >= pages - 1;
   $("page-label").textContent = shownSpan();
   const svg = paged ? draw3x4(sig, state.page * PAGE_S) : drawStrips(sig);
   const paper = $("paper");
   if (!state.pxPerMm) state.pxPerMm = Math.max(2, Math.min(6, (paper.clientWidth - 2) / svg.width));
   paper.innerHTML = svg.markup(state.pxPerMm);
   $("caption").textContent = `25 mm/s · 10 mm/mV · 1 mm and 5 mm grid · ${sig.rate} Hz as the model sees it` +
-    ` · lead offsets removed for display · calibration pulse 1 mV` + (paged ? "" : " · scroll sideways for time");
+    ` · lead offsets removed for display · calibration pulse 1 mV` + (paged ? "" : " · scroll sideways for time") +
+    (sig.note ? ` · ${sig.note}` : "");
+}
+
+// The seconds the viewer draws: a long record's first part only (the server says so in signal.note).
+function shownSeconds() {
+  return state.result.signal.samples / state.result.signal.rate;
 }
 
 // The seconds of the record on the paper, in words (the 3×4 layout shows 10 s from state.page × 10 s).
 function shownSpan() {
-  const sig = state.result.signal, seconds = sig.samples / sig.rate;
-  if (state.layout !== "3x4") return `0–${seconds.toFixed(1)} s of ${seconds.toFixed(1)} s`;
+  const seconds = shownSeconds(), record = state.result.prediction.seconds;
+  const of = record > seconds + 0.05 ? `of the first ${seconds.toFixed(1)} s (record ${record.toFixed(1)} s)`
+    : `of ${seconds.toFixed(1)} s`;
+  if (state.layout !== "3x4") return `0–${seconds.toFixed(1)} s ${of}`;
   const t0 = state.page * PAGE_S;
-  return `${t0.toFixed(1)}–${Math.min(seconds, t0 + PAGE_S).toFixed(1)} s of ${seconds.toFixed(1)} s`;
+  return `${t0.toFixed(1)}–${Math.min(seconds, t0 + PAGE_S).toFixed(1)} s ${of}`;
 }
 
 function medians(mv) {
@@ -302,7 +329,8 @@ function medians(mv) {
 function paperSvg(widthMm, heightMm, body) {
   return {
     width: widthMm,
-    markup: (px) => `<svg xmlns="http://www.w3.org/2000/svg" id="ecg-svg" width="${(widthMm * px).toFixed(0)}" height="${(heightMm * px).toFixed(0)}"` +
+    markup: (px) => `<svg xmlns="http://www.w3.org/2000/svg" id="ecg-svg" role="img" aria-label="the ECG on paper, 25 mm/s, 10 mm/mV"` +
+      ` width="${(widthMm * px).toFixed(0)}" height="${(heightMm * px).toFixed(0)}"` +
       ` viewBox="0 0 ${widthMm} ${heightMm}" font-family="Helvetica, Arial, sans-serif">` +
       `<defs><pattern id="grid1" width="1" height="1" patternUnits="userSpaceOnUse"><path d="M1 0V1H0" fill="none" stroke="#f5c9c4" stroke-width="0.06"/></pattern>` +
       `<pattern id="grid5" width="5" height="5" patternUnits="userSpaceOnUse"><rect width="5" height="5" fill="url(#grid1)"/>` +
@@ -326,8 +354,23 @@ function calibration(y0) {
   return `<path d="M${x} ${y0}h1.5v-10h5v10h1.5" fill="none" stroke="#111" stroke-width="0.28"/>`;
 }
 
+// a lead's name, haloed in the paper's colour so that a trace or a bracket passing under it leaves it legible
 function label(text, x, y) {
-  return `<text x="${x}" y="${y}" font-size="3.4" font-weight="600" fill="#1f2933">${text}</text>`;
+  return `<text x="${x}" y="${y}" font-size="3.4" font-weight="600" fill="#1f2933" paint-order="stroke" ` +
+    `stroke="#fffdfc" stroke-width="0.9" stroke-linejoin="round">${text}</text>`;
+}
+
+// How far (mm) a trace of samples [i0, i1) reaches above and below its baseline at 10 mm/mV.
+function reach(values, i0, i1, offset) {
+  let hi = -Infinity, lo = Infinity;
+  for (let i = i0; i < i1; i++) { if (values[i] > hi) hi = values[i]; if (values[i] < lo) lo = values[i]; }
+  return i1 > i0 ? [(hi - offset) * MM_PER_MV, (offset - lo) * MM_PER_MV] : [0, 0];
+}
+
+// Paper added above or below (whole 5 mm squares) so that no wave is cut at the paper's edge: a tall R wave in
+// the top row or a deep S in the bottom one is what voltage criteria (LVH) are read from.
+function margin(needed) {
+  return needed > 0 ? Math.ceil((needed + 1) / 5) * 5 : 0;
 }
 
 // Attribution of lead `lead` over samples [i0, i1), drawn as coloured 1 mm columns of height `h` from y `top`.
@@ -398,8 +441,12 @@ function draw3x4(sig, startS) {
   const i1 = Math.min(sig.samples, first + Math.round(PAGE_S * rate));
   under += overlay(RHYTHM, first, i1, LEFT, top, ROW_MM, rate);
   body += calibration(y0) + trace(sig.mv[RHYTHM], first, i1, LEFT, y0, rate, offsets[RHYTHM], "rhythm-trace", RHYTHM) +
-    label(`${LEAD_NAMES[RHYTHM]} (rhythm)`, LEFT + 1.5, top + 5) + decisiveMarker(first, i1, top + 3.5, rate);
-  return paperSvg(width, height, `<g class="attr-overlay">${under}</g>` + body);
+    decisiveMarker(first, i1, top + 3.5, rate) + label(`${LEAD_NAMES[RHYTHM]} (rhythm)`, LEFT + 1.5, top + 5);
+  const above = margin(Math.max(...GRID_3X4[0].map((lead, c) => reach(sig.mv[lead], first + c * colSamples,
+    Math.min(sig.samples, first + (c + 1) * colSamples), offsets[lead])[0])) - (TOP + ROW_MM * 0.62));
+  const below = margin(reach(sig.mv[RHYTHM], first, i1, offsets[RHYTHM])[1] - (height - y0));
+  return paperSvg(width, height + above + below,
+                  `<g transform="translate(0 ${above})"><g class="attr-overlay">${under}</g>${body}</g>`);
 }
 
 function drawStrips(sig) {
@@ -413,8 +460,11 @@ function drawStrips(sig) {
       label(LEAD_NAMES[lead], LEFT + 1.5, top + 5);
   }
   body += decisiveMarker(0, sig.samples, TOP + 1.5, rate);
-  for (let s = 1; s < seconds; s++) body += `<text x="${LEFT + s * MM_PER_S}" y="${height - 0.6}" font-size="2.2" fill="#66727f" text-anchor="middle">${s} s</text>`;
-  return paperSvg(width, height, `<g class="attr-overlay">${under}</g>` + body);
+  const above = margin(reach(sig.mv[0], 0, sig.samples, offsets[0])[0] - (TOP + 3 + STRIP_MM * 0.6));
+  const below = margin(reach(sig.mv[11], 0, sig.samples, offsets[11])[1] - (height - (TOP + 3 + 11 * STRIP_MM + STRIP_MM * 0.6)));
+  for (let s = 1; s < seconds; s++) body += `<text x="${LEFT + s * MM_PER_S}" y="${height + below - 0.6}" font-size="2.2" fill="#66727f" text-anchor="middle">${s} s</text>`;
+  return paperSvg(width, height + above + below,
+                  `<g transform="translate(0 ${above})"><g class="attr-overlay">${under}</g>${body}</g>`);
 }
 
 // --- downloads -------------------------------------------------------------------------------------
@@ -440,10 +490,10 @@ function svgText() {
 // part shown, the diagnosis (positive classes with probability and threshold) and the overlay, if any.
 function pngHeader() {
   const p = state.result.prediction, sig = state.result.signal, ex = currentExplanation();
-  const positives = p.diagnoses.filter((d) => d.positive).map((d) => `${d.class} ${d.probability.toFixed(2)} (≥ ${d.threshold.toFixed(2)})`);
+  const positives = p.diagnoses.filter((d) => d.positive).map((d) => `${d.class} ${d.probability.toFixed(3)} (≥ ${d.threshold.toFixed(3)})`);
   const calls = p.diagnoses.some((d) => d.positive === null) ? "no positive/negative calls (see the warnings)"
     : positives.length ? `positive: ${positives.join(", ")}` : "no class above its threshold";
-  const lines = [`${p.record} — model ${p.model}`,
+  const lines = [`${p.record} — model ${p.model}` + (p.site ? ` with site profile '${p.site}' (calibrated probabilities)` : ""),
     `25 mm/s · 10 mm/mV · ${sig.rate} Hz · ${shownSpan()}`, `Diagnosis: ${calls}`];
   if (ex && state.overlay) {
     lines.push(`Overlay: ${ex.method.split(" (")[0]} for ${ex.class}, ${(ex.start / ex.rate).toFixed(1)}–${((ex.start + ex.samples) / ex.rate).toFixed(1)} s`);
@@ -501,7 +551,7 @@ function zoom(factor) {
 function wire() {
   $("files").addEventListener("change", (e) => {
     if (!e.target.files.length) return;
-    diagnose({files: [...e.target.files]});
+    diagnose({files: [...e.target.files]}, true);
     e.target.value = "";  // choosing the same file again is a new request
   });
   const open = () => {
@@ -510,12 +560,13 @@ function wire() {
       showError(`ecg_id ${text || "(empty)"}: a whole number from 1`);
       return;
     }
-    diagnose({ecgId: id});
+    diagnose({ecgId: id}, true);
   };
   $("open-record").addEventListener("click", open);
   $("ecg-id").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); open(); } });
   $("source").addEventListener("submit", (e) => e.preventDefault());
-  $("model").addEventListener("change", () => diagnose());
+  let settle = null;  // arrowing through the list fires a change per key: diagnose once the choice settles
+  $("model").addEventListener("change", () => { clearTimeout(settle); settle = setTimeout(() => diagnose(), 350); });
   for (const k of PATIENT_FIELDS) $(k).addEventListener("change", () => diagnose());  // the screen follows them
   $("layout").addEventListener("change", (e) => {
     state.layout = e.target.value;
