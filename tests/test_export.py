@@ -140,6 +140,19 @@ def test_predict_engine_onnx_file_in_memory_and_stale(untrained_run, write_recor
         in_memory.engine(torch.zeros(1, 12, 200), torch.zeros(1, 8))
     assert in_memory.engine.modalities == () and in_memory.engine.preprocessing["metadata_features"][0] == "age"
 
+    exported = onnx.load(str(run / "model.onnx"))  # a file exported by an older ecgnet: its metadata says
+    for prop in exported.metadata_props:  # zero-padded resampling (no version) and would mislead a deployment
+        if prop.key == "ecgnet.preprocessing":
+            import json as _json
+
+            described = _json.loads(prop.value)
+            del described["version"]
+            prop.value = _json.dumps(described)
+    onnx.save(exported, str(run / "model.onnx"))
+    with pytest.raises(ECGNetError, match=r"preprocessing version 1, not the present 2 .* run `ecgnet export"):
+        Predictor(run, engine="onnx")
+    assert CliRunner().invoke(app, ["export", str(run)]).exit_code == 0
+
     model, config, info = load_run(run)  # retrained, say: new weights, model.onnx left behind
     with torch.no_grad():
         for p in model.parameters():
@@ -215,8 +228,21 @@ def test_export_errors_name_the_file(untrained_run, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "--quantize must be one of int8, not 'int4'" in result.output
     monkeypatch.delenv("ECGNET_DATA", raising=False)
     with pytest.raises(ECGNetError, match="--quantize int8 calibrates on PTB-XL's training folds: no PTB-XL folder"):
-        export(untrained_run, out=tmp_path / "m", quantize="int8")
-    assert not (tmp_path / "m").exists()
+        export(untrained_run, out=tmp_path / "m.onnx", quantize="int8")
+    assert not (tmp_path / "m.onnx").exists()
+    # where it cannot be written is said before the export's work, in one line (it was a traceback after it)
+    (tmp_path / "afile").write_text("x")
+    for out, said in ((tmp_path / "afile" / "x.onnx", "a file stands where a folder is needed"),
+                      (tmp_path / "model.txt", "give a name ending in .onnx")):
+        result = runner.invoke(app, ["export", str(untrained_run), "--out", str(out)])
+        assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+    monkeypatch.setattr("ecgnet.export.onnx.onnx_bytes", lambda run: pytest.fail("exported before the path check"))
+    with pytest.raises(ECGNetError, match="a file stands where a folder is needed"):
+        export(untrained_run, out=tmp_path / "afile" / "y.onnx")
+    monkeypatch.undo()
+    (tmp_path / "old.onnx").write_text("an earlier export")
+    result = runner.invoke(app, ["export", str(untrained_run), "--out", str(tmp_path / "old.onnx")])
+    assert result.exit_code == 0 and "it replaces the file that was there" in " ".join(result.output.split())
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ECGNetError, match="bad.onnx: not a readable ONNX model"):
         OnnxModel(tmp_path / "bad.onnx")
@@ -279,7 +305,16 @@ def test_the_metadata_says_every_step_a_deployment_outside_ecgnet_must_repeat():
 
     run = Run.open("intermediate_concat_weighted_bce")  # a model with patient metadata and its scaler
     pre = _json.loads(_metadata(run)["ecgnet.preprocessing"])
-    assert "capped at 90" in pre["metadata_encoding"] and "'missing' flag 1" in pre["metadata_encoding"]
+    assert "any age over 89 read as 90" in pre["metadata_encoding"] and "'missing' flag 1" in pre["metadata_encoding"]
+    assert np.allclose(Predictor("intermediate_concat_weighted_bce").metadata_vector(age=89.5),
+                       Predictor("intermediate_concat_weighted_bce").metadata_vector(age=90))  # 'over 89', not 'min 90'
+    assert pre["resample"]["padtype"] == "line" and pre["leads"][3] == "aVR" and pre["version"] == 2
+    calls = _json.loads(_metadata(run)["ecgnet.calls"])
+    assert calls["reads_signal"] is True and calls["positive"].startswith("probability >= ")
+    assert any(rule.startswith("a lead is flat") and rule.endswith("< 0.02") for rule in calls["withheld"])
+    metadata_run = Path(__file__).resolve().parents[1] / "runs" / "metadata"
+    if (metadata_run / "model.safetensors").is_file():
+        assert _json.loads(_metadata(Run.open(metadata_run))["ecgnet.calls"])["reads_signal"] is False
     assert "last one ending at the record's end" in pre["segments"] and "resample_poly" in pre["resampling"]
     predictor = Predictor("intermediate_concat_weighted_bce")
     mean, std = (np.asarray(pre["metadata_scaler"][k]) for k in ("mean", "std"))

@@ -34,7 +34,10 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
     if quantize == "int8":  # minutes without a word otherwise, the first time
         err.print("note: int8 is calibrated on 128 records of PTB-XL's training folds; the first time, PTB-XL's signal "
                   "cache is built for it (about 1 GB in $ECGNET_CACHE, a few minutes)", highlight=False)
-    console.print(f"Exported to [bold]{escape(str(export(checkpoint, fmt, out, quantize, data, site)))}[/]")
+    replacing = out is not None and out.is_file()
+    written = export(checkpoint, fmt, out, quantize, data, site)
+    console.print(f"Exported to [bold]{escape(str(written))}[/]" + (" (it replaces the file that was there)"
+                                                                   if replacing else ""))
 
 
 @app.command()

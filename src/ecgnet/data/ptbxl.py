@@ -131,8 +131,8 @@ META_FEATURES = META_FIELDS + tuple(f"{f}_missing" for f in META_FIELDS)
 
 def metadata_features(age, sex, height, weight) -> pd.DataFrame:
     """The models' patient fields from four (n,) arrays in raw units, NaN where unknown — the one encoding that
-    training (PTB-XL, manifests) and prediction share: age in years capped at 90 (PTB-XL's 300, 'over 89',
-    becomes 90), sex 0 male / 1 female, height (cm) and weight (kg) with 0 or less unknown (a few PTB-XL records
+    training (PTB-XL, manifests) and prediction share: age in years, any age over 89 read as 90 (PTB-XL's 300,
+    'over 89', too), sex 0 male / 1 female, height (cm) and weight (kg) with 0 or less unknown (a few PTB-XL records
     carry 0 for unknown), then an is-missing flag per field."""
     meta = pd.DataFrame({"age": np.asarray(age, float), "sex": np.asarray(sex, float),
                          "height": np.asarray(height, float), "weight": np.asarray(weight, float)})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ecgnet.errors import ECGNetError
 from ecgnet.export import int8, onnx, site as site_metadata
-from ecgnet.fileio import atomic_path
+from ecgnet.fileio import atomic_path, check_writable
 from ecgnet.runs.bundled import is_bundled
 from ecgnet.runs.directory import Run
 
@@ -33,6 +33,9 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
                           "bundled model in memory by itself)")
     profile = site_metadata.load(run, site) if site is not None else None  # refused before exporting anything
     path = Path(out) if out else run.dir / (int8.FILENAME if quantize else onnx.FILENAME)
+    if path.suffix.lower() != ".onnx":  # model.txt would be an ONNX file no tool looks for
+        raise ECGNetError(f"--out {out}: the export is an ONNX file; give a name ending in .onnx")
+    check_writable(path)  # a place it cannot be written is said now, not after the export's seconds (int8: minutes)
     model = int8.int8_bytes(run, data) if quantize else onnx.onnx_bytes(run)
     if profile is not None:
         model = site_metadata.with_site(model, profile)

@@ -12,8 +12,8 @@ their graph takes whole 10 s segments, the windowing traced from the same code, 
 cross-validation's; ``null`` if the run has none), ``ecgnet.preprocessing`` (sampling rate, lead order,
 units, window / stride / aggregation, the 10 s segments, the resampling, the metadata features, how
 they are encoded and their scaler) and
-``ecgnet.source`` (run, SHA-256 of ``model.safetensors``, where the thresholds were chosen, git revision,
-versions).
+``ecgnet.calls`` (the rule for a positive call and when ecgnet withholds every call) and ``ecgnet.source`` (run,
+SHA-256 of ``model.safetensors``, where the thresholds were chosen, git revision, versions).
 
 **How it is exported.** ``torch.onnx.export(dynamo=True)`` on a batch of the windows of one record
 (the TorchScript exporter has no FFT). The exporter's own graph rewriting is left out: one of its
@@ -39,6 +39,8 @@ import warnings
 
 import torch
 
+from ecgnet.data.leads import display
+from ecgnet.data.records import FLAT_LEAD_MV, MEDIAN_RANGE_MV, SAME_RANGE_SPREAD
 from ecgnet.data.signals import LEADS, SECONDS
 from ecgnet.errors import ECGNetError
 from ecgnet.models.encoders import s4d1d as s4d
@@ -47,6 +49,10 @@ from ecgnet.runs.directory import Run
 from ecgnet.runs.origin import provenance
 
 FILENAME = "model.onnx"
+# What ecgnet does around the graph, as ecgnet.preprocessing describes it; ecgnet refuses a RUN/model.onnx whose
+# metadata describes another version (its text would mislead a deployment). 2: resampling pads with the line
+# through a lead's ends (padtype='line'; 1, unnumbered: zeros), calls withheld as ecgnet.calls says.
+PREPROCESSING_VERSION = 2
 METADATA_FEATURES = ["age", "sex (0 male, 1 female)", "height cm", "weight kg",
                      "age missing", "sex missing", "height missing", "weight missing"]
 
@@ -63,7 +69,10 @@ def graph_input_samples(run: Run) -> int:
 def _metadata(run: Run) -> dict[str, str]:
     data, segment = run.config.data, SECONDS * run.config.data.sampling_rate
     preprocessing = {
-        "sampling_rate": data.sampling_rate, "leads": list(LEADS), "units": "mV",
+        "version": PREPROCESSING_VERSION,
+        "sampling_rate": data.sampling_rate, "leads": [display(lead) for lead in LEADS], "units": "mV",
+        "leads_derived": "a record with only I, II and V1–V6 gets III = II − I, aVR = −(I + II)/2, "
+                         "aVL = I − II/2, aVF = II − I/2",
         "input": "segment" if takes_segments(run) else "window",
         "input_samples": graph_input_samples(run),
         "segment_seconds": SECONDS, "window": data.window, "stride": data.stride,
@@ -80,13 +89,34 @@ def _metadata(run: Run) -> dict[str, str]:
                          "(crop_seconds): not scored; with input 'segment' the graph takes exactly "
                          "input_samples, so a record shorter than 10 s is scored by ecgnet's torch engine only",
         "resampling": "a record at another rate: scipy.signal.resample_poly along time, up / down = the model's "
-                      "rate / the record's as a fraction (denominator ≤ 1000), padtype='line'",
+                      "rate / the record's as a fraction (denominator ≤ 1000), padtype='line', on the float64 "
+                      "signal in mV, then cast to float32",
+        "resample": {"function": "scipy.signal.resample_poly", "up_down": "Fraction(model rate / record rate)"
+                     ".limit_denominator(1000)", "padtype": "line", "axis": "time", "dtype": "float64"},
         "metadata_features": METADATA_FEATURES,
-        "metadata_encoding": "age in years capped at 90 (PTB-XL's 300, 'over 89', is 90), sex 0 male / 1 female, "
-                             "height cm, weight kg; each scaled (x − mean) / std with metadata_scaler; a value not "
-                             "known: its scaled feature 0 and its 'missing' flag 1 (flags unscaled, 0 or 1)",
+        "metadata_encoding": "age in years, any age over 89 read as 90 (PTB-XL's 300 and '>89' too), sex 0 male / "
+                             "1 female, height cm, weight kg (a height or weight ≤ 0 is unknown); each scaled (x − "
+                             "mean) / std with metadata_scaler; a value not known (absent, or not finite such as a "
+                             "header's 'NaN'): its scaled feature 0 and its 'missing' flag 1 (flags unscaled, 0 or "
+                             "1) — never NaN, which the graph would return as NaN logits",
+        "metadata_source": "what the user gives, else the file's own fields: a WFDB header's '#Age:' and '#Sex:' "
+                           "comment lines, a device file's patient age and sex",
         "metadata_scaler": run.info.get("metadata_scaler"),
         "uses_metadata": run.uses_metadata,
+        "metadata_when_unused": "a model that does not use the metadata still takes the input: any (batch, 8) "
+                                "float32 of the signal's batch size, e.g. zeros",
+    }
+    calls = {
+        "positive": "probability >= the class's threshold (ecgnet.thresholds)",
+        "reads_signal": run.reads_signal,
+        "withheld": [  # ecgnet gives probabilities but no positive/negative calls when …
+            f"a lead is flat: its range (max − min of the record, mV) < {FLAT_LEAD_MV}",
+            f"every lead spans the same range: std / mean of the 12 ranges < {SAME_RANGE_SPREAD}",
+            f"the median lead range is outside {MEDIAN_RANGE_MV[0]:g}–{MEDIAN_RANGE_MV[1]:g} mV",
+            "the file's gain is 0 or unknown (uncalibrated amplitudes)",
+            "reads_signal is false and none of age, sex, height and weight is known",
+        ],
+        "judged_on": "the signal as recorded, before resampling",
     }
     origin = provenance()
     source = {"run": run.info.get("name"), "model": run.config.model.name,
@@ -95,7 +125,8 @@ def _metadata(run: Run) -> dict[str, str]:
               "git_revision": origin["git_revision"], "git_dirty": origin["git_dirty"],
               "torch": torch.__version__, "exported": origin["date"]}
     return {"ecgnet.classes": json.dumps(run.classes), "ecgnet.thresholds": json.dumps(run.thresholds),
-            "ecgnet.preprocessing": json.dumps(preprocessing), "ecgnet.source": json.dumps(source)}
+            "ecgnet.preprocessing": json.dumps(preprocessing), "ecgnet.calls": json.dumps(calls),
+            "ecgnet.source": json.dumps(source)}
 
 
 @contextlib.contextmanager

@@ -107,6 +107,11 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
     if model.source.get("weights_sha256") != run.weights_sha256:
         raise ECGNetError(f"{path}: exported from other weights than {run.dir / 'model.safetensors'}; "
                           f"run `{again}` again")
+    version = model.preprocessing.get("version", 1)
+    if version != onnx_export.PREPROCESSING_VERSION:  # ecgnet would compute now what the file does not say
+        raise ECGNetError(f"{path}: its metadata describes ecgnet's preprocessing version {version}, not the present "
+                          f"{onnx_export.PREPROCESSING_VERSION} (a deployment following it would differ): run "
+                          f"`{again}` again")
     return model
 
 
