@@ -207,6 +207,7 @@ def test_export_with_a_site_carries_its_operating_points(untrained_run, write_re
     site = json.loads(props[KEY])
     assert site["site"] == "clinic" and site["classes"] == classes and site["thresholds"] == thresholds
     assert json.loads(props["ecgnet.thresholds"]) is None  # the run's own (none here) are kept apart
+    assert json.loads(props["ecgnet.calls"])["positive"].startswith("with site profile 'clinic': per class")
     header, _ = write_record("rec")
     raw = {d["class"]: d["probability"] for d in Predictor(run, engine="onnx").predict_file(header)["diagnoses"]}
     with_site = {d["class"]: d for d in Predictor(run, site="clinic").predict_file(header)["diagnoses"]}

@@ -247,3 +247,31 @@ def test_one_record_per_patient_draws_what_a_record_bootstrap_draws():
     assert np.array_equal(records, bootstrap_indices(40, 30, 7, y, groups=[f"p{i}" for i in range(40)][::-1]))
     with pytest.raises(ValueError, match="39 group labels for 40 rows"):
         bootstrap_indices(40, 30, 7, y, groups=np.arange(39))
+
+
+def test_a_patient_bootstrap_needs_enough_patients_each_named():
+    """One patient made every resample the whole set (an interval of zero width: false certainty), two gave
+    three outcomes (found in review): under MIN_GROUPS patients there is no interval; a missing patient label is
+    an error, not one big patient; PTB-XL's collection keeps the benchmark's record bootstrap."""
+    import pandas as pd
+
+    from ecgnet.data.collections.base import Collection
+    from ecgnet.evaluation.metrics import MIN_GROUPS
+    from ecgnet.evaluation.scoring import score
+
+    rng = np.random.default_rng(0)
+    y, p = (rng.random((40, 2)) < 0.4).astype(float), rng.random((40, 2))
+    for patients in (["P1"] * 40, [f"P{i % (MIN_GROUPS - 1)}" for i in range(40)]):
+        auc = score(y, p, ["A", "B"], None, 100, 0, np.array(patients))["macro_auc"]
+        assert auc["low"] is None and auc["high"] is None and auc["resampled"] == "patients"
+    enough = np.array([f"P{i % MIN_GROUPS}" for i in range(40)])
+    assert score(y, p, ["A", "B"], None, 100, 0, enough)["macro_auc"]["low"] is not None
+    for missing in (None, float("nan"), ""):
+        with pytest.raises(ValueError, match="a group label is missing"):
+            bootstrap_indices(40, 10, 0, y, groups=[missing] + [f"P{i}" for i in range(39)])
+    common = dict(classes=["A", "B"], y=y, patients=np.array([f"P{i // 2}" for i in range(40)], dtype=object),
+                  sources=np.full(40, "s", dtype=object), metadata=pd.DataFrame(index=range(40)))
+    ptbxl = Collection(name="ptbxl_superdiagnostic", records=np.arange(40).astype(object), info={"ptbxl": "/x"},
+                       **common)
+    manifest = Collection(name="m", records=np.arange(40).astype(object), info={"manifest": "m.csv"}, **common)
+    assert ptbxl.interval_groups is None and list(manifest.interval_groups) == list(common["patients"])

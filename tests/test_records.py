@@ -431,3 +431,14 @@ def test_a_record_exactly_at_the_read_limits_is_read(tmp_path):
                          (dict(max_values=11_999), "max_values")):
         with pytest.raises(ECGNetError, match=field):
             read_ecg(header, 100, limits=ReadLimits(**tight))
+
+
+def test_a_one_sample_record_is_refused_before_resampling(tmp_path):
+    """The line through a lead's ends needs two samples: one sample resampled gave NaN and the message 'beyond
+    float32's range … a wrong gain?' (found in review)."""
+    import wfdb
+
+    wfdb.wrsamp("one", fs=500, units=["mV"] * 12, sig_name=list(NAMES), p_signal=np.full((1, 12), 0.1),
+                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    with pytest.raises(ECGNetError, match=r"one.hea: 1 sample\(s\) per lead: too short to resample"):
+        read_ecg(tmp_path / "one.hea", 100, resample=True, quality=False)

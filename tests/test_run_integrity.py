@@ -241,7 +241,7 @@ def test_a_resume_on_other_data_is_refused(tmp_path):
         check_resumed_data(run, {"name": "site"}, split_sha256="bbb")
 
 
-def test_a_checkpoint_under_a_shipped_name_does_not_hide_the_shipped_model(run_copy, tmp_path, capsys):
+def test_a_checkpoint_under_a_shipped_name_does_not_hide_the_shipped_model(run_copy, tmp_path, capsys, monkeypatch):
     """serve --checkpoint /elsewhere/long_time (other weights) took the name long_time: the shipped long_time was
     gone from the list and the repository's runs/long_time, the shipped weights, was relabelled as 'other weights'
     (found in a viewer audit). The checkpoint is listed by its folder and name; the shipped name stays the shipped
@@ -258,3 +258,8 @@ def test_a_checkpoint_under_a_shipped_name_does_not_hide_the_shipped_model(run_c
     assert store.checkpoints["long_time"] == resolve_checkpoint("long_time") and "runs/long_time" not in store.names()
     assert "listed as 'mine/long_time'" in capsys.readouterr().err
     assert ModelStore.discover(["long_time"]).default == "long_time"
+    from ecgnet.runs.bundled import bundled_root
+
+    monkeypatch.chdir(mine.parent)  # a folder named long_time where the server starts is not the shipped model
+    store = ModelStore.discover([mine])
+    assert store.checkpoints["long_time"] == bundled_root() / "long_time" and store.default == "mine/long_time"

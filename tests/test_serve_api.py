@@ -137,6 +137,8 @@ def test_ptbxl_record_by_ecg_id(client, predictors, ptbxl_root):
     assert reference["patient"]["age"] == 55.0
     fused = client.get(f"/api/records/9?model={FUSION}").json()["prediction"]
     assert fused["metadata"] == {"age": 55.0, "sex": "male", "weight": 70.0}  # PTB-XL's patient fields
+    note = next(n for n in fused["notes"] if n.startswith("the model reads the patient"))  # the page's fields do not
+    assert note.endswith("unknown here: height (flagged missing, as in training; PTB-XL did not record them)")
     assert refused(client.get("/api/records/99999999"), 404).startswith("ecg_id 99999999")
 
 

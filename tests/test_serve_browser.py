@@ -309,3 +309,39 @@ def test_a_new_record_is_its_own_patient_tall_waves_are_whole_and_keyboard_focus
     assert page.locator("#next-page").is_disabled()  # the last page: nothing further to show
     assert errors == [], errors
     page.close()
+
+
+def test_a_control_changed_while_a_new_record_loads_applies_to_that_record(server, browser):
+    """Typing an age while a new file was still loading rediagnosed the record shown with it and dropped the new
+    one (found in review): the change goes to the record on its way; a refused new record gives the shown
+    record's fields back. The API and drawing are stubbed so that the order of events is the test's."""
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+    outcome = page.evaluate("""async () => {
+        const calls = [];
+        render = () => {};
+        api = (method, url, body) => {
+            const sent = Object.fromEntries([...body.entries()].map(([k, v]) => [k, v.name || v]));
+            calls.push(sent);
+            return new Promise((ok, refuse) => setTimeout(() => sent.files === "refused.hea"
+                ? refuse(new Error("refused.hea: not an ECG")) : ok({prediction: {}}), 200));
+        };
+        const file = (name) => new File(["x"], name);
+        state.shown = {source: {files: [file("old.hea")]}, model: $("model").value, patient: {age: "85"}};
+        $("age").value = "85";
+        const loading = diagnose({files: [file("new.hea")]}, true);  // another record: its fields start empty
+        $("age").value = "40";
+        const typed = diagnose();  // typed while it loads: for the new record, not the old one
+        await Promise.all([loading, typed]);
+        const after = {calls, shown: state.shown.source.files[0].name, patient: state.shown.patient};
+        const refused = diagnose({files: [file("refused.hea")]}, true);
+        const emptied = $("age").value;
+        await refused;
+        return {...after, emptied, age: $("age").value, still: state.shown.source.files[0].name};
+    }""")
+    assert [c["files"] for c in outcome["calls"][:2]] == ["new.hea", "new.hea"]
+    assert "age" not in outcome["calls"][0] and outcome["calls"][1]["age"] == "40"
+    assert outcome["shown"] == "new.hea" and outcome["patient"] == {"age": "40"}
+    assert outcome["emptied"] == "" and outcome["still"] == "new.hea" and outcome["age"] == "40"  # refused: back
+    page.close()

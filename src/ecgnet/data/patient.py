@@ -97,7 +97,7 @@ def stated_age_warning(age: float | None, patient: dict, source_format: str | No
     if age is None or from_dates is None or abs(from_dates - age) < 2 or (age == 90 and from_dates >= 89):
         return None
     return (f"the file states age {age:g}, but its birth and acquisition dates give {from_dates:g}: the stated age "
-            "is the one a model reads (check it; the patient options override it)")
+            "is the one a model with patient data reads (check it; an age given with the record overrides it)")
 
 
 def age_on(birth, day) -> float | None:

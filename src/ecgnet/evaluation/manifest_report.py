@@ -11,6 +11,7 @@ from sklearn.metrics import roc_curve
 
 from ecgnet.evaluation.scoring import few_cases, format_auc, format_rate
 from ecgnet.document import save_png, write_document
+from ecgnet.evaluation.metrics import resampled_words
 from ecgnet.runs.origin import made_by_line
 from ecgnet.plotting import plt
 
@@ -37,8 +38,7 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
     per_source = [[src, str(s["n"]), format_auc(s["macro_auc"]),
                    *(f"{format_auc(s['per_class'][c])} ({s['per_class'][c]['n_positive']})" for c in classes)]
                   for src, s in result.get("per_source", {}).items()]
-    over = ("patients, each with all their records (some patient has several)"
-            if (result.get("macro_auc") or {}).get("resampled") == "patients" else "records")
+    over = resampled_words((result.get("macro_auc") or {}).get("resampled"))
     note = ("Unknown labels are left out class by class (n = records where the class is known). AUC intervals: "
             f"90 % percentile bootstrap over {over}.")
     if result.get("site"):

@@ -24,6 +24,7 @@ from ecgnet.evaluation.operating_points import youden_threshold
 from ecgnet.fileio import atomic_path
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
+MIN_GROUPS = 10  # fewer patients than this: resampling them says little (one patient: every resample is the set)
 
 
 def _check(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
@@ -74,12 +75,15 @@ def bootstrap_indices(n: int, n_boot: int, seed: int, y_true, groups=None) -> li
     ``groups`` (one label per row, e.g. the patient): resample groups, each drawn group bringing all its rows
     (a cluster bootstrap; a patient's records are not independent, and resampling them one by one makes
     the interval too narrow). The resamples then differ in length (a list of index arrays). When every row
-    is its own group the draws are exactly those without ``groups``."""
+    is its own group the draws are exactly those without ``groups``; fewer than :data:`MIN_GROUPS` groups give
+    no interval (``ValueError``): resampling two patients has three outcomes, one patient none."""
     y_true = np.asarray(y_true, dtype=float)
     y_true = y_true.reshape(-1, 1) if y_true.ndim == 1 else y_true
     if len(y_true) != n or n == 0 or n_boot < 1:
         raise ValueError(f"need n == len(y_true) > 0 and n_boot >= 1 (n={n}, len={len(y_true)}, n_boot={n_boot})")
     members = _group_members(groups, n)
+    if members is not None and len(members) < MIN_GROUPS:
+        raise ValueError(f"cannot bootstrap over {len(members)} patients (at least {MIN_GROUPS})")
     known = ~np.isnan(y_true)
     masked = not known.all()
     y_true = np.where(known, y_true, 0.0)
@@ -108,9 +112,11 @@ class _Groups:
     groups are labelled) is ``rows[start[g]:start[g] + size[g]]``."""
 
     def __init__(self, groups, n: int):
-        groups = np.asarray(groups).reshape(-1)
+        groups = np.asarray(groups, dtype=object).reshape(-1)
         if len(groups) != n:
             raise ValueError(f"{len(groups)} group labels for {n} rows")
+        if any(g is None or (isinstance(g, float) and np.isnan(g)) or str(g) == "" for g in groups):
+            raise ValueError("a group label is missing (None, NaN or empty): every row needs its patient")
         _, first, inverse = np.unique(groups.astype(str), return_index=True, return_inverse=True)
         rank = np.empty(len(first), dtype=int)
         rank[np.argsort(first)] = np.arange(len(first))
@@ -140,6 +146,11 @@ def _group_members(groups, n: int) -> _Groups | None:
 def resampled_units(groups, n: int) -> str:
     """What an interval resamples, for reports: 'records', or 'patients' when some patient has several."""
     return "records" if _group_members(groups, n) is None else "patients"
+
+
+def resampled_words(units: str | None) -> str:
+    """``resampled_units`` in a report's words: "records", or "patients, each with all their records"."""
+    return "patients, each with all their records" if units == "patients" else "records"
 
 
 def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:

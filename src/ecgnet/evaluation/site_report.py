@@ -12,6 +12,7 @@ import numpy as np
 from ecgnet.evaluation.calibration import reliability_comparison
 from ecgnet.evaluation.recalibration import carry_threshold
 from ecgnet.document import save_png, write_document
+from ecgnet.evaluation.metrics import resampled_words
 
 
 def _ci(entry: dict) -> str:
@@ -40,11 +41,6 @@ def _rule(profile: dict) -> str:
     s = profile.get("shrinkage")  # absent in profiles written before shrinkage existed
     return rule + (f", shrunk toward the run's by {s:g} (site weight m / (m + {s:g}), m = the class's rarer label count)"
                    if s else "")
-
-
-def _resampled(evaluation: dict) -> str:
-    return ("patients, each with all their records" if evaluation.get("resampled") == "patients"
-            else "records")
 
 
 def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> Path:
@@ -92,7 +88,7 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                   "after − before [90 % CI]", "sensitivity", "specificity", "note"], decisions,
                  f"Before: the run's thresholds ({_run_origin(profile)}) on its probabilities. After: each record thresholded by the "
                  "profile fitted on the other folds. Intervals: percentile bootstrap over "
-                 f"{_resampled(ev)}, the difference paired."),
+                 f"{resampled_words(ev.get('resampled'))}, the difference paired."),
                 ("Calibration on held-out records (cross-fitted)", ["class", "ECE before", "ECE after", "Brier before",
                                                                     "Brier after"], calibration,
                  f"ECE: {ev['n_bins']} equal-width bins. After: each record's probability through the map fitted on the "

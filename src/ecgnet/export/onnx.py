@@ -53,6 +53,7 @@ FILENAME = "model.onnx"
 # metadata describes another version (its text would mislead a deployment). 2: resampling pads with the line
 # through a lead's ends (padtype='line'; 1, unnumbered: zeros), calls withheld as ecgnet.calls says.
 PREPROCESSING_VERSION = 2
+OPSET = 20  # ONNX Runtime >= 1.17 runs it (docs/export.md)
 METADATA_FEATURES = ["age", "sex (0 male, 1 female)", "height cm", "weight kg",
                      "age missing", "sex missing", "height missing", "weight missing"]
 
@@ -109,14 +110,16 @@ def _metadata(run: Run) -> dict[str, str]:
     calls = {
         "positive": "probability >= the class's threshold (ecgnet.thresholds)",
         "reads_signal": run.reads_signal,
-        "withheld": [  # ecgnet gives probabilities but no positive/negative calls when …
+        "withheld": [  # ecgnet gives probabilities but no positive/negative calls when … (the amplitude rules
+            # only for a model that reads the ECG)
             f"a lead is flat: its range (max − min of the record, mV) < {FLAT_LEAD_MV}",
             f"every lead spans the same range: std / mean of the 12 ranges < {SAME_RANGE_SPREAD}",
             f"the median lead range is outside {MEDIAN_RANGE_MV[0]:g}–{MEDIAN_RANGE_MV[1]:g} mV",
             "the file's gain is 0 or unknown (uncalibrated amplitudes)",
             "reads_signal is false and none of age, sex, height and weight is known",
         ],
-        "judged_on": "the signal as recorded, before resampling",
+        "judged_on": "the signal as recorded, before resampling; the amplitude rules apply to a model that reads the "
+                     "ECG (reads_signal true) only",
     }
     origin = provenance()
     source = {"run": run.info.get("name"), "model": run.config.model.name,
@@ -163,7 +166,7 @@ def onnx_bytes(run: Run) -> bytes:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, example, dynamo=True, optimize=False,
+            program = torch.onnx.export(model, example, dynamo=True, optimize=False, opset_version=OPSET,
                                         input_names=["signal", "metadata"], output_names=["logits"],
                                         dynamic_shapes=({0: batch}, {0: batch}), verbose=False)
     except Exception as e:  # the exporter's errors are long: the operator it could not translate, if it says

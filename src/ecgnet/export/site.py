@@ -44,6 +44,11 @@ def with_site(model: bytes, profile: SiteProfile) -> bytes:
     proto = onnx.load_from_string(model)
     props = {p.key: p.value for p in proto.metadata_props}
     props[KEY] = json.dumps(metadata(profile))
+    if "ecgnet.calls" in props:  # the positive rule is the site's now: calibrate, then its thresholds
+        calls = json.loads(props["ecgnet.calls"])
+        calls["positive"] = (f"with site profile '{profile.site}': {APPLY} (ecgnet.site; ecgnet.thresholds are "
+                             "the run's)")
+        props["ecgnet.calls"] = json.dumps(calls)
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, props)
     return proto.SerializeToString()

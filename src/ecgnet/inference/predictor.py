@@ -176,12 +176,13 @@ class Predictor:
                                 f"'{fitted}', this one as '{self.long_records}' (--long-records {fitted} matches it)")
         thresholds = self.thresholds or {}
         blind = not self.reads_signal and not used  # a metadata-only model told nothing: its prior, not a diagnosis
-        calls = thresholds if thresholds and record.amplitude_trusted and not blind else {}
+        untrusted = self.reads_signal and not record.amplitude_trusted  # amplitudes matter to what reads them
+        calls = thresholds if thresholds and not untrusted and not blind else {}
         if not self.reads_signal:
             warnings.insert(0, METADATA_ONLY)
             if thresholds and blind:
                 warnings.insert(1, NOTHING_READ)
-        if thresholds and not record.amplitude_trusted and not blind:
+        if thresholds and untrusted:
             warnings.append(WITHHELD)
         unset = [c for c in self.classes if c not in thresholds]
         if thresholds and unset:  # a run trained on a collection where these classes had no positive (or negative)

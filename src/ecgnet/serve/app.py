@@ -140,22 +140,23 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         with gate():
             record, given, reference = _ptbxl(ptbxl, ecg_id, loaded)
             with loaded.lock:
-                prediction = _predict(loaded, record, given)
+                prediction = _predict(loaded, record, given, ptbxl=True)
         return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference,
                 "patient": patient_lines(record)}
 
     @contextlib.contextmanager
-    def files_or_ptbxl(files, ecg_id, loaded: Loaded, given: dict) -> Iterator[tuple[ECGRecord, dict]]:
+    def files_or_ptbxl(files, ecg_id, loaded: Loaded, given: dict) -> Iterator[tuple[ECGRecord, dict, bool]]:
         """The record a request names, by its uploaded files or a PTB-XL ecg_id (exactly one of them), with
-        the patient facts to use (a PTB-XL record brings its own); an upload's folder goes afterwards."""
+        the patient facts to use (a PTB-XL record brings its own) and whether it is PTB-XL's; an upload's
+        folder goes afterwards."""
         if (ecg_id is None) == (not files):
             raise UploadError("send either the record's files or an ecg_id")
         if files:
             with _uploaded(files, loaded, limits, serve_limits, folders) as record:
-                yield record, given
+                yield record, given, False
         else:
             record, given, _ = _ptbxl(ptbxl, ecg_id, loaded)
-            yield record, given
+            yield record, given, True
 
     @app.post("/api/explain", summary="Why: Integrated Gradients of one class over the leads, and each "
               "modality's share for fusion models", responses=refusals(400, 404, 413, 415, 422, 503))
@@ -166,7 +167,7 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
                                                             f"(default {explain_limits.default_steps})"),
                 given: dict = Depends(patient_form)):
         loaded = store.get(model)
-        with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
+        with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given, _):
             with loaded.lock:
                 used = _predict(loaded, record, given)["metadata"]
                 return explain_record(loaded.predictor, record, target, used, scope, steps, explain_limits)
@@ -179,9 +180,9 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         from ecgnet.report.pdf import model_identity, pdf_bytes
 
         loaded = store.get(model)
-        with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given):
+        with gate(), files_or_ptbxl(files, ecg_id, loaded, given) as (record, given, from_ptbxl):
             with loaded.lock:
-                prediction = _predict(loaded, record, given)
+                prediction = _predict(loaded, record, given, ptbxl=from_ptbxl)
             pdf = pdf_bytes(record, prediction, model_identity(loaded.predictor))
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(record.path)).stem) or "ecg"
         return Response(pdf, media_type="application/pdf",
@@ -207,18 +208,20 @@ def _uploaded(files: list[UploadFile], loaded: Loaded, limits: UploadLimits, ser
         yield record
 
 
-def _predict(loaded: Loaded, record: ECGRecord, given: dict) -> dict:
+def _predict(loaded: Loaded, record: ECGRecord, given: dict, ptbxl: bool = False) -> dict:
     try:
         result = loaded.predictor.predict_record(record, **given)
     except ECGNetError as e:
         raise UploadError(str(e)) from None
-    return {**result, "notes": viewer_notes(result["notes"])}
+    return {**result, "notes": viewer_notes(result["notes"], ptbxl)}
 
 
-def viewer_notes(notes: list[str]) -> list[str]:
+def viewer_notes(notes: list[str], ptbxl: bool = False) -> list[str]:
     """A prediction's notes in the viewer's words: the patient fields a model lacks are given in its Patient
-    fields, not with the command line's --age/--sex/--height/--weight."""
-    return [re.sub(r"--\w+(?: --\w+)* give them\)$", "the Patient fields give them)", n) for n in notes]
+    fields (not with the command line's --age/--sex/--height/--weight); a PTB-XL record brings its own, and
+    what PTB-XL did not record stays unknown."""
+    words = "PTB-XL did not record them)" if ptbxl else "the Patient fields give them)"
+    return [re.sub(r"--\w+(?: --\w+)* give them\)$", words, n) for n in notes]
 
 
 def _ptbxl(ptbxl: "PTBXLRecords | None", ecg_id: int, loaded: Loaded) -> tuple[ECGRecord, dict, dict]:

@@ -53,7 +53,7 @@ def explain_record(predictor: Predictor, record: ECGRecord, target: str, metadat
     if scope not in SCOPES:
         raise ECGNetError(f"scope must be one of {', '.join(SCOPES)}, not '{scope[:40]}'")
     model = predictor.run.model  # attributions need the torch model, whatever the engine
-    if tuple(getattr(model, "modalities", ())) == ("metadata",):
+    if not predictor.reads_signal:
         raise ECGNetError(f"model {predictor.info['name']} uses only the patient metadata: "
                           "nothing to attribute on the signal")
     if n_steps is not None and not MIN_STEPS <= n_steps <= limits.max_steps:

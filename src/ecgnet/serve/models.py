@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecgnet.runs.bundled import bundled_names, resolve_checkpoint
+from ecgnet.runs.bundled import bundled_names, bundled_root, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.describe import run_summary
@@ -58,13 +58,13 @@ class ModelStore:
             run_dir = path.parent if path.suffix == ".safetensors" else path
             check_run_dir(run_dir)  # at startup, not at every request for it
             name = run_dir.name
-            if name in shipped and weights_sha256(resolve_checkpoint(name)) != weights_sha256(run_dir):
+            if name in shipped and weights_sha256(bundled_root() / name) != weights_sha256(run_dir):
                 name = f"{run_dir.parent.name}/{run_dir.name}"  # under a shipped name, but not the shipped model
                 print(f"note: {run_dir} has other weights than the shipped {run_dir.name}; listed as '{name}'",
                       file=sys.stderr)
             found.setdefault(name, run_dir)
-        for name in shipped:
-            found.setdefault(name, resolve_checkpoint(name))
+        for name in shipped:  # the package's own, never a folder of that name where the server was started
+            found.setdefault(name, bundled_root() / name)
         if runs_dir is not None and Path(runs_dir).is_dir():
             for run in sorted(Path(runs_dir).iterdir()):
                 if all((run / f).is_file() for f in ("config.yaml", "run.json", "model.safetensors")) \

@@ -303,11 +303,17 @@ def _score_once(run_dir: Path, collection, assignment, model, data, config, n_bo
         y = collection.y[rows]
         if split == "val":
             thresholds = youden_thresholds(y, p, collection.classes)
-        out[split] = score(y, p, collection.classes, thresholds, n_boot, config.seed, collection.patients[rows])
+        out[split] = score(y, p, collection.classes, thresholds, n_boot, config.seed,
+                           groups(collection, rows))
         out[split]["thresholds_from"] = data.validation_name + (" — the same records: optimistic" if split == "val" else "")
         M.write_predictions(run_dir / split / "predictions.csv", collection.records[rows], p, collection.classes)
         write_json(run_dir / split / "metrics.json", out[split])
     return out
+
+
+def groups(collection: Collection, rows) -> np.ndarray | None:
+    """The interval groups (:attr:`Collection.interval_groups`) of ``rows``."""
+    return None if collection.interval_groups is None else collection.interval_groups[rows]
 
 
 def check_learnable(collection: Collection, log: Callable[[str], None]) -> None:
@@ -341,7 +347,7 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
     (a learning curve); the held-out folds stay whole. ``on_fold(name, model, data, test_rows)`` is called
     after each fold's training (for studies that score more than the fold's model)."""
     fold_of, names = cv_folds(collection, k, leave_out, config.seed)
-    classes, y, patients = collection.classes, collection.y, collection.patients
+    classes, y, grouped = collection.classes, collection.y, collection.interval_groups
     oof = np.full(y.shape, np.nan)
     per_fold = {}
     splits = list(cv_splits(collection, fold_of, names, inner, config.seed, train_records))
@@ -362,7 +368,7 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
         oof[test] = predict(model, collection, test, data.metadata_scaler, config)
         if on_fold is not None:
             on_fold(name, model, data, test)
-        per_fold[name] = {**score(y[test], oof[test], classes, None, n_boot, config.seed, patients[test]),
+        per_fold[name] = {**score(y[test], oof[test], classes, None, n_boot, config.seed, groups(collection, test)),
                           "train_records": len(train_rows), "inner_validation_records": len(val_rows),
                           "epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch")}
     protocol = {"kind": "leave-one-source-out" if leave_out else f"{len(names)}-fold",
@@ -374,16 +380,16 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
     if not per_fold:
         return None  # not rank 0 of a distributed run
     result = {"protocol": protocol, "folds": fold_of, "oof": oof, "per_fold": per_fold,
-              "pooled": score(y, oof, classes, None, n_boot, config.seed, patients)}
+              "pooled": score(y, oof, classes, None, n_boot, config.seed, grouped)}
     if source is not None and set(classes) <= set(source.classes):
         order = [source.classes.index(c) for c in classes]
         scaler = source.metadata_scaler or data.metadata_scaler
         zero = predict(source.model, collection, np.arange(len(collection)), scaler, source.config)[:, order]
         result["zero_shot_p"] = zero
-        result["zero_shot"] = score(y, zero, classes, None, n_boot, config.seed, patients)
-        result["vs_zero_shot"] = paired_vs(y, oof, zero, classes, n_boot, config.seed, patients)
+        result["zero_shot"] = score(y, zero, classes, None, n_boot, config.seed, grouped)
+        result["vs_zero_shot"] = paired_vs(y, oof, zero, classes, n_boot, config.seed, grouped)
         for f, name in names.items():  # like for like: each fold's records, scored alone
             rows = fold_of == f
             per_fold[name]["zero_shot_macro_auc"] = score(y[rows], zero[rows], classes, None, n_boot,
-                                                          config.seed, patients[rows])["macro_auc"]
+                                                          config.seed, groups(collection, rows))["macro_auc"]
     return result

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ecgnet.data.collections.base import Collection
+from ecgnet.evaluation.metrics import resampled_words
 from ecgnet.evaluation.scoring import format_auc
 from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import score, youden_thresholds
@@ -41,7 +42,7 @@ def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: 
     write_json(run_dir / "cv" / "metrics.json", metrics)
     # the final model's thresholds: Youden's J on the pooled out-of-fold predictions
     thresholds = youden_thresholds(collection.y, cv["oof"], classes)
-    val = score(collection.y, cv["oof"], classes, thresholds, n_boot, seed, collection.patients)
+    val = score(collection.y, cv["oof"], classes, thresholds, n_boot, seed, collection.interval_groups)
     val["thresholds_from"] = "pooled out-of-fold predictions of the cross-validation (the same records: optimistic)"
     write_json(run_dir / "val" / "metrics.json", val)
     write_text(run_dir / "cv" / "report.md", cv_report(metrics, info))
@@ -69,8 +70,7 @@ def cv_report(metrics: dict, info: dict) -> str:
         lines += ["- trained from scratch (no --from)"]
     lines += [f"- final model (this run): {info.get('split')}; epochs {info.get('epochs_run')}, best "
               f"{info.get('best_epoch')}"]
-    units = metrics["pooled"].get("macro_auc", {}) or {}
-    over = ("patients (each with all their records)" if units.get("resampled") == "patients" else "records")
+    over = resampled_words((metrics["pooled"].get("macro_auc") or {}).get("resampled"))
     lines += ["", f"AUC with 90 % bootstrap intervals over {over} (pooled out-of-fold predictions).", "",
               "| | macro | " + " | ".join(classes) + " |", "|---" * (len(classes) + 2) + "|"]
 

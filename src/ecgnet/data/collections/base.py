@@ -57,6 +57,13 @@ class Collection:
         return bool(np.isnan(self.y).any())
 
     @property
+    def interval_groups(self) -> np.ndarray | None:
+        """What bootstrap intervals resample (:func:`ecgnet.evaluation.metrics.bootstrap_indices`): a manifest's
+        patients (each with all their records); None — records — for PTB-XL, as its benchmark and every other
+        PTB-XL figure of ECGNet do."""
+        return None if "ptbxl" in self.info else self.patients
+
+    @property
     def signal(self) -> SignalRows:
         if self._array is None:
             raise RuntimeError("call load_signals() first")

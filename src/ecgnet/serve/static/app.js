@@ -13,6 +13,7 @@ const state = {
   // what the screen shows was asked with: Why? and Print report use it, never inputs changed since
   shown: null,  // {source: {files: File[]} | {ecgId: n}, model, patient}
   ticket: 0,  // the latest diagnosis asked for: an older answer arriving later is dropped
+  pending: null,  // what that latest request asked, until it is answered: a control changed meanwhile applies to it
   explanations: {}, explainClass: null, overlay: false,
   layout: "3x4", pxPerMm: null, page: 0,
 };
@@ -49,6 +50,10 @@ function patientValues() {
   return Object.fromEntries(PATIENT_FIELDS.map((k) => [k, $(k).value]).filter(([, v]) => v));
 }
 
+function setPatient(values) {
+  for (const k of PATIENT_FIELDS) $(k).value = values[k] || "";
+}
+
 // the form of a request about what the screen shows: its record, model and patient facts
 function shownForm() {
   const form = new FormData();
@@ -72,12 +77,15 @@ async function init() {
   document.querySelectorAll(".ptbxl-only").forEach((e) => { e.hidden = !state.models.ptbxl; });
 }
 
-async function diagnose(source = state.shown && state.shown.source, newRecord = false) {
+async function diagnose(source = null, newRecord = false) {
+  // a control changed (no source): it applies to the record on its way, if one is, else to the one shown
+  source = source || (state.pending ? state.pending.source : state.shown && state.shown.source);
   if (!source) return;
-  // another record is another patient: the fields typed for the record shown do not carry over to it (before
-  // any record, what is typed is for the first one)
-  const fresh = newRecord && state.shown;
-  const asked = {source, model: $("model").value, patient: fresh ? {} : patientValues()};
+  // another record is another patient: the fields typed for the record shown do not carry over to it (they come
+  // back if it is refused; before any record, what is typed is for the first one)
+  if (newRecord && state.shown) setPatient({});
+  const asked = {source, model: $("model").value, patient: patientValues()};
+  state.pending = asked;
   const ticket = ++state.ticket;
   let data;
   try {
@@ -92,13 +100,17 @@ async function diagnose(source = state.shown && state.shown.source, newRecord = 
     }
   } catch (e) {
     if (ticket !== state.ticket) return;
+    state.pending = null;
     // refused: the screen keeps what it showed, and the controls say so again
     showError(e.message + (state.shown ? " — still showing the previous record and model" : ""));
-    if (state.shown) $("model").value = state.shown.model;
+    if (state.shown) {
+      $("model").value = state.shown.model;
+      if (asked.source !== state.shown.source) setPatient(state.shown.patient);  // the record shown's patient
+    }
     return;
   }
   if (ticket !== state.ticket) return;  // a later request was made: its answer is the one to show
-  if (fresh) for (const k of PATIENT_FIELDS) $(k).value = "";  // the new record's patient: what its file says
+  state.pending = null;
   state.shown = asked;
   state.result = data;
   state.explanations = {};
