@@ -44,7 +44,8 @@ def api_page(app: FastAPI) -> str:
     """An HTML page listing each route: method, path, summary, description and parameters."""
     schema = app.openapi()
     info = schema.get("info", {})
-    parts = [f"<!doctype html><meta charset=utf-8><title>{escape(info.get('title', 'API'))} — API</title>",
+    parts = [f"<!doctype html><meta charset=utf-8><link rel=icon href='data:,'>"  # no /favicon.ico request (a 404)
+             f"<title>{escape(info.get('title', 'API'))} — API</title>",
              f"<style>{_STYLE}</style><h1>{escape(info.get('title', 'API'))} {escape(info.get('version', ''))}</h1>",
              f"<p>{escape(info.get('description', ''))} Schema: <a href='/openapi.json'>/openapi.json</a>.</p>"]
     components = schema.get("components", {}).get("schemas", {})

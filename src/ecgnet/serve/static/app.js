@@ -196,7 +196,11 @@ function thresholdsHint() {
   const m = state.models.models.find((x) => x.name === state.shown.model) || {};
   const origin = m.site ? `Thresholds: site profile '${m.site}' (ecgnet calibrate), on calibrated probabilities.`
     : m.thresholds_from ? `Thresholds were chosen on ${m.thresholds_from} (Youden's J).` : "The run has no thresholds.";
-  return `${origin} The bar's tick marks the threshold.`;
+  // Youden's J puts a rare class's threshold low: "positive" there means above it, not probable
+  const low = state.result.prediction.diagnoses.filter((d) => d.threshold !== null && d.threshold < 0.05);
+  const rare = low.length ? ` ${low.length} ${low.length > 1 ? "classes have" : "class has"} a threshold under 0.05 ` +
+    "(rare classes): positive there means above that threshold, not a probable diagnosis — read the probability." : "";
+  return `${origin} The bar's tick marks the threshold.${rare}`;
 }
 
 function renderDiagnoses(p, reference) {
