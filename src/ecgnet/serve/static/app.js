@@ -141,6 +141,8 @@ async function explain(cls) {
   state.page = (ex.segment ? ex.segment.start : ex.start) / ex.rate / PAGE_S;
   render();
   if (state.layout === "12") $("paper").scrollLeft = Math.max(0, (LEFT + ex.start / ex.rate * MM_PER_S) * state.pxPerMm - 60);
+  // one column (narrow screens): the ECG is below the diagnoses; bring its overlay into view
+  if (window.matchMedia("(max-width: 1100px)").matches) $("paper").scrollIntoView({block: "start"});
 }
 
 function currentExplanation() {
