@@ -345,3 +345,17 @@ def test_a_control_changed_while_a_new_record_loads_applies_to_that_record(serve
     assert outcome["shown"] == "new.hea" and outcome["patient"] == {"age": "40"}
     assert outcome["emptied"] == "" and outcome["still"] == "new.hea" and outcome["age"] == "40"  # refused: back
     page.close()
+
+
+@pytest.mark.skipif(not RECORD.with_suffix(".hea").is_file(), reason=f"shared Challenge samples not found at {SAMPLES}")
+def test_on_a_narrow_screen_the_diagnoses_come_first(server, browser):
+    """At 800 px the page is one column; the diagnosis table sat below the ECG, the Why? card and the record's
+    facts, about 1,300 px down (found in a viewer audit)."""
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    page.goto(server)
+    page.wait_for_selector("#model option", state="attached")
+    page.set_input_files("#files", [str(RECORD.with_suffix(".hea")), str(RECORD.with_suffix(".mat"))])
+    page.wait_for_selector("tr.dx-row")
+    top = page.evaluate("document.querySelector('.dx-card').getBoundingClientRect().top")
+    assert top < 300 < page.evaluate("document.getElementById('paper').getBoundingClientRect().top")
+    page.close()
