@@ -74,6 +74,8 @@ def _metadata(run: Run) -> dict[str, str]:
         "sampling_rate": data.sampling_rate, "leads": [display(lead) for lead in LEADS], "units": "mV",
         "leads_derived": "a record with only I, II and V1–V6 gets III = II − I, aVR = −(I + II)/2, "
                          "aVL = I − II/2, aVF = II − I/2",
+        "reading": "a device file's tail of ≥ 50 ms where all 12 leads hold the same value (a cart's calibration "
+                   "pulse or blank tail) is cut before anything else (ecgnet.data.readers)",
         "input": "segment" if takes_segments(run) else "window",
         "input_samples": graph_input_samples(run),
         "segment_seconds": SECONDS, "window": data.window, "stride": data.stride,
