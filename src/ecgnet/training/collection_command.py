@@ -109,7 +109,7 @@ def format_summary(summary: dict) -> str:
         vs = cv.get("vs_zero_shot")
         if vs:
             lines.append(f"fine-tuned − zero-shot: {vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}], "
-                         f"p = {vs['p_value']:.3f} (paired bootstrap)")
+                         f"one-sided p = {vs['p_value']:.3f} (paired bootstrap)")
     for split, m in (summary.get("scores") or {}).items():
         lines.append(f"{split}: macro AUC {format_auc(m.get('macro_auc'))}")
         # a split's metrics.json counts its records once, score() per class: the same warning from either

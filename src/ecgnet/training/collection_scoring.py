@@ -46,15 +46,21 @@ def youden_thresholds(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict[
 
 def paired_vs(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, classes: list[str], n_boot: int, seed: int,
               groups=None) -> dict | None:
-    """Paired bootstrap of macro AUC (a − b) over the classes scorable on every record (no unknowns);
-    ``groups``: resample these (patients), not records."""
-    ok = [k for k in range(len(classes)) if not np.isnan(y[:, k]).any() and 0 < y[:, k].sum() < len(y)]
+    """Paired bootstrap of macro AUC (a − b) over the scorable classes, each on its known rows — the classes and
+    rows of the macro AUCs it is printed beside (:func:`ecgnet.evaluation.scoring.score`); ``groups``: resample
+    these (patients), not records. Without unknown labels these are :func:`ecgnet.evaluation.metrics.paired_bootstrap`'s
+    draws and figures. ``p_value``: the fraction of resampled differences ≤ 0 (one-sided)."""
+    ok = scoring.scorable(y)
     if not ok:
         return None
+    y, p_a, p_b = y[:, ok], p_a[:, ok], p_b[:, ok]
     try:
-        out = M.paired_bootstrap(y[:, ok].astype(int), p_a[:, ok], p_b[:, ok], n_boot=n_boot, seed=seed,
-                                 groups=groups)
+        idx = M.bootstrap_indices(len(y), n_boot, seed, y, groups)
     except ValueError:
         return None
-    return {**out, "classes": [classes[k] for k in ok], "ci": 0.9, "n_boot": n_boot,
+    diff = scoring.masked_macro_auc(y, p_a) - scoring.masked_macro_auc(y, p_b)
+    diffs = np.array([scoring.masked_macro_auc(y[i], p_a[i]) - scoring.masked_macro_auc(y[i], p_b[i]) for i in idx])
+    low, high = np.percentile(diffs, [5, 95])
+    return {"diff": float(diff), "low": float(low), "high": float(high), "p_value": float(np.mean(diffs <= 0)),
+            "classes": [classes[k] for k in ok], "ci": 0.9, "n_boot": n_boot,
             "resampled": M.resampled_units(groups, len(y))}
