@@ -42,11 +42,19 @@ def test_masked_loss_ignores_unknown_targets():
     assert masked_macro_auc(y, p) == pytest.approx(1.0)
 
 
-def _run(tmp_path: Path, extra: str, name: str, unknown: bool = False) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, extra: str, name: str, unknown: bool = False, flat: bool = False) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("ecgnet")
     if not exe.is_file():
         pytest.skip(f"{exe} is not installed")
     manifest = write_learnable(tmp_path)
+    if flat:  # one record with a lead off (flat V1): predict withholds its calls; training says it trains on it
+        import wfdb
+
+        record = wfdb.rdrecord(str(tmp_path / "s0"))
+        signal = record.p_signal.copy()
+        signal[:, 6] = 0.0
+        wfdb.wrsamp("s0", fs=record.fs, units=record.units, sig_name=record.sig_name, p_signal=signal,
+                    fmt=record.fmt, adc_gain=record.adc_gain, baseline=record.baseline, write_dir=str(tmp_path))
     if unknown:
         table = pd.read_csv(manifest)
         table["Y"] = table["Y"].astype("Int64").astype(object)
@@ -60,10 +68,14 @@ def _run(tmp_path: Path, extra: str, name: str, unknown: bool = False) -> subpro
 
 @pytest.mark.slow
 def test_manifest_training_from_a_config_with_unknown_labels(tmp_path):
-    proc = _run(tmp_path, "", "plain", unknown=True)
+    proc = _run(tmp_path, "", "plain", unknown=True, flat=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "runs" / "plain"
     info = json.loads((run / "run.json").read_text())
+    said = " ".join(proc.stdout.split())
+    assert "warning: amplitudes not trusted, trained on as they are: m.csv line 2 (record 's0.hea'): flat lead: V1" in said
+    first = info["collection"]["untrusted_amplitude"][0]  # (the synthetic records' equal lead ranges are listed too)
+    assert first[0] == "s0.hea" and "flat lead: V1" in first[1]
     assert info["classes"] == ["X", "Y"] and info["task"] is None and info["collection"]["name"] == "m"
     assert info["split_records"]["train"] + info["split_records"]["val"] + info["split_records"]["test"] == 36
     test = json.loads((run / "test" / "metrics.json").read_text())

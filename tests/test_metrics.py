@@ -266,6 +266,9 @@ def test_a_patient_bootstrap_needs_enough_patients_each_named():
         assert auc["low"] is None and auc["high"] is None and auc["resampled"] == "patients"
     enough = np.array([f"P{i % MIN_GROUPS}" for i in range(40)])
     assert score(y, p, ["A", "B"], None, 100, 0, enough)["macro_auc"]["low"] is not None
+    few = np.tile([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], (2, 1))  # 8 records: "1.000 [1.000, 1.000]"
+    assert score(few, few * 0.5 + 0.2, ["A", "B"], None, 100, 0)["macro_auc"]["low"] is None
+    assert bootstrap_ci(few, few * 0.5 + 0.2, n_boot=20)[1] is not None  # the benchmark's own path: no minimum
     for missing in (None, float("nan"), ""):
         with pytest.raises(ValueError, match="a group label is missing"):
             bootstrap_indices(40, 10, 0, y, groups=[missing] + [f"P{i}" for i in range(39)])

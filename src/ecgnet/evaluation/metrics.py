@@ -24,7 +24,7 @@ from ecgnet.evaluation.operating_points import youden_threshold
 from ecgnet.fileio import atomic_path
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
-MIN_GROUPS = 10  # fewer patients than this: resampling them says little (one patient: every resample is the set)
+MIN_GROUPS = 10  # fewer records (or patients) than this: resampling them says little (one: every resample is the set)
 
 
 def _check(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +66,8 @@ def macro_auc(y_true, y_prob) -> float:
     return float(per_class_auc(y_true, y_prob).mean())
 
 
-def bootstrap_indices(n: int, n_boot: int, seed: int, y_true, groups=None) -> list[np.ndarray] | np.ndarray:
+def bootstrap_indices(n: int, n_boot: int, seed: int, y_true, groups=None,
+                      minimum: int = 1) -> list[np.ndarray] | np.ndarray:
     """``n_boot`` resamples (rows of indices, with replacement) in which every class has ≥1 positive
     and ≥1 negative. Invalid draws are discarded and redrawn, as in the benchmark code. Unknown labels
     (NaN, as in a manifest) count as neither: each class must keep a *known* positive and negative, and
@@ -75,15 +76,18 @@ def bootstrap_indices(n: int, n_boot: int, seed: int, y_true, groups=None) -> li
     ``groups`` (one label per row, e.g. the patient): resample groups, each drawn group bringing all its rows
     (a cluster bootstrap; a patient's records are not independent, and resampling them one by one makes
     the interval too narrow). The resamples then differ in length (a list of index arrays). When every row
-    is its own group the draws are exactly those without ``groups``; fewer than :data:`MIN_GROUPS` groups give
-    no interval (``ValueError``): resampling two patients has three outcomes, one patient none."""
+    is its own group the draws are exactly those without ``groups``. Fewer than :data:`MIN_GROUPS` groups, or
+    fewer than ``minimum`` records, give no interval (``ValueError``): resampling two patients has three
+    outcomes, one patient none (the scoring of small collections passes ``minimum=MIN_GROUPS``)."""
     y_true = np.asarray(y_true, dtype=float)
     y_true = y_true.reshape(-1, 1) if y_true.ndim == 1 else y_true
     if len(y_true) != n or n == 0 or n_boot < 1:
         raise ValueError(f"need n == len(y_true) > 0 and n_boot >= 1 (n={n}, len={len(y_true)}, n_boot={n_boot})")
     members = _group_members(groups, n)
-    if members is not None and len(members) < MIN_GROUPS:
-        raise ValueError(f"cannot bootstrap over {len(members)} patients (at least {MIN_GROUPS})")
+    units, least = (n, minimum) if members is None else (len(members), max(minimum, MIN_GROUPS))
+    if units < least:  # 4 records gave "1.000 [1.000, 1.000]"
+        raise ValueError(f"cannot bootstrap over {units} {'records' if members is None else 'patients'} "
+                         f"(at least {least})")
     known = ~np.isnan(y_true)
     masked = not known.all()
     y_true = np.where(known, y_true, 0.0)

@@ -40,7 +40,7 @@ def auc_interval(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int,
     positives for valid resamples. ``groups``: resample these (patients), not records."""
     point = masked_macro_auc(y, p)
     try:
-        idx = M.bootstrap_indices(len(y), n_boot, seed, y, groups)
+        idx = M.bootstrap_indices(len(y), n_boot, seed, y, groups, minimum=M.MIN_GROUPS)
     except ValueError:
         return point, None, None
     values = np.array([masked_macro_auc(y[i], p[i]) for i in idx])

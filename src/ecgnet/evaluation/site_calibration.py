@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecgnet.evaluation.calibration import expected_calibration_error
-from ecgnet.evaluation.metrics import bootstrap_indices, decision_rates, resampled_units
+from ecgnet.evaluation.metrics import MIN_GROUPS, bootstrap_indices, decision_rates, resampled_units
 from ecgnet.evaluation.operating_points import METHODS, fit_thresholds, shrink_toward
 from ecgnet.evaluation.recalibration import apply_calibrators, carry_threshold, fit_calibrators, raw_threshold
 
@@ -98,7 +98,8 @@ def before_after(y, p, run_thresholds, q, heldout_thresholds, classes, n_boot: i
         entry["brier_before"] = float(np.mean((p[known, k] - yk) ** 2))
         entry["brier_after"] = float(np.mean((q[known, k] - yk) ** 2))
         try:
-            idx = bootstrap_indices(len(yk), n_boot, seed, yk, None if groups is None else np.asarray(groups)[known])
+            idx = bootstrap_indices(len(yk), n_boot, seed, yk, None if groups is None else np.asarray(groups)[known],
+                                    minimum=MIN_GROUPS)
         except ValueError:  # too few positives for valid resamples: point estimates only
             idx = None
         diff = entry["after"]["balanced_accuracy"] - entry["before"]["balanced_accuracy"]

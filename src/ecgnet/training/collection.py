@@ -248,6 +248,12 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad, limits)
     for record, why in collection.skipped[listed:]:  # and now the records that could not be read
         log(f"skipped {record}: {why}")
+    doubtful = collection.info.get("untrusted_amplitude", [])
+    for record, why in doubtful[:10]:  # trained on as they are: said, as predict and evaluate say it
+        log(f"warning: amplitudes not trusted, trained on as they are: {why}")
+    if len(doubtful) > 10:
+        log(f"warning: … and {len(doubtful) - 10} more records with amplitudes not trusted (run.json: "
+            "collection.untrusted_amplitude); fix their gain, or leave them out of the manifest")
     run_dir = Path(runs_dir) / config.name
     summary: dict = {"run": str(run_dir), "records": len(collection), "skipped": len(collection.skipped)}
     cv = None

@@ -55,7 +55,7 @@ def paired_vs(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, classes: list[str
         return None
     y, p_a, p_b = y[:, ok], p_a[:, ok], p_b[:, ok]
     try:
-        idx = M.bootstrap_indices(len(y), n_boot, seed, y, groups)
+        idx = M.bootstrap_indices(len(y), n_boot, seed, y, groups, minimum=M.MIN_GROUPS)
     except ValueError:
         return None
     diff = scoring.masked_macro_auc(y, p_a) - scoring.masked_macro_auc(y, p_b)

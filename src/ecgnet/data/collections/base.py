@@ -84,12 +84,17 @@ class Collection:
         """This collection with its signals cached at ``sampling_rate`` (built on first use). Records
         that cannot be read (or declare more than ``limits`` allow) stop with one error naming them
         (suggesting ``--skip-bad`` when ``skip_bad`` is False: the command has the option), or with
-        ``skip_bad`` are left out and listed in ``skipped``."""
+        ``skip_bad`` are left out and listed in ``skipped``. Records whose amplitudes the readers do not trust
+        (a wrong gain, a flat lead: what ``predict`` withholds its calls for) are kept and listed in
+        ``info["untrusted_amplitude"]``."""
         if self.loader is None:
             raise ECGNetError(f"{self.name}: no way to read this collection's signals")
-        array, rows, bad = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad, limits)
-        loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp),
-                         info={**self.info, "sampling_rate": sampling_rate})
+        array, rows, bad, *more = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad, limits)
+        untrusted = more[0] if more else {}  # records whose amplitudes predict would not trust: read, and said
+        info = {**self.info, "sampling_rate": sampling_rate}
+        if untrusted:
+            info["untrusted_amplitude"] = [[str(self.records[i]), why] for i, why in sorted(untrusted.items())]
+        loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp), info=info)
         if bad:
             keep = np.ones(len(self), bool)
             keep[list(bad)] = False

@@ -30,7 +30,7 @@ from rich.progress import Progress
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.readers import read_ecg_any
-from ecgnet.data.records import RESAMPLER, header_path, read_record
+from ecgnet.data.records import RESAMPLER, ECGRecord, header_path, read_ecg
 from ecgnet.data.signals import SECONDS, cache_dir, cache_lock, cheap_check, fit_length, integrity, resolve_workers
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
@@ -39,21 +39,27 @@ MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (pr
 LAYOUT = "repeat"  # how a record shorter than 10 s fills its row (in the key: caches of zero-padded rows are not reused)
 
 
-def read_signal(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """One record of any format the project reads, as (12, samples) float32 mV at ``sampling_rate``,
-    refused when it declares more than ``limits`` allow."""
+def read_checked(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
+    """One record of any format the project reads, at ``sampling_rate`` (no per-lead quality flags), refused
+    when it declares more than ``limits`` allow; its amplitude checks as ``predict`` makes them."""
     if not _is_wfdb(Path(path)):
-        return read_ecg_any(path, sampling_rate=sampling_rate, resample=True, limits=limits).signal
-    return read_record(path, sampling_rate, resample=True, limits=limits)
+        return read_ecg_any(path, sampling_rate=sampling_rate, resample=True, limits=limits)
+    return read_ecg(path, sampling_rate, resample=True, limits=limits, quality=False)
 
 
-def read_long_enough(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """:func:`read_signal`, refused under :data:`MIN_SECONDS` — what ``predict`` refuses, never trained on."""
-    signal = read_signal(path, sampling_rate, limits)
+def read_signal(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """The (12, samples) float32 mV signal of :func:`read_checked`."""
+    return read_checked(path, sampling_rate, limits).signal
+
+
+def read_long_enough(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
+    """:func:`read_checked`, refused under :data:`MIN_SECONDS` — what ``predict`` refuses, never trained on."""
+    record = read_checked(path, sampling_rate, limits)
+    signal = record.signal
     if signal.shape[-1] < MIN_SECONDS * sampling_rate:
         raise ECGNetError(f"{path}: {signal.shape[-1] / sampling_rate:.1f} s of signal; a record needs at least "
                           f"{MIN_SECONDS:g} s (the models' window), as predict does")
-    return signal
+    return record
 
 
 def _is_wfdb(path: Path) -> bool:
@@ -66,7 +72,7 @@ def record_exists(path: Path) -> bool:
 
 
 def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> str:
-    h = hashlib.sha256(f"{sampling_rate}|{SECONDS}|{LAYOUT}|{RESAMPLER}".encode())
+    h = hashlib.sha256(f"{sampling_rate}|{SECONDS}|{LAYOUT}|{RESAMPLER}|untrusted".encode())
     if limits != DEFAULT_LIMITS:  # other limits may read records the defaults refuse (or the reverse)
         h.update(f"|{limits}".encode())
     for p in paths:
@@ -82,8 +88,9 @@ def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAUL
 def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: int, directory=None,
                           workers: int | None = None, progress: bool = True,
                           skip_bad: bool | None = None, limits: ReadLimits = DEFAULT_LIMITS
-                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """(signals memmap, row of each record, {record index: why} of unreadable records).
+                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]:
+    """(signals memmap, row of each record, {record index: why} of unreadable records, {record index: the
+    reader's amplitude warnings} of records whose amplitudes predict would not trust).
 
     ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)"); ``limits`` bound what each
     record may declare (a record over them is unreadable)."""
@@ -102,13 +109,14 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
     if signals.shape[0] != len(paths) or len(index["ecg_ids"]) != len(paths):
         raise ECGNetError(f"{array_path}: cache does not match its index; delete it to rebuild")
     bad = {int(i): why for i, why in index.get("bad", {}).items()}
+    untrusted = {int(i): why for i, why in index.get("untrusted", {}).items()}
     if bad and not skip_bad:
         lines = [f"{why}" for _, why in sorted(bad.items())]
         more = f"\n… and {len(lines) - 20} more" if len(lines) > 20 else ""
         hint = " (pass --skip-bad to leave them out)" if skip_bad is False else ""  # None: the command has no such option
         raise ECGNetError(f"{len(bad)} record(s) cannot be read{hint}:\n"
                           + "\n".join(lines[:20]) + more)
-    return signals, np.arange(len(paths)), bad
+    return signals, np.arange(len(paths)), bad, untrusted
 
 
 def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: Path, index_path: Path,
@@ -123,44 +131,53 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
         del out
         jobs = [(str(p), lab) for p, lab in zip(paths, labels)]
         bad: dict[int, str] = {}
+        untrusted: dict[int, str] = {}
         description = f"Caching {len(paths)} records at {sampling_rate} Hz"
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task(description + (f" ({n_workers} processes)" if n_workers > 1 else ""), total=len(paths))
             if n_workers == 1:
                 for i in range(0, len(jobs), 64):
-                    bad.update(_rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples, limits))
+                    unreadable, doubtful = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples, limits)
+                    bad.update(unreadable)
+                    untrusted.update(doubtful)
                     bar.advance(task, len(jobs[i:i + 64]))
             else:
-                bad = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers, lambda n: bar.advance(task, n),
-                                limits)
+                bad, untrusted = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers,
+                                           lambda n: bar.advance(task, n), limits)
         np.load(tmp, mmap_mode="r+").flush()
         write_json(index_path, {"source": "manifest", "sampling_rate": sampling_rate,
                                 "build_seconds": round(time.perf_counter() - start, 1),
                                 "workers": n_workers, "integrity": integrity(tmp),
-                                "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())}})
+                                "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())},
+                                "untrusted": {str(k): v for k, v in sorted(untrusted.items())}})
 
 
 def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int,
-          limits: ReadLimits = DEFAULT_LIMITS) -> dict[int, str]:
-    """A worker's part: records into rows ``first``…; returns {row: why} of those it could not read."""
+          limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str]]:
+    """A worker's part: records into rows ``first``…; returns ({row: why} of those it could not read, {row: the
+    reader's warnings} of those whose amplitudes are not trusted)."""
     out = np.load(tmp, mmap_mode="r+")
-    bad = {}
+    bad, untrusted = {}, {}
     for j, (path, label) in enumerate(jobs):
         try:
-            out[first + j] = fit_length(read_long_enough(path, sampling_rate, limits), samples, short="repeat")
+            record = read_long_enough(path, sampling_rate, limits)
+            out[first + j] = fit_length(record.signal, samples, short="repeat")
+            if not record.amplitude_trusted:
+                untrusted[first + j] = f"{label}: {'; '.join(record.warnings) or 'amplitudes not trusted'}"
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once
-    return bad
+    return bad, untrusted
 
 
 def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance,
-              limits: ReadLimits = DEFAULT_LIMITS) -> dict[int, str]:
+              limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str]]:
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     chunk = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))
     bad: dict[int, str] = {}
+    untrusted: dict[int, str] = {}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
         futures = {pool.submit(_rows, tmp, i, jobs[i:i + chunk], sampling_rate, samples, limits): len(jobs[i:i + chunk])
@@ -172,8 +189,10 @@ def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, ad
                 if f.exception() is not None:
                     raise ECGNetError(f"building the signal cache failed: {type(f.exception()).__name__}: "
                                       f"{f.exception()}")
-                bad.update(f.result())
+                unreadable, doubtful = f.result()
+                bad.update(unreadable)
+                untrusted.update(doubtful)
                 advance(futures[f])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return bad
+    return bad, untrusted
