@@ -261,7 +261,7 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     out = json.loads(result.stdout)
     assert len(out) == 1  # a record named twice is diagnosed once
     res = out[0]
-    assert set(res) == {"record", "model", "engine", "weights_sha256", "site", "seconds", "source_rate", "coverage", "metadata", "warnings", "notes",
+    assert set(res) == {"record", "model", "engine", "weights_sha256", "site", "calls", "seconds", "source_rate", "coverage", "metadata", "warnings", "notes",
                         "amplitude_trusted", "quality", "format", "leads", "derived_leads", "statements",
                         "diagnoses", "positives"}
     assert (res["format"], res["derived_leads"], res["statements"]) == ("wfdb", [], [])
@@ -270,6 +270,7 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     assert res["engine"] == "torch" and res["weights_sha256"] == hashlib.sha256(
         (tiny_run.run_dir / "model.safetensors").read_bytes()).hexdigest()  # saved results say what computed them
     assert res["metadata"] == {}  # a time-only model uses no metadata
+    assert res["calls"] == "probability ≥ the class's threshold (chosen on fold 9)"  # where they come from
     assert sorted(d["class"] for d in res["diagnoses"]) == CLASSES
     assert res["positives"] == [d["class"] for d in res["diagnoses"] if d["positive"]]
     for d in res["diagnoses"]:

@@ -196,7 +196,9 @@ class Predictor:
         return {"record": str(record.path), "model": self.info["name"],
                 "engine": self.engine_name, "weights_sha256": self.run.weights_sha256,  # which computation exactly
                 # the site profile whose calibrated probabilities and thresholds these are (None: the run's own)
-                "site": None if self.profile is None else self.profile.site, "seconds": round(record.seconds, 2),
+                "site": None if self.profile is None else self.profile.site,
+                "calls": self.calls_rule(),  # what makes a call positive, and where the thresholds were chosen
+                "seconds": round(record.seconds, 2),
                 "source_rate": record.source_rate, "coverage": self.coverage(record.signal.shape[-1]),
                 "metadata": used, "warnings": warnings, "notes": notes, "amplitude_trusted": record.amplitude_trusted,
                 "quality": [{**q.to_dict(), "lead": display(q.lead)} for q in record.quality or []],  # as `leads`
