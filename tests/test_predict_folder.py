@@ -219,3 +219,20 @@ def test_a_model_that_reads_only_the_patient_data_says_so_and_calls_nothing_with
     assert {d["positive"] for d in told["diagnoses"]} <= {True, False}
     record.amplitude_trusted = False  # the ECG's amplitudes are no concern of a model that does not read them
     assert {d["positive"] for d in predictor.predict_record(record, age=70)["diagnoses"]} <= {True, False}
+
+
+def test_thresholds_under_five_percent_are_named(untrained_run, tmp_path):
+    """A 71-class model called ventricular aneurysm 'positive' at 1.4 % (its Youden threshold: 0.5 %), and a site's
+    fine-tuned HYP at 4 %: predict's header names such thresholds (found in the viewer and site audits)."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(untrained_run, run)
+    assert Predictor(run).low_thresholds() is None  # no thresholds at all
+    (run / "val").mkdir()
+    thresholds = dict(zip(["CD", "HYP", "MI", "NORM", "STTC"], [0.03, 0.2, 0.004, 0.5, 0.6]))
+    (run / "val" / "metrics.json").write_text(json.dumps({"per_class": {c: {"threshold": t}
+                                                                         for c, t in thresholds.items()}}))
+    note = Predictor(run).low_thresholds()
+    assert note.startswith("2 classes have a threshold under 0.05 (") and "0.004" in note and "0.030" in note

@@ -109,3 +109,17 @@ def test_a_class_mostly_unknown_keeps_a_known_positive_and_negative_in_every_res
         assert np.nansum(column) >= 1 and np.sum(column == 0) >= 1
     out = score(y, p, ["A", "B", "C"], n_boot=300, seed=0)
     assert out["per_class"]["A"]["n"] == 5 and out["per_class"]["A"]["auc"] is not None
+
+
+def test_a_threshold_that_calls_most_records_positive_is_said():
+    """Youden's J on a weakly ranked rare class chose HYP >= 0.038 at a site: 65 % of its records called positive
+    against a prevalence of 16 %, in every prediction after, without a word (found in a site audit)."""
+    from ecgnet.training.collection_scoring import call_rate_warnings
+
+    y = np.array([[1.0, 1], [0, 0], [0, 1], [0, 0], [0, np.nan], [0, 0], [0, 1], [0, 0], [0, 1], [0, 0]])
+    p = np.array([[0.9, 0.9], [0.5, 0.1], [0.5, 0.8], [0.5, 0.2], [0.5, 0.5], [0.1, 0.1], [0.1, 0.7],
+                  [0.1, 0.2], [0.1, 0.9], [0.1, 0.1]])
+    said = call_rate_warnings(y, p, {"HYP": 0.3, "NORM": 0.5}, ["HYP", "NORM"])
+    assert said == ["HYP's threshold 0.300 calls 50% of the records positive (prevalence 10%): a positive HYP means "
+                    "above that threshold, not a probable HYP — read the probability, or set the site's operating "
+                    "point with ecgnet calibrate"]

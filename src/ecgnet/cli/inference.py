@@ -80,6 +80,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
     elif failed < len(results):  # the header line only above results
         console.print(f"[dim]model {escape(predictor.describe())}; positive: {escape(predictor.calls_rule())}[/]",
                       highlight=False)
+        if low := predictor.low_thresholds():
+            console.print(f"[dim]note: {escape(low)}[/]", highlight=False, soft_wrap=True)
         for res in (r for r in results if "error" not in r):
             _print_diagnoses(res, top)
         if out:  # one record with --out: its table above, and where its row went

@@ -90,6 +90,16 @@ class Predictor:
             return f"probability ≥ the class's threshold (chosen on {self.thresholds_from})"
         return "none (the run has no thresholds)"
 
+    def low_thresholds(self, below: float = 0.05) -> str | None:
+        """A note on the classes whose threshold is under ``below`` (rare classes under Youden's J): "positive"
+        there means above it, not probable; None when there are none."""
+        low = sorted((t, c) for c, t in (self.thresholds or {}).items() if t < below)
+        if not low:
+            return None
+        named = ", ".join(f"{c} {t:.3f}" for t, c in low[:4]) + (f" and {len(low) - 4} more" if len(low) > 4 else "")
+        return (f"{len(low)} class{'es have' if len(low) > 1 else ' has'} a threshold under {below:g} ({named}): "
+                "positive there means above that threshold, not a probable diagnosis — read the probability")
+
     def describe(self) -> str:
         """The model in one line: run name, engine and the weights' SHA-256 prefix."""
         return f"{self.info.get('name') or self.run_dir.name} ({self.engine_name}, weights {self.run.weights_sha256[:12]})"

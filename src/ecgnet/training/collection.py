@@ -289,8 +289,9 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         write_json(run_dir / "forgetting.json", info["forgetting"])
         summary["forgetting"] = info["forgetting"]
     if cv is not None:
-        write_cv(run_dir, collection, cv, info, config.seed, n_boot)
+        threshold_warnings = write_cv(run_dir, collection, cv, info, config.seed, n_boot)
         summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
+        summary["cv"]["threshold_warnings"] = threshold_warnings
     elif not data.evaluated_splits:
         summary["scores"] = _score_once(run_dir, collection, assignment, model, data, config, n_boot)
     else:

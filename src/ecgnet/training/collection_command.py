@@ -110,6 +110,7 @@ def format_summary(summary: dict) -> str:
         if vs:
             lines.append(f"fine-tuned − zero-shot: {vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}], "
                          f"one-sided p = {vs['p_value']:.3f} (paired bootstrap)")
+        lines += [f"warning: {w}" for w in cv.get("threshold_warnings", [])]
     for split, m in (summary.get("scores") or {}).items():
         lines.append(f"{split}: macro AUC {format_auc(m.get('macro_auc'))}")
         # a split's metrics.json counts its records once, score() per class: the same warning from either

@@ -64,3 +64,20 @@ def paired_vs(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, classes: list[str
     return {"diff": float(diff), "low": float(low), "high": float(high), "p_value": float(np.mean(diffs <= 0)),
             "classes": [classes[k] for k in ok], "ci": 0.9, "n_boot": n_boot,
             "resampled": M.resampled_units(groups, len(y))}
+
+
+def call_rate_warnings(y: np.ndarray, p: np.ndarray, thresholds: dict[str, float], classes: list[str]) -> list[str]:
+    """A class whose threshold calls far more records positive than are (twice its prevalence and 10 points
+    more, on its known records): Youden's J puts a weakly ranked rare class's threshold low (a site's HYP at
+    0.038 called 65 % of records positive, prevalence 16 %) — said, since every prediction will call it."""
+    out = []
+    for k, c in enumerate(classes):
+        known = ~np.isnan(y[:, k])
+        if c not in thresholds or not known.any():
+            continue
+        rate, prevalence = float(np.mean(p[known, k] >= thresholds[c])), float(np.mean(y[known, k]))
+        if rate > 2 * prevalence + 0.1:
+            out.append(f"{c}'s threshold {thresholds[c]:.3f} calls {rate:.0%} of the records positive (prevalence "
+                       f"{prevalence:.0%}): a positive {c} means above that threshold, not a probable {c} — "
+                       "read the probability, or set the site's operating point with ecgnet calibrate")
+    return out

@@ -14,7 +14,7 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.evaluation.metrics import resampled_words
 from ecgnet.evaluation.scoring import format_auc
 from ecgnet.fileio import atomic_path, write_json, write_text
-from ecgnet.training.collection_scoring import score, youden_thresholds
+from ecgnet.training.collection_scoring import call_rate_warnings, score, youden_thresholds
 
 SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ecgnet evaluate --manifest` "
              "scores a longer record in 10 s segments, as predict does (--long-records)")
@@ -31,8 +31,9 @@ def _write_predictions(path: Path, records, folds, p: np.ndarray, classes: list[
         table.to_csv(tmp, index=False, float_format="%.6f")
 
 
-def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: int, n_boot: int) -> None:
-    """RUN/cv/ (predictions, metrics, report), RUN/report.md and the final model's thresholds in RUN/val/."""
+def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: int, n_boot: int) -> list[str]:
+    """RUN/cv/ (predictions, metrics, report), RUN/report.md and the final model's thresholds in RUN/val/;
+    returns warnings about those thresholds (:func:`call_rate_warnings`)."""
     classes = collection.classes
     _write_predictions(run_dir / "cv" / "predictions.csv", collection.records, cv["folds"], cv["oof"], classes)
     if "zero_shot_p" in cv:
@@ -44,9 +45,12 @@ def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: 
     thresholds = youden_thresholds(collection.y, cv["oof"], classes)
     val = score(collection.y, cv["oof"], classes, thresholds, n_boot, seed, collection.interval_groups)
     val["thresholds_from"] = "pooled out-of-fold predictions of the cross-validation (the same records: optimistic)"
+    val["warnings"] = call_rate_warnings(collection.y, cv["oof"], thresholds, classes)
     write_json(run_dir / "val" / "metrics.json", val)
-    write_text(run_dir / "cv" / "report.md", cv_report(metrics, info))
-    write_text(run_dir / "report.md", cv_report(metrics, info))
+    report = cv_report(metrics, info) + "".join(f"\nWarning: {w}.\n" for w in val["warnings"])
+    write_text(run_dir / "cv" / "report.md", report)
+    write_text(run_dir / "report.md", report)
+    return val["warnings"]
 
 
 def cv_report(metrics: dict, info: dict) -> str:
