@@ -552,3 +552,25 @@ def test_cross_validating_onto_a_finished_run_of_other_data_is_refused_before_an
                                        "--runs-dir", str(tmp_path / "runs"), "--set", "name=done", "--no-progress"])
     assert refused.exit_code == 2 and "is a finished run trained on PTB-XL" in " ".join(refused.output.split())
     assert not (tmp_path / "runs" / "done" / "cv").exists()
+
+
+def test_the_runs_classes_but_for_a_typo_are_refused_unless_a_mode_is_given(tmp_path, monkeypatch):
+    """A site's manifest with NORM, MI, STCC, CD, HYP (STCC: a typo of STTC) trained a new output layer for all five
+    classes with --mode head, after one warning, and ended at macro AUC 0.400; evaluate and calibrate scored four
+    classes without a hint (found in a site audit)."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 12)
+    table = pd.read_csv(manifest)
+    for c, source in (("NORM", "X"), ("MI", "Y"), ("STCC", "X"), ("CD", "Y"), ("HYP", "X")):
+        table[c] = table[source]
+    table.drop(columns=["X", "Y"]).to_csv(manifest, index=False)
+    args = ["train", "--manifest", str(manifest), "--from", "long_time", "--runs-dir", str(tmp_path / "runs"),
+            "--set", "name=typo", "--no-progress"]
+    refused = CliRunner().invoke(app, args)
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "class(es) 'STCC' (the run's 'STTC'?) are not the run's" in said, said
+    assert "give --mode head or --mode full" in said and not (tmp_path / "runs" / "typo").exists()
+    scored = CliRunner().invoke(app, ["evaluate", "long_time", "--manifest", str(manifest), "--n-boot", "20",
+                                      "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert scored.exit_code == 0, scored.output
+    assert "did you mean the run's 'STTC'" in " ".join(scored.output.split())

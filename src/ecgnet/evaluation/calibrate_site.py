@@ -192,7 +192,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                             "rows_skipped": [{"row": r, "why": w} for r, w in collection.skipped],
                             "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
                             "classes_missing": match.missing, "classes_ignored": match.ignored},
-               "evaluation": {**evaluation, "warnings": match.homonyms + evaluation.get("warnings", [])
+               "evaluation": {**evaluation, "warnings": match.warnings + evaluation.get("warnings", [])
                               + ([IN_SAMPLE_SITE] if trained_here(predictor, collection) else [])},
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}

@@ -14,7 +14,7 @@ matched classes (1, 0, or empty = unknown), ``p_<class>`` for every class of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ class ClassMatch:
     matched: list[str]  # the run's classes the collection labels, in the run's order
     missing: list[str]  # the run's classes the collection does not label: skipped
     ignored: list[str]  # the collection's classes the run does not predict
-    homonyms: list[str] = field(default_factory=list)  # matched names that mean other things on each side, in words
+    warnings: list[str] = field(default_factory=list)  # in words: names that mean other things on each side, likely typos
 
 
 # PTB-XL names two things STTC: the superclass (every ST/T change: ischaemia, injury, non-specific changes) and
@@ -57,16 +57,16 @@ def match_classes(run_classes: list[str], collection_classes: list[str]) -> Clas
         raise ECGNetError(f"the run predicts {', '.join(run_classes)}; the manifest labels "
                           f"{', '.join(collection_classes)}: no class in common (classes are matched by name; "
                           "map site codes to the run's classes with --label-map)")
-    homonyms = []
+    warnings = []
     ours, theirs = _sttc_meaning(run_classes), _sttc_meaning(collection_classes)
     if ours and theirs and ours != theirs:
         meaning = {"superclass": "PTB-XL's superclass STTC (every ST/T change)",
                    "subclass": "PTB-XL's subclass STTC (non-specific ST/T changes only)"}
-        homonyms.append(f"STTC means {meaning[ours]} to the run but {meaning[theirs]} in the manifest (its other "
+        warnings.append(f"STTC means {meaning[ours]} to the run but {meaning[theirs]} in the manifest (its other "
                         f"classes are PTB-XL {ours == 'subclass' and 'superclasses' or 'subclasses'}); scored by "
                         "name anyway — a manifest of the run's own task scores it as meant")
     return ClassMatch(matched, [c for c in run_classes if c not in have],
-                      [c for c in collection_classes if c not in set(run_classes)], homonyms)
+                      [c for c in collection_classes if c not in set(run_classes)], warnings)
 
 
 def record_paths(collection: Collection) -> list[Path]:
@@ -90,6 +90,10 @@ def predict_collection(predictor: Predictor, collection: Collection, progress: b
     a record may declare (:mod:`ecgnet.data.limits`); a record over them gets the error in its row."""
     collection.refuse_case_twins(list(predictor.classes), "they would not be scored")
     match = match_classes(list(predictor.classes), list(collection.classes))
+    typos = [f"class '{c}' of the manifest is not the run's and is ignored: did you mean the run's '{r}' (not "
+             "scored: not labelled in the manifest)? Rename the column or map it with --label-map"
+             for c, r in collection.near_misses(list(predictor.classes))]
+    match = replace(match, warnings=match.warnings + typos)
     label_col = {c: collection.classes.index(c) for c in match.matched}
     rows = []
     paths = record_paths(collection)

@@ -55,7 +55,7 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
               "manifest_sha256": sha256_file(manifest) if manifest and Path(manifest).is_file() else None,
               "n_records": len(table), "n_scored": len(scored), "classes_matched": classes,
               "classes_missing": match.missing, "classes_ignored": match.ignored,
-              "class_warnings": match.homonyms + ([IN_SAMPLE] if in_sample else []),
+              "class_warnings": match.warnings + ([IN_SAMPLE] if in_sample else []),
               "skipped_rows": [{"row": r, "why": w} for r, w in collection.skipped],
               "unreadable": table.loc[table["error"].fillna("") != "", ["record", "error"]].to_dict("records"),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),

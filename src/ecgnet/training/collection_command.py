@@ -5,7 +5,6 @@ summary it prints."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Callable
 
@@ -79,12 +78,17 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
             new = [c for c in collection.classes if c not in src.classes]
             log(f"classes: {', '.join(collection.classes)} (the run predicts {', '.join(src.classes)}; "
                 f"new: {', '.join(new) or 'none'})")
-            unused = [c for c in src.classes if c not in collection.classes]
-            for c in new:  # names of 4+ letters one letter apart (STCC, STTC), not IMI beside MI
-                if len(c) >= 4 and (close := difflib.get_close_matches(c, [u for u in unused if len(u) >= 4], n=1,
-                                                                       cutoff=0.75)):
-                    log(f"warning: class '{c}': did you mean the run's '{close[0]}'? A class the run does not predict "
-                        "gets a new output layer (rename the manifest's column, or map it with --label-map)")
+            misses = collection.near_misses(src.classes)
+            if misses and chosen and len(misses) == len(new) and len(collection.classes) == len(src.classes):
+                # the run's classes but for a typo: as written, a new output layer would replace the run's for all
+                said = ", ".join(f"'{c}' (the run's '{r}'?)" for c, r in misses)
+                raise ECGNetError(f"{collection.info.get('manifest', collection.name)}: class(es) {said} are not the "
+                                  "run's: as written, a new output layer would replace the run's for every class "
+                                  "(--mode head). Rename the manifest's column or map it with --label-map; to train "
+                                  "new classes of these names, give --mode head or --mode full")
+            for c, r in misses:
+                log(f"warning: class '{c}': did you mean the run's '{r}'? A class the run does not predict "
+                    "gets a new output layer (rename the manifest's column, or map it with --label-map)")
         how = {"full": "every layer trained", "head": "the encoder frozen, the output layer trained"}.get(mode, mode)
         log(f"fine-tuning {src.name}: --mode {mode}, {how}" + (" (the default for " + ("the run's own classes)" if kept
             else "new classes)") if chosen else "") + ("; the run's output layer is kept" if kept else

@@ -14,6 +14,8 @@ are then read on demand (:class:`~ecgnet.data.dataset.SignalRows`).
 
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -101,6 +103,13 @@ class Collection:
             loaded = replace(loaded.subset(keep), skipped=self.skipped + tuple(
                 (str(self.records[i]), why) for i, why in sorted(bad.items())))
         return loaded
+
+    def near_misses(self, run_classes: list[str]) -> list[tuple[str, str]]:
+        """(this collection's class, the run's class it is likely a typo of): names of 4+ letters one letter or so
+        apart (STCC, STTC; not IMI beside MI), the run's class absent from this collection."""
+        unused = [u for u in run_classes if u not in self.classes and len(u) >= 4]
+        return [(c, close[0]) for c in self.classes if c not in run_classes and len(c) >= 4
+                and (close := difflib.get_close_matches(c, unused, n=1, cutoff=0.75))]
 
     def refuse_case_twins(self, run_classes: list[str], consequence: str) -> None:
         """Classes are matched by exact name; a class of this collection that is one of the run's in
