@@ -162,6 +162,8 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch, fs, gain):
     assert metrics["pooled"]["macro_auc"]["value"] > 0.75, metrics["pooled"]
     assert "centre 10 s" in metrics["protocol"]["scored_on"]  # not evaluate's segments: said where it is read
     assert "scored on: each record's 10 s as trained" in (run / "cv" / "report.md").read_text()
+    assert "schedule (each fold and the final model): lr 0.01 (one-cycle), batch 32, at most 6 epochs, early " \
+           "stopping after 8" in (run / "report.md").read_text()  # what fine-tuning did, beside how it scored
     info = json.loads((run / "run.json").read_text())
     assert info["finetune"]["from"] == "long_time" and info["finetune"]["head"].startswith("new")
     assert info["finetune"]["mode"] == "head"  # new classes: head-only by default

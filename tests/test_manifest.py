@@ -605,3 +605,16 @@ def test_a_yaml_label_map_keeps_its_codes_as_written(folder, tmp_path):
     as_json.write_text('{"0101": true}')
     with pytest.raises(ECGNetError, match="'0101': expected a class name, a list of them or null, got True"):
         read_label_map(as_json)
+
+
+def test_manifest_of_records_without_dx_lines_says_to_write_one(tmp_path):
+    """A site's own WFDB records (no '#Dx:' lines) got 'none of 108 records has a superclass label', without
+    saying why or what to do (found in a site audit)."""
+    from ecgnet.data.collections.make import make_manifest
+
+    write_wfdb(tmp_path / "site", "r1", fs=500)
+    with pytest.raises(ECGNetError, match=r"none of 1 records has a superclass label \(none has a '#Dx:' line: "
+                                          r"`ecgnet manifest` labels Challenge-style folders and PTB-XL; for other "
+                                          r"records write the manifest yourself"):
+        make_manifest(tmp_path / "site", tmp_path / "m.csv", None, None, None, None)
+    assert not (tmp_path / "m.csv").exists()

@@ -142,6 +142,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
                       f"{escape(', '.join(profile['manifest']['classes_missing']))}")
     if profile["manifest"].get("classes_ignored"):
         console.print(f"not predicted by the run (ignored): {escape(', '.join(profile['manifest']['classes_ignored']))}")
+    for line in ev.get("warnings", []):  # before the figures they qualify ("the figures below are optimistic")
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     for c in profile["classes"]:
         e, fitted = ev["per_class"][c], profile["fitted"][c]
         raw = profile["run_thresholds"][c]  # on the run's probabilities; the site's are on calibrated ones
@@ -152,8 +154,6 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
             line += (f"   held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} → "
                      f"{e['after']['balanced_accuracy']:.3f}, ECE {e['ece_before']:.3f} → {e['ece_after']:.3f}")
         console.print(escape(line if fitted is True else f"{line}   (not fitted: {fitted})"), highlight=False)
-    for line in ev.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     console.print(f"Profile: [bold]{escape(profile['path'])}[/]  Report: [bold]{escape(profile['report'])}[/]")
     console.print(f"Use it: ecgnet predict RECORDS --checkpoint {escape(str(Path(profile['path']).parents[1]))} "
                   f"--site {escape(site)}", highlight=False)

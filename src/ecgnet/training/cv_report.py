@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecgnet.config import load_config
 from ecgnet.data.collections.base import Collection
 from ecgnet.evaluation.metrics import resampled_words
 from ecgnet.evaluation.scoring import format_auc
@@ -47,14 +48,17 @@ def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: 
     val["thresholds_from"] = "pooled out-of-fold predictions of the cross-validation (the same records: optimistic)"
     val["warnings"] = call_rate_warnings(collection.y, cv["oof"], thresholds, classes)
     write_json(run_dir / "val" / "metrics.json", val)
-    report = cv_report(metrics, info) + "".join(f"\nWarning: {w}.\n" for w in val["warnings"])
+    config = run_dir / "config.yaml"
+    schedule = load_config(config).training if config.is_file() else None
+    report = cv_report(metrics, info, schedule) + "".join(f"\nWarning: {w}.\n" for w in val["warnings"])
     write_text(run_dir / "cv" / "report.md", report)
     write_text(run_dir / "report.md", report)
     return val["warnings"]
 
 
-def cv_report(metrics: dict, info: dict) -> str:
-    """The cross-validation as Markdown: protocol, fine-tuning facts, pooled and per-fold AUCs."""
+def cv_report(metrics: dict, info: dict, schedule=None) -> str:
+    """The cross-validation as Markdown: protocol, fine-tuning facts and ``schedule`` (the run's
+    ``TrainingConfig``), pooled and per-fold AUCs."""
     p = metrics["protocol"]
     classes = list(metrics["pooled"]["per_class"])
     lines = [f"# {info.get('name')}: {p['kind']} cross-validation", "",
@@ -72,6 +76,10 @@ def cv_report(metrics: dict, info: dict) -> str:
             lines += [f"- interpolation: {ft['interpolation']}"]
     else:
         lines += ["- trained from scratch (no --from)"]
+    if schedule is not None:
+        lines += [f"- schedule (each fold and the final model): lr {schedule.lr:g} (one-cycle), batch "
+                  f"{schedule.batch_size}, at most {schedule.epochs} epochs, early stopping after {schedule.patience} "
+                  "without a better inner-validation AUC"]
     lines += [f"- final model (this run): {info.get('split')}; epochs {info.get('epochs_run')}, best "
               f"{info.get('best_epoch')}"]
     over = resampled_words((metrics["pooled"].get("macro_auc") or {}).get("resampled"))

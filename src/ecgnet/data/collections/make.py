@@ -71,8 +71,13 @@ def challenge_manifest(folder: str | Path, out: str | Path, labels: str = "super
         rows.append({"record": _relative(header, out), "source": found.source[i], "age": age, "sex": sex or "",
                      **label_cells})
     if not rows:
-        raise ECGNetError(f"{folder}: none of {len(headers)} records has " + ("a #Dx code" if snomed else
-                                                                             "a superclass label"))
+        coded = sum(bool(c) for c in found.codes)
+        why = ("a #Dx code" if snomed else "a superclass label") + (
+            " (none has a '#Dx:' line: `ecgnet manifest` labels Challenge-style folders and PTB-XL; for other "
+            "records write the manifest yourself — one row per record with its classes, docs/own_data.md)"
+            if not coded else f" ({coded} have #Dx codes, none mapped to a superclass: try --labels snomed and a "
+            "label map)" if not snomed else "")
+        raise ECGNetError(f"{folder}: none of {len(headers)} records has {why}")
     _write(pd.DataFrame(rows), out)
     result = {"manifest": str(out), "records": len(rows), "left_out": left_out,
               "classes": [] if snomed else list(SUPERCLASSES)}
