@@ -40,7 +40,10 @@ _DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "i2", (16, "US"): "u2",
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     try:
         return _read(path, limits)
-    except (NotImplementedError, struct.error) as e:  # pydicom converts elements when they are first used
+    except (NotImplementedError, struct.error, OSError, EOFError) as e:  # pydicom converts elements when first
+        # used: a sequence cut short raises "No tag to read at file position …" (an OSError without errno) only then
+        if isinstance(e, OSError) and e.errno is not None:  # the system's (permission, disk): not the file's content
+            raise
         raise ECGNetError(f"{path}: cannot be read as DICOM, damaged ({type(e).__name__}: {e})") from e
 
 
