@@ -84,6 +84,9 @@ def test_labels_column_and_defaults(folder):
     ("record,age,A\nrecs/r0.hea,-4,1\n", "line 2 .*column age: -4 is outside"),
     ("record,sex,A\nrecs/r0.hea,X,1\n", "line 2 .*column sex: 'X'"),
     ("record,sex,A\nrecs/r0.hea,1,1\n", "line 2 .*column sex: '1' is a number, which sites write either way"),
+    ("record,sex,A\nrecs/r0.hea,1,1\nrecs/r1.hea,0,1\nrecs/r2.hea,1,0\n",  # once for the column, not per row
+     r"1 problem\(s\) .*\ncolumn sex: 3 rows hold numbers \('0', '1'; lines 2, 3, 4\), which sites write either "
+     r"way \(PTB-XL: 0 male, 1 female; others: 1 male, 2 female\): write male/female or M/F$"),
     ("record,labels\nrecs/r0.hea,NA\n", "line 2 .*column labels: 'NA' \\(a missing value, not a label\\)"),
     ("record,A\nrecs/r0.hea,x\nrecs/r1.hea,\nrecs/r2.hea,x\n", "line 2, column A: 'x' is not a label value: .*an "
                                                                    "empty cell is unknown, not negative"),

@@ -72,9 +72,29 @@ def check_targets(where: str, code: str, targets: list[str]) -> None:
                               "(YAML: [A, B]; CSV: one line per class)")
 
 
+_NUMBERED = re.compile(r"^(?P<where>.* line (?P<line>\d+) \(record '.*'\)), column sex: '(?P<value>[^']*)' (?P<why>is a number.*)$")
+
+
+def _one_line_per_numbered_sex(problems: list[str]) -> list[str]:
+    """The rows whose sex is a number, as one line (a site that writes 1/0 writes it on every row: the same
+    sentence 20 times said nothing more)."""
+    found = [m for p in problems if (m := _NUMBERED.match(p))]
+    if len(found) < 2:
+        return problems
+    values = sorted({m["value"] for m in found})
+    lines = [m["line"] for m in found]
+    first = next(i for i, p in enumerate(problems) if _NUMBERED.match(p))
+    said = (f"column sex: {len(found)} rows hold numbers ({', '.join(repr(v) for v in values[:4])}; lines "
+            f"{', '.join(lines[:6])}{' …' if len(lines) > 6 else ''}), which {found[0]['why'].removeprefix('is a number, which ')}")
+    rest = [p for p in problems if not _NUMBERED.match(p)]
+    return rest[:first] + [said] + rest[first:]
+
+
 def problems_error(path: Path, problems: list[str], unmapped: Counter, offer_skip_bad: bool) -> ECGNetError:
-    """One error listing the rows' ``problems`` (the first :data:`MAX_LISTED`); it suggests --skip-bad where
-    the calling command has it, and the wildcard where most problems are ``unmapped`` codes."""
+    """One error listing the rows' ``problems`` (the first :data:`MAX_LISTED`; rows with a numbered sex as one
+    line); it suggests --skip-bad where the calling command has it, and the wildcard where most problems are
+    ``unmapped`` codes."""
+    problems = _one_line_per_numbered_sex(problems)
     listed = "\n".join(problems[:MAX_LISTED])
     more = f"\n… and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
     fix = "fix them, or pass --skip-bad to leave those rows out" if offer_skip_bad else "fix them"
