@@ -203,6 +203,9 @@ def test_thresholds_origin_of_bundled_missing_and_damaged_runs(tmp_path):
     (tmp_path / "val").mkdir()
     (tmp_path / "val" / "metrics.json").write_text("{not json")
     assert thresholds_origin(tmp_path) is None and run_summary(tmp_path)["thresholds_from"] is None
+    (tmp_path / "cv").mkdir()  # a cross-validated run lists its pooled out-of-fold AUC (it showed none)
+    (tmp_path / "cv" / "metrics.json").write_text('{"pooled": {"macro_auc": {"value": 0.779}}}')
+    assert run_summary(tmp_path)["cv_macro_auc"] == 0.779 and run_summary(tmp_path)["test_macro_auc"] is None
 
 
 def test_a_run_retrained_under_a_shipped_name_is_served_beside_it(run_copy, tmp_path, capsys):

@@ -16,8 +16,9 @@ if TYPE_CHECKING:  # not at run time: `ecgnet models` lists runs without torch (
 
 def run_summary(run_dir: str | Path) -> dict:
     """What a listing shows of a run without loading it: task, classes, parameters, the model's registry
-    name, the fold-10 macro AUC, where its thresholds were chosen and the manifest it was trained on (None
-    for what the run's files do not say; no manifest: a PTB-XL run)."""
+    name, the fold-10 macro AUC (``cv_macro_auc``: a cross-validated run's pooled out-of-fold one), where its
+    thresholds were chosen and the manifest it was trained on (None for what the run's files do not say; no
+    manifest: a PTB-XL run)."""
     run_dir = Path(run_dir)
 
     def read(name: str, parse):
@@ -28,9 +29,12 @@ def run_summary(run_dir: str | Path) -> dict:
 
     info, test, config = read("run.json", json.loads), read("test/metrics.json", json.loads), \
         read("config.yaml", yaml.safe_load)
+    cv = read("cv/metrics.json", json.loads)  # a cross-validated run has no test fold: its pooled out-of-fold AUC
     return {"task": info.get("task"), "classes": info.get("classes", []), "parameters": info.get("parameters"),
             "architecture": (config.get("model") or {}).get("name"),
-            "test_macro_auc": (test.get("macro_auc") or {}).get("value"), "thresholds_from": thresholds_origin(run_dir),
+            "test_macro_auc": (test.get("macro_auc") or {}).get("value"),
+            "cv_macro_auc": ((cv.get("pooled") or {}).get("macro_auc") or {}).get("value"),
+            "thresholds_from": thresholds_origin(run_dir),
             "manifest": collection.get("manifest") if isinstance(collection := info.get("collection"), dict) else None}
 
 

@@ -68,7 +68,9 @@ async function init() {
   state.models = await api("GET", "/api/models");
   const select = $("model");
   for (const m of state.models.models) {
-    const option = new Option(m.name + (m.test_macro_auc ? `  (AUC ${m.test_macro_auc.toFixed(3)})` : "") +
+    const auc = m.test_macro_auc ? `  (AUC ${m.test_macro_auc.toFixed(3)})`
+      : m.cv_macro_auc ? `  (cross-validated AUC ${m.cv_macro_auc.toFixed(3)})` : "";
+    const option = new Option(m.name + auc +
       (m.architecture === "metadata_mlp" ? " — patient data only, not the ECG" : ""), m.name);
     option.selected = m.default;
     select.add(option);
