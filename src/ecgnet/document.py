@@ -1,6 +1,6 @@
 """One document written twice: ``<stem>.html``, self-contained (inline CSS, figures embedded as base64 PNG),
-and ``<stem>.md``, the same tables and text with the figures saved under ``figures/`` and linked. Every report
-ECGNet writes (a run's, an evaluation's, a site profile's, a comparison, a sweep) is one of these."""
+and ``<stem>.md``, the same tables and text with the figures saved under ``figures/`` and linked: a run's report,
+an evaluation's, a site profile's, a comparison (the cross-validation and sweep reports are Markdown only)."""
 
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ def _external_table(table: pd.DataFrame, collection, left_out: list[dict], out_d
     table["labeled"] = True
     extra = pd.DataFrame([{"record": _relative(out_dir / r["record"], dataset), "source": Path(r["record"]).parent.name,
                            "labeled": False, **{f"y_{c}": 0 for c in classes}, **{f"p_{c}": np.nan for c in classes},
-                           "amplitude_trusted": False, "warnings": "", "error": "", "codes": r["codes"]}
+                           "amplitude_trusted": None, "warnings": "", "error": "", "codes": r["codes"]}  # not read
                           for r in left_out])
     table = pd.concat([table, extra], ignore_index=True) if len(extra) else table
     table["error"] = table["error"].fillna("")

@@ -28,7 +28,8 @@ def write_external_report(out_dir: Path, result: dict) -> Path:
                  f"Sensitivity and specificity at the run's thresholds, chosen on "
                  f"{result.get('thresholds_from') or 'fold 9'}."),
                 ("Per source database", ["source", "n", "macro AUC", *(f"{c} AUC (n pos.)" for c in classes)],
-                 per_source, "Small samples: intervals are wide, and missing where a class has too few positives.")]
+                 per_source, "Small samples: intervals are wide, and missing where a class has too few positives "
+                 "or the source holds fewer than 10 records.")]
     if result["unreadable"]:
         sections.append(("Unreadable records", ["record", "error"],
                          [[r["record"], r["error"]] for r in result["unreadable"]], None))

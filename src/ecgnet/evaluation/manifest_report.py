@@ -48,7 +48,8 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
                 ("Per class", ["class", "AUC [90 % CI]", "n", "n positive", "threshold", "balanced accuracy",
                                "sensitivity", "specificity"], per_class, few and few[0].upper() + few[1:] + "."),
                 ("Per source", ["source", "n", "macro AUC", *(f"{c} AUC (n pos.)" for c in classes)], per_source,
-                 "Small sources give wide intervals, or none where a class has too few positives.")]
+                 "Small sources give wide intervals, or none where a class has too few positives or the source "
+                 "holds fewer than 10 records (patients).")]
     if result["unreadable"]:
         sections.append(("Unreadable records", ["record", "error"],
                          [[r["record"], r["error"]] for r in result["unreadable"]], None))
