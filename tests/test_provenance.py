@@ -50,6 +50,8 @@ def test_the_command_is_the_one_that_ran():
     assert command(["/work/benchmarks/bench_time_to_accuracy.py", "configs/fast_time.yaml", "--runs-dir", "runs"]) \
         == "python /work/benchmarks/bench_time_to_accuracy.py configs/fast_time.yaml --runs-dir runs"
     assert command([]) is None
+    repo = PACKAGE.parents[1]  # a report script of the checkout: as it is run, not by this machine's path
+    assert command([str(repo / "reports" / "transfer" / "transfer.py")]) == "python -m reports.transfer.transfer"
 
 
 def test_benchmark_results_record_the_command_as_the_readme_runs_it():

@@ -28,7 +28,8 @@ def source_digest(package: Path = PACKAGE) -> str:
 
 def command(argv: list[str] | None = None) -> str | None:
     """The command line that is running: ``ecgnet …`` for the CLI (its entry point or ``python -m
-    ecgnet.cli``), else ``python <script> …`` (a benchmark or report script that trains or evaluates
+    ecgnet.cli``), ``python -m reports.x.y …`` for a report or benchmark script of the checkout (run from the
+    repository root, as their docstrings say), else ``python <script> …`` (a script that trains or evaluates
     through the API, whose arguments are not ecgnet's)."""
     argv = sys.argv if argv is None else argv
     if not argv:
@@ -36,6 +37,12 @@ def command(argv: list[str] | None = None) -> str | None:
     program = Path(argv[0])
     if program.name == "ecgnet" or program.resolve() == PACKAGE / "cli" / "__main__.py":
         return " ".join(["ecgnet", *argv[1:]])
+    try:  # a report or benchmark script of the checkout: as its docstring runs it, not by this machine's path
+        script = program.resolve().relative_to(PACKAGE.parents[1])
+    except ValueError:
+        script = None
+    if script is not None and script.suffix == ".py" and script.parts[0] in ("reports", "benchmarks"):
+        return " ".join(["python -m", script.with_suffix("").as_posix().replace("/", "."), *argv[1:]])
     return " ".join(["python", argv[0], *argv[1:]])
 
 
