@@ -261,7 +261,8 @@ def test_predict_json_matches_the_evaluation(cli, tiny_run, fold10_record):
     out = json.loads(result.stdout)
     assert len(out) == 1  # a record named twice is diagnosed once
     res = out[0]
-    assert set(res) == {"record", "model", "engine", "weights_sha256", "site", "calls", "seconds", "source_rate", "coverage", "metadata", "warnings", "notes",
+    assert set(res) == {"record", "model", "engine", "weights_sha256", "site", "calls", "seconds", "source_rate",
+                        "coverage", "metadata", "warnings", "notes",
                         "amplitude_trusted", "quality", "format", "leads", "derived_leads", "statements",
                         "diagnoses", "positives"}
     assert (res["format"], res["derived_leads"], res["statements"]) == ("wfdb", [], [])

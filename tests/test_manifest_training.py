@@ -42,7 +42,8 @@ def test_masked_loss_ignores_unknown_targets():
     assert masked_macro_auc(y, p) == pytest.approx(1.0)
 
 
-def _run(tmp_path: Path, extra: str, name: str, unknown: bool = False, flat: bool = False) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, extra: str, name: str, unknown: bool = False,
+         flat: bool = False) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("ecgnet")
     if not exe.is_file():
         pytest.skip(f"{exe} is not installed")
@@ -73,7 +74,8 @@ def test_manifest_training_from_a_config_with_unknown_labels(tmp_path):
     run = tmp_path / "runs" / "plain"
     info = json.loads((run / "run.json").read_text())
     said = " ".join(proc.stdout.split())
-    assert "warning: amplitudes not trusted, trained on as they are: m.csv line 2 (record 's0.hea'): flat lead: V1" in said
+    assert ("warning: amplitudes not trusted, trained on as they are: m.csv line 2 (record 's0.hea'): flat lead: "
+            "V1") in said
     first = info["collection"]["untrusted_amplitude"][0]  # (the synthetic records' equal lead ranges are listed too)
     assert first[0] == "s0.hea" and "flat lead: V1" in first[1]
     assert info["classes"] == ["X", "Y"] and info["task"] is None and info["collection"]["name"] == "m"

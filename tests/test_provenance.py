@@ -46,7 +46,8 @@ def test_the_command_is_the_one_that_ran():
     from ecgnet.runs.origin import PACKAGE, command
 
     assert command(["/venv/bin/ecgnet", "train", "-c", "a.yaml"]) == "ecgnet train -c a.yaml"
-    assert command([str(PACKAGE / "cli" / "__main__.py"), "evaluate", "--checkpoint", "r"]) == "ecgnet evaluate --checkpoint r"
+    main = str(PACKAGE / "cli" / "__main__.py")
+    assert command([main, "evaluate", "--checkpoint", "r"]) == "ecgnet evaluate --checkpoint r"
     assert command(["/work/benchmarks/bench_time_to_accuracy.py", "configs/fast_time.yaml", "--runs-dir", "runs"]) \
         == "python /work/benchmarks/bench_time_to_accuracy.py configs/fast_time.yaml --runs-dir runs"
     assert command([]) is None

@@ -33,7 +33,7 @@ class ClassMatch:
     matched: list[str]  # the run's classes the collection labels, in the run's order
     missing: list[str]  # the run's classes the collection does not label: skipped
     ignored: list[str]  # the collection's classes the run does not predict
-    warnings: list[str] = field(default_factory=list)  # in words: names that mean other things on each side, likely typos
+    warnings: list[str] = field(default_factory=list)  # in words: a name meaning another thing on each side, a typo
 
 
 # PTB-XL names two things STTC: the superclass (every ST/T change: ischaemia, injury, non-specific changes) and

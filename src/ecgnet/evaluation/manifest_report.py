@@ -58,8 +58,9 @@ def write_evaluation_report(out_dir: Path, result: dict, y: np.ndarray, p: np.nd
                          [[r["row"], r["why"]] for r in result["skipped_rows"]], None))
     figures = {}
     if result["classes_scored"]:
-        figures["roc.png"] = ("ROC curves (known labels per class)", save_png(_roc(result, y, p), Path(out_dir) / "figures" / "roc.png"))
-        figures["auc.png"] = ("Per-class AUC with 90 % intervals", save_png(_auc(result), Path(out_dir) / "figures" / "auc.png"))
+        folder = Path(out_dir) / "figures"
+        figures["roc.png"] = ("ROC curves (known labels per class)", save_png(_roc(result, y, p), folder / "roc.png"))
+        figures["auc.png"] = ("Per-class AUC with 90 % intervals", save_png(_auc(result), folder / "auc.png"))
     name = Path(str(result["manifest"])).name
     return write_document(out_dir, "evaluation", f"{result['run']} on {name}", sections, figures,
                           css="tbody tr:last-child{font-weight:normal}")

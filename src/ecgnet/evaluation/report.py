@@ -110,11 +110,13 @@ def write_run_report(run_dir: Path, y_true_test, y_prob_test, classes, metrics_t
     classes = [str(c) for c in classes]
     title = str(info.get("name", run_dir.name))
     figures = {
-        "roc.png": ("ROC curves", save_png(_roc_figure(y_true, y_prob, classes, metrics_test), run_dir / "figures" / "roc.png")),
+        "roc.png": ("ROC curves",
+                    save_png(_roc_figure(y_true, y_prob, classes, metrics_test), run_dir / "figures" / "roc.png")),
         "per_class.png": ("Per-class AUC and balanced accuracy",
                           save_png(_bar_figure(classes, metrics_test), run_dir / "figures" / "per_class.png")),
         "calibration.png": ("Reliability of the predicted probabilities (quantile bins)",
-                            save_png(reliability_figure(y_true, y_prob, classes), run_dir / "figures" / "calibration.png")),
+                            save_png(reliability_figure(y_true, y_prob, classes),
+                                     run_dir / "figures" / "calibration.png")),
     }
     info_rows = [[str(k), str(v)] for k, v in info.items()]
     sections = [("Run", ["Key", "Value"], info_rows, None)]

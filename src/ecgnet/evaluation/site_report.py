@@ -95,7 +95,8 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                  "other folds.")]
     figure = reliability_comparison(y, {"run (before)": p, f"{profile['calibration']}, cross-fitted (after)": q},
                                     classes, title=f"Reliability on {profile['site']}: before / after")
-    figures = {"reliability.png": ("Reliability diagram, held-out records", save_png(figure, Path(out_dir) / "figures" / "reliability.png"))}
+    figures = {"reliability.png": ("Reliability diagram, held-out records",
+                                   save_png(figure, Path(out_dir) / "figures" / "reliability.png"))}
     bullets = ("Warnings", ev["warnings"]) if ev.get("warnings") else None
     return write_document(out_dir, "report", f"Site profile '{profile['site']}' for {profile['run']}", sections, figures,
                           bullets=bullets, css="tbody tr:last-child{font-weight:normal}")

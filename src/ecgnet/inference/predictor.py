@@ -105,8 +105,8 @@ class Predictor:
         return f"{self.info.get('name') or self.run_dir.name} ({self.engine_name}, weights {self.run.weights_sha256[:12]})"
 
     def metadata_vector(self, age=None, sex=None, height=None, weight=None) -> np.ndarray:
-        """The 8 metadata features, encoded as in training (:func:`~ecgnet.data.ptbxl.metadata_features`: age
-        any age over 89 read as 90, …) and scaled with the run's training statistics; unknown values are flagged missing."""
+        """The 8 metadata features, encoded as in training (:func:`~ecgnet.data.ptbxl.metadata_features`: any age
+        over 89 read as 90, …) and scaled with the run's training statistics; unknown values are flagged missing."""
         fields = check_patient(age, sex, height, weight, plausible=False)
         fields["sex"] = None if fields["sex"] is None else SEX_CODES[fields["sex"]]
         raw = metadata_features(*([np.nan if fields[f] is None else float(fields[f])] for f in META_FIELDS))

@@ -72,7 +72,8 @@ def check_targets(where: str, code: str, targets: list[str]) -> None:
                               "(YAML: [A, B]; CSV: one line per class)")
 
 
-_NUMBERED = re.compile(r"^(?P<where>.* line (?P<line>\d+) \(record '.*'\)), column sex: '(?P<value>[^']*)' (?P<why>is a number.*)$")
+_NUMBERED = re.compile(r"^(?P<where>.* line (?P<line>\d+) \(record '.*'\)), column sex: '(?P<value>[^']*)' "
+                       r"(?P<why>is a number.*)$")
 
 
 def _one_line_per_numbered_sex(problems: list[str]) -> list[str]:
@@ -84,8 +85,9 @@ def _one_line_per_numbered_sex(problems: list[str]) -> list[str]:
     values = sorted({m["value"] for m in found})
     lines = [m["line"] for m in found]
     first = next(i for i, p in enumerate(problems) if _NUMBERED.match(p))
+    why = found[0]["why"].removeprefix("is a number, which ")
     said = (f"column sex: {len(found)} rows hold numbers ({', '.join(repr(v) for v in values[:4])}; lines "
-            f"{', '.join(lines[:6])}{' …' if len(lines) > 6 else ''}), which {found[0]['why'].removeprefix('is a number, which ')}")
+            f"{', '.join(lines[:6])}{' …' if len(lines) > 6 else ''}), which {why}")
     rest = [p for p in problems if not _NUMBERED.match(p)]
     return rest[:first] + [said] + rest[first:]
 
