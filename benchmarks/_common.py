@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -69,12 +68,11 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title:
 
 
 def command() -> str:
-    """How this script was started, as the README says to: ``python -m benchmarks.<name> [options]``."""
-    script = Path(sys.argv[0]).resolve()
-    if script.suffix == ".py" and script.is_relative_to(REPO_ROOT):
-        module = script.relative_to(REPO_ROOT).with_suffix("").as_posix().replace("/", ".")
-        return " ".join(["python -m", module, *sys.argv[1:]])
-    return " ".join(["python", *sys.argv])
+    """How this script was started, as the README says to: ``python -m benchmarks.<name> [options]``
+    (:func:`ecgnet.runs.origin.command`, which run.json and the reports record too)."""
+    from ecgnet.runs.origin import command as started_as
+
+    return started_as()
 
 
 def write_results(name: str, figures: dict, options: dict, path: Path | None = None) -> Path:

@@ -30,8 +30,8 @@ from ecgnet.errors import ECGNetError
 NO_AUXILIARY_TASK = "training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest"
 
 # (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)
-#     → (signal array, rows of it per record, bad rows)
-SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str]]]
+#     → (signal array, rows of it per record, bad rows, rows whose amplitudes the readers do not trust)
+SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]]
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,7 @@ class Collection:
         ``info["untrusted_amplitude"]``."""
         if self.loader is None:
             raise ECGNetError(f"{self.name}: no way to read this collection's signals")
-        array, rows, bad, *more = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad, limits)
-        untrusted = more[0] if more else {}  # records whose amplitudes predict would not trust: read, and said
+        array, rows, bad, untrusted = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad, limits)
         info = {**self.info, "sampling_rate": sampling_rate}
         if untrusted:
             info["untrusted_amplitude"] = [[str(self.records[i]), why] for i, why in sorted(untrusted.items())]
