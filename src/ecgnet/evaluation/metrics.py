@@ -157,7 +157,8 @@ def resampled_words(units: str | None) -> str:
     return "patients, each with all their records" if units == "patients" else "records"
 
 
-def _interval(values: np.ndarray, ci: float) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray, ci: float) -> tuple[float, float]:
+    """The central ``ci`` percentile interval of resampled ``values`` (every bootstrap interval here)."""
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
     low, high = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
@@ -172,7 +173,7 @@ def bootstrap_ci(y_true, y_prob, metric_fn: MetricFn = macro_auc, n_boot: int = 
     point = float(metric_fn(y_true, y_prob))
     idx = bootstrap_indices(len(y_true), n_boot, seed, y_true, groups)
     values = np.array([metric_fn(y_true[i], y_prob[i]) for i in idx])
-    return (point, *_interval(values, ci))
+    return (point, *percentile_interval(values, ci))
 
 
 def paired_bootstrap(y_true, prob_a, prob_b, metric_fn: MetricFn = macro_auc, n_boot: int = 1000,
@@ -190,7 +191,7 @@ def paired_bootstrap(y_true, prob_a, prob_b, metric_fn: MetricFn = macro_auc, n_
     diff = float(metric_fn(y_true, prob_a) - metric_fn(y_true, prob_b))
     idx = bootstrap_indices(len(y_true), n_boot, seed, y_true, groups)
     diffs = np.array([metric_fn(y_true[i], prob_a[i]) - metric_fn(y_true[i], prob_b[i]) for i in idx])
-    low, high = _interval(diffs, ci)
+    low, high = percentile_interval(diffs, ci)
     return {"diff": diff, "low": low, "high": high, "p_value": float(np.mean(diffs <= 0))}
 
 

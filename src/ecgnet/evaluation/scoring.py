@@ -44,8 +44,7 @@ def auc_interval(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int,
     except ValueError:
         return point, None, None
     values = np.array([masked_macro_auc(y[i], p[i]) for i in idx])
-    low, high = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
-    return point, float(low), float(high)
+    return (point, *M.percentile_interval(values, ci))
 
 
 def score(y: np.ndarray, p: np.ndarray, classes: list[str], thresholds: dict | None = None,

@@ -60,7 +60,7 @@ def paired_vs(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, classes: list[str
         return None
     diff = scoring.masked_macro_auc(y, p_a) - scoring.masked_macro_auc(y, p_b)
     diffs = np.array([scoring.masked_macro_auc(y[i], p_a[i]) - scoring.masked_macro_auc(y[i], p_b[i]) for i in idx])
-    low, high = np.percentile(diffs, [5, 95])
+    low, high = M.percentile_interval(diffs, 0.9)
     return {"diff": float(diff), "low": float(low), "high": float(high), "p_value": float(np.mean(diffs <= 0)),
             "classes": [classes[k] for k in ok], "ci": 0.9, "n_boot": n_boot,
             "resampled": M.resampled_units(groups, len(y))}
