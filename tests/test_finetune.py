@@ -156,10 +156,14 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch, fs, gain):
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "tiny_ft"
     predictions = pd.read_csv(run / "cv" / "predictions.csv")
-    assert list(predictions.columns) == ["record", "fold", "p_X", "p_Y"] and len(predictions) == 36
-    assert sorted(predictions["fold"].unique()) == [1, 2, 3]
+    assert list(predictions.columns) == ["record", "fold", "source", "patient", "y_X", "y_Y", "p_X", "p_Y"]
+    assert len(predictions) == 36 and sorted(predictions["fold"].unique()) == [1, 2, 3]
+    labels = pd.read_csv(manifest).set_index("record").loc[predictions["record"], ["X", "Y"]].to_numpy()
+    assert (predictions[["y_X", "y_Y"]].to_numpy() == labels).all()  # the labels scored, beside the predictions
     metrics = json.loads((run / "cv" / "metrics.json").read_text())
     assert metrics["pooled"]["macro_auc"]["value"] > 0.75, metrics["pooled"]
+    pooled = np.mean([roc_auc_score(predictions[f"y_{c}"], predictions[f"p_{c}"]) for c in "XY"])
+    assert metrics["pooled"]["macro_auc"]["value"] == pytest.approx(pooled, abs=1e-5)  # the file alone rescores it
     assert "centre 10 s" in metrics["protocol"]["scored_on"]  # not evaluate's segments: said where it is read
     assert "scored on: each record's 10 s as trained" in (run / "cv" / "report.md").read_text()
     assert "schedule (each fold and the final model): lr 0.01 (one-cycle), batch 32, at most 6 epochs, early " \
@@ -202,6 +206,7 @@ def test_cv_compares_with_zero_shot_on_the_runs_own_classes(tmp_path, monkeypatc
     zero = pd.read_csv(cv / "zero_shot_predictions.csv")
     oof = pd.read_csv(cv / "predictions.csv")
     y = table.set_index("record").loc[zero["record"], ["NORM", "MI"]].to_numpy(float)
+    assert np.array_equal(oof[["y_NORM", "y_MI"]].to_numpy(float), y, equal_nan=True)  # unknown: an empty cell
     known = ~np.isnan(y)
     sk = np.mean([roc_auc_score(y[known[:, k], k], zero[f"p_{c}"][known[:, k]]) for k, c in enumerate(["NORM", "MI"])])
     assert metrics["zero_shot"]["macro_auc"]["value"] == pytest.approx(sk, abs=1e-6)

@@ -1,5 +1,5 @@
 """What a cross-validation leaves in its run (:mod:`ecgnet.training.collection`): the out-of-fold predictions
-``RUN/cv/predictions.csv`` (``record, fold, p_<CLASS>``; the source model's zero-shot ones beside them),
+``RUN/cv/predictions.csv`` (``record, fold, source, patient, y_<CLASS>, p_<CLASS>``; the source model's zero-shot ones beside them),
 ``RUN/cv/metrics.json``, the Markdown report ``RUN/cv/report.md`` (also the run's ``report.md``), and the final
 model's thresholds, chosen by Youden's J on the pooled out-of-fold predictions (``RUN/val/metrics.json``)."""
 
@@ -21,11 +21,16 @@ SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ec
              "scores a longer record in 10 s segments, as predict does (--long-records)")
 
 
-def _write_predictions(path: Path, records, folds, p: np.ndarray, classes: list[str]) -> None:
-    table = pd.DataFrame({"record": records})
+def _write_predictions(path: Path, collection: Collection, folds, p: np.ndarray) -> None:
+    """``record, fold, source, patient, y_<CLASS>…, p_<CLASS>…``: the columns of ``evaluate --manifest``'s
+    predictions (labels 1 / 0 / empty = unknown), so the file can be scored again without the manifest."""
+    table = pd.DataFrame({"record": collection.records})
     if folds is not None:
         table["fold"] = folds
-    for k, c in enumerate(classes):
+    table["source"], table["patient"] = collection.sources, collection.patients
+    for k, c in enumerate(collection.classes):
+        table[f"y_{c}"] = pd.Series(collection.y[:, k]).astype("Int64")  # NaN (unknown) → an empty cell
+    for k, c in enumerate(collection.classes):
         table[f"p_{c}"] = p[:, k]
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -36,10 +41,9 @@ def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: 
     """RUN/cv/ (predictions, metrics, report), RUN/report.md and the final model's thresholds in RUN/val/;
     returns warnings about those thresholds (:func:`call_rate_warnings`)."""
     classes = collection.classes
-    _write_predictions(run_dir / "cv" / "predictions.csv", collection.records, cv["folds"], cv["oof"], classes)
+    _write_predictions(run_dir / "cv" / "predictions.csv", collection, cv["folds"], cv["oof"])
     if "zero_shot_p" in cv:
-        _write_predictions(run_dir / "cv" / "zero_shot_predictions.csv", collection.records, cv["folds"],
-                           cv["zero_shot_p"], classes)
+        _write_predictions(run_dir / "cv" / "zero_shot_predictions.csv", collection, cv["folds"], cv["zero_shot_p"])
     metrics = {k: v for k, v in cv.items() if k not in ("folds", "oof", "zero_shot_p")}
     write_json(run_dir / "cv" / "metrics.json", metrics)
     # the final model's thresholds: Youden's J on the pooled out-of-fold predictions
@@ -103,6 +107,6 @@ def cv_report(metrics: dict, info: dict, schedule=None) -> str:
         from ecgnet.training.forgetting import forgetting_lines
 
         lines += ["", *forgetting_lines(info["forgetting"])]
-    lines += ["", "Files: `cv/predictions.csv` (record, fold, p_<CLASS>), `cv/metrics.json`; each fold's run in "
-                  "`cv/fold_<k>/`. The final model (this run) was trained on every record."]
+    lines += ["", "Files: `cv/predictions.csv` (record, fold, source, patient, y_<CLASS>, p_<CLASS>), `cv/metrics.json`; "
+                  "each fold's run in `cv/fold_<k>/`. The final model (this run) was trained on every record."]
     return "\n".join(lines) + "\n"
