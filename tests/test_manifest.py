@@ -621,3 +621,21 @@ def test_manifest_of_records_without_dx_lines_says_to_write_one(tmp_path):
                                           r"records write the manifest yourself"):
         make_manifest(tmp_path / "site", tmp_path / "m.csv", None, None, None, None)
     assert not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.parametrize("ours, run, expected", [
+    (["NORM", "STCC"], ["NORM", "STTC"], [("STCC", "STTC")]),  # one letter off, 4+ letters
+    (["NORM", "HPY"], ["NORM", "HYP"], [("HPY", "HYP")]),  # short: neighbours swapped
+    (["DC"], ["CD"], [("DC", "CD")]),
+    (["AMI"], ["IMI"], []),  # short names one letter apart are real, different SCP codes
+    (["MII"], ["MI"], []),
+    (["HYP", "HPY"], ["HYP"], []),  # the run's class is present: HPY is a class of its own
+    (["PYH"], ["HYP"], []),  # more than one swap
+])
+def test_near_misses_name_likely_typos_of_the_runs_classes(ours, run, expected):
+    from types import SimpleNamespace
+
+    from ecgnet.data.collections.base import Collection
+
+    assert Collection.near_misses(SimpleNamespace(classes=ours), run) == expected
+

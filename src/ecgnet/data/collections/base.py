@@ -104,11 +104,19 @@ class Collection:
         return loaded
 
     def near_misses(self, run_classes: list[str]) -> list[tuple[str, str]]:
-        """(this collection's class, the run's class it is likely a typo of): names of 4+ letters one letter or so
-        apart (STCC, STTC; not IMI beside MI), the run's class absent from this collection."""
-        unused = [u for u in run_classes if u not in self.classes and len(u) >= 4]
-        return [(c, close[0]) for c in self.classes if c not in run_classes and len(c) >= 4
-                and (close := difflib.get_close_matches(c, unused, n=1, cutoff=0.75))]
+        """(this collection's class, the run's class it is likely a typo of), the run's class absent from this
+        collection: names of 4+ letters one letter or so apart (STCC, STTC), shorter ones only two neighbouring
+        letters swapped (HPY, HYP; not IMI beside MI, nor AMI beside IMI: real codes one letter apart)."""
+        unused = [u for u in run_classes if u not in self.classes]
+        misses = []
+        for c in (c for c in self.classes if c not in run_classes):
+            if len(c) >= 4:
+                close = difflib.get_close_matches(c, [u for u in unused if len(u) >= 4], n=1, cutoff=0.75)
+            else:
+                close = [u for u in unused if len(u) == len(c) and _swapped_neighbours(c, u)]
+            if close:
+                misses.append((c, close[0]))
+        return misses
 
     def refuse_case_twins(self, run_classes: list[str], consequence: str) -> None:
         """Classes are matched by exact name; a class of this collection that is one of the run's in
@@ -186,3 +194,9 @@ class CollectionData:
         if self.in_memory if in_memory is None else in_memory:
             signal = np.asarray(signal)
         return Split(c.records[rows], signal, self.metadata_scaler.transform(c.metadata.iloc[rows]), c.y[rows])
+
+
+def _swapped_neighbours(a: str, b: str) -> bool:
+    """``b`` is ``a`` with two neighbouring letters swapped (HPY, HYP)."""
+    differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    return len(differ) == 2 and differ[1] == differ[0] + 1 and sorted(a) == sorted(b)
