@@ -271,7 +271,8 @@ def test_a_dotted_record_name_reads_its_own_header(tmp_path):
 
 def test_several_samples_per_frame_are_read_as_wfdb_reads_them(tmp_path):
     """A record with two samples per frame on the chest leads ('16x2', written by wfdb) was refused as corrupt:
-    its checksums were compared with those of the frame-averaged samples (found in a WFDB audit)."""
+    its checksums were compared with those of the frame-averaged samples (found in a WFDB audit); then it was read
+    twice (once averaged, once to check every sample)."""
     import wfdb
 
     fs, n = 500, 5000
@@ -284,7 +285,12 @@ def test_several_samples_per_frame_are_read_as_wfdb_reads_them(tmp_path):
     rec.set_d_features(do_adc=True, expanded=True)
     rec.set_defaults()
     rec.wrsamp(expanded=True, write_dir=str(tmp_path))
-    ours = read_ecg(tmp_path / "spf2.hea", fs)
+    reads = []
+    original = wfdb.rdrecord
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wfdb, "rdrecord", lambda *a, **k: reads.append(a) or original(*a, **k))
+        ours = read_ecg(tmp_path / "spf2.hea", fs)
+    assert len(reads) == 1  # the samples are read once: checksums over every sample, then averaged per frame
     np.testing.assert_allclose(ours.signal, wfdb.rdrecord(str(tmp_path / "spf2")).p_signal.T, atol=1e-6)
     assert ours.signal.shape == (12, n) and any("V1 (2×)" in note and "averaged per frame" in note for note in ours.notes)
     data = bytearray((tmp_path / "spf2.dat").read_bytes())  # a damaged sample of V6 is still caught

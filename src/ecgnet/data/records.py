@@ -261,17 +261,16 @@ def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits, 
         notes.append(f"the header gives 0 samples (unspecified): read the {length} its signal files hold; "
                      "checksums not verified")
         return _read_rewritten(header, with_length(raw, length), limits, notes, checksums=False)
-    rec = wfdb.rdrecord(str(name), physical=False)  # several samples per frame (16x2) are averaged, as wfdb does
-    if checksums and rec.checksum is not None:
-        if any(n > 1 for n in (hdr.samps_per_frame or [])):  # the header's checksums count every sample
-            sums = wfdb.rdrecord(str(name), physical=False, smooth_frames=False).calc_checksum(expanded=True)
-        else:
-            sums = rec.calc_checksum()
-        if not _checksums_match(rec.checksum, sums):
-            if any(int(h or 0) != 0 for h in rec.checksum):
-                raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal "
-                                  "file?)")
-            notes.append("the header's checksums are all 0 (not computed by its writer?): not verified")
+    frames = any(n > 1 for n in (hdr.samps_per_frame or []))  # several samples per frame (16x2)
+    rec = wfdb.rdrecord(str(name), physical=False, smooth_frames=not frames)
+    sums = rec.calc_checksum(expanded=frames) if checksums and rec.checksum is not None else None  # every sample
+    if frames:  # then averaged per frame, as wfdb's smooth_frames=True reads them (one read, not two)
+        rec.d_signal, rec.e_d_signal = rec.smooth_frames("digital"), None
+    if sums is not None and not _checksums_match(rec.checksum, sums):
+        if any(int(h or 0) != 0 for h in rec.checksum):
+            raise ECGNetError(f"{header}: the signal file does not match the header's checksums (corrupt signal "
+                              "file?)")
+        notes.append("the header's checksums are all 0 (not computed by its writer?): not verified")
     return rec
 
 
