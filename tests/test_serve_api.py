@@ -22,6 +22,7 @@ from ecgnet.serve.uploads import UploadLimits  # noqa: E402
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "external" / "cinc2021-samples"
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"shared Challenge samples not found at {SAMPLES}")
 FUSION = "intermediate_concat_weighted_bce"  # bundled, like the default baseline_time
+RUNS = Path(__file__).resolve().parents[1] / "runs"  # the committed runs
 LOCAL = "http://localhost"  # the viewer answers loopback Host names only (ecgnet.serve.hosts)
 
 
@@ -81,6 +82,55 @@ def test_health_models_page_and_docs(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/predict", "/api/explain", "/api/records/{ecg_id}", "/api/models", "/healthz"} <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def runs_client():
+    """A server offering, besides the bundled models, two committed runs: all_metadata (patient data only, 58 of
+    its 71 thresholds under 0.05) and rhythm_time (reads the ECG; 4 rare rhythms' thresholds under 0.05)."""
+    app = create_app(["baseline_time", str(RUNS / "all_metadata"), str(RUNS / "rhythm_time")])
+    with TestClient(app, base_url=LOCAL) as c:
+        yield c
+
+
+def test_the_server_says_which_models_read_the_ecg(runs_client):
+    """The page told a patient-data-only model by its architecture's name (metadata_mlp), a rule of its own
+    beside the library's (Predictor.reads_signal): the server now says it of every model it lists, without
+    loading it, and the page only shows it."""
+    listed = {m["name"]: m for m in runs_client.get("/api/models").json()["models"]}
+    assert listed["all_metadata"]["reads_signal"] is False and not listed["all_metadata"]["loaded"]
+    assert Predictor(RUNS / "all_metadata").reads_signal is False  # what the model, once loaded, says
+    for name in ("baseline_time", "rhythm_time", FUSION, "ensemble_greedy"):  # time, fusion, late-fusion ensemble
+        assert listed[name]["reads_signal"] is True, name
+    assert listed["all_metadata"]["architecture"] == "metadata_mlp"  # the old field stays
+    paths = runs_client.get("/openapi.json").json()["paths"]  # documented on /docs
+    assert "reads_signal" in paths["/api/models"]["get"]["description"]
+    for path, method in (("/api/predict", "post"), ("/api/records/{ecg_id}", "get")):
+        assert all(field in paths[path][method]["description"] for field in ("reads_signal", "low_thresholds"))
+
+
+@pytest.mark.parametrize("name", ["all_metadata", "rhythm_time", "baseline_time"])
+def test_a_diagnosis_says_whether_the_model_read_the_ecg_and_which_thresholds_are_low(runs_client, write_record,
+                                                                                     upload_dir, name):
+    """The page had its own copy of Predictor.low_thresholds()'s rule (a threshold under 0.05 is low): the
+    server sends the classes and predict's note on them, and whether the model read the ECG."""
+    header, _ = write_record("synthetic", directory=upload_dir.parent / "src")
+    response = runs_client.post("/api/predict", files=files_of(header.with_suffix(""), ".hea", ".dat"),
+                                data={"model": name, "age": "60"})
+    assert response.status_code == 200, response.text
+    body, predictor = response.json(), Predictor(RUNS / name if (RUNS / name).is_dir() else name)
+    assert body["reads_signal"] is predictor.reads_signal is (name != "all_metadata")
+    low = body["low_thresholds"]
+    assert low["classes"] == predictor.low_threshold_classes() and low["note"] == predictor.low_thresholds()
+    thresholds = {d["class"]: d["threshold"] for d in body["prediction"]["diagnoses"] if d["threshold"] is not None}
+    assert set(low["classes"]) == {c for c, t in thresholds.items() if t < low["below"]}  # the thresholds shown
+    if name == "baseline_time":
+        assert low["classes"] == [] and low["note"] is None
+    else:
+        assert low["note"].startswith(f"{len(low['classes'])} classes have a threshold under {low['below']:g} (")
+    listed = {m["name"]: m for m in runs_client.get("/api/models").json()["models"]}
+    assert listed[name]["loaded"] and listed[name]["reads_signal"] is body["reads_signal"]  # now the predictor's
+    assert list(upload_dir.iterdir()) == []
 
 
 # --- real records -----------------------------------------------------------------------------

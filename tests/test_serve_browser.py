@@ -11,6 +11,7 @@ browser fails the test instead of hiding it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,8 +47,15 @@ def _free_port() -> int:
 def server():
     from ecgnet.serve import create_app
 
+    with _serve(create_app(["baseline_time"])) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def _serve(app):
+    """The app served by uvicorn on a free local port, at the address this yields."""
     port = _free_port()
-    config = uvicorn.Config(create_app(["baseline_time"]), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -56,9 +64,11 @@ def server():
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start within 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -359,3 +369,28 @@ def test_on_a_narrow_screen_the_diagnoses_come_first(server, browser):
     top = page.evaluate("document.querySelector('.dx-card').getBoundingClientRect().top")
     assert top < 300 < page.evaluate("document.getElementById('paper').getBoundingClientRect().top")
     page.close()
+
+
+RUNS = Path(__file__).resolve().parents[1] / "runs"  # the committed runs
+
+
+def test_patient_data_only_and_low_thresholds_are_what_the_server_says(browser, tmp_path):
+    """The page decided both from rules of its own (the architecture's name; a threshold under 0.05): it now shows
+    the server's reads_signal in the model list and its low_thresholds note under the table."""
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.serve import create_app
+
+    with _serve(create_app(["baseline_time", str(RUNS / "all_metadata"), str(RUNS / "rhythm_time")])) as address:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.goto(address)
+        page.wait_for_selector("#model option", state="attached")
+        labels = {o.get_attribute("value"): o.inner_text() for o in page.locator("#model option").all()}
+        assert labels["all_metadata"].endswith("patient data only, not the ECG")
+        assert not any(t.endswith("not the ECG") for name, t in labels.items() if name != "all_metadata"), labels
+        page.select_option("#model", "rhythm_time")
+        tall = _tall_record(tmp_path)
+        page.set_input_files("#files", [str(tall), str(tall.with_suffix(".dat"))])
+        page.wait_for_selector("tr.dx-row")
+        note = Predictor(RUNS / "rhythm_time").low_thresholds()
+        assert page.locator("#thresholds-hint").inner_text().endswith(f"threshold. {note}.")
+        page.close()

@@ -41,6 +41,7 @@ NOTHING_READ = ("no positive/negative calls: this model reads only the patient's
 PATIENT_FIELDS = ("age", "sex", "height", "weight")
 LEAD_NAMES = tuple(display(lead) for lead in LEADS)  # as clinicians write them (aVR …)
 SEGMENT_BATCH = 32  # 10 s segments run through the model at once (bounds a long record's memory)
+LOW_THRESHOLD = 0.05  # a threshold under this is low (a rare class under Youden's J): see low_thresholds
 
 
 def shown_diagnoses(result: dict, top: int) -> list[dict]:
@@ -90,10 +91,14 @@ class Predictor:
             return f"probability ≥ the class's threshold (chosen on {self.thresholds_from})"
         return "none (the run has no thresholds)"
 
-    def low_thresholds(self, below: float = 0.05) -> str | None:
+    def low_threshold_classes(self, below: float = LOW_THRESHOLD) -> list[str]:
+        """The classes whose threshold is under ``below``, lowest first (those :meth:`low_thresholds` names)."""
+        return [c for _, c in sorted((t, c) for c, t in (self.thresholds or {}).items() if t < below)]
+
+    def low_thresholds(self, below: float = LOW_THRESHOLD) -> str | None:
         """A note on the classes whose threshold is under ``below`` (rare classes under Youden's J): "positive"
         there means above it, not probable; None when there are none."""
-        low = sorted((t, c) for c, t in (self.thresholds or {}).items() if t < below)
+        low = [(self.thresholds[c], c) for c in self.low_threshold_classes(below)]
         if not low:
             return None
         named = ", ".join(f"{c} {t:.3f}" for t, c in low[:4]) + (f" and {len(low) - 4} more" if len(low) > 4 else "")

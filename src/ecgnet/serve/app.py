@@ -5,16 +5,22 @@ Routes (OpenAPI at ``/docs``)::
 
     GET  /                      the page
     GET  /healthz               liveness, number of models, whether PTB-XL is configured
-    GET  /api/models            the models one may choose (name, task, classes, fold-10 macro AUC)
+    GET  /api/models            the models one may choose (name, task, classes, fold-10 macro AUC,
+                                reads_signal: false for a model that reads only the patient data)
     POST /api/predict           multipart: files (.hea + .dat/.mat), model, age/sex/height/weight
                                 → {prediction (the schema of `ecgnet predict --json`), signal, reference,
-                                   patient (the file's patient fields, "Label: value" lines)}
+                                   patient (the file's patient fields, "Label: value" lines),
+                                   reads_signal, low_thresholds {below, classes, note}}
     POST /api/explain           multipart: files or ecg_id, model, target class, scope, steps
                                 → attributions over the leads (+ modality contributions)
     POST /api/report            multipart: files or ecg_id, model, age/sex/height/weight
                                 → the printable PDF of `ecgnet report` (A4, 25 mm/s, 10 mm/mV)
     GET  /api/records/{ecg_id}  a PTB-XL record (when a dataset is configured), as /api/predict,
                                 with its reference labels
+
+What the page shows of a model is the library's answer, never the page's own rule: whether it reads the ECG
+(``reads_signal``) and which classes have a low threshold (``low_thresholds``, from
+:meth:`~ecgnet.inference.predictor.Predictor.low_thresholds`).
 
 Every refusal is a 4xx whose ``detail`` is one line (the reader's message for unreadable records);
 answers are strict JSON (no NaN/Infinity). Routes are plain functions, so requests run in worker
@@ -42,6 +48,7 @@ from ecgnet.data.patient import check_patient
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
+from ecgnet.inference.predictor import LOW_THRESHOLD, Predictor
 from ecgnet.report.fields import patient_lines
 from ecgnet.serve.docs import add_api_page, refusals
 from ecgnet.serve.errors import StrictJSONResponse, add_error_handlers
@@ -60,6 +67,16 @@ AGE = Form(None, description="years")
 SEX = Form(None, description="male | female (or M / F; numbers are refused: sites code them either way)")
 HEIGHT = Form(None, description="cm")
 WEIGHT = Form(None, description="kg")
+# what /api/models and a diagnosis answer (shown on /docs: the routes return plain JSON, not response models)
+MODELS_ANSWER = ("Each model: name, default, task, classes, parameters, architecture, test_macro_auc (or "
+                 "cv_macro_auc), thresholds_from, site (the default's, with --site), manifest, loaded, and "
+                 "reads_signal — false for a model that reads only the patient's age, sex, height and weight, not "
+                 "the ECG (null: its run's files cannot tell).")
+DIAGNOSIS_ANSWER = ("Answers prediction (the schema of `ecgnet predict --json`), signal (the leads as drawn, mV), "
+                    "reference, patient (the file's patient fields, \"Label: value\" lines), reads_signal (false: "
+                    "the model read only the patient data, not the ECG) and low_thresholds: {below, classes, note} — "
+                    "the classes whose threshold is under `below`, lowest first, where positive means above that "
+                    "threshold, not a probable diagnosis; note: `ecgnet predict`'s line on them (null: none).")
 
 
 def patient_form(age: Optional[float] = AGE, sex: Optional[str] = SEX, height: Optional[float] = HEIGHT,
@@ -113,7 +130,7 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         return {"status": "ok", "version": __version__, "models": len(store.names()), "ptbxl": ptbxl is not None}
 
     @app.get("/api/models", summary="The models served, the default first, with their classes, thresholds' "
-             "origin and the server's limits")
+             "origin and the server's limits", description=MODELS_ANSWER)
     def list_models():
         return {"default": store.default, "ptbxl": ptbxl is not None, "models": store.describe(),
                 "limits": {**asdict(limits), **asdict(explain_limits), **asdict(serve_limits)}}
@@ -121,7 +138,7 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
     for path, endpoint in (("/", page), ("/healthz", healthz), ("/api/models", list_models)):  # curl -I, uptime checks
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
 
-    @app.post("/api/predict", summary="Diagnose one uploaded record",
+    @app.post("/api/predict", summary="Diagnose one uploaded record", description=DIAGNOSIS_ANSWER,
               responses=refusals(400, 413, 415, 422, 503))
     def predict(files: list[UploadFile] = File(..., description="one record: its .hea with its .dat/.mat, or one "
                                                                 "XML, DICOM, SCP-ECG or EDF file"),
@@ -130,19 +147,18 @@ def create_app(models: ModelStore | list | tuple | None = None, data_root: str |
         with gate(), _uploaded(files, loaded, limits, serve_limits, folders) as record:
             with loaded.lock:
                 prediction = _predict(loaded, record, given)
-            return {"prediction": prediction, "signal": display_signal(record, serve_limits),
-                    "reference": header_reference(record, loaded.predictor), "patient": patient_lines(record)}
+            return _diagnosis(loaded.predictor, record, prediction, header_reference(record, loaded.predictor),
+                              serve_limits)
 
     @app.get("/api/records/{ecg_id}", summary="Diagnose a PTB-XL record by its ecg_id (with its reference labels)",
-             responses=refusals(400, 404, 422, 503))
+             description=DIAGNOSIS_ANSWER, responses=refusals(400, 404, 422, 503))
     def ptbxl_record(ecg_id: int, model: Optional[str] = None):
         loaded = store.get(model)
         with gate():
             record, given, reference = _ptbxl(ptbxl, ecg_id, loaded)
             with loaded.lock:
                 prediction = _predict(loaded, record, given, ptbxl=True)
-        return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference,
-                "patient": patient_lines(record)}
+        return _diagnosis(loaded.predictor, record, prediction, reference, serve_limits)
 
     @contextlib.contextmanager
     def files_or_ptbxl(files, ecg_id, loaded: Loaded, given: dict) -> Iterator[tuple[ECGRecord, dict, bool]]:
@@ -206,6 +222,21 @@ def _uploaded(files: list[UploadFile], loaded: Loaded, limits: UploadLimits, ser
             raise UploadError(message) from None
         record.path = Path(header.name)  # what the user uploaded, not where it lay
         yield record
+
+
+def _diagnosis(predictor: Predictor, record: ECGRecord, prediction: dict, reference: dict | None,
+               serve_limits: ServeLimits) -> dict:
+    """What /api/predict and /api/records answer (:data:`DIAGNOSIS_ANSWER`)."""
+    return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference,
+            "patient": patient_lines(record), **model_facts(predictor)}
+
+
+def model_facts(predictor: Predictor) -> dict:
+    """What the page says of the model beside a diagnosis, as the library decides it: whether the model reads the
+    ECG, and its classes with a low threshold (those of the site profile's thresholds when it has one)."""
+    return {"reads_signal": predictor.reads_signal,
+            "low_thresholds": {"below": LOW_THRESHOLD, "classes": predictor.low_threshold_classes(),
+                               "note": predictor.low_thresholds()}}
 
 
 def _predict(loaded: Loaded, record: ECGRecord, given: dict, ptbxl: bool = False) -> dict:

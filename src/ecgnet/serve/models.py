@@ -14,11 +14,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from ecgnet.runs.bundled import bundled_names, bundled_root, resolve_checkpoint
 from ecgnet.errors import ECGNetError
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.describe import run_summary
-from ecgnet.runs.directory import INCOMPLETE, check_run_dir, weights_sha256
+from ecgnet.runs.directory import (INCOMPLETE, build_run_model, check_run_dir, model_reads_signal, read_description,
+                                   weights_sha256)
 
 
 @dataclass
@@ -42,6 +45,7 @@ class ModelStore:
             load_profile(self.checkpoints[self.default], site, run_summary(self.checkpoints[self.default])["classes"])
         self._loaded: dict[str, Loaded] = {}
         self._loading = threading.Lock()
+        self._reads_signal: dict[str, bool | None] = {}  # told once per model, by its run's files
 
     @classmethod
     def discover(cls, checkpoints=(), runs_dir: Path | None = None, bundled: bool = True,
@@ -92,12 +96,34 @@ class ModelStore:
                                                       site=self.site if name == self.default else None))
             return self._loaded[name]
 
+    def reads_signal(self, name: str) -> bool | None:
+        """Whether the model reads the ECG (false: only the patient data): its predictor's answer once loaded,
+        else its run's (:func:`run_reads_signal`, no weights read)."""
+        if name in self._loaded:
+            return self._loaded[name].predictor.reads_signal
+        if name not in self._reads_signal:
+            self._reads_signal[name] = run_reads_signal(self.checkpoints[name])
+        return self._reads_signal[name]
+
     def describe(self) -> list[dict]:
         """What GET /api/models lists, read from the run files (no model is loaded)."""
         def summary(name: str, path: Path) -> dict:
-            out = {"name": name, "default": name == self.default, **run_summary(path), "loaded": name in self._loaded}
+            out = {"name": name, "default": name == self.default, **run_summary(path), "loaded": name in self._loaded,
+                   "reads_signal": self.reads_signal(name)}
             if self.site and name == self.default:  # its thresholds are the profile's, on calibrated probabilities
                 out.update(site=self.site, thresholds_from=f"site profile '{self.site}'")
             return out
 
         return [summary(name, path) for name, path in self.checkpoints.items()]
+
+
+def run_reads_signal(run_dir: Path) -> bool | None:
+    """What :attr:`Predictor.reads_signal <ecgnet.inference.predictor.Predictor.reads_signal>` will say of a run,
+    told without loading it: its model is built on torch's meta device (no memory, no weights read; an
+    ensemble's members from the descriptions stored with it). None when the run's files cannot build it."""
+    try:
+        config, info = read_description(run_dir)
+        with torch.device("meta"):
+            return model_reads_signal(build_run_model(config, len(info["classes"]), run_dir))
+    except Exception:  # a damaged run is refused when it is chosen, with its reason; the listing goes on
+        return None

@@ -71,7 +71,7 @@ async function init() {
     const auc = m.test_macro_auc ? `  (AUC ${m.test_macro_auc.toFixed(3)})`
       : m.cv_macro_auc ? `  (cross-validated AUC ${m.cv_macro_auc.toFixed(3)})` : "";
     const option = new Option(m.name + auc +
-      (m.architecture === "metadata_mlp" ? " — patient data only, not the ECG" : ""), m.name);
+      (m.reads_signal === false ? " — patient data only, not the ECG" : ""), m.name);  // the server's answer
     option.selected = m.default;
     select.add(option);
   }
@@ -200,10 +200,9 @@ function thresholdsHint() {
   const m = state.models.models.find((x) => x.name === state.shown.model) || {};
   const origin = m.site ? `Thresholds: site profile '${m.site}' (ecgnet calibrate), on calibrated probabilities.`
     : m.thresholds_from ? `Thresholds were chosen on ${m.thresholds_from} (Youden's J).` : "The run has no thresholds.";
-  // Youden's J puts a rare class's threshold low: "positive" there means above it, not probable
-  const low = state.result.prediction.diagnoses.filter((d) => d.threshold !== null && d.threshold < 0.05);
-  const rare = low.length ? ` ${low.length} ${low.length > 1 ? "classes have" : "class has"} a threshold under 0.05 ` +
-    "(rare classes): positive there means above that threshold, not a probable diagnosis — read the probability." : "";
+  // Youden's J puts a rare class's threshold low: which classes, and what to read instead, is the server's note
+  const low = state.result.low_thresholds;
+  const rare = low && low.note ? ` ${low.note}.` : "";
   return `${origin} The bar's tick marks the threshold.${rare}`;
 }
 
