@@ -78,7 +78,8 @@ def data_info(data: Optional[Path] = DataOpt):
 @friendly
 def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (WFDB headers with #Dx SNOMED CT "
                                            "codes, searched recursively) or a PTB-XL folder."),
-             out: Path = typer.Option(..., "--out", "-o", help="The manifest CSV to write (record paths relative to it)."),
+             out: Path = typer.Option(..., "--out", "-o", help="The manifest CSV to write "
+                                      "(record paths relative to it)."),
              task: Optional[str] = typer.Option(None, help="PTB-XL only: the task whose labels to write "
                                                 "(default superdiagnostic)."),
              sampling_rate: Optional[int] = typer.Option(None, "--sampling-rate", help="PTB-XL only: 100 "

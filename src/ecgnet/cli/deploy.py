@@ -23,7 +23,8 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                                   "or RUN/model.int8.onnx with --quantize int8)."),
                quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static int8 quantization of "
                                                       "the encoders' convolutions, calibrated on 128 records of "
-                                                      "PTB-XL's training folds (needs --data); see predict --engine onnx-int8."),
+                                                      "PTB-XL's training folds (needs --data); "
+                                                      "see predict --engine onnx-int8."),
                site: Optional[str] = typer.Option(None, "--site", help="Carry this site profile's calibration and "
                                                   "thresholds in the metadata (ecgnet.site; see `ecgnet calibrate`)."),
                data: Optional[Path] = DataOpt):
@@ -86,8 +87,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
     from ecgnet.serve.process import listen, run
 
     limits = ServeLimits(read=read_limits(max_seconds, max_signals, max_values), max_concurrent=max_concurrent)
-    web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir, serve_limits=limits,
-                     allowed_hosts=trusted_hosts(allowed_host, bind_host=host))
+    web = create_app(ModelStore.discover([checkpoint], runs_dir, site=site), data_root=data, runs_dir=runs_dir,
+                     serve_limits=limits, allowed_hosts=trusted_hosts(allowed_host, bind_host=host))
     sock = listen(host, port)
     wildcard = host in ("0.0.0.0", "::", "")
     shown = "127.0.0.1" if wildcard else f"[{host}]" if ":" in host else host

@@ -52,7 +52,8 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
                                    long_records=long_records)
         skipped = result["skipped_rows"]
         console.print(f"{escape(result['run'])} on {escape(str(manifest))}: {result['n_scored']} of "
-                      f"{result['n_records']} records scored" + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
+                      f"{result['n_records']} records scored"
+                      + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
                       + f"; thresholds: {escape(str(result['thresholds_from']))}")
         for row in skipped:
             err.print(f"skipped {escape(row['row'])}: {escape(row['why'])}", highlight=False)
@@ -66,7 +67,8 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         console.print(f"macro AUC {format_auc(result['macro_auc'])}")
         for c, e in result["per_class"].items():
             ba = "" if e.get("balanced_accuracy") is None else f"balanced accuracy {e['balanced_accuracy']:.3f}"
-            console.print(f"  {c:<5} {format_auc(e):<24} n {e['n']:<5} positive {e['n_positive']:<5} {ba}", highlight=False)
+            console.print(f"  {c:<5} {format_auc(e):<24} n {e['n']:<5} positive {e['n_positive']:<5} {ba}",
+                          highlight=False)
         if few := few_cases(result):
             console.print(f"[yellow]warning:[/] {escape(few)}", highlight=False)
         console.print(f"Report: [bold]{escape(result['report'])}[/]")
@@ -87,7 +89,8 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
             raise ECGNetError(f"{e} — or score this run on a labelled manifest: --manifest M.csv (it was trained on "
                               f"{trained})") from None
     metrics, report = evaluate_run(checkpoint, data, split, out, n_boot=n_boot, progress=progress)
-    console.print(format_table(metrics, title=f"{checkpoint.name} — {'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
+    console.print(format_table(metrics, title=f"{checkpoint.name} — "
+                               f"{'fold 10 (test)' if split == 'test' else 'fold 9 (val)'}"))
     console.print(f"Report: [bold]{report}[/]")
 
 
@@ -102,13 +105,15 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                          "(keep the run's decisions; recalibrate the probabilities only)."),
               target_sensitivity: float = typer.Option(0.9, "--target-sensitivity", help="For --method sensitivity."),
               shrinkage: Optional[float] = typer.Option(None, help="Pull each fitted threshold toward the run's: the "
-                                                        "site's weight is m / (m + SHRINKAGE), m = the class's positives "
-                                                        "or negatives, whichever are fewer; 0 keeps the site's thresholds "
-                                                        "as fitted. Default: the value chosen on PTB-XL (docs/own_data.md) "
-                                                        "for youden and f1, 0 for sensitivity; printed below."),
+                                                        "site's weight is m / (m + SHRINKAGE), m = the class's "
+                                                        "positives or negatives, whichever are fewer; 0 keeps the "
+                                                        "site's thresholds as fitted. Default: the value chosen on "
+                                                        "PTB-XL (docs/own_data.md) for youden and f1, 0 for "
+                                                        "sensitivity; printed below."),
               calibration: str = typer.Option("temperature", help="Probabilities: temperature (one temperature per "
                                               "class), isotonic, or none."),
-              source: Optional[str] = typer.Option(None, "--source", help="Only the manifest's records of this source."),
+              source: Optional[str] = typer.Option(None, "--source", help="Only the manifest's records "
+                                                   "of this source."),
               folds: int = typer.Option(5, help="Cross-fitting folds of the report (held-out before/after)."),
               copy_to: Optional[Path] = typer.Option(None, "--copy-to", help="Calibrate a copy of the run made here "
                                                      "(needed for a bundled model, which lives inside the package)."),
@@ -132,8 +137,9 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
     ev = profile["evaluation"]
     shrunk = f" (shrinkage {profile['shrinkage']:g})" if profile.get("shrinkage") is not None else ""
     skipped = profile["manifest"]["rows_skipped"]
-    console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: {profile['manifest']['records_used']} "
-                  f"records" + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
+    console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: "
+                  f"{profile['manifest']['records_used']} records"
+                  + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
                   + f", {method} thresholds{shrunk}, {calibration} calibration")
     for row in skipped:
         err.print(f"skipped {escape(row['row'])}: {escape(row['why'])}", highlight=False)
@@ -141,7 +147,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
         console.print(f"not labelled in the manifest (the run's thresholds kept): "
                       f"{escape(', '.join(profile['manifest']['classes_missing']))}")
     if profile["manifest"].get("classes_ignored"):
-        console.print(f"not predicted by the run (ignored): {escape(', '.join(profile['manifest']['classes_ignored']))}")
+        console.print(f"not predicted by the run (ignored): "
+                      f"{escape(', '.join(profile['manifest']['classes_ignored']))}")
     for line in ev.get("warnings", []):  # before the figures they qualify ("the figures below are optimistic")
         console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     for c in profile["classes"]:
@@ -164,7 +171,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
 def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-style dataset folder (WFDB headers "
                                                              "with #Dx SNOMED CT codes), searched recursively."),
                       checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
-                      out: Optional[Path] = typer.Option(None, help="Output folder (default: outputs/<run>/external/<dataset>)."),
+                      out: Optional[Path] = typer.Option(None, help="Output folder (default: "
+                                                         "outputs/<run>/external/<dataset>)."),
                       n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
                       long_records: str = LongRecordsOpt,
                       max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt,
@@ -191,16 +199,20 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
 @friendly
 def compare(run_dirs: Optional[list[Path]] = typer.Argument(None, help="Runs to compare: run directories "
                                                                "(runs/<name>) or bundled model names."),
-            baseline: str = typer.Option(DEFAULT_MODEL, help="Run (or bundled model) the others are tested against (paired bootstrap on fold 10)."),
+            baseline: str = typer.Option(DEFAULT_MODEL, help="Run (or bundled model) the others are tested against "
+                                         "(paired bootstrap on fold 10)."),
             out: Path = typer.Option(Path("outputs/comparison"), help="Folder for comparison.json/.md/.html."),
             data: Optional[Path] = DataOpt,
             explain: bool = typer.Option(True, "--explain/--no-explain",
                                          help="Attributions and lead importance for the best run (by fold-9 AUC)."),
-            ablation_records: Optional[int] = typer.Option(None, help="Fold-10 records for modality ablation (default all; 0 skips it)."),
-            explain_records: int = typer.Option(16, min=1, help="Fold-10 records per class for the lead-importance table."),
+            ablation_records: Optional[int] = typer.Option(None, help="Fold-10 records for modality ablation "
+                                                           "(default all; 0 skips it)."),
+            explain_records: int = typer.Option(16, min=1, help="Fold-10 records per class "
+                                                "for the lead-importance table."),
             n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
             render_only: Optional[Path] = typer.Option(None, "--render-only", metavar="OUT",
-                                                       help="Only redraw the report in OUT from its comparison.json (nothing recomputed)."),
+                                                       help="Only redraw the report in OUT from its comparison.json "
+                                                       "(nothing recomputed)."),
             progress: bool = ProgressOpt):
     """Compare trained runs: accuracy vs a baseline (paired bootstrap), complexity, modality ablation, attributions."""
     from ecgnet.evaluation.compare import compare as compare_runs

@@ -21,15 +21,19 @@ from ecgnet.cli.common import (
 @friendly
 def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea/.dat/.mat or record names, "
                                                  "GE MUSE, Philips, HL7 aECG or GE CardioSoft XML, DICOM, SCP-ECG, "
-                                                 "EDF/BDF), folders (searched recursively) or PhysioNet RECORDS lists."),
+                                                 "EDF/BDF), folders (searched recursively) or "
+                                                 "PhysioNet RECORDS lists."),
             checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
             top: int = typer.Option(3, min=0, help="How many diagnoses to print per record (every positive is "
                                     "printed, then the most probable others up to this many)."),
             resample: bool = typer.Option(True, help="Resample records not at the model's rate (a note says so); "
                                           "--no-resample refuses them instead."),
-            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the header's #Age)."),
-            sex: Optional[str] = typer.Option(None, help="male or female (or M/F, not 0/1; default: the header's #Sex)."),
-            height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
+            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; "
+                                                "default: the header's #Age)."),
+            sex: Optional[str] = typer.Option(None, help="male or female (or M/F, not 0/1; "
+                                              "default: the header's #Sex)."),
+            height: Optional[float] = typer.Option(None, help="cm"),
+            weight: Optional[float] = typer.Option(None, help="kg"),
             out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here."),
             long_records: str = LongRecordsOpt,
             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -75,7 +79,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
         s = summary(results)
         kinds = "; ".join(f"{k}: {n}" for k, n in s["warnings"].items())
         console.print(f"{s['diagnosed']} of {s['records']} records diagnosed ({s['with_warnings']} with warnings"
-                      f"{' — ' + escape(kinds) if kinds else ''}; {s['failed']} failed) → [bold]{escape(str(out))}[/]",
+                      f"{' — ' + escape(kinds) if kinds else ''}; {s['failed']} failed) "
+                      f"→ [bold]{escape(str(out))}[/]",
                       highlight=False)
     elif failed < len(results):  # the header line only above results
         console.print(f"[dim]model {escape(predictor.describe())}; positive: {escape(predictor.calls_rule())}[/]",
@@ -115,7 +120,8 @@ def _print_diagnoses(res: dict, top: int) -> None:
 
 @app.command()
 @friendly
-def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Philips, HL7 aECG, DICOM, SCP-ECG, EDF)."),
+def report(record: Path = typer.Argument(..., help="One ECG file "
+                                         "(WFDB, MUSE, Philips, HL7 aECG, DICOM, SCP-ECG, EDF)."),
            pdf: Path = typer.Option(..., "--pdf", help="The PDF to write (one A4 landscape page)."),
            checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
            resample: bool = typer.Option(True, help="Resample a record not at the model's rate (a note says so); "
@@ -124,7 +130,8 @@ def report(record: Path = typer.Argument(..., help="One ECG file (WFDB, MUSE, Ph
                                               "calibrated probabilities and thresholds (see `ecgnet calibrate`)."),
            age: Optional[float] = typer.Option(None, help="Patient age (models with metadata; default: the file's)."),
            sex: Optional[str] = typer.Option(None, help="male or female (or M/F, not 0/1; default: the file's)."),
-           height: Optional[float] = typer.Option(None, help="cm"), weight: Optional[float] = typer.Option(None, help="kg"),
+           height: Optional[float] = typer.Option(None, help="cm"),
+           weight: Optional[float] = typer.Option(None, help="kg"),
            long_records: str = LongRecordsOpt,
            max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt):
     """Print a clinical report: 3×4 leads + rhythm strip at 25 mm/s, 10 mm/mV, with ECGNet's diagnosis.

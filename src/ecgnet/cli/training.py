@@ -44,7 +44,8 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
           resume: bool = typer.Option(False, help="Continue from runs/<name>/checkpoints/last.ckpt; with --folds or "
                                       "--leave-out, reuse the folds that finished and continue the one cut off."),
           overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
-                                              "(repeatable; validated like the file; the run saves the merged config)."),
+                                              "(repeatable; validated like the file; "
+                                              "the run saves the merged config)."),
           n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
           forgetting: bool = typer.Option(False, "--forgetting", help="With --from: also score the final model and "
                                           "the run it started from on PTB-XL fold 10 (needs the PTB-XL folder: "
@@ -108,8 +109,8 @@ def distill(teacher: str = typer.Option(..., "--teacher", help="The teacher: a r
     from ecgnet.distill.run import distill as run_distill
     from ecgnet.evaluation.report import format_table
 
-    run_dir, results = run_distill(resolve_checkpoint(teacher), student, data_root(data), runs_dir, overrides, bf16=bf16,
-                                   n_boot=n_boot, progress=progress, unlabelled=unlabelled)
+    run_dir, results = run_distill(resolve_checkpoint(teacher), student, data_root(data), runs_dir, overrides,
+                                   bf16=bf16, n_boot=n_boot, progress=progress, unlabelled=unlabelled)
     if results is None:
         return
     console.print(format_table(results["test"], title=f"{run_dir.name} — fold 10 (test)"))
