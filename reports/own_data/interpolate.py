@@ -26,6 +26,7 @@ class order) and predicts the fold's held-out records.
    default fine-tune, 5-fold and leave-one-source-out), every α.
 
     OWN_DATA_THREADS=2 nice -n 5 .venv/bin/python -m reports.own_data.interpolate          # → interpolate.json
+    nice -n 5 .venv/bin/python -m reports.own_data.interpolate challenge   # step 2 again, the choice kept
 
 Fold runs go to $OWN_DATA_RUNS (default /tmp/own_data_runs) and are reused when present (same config).
 """
@@ -33,6 +34,7 @@ Fold runs go to $OWN_DATA_RUNS (default /tmp/own_data_runs) and are reused when 
 from __future__ import annotations
 
 import copy
+import json
 import sys
 
 import numpy as np
@@ -41,7 +43,7 @@ from ecgnet.evaluation import metrics as M
 from ecgnet.training.collection import cross_validate, paired_vs, predict, score
 from ecgnet.training.finetune import default_mode, finetune_config, interpolate_weights, load_source, start_model
 
-from reports.own_data.common import RUNS, THREADS, provenance_block, save
+from reports.own_data.common import OUT, RUNS, THREADS, provenance_block, save
 from reports.own_data.choose_defaults import mean_ranks
 
 SEED, N_BOOT = 0, 1000
@@ -125,6 +127,15 @@ def main() -> None:
     save("interpolate.json", results)
 
 
+def rechallenge() -> None:
+    """The Challenge part again with the present code (2026-12-07: after the resampler fix), the sites' part and the
+    choice kept; its own provenance beside it."""
+    results = json.loads((OUT / "interpolate.json").read_text())
+    results["challenge"] = challenge()
+    results["provenance_challenge"] = provenance_block(SEED)
+    save("interpolate.json", results)
+
+
 if __name__ == "__main__":
-    {"sites": lambda: print(sites()), "challenge": lambda: print(challenge())}.get(sys.argv[1], main)() \
+    {"sites": lambda: print(sites()), "challenge": rechallenge}.get(sys.argv[1], main)() \
         if len(sys.argv) > 1 else main()
