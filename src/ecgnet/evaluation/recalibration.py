@@ -23,13 +23,13 @@ from __future__ import annotations
 import numpy as np  # applying a map needs numpy only (predict's path); fitting imports scipy / sklearn
 
 KINDS = ("temperature", "isotonic", "none")
-_EPS = 1e-7
+LOGIT_EPS = 1e-7  # p is clipped to [LOGIT_EPS, 1 − LOGIT_EPS] before its logit (ONNX metadata says so)
 IDENTITY = {"kind": "none"}
 T_RANGE = (0.05, 20.0)
 
 
 def logit(p) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    p = np.clip(np.asarray(p, dtype=float), LOGIT_EPS, 1 - LOGIT_EPS)
     return np.log(p) - np.log1p(-p)
 
 

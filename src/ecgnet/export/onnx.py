@@ -75,7 +75,8 @@ def _metadata(run: Run) -> dict[str, str]:
         "leads_derived": "a record with only I, II and V1–V6 gets III = II − I, aVR = −(I + II)/2, "
                          "aVL = I − II/2, aVF = II − I/2",
         "reading": "a device file's tail of ≥ 50 ms where all 12 leads hold the same value (a cart's calibration "
-                   "pulse or blank tail) is cut before anything else (ecgnet.data.readers)",
+                   "pulse or blank tail) is cut before anything else (ecgnet.data.readers); a WFDB record is "
+                   "never cut",
         "input": "segment" if takes_segments(run) else "window",
         "input_samples": graph_input_samples(run),
         "segment_seconds": SECONDS, "window": data.window, "stride": data.stride,
@@ -97,11 +98,14 @@ def _metadata(run: Run) -> dict[str, str]:
         "resample": {"function": "scipy.signal.resample_poly", "up_down": "Fraction(model rate / record rate)"
                      ".limit_denominator(1000)", "padtype": "line", "axis": "time", "dtype": "float64"},
         "metadata_features": METADATA_FEATURES,
-        "metadata_encoding": "age in years, any age over 89 read as 90 (PTB-XL's 300 and '>89' too), sex 0 male / "
-                             "1 female, height cm, weight kg (a height or weight ≤ 0 is unknown); each scaled (x − "
+        "metadata_encoding": "age in years, any age over 89 read as 90 (PTB-XL's 300 and '>89' too; a file's "
+                             "other '>N', or an age outside 0–150, is unknown), sex 0 male / 1 female (a file's M, "
+                             "F, male, female in any case; anything else unknown), height cm, weight kg (a height "
+                             "or weight ≤ 0 is unknown); each scaled (x − "
                              "mean) / std with metadata_scaler; a value not known (absent, or not finite such as a "
                              "header's 'NaN'): its scaled feature 0 and its 'missing' flag 1 (flags unscaled, 0 or "
-                             "1) — never NaN, which the graph would return as NaN logits",
+                             "1) — never NaN, which the graph would return as NaN logits; metadata_scaler null: "
+                             "mean 0, std 1",
         "metadata_source": "what the user gives, else the file's own fields: a WFDB header's '#Age:' and '#Sex:' "
                            "comment lines, a device file's patient age and sex",
         "metadata_scaler": run.info.get("metadata_scaler"),
@@ -117,11 +121,16 @@ def _metadata(run: Run) -> dict[str, str]:
             f"a lead is flat: its range (max − min of the record, mV) < {FLAT_LEAD_MV}",
             f"every lead spans the same range: std / mean of the 12 ranges < {SAME_RANGE_SPREAD}",
             f"the median lead range is outside {MEDIAN_RANGE_MV[0]:g}–{MEDIAN_RANGE_MV[1]:g} mV",
-            "the file's gain is 0 or unknown (uncalibrated amplitudes)",
+            "the file gives a lead's gain as 0 (uncalibrated amplitudes; a WFDB signal line without a gain has "
+            "WFDB's default, 200 per mV, and is read)",
             "reads_signal is false and none of age, sex, height and weight is known",
         ],
         "judged_on": "the signal as recorded, before resampling; the amplitude rules apply to a model that reads the "
                      "ECG (reads_signal true) only",
+        "amplitude_bounds": {  # the rules above as numbers: range = max − min of each lead over the record, mV
+            "flat_lead_range_mv": FLAT_LEAD_MV,  # any lead's range below it
+            "same_range_spread": SAME_RANGE_SPREAD,  # population std (ddof 0) / mean of the 12 ranges below it,
+            "median_range_mv": list(MEDIAN_RANGE_MV)},  # when the mean is > 0; the median range outside it
     }
     origin = provenance()
     source = {"run": run.info.get("name"), "model": run.config.model.name,

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 
+from ecgnet.evaluation.recalibration import LOGIT_EPS
 from ecgnet.runs.directory import Run
 from ecgnet.runs.profiles import SiteProfile, load_profile
 
 KEY = "ecgnet.site"
 APPLY = ("per class: p = the record's probability (windows and segments aggregated as ecgnet.preprocessing "
-         "says); p' = the class's calibrator applied to p; positive when p' >= the class's threshold")
+         f"says); p' = the class's calibrator applied to p (temperature: p clipped to [{LOGIT_EPS:g}, 1 − "
+         f"{LOGIT_EPS:g}] before its logit); positive when p' >= the class's threshold")
 
 
 def load(run: Run, site: str) -> SiteProfile:
