@@ -1,7 +1,8 @@
 """What a cross-validation leaves in its run (:mod:`ecgnet.training.collection`): the out-of-fold predictions
-``RUN/cv/predictions.csv`` (``record, fold, source, patient, y_<CLASS>, p_<CLASS>``; the source model's zero-shot ones beside them),
-``RUN/cv/metrics.json``, the Markdown report ``RUN/cv/report.md`` (also the run's ``report.md``), and the final
-model's thresholds, chosen by Youden's J on the pooled out-of-fold predictions (``RUN/val/metrics.json``)."""
+``RUN/cv/predictions.csv`` (``record, fold, source, patient, y_<CLASS>, p_<CLASS>``; the source model's zero-shot
+ones beside them), ``RUN/cv/metrics.json``, the Markdown report ``RUN/cv/report.md`` (also the run's
+``report.md``), and the final model's thresholds, chosen by Youden's J on the pooled out-of-fold predictions
+(``RUN/val/metrics.json``)."""
 
 from __future__ import annotations
 
