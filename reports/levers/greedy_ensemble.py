@@ -30,14 +30,17 @@ BASELINE = "ensemble_all"
 
 def candidates() -> list[str]:
     """Superdiagnostic runs trained on the signal of PTB-XL's folds: not late_fusion ensembles, not the
-    metadata-only MLP, not runs of a manifest (scored on other records)."""
+    metadata-only MLP, not runs of a manifest (scored on other records), not distilled students (taught by
+    a teacher — this selection's own ensemble_greedy — they came after it and would select their teacher's
+    outputs back into it)."""
     out = []
     for info in sorted(Path("runs").glob("*/run.json")):
         run = info.parent.name
-        model = yaml.safe_load((info.parent / "config.yaml").read_text())["model"]["name"]
+        config = yaml.safe_load((info.parent / "config.yaml").read_text())
+        model = config["model"]["name"]
         described = json.loads(info.read_text())
         if described["task"] == "superdiagnostic" and model not in ("late_fusion", "metadata_mlp") \
-                and on_ptbxl_folds(described):
+                and on_ptbxl_folds(described) and not (config.get("training") or {}).get("distill_teacher"):
             out.append(run)
     return out
 
