@@ -10,13 +10,12 @@ and ``reports/imbalance/paired.py``.
 """
 
 import json
-import sys
 
 import numpy as np
 
-from reports.committed import predictions, task_labels
 from ecgnet.evaluation import metrics as M
-from ecgnet.runs import provenance
+from reports import usage
+from reports.committed import predictions, task_labels
 
 N_BOOT, CI = 1000, 0.90
 
@@ -49,9 +48,7 @@ def paired_report(base: str, others: list[str], title: str, five_way: bool = Tru
     lo, hi = 50 * (1 - CI), 50 * (1 + CI)
 
     print(f"# {title}, fold 10 ({len(y):,} records)\n")
-    prov = provenance()
-    dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
-    print(f"Revision {prov['git_revision'][:7]}{dirty}; {N_BOOT:,} paired bootstrap resamples, "
+    print(f"{usage.made_by()}; {N_BOOT:,} paired bootstrap resamples, "
           f"{CI:.0%} percentile intervals; thresholds from fold 9 (Youden's J).\n")
     print("| run | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
@@ -71,6 +68,5 @@ def paired_report(base: str, others: list[str], title: str, five_way: bool = Tru
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        raise SystemExit(__doc__.rsplit("\n\n", 1)[1])
-    paired_report(sys.argv[1], sys.argv[2:], f"{', '.join(sys.argv[2:])} against {sys.argv[1]}")
+    base, *others = usage.arguments(__doc__, 2, None)
+    paired_report(base, others, f"{', '.join(others)} against {base}")

@@ -14,6 +14,7 @@ from benchmarks import bench_distill
 from benchmarks._common import REPO_ROOT, print_table, write_results
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.evaluation import metrics as M
+from reports import usage
 
 PAIRS = {0: ("distill_long_time", "long_time"), 1: ("distill_long_time_seed1", "long_time_seed1"),
          2: ("distill_long_time_seed2", "long_time_seed2")}
@@ -50,4 +51,5 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

@@ -12,7 +12,6 @@ a crop's window target is from the record target.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from ecgnet.data.signals import cache_dir
 from ecgnet.distill.teacher import SoftTargets, cache_path
 from ecgnet.evaluation import metrics as M
 from ecgnet.runs import provenance
+from reports import usage
 
 
 def main(run: str, folder: str | None = None) -> None:
@@ -55,6 +55,4 @@ def main(run: str, folder: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__.rsplit("\n\n", 1)[1])
-    main(*sys.argv[1:3])
+    main(*usage.arguments(__doc__, 1, 2))

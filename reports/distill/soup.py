@@ -24,6 +24,7 @@ from ecgnet.data.ptbxl import data_root
 from ecgnet.evaluation.metrics import macro_auc
 from ecgnet.inference.batch import predict_proba
 from ecgnet.runs import load_run
+from reports import usage
 
 STUDENTS = ["distill_long_time", "distill_long_time_e80", "distill_long_time_a08", "distill_long_time_t2"]
 SOUPS = {"best two": STUDENTS[:2], "four students": STUDENTS, "four students + long_time": [*STUDENTS, "long_time"]}
@@ -75,4 +76,5 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

@@ -32,6 +32,7 @@ from benchmarks._common import REPO_ROOT, print_table, write_results
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.data.signals import cache_dir
 from ecgnet.evaluation import metrics as M
+from reports import usage
 
 SEED = 0
 RUNS = ("distill_half", "distill_half_unlabelled", "distill_long_time")
@@ -90,4 +91,6 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
+    if usage.arguments(__doc__, 0, 1) not in ([], ["write"]):
+        usage.fail(f"unknown argument {sys.argv[1]} (only `write`)")
     write() if sys.argv[1:] == ["write"] else main()

@@ -8,11 +8,10 @@ thresholded metrics use each run's own fold-9 thresholds (``reports/paired_runs.
     ECGNET_DATA=... .venv/bin/python -m reports.imbalance.paired intermediate_concat > reports/imbalance/paired.md
 """
 
-import sys
-
+from reports import usage
 from reports.paired_runs import paired_report
 
 OPTIONS = ["weighted_bce", "focal", "oversample"]
 
-base = sys.argv[1] if len(sys.argv) > 1 else "intermediate_concat"
+base = (usage.arguments(__doc__, 0, 1) or ["intermediate_concat"])[0]
 paired_report(base, [f"{base}_{o}" for o in OPTIONS], f"Class imbalance on `{base}`", five_way=False)

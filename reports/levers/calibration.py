@@ -5,13 +5,11 @@ predictions and the PTB-XL labels.
     ECGNET_DATA=... .venv/bin/python -m reports.levers.calibration RUN [RUN ...] > reports/levers/calibration.md
 """
 
-import sys
 from pathlib import Path
 
 from ecgnet.evaluation.calibration import calibration_summary, reliability_figure
 from ecgnet.plotting import plt
-from ecgnet.runs import provenance
-
+from reports import usage
 from reports.committed import predictions, task_labels
 
 FIGURES = Path(__file__).parent / "figures"
@@ -23,7 +21,7 @@ def main(runs: list[str]) -> None:
     y, classes = labels.y[mask], labels.classes
     FIGURES.mkdir(exist_ok=True)
     print(f"# Calibration on fold 10 ({len(y):,} records)\n")
-    print(f"Made by `reports/levers/calibration.py` at revision {provenance()['git_revision'][:7]}. "
+    print(f"{usage.made_by()}. "
           "ECE: 10 equal-width bins, weighted by records; Brier: mean squared error of the probability. "
           "Lower is better for both; AUC is unaffected by calibration.\n")
     print("| run | macro ECE | macro Brier | " + " | ".join(f"{c} ECE" for c in classes) + " |")
@@ -40,6 +38,4 @@ def main(runs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__.rsplit("\n\n", 1)[1])
-    main(sys.argv[1:])
+    main(usage.arguments(__doc__, 1, None))

@@ -18,6 +18,7 @@ from ecgnet.evaluation.complexity import model_cost
 from ecgnet.fileio import write_json
 from ecgnet.runs import load_run, provenance
 
+from reports import usage
 from reports.levers.table import ALL_TASK, LEVERS
 
 OUT = Path(__file__).with_name("costs.json")
@@ -56,4 +57,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

@@ -13,8 +13,7 @@ import numpy as np
 
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.evaluation import metrics as M
-from ecgnet.runs import provenance
-
+from reports import usage
 from reports.committed import predictions
 
 RULES = {"noisy-OR": lambda q: 1 - np.prod(1 - q, axis=1), "max": lambda q: q.max(axis=1),
@@ -37,7 +36,7 @@ def main() -> None:
     statements = read_statements(root)
     labels = make_labels(read_database(root), statements, "superdiagnostic")
     print("# Superclasses derived from the 71-statement model (`all_time`)\n")
-    print(f"Made by `reports/levers/derived_superclasses.py` at revision {provenance()['git_revision'][:7]}; "
+    print(f"{usage.made_by()}; "
           "macro AUC with 90 % bootstrap intervals (1,000 resamples); paired differences against "
           "`baseline_time` (same recipe, trained on the superclasses).\n")
     print("| scores | fold-9 macro AUC | fold-10 macro AUC | Δ vs `baseline_time`, fold 10 [90 % paired CI] |")
@@ -57,4 +56,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

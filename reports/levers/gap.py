@@ -17,7 +17,6 @@ fold 10 — a diagnosis, never a selection (nothing here feeds back into trainin
 """
 
 import json
-import sys
 
 import numpy as np
 from scipy.special import logit
@@ -25,8 +24,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ecgnet.data.ptbxl import data_root, make_labels, read_database, read_statements
 from ecgnet.evaluation import metrics as M
-from ecgnet.runs import provenance
-
+from reports import usage
 from reports.committed import predictions
 
 GROUPS = ((100, 101, "likelihood 100"), (50, 100, "50–99"), (0, 50, "< 50"))
@@ -44,7 +42,7 @@ def main(run: str) -> None:
     fold9 = M.threshold_metrics(y, p, thresholds)["balanced_accuracy"]
 
     print(f"# Where the gap to 85 % balanced accuracy comes from: `{run}`, fold 10 ({len(y):,} records)\n")
-    print(f"Made by `reports/levers/gap.py` at revision {provenance()['git_revision'][:7]}. "
+    print(f"{usage.made_by()}. "
           "The oracle threshold is chosen on fold 10 itself: a bound for diagnosis, not a result.\n")
     header = ["class", "AUC", "bal. acc. (fold-9 thresholds)", "bal. acc. (oracle threshold)"]
     header += [f"AUC, positives of {name} (n)" for _, _, name in GROUPS]
@@ -82,6 +80,4 @@ def main(run: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__.rsplit("\n\n", 1)[1])
-    main(sys.argv[1])
+    main(*usage.arguments(__doc__, 1, 1))

@@ -20,8 +20,7 @@ import numpy as np
 import yaml
 
 from ecgnet.evaluation import metrics as M
-from ecgnet.runs import provenance
-
+from reports import usage
 from reports.committed import on_ptbxl_folds, predictions, task_labels
 
 STEPS = 25
@@ -94,8 +93,7 @@ def main() -> None:
     base_all = rows[all_label][2]
 
     print("# Greedy forward ensemble selection on fold 9 (superdiagnostic)\n")
-    print(f"Made by `reports/levers/greedy_ensemble.py` at revision {provenance()['git_revision'][:7]} from the "
-          "committed runs: `python -m reports.levers.greedy_ensemble > reports/levers/greedy_ensemble.md`. "
+    print(f"{usage.made_by()}, from the committed runs. "
           "Caruana et al. (2004) ensemble selection with replacement from the empty ensemble (no sorted "
           f"initialisation), {STEPS} steps, the step count with the best fold-9 macro AUC kept (ties: fewer). "
           f"Everything is chosen on fold 9 ({len(y['val']):,} records); fold 10 ({len(y['test']):,} records) is "
@@ -179,4 +177,5 @@ def with_derived(labels, y: dict, p: dict, greedy_10: np.ndarray) -> None:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

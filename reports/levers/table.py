@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgnet.evaluation import metrics as M
-from ecgnet.runs import provenance
-
+from reports import usage
 from reports.committed import predictions, task_labels
 
 BEST_SINGLE = "intermediate_concat_weighted_bce"
@@ -107,10 +106,10 @@ def table(task: str, levers: list, costs: dict) -> None:
 def main() -> None:
     costs = json.loads(COSTS.read_text())["runs"] if COSTS.is_file() else {}
     print("# Levers of issue 9, fold 10\n")
-    print(f"Made by `reports/levers/table.py` at revision {provenance()['git_revision'][:7]} from the committed "
-          "runs. Δ: paired bootstrap, 1,000 resamples, 90 % interval; a lever is compared with a base trained on "
-          "the same hardware. Training time: the run's summed epoch times (2 CPU cores, other jobs sharing them "
-          "at times; on the H200, 11 runs shared the GPU and its 16 cores); an ensemble's is its members' sum. "
+    print(f"{usage.made_by()}, from the committed runs. Δ: paired bootstrap, 1,000 resamples, 90 % interval; "
+          "a lever is compared with a base trained on the same hardware. Training time: the run's summed epoch "
+          "times (2 CPU cores, other jobs sharing them at times; on the H200, 11 runs shared the GPU and its 16 "
+          "cores); an ensemble's is its members' sum. "
           "Cost columns from `costs.json` (`reports/levers/costs.py`): parameters, multiply–accumulates per 10 s "
           "ECG, median whole-record latency on 1 CPU thread; an ensemble's is its members' sum.\n")
     table("superdiagnostic", LEVERS, costs)
@@ -118,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

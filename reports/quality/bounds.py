@@ -248,4 +248,7 @@ def markdown(out: dict) -> str:
 
 
 if __name__ == "__main__":
+    from reports import usage  # here: tests load this file by path, without the repository on sys.path
+
+    usage.arguments(__doc__)
     main()

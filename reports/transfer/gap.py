@@ -14,7 +14,6 @@ covering records longer than 10 s. Nothing here selects a model, threshold or ma
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +22,14 @@ import pandas as pd
 from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.external import evaluate_external
 from ecgnet.runs import provenance
+from reports import usage
 
 REPO = Path(__file__).resolve().parents[2]
 os.chdir(REPO)  # paths in the outputs are relative to the checkout, not this machine
 SAMPLES = Path("../shared/external/cinc2021-samples")
 OUT = REPO / "reports" / "transfer" / "runs"
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
-runs = sys.argv[1:] or ["baseline_time"]
+runs = usage.arguments(__doc__, 0, None) or ["baseline_time"]
 
 
 def scored(path: Path) -> pd.DataFrame:

@@ -20,8 +20,9 @@ from ecgnet.data.ptbxl import data_root
 from ecgnet.evaluation import metrics as M
 from ecgnet.inference.batch import predict_proba
 from ecgnet.runs import load_run, provenance
+from reports import usage
 
-runs = sys.argv[1:] or ["robust_time", "baseline_time"]
+runs = usage.arguments(__doc__, 0, None) or ["robust_time", "baseline_time"]
 conditions = ["clean", *NAMES, "all"]
 test = PTBXL(data_root(None)).split("test")
 

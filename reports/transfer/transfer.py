@@ -20,10 +20,11 @@ from ecgnet.config import load_config
 from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.external import evaluate_external
 from ecgnet.runs import provenance
+from reports import usage
 
 REPO = Path(__file__).resolve().parents[2]
 os.chdir(REPO)  # paths in the outputs are relative to the checkout, not this machine
-SAMPLES = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("../shared/external/cinc2021-samples")
+SAMPLES = Path((usage.arguments(__doc__, 0, 1) or ["../shared/external/cinc2021-samples"])[0])
 OUT = REPO / "reports" / "transfer" / "runs"
 BASE, N_BOOT = "baseline_time", 1000
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
