@@ -24,7 +24,7 @@ from torch import nn
 
 from ecgnet.models.fusion.branches import DroppableModalities
 from ecgnet.models.registry import register
-from ecgnet.models.windows import aggregate_windows
+from ecgnet.models.windows import aggregate_windows, sigmoid
 
 METHODS = ("average", "stacking")
 CV_FOLDS = 5
@@ -97,7 +97,7 @@ class LateFusion(DroppableModalities, nn.Module):
     @staticmethod
     def average_logits(logits: torch.Tensor) -> torch.Tensor:
         """(batch, classes) logit of the mean of the members' probabilities, from (batch, members, classes)."""
-        return torch.logit(torch.sigmoid(logits).mean(1).clamp(1e-6, 1 - 1e-6))
+        return torch.logit(sigmoid(logits).mean(1).clamp(1e-6, 1 - 1e-6))
 
     def forward(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
         logits = self.member_logits(signal, metadata)
