@@ -7,9 +7,11 @@ revision and the ``python -m …`` command, with ``> FILE`` when standard output
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,23 @@ def arguments(doc: str | None, least: int = 0, most: int | None = 0, options: tu
         wanted = f"{least}" if most == least else f"{least} or more" if most is None else f"{least} to {most}"
         fail(f"{given} argument{'s' * (given != 1)} given, {wanted} expected")
     return argv
+
+
+def command(doc: str | None, commands: dict[str, Callable], default: Callable | None = None):
+    """Run the sub-command ``sys.argv[1]`` names (its arguments after it), or ``default`` without one; --help,
+    an unknown sub-command or the wrong number of its arguments as :func:`arguments` (a typo ran ``default``,
+    which trains and rewrites committed results)."""
+    argv = arguments(doc, 0 if default else 1, None)
+    if not argv:
+        return default()
+    name, rest = argv[0], argv[1:]
+    if name not in commands:
+        fail(f"unknown command {name!r} (one of {', '.join(commands)})")
+    try:
+        inspect.signature(commands[name]).bind(*rest)
+    except TypeError:
+        fail(f"{name}: {len(rest)} argument{'s' * (len(rest) != 1)} given")
+    return commands[name](*rest)
 
 
 def made_by() -> str:

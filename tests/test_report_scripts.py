@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,35 @@ SCRIPTS = ["reports.distill.unlabelled", "reports.distill.seeds", "reports.disti
            "reports.levers.calibration", "reports.levers.gap", "reports.transfer.gap", "reports.transfer.shift",
            "reports.transfer.transfer", "reports.paired_runs", "reports.levers.table",
            "reports.levers.derived_superclasses", "reports.benchmark.table", "reports.levers.greedy_ensemble",
-           "reports.distill.choose"]
+           "reports.distill.choose", "reports.own_data.measure", "reports.own_data.interpolate",
+           "reports.own_data.shift", "reports.own_data.stopping", "reports.own_data.epoch_size",
+           "reports.own_data.render", "reports.own_data.choose_defaults", "reports.own_data.calibration.measure",
+           "reports.own_data.calibration.shrinkage"]
+
+
+MAIN = re.compile(r"^if __name__ == [\"']__main__[\"']:", re.M)
+
+
+def _scripts() -> list[Path]:
+    """Every tracked report script that runs as a program (a ``__main__`` block)."""
+    listed = subprocess.run(["git", "ls-files", "reports/*.py", "reports/**/*.py"], cwd=REPO, capture_output=True,
+                            text=True)
+    return [REPO / f for f in listed.stdout.split() if MAIN.search((REPO / f).read_text(encoding="utf-8"))]
+
+
+def test_every_report_script_checks_its_command_line():
+    """A script that read sys.argv by hand ran its default — training, rewriting committed results — on --help or a
+    typo'd sub-command (interpolate.py, shift.py, shrinkage.py): each uses reports/usage.py or argparse, and the
+    ones that use usage.py are run with --help below."""
+    scripts = _scripts()
+    if not scripts:
+        pytest.skip("not a git checkout")
+    for path in scripts:
+        source = path.read_text(encoding="utf-8")
+        main = source[MAIN.search(source).start():]
+        assert "usage." in main or "argparse" in source, path
+        if "usage." in main:
+            assert ".".join(path.relative_to(REPO).with_suffix("").parts) in SCRIPTS, path
 
 
 def _written() -> tuple[str, dict]:

@@ -19,6 +19,7 @@ from ecgnet.data.collections import ptbxl_collection
 from ecgnet.training.collection import cross_validate
 from ecgnet.training.finetune import finetune_config, load_source
 
+from reports import usage
 from reports.own_data.common import RUNS, THREADS, provenance_block, save
 
 SEED = 0
@@ -77,4 +78,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

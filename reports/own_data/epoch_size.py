@@ -29,10 +29,10 @@ Fold runs go to $OWN_DATA_RUNS (default /tmp/own_data_runs) and are reused when 
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
+from reports import usage
 from reports.own_data.choose_defaults import mean_ranks
 from reports.own_data.common import RUNS, provenance_block, save
 from reports.own_data.interpolate import PURE, SEED, cv_by_alpha
@@ -96,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main() if len(sys.argv) == 1 else print(sites({}))
+    usage.command(__doc__, {"sites": lambda: print(sites({}))}, main)

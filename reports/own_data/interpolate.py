@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 
 import numpy as np
 
@@ -43,6 +42,7 @@ from ecgnet.evaluation import metrics as M
 from ecgnet.training.collection import cross_validate, paired_vs, predict, score
 from ecgnet.training.finetune import default_mode, finetune_config, interpolate_weights, load_source, start_model
 
+from reports import usage
 from reports.own_data.common import OUT, RUNS, THREADS, provenance_block, save
 from reports.own_data.choose_defaults import mean_ranks
 
@@ -137,5 +137,4 @@ def rechallenge() -> None:
 
 
 if __name__ == "__main__":
-    {"sites": lambda: print(sites()), "challenge": rechallenge}.get(sys.argv[1], main)() \
-        if len(sys.argv) > 1 else main()
+    usage.command(__doc__, {"sites": lambda: print(sites()), "challenge": rechallenge}, main)

@@ -21,7 +21,6 @@ These records only *measure*: every setting here is a shipped default chosen on 
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from ecgnet.data.collections import read_manifest
 from ecgnet.training.collection import cross_validate, fit_once, paired_vs, predict, score
 from ecgnet.training.finetune import finetune_config, load_source
 
+from reports import usage
 from reports.own_data.common import OUT, RUNS, THREADS, provenance_block, ptbxl_fold10_auc, save, scratch_config
 
 SEED = 0
@@ -202,6 +202,7 @@ def rescore() -> None:
 
 
 if __name__ == "__main__":
-    {"strategies": strategies, "default": default, "curve": curve, "curve-default": lambda: curve(default=True),
-     "forget": forget, "perfold": perfold, "rescore": rescore,
-     "render": lambda: __import__("reports.own_data.render", fromlist=["main"]).main()}[sys.argv[1]]()
+    usage.command(__doc__, {"strategies": strategies, "default": default, "curve": curve,
+                            "curve-default": lambda: curve(default=True), "forget": forget, "perfold": perfold,
+                            "rescore": rescore,
+                            "render": lambda: __import__("reports.own_data.render", fromlist=["main"]).main()})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from reports import usage
 from reports.own_data.common import OUT
 
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
@@ -134,4 +135,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

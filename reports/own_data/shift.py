@@ -23,7 +23,6 @@ is trained on the other sites' records of folds 1–8 (the other sites' fold 9 v
 from __future__ import annotations
 
 import csv
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from ecgnet.evaluation import metrics as M
 from ecgnet.training.collection import cross_validate, predict
 from ecgnet.training.finetune import finetune_config, load_source
 
+from reports import usage
 from reports.own_data.common import REPO, RUNS, THREADS, provenance_block, save
 from reports.own_data.choose_defaults import STRATEGIES, mean_ranks
 
@@ -158,4 +158,4 @@ def narrow() -> None:
 
 
 if __name__ == "__main__":
-    {"write": lambda: write(*sys.argv[2:4]), "narrow": narrow}.get(sys.argv[1] if len(sys.argv) > 1 else "", main)()
+    usage.command(__doc__, {"write": write, "narrow": narrow}, main)

@@ -28,10 +28,10 @@ The default's fold runs are ``interpolate.py``'s (reused from $OWN_DATA_RUNS whe
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
+from reports import usage
 from reports.own_data.choose_defaults import mean_ranks
 from reports.own_data.common import RUNS, provenance_block, save
 from reports.own_data.interpolate import PURE, SEED, cv_by_alpha
@@ -98,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main() if len(sys.argv) == 1 else print(sites())
+    usage.command(__doc__, {"sites": lambda: print(sites())}, main)

@@ -37,6 +37,8 @@ from ecgnet.inference.predictor import Predictor
 from ecgnet.plotting import plt
 from ecgnet.runs.origin import provenance
 
+from reports import usage
+
 REPO = Path(__file__).resolve().parents[3]
 os.chdir(REPO)  # paths in the outputs are relative to the checkout
 SAMPLES = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("../shared/external/cinc2021-samples")
@@ -166,4 +168,5 @@ def readme(r: dict, classes: list[str]) -> str:
 
 
 if __name__ == "__main__":
+    usage.arguments(__doc__)
     main()

@@ -44,6 +44,8 @@ from ecgnet.evaluation.metrics import decision_rates
 from ecgnet.fileio import write_json, write_text
 from ecgnet.runs.origin import provenance
 
+from reports import usage
+
 REPO = Path(__file__).resolve().parents[3]
 OUT = REPO / "reports" / "own_data" / "calibration"
 SOURCE = REPO / "runs" / "fast_time_without_site2"
@@ -254,8 +256,7 @@ def render(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["render"]:  # shrinkage.md again from shrinkage.json
-        write_text(OUT / "shrinkage.md", render(json.loads((OUT / "shrinkage.json").read_text())))
-    else:
-        main()
+if __name__ == "__main__":  # render: shrinkage.md again from shrinkage.json
+    usage.command(__doc__, {"render": lambda: write_text(OUT / "shrinkage.md",
+                                                         render(json.loads((OUT / "shrinkage.json").read_text())))},
+                  main)
