@@ -5,7 +5,8 @@ and wfdb only. Every step is read from the file's metadata (``ecgnet.*`` of its 
 
 tests/test_onnx_without_ecgnet.py checks that it gives `ecgnet predict`'s probabilities and calls. What it leaves
 to ecgnet's readers: other formats (XML, DICOM, EDF …), lead labels other than the metadata's names (any case),
-headers wfdb refuses (the Challenge 2020 release's record line naming 'E00015.mat').
+headers wfdb refuses (the Challenge 2020 release's record line naming 'E00015.mat'), the header's checksums (not
+verified here).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def read_wfdb(path, leads):
             signal[leads.index(lead)], have[lead] = values, None
     if len(have) != len(leads):
         raise SystemExit(f"{path}: lacks lead(s) {', '.join(x for x in leads if x not in have)}")
+    if not np.isfinite(signal).all():  # WFDB's invalid-sample value reads as NaN: ecgnet refuses the record
+        raise SystemExit(f"{path}: NaN or infinite samples (a gap the file marks as invalid)")
     header = {k.strip().lower(): v.strip() for k, _, v in (c.partition(":") for c in rec.comments)}
     return signal, float(rec.fs), zero_gain, {k: header.get(k) for k in ("age", "sex")}  # preprocessing.metadata_source
 
@@ -80,14 +83,19 @@ def metadata_vector(pre, age=None, sex=None, height=None, weight=None):
     """The 8 features of ecgnet.preprocessing.metadata_features, encoded and scaled as metadata_encoding says."""
     def number(x):  # unknown: absent, not a number or not finite ('NaN' in a header)
         try:
-            return 90.0 if str(x).strip() == ">89" else float(x)
+            return float(x)
         except (TypeError, ValueError):
             return np.nan
+
+    def file_age(x):  # '>89' (or PTB-XL's 300) is over 89; another '>N' says too little; outside 0–150 unknown
+        text = str(x).strip()
+        if text.startswith(">"):
+            return 90.0 if number(text[1:]) == 89 else np.nan
+        age = number(text)
+        return age if 0 <= age < 150 or age == 300 else np.nan
     sex = {"male": 0.0, "m": 0.0, "female": 1.0, "f": 1.0}.get(str(sex).strip().lower(), np.nan)
-    values = np.array([number(age), sex, number(height), number(weight)])
+    values = np.array([file_age(age), sex, number(height), number(weight)])
     values[~np.isfinite(values)] = np.nan
-    if not 0 <= values[0] < 150 and values[0] != 300:  # an age outside 0–150 is unknown (PTB-XL's 300: over 89)
-        values[0] = np.nan
     values[0] = 90.0 if values[0] > 89 else values[0]  # any age over 89 read as 90
     values[2:][values[2:] <= 0] = np.nan  # a height or weight ≤ 0 is unknown
     scaler = pre["metadata_scaler"] or {"mean": [0.0] * 4, "std": [1.0] * 4}
@@ -164,6 +172,10 @@ def main():
     args = parser.parse_args()
     session, meta = load(args.model)
     patient = {k: getattr(args, k) for k in ("age", "sex", "height", "weight")}
+    for name, (low, high) in meta["preprocessing"]["metadata_given_ranges"].items():  # refused, as ecgnet does
+        value = patient[name]
+        if value is not None and not (low <= value <= high or (name == "age" and value == 300)):
+            parser.error(f"--{name} {value:g} is outside {low:g}–{high:g}")
     results = [diagnose(session, meta, path, **patient) for path in args.records]
     if args.json:
         print(json.dumps(results, indent=2))

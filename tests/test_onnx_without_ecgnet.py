@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import wfdb
 
+from ecgnet.data.records import read_ecg
+from ecgnet.errors import ECGNetError
 from ecgnet.export import export
 from ecgnet.inference.predictor import Predictor
 
@@ -172,7 +174,7 @@ def test_the_script_reads_the_metadata_as_ecgnet_means_it(script, predictor):
     for patient in ({}, {"age": 95, "sex": "female", "height": 170}, {"age": 89.5, "weight": 0},
                     {"age": 300, "sex": "male", "height": -1, "weight": 80.5}):
         assert np.allclose(script.metadata_vector(pre, **patient), predictor.metadata_vector(**patient), atol=1e-6)
-    for text in (">89", "300", "200", "-3", ">40", "NaN", "64", "149.5"):  # a header's age, as the metadata says
+    for text in (">89", "> 89", ">89.0", "300", "200", "-3", ">40", "NaN", "64", "149.5"):  # a header's age
         assert np.allclose(script.metadata_vector(pre, age=text), predictor.metadata_vector(age=age_from(text)),
                            atol=1e-6), text
     for n, length, stride in ((1000, 250, 125), (700, 250, 125), (3840, 1000, 1000), (1190, 1000, 1000),
@@ -181,6 +183,22 @@ def test_the_script_reads_the_metadata_as_ecgnet_means_it(script, predictor):
     signal = ecg(100, 10)
     flat, same = signal.copy(), signal / np.ptp(signal, axis=1, keepdims=True)
     flat[3] = np.linspace(0, 0.02, 1000)  # a range of 0.02 mV is not flat, 0.99 × that is
+    def kinds(reasons):  # the rule behind each reason, in either wording
+        return sorted(k for r in reasons for k in ("flat", "same", "median") if k in r)
+
     for x in (signal, flat, 0.99 * flat, same, signal * 20, signal / 10, np.zeros_like(signal)):
-        assert len(script.withheld_calls(x, False, meta["calls"]["amplitude_bounds"])) == len(amplitude_problems(x))
+        ours = kinds(script.withheld_calls(x, False, meta["calls"]["amplitude_bounds"]))
+        assert ours == kinds(amplitude_problems(x)) and len(ours) == len(amplitude_problems(x)), x[:, :3]
     assert not amplitude_problems(flat) and amplitude_problems(0.99 * flat)
+
+
+def test_a_record_with_invalid_samples_is_refused_as_predict_refuses_it(script, tmp_path):
+    """WFDB's invalid-sample value reads as NaN: every probability was NaN and --json printed the token NaN."""
+    signal = ecg(100, 10)
+    signal[4, 500] = np.nan  # wfdb writes it as the format's invalid value
+    path = write(tmp_path, "gap", signal, 100)
+    with pytest.raises(ECGNetError, match="NaN or infinite"):
+        read_ecg(path, 100)
+    with pytest.raises(SystemExit, match="NaN or infinite samples"):
+        script.read_wfdb(path, ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"])
+

@@ -261,10 +261,10 @@ def _checked_rdrecord(name: Path, raw: bytes, header: Path, limits: ReadLimits, 
         notes.append(f"the header gives 0 samples (unspecified): read the {length} its signal files hold; "
                      "checksums not verified")
         return _read_rewritten(header, with_length(raw, length), limits, notes, checksums=False)
-    frames = any(n > 1 for n in (hdr.samps_per_frame or []))  # several samples per frame (16x2)
-    rec = wfdb.rdrecord(str(name), physical=False, smooth_frames=not frames)
-    sums = rec.calc_checksum(expanded=frames) if checksums and rec.checksum is not None else None  # every sample
-    if frames:  # then averaged per frame, as wfdb's smooth_frames=True reads them (one read, not two)
+    multi_frame = any(n > 1 for n in (hdr.samps_per_frame or []))  # several samples per frame (16x2)
+    rec = wfdb.rdrecord(str(name), physical=False, smooth_frames=not multi_frame)
+    sums = rec.calc_checksum(expanded=multi_frame) if checksums and rec.checksum is not None else None  # all samples
+    if multi_frame:  # then averaged per frame, as wfdb's smooth_frames=True reads them (one read, not two)
         rec.d_signal, rec.e_d_signal = rec.smooth_frames("digital"), None
     if sums is not None and not _checksums_match(rec.checksum, sums):
         if any(int(h or 0) != 0 for h in rec.checksum):

@@ -42,6 +42,7 @@ import warnings
 import torch
 
 from ecgnet.data.leads import display
+from ecgnet.data.patient import RANGES
 from ecgnet.data.records import FLAT_LEAD_MV, MEDIAN_RANGE_MV, SAME_RANGE_SPREAD
 from ecgnet.data.signals import LEADS, SECONDS
 from ecgnet.errors import ECGNetError
@@ -108,8 +109,11 @@ def _metadata(run: Run) -> dict[str, str]:
                              "header's 'NaN'): its scaled feature 0 and its 'missing' flag 1 (flags unscaled, 0 or "
                              "1) — never NaN, which the graph would return as NaN logits; metadata_scaler null: "
                              "mean 0, std 1",
-        "metadata_source": "what the user gives, else the file's own fields: a WFDB header's '#Age:' and '#Sex:' "
+        "metadata_source": "what the user gives (refused outside metadata_given_ranges, inclusive; an age of 300 "
+                           "is PTB-XL's over 89), else the file's own fields: a WFDB header's '#Age:' and '#Sex:' "
                            "comment lines, a device file's patient age and sex",
+        "metadata_given_ranges": {name: [low, high] for name, (low, high, _) in RANGES.items()},  # a user's value
+        # outside its range (age also 300: PTB-XL's over 89) is refused by ecgnet, not read as unknown
         "metadata_scaler": run.info.get("metadata_scaler"),
         "uses_metadata": run.uses_metadata,
         "metadata_when_unused": "a model that does not use the metadata still takes the input: any (batch, 8) "
@@ -121,7 +125,8 @@ def _metadata(run: Run) -> dict[str, str]:
         "withheld": [  # ecgnet gives probabilities but no positive/negative calls when … (the amplitude rules
             # only for a model that reads the ECG)
             f"a lead is flat: its range (max − min of the record, mV) < {FLAT_LEAD_MV}",
-            f"every lead spans the same range: std / mean of the 12 ranges < {SAME_RANGE_SPREAD}",
+            f"every lead spans the same range: population std / mean of the 12 ranges < {SAME_RANGE_SPREAD} "
+            "(when the mean > 0)",
             f"the median lead range is outside {MEDIAN_RANGE_MV[0]:g}–{MEDIAN_RANGE_MV[1]:g} mV",
             "the file gives a lead's gain as 0 (uncalibrated amplitudes; a WFDB signal line without a gain has "
             "WFDB's default, 200 per mV, and is read)",
@@ -129,10 +134,13 @@ def _metadata(run: Run) -> dict[str, str]:
         ],
         "judged_on": "the signal as recorded, before resampling; the amplitude rules apply to a model that reads the "
                      "ECG (reads_signal true) only",
-        "amplitude_bounds": {  # the rules above as numbers: range = max − min of each lead over the record, mV
-            "flat_lead_range_mv": FLAT_LEAD_MV,  # any lead's range below it
-            "same_range_spread": SAME_RANGE_SPREAD,  # population std (ddof 0) / mean of the 12 ranges below it,
-            "median_range_mv": list(MEDIAN_RANGE_MV)},  # when the mean is > 0; the median range outside it
+        "amplitude_bounds": {  # the rules above as numbers
+            "flat_lead_range_mv": FLAT_LEAD_MV, "same_range_spread": SAME_RANGE_SPREAD,
+            "median_range_mv": list(MEDIAN_RANGE_MV),
+            "definitions": "range: max − min of a lead over the record, in mV; withheld when any lead's range < "
+                           "flat_lead_range_mv; when the population std (ddof 0) / mean of the 12 ranges < "
+                           "same_range_spread, judged only when that mean > 0; when the median of the 12 ranges "
+                           "is outside median_range_mv (inclusive bounds)"},
     }
     origin = provenance()
     source = {"run": run.info.get("name"), "model": run.config.model.name,

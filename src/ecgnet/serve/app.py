@@ -228,10 +228,10 @@ def _diagnosis(predictor: Predictor, record: ECGRecord, prediction: dict, refere
                serve_limits: ServeLimits) -> dict:
     """What /api/predict and /api/records answer (:data:`DIAGNOSIS_ANSWER`)."""
     return {"prediction": prediction, "signal": display_signal(record, serve_limits), "reference": reference,
-            "patient": patient_lines(record), **model_facts(predictor)}
+            "patient": patient_lines(record), **what_the_model_read(predictor)}
 
 
-def model_facts(predictor: Predictor) -> dict:
+def what_the_model_read(predictor: Predictor) -> dict:
     """What the page says of the model beside a diagnosis, as the library decides it: whether the model reads the
     ECG, and its classes with a low threshold (those of the site profile's thresholds when it has one)."""
     return {"reads_signal": predictor.reads_signal,

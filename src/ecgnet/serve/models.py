@@ -124,6 +124,6 @@ def run_reads_signal(run_dir: Path) -> bool | None:
     try:
         config, info = read_description(run_dir)
         with torch.device("meta"):
-            return model_reads_signal(build_run_model(config, len(info["classes"]), run_dir))
+            return model_reads_signal(build_run_model(config, len(info["classes"]), run_dir, weights_inside=True))
     except Exception:  # a damaged run is refused when it is chosen, with its reason; the listing goes on
         return None

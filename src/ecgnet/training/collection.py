@@ -12,8 +12,8 @@ grouped and stratified) for early stopping — the held-out fold never chooses a
 predictions are written to ``RUN/cv/predictions.csv`` (``record, fold, source, patient, y_<CLASS>, p_<CLASS>``),
 per-fold and pooled metrics with bootstrap intervals to ``RUN/cv/metrics.json`` and ``RUN/cv/report.md``
 (:mod:`ecgnet.training.cv_report`); with ``--from`` the source model's zero-shot predictions on the same
-records are scored beside them, with a paired bootstrap. Then the final model is trained on every record (an inner validation split for early
-stopping), and its thresholds are chosen on the pooled out-of-fold predictions.
+records are scored beside them, with a paired bootstrap. Then the final model is trained on every record (an
+inner validation split for early stopping), and its thresholds are chosen on the pooled out-of-fold predictions.
 
 Scoring (:mod:`ecgnet.training.collection_scoring`) is tolerant of small collections. The command line's
 ``ecgnet train --manifest/--from`` puts config and collection together in :mod:`ecgnet.training.collection_command`.

@@ -23,8 +23,9 @@ SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ec
 
 
 def _write_predictions(path: Path, collection: Collection, folds, p: np.ndarray) -> None:
-    """``record, fold, source, patient, y_<CLASS>…, p_<CLASS>…``: the columns of ``evaluate --manifest``'s
-    predictions (labels 1 / 0 / empty = unknown), so the file can be scored again without the manifest."""
+    """``record, fold, source, patient, y_<CLASS>…, p_<CLASS>…`` (labels 1 / 0 / empty = unknown): the record,
+    source, patient, label and probability columns of ``evaluate --manifest``'s predictions, so the file can be
+    scored again without the manifest."""
     table = pd.DataFrame({"record": collection.records})
     if folds is not None:
         table["fold"] = folds
@@ -108,6 +109,6 @@ def cv_report(metrics: dict, info: dict, schedule=None) -> str:
         from ecgnet.training.forgetting import forgetting_lines
 
         lines += ["", *forgetting_lines(info["forgetting"])]
-    lines += ["", "Files: `cv/predictions.csv` (record, fold, source, patient, y_<CLASS>, p_<CLASS>), `cv/metrics.json`; "
-                  "each fold's run in `cv/fold_<k>/`. The final model (this run) was trained on every record."]
+    lines += ["", "Files: `cv/predictions.csv` (record, fold, source, patient, y_<CLASS>, p_<CLASS>), "
+                  "`cv/metrics.json`; each fold's run in `cv/fold_<k>/`. The final model (this run) was trained on every record."]
     return "\n".join(lines) + "\n"
