@@ -44,7 +44,6 @@ from ecgnet.evaluation.metrics import decision_rates
 from ecgnet.fileio import write_json, write_text
 from ecgnet.runs.origin import provenance
 
-from reports import usage
 
 REPO = Path(__file__).resolve().parents[3]
 OUT = REPO / "reports" / "own_data" / "calibration"
@@ -257,6 +256,8 @@ def render(r: dict) -> str:
 
 
 if __name__ == "__main__":  # render: shrinkage.md again from shrinkage.json
+    from reports import usage  # here: tests load this file by path, without the repository on sys.path
+
     usage.command(__doc__, {"render": lambda: write_text(OUT / "shrinkage.md",
                                                          render(json.loads((OUT / "shrinkage.json").read_text())))},
                   main)

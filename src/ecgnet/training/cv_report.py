@@ -110,5 +110,6 @@ def cv_report(metrics: dict, info: dict, schedule=None) -> str:
 
         lines += ["", *forgetting_lines(info["forgetting"])]
     lines += ["", "Files: `cv/predictions.csv` (record, fold, source, patient, y_<CLASS>, p_<CLASS>), "
-                  "`cv/metrics.json`; each fold's run in `cv/fold_<k>/`. The final model (this run) was trained on every record."]
+                  "`cv/metrics.json`; each fold's run in `cv/fold_<k>/`. The final model (this run) was trained on "
+                  "every record."]
     return "\n".join(lines) + "\n"
