@@ -16,15 +16,11 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 
 
-def program() -> str:
-    """The script as it was started: ``python -m reports.x.y``."""
-    spec = getattr(sys.modules["__main__"], "__spec__", None)
-    return f"python -m {spec.name}" if spec is not None else f"python {sys.argv[0]}"
-
-
 def fail(message: str) -> None:
-    """One line on stderr, exit 2 (a usage error)."""
-    print(f"{program()}: {message} (--help says how to run it)", file=sys.stderr)
+    """One line on stderr, exit 2 (a usage error), naming the script as provenance does (``python -m reports.…``)."""
+    from ecgnet.runs.origin import command
+
+    print(f"{command(sys.argv[:1])}: {message} (--help says how to run it)", file=sys.stderr)
     raise SystemExit(2)
 
 

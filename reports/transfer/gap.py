@@ -21,7 +21,6 @@ import pandas as pd
 
 from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.external import evaluate_external
-from ecgnet.runs import provenance
 from reports import usage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,10 +60,8 @@ def row(name: str, t: pd.DataFrame, fn) -> str:
     return f"| {name} | {len(t)} | {macro:.3f} | " + " | ".join(f"{v:.3f}" for v in values) + " |"
 
 
-prov = provenance()
-dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
 print("# Where the transfer gap comes from\n")
-print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python -m reports.transfer.gap {' '.join(runs)}`. "
+print(f"{usage.made_by()}. "
       "Macro = mean of the five per-class AUCs. Point estimates only: with 92 records and 14–35 positives per "
       "class, differences under ~0.03 are within noise (see the intervals in transfer.md).\n")
 for run in runs:

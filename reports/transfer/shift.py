@@ -19,7 +19,7 @@ from ecgnet.data.dataset import PTBXL
 from ecgnet.data.ptbxl import data_root
 from ecgnet.evaluation import metrics as M
 from ecgnet.inference.batch import predict_proba
-from ecgnet.runs import load_run, provenance
+from ecgnet.runs import load_run
 from reports import usage
 
 runs = usage.arguments(__doc__, 0, None) or ["robust_time", "baseline_time"]
@@ -45,10 +45,8 @@ for condition in conditions:
                                               config.data.aggregate)
         print(f"{run} {condition}", file=sys.stderr)
 
-prov = provenance()
-dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
 print(f"# Simulated acquisition shifts on PTB-XL fold 10 ({len(test.y):,} records)\n")
-print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python -m reports.transfer.shift {' '.join(runs)}`. "
+print(f"{usage.made_by()}. "
       "Each shift applied to every record at the strengths documented in `ecgnet/data/augment.py`.\n")
 print("| shift | " + " | ".join(f"`{r}` macro AUC" for r in runs)
       + "".join(f" | Δ `{runs[0]}` − `{r}` [90 % CI]" for r in runs[1:]) + " |")

@@ -19,7 +19,6 @@ import pandas as pd
 from ecgnet.config import load_config
 from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.external import evaluate_external
-from ecgnet.runs import provenance
 from reports import usage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +61,6 @@ def ci(entry, digits=3):
 
 
 base_ids, y, p_base = scored(BASE)
-prov = provenance()
 first = json.loads((OUT / BASE / "metrics.json").read_text())
 print("# Transfer beyond PTB-XL: committed superdiagnostic runs on the shared Challenge samples\n")
 positives = ", ".join(f"{c} {first['per_class'][c]['n_positive']}" for c in CLASSES)
@@ -72,8 +70,7 @@ print(f"{first['n_records']} records from {len(first['per_source'])} databases "
       f"{first['protocol']} Δ: paired bootstrap against `{BASE}` on the same records ({N_BOOT:,} resamples, "
       f"90 % intervals). **A small sample**: intervals are wide, HYP rests on {first['per_class']['HYP']['n_positive']} "
       "positives, and the samples are a test set — no run, threshold or mapping was chosen on them.\n")
-dirty = f" with uncommitted changes to {', '.join(prov['git_dirty_files'])}" if prov["git_dirty"] else ""
-print(f"Revision {prov['git_revision'][:7]}{dirty}; command `python -m reports.transfer.transfer`; "
+print(f"{usage.made_by()}; "
       f"per-run outputs in `reports/transfer/runs/`.\n")
 print("| run | fold-9 AUC | fold-10 macro AUC [90 % CI] | transfer macro AUC [90 % CI] | Δ transfer vs time-only | "
       + " | ".join(CLASSES) + " |")
