@@ -164,8 +164,8 @@ def test_tiny_cv_finetune_beats_chance(tmp_path, monkeypatch, fs, gain):
     assert metrics["pooled"]["macro_auc"]["value"] > 0.75, metrics["pooled"]
     pooled = np.mean([roc_auc_score(predictions[f"y_{c}"], predictions[f"p_{c}"]) for c in "XY"])
     assert metrics["pooled"]["macro_auc"]["value"] == pytest.approx(pooled, abs=1e-5)  # the file alone rescores it
-    assert "centre 10 s" in metrics["protocol"]["scored_on"]  # not evaluate's segments: said where it is read
-    assert "scored on: each record's 10 s as trained" in (run / "cv" / "report.md").read_text()
+    assert "10 s segments" in metrics["protocol"]["scored_on"]  # said where it is read
+    assert "scored on: each record as predict scores it" in (run / "cv" / "report.md").read_text()
     assert "schedule (each fold and the final model): lr 0.01 (one-cycle), batch 32, at most 6 epochs, early " \
            "stopping after 8" in (run / "report.md").read_text()  # what fine-tuning did, beside how it scored
     info = json.loads((run / "run.json").read_text())

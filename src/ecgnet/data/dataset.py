@@ -31,13 +31,18 @@ class SignalRows:
     by indices of the other axes, e.g. ``view[:, :, :250]``) returns an ndarray read from the cache;
     ``np.asarray(view)`` and ``torch.as_tensor(view)`` read every row. Pickling sends the file's path and the rows, not the data (a
     DataLoader or DDP worker started by ``spawn`` reopens the memory map).
+
+    ``segments`` (a manifest's records over 10 s, :class:`Segments`): each such record's row is its centre 10 s,
+    and its segments are what training draws from and scoring averages over.
     """
 
-    def __init__(self, array: np.ndarray, rows) -> None:
+    def __init__(self, array: np.ndarray, rows, segments: "Segments | None" = None) -> None:
         rows = np.asarray(rows, dtype=np.intp)
         if rows.ndim != 1:
             raise ValueError(f"rows must be one-dimensional, got shape {rows.shape}")
-        self._array, self._rows = array, rows
+        if segments is not None and len(segments) != len(rows):
+            raise ValueError(f"{len(segments)} records' segments for {len(rows)} rows")
+        self._array, self._rows, self.segments = array, rows, segments
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -95,20 +100,90 @@ class SignalRows:
     def __dlpack_device__(self) -> tuple[int, int]:
         return (1, 0)  # DLPack's CPU
 
+    def each_segment(self) -> tuple["SegmentRows", np.ndarray]:
+        """Every 10 s segment of these records in order — a record without segments: its own row — and the
+        position of the record each is of (what scoring averages over, as ``predict`` averages a long record)."""
+        seg = self.segments or Segments(self._array[:0], np.zeros(len(self), int), np.zeros(len(self), int))
+        parts, owner = [], []
+        for i in range(len(self)):
+            if seg.count[i] == 0:
+                parts.append((self._array, int(self._rows[i])))
+            else:
+                parts.extend((seg.array, int(r)) for r in range(seg.first[i], seg.first[i] + seg.count[i]))
+            owner.extend([i] * max(1, int(seg.count[i])))
+        return SegmentRows(parts, self.shape[1:]), np.asarray(owner, dtype=np.intp)
+
     def __getstate__(self) -> dict:
-        a = self._array
-        if isinstance(a, np.memmap) and a.filename is not None:
-            return {"path": a.filename, "offset": a.offset, "shape": a.shape, "dtype": a.dtype.str,
-                    "rows": self._rows}
-        return {"array": np.asarray(a), "rows": self._rows}
+        return {**_array_state(self._array), "rows": self._rows, "segments": self.segments}
 
     def __setstate__(self, state: dict) -> None:
-        if "array" in state:
-            self._array = state["array"]
-        else:
-            self._array = np.memmap(state["path"], dtype=np.dtype(state["dtype"]), mode="r",
-                                    offset=state["offset"], shape=tuple(state["shape"]))
-        self._rows = state["rows"]
+        self._array, self._rows, self.segments = _array_from(state), state["rows"], state.get("segments")
+
+
+@dataclass
+class Segments:
+    """The consecutive 10 s segments of a manifest's records over 10 s (the last ending at the record's end:
+    :func:`ecgnet.data.signals.segment_starts`, as ``predict`` scores such a record), rows of an array of their
+    own. Record ``i``'s segments are rows ``first[i]`` … ``first[i] + count[i] - 1``; a count of 0 (a record of
+    up to 10 s) means its one row of the main cache is all of it. Pickled by path, like :class:`SignalRows`."""
+
+    array: np.ndarray  # (segments, 12, samples) float32 mV, memory-mapped
+    first: np.ndarray  # (records,) int
+    count: np.ndarray  # (records,) int
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def take(self, index) -> "Segments":
+        """The segments of the records at ``index`` (indices or a boolean mask), in that order."""
+        return Segments(self.array, self.first[index], self.count[index])
+
+    def __getstate__(self) -> dict:
+        return {**_array_state(self.array), "first": self.first, "count": self.count}
+
+    def __setstate__(self, state: dict) -> None:
+        self.array, self.first, self.count = _array_from(state), state["first"], state["count"]
+
+
+class SegmentRows:
+    """Rows of one or two arrays (a cache and its segments), in a given order: what :meth:`SignalRows.each_segment`
+    gives scoring; ``len``, ``shape`` and slicing, reading only the rows sliced."""
+
+    def __init__(self, parts: list[tuple[np.ndarray, int]], row_shape: tuple[int, ...]):
+        self._parts, self._row_shape = parts, tuple(row_shape)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self._row_shape)
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self._row_shape)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice):
+            raise TypeError("SegmentRows are read in slices")
+        parts = self._parts[index]
+        if not parts:
+            return np.zeros((0, *self._row_shape), np.float32)
+        return np.stack([array[row] for array, row in parts])
+
+
+def _array_state(a: np.ndarray) -> dict:
+    """A memory-mapped array by its file (a worker reopens it), any other by value."""
+    if isinstance(a, np.memmap) and a.filename is not None:
+        return {"path": a.filename, "offset": a.offset, "shape": a.shape, "dtype": a.dtype.str}
+    return {"array": np.asarray(a)}
+
+
+def _array_from(state: dict) -> np.ndarray:
+    if "array" in state:
+        return state["array"]
+    return np.memmap(state["path"], dtype=np.dtype(state["dtype"]), mode="r", offset=state["offset"],
+                     shape=tuple(state["shape"]))
 
 
 def _is_int(key) -> bool:
@@ -201,21 +276,29 @@ class PTBXL:
 
 
 class CropDataset(Dataset):
-    """Training samples: a random window of ``crop`` samples (or the whole record if None)."""
+    """Training samples: a random window of ``crop`` samples (or the whole record if None). A record with
+    segments (a manifest's record over 10 s, :class:`Segments`) gives a window of one of its segments, drawn at
+    random each time with ``draw_segments`` (training: the whole record is seen), else its centre 10 s
+    (validation during training)."""
 
-    def __init__(self, split: Split, crop: int | None = None):
+    def __init__(self, split: Split, crop: int | None = None, draw_segments: bool = False):
         self.split, self.crop = split, crop
+        self.segments = getattr(split.signal, "segments", None) if draw_segments else None
 
     def __len__(self) -> int:
         return len(self.split.ecg_ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         samples = self.split.signal.shape[-1]
+        window = slice(None)
         if self.crop is not None and self.crop < samples:
             start = np.random.randint(0, samples - self.crop + 1)
-            x = self.split.signal[i, :, start:start + self.crop]  # only the window is read
+            window = slice(start, start + self.crop)  # only the window is read
+        seg = self.segments
+        if seg is not None and seg.count[i] > 0:
+            x = seg.array[seg.first[i] + np.random.randint(seg.count[i]), :, window]
         else:
-            x = self.split.signal[i]
+            x = self.split.signal[i, :, window]
         return {"signal": torch.from_numpy(np.ascontiguousarray(x)),
                 "metadata": torch.from_numpy(self.split.metadata[i]),
                 "y": torch.from_numpy(self.split.y[i])}

@@ -106,12 +106,18 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
                   stride: int, aggregate: str = "max", batch_size: int = 256,
                   progress: bool = False, description: str = "Predicting") -> np.ndarray:
     """(n, 12, samples) mV + (n, 8) metadata → (n, classes) probabilities, in evaluation mode. Arrays may be
-    memory-mapped: only their shapes are checked up front, and ``batch_size`` records are read at a time."""
+    memory-mapped: only their shapes are checked up front, and ``batch_size`` records are read at a time. A record
+    with segments (a manifest's record over 10 s, :class:`~ecgnet.data.dataset.Segments`) gets the mean of its
+    segments' probabilities, as ``predict`` scores it."""
     if np.ndim(signal) != 3 or np.shape(signal)[1] != len(LEADS):
         raise ValueError(f"signal must be (records, {len(LEADS)}, samples) mV; got shape {np.shape(signal)}")
     if np.shape(metadata) != (len(signal), len(META_FEATURES)):
         raise ValueError(f"metadata must be (records, {len(META_FEATURES)}) — one row of features per record of "
                          f"signal {np.shape(signal)}; got shape {np.shape(metadata)}")
+    segments = getattr(signal, "segments", None)
+    if segments is not None:  # a manifest's records over 10 s: averaged over their segments, as predict does
+        signal, owner = signal.each_segment()
+        metadata = np.asarray(metadata)[owner]
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -124,4 +130,10 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
             out.append(windowed_proba(model, x, m, window, stride, aggregate).cpu().numpy())
             bar.advance(task, len(x))
     model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    probs = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+    if segments is None or not len(probs):
+        return probs
+    sums = np.zeros((len(segments), probs.shape[1]))
+    np.add.at(sums, owner, probs)
+    return (sums / np.bincount(owner, minlength=len(segments))[:, None]).astype(np.float32)
+

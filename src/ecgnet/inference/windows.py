@@ -10,9 +10,9 @@ the first 10 s, ``windows`` takes the maximum over every window of the whole rec
 
 from __future__ import annotations
 
+from ecgnet.data import signals
 from ecgnet.data.signals import SECONDS
 from ecgnet.errors import ECGNetError
-from ecgnet.models.windows import window_starts
 
 LONG_RECORDS = ("segments", "first", "windows")
 
@@ -26,7 +26,7 @@ def check_policy(long_records: str) -> str:
 def segment_starts(samples: int, rate: int, long_records: str = "segments") -> list[int]:
     """Starts of the 10 s segments that cover a record of ``samples`` samples at ``rate`` Hz (just the first
     one with ``long_records="first"``; with ``"windows"`` the record is one segment)."""
-    starts = window_starts(samples, SECONDS * rate, SECONDS * rate)
+    starts = signals.segment_starts(samples, rate)
     return starts[:1] if long_records in ("first", "windows") else starts
 
 

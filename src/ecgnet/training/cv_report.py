@@ -18,8 +18,8 @@ from ecgnet.evaluation.scoring import format_auc
 from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import call_rate_warnings, score, youden_thresholds
 
-SCORED_ON = ("each record's 10 s as trained (a longer record's centre 10 s); `ecgnet evaluate --manifest` "
-             "scores a longer record in 10 s segments, as predict does (--long-records)")
+SCORED_ON = ("each record as predict scores it: a record over 10 s in consecutive 10 s segments, their probabilities "
+             "averaged (training drew one of its segments each time it drew the record)")
 
 
 def _write_predictions(path: Path, collection: Collection, folds, p: np.ndarray) -> None:

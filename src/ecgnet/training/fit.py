@@ -181,7 +181,7 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
         fit_frontends(model, train_split.signal)
     main_y = train_split.y[:, :val_split.y.shape[1]]  # without an auxiliary task's targets
     loss = loss or make_loss(t.loss, train_split.y, t.focal_gamma)
-    train_set = CropDataset(train_split, crop)
+    train_set = CropDataset(train_split, crop, draw_segments=True)  # a long record: one of its 10 s segments
     if t.distill_teacher:  # each crop's target: its labels and the teacher's probabilities (ecgnet.distill)
         from ecgnet.distill.data import attach
 

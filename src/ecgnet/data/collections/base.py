@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ecgnet.data.dataset import SignalRows, Split, sample_rows
+from ecgnet.data.dataset import Segments, SignalRows, Split, sample_rows
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.ptbxl import SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
@@ -30,8 +30,9 @@ from ecgnet.errors import ECGNetError
 NO_AUXILIARY_TASK = "training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest"
 
 # (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)
-#     → (signal array, rows of it per record, bad rows, rows whose amplitudes the readers do not trust)
-SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]]
+#     → (signal array, rows of it per record, bad rows, rows whose amplitudes the readers do not trust,
+#        the 10 s segments of records over 10 s or None)
+SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None]]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Collection:
     info: dict = field(default_factory=dict)  # where it came from (manifest path, task, ...)
     _array: np.ndarray | None = None  # the signal cache, once loaded
     _rows: np.ndarray | None = None  # each record's row in it
+    _segments: Segments | None = None  # the 10 s segments of records over 10 s (a manifest's), record for record
 
     def __len__(self) -> int:
         return len(self.records)
@@ -69,7 +71,7 @@ class Collection:
     def signal(self) -> SignalRows:
         if self._array is None:
             raise RuntimeError("call load_signals() first")
-        return SignalRows(self._array, self._rows)
+        return SignalRows(self._array, self._rows, self._segments)
 
     def subset(self, rows) -> "Collection":
         """The records at ``rows`` (indices or a boolean mask), in that order."""
@@ -78,7 +80,8 @@ class Collection:
         return replace(self, records=self.records[rows], y=self.y[rows], patients=self.patients[rows],
                        sources=self.sources[rows], metadata=self.metadata.iloc[rows].reset_index(drop=True),
                        folds=None if self.folds is None else self.folds[rows],
-                       _rows=None if self._rows is None else self._rows[rows])
+                       _rows=None if self._rows is None else self._rows[rows],
+                       _segments=None if self._segments is None else self._segments.take(rows))
 
     def load_signals(self, sampling_rate: int, cache_dir=None, workers: int | None = None,
                      progress: bool = True, skip_bad: bool | None = None,
@@ -91,11 +94,14 @@ class Collection:
         ``info["untrusted_amplitude"]``."""
         if self.loader is None:
             raise ECGNetError(f"{self.name}: no way to read this collection's signals")
-        array, rows, bad, untrusted = self.loader(self, sampling_rate, cache_dir, workers, progress, skip_bad, limits)
+        array, rows, bad, untrusted, segments = self.loader(self, sampling_rate, cache_dir, workers, progress,
+                                                            skip_bad, limits)
         info = {**self.info, "sampling_rate": sampling_rate}
         if untrusted:
             info["untrusted_amplitude"] = [[str(self.records[i]), why] for i, why in sorted(untrusted.items())]
-        loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp), info=info)
+        if segments is not None:
+            info["records_over_10_s"] = int((segments.count > 0).sum())
+        loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp), _segments=segments, info=info)
         if bad:
             keep = np.ones(len(self), bool)
             keep[list(bad)] = False
@@ -190,9 +196,11 @@ class CollectionData:
         if keep is not None:
             rows = rows[keep]
         c = self.collection
-        signal = SignalRows(c._array, c._rows[rows])
-        if self.in_memory if in_memory is None else in_memory:
-            signal = np.asarray(signal)
+        segments = None if c._segments is None else c._segments.take(rows)
+        signal = SignalRows(c._array, c._rows[rows], segments)
+        if self.in_memory if in_memory is None else in_memory:  # the segments, if any, stay memory-mapped
+            signal = np.asarray(signal) if segments is None else SignalRows(np.asarray(signal), np.arange(len(rows)),
+                                                                            segments)
         return Split(c.records[rows], signal, self.metadata_scaler.transform(c.metadata.iloc[rows]), c.y[rows])
 
 

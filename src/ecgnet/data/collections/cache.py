@@ -1,7 +1,10 @@
 """The signal cache of a manifest's records: one ``.npy`` (records × 12 × samples, float32 mV, each
 record resampled to the config's rate, its centre 10 s — a shorter one repeated to 10 s, so that a crop or window
 is always the record's own ECG; under 2.5 s refused, as ``predict`` refuses it) and a JSON index beside it,
-memory-mapped on every later use — the machinery of PTB-XL's cache (:mod:`ecgnet.data.signals`):
+memory-mapped on every later use. A record over 10 s also has all of it kept, as the consecutive 10 s segments
+``predict`` scores it in (:func:`ecgnet.data.signals.segment_starts`), in a second array (``<key>.segments.npy``,
+with an index of its own): training draws one of them each time the record is drawn, and scoring averages over
+them (:class:`~ecgnet.data.dataset.Segments`). The machinery is PTB-XL's cache's (:mod:`ecgnet.data.signals`):
 the same atomic write, file lock, size + sampled SHA-256 check on open (a damaged cache is rebuilt
 with a warning) and full check by ``ecgnet data verify --cache``.
 
@@ -31,12 +34,15 @@ from rich.progress import Progress
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.readers import read_ecg_any
 from ecgnet.data.records import RESAMPLER, ECGRecord, header_path, read_ecg
-from ecgnet.data.signals import SECONDS, cache_dir, cache_lock, cheap_check, fit_length, integrity, resolve_workers
+from ecgnet.data.dataset import Segments
+from ecgnet.data.signals import (SECONDS, cache_dir, cache_lock, cheap_check, fit_length, integrity, resolve_workers,
+                                 segment_starts)
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
 
 MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (predict refuses them too)
-LAYOUT = "repeat"  # how a record shorter than 10 s fills its row (in the key: caches of zero-padded rows are not reused)
+# how a record fills its row (in the key: caches of zero-padded rows, or without segments, are not reused)
+LAYOUT = "repeat+segments"
 
 
 def read_checked(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
@@ -88,9 +94,10 @@ def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAUL
 def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: int, directory=None,
                           workers: int | None = None, progress: bool = True,
                           skip_bad: bool | None = None, limits: ReadLimits = DEFAULT_LIMITS
-                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str]]:
+                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None]:
     """(signals memmap, row of each record, {record index: why} of unreadable records, {record index: the
-    reader's amplitude warnings} of records whose amplitudes predict would not trust).
+    reader's amplitude warnings} of records whose amplitudes predict would not trust, the segments of records over
+    10 s — None when no record is).
 
     ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)"); ``limits`` bound what each
     record may declare (a record over them is unreadable)."""
@@ -100,12 +107,13 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
     with cache_lock(array_path):
         if not (array_path.is_file() and index_path.is_file()):
             build(paths, labels, sampling_rate, array_path, index_path, workers, progress, limits)
-        problem = cheap_check(array_path, index_path)
+        problem = cheap_check(array_path, index_path) or _segments_problem(index_path)
         if problem:
             warnings.warn(f"{array_path}: {problem}; rebuilding the signal cache", stacklevel=2)
             build(paths, labels, sampling_rate, array_path, index_path, workers, progress, limits)
         index = json.loads(index_path.read_text())
         signals = np.load(array_path, mmap_mode="r")
+        segments = _open_segments(index, array_path, len(paths))
     if signals.shape[0] != len(paths) or len(index["ecg_ids"]) != len(paths):
         raise ECGNetError(f"{array_path}: cache does not match its index; delete it to rebuild")
     bad = {int(i): why for i, why in index.get("bad", {}).items()}
@@ -116,7 +124,34 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
         hint = " (pass --skip-bad to leave them out)" if skip_bad is False else ""  # None: the command has no such option
         raise ECGNetError(f"{len(bad)} record(s) cannot be read{hint}:\n"
                           + "\n".join(lines[:20]) + more)
-    return signals, np.arange(len(paths)), bad, untrusted
+    return signals, np.arange(len(paths)), bad, untrusted, segments
+
+
+def _segments_path(array_path: Path) -> Path:
+    return array_path.with_name(array_path.stem + ".segments.npy")
+
+
+def _segments_problem(index_path: Path) -> str | None:
+    """What is wrong with the segments array the index names (None: nothing, or no segments)."""
+    try:
+        rows = json.loads(index_path.read_text()).get("segments")
+    except (OSError, ValueError):
+        return None  # cheap_check has said it
+    if not rows:
+        return None
+    path = _segments_path(index_path.with_suffix(".npy"))
+    problem = cheap_check(path, path.with_suffix(".json"))
+    return None if problem is None else f"segments: {problem}"
+
+
+def _open_segments(index: dict, array_path: Path, n: int) -> Segments | None:
+    rows = index.get("segments")
+    if not rows:
+        return None
+    first, count = np.zeros(n, np.intp), np.zeros(n, np.intp)
+    for i, (f, c) in rows.items():
+        first[int(i)], count[int(i)] = f, c
+    return Segments(np.load(_segments_path(array_path), mmap_mode="r"), first, count)
 
 
 def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: Path, index_path: Path,
@@ -132,36 +167,78 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
         jobs = [(str(p), lab) for p, lab in zip(paths, labels)]
         bad: dict[int, str] = {}
         untrusted: dict[int, str] = {}
+        counts: dict[int, int] = {}
         description = f"Caching {len(paths)} records at {sampling_rate} Hz"
-        with Progress(transient=True, disable=not progress) as bar:
-            task = bar.add_task(description + (f" ({n_workers} processes)" if n_workers > 1 else ""), total=len(paths))
-            if n_workers == 1:
-                for i in range(0, len(jobs), 64):
-                    unreadable, doubtful = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples, limits)
-                    bad.update(unreadable)
-                    untrusted.update(doubtful)
-                    bar.advance(task, len(jobs[i:i + 64]))
-            else:
-                bad, untrusted = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers,
-                                           lambda n: bar.advance(task, n), limits)
-        np.load(tmp, mmap_mode="r+").flush()
+        try:
+            with Progress(transient=True, disable=not progress) as bar:
+                task = bar.add_task(description + (f" ({n_workers} processes)" if n_workers > 1 else ""),
+                                    total=len(paths))
+                if n_workers == 1:
+                    for i in range(0, len(jobs), 64):
+                        unreadable, doubtful, long = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples, limits)
+                        bad.update(unreadable)
+                        untrusted.update(doubtful)
+                        counts.update(long)
+                        bar.advance(task, len(jobs[i:i + 64]))
+                else:
+                    bad, untrusted, counts = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers,
+                                                       lambda n: bar.advance(task, n), limits)
+            np.load(tmp, mmap_mode="r+").flush()
+            rows = _write_segments(tmp, _segments_path(array_path), counts, paths, samples)
+        finally:
+            for part in tmp.parent.glob(tmp.name + ".seg*"):
+                part.unlink(missing_ok=True)
         write_json(index_path, {"source": "manifest", "sampling_rate": sampling_rate,
                                 "build_seconds": round(time.perf_counter() - start, 1),
                                 "workers": n_workers, "integrity": integrity(tmp),
                                 "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())},
-                                "untrusted": {str(k): v for k, v in sorted(untrusted.items())}})
+                                "untrusted": {str(k): v for k, v in sorted(untrusted.items())},
+                                "segments": rows})
+
+
+def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[Path], samples: int) -> dict:
+    """The workers' segment parts (``<tmp>.seg<first row>``, raw float32 rows in record order) joined into
+    ``path`` with its index; returns {record index: [first segment row, count]} (empty: no record over 10 s)."""
+    path.unlink(missing_ok=True)
+    path.with_suffix(".json").unlink(missing_ok=True)
+    if not counts:
+        return {}
+    rows, first = {}, 0
+    for i in sorted(counts):
+        rows[str(i)] = [first, counts[i]]
+        first += counts[i]
+    with atomic_path(path) as seg_tmp:
+        out = np.lib.format.open_memmap(seg_tmp, mode="w+", dtype=np.float32, shape=(first, 12, samples))
+        at = 0
+        for part in sorted(tmp.parent.glob(tmp.name + ".seg*"), key=lambda p: int(p.name.rsplit(".seg", 1)[1])):
+            block = np.memmap(part, dtype=np.float32, mode="r").reshape(-1, 12, samples)
+            for i in range(0, len(block), 256):  # a part may hold gigabytes: copied a little at a time
+                piece = block[i:i + 256]
+                out[at + i:at + i + len(piece)] = piece
+            at += len(block)
+            del block
+        out.flush()
+        del out
+        owners = [str(paths[i]) for i in sorted(counts) for _ in range(counts[i])]
+        write_json(path.with_suffix(".json"), {"source": "manifest segments", "of": path.name.replace(".segments", ""),
+                                               "integrity": integrity(seg_tmp), "ecg_ids": owners})
+    return rows
 
 
 def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int,
-          limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str]]:
-    """A worker's part: records into rows ``first``…; returns ({row: why} of those it could not read, {row: the
-    reader's warnings} of those whose amplitudes are not trusted)."""
+          limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str], dict[int, int]]:
+    """A worker's part: records into rows ``first``…, and the 10 s segments of those over 10 s appended to
+    ``<tmp>.seg<first>``; returns ({row: why} of those it could not read, {row: the reader's warnings} of those
+    whose amplitudes are not trusted, {row: segments} of those over 10 s)."""
     out = np.load(tmp, mmap_mode="r+")
-    bad, untrusted = {}, {}
+    bad, untrusted, long = {}, {}, {}
+    part = Path(f"{tmp}.seg{first}")
     for j, (path, label) in enumerate(jobs):
         try:
             record = read_long_enough(path, sampling_rate, limits)
             out[first + j] = fit_length(record.signal, samples, short="repeat")
+            if record.signal.shape[-1] > samples:
+                long[first + j] = _append_segments(part, record.signal, samples, sampling_rate)
             if not record.amplitude_trusted:
                 untrusted[first + j] = f"{label}: {'; '.join(record.warnings) or 'amplitudes not trusted'}"
         except ECGNetError as e:
@@ -169,15 +246,30 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once
-    return bad, untrusted
+    return bad, untrusted, long
+
+
+def _append_segments(part: Path, signal: np.ndarray, samples: int, sampling_rate: int) -> int:
+    """A record's 10 s segments appended to ``part`` (all or none); returns how many."""
+    starts = segment_starts(signal.shape[-1], sampling_rate)
+    block = np.stack([signal[:, s:s + samples] for s in starts]).astype(np.float32)
+    with part.open("ab") as f:
+        at = f.tell()
+        try:
+            f.write(block.tobytes())
+        except BaseException:
+            f.truncate(at)
+            raise
+    return len(starts)
 
 
 def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance,
-              limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str]]:
+              limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str], dict[int, int]]:
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     chunk = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))
     bad: dict[int, str] = {}
     untrusted: dict[int, str] = {}
+    counts: dict[int, int] = {}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
         futures = {pool.submit(_rows, tmp, i, jobs[i:i + chunk], sampling_rate, samples, limits): len(jobs[i:i + chunk])
@@ -189,10 +281,11 @@ def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, ad
                 if f.exception() is not None:
                     raise ECGNetError(f"building the signal cache failed: {type(f.exception()).__name__}: "
                                       f"{f.exception()}")
-                unreadable, doubtful = f.result()
+                unreadable, doubtful, long = f.result()
                 bad.update(unreadable)
                 untrusted.update(doubtful)
+                counts.update(long)
                 advance(futures[f])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return bad, untrusted
+    return bad, untrusted, counts

@@ -1,0 +1,139 @@
+"""A manifest's records over 10 s: the cache keeps every 10 s segment ``predict`` scores them in; training draws
+one of them each time the record is drawn, and scoring (cross-validation, zero-shot, a run trained once) averages
+over them — so out-of-fold figures are what ``predict`` gives on the same files."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+import numpy as np
+import pytest
+
+from conftest import write_wfdb
+from ecgnet.data.collections import read_manifest
+from ecgnet.data.dataset import CropDataset, Split
+from ecgnet.data.records import read_ecg
+from ecgnet.data.signals import segment_starts
+
+# records at 100 Hz: 25 s (segments at 0, 10 and 15 s), 10 s (none), 10.5 s (two: 0 and 0.5 s)
+LENGTHS = {"long": 2500, "ten": 1000, "just_over": 1050}
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    for i, (name, samples) in enumerate(LENGTHS.items()):
+        write_wfdb(tmp_path / "recs", name, fs=100, samples=samples, seed=i)
+    text = "record,A\n" + "".join(f"recs/{name}.hea,{i % 2}\n" for i, name in enumerate(LENGTHS))
+    (tmp_path / "m.csv").write_text(text)
+    collection = read_manifest(tmp_path / "m.csv")
+    return collection.load_signals(100, cache_dir=tmp_path / "cache", workers=1, progress=False), tmp_path
+
+
+def test_segment_starts_cover_the_record_the_last_ending_at_its_end():
+    assert segment_starts(1000, 100) == [0] and segment_starts(700, 100) == [0]
+    assert segment_starts(2500, 100) == [0, 1000, 1500]
+    assert segment_starts(1001, 100) == [0, 1]
+    assert segment_starts(3000, 100) == [0, 1000, 2000]
+
+
+def test_the_cache_keeps_a_long_record_s_segments_and_its_centre_row(loaded):
+    collection, folder = loaded
+    seg = collection._segments
+    assert collection.info["records_over_10_s"] == 2 and seg.count.tolist() == [3, 0, 2]
+    for i, name in enumerate(LENGTHS):
+        own = read_ecg(folder / "recs" / f"{name}.hea", 100, resample=True).signal
+        centre = (own.shape[-1] - 1000) // 2
+        np.testing.assert_allclose(collection.signal[i], own[:, centre:centre + 1000], atol=1e-6)
+        for k, start in enumerate(segment_starts(own.shape[-1], 100) if seg.count[i] else []):
+            np.testing.assert_allclose(seg.array[seg.first[i] + k], own[:, start:start + 1000], atol=1e-6)
+    sub = collection.subset([2, 0])  # the segments follow their records
+    assert sub._segments.count.tolist() == [2, 3]
+    np.testing.assert_array_equal(sub._segments.array[sub._segments.first[1]], seg.array[seg.first[0]])
+
+
+def test_a_cache_reopened_or_built_in_parallel_has_the_same_segments(loaded):
+    collection, folder = loaded
+    again = read_manifest(folder / "m.csv").load_signals(100, cache_dir=folder / "cache", workers=1, progress=False)
+    assert isinstance(again._segments.array, np.memmap)  # reused, memory-mapped
+    parallel = read_manifest(folder / "m.csv").load_signals(100, cache_dir=folder / "other", workers=2,
+                                                            progress=False)
+    np.testing.assert_array_equal(np.asarray(parallel._segments.array), np.asarray(collection._segments.array))
+    assert parallel._segments.first.tolist() == collection._segments.first.tolist()
+
+
+def test_scoring_averages_a_long_record_s_segments_as_predict_does(loaded):
+    """The bundled model through cross-validation's scoring and through predict, on the same files."""
+    from ecgnet.data.ptbxl import MetadataScaler
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.runs import load_run
+    from ecgnet.training.collection_scoring import predict
+
+    collection, folder = loaded
+    predictor = Predictor("long_time")
+    model, config, _ = load_run(predictor.run_dir)
+    scaler = MetadataScaler(*(np.asarray(predictor.info["metadata_scaler"][k]) for k in ("mean", "std")))
+    scored = predict(model, collection, np.arange(len(collection)), scaler, config)
+    for i, name in enumerate(LENGTHS):
+        record = read_ecg(folder / "recs" / f"{name}.hea", predictor.rate, resample=True)
+        expected = predictor.predict_signal(record.signal, predictor.metadata_vector())
+        np.testing.assert_allclose(scored[i], expected, atol=1e-5)
+    centre_only = predict(model, replace(collection, _segments=None), np.arange(1), scaler, config)
+    assert np.abs(centre_only[0] - scored[0]).max() > 1e-4  # the segments changed the long record's score
+
+
+def test_training_draws_every_segment_and_validation_reads_the_centre(loaded):
+    collection, _ = loaded
+    signal = collection.signal
+    split = Split(collection.records, signal, np.zeros((len(collection), 8), np.float32), collection.y)
+    seg = collection._segments
+    candidates = [seg.array[seg.first[0] + k] for k in range(3)]
+    np.random.seed(0)
+    drawing = CropDataset(split, crop=None, draw_segments=True)
+    seen = set()
+    for _ in range(60):
+        x = drawing[0]["signal"].numpy()
+        seen.add(next(k for k, c in enumerate(candidates) if np.array_equal(c, x)))
+    assert seen == {0, 1, 2}
+    np.testing.assert_array_equal(drawing[1]["signal"].numpy(), signal[1])  # a 10 s record: its row
+    windows = CropDataset(split, crop=250, draw_segments=True)
+    assert windows[0]["signal"].shape == (12, 250)
+    np.testing.assert_array_equal(CropDataset(split)[0]["signal"].numpy(), signal[0])  # the centre, every time
+
+
+def test_signal_rows_with_segments_pickle_the_path_not_the_data(loaded):
+    collection, _ = loaded
+    signal = collection.signal
+    blob = pickle.dumps(signal)
+    assert len(blob) < 10_000  # 2 × 48 kB of rows and 5 × 48 kB of segments not copied
+    back = pickle.loads(blob)
+    assert isinstance(back.segments.array, np.memmap)
+    rows, owner = back.each_segment()
+    assert owner.tolist() == [0, 0, 0, 1, 2, 2] and rows.shape == (6, 12, 1000)
+    np.testing.assert_array_equal(rows[3:4][0], signal[1])
+
+
+def test_a_damaged_segments_file_is_rebuilt_and_data_verify_checks_it(loaded):
+    from ecgnet.data.signals import verify_caches
+
+    collection, folder = loaded
+    expected = np.array(collection._segments.array)  # read now: truncating the file in place breaks its mapping
+    cache = folder / "cache"
+    report = verify_caches(cache, progress=False)
+    assert report.ok and sorted(report.good)[1].endswith(".segments.npy")
+    segments = next(cache.glob("*.segments.npy"))
+    segments.write_bytes(segments.read_bytes()[:-4000])  # truncated
+    assert not verify_caches(cache, progress=False).ok
+    with pytest.warns(UserWarning, match="segments: .*truncated"):
+        again = read_manifest(folder / "m.csv").load_signals(100, cache_dir=cache, workers=1, progress=False)
+    np.testing.assert_array_equal(np.asarray(again._segments.array), expected)
+    assert verify_caches(cache, progress=False).ok
+    assert not list(cache.glob("*.seg[0-9]*"))  # no worker part left behind
+
+
+def test_a_manifest_of_10_s_records_has_no_segments(tmp_path):
+    for i in range(2):
+        write_wfdb(tmp_path / "recs", f"r{i}", fs=500, seed=i)
+    (tmp_path / "m.csv").write_text("record,A\nrecs/r0.hea,1\nrecs/r1.hea,0\n")
+    c = read_manifest(tmp_path / "m.csv").load_signals(100, cache_dir=tmp_path / "cache", progress=False)
+    assert c._segments is None and c.signal.segments is None and "records_over_10_s" not in c.info
+    assert not list((tmp_path / "cache").glob("*.segments.*"))
