@@ -1,11 +1,13 @@
 """DICOM waveforms (12-lead ECG Waveform Storage, General ECG, or the same waveform filed under another SOP
 class), read with pydicom.
 
-The first original multiplex group with ECG leads (``RHYTHM``; a ``MEDIAN BEAT`` group is derived and
-skipped) is decoded once its declared channels × samples fit the budget and its ``WaveformData`` holds
-them. Each channel's lead comes from its source code meaning (``Lead I (Einthoven)``, ``Lead aVR``) or
-the SCP-ECG code in its code value (``5.6.3-9-61`` = III); amplitudes are (value × sensitivity ×
-correction + baseline) in the channel's sensitivity units. Statements: the waveform annotations' free
+The multiplex group with the most ECG leads (``RHYTHM``, an original one on a tie; a ``MEDIAN BEAT`` group
+is derived and skipped), joined by any group of its timing holding leads it lacks (limb and chest leads in two
+groups), is decoded once the declared channels × samples fit the budget and its ``WaveformData`` holds them.
+Samples of the group's ``WaveformPaddingValue`` are no signal: cut at the start or end, refused inside.
+Each channel's lead comes from its source code meaning (``Lead I (Einthoven)``, ``Lead aVR``) or the
+SCP-ECG code in its code value (``5.6.3-9-61`` = III); amplitudes are (value × sensitivity × correction +
+baseline) in the channel's sensitivity units. Statements: the waveform annotations' free
 text (``UnformattedTextValue``).
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, age_on, sex_from
-from ecgnet.data.leads import inverted
+from ecgnet.data.leads import display, inverted
 from ecgnet.data.readers.common import assemble, check_file, check_rate, lead_name, number, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
@@ -38,8 +40,11 @@ _DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "i2", (16, "US"): "u2",
 
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
+    from pydicom.config import disable_value_validation
+
     try:
-        return _read(path, limits)
+        with disable_value_validation():  # an over-long label is read as written, without pydicom's UserWarning
+            return _read(path, limits)
     except (NotImplementedError, struct.error, OSError, EOFError) as e:  # pydicom converts elements when first
         # used: a sequence cut short raises "No tag to read at file position …" (an OSError without errno) only then
         if isinstance(e, OSError) and e.errno is not None:  # the system's (permission, disk): not the file's content
@@ -66,41 +71,102 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
     if not groups:
         raise ECGNetError(f"{path}: a DICOM file without a waveform (SOP class {sop or '?'}: "
                           f"{ECG_SOP_CLASSES.get(sop, 'not an ECG')})")
-    group = _rhythm_group(groups, path)
-    n_channels = int(group.get("NumberOfWaveformChannels", 0))
-    n_samples = int(group.get("NumberOfWaveformSamples", 0))
-    rate = check_rate(number(group.get("SamplingFrequency", "?"), "SamplingFrequency", path), path)
+    chosen = _rhythm_groups(groups, path)
+    rate = check_rate(number(chosen[0].get("SamplingFrequency", "?"), "SamplingFrequency", path), path)
+    n_samples = int(chosen[0].get("NumberOfWaveformSamples", 0))
+    n_channels = sum(int(g.get("NumberOfWaveformChannels", 0)) for g in chosen)
     limits.check_signals(n_channels, path)
     limits.check_samples(n_samples, n_channels, rate, path)
+    little_endian = ds.original_encoding[1] is not False  # (Explicit VR) Big Endian: its samples are big-endian
+    warnings: list[str] = []
+    leads: dict[str, np.ndarray] = {}
+    for group in chosen:
+        _group_leads(group, path, little_endian, leads, warnings)
+    notes = [] if len(chosen) == 1 else [f"the leads come from {len(chosen)} multiplex groups of one recording ("
+                                         f"{', '.join(repr(str(g.get('MultiplexGroupLabel', ''))) for g in chosen)})"]
+    leads = _without_padding(leads, rate, path, warnings, notes)
+    if sop not in ECG_SOP_CLASSES:
+        notes.append(f"ECG waveform filed under SOP class {sop or '(none)'}, not an ECG storage class")
+    return assemble(path, leads, rate, "dicom", statements=_statements(ds), patient=_patient(ds), warnings=warnings,
+                    notes=notes, age=_age(ds), sex=sex_from(ds.get("PatientSex")))
+
+
+def _group_leads(group, path: Path, little_endian: bool, leads: dict[str, np.ndarray], warnings: list[str]) -> None:
+    """A multiplex group's standard leads in mV, added to ``leads`` (its size checked against the budget by the
+    caller); a sample holding the group's ``WaveformPaddingValue`` (no signal there) is NaN. A lead already read
+    (a 13th channel repeating lead II as a rhythm strip) must hold the same signal: two differing ones are refused."""
+    n_channels = int(group.get("NumberOfWaveformChannels", 0))
+    n_samples = int(group.get("NumberOfWaveformSamples", 0))
     key = (int(group.get("WaveformBitsAllocated", 0)), str(group.get("WaveformSampleInterpretation", "")))
     if key not in _DTYPES:
         raise ECGNetError(f"{path}: waveform samples of {key[0]} bits, interpretation {key[1]!r}, are not read")
     data = group.get("WaveformData", b"") or b""
-    little_endian = ds.original_encoding[1] is not False  # (Explicit VR) Big Endian: its samples are big-endian
     dtype = np.dtype(_DTYPES[key]).newbyteorder("<" if little_endian else ">")
     expected = n_samples * n_channels * dtype.itemsize
     if len(data) < expected:
         raise ECGNetError(f"{path}: WaveformData holds {len(data)} bytes, the waveform declares {n_channels} "
                           f"channels × {n_samples} samples ({expected} bytes): truncated")
-    raw = np.frombuffer(data[:expected], dtype=dtype).reshape(n_samples, n_channels).T.astype(np.float64)
+    digital = np.frombuffer(data[:expected], dtype=dtype).reshape(n_samples, n_channels).T
     channels = list(group.get("ChannelDefinitionSequence", []))
     if len(channels) != n_channels:
         raise ECGNetError(f"{path}: {len(channels)} channel definitions for {n_channels} channels")
-    warnings: list[str] = []
-    leads = {}
-    for values, ch in zip(raw, channels):
+    padded = _padded(digital, bytes(group.get("WaveformPaddingValue", b"") or b""), dtype)
+    for i, ch in enumerate(channels):
         label, name = _lead(ch)
         if name is None:
             warnings.append(f"channel {label!r} is not one of the 12 standard leads: ignored")
             continue
         units = ch.get("ChannelSensitivityUnitsSequence")
         unit = str(units[0].get("CodeValue", "")) if units else None
-        sensitivity = float(ch.get("ChannelSensitivity", 1.0) or 1.0) * float(ch.get("ChannelSensitivityCorrectionFactor", 1.0) or 1.0)
-        leads[name] = (values * sensitivity + float(ch.get("ChannelBaseline", 0.0) or 0.0)) * units_to_mv(unit, path)
-    notes = [] if sop in ECG_SOP_CLASSES else [f"ECG waveform filed under SOP class {sop or '(none)'}, not an "
-                                                 "ECG storage class"]
-    return assemble(path, leads, rate, "dicom", statements=_statements(ds), patient=_patient(ds), warnings=warnings,
-                    notes=notes, age=_age(ds), sex=sex_from(ds.get("PatientSex")))
+        sensitivity = (float(ch.get("ChannelSensitivity", 1.0) or 1.0)
+                       * float(ch.get("ChannelSensitivityCorrectionFactor", 1.0) or 1.0))
+        values = (digital[i] * sensitivity + float(ch.get("ChannelBaseline", 0.0) or 0.0)) * units_to_mv(unit, path)
+        if padded is not None:
+            values[padded[i]] = np.nan
+        if name in leads and not np.allclose(leads[name], values, rtol=0, atol=0.01, equal_nan=True):
+            raise ECGNetError(f"{path}: lead {display(name)} on two channels holding different signals; which to "
+                              "read is unclear")
+        leads.setdefault(name, values)
+
+
+def _padded(digital: np.ndarray, padding: bytes, dtype: np.dtype) -> np.ndarray | None:
+    """Where samples hold the group's padding value — one at an end of the sample type's range (0x8000 in 16-bit
+    signed samples), which no signal reaches; a padding value inside the range (0) is an ordinary sample too, so
+    it marks nothing (None)."""
+    if len(padding) < dtype.itemsize:
+        return None
+    value = np.frombuffer(padding[:dtype.itemsize], dtype)[0]
+    info = np.iinfo(dtype)
+    return digital == value if value in (info.min, info.max) else None
+
+
+def _without_padding(leads: dict[str, np.ndarray], rate: float, path: Path, warnings: list[str],
+                     notes: list[str]) -> dict[str, np.ndarray]:
+    """The leads less the samples a device marked as padding (NaN here: no signal). A lead of padding alone was
+    not recorded and is left out; padding at the start or end of the leads is cut; padding inside them is a gap
+    in the recording, refused (read as samples, −32768 was −82 mV in V6 and HYP a positive call)."""
+    empty = [name for name, values in leads.items() if np.isnan(values).all()]
+    if empty:
+        warnings.append(f"channel(s) {', '.join(display(x) for x in empty)} hold only the waveform padding value "
+                        "(not recorded): left out")
+    leads = {name: values for name, values in leads.items() if name not in empty}
+    if not leads:
+        if empty:
+            raise ECGNetError(f"{path}: every lead holds only the waveform padding value: no signal recorded")
+        return leads  # no standard lead at all: assemble says so
+    gaps = np.any(np.isnan(np.stack(list(leads.values()))), axis=0)
+    if not gaps.any():
+        return leads
+    valid = np.flatnonzero(~gaps)
+    padded = [display(name) for name, values in leads.items() if np.isnan(values).any()]
+    if valid.size == 0 or valid[-1] - valid[0] + 1 != valid.size:
+        raise ECGNetError(f"{path}: lead(s) {', '.join(padded)} hold the waveform padding value (no signal) inside "
+                          "the recording: gaps in its leads are not read")
+    start, end = int(valid[0]), int(valid[-1]) + 1
+    cut = [f"{n / rate:.3g} s at the {where}" for n, where in ((start, "start"), (len(gaps) - end, "end")) if n]
+    notes.append(f"cut {' and '.join(cut)} where lead(s) {', '.join(padded)} hold the waveform padding value "
+                 "(no signal)")
+    return {name: values[start:end] for name, values in leads.items()}
 
 
 def _check_inflated_size(data: bytes, path: Path, limits: ReadLimits) -> None:
@@ -144,18 +210,37 @@ def _transfer_syntax(data: bytes) -> tuple[str | None, int]:
     return syntax, at
 
 
-def _rhythm_group(groups, path: Path):
+def _rhythm_groups(groups, path: Path) -> list:
     """The multiplex group with the most standard leads among those not median beats (an original one on a
-    tie)."""
+    tie), then any other of its timing (rate, length, time offset) that holds leads it lacks: the IODs allow
+    the 12 leads in several groups (limb leads in one, chest leads in another)."""
     candidates = [g for g in groups if "MEDIAN" not in str(g.get("MultiplexGroupLabel", "")).upper()]
     if not candidates:
         raise ECGNetError(f"{path}: holds only median-beat waveforms, no rhythm recording")
 
-    def score(g):
-        leads = {_lead(ch)[1] for ch in g.get("ChannelDefinitionSequence", [])} - {None}
-        return len(leads), str(g.get("WaveformOriginality", "ORIGINAL")).upper() == "ORIGINAL"
+    def leads(g) -> set:
+        return {_lead(ch)[1] for ch in g.get("ChannelDefinitionSequence", [])} - {None}
 
-    return max(candidates, key=score)
+    def timing(g) -> tuple:
+        return tuple(_value(g.get(k)) for k in ("SamplingFrequency", "NumberOfWaveformSamples",
+                                                 "MultiplexGroupTimeOffset"))
+
+    best = max(candidates, key=lambda g: (len(leads(g)), str(g.get("WaveformOriginality", "ORIGINAL")).upper()
+                                          == "ORIGINAL"))
+    chosen, have = [best], leads(best)
+    for g in candidates:
+        if g is not best and timing(g) == timing(best) and leads(g) - have:
+            chosen.append(g)
+            have |= leads(g)
+    return chosen
+
+
+def _value(value) -> float | str:
+    """A DS/US element as a number to compare ('500' = '500.0'; absent: 0), or its text when it is none."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _lead(ch) -> tuple[str, str | None]:
@@ -166,7 +251,7 @@ def _lead(ch) -> tuple[str, str | None]:
     m = re.fullmatch(r"(?:5\.6\.3-9-|2:)(\d+)", code)  # SCP-ECG lead code, or MDC's 2:N (same numbers)
     label = str(ch.get("ChannelLabel", ""))  # free text: used only when the coded source names no lead
     if (m and int(m.group(1)) == _SCP_INVERTED_AVR) or inverted(meaning):
-        return meaning or code, None  # −aVR by its code or its meaning: not the standard lead, whatever the other says
+        return meaning or code, None  # −aVR by its code or meaning: not the standard lead, whatever the other says
     name = lead_name(meaning) or lead_name(label)
     if name is None and m:
         name = _SCP_LEADS.get(int(m.group(1)))

@@ -3,19 +3,24 @@
 The fixed header is checked before edfio reads anything: the signal count against the budget, and the
 declared data records × samples per record against the budget and against the file's size (a truncated
 file is refused, not zero-padded). ECG channels are recognised by label (``I``, ``ECG II``, ``EKG V1``,
-``aVR`` …); EDF+ annotation channels are skipped. All ECG channels must share one sampling rate.
+``aVR``, ``V1-Ref`` …; a lead on two channels is refused); EDF+ annotation channels are skipped. All ECG
+channels must share one sampling rate. The padding MNE appends to fill the last data record (annotated
+``BAD_ACQ_SKIP``) is cut.
 Patient fields come from the EDF+ patient identification (code, sex, birth date, name); a plain EDF's free
 text is kept whole (``identification``). A discontinuous EDF+ (EDF+D) is refused: its segments are not one
-signal. The budget counts the ECG channels, the only ones decoded.
+signal (data-record onsets that differ from contiguous ones by less than half a sample, a writer's rounding,
+are no gap). The budget counts the ECG channels, the only ones decoded.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ecgnet.data.leads import display
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_on, sex_from
 from ecgnet.data.readers.common import assemble, check_lead_count, check_rate, lead_name, units_to_mv
@@ -55,6 +60,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     labels = [signal_header[16 * i:16 * (i + 1)].decode("latin-1").strip() for i in range(n_signals)]
     ecg = [i for i, label in enumerate(labels) if _lead(label) is not None]  # only these are decoded
     check_lead_count([_lead(labels[i]) for i in ecg], path)  # a 3-lead Holter: said first, not its length
+    _check_each_lead_once([labels[i] for i in ecg], path)
     field = head[244:252].decode("latin-1").strip()
     try:
         record_seconds = float(field)
@@ -68,22 +74,24 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     need = header_bytes + n_records * sum(per_record) * width
     if size < need:
         raise ECGNetError(f"{path}: {size} bytes, the header declares {need} ({n_records} records): truncated")
+    annotations = "BDF Annotations" if bdf else "EDF Annotations"  # edfio sets aside only its format's own
     try:
         rec = edfio.read_bdf(path) if bdf else edfio.read_edf(path, lazy_load_data=True)  # sizes checked above
     except Exception as e:  # edfio raises ValueError and others for malformed headers
         raise ECGNetError(f"{path}: cannot be read as {'BDF' if bdf else 'EDF'} ({type(e).__name__}: {e})") from e
-    if not rec.is_continuous:  # EDF+D: its data records' onsets leave gaps
+    layout = _Layout(header_bytes, per_record, width, labels.index(annotations) if annotations in labels else None)
+    if not rec.is_continuous and _gap(path, layout, n_records, record_seconds, most / record_seconds):
         raise ECGNetError(f"{path}: a discontinuous EDF+ recording (EDF+D, gaps between its data records): not "
                           "read — joined, its segments would make one signal that was never recorded")
-    rates, leads, warnings = set(), {}, []
+    rates, leads, warnings, notes = set(), {}, [], []
     # physical dimensions as the header's bytes hold them (edfio decodes ASCII only: a Latin-1 or UTF-8 'µV' is '�V')
-    dimensions = [_dimension(signal_header[96 * n_signals + 8 * i:96 * n_signals + 8 * (i + 1)]) for i in range(n_signals)]
-    annotations = "BDF Annotations" if bdf else "EDF Annotations"  # edfio sets aside only its format's own
+    dimensions = [_dimension(signal_header[96 * n_signals + 8 * i:96 * n_signals + 8 * (i + 1)])
+                  for i in range(n_signals)]
     ordinary = [i for i, label in enumerate(labels) if label != annotations]
     unspecified = []
     for sig, index in zip(rec.signals, ordinary):  # edfio's signals: the header's, less the annotation channels
         name = _lead(sig.label)
-        if name is None or name in leads:
+        if name is None:
             continue
         rate = float(sig.sampling_frequency)
         limits.check_samples(int(round(rec.duration * rate)), len(ecg), rate, path)
@@ -101,8 +109,69 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         labels = ", ".join(s.label.strip() for s in rec.signals) or "none"
         raise ECGNetError(f"{path}: no ECG lead among its channels ({labels})")
     rate = check_rate(rates.pop(), path)
+    leads = _without_padding(rec, leads, rate, notes)
     patient, age, sex = _patient(rec)
-    return assemble(path, leads, rate, "edf", patient=patient, warnings=warnings, age=age, sex=sex)
+    return assemble(path, leads, rate, "edf", patient=patient, warnings=warnings, notes=notes, age=age, sex=sex)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a data record keeps each signal: the header's size, samples per record, bytes per sample, and the
+    (first) annotation signal, whose first TAL is the record's onset (None: plain EDF)."""
+
+    header_bytes: int
+    per_record: list[int]
+    width: int
+    annotations: int | None
+
+
+def _check_each_lead_once(labels: list[str], path: Path) -> None:
+    """Refuse a lead on two channels ('ECG II' beside 'II'): which is the 12-lead's is unclear (WFDB likewise)."""
+    names = [_lead(label) for label in labels]
+    twice = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+    if twice:
+        said = "; ".join(f"{display(n)} on {', '.join(repr(lb) for lb, m in zip(labels, names) if m == n)}"
+                         for n in twice)
+        raise ECGNetError(f"{path}: lead(s) on more than one channel ({said}); which to read is unclear")
+
+
+def _gap(path: Path, layout: _Layout, n_records: int, record_seconds: float, rate: float) -> bool:
+    """Whether a data record's onset (its first TAL) leaves a gap after the one before: more than half a sample
+    from contiguous. edfio compares the onsets exactly, so '6.988821000000001' after '5.990418' with records of
+    0.998403 s (edfio's own rounding, in a file MNE exported at 250.4 Hz) was a gap."""
+    if layout.annotations is None or n_records < 2:
+        return False
+    start = layout.width * sum(layout.per_record[:layout.annotations])
+    size = layout.width * layout.per_record[layout.annotations]
+    stride = layout.width * sum(layout.per_record)
+    data = np.memmap(path, np.uint8, "r", offset=layout.header_bytes, shape=(n_records, stride))
+    onsets = []
+    for record in data[:, start:start + size]:
+        m = re.match(rb"([+-]\d+(?:\.\d*)?)\x14\x14", bytes(record))
+        if m is None:
+            raise ECGNetError(f"{path}: data record {len(onsets) + 1} has no onset in its annotation signal (EDF+ "
+                              "needs one per record): not a valid EDF+ file")
+        onsets.append(float(m.group(1)))
+    steps = np.diff(onsets) - record_seconds
+    return bool(np.any(np.abs(steps) > 0.5 / rate))
+
+
+def _without_padding(rec, leads: dict, rate: float, notes: list[str]) -> dict:
+    """The leads less the tail MNE pads its last data record with (its last values, annotated 'BAD_ACQ_SKIP' to
+    the recording's end): 10.002 s exported by MNE read as 11 s, a flat second appended to every lead."""
+    n = len(next(iter(leads.values())))
+    try:
+        annotations = list(rec.annotations)
+    except Exception:  # malformed TALs: the padding, if any, stays
+        return leads
+    ends = [a.onset for a in annotations if a.text == "BAD_ACQ_SKIP" and a.duration
+            and a.onset + a.duration >= n / rate - 1 / rate]
+    keep = int(round(min(ends) * rate)) if ends else n
+    if not 2 <= keep < n:
+        return leads
+    notes.append(f"cut the last {(n - keep) / rate:.3g} s: padding of the last data record (annotated BAD_ACQ_SKIP, "
+                 "as MNE exports), not ECG")
+    return {name: values[:keep] for name, values in leads.items()}
 
 
 def _dimension(field: bytes) -> str:
@@ -114,8 +183,10 @@ def _dimension(field: bytes) -> str:
 
 
 def _lead(label: str) -> str | None:
-    """'ECG I', 'EKG-V1', 'ECG_II': the prefix and its separator go; 'ECG -aVR' keeps its sign (an inverted lead)."""
-    return lead_name(re.sub(r"^(ECG|EKG)(-|_|\s*)", "", label.strip(), flags=re.I))
+    """'ECG I', 'EKG-V1', 'ECG_II': the prefix and its separator go; 'ECG -aVR' keeps its sign (an inverted lead);
+    a reference suffix goes too ('V1-Ref', 'ECG I-REF': EEG-style montages name each channel against its reference)."""
+    label = re.sub(r"[-\s]+ref$", "", label.strip(), flags=re.I)
+    return lead_name(re.sub(r"^(ECG|EKG)(-|_|\s*)", "", label, flags=re.I))
 
 
 def _patient(rec) -> tuple[dict, float | None, str | None]:
