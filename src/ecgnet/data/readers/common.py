@@ -156,6 +156,10 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
         signal = np.stack([np.asarray(leads[lead], np.float64) for lead in LEADS])
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{path}: the signal contains NaN or infinite samples")
+    if np.all(signal == signal[:1]):  # a leads-off recording: a flat line, perhaps the cart's calibration pulse
+        warnings = [*warnings, ("all 12 leads are identical throughout: no ECG was recorded (electrodes off?), only "
+                                "a flat line or the device's calibration pulse")]
+        amplitude_trusted = False
     signal, trimmed = _trim_calibration(signal, rate)
     rec = ECGRecord(path, signal, float(rate), float(rate), list(warnings), amplitude_trusted, age, sex,
                     format=fmt, derived_leads=[_display(d) for d in derived],

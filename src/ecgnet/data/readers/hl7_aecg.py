@@ -168,13 +168,16 @@ def _sex(root) -> str | None:
 
 
 def _age(root) -> float | None:
-    """The reported age (LOINC 21612-7), else from the subject's birthTime to the ECG's effectiveTime."""
+    """The reported age (LOINC 21612-7) when it has a value, else from the subject's birthTime to the ECG's
+    effectiveTime."""
     for obs in root.iter("relatedObservation"):
         code = obs.find("code")
         if code is not None and code.get("code") == "21612-7":  # LOINC: reported age
             value = obs.find("value")
             if value is not None and (value.get("unit") or "a") in ("a", "yr", "year", "years"):
-                return age_from(value.get("value"))
+                age = age_from(value.get("value"))
+                if age is not None:  # Philips' aECG export writes the observation without a value: use birthTime
+                    return age
     person, effective = _subject(root), root.find("effectiveTime")
     birth = person.find("birthTime") if person is not None else None
     when = next((e.get("value") for e in (effective.find("low"), effective.find("center"), effective)

@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
+from ecgnet.data.leads import INDEPENDENT
 from ecgnet.data.limits import ReadLimits
 from ecgnet.data.patient import age_from, age_on, sex_from
 from ecgnet.data.readers.common import assemble, b64_samples, check_rate, lead_name, number, read_xml, text
@@ -64,7 +65,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         digital = flat.reshape(len(labels), samples).astype(np.int64)
     else:
         raise ECGNetError(f"{path}: waveform compression {compression!r} is not read (XLI or uncompressed)")
-    digital = _limb_leads(digital, labels, warnings)
+    digital = _limb_leads(digital, labels, warnings, residuals=compression.upper() == "XLI")
     leads = {}
     for label, values in zip(labels, digital):
         name = lead_name(label)
@@ -139,8 +140,11 @@ def _xli(data: str, n_leads: int, samples: int, limits: ReadLimits, path: Path) 
     return np.stack(out)
 
 
-def _limb_leads(digital: np.ndarray, labels: list[str], warnings: list[str]) -> np.ndarray:
-    """XLI stores III, aVR, aVL, aVF as residuals: rebuild them when that makes III = II − I hold."""
+def _limb_leads(digital: np.ndarray, labels: list[str], warnings: list[str], residuals: bool) -> np.ndarray:
+    """XLI stores III, aVR, aVL, aVF as residuals against I and II (the reference decoder, sierraecg, always rebuilds
+    them): rebuild them when that makes III = II − I hold. Only samples where the independent leads differ decide: a
+    calibration pulse (1 mV on every lead) or a flat, leads-off recording fits neither reading, and where nothing
+    decides the format's own reading stands (``residuals``: rebuilt for XLI, as stored when uncompressed)."""
     names = [lead_name(x) for x in labels]
     if not all(n in names for n in ("I", "II", "III", "AVR", "AVL", "AVF")):
         return digital
@@ -148,11 +152,14 @@ def _limb_leads(digital: np.ndarray, labels: list[str], warnings: list[str]) -> 
     rebuilt_iii = ii - i - iii
     rebuilt = {"III": rebuilt_iii, "AVR": -avr - np.floor_divide(i + ii, 2),
                "AVL": np.floor_divide(i - rebuilt_iii, 2) - avl, "AVF": np.floor_divide(ii + rebuilt_iii, 2) - avf}
-    as_stored = np.abs(iii - (ii - i)).mean()
-    as_rebuilt = np.abs(rebuilt["III"] - (ii - i)).mean()
-    if as_stored <= as_rebuilt:
-        if as_stored > 2:
-            warnings.append("lead III does not equal II − I as stored or rebuilt: limb leads may be wrong")
+    independent = digital[[k for k, n in enumerate(names) if n in INDEPENDENT]]
+    deciding = ~np.all(independent == independent[:1], axis=0)  # not a calibration pulse or a flat stretch
+    as_stored = np.abs(iii - (ii - i))[deciding].mean() if deciding.any() else 0.0
+    as_rebuilt = np.abs(rebuilt_iii - (ii - i))[deciding].mean() if deciding.any() else 0.0
+    rebuild = as_rebuilt < as_stored or (as_rebuilt == as_stored and residuals)
+    if min(as_stored, as_rebuilt) > 2:
+        warnings.append("lead III does not equal II − I as stored or rebuilt: limb leads may be wrong")
+    if not rebuild:
         return digital
     out = digital.copy()
     for name, values in rebuilt.items():
