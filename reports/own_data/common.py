@@ -63,11 +63,11 @@ def provenance_block(seed: int) -> dict:
 
 def save(name: str, obj) -> Path:
     path = OUT / name
-    path.write_text(json.dumps(obj, indent=1, default=_plain) + "\n")
+    path.write_text(json.dumps(obj, indent=1, default=plain) + "\n")
     return path
 
 
-def _plain(x):
+def plain(x):
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):

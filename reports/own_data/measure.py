@@ -21,6 +21,7 @@ These records only *measure*: every setting here is a shipped default chosen on 
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 
@@ -29,7 +30,8 @@ from ecgnet.training.collection import cross_validate, fit_once, paired_vs, pred
 from ecgnet.training.finetune import finetune_config, load_source
 
 from reports import usage
-from reports.own_data.common import OUT, RUNS, THREADS, provenance_block, ptbxl_fold10_auc, save, scratch_config
+from reports.own_data.common import (OUT, RUNS, THREADS, plain, provenance_block, ptbxl_fold10_auc, save,
+                                     scratch_config)
 
 SEED = 0
 MANIFEST = OUT / "cinc2021_samples.csv"
@@ -51,8 +53,24 @@ def configs(source):
                                              {"training.threads": THREADS, "training.lr": 0.01}))}
 
 
+_READ: dict = {}  # results.json as this process read it: what save_results compares with
+
+
 def results() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    global _READ
+    _READ = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    return json.loads(json.dumps(_READ))  # a copy the caller changes
+
+
+def save_results(out: dict) -> None:
+    """The entries this process changed, written into results.json as it is now: two measurements run side by side
+    (``default`` beside ``strategies``) each kept the other's old entry, and the last to finish undid the first."""
+    from filelock import FileLock
+
+    with FileLock(f"{tempfile.gettempdir()}/ecgnet_own_data_results.lock"):
+        now = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        changed = {k: v for k, v in json.loads(json.dumps(out, default=plain)).items() if _READ.get(k) != v}
+        save(RESULTS.name, {**now, **changed})
 
 
 def summarise(cv: dict, y, zero, classes) -> dict:
@@ -82,7 +100,7 @@ def strategies() -> None:
             entry[name]["config"] = {"lr": config.training.lr, "epochs": config.training.epochs,
                                      "batch_size": config.training.batch_size, "patience": config.training.patience}
             print(protocol, name, cv["pooled"]["macro_auc"], flush=True)
-            save("results.json", out)
+            save_results(out)
 
 
 def default() -> None:
@@ -102,7 +120,7 @@ def default() -> None:
         cv = cross_validate(c, config, folds_dir, source, mode, k, leave, 0.2, False, N_BOOT, print)
         entry[protocol] = summarise(cv, c.y, cv["zero_shot_p"], c.classes)
         print(protocol, mode, config.training.lr, cv["pooled"]["macro_auc"], cv["vs_zero_shot"], flush=True)
-    save("results.json", out)
+    save_results(out)
 
 
 def curve(default: bool = False) -> None:
@@ -130,7 +148,7 @@ def curve(default: bool = False) -> None:
         label = "all" if n is None else str(n)
         entry["points"][label] = {"records_per_fold": sizes, "pooled": cv["pooled"], "vs_zero_shot": cv["vs_zero_shot"]}
         print("curve", label, sizes, cv["pooled"]["macro_auc"]["value"], flush=True)
-        save("results.json", out)
+        save_results(out)
 
 
 def forget() -> None:
@@ -157,7 +175,7 @@ def forget() -> None:
                        "train_records": int((~val).sum()), "inner_validation_records": int(val.sum()),
                        "finetune": info.get("finetune")}
         print("forget", name, entry[name]["ptbxl_fold10_macro_auc"], flush=True)
-        save("results.json", out)
+        save_results(out)
 
 
 def perfold() -> None:
@@ -182,7 +200,7 @@ def perfold() -> None:
         out[protocol]["per_fold_table"] = table
         out[protocol]["mean_per_fold_macro_auc"] = means
         print(protocol, means)
-    save("results.json", out)
+    save_results(out)
 
 
 def rescore() -> None:
@@ -198,7 +216,7 @@ def rescore() -> None:
                                  "macro_auc": score(c.y, zero, c.classes, None, N_BOOT, SEED)["macro_auc"],
                                  "measured_before": before}
     print("zero-shot now", out["zero_shot_rescored"]["macro_auc"], "before", before)
-    save("results.json", out)
+    save_results(out)
 
 
 if __name__ == "__main__":
