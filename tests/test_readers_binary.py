@@ -235,7 +235,9 @@ def test_files_of_other_kinds_get_one_line_naming_what_they_are(tmp_path):
                                         ("ECG-I", "I"), ("Lead V2", "V2"), ("vx", None), ("MLII", None),
                                         ("Lead -aVR", None), ("ECG Lead -aVR", None), ("MDC_ECG_LEAD_-aVR", None),
                                         ("ECG -aVR", None), ("lead_-III", None), ("EKG-V1", "V1"),
-                                        ("ECG - I", "I"), ("Lead - II", "II"), ("EKG - V1", "V1")])  # a spaced dash
+                                        ("ECG - I", "I"), ("Lead - II", "II"), ("EKG - V1", "V1"),  # a spaced dash
+                                        ("ECG LA-RA", "I"), ("LL-RA", "II"), ("LL-LA", "III"),  # electrode pairs
+                                        ("RA-LA", None), ("RA-LL", None)])  # the reverse pair is the inverted lead
 def test_device_lead_labels(label, lead):
     from ecgnet.data.readers.common import lead_name
 

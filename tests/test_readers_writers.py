@@ -406,3 +406,16 @@ def test_a_multi_segment_record_is_refused_as_such(tmp_path):
         read_ecg_any(tmp_path / "multi.hea", 100, resample=True)
     assert "\n" not in str(e.value)
     assert read_ecg(tmp_path / "seg_0.hea", 500).signal.shape == (12, 2500)
+
+
+def test_a_dicom_channel_without_sensitivity_is_read_but_not_trusted(tmp_path):
+    """ChannelSensitivity is required of calibrated samples (PS3.3 C.10.9.1.4): without it the samples' scale is
+    unknown. Read as 1 µV per unit, as before, but said, and the amplitudes not trusted (no calls are made)."""
+    x = ecg(500)
+    group = dicom_group(x, sensitivity=1.0)
+    for channel in group.ChannelDefinitionSequence[:2]:  # I and II
+        del channel.ChannelSensitivity
+    rec = read_quietly(dicom_file(tmp_path / "raw.dcm", [group]))
+    assert np.abs(rec.signal - x).max() < 0.002 and not rec.amplitude_trusted
+    assert any("lead(s) I, II without ChannelSensitivity" in w for w in rec.warnings)
+    assert read_quietly(dicom_file(tmp_path / "ok.dcm", [dicom_group(x)])).amplitude_trusted

@@ -17,7 +17,9 @@ LIMB_FROM_I_II = {
     "AVF": lambda i, ii: ii - i / 2,
 }
 _ALIASES = {"DI": "I", "DII": "II", "DIII": "III", "LEADI": "I", "LEADII": "II", "LEADIII": "III",
-            "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III"}  # not "1"/"ECG1": Holter channels
+            "EINTHOVENI": "I", "EINTHOVENII": "II", "EINTHOVENIII": "III",  # not "1"/"ECG1": Holter channels
+            # electrode pairs, positive electrode first (polysomnography EDFs: 'ECG LA-RA'); 'RA-LA' is −I: no lead
+            "LARA": "I", "LLRA": "II", "LLLA": "III"}
 
 
 # a minus at the start, or after a space or an underscore, directly before a lead's name ('-aVR', 'Lead -aVR',

@@ -82,13 +82,24 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
     leads: dict[str, np.ndarray] = {}
     for group in chosen:
         _group_leads(group, path, little_endian, leads, warnings)
+    uncalibrated = _uncalibrated(chosen, leads)
+    if uncalibrated:
+        warnings.append(f"lead(s) {', '.join(display(x) for x in uncalibrated)} without ChannelSensitivity: samples "
+                        "not calibrated (read as 1 µV per unit), amplitudes not trusted")
     notes = [] if len(chosen) == 1 else [f"the leads come from {len(chosen)} multiplex groups of one recording ("
                                          f"{', '.join(repr(str(g.get('MultiplexGroupLabel', ''))) for g in chosen)})"]
     leads = _without_padding(leads, rate, path, warnings, notes)
     if sop not in ECG_SOP_CLASSES:
         notes.append(f"ECG waveform filed under SOP class {sop or '(none)'}, not an ECG storage class")
     return assemble(path, leads, rate, "dicom", statements=_statements(ds), patient=_patient(ds), warnings=warnings,
-                    notes=notes, age=_age(ds), sex=sex_from(ds.get("PatientSex")))
+                    notes=notes, age=_age(ds), sex=sex_from(ds.get("PatientSex")), amplitude_trusted=not uncalibrated)
+
+
+def _uncalibrated(groups, leads: dict) -> list[str]:
+    """The standard leads read whose channel has no ChannelSensitivity (DICOM requires it of calibrated samples)."""
+    missing = {_lead(ch)[1] for g in groups for ch in g.get("ChannelDefinitionSequence", [])
+               if ch.get("ChannelSensitivity") in (None, "")}
+    return [lead for lead in leads if lead in missing]
 
 
 def _group_leads(group, path: Path, little_endian: bool, leads: dict[str, np.ndarray], warnings: list[str]) -> None:
