@@ -204,7 +204,7 @@ def perfold() -> None:
 
 
 def rescore() -> None:
-    """Zero-shot again with the present code (each record's centre 10 s, as cross-validation scores), beside the
+    """Zero-shot again with the present code (scored as cross-validation scores), beside the
     figure the strategies measured: a code change that moves the signals (2026-12-07: resampling no longer pads
     a record's ends with zeros) is checked against the committed measurement without retraining."""
     source, c = load()

@@ -34,9 +34,10 @@ def main() -> None:
              "`ecgnet/data/snomed_ptbxl.csv`. AUC with 90 % bootstrap intervals over records (1000 resamples) on "
              "pooled out-of-fold predictions; Δ = paired bootstrap of macro AUC vs zero-shot on the same records "
              "(p: one-sided, fraction of resamples with Δ ≤ 0). Every model, zero-shot included, scores each "
-             "record's 10 s as training sees it (a longer record's centre 10 s); `ecgnet evaluate-external` scores "
-             "a longer record in 10 s segments, as `predict` does, and gives the zero-shot model other figures "
-             "(`long_time` 0.798 macro, `benchmarks/results/bench_distill.json`). Seed 0; commands and revision in `results.json`.", ""]
+             "record as `predict` does (a record over 10 s: the mean over its consecutive 10 s segments; training "
+             "drew one of its segments each time it drew the record), so the zero-shot row is what `ecgnet "
+             "evaluate-external` gives on these records (`long_time` 0.798 macro, "
+             "`benchmarks/results/bench_distill.json`). Seed 0; commands and revision in `results.json`.", ""]
     for protocol in ("5-fold", "leave-one-source-out"):
         if protocol not in r:
             continue
