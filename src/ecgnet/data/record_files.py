@@ -3,8 +3,10 @@ the formats :mod:`ecgnet.data.readers` reads), in a stable order.
 
 - a ``.hea`` / ``.dat`` / ``.mat`` file or a record name: that record;
 - any other existing file: itself (its format is detected from its content when it is read);
-- a folder: every ``.hea`` below it, and every file whose content is an ECG format ECGNet reads
-  (MUSE/Philips/HL7 XML, DICOM, SCP-ECG, EDF) — recursive, sorted; other files are passed over;
+- a folder: every ``.hea`` below it, every file whose content is an ECG format ECGNet reads
+  (MUSE/Philips/HL7 XML, DICOM, SCP-ECG, EDF), every file named as one (``.xml``, ``.dcm``, ``.scp``,
+  ``.edf``, ``.bdf``: an empty or damaged one fails on its own row instead of vanishing) and every WFDB
+  signal file without its header — recursive, sorted; other files are passed over;
 - a ``RECORDS`` file (PhysioNet's list): each line is a record name relative to its folder, or a
   sub-folder (``p10/``) whose own ``RECORDS`` (or, failing that, headers) is read in turn. A line that
   leaves the list's folder (``../``, ``/``) is refused; a list reached twice (a cycle) is read once.
@@ -40,12 +42,21 @@ def _expand(path: Path, seen: set[Path] | None = None) -> list[Path]:
     return [header_path(path)]
 
 
+ECG_SUFFIXES = (".xml", ".dcm", ".scp", ".edf", ".bdf")  # a file named so is an ECG even when it cannot be read
+
+
 def _is_record(path: Path) -> bool:
-    """A WFDB header, or a single-file ECG by its content (a WFDB signal file is reached by its header)."""
-    if path.suffix.lower() == ".hea":
+    """A WFDB header, a file named or made as a single-file ECG, or a WFDB signal file whose header is missing
+    (a signal file with its header is reached by the header)."""
+    suffix = path.suffix.lower()
+    if suffix == ".hea":
         return True
-    if path.suffix.lower() in (".dat", ".mat") or not path.is_file():
+    if suffix in (".dat", ".mat"):
+        return path.is_file() and not header_path(path).is_file()
+    if not path.is_file():
         return False
+    if suffix in ECG_SUFFIXES:
+        return True
     from ecgnet.data.readers import detect
     from ecgnet.errors import ECGNetError
 

@@ -43,6 +43,8 @@ def detect(path: str | Path) -> str:
         raise ECGNetError(f"{path}: no such file")
     if not path.is_file():
         raise ECGNetError(f"{path}: not a regular file")
+    if path.suffix.lower() in (".dat", ".mat"):  # a signal file whose header _wfdb_header did not find
+        raise ECGNetError(f"{path}: a WFDB signal file without its header ({header_path(path).name} is missing)")
     try:
         with open(path, "rb") as f:
             head = f.read(16384)  # an XML prologue's comments can be long
