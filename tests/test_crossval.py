@@ -65,7 +65,8 @@ def _fold(fold_of, test):
 
 
 def test_fold_column_is_used_and_must_match():
-    c = replace(collection(), folds=np.arange(120) % 3 + 1)
+    c = collection()
+    c = replace(c, folds=c.patients.astype(int) % 3 + 1)  # each patient in one fold
     fold_of, names = cv_folds(c, None, None)
     np.testing.assert_array_equal(fold_of, c.folds)
     with pytest.raises(ECGNetError, match="--folds 5: the manifest's fold column has 3 folds"):
@@ -74,6 +75,20 @@ def test_fold_column_is_used_and_must_match():
     assert set(c.folds[assignment["test"]]) == {3} and set(c.folds[assignment["val"]]) == {2}
     with pytest.raises(ECGNetError, match="--leave-out takes 'source'"):
         cv_folds(c, None, "patient")
+
+
+def test_a_fold_column_that_splits_a_patient_is_refused_by_cross_validation_and_training_once():
+    """A user's fold column with one patient in folds 1 and 2 trained and reported 'patients never split across
+    folds' (found in a user-workflow audit): the held-out records of a patient the model trained on."""
+    c = collection()
+    patients, folds = c.patients.copy(), c.patients.astype(int) % 3 + 1
+    patients[1] = patients[0]  # the patient's record 1 in another fold than record 0
+    folds[1] = folds[0] % 3 + 1
+    c = replace(c, folds=folds, patients=patients, info={"manifest": "m.csv"})
+    for run in (lambda: cv_folds(c, None, None), lambda: once_assignment(c)):
+        with pytest.raises(ECGNetError, match=rf"m.csv: the fold column puts 1 patient\(s\) in more than one "
+                                              rf"fold: '{patients[0]}' \(folds \d, \d\)"):
+            run()
 
 
 def test_folds_and_leave_out_together_are_refused_before_anything_is_read(tmp_path):
@@ -161,3 +176,23 @@ def test_a_collection_with_nothing_to_learn_is_refused_and_a_one_sided_class_is_
     check_learnable(collection([[1, 0], [0, 0], [1, 1]]), lines.append)  # both sides for each: silent
     check_learnable(collection([[1, 0], [0, 0], [1, 0]]), lines.append)
     assert lines == ["warning: MI is negative in all 3 labelled records: it cannot be learned or scored"]
+
+
+@pytest.mark.parametrize("folds, leave_out, message", [
+    (100, None, "cannot make 100 patient-grouped folds from 4 patients"),
+    (None, "source", "the manifest names no source")])
+def test_refused_folds_leave_no_half_made_run(tmp_path, folds, leave_out, message):
+    """A cross-validation refused for its folds left RUN/INCOMPLETE and a config, whose 'resume with … --resume'
+    could never work (found in a user-workflow audit): the folds are checked before anything is written."""
+    from conftest import write_wfdb
+
+    from ecgnet.training.collection_command import train_command
+
+    for i in range(4):
+        write_wfdb(tmp_path / "recs", f"r{i}", fs=100, seed=i)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("record,NORM,MI\n" + "".join(f"recs/r{i}.hea,{i % 2},{1 - i % 2}\n" for i in range(4)))
+    with pytest.raises(ECGNetError, match=message):
+        train_command(None, ["name=refused", "training.threads=1"], manifest=manifest, source="long_time",
+                      folds=folds, leave_out=leave_out, runs_dir=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs" / "refused").exists()

@@ -217,6 +217,10 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Site profile clinic" in result.stdout and (run / "profiles" / "clinic.json").is_file()
     assert "f1 thresholds (shrinkage 40)" in result.stdout
+    said = " ".join(result.stdout.split())  # an unreadable record was left out without a word (a user-workflow audit)
+    assert "(1 unreadable, left out)" in said and "unreadable: " in said and "R15.hea" in said
+    assert "Unreadable records (left out of the profile)" in (run / "profiles" / "clinic" / "report.md").read_text()
+    assert "replaced" not in said
     out = tmp_path / "eval"
     result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "clinic", "--out",
                                  str(out), "--n-boot", "20", "--no-progress"])
@@ -230,12 +234,29 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     result = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "warm", "--folds", "3",
                                  "--n-boot", "20", "--no-progress"])
     assert result.exit_code == 0, result.output
+    again = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "warm", "--folds", "3",
+                                "--n-boot", "20", "--no-progress"])  # a profile replaced silently (a workflow audit)
+    assert again.exit_code == 0 and "replaced the earlier profile 'warm' (fitted on 15 records, " in again.stdout
     profile = json.loads((run / "profiles" / "warm.json").read_text())
     from ecgnet.evaluation.recalibration import carry_threshold
 
     for c in profile["classes"]:
         carried = carry_threshold(profile["run_thresholds"][c], profile["calibrators"][c])
         assert f"{c:<5} threshold {carried:.3f} → {profile['thresholds'][c]:.3f}" in result.stdout, c
+    # evaluate --site wrote the run's raw p_ beside calibrated thresholds: rescoring its CSV gave other balanced
+    # accuracies than its metrics.json (found in a user-workflow audit); q_ holds what the figures score
+    out = tmp_path / "eval_warm"
+    assert runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "warm", "--out",
+                               str(out), "--n-boot", "20", "--no-progress"]).exit_code == 0
+    from sklearn.metrics import balanced_accuracy_score
+
+    table, metrics = pd.read_csv(out / "predictions.csv"), json.loads((out / "metrics.json").read_text())
+    assert (table[[f"q_{c}" for c in profile["classes"]]].to_numpy() != table[[f"p_{c}" for c in
+                                                                                profile["classes"]]].to_numpy()).any()
+    for c, e in metrics["per_class"].items():
+        known = table[table[f"q_{c}"].notna() & table[f"y_{c}"].notna()]  # scored: readable, labelled
+        called = (known[f"q_{c}"] >= profile["thresholds"][c]).astype(int)
+        assert balanced_accuracy_score(known[f"y_{c}"], called) == pytest.approx(e["balanced_accuracy"], abs=1e-9), c
 
     result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "elsewhere",
                                  "--no-progress", "--out", str(tmp_path / "never")])

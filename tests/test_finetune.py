@@ -483,6 +483,14 @@ def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_train
     scored = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--n-boot", "20",
                                       "--out", str(tmp_path / "ev"), "--no-progress"])
     assert scored.exit_code == 0 and "these figures are in-sample" in " ".join(scored.output.split())
+    trained_on = (run / "trained_on.txt").read_text().splitlines()  # training + validation rows, not the test's
+    assert 30 <= len(trained_on) < 40 and all(Path(k).is_absolute() for k in trained_on)
+    copy = tmp_path / "copy.csv"  # the same records under another manifest's name: in-sample all the same
+    copy.write_text(manifest.read_text())
+    copied = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(copy), "--n-boot", "20",
+                                      "--out", str(tmp_path / "ev_copy"), "--no-progress"])
+    assert copied.exit_code == 0 and f"the run was trained on {len(trained_on)} of the 40 records of this " \
+        "manifest: these figures are in-sample" in " ".join(copied.output.split()), copied.output
     with open(manifest, "a") as fh:  # a bad row, left out with --skip-bad: listed, and counted
         fh.write("missing.hea,p99,site0,1,0\n")
     skipped = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--skip-bad", "--n-boot",

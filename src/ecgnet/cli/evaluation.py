@@ -136,13 +136,20 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                 limits=read_limits(max_seconds, max_signals, max_values))
     ev = profile["evaluation"]
     shrunk = f" (shrinkage {profile['shrinkage']:g})" if profile.get("shrinkage") is not None else ""
-    skipped = profile["manifest"]["rows_skipped"]
+    skipped, unreadable = profile["manifest"]["rows_skipped"], profile["manifest"].get("unreadable", [])
     console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: "
                   f"{profile['manifest']['records_used']} records"
                   + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
+                  + (f" ({len(unreadable)} unreadable, left out)" if unreadable else "")
                   + f", {method} thresholds{shrunk}, {calibration} calibration")
     for row in skipped:
         err.print(f"skipped {escape(row['row'])}: {escape(row['why'])}", highlight=False)
+    print_unreadable(unreadable)  # fitted without them: named, as evaluate names them
+    if profile.get("replaces"):
+        r = profile["replaces"]
+        console.print(f"[yellow]replaced[/] the earlier profile '{escape(site)}'"
+                      + (f" (fitted on {r['records']} records, {r['date']})" if r.get("records") is not None else ""),
+                      highlight=False, soft_wrap=True)
     if profile["manifest"].get("classes_missing"):
         console.print(f"not labelled in the manifest (the run's thresholds kept): "
                       f"{escape(', '.join(profile['manifest']['classes_missing']))}")

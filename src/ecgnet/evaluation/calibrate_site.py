@@ -14,6 +14,7 @@ the run directory first, and the profile goes into the copy.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections.folds import stratified_group_folds
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation.labelled import predict_collection, trained_here
+from ecgnet.evaluation.labelled import in_sample_warning, predict_collection, trained_here
 from ecgnet.evaluation.recalibration import KINDS
 from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
@@ -35,8 +36,8 @@ from ecgnet.runs.directory import weights_sha256
 DEFAULT_SHRINKAGE = 40.0  # chosen on sites drawn from PTB-XL's site 2: reports/own_data/calibration/shrinkage.md
 
 
-IN_SAMPLE_SITE = ("the run was trained on this manifest's records: its probabilities on them are in-sample, so the "
-                  "'held-out' figures below are optimistic — calibrate on records the run has not seen")
+IN_SAMPLE_SITE = ("its probabilities on them are in-sample, so the 'held-out' figures below are optimistic — "
+                  "calibrate on records the run has not seen")
 
 
 def default_shrinkage(method: str) -> float:
@@ -177,6 +178,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     fitted = {c: True if site_fit["fitted"][i] else
               ("not labelled in the manifest" if c in match.missing else site_fit["reasons"][i])
               for i, c in enumerate(classes)}
+    in_sample = in_sample_warning(trained_here(predictor, collection), len(collection), IN_SAMPLE_SITE)
     profile = {"site": site, "run": predictor.info["name"], "weights_sha256": weights_sha256(run_dir),
                "classes": classes,
                "thresholds": dict(zip(classes, site_fit["thresholds"])),
@@ -193,7 +195,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                             "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
                             "classes_missing": match.missing, "classes_ignored": match.ignored},
                "evaluation": {**evaluation, "warnings": match.warnings + evaluation.get("warnings", [])
-                              + ([IN_SAMPLE_SITE] if trained_here(predictor, collection) else [])},
+                              + ([in_sample] if in_sample else [])},
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}
     out = profiles.report_dir(run_dir, site)
@@ -207,6 +209,14 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     from ecgnet.evaluation.site_report import write_site_report
 
     report = write_site_report(out, profile, y, p, q)
+    earlier = profiles.profile_path(run_dir, site)
+    if earlier.is_file():  # replaced, and said so: a profile fitted on 2 records overwrote one fitted on 46
+        try:
+            before = json.loads(earlier.read_text())
+            profile["replaces"] = {"records": before["manifest"]["records_used"], "date": before.get("date"),
+                                   "manifest": before["manifest"].get("path")}
+        except (OSError, ValueError, KeyError, TypeError):
+            profile["replaces"] = {"records": None, "date": None, "manifest": None}
     path = profiles.save_profile(run_dir, profile)  # last: a profile exists only with its report
     return {**profile, "path": str(path), "report": str(report)}
 

@@ -120,9 +120,26 @@ def arrays(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndar
     return (scored[[f"y_{c}" for c in classes]].to_numpy(float), scored[[f"p_{c}" for c in classes]].to_numpy(float))
 
 
-def trained_here(predictor, collection: Collection) -> bool:
-    """Whether the run was trained on the manifest ``collection`` was read from (run.json's collection): its
-    figures on those records are in-sample."""
-    trained = (predictor.info.get("collection") or {}).get("manifest")
+def trained_here(predictor, collection: Collection) -> int:
+    """How many of ``collection``'s records trained or validated the run (RUN/trained_on.txt; a copied, renamed or
+    extended manifest holds the same records): its figures on them are in-sample. A run trained before the list
+    was kept: all of them when the manifest is the file it was trained on, else 0."""
+    from ecgnet.data.collections.manifest import record_keys
+    from ecgnet.runs.directory import TRAINED_ON
+
+    listed = Path(predictor.run_dir) / TRAINED_ON
+    if listed.is_file():
+        trained = set(listed.read_text(encoding="utf-8").splitlines())
+        return sum(key in trained for key in record_keys(collection))
+    trained_manifest = (predictor.info.get("collection") or {}).get("manifest")
     manifest = collection.info.get("manifest")
-    return bool(trained and manifest and Path(trained).resolve() == Path(manifest).resolve())
+    same = bool(trained_manifest and manifest and Path(trained_manifest).resolve() == Path(manifest).resolve())
+    return len(collection) if same else 0
+
+
+def in_sample_warning(n: int, total: int, consequence: str) -> str | None:
+    """The warning for ``n`` of ``total`` scored records that trained or validated the run (None when none did)."""
+    if not n:
+        return None
+    which = "all" if n == total else f"{n} of the {total}"
+    return f"the run was trained on {which} records of this manifest: {consequence}"

@@ -19,15 +19,15 @@ import pandas as pd
 from ecgnet.checksum import sha256_file
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.evaluation.labelled import ClassMatch, predict_collection, trained_here
+from ecgnet.evaluation.labelled import ClassMatch, in_sample_warning, predict_collection, trained_here
 from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
 from ecgnet.runs.origin import made_by
 
 
-IN_SAMPLE = ("the run was trained on this manifest's records: these figures are in-sample, optimistic (a run "
-             "trained with --folds K has honest out-of-fold figures in RUN/cv/metrics.json)")
+IN_SAMPLE = ("these figures are in-sample, optimistic (a run trained with --folds K has honest out-of-fold figures "
+             "in RUN/cv/metrics.json)")
 
 
 def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: str | Path, profile=None,
@@ -45,17 +45,20 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
     p_all = scored[[f"p_{c}" for c in predictor.classes]].to_numpy(float)
     if profile is not None and len(scored):
         p_all = profile.calibrate(p_all)
+        table = table.copy()
+        for i, c in enumerate(predictor.classes):  # what the figures score, beside the run's own p_ (calibrate's q_)
+            table.loc[scored.index, f"q_{c}"] = p_all[:, i]
         thresholds, source = profile.thresholds, f"site profile '{profile.site}'"
     else:
         thresholds, source = predictor.thresholds, f"the run's thresholds (chosen on {predictor.thresholds_from})"
     p = p_all[:, [list(predictor.classes).index(c) for c in classes]]
     manifest = collection.info.get("manifest")
-    in_sample = trained_here(predictor, collection)
+    in_sample = in_sample_warning(trained_here(predictor, collection), len(collection), IN_SAMPLE)
     result = {"run": predictor.info["name"], "manifest": manifest,
               "manifest_sha256": sha256_file(manifest) if manifest and Path(manifest).is_file() else None,
               "n_records": len(table), "n_scored": len(scored), "classes_matched": classes,
               "classes_missing": match.missing, "classes_ignored": match.ignored,
-              "class_warnings": match.warnings + ([IN_SAMPLE] if in_sample else []),
+              "class_warnings": match.warnings + ([in_sample] if in_sample else []),
               "skipped_rows": [{"row": r, "why": w} for r, w in collection.skipped],
               "unreadable": table.loc[table["error"].fillna("") != "", ["record", "error"]].to_dict("records"),
               "untrusted_amplitude": int((~scored["amplitude_trusted"].astype(bool)).sum()),

@@ -49,6 +49,7 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
     manifest = profile["manifest"]
     summary = [["site", profile["site"]], ["run", profile["run"]], ["manifest", str(manifest["path"])],
                ["manifest SHA-256", manifest["sha256"]], ["records used", str(manifest["records_used"])],
+               ["unreadable, left out", str(len(manifest.get("unreadable", [])))],
                ["threshold rule", _rule(profile)],
                ["probability calibration", f"{profile['calibration']} (per class)"],
                ["cross-fitting", f"{ev['folds']} folds, patient-grouped, multilabel-stratified, seed {ev['seed']}"],
@@ -93,6 +94,9 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                                                                     "Brier after"], calibration,
                  f"ECE: {ev['n_bins']} equal-width bins. After: each record's probability through the map fitted on the "
                  "other folds.")]
+    if manifest.get("unreadable"):
+        sections.append(("Unreadable records (left out of the profile)", ["record", "error"],
+                         [[r["record"], r["error"]] for r in manifest["unreadable"]], None))
     figure = reliability_comparison(y, {"run (before)": p, f"{profile['calibration']}, cross-fitted (after)": q},
                                     classes, title=f"Reliability on {profile['site']}: before / after")
     figures = {"reliability.png": ("Reliability diagram, held-out records",

@@ -47,6 +47,7 @@ DEFAULT_FOLDS = 10
 def once_assignment(collection: Collection, seed: int = 0) -> tuple[dict[str, np.ndarray], str]:
     """Rows for train / val / test, and how they were chosen."""
     folds = collection.folds
+    check_fold_column(collection)
     how = "the manifest's fold column"
     if folds is None:
         patients = len(set(collection.patients))
@@ -80,9 +81,28 @@ def cv_folds(collection: Collection, k: int | None, leave_out: str | None, seed:
         if k is not None and k != len(values):
             raise ECGNetError(f"--folds {k}: the {_where(collection)} fold column has {len(values)} folds ({values}); "
                               f"pass --folds {len(values)} or drop the column")
+        check_fold_column(collection)
         return collection.folds, {v: f"fold {v}" for v in values}
     folds = stratified_group_folds(collection.y, collection.patients, k, seed)
     return folds, {v: f"fold {v}" for v in range(1, k + 1)}
+
+
+def check_fold_column(collection: Collection) -> None:
+    """A fold column that puts one patient's records in two folds trains on records of patients it then scores as
+    held out: refused, naming them (ECGNet's own folds keep patients together; so do PTB-XL's)."""
+    if collection.folds is None:
+        return
+    folds_of: dict[str, set[int]] = {}
+    for patient, fold in zip(collection.patients, collection.folds.tolist()):
+        folds_of.setdefault(str(patient), set()).add(int(fold))
+    split = [(p, sorted(f)) for p, f in folds_of.items() if len(f) > 1]
+    if split:
+        named = ", ".join(f"'{p}' (folds {', '.join(map(str, f))})" for p, f in split[:5])
+        more = f" and {len(split) - 5} more" if len(split) > 5 else ""
+        raise ECGNetError(f"{collection.info.get('manifest', collection.name)}: the fold column puts {len(split)} "
+                          f"patient(s) in more than one fold: {named}{more} — a patient's held-out records would be "
+                          "scored by a model trained on their other records. Give each patient one fold, or drop the "
+                          "fold column (ECGNet then makes patient-grouped folds)")
 
 
 def _where(collection: Collection) -> str:
@@ -149,8 +169,22 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
                              callbacks=callbacks, data=data, model=model, extra_info=info, post_fit=post_fit)
     if results is None:  # another process of a distributed run: rank 0 predicts and writes
         return None
+    write_trained_on(run_dir, collection, np.r_[assignment["train"], assignment["val"]])
     fitted, _, run_info = load_run(run_dir)
     return run_dir, fitted, data, run_info
+
+
+def write_trained_on(run_dir: Path, collection: Collection, rows: np.ndarray) -> None:
+    """RUN/trained_on.txt: the manifest records whose labels trained or validated the run (what
+    :func:`ecgnet.evaluation.labelled.trained_here` counts); nothing for PTB-XL (its folds say it)."""
+    from ecgnet.data.collections.manifest import record_keys
+    from ecgnet.fileio import atomic_path
+    from ecgnet.runs.directory import TRAINED_ON
+
+    keys = record_keys(collection, rows)
+    if keys:
+        with atomic_path(Path(run_dir) / TRAINED_ON) as tmp:
+            tmp.write_text("".join(f"{k}\n" for k in sorted(set(keys))), encoding="utf-8")
 
 
 def split_digest(collection: Collection, assignment: dict[str, np.ndarray]) -> str:
@@ -258,6 +292,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     cv = None
     crossvalidate = folds is not None or leave_out is not None
     if crossvalidate:
+        cv_folds(collection, folds, leave_out, config.seed)  # refused folds leave nothing behind (no INCOMPLETE run)
         if not resume:  # a finished run of other data is refused before any fold trains (not at the final model)
             from ecgnet.runs.directory import check_same_data
 
@@ -379,7 +414,9 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
                           "epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch")}
     protocol = {"kind": "leave-one-source-out" if leave_out else f"{len(names)}-fold",
                 "folds": {str(f): n for f, n in names.items()},
-                "grouping": "patients never split across folds" + ("" if leave_out else "; multilabel-stratified"),
+                "grouping": "patients never split across folds" + (
+                    "" if leave_out else f"; the {_where(collection)} fold column" if collection.folds is not None
+                    else "; multilabel-stratified"),
                 "inner_validation": f"{inner:.0%} of each training part's patients (grouped, stratified) for early "
                                     "stopping; the held-out fold chooses nothing",
                 "scored_on": SCORED_ON, "seed": config.seed}

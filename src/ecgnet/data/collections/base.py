@@ -27,6 +27,7 @@ from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.ptbxl import SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
 
+DEFAULT_SOURCE = "manifest"  # the source of a manifest's record whose source cell is empty (or that has no column)
 NO_AUXILIARY_TASK = "training.auxiliary_task needs PTB-XL's statements; it is not available on a manifest"
 
 # (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)

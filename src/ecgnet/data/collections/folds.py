@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgnet.data.collections.base import DEFAULT_SOURCE
 from ecgnet.errors import ECGNetError
 
 
@@ -63,8 +64,10 @@ def source_folds(sources, patients) -> tuple[np.ndarray, list[str]]:
     sources = np.asarray(sources).astype(str)
     names = sorted(set(sources.tolist()))
     if len(names) < 2:
-        raise ECGNetError("--leave-out source needs at least two sources; the collection has "
-                          + (f"one: '{names[0]}' (its source column)" if names else "none"))
+        raise ECGNetError("--leave-out source needs at least two sources; " + (
+            "the manifest names no source (a source column gives each record's site or database)"
+            if names == [DEFAULT_SOURCE] else f"the collection has one: '{names[0]}' (its source column)"
+            if names else "the collection has none"))
     patients = np.asarray(patients).astype(str)
     seen: dict[str, str] = {}
     for p, s in zip(patients, sources):

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from ecgnet.config import read_yaml
-from ecgnet.data.collections.base import Collection
+from ecgnet.data.collections.base import DEFAULT_SOURCE, Collection
 from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
 from ecgnet.data.collections.manifest_checks import ACCEPTED, MISSING, NO_LABEL, WILDCARD
@@ -294,8 +294,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
             hint = (" (a Windows path? separate folders with '/')" if "\\" in record else
                     " ('~' is not expanded: give the path relative to the manifest)" if record.startswith("~") else "")
             errors.append(f"column record: {full}: no such file{hint}")
-        wfdb = full.suffix.lower() in (".hea", ".dat", ".mat") or not full.is_file()
-        key = (header_path(full) if wfdb else full).resolve()  # r1, r1.hea and r1.dat are one record
+        key = record_key(full)
         if key in seen:
             errors.append(f"column record: duplicate record (also on line {seen[key]})")
         entry.update(record=record, path=key)
@@ -322,7 +321,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         y[:] = _label_list(cell["labels"], mapping, index, errors, Counter() if unmapped is None else unmapped)
     entry["y"] = y
     entry["patient"] = cell.get("patient") or record
-    entry["source"] = cell.get("source") or "manifest"
+    entry["source"] = cell.get("source") or DEFAULT_SOURCE
     fold = cell.get("fold", "")
     fold = "" if fold.lower() in MISSING else fold
     entry["fold"] = None
@@ -424,3 +423,20 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
         metadata=metadata_features(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
         folds=None if folds is None else np.array(folds, dtype=int), skipped=skipped, loader=loader,
         info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped)})
+
+
+def record_key(full: Path) -> Path:
+    """A record's identity: its resolved file, a WFDB record's header (r1, r1.hea and r1.dat are one record)."""
+    wfdb = full.suffix.lower() in (".hea", ".dat", ".mat") or not full.is_file()
+    return (header_path(full) if wfdb else full).resolve()
+
+
+def record_keys(collection: Collection, rows=None) -> list[str]:
+    """:func:`record_key` of the records of a manifest's collection (at ``rows``; every record by default), as
+    text; [] for a collection not read from a manifest (PTB-XL)."""
+    manifest = collection.info.get("manifest")
+    if not manifest:
+        return []
+    records = collection.records if rows is None else collection.records[rows]
+    base = Path(manifest).parent
+    return [str(record_key(Path(r) if Path(r).is_absolute() else base / r)) for r in records]
