@@ -19,9 +19,10 @@ app = Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_
             pretty_exceptions_enable=False, add_completion=False)
 data_app = Typer(help="Get, check and inspect the PTB-XL dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-# Piped output (make, logs) gets 120 columns instead of rich's 80, so tables are not truncated.
-console = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
+# Piped output (make, logs) gets 120 columns instead of rich's 80, so tables are not truncated, and lines are not
+# wrapped: a message, a path or a listed record stays one line in a log (wrapped at 80, one error took three).
+console = Console(width=None if sys.stdout.isatty() else 120, soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120, soft_wrap=not sys.stderr.isatty())
 
 
 def patient_options(**fields) -> dict:
