@@ -239,6 +239,11 @@ def _classes(path: Path, header, class_columns, rows, mapping) -> list[str]:
             if unknown and WILDCARD not in mapping:
                 raise ECGNetError(f"{path} line 1: column(s) {', '.join(unknown)}: unknown class (not in the label "
                                   f"map; classes: {', '.join(targets)})")
+            if not any(c in targets or _mapped(mapping, c, set(targets)) for c in class_columns):  # no row labelled
+                raise ECGNetError(f"{path} line 1: the label map maps none of the class columns "
+                                  f"({', '.join(class_columns)}) to one of its classes ({', '.join(targets)}); a map "
+                                  "of codes reads a `labels` column (one ';'-separated list of codes a row), or "
+                                  "drop --label-map to use the columns as classes")
         return targets
     if class_columns:
         found = list(class_columns)
