@@ -251,6 +251,7 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     from sklearn.metrics import balanced_accuracy_score
 
     table, metrics = pd.read_csv(out / "predictions.csv"), json.loads((out / "metrics.json").read_text())
+    assert ",1.000000," not in (out / "predictions.csv").read_text()  # labels as 1 / 0 / empty, as cv/ writes them
     assert (table[[f"q_{c}" for c in profile["classes"]]].to_numpy() != table[[f"p_{c}" for c in
                                                                                 profile["classes"]]].to_numpy()).any()
     for c, e in metrics["per_class"].items():
@@ -258,6 +259,9 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
         called = (known[f"q_{c}"] >= profile["thresholds"][c]).astype(int)
         assert balanced_accuracy_score(known[f"y_{c}"], called) == pytest.approx(e["balanced_accuracy"], abs=1e-9), c
 
+    result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--split", "val", "--no-progress",
+                                 "--out", str(tmp_path / "never")])  # was ignored (a user-workflow audit)
+    assert result.exit_code == 2 and "--split val chooses one of PTB-XL's folds" in result.stderr
     result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "elsewhere",
                                  "--no-progress", "--out", str(tmp_path / "never")])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output

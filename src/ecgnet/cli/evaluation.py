@@ -43,6 +43,9 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
     from ecgnet.evaluation.report import format_table
 
     if manifest is not None:
+        if split != "test":  # was ignored: every record of a manifest is scored
+            raise ECGNetError(f"--split {split} chooses one of PTB-XL's folds; with --manifest every record of the "
+                              "manifest is scored (give a manifest of the records to score)")
         from ecgnet.evaluation.scoring import format_auc
         from ecgnet.evaluation.manifest_evaluation import evaluate_manifest
         from ecgnet.evaluation.scoring import few_cases

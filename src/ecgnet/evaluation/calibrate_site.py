@@ -25,7 +25,7 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections.folds import stratified_group_folds
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation.labelled import in_sample_warning, predict_collection, trained_here
+from ecgnet.evaluation.labelled import for_csv, in_sample_warning, predict_collection, trained_here
 from ecgnet.evaluation.recalibration import KINDS
 from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
@@ -205,7 +205,7 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
         table.loc[ok, f"t_{c}"] = held_t[:, i]
     table.loc[ok, "fold"] = fold_of + 1
     with atomic_path(out / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6f")
+        for_csv(table).to_csv(tmp, index=False, float_format="%.6f")
     from ecgnet.evaluation.site_report import write_site_report
 
     report = write_site_report(out, profile, y, p, q)

@@ -143,3 +143,12 @@ def in_sample_warning(n: int, total: int, consequence: str) -> str | None:
         return None
     which = "all" if n == total else f"{n} of the {total}"
     return f"the run was trained on {which} records of this manifest: {consequence}"
+
+
+def for_csv(table):
+    """``table`` with its labels (``y_<class>``) and ``fold`` as integers, empty where unknown: written with
+    ``float_format``, 1 was '1.000000' and a fold '5.000000' (cv/predictions.csv writes 1 / 0 / empty)."""
+    out = table.copy()
+    for column in [c for c in out.columns if c.startswith("y_") or c == "fold"]:
+        out[column] = out[column].astype("Int64")
+    return out

@@ -19,7 +19,7 @@ import pandas as pd
 from ecgnet.checksum import sha256_file
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.evaluation.labelled import ClassMatch, in_sample_warning, predict_collection, trained_here
+from ecgnet.evaluation.labelled import ClassMatch, for_csv, in_sample_warning, predict_collection, trained_here
 from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
@@ -76,7 +76,7 @@ def evaluate_collection(predictor: Predictor, collection: Collection, out_dir: s
         result.update({"n": 0, "classes_scored": [], "per_class": {}, "macro_auc": None, "per_source": {}})
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6f")
+        for_csv(table).to_csv(tmp, index=False, float_format="%.6f")
     write_json(out_dir / "metrics.json", result)
     from ecgnet.evaluation.manifest_report import write_evaluation_report
 
