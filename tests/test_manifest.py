@@ -644,3 +644,23 @@ def test_near_misses_name_likely_typos_of_the_runs_classes(ours, run, expected):
 
     assert Collection.near_misses(SimpleNamespace(classes=ours), run) == expected
 
+
+
+def test_a_run_s_label_map_is_recorded_and_named_when_a_manifest_fails_without_it(folder):
+    """A run trained with --label-map kept the map only in its command line; scoring it on the same manifest
+    without the map gave a 'looks like 2 labels' error per row and no word of the map (a user-workflow audit)."""
+    from types import SimpleNamespace
+
+    from ecgnet.checksum import sha256_file
+    from ecgnet.evaluation.labelled import read_for_run
+
+    (folder / "map.yaml").write_text("'ST elevation, anterior': MI\nsinus rhythm: NORM\n")
+    path = manifest(folder, 'record,labels\nrecs/r0.hea,"ST elevation, anterior"\nrecs/r1.hea,sinus rhythm\n')
+    c = read_manifest(path, label_map=folder / "map.yaml")
+    assert c.info["label_map"] == {"path": str((folder / "map.yaml").resolve()),
+                                   "sha256": sha256_file(folder / "map.yaml")}  # run.json's collection keeps it
+    assert "label_map" not in read_manifest(manifest(folder, "record,A\nrecs/r0.hea,1\n", "plain.csv")).info
+    run = SimpleNamespace(info={"collection": c.info})
+    with pytest.raises(ECGNetError, match=r"this run was trained with --label-map .*map.yaml: give it here too"):
+        read_for_run(run, path, None, False)
+    assert read_for_run(run, path, folder / "map.yaml", False).classes == ["MI", "NORM"]

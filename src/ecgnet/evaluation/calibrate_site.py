@@ -25,7 +25,7 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.data.collections.folds import stratified_group_folds
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation.labelled import for_csv, in_sample_warning, predict_collection, trained_here
+from ecgnet.evaluation.labelled import for_csv, in_sample_warning, predict_collection, read_for_run, trained_here
 from ecgnet.evaluation.recalibration import KINDS
 from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
@@ -226,7 +226,6 @@ def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Pat
                       long_records: str = "segments", **options) -> dict:
     """What ``ecgnet calibrate`` does: the run (a copy of it with ``copy_to``), the manifest, the profile.
     ``long_records``: how the site's records over 10 s are scored (kept in the profile)."""
-    from ecgnet.data.collections import read_manifest
     from ecgnet.inference.predictor import Predictor
     from ecgnet.runs.bundled import resolve_checkpoint
 
@@ -236,5 +235,6 @@ def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Pat
                   options.get("target_sensitivity", 0.9), options["shrinkage"])
     path = resolve_checkpoint(run)
     run_dir = prepare_run_dir(path if path.is_dir() else path.parent, copy_to)
-    collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
-    return calibrate_site(Predictor(run_dir, long_records=long_records), collection, site, progress=progress, **options)
+    predictor = Predictor(run_dir, long_records=long_records)
+    collection = read_for_run(predictor, manifest, label_map, skip_bad)
+    return calibrate_site(predictor, collection, site, progress=progress, **options)

@@ -152,3 +152,17 @@ def for_csv(table):
     for column in [c for c in out.columns if c.startswith("y_") or c == "fold"]:
         out[column] = out[column].astype("Int64")
     return out
+
+
+def read_for_run(predictor, manifest, label_map, skip_bad) -> Collection:
+    """The manifest read for scoring ``predictor``'s run; a manifest that fails without a label map, for a run
+    trained with one, is told which (its codes read as classes gave 'looks like 2 labels' on every row)."""
+    from ecgnet.data.collections import read_manifest
+
+    try:
+        return read_manifest(manifest, label_map, skip_bad=skip_bad)
+    except ECGNetError as e:
+        used = ((predictor.info.get("collection") or {}).get("label_map") or {}).get("path")
+        if label_map is None and used:
+            raise ECGNetError(f"{e}\n(this run was trained with --label-map {used}: give it here too)") from None
+        raise

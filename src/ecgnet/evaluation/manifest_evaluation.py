@@ -19,7 +19,8 @@ import pandas as pd
 from ecgnet.checksum import sha256_file
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.evaluation.labelled import ClassMatch, for_csv, in_sample_warning, predict_collection, trained_here
+from ecgnet.evaluation.labelled import (ClassMatch, for_csv, in_sample_warning, predict_collection, read_for_run,
+                                        trained_here)
 from ecgnet.evaluation.scoring import score
 from ecgnet.fileio import atomic_path, write_json
 from ecgnet.inference.predictor import Predictor
@@ -90,12 +91,11 @@ def evaluate_manifest(run: str | Path, manifest: Path, out_dir: Path | None = No
     """What ``ecgnet evaluate RUN --manifest M.csv`` does; ``out_dir`` defaults to
     ``outputs/<run>/<manifest name>`` (``…-<site>`` with a site profile). ``long_records``: how records over
     10 s are scored (:class:`~ecgnet.inference.predictor.Predictor`)."""
-    from ecgnet.data.collections import read_manifest
     from ecgnet.runs.profiles import load_profile
 
     predictor = Predictor(run, long_records=long_records)
     profile = load_profile(predictor.run_dir, site, list(predictor.classes)) if site else None
-    collection = read_manifest(manifest, label_map, skip_bad=skip_bad)
+    collection = read_for_run(predictor, manifest, label_map, skip_bad)
     if out_dir is None:
         out_dir = Path("outputs") / Path(predictor.run_dir).name / (Path(manifest).stem + (f"-{site}" if site else ""))
     return evaluate_collection(predictor, collection, out_dir, profile=profile, n_boot=n_boot, seed=seed,

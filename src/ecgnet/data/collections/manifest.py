@@ -46,6 +46,7 @@ import csv
 import math
 import re
 from collections import ChainMap, Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +207,8 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         raise checks.problems_error(path, problems, unmapped, offer_skip_bad=skip_bad is not None)
     if not kept:
         raise ECGNetError(f"{path}: no usable records" + (f" ({len(bad_rows)} bad rows skipped)" if bad_rows else ""))
-    return _collection(path, classes, kept, tuple(bad_rows), header)
+    collection = _collection(path, classes, kept, tuple(bad_rows), header)
+    return replace(collection, info={**collection.info, **_label_map_info(label_map if labelled else None)})
 
 
 def _header(names: list[str]) -> list[str]:
@@ -428,6 +430,17 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
         metadata=metadata_features(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
         folds=None if folds is None else np.array(folds, dtype=int), skipped=skipped, loader=loader,
         info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped)})
+
+
+def _label_map_info(label_map) -> dict:
+    """Which label map read the labels (a run records it: its classes mean what the map made of the site's codes)."""
+    if label_map is None:
+        return {}
+    if isinstance(label_map, dict):
+        return {"label_map": {"path": None, "codes": len(label_map)}}
+    from ecgnet.checksum import sha256_file
+
+    return {"label_map": {"path": str(Path(label_map).resolve()), "sha256": sha256_file(label_map)}}
 
 
 def record_key(full: Path) -> Path:
