@@ -137,3 +137,24 @@ def test_a_manifest_of_10_s_records_has_no_segments(tmp_path):
     c = read_manifest(tmp_path / "m.csv").load_signals(100, cache_dir=tmp_path / "cache", progress=False)
     assert c._segments is None and c.signal.segments is None and "records_over_10_s" not in c.info
     assert not list((tmp_path / "cache").glob("*.segments.*"))
+
+
+def test_the_readers_other_warnings_are_kept_with_the_collection(tmp_path):
+    """Training printed only 'amplitudes not trusted' of what the readers said; a record read with another warning
+    (here 50 µV amplitude steps: the calls stay, the detail is rounded away) was trained on without a word, where
+    predict prints it (a user-workflow audit). The cache keeps the warnings; train logs them."""
+    import wfdb
+
+    from conftest import LEADS
+
+    write_wfdb(tmp_path / "recs", "fine", fs=100, seed=0)
+    signal = np.round(np.random.default_rng(1).normal(0, 0.4, (1000, 12)) / 0.05) * 0.05
+    wfdb.wrsamp("coarse", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=signal, fmt=["16"] * 12,
+                adc_gain=[20.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path / "recs"))
+    (tmp_path / "m.csv").write_text("record,A\nrecs/fine.hea,1\nrecs/coarse.hea,0\n")
+    c = read_manifest(tmp_path / "m.csv").load_signals(100, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert [r for r, _ in c.info["reader_warnings"]] == ["recs/coarse.hea"]
+    assert "coarse amplitude resolution: 50 µV per step" in c.info["reader_warnings"][0][1]
+    assert "untrusted_amplitude" not in c.info
+    again = read_manifest(tmp_path / "m.csv").load_signals(100, cache_dir=tmp_path / "cache", progress=False)
+    assert again.info["reader_warnings"] == c.info["reader_warnings"]  # kept in the cache's index

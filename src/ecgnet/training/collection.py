@@ -287,6 +287,12 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     if len(doubtful) > 10:
         log(f"warning: … and {len(doubtful) - 10} more records with amplitudes not trusted (run.json: "
             "collection.untrusted_amplitude); fix their gain, or leave them out of the manifest")
+    said = collection.info.get("reader_warnings", [])
+    for record, why in said[:10]:  # what predict would print beside these records' diagnoses
+        log(f"warning: {why}")
+    if len(said) > 10:
+        log(f"warning: … and {len(said) - 10} more records the readers warned about (run.json: "
+            "collection.reader_warnings)")
     run_dir = Path(runs_dir) / config.name
     summary: dict = {"run": str(run_dir), "records": len(collection), "skipped": len(collection.skipped)}
     cv = None

@@ -32,8 +32,9 @@ NO_AUXILIARY_TASK = "training.auxiliary_task needs PTB-XL's statements; it is no
 
 # (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)
 #     → (signal array, rows of it per record, bad rows, rows whose amplitudes the readers do not trust,
-#        the 10 s segments of records over 10 s or None)
-SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None]]
+#        the 10 s segments of records over 10 s or None, the readers' other warnings by row)
+SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None,
+                                   dict[int, str]]]
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,16 @@ class Collection:
         (suggesting ``--skip-bad`` when ``skip_bad`` is False: the command has the option), or with
         ``skip_bad`` are left out and listed in ``skipped``. Records whose amplitudes the readers do not trust
         (a wrong gain, a flat lead: what ``predict`` withholds its calls for) are kept and listed in
-        ``info["untrusted_amplitude"]``."""
+        ``info["untrusted_amplitude"]``; the readers' other warnings in ``info["reader_warnings"]``."""
         if self.loader is None:
             raise ECGNetError(f"{self.name}: no way to read this collection's signals")
-        array, rows, bad, untrusted, segments = self.loader(self, sampling_rate, cache_dir, workers, progress,
-                                                            skip_bad, limits)
+        array, rows, bad, untrusted, segments, warned = self.loader(self, sampling_rate, cache_dir, workers,
+                                                                    progress, skip_bad, limits)
         info = {**self.info, "sampling_rate": sampling_rate}
         if untrusted:
             info["untrusted_amplitude"] = [[str(self.records[i]), why] for i, why in sorted(untrusted.items())]
+        if warned:
+            info["reader_warnings"] = [[str(self.records[i]), why] for i, why in sorted(warned.items())]
         if segments is not None:
             info["records_over_10_s"] = int((segments.count > 0).sum())
         loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp), _segments=segments, info=info)

@@ -42,7 +42,7 @@ from ecgnet.fileio import atomic_path, write_json
 
 MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (predict refuses them too)
 # how a record fills its row (in the key: caches of zero-padded rows, or without segments, are not reused)
-LAYOUT = "repeat+segments"
+LAYOUT = "repeat+segments+warnings"
 
 
 def read_checked(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
@@ -94,10 +94,11 @@ def cache_key(paths: list[Path], sampling_rate: int, limits: ReadLimits = DEFAUL
 def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: int, directory=None,
                           workers: int | None = None, progress: bool = True,
                           skip_bad: bool | None = None, limits: ReadLimits = DEFAULT_LIMITS
-                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None]:
+                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None,
+                                     dict[int, str]]:
     """(signals memmap, row of each record, {record index: why} of unreadable records, {record index: the
     reader's amplitude warnings} of records whose amplitudes predict would not trust, the segments of records over
-    10 s — None when no record is).
+    10 s — None when no record is —, {record index: the reader's warnings} of the other records it warned about).
 
     ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)"); ``limits`` bound what each
     record may declare (a record over them is unreadable)."""
@@ -118,13 +119,14 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
         raise ECGNetError(f"{array_path}: cache does not match its index; delete it to rebuild")
     bad = {int(i): why for i, why in index.get("bad", {}).items()}
     untrusted = {int(i): why for i, why in index.get("untrusted", {}).items()}
+    warned = {int(i): why for i, why in index.get("warnings", {}).items()}
     if bad and not skip_bad:
         lines = [f"{why}" for _, why in sorted(bad.items())]
         more = f"\n… and {len(lines) - 20} more" if len(lines) > 20 else ""
         hint = " (pass --skip-bad to leave them out)" if skip_bad is False else ""  # None: the command has no such option
         raise ECGNetError(f"{len(bad)} record(s) cannot be read{hint}:\n"
                           + "\n".join(lines[:20]) + more)
-    return signals, np.arange(len(paths)), bad, untrusted, segments
+    return signals, np.arange(len(paths)), bad, untrusted, segments, warned
 
 
 def _segments_path(array_path: Path) -> Path:
@@ -167,6 +169,7 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
         jobs = [(str(p), lab) for p, lab in zip(paths, labels)]
         bad: dict[int, str] = {}
         untrusted: dict[int, str] = {}
+        warned: dict[int, str] = {}
         counts: dict[int, int] = {}
         description = f"Caching {len(paths)} records at {sampling_rate} Hz"
         try:
@@ -175,14 +178,16 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
                                     total=len(paths))
                 if n_workers == 1:
                     for i in range(0, len(jobs), 64):
-                        unreadable, doubtful, long = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples, limits)
+                        unreadable, doubtful, said, long = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate,
+                                                                 samples, limits)
                         bad.update(unreadable)
                         untrusted.update(doubtful)
+                        warned.update(said)
                         counts.update(long)
                         bar.advance(task, len(jobs[i:i + 64]))
                 else:
-                    bad, untrusted, counts = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers,
-                                                       lambda n: bar.advance(task, n), limits)
+                    bad, untrusted, warned, counts = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers,
+                                                               lambda n: bar.advance(task, n), limits)
             np.load(tmp, mmap_mode="r+").flush()
             rows = _write_segments(tmp, _segments_path(array_path), counts, paths, samples)
         finally:
@@ -193,6 +198,7 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
                                 "workers": n_workers, "integrity": integrity(tmp),
                                 "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())},
                                 "untrusted": {str(k): v for k, v in sorted(untrusted.items())},
+                                "warnings": {str(k): v for k, v in sorted(warned.items())},
                                 "segments": rows})
 
 
@@ -226,12 +232,14 @@ def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[P
 
 
 def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int,
-          limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str], dict[int, int]]:
+          limits: ReadLimits = DEFAULT_LIMITS
+          ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int]]:
     """A worker's part: records into rows ``first``…, and the 10 s segments of those over 10 s appended to
     ``<tmp>.seg<first>``; returns ({row: why} of those it could not read, {row: the reader's warnings} of those
-    whose amplitudes are not trusted, {row: segments} of those over 10 s)."""
+    whose amplitudes are not trusted, {row: the reader's warnings} of the others it warned about, {row: segments}
+    of those over 10 s)."""
     out = np.load(tmp, mmap_mode="r+")
-    bad, untrusted, long = {}, {}, {}
+    bad, untrusted, warned, long = {}, {}, {}, {}
     part = Path(f"{tmp}.seg{first}")
     for j, (path, label) in enumerate(jobs):
         try:
@@ -241,12 +249,14 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
                 long[first + j] = _append_segments(part, record.signal, samples, sampling_rate)
             if not record.amplitude_trusted:
                 untrusted[first + j] = f"{label}: {'; '.join(record.warnings) or 'amplitudes not trusted'}"
+            elif record.warnings:  # conflicting rates, an age the dates contradict: said as predict says them
+                warned[first + j] = f"{label}: {'; '.join(record.warnings)}"
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once
-    return bad, untrusted, long
+    return bad, untrusted, warned, long
 
 
 def _append_segments(part: Path, signal: np.ndarray, samples: int, sampling_rate: int) -> int:
@@ -264,11 +274,13 @@ def _append_segments(part: Path, signal: np.ndarray, samples: int, sampling_rate
 
 
 def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance,
-              limits: ReadLimits = DEFAULT_LIMITS) -> tuple[dict[int, str], dict[int, str], dict[int, int]]:
+              limits: ReadLimits = DEFAULT_LIMITS
+              ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int]]:
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     chunk = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))
     bad: dict[int, str] = {}
     untrusted: dict[int, str] = {}
+    warned: dict[int, str] = {}
     counts: dict[int, int] = {}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
@@ -281,11 +293,12 @@ def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, ad
                 if f.exception() is not None:
                     raise ECGNetError(f"building the signal cache failed: {type(f.exception()).__name__}: "
                                       f"{f.exception()}")
-                unreadable, doubtful, long = f.result()
+                unreadable, doubtful, said, long = f.result()
                 bad.update(unreadable)
                 untrusted.update(doubtful)
+                warned.update(said)
                 counts.update(long)
                 advance(futures[f])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return bad, untrusted, counts
+    return bad, untrusted, warned, counts

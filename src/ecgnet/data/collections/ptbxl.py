@@ -24,7 +24,7 @@ def ptbxl_collection(root: str | Path | None = None, task: str = "superdiagnosti
         cache_ids, array = signals.load_signals(root, db[column].to_dict(), sampling_rate, cache_dir, workers)
         row = {int(e): i for i, e in enumerate(cache_ids)}
         # PTB-XL's own folder: every record read, every record 10 s
-        return array, np.array([row[int(e)] for e in collection.records]), {}, {}, None
+        return array, np.array([row[int(e)] for e in collection.records]), {}, {}, None, {}
 
     return Collection(
         name=f"ptbxl_{task}", records=ids.astype(object), classes=labels.classes, y=labels.y.astype(np.float32),
