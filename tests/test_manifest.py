@@ -664,3 +664,20 @@ def test_a_run_s_label_map_is_recorded_and_named_when_a_manifest_fails_without_i
     with pytest.raises(ECGNetError, match=r"this run was trained with --label-map .*map.yaml: give it here too"):
         read_for_run(run, path, None, False)
     assert read_for_run(run, path, folder / "map.yaml", False).classes == ["MI", "NORM"]
+
+
+def test_a_class_that_joins_the_runs_classes_is_refused_not_trained(folder, tmp_path):
+    """'MI+HYP' and 'STTC / CD' in a labels column became classes of their own when the manifest did not also use
+    the parts alone: a fine-tune trained them as new classes, evaluate ignored them (a user-workflow audit)."""
+    from ecgnet.training.collection_command import train_command
+
+    path = manifest(folder, "record,labels\nrecs/r0.hea,MI+HYP\nrecs/r1.hea,STTC / CD\nrecs/r2.hea,NORM\n")
+    collection = read_manifest(path)
+    assert "MI+HYP" in collection.classes  # as a manifest alone, nothing says these are joined labels
+    with pytest.raises(ECGNetError, match=r"m.csv: class\(es\) 'MI\+HYP', 'STTC / CD' look like several of the run's "
+                                          r"classes joined .* would train new classes"):
+        train_command(None, [], manifest=path, source="long_time", folds=2, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ECGNetError, match="would not be scored"):
+        collection.refuse_joined(["CD", "HYP", "MI", "NORM", "STTC"], "they would not be scored")
+    collection.refuse_joined(["MI+HYP", "STTC / CD", "NORM"], "-")  # the run's own names: nothing to refuse

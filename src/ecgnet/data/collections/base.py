@@ -128,6 +128,20 @@ class Collection:
                 misses.append((c, close[0]))
         return misses
 
+    def refuse_joined(self, run_classes: list[str], consequence: str) -> None:
+        """A class of this collection that is several of the run's joined by a wrong separator ('MI+HYP', 'STTC /
+        CD': a labels cell written with '+' or '/' instead of ';') would be taken as a class of its own —
+        ``consequence`` says how. Refused, naming the manifest and the parts (a manifest that also used the parts
+        alone was refused when read; one that did not slipped through)."""
+        from ecgnet.data.collections.manifest_checks import joined_labels
+
+        joined = [c for c in self.classes if c not in run_classes and joined_labels(c, set(run_classes), strict=False)]
+        if joined:
+            said = ", ".join(f"'{c}'" for c in joined)
+            raise ECGNetError(f"{self.info.get('manifest', self.name)}: class(es) {said} look like several of the "
+                              f"run's classes joined with another separator than ';': as written {consequence}; "
+                              "separate the labels of a 'labels' cell with ';'")
+
     def refuse_case_twins(self, run_classes: list[str], consequence: str) -> None:
         """Classes are matched by exact name; a class of this collection that is one of the run's in
         another case ('norm' for 'NORM') would silently miss it — ``consequence`` says how. Refused,
