@@ -237,6 +237,7 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     again = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "warm", "--folds", "3",
                                 "--n-boot", "20", "--no-progress"])  # a profile replaced silently (a workflow audit)
     assert again.exit_code == 0 and "replaced the earlier profile 'warm' (fitted on 15 records, " in again.stdout
+    assert "| replaces | the profile fitted on 15 records (" in (run / "profiles" / "warm" / "report.md").read_text()
     profile = json.loads((run / "profiles" / "warm.json").read_text())
     from ecgnet.evaluation.recalibration import carry_threshold
 

@@ -266,8 +266,9 @@ def test_a_label_maps_wildcard_maps_every_code_it_does_not_list(folder):
     np.testing.assert_array_equal(columns.y, [[1, 0], [0, 1]])
     # a map of codes with '*': null on per-class columns gave one 'no label' error per row (92 of them, found in a
     # user-workflow audit): one line 1 error says the map maps none of the columns
-    with pytest.raises(ECGNetError, match=r"c.csv line 1: the label map maps none of the class columns \(ant, NORM, "
-                                          r"lvh\) to one of its classes \(AF\); a map of codes reads a `labels` column"):
+    with pytest.raises(ECGNetError, match=r"c.csv line 1: the label map maps none of the class columns \(ant, "
+                                          r"NORM, lvh\) to one of its classes \(AF\); a map of codes reads a "
+                                          r"`labels` column"):
         read_manifest(folder / "c.csv", label_map={"164889003": ["AF"], "*": []})
 
 

@@ -417,5 +417,8 @@ def test_a_dicom_channel_without_sensitivity_is_read_but_not_trusted(tmp_path):
         del channel.ChannelSensitivity
     rec = read_quietly(dicom_file(tmp_path / "raw.dcm", [group]))
     assert np.abs(rec.signal - x).max() < 0.002 and not rec.amplitude_trusted
-    assert any("lead(s) I, II without ChannelSensitivity" in w for w in rec.warnings)
+    assert any("lead(s) I, II without a ChannelSensitivity (or one of 0)" in w for w in rec.warnings)
     assert read_quietly(dicom_file(tmp_path / "ok.dcm", [dicom_group(x)])).amplitude_trusted
+    zero = dicom_group(x, sensitivity=1.0)
+    zero.ChannelDefinitionSequence[0].ChannelSensitivity = 0  # was read as 1: 'or 1.0'
+    assert not read_quietly(dicom_file(tmp_path / "zero.dcm", [zero])).amplitude_trusted

@@ -296,7 +296,7 @@ class CropDataset(Dataset):
             window = slice(start, start + self.crop)  # only the window is read
         seg = self.segments
         if seg is not None and seg.count[i] > 0:
-            x = seg.array[seg.first[i] + np.random.randint(seg.count[i]), :, window]
+            x = np.array(seg.array[seg.first[i] + np.random.randint(seg.count[i]), :, window])  # not a read-only view
         else:
             x = self.split.signal[i, :, window]
         return {"signal": torch.from_numpy(np.ascontiguousarray(x)),

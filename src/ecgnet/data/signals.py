@@ -298,8 +298,11 @@ def verify_caches(directory: Path | None = None, progress: bool = True) -> Cache
     arrays = sorted([*directory.glob("ptbxl*.npy"), *directory.glob("manifest*.npy")]) if directory.is_dir() else []
     with Progress(transient=True, disable=not progress) as bar:
         for array_path in arrays:
-            task = bar.add_task(f"Hashing {array_path.name}", total=array_path.stat().st_size)
-            with cache_lock(array_path):
+            owner = array_path.with_name(array_path.name.replace(".segments.npy", ".npy"))  # a manifest's segments
+            with cache_lock(owner):  # the lock its build holds
+                if not array_path.is_file():  # removed by a rebuild since the listing
+                    continue
+                task = bar.add_task(f"Hashing {array_path.name}", total=array_path.stat().st_size)
                 report_one(array_path, report, lambda n: bar.advance(task, n))
     return report
 

@@ -198,6 +198,14 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                               + ([in_sample] if in_sample else [])},
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}
+    earlier = profiles.profile_path(run_dir, site)
+    if earlier.is_file():  # replaced, and said so: a profile fitted on 2 records overwrote one fitted on 46
+        try:
+            before = json.loads(earlier.read_text())
+            profile["replaces"] = {"records": before["manifest"]["records_used"], "date": before.get("date"),
+                                   "manifest": before["manifest"].get("path")}
+        except (OSError, ValueError, KeyError, TypeError):
+            profile["replaces"] = {"records": None, "date": None, "manifest": None}
     out = profiles.report_dir(run_dir, site)
     table = table.copy()
     for i, c in enumerate(classes):  # the held-out view the report scores
@@ -209,14 +217,6 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     from ecgnet.evaluation.site_report import write_site_report
 
     report = write_site_report(out, profile, y, p, q)
-    earlier = profiles.profile_path(run_dir, site)
-    if earlier.is_file():  # replaced, and said so: a profile fitted on 2 records overwrote one fitted on 46
-        try:
-            before = json.loads(earlier.read_text())
-            profile["replaces"] = {"records": before["manifest"]["records_used"], "date": before.get("date"),
-                                   "manifest": before["manifest"].get("path")}
-        except (OSError, ValueError, KeyError, TypeError):
-            profile["replaces"] = {"records": None, "date": None, "manifest": None}
     path = profiles.save_profile(run_dir, profile)  # last: a profile exists only with its report
     return {**profile, "path": str(path), "report": str(report)}
 

@@ -58,6 +58,10 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
                ["macro ECE, before → after", f"{_fmt(ev['macro_ece']['before'])} → {_fmt(ev['macro_ece']['after'])}"],
                ["date", profile.get("date", "–")], ["command", profile.get("command") or "–"],
                ["revision", str(profile.get("git_revision"))]]
+    if profile.get("replaces"):
+        r = profile["replaces"]
+        summary.append(["replaces", f"the profile fitted on {r.get('records', '?')} records ({r.get('date') or '?'}, "
+                                    f"{r.get('manifest') or '?'})"])
     stored = []
     for c in classes:
         cal = profile["calibrators"][c]

@@ -273,6 +273,8 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
 
         check_forgetting(source, data_root)
     check_learnable(collection, log)  # before any signal is read
+    if folds is not None or leave_out is not None:  # refused folds: said before the cache is built, nothing written
+        cv_folds(collection, folds, leave_out, config.seed)
     if source is not None and mode is None:
         from ecgnet.training.finetune import default_mode
 
@@ -291,14 +293,13 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     for record, why in said[:10]:  # what predict would print beside these records' diagnoses
         log(f"warning: {why}")
     if len(said) > 10:
-        log(f"warning: … and {len(said) - 10} more records the readers warned about (run.json: "
-            "collection.reader_warnings)")
+        log(f"warning: … and {collection.info.get('reader_warnings_count', len(said)) - 10} more records the readers "
+            "warned about (the first 100 in run.json: collection.reader_warnings)")
     run_dir = Path(runs_dir) / config.name
     summary: dict = {"run": str(run_dir), "records": len(collection), "skipped": len(collection.skipped)}
     cv = None
     crossvalidate = folds is not None or leave_out is not None
     if crossvalidate:
-        cv_folds(collection, folds, leave_out, config.seed)  # refused folds leave nothing behind (no INCOMPLETE run)
         if not resume:  # a finished run of other data is refused before any fold trains (not at the final model)
             from ecgnet.runs.directory import check_same_data
 

@@ -101,8 +101,9 @@ class Collection:
         info = {**self.info, "sampling_rate": sampling_rate}
         if untrusted:
             info["untrusted_amplitude"] = [[str(self.records[i]), why] for i, why in sorted(untrusted.items())]
-        if warned:
-            info["reader_warnings"] = [[str(self.records[i]), why] for i, why in sorted(warned.items())]
+        if warned:  # the first 100 (every fold's run.json holds them), and how many
+            info["reader_warnings"] = [[str(self.records[i]), why] for i, why in sorted(warned.items())[:100]]
+            info["reader_warnings_count"] = len(warned)
         if segments is not None:
             info["records_over_10_s"] = int((segments.count > 0).sum())
         loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp), _segments=segments, info=info)

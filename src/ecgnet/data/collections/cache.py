@@ -18,6 +18,7 @@ of the collection.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -40,6 +41,7 @@ from ecgnet.data.signals import (SECONDS, cache_dir, cache_lock, cheap_check, fi
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
 
+SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (predict refuses them too)
 # how a record fills its row (in the key: caches of zero-padded rows, or without segments, are not reused)
 LAYOUT = "repeat+segments+warnings"
@@ -191,7 +193,7 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
             np.load(tmp, mmap_mode="r+").flush()
             rows = _write_segments(tmp, _segments_path(array_path), counts, paths, samples)
         finally:
-            for part in tmp.parent.glob(tmp.name + ".seg*"):
+            for part in tmp.parent.glob(tmp.name + ".seg*.tmp"):
                 part.unlink(missing_ok=True)
         write_json(index_path, {"source": "manifest", "sampling_rate": sampling_rate,
                                 "build_seconds": round(time.perf_counter() - start, 1),
@@ -216,7 +218,8 @@ def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[P
     with atomic_path(path) as seg_tmp:
         out = np.lib.format.open_memmap(seg_tmp, mode="w+", dtype=np.float32, shape=(first, 12, samples))
         at = 0
-        for part in sorted(tmp.parent.glob(tmp.name + ".seg*"), key=lambda p: int(p.name.rsplit(".seg", 1)[1])):
+        for part in sorted(tmp.parent.glob(tmp.name + ".seg*.tmp"),
+                           key=lambda p: int(p.name.rsplit(".seg", 1)[1].removesuffix(".tmp"))):
             block = np.memmap(part, dtype=np.float32, mode="r").reshape(-1, 12, samples)
             for i in range(0, len(block), 256):  # a part may hold gigabytes: copied a little at a time
                 piece = block[i:i + 256]
@@ -225,9 +228,11 @@ def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[P
             del block
         out.flush()
         del out
-        owners = [str(paths[i]) for i in sorted(counts) for _ in range(counts[i])]
+        if at != first:  # a part shorter than its records' counts would shift every later record's segments
+            raise ECGNetError(f"building the signal cache failed: {at} segments written, {first} expected")
         write_json(path.with_suffix(".json"), {"source": "manifest segments", "of": path.name.replace(".segments", ""),
-                                               "integrity": integrity(seg_tmp), "ecg_ids": owners})
+                                               "integrity": integrity(seg_tmp),
+                                               "ecg_ids": [str(paths[i]) for i in sorted(counts)]})  # records, once
     return rows
 
 
@@ -240,7 +245,7 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
     of those over 10 s)."""
     out = np.load(tmp, mmap_mode="r+")
     bad, untrusted, warned, long = {}, {}, {}, {}
-    part = Path(f"{tmp}.seg{first}")
+    part = Path(f"{tmp}.seg{first}.tmp")  # a leftover is a .tmp file, as every other half-written file
     for j, (path, label) in enumerate(jobs):
         try:
             record = read_long_enough(path, sampling_rate, limits)
@@ -253,6 +258,10 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
                 warned[first + j] = f"{label}: {'; '.join(record.warnings)}"
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
+        except OSError as e:
+            if e.errno in SYSTEM_ERRNOS:  # a full disk while writing the cache: the machine's problem, not the record's
+                raise
+            bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once

@@ -429,7 +429,8 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
         sources=np.array([e["source"] for e in kept], dtype=object),
         metadata=metadata_features(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
         folds=None if folds is None else np.array(folds, dtype=int), skipped=skipped, loader=loader,
-        info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped)})
+        info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped),
+              "records_relative_to": str(path.parent.absolute())})  # as the rows were read (a symlinked manifest)
 
 
 def _label_map_info(label_map) -> dict:
@@ -456,5 +457,5 @@ def record_keys(collection: Collection, rows=None) -> list[str]:
     if not manifest:
         return []
     records = collection.records if rows is None else collection.records[rows]
-    base = Path(manifest).parent
+    base = Path(collection.info.get("records_relative_to") or Path(manifest).parent)
     return [str(record_key(Path(r) if Path(r).is_absolute() else base / r)) for r in records]

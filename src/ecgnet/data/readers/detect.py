@@ -44,7 +44,8 @@ def detect(path: str | Path) -> str:
     if not path.is_file():
         raise ECGNetError(f"{path}: not a regular file")
     if path.suffix.lower() in (".dat", ".mat"):  # a signal file whose header _wfdb_header did not find
-        raise ECGNetError(f"{path}: a WFDB signal file without its header ({header_path(path).name} is missing)")
+        said = "not a WFDB header" if header_path(path).is_file() else "missing"
+        raise ECGNetError(f"{path}: a WFDB signal file without its header ({header_path(path).name} is {said})")
     try:
         with open(path, "rb") as f:
             head = f.read(16384)  # an XML prologue's comments can be long

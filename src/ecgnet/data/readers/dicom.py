@@ -84,8 +84,8 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
         _group_leads(group, path, little_endian, leads, warnings)
     uncalibrated = _uncalibrated(chosen, leads)
     if uncalibrated:
-        warnings.append(f"lead(s) {', '.join(display(x) for x in uncalibrated)} without ChannelSensitivity: samples "
-                        "not calibrated (read as 1 µV per unit), amplitudes not trusted")
+        warnings.append(f"lead(s) {', '.join(display(x) for x in uncalibrated)} without a ChannelSensitivity (or one "
+                        "of 0): samples not calibrated (read as 1 sample unit each), amplitudes not trusted")
     notes = [] if len(chosen) == 1 else [f"the leads come from {len(chosen)} multiplex groups of one recording ("
                                          f"{', '.join(repr(str(g.get('MultiplexGroupLabel', ''))) for g in chosen)})"]
     leads = _without_padding(leads, rate, path, warnings, notes)
@@ -96,9 +96,10 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
 
 
 def _uncalibrated(groups, leads: dict) -> list[str]:
-    """The standard leads read whose channel has no ChannelSensitivity (DICOM requires it of calibrated samples)."""
+    """The standard leads read whose channel has no ChannelSensitivity, or one of 0 (DICOM requires it of calibrated
+    samples; 0 was read as 1)."""
     missing = {_lead(ch)[1] for g in groups for ch in g.get("ChannelDefinitionSequence", [])
-               if ch.get("ChannelSensitivity") in (None, "")}
+               if ch.get("ChannelSensitivity") in (None, "") or float(ch.get("ChannelSensitivity")) == 0}
     return [lead for lead in leads if lead in missing]
 
 
