@@ -58,16 +58,21 @@ _READ: dict = {}  # results.json as this process read it: what save_results comp
 
 def results() -> dict:
     global _READ
-    _READ = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    with _lock():  # not half-written by a measurement saving beside this one
+        _READ = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     return json.loads(json.dumps(_READ))  # a copy the caller changes
+
+
+def _lock():
+    from filelock import FileLock
+
+    return FileLock(f"{tempfile.gettempdir()}/ecgnet_own_data_results.lock")
 
 
 def save_results(out: dict) -> None:
     """The entries this process changed, written into results.json as it is now: two measurements run side by side
     (``default`` beside ``strategies``) each kept the other's old entry, and the last to finish undid the first."""
-    from filelock import FileLock
-
-    with FileLock(f"{tempfile.gettempdir()}/ecgnet_own_data_results.lock"):
+    with _lock():
         now = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
         changed = {k: v for k, v in json.loads(json.dumps(out, default=plain)).items() if _READ.get(k) != v}
         save(RESULTS.name, {**now, **changed})

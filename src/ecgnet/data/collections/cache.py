@@ -205,7 +205,7 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
 
 
 def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[Path], samples: int) -> dict:
-    """The workers' segment parts (``<tmp>.seg<first row>``, raw float32 rows in record order) joined into
+    """The workers' segment parts (``<tmp>.seg<first row>.tmp``, raw float32 rows in record order) joined into
     ``path`` with its index; returns {record index: [first segment row, count]} (empty: no record over 10 s)."""
     path.unlink(missing_ok=True)
     path.with_suffix(".json").unlink(missing_ok=True)
@@ -240,7 +240,7 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
           limits: ReadLimits = DEFAULT_LIMITS
           ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int]]:
     """A worker's part: records into rows ``first``…, and the 10 s segments of those over 10 s appended to
-    ``<tmp>.seg<first>``; returns ({row: why} of those it could not read, {row: the reader's warnings} of those
+    ``<tmp>.seg<first>.tmp``; returns ({row: why} of those it could not read, {row: the reader's warnings} of those
     whose amplitudes are not trusted, {row: the reader's warnings} of the others it warned about, {row: segments}
     of those over 10 s)."""
     out = np.load(tmp, mmap_mode="r+")
