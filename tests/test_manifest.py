@@ -434,6 +434,25 @@ def test_challenge_manifest_counts(tmp_path):
     assert c.counts().loc["total", "MI"] == 21
 
 
+def test_challenge_manifest_lists_files_without_a_header_and_refuses_a_file(tmp_path):
+    """`predict FOLDER` now finds an orphan .mat and an empty .dcm to fail on their own rows; `ecgnet manifest`
+    listed them as 'no superclass among its #Dx codes', and given a CSV it said 'none of 1 records has a
+    superclass label' (a user-workflow audit)."""
+    from ecgnet.data.collections.make import challenge_manifest
+    from test_records import write_challenge
+
+    for i in range(2):
+        write_challenge(tmp_path / "db", name=f"A{i}", seed=i, comments=("Dx: 426783006",))  # sinus rhythm: NORM
+    (tmp_path / "db" / "B0.mat").write_bytes((tmp_path / "db" / "A0.mat").read_bytes())
+    (tmp_path / "db" / "empty.dcm").write_bytes(b"")
+    out = challenge_manifest(tmp_path / "db", tmp_path / "m.csv")
+    assert out["records"] == 2
+    assert sorted((r["record"], r["why"]) for r in out["left_out"]) == [
+        ("db/B0.mat", "not a WFDB record with its header"), ("db/empty.dcm", "not a WFDB record with its header")]
+    with pytest.raises(ECGNetError, match=r"m.csv: a file; `ecgnet manifest` writes a manifest from a folder"):
+        challenge_manifest(tmp_path / "m.csv", tmp_path / "again.csv")
+
+
 def test_ptbxl_manifest_matches_the_ptbxl_collection(ptbxl_root, tmp_path):
     from ecgnet.data.collections import ptbxl_collection
     from ecgnet.data.collections.make import ptbxl_manifest

@@ -52,12 +52,18 @@ def challenge_manifest(folder: str | Path, out: str | Path, labels: str = "super
     if labels not in LABELS:
         raise ECGNetError(f"--labels must be one of {', '.join(LABELS)}, not '{labels}'")
     folder, out = Path(folder), Path(out)
-    headers = find_records([folder])
+    if folder.is_file():
+        raise ECGNetError(f"{folder}: a file; `ecgnet manifest` writes a manifest from a folder of Challenge-style "
+                          "WFDB records (#Dx codes) or from a PTB-XL folder")
+    found_files = find_records([folder])
+    headers = [h for h in found_files if h.suffix.lower() == ".hea"]  # the #Dx lines are in WFDB headers
+    left_out = [{"record": _relative(f, out), "codes": "", "why": "not a WFDB record with its header"}
+                for f in found_files if f.suffix.lower() != ".hea"]
     if not headers:
         raise ECGNetError(f"{folder}: no WFDB records (.hea) found")
     found = external_labels(headers, SUPERCLASSES)
     snomed = labels == "snomed"
-    rows, left_out = [], []
+    rows = []
     for i, header in enumerate(headers):
         if not (found.codes[i] if snomed else found.y[i].any()):
             left_out.append({"record": _relative(header, out), "codes": ";".join(found.codes[i]),
