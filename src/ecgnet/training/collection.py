@@ -165,11 +165,15 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
             **(extra or {})}
     if ft is not None:
         info["finetune"] = ft
+    def after_fit(fitted):  # inside the run's INCOMPLETE window: a finished run always has its list
+        write_trained_on(run_dir, collection, np.r_[assignment["train"], assignment["val"]])
+        if post_fit is not None:
+            post_fit(fitted)
+
     run_dir, results = train(config, None, runs_dir, resume=resume, progress=progress, n_boot=n_boot,
-                             callbacks=callbacks, data=data, model=model, extra_info=info, post_fit=post_fit)
+                             callbacks=callbacks, data=data, model=model, extra_info=info, post_fit=after_fit)
     if results is None:  # another process of a distributed run: rank 0 predicts and writes
         return None
-    write_trained_on(run_dir, collection, np.r_[assignment["train"], assignment["val"]])
     fitted, _, run_info = load_run(run_dir)
     return run_dir, fitted, data, run_info
 
