@@ -50,15 +50,22 @@ MAX_DEFAULT_WORKERS = 4
 MIN_RECORDS_PER_WORKER = 500  # below this, starting a process costs more than it saves (~1 s each)
 
 
+def window_starts(samples: int, window: int, stride: int) -> list[int]:
+    """Window starts covering the whole record; the last window ends at the record's end (a model's windows:
+    :mod:`ecgnet.models.windows`; the 10 s segments: :func:`segment_starts`)."""
+    if window >= samples:
+        return [0]
+    starts = list(range(0, samples - window + 1, stride))
+    if starts[-1] != samples - window:
+        starts.append(samples - window)
+    return starts
+
+
 def segment_starts(samples: int, rate: int) -> list[int]:
     """Starts of the consecutive 10 s segments that cover a record of ``samples`` samples at ``rate`` Hz, the last
     one ending at the record's end (``[0]`` for a record of up to 10 s): how ``predict`` scores a longer record
     (:mod:`ecgnet.inference.windows`) and how a manifest's cache keeps it (:mod:`ecgnet.data.collections.cache`)."""
-    length = SECONDS * rate
-    if samples <= length:
-        return [0]
-    starts = list(range(0, samples - length + 1, length))
-    return starts if starts[-1] == samples - length else [*starts, samples - length]
+    return window_starts(samples, SECONDS * rate, SECONDS * rate)
 
 
 def fit_length(signal: np.ndarray, samples: int, short: str = "pad") -> np.ndarray:

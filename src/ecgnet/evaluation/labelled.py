@@ -148,7 +148,8 @@ def in_sample_warning(n: int, total: int, consequence: str) -> str | None:
 
 def for_csv(table):
     """``table`` with its labels (``y_<class>``) and ``fold`` as integers, empty where unknown: written with
-    ``float_format``, 1 was '1.000000' and a fold '5.000000' (cv/predictions.csv writes 1 / 0 / empty)."""
+    ``float_format``, 1 was '1.000000' and a fold '5.000000' (evaluate's, calibrate's and cross-validation's
+    predictions.csv all write them so)."""
     out = table.copy()
     for column in [c for c in out.columns if c.startswith("y_") or c == "fold"]:
         out[column] = out[column].astype("Int64")

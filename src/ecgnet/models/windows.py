@@ -9,17 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgnet.data.signals import window_starts  # noqa: F401  (the one rule, shared with the 10 s segments)
+
 AGGREGATES = ("max", "mean")  # over a record's windows
-
-
-def window_starts(samples: int, window: int, stride: int) -> list[int]:
-    """Window starts covering the whole record; the last window ends at the record's end."""
-    if window >= samples:
-        return [0]
-    starts = list(range(0, samples - window + 1, stride))
-    if starts[-1] != samples - window:
-        starts.append(samples - window)
-    return starts
 
 
 def sigmoid(logits: torch.Tensor) -> torch.Tensor:

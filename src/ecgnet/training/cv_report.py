@@ -14,6 +14,7 @@ import pandas as pd
 from ecgnet.config import load_config
 from ecgnet.data.collections.base import Collection
 from ecgnet.evaluation.metrics import resampled_words
+from ecgnet.evaluation.labelled import for_csv
 from ecgnet.evaluation.scoring import format_auc
 from ecgnet.fileio import atomic_path, write_json, write_text
 from ecgnet.training.collection_scoring import call_rate_warnings, score, youden_thresholds
@@ -31,12 +32,12 @@ def _write_predictions(path: Path, collection: Collection, folds, p: np.ndarray)
         table["fold"] = folds
     table["source"], table["patient"] = collection.sources, collection.patients
     for k, c in enumerate(collection.classes):
-        table[f"y_{c}"] = pd.Series(collection.y[:, k]).astype("Int64")  # NaN (unknown) → an empty cell
+        table[f"y_{c}"] = collection.y[:, k]
     for k, c in enumerate(collection.classes):
         table[f"p_{c}"] = p[:, k]
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6f")
+        for_csv(table).to_csv(tmp, index=False, float_format="%.6f")  # NaN (unknown) → an empty cell
 
 
 def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: int, n_boot: int) -> list[str]:

@@ -110,11 +110,13 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
     with cache_lock(array_path):
         if not (array_path.is_file() and index_path.is_file()):
             build(paths, labels, sampling_rate, array_path, index_path, workers, progress, limits)
-        problem = cheap_check(array_path, index_path) or _segments_problem(index_path)
+        problem = cheap_check(array_path, index_path)
+        index = None if problem else json.loads(index_path.read_text())
+        problem = problem or _segments_problem(index, array_path)
         if problem:
             warnings.warn(f"{array_path}: {problem}; rebuilding the signal cache", stacklevel=2)
             build(paths, labels, sampling_rate, array_path, index_path, workers, progress, limits)
-        index = json.loads(index_path.read_text())
+            index = json.loads(index_path.read_text())
         signals = np.load(array_path, mmap_mode="r")
         segments = _open_segments(index, array_path, len(paths))
     if signals.shape[0] != len(paths) or len(index["ecg_ids"]) != len(paths):
@@ -135,15 +137,11 @@ def _segments_path(array_path: Path) -> Path:
     return array_path.with_name(array_path.stem + ".segments.npy")
 
 
-def _segments_problem(index_path: Path) -> str | None:
-    """What is wrong with the segments array the index names (None: nothing, or no segments)."""
-    try:
-        rows = json.loads(index_path.read_text()).get("segments")
-    except (OSError, ValueError):
-        return None  # cheap_check has said it
-    if not rows:
+def _segments_problem(index: dict, array_path: Path) -> str | None:
+    """What is wrong with the segments array the (sound) index names (None: nothing, or no segments)."""
+    if not index.get("segments"):
         return None
-    path = _segments_path(index_path.with_suffix(".npy"))
+    path = _segments_path(array_path)
     problem = cheap_check(path, path.with_suffix(".json"))
     return None if problem is None else f"segments: {problem}"
 
@@ -258,11 +256,9 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
                 warned[first + j] = f"{label}: {'; '.join(record.warnings)}"
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
-        except OSError as e:
-            if e.errno in SYSTEM_ERRNOS:  # a full disk while writing the cache: the machine's problem, not the record's
-                raise
-            bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
+            if isinstance(e, OSError) and e.errno in SYSTEM_ERRNOS:  # a full disk writing the cache: not the record's
+                raise
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once
     return bad, untrusted, warned, long

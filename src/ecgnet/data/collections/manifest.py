@@ -46,7 +46,6 @@ import csv
 import math
 import re
 from collections import ChainMap, Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -207,8 +206,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         raise checks.problems_error(path, problems, unmapped, offer_skip_bad=skip_bad is not None)
     if not kept:
         raise ECGNetError(f"{path}: no usable records" + (f" ({len(bad_rows)} bad rows skipped)" if bad_rows else ""))
-    collection = _collection(path, classes, kept, tuple(bad_rows), header)
-    return replace(collection, info={**collection.info, **_label_map_info(label_map if labelled else None)})
+    return _collection(path, classes, kept, tuple(bad_rows), header, _label_map_info(label_map if labelled else None))
 
 
 def _header(names: list[str]) -> list[str]:
@@ -402,7 +400,8 @@ def _number(text: str, name: str, errors: list) -> float:
     return value
 
 
-def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple, header: list[str]) -> Collection:
+def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple, header: list[str],
+                more_info: dict) -> Collection:
     folds = [e["fold"] for e in kept]
     if "fold" in header and any(f is None for f in folds):
         if all(f is None for f in folds):
@@ -430,7 +429,8 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
         metadata=metadata_features(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
         folds=None if folds is None else np.array(folds, dtype=int), skipped=skipped, loader=loader,
         info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped),
-              "records_relative_to": str(path.parent.absolute())})  # as the rows were read (a symlinked manifest)
+              "records_relative_to": str(path.parent.absolute()),  # as the rows were read (a symlinked manifest)
+              **more_info})
 
 
 def _label_map_info(label_map) -> dict:
