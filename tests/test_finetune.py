@@ -224,6 +224,12 @@ def test_cv_compares_with_zero_shot_on_the_runs_own_classes(tmp_path, monkeypatc
     # two records per patient: the intervals resample patients, each with both records, and say so
     assert metrics["vs_zero_shot"]["resampled"] == metrics["pooled"]["macro_auc"]["resampled"] == "patients"
     assert "intervals over patients, each with all their records" in (cv / "report.md").read_text()
+    page = (tmp_path / "runs" / "zs" / "report.html").read_text()  # the run's report, with its figures, in HTML
+    assert "<h2 id='fine-tuned-against-zero-shot'>" in page and page.count("data:image/png;base64,") == 3
+    assert "zero-shot long_time" in page and "ROC curves, pooled out-of-fold (dashed: zero-shot long_time)" in page
+    for folder in (cv, cv.parent):
+        assert sorted(p.name for p in (folder / "figures").glob("*.png")) == ["auc.png", "folds.png", "roc.png"]
+        assert "![ROC curves" in (folder / "report.md").read_text()
 
 
 @pytest.mark.slow
@@ -290,6 +296,33 @@ def test_alpha_near_zero_saves_the_source_weights(source, tmp_path, monkeypatch)
     for k, v in saved.items():
         if v.is_floating_point():
             torch.testing.assert_close(v, shipped[k], atol=1e-4, rtol=1e-4)
+
+
+def test_the_cv_report_of_a_run_trained_from_scratch_draws_what_it_has(tmp_path):
+    """Without --from there is no zero-shot model to draw beside the out-of-fold curves, and a class without
+    positives has no AUC: the report still has its tables and the figures it can draw, and says no zero-shot."""
+    from ecgnet.document import write_document
+    from ecgnet.training.cv_report import _figures, cv_report
+
+    rng = np.random.default_rng(0)
+    y = np.stack([rng.integers(0, 2, 40), np.zeros(40)], axis=1).astype(float)
+    y[:3, 0] = np.nan  # unknown labels are left out of the curve
+    oof = np.clip(y + rng.normal(0, 0.6, y.shape), 0, 1)
+    entry = {"auc": 0.8, "low": 0.7, "high": 0.9, "n": 37, "n_positive": 19}
+    none = {"auc": None, "low": None, "high": None, "n": 40, "n_positive": 0}
+    pooled = {"n_records": 40, "per_class": {"A": entry, "B": none},
+              "macro_auc": {"value": 0.8, "low": 0.7, "high": 0.9, "resampled": "records"}}
+    metrics = {"protocol": {"kind": "2-fold", "folds": {"1": "fold 1", "2": "fold 2"}, "grouping": "g",
+                            "inner_validation": "i", "seed": 0},
+               "pooled": pooled, "per_fold": {"fold 1": {**pooled, "n_records": 20}, "fold 2": {**pooled, "n_records": 20}}}
+    info = {"name": "scratch", "model": "m", "parameters": 10, "collection": {"name": "c", "records": 40}}
+    title, protocol, sections = cv_report(metrics, info)
+    assert title == "scratch: 2-fold cross-validation" and "trained from scratch (no --from)" in protocol
+    figures = _figures(tmp_path / "figures", metrics, y, oof, None, None)
+    assert sorted(figures) == ["auc.png", "folds.png", "roc.png"] and "zero-shot" not in figures["roc.png"][0]
+    page = write_document(tmp_path, "report", title, sections, figures, bullets=("Protocol", protocol)).read_text()
+    assert page.count("data:image/png;base64,") == 3 and "Fine-tuned against zero-shot" not in page
+    assert "| pooled | 0.800 [0.700, 0.900] | 0.800 [0.700, 0.900] | – |" in (tmp_path / "report.md").read_text()
 
 
 def test_train_usage_errors(tmp_path):

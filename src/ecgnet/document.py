@@ -1,6 +1,6 @@
 """One document written twice: ``<stem>.html``, self-contained (inline CSS, figures embedded as base64 PNG),
 and ``<stem>.md``, the same tables and text with the figures saved under ``figures/`` and linked: a run's report,
-an evaluation's, a site profile's, a comparison (the cross-validation and sweep reports are Markdown only)."""
+an evaluation's, a cross-validation's, a site profile's, a comparison (the sweep report is Markdown only)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """What a cross-validation leaves in its run (:mod:`ecgnet.training.collection`): the out-of-fold predictions
 ``RUN/cv/predictions.csv`` (``record, fold, source, patient, y_<CLASS>, p_<CLASS>``; the source model's zero-shot
-ones beside them), ``RUN/cv/metrics.json``, the Markdown report ``RUN/cv/report.md`` (also the run's
-``report.md``), and the final model's thresholds, chosen by Youden's J on the pooled out-of-fold predictions
-(``RUN/val/metrics.json``)."""
+ones beside them), ``RUN/cv/metrics.json``, the report ``RUN/cv/report.html`` / ``report.md`` with its figures
+(also the run's own ``report.html`` / ``report.md``: the protocol, the pooled, zero-shot and per-fold AUCs, ROC
+curves fine-tuned against zero-shot), and the final model's thresholds, chosen by Youden's J on the pooled
+out-of-fold predictions (``RUN/val/metrics.json``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sklearn.metrics import roc_curve
+
 from ecgnet.config import load_config
 from ecgnet.data.collections.base import Collection
+from ecgnet.document import Section, save_png, write_document
 from ecgnet.evaluation.metrics import resampled_words
 from ecgnet.evaluation.labelled import for_csv
 from ecgnet.evaluation.scoring import format_auc
-from ecgnet.fileio import atomic_path, write_json, write_text
+from ecgnet.fileio import atomic_path, write_json
+from ecgnet.plotting import plt
 from ecgnet.training.collection_scoring import call_rate_warnings, score, youden_thresholds
 
 SCORED_ON = ("each record as predict scores it: a record over 10 s in consecutive 10 s segments, their probabilities "
@@ -41,7 +46,7 @@ def _write_predictions(path: Path, collection: Collection, folds, p: np.ndarray)
 
 
 def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: int, n_boot: int) -> list[str]:
-    """RUN/cv/ (predictions, metrics, report), RUN/report.md and the final model's thresholds in RUN/val/;
+    """RUN/cv/ (predictions, metrics, report), the run's report and the final model's thresholds in RUN/val/;
     returns warnings about those thresholds (:func:`call_rate_warnings`)."""
     classes = collection.classes
     _write_predictions(run_dir / "cv" / "predictions.csv", collection, cv["folds"], cv["oof"])
@@ -57,60 +62,156 @@ def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: 
     write_json(run_dir / "val" / "metrics.json", val)
     config = run_dir / "config.yaml"
     schedule = load_config(config).training if config.is_file() else None
-    report = cv_report(metrics, info, schedule) + "".join(f"\nWarning: {w}.\n" for w in val["warnings"])
-    write_text(run_dir / "cv" / "report.md", report)
-    write_text(run_dir / "report.md", report)
+    title, protocol, sections = cv_report(metrics, info, schedule, val["warnings"])
+    source = (info.get("finetune") or {}).get("from")
+    for folder in (run_dir / "cv", run_dir):  # the cross-validation's own folder, and the run's report
+        figures = _figures(folder / "figures", metrics, collection.y, cv["oof"], cv.get("zero_shot_p"), source)
+        write_document(folder, "report", title, sections, figures, bullets=("Protocol", protocol), css=_CSS)
     return val["warnings"]
 
 
-def cv_report(metrics: dict, info: dict, schedule=None) -> str:
-    """The cross-validation as Markdown: protocol, fine-tuning facts and ``schedule`` (the run's
-    ``TrainingConfig``), pooled and per-fold AUCs."""
+_CSS = "tbody tr:last-child{font-weight:normal}tbody tr:first-child{font-weight:600}"
+
+
+def cv_report(metrics: dict, info: dict, schedule=None, warnings=()) -> tuple[str, list[str], list[Section]]:
+    """The cross-validation as a document: its title, the protocol (fine-tuning facts and ``schedule``, the
+    run's ``TrainingConfig``) as bullets, and the sections: pooled, zero-shot and per-fold AUCs, the paired
+    difference, what fine-tuning forgot, ``warnings`` about the final model's thresholds, the files."""
     p = metrics["protocol"]
     classes = list(metrics["pooled"]["per_class"])
-    lines = [f"# {info.get('name')}: {p['kind']} cross-validation", "",
-             f"- collection: {info.get('collection', {}).get('name')} ({info.get('collection', {}).get('records')} records, "
-             f"{len(info.get('collection', {}).get('skipped', []))} skipped)",
-             f"- model: {info.get('model')} ({info.get('parameters'):,} parameters), seed {p['seed']}",
-             f"- folds: {', '.join(p['folds'].values())}; {p['grouping']}",
-             f"- inner validation: {p['inner_validation']}",
-             f"- scored on: {p.get('scored_on', SCORED_ON)}"]
+    collection = info.get("collection", {})
+    protocol = [f"collection: {collection.get('name')} ({collection.get('records')} records, "
+                f"{len(collection.get('skipped', []))} skipped)",
+                f"model: {info.get('model')} ({info.get('parameters'):,} parameters), seed {p['seed']}",
+                f"folds: {', '.join(p['folds'].values())}; {p['grouping']}",
+                f"inner validation: {p['inner_validation']}",
+                f"scored on: {p.get('scored_on', SCORED_ON)}"]
     ft = info.get("finetune")
     if ft:
-        lines += [f"- fine-tuned from `{ft['from']}` (mode **{ft['mode']}**): head {ft['head']}; frozen: {ft['frozen']}; "
-                  f"{ft['trainable_parameters']:,} trainable, {ft['frozen_parameters']:,} frozen parameters"]
+        protocol += [f"fine-tuned from {ft['from']} (mode {ft['mode']}): head {ft['head']}; frozen: {ft['frozen']}; "
+                     f"{ft['trainable_parameters']:,} trainable, {ft['frozen_parameters']:,} frozen parameters"]
         if ft.get("interpolation"):
-            lines += [f"- interpolation: {ft['interpolation']}"]
+            protocol += [f"interpolation: {ft['interpolation']}"]
     else:
-        lines += ["- trained from scratch (no --from)"]
+        protocol += ["trained from scratch (no --from)"]
     if schedule is not None:
-        lines += [f"- schedule (each fold and the final model): lr {schedule.lr:g} (one-cycle), batch "
-                  f"{schedule.batch_size}, at most {schedule.epochs} epochs, early stopping after {schedule.patience} "
-                  "without a better inner-validation AUC"]
-    lines += [f"- final model (this run): {info.get('split')}; epochs {info.get('epochs_run')}, best "
-              f"{info.get('best_epoch')}"]
-    over = resampled_words((metrics["pooled"].get("macro_auc") or {}).get("resampled"))
-    lines += ["", f"AUC with 90 % bootstrap intervals over {over} (pooled out-of-fold predictions).", "",
-              "| | macro | " + " | ".join(classes) + " |", "|---" * (len(classes) + 2) + "|"]
+        protocol += [f"schedule (each fold and the final model): lr {schedule.lr:g} (one-cycle), batch "
+                     f"{schedule.batch_size}, at most {schedule.epochs} epochs, early stopping after {schedule.patience} "
+                     "without a better inner-validation AUC"]
+    protocol += [f"final model (this run): {info.get('split')}; epochs {info.get('epochs_run')}, best "
+                 f"{info.get('best_epoch')}"]
 
     def row(name, m):
-        return f"| {name} | {format_auc(m['macro_auc'])} | " + " | ".join(format_auc(m["per_class"][c]) for c in classes) + " |"
+        return [name, format_auc(m["macro_auc"]), *(format_auc(m["per_class"][c]) for c in classes)]
 
-    lines.append(row("**pooled (fine-tuned)**" if ft else "**pooled**", metrics["pooled"]))
+    rows = [row("pooled (fine-tuned)" if ft else "pooled", metrics["pooled"])]
     if "zero_shot" in metrics:
-        lines.append(row(f"zero-shot `{ft['from']}`", metrics["zero_shot"]))
+        rows.append(row(f"zero-shot {ft['from']}", metrics["zero_shot"]))
     for name, m in metrics["per_fold"].items():
         zero = f"; zero-shot {format_auc(m['zero_shot_macro_auc'])}" if m.get("zero_shot_macro_auc") else ""
-        lines.append(row(f"{name} (n={m['n_records']}; epochs {m.get('epochs_run')}, best {m.get('best_epoch')}{zero})", m))
+        rows.append(row(f"{name} (n={m['n_records']}; epochs {m.get('epochs_run')}, best {m.get('best_epoch')}{zero})", m))
+    over = resampled_words((metrics["pooled"].get("macro_auc") or {}).get("resampled"))
+    auc = Section("AUC", ["", "macro", *classes], rows,
+                  f"AUC with 90 % bootstrap intervals over {over} (pooled out-of-fold predictions).")
+    sections = [auc]
     vs = metrics.get("vs_zero_shot")
     if vs:
-        lines += ["", f"Paired bootstrap, fine-tuned − zero-shot macro AUC over {', '.join(vs['classes'])}: "
-                      f"{vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}] (90 %), one-sided p = {vs['p_value']:.3f}."]
+        sections.append(Section("Fine-tuned against zero-shot", paragraphs=[
+            f"Paired bootstrap, fine-tuned − zero-shot macro AUC over {', '.join(vs['classes'])}: {vs['diff']:+.3f} "
+            f"[{vs['low']:+.3f}, {vs['high']:+.3f}] (90 %), one-sided p = {vs['p_value']:.3f}."]))
+    sections += [Section("ROC curves", figures=["roc.png"]),
+                 Section("AUC per class and per fold", figures=["auc.png", "folds.png"], grid=True)]
     if info.get("forgetting"):
         from ecgnet.training.forgetting import forgetting_lines
 
-        lines += ["", *forgetting_lines(info["forgetting"])]
-    lines += ["", "Files: `cv/predictions.csv` (record, fold, source, patient, y_<CLASS>, p_<CLASS>), "
-                  "`cv/metrics.json`; each fold's run in `cv/fold_<k>/`. The final model (this run) was trained on "
-                  "every record."]
-    return "\n".join(lines) + "\n"
+        sections.append(Section("What fine-tuning forgot", paragraphs=forgetting_lines(info["forgetting"])))
+    if warnings:
+        sections.append(Section("Warnings", bullets=[f"{w}." for w in warnings]))
+    sections.append(Section("Files", paragraphs=[
+        "cv/predictions.csv (record, fold, source, patient, y_<CLASS>, p_<CLASS>), cv/metrics.json; each fold's run "
+        "in cv/fold_<k>/. The final model (this run) was trained on every record."]))
+    return f"{info.get('name')}: {p['kind']} cross-validation", protocol, sections
+
+
+def _figures(folder: Path, metrics: dict, y: np.ndarray, oof: np.ndarray, zero, source: str | None) -> dict:
+    """ROC curves per class (fine-tuned solid, zero-shot dashed), per-class AUC with intervals and per-fold
+    macro AUC, each against the source model's zero-shot figure where there is one; saved under ``folder``."""
+    classes = list(metrics["pooled"]["per_class"])
+    scored = [c for c in classes if metrics["pooled"]["per_class"][c].get("auc") is not None]
+    figures = {}
+    if scored:
+        figures["roc.png"] = ("ROC curves, pooled out-of-fold" + (f" (dashed: zero-shot {source})" if zero is not None
+                                                                  else ""), _roc(scored, classes, y, oof, zero, source))
+        figures["auc.png"] = ("Per-class AUC with 90 % intervals", _auc(metrics, scored, source))
+    figures["folds.png"] = ("Macro AUC per held-out fold", _folds(metrics, source))
+    return {name: (caption, save_png(fig, folder / name)) for name, (caption, fig) in figures.items()}
+
+
+def _roc(scored, classes, y, oof, zero, source):
+    cols = min(len(scored), 5)
+    rows = -(-len(scored) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols + 0.4, 2.4 * rows + 0.3), squeeze=False)
+    for ax in axes.flat[len(scored):]:
+        ax.axis("off")
+    for ax, c in zip(axes.flat, scored):
+        k = classes.index(c)
+        known = ~np.isnan(y[:, k])
+        for p, style, label in ((oof, "-", "fine-tuned" if source else "cross-validated"),
+                                (zero, "--", f"zero-shot {source}")):
+            if p is not None and np.isfinite(p[known, k]).all():
+                fpr, tpr, _ = roc_curve(y[known, k], p[known, k])
+                ax.plot(fpr, tpr, ls=style, lw=1.4, color="C0" if style == "-" else "C1",
+                        label=label if c == scored[0] else None)
+        ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=0.8)
+        ax.set(title=f"{c} (n pos={int(np.nansum(y[known, k]))})", xlim=(0, 1), ylim=(0, 1.01))
+        ax.title.set_fontsize(9)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7, loc="lower right")
+    fig.supxlabel("1 − specificity", fontsize=9)
+    fig.supylabel("sensitivity", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _interval(e):
+    return [[e["auc"] - e["low"]], [e["high"] - e["auc"]]] if e.get("low") is not None else None
+
+
+def _auc(metrics, scored, source):
+    fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(scored) + 2), 3))
+    shown = [("pooled", "fine-tuned" if source else "cross-validated", -0.12, "C0")]
+    shown += [("zero_shot", f"zero-shot {source}", 0.12, "C1")] if "zero_shot" in metrics else []
+    for key, label, shift, color in shown:
+        for i, c in enumerate(scored):
+            e = metrics[key]["per_class"].get(c) or {}
+            if e.get("auc") is not None:
+                ax.errorbar(i + shift, e["auc"], yerr=_interval(e), fmt="o", capsize=3, color=color,
+                            label=label if i == 0 else None)
+    ax.set_xticks(range(len(scored)), scored, rotation=45 if len(scored) > 8 else 0)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set(ylim=(0.3, 1.0), ylabel="AUC")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _folds(metrics, source):
+    folds = list(metrics["per_fold"].items())
+    fig, ax = plt.subplots(figsize=(max(4, 0.7 * len(folds) + 2), 3))
+    for i, (_, m) in enumerate(folds):
+        e, z = m.get("macro_auc") or {}, m.get("zero_shot_macro_auc")
+        if e.get("value") is not None:
+            err = [[e["value"] - e["low"]], [e["high"] - e["value"]]] if e.get("low") is not None else None
+            ax.errorbar(i - 0.1, e["value"], yerr=err, fmt="o", capsize=3, color="C0",
+                        label=("fine-tuned" if source else "cross-validated") if i == 0 else None)
+        if z and z.get("value") is not None:
+            ax.plot(i + 0.1, z["value"], "s", color="C1", label=f"zero-shot {source}" if i == 0 else None)
+    pooled = (metrics["pooled"].get("macro_auc") or {}).get("value")
+    if pooled is not None:
+        ax.axhline(pooled, color="C0", lw=0.8, ls="--", label=f"pooled {pooled:.3f}")
+    ax.set_xticks(range(len(folds)), [f"{name}\n(n={m['n_records']})" for name, m in folds],
+                  rotation=45 if len(folds) > 8 else 0)
+    ax.set(ylim=(0.3, 1.0), ylabel="macro AUC")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
