@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ecgnet.data.collections import read_manifest
@@ -656,6 +657,9 @@ def test_manifest_of_records_without_dx_lines_says_to_write_one(tmp_path):
     (["MII"], ["MI"], []),
     (["HYP", "HPY"], ["HYP"], []),  # the run's class is present: HPY is a class of its own
     (["PYH"], ["HYP"], []),  # more than one swap
+    (["LPFB"], ["LAFB"], []),  # PTB-XL's own codes, each a real class
+    (["ISCAN", "INJAS"], ["ISCAL", "INJAL"], []),
+    (["LPFB", "ISCNA"], ["LAFB", "ISCAN"], [("ISCNA", "ISCAN")]),  # a typo of a real code is still caught
 ])
 def test_near_misses_name_likely_typos_of_the_runs_classes(ours, run, expected):
     from types import SimpleNamespace
@@ -663,6 +667,17 @@ def test_near_misses_name_likely_typos_of_the_runs_classes(ours, run, expected):
     from ecgnet.data.collections.base import Collection
 
     assert Collection.near_misses(SimpleNamespace(classes=ours), run) == expected
+
+
+def test_the_scp_codes_known_without_the_data_folder_are_ptbxls(ptbxl_root):
+    """SCP_CODES (kept in the package, so the typo check needs no data folder) is exactly PTB-XL's statements,
+    diagnostic subclasses and superclasses."""
+    from ecgnet.data.ptbxl import SCP_CODES
+
+    statements = pd.read_csv(ptbxl_root / "scp_statements.csv", index_col=0)
+    names = set(statements.index) | set(statements["diagnostic_subclass"].dropna()) | set(
+        statements["diagnostic_class"].dropna())
+    assert len(statements) == 71 and SCP_CODES == names
 
 
 

@@ -170,6 +170,13 @@ class MetadataScaler:
         return np.concatenate([np.nan_to_num(values, nan=0.0), flags], axis=1).astype(np.float32)
 
 
+# PTB-XL's own class names (scp_statements.csv: its 71 statements, their diagnostic subclasses and superclasses),
+# so that a name can be known for a real code without the data folder: LAFB and LPFB are two codes, not a typo.
+SCP_CODES = frozenset("""1AVB 2AVB 3AVB ABQRS AFIB AFLT ALMI AMI ANEUR ASMI BIGU CLBBB CRBBB DIG EL HVOLT ILBBB ILMI IMI
+INJAL INJAS INJIL INJIN INJLA INVT IPLMI IPMI IRBBB ISCAL ISCAN ISCAS ISCIL ISCIN ISCLA ISC_ IVCD LAFB LAO/LAE LMI LNGQT
+LOWT LPFB LPR LVH LVOLT NDT NORM NST_ NT_ PAC PACE PMI PRC(S) PSVT PVC QWAVE RAO/RAE RVH SARRH SBRAD SEHYP SR STACH
+STD_ STE_ SVARR SVTAC TAB_ TRIGU VCLVH WPW ISCA ISCI LAFB/LPFB STTC _AVB MI CD HYP""".split())
+
 SUPERCLASS_DESCRIPTIONS = {"NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change",
                            "CD": "conduction disturbance", "HYP": "hypertrophy"}
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ecgnet.data.dataset import Segments, SignalRows, Split, sample_rows
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.ptbxl import SUPERCLASS_DESCRIPTIONS, MetadataScaler
+from ecgnet.data.ptbxl import SCP_CODES, SUPERCLASS_DESCRIPTIONS, MetadataScaler
 from ecgnet.errors import ECGNetError
 
 DEFAULT_SOURCE = "manifest"  # the source of a manifest's record whose source cell is empty (or that has no column)
@@ -117,14 +117,16 @@ class Collection:
     def near_misses(self, run_classes: list[str]) -> list[tuple[str, str]]:
         """(this collection's class, the run's class it is likely a typo of), the run's class absent from this
         collection: names of 4+ letters one letter or so apart (STCC, STTC), shorter ones only two neighbouring
-        letters swapped (HPY, HYP; not IMI beside MI, nor AMI beside IMI: real codes one letter apart)."""
+        letters swapped (HPY, HYP; not IMI beside MI, nor AMI beside IMI: real codes one letter apart). Two of
+        PTB-XL's own codes are never a typo of each other (LAFB, LPFB; ISCAL, ISCAN)."""
         unused = [u for u in run_classes if u not in self.classes]
         misses = []
         for c in (c for c in self.classes if c not in run_classes):
+            others = [u for u in unused if not (c in SCP_CODES and u in SCP_CODES)]
             if len(c) >= 4:
-                close = difflib.get_close_matches(c, [u for u in unused if len(u) >= 4], n=1, cutoff=0.75)
+                close = difflib.get_close_matches(c, [u for u in others if len(u) >= 4], n=1, cutoff=0.75)
             else:
-                close = [u for u in unused if len(u) == len(c) and _swapped_neighbours(c, u)]
+                close = [u for u in others if len(u) == len(c) and _swapped_neighbours(c, u)]
             if close:
                 misses.append((c, close[0]))
         return misses
