@@ -92,7 +92,7 @@ def test_edf_a_lead_on_two_channels_is_refused_not_read_from_the_first(tmp_path)
 def test_edf_variants_real_recorders_write(tmp_path, variant):
     """Read as written (no finding; kept so that they stay read): pyedflib's 24-bit BDF+, a dimension of V, a
     12-bit ADC range 0..4095, an asymmetric physical range, respiration/SpO2/pleth at 25/1/100 Hz beside the
-    leads, and EDF+ annotations."""
+    leads (named in one warning), and EDF+ annotations."""
     x = ecg(500)
     kw, tol = {}, 0.002
     if variant == "bdf+":
@@ -111,8 +111,35 @@ def test_edf_variants_real_recorders_write(tmp_path, variant):
         kw = dict(annotations=[(0.5, -1, "Recording starts"), (3.2, 0.5, "Artifact")])
     path = pyedflib_file(tmp_path / ("e.bdf" if variant == "bdf+" else "e.edf"), x, **kw)
     rec = read_quietly(path)
-    assert rec.source_rate == 500 and rec.signal.shape == (12, 5000) and rec.warnings == []
+    ignored = (["3 channels are not among the 12 standard leads: ignored ('Resp', 'SpO2', 'Pleth')"]
+               if variant == "extra channels" else [])
+    assert rec.source_rate == 500 and rec.signal.shape == (12, 5000) and rec.warnings == ignored
     assert np.abs(rec.signal - x).max() < tol
+
+
+def test_edf_channels_that_are_no_lead_are_named_in_one_warning(tmp_path):
+    """A 'Resp' channel (or an unlabelled one) beside the 12 leads was passed over in silence, where the DICOM,
+    MUSE and HL7 readers warn of the channels they leave out: one warning names them, through to read_ecg_any;
+    the EDF+ annotation channel is the format's own, not named; the 12 leads alone get no such warning."""
+    x = ecg(500)
+    resp = ("Resp", 25, np.sin(np.arange(250) / 25), "Ohm")
+    path = pyedflib_file(tmp_path / "resp.edf", x, extra=[resp], annotations=[(1.0, -1, "Start")])
+    rec = read_quietly(path)
+    assert np.abs(rec.signal - x).max() < 0.002
+    assert rec.warnings == ["channel 'Resp' is not one of the 12 standard leads: ignored"]
+    assert rec.warnings[0] in read_ecg_any(path, 500).warnings
+    unlabelled = ("", 100, np.zeros(1000), "")
+    rec = read_quietly(pyedflib_file(tmp_path / "two.edf", x, extra=[resp, unlabelled]))
+    assert rec.warnings == ["2 channels are not among the 12 standard leads: ignored ('Resp', (unlabelled))"]
+    signals = [edfio.EdfSignal(x[i], sampling_frequency=500, label=n, physical_dimension="mV",
+                               physical_range=(-10, 10)) for i, n in enumerate(NAMES)]
+    signals += [edfio.EdfSignal(np.zeros(5000), sampling_frequency=500, label=f"EEG {k}") for k in range(10)]
+    edfio.Edf(signals).write(tmp_path / "eeg.edf")
+    rec = read_quietly(tmp_path / "eeg.edf")
+    assert rec.warnings == ["10 channels are not among the 12 standard leads: ignored ('EEG 0', 'EEG 1', 'EEG 2', "
+                            "'EEG 3', 'EEG 4', 'EEG 5', 'EEG 6', 'EEG 7' … (2 more))"]
+    twelve = pyedflib_file(tmp_path / "twelve.edf", x, annotations=[(1.0, -1, "Start")])
+    assert read_quietly(twelve).warnings == [] and read_ecg_any(twelve, 500).warnings == []
 
 
 @pytest.mark.parametrize("seconds", [60, 300])
@@ -307,6 +334,48 @@ def test_a_dicom_value_longer_than_its_vr_allows_reads_without_pydicoms_warning(
         warnings.simplefilter("ignore")
         path = dicom_file(tmp_path / "long.dcm", [dicom_group(x, label="Rhythm (10 seconds)")])
     assert np.abs(read_quietly(path).signal - x).max() < 0.002
+
+
+def test_dicom_reads_in_two_threads_leave_pydicoms_validation_setting_as_it_was(tmp_path):
+    """disable_value_validation() sets pydicom's process-wide setting and restores what it saw on entering: two
+    reads overlapping in `ecgnet serve`'s worker threads let the first restore validation under the second (its
+    UserWarning back mid-read) and the second then restore 'off' for the whole process. One read at a time."""
+    import sys
+    import threading
+
+    from pydicom import config
+
+    x = ecg(500)
+    with warnings.catch_warnings():  # pydicom warns on writing it
+        warnings.simplefilter("ignore")
+        path = dicom_file(tmp_path / "long.dcm", [dicom_group(x, label="Rhythm (10 seconds)")])
+    before = (config.settings._reading_validation_mode, config.settings.reading_validation_mode,
+              config.settings._writing_validation_mode)
+    start, errors, read = threading.Barrier(2), [], []
+
+    def reader():
+        start.wait()
+        try:
+            for _ in range(20):
+                read.append(np.abs(read_source(path).signal - x).max())
+        except BaseException as e:  # noqa: BLE001 — reported by the main thread
+            errors.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: overlapping reads, were they allowed to overlap
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # pydicom's warning on a read that validation came back under
+            threads = [threading.Thread(target=reader) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == [] and len(read) == 40 and max(read) < 0.002
+    assert (config.settings._reading_validation_mode, config.settings.reading_validation_mode,
+            config.settings._writing_validation_mode) == before
 
 
 def test_dicom_waveform_padding_is_no_signal(tmp_path):

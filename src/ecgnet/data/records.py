@@ -92,6 +92,11 @@ def header_path(path: str | os.PathLike) -> Path:
     return path.with_suffix(".hea") if suffix in (".dat", ".mat") else path.with_name(path.name + ".hea")
 
 
+# said of a record whose 12 leads are one signal, by every reader; no amplitude warning is added to it
+NO_ECG = ("all 12 leads are identical throughout: no ECG was recorded (electrodes off?), only a flat line or the "
+          "device's calibration pulse")
+
+
 def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool = False,
              limits: ReadLimits = DEFAULT_LIMITS, quality: bool = True) -> ECGRecord:
     """Read and check one WFDB record (see the module docstring); ``resample`` allows any source rate;
@@ -135,8 +140,11 @@ def read_ecg(path: str | os.PathLike, sampling_rate: float = 100, resample: bool
     rec.d_signal = None
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{header}: the signal contains NaN or infinite samples")
-    problems = amplitude_problems(signal)  # on the signal as recorded: resampling changes lead ranges
-    coarse = resolution_warning(signal)  # likewise: resampling hides the steps
+    if np.all(signal == signal[:1]):  # leads off: a flat line or a calibration pulse (the other readers say it too)
+        problems, coarse = [NO_ECG], None  # and nothing else: 'flat lead', 'the same 1 mV' … would repeat it
+    else:
+        problems = amplitude_problems(signal)  # on the signal as recorded: resampling changes lead ranges
+        coarse = resolution_warning(signal)  # likewise: resampling hides the steps
     if coarse:
         warnings.append(coarse)
     flags = lead_quality(signal, rec.fs, LEADS) if quality else []  # likewise: resampling smooths a clipped plateau

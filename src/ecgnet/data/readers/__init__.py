@@ -19,7 +19,7 @@ from pathlib import Path
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.patient import stated_age_warning
 from ecgnet.data.readers.detect import FORMATS, READ, detect
-from ecgnet.data.records import ECGRecord, amplitude_problems, at_model_rate, read_ecg, resolution_warning
+from ecgnet.data.records import NO_ECG, ECGRecord, amplitude_problems, at_model_rate, read_ecg, resolution_warning
 from ecgnet.errors import ECGNetError
 
 __all__ = ["FORMATS", "READ", "detect", "read_ecg_any", "read_source"]
@@ -49,15 +49,19 @@ def read_ecg_any(path: str | os.PathLike, sampling_rate: float = 100, resample: 
 
     A source rate other than ``sampling_rate`` is an error unless ``resample``. Amplitude problems (a
     per-lead normalised signal, a median lead range outside 0.3–12 mV, a flat lead) are warnings and make
-    ``amplitude_trusted`` False; they are judged on the signal as recorded, before resampling."""
+    ``amplitude_trusted`` False; they are judged on the signal as recorded, before resampling. A record whose 12
+    leads are identical (no ECG was recorded: said once by the reader) gets none of them: they would say it again."""
     path = Path(path)
     fmt = detect(path)
     if fmt == "wfdb":
         return read_ecg(path, sampling_rate, resample=resample, limits=limits)
     rec = read_source(path, limits, fmt)
     rec.warnings += [w for w in [stated_age_warning(rec.age, rec.patient, rec.format)] if w]
-    problems = amplitude_problems(rec.signal)
-    rec.warnings += problems + [w for w in [resolution_warning(rec.signal)] if w]
+    if NO_ECG in rec.warnings:  # 12 identical leads: 'every lead spans the same 1 mV', 'flat lead' … would repeat it
+        problems = []
+    else:
+        problems = amplitude_problems(rec.signal)
+        rec.warnings += problems + [w for w in [resolution_warning(rec.signal)] if w]
     rec.amplitude_trusted = rec.amplitude_trusted and not problems
     rec.signal = at_model_rate(rec.signal, rec.source_rate, sampling_rate, resample, path, rec.notes)
     rec.sampling_rate = float(sampling_rate)

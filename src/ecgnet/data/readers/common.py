@@ -17,7 +17,7 @@ import numpy as np
 from ecgnet.data.leads import LIMB_FROM_I_II, lead_name  # noqa: F401 (readers import lead_name from here)
 from ecgnet.data.leads import display as _display
 from ecgnet.data.limits import ReadLimits
-from ecgnet.data.records import LEADS, UNITS_TO_MV, ECGRecord
+from ecgnet.data.records import LEADS, NO_ECG, UNITS_TO_MV, ECGRecord
 from ecgnet.errors import ECGNetError
 
 
@@ -157,8 +157,7 @@ def assemble(path: Path, leads: dict[str, np.ndarray], rate: float, fmt: str, *,
     if not np.isfinite(signal).all():
         raise ECGNetError(f"{path}: the signal contains NaN or infinite samples")
     if np.all(signal == signal[:1]):  # a leads-off recording: a flat line, perhaps the cart's calibration pulse
-        warnings = [*warnings, ("all 12 leads are identical throughout: no ECG was recorded (electrodes off?), only "
-                                "a flat line or the device's calibration pulse")]
+        warnings = [*warnings, NO_ECG]
         amplitude_trusted = False
     signal, trimmed = _trim_calibration(signal, rate)
     rec = ECGRecord(path, signal, float(rate), float(rate), list(warnings), amplitude_trusted, age, sex,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,20 @@ _SCP_INVERTED_AVR = 65  # SCP-ECG's code for −aVR (aVRneg, Cabrera displays)
 _DTYPES = {(8, "SB"): "i1", (8, "UB"): "u1", (16, "SS"): "i2", (16, "US"): "u2", (32, "SL"): "i4", (32, "UL"): "u4"}
 
 
+# pydicom 3.0 has no per-read way to turn value validation off: disable_value_validation() sets the process-wide
+# config.settings and, on leaving, restores what it saw on entering. Two reads overlapping in threads (`ecgnet
+# serve` reads uploads in worker threads) would let the first restore validation under the second (its UserWarning
+# back) and the second then restore 'off' for good; one read at a time keeps the setting as the caller left it.
+# (Silencing the warning with warnings.catch_warnings instead is no way out: the warning filters are process-wide too.)
+_VALIDATION = threading.Lock()
+
+
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
     from pydicom.config import disable_value_validation
 
     try:
-        with disable_value_validation():  # an over-long label is read as written, without pydicom's UserWarning
+        # an over-long label is read as written, without pydicom's UserWarning; the lock: see _VALIDATION
+        with _VALIDATION, disable_value_validation():
             return _read(path, limits)
     except (NotImplementedError, struct.error, OSError, EOFError) as e:  # pydicom converts elements when first
         # used: a sequence cut short raises "No tag to read at file position …" (an OSError without errno) only then

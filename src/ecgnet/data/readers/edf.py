@@ -3,9 +3,9 @@
 The fixed header is checked before edfio reads anything: the signal count against the budget, and the
 declared data records × samples per record against the budget and against the file's size (a truncated
 file is refused, not zero-padded). ECG channels are recognised by label (``I``, ``ECG II``, ``EKG V1``,
-``aVR``, ``V1-Ref`` …; a lead on two channels is refused); EDF+ annotation channels are skipped. All ECG
-channels must share one sampling rate. The padding MNE appends to fill the last data record (annotated
-``BAD_ACQ_SKIP``) is cut.
+``aVR``, ``V1-Ref`` …; a lead on two channels is refused); EDF+ annotation channels are skipped, other channels
+('Resp', 'SpO2', unlabelled) are left out with one warning naming them. All ECG channels must share one sampling
+rate. The padding MNE appends to fill the last data record (annotated ``BAD_ACQ_SKIP``) is cut.
 Patient fields come from the EDF+ patient identification (code, sex, birth date, name); a plain EDF's free
 text is kept whole (``identification``). A discontinuous EDF+ (EDF+D) is refused: its segments are not one
 signal (data-record onsets that differ from contiguous ones by less than half a sample, a writer's rounding,
@@ -26,6 +26,8 @@ from ecgnet.data.patient import age_on, sex_from
 from ecgnet.data.readers.common import assemble, check_lead_count, check_rate, lead_name, units_to_mv
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
+
+_MOST_NAMED = 8  # channels named in the warning of those ignored (an EEG montage beside the ECG has dozens)
 
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
@@ -99,6 +101,9 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         leads[name] = np.asarray(sig.data, np.float64) * units_to_mv(dimensions[index] or None, path, default="uV")
         if not dimensions[index]:
             unspecified.append(sig.label.strip())
+    ignored = _ignored_channels(labels)
+    if ignored:
+        warnings.append(ignored)
     if unspecified:
         warnings.append(f"{len(unspecified)} ECG channel(s) without a physical dimension ({', '.join(unspecified[:3])}"
                         f"{' …' if len(unspecified) > 3 else ''}): read as µV")
@@ -123,6 +128,20 @@ class _Layout:
     per_record: list[int]
     width: int
     annotations: int | None
+
+
+def _ignored_channels(labels: list[str]) -> str | None:
+    """The warning naming the channels that are no standard lead ('Resp', 'SpO2', an unlabelled one), as the
+    DICOM, MUSE and HL7 readers warn of theirs; EDF+/BDF+ annotation channels are the format's own, not named."""
+    extra = [repr(label) if label else "(unlabelled)" for label in labels
+             if label not in ("EDF Annotations", "BDF Annotations") and _lead(label) is None]
+    if not extra:
+        return None
+    if len(extra) == 1:
+        return f"channel {extra[0]} is not one of the 12 standard leads: ignored"
+    more = len(extra) - _MOST_NAMED
+    shown = ", ".join(extra[:_MOST_NAMED]) + (f" … ({more} more)" if more > 0 else "")
+    return f"{len(extra)} channels are not among the 12 standard leads: ignored ({shown})"
 
 
 def _check_each_lead_once(labels: list[str], path: Path) -> None:
