@@ -214,7 +214,8 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     result = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "clinic",
                                  "--method", "f1", "--calibration", "none", "--folds", "3", "--n-boot", "20",
                                  "--no-progress"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # R15 is unreadable: fitted without it, and said so, as evaluate
+    assert "error: 1 of 16 records of " in result.stderr and "the other 15 fitted the profile" in result.stderr
     assert "Site profile clinic" in result.stdout and (run / "profiles" / "clinic.json").is_file()
     assert "f1 thresholds (shrinkage 40)" in result.stdout
     said = " ".join(result.stdout.split())  # an unreadable record was left out without a word (a user-workflow audit)
@@ -224,7 +225,7 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     out = tmp_path / "eval"
     result = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "clinic", "--out",
                                  str(out), "--n-boot", "20", "--no-progress"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # R15 is unreadable: scored without it, and said so
     metrics = json.loads((out / "metrics.json").read_text())
     stored = json.loads((run / "profiles" / "clinic.json").read_text())["thresholds"]
     assert metrics["site"] == "clinic" and metrics["per_class"]["CD"]["threshold"] == pytest.approx(stored["CD"])
@@ -232,10 +233,11 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
     # with temperature scaling, both thresholds are printed on the calibrated scale (the run's raw one beside):
     # 'HYP threshold 0.035 → 0.266' compared a raw with a calibrated threshold (found in a wheel audit)
     result = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "warm", "--folds", "3",
-                                 "--n-boot", "20", "--no-progress"])
-    assert result.exit_code == 0, result.output
+                                 "--n-boot", "20", "--skip-bad", "--no-progress"])
+    assert result.exit_code == 0, result.output  # --skip-bad: R15 left out as asked
+    assert "(1 unreadable, left out with --skip-bad)" in " ".join(result.stdout.split())
     again = runner.invoke(app, ["calibrate", str(run), "--manifest", str(manifest), "--site", "warm", "--folds", "3",
-                                "--n-boot", "20", "--no-progress"])  # a profile replaced silently (a workflow audit)
+                                "--n-boot", "20", "--skip-bad", "--no-progress"])  # a profile replaced silently
     assert again.exit_code == 0 and "replaced the earlier profile 'warm' (fitted on 15 records, " in again.stdout
     assert "| replaces | the profile fitted on 15 records (" in (run / "profiles" / "warm" / "report.md").read_text()
     profile = json.loads((run / "profiles" / "warm.json").read_text())
@@ -243,12 +245,12 @@ def test_cli_calibrate_then_evaluate_with_the_site(run, manifest, tmp_path):
 
     for c in profile["classes"]:
         carried = carry_threshold(profile["run_thresholds"][c], profile["calibrators"][c])
-        assert f"{c:<5} threshold {carried:.3f} → {profile['thresholds'][c]:.3f}" in result.stdout, c
+        assert f"{c:<5} threshold: run {carried:.3f} → site {profile['thresholds'][c]:.3f}" in result.stdout, c
     # evaluate --site wrote the run's raw p_ beside calibrated thresholds: rescoring its CSV gave other balanced
     # accuracies than its metrics.json (found in a user-workflow audit); q_ holds what the figures score
     out = tmp_path / "eval_warm"
     assert runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--site", "warm", "--out",
-                               str(out), "--n-boot", "20", "--no-progress"]).exit_code == 0
+                               str(out), "--n-boot", "20", "--no-progress", "--skip-bad"]).exit_code == 0
     from sklearn.metrics import balanced_accuracy_score
 
     table, metrics = pd.read_csv(out / "predictions.csv"), json.loads((out / "metrics.json").read_text())
@@ -470,6 +472,60 @@ def test_ptbxl_records_as_a_manifest_get_the_runs_own_fold10_probabilities(ptbxl
         assert np.abs(out[f"p_{c}"].to_numpy() - committed.loc[ids, c].to_numpy()).max() < 2e-3
 
 
+def test_unreadable_records_make_evaluate_exit_1_unless_skip_bad(run, manifest, tmp_path):
+    """evaluate --manifest with an unreadable record (R15, truncated) scores and writes the others, names it, and
+    exits 1 with a last line counting the records it could not read — as predict exits 1 for a folder with a
+    broken record; --skip-bad (which leaves bad rows and unreadable records out) exits 0. Its help says so."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    runner = CliRunner()
+    args = ["evaluate", str(run), "--manifest", str(manifest), "--n-boot", "20", "--no-progress", "--out"]
+    failed = runner.invoke(app, [*args, str(tmp_path / "plain")])
+    assert failed.exit_code == 1, failed.output
+    assert "15 of 16 records scored (1 unreadable)" in failed.stdout
+    assert "unreadable: " in failed.stdout and "R15.hea" in failed.stdout  # the list
+    table = pd.read_csv(tmp_path / "plain" / "predictions.csv")  # the results of the readable ones, written
+    assert len(table) == 16 and table["error"].notna().sum() == 1
+    assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["n_scored"] == 15
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 16 records of ") and "could not be read" in last and "--skip-bad" in last
+    assert "the other 15 were scored" in last and "Traceback" not in failed.output
+
+    skipped = runner.invoke(app, [*args, str(tmp_path / "skip"), "--skip-bad"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "15 of 16 records scored (1 unreadable, left out with --skip-bad)" in " ".join(skipped.stdout.split())
+    assert "R15.hea" in skipped.stdout and "could not be read" not in skipped.output
+
+    import typer.main
+
+    shown = " ".join(typer.main.get_command(app).commands["evaluate"].help.split())  # what --help prints
+    assert "Exit status: 0 when every record was scored; 1 when some record of the manifest could not be read" in shown
+    assert "0 with --skip-bad" in shown and "2 for a usage error" in shown
+    assert "Exit status" in runner.invoke(app, ["evaluate", "--help"]).output
+
+
+def test_a_skipped_row_names_its_record_once(run, manifest, tmp_path):
+    """A manifest row left out with --skip-bad is one line naming its file once: the row ('line 18
+    (data/site_a/GONE.hea)') and the folder it was looked for in, not the full path again — evaluate and calibrate."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    with open(manifest, "a") as fh:
+        fh.write("data/site_a/GONE.hea,p99,site_a,1,0,0,1,0\n")
+    for command in (["evaluate", str(run), "--out", str(tmp_path / "ev")],
+                    ["calibrate", str(run), "--site", "gone", "--folds", "2", "--calibration", "none"]):
+        result = CliRunner().invoke(app, [*command, "--manifest", str(manifest), "--skip-bad", "--n-boot", "10",
+                                          "--no-progress"])
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
+        assert lines == [f"skipped line 18 (data/site_a/GONE.hea): column record: no such file in "
+                         f"{manifest.parent / 'data' / 'site_a'}"], result.stderr
+        assert lines[0].count("GONE") == 1
+
+
 def test_read_limits_reach_manifest_evaluation_and_the_training_cache(run, tmp_path):
     """A record longer than --max-seconds is unreadable — named on the terminal with the option that
     widens the limit — and read once the limit is widened; the training cache obeys the same limits and
@@ -488,7 +544,7 @@ def test_read_limits_reach_manifest_evaluation_and_the_training_cache(run, tmp_p
     runner = CliRunner()
     tight = runner.invoke(app, ["evaluate", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "tight"),
                                 "--n-boot", "10", "--no-progress", "--max-seconds", "15"])
-    assert tight.exit_code == 0, tight.output
+    assert tight.exit_code == 1, tight.output  # an unreadable record: the others scored, exit status 1
     assert "3 of 4 records scored" in tight.stdout
     assert "unreadable:" in tight.stdout and "L0.hea: declares 20 s of signal, over the limit of 15 s " \
         "(max_seconds; --max-seconds widens it)" in tight.stdout

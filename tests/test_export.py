@@ -244,6 +244,40 @@ def test_export_with_a_site_carries_its_operating_points(untrained_run, write_re
             abs(by_hand - site["thresholds"][c]) < 1e-3
 
 
+def test_export_with_a_site_names_the_site_and_its_profile_file(untrained_run, tmp_path):
+    """`ecgnet export RUN --site S` said only 'Exported to FILE', and the file named the site but not the profile
+    it came from: the terminal line names the site and the profile's path, the metadata its file (relative to the
+    run) and SHA-256, and ecgnet.source the site; an export without --site names none."""
+    import hashlib
+    import json
+
+    from ecgnet.export.site import KEY
+    from ecgnet.runs import profiles
+
+    run = tmp_path / "run"
+    shutil.copytree(untrained_run, run)
+    classes = ["CD", "HYP", "MI", "NORM", "STTC"]
+    stored = profiles.save_profile(run, {"site": "north_clinic", "run": "untrained", "classes": classes,
+                                         "thresholds": {c: 0.4 for c in classes},
+                                         "calibrators": {c: {"kind": "none"} for c in classes},
+                                         "method": "youden", "calibration": "none"})
+    out = tmp_path / "north.onnx"
+    result = CliRunner().invoke(app, ["export", str(run), "--site", "north_clinic", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert said == (f"Exported to {out} with site profile 'north_clinic': its calibration and thresholds, from "
+                    f"{stored}"), said
+    props = {p.key: p.value for p in onnx.load(out).metadata_props}
+    site, source = json.loads(props[KEY]), json.loads(props["ecgnet.source"])
+    assert site["site"] == "north_clinic" and site["profile"] == "profiles/north_clinic.json"
+    assert site["profile_sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert source["site"] == "north_clinic" and source["site_profile"] == "profiles/north_clinic.json"
+    plain = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "plain.onnx")])
+    assert plain.exit_code == 0 and "site profile" not in plain.stdout, plain.output
+    props = {p.key: p.value for p in onnx.load(tmp_path / "plain.onnx").metadata_props}
+    assert KEY not in props and "site" not in json.loads(props["ecgnet.source"])
+
+
 def test_export_errors_name_the_file(untrained_run, tmp_path, monkeypatch):
     runner = CliRunner()
     result = runner.invoke(app, ["export", str(untrained_run), "--format", "tflite", "--out", str(tmp_path / "m")])

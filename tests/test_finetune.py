@@ -538,12 +538,18 @@ def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_train
                                           "--skip-bad", "--folds", "2", "--n-boot", "20", "--no-progress"])
     assert calibrated.exit_code == 0, calibrated.output  # in-sample, and said so (found in a protocol review)
     assert "its probabilities on them are in-sample" in " ".join(calibrated.output.split())
+    (tmp_path / "broken.hea").write_text("broken 12 100 not-a-number\n")  # a record its reader refuses
+    with open(manifest, "a") as fh:
+        fh.write("broken.hea,p98,site0,1,0\n")
     retrained = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--skip-bad",
                                          "--runs-dir", str(tmp_path / "runs"), "--set", "name=skipping", "--set",
                                          "training.epochs=1", "--set", "training.threads=1", "--n-boot", "20",
                                          "--no-progress"])
     assert retrained.exit_code == 0, retrained.output  # the bad row listed once, not again after reading signals
     assert " ".join(retrained.output.split()).count("skipped line 42 (missing.hea)") == 1, retrained.output
+    broken = [line for line in retrained.output.splitlines() if "broken" in line]  # the unreadable record: its
+    assert broken[0].startswith(f"skipped {manifest.name} line 43 (record 'broken.hea'): "), broken  # line, and
+    assert broken[0].count("broken.hea") <= 2, broken  # its path (was: its path, the line and record, the path again)
 
 
 def test_a_refused_cross_validation_leaves_a_finished_run_usable(tmp_path, monkeypatch):

@@ -236,3 +236,63 @@ def test_thresholds_under_five_percent_are_named(untrained_run, tmp_path):
                                                                          for c, t in thresholds.items()}}))
     note = Predictor(run).low_thresholds()
     assert note.startswith("2 classes have a threshold under 0.05 (") and "0.004" in note and "0.030" in note
+
+
+def _muse_with(path, birth_year: int, extra_lead: str):
+    """A GE MUSE file (stated age 61) whose dates give another age, with a lead no model reads: two warnings
+    whose text holds a number or a lead name of its own."""
+    import copy
+    import xml.etree.ElementTree as ET
+
+    from ecg_writers import ecg, write_muse
+
+    tree = ET.parse(write_muse(path, ecg(500, 10, seed=birth_year)))
+    root = tree.getroot()
+    ET.SubElement(root.find("PatientDemographics"), "DateofBirth").text = f"01-15-{birth_year}"
+    ET.SubElement(ET.SubElement(root, "TestDemographics"), "AcquisitionDate").text = "03-01-2020"
+    wave = root.find("Waveform")
+    lead = copy.deepcopy(wave.findall("LeadData")[-1])
+    lead.find("LeadID").text = extra_lead
+    wave.append(lead)
+    tree.write(path, encoding="ISO-8859-1", xml_declaration=True)
+
+
+def test_the_closing_summary_groups_warnings_by_kind(untrained_run, tmp_path):
+    """predict FOLDER --out: the summary lists each kind of warning once — the same warning with another age or
+    lead name in it is the same kind — with how many records have it and one example (the age warning of three
+    files was listed three times, once per pair of ages)."""
+    folder = tmp_path / "muse"
+    folder.mkdir()
+    for year, lead in ((1940, "V4R"), (1950, "V3R"), (1980, "V7")):
+        _muse_with(folder / f"ecg_{year}.xml", year, lead)
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(app, ["predict", str(folder), "--checkpoint", str(untrained_run), "--out", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    warnings = pd.read_csv(out, keep_default_na=False)["warnings"]
+    assert len({w for row in warnings for w in row.split(";") if "states age" in w}) == 3  # three variants
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("3 of 3 records diagnosed (3 with warnings; 0 failed)")
+    kinds = [line for line in lines[1:] if line.startswith("  warning in ")]
+    assert len(kinds) == len(lines) - 1 == 2, result.stdout
+    age = next(line for line in kinds if "states age" in line)
+    assert age.startswith("  warning in 3 records: the file states age …, but its birth and acquisition dates give "
+                          "… — e.g. ") and age.count("states age") == 2  # the kind, then its one example
+    assert "ecg_1940.xml: the file states age 61, but its birth and acquisition dates give 80" in age
+    lead = next(line for line in kinds if "standard leads" in line)
+    assert lead.startswith("  warning in 3 records: lead '…' is not one of the … standard leads — e.g. ")
+    assert "lead 'V4R' is not one of the 12 standard leads: ignored" in lead and "V3R" not in lead
+
+    from ecgnet.inference.batch import summary, warning_kind
+
+    s = summary([{"record": "a", "warnings": ["flat lead: V2, V4 (range < 0.02 mV)", "flat lead: V1"]},
+                 {"record": "b", "warnings": ["flat lead: V6"]}, {"record": "c", "error": "c: unreadable"}])
+    assert s["warnings"] == {"flat lead": 2} and s["examples"]["flat lead"] == {
+        "record": "a", "warning": "flat lead: V2, V4 (range < 0.02 mV)"}  # a record counts once per kind
+    assert warning_kind("3 ECG channel(s) without a physical dimension (ECG I, X, Y …): read as µV") == \
+        warning_kind("12 ECG channel(s) without a physical dimension (I, II, III …): read as µV")
+    assert warning_kind("lead(s) I, II without a ChannelSensitivity (or one of 0): x") == \
+        warning_kind("lead(s) aVF without a ChannelSensitivity (or one of 0): x")
+    assert warning_kind("sequence MDC_ECG_LEAD_V3R is not one of the 12 standard leads: ignored") == \
+        warning_kind("sequence MDC_ECG_LEAD_V4R is not one of the 12 standard leads: ignored")
+    assert warning_kind("flat lead: V1") != warning_kind("coarse amplitude resolution: 61 µV per step")

@@ -52,13 +52,36 @@ def read_limits(max_seconds: float, max_signals: int, max_values: int):
     return ReadLimits(max_signals=max_signals, max_seconds=max_seconds, max_values=max_values)
 
 
-def print_unreadable(unreadable: list[dict], shown: int = 3) -> None:
+UNREADABLE_SHOWN = 3  # unreadable records named on the terminal; the report lists them all
+
+
+def print_unreadable(unreadable: list[dict], shown: int = UNREADABLE_SHOWN) -> None:
     """The first few unreadable records of an evaluation and why (all are listed in its report)."""
     for u in unreadable[:shown]:
         console.print(f"[yellow]unreadable:[/] {escape(str(u['error']))}", highlight=False, soft_wrap=True)
     if len(unreadable) > shown:
         console.print(f"… and {len(unreadable) - shown} more unreadable records (listed in the report)",
                       highlight=False)
+
+
+def exit_if_unreadable(unreadable: list[dict], n_records: int, manifest, skip_bad: bool, what: str) -> None:
+    """As ``predict``: exit status 1 — after the results for the other records were written — when some record of
+    ``manifest`` could not be read, unless ``--skip-bad`` asked for them to be left out. ``what`` the others did
+    ('were scored', 'fitted the profile')."""
+    if not unreadable or skip_bad:
+        return
+    n = len(unreadable)
+    listed = "named above" if n <= UNREADABLE_SHOWN else f"the first {UNREADABLE_SHOWN} named above"
+    err.print(f"error: {n} of {n_records} records of {escape(str(manifest))} could not be read ({listed}, all in the "
+              f"report); the other {n_records - n} {what} — --skip-bad leaves unreadable records out", highlight=False,
+              soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def print_skipped(skipped: list[dict]) -> None:
+    """The manifest rows left out with --skip-bad, one line each on stderr: 'skipped line N (RECORD): why'."""
+    for row in skipped:
+        err.print(escape(f"skipped {row['row']}: {row['why']}"), highlight=False, soft_wrap=True)
 
 
 def friendly(fn):

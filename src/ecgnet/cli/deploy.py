@@ -29,16 +29,21 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                                   "thresholds in the metadata (ecgnet.site; see `ecgnet calibrate`)."),
                data: Optional[Path] = DataOpt):
     """Export a run for ONNX Runtime, with its classes, thresholds (and where they were chosen) and
-    preprocessing in the metadata."""
+    preprocessing in the metadata; with --site, the site profile's calibration and thresholds, and which
+    profile (its name and file) they come from, said on the terminal and in the metadata."""
     from ecgnet.export import export
+    from ecgnet.export.site import profile_file
 
     if quantize == "int8":  # minutes without a word otherwise, the first time
         err.print("note: int8 is calibrated on 128 records of PTB-XL's training folds; the first time, PTB-XL's signal "
                   "cache is built for it (about 1 GB in $ECGNET_CACHE, a few minutes)", highlight=False)
     replacing = out is not None and out.is_file()
     written = export(checkpoint, fmt, out, quantize, data, site)
+    with_site = "" if site is None else (f" with site profile '{escape(site)}': its calibration and thresholds, "
+                                         f"from {escape(str(profile_file(checkpoint, site)))}")
     console.print(f"Exported to [bold]{escape(str(written))}[/]" + (" (it replaces the file that was there)"
-                                                                   if replacing else ""))
+                                                                   if replacing else "") + with_site,
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()

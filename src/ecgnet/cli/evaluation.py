@@ -14,7 +14,7 @@ from ecgnet.errors import ECGNetError
 from ecgnet.runs.bundled import DEFAULT_MODEL, resolve_checkpoint
 from ecgnet.cli.common import (
     CHECKPOINT_HELP, DataOpt, LongRecordsOpt, MaxSecondsOpt, MaxSignalsOpt, MaxValuesOpt, ProgressOpt,
-    print_unreadable, read_limits, app, console, err, friendly,
+    exit_if_unreadable, print_skipped, print_unreadable, read_limits, app, console, err, friendly,
 )
 
 
@@ -26,7 +26,9 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
                                                      "(a manifest CSV, docs/own_data.md) instead of PTB-XL's folds."),
              label_map: Optional[Path] = typer.Option(None, "--label-map", help="With --manifest: YAML or CSV mapping "
                                                       "its codes to classes."),
-             skip_bad: bool = typer.Option(False, "--skip-bad", help="With --manifest: list and leave out bad rows."),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="With --manifest: list and leave out bad rows "
+                                           "and unreadable records, and exit 0 (without it a bad row stops evaluate, "
+                                           "and an unreadable record makes its exit status 1)."),
              site: Optional[str] = typer.Option(None, "--site", help="With --manifest: apply this site profile's "
                                                 "calibration and thresholds (see `ecgnet calibrate`)."),
              split: str = typer.Option("test", help="test (fold 10) or val (fold 9)."),
@@ -38,7 +40,12 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
              max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
              progress: bool = ProgressOpt):
     """Evaluate a trained run on PTB-XL's test fold, or on any labelled manifest (--manifest): table on the
-    terminal, predictions/metrics/report on disk."""
+    terminal, predictions/metrics/report on disk.
+
+    Exit status: 0 when every record was scored; 1 when some record of the manifest could not be read (each is
+    listed, the others are scored and written, and the last line counts them; 0 with --skip-bad, which leaves
+    them out); 2 for a usage error (bad option, run or manifest; a bad manifest row without --skip-bad).
+    """
     from ecgnet.evaluation.evaluate import evaluate_run
     from ecgnet.evaluation.report import format_table
 
@@ -53,14 +60,14 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         result = evaluate_manifest(run or checkpoint, manifest, out, label_map, skip_bad, site, n_boot=n_boot,
                                    progress=progress, limits=read_limits(max_seconds, max_signals, max_values),
                                    long_records=long_records)
-        skipped = result["skipped_rows"]
+        skipped, unreadable = result["skipped_rows"], result["unreadable"]
+        left_out = ([f"{len(skipped)} manifest rows skipped"] if skipped else []) + (
+            [f"{len(unreadable)} unreadable" + (", left out with --skip-bad" if skip_bad else "")] if unreadable else [])
         console.print(f"{escape(result['run'])} on {escape(str(manifest))}: {result['n_scored']} of "
-                      f"{result['n_records']} records scored"
-                      + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
+                      f"{result['n_records']} records scored" + (f" ({'; '.join(left_out)})" if left_out else "")
                       + f"; thresholds: {escape(str(result['thresholds_from']))}")
-        for row in skipped:
-            err.print(f"skipped {escape(row['row'])}: {escape(row['why'])}", highlight=False)
-        print_unreadable(result["unreadable"])
+        print_skipped(skipped)
+        print_unreadable(unreadable)
         if result["classes_missing"]:
             console.print(f"not labelled in the manifest (skipped): {', '.join(result['classes_missing'])}")
         if result["classes_ignored"]:
@@ -75,6 +82,7 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
         if few := few_cases(result):
             console.print(f"[yellow]warning:[/] {escape(few)}", highlight=False)
         console.print(f"Report: [bold]{escape(result['report'])}[/]")
+        exit_if_unreadable(unreadable, result["n_records"], manifest, skip_bad, "were scored")
         return
     if site is not None:
         raise ECGNetError("--site applies to --manifest evaluation (PTB-XL's folds use the run's own thresholds)")
@@ -122,14 +130,20 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                                      "(needed for a bundled model, which lives inside the package)."),
               label_map: Optional[Path] = typer.Option(None, "--label-map", help="YAML or CSV mapping the manifest's "
                                                        "codes to classes."),
-              skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows."),
+              skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows and "
+                                            "unreadable records, and exit 0 (without it a bad row stops calibrate, "
+                                            "and an unreadable record makes its exit status 1)."),
               n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
               seed: int = typer.Option(0, help="Seed of the folds and the bootstrap."),
               long_records: str = LongRecordsOpt,
               max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
               progress: bool = ProgressOpt):
     """Operating points for a site: per-class thresholds and probability calibration fitted on the site's
-    labelled records, stored in the run as RUN/profiles/SITE.json, with a report scored on held-out records."""
+    labelled records, stored in the run as RUN/profiles/SITE.json, with a report scored on held-out records.
+
+    Exit status: 0 when every record was used; 1 when some record of the manifest could not be read (the profile
+    is fitted on the others and written; 0 with --skip-bad); 2 for a usage error.
+    """
     from ecgnet.evaluation.calibrate_site import calibrate_command
     from ecgnet.evaluation.recalibration import carry_threshold
 
@@ -143,10 +157,10 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
     console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: "
                   f"{profile['manifest']['records_used']} records"
                   + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
-                  + (f" ({len(unreadable)} unreadable, left out)" if unreadable else "")
+                  + (f" ({len(unreadable)} unreadable, left out"
+                     + (" with --skip-bad)" if skip_bad else ")") if unreadable else "")
                   + f", {method} thresholds{shrunk}, {calibration} calibration")
-    for row in skipped:
-        err.print(f"skipped {escape(row['row'])}: {escape(row['why'])}", highlight=False)
+    print_skipped(skipped)
     print_unreadable(unreadable)  # fitted without them: named, as evaluate names them
     if profile.get("replaces"):
         r = profile["replaces"]
@@ -165,8 +179,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
         e, fitted = ev["per_class"][c], profile["fitted"][c]
         raw = profile["run_thresholds"][c]  # on the run's probabilities; the site's are on calibrated ones
         carried = carry_threshold(raw, profile["calibrators"][c])
-        line = f"  {c:<5} threshold {carried:.3f} → {profile['thresholds'][c]:.3f}" + (
-            f" (calibrated scale; the run's {raw:.3f} before calibration)" if abs(carried - raw) >= 5e-4 else "")
+        line = f"  {c:<5} threshold: run {carried:.3f} → site {profile['thresholds'][c]:.3f}" + (
+            f" (on the calibrated probability; the run's is {raw:.3f} on its own)" if abs(carried - raw) >= 5e-4 else "")
         if "before" in e:
             line += (f"   held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} → "
                      f"{e['after']['balanced_accuracy']:.3f}, ECE {e['ece_before']:.3f} → {e['ece_after']:.3f}")
@@ -174,6 +188,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
     console.print(f"Profile: [bold]{escape(profile['path'])}[/]  Report: [bold]{escape(profile['report'])}[/]")
     console.print(f"Use it: ecgnet predict RECORDS --checkpoint {escape(str(Path(profile['path']).parents[1]))} "
                   f"--site {escape(site)}", highlight=False)
+    exit_if_unreadable(unreadable, profile["manifest"]["records_used"] + len(unreadable), manifest, skip_bad,
+                       "fitted the profile")
 
 
 @app.command("evaluate-external")

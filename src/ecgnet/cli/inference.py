@@ -77,11 +77,9 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
         print(strictjson.dumps(results, indent=2))  # no NaN/Infinity: strict JSON
     elif out and len(results) > 1:
         s = summary(results)
-        kinds = "; ".join(f"{k}: {n}" for k, n in s["warnings"].items())
-        console.print(f"{s['diagnosed']} of {s['records']} records diagnosed ({s['with_warnings']} with warnings"
-                      f"{' — ' + escape(kinds) if kinds else ''}; {s['failed']} failed) "
-                      f"→ [bold]{escape(str(out))}[/]",
-                      highlight=False)
+        console.print(f"{s['diagnosed']} of {s['records']} records diagnosed ({s['with_warnings']} with warnings; "
+                      f"{s['failed']} failed) → [bold]{escape(str(out))}[/]", highlight=False)
+        _print_warning_kinds(s)
     elif failed < len(results):  # the header line only above results
         console.print(f"[dim]model {escape(predictor.describe())}; positive: {escape(predictor.calls_rule())}[/]",
                       highlight=False)
@@ -93,6 +91,15 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
             console.print(f"→ [bold]{escape(str(out))}[/]", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _print_warning_kinds(s: dict) -> None:
+    """A batch's warnings, one line per kind (the same warning of other records with another number, lead or
+    name in it is the same kind): how many records have it, and one of them as an example."""
+    for kind, n in s["warnings"].items():
+        example = s["examples"][kind]
+        console.print(f"  [yellow]warning[/] in {n} record{'s' if n > 1 else ''}: {escape(kind)} — e.g. "
+                      f"{escape(example['record'])}: {escape(example['warning'])}", highlight=False, soft_wrap=True)
 
 
 def _print_diagnoses(res: dict, top: int) -> None:

@@ -38,7 +38,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     check_writable(path)  # a place it cannot be written is said now, not after the export's seconds (int8: minutes)
     model = int8.int8_bytes(run, data) if quantize else onnx.onnx_bytes(run)
     if profile is not None:
-        model = site_metadata.with_site(model, profile)
+        model = site_metadata.with_site(model, profile, site_metadata.origin(run, site))
     with atomic_path(path) as tmp:
         tmp.write_bytes(model)
     return path

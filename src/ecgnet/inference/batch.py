@@ -12,6 +12,7 @@ result wrong, ``;``-separated), ``notes`` (routine: resampled, a long record's c
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -82,18 +83,47 @@ def results_table(results: list[dict], classes: list[str]):
                                        "site", "error"])
 
 
+# What a warning says of one record in particular, masked by :func:`warning_kind`: a quoted name ('V4R'), a
+# parenthesised detail ("(ECG I, ECG II …)"), a standard lead's name, a code (MDC_ECG_LEAD_V3R) and a number (an
+# age, a rate, a count).
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_DETAIL = re.compile(r"\s\([^()]*\)")
+_LEAD = re.compile(r"(?<![\w-])(?:I{1,3}|aV[RLF]|AV[RLF]|V[1-6])(?![\w-])")
+_CODE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
+_NUMBER = re.compile(r"(?<![\w.])[-+−]?\d+(?:[.,]\d+)*(?![\w])")
+_RUN = re.compile(r"…(?:\s*,\s*…)+")  # "…, …, …" (a list of leads) → "…"
+
+
+def warning_kind(warning: str) -> str:
+    """The kind of a reader's or the predictor's warning: its text up to the first colon (the rest is the
+    record's detail), with what is particular to one record masked as '…' — quoted names, parenthesised
+    details, lead names, codes, numbers — so "the file states age 66, but … give 59" and "… age 46, but …
+    give 49", or "lead 'V4R' …" and "lead 'V3R' …", are one kind."""
+    text = _QUOTED.sub("'…'", warning)  # first: a quoted name may hold a colon
+    head = re.split(r":(?:\s|$)", text, maxsplit=1)[0].strip()
+    for pattern, mask in ((_DETAIL, " (…)"), (_CODE, "…"), (_LEAD, "…"), (_NUMBER, "…"), (_RUN, "…")):
+        head = pattern.sub(mask, head)
+    return head or warning
+
+
 def summary(results: list[dict]) -> dict:
     """Counts of a batch: records, diagnosed, failed, with warnings, with notes only (routine), and each
-    warning's kind (its text up to the first colon) with how many records have it."""
+    warning's kind (:func:`warning_kind`) with how many records have it (``warnings``, most frequent first)
+    and the first of them as an example (``examples``: {kind: {"record", "warning"}})."""
     done = [r for r in results if "error" not in r]
     kinds: dict[str, int] = {}
+    examples: dict[str, dict] = {}
     for r in done:
-        for kind in dict.fromkeys(w.split(":")[0] for w in r.get("warnings", [])):
+        mine = {}  # kind → the record's first warning of it: a record counts once per kind
+        for warning in r.get("warnings", []):
+            mine.setdefault(warning_kind(warning), warning)
+        for kind, warning in mine.items():
             kinds[kind] = kinds.get(kind, 0) + 1
+            examples.setdefault(kind, {"record": r["record"], "warning": warning})
     return {"records": len(results), "diagnosed": len(done), "failed": len(results) - len(done),
             "with_warnings": sum(bool(r.get("warnings")) for r in done),
             "with_notes_only": sum(bool(r.get("notes")) and not r.get("warnings") for r in done),
-            "warnings": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
+            "warnings": dict(sorted(kinds.items(), key=lambda kv: -kv[1])), "examples": examples}
 
 
 def write_results_csv(path: Path, results: list[dict], classes: list[str]) -> None:

@@ -285,8 +285,8 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         mode = default_mode(source, collection.classes)
     listed = len(collection.skipped)  # the manifest's rows, already listed by the command
     collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad, limits)
-    for record, why in collection.skipped[listed:]:  # and now the records that could not be read
-        log(f"skipped {record}: {why}")
+    for _, why in collection.skipped[listed:]:  # and now the records that could not be read ('M.csv line 7 (record
+        log(f"skipped {why}")  # x): …' names the record: not its path once more in front)
     doubtful = collection.info.get("untrusted_amplitude", [])
     for record, why in doubtful[:10]:  # trained on as they are: said, as predict and evaluate say it
         log(f"warning: amplitudes not trusted, trained on as they are: {why}")

@@ -298,7 +298,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         if not record_exists(full):
             hint = (" (a Windows path? separate folders with '/')" if "\\" in record else
                     " ('~' is not expanded: give the path relative to the manifest)" if record.startswith("~") else "")
-            errors.append(f"column record: {full}: no such file{hint}")
+            errors.append(f"column record: no such file in {full.parent}{hint}")  # the row names the record
         key = record_key(full)
         if key in seen:
             errors.append(f"column record: duplicate record (also on line {seen[key]})")
