@@ -158,3 +158,87 @@ def test_the_readers_other_warnings_are_kept_with_the_collection(tmp_path):
     assert "untrusted_amplitude" not in c.info
     again = read_manifest(tmp_path / "m.csv").load_signals(100, cache_dir=tmp_path / "cache", progress=False)
     assert again.info["reader_warnings"] == c.info["reader_warnings"]  # kept in the cache's index
+
+
+# --- records under 10 s: kept at their own length, scored as predict scores them --------------------------------
+
+# at 500 Hz, read at 100 Hz: 6 s (600 samples), 3 s (300), 10 s, 25 s
+SHORT = {"six": 3000, "three": 1500, "ten": 5000, "long": 12500}
+
+
+@pytest.fixture
+def with_short(tmp_path):
+    for i, (name, samples) in enumerate(SHORT.items()):
+        write_wfdb(tmp_path / "recs", name, fs=500, samples=samples, seed=10 + i)
+    (tmp_path / "m.csv").write_text("record,A\n" + "".join(f"recs/{n}.hea,{i % 2}\n" for i, n in enumerate(SHORT)))
+    collection = read_manifest(tmp_path / "m.csv")
+    return collection.load_signals(100, cache_dir=tmp_path / "cache", workers=1, progress=False), tmp_path
+
+
+def test_the_cache_keeps_a_short_record_s_own_length(with_short):
+    import json
+
+    from ecgnet.data.collections import cache
+
+    collection, folder = with_short
+    seg = collection._segments
+    assert seg.length.tolist() == [600, 300, 1000, 1000] and seg.count.tolist() == [0, 0, 0, 3]
+    assert collection.signal.own_lengths().tolist() == [600, 300, 1000, 1000]
+    own = read_ecg(folder / "recs" / "six.hea", 100, resample=True).signal
+    np.testing.assert_allclose(collection.signal[0][:, :600], own, atol=1e-6)  # the row starts with the record
+    index = json.loads(next((folder / "cache").glob("manifest*[0-9a-f].json")).read_text())
+    assert index["lengths"] == {"0": 600, "1": 300}
+    sub = collection.subset([3, 1])  # the lengths follow their records, through a subset and a pickle
+    assert sub.signal.own_lengths().tolist() == [1000, 300]
+    assert pickle.loads(pickle.dumps(sub.signal)).own_lengths().tolist() == [1000, 300]
+    assert sub.signal.take(np.array([False, True])).own_lengths().tolist() == [300]
+    paths = [folder / "recs" / "six.hea"]  # a cache of the layout before the lengths is not reused
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cache, "LAYOUT", "repeat+segments+warnings")
+        before = cache.cache_key(paths, 100)
+    assert cache.cache_key(paths, 100) != before
+
+
+def test_a_short_record_is_scored_as_predict_scores_it(with_short):
+    """A 6 s record: predict scores its own 600 samples (windows at 0, 1.25, 2.5 and 3.5 s); cross-validation's
+    scoring scored its row repeated to 10 s (windows across the join too)."""
+    from ecgnet.data.ptbxl import MetadataScaler
+    from ecgnet.inference.predictor import Predictor
+    from ecgnet.runs import load_run
+    from ecgnet.training.collection_scoring import predict
+
+    collection, folder = with_short
+    predictor = Predictor("long_time")
+    model, config, _ = load_run(predictor.run_dir)
+    scaler = MetadataScaler(*(np.asarray(predictor.info["metadata_scaler"][k]) for k in ("mean", "std")))
+    scored = predict(model, collection, np.arange(len(collection)), scaler, config)
+    for i, name in enumerate(SHORT):
+        expected = predictor.predict_file(folder / "recs" / f"{name}.hea")
+        probs = {d["class"]: d["probability"] for d in expected["diagnoses"]}
+        np.testing.assert_allclose(scored[i], [probs[c] for c in predictor.classes], atol=1e-5)  # 6 decimals
+        record = read_ecg(folder / "recs" / f"{name}.hea", predictor.rate, resample=True)
+        np.testing.assert_allclose(scored[i], predictor.predict_signal(record.signal, predictor.metadata_vector()),
+                                   atol=1e-6)
+    repeated = replace(collection, _segments=replace(collection._segments, length=None))
+    before = predict(model, repeated, np.arange(2), scaler, config)
+    assert np.abs(before - scored[:2]).max() > 1e-4  # the repeated row was scored otherwise
+    np.testing.assert_allclose(predict(model, collection, np.array([2, 0]), scaler, config), scored[[2, 0]],
+                               atol=1e-6)  # in any order (other batches: float rounding only)
+
+
+def test_training_crops_a_short_record_within_its_own_length(with_short):
+    collection, _ = with_short
+    signal = collection.signal
+    split = Split(collection.records, signal, np.zeros((len(collection), 8), np.float32), collection.y)
+    row = signal[0]
+    np.random.seed(0)
+    crops = CropDataset(split, crop=250, draw_segments=True)
+    starts = set()
+    for _ in range(80):
+        x = crops[0]["signal"].numpy()
+        starts.add(next(s for s in range(751) if np.array_equal(row[:, s:s + 250], x)))
+    assert max(starts) <= 350 and len(starts) > 40  # never across the join at 600
+    np.testing.assert_array_equal(CropDataset(split, crop=None, draw_segments=True)[0]["signal"].numpy(), row)
+    for _ in range(40):  # 3 s: crops start in its first 0.5 s
+        x = crops[1]["signal"].numpy()
+        assert any(np.array_equal(signal[1][:, s:s + 250], x) for s in range(51))

@@ -106,3 +106,60 @@ def test_min_epoch_crops_gives_a_small_collection_more_steps_an_epoch(tmp_path):
     assert json.loads((run / "run.json").read_text())["split_records"]["train"] < 64
     log = pd.read_csv(run / "logs" / "metrics.csv").dropna(subset=["val_macro_auc"])
     assert log["step"].tolist() == [8, 16]
+
+
+def _mixed_lengths(folder: Path, n: int = 30) -> Path:
+    """Records of 6 s, 10 s and 25 s at 100 Hz where class X is an 8 Hz oscillation in the second half of a 25 s
+    record only (its centre 10 s shows part of it) and over all of a shorter one; one patient each."""
+    import wfdb
+
+    from ecgnet.data.signals import LEADS
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(n):
+        seconds, x = (6, 10, 25)[i % 3], (i // 3) % 2
+        t = np.arange(seconds * 100) / 100
+        sig = rng.normal(0, 0.2, (len(t), 12))
+        sig += x * 0.6 * (np.sin(2 * np.pi * 8 * t) * (t >= seconds - 12.5 if seconds == 25 else 1))[:, None]
+        wfdb.wrsamp(f"m{i}", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=np.round(sig, 3),
+                    fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+        rows.append({"record": f"m{i}.hea", "patient": f"p{i}", "X": x, "Y": int(rng.random() < 0.5)})
+    pd.DataFrame(rows).to_csv(folder / "m.csv", index=False)
+    return folder / "m.csv"
+
+
+def test_early_stopping_scores_validation_records_as_the_run_is_scored(tmp_path):
+    """The validation AUC logged each epoch (what chooses the checkpoint) is the AUC of that epoch's checkpoint
+    scored as cross-validation and predict score each record — its 10 s segments averaged, a 6 s record at its own
+    length — not of the centre 10 s of a repeated row."""
+    from dataclasses import replace
+
+    from ecgnet.config import parse_config
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.training.collection import fit_once
+    from ecgnet.training.collection_scoring import predict
+
+    collection = read_manifest(_mixed_lengths(tmp_path)).load_signals(100, tmp_path / "cache", 1, progress=False)
+    assert collection.signal.own_lengths().tolist()[:3] == [600, 1000, 1000]
+    assert collection._segments.count.tolist()[:3] == [0, 0, 3]
+    val = np.arange(18, 30)
+    config = parse_config({"name": "mixed", "seed": 0, "model": {"name": "time_resnet1d", "params": {"widths": [8, 8]}},
+                           "training": {"epochs": 3, "batch_size": 6, "lr": 0.01, "threads": 1, "accelerator": "cpu",
+                                        "patience": 5}})
+    run_dir, model, data, info = fit_once(collection, {"train": np.arange(18), "val": val}, config,
+                                          tmp_path / "runs", progress=False, n_boot=10)
+    log = pd.read_csv(run_dir / "logs" / "metrics.csv").dropna(subset=["val_macro_auc"]).set_index("epoch")
+    assert len(log) == 3
+    y = collection.y[val]
+    scored = 0
+    for name in ("best", "last"):
+        checkpoint = torch.load(run_dir / "checkpoints" / f"{name}.ckpt", map_location="cpu", weights_only=True)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()})
+        p = predict(model, collection, val, data.metadata_scaler, config)
+        logged = log.loc[checkpoint["epoch"], "val_macro_auc"]
+        assert masked_macro_auc(y, p) == pytest.approx(logged, abs=1e-6)
+        centre = predict(model, replace(collection, _segments=None), val, data.metadata_scaler, config)
+        scored += masked_macro_auc(y, centre) != pytest.approx(logged, abs=1e-6)  # what early stopping read before
+    assert scored  # the centre 10 s of the rows would have scored otherwise
+    assert info["best_val_macro_auc"] == pytest.approx(log["val_macro_auc"].max(), abs=1e-7)

@@ -32,8 +32,9 @@ class SignalRows:
     ``np.asarray(view)`` and ``torch.as_tensor(view)`` read every row. Pickling sends the file's path and the rows, not the data (a
     DataLoader or DDP worker started by ``spawn`` reopens the memory map).
 
-    ``segments`` (a manifest's records over 10 s, :class:`Segments`): each such record's row is its centre 10 s,
-    and its segments are what training draws from and scoring averages over.
+    ``segments`` (a manifest's records over or under 10 s, :class:`Segments`): a record over 10 s has its centre
+    10 s as its row, and its segments are what training draws from and scoring averages over; a record under 10 s
+    is the start of its (repeated) row, which training crops and scoring windows stay within.
     """
 
     def __init__(self, array: np.ndarray, rows, segments: "Segments | None" = None) -> None:
@@ -100,6 +101,17 @@ class SignalRows:
     def __dlpack_device__(self) -> tuple[int, int]:
         return (1, 0)  # DLPack's CPU
 
+    def take(self, index) -> "SignalRows":
+        """The rows at ``index`` (indices or a boolean mask), in that order, with their segments: a view, as this."""
+        index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=np.intp)
+        return SignalRows(self._array, self._rows[index], None if self.segments is None else self.segments.take(index))
+
+    def own_lengths(self) -> np.ndarray:
+        """How many samples at the start of each row are the record's own: the row's length, but a record under
+        10 s's own length (the rest of its row repeats it)."""
+        length = None if self.segments is None else self.segments.length
+        return np.full(len(self), self.shape[-1], np.intp) if length is None else np.asarray(length, np.intp)
+
     def each_segment(self) -> tuple["SegmentRows", np.ndarray]:
         """Every 10 s segment of these records in order — a record without segments: its own row — and the
         position of the record each is of (what scoring averages over, as ``predict`` averages a long record)."""
@@ -122,27 +134,34 @@ class SignalRows:
 
 @dataclass
 class Segments:
-    """The consecutive 10 s segments of a manifest's records over 10 s (the last ending at the record's end:
-    :func:`ecgnet.data.signals.segment_starts`, as ``predict`` scores such a record), rows of an array of their
-    own. Record ``i``'s segments are rows ``first[i]`` … ``first[i] + count[i] - 1``; a count of 0 (a record of
-    up to 10 s) means its one row of the main cache is all of it. Pickled by path, like :class:`SignalRows`."""
+    """How much of a manifest's record its cache row holds, where that is not exactly the record.
+
+    The consecutive 10 s segments of a record over 10 s (the last ending at the record's end:
+    :func:`ecgnet.data.signals.segment_starts`, as ``predict`` scores such a record) are rows of an array of their
+    own: record ``i``'s are rows ``first[i]`` … ``first[i] + count[i] - 1``; a count of 0 (a record of up to 10 s)
+    means its one row of the main cache is all of it. ``length``: the samples at the start of each record's row that
+    are its own — fewer than the row's for a record under 10 s, whose row repeats it (``predict`` scores it at its
+    own length); None: every row is the record's own. Pickled by path, like :class:`SignalRows`."""
 
     array: np.ndarray  # (segments, 12, samples) float32 mV, memory-mapped
     first: np.ndarray  # (records,) int
     count: np.ndarray  # (records,) int
+    length: np.ndarray | None = None  # (records,) int
 
     def __len__(self) -> int:
         return len(self.count)
 
     def take(self, index) -> "Segments":
         """The segments of the records at ``index`` (indices or a boolean mask), in that order."""
-        return Segments(self.array, self.first[index], self.count[index])
+        return Segments(self.array, self.first[index], self.count[index],
+                        None if self.length is None else self.length[index])
 
     def __getstate__(self) -> dict:
-        return {**_array_state(self.array), "first": self.first, "count": self.count}
+        return {**_array_state(self.array), "first": self.first, "count": self.count, "length": self.length}
 
     def __setstate__(self, state: dict) -> None:
         self.array, self.first, self.count = _array_from(state), state["first"], state["count"]
+        self.length = state.get("length")
 
 
 class SegmentRows:
@@ -276,10 +295,12 @@ class PTBXL:
 
 
 class CropDataset(Dataset):
-    """Training samples: a random window of ``crop`` samples (or the whole record if None). A record with
-    segments (a manifest's record over 10 s, :class:`Segments`) gives a window of one of its segments, drawn at
-    random each time with ``draw_segments`` (training: the whole record is seen), else its centre 10 s
-    (validation during training)."""
+    """Training samples: a random window of ``crop`` samples (or the whole record if None). With
+    ``draw_segments`` (training), a manifest's record over 10 s (:class:`Segments`) gives a window of one of its
+    segments, drawn at random each time (the whole record is seen), and a record under 10 s a window within its own
+    length where the crop fits in it (never across the join of its repeated row); without, every record gives its
+    row (validation during training; where a manifest's rows are not all of their records, it scores them from the
+    cache instead and takes only their metadata and labels from here: :mod:`ecgnet.training.module`)."""
 
     def __init__(self, split: Split, crop: int | None = None, draw_segments: bool = False):
         self.split, self.crop = split, crop
@@ -292,7 +313,8 @@ class CropDataset(Dataset):
         samples = self.split.signal.shape[-1]
         window = slice(None)
         if self.crop is not None and self.crop < samples:
-            start = np.random.randint(0, samples - self.crop + 1)
+            own = samples if self.segments is None or self.segments.length is None else int(self.segments.length[i])
+            start = np.random.randint(0, (own if self.crop <= own else samples) - self.crop + 1)
             window = slice(start, start + self.crop)  # only the window is read
         seg = self.segments
         if seg is not None and seg.count[i] > 0:

@@ -138,12 +138,18 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
     """(n, 12, samples) mV + (n, 8) metadata → (n, classes) probabilities, in evaluation mode. Arrays may be
     memory-mapped: only their shapes are checked up front, and ``batch_size`` records are read at a time. A record
     with segments (a manifest's record over 10 s, :class:`~ecgnet.data.dataset.Segments`) gets the mean of its
-    segments' probabilities, as ``predict`` scores it."""
+    segments' probabilities, and one under 10 s (:meth:`~ecgnet.data.dataset.SignalRows.own_lengths`) is scored on
+    its own samples, not on its repeated row: each as ``predict`` scores its file (a record that the model's window
+    does not fit in, which ``predict`` refuses, keeps its row)."""
     if np.ndim(signal) != 3 or np.shape(signal)[1] != len(LEADS):
         raise ValueError(f"signal must be (records, {len(LEADS)}, samples) mV; got shape {np.shape(signal)}")
     if np.shape(metadata) != (len(signal), len(META_FEATURES)):
         raise ValueError(f"metadata must be (records, {len(META_FEATURES)}) — one row of features per record of "
                          f"signal {np.shape(signal)}; got shape {np.shape(metadata)}")
+    own = signal.own_lengths() if hasattr(signal, "own_lengths") else None
+    short = None if own is None else (own < np.shape(signal)[-1]) & (own >= (window or 0))
+    if short is not None and short.any():  # a manifest's records under 10 s: one batch shape per length
+        return _by_length(model, signal, np.asarray(metadata), own, short, window, stride, aggregate, batch_size)
     segments = getattr(signal, "segments", None)
     if segments is not None:  # a manifest's records over 10 s: averaged over their segments, as predict does
         signal, owner = signal.each_segment()
@@ -167,3 +173,19 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
     np.add.at(sums, owner, probs)
     return (sums / np.bincount(owner, minlength=len(segments))[:, None]).astype(np.float32)
 
+
+def _by_length(model, signal, metadata: np.ndarray, own: np.ndarray, short: np.ndarray, window, stride, aggregate,
+               batch_size) -> np.ndarray:
+    """:func:`predict_proba` of rows whose records are shorter than their row, scored at their own lengths, and of
+    the others as they are."""
+    parts = [(np.flatnonzero(~short), None)] + [(np.flatnonzero(short & (own == n)), int(n))
+                                                for n in np.unique(own[short])]
+    out = None
+    for at, n in parts:
+        if not len(at):
+            continue
+        rows = signal.take(at) if n is None else np.asarray(signal[at])[:, :, :n]
+        p = predict_proba(model, rows, metadata[at], window, stride, aggregate, batch_size)
+        out = np.zeros((len(own), p.shape[1]), p.dtype) if out is None else out
+        out[at] = p
+    return out

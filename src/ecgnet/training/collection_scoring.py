@@ -1,6 +1,6 @@
 """Scoring a model on a labelled collection, tolerant of small ones: its probabilities for chosen rows
-(:func:`predict`: a record of up to 10 s from its cached row, a longer one averaged over its
-cached 10 s segments, as ``predict`` scores it), macro and per-class AUC with bootstrap
+(:func:`predict`: each record as ``predict`` scores it — a 10 s record from its cached row, a longer one averaged
+over its cached 10 s segments, a shorter one at its own length: :func:`ecgnet.inference.batch.predict_proba`), macro and per-class AUC with bootstrap
 intervals (:func:`score`: :func:`ecgnet.evaluation.scoring.score`, the scoring ``evaluate --manifest``
 uses, with cv/metrics.json's key names), Youden thresholds, and a paired bootstrap of two models on the
 same records (:func:`paired_vs`).

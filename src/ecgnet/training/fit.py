@@ -191,7 +191,9 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
     train_loader = DataLoader(train_set, batch_size=t.batch_size, shuffle=sampler is None,
                               sampler=sampler, drop_last=drawn > t.batch_size, num_workers=t.num_workers)
     val_loader = DataLoader(Indexed(CropDataset(val_split)), batch_size=256, num_workers=t.num_workers)
-    module = ClassifierModule(model, config, loss)
+    # a manifest's records over or under 10 s: each epoch scores them as the run is scored (segments, own length)
+    whole = val_split.signal if getattr(val_split.signal, "segments", None) is not None else None
+    module = ClassifierModule(model, config, loss, val_records=whole)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_macro_auc",
                                  mode="max")
     # last.ckpt every epoch, after best.ckpt (save_last=True writes it only with a new best in Lightning 2.6)

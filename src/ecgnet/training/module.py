@@ -2,7 +2,10 @@
 by mixup or CutMix, label-smoothed or with an auxiliary task's head if the config says so), AdamW with a
 one-cycle schedule, and the fold-9 macro AUC over sliding windows as the validation metric (what
 checkpointing and early stopping watch), computed over exactly the fold's records however many processes
-score it (:mod:`ecgnet.training.distributed`)."""
+score it (:mod:`ecgnet.training.distributed`). A manifest's validation records over or under 10 s
+(``val_records``) are scored as the run is scored afterwards, each as ``predict`` scores it
+(:func:`ecgnet.inference.batch.predict_proba`: the mean over a long record's 10 s segments, a short one at
+its own length), so the epoch kept is chosen on the figures that are reported."""
 
 from __future__ import annotations
 
@@ -20,9 +23,13 @@ from ecgnet.training.soft_targets import cutmix, mixup, smooth_labels
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, config: Config, loss: torch.nn.Module):
+    """``val_records``: the validation split's :class:`~ecgnet.data.dataset.SignalRows` when some record's row is
+    not all of it (a manifest's record over or under 10 s); None: each validation batch's rows are the records."""
+
+    def __init__(self, model: torch.nn.Module, config: Config, loss: torch.nn.Module, val_records=None):
         super().__init__()
         self.model, self.config, self.loss = model, config, loss
+        self.val_records = val_records
         self.window, self.stride = config.data.window, config.data.stride
         self._val_probs, self._val_y, self._val_index = [], [], []
         self._epoch_start = None
@@ -52,8 +59,15 @@ class ClassifierModule(L.LightningModule):
         self.log("epoch_seconds", time.perf_counter() - self._epoch_start)
 
     def validation_step(self, batch, batch_idx):
-        probs = windowed_proba(self.model, batch["signal"], batch["metadata"], self.window, self.stride,
-                               self.config.data.aggregate)
+        if self.val_records is None:
+            probs = windowed_proba(self.model, batch["signal"], batch["metadata"], self.window, self.stride,
+                                   self.config.data.aggregate)
+        else:  # the batch's records read from the cache as the final scoring reads them (validation sets are small)
+            from ecgnet.inference.batch import predict_proba
+
+            records = self.val_records.take(batch["index"].cpu().numpy())
+            probs = torch.from_numpy(predict_proba(self.model, records, batch["metadata"].cpu().numpy(), self.window,
+                                                   self.stride, self.config.data.aggregate)).to(batch["y"].device)
         self._val_probs.append(probs.float())
         self._val_y.append(batch["y"])
         self._val_index.append(batch["index"])

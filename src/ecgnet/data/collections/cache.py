@@ -1,12 +1,13 @@
 """The signal cache of a manifest's records: one ``.npy`` (records × 12 × samples, float32 mV, each
-record resampled to the config's rate, its centre 10 s — a shorter one repeated to 10 s, so that a crop or window
-is always the record's own ECG; under 2.5 s refused, as ``predict`` refuses it) and a JSON index beside it,
-memory-mapped on every later use. A record over 10 s also has all of it kept, as the consecutive 10 s segments
-``predict`` scores it in (:func:`ecgnet.data.signals.segment_starts`), in a second array (``<key>.segments.npy``,
-with an index of its own): training draws one of them each time the record is drawn, and scoring averages over
-them (:class:`~ecgnet.data.dataset.Segments`). The machinery is PTB-XL's cache's (:mod:`ecgnet.data.signals`):
-the same atomic write, file lock, size + sampled SHA-256 check on open (a damaged cache is rebuilt
-with a warning) and full check by ``ecgnet data verify --cache``.
+record resampled to the config's rate, its centre 10 s — a shorter one repeated to 10 s, its own length kept in
+the index (``lengths``), so that training crops and scoring windows stay within the record as ``predict`` scores
+it; under 2.5 s refused, as ``predict`` refuses it) and a JSON index beside it, memory-mapped on every later use.
+A record over 10 s also has all of it kept, as the consecutive 10 s segments ``predict`` scores it in
+(:func:`ecgnet.data.signals.segment_starts`), in a second array (``<key>.segments.npy``, with an index of its
+own): training draws one of them each time the record is drawn, and scoring averages over them
+(:class:`~ecgnet.data.dataset.Segments`, which also carries the short records' lengths). The machinery is
+PTB-XL's cache's (:mod:`ecgnet.data.signals`): the same atomic write, file lock, size + sampled SHA-256 check on
+open (a damaged cache is rebuilt with a warning) and full check by ``ecgnet data verify --cache``.
 
 The key covers the sampling rate and every record's resolved path, size and modification time, so
 editing, adding or replacing a record builds a new cache. Records are read in a pool of processes
@@ -43,8 +44,9 @@ from ecgnet.fileio import atomic_path, write_json
 
 SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (predict refuses them too)
-# how a record fills its row (in the key: caches of zero-padded rows, or without segments, are not reused)
-LAYOUT = "repeat+segments+warnings"
+# how a record fills its row (in the key: caches of zero-padded rows, without segments or without the short records'
+# lengths are not reused — a cache of an older layout is left as it is and a new one built)
+LAYOUT = "repeat+segments+warnings+lengths"
 
 
 def read_checked(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
@@ -100,7 +102,8 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
                                      dict[int, str]]:
     """(signals memmap, row of each record, {record index: why} of unreadable records, {record index: the
     reader's amplitude warnings} of records whose amplitudes predict would not trust, the segments of records over
-    10 s — None when no record is —, {record index: the reader's warnings} of the other records it warned about).
+    10 s and the lengths of those under — None when every record is 10 s or more and none over —, {record index:
+    the reader's warnings} of the other records it warned about).
 
     ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)"); ``limits`` bound what each
     record may declare (a record over them is unreadable)."""
@@ -118,7 +121,7 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
             build(paths, labels, sampling_rate, array_path, index_path, workers, progress, limits)
             index = json.loads(index_path.read_text())
         signals = np.load(array_path, mmap_mode="r")
-        segments = _open_segments(index, array_path, len(paths))
+        segments = _open_segments(index, array_path, len(paths), signals.shape[-1])
     if signals.shape[0] != len(paths) or len(index["ecg_ids"]) != len(paths):
         raise ECGNetError(f"{array_path}: cache does not match its index; delete it to rebuild")
     bad = {int(i): why for i, why in index.get("bad", {}).items()}
@@ -146,14 +149,21 @@ def _segments_problem(index: dict, array_path: Path) -> str | None:
     return None if problem is None else f"segments: {problem}"
 
 
-def _open_segments(index: dict, array_path: Path, n: int) -> Segments | None:
-    rows = index.get("segments")
-    if not rows:
+def _open_segments(index: dict, array_path: Path, n: int, samples: int) -> Segments | None:
+    """The segments of the records over 10 s and the lengths of those under (None: every row is its record)."""
+    rows, lengths = index.get("segments"), index.get("lengths")
+    if not rows and not lengths:
         return None
     first, count = np.zeros(n, np.intp), np.zeros(n, np.intp)
-    for i, (f, c) in rows.items():
+    for i, (f, c) in (rows or {}).items():
         first[int(i)], count[int(i)] = f, c
-    return Segments(np.load(_segments_path(array_path), mmap_mode="r"), first, count)
+    length = None
+    if lengths:
+        length = np.full(n, samples, np.intp)
+        for i, own in lengths.items():
+            length[int(i)] = own
+    array = np.load(_segments_path(array_path), mmap_mode="r") if rows else np.zeros((0, 12, samples), np.float32)
+    return Segments(array, first, count, length)
 
 
 def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: Path, index_path: Path,
@@ -171,6 +181,7 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
         untrusted: dict[int, str] = {}
         warned: dict[int, str] = {}
         counts: dict[int, int] = {}
+        lengths: dict[int, int] = {}
         description = f"Caching {len(paths)} records at {sampling_rate} Hz"
         try:
             with Progress(transient=True, disable=not progress) as bar:
@@ -178,16 +189,18 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
                                     total=len(paths))
                 if n_workers == 1:
                     for i in range(0, len(jobs), 64):
-                        unreadable, doubtful, said, long = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate,
-                                                                 samples, limits)
+                        unreadable, doubtful, said, long, short = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate,
+                                                                        samples, limits)
                         bad.update(unreadable)
                         untrusted.update(doubtful)
                         warned.update(said)
                         counts.update(long)
+                        lengths.update(short)
                         bar.advance(task, len(jobs[i:i + 64]))
                 else:
-                    bad, untrusted, warned, counts = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers,
-                                                               lambda n: bar.advance(task, n), limits)
+                    bad, untrusted, warned, counts, lengths = _parallel(str(tmp), jobs, sampling_rate, samples,
+                                                                        n_workers, lambda n: bar.advance(task, n),
+                                                                        limits)
             np.load(tmp, mmap_mode="r+").flush()
             rows = _write_segments(tmp, _segments_path(array_path), counts, paths, samples)
         finally:
@@ -199,7 +212,7 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
                                 "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())},
                                 "untrusted": {str(k): v for k, v in sorted(untrusted.items())},
                                 "warnings": {str(k): v for k, v in sorted(warned.items())},
-                                "segments": rows})
+                                "segments": rows, "lengths": {str(k): v for k, v in sorted(lengths.items())}})
 
 
 def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[Path], samples: int) -> dict:
@@ -236,13 +249,13 @@ def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[P
 
 def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int,
           limits: ReadLimits = DEFAULT_LIMITS
-          ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int]]:
+          ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int], dict[int, int]]:
     """A worker's part: records into rows ``first``…, and the 10 s segments of those over 10 s appended to
     ``<tmp>.seg<first>.tmp``; returns ({row: why} of those it could not read, {row: the reader's warnings} of those
     whose amplitudes are not trusted, {row: the reader's warnings} of the others it warned about, {row: segments}
-    of those over 10 s)."""
+    of those over 10 s, {row: own samples} of those under 10 s)."""
     out = np.load(tmp, mmap_mode="r+")
-    bad, untrusted, warned, long = {}, {}, {}, {}
+    bad, untrusted, warned, long, short = {}, {}, {}, {}, {}
     part = Path(f"{tmp}.seg{first}.tmp")  # a leftover is a .tmp file, as every other half-written file
     for j, (path, label) in enumerate(jobs):
         try:
@@ -250,6 +263,8 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
             out[first + j] = fit_length(record.signal, samples, short="repeat")
             if record.signal.shape[-1] > samples:
                 long[first + j] = _append_segments(part, record.signal, samples, sampling_rate)
+            elif record.signal.shape[-1] < samples:  # repeated to fill its row: how much of it is the record
+                short[first + j] = int(record.signal.shape[-1])
             if not record.amplitude_trusted:
                 untrusted[first + j] = f"{label}: {'; '.join(record.warnings) or 'amplitudes not trusted'}"
             elif record.warnings:  # conflicting rates, an age the dates contradict: said as predict says them
@@ -261,7 +276,7 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
                 raise
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once
-    return bad, untrusted, warned, long
+    return bad, untrusted, warned, long, short
 
 
 def _append_segments(part: Path, signal: np.ndarray, samples: int, sampling_rate: int) -> int:
@@ -280,13 +295,14 @@ def _append_segments(part: Path, signal: np.ndarray, samples: int, sampling_rate
 
 def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance,
               limits: ReadLimits = DEFAULT_LIMITS
-              ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int]]:
+              ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int], dict[int, int]]:
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     chunk = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))
     bad: dict[int, str] = {}
     untrusted: dict[int, str] = {}
     warned: dict[int, str] = {}
     counts: dict[int, int] = {}
+    lengths: dict[int, int] = {}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
         futures = {pool.submit(_rows, tmp, i, jobs[i:i + chunk], sampling_rate, samples, limits): len(jobs[i:i + chunk])
@@ -298,12 +314,13 @@ def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, ad
                 if f.exception() is not None:
                     raise ECGNetError(f"building the signal cache failed: {type(f.exception()).__name__}: "
                                       f"{f.exception()}")
-                unreadable, doubtful, said, long = f.result()
+                unreadable, doubtful, said, long, short = f.result()
                 bad.update(unreadable)
                 untrusted.update(doubtful)
                 warned.update(said)
                 counts.update(long)
+                lengths.update(short)
                 advance(futures[f])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return bad, untrusted, warned, counts
+    return bad, untrusted, warned, counts, lengths
