@@ -87,3 +87,13 @@ def test_a_run_name_cannot_leave_or_hide_in_the_runs_folder(name):
     with pytest.raises(ECGNetError, match="name"):
         load_config(BASELINE, [f"name='{name}'"])
     assert load_config(BASELINE, ["name=v1.2_a-b"]).name == "v1.2_a-b"
+
+
+def test_a_config_that_gives_a_key_twice_is_refused(tmp_path):
+    """PyYAML keeps the last of two 'lr:' lines without a word; a config is one error naming the line instead."""
+    from ecgnet.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ntraining:\n  lr: 0.001\n  epochs: 3\n  lr: 0.1\n")
+    with pytest.raises(ECGNetError, match=r"c.yaml line 5: 'lr' is given twice \(also on line 3\)"):
+        load_config(path)

@@ -636,6 +636,23 @@ def test_a_yaml_label_map_keeps_its_codes_as_written(folder, tmp_path):
         read_label_map(as_json)
 
 
+def test_a_label_map_that_gives_a_code_twice_is_refused(tmp_path):
+    """YAML and JSON keep the last of two entries for one code without a word: 'Normal ECG: NORM' then, further
+    down, 'Normal ECG: HYP' made every normal ECG a hypertrophy (found in a hospital audit). A CSV map lists a code
+    on several lines on purpose (one class a line), so only YAML and JSON are refused."""
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text("Normal ECG: NORM\nInferior infarct: MI\nNormal ECG: HYP\n")
+    with pytest.raises(ECGNetError, match=r"map.yaml line 3: 'Normal ECG' is given twice \(also on line 1\)"):
+        read_label_map(label_map)
+    as_json = tmp_path / "map.json"
+    as_json.write_text('{"Normal ECG": "NORM", "Normal ECG": "HYP"}')
+    with pytest.raises(ECGNetError, match="map.json: 'Normal ECG' given twice in one object"):
+        read_label_map(as_json)
+    as_csv = tmp_path / "map.csv"
+    as_csv.write_text("code,class\nMI+HYP,MI\nMI+HYP,HYP\n")
+    assert read_label_map(as_csv) == {"MI+HYP": ["MI", "HYP"]}
+
+
 def test_manifest_of_records_without_dx_lines_says_to_write_one(tmp_path):
     """A site's own WFDB records (no '#Dx:' lines) got 'none of 108 records has a superclass label', without
     saying why or what to do (found in a site audit)."""

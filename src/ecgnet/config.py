@@ -167,14 +167,43 @@ def read_with_overrides(path: str | Path, overrides: list[str] | tuple[str, ...]
     return raw, f"{path} with --set {' --set '.join(overrides)}" if overrides else str(path)
 
 
+class _RepeatedKey(yaml.YAMLError):
+    def __init__(self, key, line: int, first: int):
+        super().__init__(f"line {line}: '{key}' is given twice (also on line {first}); YAML would keep the last "
+                         "silently: keep one")
+
+
+def _unique_keys(loader: type) -> type:
+    """``loader`` refusing a mapping that gives a key twice (PyYAML keeps the last without a word)."""
+    class Unique(loader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                    if key is None or key == "<<":
+                        continue
+                    if key in seen:
+                        raise _RepeatedKey(key, key_node.start_mark.line + 1, seen[key])
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return Unique
+
+
+_STRINGS, _SAFE = _unique_keys(yaml.BaseLoader), _unique_keys(yaml.SafeLoader)
+
+
 def read_yaml(path: Path, what: str, strings: bool = False) -> Any:
-    """A YAML file's content; a missing file, bad YAML or bad text is one ECGNetError naming the file.
-    ``strings``: every scalar as written (YAML 1.1 reads the code ``0101`` as 65, ``NO`` as False, ``1.10`` as
-    1.1; ``null`` and ``~`` stay text too)."""
+    """A YAML file's content; a missing file, bad YAML or bad text, or a key given twice in one mapping, is one
+    ECGNetError naming the file. ``strings``: every scalar as written (YAML 1.1 reads the code ``0101`` as 65,
+    ``NO`` as False, ``1.10`` as 1.1; ``null`` and ``~`` stay text too)."""
     if not path.is_file():
         raise ECGNetError(f"{path}: no such {what}")
     try:
-        return yaml.load(path.read_text(), Loader=yaml.BaseLoader) if strings else yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_STRINGS if strings else _SAFE)
+    except _RepeatedKey as e:
+        raise ECGNetError(f"{path} {e}") from None
     except yaml.YAMLError as e:
         raise ECGNetError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
     except UnicodeDecodeError as e:

@@ -112,8 +112,16 @@ def _json_map(path: Path):
     """A JSON label map: JSON keeps its types (a class given as true or 7 is refused, null is nothing)."""
     import json
 
+    def unique(pairs):
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:  # json keeps the last without a word
+            raise ECGNetError(f"{path}: {', '.join(repr(k) for k in twice)} given twice in one object; JSON would keep "
+                              "the last silently: keep one")
+        return dict(pairs)
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=unique)
     except (ValueError, UnicodeDecodeError) as e:
         raise ECGNetError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(raw, dict):
