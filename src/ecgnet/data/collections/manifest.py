@@ -281,12 +281,15 @@ def _no_label(token: str, mapping: dict | None, classes) -> bool:
 
 
 def _mapped(mapping: dict | None, code: str, classes: dict) -> list[str] | None:
-    """The classes ``code`` stands for: itself without a map, else the map's entry, else (a code that is
-    not a class) the wildcard's; None when the map says nothing of it."""
+    """The classes ``code`` stands for: itself without a map, else the map's entry, else itself where it is one of
+    the map's classes ('STTC' written as such beside mapped statements), else the wildcard's; None when the map
+    says nothing of it."""
     if mapping is None:
         return [code]
     if code in mapping:
         return mapping[code]
+    if code in classes:
+        return [code]
     if WILDCARD in mapping and code not in classes:
         return mapping[WILDCARD]
     return None
@@ -379,10 +382,14 @@ def _label_list(text: str, mapping: dict | None, index: dict, errors: list, unma
             errors.append(f"column labels: {checks.several(t, n)}: separate labels with ';' (or list '{t}' in the label "
                           "map)")
             continue
-        targets = _mapped(mapping, t, index) if mapping is not None else [t]
+        near = None  # a map's code written another way is refused even where '*' would take it (as 'null' it made
+        if mapping is not None and t not in mapping and t not in index:  # a hospital's rows all-negative)
+            near = checks.map_near_miss(t, mapping)
+        targets = None if near else _mapped(mapping, t, index)
         if targets is None:
-            errors.append(f"column labels: unknown class '{t}' (not in the label map)")
-            unmapped[t] += 1
+            errors.append(f"column labels: unknown code '{t}' (not in the label map" + (f"; {near})" if near else ")"))
+            if near is None:
+                unmapped[t] += 1
             continue
         for c in targets:
             y[index[c]] = 1

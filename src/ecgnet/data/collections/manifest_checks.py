@@ -59,6 +59,26 @@ def joined_labels(label: str, known=(), strict: bool = True) -> int:
     return 0
 
 
+def _plain(text: str) -> str:
+    """A statement compared loosely: case, runs of spaces (a non-breaking one too) and a final full stop aside."""
+    return " ".join(text.replace("\u00a0", " ").split()).casefold().rstrip(".").strip()
+
+
+def map_near_miss(code: str, mapping: dict) -> str | None:
+    """What a code the label map does not list probably is: one of the map's codes written another way ('normal
+    ECG' for 'Normal ECG'), or several statements in one cell ('Sinus rhythm. Normal ECG' beside the map's 'Normal
+    ECG'); None when it looks like neither (a code the map leaves out)."""
+    keys = {_plain(k): k for k in mapping if k != "*"}
+    if _plain(code) in keys:
+        return f"did you mean the map's '{keys[_plain(code)]}'?"
+    parts = [_plain(p) for p in re.split(r"[.,]\s+|\s+-\s+|\n", code) if _plain(p)]
+    found = [keys[p] for p in parts if p in keys]
+    if found and len(parts) > 1:
+        return (f"it holds the map's {', '.join(repr(f) for f in found)} beside other words: one statement per label, "
+                "separated with ';'")
+    return None
+
+
 def several(label: str, n: int, what: str = "labels") -> str:
     """The problem with ``label`` that looks like ``n`` ``what`` (see :func:`joined_labels`)."""
     return f"'{label}' " + (f"looks like {n} {what}" if n > 1 else "holds a ',' or '|'")
