@@ -293,3 +293,17 @@ def test_site_options_that_cannot_mean_anything_are_refused():
     with pytest.raises(ECGNetError, match="keeps the run's thresholds"):
         check_options("site", "run", "temperature", 0.9, shrinkage=40)
     check_options("site", "youden", "isotonic", 0.9, shrinkage=40)
+
+
+def test_a_class_the_records_separate_perfectly_keeps_the_identity_and_says_why():
+    """Four records that separate a class perfectly drove its temperature to the search's bound (0.05): every
+    probability became 0.000 or 1.000 and predict --site called '1.000 ≥ 1.000' (found in a hospital audit). Such
+    a class is left uncalibrated, its map saying why; a class that does not separate still gets its temperature."""
+    from ecgnet.evaluation.recalibration import NOT_FITTED, apply_calibrator, fit_calibrator
+
+    y, p = np.array([0, 0, 1, 1.0]), np.array([0.2, 0.3, 0.6, 0.7])
+    separated = fit_calibrator(y, p, "temperature")
+    assert separated == {"kind": "none", "not_fitted": NOT_FITTED}
+    np.testing.assert_array_equal(apply_calibrator(p, separated), p)
+    overlapping = fit_calibrator(np.array([0, 1, 0, 1.0]), p, "temperature")
+    assert overlapping["kind"] == "temperature" and overlapping["temperature"] > 0.06

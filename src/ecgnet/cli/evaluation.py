@@ -184,6 +184,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
         if "before" in e:
             line += (f"   held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} → "
                      f"{e['after']['balanced_accuracy']:.3f}, ECE {e['ece_before']:.3f} → {e['ece_after']:.3f}")
+        if profile["calibrators"][c].get("not_fitted"):
+            line += f"   (not calibrated: {profile['calibrators'][c]['not_fitted']})"
         console.print(escape(line if fitted is True else f"{line}   (not fitted: {fitted})"), highlight=False)
     console.print(f"Profile: [bold]{escape(profile['path'])}[/]  Report: [bold]{escape(profile['report'])}[/]")
     console.print(f"Use it: ecgnet predict RECORDS --checkpoint {escape(str(Path(profile['path']).parents[1]))} "

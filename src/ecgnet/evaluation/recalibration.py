@@ -5,8 +5,9 @@ site's records, fitted per class (each class is its own sigmoid output, with its
   negative log-likelihood (Guo et al. 2017). The logit is that of the record's final probability (after
   ECGNet's windows and segments are aggregated). T > 1 softens over-confident probabilities, T < 1
   sharpens; it never changes a class's ranking, so its AUC is unchanged. T is searched in [0.05, 20]: a
-  class whose records are perfectly separated drives T to 0.05 (probabilities pushed to 0 and 1), a sign
-  that there are too few records to calibrate it.
+  class whose records are perfectly separated drives T to 0.05 (probabilities pushed to 0 and 1: a site of
+  four records called every class 1.000 ≥ 1.000), a sign that there are too few records to calibrate it — such
+  a class keeps the identity, its map saying why (``not_fitted``).
 * ``isotonic`` — a non-decreasing step-wise map fitted by isotonic regression (scikit-learn's
   ``IsotonicRegression``, interpolated linearly between its knots and clipped outside them). More
   flexible, needs more records; it may tie records that were ranked apart, so AUC can move a little.
@@ -26,6 +27,8 @@ KINDS = ("temperature", "isotonic", "none")
 LOGIT_EPS = 1e-7  # p is clipped to [LOGIT_EPS, 1 − LOGIT_EPS] before its logit (ONNX metadata says so)
 IDENTITY = {"kind": "none"}
 T_RANGE = (0.05, 20.0)
+NOT_FITTED = ("the records separate it perfectly: a temperature would push its probabilities to 0 and 1 (too few "
+              "records to calibrate it); left as it is")
 
 
 def logit(p) -> np.ndarray:
@@ -72,7 +75,10 @@ def fit_calibrator(y, p, kind: str) -> dict:
     if kind == "none" or not (0 < y.sum() < len(y)):
         return dict(IDENTITY)
     if kind == "temperature":
-        return {"kind": "temperature", "temperature": fit_temperature(y, p)}
+        t = fit_temperature(y, p)
+        if t <= T_RANGE[0] * 1.001:  # at the search's bound: no temperature fits, the likelihood wants T → 0
+            return {**IDENTITY, "not_fitted": NOT_FITTED}
+        return {"kind": "temperature", "temperature": t}
     return fit_isotonic(y, p)
 
 
