@@ -166,5 +166,6 @@ def read_for_run(predictor, manifest, label_map, skip_bad) -> Collection:
     except ECGNetError as e:
         used = ((predictor.info.get("collection") or {}).get("label_map") or {}).get("path")
         if label_map is None and used:
-            raise ECGNetError(f"{e}\n(this run was trained with --label-map {used}: give it here too)") from None
+            raise ECGNetError(f"this run was trained with --label-map {used}: give it here too — read without it, "
+                              f"{e}") from None  # first: the rows' problems below follow from it
         raise
