@@ -617,6 +617,12 @@ def test_a_profile_fitted_on_other_weights_is_refused(run, manifest):
     (run / "run.json").write_text(json.dumps(info))
     with pytest.raises(ECGNetError, match=r"fitted on other weights .* run `ecgnet calibrate .* --site clinic` again"):
         Predictor(run, site="clinic")
+    made = json.loads(profiles.profile_path(run, "clinic").read_text())  # made by the CLI: its command, whole
+    made["command"] = "ecgnet calibrate r --manifest m.csv --site clinic --label-map map.yaml --method f1"
+    profiles.profile_path(run, "clinic").write_text(json.dumps(made))
+    with pytest.raises(ECGNetError, match=r"run `ecgnet calibrate r --manifest m.csv --site clinic --label-map map.yaml "
+                                          r"--method f1` again"):  # its --label-map was dropped (a hospital audit)
+        Predictor(run, site="clinic")
 
     old = json.loads(profiles.profile_path(run, "clinic").read_text())
     del old["weights_sha256"]

@@ -116,9 +116,11 @@ def load_profile(run_dir: str | Path, site: str, classes: list[str]) -> SiteProf
     fitted_on = data.get("weights_sha256")  # absent from profiles written before it: no check
     if fitted_on is not None and fitted_on != weights_sha256(run_dir):  # a light read: run.json, not the model
         manifest = (data.get("manifest") or {}).get("path") or "M.csv"
+        command = data.get("command") or ""  # as it was run: its --label-map, --method … too (an audit: dropped)
+        again = command if command.startswith("ecgnet calibrate ") else \
+            f"ecgnet calibrate {run_dir} --manifest {manifest} --site {site}"
         raise ECGNetError(f"{path}: fitted on other weights than {Path(run_dir) / 'model.safetensors'} (the run was "
-                          f"trained again since); its thresholds and calibration no longer apply — run `ecgnet "
-                          f"calibrate {run_dir} --manifest {manifest} --site {site}` again")
+                          f"trained again since); its thresholds and calibration no longer apply — run `{again}` again")
     return profile
 
 
