@@ -225,8 +225,11 @@ def test_export_with_a_site_carries_its_operating_points(untrained_run, write_re
     assert not (tmp_path / "x.onnx").exists()
     result = CliRunner().invoke(app, ["export", str(run), "--site", "clinic"])
     assert result.exit_code == 0, result.output
+    assert not (run / "model.onnx").exists()  # the site's file has a name of its own: a plain export keeps it
+    again = CliRunner().invoke(app, ["export", str(run), "--site", "clinic"])
+    assert "(it replaces the file that was there)" in " ".join(again.output.split()), again.output
 
-    props = {p.key: p.value for p in onnx.load(run / "model.onnx").metadata_props}
+    props = {p.key: p.value for p in onnx.load(run / "model.clinic.onnx").metadata_props}
     site = json.loads(props[KEY])
     assert site["site"] == "clinic" and site["classes"] == classes and site["thresholds"] == thresholds
     assert json.loads(props["ecgnet.thresholds"]) is None  # the run's own (none here) are kept apart

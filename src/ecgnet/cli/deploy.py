@@ -20,7 +20,8 @@ from ecgnet.cli.common import (
 def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
                out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx, "
-                                                  "or RUN/model.int8.onnx with --quantize int8)."),
+                                                  "RUN/model.int8.onnx with --quantize int8, RUN/model.SITE.onnx "
+                                                  "with --site)."),
                quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static int8 quantization of "
                                                       "the encoders' convolutions, calibrated on 128 records of "
                                                       "PTB-XL's training folds (needs --data); "
@@ -37,7 +38,12 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
     if quantize == "int8":  # minutes without a word otherwise, the first time
         err.print("note: int8 is calibrated on 128 records of PTB-XL's training folds; the first time, PTB-XL's signal "
                   "cache is built for it (about 1 GB in $ECGNET_CACHE, a few minutes)", highlight=False)
-    replacing = out is not None and out.is_file()
+    from ecgnet.export import default_name
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    run_dir = resolve_checkpoint(checkpoint)
+    target = out if out is not None else (run_dir if run_dir.is_dir() else run_dir.parent) / default_name(quantize, site)
+    replacing = target.is_file()
     written = export(checkpoint, fmt, out, quantize, data, site)
     with_site = "" if site is None else (f" with site profile '{escape(site)}': its calibration and thresholds, "
                                          f"from {escape(str(profile_file(checkpoint, site)))}")

@@ -17,11 +17,20 @@ FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
 
 
+def default_name(quantize: str | None = None, site: str | None = None) -> str:
+    """The export's file name inside the run: model.onnx, model.int8.onnx, model.<site>.onnx, model.<site>.int8.onnx
+    (the first two are what ``predict --engine onnx / onnx-int8`` read)."""
+    if site is None:
+        return int8.FILENAME if quantize else onnx.FILENAME
+    return f"model.{site}" + (".int8" if quantize else "") + ".onnx"
+
+
 def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None,
            quantize: str | None = None, data: str | Path | None = None, site: str | None = None) -> Path:
     """Export a run (directory, its model.safetensors or a bundled name) to ``out`` (default RUN/model.onnx,
     or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL: ``data`` or $ECGNET_DATA).
-    ``site``: a site profile of the run whose calibration and thresholds travel in the metadata."""
+    ``site``: a site profile of the run whose calibration and thresholds travel in the metadata (default
+    RUN/model.<site>.onnx: a later export without it does not overwrite the site's file)."""
     if fmt not in FORMATS:
         raise ECGNetError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if quantize is not None and quantize not in QUANTIZATIONS:
@@ -32,7 +41,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
                           f"--out {run.dir.name}{'.int8' if quantize else ''}.onnx (predict --engine onnx exports a "
                           "bundled model in memory by itself)")
     profile = site_metadata.load(run, site) if site is not None else None  # refused before exporting anything
-    path = Path(out) if out else run.dir / (int8.FILENAME if quantize else onnx.FILENAME)
+    path = Path(out) if out else run.dir / default_name(quantize, site)
     if path.suffix.lower() != ".onnx":  # model.txt would be an ONNX file no tool looks for
         raise ECGNetError(f"--out {out}: the export is an ONNX file; give a name ending in .onnx")
     check_writable(path)  # a place it cannot be written is said now, not after the export's seconds (int8: minutes)
