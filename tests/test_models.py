@@ -281,3 +281,18 @@ def test_a_second_model_under_a_registered_name_is_refused():
         assert register("time_resnet1d")(time_resnet1d) is time_resnet1d
     finally:
         _REGISTRY["time_resnet1d"] = first
+
+
+def test_predict_proba_scores_a_bf16_model():
+    """A model trained with precision bf16-true has bf16 weights: predict_proba fed it float32 tensors, so a
+    manifest's early stopping and cross-validation scoring (both through it) failed ('Input type (float) and
+    weight type (BFloat16) should be the same'). Inputs now take the model's dtype, outputs come back float32."""
+    from ecgnet.runs import load_run
+
+    model, config, _ = load_run("long_time")
+    x = np.random.default_rng(0).normal(0, 0.3, (3, 12, 1000)).astype(np.float32)
+    meta = np.zeros((3, 8), np.float32)
+    args = (config.data.window, config.data.stride, config.data.aggregate)
+    full = predict_proba(model, x, meta, *args)
+    half = predict_proba(model.to(torch.bfloat16), x, meta, *args)
+    assert half.dtype == np.float32 and np.abs(half - full).max() < 0.02

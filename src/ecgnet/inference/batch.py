@@ -157,13 +157,14 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())  # bf16-true training: bf16 weights
     out = []
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task(description, total=len(signal))
         for i in range(0, len(signal), batch_size):
-            x = torch.as_tensor(np.asarray(signal[i:i + batch_size], dtype=np.float32), device=device)
-            m = torch.as_tensor(np.asarray(metadata[i:i + batch_size], dtype=np.float32), device=device)
-            out.append(windowed_proba(model, x, m, window, stride, aggregate).cpu().numpy())
+            x = torch.as_tensor(np.asarray(signal[i:i + batch_size], dtype=np.float32), device=device).to(dtype)
+            m = torch.as_tensor(np.asarray(metadata[i:i + batch_size], dtype=np.float32), device=device).to(dtype)
+            out.append(windowed_proba(model, x, m, window, stride, aggregate).float().cpu().numpy())
             bar.advance(task, len(x))
     model.train(was_training)
     probs = np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
