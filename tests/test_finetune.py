@@ -517,7 +517,17 @@ def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_train
                                       "--out", str(tmp_path / "ev"), "--no-progress"])
     assert scored.exit_code == 0 and "these figures are in-sample" in " ".join(scored.output.split())
     trained_on = (run / "trained_on.txt").read_text().splitlines()  # training + validation rows, not the test's
-    assert 30 <= len(trained_on) < 40 and all(Path(k).is_absolute() for k in trained_on)
+    assert 30 <= len(trained_on) < 40 and all(Path(k.split("\t")[0]).is_absolute() for k in trained_on)
+    assert all(len(k.split("\t")[1]) == 64 for k in trained_on)  # each with its fingerprint
+    moved = tmp_path / "moved"  # the same files in another folder (data mounted elsewhere): known by their bytes
+    moved.mkdir()
+    for f in tmp_path.glob("s*.*"):
+        (moved / f.name).write_bytes(f.read_bytes())
+    (moved / "m.csv").write_text(manifest.read_text())
+    elsewhere = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(moved / "m.csv"), "--n-boot", "20",
+                                         "--out", str(tmp_path / "ev_moved"), "--no-progress"])
+    assert f"the run was trained on {len(trained_on)} of the 40 records of this manifest" in \
+        " ".join(elsewhere.output.split()), elsewhere.output
     copy = tmp_path / "copy.csv"  # the same records under another manifest's name: in-sample all the same
     copy.write_text(manifest.read_text())
     copied = CliRunner().invoke(app, ["evaluate", str(run), "--manifest", str(copy), "--n-boot", "20",

@@ -463,3 +463,26 @@ def test_a_one_sample_record_is_refused_before_resampling(tmp_path):
                 fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
     with pytest.raises(ECGNetError, match=r"one.hea: 1 sample\(s\) per lead: too short to resample"):
         read_ecg(tmp_path / "one.hea", 100, resample=True, quality=False)
+
+
+def test_a_records_fingerprint_follows_its_signal_bytes_not_its_name(tmp_path):
+    """What RUN/trained_on.txt keeps beside each path: the same ECG moved elsewhere has the same fingerprint, a
+    changed sample another one; a single-file format is its file's bytes; a missing record has none."""
+    from conftest import write_wfdb
+
+    from ecgnet.data.fingerprints import fingerprint
+
+    write_wfdb(tmp_path, "r0")
+    first = fingerprint(tmp_path / "r0.hea")
+    assert len(first) == 64 and fingerprint(tmp_path / "r0") == first  # the record name names the same record
+    (tmp_path / "moved").mkdir()
+    for f in tmp_path.glob("r0.*"):
+        (tmp_path / "moved" / f.name).write_bytes(f.read_bytes())
+    assert fingerprint(tmp_path / "moved" / "r0.hea") == first
+    data = bytearray((tmp_path / "moved" / "r0.dat").read_bytes())
+    data[100] ^= 1
+    (tmp_path / "moved" / "r0.dat").write_bytes(bytes(data))
+    assert fingerprint(tmp_path / "moved" / "r0.hea") != first
+    (tmp_path / "ecg.xml").write_text("<RestingECG/>")
+    assert fingerprint(tmp_path / "ecg.xml") == fingerprint(tmp_path / "ecg.xml") is not None
+    assert fingerprint(tmp_path / "gone.hea") is None and fingerprint(tmp_path / "gone.xml") is None

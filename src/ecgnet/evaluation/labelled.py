@@ -122,16 +122,20 @@ def arrays(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndar
 
 
 def trained_here(predictor, collection: Collection) -> int:
-    """How many of ``collection``'s records trained or validated the run (RUN/trained_on.txt; a copied, renamed or
-    extended manifest holds the same records): its figures on them are in-sample. A run trained before the list
-    was kept: all of them when the manifest is the file it was trained on, else 0."""
+    """How many of ``collection``'s records trained or validated the run (RUN/trained_on.txt, by path or by
+    fingerprint: a copied, renamed, moved or extended manifest holds the same records): its figures on them are
+    in-sample. A run trained before the list was kept: all of them when the manifest is the file it was trained
+    on, else 0."""
     from ecgnet.data.collections.manifest import record_keys
+    from ecgnet.data.fingerprints import fingerprint
     from ecgnet.runs.directory import TRAINED_ON
 
     listed = Path(predictor.run_dir) / TRAINED_ON
     if listed.is_file():
-        trained = set(listed.read_text(encoding="utf-8").splitlines())
-        return sum(key in trained for key in record_keys(collection))
+        lines = [line.rsplit("\t", 1) if "\t" in line else [line, ""]
+                 for line in listed.read_text(encoding="utf-8").splitlines()]
+        paths, prints = {p for p, _ in lines}, {f for _, f in lines if f}
+        return sum(key in paths or bool(prints) and fingerprint(key) in prints for key in record_keys(collection))
     trained_manifest = (predictor.info.get("collection") or {}).get("manifest")
     manifest = collection.info.get("manifest")
     same = bool(trained_manifest and manifest and Path(trained_manifest).resolve() == Path(manifest).resolve())
