@@ -374,3 +374,23 @@ def test_an_edf_data_record_duration_that_is_no_duration_is_refused_as_such(tmp_
     data[244:252] = field.encode().ljust(8)
     (tmp_path / "e.edf").write_bytes(bytes(data))
     refused(tmp_path / "e.edf", message)
+
+
+def test_a_truncated_dicom_or_edf_is_said_to_be_truncated(tmp_path):
+    """A DICOM cut inside its waveform sequence said 'waveform samples of 16 bits, interpretation '', are not read'
+    (or only 'without a waveform' for a 12-lead ECG's SOP class), and an EDF cut inside its header 'declares 3584
+    bytes … (need 3584; file of 1000 bytes)': each now says truncated (found in a hospital audit)."""
+    from ecgnet.data.readers import read_ecg_any
+
+    signal = np.random.default_rng(0).normal(0, 0.3, (12, 5000))
+    raw = write_dicom(tmp_path / "a.dcm", signal).read_bytes()
+    data_at = raw.index(b"\x00\x54\x10\x10")  # the tag (5400,1010) WaveformData, little endian
+    for n in (data_at - 2, 420):  # just before WaveformData's tag, and just after the SOP class
+        (tmp_path / "cut.dcm").write_bytes(raw[:n])
+        with pytest.raises(ECGNetError, match="truncated or incomplete"):
+            read_ecg_any(tmp_path / "cut.dcm", 100, resample=True)
+    edf = write_edf_pyedflib(tmp_path / "a.edf", signal).read_bytes()
+    (tmp_path / "cut.edf").write_bytes(edf[:1000])
+    with pytest.raises(ECGNetError, match=r"cut.edf: 1000 bytes, shorter than its own header \(\d+ bytes for \d+ "
+                                          r"signals\): truncated"):
+        read_ecg_any(tmp_path / "cut.edf", 100, resample=True)

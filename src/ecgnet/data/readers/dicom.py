@@ -79,8 +79,9 @@ def _read(path: Path, limits: ReadLimits) -> ECGRecord:
     groups = ds.get("WaveformSequence")
     sop = str(ds.get("SOPClassUID", ""))
     if not groups:
+        cut = " — truncated or incomplete?" if sop in ECG_SOP_CLASSES else ""  # an ECG's class, without its ECG
         raise ECGNetError(f"{path}: a DICOM file without a waveform (SOP class {sop or '?'}: "
-                          f"{ECG_SOP_CLASSES.get(sop, 'not an ECG')})")
+                          f"{ECG_SOP_CLASSES.get(sop, 'not an ECG')}){cut}")
     chosen = _rhythm_groups(groups, path)
     rate = check_rate(number(chosen[0].get("SamplingFrequency", "?"), "SamplingFrequency", path), path)
     n_samples = int(chosen[0].get("NumberOfWaveformSamples", 0))
@@ -120,6 +121,8 @@ def _group_leads(group, path: Path, little_endian: bool, leads: dict[str, np.nda
     n_channels = int(group.get("NumberOfWaveformChannels", 0))
     n_samples = int(group.get("NumberOfWaveformSamples", 0))
     key = (int(group.get("WaveformBitsAllocated", 0)), str(group.get("WaveformSampleInterpretation", "")))
+    if "WaveformData" not in group:  # a file cut short inside its waveform sequence
+        raise ECGNetError(f"{path}: a waveform group without its samples (no WaveformData): truncated or incomplete")
     if key not in _DTYPES:
         raise ECGNetError(f"{path}: waveform samples of {key[0]} bits, interpretation {key[1]!r}, are not read")
     data = group.get("WaveformData", b"") or b""

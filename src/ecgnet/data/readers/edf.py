@@ -46,9 +46,12 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         except (UnicodeDecodeError, ValueError) as e:
             raise ECGNetError(f"{path}: not a valid {'BDF' if bdf else 'EDF'} header ({e})") from e
         limits.check_signals(n_signals, path)
-        if header_bytes != 256 * (n_signals + 1) or size < header_bytes:
+        if header_bytes != 256 * (n_signals + 1):
             raise ECGNetError(f"{path}: header declares {header_bytes} bytes for {n_signals} signals "
-                              f"(need {256 * (n_signals + 1)}; file of {size} bytes): truncated or corrupt")
+                              f"(need {256 * (n_signals + 1)}): corrupt")
+        if size < header_bytes:
+            raise ECGNetError(f"{path}: {size} bytes, shorter than its own header ({header_bytes} bytes for "
+                              f"{n_signals} signals): truncated")
         signal_header = f.read(256 * n_signals)
     try:
         per_record = [int(signal_header[216 * n_signals + 8 * i: 216 * n_signals + 8 * (i + 1)].decode("ascii").strip())
