@@ -163,3 +163,132 @@ def test_early_stopping_scores_validation_records_as_the_run_is_scored(tmp_path)
         scored += masked_macro_auc(y, centre) != pytest.approx(logged, abs=1e-6)  # what early stopping read before
     assert scored  # the centre 10 s of the rows would have scored otherwise
     assert info["best_val_macro_auc"] == pytest.approx(log["val_macro_auc"].max(), abs=1e-7)
+
+
+# --- age and sex from the records' own files, where the manifest gives none -------------------------------------
+
+STATED = {"f63": ("Age: 63", "Sex: Female"), "m95": ("Age: 95", "Sex: Male"), "a47": ("Age: 47",),
+          "sexf": ("Sex: F",), "bare": (), "m70": ("Age: 70", "Sex: Male")}
+EXPECTED = {"f63": (63, 1), "m95": (90, 0), "a47": (47, np.nan), "sexf": (np.nan, 1), "bare": (np.nan, np.nan),
+            "m70": (70, 0)}  # as predict encodes a header's: an age over 89 is 90, sex 0 male / 1 female
+
+
+def _stated_records(folder: Path) -> list[str]:
+    """WFDB records whose headers state what :data:`STATED` says (``# Age: 63`` lines after the signal lines)."""
+    from conftest import write_wfdb
+
+    for i, (name, comments) in enumerate(STATED.items()):
+        header, _ = write_wfdb(folder, name, seed=i)
+        with header.open("a") as f:
+            f.writelines(f"# {c}\n" for c in comments)
+    return [f"{name}.hea" for name in STATED]
+
+
+def _stated_manifest(folder: Path, columns: dict | None = None) -> Path:
+    """A manifest of the :func:`_stated_records` (classes NORM and MI: a shipped model's; one patient each) with
+    ``columns`` beside."""
+    records = _stated_records(folder)
+    n = len(records)
+    table = pd.DataFrame({"record": records, "patient": [f"p{i}" for i in range(n)],
+                          "NORM": [i % 2 for i in range(n)], "MI": [(i // 2) % 2 for i in range(n)], **(columns or {})})
+    path = folder / ("with_columns.csv" if columns else "bare.csv")
+    table.to_csv(path, index=False)
+    return path
+
+
+def _evaluate_fields(collection, i: int) -> dict:
+    """What evaluate feeds a metadata model for record ``i`` (before encoding): the manifest's (evaluate's
+    ``_metadata``) over the file's own (the reader's age and sex)."""
+    from ecgnet.data.readers import read_ecg_any
+    from ecgnet.evaluation.labelled import _metadata, record_paths
+
+    record = read_ecg_any(record_paths(collection)[i], 100, resample=True)
+    header = {k: v for k, v in (("age", record.age), ("sex", record.sex)) if v is not None}
+    return {**header, **_metadata(collection, i)}
+
+
+def test_empty_age_and_sex_are_taken_from_the_files_as_evaluate_takes_them(tmp_path):
+    """A manifest without age/sex columns trained with both missing on every record while evaluate and predict fed
+    the headers' values; now training's metadata are evaluate's, the manifest's own values winning."""
+    from ecgnet.data.collections import cache, read_manifest
+    from ecgnet.data.ptbxl import SEX_CODES
+
+    bare = read_manifest(_stated_manifest(tmp_path))
+    assert bare.metadata["age_missing"].eq(1).all() and bare.metadata["sex_missing"].eq(1).all()
+    loaded = bare.load_signals(100, tmp_path / "cache", 1, progress=False)
+    for i, name in enumerate(STATED):
+        row, fields = loaded.metadata.iloc[i], _evaluate_fields(bare, i)
+        np.testing.assert_equal((row["age"], row["sex"]), EXPECTED[name])
+        assert row["age"] == min(fields.get("age", np.nan), 90) or "age" not in fields
+        assert row["sex"] == SEX_CODES.get(fields.get("sex"), np.nan) or "sex" not in fields
+        assert (row["age_missing"], row["sex_missing"]) == (float("age" not in fields), float("sex" not in fields))
+        assert row["height_missing"] == row["weight_missing"] == 1
+    assert loaded.info["metadata_from_files"] == {"age": 4, "sex": 4}
+    index = json.loads(next((tmp_path / "cache").glob("manifest*[0-9a-f].json")).read_text())
+    assert index["demographics"] == {"0": [63.0, "female"], "1": [95.0, "male"], "2": [47.0, None],
+                                     "3": [None, "female"], "5": [70.0, "male"]}  # the reader's, as read
+    with pytest.MonkeyPatch.context() as mp:  # a cache of the layout before the files' age and sex is not reused
+        mp.setattr(cache, "LAYOUT", "repeat+segments+warnings+lengths")
+        before = cache.cache_key([tmp_path / "f63.hea"], 100)
+    assert cache.cache_key([tmp_path / "f63.hea"], 100) != before
+
+    given = read_manifest(_stated_manifest(tmp_path, {"age": ["", "", "", "52", "", "50"],
+                                                      "sex": ["", "", "", "", "", "female"]}))
+    loaded = given.load_signals(100, tmp_path / "cache2", 2, progress=False)  # two processes: the same
+    expected = {**EXPECTED, "sexf": (52, 1), "m70": (50, 1)}  # the manifest's own values win
+    for i, name in enumerate(STATED):
+        row, fields = loaded.metadata.iloc[i], _evaluate_fields(given, i)
+        np.testing.assert_equal((row["age"], row["sex"]), expected[name])
+        assert (row["age_missing"], row["sex_missing"]) == (float("age" not in fields), float("sex" not in fields))
+    assert loaded.info["metadata_from_files"] == {"age": 3, "sex": 3}
+    sub = loaded.subset([5, 0])  # the filled values follow their records
+    np.testing.assert_equal(sub.metadata[["age", "sex"]].to_numpy(), [[50, 1], [63, 1]])
+
+
+def test_a_loader_without_the_files_demographics_keeps_the_metadata(tmp_path):
+    """PTB-XL's loader states no file demographics: its metadata (its database's) are kept as they are."""
+    from ecgnet.data.collections.base import Collection
+    from ecgnet.data.ptbxl import metadata_features
+
+    meta = metadata_features([np.nan, 70.0], [np.nan, 0.0], [np.nan, 180.0], [np.nan, 80.0])
+    collection = Collection(name="c", records=np.array(["a", "b"], dtype=object), classes=["X"],
+                            y=np.zeros((2, 1), np.float32), patients=np.array(["a", "b"], dtype=object),
+                            sources=np.array(["s", "s"], dtype=object), metadata=meta,
+                            loader=lambda *_: (np.zeros((2, 12, 1000), np.float32), np.arange(2), {}, {}, None, {}))
+    loaded = collection.load_signals(100)
+    assert loaded.metadata is meta and "metadata_from_files" not in loaded.info
+
+
+def test_a_metadata_model_sees_at_training_what_evaluate_feeds_it(tmp_path, monkeypatch):
+    """The scaled metadata rows a manifest-trained (or fine-tuned) metadata model trains and is cross-validated on
+    are those evaluate (and so predict) feed it for the same records: with the shipped model's scaler (fine-tuning
+    keeps it) and with one fitted on the training rows (a run from a config stores it)."""
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.data.collections.base import CollectionData
+    from ecgnet.data.ptbxl import MetadataScaler
+    from ecgnet.evaluation.labelled import predict_collection
+    from ecgnet.inference.predictor import Predictor
+
+    collection = read_manifest(_stated_manifest(tmp_path, {"age": ["", "", "", "", "", "50"]}))
+    loaded = collection.load_signals(100, tmp_path / "cache", 1, progress=False)
+    predictor = Predictor("intermediate_concat_weighted_bce")  # bundled; reads age, sex, height, weight
+    assert predictor.uses_metadata
+    fed = []
+
+    def seen(signal, metadata):
+        fed.append(np.asarray(metadata))
+        return np.full(len(predictor.classes), 0.5, np.float32)
+
+    monkeypatch.setattr(predictor, "predict_signal", seen)
+    everything = {"train": np.arange(len(loaded)), "val": np.arange(len(loaded))}
+    shipped = MetadataScaler(*(np.asarray(predictor.info["metadata_scaler"][k]) for k in ("mean", "std")))
+    fitted = CollectionData(loaded, everything).metadata_scaler
+    for scaler in (shipped, fitted):
+        monkeypatch.setitem(predictor.info, "metadata_scaler", {"mean": scaler.mean.tolist(),
+                                                                "std": scaler.std.tolist()})
+        fed.clear()
+        table, _ = predict_collection(predictor, collection, progress=False)
+        assert (table["error"] == "").all() and len(fed) == len(collection)
+        trained = CollectionData(loaded, everything, metadata_scaler=scaler).split("train").metadata
+        np.testing.assert_allclose(trained, np.stack(fed), rtol=0, atol=1e-6)
+    assert np.stack(fed)[:, 4:6].tolist()[:5] == [[0, 0], [0, 0], [0, 1], [1, 0], [1, 1]]  # age, sex missing

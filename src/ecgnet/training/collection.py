@@ -290,6 +290,10 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad, limits)
     for _, why in collection.skipped[listed:]:  # and now the records that could not be read ('M.csv line 7 (record
         log(f"skipped {why}")  # x): …' names the record: not its path once more in front)
+    from_files = collection.info.get("metadata_from_files") or {}
+    if any(from_files.values()):  # where the manifest gives none: as predict and evaluate take them
+        log(f"age from the records' own files for {from_files['age']} records, sex for {from_files['sex']} (the "
+            "manifest gives none for them; predict and evaluate read them there too)")
     doubtful = collection.info.get("untrusted_amplitude", [])
     for record, why in doubtful[:10]:  # trained on as they are: said, as predict and evaluate say it
         log(f"warning: amplitudes not trusted, trained on as they are: {why}")

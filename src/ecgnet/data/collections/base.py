@@ -5,7 +5,9 @@ A :class:`Collection` holds, row for row: the record names, the label matrix ove
 record's own name when unknown), sources (sites, databases) and the raw metadata (age, sex 0 male /
 1 female, height cm, weight kg, with ``*_missing`` flags: :func:`ecgnet.data.ptbxl.metadata_features`).
 Signals come from a memory-mapped cache once :meth:`Collection.load_signals` has been called; rows
-are then read on demand (:class:`~ecgnet.data.dataset.SignalRows`).
+are then read on demand (:class:`~ecgnet.data.dataset.SignalRows`). Loading them also fills a record's empty
+age and sex with those its own file states (a manifest's records: what ``predict`` and ``evaluate`` feed a
+metadata model for it; :func:`with_file_demographics`).
 
 :class:`CollectionData` turns a collection and an assignment of rows to ``train`` / ``val`` /
 ``test`` into what training and evaluation read (the interface of :class:`~ecgnet.data.dataset.PTBXL`):
@@ -24,7 +26,8 @@ import pandas as pd
 
 from ecgnet.data.dataset import Segments, SignalRows, Split, sample_rows
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
-from ecgnet.data.ptbxl import SCP_CODES, SUPERCLASS_DESCRIPTIONS, MetadataScaler
+from ecgnet.data.patient import PatientError, check_patient
+from ecgnet.data.ptbxl import SCP_CODES, SEX_CODES, SUPERCLASS_DESCRIPTIONS, MetadataScaler, metadata_features
 from ecgnet.errors import ECGNetError
 
 DEFAULT_SOURCE = "manifest"  # the source of a manifest's record whose source cell is empty (or that has no column)
@@ -32,9 +35,13 @@ NO_AUXILIARY_TASK = "training.auxiliary_task needs PTB-XL's statements; it is no
 
 # (collection, sampling_rate, cache_dir, workers, progress, skip_bad, read limits)
 #     → (signal array, rows of it per record, bad rows, rows whose amplitudes the readers do not trust,
-#        the 10 s segments of records over 10 s or None, the readers' other warnings by row)
+#        the 10 s segments of records over 10 s or None, the readers' other warnings by row[, the age and sex
+#        each record's file states, by record: (years or None, 'male' / 'female' or None) — a manifest's loader;
+#        PTB-XL's has no seventh item: its metadata are its database's])
 SignalLoader = Callable[..., tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None,
-                                   dict[int, str]]]
+                                   dict[int, str]]
+                        | tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None,
+                                dict[int, str], dict[int, tuple[float | None, str | None]]]]
 
 
 @dataclass(frozen=True)
@@ -93,12 +100,17 @@ class Collection:
         (suggesting ``--skip-bad`` when ``skip_bad`` is False: the command has the option), or with
         ``skip_bad`` are left out and listed in ``skipped``. Records whose amplitudes the readers do not trust
         (a wrong gain, a flat lead: what ``predict`` withholds its calls for) are kept and listed in
-        ``info["untrusted_amplitude"]``; the readers' other warnings in ``info["reader_warnings"]``."""
+        ``info["untrusted_amplitude"]``; the readers' other warnings in ``info["reader_warnings"]``. A record's
+        empty age and sex are taken from its file where the loader read them there (a manifest's; the manifest's
+        own values win), as ``predict`` and ``evaluate`` take them; how many in ``info["metadata_from_files"]``."""
         if self.loader is None:
             raise ECGNetError(f"{self.name}: no way to read this collection's signals")
-        array, rows, bad, untrusted, segments, warned = self.loader(self, sampling_rate, cache_dir, workers,
-                                                                    progress, skip_bad, limits)
+        array, rows, bad, untrusted, segments, warned, *stated = self.loader(self, sampling_rate, cache_dir, workers,
+                                                                             progress, skip_bad, limits)
         info = {**self.info, "sampling_rate": sampling_rate}
+        metadata = self.metadata
+        if stated:  # a manifest's loader: the files' own age and sex where the manifest gives none
+            metadata, info["metadata_from_files"] = with_file_demographics(self.metadata, stated[0])
         if untrusted:
             info["untrusted_amplitude"] = [[str(self.records[i]), why] for i, why in sorted(untrusted.items())]
         if warned:  # the first 100 (every fold's run.json holds them), and how many
@@ -106,7 +118,8 @@ class Collection:
             info["reader_warnings_count"] = len(warned)
         if segments is not None:
             info["records_over_10_s"] = int((segments.count > 0).sum())
-        loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp), _segments=segments, info=info)
+        loaded = replace(self, _array=array, _rows=np.asarray(rows, dtype=np.intp), _segments=segments, info=info,
+                         metadata=metadata)
         if bad:
             keep = np.ones(len(self), bool)
             keep[list(bad)] = False
@@ -223,6 +236,43 @@ class CollectionData:
             signal = np.asarray(signal) if segments is None else SignalRows(np.asarray(signal), np.arange(len(rows)),
                                                                             segments)
         return Split(c.records[rows], signal, self.metadata_scaler.transform(c.metadata.iloc[rows]), c.y[rows])
+
+
+def with_file_demographics(metadata: pd.DataFrame, stated: dict[int, tuple[float | None, str | None]]
+                           ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """(``metadata`` with each record's empty age and sex taken from its file, how many records got each so:
+    ``{"age": n, "sex": m}``). ``stated``: {row: (age, sex)} as the readers found them in the files. A value of
+    ``metadata`` (the manifest's) always wins; a file's is encoded as ``predict`` encodes what it reads from a header
+    (:meth:`ecgnet.inference.predictor.Predictor.metadata_vector`: :func:`~ecgnet.data.patient.check_patient`, sex
+    by :data:`~ecgnet.data.ptbxl.SEX_CODES`, then :func:`~ecgnet.data.ptbxl.metadata_features`: an age over 89 is
+    90), with its ``*_missing`` flag 0. Nothing filled: ``metadata`` itself."""
+    age, sex = metadata["age"].to_numpy(float, copy=True), metadata["sex"].to_numpy(float, copy=True)
+    filled = {"age": 0, "sex": 0}
+    for row, (file_age, file_sex) in stated.items():
+        fields = _file_fields(file_age, file_sex)
+        if fields["age"] is not None and np.isnan(age[row]):
+            age[row], filled["age"] = fields["age"], filled["age"] + 1
+        if fields["sex"] is not None and np.isnan(sex[row]):
+            sex[row], filled["sex"] = SEX_CODES[fields["sex"]], filled["sex"] + 1
+    if not any(filled.values()):
+        return metadata, filled
+    encoded = metadata_features(age, sex, metadata["height"].to_numpy(float), metadata["weight"].to_numpy(float))
+    out = metadata.copy()
+    for column in ("age", "sex", "age_missing", "sex_missing"):
+        out[column] = encoded[column].to_numpy()
+    return out, filled
+
+
+def _file_fields(age: float | None, sex: str | None) -> dict:
+    """A file's age and sex checked as ``predict`` checks them before the model reads them (finite, a known sex;
+    :func:`~ecgnet.data.patient.check_patient` without ranges); a value it would refuse is left unknown."""
+    fields = {"age": None, "sex": None}
+    for name, value in (("age", age), ("sex", sex)):
+        try:
+            fields[name] = check_patient(**{name: value}, plausible=False)[name]
+        except PatientError:
+            pass
+    return fields
 
 
 def _swapped_neighbours(a: str, b: str) -> bool:

@@ -14,7 +14,10 @@ editing, adding or replacing a record builds a new cache. Records are read in a 
 (``workers``; default up to 4, one per 500 records), each writing its rows straight into the
 temporary ``.npy``. A record that cannot be read stops the build with one error naming it and its
 manifest line, or with ``skip_bad`` is listed in the index as bad (its row stays zeros) and left out
-of the collection.
+of the collection. The age and sex the reader found in each record's file (a header's ``# Age: 63``, an XML's
+patient fields) are kept in the index (``demographics``: {row: [age, sex]}, only rows with either): what
+``predict`` and ``evaluate`` feed a metadata model where the manifest gives none, and so what training fills
+the manifest's empty cells with (:meth:`~ecgnet.data.collections.base.Collection.load_signals`).
 """
 
 from __future__ import annotations
@@ -44,9 +47,12 @@ from ecgnet.fileio import atomic_path, write_json
 
 SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (predict refuses them too)
-# how a record fills its row (in the key: caches of zero-padded rows, without segments or without the short records'
-# lengths are not reused — a cache of an older layout is left as it is and a new one built)
-LAYOUT = "repeat+segments+warnings+lengths"
+# how a record fills its row (in the key: caches of zero-padded rows, without segments, without the short records'
+# lengths or without the files' age and sex are not reused — a cache of an older layout is left as it is and a new
+# one built)
+LAYOUT = "repeat+segments+warnings+lengths+demographics"
+# what a worker returns, by row: unreadable, untrusted amplitudes, other warnings, segments, own lengths, age and sex
+PARTS = ("bad", "untrusted", "warnings", "segments", "lengths", "demographics")
 
 
 def read_checked(path: str | Path, sampling_rate: int, limits: ReadLimits = DEFAULT_LIMITS) -> ECGRecord:
@@ -99,11 +105,12 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
                           workers: int | None = None, progress: bool = True,
                           skip_bad: bool | None = None, limits: ReadLimits = DEFAULT_LIMITS
                           ) -> tuple[np.ndarray, np.ndarray, dict[int, str], dict[int, str], Segments | None,
-                                     dict[int, str]]:
+                                     dict[int, str], dict[int, tuple[float | None, str | None]]]:
     """(signals memmap, row of each record, {record index: why} of unreadable records, {record index: the
     reader's amplitude warnings} of records whose amplitudes predict would not trust, the segments of records over
     10 s and the lengths of those under — None when every record is 10 s or more and none over —, {record index:
-    the reader's warnings} of the other records it warned about).
+    the reader's warnings} of the other records it warned about, {record index: (age, sex)} as the reader found
+    them in the record's file — age in years or None, sex 'male' / 'female' or None —, records with either only).
 
     ``labels`` name each record in messages (e.g. "M.csv line 7 (record x)"); ``limits`` bound what each
     record may declare (a record over them is unreadable)."""
@@ -127,13 +134,14 @@ def load_manifest_signals(paths: list[Path], labels: list[str], sampling_rate: i
     bad = {int(i): why for i, why in index.get("bad", {}).items()}
     untrusted = {int(i): why for i, why in index.get("untrusted", {}).items()}
     warned = {int(i): why for i, why in index.get("warnings", {}).items()}
+    demographics = {int(i): (age, sex) for i, (age, sex) in index.get("demographics", {}).items()}
     if bad and not skip_bad:
         lines = [f"{why}" for _, why in sorted(bad.items())]
         more = f"\n… and {len(lines) - 20} more" if len(lines) > 20 else ""
         hint = " (pass --skip-bad to leave them out)" if skip_bad is False else ""  # None: the command has no such option
         raise ECGNetError(f"{len(bad)} record(s) cannot be read{hint}:\n"
                           + "\n".join(lines[:20]) + more)
-    return signals, np.arange(len(paths)), bad, untrusted, segments, warned
+    return signals, np.arange(len(paths)), bad, untrusted, segments, warned, demographics
 
 
 def _segments_path(array_path: Path) -> Path:
@@ -177,11 +185,7 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
         out.flush()
         del out
         jobs = [(str(p), lab) for p, lab in zip(paths, labels)]
-        bad: dict[int, str] = {}
-        untrusted: dict[int, str] = {}
-        warned: dict[int, str] = {}
-        counts: dict[int, int] = {}
-        lengths: dict[int, int] = {}
+        found: dict[str, dict] = {name: {} for name in PARTS}
         description = f"Caching {len(paths)} records at {sampling_rate} Hz"
         try:
             with Progress(transient=True, disable=not progress) as bar:
@@ -189,30 +193,34 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
                                     total=len(paths))
                 if n_workers == 1:
                     for i in range(0, len(jobs), 64):
-                        unreadable, doubtful, said, long, short = _rows(str(tmp), i, jobs[i:i + 64], sampling_rate,
-                                                                        samples, limits)
-                        bad.update(unreadable)
-                        untrusted.update(doubtful)
-                        warned.update(said)
-                        counts.update(long)
-                        lengths.update(short)
+                        _merge(found, _rows(str(tmp), i, jobs[i:i + 64], sampling_rate, samples, limits))
                         bar.advance(task, len(jobs[i:i + 64]))
                 else:
-                    bad, untrusted, warned, counts, lengths = _parallel(str(tmp), jobs, sampling_rate, samples,
-                                                                        n_workers, lambda n: bar.advance(task, n),
-                                                                        limits)
+                    found = _parallel(str(tmp), jobs, sampling_rate, samples, n_workers,
+                                      lambda n: bar.advance(task, n), limits)
             np.load(tmp, mmap_mode="r+").flush()
-            rows = _write_segments(tmp, _segments_path(array_path), counts, paths, samples)
+            rows = _write_segments(tmp, _segments_path(array_path), found["segments"], paths, samples)
         finally:
             for part in tmp.parent.glob(tmp.name + ".seg*.tmp"):
                 part.unlink(missing_ok=True)
         write_json(index_path, {"source": "manifest", "sampling_rate": sampling_rate,
                                 "build_seconds": round(time.perf_counter() - start, 1),
                                 "workers": n_workers, "integrity": integrity(tmp),
-                                "ecg_ids": [str(p) for p in paths], "bad": {str(k): v for k, v in sorted(bad.items())},
-                                "untrusted": {str(k): v for k, v in sorted(untrusted.items())},
-                                "warnings": {str(k): v for k, v in sorted(warned.items())},
-                                "segments": rows, "lengths": {str(k): v for k, v in sorted(lengths.items())}})
+                                "ecg_ids": [str(p) for p in paths],
+                                **{name: _by_row(found[name]) for name in ("bad", "untrusted", "warnings")},
+                                "segments": rows, "lengths": _by_row(found["lengths"]),
+                                "demographics": _by_row(found["demographics"])})
+
+
+def _merge(found: dict[str, dict], part: tuple[dict, ...]) -> None:
+    """A worker's :func:`_rows` (one {row: value} per name of :data:`PARTS`) added to ``found``."""
+    for name, values in zip(PARTS, part, strict=True):
+        found[name].update(values)
+
+
+def _by_row(values: dict[int, object]) -> dict[str, object]:
+    """{row: value} as the index writes it: rows as text, in order."""
+    return {str(k): v for k, v in sorted(values.items())}
 
 
 def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[Path], samples: int) -> dict:
@@ -249,13 +257,14 @@ def _write_segments(tmp: Path, path: Path, counts: dict[int, int], paths: list[P
 
 def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int, samples: int,
           limits: ReadLimits = DEFAULT_LIMITS
-          ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int], dict[int, int]]:
+          ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int], dict[int, int], dict[int, list]]:
     """A worker's part: records into rows ``first``…, and the 10 s segments of those over 10 s appended to
     ``<tmp>.seg<first>.tmp``; returns ({row: why} of those it could not read, {row: the reader's warnings} of those
     whose amplitudes are not trusted, {row: the reader's warnings} of the others it warned about, {row: segments}
-    of those over 10 s, {row: own samples} of those under 10 s)."""
+    of those over 10 s, {row: own samples} of those under 10 s, {row: [age, sex]} of those whose file gave
+    either) — one dict per name of :data:`PARTS`."""
     out = np.load(tmp, mmap_mode="r+")
-    bad, untrusted, warned, long, short = {}, {}, {}, {}, {}
+    bad, untrusted, warned, long, short, demographics = {}, {}, {}, {}, {}, {}
     part = Path(f"{tmp}.seg{first}.tmp")  # a leftover is a .tmp file, as every other half-written file
     for j, (path, label) in enumerate(jobs):
         try:
@@ -269,6 +278,8 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
                 untrusted[first + j] = f"{label}: {'; '.join(record.warnings) or 'amplitudes not trusted'}"
             elif record.warnings:  # conflicting rates, an age the dates contradict: said as predict says them
                 warned[first + j] = f"{label}: {'; '.join(record.warnings)}"
+            if (found := file_demographics(record)) is not None:
+                demographics[first + j] = found
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
@@ -276,7 +287,15 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
                 raise
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once
-    return bad, untrusted, warned, long, short
+    return bad, untrusted, warned, long, short, demographics
+
+
+def file_demographics(record: ECGRecord) -> list | None:
+    """[age, sex] as the reader found them in the record's file (age in years or None, sex 'male' / 'female' or
+    None) — what ``predict`` feeds a metadata model where it is given none; None when the file gave neither."""
+    if record.age is None and record.sex is None:
+        return None
+    return [None if record.age is None else float(record.age), record.sex]
 
 
 def _append_segments(part: Path, signal: np.ndarray, samples: int, sampling_rate: int) -> int:
@@ -294,15 +313,12 @@ def _append_segments(part: Path, signal: np.ndarray, samples: int, sampling_rate
 
 
 def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, advance,
-              limits: ReadLimits = DEFAULT_LIMITS
-              ) -> tuple[dict[int, str], dict[int, str], dict[int, str], dict[int, int], dict[int, int]]:
+              limits: ReadLimits = DEFAULT_LIMITS) -> dict[str, dict]:
+    """:func:`_rows` over ``jobs`` in a pool of ``workers`` processes; returns {name of :data:`PARTS`: {row: value}}
+    of every record."""
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     chunk = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))
-    bad: dict[int, str] = {}
-    untrusted: dict[int, str] = {}
-    warned: dict[int, str] = {}
-    counts: dict[int, int] = {}
-    lengths: dict[int, int] = {}
+    found: dict[str, dict] = {name: {} for name in PARTS}
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     try:
         futures = {pool.submit(_rows, tmp, i, jobs[i:i + chunk], sampling_rate, samples, limits): len(jobs[i:i + chunk])
@@ -314,13 +330,8 @@ def _parallel(tmp: str, jobs, sampling_rate: int, samples: int, workers: int, ad
                 if f.exception() is not None:
                     raise ECGNetError(f"building the signal cache failed: {type(f.exception()).__name__}: "
                                       f"{f.exception()}")
-                unreadable, doubtful, said, long, short = f.result()
-                bad.update(unreadable)
-                untrusted.update(doubtful)
-                warned.update(said)
-                counts.update(long)
-                lengths.update(short)
+                _merge(found, f.result())
                 advance(futures[f])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return bad, untrusted, warned, counts, lengths
+    return found
