@@ -733,8 +733,8 @@ def test_a_run_s_label_map_is_recorded_and_named_when_a_manifest_fails_without_i
                                    "sha256": sha256_file(folder / "map.yaml")}  # run.json's collection keeps it
     assert "label_map" not in read_manifest(manifest(folder, "record,A\nrecs/r0.hea,1\n", "plain.csv")).info
     run = SimpleNamespace(info={"collection": c.info})
-    with pytest.raises(ECGNetError, match=r"this run was trained with --label-map .*map.yaml: give it here too"):
-        read_for_run(run, path, None, False)
+    with pytest.raises(ECGNetError, match=r"^this run was trained with --label-map .*map.yaml: give it here too"):
+        read_for_run(run, path, None, False)  # said first, before the rows' problems that follow from it (an audit)
     assert read_for_run(run, path, folder / "map.yaml", False).classes == ["MI", "NORM"]
 
 
@@ -753,3 +753,137 @@ def test_a_class_that_joins_the_runs_classes_is_refused_not_trained(folder, tmp_
     with pytest.raises(ECGNetError, match="would not be scored"):
         collection.refuse_joined(["CD", "HYP", "MI", "NORM", "STTC"], "they would not be scored")
     collection.refuse_joined(["MI+HYP", "STTC / CD", "NORM"], "-")  # the run's own names: nothing to refuse
+
+
+# --- a hospital's spreadsheet (a data-scientist audit: free-text statements, MUSE XML/DICOM/EDF files) -------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("record,MRN,labels\nrecs/r0.hea,1234,A\n", r"line 1: both a 'labels' column and per-class columns \(MRN\): use "
+                                                 r"one layout — beside 'labels' every column must be one of record, "
+                                                 r"labels, patient, .*: rename 'MRN' to 'patient'$"),
+    ("record,Gender,labels\nrecs/r0.hea,M,A\n", r"\(Gender\): use one layout .*: rename 'Gender' to 'sex'$"),
+    ("record,patient_id,accession,labels\nrecs/r0.hea,p,7,A\n", r"rename 'patient_id' to 'patient'; remove \(or "
+                                                                r"rename to one of those\) accession$"),
+    ("record,sex,Sex,labels\nrecs/r0.hea,M,M,A\n", r"'Sex' looks like a second 'sex' column: keep one"),
+    ("file,MRN,statement\nrecs/r0.hea,1,A\n", r"line 1: no 'record' column \(columns: file, MRN, statement\): rename "
+                                              r"'file' to 'record' \(each ECG file's path relative to the manifest\); "
+                                              r"rename 'MRN' to 'patient'; rename 'statement' to 'labels'$"),
+    ("record,PatientID,NORM\nrecs/r0.hea,1234,1\nrecs/r1.hea,5678,0\n",
+     r"line 1, column\(s\) PatientID: not classes \(every column other than record, labels, .* is read as one class "
+     r"of 1/0\): rename 'PatientID' to 'patient'$"),
+    ("record,Gender,NORM\nrecs/r0.hea,M,1\nrecs/r1.hea,F,0\n", r"column\(s\) Gender: not classes .*rename 'Gender' "
+                                                               r"to 'sex'$"),
+    ("record,accession,NORM\nrecs/r0.hea,1234,1\nrecs/r1.hea,5678,0\n",
+     r"line 1, column\(s\) accession: numbers \(e.g. '1234' on line 2\), not 1/0: .*a column that is neither a class "
+     r"nor one of record, labels, .* must be removed, or renamed to one of them$"),
+])
+def test_columns_a_hospital_keeps_are_named_with_what_to_do(folder, text, expected):
+    """'record, MRN, labels' said 'both a labels column and per-class columns (MRN): use one layout' and no more;
+    'Gender' alike; 'file' without 'record' only listed the columns (found in a hospital audit)."""
+    with pytest.raises(ECGNetError, match=expected):
+        read_manifest(manifest(folder, text))
+
+
+def test_the_renamed_hospital_columns_read(folder):
+    c = read_manifest(manifest(folder, "record,patient,sex,labels\nrecs/r0.hea,1234,M,A\nrecs/r1.hea,1234,F,B\n"))
+    assert list(c.patients) == ["1234", "1234"] and c.metadata["sex"].tolist() == [0.0, 1.0]
+
+
+def test_a_semicolon_separated_header_is_named_whatever_its_case(folder):
+    """'Record;Patient;…;Labels' (capitalised, as a comma-separated header is accepted) only listed its one column."""
+    with pytest.raises(ECGNetError, match=r"no 'record' column \(columns: Record;Patient;source;age;sex;Labels\): the "
+                                          r"header is ';'-separated .*save the manifest comma-separated"):
+        read_manifest(manifest(folder, "Record;Patient;source;age;sex;Labels\nrecs/r0.hea;p;s;60;M;A\n"))
+
+
+def test_a_csv_label_map_as_excel_saves_it(folder):
+    """Excel (some locales) saves ';'-separated CSV: pandas said 'Error tokenizing data. C error: Expected 1 fields
+    in line 3, saw 2' and a newline; a header 'Code,Class' was refused; a line with an unquoted ',' in its code
+    mapped the code's last words ('anterior')."""
+    path = folder / "map.csv"
+    path.write_text('Code;Class\nst;MI\nST elevation, anterior;MI\n"a;b";NORM\n')
+    assert read_label_map(path) == {"st": ["MI"], "ST elevation, anterior": ["MI"], "a;b": ["NORM"]}
+    path.write_text("Code,Class\nst,MI\n*,\n")
+    assert read_label_map(path) == {"st": ["MI"], "*": []}
+    path.write_text("code,class\nst,MI\nST elevation, anterior,MI\n")
+    with pytest.raises(ECGNetError) as e:
+        read_label_map(path)
+    assert str(e.value) == (f"{path} line 3: 3 fields, the header has 2: one code and one class a line, separated "
+                            "with ',' (a code that holds ',': put it in double quotes, \"ST elevation, anterior\"; "
+                            "an empty class, as in '*,', ignores the code)")
+    path.write_text("codes;klasse\na;B\n")
+    with pytest.raises(ECGNetError, match=r"line 1: a CSV label map needs the columns code,class \(got 'codes;klasse'"
+                                          r"\): it is separated with ';'"):
+        read_label_map(path)
+
+
+def test_a_missing_record_names_a_file_that_differs_in_case_or_a_missing_folder(folder):
+    """'site/ecg_09946.xml' beside 'site/ECG_09946.xml' on disk (a hospital audit) said only 'no such file in site'."""
+    (folder / "site").mkdir()
+    (folder / "site" / "ECG_09946.xml").write_text("<x/>")
+    (folder / "site" / "ecg_1.dcm").write_bytes(b"")
+    text = ("record,A\nsite/ecg_09946.xml,1\nsite/ECG_1.DCM,0\nrecs/R0.HEA,1\nrecs/R1,0\ngone/sub/x.xml,1\n"
+            "site/other.xml,0\n")
+    with pytest.raises(ECGNetError) as e:
+        read_manifest(manifest(folder, text))
+    lines = str(e.value).splitlines()[1:]
+    site, recs = folder / "site", folder / "recs"
+    assert lines == [
+        f"{folder / 'm.csv'} line 2 (record 'site/ecg_09946.xml'), column record: no such file in {site} (a file "
+        "differs only in case: ECG_09946.xml)",
+        f"{folder / 'm.csv'} line 3 (record 'site/ECG_1.DCM'), column record: no such file in {site} (a file differs "
+        "only in case: ecg_1.dcm)",
+        f"{folder / 'm.csv'} line 4 (record 'recs/R0.HEA'), column record: no such file in {recs} (a file differs "
+        "only in case: r0.hea)",
+        f"{folder / 'm.csv'} line 5 (record 'recs/R1'), column record: no such file in {recs} (a file differs only "
+        "in case: r1.hea)",
+        f"{folder / 'm.csv'} line 6 (record 'gone/sub/x.xml'), column record: folder {folder / 'gone'} does not "
+        "exist; record paths are relative to the manifest's folder",
+        f"{folder / 'm.csv'} line 7 (record 'site/other.xml'), column record: no such file in {site}"]
+
+
+def test_an_unknown_sex_is_empty_not_an_error(folder):
+    """'U', 'Unknown', 'unk' (how hospitals write an unknown sex) were row errors; a number is still refused."""
+    c = read_manifest(manifest(folder, "record,sex,A\nrecs/r0.hea,U,1\nrecs/r1.hea,Unknown,0\nrecs/r2.hea,unk,1\n"
+                                       "recs/r3.hea,m,0\n"))
+    assert np.isnan(c.metadata["sex"].tolist()[:3]).all() and c.metadata["sex"].tolist()[3] == 0.0
+    with pytest.raises(ECGNetError, match=r"column sex: 'X' is not male/female \(or M/F\); leave it empty \(or write "
+                                          r"U\) where the sex is unknown"):
+        read_manifest(manifest(folder, "record,sex,A\nrecs/r0.hea,X,1\n", "x.csv"))
+    with pytest.raises(ECGNetError, match="column sex: '2' is a number"):
+        read_manifest(manifest(folder, "record,sex,A\nrecs/r0.hea,2,1\n", "n.csv"))
+
+
+def test_manifest_of_a_folder_of_other_formats_says_to_write_one(tmp_path):
+    """`ecgnet manifest` on MUSE XML, DICOM and EDF files said 'no WFDB records (.hea) found' and nothing more."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    (tmp_path / "site" / "a").mkdir(parents=True)
+    for name in ("a/ECG_1.xml", "a/ECG_2.xml", "b.dcm", "c.EDF"):
+        (tmp_path / "site" / name).write_bytes(b"<x/>")
+    out = tmp_path / "m.csv"
+    result = CliRunner().invoke(app, ["manifest", str(tmp_path / "site"), "-o", str(out)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and not out.exists(), result.output
+    assert (f"{tmp_path / 'site'}: no WFDB records (.hea) found, but 4 ECG files of other formats (2 .xml, 1 .dcm, "
+            "1 .edf): `ecgnet manifest` labels Challenge-style WFDB folders") in text, text
+    assert "and PTB-XL; for other formats" in text and "write the manifest by hand" in text
+    assert "docs/own_data.md" in text
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["manifest", str(tmp_path / "empty"), "-o", str(out)])
+    assert "no WFDB records (.hea) found (nor an ECG file of another format ECGNet reads)" in result.output
+
+
+def test_one_unmapped_code_is_said_in_the_singular(folder):
+    (folder / "map.yaml").write_text("mi: MI\n")
+    with pytest.raises(ECGNetError) as e:
+        read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,lvh\nrecs/r1.hea,mi\n"),
+                      label_map=folder / "map.yaml")
+    assert "\nit is a code the label map does not list (1 code: lvh (1 row)): add it to the map" in str(e.value)
+    assert "1 codes" not in str(e.value)
+    with pytest.raises(ECGNetError) as e:
+        read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,lvh\nrecs/r1.hea,lvh\n", "n.csv"),
+                      label_map=folder / "map.yaml")
+    assert "2 of them are codes the label map does not list (1 code: lvh (2 rows)): add it to the map" in str(e.value)

@@ -114,13 +114,16 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
 
 
 def _print_codes(result: dict, out: Path, shown: int = 15) -> None:
+    from ecgnet.data.collections.manifest_checks import plural
+
     codes = result["codes"]
-    console.print(f"{result['records']} records, {len(codes)} SNOMED CT codes → [bold]{escape(str(out))}[/]")
+    console.print(f"{plural(result['records'], 'record')}, {plural(len(codes), 'SNOMED CT code')} → "
+                  f"[bold]{escape(str(out))}[/]")
     for e in codes[:shown]:
         name = f"{e['name']} ({e['abbreviation']})" if e["name"] else ""
         console.print(f"  {e['code']:<10} {e['records']:>6}  {escape(name)}", highlight=False)
     if len(codes) > shown:
-        console.print(f"  … and {len(codes) - shown} more codes", highlight=False)
+        console.print(f"  … and {plural(len(codes) - shown, 'more code')}", highlight=False)
     console.print("Map the codes to your classes with a label map (docs/own_data.md), e.g. a YAML file of lines "
                   "'164889003: AF' and '\"*\": null' (every other code ignored); check it with --label-map, "
                   "train with --manifest and --label-map.", highlight=False)

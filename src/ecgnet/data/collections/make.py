@@ -27,6 +27,7 @@ from ecgnet.data.record_files import find_records
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.dataset import sample_rows
 from ecgnet.data.collections.manifest import PLAUSIBLE, read_manifest
+from ecgnet.data.collections.manifest_checks import plural
 from ecgnet.data.external import SUPERCLASSES, external_labels, load_mapping
 from ecgnet.data.records import header_demographics
 from ecgnet.errors import ECGNetError
@@ -52,6 +53,8 @@ def challenge_manifest(folder: str | Path, out: str | Path, labels: str = "super
     if labels not in LABELS:
         raise ECGNetError(f"--labels must be one of {', '.join(LABELS)}, not '{labels}'")
     folder, out = Path(folder), Path(out)
+    if not folder.exists():
+        raise ECGNetError(f"{folder}: no such folder")
     if folder.is_file():
         raise ECGNetError(f"{folder}: a file; `ecgnet manifest` writes a manifest from a folder of Challenge-style "
                           "WFDB records (#Dx codes) or from a PTB-XL folder")
@@ -60,7 +63,7 @@ def challenge_manifest(folder: str | Path, out: str | Path, labels: str = "super
     left_out = [{"record": _relative(f, out), "codes": "", "why": "not a WFDB record with its header"}
                 for f in found_files if f.suffix.lower() != ".hea"]
     if not headers:
-        raise ECGNetError(f"{folder}: no WFDB records (.hea) found")
+        raise ECGNetError(f"{folder}: no WFDB records (.hea) found" + _other_formats(folder, found_files))
     found = external_labels(headers, SUPERCLASSES)
     snomed = labels == "snomed"
     rows = []
@@ -90,6 +93,20 @@ def challenge_manifest(folder: str | Path, out: str | Path, labels: str = "super
     if snomed:
         result["codes"] = code_counts([r["labels"].split(";") for r in rows])
     return result
+
+
+def _other_formats(folder: Path, found: list[Path]) -> str:
+    """What a folder without WFDB headers holds instead (``found``: its ECG files), and that their manifest is
+    written by hand."""
+    files = [f for f in found if f.is_file()]
+    if not files:
+        return " (nor an ECG file of another format ECGNet reads)"
+    kinds = pd.Series([f.suffix.lower() or "no suffix" for f in files]).value_counts()
+    said = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    return (f", but {plural(len(files), 'ECG file')} of other formats ({said}): `ecgnet manifest` labels "
+            "Challenge-style WFDB folders (#Dx lines in the .hea headers) and PTB-XL; for other formats the labels are "
+            "yours to give — write the manifest by hand, a CSV with a row per ECG (record,labels — e.g. "
+            "ecg_001.xml,MI;STTC — and optionally patient, age, sex …; see docs/own_data.md)")
 
 
 def code_counts(codes: list[list[str]]) -> list[dict]:

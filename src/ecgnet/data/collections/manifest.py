@@ -17,13 +17,16 @@ One row per record::
     the wrong separator — not a new class.
 - Optional: ``patient`` (records of one patient are never split across folds; default: the record),
   ``source`` (site or database; default ``manifest``), ``fold`` (an integer: a predefined split),
-  ``age`` (years; ``>89`` is 90), ``sex`` (male/female or M/F; a number is refused: sites code it either way),
-  ``height`` (cm), ``weight`` (kg) — named in any case; ``NA`` (R, pandas) is empty anywhere; a pandas
-  index column (``Unnamed: 0``) is ignored, as R's unnamed row-names column is.
+  ``age`` (years; ``>89`` is 90), ``sex`` (male/female or M/F; U/unknown/unk is empty; a number is refused:
+  sites code it either way), ``height`` (cm), ``weight`` (kg) — named in any case; ``NA`` (R, pandas) is
+  empty anywhere; a pandas index column (``Unnamed: 0``) is ignored, as R's unnamed row-names column is.
+  Any other column is a class: one named as a reserved column under another name (``MRN``, ``Gender``,
+  ``file``) is refused with the rename to make.
 
 Classes are the manifest's own. A label map (YAML ``{site code: CLASS | [CLASS, ...] | null}`` or a CSV
-with columns ``code,class``) maps site codes or free text to them: with it, the classes are the map's
-targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped code is an error, unless
+with columns ``code,class`` in any case, ','- or ';'-separated) maps site codes or free text to them: with
+it, the classes are the map's targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped
+code is an error, unless
 the map has the key ``"*"``, which maps every code it does not list — ``"*": null`` ignores them), and
 per-class columns named by site codes are renamed (several onto one class: positive if any is). A code
 may hold commas (free text); a class it maps to may not.
@@ -43,25 +46,25 @@ is fine); other text is refused with what to do. How each mistake is put in word
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 import re
 from collections import ChainMap, Counter
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ecgnet.config import read_yaml
 from ecgnet.data.collections.base import DEFAULT_SOURCE, Collection
 from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
-from ecgnet.data.collections.manifest_checks import ACCEPTED, MISSING, NO_LABEL, WILDCARD
+from ecgnet.data.collections.manifest_checks import ACCEPTED, MISSING, NO_LABEL, RESERVED, UNKNOWN_SEX, WILDCARD
 from ecgnet.data.patient import NUMBERED_SEX, RANGES, SEXES
 from ecgnet.data.ptbxl import AGE_CAP, SEX_CODES, metadata_features
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
-RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")
 NULLS = ("null", "Null", "NULL", "~", "")  # YAML's null, read as text (read_yaml(strings=True))
 INDEX_COLUMN = re.compile(r"Unnamed: \d+")  # pandas' name for a written index (R writes an empty name)
 PLAUSIBLE = {name: (low, high) for name, (low, high, _) in RANGES.items()}  # outside: a row error
@@ -90,21 +93,56 @@ def read_label_map(path: str | Path) -> dict[str, list[str]]:
             checks.check_targets(str(path), str(code).strip(), targets)
             out[str(code).strip()] = [t for t in targets if t]
         return out
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except UnicodeDecodeError as e:
-        raise ECGNetError(checks.not_utf8(path, e)) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise ECGNetError(f"{path}: not a readable CSV label map ({e})") from None
-    if list(table.columns[:2]) != ["code", "class"]:
-        raise ECGNetError(f"{path}: a CSV label map needs the columns code,class (got {','.join(table.columns)})")
-    for line, (code, target) in enumerate(zip(table["code"], table["class"]), start=2):
+    for line, code, target in _csv_map(path):
         if not code.strip():
             raise ECGNetError(f"{path} line {line}, column code: empty")
         out.setdefault(code.strip(), [])
         checks.check_targets(f"{path} line {line}, column class", code.strip(), [target.strip()])
         if target.strip():
             out[code.strip()].append(target.strip())
+    return out
+
+
+MAP_SEPARATORS = {",": "','", ";": "';'", "\t": "a tab"}  # a CSV label map's: Excel writes ';' in some locales
+
+
+def _csv_map(path: Path) -> list[tuple[int, str, str]]:
+    """A CSV label map's (line, code, class) rows, separated as its header ``code,class`` is — ',' or, as Excel
+    saves CSV in some locales, ';' or a tab — the header in any case; a line of another field count is refused
+    (pandas took a first extra field as an index: 'ST elevation, anterior,MI' mapped 'anterior')."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ECGNetError(checks.not_utf8(path, e)) from None
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if not first:
+        raise ECGNetError(f"{path}: empty label map (expected a header line code,class)")
+    sep = next((s for s in MAP_SEPARATORS if [c.strip().strip('"').lower() for c in first.split(s)][:2] ==
+                ["code", "class"]), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    rows, line = [], 0
+    try:
+        for row in reader:
+            line, start = reader.line_num, line + 1  # a quoted cell may span lines: the row's first
+            if any(cell.strip() for cell in row):
+                rows.append((start, row))
+    except csv.Error as e:
+        raise ECGNetError(f"{path} line {reader.line_num}: not readable as CSV ({e})") from None
+    header = [c.strip().lower() for c in rows[0][1]]
+    if header[:2] != ["code", "class"]:
+        other = next((w for s, w in MAP_SEPARATORS.items() if s != "," and s in first and "," not in first), None)
+        hint = f": it is separated with {other}; name its two columns code and class" if other else ""
+        raise ECGNetError(f"{path} line 1: a CSV label map needs the columns code,class (got {first.strip()[:80]!r})"
+                          + hint)
+    out = []
+    for line, row in rows[1:]:
+        if not 2 <= len(row) <= len(header):
+            example = f', "ST elevation{sep} anterior"' if sep != "\t" else ""
+            raise ECGNetError(f"{path} line {line}: {checks.plural(len(row), 'field')}, the header has {len(header)}: "
+                              f"one code and one class a line, separated with {MAP_SEPARATORS[sep]} (a code that holds "
+                              f"{MAP_SEPARATORS[sep]}: put it in double quotes{example}; an empty class, as in "
+                              f"'{WILDCARD}{sep}', ignores the code)")
+        out.append((line, row[0], row[1]))
     return out
 
 
@@ -160,10 +198,11 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     if dup:
         raise ECGNetError(f"{path} line 1: column(s) {', '.join(dup)} appear more than once")
     if "record" not in header:
-        sep = next((s for s in (";", "\t") if len(header) == 1 and "record" in header[0].split(s)), None)
+        sep = next((s for s in (";", "\t") if len(header) == 1 and
+                    "record" in (n.strip().lower() for n in header[0].split(s))), None)  # 'Record;Patient' too
         hint = (f": the header is {'tab' if sep == chr(9) else repr(sep)}-separated (as some spreadsheet programs "
                 "save CSV); save the manifest comma-separated (inside a 'labels' cell classes are ';'-separated)"
-                if sep else "")
+                if sep else checks.no_record_hint(header))
         raise ECGNetError(f"{path} line 1: no 'record' column (columns: {', '.join(header)}){hint}")
     mapping = read_label_map(label_map) if isinstance(label_map, (str, Path)) else label_map
     for code, targets in (mapping or {}).items():  # a map given as a dict: checked as a file's
@@ -172,8 +211,8 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     if not labelled:
         mapping = None
     elif "labels" in header and class_columns:
-        raise ECGNetError(f"{path} line 1: both a 'labels' column and per-class columns ({', '.join(class_columns)}): "
-                          "use one layout")
+        raise checks.layout_error(path, header, class_columns)
+    checks.refuse_aliases(path, header, class_columns, mapping)  # 'MRN', 'Gender', 'file' as classes
     if labelled and "labels" not in header and not class_columns:
         raise ECGNetError(f"{path} line 1: no labels: add one column per class or a 'labels' column")
     checks.refuse_text_columns(path, header, class_columns, rows[1:])
@@ -186,6 +225,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
     seen: dict[Path, int] = {}  # record → the line of its first good row
     seen_bad: dict[Path, int] = {}  # record → the line of its first row with a problem
     unmapped: Counter = Counter()  # codes the label map does not list → rows
+    listings: dict[Path, dict[str, str]] = {}  # folder → its files (by name in lower case), for a missing record
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue  # a blank line
@@ -196,7 +236,7 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
             errors.append(f"{len(row)} fields, the header has {len(header)}{comma}")
             row = (row + [""] * len(header))[:len(header)]
         cell = {h: row[i].strip() for h, i in col.items()}
-        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, labelled, unmapped)
+        entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, labelled, unmapped, listings)
         name = cell["record"] or "?"
         if "path" in entry and errors:
             seen_bad.setdefault(entry["path"], line)
@@ -295,10 +335,36 @@ def _mapped(mapping: dict | None, code: str, classes: dict) -> list[str] | None:
     return None
 
 
+def _missing_record(record: str, full: Path, base: Path, listings: dict | None = None) -> str:
+    """The problem with a ``record`` not found (``full``: its path): a Windows path, a '~', a folder that does not
+    exist, a file there that differs only in case (``listings``: folder → its files' names, read once a folder)."""
+    if "\\" in record:
+        return f"column record: no such file in {full.parent} (a Windows path? separate folders with '/')"
+    if record.startswith("~"):
+        return (f"column record: no such file in {full.parent} ('~' is not expanded: give the path relative to the "
+                "manifest)")
+    if not full.parent.is_dir():
+        missing = next(f for f in (*reversed(full.parent.parents), full.parent) if not f.is_dir())
+        relative = "" if Path(record).is_absolute() else "; record paths are relative to the manifest's folder"
+        return f"column record: folder {missing} does not exist{relative}"
+    listings = {} if listings is None else listings
+    if full.parent not in listings:
+        try:
+            listings[full.parent] = {}
+            for name in sorted(os.listdir(full.parent)):
+                listings[full.parent].setdefault(name.casefold(), name)
+        except OSError:
+            pass
+    wanted = (full.name.casefold(), header_path(full).name.casefold())
+    twin = next((listings[full.parent][w] for w in wanted if w in listings[full.parent]), None)
+    hint = f" (a file differs only in case: {twin})" if twin else ""
+    return f"column record: no such file in {full.parent}{hint}"  # the row names the record
+
+
 def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
-               labelled: bool = True, unmapped: Counter | None = None) -> dict:
+               labelled: bool = True, unmapped: Counter | None = None, listings: dict | None = None) -> dict:
     """One row's record, labels and metadata; each problem appended to ``errors``, each code the label map
-    does not list counted in ``unmapped``."""
+    does not list counted in ``unmapped``; ``listings`` (folder → its files) is filled as rows need it."""
     entry: dict = {}
     record = cell["record"]
     if not record:
@@ -307,9 +373,7 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         p = Path(record)
         full = p if p.is_absolute() else base / p
         if not record_exists(full):
-            hint = (" (a Windows path? separate folders with '/')" if "\\" in record else
-                    " ('~' is not expanded: give the path relative to the manifest)" if record.startswith("~") else "")
-            errors.append(f"column record: no such file in {full.parent}{hint}")  # the row names the record
+            errors.append(_missing_record(record, full, base, listings))
         key = record_key(full)
         if key in seen:
             errors.append(f"column record: duplicate record (also on line {seen[key]})")
@@ -353,11 +417,12 @@ def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: 
         entry[name] = _number(cell.get(name, ""), name, errors)
     sex = cell.get("sex", "")
     entry["sex"] = np.nan
-    if sex and sex.lower() not in MISSING:
+    if sex and sex.lower() not in MISSING | UNKNOWN_SEX:  # 'U', 'unknown': empty
         if checks.is_number(sex):
             errors.append(f"column sex: '{sex}' {NUMBERED_SEX}")
         elif sex.lower() not in SEXES:
-            errors.append(f"column sex: '{sex}' is not male/female (or M/F)")
+            errors.append(f"column sex: '{sex}' is not male/female (or M/F); leave it empty (or write U) where the "
+                          "sex is unknown")
         else:
             entry["sex"] = SEX_CODES[SEXES[sex.lower()]]
     return entry
@@ -431,6 +496,8 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
     labels = [f"{path.name} line {e['line']} (record '{e['record']}')" for e in kept]
 
     def loader(collection, sampling_rate, cache_dir, workers, progress, skip_bad, limits):
+        """The records' signal cache (:func:`load_manifest_signals`), with the age and sex each file states: what
+        :meth:`Collection.load_signals` fills the manifest's empty cells with, as predict and evaluate do."""
         by_name = {str(e["record"]): i for i, e in enumerate(kept)}
         idx = [by_name[str(r)] for r in collection.records]
         return load_manifest_signals([paths[i] for i in idx], [labels[i] for i in idx], sampling_rate, cache_dir,

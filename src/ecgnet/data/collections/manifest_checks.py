@@ -18,11 +18,19 @@ WILDCARD = "*"  # a label map's key for every code it does not list
 TRUE, FALSE = {"1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f"}  # a class cell's values (and 1.0, 0.00)
 MISSING = {"na", "n/a", "#n/a", "nan", "null"}  # how R, pandas and spreadsheets write a missing value: as empty
 NO_LABEL = MISSING | {"-", "none"}  # a labels cell that says nothing (unless the map lists the token)
+UNKNOWN_SEX = {"u", "unknown", "unk"}  # how hospitals write an unknown sex (HL7's U): empty, not an error
 ACCEPTED = ("1 (positive), 0 (negative) or empty (unknown) — or 1.0/0.0, true/false, t/f, yes/no, y/n in any case, "
             "NA for empty")  # what label_value reads
 WRONG_SEPARATORS = re.compile(r"[,|]")  # between labels where ';' was meant; never in a class name
 LIKELY_SEPARATORS = re.compile(r"\s*(?:/|\+|&|\band\b)\s*")  # between labels where each part is a label of its own
 MAX_LISTED = 20  # problems listed in one error
+RESERVED = ("record", "labels", "patient", "source", "fold", "age", "sex", "height", "weight")  # a manifest's own
+ALIASES = {  # the reserved name a hospital's column probably is (names compared without case, spaces or '_')
+    "record": ("file", "filename", "filepath", "path", "recordpath", "recordname"),
+    "patient": ("mrn", "patientid", "patientnumber", "patientno", "subject", "subjectid", "pid"),
+    "sex": ("gender",),
+    "labels": ("label", "statement", "statements", "diagnosis", "diagnoses", "dx"),
+}
 
 
 def not_utf8(path: Path, error: UnicodeDecodeError) -> str:
@@ -132,16 +140,23 @@ def wildcard_hint(unmapped: Counter, n_problems: int, shown: int = 5) -> str:
         return ""
     codes = ", ".join(f"{c} ({k} row{'s' if k > 1 else ''})" for c, k in unmapped.most_common(shown))
     codes += ", …" if len(unmapped) > shown else ""
-    return (f"\n{n} of them are codes the label map does not list ({len(unmapped)} codes: {codes}): add them to "
-            f"the map, or add '\"{WILDCARD}\": null' (a CSV map: a line '{WILDCARD},') to ignore every code it "
+    them = ("it is a code" if n_problems == 1 else "1 of them is a code" if n == 1 else f"{n} of them are codes")
+    kinds = plural(len(unmapped), "code")
+    return (f"\n{them} the label map does not list ({kinds}: {codes}): add {'it' if len(unmapped) == 1 else 'them'} "
+            f"to the map, or add '\"{WILDCARD}\": null' (a CSV map: a line '{WILDCARD},') to ignore every code it "
             "does not list")
+
+
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, with an 's' unless ``n`` is 1 ('1 code', '3 codes')."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def refuse_text_columns(path: Path, header, class_columns, rows) -> None:
     """One error naming the per-class columns whose non-empty cells are mostly text (neither a label value
     nor a number; two cells at least) or hold a ';'-separated list: a misnamed ``labels`` column, or a
     column that is no class. (A lone bad cell stays its row's problem.)"""
-    text, marks = [], []
+    text, marks, numbers = [], [], []
     for column in class_columns:
         i = header.index(column)
         cells = [(line, row[i].strip()) for line, row in enumerate(rows, start=2) if len(row) > i and row[i].strip()]
@@ -150,6 +165,15 @@ def refuse_text_columns(path: Path, header, class_columns, rows) -> None:
         if lists or len(words) > 1 and 2 * len(words) > len(cells):
             short = not lists and all(len(c) <= 6 and " " not in c for _, c in words)  # 'x', '+', 'WAHR', 'ja'
             (marks if short else text).append((column, *(lists or words)[0]))
+        counts = [(line, c) for line, c in cells if label_value(c) is None and is_number(c)]  # an MRN, an accession
+        if len(counts) > 1 and 2 * len(counts) > len(cells):
+            numbers.append((column, *counts[0]))
+    neither = (f"a column that is neither a class nor one of {', '.join(RESERVED)} (an identifier, a date) must be "
+               "removed, or renamed to one of them")
+    if numbers and not text and not marks:
+        column, line, example = numbers[0]
+        raise ECGNetError(f"{path} line 1, column(s) {', '.join(c for c, _, _ in numbers)}: numbers (e.g. '{example}' "
+                          f"on line {line}), not 1/0: a class column holds {ACCEPTED}; {neither}")
     if marks and not text:
         column, line, example = marks[0]
         raise ECGNetError(f"{path} line {line}, column {column}: '{example}' is not a label value: a class column holds "
@@ -160,7 +184,60 @@ def refuse_text_columns(path: Path, header, class_columns, rows) -> None:
         column, line, example = text[0]
         raise ECGNetError(f"{path} line 1, column(s) {names}: text (e.g. '{example}' on line {line}), not 1/0: a "
                           f"column of labels must be named 'labels' (labels separated by ';'); any other column is "
-                          f"one class, holding {ACCEPTED} per record")
+                          f"one class, holding {ACCEPTED} per record; {neither}")
+
+
+def alias_of(column: str) -> str | None:
+    """The reserved column ``column`` probably is ('MRN': patient, 'Gender': sex, 'file': record, 'Sex' beside
+    'sex': sex); None when it looks like none of them."""
+    key = re.sub(r"[^a-z0-9]", "", column.casefold())
+    if key in RESERVED:
+        return key
+    return next((name for name, names in ALIASES.items() if key in names), None)
+
+
+def renames(columns, header) -> str:
+    """What to do with the ``columns`` that are a reserved column under another name: rename each (the first of
+    two for one name), or keep one where the manifest already has that column ('' when none is)."""
+    said, taken = [], set(header)
+    for column in columns:
+        name = alias_of(column)
+        if name is None or column == name:
+            continue
+        if name in taken:
+            said.append(f"'{column}' looks like a second '{name}' column: keep one")
+        else:
+            what = " (each ECG file's path relative to the manifest)" if name == "record" else ""
+            said.append(f"rename '{column}' to '{name}'{what}")
+            taken.add(name)
+    return "; ".join(said)
+
+
+def layout_error(path: Path, header, class_columns) -> ECGNetError:
+    """Both a ``labels`` column and other columns that are no reserved name: which of them is a reserved column
+    under another name ('MRN': patient), and that the others must go."""
+    fix = renames(class_columns, header)
+    others = [c for c in class_columns if alias_of(c) is None]
+    rest = (f"{'; ' if fix else ''}remove (or rename to one of those) {', '.join(others)}" if others else "")
+    return ECGNetError(f"{path} line 1: both a 'labels' column and per-class columns ({', '.join(class_columns)}): "
+                       f"use one layout — beside 'labels' every column must be one of {', '.join(RESERVED)}: "
+                       f"{fix}{rest}")
+
+
+def refuse_aliases(path: Path, header, class_columns, mapping) -> None:
+    """Refuse per-class columns named as a reserved column under another name ('MRN', 'Gender', 'file'): not
+    classes (unless the label map lists them). A ``labels`` column under another name ('diagnosis') is left to
+    :func:`refuse_text_columns`, which names it by its text."""
+    found = [c for c in class_columns if alias_of(c) not in (None, "labels") and c not in (mapping or {})]
+    if found:
+        raise ECGNetError(f"{path} line 1, column(s) {', '.join(found)}: not classes (every column other than "
+                          f"{', '.join(RESERVED)} is read as one class of 1/0): {renames(found, header)}")
+
+
+def no_record_hint(header) -> str:
+    """Advice for a header without ``record``: the renames its columns suggest ('file' → record), or ''."""
+    fix = renames(header, header)
+    return f": {fix}" if fix else ""
 
 
 def is_number(text: str) -> bool:
