@@ -40,6 +40,27 @@ def test_same_classes_keep_the_head_in_the_collections_order(source):
     assert facts["frozen_parameters"] == 0
 
 
+def test_some_of_the_runs_classes_keep_their_rows_of_its_head(source):
+    """A site labelling only MI and NORM: the run's rows for them are kept (it got a new, random output layer and
+    --mode head, saying 'new: none'), so the default is full fine-tuning and α-interpolation applies."""
+    from ecgnet.training.finetune import check_alpha
+
+    classes = ["NORM", "MI"]
+    model, facts = start_model(source, classes, "full")
+    assert facts["head"] == "kept (the rows of 2 of its 5 classes)" and default_mode(source, classes) == "full"
+    for k in output_keys(source.config, len(classes)):
+        rows = [source.classes.index(c) for c in classes]
+        np.testing.assert_array_equal(model.state_dict()[k].numpy(), source.model.state_dict()[k].numpy()[rows])
+    x, meta = torch.randn(2, 12, 250), torch.zeros(2, 8)
+    source.model.eval(), model.eval()
+    with torch.no_grad():
+        full, part = source.model(x, meta), model(x, meta)
+    np.testing.assert_allclose(part.numpy(), full.numpy()[:, rows], atol=1e-5)  # the same logits for those classes
+    config = finetune_config(source, None, [], "full", classes=classes)
+    assert config.training.finetune_alpha == 0.5 and config.training.lr == 1e-3  # the run's-own-classes recipe
+    check_alpha(config, source, classes)  # interpolation toward the run is defined
+
+
 def test_a_cyclic_class_order_maps_each_output_to_its_class(source):
     """A 5-cycle of the classes (a reversal is its own inverse, so it cannot tell the permutation from its
     inverse): output i of the started model is the source's output for class i, on the same input."""

@@ -38,7 +38,7 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         check_forgetting(None)
     src = None
     if source is not None:
-        from ecgnet.training.finetune import NEW_CLASSES_MODE, default_mode, finetune_config, load_source
+        from ecgnet.training.finetune import NEW_CLASSES_MODE, default_mode, finetune_config, keeps_head, load_source
 
         src = load_source(source)
         base = load_config(config_path) if config_path else None
@@ -74,7 +74,10 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         collection.refuse_joined(src.classes, "they would train new classes instead of the run's")
         chosen = mode is None
         mode = mode or default_mode(src, collection.classes)
-        kept = sorted(collection.classes) == sorted(src.classes)
+        kept = keeps_head(src, collection.classes)
+        if kept and len(collection.classes) < len(src.classes):
+            log(f"classes: {', '.join(collection.classes)} (some of the run's {', '.join(src.classes)}: their rows of its "
+                "output layer are kept)")
         if not kept:  # a new output layer: say for which classes, and name a likely typo
             new = [c for c in collection.classes if c not in src.classes]
             log(f"classes: {', '.join(collection.classes)} (the run predicts {', '.join(src.classes)}; "

@@ -1,6 +1,6 @@
 """Fine-tuning a trained run — a bundled model by name or a run directory — on another collection.
 
-- **Head.** Same classes (any order) → the run's output layer is kept (rows reordered to the
+- **Head.** The run's classes, all or some, in any order → the run's output layer is kept (their rows, in the
   collection's class order); other classes → a new output layer, initialised as a new model's. The
   output layer is found without naming it: the parameters whose shape changes with the number of
   classes.
@@ -82,8 +82,9 @@ def load_source(name_or_path: str | Path) -> Source:
 
 
 def keeps_head(source: Source, classes: list[str]) -> bool:
-    """Are ``classes`` the source's own (any order)? Then its output layer is kept (see :func:`start_model`)."""
-    return sorted(classes) == sorted(source.classes)
+    """Are ``classes`` among the source's own (any order, some or all)? Then its output layer is kept, the rows of
+    those classes (see :func:`start_model`): a site labelling only NORM and MI keeps what the run knows of them."""
+    return bool(classes) and set(classes) <= set(source.classes)
 
 
 def default_mode(source: Source, classes: list[str]) -> str:
@@ -144,7 +145,9 @@ def start_model(source: Source, classes: list[str], mode: str, seed: int = 0) ->
         order = [source.classes.index(c) for c in classes]
         for k in head:
             state[k] = state[k][order]
-        what = "kept" if order == sorted(order) else "kept (rows reordered to the collection's classes)"
+        what = ("kept" if order == list(range(len(source.classes))) else
+                f"kept (the rows of {len(classes)} of its {len(source.classes)} classes)" if len(order) < len(source.classes)
+                else "kept (rows reordered to the collection's classes)")
     else:
         fresh = model.state_dict()
         for k in head:
