@@ -543,6 +543,12 @@ def test_a_class_that_is_the_runs_in_another_case_is_refused_not_dropped(folder,
     with pytest.raises(ECGNetError, match="would not be scored"):
         collection.refuse_case_twins(["CD", "HYP", "MI", "NORM", "STTC"], "they would not be scored")
     collection.refuse_case_twins(["norm", "MI"], "-")  # exact names: nothing to refuse
+    (folder / "map.yaml").write_text("normal: Norm\ninfarct: MI\n")  # the map's classes: fixed in the map
+    mapped = read_manifest(manifest(folder, "record,labels\nrecs/r0.hea,normal\nrecs/r1.hea,infarct\n", "n.csv"),
+                           folder / "map.yaml")
+    with pytest.raises(ECGNetError, match=r"'Norm' \(the run's 'NORM'\) .*; write them as the run does in the label map "
+                                          r".*map.yaml$"):
+        mapped.refuse_case_twins(["CD", "HYP", "MI", "NORM", "STTC"], "they would not be scored")
 
 
 def test_a_ptbxl_manifest_at_500_hz_without_its_records_is_one_line(ptbxl_root, tmp_path):

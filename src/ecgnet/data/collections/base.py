@@ -166,9 +166,11 @@ class Collection:
         twins = [(c, ours[c.casefold()]) for c in self.classes if c not in run_classes and c.casefold() in ours]
         if twins:
             said = ", ".join(f"'{c}' (the run's '{r}')" for c, r in twins)
+            mapped = self.info.get("label_map")  # the classes are the map's targets then: written there
+            fix = (f"write them as the run does in the label map {mapped.get('path') or ''}".rstrip() if mapped else
+                   "rename them in the manifest or map them with --label-map")
             raise ECGNetError(f"{self.info.get('manifest', self.name)}: class(es) {said} differ from the run's only in "
-                              f"case: classes are matched by exact name, so as written {consequence}; rename them in "
-                              "the manifest or map them with --label-map")
+                              f"case: classes are matched by exact name, so as written {consequence}; {fix}")
 
     def counts(self) -> pd.DataFrame:
         """Per source: records and positives per class (unknowns not counted), plus a total row."""
