@@ -343,7 +343,7 @@ def test_the_cv_report_of_a_run_trained_from_scratch_draws_what_it_has(tmp_path)
     assert sorted(figures) == ["auc.png", "folds.png", "roc.png"] and "zero-shot" not in figures["roc.png"][0]
     page = write_document(tmp_path, "report", title, sections, figures, bullets=("Protocol", protocol)).read_text()
     assert page.count("data:image/png;base64,") == 3 and "Fine-tuned against zero-shot" not in page
-    assert "| pooled | 0.800 [0.700, 0.900] | 0.800 [0.700, 0.900] | – |" in (tmp_path / "report.md").read_text()
+    assert "| pooled | 40 | 0.800 [0.700, 0.900] | 0.800 [0.700, 0.900] | – |" in (tmp_path / "report.md").read_text()
 
 
 def test_train_usage_errors(tmp_path):

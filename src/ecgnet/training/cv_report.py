@@ -70,7 +70,7 @@ def write_cv(run_dir: Path, collection: Collection, cv: dict, info: dict, seed: 
     return val["warnings"]
 
 
-_CSS = "tbody tr:last-child{font-weight:normal}tbody tr:first-child{font-weight:600}"
+_CSS = "tbody tr:last-child{font-weight:normal}"
 
 
 def cv_report(metrics: dict, info: dict, schedule=None, warnings=()) -> tuple[str, list[str], list[Section]]:
@@ -102,18 +102,26 @@ def cv_report(metrics: dict, info: dict, schedule=None, warnings=()) -> tuple[st
                  f"{info.get('best_epoch')}"]
 
     def row(name, m):
-        return [name, format_auc(m["macro_auc"]), *(format_auc(m["per_class"][c]) for c in classes)]
+        return [name, str(m.get("n_records", "")), format_auc(m["macro_auc"]),
+                *(format_auc(m["per_class"][c]) for c in classes)]
 
     rows = [row("pooled (fine-tuned)" if ft else "pooled", metrics["pooled"])]
     if "zero_shot" in metrics:
-        rows.append(row(f"zero-shot {ft['from']}", metrics["zero_shot"]))
-    for name, m in metrics["per_fold"].items():
-        zero = f"; zero-shot {format_auc(m['zero_shot_macro_auc'])}" if m.get("zero_shot_macro_auc") else ""
-        rows.append(row(f"{name} (n={m['n_records']}; epochs {m.get('epochs_run')}, best {m.get('best_epoch')}{zero})", m))
+        rows.append(row(f"zero-shot {ft['from']}", {**metrics["zero_shot"], "n_records": metrics["pooled"].get(
+            "n_records")}))
+    rows += [row(name, m) for name, m in metrics["per_fold"].items()]
     over = resampled_words((metrics["pooled"].get("macro_auc") or {}).get("resampled"))
-    auc = Section("AUC", ["", "macro", *classes], rows,
-                  f"AUC with 90 % bootstrap intervals over {over} (pooled out-of-fold predictions).")
-    sections = [auc]
+    auc = Section("AUC", ["", "n", "macro", *classes], rows,
+                  f"AUC with 90 % bootstrap intervals over {over} (pooled out-of-fold predictions; each held-out fold "
+                  "alone below them).")
+    folds = Section("Folds", ["fold", "held out", "training", "inner validation", "epochs run", "best epoch",
+                              *(["zero-shot macro AUC"] if ft and "zero_shot" in metrics else [])],
+                    [[name, str(m["n_records"]), str(m.get("train_records", "–")),
+                      str(m.get("inner_validation_records", "–")), str(m.get("epochs_run")), str(m.get("best_epoch")),
+                      *([format_auc(m.get("zero_shot_macro_auc"))] if ft and "zero_shot" in metrics else [])]
+                     for name, m in metrics["per_fold"].items()],
+                    "What each fold's model trained on and when early stopping kept it.")
+    sections = [auc, folds]
     vs = metrics.get("vs_zero_shot")
     if vs:
         sections.append(Section("Fine-tuned against zero-shot", paragraphs=[
