@@ -15,7 +15,8 @@ from ecgnet.data.patient import PatientError, check_patient
 from ecgnet.errors import ECGNetError
 from ecgnet.cli.help import Typer
 
-app = Typer(help="ECGNet: multimodal 12-lead ECG diagnosis on PTB-XL.", no_args_is_help=True,
+app = Typer(help="ECGNet: multimodal 12-lead ECG diagnosis, trained on PTB-XL, fine-tuned and validated on your own "
+                 "ECGs.", no_args_is_help=True,
             pretty_exceptions_enable=False, add_completion=False)
 data_app = Typer(help="Get, check and inspect the PTB-XL dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -73,8 +74,8 @@ def exit_if_unreadable(unreadable: list[dict], n_records: int, manifest, skip_ba
     n = len(unreadable)
     listed = "named above" if n <= UNREADABLE_SHOWN else f"the first {UNREADABLE_SHOWN} named above"
     err.print(f"error: {n} of {n_records} records of {escape(str(manifest))} could not be read ({listed}, all in the "
-              f"report); the other {n_records - n} {what} — --skip-bad leaves unreadable records out", highlight=False,
-              soft_wrap=True)
+              f"report); the other {n_records - n} {what} — --skip-bad leaves unreadable records out",
+              highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
