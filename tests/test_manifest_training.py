@@ -292,3 +292,19 @@ def test_a_metadata_model_sees_at_training_what_evaluate_feeds_it(tmp_path, monk
         trained = CollectionData(loaded, everything, metadata_scaler=scaler).split("train").metadata
         np.testing.assert_allclose(trained, np.stack(fed), rtol=0, atol=1e-6)
     assert np.stack(fed)[:, 4:6].tolist()[:5] == [[0, 0], [0, 0], [0, 1], [1, 0], [1, 1]]  # age, sex missing
+
+
+def test_a_manifest_run_trains_at_precision_bf16_true(tmp_path):
+    """bf16-true: Lightning hands validation a bf16 batch; numpy has no bf16, so early stopping on a manifest of
+    long and short records (and any validation's labels) failed with 'unsupported ScalarType BFloat16'."""
+    from ecgnet.config import parse_config
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.training.collection import fit_once
+
+    collection = read_manifest(_mixed_lengths(tmp_path)).load_signals(100, tmp_path / "cache", 1, progress=False)
+    config = parse_config({"name": "bf16", "seed": 0, "model": {"name": "time_resnet1d", "params": {"widths": [8, 8]}},
+                           "training": {"epochs": 1, "batch_size": 6, "lr": 0.01, "threads": 1, "accelerator": "cpu",
+                                        "patience": 5, "precision": "bf16-true"}})
+    _, _, _, info = fit_once(collection, {"train": np.arange(18), "val": np.arange(18, 30)}, config,
+                             tmp_path / "runs", progress=False, n_boot=10)
+    assert 0.0 <= info["best_val_macro_auc"] <= 1.0

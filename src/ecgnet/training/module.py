@@ -66,10 +66,11 @@ class ClassifierModule(L.LightningModule):
             from ecgnet.inference.batch import predict_proba
 
             records = self.val_records.take(batch["index"].cpu().numpy())
-            probs = torch.from_numpy(predict_proba(self.model, records, batch["metadata"].cpu().numpy(), self.window,
-                                                   self.stride, self.config.data.aggregate)).to(batch["y"].device)
+            metadata = batch["metadata"].float().cpu().numpy()  # bf16-true: Lightning made the batch bf16
+            probs = torch.from_numpy(predict_proba(self.model, records, metadata, self.window, self.stride,
+                                                   self.config.data.aggregate)).to(batch["y"].device)
         self._val_probs.append(probs.float())
-        self._val_y.append(batch["y"])
+        self._val_y.append(batch["y"].float())  # 0/1/NaN, exact in bf16; numpy has no bf16
         self._val_index.append(batch["index"])
 
     def on_validation_epoch_end(self):
