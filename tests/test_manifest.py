@@ -657,6 +657,10 @@ def test_a_labels_cell_holding_the_maps_code_another_way_is_refused_even_with_th
     assert "line 3 (record 'recs/r1.hea'), column labels: unknown code 'normal ecg' (not in the label map; did you " \
            "mean the map's 'Normal ECG'?)" in text
     assert "2 problem(s)" in text and '"*": null' not in text  # the wildcard is no fix for these
+    lower = manifest(folder, "record,labels\nrecs/r0.hea,sttc\nrecs/r1.hea,Inferior infarct\n", "lower.csv")
+    with pytest.raises(ECGNetError, match=r"unknown code 'sttc' \(not in the label map; did you mean the class "
+                                          r"'STTC'\?\)"):  # a class in another case: all-negative under '*' (review)
+        read_manifest(lower, label_map=folder / "map.yaml")
     c = read_manifest(manifest(folder, rows), label_map=folder / "map.yaml", skip_bad=True)
     assert c.classes == ["MI", "NORM", "STTC"] and len(c) == 2
     np.testing.assert_array_equal(c.y, [[0, 0, 1], [1, 0, 0]])  # STTC as itself; 'Sinus rhythm' ignored by '*'
@@ -809,6 +813,9 @@ def test_a_csv_label_map_as_excel_saves_it(folder):
     path = folder / "map.csv"
     path.write_text('Code;Class\nst;MI\nST elevation, anterior;MI\n"a;b";NORM\n')
     assert read_label_map(path) == {"st": ["MI"], "ST elevation, anterior": ["MI"], "a;b": ["NORM"]}
+    path.write_text(",,\n;;\n")  # nothing but separators: one error, not an IndexError (review)
+    with pytest.raises(ECGNetError, match="map.csv line 1: a CSV label map needs the columns code,class"):
+        read_label_map(path)
     path.write_text("Code,Class\nst,MI\n*,\n")
     assert read_label_map(path) == {"st": ["MI"], "*": []}
     path.write_text("code,class\nst,MI\nST elevation, anterior,MI\n")

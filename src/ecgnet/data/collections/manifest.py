@@ -128,7 +128,7 @@ def _csv_map(path: Path) -> list[tuple[int, str, str]]:
                 rows.append((start, row))
     except csv.Error as e:
         raise ECGNetError(f"{path} line {reader.line_num}: not readable as CSV ({e})") from None
-    header = [c.strip().lower() for c in rows[0][1]]
+    header = [c.strip().lower() for c in rows[0][1]] if rows else []
     if header[:2] != ["code", "class"]:
         other = next((w for s, w in MAP_SEPARATORS.items() if s != "," and s in first and "," not in first), None)
         hint = f": it is separated with {other}; name its two columns code and class" if other else ""

@@ -74,17 +74,29 @@ def _plain(text: str) -> str:
 
 def map_near_miss(code: str, mapping: dict) -> str | None:
     """What a code the label map does not list probably is: one of the map's codes written another way ('normal
-    ECG' for 'Normal ECG'), or several statements in one cell ('Sinus rhythm. Normal ECG' beside the map's 'Normal
-    ECG'); None when it looks like neither (a code the map leaves out)."""
-    keys = {_plain(k): k for k in mapping if k != "*"}
-    if _plain(code) in keys:
-        return f"did you mean the map's '{keys[_plain(code)]}'?"
+    ECG' for 'Normal ECG'), one of its classes in another case ('norm' for NORM), or several statements in one
+    cell ('Sinus rhythm. Normal ECG' beside the map's 'Normal ECG'); None when it looks like neither (a code the
+    map leaves out). The map's index is built once per map (a map of thousands of statements, 100k rows)."""
+    global _INDEXED
+    if _INDEXED[0] is not mapping:
+        keys = {_plain(k): k for k in mapping if k != "*"}
+        classes = {_plain(c): c for targets in mapping.values() for c in targets}
+        _INDEXED = (mapping, keys, classes)
+    _, keys, classes = _INDEXED
+    plain = _plain(code)
+    if plain in keys:
+        return f"did you mean the map's '{keys[plain]}'?"
+    if plain in classes:
+        return f"did you mean the class '{classes[plain]}'?"
     parts = [_plain(p) for p in re.split(r"[.,]\s+|\s+-\s+|\n", code) if _plain(p)]
     found = [keys[p] for p in parts if p in keys]
     if found and len(parts) > 1:
         return (f"it holds the map's {', '.join(repr(f) for f in found)} beside other words: one statement per label, "
                 "separated with ';'")
     return None
+
+
+_INDEXED: tuple = (None, {}, {})  # the last label map map_near_miss indexed, and its indexes
 
 
 def several(label: str, n: int, what: str = "labels") -> str:
