@@ -242,3 +242,25 @@ def test_training_crops_a_short_record_within_its_own_length(with_short):
     for _ in range(40):  # 3 s: crops start in its first 0.5 s
         x = crops[1]["signal"].numpy()
         assert any(np.array_equal(signal[1][:, s:s + 250], x) for s in range(51))
+
+
+def test_short_records_are_scored_batch_by_batch(tmp_path, monkeypatch):
+    """A cart that always records 8 s makes nearly every row short: they were read all at once (100k records at
+    100 Hz: 4.8 GB) instead of ``batch_size`` rows at a time, as every other row is (review)."""
+    from ecgnet.data.dataset import Segments, SignalRows
+    from ecgnet.inference.batch import predict_proba
+    from ecgnet.models import build_model
+
+    n = 600
+    array = np.lib.format.open_memmap(tmp_path / "rows.npy", mode="w+", dtype=np.float32, shape=(n, 12, 1000))
+    array[:] = 0.1
+    array.flush()
+    rows = SignalRows(np.load(tmp_path / "rows.npy", mmap_mode="r"), np.arange(n),
+                      Segments(np.zeros((0, 12, 1000), np.float32), np.zeros(n, np.intp), np.zeros(n, np.intp),
+                               np.full(n, 800)))
+    reads = []
+    read = SignalRows.__getitem__
+    monkeypatch.setattr(SignalRows, "__getitem__", lambda self, key: reads.append(read(self, key)) or reads[-1])
+    p = predict_proba(build_model("time_resnet1d", 5, widths=[8, 8]), rows, np.zeros((n, 8), np.float32), 250, 125,
+                      "max", batch_size=256)
+    assert p.shape == (n, 5) and max(len(r) for r in reads) == 256

@@ -149,7 +149,8 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
     own = signal.own_lengths() if hasattr(signal, "own_lengths") else None
     short = None if own is None else (own < np.shape(signal)[-1]) & (own >= (window or 0))
     if short is not None and short.any():  # a manifest's records under 10 s: one batch shape per length
-        return _by_length(model, signal, np.asarray(metadata), own, short, window, stride, aggregate, batch_size)
+        return _by_length(model, signal, np.asarray(metadata), own, short, window, stride, aggregate, batch_size,
+                          progress, description)
     segments = getattr(signal, "segments", None)
     if segments is not None:  # a manifest's records over 10 s: averaged over their segments, as predict does
         signal, owner = signal.each_segment()
@@ -176,17 +177,21 @@ def predict_proba(model: nn.Module, signal: np.ndarray, metadata: np.ndarray, wi
 
 
 def _by_length(model, signal, metadata: np.ndarray, own: np.ndarray, short: np.ndarray, window, stride, aggregate,
-               batch_size) -> np.ndarray:
-    """:func:`predict_proba` of rows whose records are shorter than their row, scored at their own lengths, and of
-    the others as they are."""
+               batch_size, progress: bool = False, description: str = "Predicting") -> np.ndarray:
+    """:func:`predict_proba` of rows whose records are shorter than their row, scored at their own lengths —
+    ``batch_size`` rows of one length at a time, never a whole group in memory — and of the others as they are."""
     parts = [(np.flatnonzero(~short), None)] + [(np.flatnonzero(short & (own == n)), int(n))
                                                 for n in np.unique(own[short])]
     out = None
-    for at, n in parts:
-        if not len(at):
-            continue
-        rows = signal.take(at) if n is None else np.asarray(signal[at])[:, :, :n]
-        p = predict_proba(model, rows, metadata[at], window, stride, aggregate, batch_size)
-        out = np.zeros((len(own), p.shape[1]), p.dtype) if out is None else out
-        out[at] = p
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task(description, total=len(own))
+        for at, n in parts:
+            for rows in ([at] if n is None else [at[i:i + batch_size] for i in range(0, len(at), batch_size)]):
+                if not len(rows):
+                    continue
+                x = signal.take(rows) if n is None else np.asarray(signal[rows])[:, :, :n]
+                p = predict_proba(model, x, metadata[rows], window, stride, aggregate, batch_size)
+                out = np.zeros((len(own), p.shape[1]), p.dtype) if out is None else out
+                out[rows] = p
+                bar.advance(task, len(rows))
     return out
