@@ -97,3 +97,8 @@ def test_a_config_that_gives_a_key_twice_is_refused(tmp_path):
     path.write_text("name: x\ntraining:\n  lr: 0.001\n  epochs: 3\n  lr: 0.1\n")
     with pytest.raises(ECGNetError, match=r"c.yaml line 5: 'lr' is given twice \(also on line 3\)"):
         load_config(path)
+    from ecgnet.config import read_yaml
+
+    merged = tmp_path / "m.yaml"  # merge keys are YAML's own: an anchor merged into itself is not a key given twice
+    merged.write_text("a: {deeper: {mid: &m {<<: {x: 1}, x: 2}}}\ntop: {<<: *m}\n")
+    assert read_yaml(merged, "config") == yaml.safe_load(merged.read_text())

@@ -174,19 +174,27 @@ class _RepeatedKey(yaml.YAMLError):
 
 
 def _unique_keys(loader: type) -> type:
-    """``loader`` refusing a mapping that gives a key twice (PyYAML keeps the last without a word)."""
+    """``loader`` refusing a mapping that gives a key twice (PyYAML keeps the last without a word). Checked on the
+    document as written, before it is constructed: merge keys (``<<: *anchor``) then stay YAML's own business."""
     class Unique(loader):
-        def construct_mapping(self, node, deep=False):
-            if isinstance(node, yaml.MappingNode):
-                seen: dict = {}
-                for key_node, _ in node.value:
-                    key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-                    if key is None or key == "<<":
-                        continue
-                    if key in seen:
-                        raise _RepeatedKey(key, key_node.start_mark.line + 1, seen[key])
-                    seen[key] = key_node.start_mark.line + 1
-            return super().construct_mapping(node, deep)
+        def construct_document(self, node):
+            todo, seen_nodes = [node], set()
+            while todo:
+                n = todo.pop()
+                if id(n) in seen_nodes:  # an alias is the same node again
+                    continue
+                seen_nodes.add(id(n))
+                if isinstance(n, yaml.MappingNode):
+                    lines: dict = {}
+                    for key, value in n.value:
+                        if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                            if key.value in lines:
+                                raise _RepeatedKey(key.value, key.start_mark.line + 1, lines[key.value])
+                            lines[key.value] = key.start_mark.line + 1
+                        todo += [key, value]
+                elif isinstance(n, yaml.SequenceNode):
+                    todo += n.value
+            return super().construct_document(node)
 
     return Unique
 
