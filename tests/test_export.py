@@ -229,7 +229,7 @@ def test_export_with_a_site_carries_its_operating_points(untrained_run, write_re
     again = CliRunner().invoke(app, ["export", str(run), "--site", "clinic"])
     assert "(it replaces the file that was there)" in " ".join(again.output.split()), again.output
 
-    props = {p.key: p.value for p in onnx.load(run / "model.clinic.onnx").metadata_props}
+    props = {p.key: p.value for p in onnx.load(run / "model.site-clinic.onnx").metadata_props}
     site = json.loads(props[KEY])
     assert site["site"] == "clinic" and site["classes"] == classes and site["thresholds"] == thresholds
     assert json.loads(props["ecgnet.thresholds"]) is None  # the run's own (none here) are kept apart

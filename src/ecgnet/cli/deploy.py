@@ -20,7 +20,7 @@ from ecgnet.cli.common import (
 def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
                out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx, "
-                                                  "RUN/model.int8.onnx with --quantize int8, RUN/model.SITE.onnx "
+                                                  "RUN/model.int8.onnx with --quantize int8, RUN/model.site-SITE.onnx "
                                                   "with --site)."),
                quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static int8 quantization of "
                                                       "the encoders' convolutions, calibrated on 128 records of "
@@ -42,7 +42,8 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
     from ecgnet.runs.bundled import resolve_checkpoint
 
     run_dir = resolve_checkpoint(checkpoint)
-    target = out if out is not None else (run_dir if run_dir.is_dir() else run_dir.parent) / default_name(quantize, site)
+    run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    target = out if out is not None else run_dir / default_name(quantize, site)
     replacing = target.is_file()
     written = export(checkpoint, fmt, out, quantize, data, site)
     with_site = "" if site is None else (f" with site profile '{escape(site)}': its calibration and thresholds, "

@@ -18,11 +18,11 @@ QUANTIZATIONS = ("int8",)
 
 
 def default_name(quantize: str | None = None, site: str | None = None) -> str:
-    """The export's file name inside the run: model.onnx, model.int8.onnx, model.<site>.onnx, model.<site>.int8.onnx
-    (the first two are what ``predict --engine onnx / onnx-int8`` read)."""
+    """The export's file name inside the run: model.onnx, model.int8.onnx (what ``predict --engine onnx /
+    onnx-int8`` read), model.site-<site>.onnx, model.site-<site>.int8.onnx (a site named int8 is no model.int8)."""
     if site is None:
         return int8.FILENAME if quantize else onnx.FILENAME
-    return f"model.{site}" + (".int8" if quantize else "") + ".onnx"
+    return f"model.site-{site}" + (".int8" if quantize else "") + ".onnx"
 
 
 def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None,
@@ -30,7 +30,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     """Export a run (directory, its model.safetensors or a bundled name) to ``out`` (default RUN/model.onnx,
     or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL: ``data`` or $ECGNET_DATA).
     ``site``: a site profile of the run whose calibration and thresholds travel in the metadata (default
-    RUN/model.<site>.onnx: a later export without it does not overwrite the site's file)."""
+    RUN/model.site-<site>.onnx: a later export without it does not overwrite the site's file)."""
     if fmt not in FORMATS:
         raise ECGNetError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if quantize is not None and quantize not in QUANTIZATIONS:
