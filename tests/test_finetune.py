@@ -539,7 +539,7 @@ def test_a_plain_fine_tune_says_where_its_thresholds_come_from_and_what_it_train
     assert scored.exit_code == 0 and "these figures are in-sample" in " ".join(scored.output.split())
     trained_on = (run / "trained_on.txt").read_text().splitlines()  # training + validation rows, not the test's
     assert 30 <= len(trained_on) < 40 and all(Path(k.split("\t")[0]).is_absolute() for k in trained_on)
-    assert all(len(k.split("\t")[1]) == 64 for k in trained_on)  # each with its fingerprint
+    assert all(int(k.split("\t")[1]) > 0 and len(k.split("\t")[2]) == 64 for k in trained_on)  # size, fingerprint
     moved = tmp_path / "moved"  # the same files in another folder (data mounted elsewhere): known by their bytes
     moved.mkdir()
     for f in tmp_path.glob("s*.*"):

@@ -470,7 +470,7 @@ def test_a_records_fingerprint_follows_its_signal_bytes_not_its_name(tmp_path):
     changed sample another one; a single-file format is its file's bytes; a missing record has none."""
     from conftest import write_wfdb
 
-    from ecgnet.data.fingerprints import fingerprint
+    from ecgnet.data.fingerprints import fingerprint, signal_size
 
     write_wfdb(tmp_path, "r0")
     first = fingerprint(tmp_path / "r0.hea")
@@ -484,5 +484,28 @@ def test_a_records_fingerprint_follows_its_signal_bytes_not_its_name(tmp_path):
     (tmp_path / "moved" / "r0.dat").write_bytes(bytes(data))
     assert fingerprint(tmp_path / "moved" / "r0.hea") != first
     (tmp_path / "ecg.xml").write_text("<RestingECG/>")
-    assert fingerprint(tmp_path / "ecg.xml") == fingerprint(tmp_path / "ecg.xml") is not None
+    (tmp_path / "moved" / "copy.xml").write_text("<RestingECG/>")  # a single-file record, copied under a new name
+    assert fingerprint(tmp_path / "ecg.xml") == fingerprint(tmp_path / "moved" / "copy.xml") is not None
+    (tmp_path / "moved" / "copy.xml").write_text("<RestingECG />")
+    assert fingerprint(tmp_path / "ecg.xml") != fingerprint(tmp_path / "moved" / "copy.xml")  # rewritten: recomputed
+    assert signal_size(tmp_path / "r0.hea") == (tmp_path / "r0.dat").stat().st_size  # the signal, not the header
     assert fingerprint(tmp_path / "gone.hea") is None and fingerprint(tmp_path / "gone.xml") is None
+
+
+def test_trained_on_lists_of_every_age_are_read(tmp_path):
+    """RUN/trained_on.txt as runs wrote it over time — paths; path and fingerprint; path, size and fingerprint —
+    matches a record by path, or by fingerprint where its size is a trained one (an unsized list: any size)."""
+    from conftest import write_wfdb
+
+    from ecgnet.data.fingerprints import fingerprint, signal_size
+    from ecgnet.evaluation.labelled import _trained_on
+
+    write_wfdb(tmp_path / "a", "r0")
+    write_wfdb(tmp_path / "b", "r0")  # the same bytes elsewhere
+    write_wfdb(tmp_path / "c", "r0", seed=1)  # another ECG of the same size
+    a, b, c = (str((tmp_path / d / "r0.hea").resolve()) for d in "abc")
+    listed = tmp_path / "trained_on.txt"
+    for text in (f"{a}\n", f"{a}\t{fingerprint(a)}\n", f"{a}\t{signal_size(a)}\t{fingerprint(a)}\n"):
+        listed.write_text(text)
+        trained = _trained_on(listed)
+        assert trained(a) and not trained(c) and trained(b) == ("\t" in text), text

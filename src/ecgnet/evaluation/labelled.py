@@ -127,19 +127,40 @@ def trained_here(predictor, collection: Collection) -> int:
     in-sample. A run trained before the list was kept: all of them when the manifest is the file it was trained
     on, else 0."""
     from ecgnet.data.collections.manifest import record_keys
-    from ecgnet.data.fingerprints import fingerprint
     from ecgnet.runs.directory import TRAINED_ON
 
     listed = Path(predictor.run_dir) / TRAINED_ON
     if listed.is_file():
-        lines = [line.rsplit("\t", 1) if "\t" in line else [line, ""]
-                 for line in listed.read_text(encoding="utf-8").splitlines()]
-        paths, prints = {p for p, _ in lines}, {f for _, f in lines if f}
-        return sum(key in paths or bool(prints) and fingerprint(key) in prints for key in record_keys(collection))
+        return sum(map(_trained_on(listed), record_keys(collection)))
     trained_manifest = (predictor.info.get("collection") or {}).get("manifest")
     manifest = collection.info.get("manifest")
     same = bool(trained_manifest and manifest and Path(trained_manifest).resolve() == Path(manifest).resolve())
     return len(collection) if same else 0
+
+
+def _trained_on(listed: Path):
+    """Whether a record (its key) is one of RUN/trained_on.txt's: by path, else — where its signal files' size is
+    one a trained record has, so that an external test set is not hashed whole — by fingerprint. Lines are
+    ``path``, ``path<TAB>fingerprint`` or ``path<TAB>size<TAB>fingerprint`` (as runs wrote them over time)."""
+    from ecgnet.data.fingerprints import fingerprint, signal_size
+
+    paths, sizes, prints, unsized = set(), set(), set(), False
+    for line in listed.read_text(encoding="utf-8").splitlines():
+        *head, last = line.rsplit("\t", 2) if "\t" in line else [line, ""]
+        paths.add(head[0] if head else line)
+        if last:
+            prints.add(last)
+            if len(head) == 2 and head[1]:
+                sizes.add(int(head[1]))
+            else:
+                unsized = True  # a run of before the sizes: every record is a candidate
+
+    def trained(key: str) -> bool:
+        if key in paths:
+            return True
+        return bool(prints) and (unsized or signal_size(key) in sizes) and fingerprint(key) in prints
+
+    return trained
 
 
 def in_sample_warning(n: int, total: int, consequence: str) -> str | None:

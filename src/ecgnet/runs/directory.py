@@ -11,8 +11,8 @@ runs/<name>/
   report.html/.md      tables and plots
   members/             an ensemble's members, described inside the run (see ecgnet.runs.members)
   trained_on.txt       a run trained on a manifest: its training and validation records, a line each: resolved
-                       path, tab, fingerprint (ecgnet.data.fingerprints; evaluate and calibrate say how many of the
-                       records they score are among them, by path or by fingerprint)
+                       path, signal size, fingerprint, tab-separated (ecgnet.data.fingerprints; evaluate and
+                       calibrate say how many of the records they score are among them, by path or fingerprint)
   checkpoints/         for resuming (not committed): last.ckpt (every epoch), best.ckpt (fold-9 best),
                        config.yaml and versions.json (what a resume must match)
   INCOMPLETE           only while training: see below

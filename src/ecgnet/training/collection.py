@@ -180,18 +180,19 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
 
 def write_trained_on(run_dir: Path, collection: Collection, rows: np.ndarray) -> None:
     """RUN/trained_on.txt: the manifest records whose labels trained or validated the run (what
-    :func:`ecgnet.evaluation.labelled.trained_here` counts), each as its resolved path, a tab and its
-    fingerprint (:mod:`ecgnet.data.fingerprints`: the same ECG copied or moved is still known); nothing for
-    PTB-XL (its folds say it)."""
+    :func:`ecgnet.evaluation.labelled.trained_here` counts), each as its resolved path, and, tab-separated, its
+    signal files' size and fingerprint (:mod:`ecgnet.data.fingerprints`: the same ECG copied or moved is still
+    known); nothing for PTB-XL (its folds say it)."""
     from ecgnet.data.collections.manifest import record_keys
-    from ecgnet.data.fingerprints import fingerprint
+    from ecgnet.data.fingerprints import fingerprint, signal_size
     from ecgnet.fileio import atomic_path
     from ecgnet.runs.directory import TRAINED_ON
 
     keys = sorted(set(record_keys(collection, rows)))
     if keys:
         with atomic_path(Path(run_dir) / TRAINED_ON) as tmp:
-            tmp.write_text("".join(f"{k}\t{fingerprint(k) or ''}\n" for k in keys), encoding="utf-8")
+            tmp.write_text("".join(f"{k}\t{signal_size(k) or ''}\t{fingerprint(k) or ''}\n" for k in keys),
+                           encoding="utf-8")
 
 
 def split_digest(collection: Collection, assignment: dict[str, np.ndarray]) -> str:
