@@ -61,18 +61,26 @@ def test_a_cache_reopened_or_built_in_parallel_has_the_same_segments(loaded):
     assert parallel._segments.first.tolist() == collection._segments.first.tolist()
 
 
-def test_scoring_averages_a_long_record_s_segments_as_predict_does(loaded):
-    """The bundled model through cross-validation's scoring and through predict, on the same files."""
+def _scored_by_long_time(collection):
+    """(the bundled long_time's Predictor, (its model, config, metadata scaler), cross-validation's scoring of every
+    record of ``collection`` with them)."""
     from ecgnet.data.ptbxl import MetadataScaler
     from ecgnet.inference.predictor import Predictor
     from ecgnet.runs import load_run
     from ecgnet.training.collection_scoring import predict
 
-    collection, folder = loaded
     predictor = Predictor("long_time")
     model, config, _ = load_run(predictor.run_dir)
     scaler = MetadataScaler(*(np.asarray(predictor.info["metadata_scaler"][k]) for k in ("mean", "std")))
-    scored = predict(model, collection, np.arange(len(collection)), scaler, config)
+    return predictor, (model, config, scaler), predict(model, collection, np.arange(len(collection)), scaler, config)
+
+
+def test_scoring_averages_a_long_record_s_segments_as_predict_does(loaded):
+    """The bundled model through cross-validation's scoring and through predict, on the same files."""
+    from ecgnet.training.collection_scoring import predict
+
+    collection, folder = loaded
+    predictor, (model, config, scaler), scored = _scored_by_long_time(collection)
     for i, name in enumerate(LENGTHS):
         record = read_ecg(folder / "recs" / f"{name}.hea", predictor.rate, resample=True)
         expected = predictor.predict_signal(record.signal, predictor.metadata_vector())
@@ -202,16 +210,10 @@ def test_the_cache_keeps_a_short_record_s_own_length(with_short):
 def test_a_short_record_is_scored_as_predict_scores_it(with_short):
     """A 6 s record: predict scores its own 600 samples (windows at 0, 1.25, 2.5 and 3.5 s); cross-validation's
     scoring scored its row repeated to 10 s (windows across the join too)."""
-    from ecgnet.data.ptbxl import MetadataScaler
-    from ecgnet.inference.predictor import Predictor
-    from ecgnet.runs import load_run
     from ecgnet.training.collection_scoring import predict
 
     collection, folder = with_short
-    predictor = Predictor("long_time")
-    model, config, _ = load_run(predictor.run_dir)
-    scaler = MetadataScaler(*(np.asarray(predictor.info["metadata_scaler"][k]) for k in ("mean", "std")))
-    scored = predict(model, collection, np.arange(len(collection)), scaler, config)
+    predictor, (model, config, scaler), scored = _scored_by_long_time(collection)
     for i, name in enumerate(SHORT):
         expected = predictor.predict_file(folder / "recs" / f"{name}.hea")
         probs = {d["class"]: d["probability"] for d in expected["diagnoses"]}
