@@ -308,3 +308,26 @@ def test_a_manifest_run_trains_at_precision_bf16_true(tmp_path):
     _, _, _, info = fit_once(collection, {"train": np.arange(18), "val": np.arange(18, 30)}, config,
                              tmp_path / "runs", progress=False, n_boot=10)
     assert 0.0 <= info["best_val_macro_auc"] <= 1.0
+
+
+def test_records_shorter_than_the_models_window_are_refused_as_predict_refuses_them(tmp_path):
+    """A config of 8 s crops: the cache keeps records from 2.5 s, so 6 s records were trained on and scored on their
+    repeated rows, where predict refuses them ('6.0 s long; the model needs at least 8 s'). Refused, or with
+    --skip-bad left out and listed (review)."""
+    from ecgnet.config import parse_config
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.errors import ECGNetError
+    from ecgnet.training.collection import refuse_shorter_than_window
+
+    collection = read_manifest(_mixed_lengths(tmp_path)).load_signals(100, tmp_path / "cache", 1, progress=False)
+    config = parse_config({"name": "w8", "data": {"crop_seconds": 8}, "model": {"name": "time_resnet1d"}})
+    with pytest.raises(ECGNetError, match=r"10 record\(s\) shorter than the model's 8 s window, which predict refuses "
+                                          r"\(pass --skip-bad to leave them out\):\n.*m0.hea: 6.0 s long; the model "
+                                          r"needs at least 8 s"):
+        refuse_shorter_than_window(collection, config, False, print)
+    said = []
+    kept = refuse_shorter_than_window(collection, config, True, said.append)
+    assert len(kept) == 20 and len(said) == 10 and all("6.0 s long" in s for s in said)
+    assert [r for r, _ in kept.skipped[-10:]] == [str(collection.records[i]) for i in range(0, 30, 3)]
+    five = parse_config({"name": "w5", "data": {"crop_seconds": 5}, "model": {"name": "time_resnet1d"}})
+    assert refuse_shorter_than_window(collection, five, False, print) is collection  # 6 s fits a 5 s window

@@ -22,6 +22,7 @@ Scoring (:mod:`ecgnet.training.collection_scoring`) is tolerant of small collect
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import json
 from pathlib import Path
 from typing import Callable
@@ -178,6 +179,33 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
     return run_dir, fitted, data, run_info
 
 
+def refuse_shorter_than_window(collection: Collection, config: Config, skip_bad: bool | None, log) -> Collection:
+    """Records shorter than the model's window (a config of 5 s crops: the cache keeps records from 2.5 s): predict
+    refuses them, so training and cross-validation do too — one error naming them, or with ``skip_bad`` left out
+    and listed, as unreadable records are."""
+    window = config.data.window
+    if not window or collection.loader is None or "manifest" not in collection.info:
+        return collection
+    own = collection.signal.own_lengths()
+    short = np.flatnonzero(own < window)
+    if not len(short):
+        return collection
+    rate, seconds = config.data.sampling_rate, config.data.crop_seconds
+    said = [f"{collection.records[i]}: {own[i] / rate:.1f} s long; the model needs at least {seconds:g} s"
+            for i in short]
+    if not skip_bad:
+        more = f"\n… and {len(said) - 20} more" if len(said) > 20 else ""
+        raise ECGNetError(f"{len(said)} record(s) shorter than the model's {seconds:g} s window, which predict refuses"
+                          + (" (pass --skip-bad to leave them out)" if skip_bad is False else "") + ":\n"
+                          + "\n".join(said[:20]) + more)
+    for why in said:
+        log(f"skipped {why}")
+    keep = np.ones(len(collection), bool)
+    keep[short] = False
+    return replace(collection.subset(keep), skipped=collection.skipped + tuple(
+        (str(collection.records[i]), why) for i, why in zip(short, said)))
+
+
 def write_trained_on(run_dir: Path, collection: Collection, rows: np.ndarray) -> None:
     """RUN/trained_on.txt: the manifest records whose labels trained or validated the run (what
     :func:`ecgnet.evaluation.labelled.trained_here` counts), each as its resolved path, and, tab-separated, its
@@ -291,6 +319,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     collection = collection.load_signals(config.data.sampling_rate, cache_dir, workers, progress, skip_bad, limits)
     for _, why in collection.skipped[listed:]:  # and now the records that could not be read ('M.csv line 7 (record
         log(f"skipped {why}")  # x): …' names the record: not its path once more in front)
+    collection = refuse_shorter_than_window(collection, config, skip_bad, log)
     from_files = collection.info.get("metadata_from_files") or {}
     if any(from_files.values()):  # where the manifest gives none: as predict and evaluate take them
         log(f"age from the records' own files for {from_files['age']} records, sex for {from_files['sex']} (the "
