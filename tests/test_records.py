@@ -205,18 +205,22 @@ def test_find_records_in_folders_and_records_lists(tmp_path):
 
 
 def test_a_folder_s_empty_damaged_and_headerless_ecg_files_are_found_to_fail_on_their_own_rows(tmp_path):
-    """An empty .dcm, a .scp of noise, an .xml that is no ECG and a .mat without its header vanished from `predict
-    FOLDER` (counted nowhere, found in a user-workflow audit); files not named as ECGs are still passed over."""
+    """An empty .dcm, a .scp of noise, a damaged or empty .xml and a .mat without its header vanished from `predict
+    FOLDER` (counted nowhere, found in a user-workflow audit); files not named as ECGs are still passed over, and so
+    is an XML file of another kind (a cart export's settings.xml failed as a record: a hospital audit)."""
     a, _ = write_challenge(tmp_path / "db", name="A1")
     (tmp_path / "db" / "empty.dcm").write_bytes(b"")
     (tmp_path / "db" / "noise.scp").write_bytes(bytes(range(256)) * 4)
-    (tmp_path / "db" / "garbage.xml").write_text("<notes>no ECG</notes>")
+    (tmp_path / "db" / "cut.xml").write_text("<?xml version='1.0'?><RestingECG><Waveform><Lead")  # a MUSE file cut
+    (tmp_path / "db" / "empty.xml").write_bytes(b"")
+    (tmp_path / "db" / "settings.xml").write_text("<?xml version='1.0'?><settings><export>on</export></settings>")
     orphan = tmp_path / "db" / "B1.mat"
     orphan.write_bytes(a.with_suffix(".mat").read_bytes())
     (tmp_path / "db" / "README.txt").write_text("the site's notes")
     (tmp_path / "db" / "labels.csv").write_text("record,NORM\nA1,1\n")
     names = [p.name for p in find_records([tmp_path / "db"])]
-    assert names == ["A1.hea", "B1.mat", "empty.dcm", "garbage.xml", "noise.scp"]
+    assert names == ["A1.hea", "B1.mat", "cut.xml", "empty.dcm", "empty.xml", "noise.scp"]
+    assert find_records([tmp_path / "db" / "settings.xml"]) == [tmp_path / "db" / "settings.xml"]  # named: read
 
 
 # --- the real shared samples (PhysioNet/CinC Challenge 2020/2021) --------------------------------

@@ -5,7 +5,8 @@ the formats :mod:`ecgnet.data.readers` reads), in a stable order.
 - any other existing file: itself (its format is detected from its content when it is read);
 - a folder: every ``.hea`` below it, every file whose content is an ECG format ECGNet reads
   (MUSE/Philips/HL7 XML, DICOM, SCP-ECG, EDF), every file named as one (``.xml``, ``.dcm``, ``.scp``,
-  ``.edf``, ``.bdf``: an empty or damaged one fails on its own row instead of vanishing) and every WFDB
+  ``.edf``, ``.bdf``: an empty or damaged one fails on its own row instead of vanishing; an XML file whose root
+  element is no ECG format, such as a cart export's ``settings.xml``, is passed over) and every WFDB
   signal file without its header — recursive, sorted; other files are passed over;
 - a ``RECORDS`` file (PhysioNet's list): each line is a record name relative to its folder, or a
   sub-folder (``p10/``) whose own ``RECORDS`` (or, failing that, headers) is read in turn. A line that
@@ -55,8 +56,10 @@ def _is_record(path: Path) -> bool:
         return path.is_file() and not header_path(path).is_file()
     if not path.is_file():
         return False
-    if suffix in ECG_SUFFIXES:
-        return True
+    if suffix in ECG_SUFFIXES:  # but an XML of another kind (settings.xml): passed over like a .csv or .txt
+        from ecgnet.data.readers.detect import foreign_xml
+
+        return suffix != ".xml" or foreign_xml(path) is None
     from ecgnet.data.readers import detect
     from ecgnet.errors import ECGNetError
 

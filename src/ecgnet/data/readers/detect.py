@@ -76,6 +76,19 @@ def detect(path: str | Path) -> str:
     raise ECGNetError(f"{path}: {_what(head, xml)}, not an ECG file ECGNet reads ({READ})")
 
 
+def foreign_xml(path: str | Path) -> str | None:
+    """The root element of an XML file that is no ECG format ECGNet reads (a cart export's settings.xml, an index);
+    None for anything else — an ECG format's XML, however damaged inside, an empty or unreadable file, not XML."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16384)
+    except OSError:
+        return None
+    xml = _xml_text(head)
+    root = _root_name(xml) if xml is not None else None
+    return root if root is not None and root.lower() not in XML_ROOTS else None
+
+
 def _wfdb_header(path: Path) -> Path | None:
     """The WFDB header of ``path`` (itself, or the ``.hea`` beside a signal file/record name) when it reads
     as one (a record line: name, then a signal count)."""
