@@ -875,7 +875,7 @@ def test_manifest_of_a_folder_of_other_formats_says_to_write_one(tmp_path):
 
     (tmp_path / "site" / "a").mkdir(parents=True)
     for name in ("a/ECG_1.xml", "a/ECG_2.xml", "b.dcm", "c.EDF"):
-        (tmp_path / "site" / name).write_bytes(b"<x/>")
+        (tmp_path / "site" / name).write_bytes(b"<RestingECG/>")  # as a MUSE export names its root
     out = tmp_path / "m.csv"
     result = CliRunner().invoke(app, ["manifest", str(tmp_path / "site"), "-o", str(out)])
     text = " ".join(result.output.split())
