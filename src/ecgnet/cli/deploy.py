@@ -32,22 +32,20 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
     """Export a run for ONNX Runtime, with its classes, thresholds (and where they were chosen) and
     preprocessing in the metadata; with --site, the site profile's calibration and thresholds, and which
     profile (its name and file) they come from, said on the terminal and in the metadata."""
-    from ecgnet.export import export
-    from ecgnet.export.site import profile_file
+    from ecgnet.export import default_name, export
+    from ecgnet.runs.bundled import resolve_checkpoint
+    from ecgnet.runs.profiles import profile_path
 
     if quantize == "int8":  # minutes without a word otherwise, the first time
         err.print("note: int8 is calibrated on 128 records of PTB-XL's training folds; the first time, PTB-XL's signal "
                   "cache is built for it (about 1 GB in $ECGNET_CACHE, a few minutes)", highlight=False)
-    from ecgnet.export import default_name
-    from ecgnet.runs.bundled import resolve_checkpoint
-
     run_dir = resolve_checkpoint(checkpoint)
     run_dir = run_dir if run_dir.is_dir() else run_dir.parent
     target = out if out is not None else run_dir / default_name(quantize, site)
     replacing = target.is_file()
     written = export(checkpoint, fmt, out, quantize, data, site)
     with_site = "" if site is None else (f" with site profile '{escape(site)}': its calibration and thresholds, "
-                                         f"from {escape(str(profile_file(checkpoint, site)))}")
+                                         f"from {escape(str(profile_path(run_dir, site)))}")
     console.print(f"Exported to [bold]{escape(str(written))}[/]" + (" (it replaces the file that was there)"
                                                                    if replacing else "") + with_site,
                   highlight=False, soft_wrap=True)

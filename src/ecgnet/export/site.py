@@ -19,11 +19,9 @@ stays the run's own; the graph is unchanged.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ecgnet.checksum import sha256_file
 from ecgnet.evaluation.recalibration import LOGIT_EPS
-from ecgnet.runs.bundled import resolve_checkpoint
 from ecgnet.runs.directory import Run
 from ecgnet.runs.profiles import SiteProfile, load_profile, profile_path
 
@@ -36,12 +34,6 @@ APPLY = ("per class: p = the record's probability (windows and segments aggregat
 def load(run: Run, site: str) -> SiteProfile:
     """The run's profile ``site`` (one clear error naming the profiles it has when absent)."""
     return load_profile(run.dir, site, run.classes)
-
-
-def profile_file(checkpoint: str | Path, site: str) -> Path:
-    """The file of the site profile ``site`` of a run (directory, its model.safetensors or a bundled name)."""
-    path = resolve_checkpoint(checkpoint)
-    return profile_path(path if path.is_dir() else path.parent, site)
 
 
 def origin(run: Run, site: str) -> dict:
