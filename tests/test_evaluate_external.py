@@ -52,11 +52,15 @@ def dataset(tmp_path):
 
 def test_synthetic_dataset_through_the_cli(dataset, untrained_run, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["evaluate-external", str(dataset), "--checkpoint", str(untrained_run),
-                                      "--out", str(out), "--no-progress", "--n-boot", "50"])
-    assert result.exit_code == 0, result.output
+    args = ["evaluate-external", str(dataset), "--checkpoint", str(untrained_run), "--out", str(out),
+            "--no-progress", "--n-boot", "50"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output  # as evaluate --manifest and predict: a record was unreadable
     printed = " ".join(result.stdout.split())  # rich wraps long lines
     assert "8 of 10 records scored (1 unreadable, 1 without a superclass)" in printed
+    assert "error: 1 of 10 records of" in " ".join(result.stderr.split()) and "--skip-bad" in result.stderr
+    assert "B06" in printed  # named
+    assert CliRunner().invoke(app, [*args, "--skip-bad"]).exit_code == 0
     assert "macro AUC 0." in printed
 
     metrics = json.loads((out / "metrics.json").read_text())

@@ -202,10 +202,16 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                       out: Optional[Path] = typer.Option(None, help="Output folder (default: "
                                                          "outputs/<run>/external/<dataset>)."),
                       n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
+                      skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave unreadable records out and exit "
+                                                    "0 (without it an unreadable record makes the exit status 1)."),
                       long_records: str = LongRecordsOpt,
                       max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt,
                       max_values: int = MaxValuesOpt, progress: bool = ProgressOpt):
-    """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source."""
+    """Transfer beyond PTB-XL: per-class AUC with intervals on an external labelled dataset, per source.
+
+    Exit status: 0 when every record was read; 1 when some record could not be read (each is listed, the others
+    are scored and written, and the last line counts them; 0 with --skip-bad); 2 for a usage error.
+    """
     from ecgnet.evaluation.external import evaluate_external as run
     from ecgnet.evaluation.scoring import format_auc
 
@@ -221,6 +227,7 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
     for c, e in result["per_class"].items():
         console.print(f"  {c:<5} {format_auc(e):<24} n positive {e['n_positive']}", highlight=False)
     console.print(f"Report: [bold]{escape(result['report'])}[/]")
+    exit_if_unreadable(result["unreadable"], result["n_records"], dataset, skip_bad, "were scored")
 
 
 @app.command()
