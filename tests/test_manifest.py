@@ -824,6 +824,15 @@ def test_a_csv_label_map_as_excel_saves_it(folder):
     assert str(e.value) == (f"{path} line 3: 3 fields, the header has 2: one code and one class a line, separated "
                             "with ',' (a code that holds ',': put it in double quotes, \"ST elevation, anterior\"; "
                             "an empty class, as in '*,', ignores the code)")
+    # a third column (a comment) keeps the field count of a code split at its unquoted ',' (Left of 2026-12-07)
+    path.write_text("code,class,comment\nst,MI,\nST elevation, anterior,MI\nnormal,NORM,sinus\n")
+    with pytest.raises(ECGNetError, match=r"map.csv line 3: code 'ST elevation' mapped to 'anterior', a class no "
+                                          r"other line names, and a later column holds the class 'MI': is the code "
+                                          r"'ST elevation, anterior' written without quotes\?"):
+        read_label_map(path)
+    path.write_text('code,class,comment\nst,MI,\n"ST elevation, anterior",MI,\nnormal,NORM,sinus\nlvh,HYP,rare\n')
+    assert read_label_map(path) == {"st": ["MI"], "ST elevation, anterior": ["MI"], "normal": ["NORM"],
+                                    "lvh": ["HYP"]}  # one line naming HYP with a comment that is no class: fine
     path.write_text("codes;klasse\na;B\n")
     with pytest.raises(ECGNetError, match=r"line 1: a CSV label map needs the columns code,class \(got 'codes;klasse'"
                                           r"\): it is separated with ';'"):

@@ -143,7 +143,25 @@ def _csv_map(path: Path) -> list[tuple[int, str, str]]:
                               f"{MAP_SEPARATORS[sep]}: put it in double quotes{example}; an empty class, as in "
                               f"'{WILDCARD}{sep}', ignores the code)")
         out.append((line, row[0], row[1]))
+    _refuse_split_code(path, sep, rows[1:])
     return out
+
+
+def _refuse_split_code(path: Path, sep: str, rows: list[tuple[int, list[str]]]) -> None:
+    """In a map with more columns than code,class (a comment), an unquoted separator inside a code shifts the row
+    without changing its field count: 'ST elevation, anterior,MI' read as code 'ST elevation', class 'anterior',
+    comment 'MI' — a new class 'anterior' nobody asked for. Refused when the row's class is named on no other line
+    while a later cell is a class the map names elsewhere."""
+    named = Counter(row[1].strip() for _, row in rows)
+    for line, row in rows:
+        target = row[1].strip()
+        shifted = next((c.strip() for c in row[2:] if c.strip() and c.strip() != target and named[c.strip()]), None)
+        if target and named[target] == 1 and shifted:
+            raise ECGNetError(f"{path} line {line}: code '{row[0].strip()}' mapped to '{target}', a class no other line "
+                              f"names, and a later column holds the class '{shifted}': is the code "
+                              f"'{row[0].strip()}{sep}{row[1]}' written without quotes? (a code that holds "
+                              f"{MAP_SEPARATORS[sep]}: put it in double quotes; if '{target}' is meant as a class, "
+                              f"leave '{shifted}' out of the other columns)")
 
 
 def _json_map(path: Path):
