@@ -532,11 +532,11 @@ def test_manifest_cache_is_checked_by_data_verify(folder, tmp_path):
 
 
 def test_a_class_that_is_the_runs_in_another_case_is_refused_not_dropped(folder, tmp_path):
-    """'norm' for the run's 'NORM': evaluating would skip NORM, fine-tuning would train a new output layer."""
+    """'norm' for the run's 'NORM': evaluating would skip NORM, fine-tuning would train new classes."""
     from ecgnet.training.collection_command import train_command
 
     path = manifest(folder, "record,labels\nrecs/r0.hea,norm\nrecs/r1.hea,MI\n")
-    with pytest.raises(ECGNetError, match=r"m.csv: class\(es\) 'norm' \(the run's 'NORM'\) differ .* would train a new"):
+    with pytest.raises(ECGNetError, match=r"m.csv: class\(es\) 'norm' \(the run's 'NORM'\) differ .* would train new classes"):
         train_command(None, [], manifest=path, source="long_time", folds=2, runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()  # refused before anything was written
     collection = read_manifest(path)

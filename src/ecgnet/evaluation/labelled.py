@@ -88,8 +88,7 @@ def predict_collection(predictor: Predictor, collection: Collection, progress: b
                        ) -> tuple[pd.DataFrame, ClassMatch]:
     """(one row per record, the class match) — see the module docstring for the columns. ``limits``: what
     a record may declare (:mod:`ecgnet.data.limits`); a record over them gets the error in its row."""
-    collection.refuse_case_twins(list(predictor.classes), "they would not be scored")
-    collection.refuse_joined(list(predictor.classes), "they would not be scored")
+    collection.refuse_misnamed(list(predictor.classes), "they would not be scored")
     match = match_classes(list(predictor.classes), list(collection.classes))
     typos = [f"class '{c}' of the manifest is not the run's and is ignored: did you mean the run's '{r}' (not "
              "scored: not labelled in the manifest)? Rename the column or map it with --label-map"

@@ -70,8 +70,7 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
     for record, why in collection.skipped:
         log(f"skipped {record}: {why}")
     if src is not None:  # the mode (when not given) and the learning rate depend on whether the head is kept
-        collection.refuse_case_twins(src.classes, "they would train a new output layer instead of keeping the run's")
-        collection.refuse_joined(src.classes, "they would train new classes instead of the run's")
+        collection.refuse_misnamed(src.classes, "they would train new classes instead of keeping the run's")
         chosen = mode is None
         mode = mode or default_mode(src, collection.classes)
         kept = keeps_head(src, collection.classes)

@@ -144,6 +144,13 @@ class Collection:
                 misses.append((c, close[0]))
         return misses
 
+    def refuse_misnamed(self, run_classes: list[str], consequence: str) -> None:
+        """Before a run meets this collection's classes (scoring, fine-tuning): a class that is one of the run's in
+        another case, or several of them joined with a wrong separator, is refused — ``consequence`` says what it
+        would do as written."""
+        self.refuse_case_twins(run_classes, consequence)
+        self.refuse_joined(run_classes, consequence)
+
     def refuse_joined(self, run_classes: list[str], consequence: str) -> None:
         """A class of this collection that is several of the run's joined by a wrong separator ('MI+HYP', 'STTC /
         CD': a labels cell written with '+' or '/' instead of ';') would be taken as a class of its own —
