@@ -25,6 +25,11 @@ REASONS = {
     errno.EISDIR: "a folder stands where a file is needed",
 }
 
+# the machine's, never one record's: reading a thousand records, one of these stops the work (a full disk while
+# the cache is written) instead of being listed against the record that met it; a permission denied on one
+# record's file is that record's problem, so EACCES/EPERM are not here
+MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
 
 def disk_error(e: BaseException, path: str | os.PathLike | None = None, outcome: str = "") -> ECGNetError | None:
     """``e`` as one line naming ``path`` (default: the path the error names), or None when ``e`` is not

@@ -22,7 +22,6 @@ the manifest's empty cells with (:meth:`~ecgnet.data.collections.base.Collection
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
@@ -44,8 +43,8 @@ from ecgnet.data.signals import (SECONDS, cache_dir, cache_lock, cheap_check, fi
                                  segment_starts)
 from ecgnet.errors import ECGNetError
 from ecgnet.fileio import atomic_path, write_json
+from ecgnet.oserrors import MACHINE_ERRNOS
 
-SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 MIN_SECONDS = 2.5  # the shipped models' window: shorter records are refused (predict refuses them too)
 # how a record fills its row (in the key: caches of zero-padded rows, without segments, without the short records'
 # lengths or without the files' age and sex are not reused — a cache of an older layout is left as it is and a new
@@ -283,7 +282,7 @@ def _rows(tmp: str, first: int, jobs: list[tuple[str, str]], sampling_rate: int,
         except ECGNetError as e:
             bad[first + j] = f"{label}: {e}"
         except Exception as e:  # noqa: BLE001 — whatever a reader raises, reported against the record
-            if isinstance(e, OSError) and e.errno in SYSTEM_ERRNOS:  # a full disk writing the cache: not the record's
+            if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS:  # a full disk writing the cache: not the record's
                 raise
             bad[first + j] = f"{label}: {path}: cannot be read ({type(e).__name__}: {e})"
     del out  # no flush per chunk: the mapping is shared; the parent flushes once
