@@ -47,8 +47,7 @@ def detect(path: str | Path) -> str:
         said = "not a WFDB header" if header_path(path).is_file() else "missing"
         raise ECGNetError(f"{path}: a WFDB signal file without its header ({header_path(path).name} is {said})")
     try:
-        with open(path, "rb") as f:
-            head = f.read(16384)  # an XML prologue's comments can be long
+        head = _head(path)
     except OSError as e:
         raise ECGNetError(f"{path}: cannot be read ({e.strerror or e})") from e
     if not head:
@@ -59,15 +58,11 @@ def detect(path: str | Path) -> str:
         return "edf"
     if _is_scp(head):
         return "scp-ecg"
-    xml = _xml_text(head)
-    if xml is not None:
-        root = _root_name(xml)
-        if root is not None:
-            fmt = XML_ROOTS.get(root.lower())
-            if fmt:
-                return fmt
-            raise ECGNetError(f"{path}: an XML file with root element <{root}>, not an ECG format ECGNet reads "
-                              f"({READ})")
+    xml, root = _xml_root(head)
+    if root is not None:
+        if fmt := XML_ROOTS.get(root.lower()):
+            return fmt
+        raise ECGNetError(f"{path}: an XML file with root element <{root}>, not an ECG format ECGNet reads ({READ})")
     if path.suffix.lower() == ".hea" and xml is None:  # meant as a WFDB header: say what its record line lacks
         lines = header_lines(head, encoding="latin-1")
         if lines and lines[0].isprintable():
@@ -80,13 +75,22 @@ def foreign_xml(path: str | Path) -> str | None:
     """The root element of an XML file that is no ECG format ECGNet reads (a cart export's settings.xml, an index);
     None for anything else — an ECG format's XML, however damaged inside, an empty or unreadable file, not XML."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(16384)
+        _, root = _xml_root(_head(Path(path)))
     except OSError:
         return None
-    xml = _xml_text(head)
-    root = _root_name(xml) if xml is not None else None
     return root if root is not None and root.lower() not in XML_ROOTS else None
+
+
+def _head(path: Path) -> bytes:
+    """The first 16 KiB of a file, all that detection reads (an XML prologue's comments can be long)."""
+    with open(path, "rb") as f:
+        return f.read(16384)
+
+
+def _xml_root(head: bytes) -> tuple[str | None, str | None]:
+    """``head`` as XML text and the name of its root element (None, None when it is no XML)."""
+    xml = _xml_text(head)
+    return xml, _root_name(xml) if xml is not None else None
 
 
 def _wfdb_header(path: Path) -> Path | None:
