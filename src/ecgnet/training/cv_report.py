@@ -181,8 +181,9 @@ def _roc(scored, classes, y, oof, zero, source):
     return fig
 
 
-def _interval(e):
-    return [[e["auc"] - e["low"]], [e["high"] - e["auc"]]] if e.get("low") is not None else None
+def _interval(e, key="auc"):
+    """Matplotlib's yerr for an estimate ``e[key]`` with its interval ``low``/``high`` (None without one)."""
+    return [[e[key] - e["low"]], [e["high"] - e[key]]] if e.get("low") is not None else None
 
 
 def _auc(metrics, scored, source):
@@ -209,8 +210,7 @@ def _folds(metrics, source):
     for i, (_, m) in enumerate(folds):
         e, z = m.get("macro_auc") or {}, m.get("zero_shot_macro_auc")
         if e.get("value") is not None:
-            err = [[e["value"] - e["low"]], [e["high"] - e["value"]]] if e.get("low") is not None else None
-            ax.errorbar(i - 0.1, e["value"], yerr=err, fmt="o", capsize=3, color="C0",
+            ax.errorbar(i - 0.1, e["value"], yerr=_interval(e, "value"), fmt="o", capsize=3, color="C0",
                         label=("fine-tuned" if source else "cross-validated") if i == 0 else None)
         if z and z.get("value") is not None:
             ax.plot(i + 0.1, z["value"], "s", color="C1", label=f"zero-shot {source}" if i == 0 else None)
