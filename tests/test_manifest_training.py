@@ -331,3 +331,151 @@ def test_records_shorter_than_the_models_window_are_refused_as_predict_refuses_t
     assert [r for r, _ in kept.skipped[-10:]] == [str(collection.records[i]) for i in range(0, 30, 3)]
     five = parse_config({"name": "w5", "data": {"crop_seconds": 5}, "model": {"name": "time_resnet1d"}})
     assert refuse_shorter_than_window(collection, five, False, print) is collection  # 6 s fits a 5 s window
+
+
+# --- whole-record training on records under 10 s: batches of one length, never a repeated row ---------------------
+
+def _whole_record(name: str, **training):
+    """A tiny config of whole records (``crop_seconds: null``), as a user writes one for a length-agnostic model."""
+    from ecgnet.config import parse_config
+
+    return parse_config({"name": name, "seed": 0, "data": {"crop_seconds": None},
+                         "model": {"name": "time_resnet1d", "params": {"widths": [8, 8]}},
+                         "training": {"epochs": 2, "batch_size": 6, "lr": 0.01, "threads": 1, "accelerator": "cpu",
+                                      "patience": 5, **training}})
+
+
+def _within_the_record(x: np.ndarray, own: np.ndarray) -> bool:
+    """Whether ``x`` (leads, n) is ``own`` (leads, samples: the record as read) at some offset, without wrapping."""
+    n = x.shape[-1]
+    starts = np.flatnonzero(np.abs(own[0, :own.shape[-1] - n + 1] - x[0, 0]) < 1e-5)
+    return any(np.allclose(own[:, s:s + n], x, atol=1e-5) for s in starts)
+
+
+def test_whole_record_training_never_repeats_a_short_record(tmp_path, monkeypatch):
+    """A whole-record config (crop_seconds null) trained a 6 s record on its cache row — the record repeated to 10 s,
+    with a join — while predict scores it at its own 6 s. Now each batch holds records of one length group, each cut
+    to the batch's shortest own length: every training row is its record's own samples at some offset."""
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.data.records import read_ecg
+    from ecgnet.training import length_batches
+    from ecgnet.training.collection import fit_once
+
+    folder = tmp_path
+    collection = read_manifest(_mixed_lengths(folder)).load_signals(100, tmp_path / "cache", 1, progress=False)
+    seen, cut = [], length_batches.CutToShortest.__getitem__
+
+    def kept(self, rows):
+        batch = cut(self, rows)
+        seen.append((list(rows), batch["signal"].numpy().copy()))
+        return batch
+
+    monkeypatch.setattr(length_batches.CutToShortest, "__getitem__", kept)
+    run_dir, _, _, info = fit_once(collection, {"train": np.arange(18), "val": np.arange(18, 30)},
+                                   _whole_record("whole"), tmp_path / "runs", progress=False, n_boot=10)
+    # 18 records (six of 6 s) in batches of 6: per epoch one batch of the 6 s records, two of 10 s and 25 s ones
+    assert sorted(x.shape[-1] for _, x in seen) == [600] * 2 + [1000] * 4
+    own = {i: read_ecg(folder / f"m{i}.hea", 100, resample=True).signal for i in range(18)}
+    for rows, x in seen:
+        assert x.shape[-1] == min(own[i].shape[-1] for i in rows)
+        for i, signal in zip(rows, x):
+            assert _within_the_record(signal, own[i]), f"m{i}: not its own samples"
+    log = pd.read_csv(run_dir / "logs" / "metrics.csv")
+    assert len(log["train_loss"].dropna()) == 2 and np.isfinite(log["train_loss"].dropna()).all()
+    assert 0.0 <= info["best_val_macro_auc"] <= 1.0
+
+
+def test_whole_record_training_on_records_of_10_s_or_more_keeps_the_plain_loader(tmp_path):
+    """PTB-XL, a manifest of 10 s (and longer) records and any config of crops train through the plain loader,
+    unchanged (same batches, same random draws); only whole-record training on shorter records is grouped."""
+    from ecgnet.config import parse_config
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.data.dataset import CropDataset, Split
+    from ecgnet.training.length_batches import length_grouped_loader
+
+    def train_set(collection, draw_segments=True):
+        split = Split(collection.records, collection.signal, np.zeros((len(collection), 8), np.float32), collection.y)
+        return CropDataset(split, None, draw_segments)
+
+    mixed = read_manifest(_mixed_lengths(tmp_path)).load_signals(100, tmp_path / "cache", 1, progress=False)
+    ten = read_manifest(write_learnable(tmp_path)).load_signals(100, tmp_path / "cache", 1, progress=False)
+    whole, crops = _whole_record("whole"), parse_config({"name": "crops", "model": {"name": "time_resnet1d"}})
+    assert length_grouped_loader(train_set(ten), None, whole, True) is None  # every record 10 s
+    assert length_grouped_loader(train_set(mixed.subset(np.arange(30) % 3 > 0)), None, whole, True) is None  # 10, 25 s
+    assert length_grouped_loader(train_set(mixed), None, crops, True) is None  # crops stay within the record already
+    assert length_grouped_loader(train_set(mixed, draw_segments=False), None, whole, True) is None  # validation
+    ptbxl_like = Split(np.arange(4), np.zeros((4, 12, 1000), np.float32), np.zeros((4, 8), np.float32),
+                       np.zeros((4, 2), np.float32))
+    assert length_grouped_loader(CropDataset(ptbxl_like, None, True), None, whole, True) is None
+    loader = length_grouped_loader(train_set(mixed), None, whole, True)
+    assert loader is not None and len(loader) == 30 // 6  # as many batches as the plain loader's
+
+
+def test_length_batches_group_the_epochs_draws_as_the_plain_loader_batches_them():
+    """Records of one length are batched exactly as drawn (the plain shuffle's batches); of several lengths, each
+    batch spans one band as far as the draws allow, the partial batch is random, and two processes seeded alike
+    draw the same batches (a distributed run shards them)."""
+    from torch.utils.data import RandomSampler
+
+    from ecgnet.training.length_batches import LengthBatches, group_by_length
+    from ecgnet.training.sampling import oversampler
+
+    g = torch.Generator().manual_seed(3)
+    drawn = torch.randperm(22, generator=g).numpy()
+    same = group_by_length(drawn, np.full(22, 1000), 4, True, 50, g)
+    assert sorted(map(tuple, same)) == sorted(tuple(drawn[2 + k:6 + k]) for k in range(0, 20, 4))  # 2 left out
+    lengths = np.array([300, 600, 1000, 1000] * 6)
+    for _ in range(5):
+        batches = group_by_length(torch.randperm(24, generator=g).numpy(), lengths, 6, False, 50, g)
+        assert [len(np.unique(lengths[b])) for b in batches].count(1) == 4
+        assert sorted(np.concatenate(batches).tolist()) == list(range(24))  # each drawn record once
+    left = {tuple(sorted(group_by_length(torch.randperm(23, generator=g).numpy(), np.arange(23) * 50, 4, False, 50,
+                                         g)[0])) for _ in range(20)}
+    assert len(left) > 1  # not always the same records together
+
+    def epochs(seed, records=None):
+        generator = torch.Generator().manual_seed(seed)
+        records = records or RandomSampler(range(24), num_samples=30, generator=generator)
+        sampler = LengthBatches(records, lengths, 8, True, 50, getattr(records, "generator", generator))
+        return [[list(b) for b in sampler] for _ in range(2)], len(sampler)
+
+    (first, second), n = epochs(0)
+    assert n == 3 and all(len(b) == 8 for b in first) and first != second  # min_epoch_crops: 30 draws, 3 batches
+    assert epochs(0)[0] == [first, second] and epochs(1)[0] != [first, second]
+    y = np.eye(2, dtype=np.float32)[np.arange(24) % 2]
+    over, n = epochs(0, oversampler(y, seed=0))
+    assert n == 3 and epochs(0, oversampler(y, seed=0))[0] == over  # oversampling's draws, its own generator
+
+
+def test_a_resumed_whole_record_run_draws_the_same_length_batches(tmp_path, monkeypatch):
+    """The length batches draw from a generator of their own: a run cut off after its first epoch and resumed
+    (its checkpoint restores that generator) ends with the very weights of the uninterrupted run."""
+    import lightning as L
+
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.training import fit
+    from ecgnet.training.collection import fit_once
+
+    collection = read_manifest(_mixed_lengths(tmp_path)).load_signals(100, tmp_path / "cache", 1, progress=False)
+    split, config = {"train": np.arange(18), "val": np.arange(18, 30)}, _whole_record("cut")
+
+    class Killed(Exception):
+        pass
+
+    class KillAtSecondEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:  # epoch 1's last.ckpt is written
+                raise Killed
+
+    def weights(run_dir):
+        state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        return [state["state_dict"][k] for k in sorted(state["state_dict"])]
+
+    whole, *_ = fit_once(collection, split, config, tmp_path / "whole", progress=False, n_boot=5)
+    shown = fit.progress_callbacks
+    with monkeypatch.context() as mp, pytest.raises(Killed):
+        mp.setattr(fit, "progress_callbacks", lambda p: ([*shown(p)[0], KillAtSecondEpoch()], False))
+        fit_once(collection, split, config, tmp_path / "cut", progress=False, n_boot=5)
+    resumed, *_ = fit_once(collection, split, config, tmp_path / "cut", progress=False, n_boot=5, resume=True)
+    assert len(pd.read_csv(resumed / "logs" / "metrics.csv").dropna(subset=["train_loss"])) == 2
+    assert all(torch.equal(a, b) for a, b in zip(weights(whole), weights(resumed)))

@@ -21,7 +21,8 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     task: Literal[TASKS] = "superdiagnostic"  # type: ignore[valid-type]
     sampling_rate: Literal[100, 500] = 100
-    crop_seconds: float | None = Field(2.5, gt=0, le=10, description="random training crops; None = full 10 s")
+    crop_seconds: float | None = Field(2.5, gt=0, le=10, description="random training crops; None = whole records "
+                                       "(one under 10 s at its own length: training/length_batches.py)")
     stride_seconds: float = Field(1.25, gt=0, description="stride of the evaluation windows")
     aggregate: Literal["max", "mean"] = "max"
     max_train_records: int | None = Field(None, gt=0, description="subsample the training folds (tests)")

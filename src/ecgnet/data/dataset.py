@@ -34,7 +34,8 @@ class SignalRows:
 
     ``segments`` (a manifest's records over or under 10 s, :class:`Segments`): a record over 10 s has its centre
     10 s as its row, and its segments are what training draws from and scoring averages over; a record under 10 s
-    is the start of its (repeated) row, which training crops and scoring windows stay within.
+    is the start of its (repeated) row, which training crops, whole-record training's batches
+    (:mod:`ecgnet.training.length_batches`) and scoring windows stay within.
     """
 
     def __init__(self, array: np.ndarray, rows, segments: "Segments | None" = None) -> None:
@@ -300,7 +301,9 @@ class CropDataset(Dataset):
     segments, drawn at random each time (the whole record is seen), and a record under 10 s a window within its own
     length where the crop fits in it (never across the join of its repeated row); without, every record gives its
     row (validation during training; where a manifest's rows are not all of their records, it scores them from the
-    cache instead and takes only their metadata and labels from here: :mod:`ecgnet.training.module`)."""
+    cache instead and takes only their metadata and labels from here: :mod:`ecgnet.training.module`). Whole-record
+    training (``crop`` None) on records under 10 s does not read their repeated rows: its loader asks for each record
+    cut to its batch's shortest own length (:meth:`cut`, :mod:`ecgnet.training.length_batches`)."""
 
     def __init__(self, split: Split, crop: int | None = None, draw_segments: bool = False):
         self.split, self.crop = split, crop
@@ -309,13 +312,25 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split.ecg_ids)
 
+    def own_lengths(self) -> np.ndarray | None:
+        """Each record's own samples at the start of its row when training draws within them (``draw_segments``) and
+        the cache keeps lengths (a manifest with a record under 10 s); None: every row is its record's own."""
+        return None if self.segments is None else self.segments.length
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.cut(i, self.crop)
+
+    def cut(self, i: int, crop: int | None) -> dict[str, torch.Tensor]:
+        """Record ``i`` as a random window of ``crop`` samples (None: its whole row), within its own length where it
+        fits: every training sample, and what :mod:`ecgnet.training.length_batches` asks for to cut a whole-record
+        batch to its shortest record (one random draw, the same as a training crop's, so no sample past a record's
+        end is read)."""
         samples = self.split.signal.shape[-1]
         window = slice(None)
-        if self.crop is not None and self.crop < samples:
+        if crop is not None and crop < samples:
             own = samples if self.segments is None or self.segments.length is None else int(self.segments.length[i])
-            start = np.random.randint(0, (own if self.crop <= own else samples) - self.crop + 1)
-            window = slice(start, start + self.crop)  # only the window is read
+            start = np.random.randint(0, (own if crop <= own else samples) - crop + 1)
+            window = slice(start, start + crop)  # only the window is read
         seg = self.segments
         if seg is not None and seg.count[i] > 0:
             x = np.array(seg.array[seg.first[i] + np.random.randint(seg.count[i]), :, window])  # not a read-only view

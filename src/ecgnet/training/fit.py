@@ -36,6 +36,7 @@ from ecgnet.runs.profiles import list_profiles
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
 from ecgnet.training.interrupt import interruptible
+from ecgnet.training.length_batches import length_grouped_loader
 from ecgnet.training.losses import make_loss
 from ecgnet.training.progress import progress_callbacks
 from ecgnet.training.distributed import Indexed, hardware
@@ -188,8 +189,11 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
         train_set, loss = attach(config, train_split, crop, loss, data=data, progress=progress)
     sampler = epoch_sampler(main_y, t.sampler, config.seed, len(train_set), t.min_epoch_crops)
     drawn = len(sampler) if sampler is not None else len(train_set)
-    train_loader = DataLoader(train_set, batch_size=t.batch_size, shuffle=sampler is None,
-                              sampler=sampler, drop_last=drawn > t.batch_size, num_workers=t.num_workers)
+    # a whole-record config on records under 10 s: batches of one length, never a repeated row (length_batches.py)
+    train_loader = length_grouped_loader(train_set, sampler, config, drop_last=drawn > t.batch_size)
+    if train_loader is None:
+        train_loader = DataLoader(train_set, batch_size=t.batch_size, shuffle=sampler is None,
+                                  sampler=sampler, drop_last=drawn > t.batch_size, num_workers=t.num_workers)
     val_loader = DataLoader(Indexed(CropDataset(val_split)), batch_size=256, num_workers=t.num_workers)
     # a manifest's records over or under 10 s: each epoch scores them as the run is scored (segments, own length)
     whole = val_split.signal if getattr(val_split.signal, "segments", None) is not None else None
@@ -198,7 +202,8 @@ def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, 
                                  mode="max")
     # last.ckpt every epoch, after best.ckpt (save_last=True writes it only with a new best in Lightning 2.6)
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False)
-    state = ResumeState([sampler.generator] if getattr(sampler, "generator", None) is not None else [])  # RNGs, history: see resume.py
+    drawing = train_loader.sampler  # the oversampler's or the length batches' own generator, if any
+    state = ResumeState([drawing.generator] if getattr(drawing, "generator", None) is not None else [])  # resume.py
     callbacks = [checkpoint, latest, EarlyStopping("val_macro_auc", mode="max", patience=t.patience), state]
     shown, progress = progress_callbacks(progress)  # a bar on a terminal, one line an epoch in a log
     callbacks += shown
