@@ -21,7 +21,7 @@ import onnxruntime as ort
 import wfdb
 from scipy.signal import resample_poly
 
-VERSION = 2  # the ecgnet.preprocessing version these steps follow
+VERSION = 3  # the ecgnet.preprocessing version these steps follow
 UNITS_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
 
 
@@ -114,12 +114,14 @@ def starts(samples, length, stride):
 
 def probabilities(session, pre, signal, metadata):
     """(12, samples) float32 mV at the model's rate → (classes,) probabilities: 10 s segments (a shorter record:
-    one of its own length), windows over each, sigmoid, the aggregate per segment, the mean over segments."""
+    one of its own length), windows over each, sigmoid, the aggregate per segment, the mean over segments. A graph
+    whose input is a 'segment' (late fusion) takes each segment whole and windows it itself."""
     rate, n = pre["sampling_rate"], signal.shape[-1]
     segment = min(n, pre["segment_seconds"] * rate)
-    window = pre["input_samples"] if pre["input"] == "segment" else pre["window"]
-    if n < window:  # ecgnet.preprocessing.short_records: not scored
-        raise SystemExit(f"{n / rate:g} s long: shorter than the {window / rate:g} s the model's input takes")
+    window = segment if pre["input"] == "segment" else pre["window"]
+    if n < pre["input_samples_min"]:  # ecgnet.preprocessing.short_records: not scored
+        raise SystemExit(f"{n / rate:g} s long: shorter than the {pre['input_samples_min'] / rate:g} s the model's "
+                         "input takes")
     per_segment = []
     for s in starts(n, segment, pre["segment_seconds"] * rate):
         x = signal[:, s:s + segment]

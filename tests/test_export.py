@@ -172,7 +172,7 @@ def test_predict_engine_onnx_file_in_memory_and_stale(untrained_run, write_recor
             del described["version"]
             prop.value = _json.dumps(described)
     onnx.save(exported, str(run / "model.onnx"))
-    with pytest.raises(ECGNetError, match=r"preprocessing version 1, not the present 2 .* run `ecgnet export"):
+    with pytest.raises(ECGNetError, match=r"preprocessing version 1, not the present 3 .* run `ecgnet export"):
         Predictor(run, engine="onnx")
     assert CliRunner().invoke(app, ["export", str(run)]).exit_code == 0
 
@@ -369,7 +369,7 @@ def test_the_metadata_says_every_step_a_deployment_outside_ecgnet_must_repeat():
     assert "any age over 89 read as 90" in pre["metadata_encoding"] and "'missing' flag 1" in pre["metadata_encoding"]
     assert np.allclose(Predictor("intermediate_concat_weighted_bce").metadata_vector(age=89.5),
                        Predictor("intermediate_concat_weighted_bce").metadata_vector(age=90))  # 'over 89', not 'min 90'
-    assert pre["resample"]["padtype"] == "line" and pre["leads"][3] == "aVR" and pre["version"] == 2
+    assert pre["resample"]["padtype"] == "line" and pre["leads"][3] == "aVR" and pre["version"] == 3
     calls = _json.loads(_metadata(run)["ecgnet.calls"])
     assert calls["reads_signal"] is True and calls["positive"].startswith("probability >= ")
     assert any(rule.startswith("a lead is flat") and rule.endswith("< 0.02") for rule in calls["withheld"])
@@ -385,3 +385,165 @@ def test_the_metadata_says_every_step_a_deployment_outside_ecgnet_must_repeat():
     assert predictor.segments(n) == [0, 10 * rate, 20 * rate, n - 10 * rate]
     assert "shorter than 10 s is one segment of its own length" in pre["short_records"]
     assert predictor.segments(7 * rate) == [0]  # a 7 s record: one segment, its windows over 7 s
+
+
+# --- late fusion: the graph windows inside and takes any segment from its window to 10 s -------------------------
+
+LATE_FUSION = "late_stacking_time_spectrogram"  # time and STFT members, stacked (no spectral phase: see docs)
+SHORT_SECONDS = (10, 4, 7.3)  # a whole fold-10 record, and the same record cut short
+
+
+def _write_fold10(directory: Path, name: str, signal: np.ndarray) -> Path:
+    """A fold-10 signal (12, samples) mV as a WFDB record (1 µV steps), read back by predict like any file."""
+    import wfdb
+
+    from ecgnet.data.signals import LEADS
+
+    wfdb.wrsamp(name, fs=100, units=["mV"] * len(LEADS), sig_name=list(LEADS), p_signal=np.asarray(signal, float).T,
+                fmt=["16"] * len(LEADS), adc_gain=[1000.0] * len(LEADS), baseline=[0] * len(LEADS),
+                write_dir=str(directory))
+    return directory / f"{name}.hea"
+
+
+def _probabilities(result: dict) -> np.ndarray:
+    return np.array([d["probability"] for d in sorted(result["diagnoses"], key=lambda d: d["class"])])
+
+
+@pytest.mark.slow
+def test_late_fusion_onnx_scores_records_under_10_s_as_torch_does(ptbxl_superdiagnostic, tmp_path):
+    """A late-fusion graph windows inside, and took exactly 10 s: predict --engine onnx failed on a shorter record,
+    which torch scores as one segment of its own length. Its time axis is dynamic now (its window to 10 s): after
+    `ecgnet export`, predict --engine onnx reads RUN/model.onnx and gives torch's probabilities on fold-10 records
+    of 10 s and cut to 4 s and 7.3 s; a file whose metadata says the fixed-length version 2 is refused, not used."""
+    run = tmp_path / LATE_FUSION
+    shutil.copytree(RUNS / LATE_FUSION, run, ignore=shutil.ignore_patterns("*.onnx", "figures", "report.*"))
+    result = CliRunner().invoke(app, ["export", str(run)])
+    assert result.exit_code == 0, result.output
+    onnx_predictor, torch_predictor = Predictor(run, engine="onnx"), Predictor(run)
+    engine = onnx_predictor.engine
+    assert engine.name == str(run / "model.onnx") and engine.whole_record and (engine.fewest, engine.samples) == \
+        (250, 1000)
+    pre = engine.preprocessing
+    assert (pre["input"], pre["input_samples_min"], pre["input_samples"], pre["version"]) == ("segment", 250, 1000, 3)
+    assert "the graph takes it whole" in pre["short_records"]
+    time_axis = onnx.load(run / "model.onnx").graph.input[0].type.tensor_type.shape.dim[2]
+    assert time_axis.dim_param and not time_axis.dim_value  # dynamic, not 1000
+
+    sample = ptbxl_superdiagnostic.split("test", max_records=3, seed=0)
+    for k, signal in enumerate(np.asarray(sample.signal)):
+        for seconds in SHORT_SECONDS:
+            header = _write_fold10(tmp_path, f"fold10_{k}_{round(seconds * 100)}", signal[:, :round(seconds * 100)])
+            got, expected = onnx_predictor.predict_file(header), torch_predictor.predict_file(header)
+            assert got["seconds"] == expected["seconds"] == seconds and got["engine"] == "onnx"
+            assert np.abs(_probabilities(got) - _probabilities(expected)).max() <= TOLERANCE, (k, seconds)
+            assert got["positives"] == expected["positives"] or \
+                any(abs(d["probability"] - d["threshold"]) < TOLERANCE for d in got["diagnoses"])
+    longer = _write_fold10(tmp_path, "longer", np.concatenate([signal, signal[:, :200]], axis=1))  # 12 s
+    with pytest.raises(ECGNetError, match=r"1000 samples, not 1200 \(segments of at most 10 s: --long-records windows"):
+        Predictor(run, engine="onnx", long_records="windows").predict_file(longer)
+
+    exported = onnx.load(str(run / "model.onnx"))  # as ecgnet 2 wrote it: version 2, a graph of exactly 10 s
+    for prop in exported.metadata_props:
+        if prop.key == "ecgnet.preprocessing":
+            import json
+
+            described = json.loads(prop.value)
+            described["version"] = 2
+            del described["input_samples_min"]
+            prop.value = json.dumps(described)
+    onnx.save(exported, str(run / "model.onnx"))
+    with pytest.raises(ECGNetError, match=r"preprocessing version 2, not the present 3 .* run `ecgnet export"):
+        Predictor(run, engine="onnx")
+
+
+@pytest.mark.slow
+def test_an_s4d_member_keeps_the_late_fusion_graph_dynamic(ptbxl_superdiagnostic, tmp_path):
+    """ensemble_greedy has an S4D member (s4d_time), whose kernel the export fixes at one length: the length of
+    the member's window, whatever the segment's, so its graph takes a record under 10 s too (bundled: exported in
+    memory)."""
+    onnx_predictor, torch_predictor = Predictor("ensemble_greedy", engine="onnx"), Predictor("ensemble_greedy")
+    assert "in memory" in onnx_predictor.engine.name and onnx_predictor.engine.fewest == 250
+    signal = np.asarray(ptbxl_superdiagnostic.split("test", max_records=1, seed=0).signal)[0]
+    for seconds in SHORT_SECONDS:
+        header = _write_fold10(tmp_path, f"fold10_{round(seconds * 100)}", signal[:, :round(seconds * 100)])
+        got, expected = onnx_predictor.predict_file(header), torch_predictor.predict_file(header)
+        assert np.abs(_probabilities(got) - _probabilities(expected)).max() <= TOLERANCE, seconds
+
+
+def test_a_late_fusion_graph_windows_any_length_as_torch_does():
+    """The windows inside a late-fusion graph are one gather whose size follows the segment's length (the Python
+    list of starts had fixed the exported axis at the example's length): ONNX Runtime gives torch's probabilities at
+    every length from the window to 10 s — windows on the stride and a last one off it, or on it (taken once:
+    a mean over windows would count a repeat) — for members of other windows, strides and aggregates."""
+    import onnxruntime as ort
+
+    from ecgnet.models.fusion.late import LateFusion, Member
+
+    class Probe(torch.nn.Module):  # logits that depend on every sample of the window and where it lies
+        def __init__(self, seed: int):
+            super().__init__()
+            self.w = torch.nn.Parameter(0.3 * torch.randn(12, 5, generator=torch.Generator().manual_seed(seed)))
+
+        def forward(self, x, metadata):
+            ramp = torch.linspace(-1, 1, x.shape[-1])
+            return (x * ramp).mean(-1) @ self.w + x.amax(-1) @ self.w.flip(0) + metadata[:, :5]
+
+    torch.manual_seed(0)
+    members = {"a": Member(Probe(0), 250, 125, "max"), "b": Member(Probe(1), 200, 70, "mean")}
+    for method in ("average", "stacking"):
+        model = LateFusion(5, members, method).eval()
+        batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=250, max=1000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (torch.randn(2, 12, 1000), torch.zeros(2, 8)), dynamo=True,
+                                        optimize=False, opset_version=20, input_names=["signal", "metadata"],
+                                        dynamic_shapes=({0: batch, 2: samples}, {0: batch}))
+        session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        for n in (250, 251, 270, 320, 375, 376, 410, 500, 730, 999, 1000):
+            x, m = torch.randn(3, 12, n), torch.randn(3, 8)
+            with torch.no_grad():
+                expected = model(x, m).numpy()
+            got = session.run(None, {"signal": x.numpy(), "metadata": m.numpy()})[0]
+            assert np.abs(1 / (1 + np.exp(-got)) - 1 / (1 + np.exp(-expected))).max() < 1e-6, (method, n)
+
+
+def test_which_late_fusion_graphs_keep_a_fixed_length():
+    """The graph's time axis runs from the longest window of a late-fusion model's members (at least the run's,
+    under which ecgnet scores nothing) to 10 s; a member without windows sees the segment whole (an S4D one would
+    need its kernel at one length), so that graph, like a model without windows, takes exactly 10 s."""
+    from types import SimpleNamespace
+
+    from ecgnet.export.onnx import segment_range
+    from ecgnet.models.fusion.late import LateFusion, Member
+
+    def fusion(**windows):
+        return LateFusion(5, {k: Member(torch.nn.Identity(), w, 125, "max") for k, w in windows.items()})
+
+    def run(model, window=250):
+        return SimpleNamespace(model=model, window=window, rate=100)
+
+    assert segment_range(run(fusion(a=250, b=250))) == (250, 1000)
+    assert segment_range(run(fusion(a=250, b=200))) == (250, 1000)  # the run's window: ecgnet's least
+    assert segment_range(run(fusion(a=250, b=500))) == (500, 1000)  # a member's longer window
+    assert segment_range(run(fusion(a=250, b=None))) == (1000, 1000)  # a member that sees the segment whole
+    nested = LateFusion(5, {"inner": Member(fusion(a=250, b=400), 250, 125, "max"), "c": Member(torch.nn.Identity(),
+                                                                                                250, 125, "max")})
+    assert segment_range(run(nested)) == (400, 1000)
+    assert segment_range(run(torch.nn.Linear(1, 1), window=None)) == (1000, 1000)  # a model without windows
+    assert segment_range(run(torch.nn.Linear(1, 1))) == (250, 250)  # a window graph
+
+
+def test_a_late_fusion_export_whose_time_axis_came_out_fixed_is_refused(monkeypatch):
+    """The exporter fixes a dynamic axis silently when the traced code follows the example's length (as the Python
+    list of window starts did): the export is refused rather than written with metadata that promises 2.5–10 s."""
+    from ecgnet.export.onnx import onnx_bytes
+    from ecgnet.models import windows
+    from ecgnet.runs.directory import Run
+
+    def listed(signal, window, stride):  # the windowing before: one slice per start of a Python list
+        starts = windows.window_starts(signal.shape[-1], window, stride)
+        return torch.cat([signal[..., s:s + window] for s in starts]), len(starts)
+
+    monkeypatch.setattr(windows, "_crops", listed)
+    with pytest.raises(ECGNetError, match=r"fixed the graph's time axis at 1000 samples instead of 250–1000"):
+        onnx_bytes(Run.open(RUNS / "late_stacking_time_metadata"))

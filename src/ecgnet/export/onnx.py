@@ -4,19 +4,24 @@
 and ``metadata`` (batch, 8, scaled as in training) → ``logits`` (batch, classes), with a dynamic batch
 axis. Cutting a record into windows and aggregating their probabilities stay in Python
 (:mod:`ecgnet.models.windows`), shared with torch. Late-fusion models window inside (``whole_record``):
-their graph takes whole 10 s segments, the windowing traced from the same code, and so needs exactly
-10 s × rate samples.
+their graph takes a segment — 10 s, or a shorter record whole, as torch scores it — of any length from the
+window to 10 s × rate samples (:func:`segment_range`: a dynamic time axis, the windowing traced from the same
+code as one gather whose size follows the length, :func:`ecgnet.models.windows._crops`). A model without
+windows (``crop_seconds`` null), or a late-fusion model with such a member, takes exactly 10 s × rate samples.
 
 **What travels with it** (``metadata_props``, JSON strings): ``ecgnet.classes``, ``ecgnet.thresholds``
 (from ``val/metrics.json``: fold 9's, or for a run trained on a manifest its validation rows' or
 cross-validation's; ``null`` if the run has none), ``ecgnet.preprocessing`` (sampling rate, lead order,
-units, window / stride / aggregation, the 10 s segments, the resampling, the metadata features, how
-they are encoded and their scaler) and
+units, the graph's input (windows, or segments of ``input_samples_min`` to ``input_samples``), window / stride
+/ aggregation, the 10 s segments, the resampling, the metadata features, how they are encoded and their scaler) and
 ``ecgnet.calls`` (the rule for a positive call and when ecgnet withholds every call) and ``ecgnet.source`` (run,
 SHA-256 of ``model.safetensors``, where the thresholds were chosen, git revision, versions).
 
 **How it is exported.** ``torch.onnx.export(dynamo=True)`` on a batch of the windows of one record
-(the TorchScript exporter has no FFT). The exporter's own graph rewriting is left out: one of its
+(the TorchScript exporter has no FFT); a late-fusion graph on one 10 s segment, its time axis declared dynamic
+(``torch.export.Dim``), and checked so in the graph: the exporter fixes an axis silently when the traced code
+does not follow it. S4D layers are frozen at the length they see (a late-fusion member's window: fixed
+whatever the segment's length). The exporter's own graph rewriting is left out: one of its
 rules (onnxscript's ``x + 0 → x``, matched with ``abs_tol=1e-8``) deletes the ``+ 1e-8`` of the
 spectrogram's ``log(power + 1e-8)``, so a bin of zero power gave −38 instead of −18.4 and probabilities
 moved by up to 1e-2. Functions are inlined and constants folded (onnxscript), and ONNX Runtime's own
@@ -54,8 +59,10 @@ from ecgnet.runs.origin import provenance
 FILENAME = "model.onnx"
 # What ecgnet does around the graph, as ecgnet.preprocessing describes it; ecgnet refuses a RUN/model.onnx whose
 # metadata describes another version (its text would mislead a deployment). 2: resampling pads with the line
-# through a lead's ends (padtype='line'; 1, unnumbered: zeros), calls withheld as ecgnet.calls says.
-PREPROCESSING_VERSION = 2
+# through a lead's ends (padtype='line'; 1, unnumbered: zeros), calls withheld as ecgnet.calls says. 3: a
+# late-fusion graph takes any segment from input_samples_min to input_samples (2: exactly 10 s, so a record under
+# 10 s failed with --engine onnx; its file is refused and exported again).
+PREPROCESSING_VERSION = 3
 OPSET = 20  # ONNX Runtime >= 1.17 runs it (docs/export.md)
 METADATA_FEATURES = ["age", "sex (0 male, 1 female)", "height cm", "weight kg",
                      "age missing", "sex missing", "height missing", "weight missing"]
@@ -67,7 +74,48 @@ def takes_segments(run: Run) -> bool:
 
 
 def graph_input_samples(run: Run) -> int:
+    """The most samples the graph takes: a window, or a whole 10 s segment."""
     return SECONDS * run.rate if takes_segments(run) else run.window
+
+
+def _fewest(model, segment: int) -> int:
+    """The shortest segment a whole-record model scores as torch does with a dynamic time axis: each member
+    windowed (late fusion, nested too) needs its window; a member without windows sees the segment whole, so the
+    graph keeps one length (``segment``); so does a whole-record model of another kind."""
+    members, windows = getattr(model, "members", None), getattr(model, "windows", None)
+    if members is None or windows is None:
+        return segment
+    fewest = 0
+    for name, member in members.items():
+        window = windows[name][0]
+        nested = getattr(member, "whole_record", False)
+        fewest = max(fewest, _fewest(member, segment) if nested else window or segment)
+    return fewest
+
+
+def segment_range(run: Run) -> tuple[int, int]:
+    """(fewest, most) samples of the graph's time axis, inclusive: the window twice for a window graph; for a
+    late-fusion graph the run's window (ecgnet scores no shorter record) or a member's longer one, up to 10 s;
+    a model without windows: 10 s only."""
+    most = graph_input_samples(run)
+    if not takes_segments(run) or not getattr(run.model, "whole_record", False) or not run.window:
+        return most, most
+    return min(max(run.window, _fewest(run.model, most)), most), most
+
+
+def _short_records(run: Run) -> str:
+    """The metadata's ``short_records``: how a record under 10 s meets the graph."""
+    said = "a record shorter than 10 s is one segment of its own length: "
+    if not takes_segments(run):
+        return said + ("with input 'window', the windows over it (the last ending at its end); shorter than one "
+                       "window (crop_seconds): not scored")
+    fewest, most = segment_range(run)
+    if fewest < most:
+        return said + ("with input 'segment', the graph takes it whole (its time axis is dynamic: any length from "
+                       "input_samples_min to input_samples) and windows it inside as over 10 s, the last window "
+                       "ending at its end; shorter than input_samples_min: not scored")
+    return said + ("with input 'segment' this graph takes exactly input_samples (= input_samples_min), so a record "
+                   "shorter than 10 s is scored by ecgnet's torch engine only")
 
 
 def _metadata(run: Run) -> dict[str, str]:
@@ -81,7 +129,8 @@ def _metadata(run: Run) -> dict[str, str]:
                    "pulse or blank tail) is cut before anything else (ecgnet.data.readers); a WFDB record is "
                    "never cut",
         "input": "segment" if takes_segments(run) else "window",
-        "input_samples": graph_input_samples(run),
+        "input_samples": graph_input_samples(run),  # the most: a window, or a 10 s segment
+        "input_samples_min": segment_range(run)[0],  # the fewest (= input_samples but for a late-fusion segment)
         "segment_seconds": SECONDS, "window": data.window, "stride": data.stride,
         "windows_per_segment": len(window_starts(segment, data.window or segment, data.stride)),
         "crop_seconds": data.crop_seconds, "stride_seconds": data.stride_seconds, "aggregate": data.aggregate,
@@ -91,10 +140,7 @@ def _metadata(run: Run) -> dict[str, str]:
         "segments": "a record of n samples is cut into 10 s segments starting every 10 s, the last one ending at "
                     "the record's end (so it may overlap the one before; a 10 s record is one segment); the "
                     "record's probability is the mean of its segments'",
-        "short_records": "a record shorter than 10 s is one segment of its own length: with input 'window', "
-                         "the windows over it (the last ending at its end); shorter than one window "
-                         "(crop_seconds): not scored; with input 'segment' the graph takes exactly "
-                         "input_samples, so a record shorter than 10 s is scored by ecgnet's torch engine only",
+        "short_records": _short_records(run),
         "resampling": "a record at another rate: scipy.signal.resample_poly along time, up / down = the model's "
                       "rate / the record's as a fraction (denominator ≤ 1000), padtype='line', on the float64 "
                       "signal in mV, then cast to float32",
@@ -182,6 +228,8 @@ def onnx_bytes(run: Run) -> bytes:
     example = (0.3 * torch.randn(n, len(LEADS), graph_input_samples(run), generator=g),
                torch.zeros(n, len(METADATA_FEATURES)))
     batch = torch.export.Dim("batch")
+    fewest, most = segment_range(run)
+    signal_axes = {0: batch} if fewest == most else {0: batch, 2: torch.export.Dim("samples", min=fewest, max=most)}
     model = copy.deepcopy(run.model).eval()
     s4d.freeze(model, *example)  # S4D layers: their convolution as a fixed filter (ONNX has no complex exp)
     try:
@@ -189,9 +237,14 @@ def onnx_bytes(run: Run) -> bytes:
             warnings.simplefilter("ignore")
             program = torch.onnx.export(model, example, dynamo=True, optimize=False, opset_version=OPSET,
                                         input_names=["signal", "metadata"], output_names=["logits"],
-                                        dynamic_shapes=({0: batch}, {0: batch}), verbose=False)
+                                        dynamic_shapes=(signal_axes, {0: batch}), verbose=False)
     except Exception as e:  # the exporter's errors are long: the operator it could not translate, if it says
         raise ECGNetError(f"{run.dir}: cannot export {run.config.model.name} to ONNX ({_reason(e)})") from e
+    time_axis = program.model.graph.inputs[0].shape[2]  # an int when fixed, a symbol when dynamic
+    if fewest < most and isinstance(time_axis, int):  # the exporter fixed it: the metadata's range would be false
+        raise ECGNetError(f"{run.dir}: the ONNX exporter fixed the graph's time axis at {time_axis} "
+                          f"samples instead of {fewest}–{most} (something in {run.config.model.name} follows "
+                          "the example's length, not the input's)")
     with _quiet("onnxscript"), contextlib.redirect_stdout(io.StringIO()):
         onnxscript.optimizer.inline(program.model)
         onnxscript.optimizer.fold_constants(program.model)

@@ -1,6 +1,6 @@
-"""Engines: what runs a run's model on windows (or, for models that window inside, on 10 s segments),
-all called alike — ``engine(signal, metadata) → logits`` tensors, with ``whole_record`` and ``modalities``
-as the torch model has them — so the windowing (:mod:`ecgnet.models.windows`) and
+"""Engines: what runs a run's model on windows (or, for models that window inside, on segments: 10 s, or a
+shorter record whole), all called alike — ``engine(signal, metadata) → logits`` tensors, with ``whole_record``
+and ``modalities`` as the torch model has them — so the windowing (:mod:`ecgnet.models.windows`) and
 :class:`~ecgnet.inference.predictor.Predictor` use any of them unchanged.
 
 - ``torch``: the run's own model;
@@ -9,7 +9,9 @@ as the torch model has them — so the windowing (:mod:`ecgnet.models.windows`) 
 - ``onnx-int8``: ONNX Runtime on ``RUN/model.int8.onnx``, which must exist (``ecgnet export RUN --quantize
   int8``: it needs PTB-XL); see :mod:`ecgnet.export.int8` for what it costs.
 
-An ONNX file exported from other weights is an error: it would silently give another model's answers.
+An ONNX file exported from other weights is an error: it would silently give another model's answers; so is one
+whose metadata describes an older preprocessing version (e.g. 2: a late-fusion graph of exactly 10 s, which failed
+on a shorter record): export it again.
 """
 
 from __future__ import annotations
@@ -70,15 +72,29 @@ class OnnxModel:
             raise ECGNetError(f"{self.name}: not an ECGNet export (metadata {e} missing or invalid)") from e
         self.whole_record = self.preprocessing["input"] == "segment"
         self.modalities = ("metadata",) if self.preprocessing.get("uses_metadata") else ()
-        self.samples = int(self.preprocessing["input_samples"])
+        self.samples = int(self.preprocessing["input_samples"])  # the most the graph takes
+        self.fewest = int(self.preprocessing.get("input_samples_min", self.samples))  # late fusion: a shorter record
 
     def __call__(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
-        if signal.shape[-1] != self.samples:
-            raise ECGNetError(f"{self.name}: the ONNX model takes inputs of {self.samples} samples, not "
-                              f"{signal.shape[-1]} (a record shorter than {SECONDS} s? use the torch engine)")
+        if not self.fewest <= signal.shape[-1] <= self.samples:
+            raise ECGNetError(self._refusal(signal.shape[-1]))
         feed = {"signal": np.ascontiguousarray(signal.detach().cpu().numpy(), dtype=np.float32),
                 "metadata": np.ascontiguousarray(metadata.detach().cpu().numpy(), dtype=np.float32)}
         return torch.from_numpy(self.session.run(["logits"], feed)[0])
+
+    def _refusal(self, n: int) -> str:
+        """Why an input of ``n`` samples is refused, in one line."""
+        takes = f"{self.samples}" if self.fewest == self.samples else f"{self.fewest} to {self.samples}"
+        if not self.whole_record:
+            why = "one window each: ecgnet.models.windows cuts a record into them"
+        elif n > self.samples:
+            why = f"segments of at most {SECONDS} s: --long-records windows needs the torch engine"
+        elif self.fewest == self.samples:
+            why = (f"this model's graph takes exactly {SECONDS} s (a model or late-fusion member without windows): a "
+                   f"record shorter than {SECONDS} s needs the torch engine")
+        else:
+            why = f"a record shorter than {self.fewest / self.preprocessing['sampling_rate']:g} s is not scored"
+        return f"{self.name}: the ONNX model takes inputs of {takes} samples, not {n} ({why})"
 
     def eval(self) -> "OnnxModel":
         return self

@@ -33,13 +33,31 @@ def aggregate_windows(model: nn.Module, signal: torch.Tensor, metadata: torch.Te
         raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {aggregate!r}")
     if getattr(model, "whole_record", False):
         return sigmoid(model(signal, metadata))
-    samples = signal.shape[-1]
-    window = window or samples
-    starts = window_starts(samples, window, stride)
-    crops = torch.cat([signal[..., s:s + window] for s in starts])  # (windows × batch, 12, window)
-    probs = sigmoid(model(crops, metadata.repeat(len(starts), 1)))
-    probs = probs.view(len(starts), signal.shape[0], -1)
+    window = window or signal.shape[-1]
+    crops, count = _crops(signal, window, stride)  # (windows × batch, 12, window)
+    probs = sigmoid(model(crops, metadata.repeat(count, 1)))
+    probs = probs.view(count, signal.shape[0], -1)
     return probs.amax(0) if aggregate == "max" else probs.mean(0)
+
+
+def _crops(signal: torch.Tensor, window: int, stride: int) -> tuple[torch.Tensor, int]:
+    """(windows × batch, 12, window) crops at :func:`window_starts` (window-major) and how many windows.
+
+    While a model is exported with a dynamic time axis (``samples`` symbolic), the same crops as one gather
+    whose size follows the record's length: the starts are min(i × stride, samples − window) for
+    i < ceil((samples − window) / stride) + 1, which is :func:`window_starts` (the last window ends at the
+    record's end, and is not repeated when it falls on the stride) for any ``samples`` ≥ ``window``. So a
+    late-fusion graph takes segments of any length from its window to 10 s (the Python list of starts had fixed
+    the exported time axis at the example's length); torch, and an export of a fixed length, keep the slices."""
+    samples = signal.shape[-1]
+    if not torch.compiler.is_exporting() or isinstance(samples, int):
+        starts = window_starts(samples, window, stride)
+        return torch.cat([signal[..., s:s + window] for s in starts]), len(starts)
+    count = (samples - window + stride - 1) // stride + 1
+    starts = torch.clamp(torch.arange(count, device=signal.device) * stride, max=samples - window)
+    index = starts[:, None] + torch.arange(window, device=signal.device)[None]  # (windows, window)
+    crops = signal[:, :, index].permute(2, 0, 1, 3)  # (windows, batch, 12, window)
+    return crops.reshape(-1, signal.shape[1], window), count
 
 
 @torch.no_grad()
