@@ -30,7 +30,10 @@ def load(path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     props = session.get_modelmeta().custom_metadata_map
     meta = {k.removeprefix("ecgnet."): json.loads(v) for k, v in props.items() if k.startswith("ecgnet.")}
-    if meta["preprocessing"].get("version") != VERSION:
+    pre = meta["preprocessing"]
+    if pre.get("version") == 2 and pre.get("input") == "window":  # version 3 changed late-fusion graphs only
+        pre.setdefault("input_samples_min", pre["input_samples"])
+    elif pre.get("version") != VERSION:
         raise SystemExit(f"{path}: preprocessing version {meta['preprocessing'].get('version')}, this script follows "
                          f"{VERSION}: export the model again")
     return session, meta

@@ -124,7 +124,12 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
         raise ECGNetError(f"{path}: exported from other weights than {run.dir / 'model.safetensors'}; "
                           f"run `{again}` again")
     version = model.preprocessing.get("version", 1)
-    if version != onnx_export.PREPROCESSING_VERSION:  # ecgnet would compute now what the file does not say
+    if version == 2 and model.whole_record:  # its late-fusion graph takes exactly 10 s
+        raise ECGNetError(f"{path}: exported by an older ecgnet (preprocessing version 2), whose late-fusion graph "
+                          f"takes exactly 10 s and fails on a shorter record: run `{again}` again")
+    # version 3 changed late-fusion graphs only (any segment from the window to 10 s): a window model's version-2
+    # file is the same graph and preprocessing (an int8 file, which needs PTB-XL to be made again, stays usable)
+    if version not in (2, onnx_export.PREPROCESSING_VERSION):  # ecgnet would compute now what the file does not say
         raise ECGNetError(f"{path}: its metadata describes ecgnet's preprocessing version {version}, not the present "
                           f"{onnx_export.PREPROCESSING_VERSION} (a deployment following it would differ): run "
                           f"`{again}` again")
