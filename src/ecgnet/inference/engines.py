@@ -93,7 +93,8 @@ class OnnxModel:
             why = (f"this model's graph takes exactly {SECONDS} s (a model or late-fusion member without windows): a "
                    f"record shorter than {SECONDS} s needs the torch engine")
         else:
-            why = f"a record shorter than {self.fewest / self.preprocessing['sampling_rate']:g} s is not scored"
+            seconds = self.fewest / self.preprocessing["sampling_rate"]
+            why = f"a record shorter than {seconds:g} s (a member's window) needs the torch engine"
         return f"{self.name}: the ONNX model takes inputs of {takes} samples, not {n} ({why})"
 
     def eval(self) -> "OnnxModel":
