@@ -202,8 +202,9 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
                       out: Optional[Path] = typer.Option(None, help="Output folder (default: "
                                                          "outputs/<run>/external/<dataset>)."),
                       n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the intervals."),
-                      skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave unreadable records out and exit "
-                                                    "0 (without it an unreadable record makes the exit status 1)."),
+                      skip_bad: bool = typer.Option(False, "--skip-bad", help="Exit 0 although some records could "
+                                                    "not be read (listed and left unscored either way; without it "
+                                                    "the exit status is 1)."),
                       long_records: str = LongRecordsOpt,
                       max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt,
                       max_values: int = MaxValuesOpt, progress: bool = ProgressOpt):
@@ -227,7 +228,8 @@ def evaluate_external(dataset: Path = typer.Argument(..., help="A Challenge-styl
     for c, e in result["per_class"].items():
         console.print(f"  {c:<5} {format_auc(e):<24} n positive {e['n_positive']}", highlight=False)
     console.print(f"Report: [bold]{escape(result['report'])}[/]")
-    exit_if_unreadable(result["unreadable"], result["n_records"], dataset, skip_bad, "were scored")
+    read = result["n_records"] - len(result["unlabeled"])  # a record without a superclass is not read
+    exit_if_unreadable(result["unreadable"], read, dataset, skip_bad, "were scored")
 
 
 @app.command()
