@@ -167,3 +167,19 @@ def test_cli_names_a_missing_unlabelled_manifest(tmp_path, monkeypatch, untraine
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert result.stderr.strip().startswith("error: nowhere.csv: no such manifest (--unlabelled)"), result.stderr
     assert not (tmp_path / "runs").exists()  # nothing half-written
+
+
+def test_unlabelled_records_under_10_s_are_left_out_and_said(tmp_path):
+    """A record under 10 s fills its cache row by repeating itself: the teacher's targets and the student's crops
+    were drawn across that join (a review of whole-record training); they are left out, in one warning."""
+    from ecgnet.data.ptbxl import MetadataScaler
+    from ecgnet.distill import unlabelled
+
+    path = _manifest(tmp_path)
+    write_wfdb(tmp_path / "ecgs", "short", fs=500, samples=3000, seed=9)  # 6 s
+    path.write_text(path.read_text() + "ecgs/short.hea,,\n")
+    scaler = MetadataScaler(np.zeros(4), np.ones(4))
+    with pytest.warns(UserWarning, match=r"1 of 5 unlabelled records are under 10 s \(e.g. ecgs/short.hea\) and are "
+                                         r"left out"):
+        split, _ = unlabelled.read(path, 100, 5, scaler, tmp_path / "cache", progress=False)
+    assert list(split.ecg_ids) == [f"ecgs/u{i}.hea" for i in range(N)] and split.signal.shape[0] == N
