@@ -1,5 +1,5 @@
-"""``ecgnet data download|verify|info`` (the PTB-XL folder) and ``ecgnet manifest`` (a labelled collection as a
-manifest CSV)."""
+"""``ecgnet data download|verify|info`` (the PTB-XL folder), ``ecgnet data cache`` (the signal caches) and
+``ecgnet manifest`` (a labelled collection as a manifest CSV)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,36 @@ def data_verify(folder: Optional[Path] = typer.Argument(None, help="A PTB-XL fol
         raise typer.Exit(1)
 
 
+@data_app.command("cache")
+@friendly
+def data_cache(remove: Optional[list[str]] = typer.Option(None, "--remove", metavar="KEY", help="Remove this cache "
+                                                          "(its name as listed, or a unique start of it; repeatable)."),
+               clear: bool = typer.Option(False, "--clear", help="Remove every signal cache.")):
+    """List the signal caches — copies of the records' signals (and, for a manifest, their paths, age and sex) that
+    training and evaluation keep in $ECGNET_CACHE — or remove them. A removed cache is rebuilt when next needed."""
+    from ecgnet.data.cache_files import human, list_caches, remove_caches, select
+    from ecgnet.data.signals import cache_dir
+
+    entries = list_caches()
+    where = cache_dir()
+    if clear or remove:
+        chosen = entries if clear else select(entries, remove)
+        freed = remove_caches(chosen)
+        console.print(f"removed {len(chosen)} cache(s) from {escape(str(where))}, {human(freed)} freed", highlight=False)
+        return
+    if not entries:
+        console.print(f"no signal cache in {escape(str(where))} (ECGNET_CACHE sets the folder)", highlight=False)
+        return
+    console.print(f"{len(entries)} signal cache(s) in {escape(str(where))} (ECGNET_CACHE sets the folder), "
+                  f"{human(sum(e.size for e in entries))}:", highlight=False)
+    width = max(len(e.key) for e in entries)
+    for e in entries:
+        records = "?" if e.records is None else str(e.records)
+        console.print(f"  {e.key:<{width}}  {records:>6} records  {human(e.size):>9}  {e.modified:%Y-%m-%d %H:%M}  "
+                      f"{escape(e.built_from)}", highlight=False, soft_wrap=True)
+    console.print("remove one with `ecgnet data cache --remove KEY`, all with --clear", highlight=False)
+
+
 @data_app.command("info")
 @friendly
 def data_info(data: Optional[Path] = DataOpt):
@@ -89,7 +119,9 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
                                         "(a labels column of each record's codes, for --label-map to turn into "
                                         "your own classes; default superclasses)."),
              label_map: Optional[Path] = typer.Option(None, "--label-map", help="Check the written manifest with "
-                                                  "this label map (YAML or CSV).")):
+                                                  "this label map (YAML or CSV)."),
+             force: bool = typer.Option(False, "--force", help="Replace a file at --out that differs from the "
+                                        "manifest written now (without it, an edited manifest is kept).")):
     """Write a manifest (one CSV row per labelled record) from a Challenge-style folder or PTB-XL.
 
     Edit it, or write your own: see docs/own_data.md in the repository. Train on it with
@@ -97,7 +129,7 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
     """
     from ecgnet.data.collections.make import make_manifest
 
-    result, collection = make_manifest(source, out, task, sampling_rate, labels, label_map)
+    result, collection = make_manifest(source, out, task, sampling_rate, labels, label_map, force)
     if "codes" in result and label_map is None:  # SNOMED CT codes: what a label map would map
         _print_codes(result, out)
     else:

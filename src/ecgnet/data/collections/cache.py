@@ -209,6 +209,12 @@ def build(paths: list[Path], labels: list[str], sampling_rate: int, array_path: 
                                 **{name: _by_row(found[name]) for name in ("bad", "untrusted", "warnings")},
                                 "segments": rows, "lengths": _by_row(found["lengths"]),
                                 "demographics": _by_row(found["demographics"])})
+    if progress:  # a copy of the records' signals, paths, age and sex: said once, where it is and how to remove it
+        from rich.console import Console
+
+        Console(stderr=True).print(f"cached {len(paths)} records' signals in {array_path.parent} (`ecgnet data cache` "
+                                   "lists and removes them; ECGNET_CACHE sets the folder)", highlight=False,
+                                   markup=False, soft_wrap=True)
 
 
 def _merge(found: dict[str, dict], part: tuple[dict, ...]) -> None:

@@ -12,7 +12,7 @@
 
 Record paths are written relative to the manifest's folder, so the pair can be moved together.
 :func:`make_manifest` is ``ecgnet manifest``: either kind of source, the written file checked by
-:func:`~ecgnet.data.collections.manifest.read_manifest` (and removed when it fails).
+:func:`~ecgnet.data.collections.manifest.read_manifest`; an edited manifest is never overwritten without ``force``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ecgnet.data import ptbxl
 from ecgnet.data.record_files import find_records
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.dataset import sample_rows
-from ecgnet.data.collections.manifest import PLAUSIBLE, read_manifest
+from ecgnet.data.collections.manifest import PLAUSIBLE, read_label_map, read_manifest
 from ecgnet.data.collections.manifest_checks import plural
 from ecgnet.data.external import SUPERCLASSES, external_labels, load_mapping
 from ecgnet.data.records import header_demographics
@@ -156,24 +156,43 @@ def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superd
 
 
 def make_manifest(source: str | Path, out: str | Path, task: str | None = None, sampling_rate: int | None = None,
-                  labels: str | None = None, label_map: str | Path | None = None) -> tuple[dict, Collection]:
+                  labels: str | None = None, label_map: str | Path | None = None,
+                  force: bool = False) -> tuple[dict, Collection]:
     """(what was written, the manifest read back) from a PTB-XL folder (``task``, ``sampling_rate``) or a
-    Challenge-style one (``labels``); an option of the other kind of source is refused, not ignored. The
-    written manifest is read back (with ``label_map`` when given); one that fails its own check is removed —
-    nothing half-written is left behind."""
+    Challenge-style one (``labels``); an option of the other kind of source is refused, not ignored.
+
+    A file already at ``out`` that differs from what is written now (a manifest the user edited, as the command's
+    help invites) is kept as it was and the command refused, unless ``force``; the same manifest written again is
+    fine. The manifest is written beside ``out`` and checked before it takes its place (nothing half-written);
+    one that does not fit ``label_map`` is kept — the map is what to fix, and its errors name the manifest's lines."""
     source, out = Path(source), Path(out)
+    if label_map is not None:
+        read_label_map(label_map)  # a map missing or malformed: said before anything is written
     if (source / "ptbxl_database.csv").is_file():
         if labels is not None:
             raise ECGNetError("--labels applies to a Challenge folder; PTB-XL's labels are those of --task")
-        result = ptbxl_manifest(source, out, task or "superdiagnostic", sampling_rate or 100)
+        write = lambda path: ptbxl_manifest(source, path, task or "superdiagnostic", sampling_rate or 100)  # noqa: E731
     else:
         given = [o for o, v in (("--task", task), ("--sampling-rate", sampling_rate)) if v is not None]
         if given:
             raise ECGNetError(f"{' and '.join(given)} apply to a PTB-XL folder; {source} is read as a Challenge "
                               "folder (its records at their own rate; training resamples them)")
-        result = challenge_manifest(source, out, labels or "superclasses")
+        write = lambda path: challenge_manifest(source, path, labels or "superclasses")  # noqa: E731
+    new = out.with_name(f".{out.name}.{os.getpid()}.new")  # beside it: the record paths are relative to its folder
+    try:
+        result = {**write(new), "manifest": str(out)}
+        if out.is_file() and not force and out.read_bytes() != new.read_bytes():
+            raise ECGNetError(f"{out}: exists and differs from the manifest written now (edited?); it is kept as it "
+                              "was — pass --force to replace it, or name another --out")
+        read_manifest(new)  # its own check, before it takes the place of anything
+        os.replace(new, out)
+    finally:
+        new.unlink(missing_ok=True)
+    collection = read_manifest(out)
+    if label_map is None:
+        return result, collection
     try:
         return result, read_manifest(out, label_map)
-    except ECGNetError:
-        out.unlink(missing_ok=True)
-        raise
+    except ECGNetError as e:
+        raise ECGNetError(f"wrote {out} ({plural(result['records'], 'record')}); it does not fit the label map "
+                          f"{label_map}, which is what to fix:\n{e}") from None
