@@ -3,6 +3,8 @@ others, records longer than 10 s covered whole, and metadata taken from the head
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,6 +127,10 @@ def test_one_record_with_out_prints_its_diagnoses_and_where_the_row_went(untrain
                                       "--no-progress"])
     assert result.exit_code == 0, result.output
     assert out.is_file() and result.stdout.rstrip().endswith(f"→ {out}")  # the CSV was never mentioned
+    as_json = tmp_path / "one.json"  # --out p.json got CSV (a wheel-user audit): a .json name gets --json's JSON
+    result = CliRunner().invoke(app, ["predict", str(path), "--checkpoint", str(untrained_run), "--out", str(as_json),
+                                      "--no-progress", "--json"])
+    assert result.exit_code == 0 and json.loads(as_json.read_text()) == json.loads(result.stdout)
 
 
 def test_the_library_refuses_what_would_give_a_wrong_diagnosis_silently(untrained_run, write_record):

@@ -34,7 +34,8 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
                                               "default: the header's #Sex)."),
             height: Optional[float] = typer.Option(None, help="cm"),
             weight: Optional[float] = typer.Option(None, help="kg"),
-            out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here."),
+            out: Optional[Path] = typer.Option(None, "--out", help="Write one CSV row per record here (a name "
+                                               "ending in .json: the JSON that --json prints)."),
             long_records: str = LongRecordsOpt,
             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
             engine: str = typer.Option("torch", help="torch; onnx: ONNX Runtime on RUN/model.onnx "
@@ -71,7 +72,12 @@ def predict(records: list[Path] = typer.Argument(..., help="ECG files (WFDB .hea
                            on_error=lambda _, msg: err.print(f"[bold red]error:[/] {escape(msg)}",
                                                              highlight=False, soft_wrap=True), **metadata)
     failed = sum("error" in r for r in results)
-    if out:
+    if out and out.suffix.lower() == ".json":  # as its name says (a CSV in p.json was read as broken JSON)
+        from ecgnet.fileio import atomic_path
+
+        with atomic_path(out) as tmp:
+            Path(tmp).write_text(strictjson.dumps(results, indent=2) + "\n")
+    elif out:
         write_results_csv(out, results, predictor.classes)
     if as_json:
         print(strictjson.dumps(results, indent=2))  # no NaN/Infinity: strict JSON
