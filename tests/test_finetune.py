@@ -145,6 +145,25 @@ def test_finetuning_the_distilled_default_does_not_distill():
     distilled = load_source("distill_long_time")
     assert distilled.config.training.distill_teacher
     assert finetune_config(distilled, None, [], "head").training.distill_teacher is None
+    # it was timed on 1 thread: a site's fine-tune runs on the machine's threads (a wheel-user audit), unless set
+    assert distilled.config.training.threads == 1 and finetune_config(distilled, None, [], "head").training.threads is None
+    assert finetune_config(distilled, None, ["training.threads=3"], "head").training.threads == 3
+
+
+def test_an_ensemble_is_refused_naming_its_members_and_which_are_bundled():
+    """`--from ensemble_greedy` said 'start from one of its members' without naming them, though only some ship in
+    the wheel (a user audit): each member is named, the bundled ones (the same weights) as --from takes them."""
+    with pytest.raises(ECGNetError) as e:
+        load_source("ensemble_greedy")
+    said = str(e.value)
+    assert said.startswith("ensemble_greedy: an ensemble cannot be fine-tuned; start from one of its 8 members — "
+                           "bundled, give its name to --from: long_time, intermediate_concat_weighted_bce; not "
+                           "bundled, give the run directory it was made from if you have it: ")
+    for member in ("early", "s4d_time", "multitask_time", "intermediate_concat", "intermediate_attention",
+                   "intermediate_concat_oversample"):
+        assert f"{member} (runs/{member})" in said
+    for bundled in ("long_time", "intermediate_concat_weighted_bce"):
+        assert f"{bundled} (runs/" not in said
 
 
 def write_learnable(folder: Path, n: int = 36, fs: int = 100, gain: float = 1000.0) -> Path:
@@ -251,6 +270,29 @@ def test_cv_compares_with_zero_shot_on_the_runs_own_classes(tmp_path, monkeypatc
     for folder in (cv, cv.parent):
         assert sorted(p.name for p in (folder / "figures").glob("*.png")) == ["auc.png", "folds.png", "roc.png"]
         assert "![ROC curves" in (folder / "report.md").read_text()
+    # every record trained the final model: the site's profile is fitted on the out-of-fold predictions instead
+    # (calibrate --from-cv), as the module's own fit gives it on cv/predictions.csv's arrays, and predict applies it
+    from ecgnet.evaluation.recalibration import apply_calibrator, fit_calibrator
+
+    run = cv.parent
+    calibrated = CliRunner().invoke(app, ["calibrate", str(run), "--site", "here", "--from-cv", "--folds", "3",
+                                          "--n-boot", "20", "--no-progress"])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "optimistic" not in calibrated.output and "out-of-fold predictions of 2 fold models" in calibrated.output
+    profile = json.loads((run / "profiles" / "here.json").read_text())
+    assert profile["fitted_on"]["probabilities"] == "out-of-fold" and profile["fitted_on"]["records"] == 24
+    assert list(profile["classes"]) == ["NORM", "MI"]
+    for c in ["NORM", "MI"]:  # MI with its unknown labels left out
+        direct = fit_calibrator(oof[f"y_{c}"], oof[f"p_{c}"], "temperature")
+        assert profile["calibrators"][c]["kind"] == direct["kind"], c
+        assert profile["calibrators"][c].get("temperature") == pytest.approx(direct.get("temperature"), rel=1e-6), c
+    sited = Predictor(run, site="here").predict_record(read_ecg_any(tmp_path / oof["record"][0], 100, resample=True))
+    plain = Predictor(run).predict_record(read_ecg_any(tmp_path / oof["record"][0], 100, resample=True))
+    raw = {d["class"]: d["probability"] for d in plain["diagnoses"]}
+    for d in sited["diagnoses"]:
+        assert d["probability"] == pytest.approx(float(apply_calibrator(raw[d["class"]],
+                                                                        profile["calibrators"][d["class"]])), abs=1e-6)
+        assert d["positive"] == (d["probability"] >= profile["thresholds"][d["class"]])
 
 
 @pytest.mark.slow
@@ -274,6 +316,8 @@ def test_cv_resume_reuses_finished_folds_and_retrains_the_missing_one(tmp_path, 
     again = CliRunner().invoke(app, args + ["--resume"])
     assert again.exit_code == 0, again.output
     assert {f: (cv / f / "model.safetensors").stat().st_mtime_ns for f in stamp} == stamp  # not retrained
+    reused = [line for line in again.output.splitlines() if "reused" in line]  # and each says so (a user audit)
+    assert reused == [f"cross-validation {k}/3 (fold {k}): finished before, reused" for k in (1, 3)], again.output
     assert (cv / "fold_2" / "run.json").is_file() and (tmp_path / "runs" / "cv" / "run.json").is_file()
     after = pd.read_csv(cv / "predictions.csv")
     kept = before["fold"] != 2

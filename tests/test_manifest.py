@@ -193,7 +193,7 @@ def test_manifest_command_with_a_label_map_missing_codes_suggests_the_wildcard_n
     out = tmp_path / "m.csv"
     result = CliRunner().invoke(app, ["manifest", str(tmp_path / "recs"), "-o", str(out), "--labels", "snomed",
                                       "--label-map", str(tmp_path / "af.yaml")])
-    assert result.exit_code != 0 and not out.exists()
+    assert result.exit_code != 0 and out.exists()  # the manifest is whole: the map is what to fix
     text = " ".join(result.output.split())
     assert "--skip-bad" not in text and "unknown code '426783006'" in text, text
     assert "3 of them are codes the label map does not list" in text and '"*": null' in text, text
@@ -613,6 +613,25 @@ def test_a_duplicate_of_a_bad_row_is_named_at_once_and_kept_with_skip_bad(folder
     assert list(kept.records) == ["recs/r1.hea", "recs/r0.hea"] and [s[0] for s in kept.skipped] == ["line 2 (recs/r0.hea)"]
 
 
+def test_a_duplicate_of_a_bad_row_that_is_bad_too_is_named_at_once(folder):
+    """Lines 2-3 'JS00001.hea' and 'JS00001', each with a bad age and sex, listed only those: the duplicate came
+    after they were fixed (a user audit). Named once on each later row; with --skip-bad the good copy stays."""
+    write_wfdb(folder, "JS00001", fs=500, seed=0)
+    text = ("record,age,sex,A\nJS00001.hea,sixty,X,1\nJS00001,old,Y,0\nrecs/r0.hea,50,male,1\n"
+            "JS00001.hea,60,male,1\nJS00001,sixty,male,1\n")
+    with pytest.raises(ECGNetError) as e:
+        read_manifest(manifest(folder, text))
+    duplicates = [line.split(" (record ")[0].rsplit(" ", 1)[1] + line.split("column record:")[1]
+                  for line in str(e.value).splitlines() if "column record: duplicate" in line]
+    assert duplicates == ["3 duplicate record (also on line 2)",
+                          "5 duplicate record (also on line 2, which has other problems)",
+                          "6 duplicate record (also on line 2)"]  # each once
+    kept = read_manifest(manifest(folder, text), skip_bad=True)  # the good copy stays
+    assert list(kept.records) == ["recs/r0.hea", "JS00001.hea"]
+    assert [s[0] for s in kept.skipped] == ["line 2 (JS00001.hea)", "line 3 (JS00001)", "line 6 (JS00001)"]
+    assert kept.skipped[2][1] == "column record: duplicate record (also on line 5); column age: 'sixty' is not a number"
+
+
 def test_a_column_without_a_name_is_an_index_or_refused(folder):
     """'Unnamed: 2' (pandas) or an empty name (a spreadsheet) holding 1/0 is a class column that lost its name:
     it was dropped in silence (found in review); an index (values that never repeat) is still ignored."""
@@ -683,6 +702,34 @@ def test_a_label_map_that_gives_a_code_twice_is_refused(tmp_path):
     assert read_label_map(as_csv) == {"MI+HYP": ["MI", "HYP"]}
 
 
+def test_manifest_keeps_an_edited_file_and_a_manifest_the_map_does_not_fit(tmp_path):
+    """`ecgnet manifest -o m.csv` replaced a manifest the user had edited without a word, and removed it when the
+    --label-map check failed (the error then named lines of a file that was gone; a wheel-user audit)."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    from test_records import write_challenge
+
+    for i in range(2):
+        write_challenge(tmp_path / "db", name=f"A{i}", seed=i, comments=("Dx: 426783006",))
+    out = tmp_path / "m.csv"
+    args = ["manifest", str(tmp_path / "db"), "-o", str(out), "--labels", "snomed"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    written = out.read_bytes()
+    assert CliRunner().invoke(app, args).exit_code == 0 and out.read_bytes() == written  # the same again: fine
+    out.write_bytes(written + b"# my edits\n")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "exists and differs from the manifest written now" in result.stderr
+    assert out.read_bytes() == written + b"# my edits\n"  # kept as it was
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing left beside it
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0 and out.read_bytes() == written
+    (tmp_path / "map.yaml").write_text("'164889003': AF\n")  # does not list the records' code
+    result = CliRunner().invoke(app, [*args, "--label-map", str(tmp_path / "map.yaml")])
+    assert result.exit_code == 2 and f"wrote {out} (2 records); it does not fit the label map" in \
+        " ".join(result.stderr.split())
+    assert out.read_bytes() == written  # kept: the map is what to fix
+
+
 def test_manifest_of_records_without_dx_lines_says_to_write_one(tmp_path):
     """A site's own WFDB records (no '#Dx:' lines) got 'none of 108 records has a superclass label', without
     saying why or what to do (found in a site audit)."""
@@ -746,6 +793,25 @@ def test_a_run_s_label_map_is_recorded_and_named_when_a_manifest_fails_without_i
     with pytest.raises(ECGNetError, match=r"^this run was trained with --label-map .*map.yaml: give it here too"):
         read_for_run(run, path, None, False)  # said first, before the rows' problems that follow from it (an audit)
     assert read_for_run(run, path, folder / "map.yaml", False).classes == ["MI", "NORM"]
+
+
+def test_a_run_s_label_map_is_named_when_the_manifest_s_codes_read_as_classes_none_of_the_run_s(folder):
+    """Site codes such as N01 read fine as classes without the run's map: evaluate then said 'no class in common
+    … map site codes with --label-map' and not which map the run was trained with (a user audit)."""
+    from types import SimpleNamespace
+
+    from ecgnet.evaluation.labelled import predict_collection
+
+    (folder / "map.yaml").write_text("N01: NORM\nM01: MI\n")
+    path = manifest(folder, "record,labels\nrecs/r0.hea,N01\nrecs/r1.hea,M01\n")
+    trained = read_manifest(path, label_map=folder / "map.yaml")
+    run = SimpleNamespace(classes=["MI", "NORM"], info={"collection": trained.info})
+    used = re.escape(str((folder / "map.yaml").resolve()))
+    with pytest.raises(ECGNetError, match=rf"^this run was trained with --label-map {used}: give it here too "
+                                          rf"\(--label-map {used}\) — .*M01, N01: no class in common"):
+        predict_collection(run, read_manifest(path), progress=False)
+    with pytest.raises(ECGNetError, match=r"^the run predicts MI, NORM; .*no class in common"):  # no map: as before
+        predict_collection(SimpleNamespace(classes=["MI", "NORM"], info={}), read_manifest(path), progress=False)
 
 
 def test_a_class_that_joins_the_runs_classes_is_refused_not_trained(folder, tmp_path):
@@ -826,13 +892,17 @@ def test_a_csv_label_map_as_excel_saves_it(folder):
                             "an empty class, as in '*,', ignores the code)")
     # a third column (a comment) keeps the field count of a code split at its unquoted ',' (Left of 2026-12-07)
     path.write_text("code,class,comment\nst,MI,\nST elevation, anterior,MI\nnormal,NORM,sinus\n")
-    with pytest.raises(ECGNetError, match=r"map.csv line 3: code 'ST elevation' mapped to 'anterior', a class no "
-                                          r"other line names, and a later column holds the class 'MI': is the code "
-                                          r"'ST elevation, anterior' written without quotes\?"):
+    with pytest.raises(ECGNetError, match=r"map.csv line 3: the class 'anterior' follows ', ' as words of a sentence "
+                                          r"do \(code 'ST elevation'\): is the code 'ST elevation, anterior' written "
+                                          r"without quotes\?"):
         read_label_map(path)
     path.write_text('code,class,comment\nst,MI,\n"ST elevation, anterior",MI,\nnormal,NORM,sinus\nlvh,HYP,rare\n')
     assert read_label_map(path) == {"st": ["MI"], "ST elevation, anterior": ["MI"], "normal": ["NORM"],
-                                    "lvh": ["HYP"]}  # one line naming HYP with a comment that is no class: fine
+                                    "lvh": ["HYP"]}
+    path.write_text("code,class,parent\nmi,MI,\nami,AMI,MI\nimi,IMI,MI\n")  # a hierarchy: classes once each (review)
+    assert read_label_map(path) == {"mi": ["MI"], "ami": ["AMI"], "imi": ["IMI"]}
+    path.write_text("code, class, comment\nst, MI, elevation\nnormal, NORM, \n")  # spaced throughout: its style
+    assert read_label_map(path) == {"st": ["MI"], "normal": ["NORM"]}
     path.write_text("codes;klasse\na;B\n")
     with pytest.raises(ECGNetError, match=r"line 1: a CSV label map needs the columns code,class \(got 'codes;klasse'"
                                           r"\): it is separated with ';'"):
@@ -862,6 +932,25 @@ def test_a_missing_record_names_a_file_that_differs_in_case_or_a_missing_folder(
         f"{folder / 'm.csv'} line 6 (record 'gone/sub/x.xml'), column record: folder {folder / 'gone'} does not "
         "exist; record paths are relative to the manifest's folder",
         f"{folder / 'm.csv'} line 7 (record 'site/other.xml'), column record: no such file in {site}"]
+
+
+def test_a_record_that_is_a_folder_is_said_to_be_one(folder):
+    """Record 'ecgs/' said 'no such file in . (a file differs only in case: ecgs)': the folder named as its own case
+    twin (a user audit). A folder is said to be one, with the ECG files it holds and how to name them."""
+    (folder / "ecgs" / "sub").mkdir(parents=True)
+    (folder / "ecgs" / "sub" / "JS00001.hea").write_text("")
+    (folder / "ecgs" / "a.xml").write_text("<x/>")
+    (folder / "ecgs" / "notes.txt").write_text("")
+    (folder / "empty").mkdir()
+    with pytest.raises(ECGNetError) as e:
+        read_manifest(manifest(folder, "record,A\necgs/,1\nempty,0\nrecs/r0.hea,1\n"))
+    lines = str(e.value).splitlines()[1:]
+    assert lines == [
+        f"{folder / 'm.csv'} line 2 (record 'ecgs/'), column record: {folder / 'ecgs'} is a folder, not an ECG file; "
+        "it holds 2 ECG file(s): each record is one row naming a file (e.g. 'ecgs/a.xml')",
+        f"{folder / 'm.csv'} line 3 (record 'empty'), column record: {folder / 'empty'} is a folder, not an ECG file "
+        "(it holds no ECG file)"]
+    assert "differs only in case" not in str(e.value)
 
 
 def test_an_unknown_sex_is_empty_not_an_error(folder):

@@ -479,3 +479,30 @@ def test_a_resumed_whole_record_run_draws_the_same_length_batches(tmp_path, monk
     resumed, *_ = fit_once(collection, split, config, tmp_path / "cut", progress=False, n_boot=5, resume=True)
     assert len(pd.read_csv(resumed / "logs" / "metrics.csv").dropna(subset=["train_loss"])) == 2
     assert all(torch.equal(a, b) for a, b in zip(weights(whole), weights(resumed)))
+
+
+def test_a_resumed_cross_validation_says_which_folds_it_reused(tmp_path, monkeypatch):
+    """`train … --folds 3 --resume` printed 'cross-validation 2/3 (fold 2)' and no word of the folds taken from the
+    earlier attempt (a user audit): each reused fold, and the final model, says so in one line."""
+    import shutil
+
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.training.collection import train_collection
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    collection = read_manifest(_mixed_lengths(tmp_path, 18))
+    config = _whole_record("cv", epochs=1)
+
+    def train(resume: bool) -> list[str]:
+        said: list[str] = []
+        train_collection(collection, config, tmp_path / "runs", folds=2, cache_dir=tmp_path / "cache", workers=1,
+                         progress=False, n_boot=5, resume=resume, log=said.append)
+        return [line for line in said if "reused" in line]
+
+    assert train(False) == []
+    shutil.rmtree(tmp_path / "runs" / "cv" / "cv" / "fold_2")  # cut off in fold 2: the final model not trained
+    (tmp_path / "runs" / "cv" / "run.json").unlink()
+    assert train(True) == ["cross-validation 1/2 (fold 1): finished before, reused"]
+    assert train(True) == ["cross-validation 1/2 (fold 1): finished before, reused",
+                           "cross-validation 2/2 (fold 2): finished before, reused",
+                           "final model: finished before, reused"]

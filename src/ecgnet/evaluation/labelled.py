@@ -89,7 +89,14 @@ def predict_collection(predictor: Predictor, collection: Collection, progress: b
     """(one row per record, the class match) — see the module docstring for the columns. ``limits``: what
     a record may declare (:mod:`ecgnet.data.limits`); a record over them gets the error in its row."""
     collection.refuse_misnamed(list(predictor.classes), "they would not be scored")
-    match = match_classes(list(predictor.classes), list(collection.classes))
+    try:
+        match = match_classes(list(predictor.classes), list(collection.classes))
+    except ECGNetError as e:
+        used = run_label_map(predictor)
+        if used and not collection.info.get("label_map"):  # its site codes read as classes: none is the run's
+            raise ECGNetError(f"this run was trained with --label-map {used}: give it here too (--label-map "
+                              f"{used}) — read without it, {e}") from None
+        raise
     typos = [f"class '{c}' of the manifest is not the run's and is ignored: did you mean the run's '{r}' (not "
              "scored: not labelled in the manifest)? Rename the column or map it with --label-map"
              for c, r in collection.near_misses(list(predictor.classes))]
@@ -188,8 +195,14 @@ def read_for_run(predictor, manifest, label_map, skip_bad) -> Collection:
     try:
         return read_manifest(manifest, label_map, skip_bad=skip_bad)
     except ECGNetError as e:
-        used = ((predictor.info.get("collection") or {}).get("label_map") or {}).get("path")
+        used = run_label_map(predictor)
         if label_map is None and used:
             raise ECGNetError(f"this run was trained with --label-map {used}: give it here too — read without it, "
                               f"{e}") from None  # first: the rows' problems below follow from it
         raise
+
+
+def run_label_map(predictor) -> str | None:
+    """The label map ``predictor``'s run was trained with (run.json → ``collection.label_map.path``), if any."""
+    info = getattr(predictor, "info", None) or {}
+    return ((info.get("collection") or {}).get("label_map") or {}).get("path")

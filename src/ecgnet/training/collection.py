@@ -128,11 +128,11 @@ def cv_splits(collection: Collection, fold_of: np.ndarray, names: dict, inner: f
 
 def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir: Path, source=None,
              mode: str | None = None, progress: bool = True, n_boot: int = 1000, extra: dict | None = None,
-             resume: bool = False):
+             resume: bool = False, reused: Callable[[], None] | None = None):
     """One training through fit.train; returns (run directory, model, the data object, run.json), or None
     in a process of a distributed run other than rank 0 (every process trains; rank 0 does the rest).
     ``resume``: a run that finished is reused as it is, one that was cut off continues from its last
-    checkpoint (both only with the config they started with)."""
+    checkpoint (both only with the config they started with); ``reused()`` is called for a finished run reused."""
     from ecgnet.runs import load_run
     from ecgnet.training.fit import train
 
@@ -144,6 +144,8 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
         check_same_split(run_dir, digest)
         if finished(run_dir, config):
             fitted, _, run_info = load_run(run_dir)
+            if reused is not None:
+                reused()
             return run_dir, fitted, data, run_info
     from ecgnet.training.finetune import check_alpha
 
@@ -358,7 +360,8 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     log(f"final model: {how}")
     warn_blind_validation(collection.y[assignment["val"]], log)
     fitted = fit_once(collection, assignment, config, Path(runs_dir), source, mode, progress, n_boot,
-                      {"split": how, **({"cv": cv["protocol"]} if cv else {})}, resume)
+                      {"split": how, **({"cv": cv["protocol"]} if cv else {})}, resume,
+                      reused=lambda: log("final model: finished before, reused"))
     if fitted is None:
         return None  # not rank 0 of a distributed run: rank 0 writes and reports
     _, model, data, info = fitted
@@ -441,7 +444,8 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
     per_fold = {}
     splits = list(cv_splits(collection, fold_of, names, inner, config.seed, train_records))
     for i, (f, name, train_rows, val_rows, test) in enumerate(splits):
-        log(f"cross-validation {i + 1}/{len(names)} ({name}): {len(train_rows)} training, "
+        which = f"cross-validation {i + 1}/{len(names)} ({name})"
+        log(f"{which}: {len(train_rows)} training, "
             f"{len(val_rows)} inner validation, {len(test)} held out")
         unlearnable = [c for k, c in enumerate(classes) if not np.nansum(y[train_rows, k]) > 0]
         if unlearnable:  # leave-one-source-out: a source may hold every positive of a class
@@ -450,7 +454,8 @@ def cross_validate(collection: Collection, config: Config, run_dir: Path, source
         warn_blind_validation(y[val_rows], log)
         fold_config = config.model_copy(update={"name": f"fold_{f}"})
         fitted = fit_once(collection, {"train": train_rows, "val": val_rows}, fold_config, run_dir / "cv", source,
-                          mode, progress, n_boot, {"held_out": name}, resume)
+                          mode, progress, n_boot, {"held_out": name}, resume,
+                          reused=lambda: log(f"{which}: finished before, reused"))
         if fitted is None:
             continue  # not rank 0
         _, model, data, info = fitted

@@ -43,7 +43,8 @@ SMALL_DATA = {"training.epochs": 30, "training.batch_size": 32, "training.lr": 3
               "training.ema_decay": None, "training.swa_start_epoch": None, "training.precision": "32-true",
               "training.sampler": "shuffle", "training.auxiliary_task": None, "training.hierarchy_weight": None,
               "training.init_from": None, "data.max_train_records": None, "training.finetune_alpha": None,
-              "training.distill_teacher": None}  # a distilled source's teacher scored PTB-XL, not these records
+              "training.distill_teacher": None,  # a distilled source's teacher scored PTB-XL, not these records
+              "training.threads": None}  # the machine's, not the recipe's: distill_long_time was timed on 1 thread
 HEAD_LR = 1e-2  # head-only: a linear layer on fixed features takes a larger step
 KEPT_HEAD_FULL_LR = 1e-3  # every layer, from a head that already knows the classes: a smaller step
 KEPT_HEAD_ALPHA = 0.5  # and the saved weights halfway back to the source's (reports/own_data/interpolate.py)
@@ -71,13 +72,32 @@ class Source:
 
 
 def load_source(name_or_path: str | Path) -> Source:
+    """The run to fine-tune; an ensemble is refused naming its members, those bundled (``--from`` takes their
+    name: the same weights as the member) and where the others were made from."""
+    import json
+
     from ecgnet.runs import load_run
-    from ecgnet.runs.bundled import resolve_checkpoint
+    from ecgnet.runs import members as ensemble
+    from ecgnet.runs.bundled import bundled_names, bundled_root, resolve_checkpoint
 
     path = resolve_checkpoint(name_or_path)
     model, config, info = load_run(path)
     if hasattr(model, "fit_on_validation"):  # a late-fusion run (an ensemble of member runs)
-        raise ECGNetError(f"{name_or_path}: an ensemble cannot be fine-tuned; start from one of its members")
+        def weights(run: Path) -> str | None:
+            try:
+                return json.loads((run / "run.json").read_text()).get("weights_sha256")
+            except (OSError, ValueError):
+                return None
+
+        names = ensemble.names(config)
+        shipped = [n for n in names if n in bundled_names() and weights(Path(path) / ensemble.MEMBERS / n) in
+                   (None, weights(bundled_root() / n))]
+        others = [f"{n} ({config.model.params['members'][n]})" for n in names if n not in shipped]
+        said = [f"bundled, give its name to --from: {', '.join(shipped)}"] if shipped else []
+        said += [f"not bundled, give the run directory it was made from if you have it: {', '.join(others)}"] \
+            if others else []
+        raise ECGNetError(f"{name_or_path}: an ensemble cannot be fine-tuned; start from one of its {len(names)} "
+                          f"members — {'; '.join(said) or 'none listed'}")
     return Source(str(name_or_path), Path(path), model, config, info)
 
 

@@ -148,20 +148,18 @@ def _csv_map(path: Path) -> list[tuple[int, str, str]]:
 
 
 def _refuse_split_code(path: Path, sep: str, rows: list[tuple[int, list[str]]]) -> None:
-    """In a map with more columns than code,class (a comment), an unquoted separator inside a code shifts the row
-    without changing its field count: 'ST elevation, anterior,MI' read as code 'ST elevation', class 'anterior',
-    comment 'MI' — a new class 'anterior' nobody asked for. Refused when the row's class is named on no other line
-    while a later cell is a class the map names elsewhere."""
-    named = Counter(row[1].strip() for _, row in rows)
-    for line, row in rows:
-        target = row[1].strip()
-        shifted = next((c.strip() for c in row[2:] if c.strip() and c.strip() != target and named[c.strip()]), None)
-        if target and named[target] == 1 and shifted:
-            raise ECGNetError(f"{path} line {line}: code '{row[0].strip()}' mapped to '{target}', a class no other line "
-                              f"names, and a later column holds the class '{shifted}': is the code "
-                              f"'{row[0].strip()}{sep}{row[1]}' written without quotes? (a code that holds "
-                              f"{MAP_SEPARATORS[sep]}: put it in double quotes; if '{target}' is meant as a class, "
-                              f"leave '{shifted}' out of the other columns)")
+    """In a map with more columns than code,class (a comment, a parent class), an unquoted separator inside a code
+    shifts the row without changing its field count: 'ST elevation, anterior,MI' read as code 'ST elevation', class
+    ' anterior', comment 'MI' — a new class nobody asked for. Its sign is the space a sentence puts after the
+    separator: a class cell that starts with one where the map's other class cells do not is refused."""
+    spaced = [(line, row) for line, row in rows if len(row) > 2 and row[1][:1].isspace() and row[1].strip()]
+    if not spaced or 2 * len(spaced) >= len(rows):  # 'st, MI, note' throughout: the map's own style
+        return
+    line, row = spaced[0]
+    raise ECGNetError(f"{path} line {line}: the class '{row[1].strip()}' follows '{sep} ' as words of a sentence do "
+                      f"(code '{row[0].strip()}'): is the code '{row[0].strip()}{sep}{row[1]}' written without quotes? "
+                      f"A code that holds {MAP_SEPARATORS[sep]}: put it in double quotes; a class: write it without "
+                      "the space, as the map's other lines do")
 
 
 def _json_map(path: Path):
@@ -257,6 +255,8 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         entry = _parse_row(cell, classes, class_columns, mapping, base, errors, seen, labelled, unmapped, listings)
         name = cell["record"] or "?"
         if "path" in entry and errors:
+            if entry["path"] in seen_bad and entry["path"] not in seen:  # both bad: named now, not after their fix
+                errors.append(f"column record: duplicate record (also on line {seen_bad[entry['path']]})")
             seen_bad.setdefault(entry["path"], line)
         elif "path" in entry and entry["path"] in seen_bad and not skip_bad:  # every problem at once; with
             errors.append(f"column record: duplicate record (also on line {seen_bad[entry['path']]}, which has other "
@@ -365,6 +365,8 @@ def _missing_record(record: str, full: Path, base: Path, listings: dict | None =
         missing = next(f for f in (*reversed(full.parent.parents), full.parent) if not f.is_dir())
         relative = "" if Path(record).is_absolute() else "; record paths are relative to the manifest's folder"
         return f"column record: folder {missing} does not exist{relative}"
+    if full.is_dir():  # 'ecgs/': it was named as its own case twin
+        return _folder_record(record, full)
     listings = {} if listings is None else listings
     if full.parent not in listings:
         try:
@@ -375,8 +377,23 @@ def _missing_record(record: str, full: Path, base: Path, listings: dict | None =
             pass
     wanted = (full.name.casefold(), header_path(full).name.casefold())
     twin = next((listings[full.parent][w] for w in wanted if w in listings[full.parent]), None)
+    twin = None if twin in (full.name, header_path(full).name) else twin  # itself (a broken link): no twin
     hint = f" (a file differs only in case: {twin})" if twin else ""
     return f"column record: no such file in {full.parent}{hint}"  # the row names the record
+
+
+def _folder_record(record: str, full: Path) -> str:
+    """The problem with a ``record`` that is a folder: a record is one file; the ECG files it holds (by their
+    names: WFDB headers, single-file ECGs) are counted, the first named as a row would name it."""
+    from ecgnet.data.record_files import ECG_SUFFIXES
+
+    held = sorted(p for p in full.rglob("*") if p.suffix.lower() in (".hea", *ECG_SUFFIXES) and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(full).parts))
+    if not held:
+        return f"column record: {full} is a folder, not an ECG file (it holds no ECG file)"
+    example = f"{record.rstrip('/')}/{held[0].relative_to(full).as_posix()}"
+    return (f"column record: {full} is a folder, not an ECG file; it holds {len(held)} ECG file(s): each record is "
+            f"one row naming a file (e.g. '{example}')")
 
 
 def _parse_row(cell: dict, classes, class_columns, mapping, base: Path, errors: list, seen: dict,
