@@ -33,3 +33,18 @@ def test_no_bar_when_not_a_terminal_and_nothing_when_asked(monkeypatch):
     shown, bar = progress_callbacks(True)
     assert [type(c) for c in shown] == [EpochLines] and bar is False
     assert progress_callbacks(False) == ([], False)
+
+
+def test_a_terminal_gets_the_bar_and_a_line_per_epoch_without_v_num(monkeypatch):
+    """On a terminal the bar showed 'Epoch 0/0 … v_num: logs' and no line for a finished epoch (a wheel-user
+    audit): each finished epoch keeps its line, the bar drops the logger's version."""
+    from rich.console import Console
+
+    from ecgnet.training.progress import EpochBar
+
+    monkeypatch.setattr(Console, "is_terminal", property(lambda self: True))
+    shown, bar = progress_callbacks(True)
+    assert [type(c) for c in shown] == [EpochBar, EpochLines] and bar is True
+    monkeypatch.setattr("lightning.pytorch.callbacks.RichProgressBar.get_metrics",
+                        lambda self, trainer, module: {"v_num": "logs", "train_loss": 0.5})
+    assert shown[0].get_metrics(None, None) == {"train_loss": 0.5}

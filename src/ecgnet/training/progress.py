@@ -2,7 +2,7 @@
 
 Run under ``nohup … > train.log`` (the way long training is run), Rich's progress bar is written once, as
 its last frame, so a log said nothing until the run ended. :func:`progress_callbacks` gives the bar on a
-terminal and :class:`EpochLines` otherwise: after each epoch, on stderr,
+terminal, and :class:`EpochLines` everywhere: after each epoch, on stderr (above the bar on a terminal),
 
     epoch 3/20: train loss 0.2140, val macro AUC 0.9123 (best 0.9150, epoch 2), 41 s
 """
@@ -22,9 +22,18 @@ def progress_callbacks(progress: bool) -> tuple[list[Callback], bool]:
 
     if not progress:
         return [], False
-    if Console().is_terminal:
-        return [RichProgressBar()], True
+    if Console().is_terminal:  # the bar for the epoch under way, and a line for each one finished above it
+        return [EpochBar(), EpochLines()], True
     return [EpochLines()], False
+
+
+class EpochBar(RichProgressBar):
+    """Lightning's bar without its logger's version ('v_num: logs': nothing a user can read)."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
 
 
 class EpochLines(Callback):
