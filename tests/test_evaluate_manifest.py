@@ -620,9 +620,10 @@ def test_a_profile_fitted_on_other_weights_is_refused(run, manifest):
     made = json.loads(profiles.profile_path(run, "clinic").read_text())  # made by the CLI: its command, whole
     made["command"] = "ecgnet calibrate r --manifest m.csv --site clinic --label-map map.yaml --method f1"
     profiles.profile_path(run, "clinic").write_text(json.dumps(made))
-    with pytest.raises(ECGNetError, match=r"run `ecgnet calibrate r --manifest m.csv --site clinic --label-map map.yaml "
-                                          r"--method f1` again"):  # its --label-map was dropped (a hospital audit)
+    with pytest.raises(ECGNetError) as e:  # its --label-map was dropped (a hospital audit); the run as named now
         Predictor(run, site="clinic")
+    assert f"run `ecgnet calibrate {run} --manifest m.csv --site clinic --label-map map.yaml --method f1` again" \
+        in str(e.value)
 
     old = json.loads(profiles.profile_path(run, "clinic").read_text())
     del old["weights_sha256"]
@@ -651,3 +652,217 @@ def test_an_unreadable_record_suggests_skip_bad_only_to_a_command_that_has_it(ma
     with pytest.raises(ECGNetError) as e:
         read_manifest(manifest).load_signals(100, tmp_path / "c2", workers=1, progress=False)
     assert "1 record(s) cannot be read:" in str(e.value) and "--skip-bad" not in str(e.value)
+
+
+# --- calibrate --from-cv: the profile fitted on a cross-validation's out-of-fold predictions ---------------------
+
+def _cross_validated(run: Path, n: int = 60, classes=tuple(RUN_CLASSES), seed: int = 3) -> tuple[np.ndarray, ...]:
+    """Make ``run`` look cross-validated (run.json's cv protocol, cv/predictions.csv as training writes it: record,
+    fold, source, patient, y_, p_): (y with NaN unknown, p, patients). Every class is labelled but STTC, whose
+    y_ column is left out; HYP has unknown labels; two records per patient."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, len(classes))) < 0.4).astype(float)
+    y[:2, :], y[2:4, :] = 1.0, 0.0
+    p = np.clip(1 / (1 + np.exp(-(2.5 * (2 * y - 1) + rng.normal(0, 1.6, y.shape)))), 1e-4, 1 - 1e-4).round(6)
+    y[[5, 17, 40], list(classes).index("HYP")] = np.nan
+    y[:, list(classes).index("STTC")] = np.nan
+    patients = np.array([f"q{i // 2}" for i in range(n)])
+    table = pd.DataFrame({"record": [f"recs/r{i}.hea" for i in range(n)], "fold": [1 + (i // 2) % 3 for i in range(n)],
+                          "source": ["cart_a" if i < n // 2 else "cart_b" for i in range(n)], "patient": patients})
+    for k, c in enumerate(classes):
+        if c != "STTC":
+            table[f"y_{c}"] = pd.array([None if np.isnan(v) else int(v) for v in y[:, k]], dtype="Int64")
+    for k, c in enumerate(classes):
+        table[f"p_{c}"] = p[:, k]
+    (run / "cv").mkdir(exist_ok=True)
+    table.to_csv(run / "cv" / "predictions.csv", index=False, float_format="%.6f")
+    info = json.loads((run / "run.json").read_text())
+    info.update(cv={"kind": "3-fold", "folds": {"1": "fold 1", "2": "fold 2", "3": "fold 3"}, "seed": 0},
+                collection={"name": "good", "manifest": "/hospital/good.csv"})
+    (run / "run.json").write_text(json.dumps(info))
+    return y, p, patients
+
+
+def test_calibrate_from_cv_fits_the_out_of_fold_predictions_and_predict_applies_it(run, tmp_path):
+    """The profile of --from-cv is the fit on cv/predictions.csv's arrays — temperatures as a logistic
+    regression on logit(p) finds them, isotonic maps as scikit-learn's, Youden thresholds at sklearn's best
+    balanced accuracy — with the report's held-out figures cross-fitted on the same arrays as calibrate does;
+    the profile says it was fitted on out-of-fold predictions, and predict --site applies it."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_curve
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+    from ecgnet.evaluation.calibrate_site import calibrate_from_cv, fit_and_cross_fit
+    from ecgnet.evaluation.recalibration import apply_calibrator
+
+    y, p, patients = _cross_validated(run)
+    result = CliRunner().invoke(app, ["calibrate", str(run), "--site", "s1", "--from-cv", "--shrinkage", "0",
+                                      "--folds", "3", "--n-boot", "20", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "Site profile s1 for untrained: 60 records (out-of-fold predictions of 3 fold models, cv/predictions.csv)" \
+        in said and "note: fitted on the cross-validation's out-of-fold predictions" in said
+    assert "not labelled in cv/predictions.csv (the run's thresholds kept): STTC" in said
+    profile = json.loads((run / "profiles" / "s1.json").read_text())
+    fitted_on = profile["fitted_on"]
+    assert fitted_on["probabilities"] == "out-of-fold" and fitted_on["fold_models"] == 3
+    assert fitted_on["records"] == 60 and fitted_on["predictions"] == "cv/predictions.csv"
+    assert fitted_on["predictions_sha256"] == hashlib.sha256((run / "cv" / "predictions.csv").read_bytes()).hexdigest()
+    for words in ("3 fold models", "each of the 60 records scored by the fold model that did not train on it",
+                  "not the final model's own probabilities", "cross-fitting approximation"):
+        assert words in fitted_on["statement"], words
+    assert profile["manifest"]["path"] == "/hospital/good.csv" and profile["manifest"]["records_used"] == 60
+    assert profile["long_records"] == "segments" and profile["fitted"]["STTC"] == "not labelled in cv/predictions.csv"
+    assert profile["calibrators"]["STTC"] == {"kind": "none"} and profile["thresholds"]["STTC"] == THRESHOLDS["STTC"]
+    for k, c in enumerate(RUN_CLASSES[:4]):  # the temperature of each labelled class: 1 / the logistic slope
+        known = ~np.isnan(y[:, k])
+        z = np.log(p[known, k]) - np.log1p(-p[known, k])
+        slope = LogisticRegression(fit_intercept=False, C=1e12, tol=1e-10, max_iter=10_000).fit(
+            z[:, None], y[known, k]).coef_[0, 0]
+        assert profile["calibrators"][c]["temperature"] == pytest.approx(1 / slope, rel=1e-3), c
+        q = apply_calibrator(p[known, k], profile["calibrators"][c])
+        fpr, tpr, _ = roc_curve(y[known, k], q)  # the threshold reaches sklearn's best balanced accuracy
+        called = q >= profile["thresholds"][c]
+        assert np.mean(called[y[known, k] == 1]) - np.mean(called[y[known, k] == 0]) == pytest.approx(
+            np.max(tpr - fpr), abs=1e-9), c
+    # the report's held-out figures: cross-fitted on the same arrays, as calibrate cross-fits its own
+    fallback = [THRESHOLDS[c] for c in RUN_CLASSES]
+    *_, evaluation = fit_and_cross_fit(y, p, patients, fallback, RUN_CLASSES, method="youden", target_sensitivity=0.9,
+                                       calibration="temperature", folds=3, seed=0, n_boot=20, shrinkage=0.0)
+    assert profile["evaluation"]["per_class"] == json.loads(json.dumps(evaluation["per_class"]))
+    assert "out-of-fold ones (each record's from the fold model" in profile["evaluation"]["protocol"]
+    report = (run / "profiles" / "s1" / "report.md").read_text()
+    assert "out-of-fold: the cross-validation's out-of-fold predictions" in report and "cross-fitted" in report
+    held = pd.read_csv(run / "profiles" / "s1" / "predictions.csv")
+    assert set(held["fold"]) == {1, 2, 3} and list(held["cv_fold"]) == [1 + (i // 2) % 3 for i in range(60)]
+
+    iso = calibrate_from_cv(Predictor(run), "iso", calibration="isotonic", folds=3, n_boot=20, source="cart_b")
+    assert iso["manifest"]["records_used"] == 30 and iso["manifest"]["source"] == "cart_b"
+    rows = slice(30, 60)
+    for k, c in enumerate(RUN_CLASSES[:4]):
+        known = ~np.isnan(y[rows, k])
+        sk = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(p[rows][known, k], y[rows][known, k])
+        assert np.allclose(apply_calibrator(p[rows][known, k], iso["calibrators"][c]), sk.predict(p[rows][known, k]))
+
+    record, _ = write_challenge(tmp_path / "new", name="N1", seed=7)  # predict --site: the profile's probabilities
+    plain = {d["class"]: d for d in Predictor(run).predict_file(record, resample=True)["diagnoses"]}
+    sited = Predictor(run, site="s1").predict_file(record, resample=True)
+    assert sited["site"] == "s1"
+    for d in sited["diagnoses"]:
+        c = d["class"]
+        assert d["probability"] == pytest.approx(float(apply_calibrator(plain[c]["probability"],
+                                                                        profile["calibrators"][c])), abs=1e-6), c
+        assert d["threshold"] == pytest.approx(profile["thresholds"][c]) and d["positive"] == (
+            d["probability"] >= profile["thresholds"][c])
+
+
+def test_calibrate_from_cv_refusals(run, manifest, tmp_path):
+    """--from-cv refused, before anything is written: a run trained once (no cv/), cv/ left by an earlier
+    training, predictions of other classes, --manifest beside it, options that read a manifest; calibrate
+    with neither names both."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    runner = CliRunner()
+
+    def refused(*args: str) -> str:
+        result = runner.invoke(app, ["calibrate", str(run), "--site", "s1", "--no-progress", *args])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert not (run / "profiles").exists()
+        return " ".join(result.stderr.split())
+
+    said = refused("--from-cv")
+    assert "no cv/predictions.csv — the run was trained once, not cross-validated" in said
+    assert "--manifest M.csv on records the run has not seen" in said and "--folds K" in said
+    said = refused()
+    assert "--manifest M.csv" in said and "--from-cv" in said
+    _cross_validated(run)
+    said = refused("--from-cv", "--manifest", str(manifest))
+    assert "--from-cv fits on the run's out-of-fold predictions" in said and "give one of them" in said
+    assert "--label-map: not with --from-cv" in refused("--from-cv", "--label-map", str(tmp_path / "map.yaml"))
+    assert "--long-records first: not with --from-cv" in refused("--from-cv", "--long-records", "first")
+    table = pd.read_csv(run / "cv" / "predictions.csv")
+    table.rename(columns={"p_STTC": "p_AFIB"}).to_csv(run / "cv" / "predictions.csv", index=False)
+    said = refused("--from-cv")
+    assert "its probabilities are of CD, HYP, MI, NORM, AFIB, the run predicts CD, HYP, MI, NORM, STTC" in said
+    table.to_csv(run / "cv" / "predictions.csv", index=False)
+    info = json.loads((run / "run.json").read_text())
+    del info["cv"]  # trained again, once, under the same name: cv/ is the earlier training's
+    (run / "run.json").write_text(json.dumps(info))
+    assert "from an earlier training of this run" in refused("--from-cv")
+
+
+def test_the_in_sample_warning_points_to_from_cv_when_the_run_was_cross_validated(run, manifest):
+    """calibrate --manifest on the records a cross-validated run trained on: the warning says the figures are
+    optimistic and that --from-cv fits on the out-of-fold predictions instead (not for a run trained once)."""
+    info = json.loads((run / "run.json").read_text())
+    info["collection"] = {"name": "m", "manifest": str(manifest.resolve())}  # trained on this manifest
+    (run / "run.json").write_text(json.dumps(info))
+    once = calibrate_site(Predictor(run), read_manifest(manifest), "once", folds=2, n_boot=10, progress=False)
+    warning = [w for w in once["evaluation"]["warnings"] if "in-sample" in w]
+    assert warning and "--from-cv" not in warning[0]
+    assert once["fitted_on"]["probabilities"] == "the run's own" and "in-sample" in once["fitted_on"]["statement"]
+    _cross_validated(run)
+    info = json.loads((run / "run.json").read_text())
+    info["collection"] = {"name": "m", "manifest": str(manifest.resolve())}
+    (run / "run.json").write_text(json.dumps(info))
+    again = calibrate_site(Predictor(run), read_manifest(manifest), "cv", folds=2, n_boot=10, progress=False)
+    warning = [w for w in again["evaluation"]["warnings"] if "in-sample" in w][0]
+    assert "the 'held-out' figures below are optimistic" in warning
+    assert f"`ecgnet calibrate {run} --site cv --from-cv`" in warning
+
+
+def test_a_stale_profile_names_the_run_as_it_is_named_now(run, manifest, tmp_path, monkeypatch):
+    """A run calibrated as runs/site_cv, copied to runs2/ and trained again: the error replays the recorded
+    command with the run as named now (runs2/site_cv), its other options kept and --copy-to dropped, and says
+    the manifest path is as recorded, relative to where calibrate was run."""
+    from safetensors.torch import load_file, save_file
+
+    monkeypatch.chdir(tmp_path)
+    calibrate_site(Predictor(run), read_manifest(manifest), "s1", folds=2, n_boot=10, progress=False)
+    made = json.loads(profiles.profile_path(run, "s1").read_text())
+    made["command"] = ("ecgnet calibrate runs/site_cv --manifest hosp/good.csv --site s1 --label-map map.yaml "
+                       "--skip-bad --method=f1 --copy-to runs/elsewhere --no-progress")
+    profiles.profile_path(run, "s1").write_text(json.dumps(made))
+    shutil.copytree(run, tmp_path / "runs2" / "site_cv")
+    moved = Path("runs2") / "site_cv"
+    weights = load_file(moved / "model.safetensors")
+    first = next(iter(weights))
+    weights[first] = weights[first] + 0.01
+    save_file(weights, moved / "model.safetensors")
+    info = json.loads((moved / "run.json").read_text())
+    info["weights_sha256"] = hashlib.sha256((moved / "model.safetensors").read_bytes()).hexdigest()
+    (moved / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ECGNetError) as e:
+        Predictor(moved, site="s1")
+    said = str(e.value)
+    assert ("run `ecgnet calibrate runs2/site_cv --manifest hosp/good.csv --site s1 --label-map map.yaml --skip-bad "
+            "--method=f1 --no-progress` again (--manifest hosp/good.csv as recorded when the profile was fitted: "
+            f"relative to the folder calibrate was run in; the profile records it as {manifest.resolve()})") in said
+    assert "runs/site_cv" not in said.split("run `")[1] and "--copy-to" not in said
+
+    made["command"] = "ecgnet calibrate --site s1 /old/runs/site_cv --from-cv --folds 3"  # the run after an option
+    profiles.profile_path(moved, "s1").write_text(json.dumps(made))
+    with pytest.raises(ECGNetError, match=r"run `ecgnet calibrate runs2/site_cv --site s1 --from-cv --folds 3` "
+                                          r"again$"):
+        Predictor(moved, site="s1")
+    made["command"] = None  # made through the API: rebuilt from the profile
+    profiles.profile_path(moved, "s1").write_text(json.dumps(made))
+    with pytest.raises(ECGNetError, match=r"run `ecgnet calibrate runs2/site_cv --manifest \S+manifest.csv --site s1` "
+                                          r"again \(--manifest \S+manifest.csv as recorded when the profile was "
+                                          r"fitted\)$"):
+        Predictor(moved, site="s1")
+
+
+def test_the_recorded_calibrate_command_is_parsed_with_the_clis_own_flags():
+    """calibrate_again reads a recorded command word by word: which options take no value must be the CLI's."""
+    import typer.main
+
+    from ecgnet.cli import app
+
+    command = typer.main.get_command(app).commands["calibrate"]
+    flags = {o for p in command.params if getattr(p, "is_flag", False) for o in (*p.opts, *p.secondary_opts)}
+    assert flags - {"--help"} == set(profiles.CALIBRATE_FLAGS)

@@ -108,7 +108,12 @@ def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: 
 @app.command()
 @friendly
 def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
-              manifest: Path = typer.Option(..., "--manifest", help="The site's labelled records (a manifest CSV)."),
+              manifest: Optional[Path] = typer.Option(None, "--manifest", help="The site's labelled records (a "
+                                                      "manifest CSV), records the run has not trained on."),
+              from_cv: bool = typer.Option(False, "--from-cv", help="Instead of --manifest: fit on the run's "
+                                           "cross-validation (RUN/cv/predictions.csv: each record's probability from "
+                                           "the fold model that did not train on it) — for a site whose labelled "
+                                           "records all trained the run (train --manifest M.csv --folds K)."),
               site: str = typer.Option(..., "--site", help="The profile's name (letters, digits, '_', '.', '-'); "
                                        "use it with predict/serve/evaluate --site."),
               method: str = typer.Option("youden", help="Thresholds: youden (max sensitivity + specificity), f1 "
@@ -139,7 +144,8 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
               max_seconds: float = MaxSecondsOpt, max_signals: int = MaxSignalsOpt, max_values: int = MaxValuesOpt,
               progress: bool = ProgressOpt):
     """Operating points for a site: per-class thresholds and probability calibration fitted on the site's
-    labelled records, stored in the run as RUN/profiles/SITE.json, with a report scored on held-out records.
+    labelled records (--manifest), or on the run's out-of-fold predictions of them (--from-cv), stored in the run
+    as RUN/profiles/SITE.json, with a report scored on held-out records.
 
     Exit status: 0 when every record was used; 1 when some record of the manifest could not be read (the profile
     is fitted on the others and written; 0 with --skip-bad); 2 for a usage error.
@@ -150,12 +156,16 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
     profile = calibrate_command(run, manifest, site, label_map, skip_bad, copy_to, progress, method=method,
                                 target_sensitivity=target_sensitivity, shrinkage=shrinkage, calibration=calibration,
                                 folds=folds, source=source, n_boot=n_boot, seed=seed, long_records=long_records,
-                                limits=read_limits(max_seconds, max_signals, max_values))
+                                limits=read_limits(max_seconds, max_signals, max_values), from_cv=from_cv)
     ev = profile["evaluation"]
     shrunk = f" (shrinkage {profile['shrinkage']:g})" if profile.get("shrinkage") is not None else ""
     skipped, unreadable = profile["manifest"]["rows_skipped"], profile["manifest"].get("unreadable", [])
+    fitted_on = profile.get("fitted_on") or {}
+    oof = fitted_on.get("probabilities") == "out-of-fold"
     console.print(f"Site profile [bold]{escape(site)}[/] for {escape(profile['run'])}: "
                   f"{profile['manifest']['records_used']} records"
+                  + (f" (out-of-fold predictions of {fitted_on.get('fold_models') or 'the'} fold models, "
+                     f"{escape(fitted_on['predictions'])})" if oof else "")
                   + (f" ({len(skipped)} manifest rows skipped)" if skipped else "")
                   + (f" ({len(unreadable)} unreadable, left out"
                      + (" with --skip-bad)" if skip_bad else ")") if unreadable else "")
@@ -167,8 +177,10 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
         console.print(f"[yellow]replaced[/] the earlier profile '{escape(site)}'"
                       + (f" (fitted on {r['records']} records, {r['date']})" if r.get("records") is not None else ""),
                       highlight=False, soft_wrap=True)
+    if oof:  # what was fitted on, and the approximation, before the figures
+        console.print(f"note: fitted on {escape(fitted_on['statement'])}", highlight=False, soft_wrap=True)
     if profile["manifest"].get("classes_missing"):
-        console.print(f"not labelled in the manifest (the run's thresholds kept): "
+        console.print(f"not labelled in {'cv/predictions.csv' if oof else 'the manifest'} (the run's thresholds kept): "
                       f"{escape(', '.join(profile['manifest']['classes_missing']))}")
     if profile["manifest"].get("classes_ignored"):
         console.print(f"not predicted by the run (ignored): "

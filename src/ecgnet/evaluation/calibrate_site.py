@@ -7,6 +7,14 @@ report beside it (``RUN/profiles/<site>/``) scores the profile on held-out recor
 cross-fitting, patient-grouped and multilabel-stratified. Classes of the run that the manifest does not
 label keep the run's threshold and no calibration.
 
+``ecgnet calibrate RUN --site NAME --from-cv`` (:func:`calibrate_from_cv`) fits the same profile, the same
+way, on the run's cross-validation instead: the out-of-fold probabilities and labels of RUN/cv/predictions.csv.
+A site with ~100 labelled records trains the final model on all of them (``train --folds K``), so the final
+model's own probabilities of those records are in-sample; each out-of-fold probability is that of a fold model
+that never saw the record. The profile is then applied to the final model's probabilities — the usual
+cross-fitting approximation, which the profile, its report and the terminal state. Both ways share
+:func:`fit_profile`: labels, probabilities and patients in, profile and report out.
+
 A bundled model lives inside the installed package, which is not the place to write: ``copy_to`` copies
 the run directory first, and the profile goes into the copy.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -67,7 +76,8 @@ def prepare_run_dir(run_dir: Path, copy_to: Path | None) -> Path:
     if copy_to.exists():
         if not (copy_to / "run.json").is_file() or sha256_file(copy_to / "model.safetensors") != \
                 sha256_file(Path(run_dir) / "model.safetensors"):
-            raise ECGNetError(f"{copy_to}: exists and is not a copy of {run_dir} (same weights); choose another --copy-to")
+            raise ECGNetError(f"{copy_to}: exists and is not a copy of {run_dir} (same weights); "
+                              "choose another --copy-to")
         return copy_to
     copy_to.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(run_dir, copy_to, ignore=shutil.ignore_patterns(profiles.PROFILES, "checkpoints"))
@@ -97,7 +107,8 @@ def worse_than_run(evaluation: dict) -> list[str]:
     for c, e in evaluation["per_class"].items():
         d = e.get("difference") or {}
         if d.get("high") is not None and d["high"] < 0:
-            out.append(f"{c}: held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} with the run's threshold, "
+            out.append(f"{c}: held-out balanced accuracy {e['before']['balanced_accuracy']:.3f} with the run's "
+                       "threshold, "
                        f"{e['after']['balanced_accuracy']:.3f} with the site's (difference {d['value']:+.3f} "
                        f"[{d['low']:+.3f}, {d['high']:+.3f}]): worse on held-out records; --method run "
                        "keeps the run's decisions")
@@ -110,7 +121,8 @@ def fragile(evaluation: dict) -> list[str]:
     :data:`~ecgnet.evaluation.scoring.FEW` positives or negatives at the site."""
     out = []
     for c, e in evaluation["per_class"].items():
-        if e.get("ece_before") is not None and e.get("ece_after") is not None and e["ece_after"] > e["ece_before"] + 0.02:
+        before, after = e.get("ece_before"), e.get("ece_after")
+        if before is not None and after is not None and after > before + 0.02:
             out.append(f"{c}: held-out ECE {e['ece_before']:.3f} before calibration, {e['ece_after']:.3f} after: the "
                        "calibration fitted on these records does not carry to new ones; --calibration none keeps "
                        "the run's probabilities")
@@ -144,8 +156,8 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
                    source: str | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = True,
                    run_dir: Path | None = None, shrinkage: float | None = None,
                    limits: ReadLimits = DEFAULT_LIMITS) -> dict:
-    """Fit, cross-fit and store the profile ``site``; returns it (with ``path`` and ``report`` added).
-    ``shrinkage`` None: :func:`default_shrinkage` of the method."""
+    """Fit, cross-fit and store the profile ``site`` on the run's probabilities of the manifest's records;
+    returns it (with ``path`` and ``report`` added). ``shrinkage`` None: :func:`default_shrinkage` of the method."""
     shrinkage = default_shrinkage(method) if shrinkage is None else shrinkage
     check_options(site, method, calibration, target_sensitivity, shrinkage)
     if source is not None:
@@ -165,37 +177,60 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     y = np.stack([scored[f"y_{c}"].to_numpy(float) if c in match.matched else np.full(len(scored), np.nan)
                   for c in classes], axis=1)
     p = scored[[f"p_{c}" for c in classes]].to_numpy(float)
+    manifest = collection.info.get("manifest")
+    trained = trained_here(predictor, collection)
+    in_sample = in_sample_warning(trained, len(collection), IN_SAMPLE_SITE + from_cv_hint(run_dir, site))
+    fitted_on = {"probabilities": "the run's own",
+                 "statement": "the run's own probabilities (its final model's), predicted by calibrate on the "
+                              "manifest's records" + (f" — {trained} of them trained or validated the run: in-sample"
+                                                      if trained else "")}
+    return fit_profile(predictor, run_dir, site, table, ok, y, p, fitted_on=fitted_on,
+                       manifest={"path": manifest, "sha256": sha256_file(manifest) if manifest else None,
+                                 "records": len(table), "records_used": int(ok.sum()), "source": source,
+                                 "rows_skipped": [{"row": r, "why": w} for r, w in collection.skipped],
+                                 "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
+                                 "classes_missing": match.missing, "classes_ignored": match.ignored},
+                       not_fitted={c: "not labelled in the manifest" for c in match.missing},
+                       warnings=(match.warnings, [in_sample] if in_sample else []), long_records=predictor.long_records,
+                       method=method, target_sensitivity=target_sensitivity, calibration=calibration, folds=folds,
+                       seed=seed, n_boot=n_boot, shrinkage=shrinkage)
+
+
+def fit_profile(predictor, run_dir: Path, site: str, table, ok: np.ndarray, y: np.ndarray, p: np.ndarray, *,
+                fitted_on: dict, manifest: dict, not_fitted: dict, warnings: tuple[list, list], long_records: str,
+                method: str, target_sensitivity: float, calibration: str, folds: int, seed: int, n_boot: int,
+                shrinkage: float, protocol_note: str = "") -> dict:
+    """The profile and its report from labels ``y`` (NaN unknown) and probabilities ``p`` of the rows ``ok`` of
+    ``table`` (one row per record: ``record``, ``patient``…; the report's predictions.csv), whichever way the
+    probabilities were obtained (``fitted_on`` says which): fitted on every record, cross-fitted for the report,
+    stored in ``run_dir``. ``not_fitted``: why a class was not fitted, where the records cannot say it;
+    ``warnings``: lines before and after the evaluation's own."""
+    classes = list(predictor.classes)
     run_t = predictor.thresholds or {}
     fallback = np.array([run_t.get(c, 0.5) for c in classes])
-    patients = scored["patient"].to_numpy()
+    patients = table.loc[ok, "patient"].to_numpy()
     site_fit, q, held_t, fold_of, evaluation = fit_and_cross_fit(
         y, p, patients, fallback, classes, method=method, target_sensitivity=target_sensitivity,
         calibration=calibration, folds=folds, seed=seed, n_boot=n_boot, shrinkage=shrinkage)
+    if protocol_note:
+        evaluation["protocol"] += " " + protocol_note
     from ecgnet.runs.origin import provenance
 
     origin = provenance()
-    manifest = collection.info.get("manifest")
-    fitted = {c: True if site_fit["fitted"][i] else
-              ("not labelled in the manifest" if c in match.missing else site_fit["reasons"][i])
+    fitted = {c: True if site_fit["fitted"][i] else not_fitted.get(c, site_fit["reasons"][i])
               for i, c in enumerate(classes)}
-    in_sample = in_sample_warning(trained_here(predictor, collection), len(collection), IN_SAMPLE_SITE)
     profile = {"site": site, "run": predictor.info["name"], "weights_sha256": weights_sha256(run_dir),
                "classes": classes,
                "thresholds": dict(zip(classes, site_fit["thresholds"])),
                "calibrators": dict(zip(classes, site_fit["calibrators"])),
                "method": method, "target_sensitivity": target_sensitivity if method == "sensitivity" else None,
                "shrinkage": shrinkage if method != "run" else None,
-               "calibration": calibration, "long_records": predictor.long_records, "fitted": fitted,
+               "calibration": calibration, "long_records": long_records, "fitted": fitted,
                "run_thresholds": dict(zip(classes, fallback.tolist())),
                "run_thresholds_from": f"the run's val/metrics.json (chosen on {predictor.thresholds_from})" if run_t
                else "none in the run: 0.5", "run_thresholds_chosen_on": predictor.thresholds_from if run_t else None,
-               "manifest": {"path": manifest, "sha256": sha256_file(manifest) if manifest else None,
-                            "records": len(table), "records_used": int(ok.sum()), "source": source,
-                            "rows_skipped": [{"row": r, "why": w} for r, w in collection.skipped],
-                            "unreadable": table.loc[~ok, ["record", "error"]].to_dict("records"),
-                            "classes_missing": match.missing, "classes_ignored": match.ignored},
-               "evaluation": {**evaluation, "warnings": match.warnings + evaluation.get("warnings", [])
-                              + ([in_sample] if in_sample else [])},
+               "fitted_on": fitted_on, "manifest": manifest,
+               "evaluation": {**evaluation, "warnings": warnings[0] + evaluation.get("warnings", []) + warnings[1]},
                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{key: origin.get(key) for key in ("command", "git_revision", "git_dirty", "source_sha256")}}
     earlier = profiles.profile_path(run_dir, site)
@@ -221,11 +256,149 @@ def calibrate_site(predictor, collection: Collection, site: str, method: str = "
     return {**profile, "path": str(path), "report": str(report)}
 
 
-def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Path | None = None,
+# --- from the cross-validation's out-of-fold predictions ------------------------------------------
+
+CV_PREDICTIONS = "cv/predictions.csv"
+
+
+def from_cv_hint(run_dir: Path, site: str) -> str:
+    """For the in-sample warning: ``--from-cv`` where the run was cross-validated (its RUN/cv/predictions.csv
+    is there and the run's last training wrote it)."""
+    try:
+        cross_validation(run_dir)
+    except ECGNetError:
+        return ""
+    return ("; this run was cross-validated, so fit the profile on its out-of-fold predictions instead: "
+            f"`ecgnet calibrate {shlex.quote(str(run_dir))} --site {site} --from-cv`")
+
+
+def cross_validation(run_dir: Path) -> dict:
+    """The run's cross-validation as run.json records it (``cv``: kind, folds…), checked to be the one whose
+    out-of-fold predictions are RUN/cv/predictions.csv; one clear error for a run that was not cross-validated."""
+    run_dir = Path(run_dir)
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    if not (run_dir / CV_PREDICTIONS).is_file():
+        raise ECGNetError(f"{run_dir}: no {CV_PREDICTIONS} — the run was trained once, not cross-validated, so "
+                          "there are no out-of-fold predictions to fit on: calibrate it with --manifest M.csv on "
+                          "records the run has not seen, or train it again with --folds K (`ecgnet train --manifest "
+                          "M.csv … --folds 5`) and calibrate that with --from-cv")
+    if not isinstance(info.get("cv"), dict):  # cv/ left behind by an earlier training of this name
+        raise ECGNetError(f"{run_dir / CV_PREDICTIONS}: from an earlier training of this run — its run.json says "
+                          f"the run was last trained without cross-validation ({info.get('split') or 'once'}), so "
+                          "these out-of-fold predictions are not of its models: calibrate with --manifest M.csv on "
+                          "records the run has not seen, or train it again with --folds K")
+    return info["cv"]
+
+
+def read_cv_predictions(run_dir: Path, classes: list[str]):
+    """RUN/cv/predictions.csv as (table, y, p, classes not labelled there): the out-of-fold probabilities and
+    labels (NaN unknown) in the run's class order. Refused: classes other than the run's, a probability
+    missing or outside [0, 1], a label other than 1, 0 or empty."""
+    import pandas as pd
+
+    path = Path(run_dir) / CV_PREDICTIONS
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ECGNetError(f"{path}: not readable ({e})") from None
+    predicted = [col[2:] for col in raw.columns if col.startswith("p_")]
+    if sorted(predicted) != sorted(classes):
+        raise ECGNetError(f"{path}: its probabilities are of {', '.join(predicted) or 'no class'}, the run predicts "
+                          f"{', '.join(classes)} — not this run's cross-validation (train it again with --folds K)")
+    lacking = [c for c in ("record", "patient") if c not in raw.columns]
+    if lacking or raw.empty:
+        raise ECGNetError(f"{path}: " + (f"no column {', '.join(lacking)}" if lacking else "no records"))
+
+    def numbers(column: str) -> np.ndarray:
+        try:
+            return pd.to_numeric(raw[column].str.strip().replace("", np.nan)).to_numpy(float)
+        except ValueError as e:
+            raise ECGNetError(f"{path}: column {column}: {e}") from None
+
+    p = np.stack([numbers(f"p_{c}") for c in classes], axis=1)
+    bad = ~(np.isfinite(p) & (p >= 0) & (p <= 1))
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise ECGNetError(f"{path}: {int(bad.any(axis=1).sum())} records without an out-of-fold probability in "
+                          f"[0, 1] (the first: line {row + 2}, {raw['record'].iloc[row]}): not a finished "
+                          "cross-validation")
+    unlabelled = [c for c in classes if f"y_{c}" not in raw.columns]
+    y = np.stack([numbers(f"y_{c}") if c not in unlabelled else np.full(len(raw), np.nan) for c in classes], axis=1)
+    if not np.isin(y[~np.isnan(y)], (0.0, 1.0)).all():
+        raise ECGNetError(f"{path}: labels y_<CLASS> must be 1, 0 or empty (unknown)")
+    table = raw[[c for c in ("record", "fold", "source", "patient") if c in raw.columns]].rename(
+        columns={"fold": "cv_fold"})  # "fold" is the report's cross-fitting fold
+    table = pd.concat([table, pd.DataFrame(y, columns=[f"y_{c}" for c in classes]),
+                       pd.DataFrame(p, columns=[f"p_{c}" for c in classes])], axis=1)
+    return table, y, p, unlabelled
+
+
+def cv_statement(cv: dict, n: int) -> str:
+    """What a profile fitted with ``--from-cv`` was fitted on, in words (profile, report, terminal)."""
+    k = len(cv.get("folds") or {}) or "K"
+    kind = "" if cv.get("kind") in (None, f"{k}-fold") else f", {cv['kind']}"
+    return (f"the cross-validation's out-of-fold predictions ({CV_PREDICTIONS}, {k} fold models{kind}): each of "
+            f"the {n} records scored by the fold model that did not train on it — not the final "
+            "model's own probabilities, which are in-sample for every record it trained on. predict applies the "
+            "profile to the final model's probabilities: the usual cross-fitting approximation (the fold models, "
+            "each trained without its fold, stand in for the final model trained on every record)")
+
+
+def calibrate_from_cv(predictor, site: str, method: str = "youden", target_sensitivity: float = 0.9,
+                      calibration: str = "temperature", folds: int = 5, source: str | None = None,
+                      n_boot: int = 1000, seed: int = 0, run_dir: Path | None = None,
+                      shrinkage: float | None = None) -> dict:
+    """The profile ``site`` fitted, as :func:`calibrate_site` fits it, on the out-of-fold probabilities and
+    labels of the run's cross-validation (RUN/cv/predictions.csv) instead of the run's own probabilities
+    of a manifest: for a site whose every labelled record trained the final model."""
+    shrinkage = default_shrinkage(method) if shrinkage is None else shrinkage
+    check_options(site, method, calibration, target_sensitivity, shrinkage)
+    run_dir = Path(run_dir or predictor.run_dir)
+    cv = cross_validation(run_dir)
+    classes = list(predictor.classes)
+    table, y, p, unlabelled = read_cv_predictions(run_dir, classes)
+    if source is not None:
+        sources = table["source"].to_numpy() if "source" in table.columns else np.array([""] * len(table))
+        rows = sources == source
+        if not rows.any():
+            raise ECGNetError(f"no record of source '{source}' in {CV_PREDICTIONS} (sources: "
+                              f"{', '.join(sorted(set(map(str, sources))))})")
+        table, y, p = table[rows].reset_index(drop=True), y[rows], p[rows]
+    if len(table) < 2:
+        raise ECGNetError(f"{run_dir / CV_PREDICTIONS}: {len(table)} record(s); nothing to calibrate on")
+    predictions = run_dir / CV_PREDICTIONS
+    trained_on = (predictor.info.get("collection") or {}).get("manifest")
+    statement = cv_statement(cv, len(table))
+    fitted_on = {"probabilities": "out-of-fold", "predictions": CV_PREDICTIONS,
+                 "predictions_sha256": sha256_file(predictions), "cross_validation": cv.get("kind"),
+                 "fold_models": len(cv.get("folds") or {}) or None, "records": len(table), "statement": statement}
+    chosen_here = "out-of-fold" in str(predictor.thresholds_from or "")
+    note = ("The probabilities are the cross-validation's out-of-fold ones (each record's from the fold model that "
+            "did not train on it), not the final model's: before and after are both scored on them, and they carry "
+            "to the final model's probabilities as far as the fold models stand in for it (the cross-fitting "
+            "approximation)." + (" The run's own thresholds (before) were chosen by Youden's J on these same "
+                                 "out-of-fold predictions, so before is itself somewhat optimistic." if chosen_here
+                                 else ""))
+    return fit_profile(predictor, run_dir, site, table, np.ones(len(table), bool), y, p, fitted_on=fitted_on,
+                       manifest={"path": trained_on, "sha256": None, "records": len(table),
+                                 "records_used": len(table), "source": source, "rows_skipped": [], "unreadable": [],
+                                 "classes_missing": unlabelled, "classes_ignored": [],
+                                 "recorded_by": "the run's training (run.json: collection.manifest)"},
+                       not_fitted={c: f"not labelled in {CV_PREDICTIONS}" for c in unlabelled},
+                       warnings=([], []), long_records="segments",  # as the cross-validation scored (SCORED_ON)
+                       method=method, target_sensitivity=target_sensitivity, calibration=calibration, folds=folds,
+                       seed=seed, n_boot=n_boot, shrinkage=shrinkage, protocol_note=note)
+
+
+def calibrate_command(run: str | Path, manifest: Path | None, site: str, label_map: Path | None = None,
                       skip_bad: bool = False, copy_to: Path | None = None, progress: bool = True,
-                      long_records: str = "segments", **options) -> dict:
-    """What ``ecgnet calibrate`` does: the run (a copy of it with ``copy_to``), the manifest, the profile.
-    ``long_records``: how the site's records over 10 s are scored (kept in the profile)."""
+                      long_records: str = "segments", from_cv: bool = False, **options) -> dict:
+    """What ``ecgnet calibrate`` does: the run (a copy of it with ``copy_to``), the manifest — or, with
+    ``from_cv``, the run's out-of-fold predictions — the profile. ``long_records``: how the site's records
+    over 10 s are scored (kept in the profile)."""
     from ecgnet.inference.predictor import Predictor
     from ecgnet.runs.bundled import resolve_checkpoint
 
@@ -233,8 +406,31 @@ def calibrate_command(run: str | Path, manifest: Path, site: str, label_map: Pat
         options["shrinkage"] = default_shrinkage(options.get("method", "youden"))
     check_options(site, options.get("method", "youden"), options.get("calibration", "temperature"),
                   options.get("target_sensitivity", 0.9), options["shrinkage"])
+    if from_cv:
+        check_from_cv(manifest, label_map, skip_bad, long_records)
+    elif manifest is None:
+        raise ECGNetError("give the site's labelled records with --manifest M.csv — or, for a run cross-validated "
+                          "on them (train --folds K), --from-cv to fit on its out-of-fold predictions")
     path = resolve_checkpoint(run)
-    run_dir = prepare_run_dir(path if path.is_dir() else path.parent, copy_to)
+    source_dir = path if path.is_dir() else path.parent
+    if from_cv:  # refused before anything is copied or written
+        cross_validation(source_dir)
+        read_cv_predictions(source_dir, list(json.loads((source_dir / "run.json").read_text())["classes"]))
+    run_dir = prepare_run_dir(source_dir, copy_to)
     predictor = Predictor(run_dir, long_records=long_records)
+    if from_cv:
+        return calibrate_from_cv(predictor, site, **{k: v for k, v in options.items() if k != "limits"})
     collection = read_for_run(predictor, manifest, label_map, skip_bad)
     return calibrate_site(predictor, collection, site, progress=progress, **options)
+
+
+def check_from_cv(manifest, label_map, skip_bad: bool, long_records: str) -> None:
+    """``--from-cv`` reads no manifest: the options that read one are refused with it."""
+    if manifest is not None:
+        raise ECGNetError("--from-cv fits on the run's out-of-fold predictions (RUN/cv/predictions.csv), --manifest "
+                          "on the run's own probabilities of a manifest: give one of them")
+    given = [name for name, on in (("--label-map", label_map is not None), ("--skip-bad", skip_bad),
+                                   (f"--long-records {long_records}", long_records != "segments")) if on]
+    if given:
+        raise ECGNetError(f"{', '.join(given)}: not with --from-cv, which reads no records — the labels and "
+                          f"probabilities are those of {CV_PREDICTIONS} (long records scored as segments)")

@@ -44,12 +44,23 @@ def _rule(profile: dict) -> str:
 
 
 def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> Path:
-    """``y`` labels (NaN unknown), ``p`` the run's probabilities, ``q`` the held-out calibrated ones."""
+    """``y`` labels (NaN unknown), ``p`` the probabilities fitted on (the run's own, or its cross-validation's
+    out-of-fold ones: ``profile["fitted_on"]``), ``q`` the held-out calibrated ones."""
     ev, classes = profile["evaluation"], profile["classes"]
     manifest = profile["manifest"]
-    summary = [["site", profile["site"]], ["run", profile["run"]], ["manifest", str(manifest["path"])],
-               ["manifest SHA-256", manifest["sha256"]], ["records used", str(manifest["records_used"])],
-               ["unreadable, left out", str(len(manifest.get("unreadable", [])))],
+    fitted_on = profile.get("fitted_on") or {}  # absent in profiles written before --from-cv
+    oof = fitted_on.get("probabilities") == "out-of-fold"
+    if oof:
+        source = [["probabilities", f"out-of-fold: {fitted_on['statement']}"],
+                  ["predictions", f"{fitted_on['predictions']} (SHA-256 {fitted_on['predictions_sha256']})"],
+                  ["manifest the run was trained on (as recorded)", str(manifest["path"])],
+                  ["records used", str(manifest["records_used"])]]
+    else:
+        source = [["manifest", str(manifest["path"])], ["manifest SHA-256", manifest["sha256"]],
+                  *([["probabilities", fitted_on["statement"]]] if fitted_on.get("statement") else []),
+                  ["records used", str(manifest["records_used"])],
+                  ["unreadable, left out", str(len(manifest.get("unreadable", [])))]]
+    summary = [["site", profile["site"]], ["run", profile["run"]], *source,
                ["threshold rule", _rule(profile)],
                ["probability calibration", f"{profile['calibration']} (per class)"],
                ["cross-fitting", f"{ev['folds']} folds, patient-grouped, multilabel-stratified, seed {ev['seed']}"],
@@ -83,7 +94,8 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
         calibration.append([c, f"{e['ece_before']:.3f}", f"{e['ece_after']:.3f}", f"{e['brier_before']:.3f}",
                             f"{e['brier_after']:.3f}"])
     sections = [("Summary", ["what", "value"], summary, ev["protocol"]),
-                ("Stored profile (fitted on every record of the site)",
+                ("Stored profile (fitted on every record of the site" + (", its out-of-fold probability)"
+                                                                       if oof else ")"),
                  ["class", f"run threshold ({_run_origin(profile)})", "the same, calibrated", "site threshold (calibrated)",
                   "calibration", "fitted"], stored,
                  "Predict applies it as: calls = calibrate(probability) >= site threshold. A class the site's records "
@@ -101,7 +113,8 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
     if manifest.get("unreadable"):
         sections.append(("Unreadable records (left out of the profile)", ["record", "error"],
                          [[r["record"], r["error"]] for r in manifest["unreadable"]], None))
-    figure = reliability_comparison(y, {"run (before)": p, f"{profile['calibration']}, cross-fitted (after)": q},
+    before = "run, out-of-fold (before)" if oof else "run (before)"
+    figure = reliability_comparison(y, {before: p, f"{profile['calibration']}, cross-fitted (after)": q},
                                     classes, title=f"Reliability on {profile['site']}: before / after")
     figures = {"reliability.png": ("Reliability diagram, held-out records",
                                    save_png(figure, Path(out_dir) / "figures" / "reliability.png"))}

@@ -6,14 +6,17 @@ runs/<name>/profiles/
   <site>/            the report of `ecgnet calibrate` (report.md/.html, figures/, predictions.csv)
 ```
 
-``ecgnet calibrate RUN --manifest M.csv --site NAME`` writes a profile; ``predict``/``serve --site NAME``
-apply it *after* the engine: ``calls = calibrate(probabilities) >= thresholds``, the calibrated
-probabilities being what is reported. A profile is plain JSON (no code, no pickle), so it travels with
-the run. It names the classes it was fitted for; loading it against a run with other classes fails.
+``ecgnet calibrate RUN --manifest M.csv --site NAME`` (or ``--from-cv``) writes a profile;
+``predict``/``serve --site NAME`` apply it *after* the engine: ``calls = calibrate(probabilities) >=
+thresholds``, the calibrated probabilities being what is reported. A profile is plain JSON (no code, no
+pickle), so it travels with the run. It names the classes it was fitted for; loading it against a run with
+other classes fails.
 
 Profile JSON: ``format`` (``ecgnet-site-profile``), ``version``, ``site``, ``run``, ``classes``,
 ``thresholds`` ({class: value}), ``calibrators`` ({class: map}, see :mod:`ecgnet.evaluation.recalibration`),
-``method``, ``target_sensitivity``, ``shrinkage`` (absent in older profiles), ``calibration``,
+``method``, ``target_sensitivity``, ``shrinkage`` (absent in older profiles), ``calibration``, ``fitted_on``
+(which probabilities: the run's own of a manifest, or its cross-validation's out-of-fold ones with ``--from-cv``,
+and a statement of it; absent in older profiles),
 ``long_records``, ``weights_sha256`` (the run's weights it was fitted on: a profile of other weights is refused;
 both absent in older profiles), ``fitted``
 ({class: true or why not}), ``run_thresholds`` (the run's fold-9 ones), ``manifest`` (path, SHA-256, records), ``evaluation``
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,13 +119,50 @@ def load_profile(run_dir: str | Path, site: str, classes: list[str]) -> SiteProf
     profile = _parse(data, path, classes)
     fitted_on = data.get("weights_sha256")  # absent from profiles written before it: no check
     if fitted_on is not None and fitted_on != weights_sha256(run_dir):  # a light read: run.json, not the model
-        manifest = (data.get("manifest") or {}).get("path") or "M.csv"
-        command = data.get("command") or ""  # as it was run: its --label-map, --method … too (an audit: dropped)
-        again = command if command.startswith("ecgnet calibrate ") else \
-            f"ecgnet calibrate {run_dir} --manifest {manifest} --site {site}"
+        again, note = calibrate_again(run_dir, data, site)
         raise ECGNetError(f"{path}: fitted on other weights than {Path(run_dir) / 'model.safetensors'} (the run was "
-                          f"trained again since); its thresholds and calibration no longer apply — run `{again}` again")
+                          f"trained again since); its thresholds and calibration no longer apply — run `{again}` "
+                          f"again{note}")
     return profile
+
+
+# calibrate's options that take no value (the others take one: the next word of a recorded command)
+CALIBRATE_FLAGS = frozenset({"--from-cv", "--skip-bad", "--progress", "--no-progress"})
+
+
+def calibrate_again(run_dir: str | Path, data: dict, site: str) -> tuple[str, str]:
+    """(the ``ecgnet calibrate`` command that fits the profile ``data`` again for the run at ``run_dir``, a note
+    on its manifest path). The recorded command keeps its options (--label-map, --method …), but it names the
+    run as it was named then (another folder before a copy, relative to another working directory): the run
+    is ``run_dir``, as named now, and its ``--copy-to`` is dropped (``run_dir`` is the copy). The manifest is
+    given as recorded; the note says so — relative to the folder calibrate was run in, when it is relative."""
+    run = shlex.quote(str(run_dir))
+    manifest = (data.get("manifest") or {}).get("path")
+    words = (data.get("command") or "").split()
+    if words[:2] == ["ecgnet", "calibrate"]:  # " ".join(argv): split back on spaces, as it was joined
+        kept, rest, named = [], iter(words[2:]), None
+        for word in rest:
+            if not word.startswith("-"):
+                continue  # the run, as named then
+            name, has_value = word.split("=", 1)[0], "=" in word
+            value = word.split("=", 1)[1] if has_value else (None if name in CALIBRATE_FLAGS else next(rest, None))
+            if name == "--copy-to":
+                continue
+            if name == "--manifest":
+                named = value
+            kept += [word] if has_value or value is None else [word, value]
+        again = " ".join(["ecgnet", "calibrate", run, *kept])
+    elif (data.get("fitted_on") or {}).get("probabilities") == "out-of-fold":
+        again, named = f"ecgnet calibrate {run} --site {site} --from-cv", None
+    else:
+        named = manifest or "M.csv"
+        again = f"ecgnet calibrate {run} --manifest {shlex.quote(named)} --site {site}"
+    if named is None or (manifest is None and named == "M.csv"):  # no manifest, or none known
+        return again, ""
+    where = ("relative to the folder calibrate was run in" + (f"; the profile records it as {manifest}"
+                                                             if manifest and manifest != named else "")
+             if not Path(named).is_absolute() else "")
+    return again, f" (--manifest {named} as recorded when the profile was fitted{': ' + where if where else ''})"
 
 
 def _parse(data, path: Path, classes: list[str]) -> SiteProfile:
