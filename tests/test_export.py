@@ -225,7 +225,8 @@ def test_export_with_a_site_carries_its_operating_points(untrained_run, write_re
     calibrators["MI"] = {"kind": "isotonic", "x": [0.0, 0.3, 0.6, 1.0], "y": [0.05, 0.2, 0.7, 0.9]}
     thresholds = {c: 0.3 + 0.1 * k for k, c in enumerate(classes)}
     profiles.save_profile(run, {"site": "clinic", "run": "untrained", "classes": classes, "thresholds": thresholds,
-                                "calibrators": calibrators, "method": "youden", "calibration": "temperature"})
+                                "calibrators": calibrators, "method": "youden", "calibration": "temperature",
+                                "fitted_on": {"probabilities": "out-of-fold", "records": 24}})
     missing = CliRunner().invoke(app, ["export", str(run), "--site", "elsewhere", "--out", str(tmp_path / "x.onnx")])
     assert missing.exit_code == 2 and "no site profile 'elsewhere'" in missing.output
     assert not (tmp_path / "x.onnx").exists()
@@ -238,6 +239,7 @@ def test_export_with_a_site_carries_its_operating_points(untrained_run, write_re
     props = {p.key: p.value for p in onnx.load(run / "model.site-clinic.onnx").metadata_props}
     site = json.loads(props[KEY])
     assert site["site"] == "clinic" and site["classes"] == classes and site["thresholds"] == thresholds
+    assert site["probabilities"] == {"probabilities": "out-of-fold", "records": 24}  # calibrate --from-cv's
     assert json.loads(props["ecgnet.thresholds"]) is None  # the run's own (none here) are kept apart
     assert json.loads(props["ecgnet.calls"])["positive"].startswith("with site profile 'clinic': per class")
     header, _ = write_record("rec")

@@ -8,7 +8,9 @@ same calibration and thresholds as ``ecgnet predict --site NAME``:
   between the knots, constant beyond them) — :mod:`ecgnet.evaluation.recalibration`;
 * ``apply``: that recipe in words — the record's probability p (after the windows and segments are
   aggregated, ``ecgnet.preprocessing``), p' = the class's map of p, positive when p' ≥ the threshold;
-* ``method``, ``calibration``, ``fitted_on`` (the manifest, its SHA-256 and the records used), ``date``;
+* ``method``, ``calibration``, ``fitted_on`` (the manifest, its SHA-256 and the records used), ``probabilities``
+  (which it was fitted on: the run's own of that manifest, or with ``calibrate --from-cv`` its cross-validation's
+  out-of-fold ones, and that statement; None for older profiles), ``date``;
 * ``profile``: the profile's file inside the run (``profiles/<site>.json``) and ``profile_sha256``, its SHA-256
   when exported: which profile, as it was, the thresholds and calibration come from.
 
@@ -47,7 +49,8 @@ def metadata(profile: SiteProfile, source: dict | None = None) -> dict:
     data = profile.data
     return {"site": profile.site, **(source or {}), "classes": profile.classes, "thresholds": profile.thresholds,
             "calibrators": profile.calibrators, "apply": APPLY, "method": data.get("method"),
-            "calibration": data.get("calibration"), "fitted_on": data.get("manifest"), "date": data.get("date")}
+            "calibration": data.get("calibration"), "fitted_on": data.get("manifest"),
+            "probabilities": data.get("fitted_on"), "date": data.get("date")}
 
 
 def with_site(model: bytes, profile: SiteProfile, source: dict | None = None) -> bytes:
