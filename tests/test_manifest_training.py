@@ -506,3 +506,105 @@ def test_a_resumed_cross_validation_says_which_folds_it_reused(tmp_path, monkeyp
     assert train(True) == ["cross-validation 1/2 (fold 1): finished before, reused",
                            "cross-validation 2/2 (fold 2): finished before, reused",
                            "final model: finished before, reused"]
+
+
+# --- a manifest run trained once: its rows scored as cross-validation scores its folds, one schema, one report -----
+
+def _once(tmp_path: Path, name: str, folds: bool = True, blank: bool = False, n: int = 72):
+    """Train ``name`` once (no --folds) from a tiny config on ``write_learnable``'s records (two per patient): with a
+    fold column giving 12 patients (24 records) to test and 8 (16) to validate, or ECGNet's own split; ``blank``:
+    every fifth Y label left blank. Returns (run directory, the manifest's table, what the command printed)."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    folder = tmp_path / name
+    folder.mkdir()
+    manifest = write_learnable(folder, n)
+    table = pd.read_csv(manifest)
+    if folds:
+        patient = table["patient"].str[1:].astype(int)
+        table["fold"] = np.where(patient < 12, 3, np.where(patient < 20, 2, 1))
+    if blank:
+        table["Y"] = table["Y"].astype("Int64").astype(object)
+        table.loc[::5, "Y"] = ""
+    table.to_csv(manifest, index=False)
+    (folder / "c.yaml").write_text(CONFIG.format(name=name, extra="").replace("epochs: 2", "epochs: 1"))
+    result = CliRunner().invoke(app, ["train", "-c", str(folder / "c.yaml"), "--manifest", str(manifest),
+                                      "--runs-dir", str(tmp_path / "runs"), "--n-boot", "50", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "runs" / name, pd.read_csv(manifest), result.output
+
+
+def _rescored(run: Path, table: pd.DataFrame, split: str) -> dict:
+    """collection_scoring.score on the run's saved predictions of ``split``, the manifest's labels (blank: NaN) and
+    patients, with the thresholds of val/metrics.json."""
+    from ecgnet.training.collection_scoring import score
+
+    predictions = pd.read_csv(run / split / "predictions.csv")
+    rows = table.set_index("record").loc[predictions["ecg_id"]]
+    y = rows[["X", "Y"]].to_numpy(float)
+    val = json.loads((run / "val" / "metrics.json").read_text())
+    thresholds = {c: e["threshold"] for c, e in val["per_class"].items() if "threshold" in e}
+    return score(y, predictions[["X", "Y"]].to_numpy(), ["X", "Y"], thresholds, 50, 0, rows["patient"].to_numpy())
+
+
+def test_a_manifest_run_trained_once_scores_its_rows_as_cross_validation_does_blank_labels_or_not(tmp_path,
+                                                                                                   monkeypatch):
+    """Trained once on a manifest, a run's val/test scores came from the PTB-XL benchmark's evaluate (records
+    resampled although patients had two, PTB-XL's "Test fold (10)" in the report) when every label was known,
+    and with one blank label from the collection scoring with no report at all and another metrics.json (a
+    wheel-user audit): now both are cross-validation's scoring, one schema, and a report worded for rows."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    runs = {blank: _once(tmp_path, f"once_{int(blank)}", blank=blank) for blank in (False, True)}
+    keys = {}
+    for blank, (run, table, _) in runs.items():
+        info = json.loads((run / "run.json").read_text())
+        assert info["split_records"] == {"train": 32, "val": 16, "test": 24}
+        for split in ("val", "test"):
+            m = json.loads((run / split / "metrics.json").read_text())
+            again = _rescored(run, table, split)
+            assert m["split"] == split and m["n_records"] == again["n_records"]
+            assert m["macro_auc"]["resampled"] == "patients"  # two records a patient: patients resampled
+            for got, want in [(m["macro_auc"], again["macro_auc"])] + [(m["per_class"][c], again["per_class"][c])
+                                                                       for c in ("X", "Y")]:
+                assert {k: got[k] for k in ("low", "high")} == pytest.approx({k: want[k] for k in ("low", "high")})
+            assert (m["per_class"]["Y"]["n"] < m["n_records"]) == blank  # unknown labels left out of Y's scoring
+            keys.setdefault(split, []).append((sorted(m), {c: sorted(e) for c, e in m["per_class"].items()}))
+        assert json.loads((run / "test" / "metrics.json").read_text())["macro_auc"]["low"] is not None  # 12 patients
+        page = (run / "report.html").read_text()
+        assert "Test rows (24 records)" in page and "Validation rows (16 records)" in page
+        assert "Test fold" not in page and "Validation fold" not in page
+        assert "the manifest&#x27;s fold column: fold 3 test, fold 2 validation" in page
+        assert "Test rows (24 records): per class" in (run / "report.md").read_text()
+        for figure in ("roc.png", "per_class.png", "calibration.png"):
+            assert (run / "figures" / figure).is_file()
+        assert list(pd.read_csv(run / "test" / "predictions.csv").columns) == ["ecg_id", "X", "Y"]
+    assert keys["val"][0] == keys["val"][1] and keys["test"][0] == keys["test"][1]  # one schema, blank or not
+
+
+def test_test_rows_under_the_minimum_get_no_interval_and_the_report_says_what_the_terminal_warned(tmp_path,
+                                                                                                   monkeypatch):
+    """45 records trained once printed 'val: 0.857 [0.759, 0.943]' from 9 records, and the report carried none of
+    the warnings the terminal printed (a wheel-user audit): under 10 records (patients), no interval — said in the
+    report — and every warning printed is in the report."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    run, table, printed = _once(tmp_path, "small", folds=False, n=36)
+    info = json.loads((run / "run.json").read_text())
+    assert info["split"].startswith("10 patient-grouped, multilabel-stratified folds (seed 0)")
+    test = json.loads((run / "test" / "metrics.json").read_text())
+    assert test["n_records"] < 10 and test["macro_auc"]["value"] is not None and test["macro_auc"]["low"] is None
+    assert f"{test['n_records'] // 2} patients, fewer than the 10 an interval needs" == test["no_interval"]
+    assert _rescored(run, table, "test")["macro_auc"]["low"] is None
+    report = (run / "report.md").read_text()
+    assert f"Test rows ({test['n_records']} records)" in report and "| No interval |" in report
+    assert "10 patient-grouped, multilabel-stratified folds (seed 0)" in report  # the split, as run.json says it
+    from ecgnet.training.once_report import split_warnings
+
+    said, report = " ".join(printed.split()), " ".join(report.split())
+    for split, rows in (("val", "validation rows"), ("test", "test rows")):
+        warnings = split_warnings(split, json.loads((run / split / "metrics.json").read_text()))
+        assert said.count(f"warning: {split}: ") == len(warnings)
+        for w in warnings:
+            assert " ".join(f"warning: {split}: {w}".split()) in said and " ".join(f"{rows}: {w}.".split()) in report
+    assert test["warnings"] and "fewer than 10 positives or negatives" in test["warnings"][0]

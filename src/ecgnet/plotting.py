@@ -21,4 +21,24 @@ if _chosen is None and "matplotlib.pyplot" not in sys.modules:  # nobody chose: 
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plt"]
+__all__ = ["plt", "interval_bar", "roc_figure"]
+
+
+def interval_bar(e: dict, key: str = "auc"):
+    """Matplotlib's ``yerr`` for an estimate ``e[key]`` with its interval ``low``/``high`` (None without one)."""
+    return [[e[key] - e["low"]], [e["high"] - e[key]]] if e.get("low") is not None else None
+
+
+def roc_figure(curves, title: str):
+    """ROC curves, one per (label, labels, probabilities) of ``curves``, with the chance diagonal."""
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    for label, y, p in curves:
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, lw=1.5, label=label)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    ax.set(xlabel="False positive rate (1 − specificity)", ylabel="True positive rate (sensitivity)",
+           title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    return fig

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 from rich.table import Table
-from sklearn.metrics import roc_curve
 
 from ecgnet.document import save_png, write_document
 from ecgnet.evaluation.calibration import calibration_summary, reliability_figure
-from ecgnet.plotting import plt
+from ecgnet.plotting import plt, roc_figure
 
 _COLUMNS = [  # (header, per-class key, format)
     ("AUC", "auc", "{:.3f}"),
@@ -75,15 +74,8 @@ def format_table(metrics: dict, title: str | None = None) -> Table:
 
 
 def _roc_figure(y_true, y_prob, classes, metrics: dict):
-    fig, ax = plt.subplots(figsize=(6, 5.5))
-    for k, c in enumerate(classes):
-        fpr, tpr, _ = roc_curve(y_true[:, k], y_prob[:, k])
-        ax.plot(fpr, tpr, lw=1.5, label=f"{c} (AUC {metrics['per_class'][c]['auc']:.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
-    ax.set(xlabel="False positive rate (1 − specificity)", ylabel="True positive rate (sensitivity)",
-           title="ROC curves, test fold", xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
+    return roc_figure([(f"{c} (AUC {metrics['per_class'][c]['auc']:.3f})", y_true[:, k], y_prob[:, k])
+                       for k, c in enumerate(classes)], "ROC curves, test fold")
 
 
 def _bar_figure(classes, metrics: dict):

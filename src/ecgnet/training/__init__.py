@@ -11,7 +11,8 @@ Read in this order:
 - ``collection.py``    the same loop on any labelled collection (a manifest, or PTB-XL as one): a split,
                        cross-validation (``--folds``, ``--leave-out``), then the final model;
   ``collection_command.py`` (what ``ecgnet train --manifest/--from`` checks and prints),
-  ``collection_scoring.py`` (scoring small collections), ``cv_report.py`` (``RUN/cv/``);
+  ``collection_scoring.py`` (scoring small collections), ``cv_report.py`` (``RUN/cv/``),
+  ``once_report.py`` (a run trained once on a manifest: its val/test rows scored so, and its report);
 - ``finetune.py``      starting from a shipped run: its head kept or replaced, ``--mode head|full``, the
                        small-data schedule, weight interpolation; ``forgetting.py``: PTB-XL fold 10 after it;
 - ``resume.py``, ``checkpoint_io.py``, ``interrupt.py``, ``distributed.py``

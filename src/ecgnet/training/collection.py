@@ -4,7 +4,8 @@
 **Once.** The rows are split by the collection's ``fold`` column when it has one (the highest fold is
 the test set, the next the validation set: PTB-XL's 10 and 9), else into 10 patient-grouped,
 multilabel-stratified folds used the same way. The validation rows choose the checkpoint (early
-stopping on their macro AUC) and the thresholds; the test rows are scored.
+stopping on their macro AUC) and the thresholds; both are scored as cross-validation scores its folds, blank labels
+or not, and reported as rows (:mod:`ecgnet.training.once_report`) — PTB-XL's folds 9 and 10 as a PTB-XL run's.
 
 **Cross-validated** (``folds=K`` or ``leave_out="source"``). Each fold in turn is held out; the other
 records are split again into training and an inner validation set (``inner`` of their patients,
@@ -34,10 +35,9 @@ from ecgnet.data.collections.base import NO_AUXILIARY_TASK, Collection, Collecti
 from ecgnet.data.collections.folds import inner_split, source_folds, stratified_group_folds
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
-from ecgnet.evaluation import metrics as M
 from ecgnet.evaluation.scoring import scorable
 from ecgnet.fileio import write_json
-from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds
+from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds  # noqa: F401 (tests)
 from ecgnet.training.cv_report import SCORED_ON, write_cv
 
 DEFAULT_FOLDS = 10
@@ -377,30 +377,13 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         threshold_warnings = write_cv(run_dir, collection, cv, info, config.seed, n_boot)
         summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
         summary["cv"]["threshold_warnings"] = threshold_warnings
-    elif not data.evaluated_splits:
-        summary["scores"] = _score_once(run_dir, collection, assignment, model, data, config, n_boot)
-    else:
+    elif data.evaluated_splits:  # PTB-XL's folds 9 and 10: evaluated and reported in training as a PTB-XL run is
         summary["scores"] = {s: json.loads((run_dir / s / "metrics.json").read_text()) for s in ("val", "test")}
+    else:  # a manifest's validation and test rows: scored as cross-validation scores its folds, and the report
+        from ecgnet.training.once_report import score_once
+
+        summary["scores"] = score_once(run_dir, collection, assignment, model, data, config, n_boot, info)
     return summary
-
-
-def _score_once(run_dir: Path, collection, assignment, model, data, config, n_boot) -> dict:
-    """val/ and test/ metrics and predictions of a run the standard evaluation could not score."""
-    out, thresholds = {}, None
-    for split in ("val", "test"):
-        if split not in assignment:
-            continue
-        rows = assignment[split]
-        p = predict(model, collection, rows, data.metadata_scaler, config)
-        y = collection.y[rows]
-        if split == "val":
-            thresholds = youden_thresholds(y, p, collection.classes)
-        out[split] = score(y, p, collection.classes, thresholds, n_boot, config.seed,
-                           groups(collection, rows))
-        out[split]["thresholds_from"] = data.validation_name + (" — the same records: optimistic" if split == "val" else "")
-        M.write_predictions(run_dir / split / "predictions.csv", collection.records[rows], p, collection.classes)
-        write_json(run_dir / split / "metrics.json", out[split])
-    return out
 
 
 def groups(collection: Collection, rows) -> np.ndarray | None:

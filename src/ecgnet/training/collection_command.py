@@ -12,6 +12,7 @@ from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.scoring import few_cases, format_auc
 from ecgnet.training.collection import train_collection
+from ecgnet.training.once_report import split_warnings
 
 PTBXL_FOLDS = 10  # PTB-XL's own strat_fold: the only K it cross-validates over
 
@@ -120,13 +121,7 @@ def format_summary(summary: dict) -> str:
         lines += [f"warning: {w}" for w in cv.get("threshold_warnings", [])]
     for split, m in (summary.get("scores") or {}).items():
         lines.append(f"{split}: macro AUC {format_auc(m.get('macro_auc'))}")
-        # a split's metrics.json counts its records once, score() per class: the same warning from either
-        counted = {c: {"n": e.get("n", m.get("n_records", 0)), "n_positive": e.get("n_positive", 0)}
-                   for c, e in (m.get("per_class") or {}).items() if e.get("auc") is not None}
-        if few := few_cases({"classes_scored": list(counted), "per_class": counted}):
-            lines.append(f"warning: {split}: {few}"
-                         + ("; the run's thresholds were chosen on these records — --folds K scores every record "
-                            "out of fold and chooses them on all" if split == "val" else ""))
+        lines += [f"warning: {split}: {w}" for w in split_warnings(split, m)]  # those the run's report lists
     if summary.get("forgetting"):
         from ecgnet.training.forgetting import forgetting_lines
 

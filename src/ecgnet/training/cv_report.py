@@ -21,7 +21,7 @@ from ecgnet.evaluation.metrics import resampled_words
 from ecgnet.evaluation.labelled import for_csv
 from ecgnet.evaluation.scoring import format_auc
 from ecgnet.fileio import atomic_path, write_json
-from ecgnet.plotting import plt
+from ecgnet.plotting import interval_bar, plt
 from ecgnet.training.collection_scoring import call_rate_warnings, score, youden_thresholds
 
 SCORED_ON = ("each record as predict scores it: a record over 10 s in consecutive 10 s segments, their probabilities "
@@ -181,11 +181,6 @@ def _roc(scored, classes, y, oof, zero, source):
     return fig
 
 
-def _interval(e, key="auc"):
-    """Matplotlib's yerr for an estimate ``e[key]`` with its interval ``low``/``high`` (None without one)."""
-    return [[e[key] - e["low"]], [e["high"] - e[key]]] if e.get("low") is not None else None
-
-
 def _auc(metrics, scored, source):
     fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(scored) + 2), 3))
     shown = [("pooled", "fine-tuned" if source else "cross-validated", -0.12, "C0")]
@@ -194,7 +189,7 @@ def _auc(metrics, scored, source):
         for i, c in enumerate(scored):
             e = metrics[key]["per_class"].get(c) or {}
             if e.get("auc") is not None:
-                ax.errorbar(i + shift, e["auc"], yerr=_interval(e), fmt="o", capsize=3, color=color,
+                ax.errorbar(i + shift, e["auc"], yerr=interval_bar(e), fmt="o", capsize=3, color=color,
                             label=label if i == 0 else None)
     ax.set_xticks(range(len(scored)), scored, rotation=45 if len(scored) > 8 else 0)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
@@ -210,7 +205,7 @@ def _folds(metrics, source):
     for i, (_, m) in enumerate(folds):
         e, z = m.get("macro_auc") or {}, m.get("zero_shot_macro_auc")
         if e.get("value") is not None:
-            ax.errorbar(i - 0.1, e["value"], yerr=_interval(e, "value"), fmt="o", capsize=3, color="C0",
+            ax.errorbar(i - 0.1, e["value"], yerr=interval_bar(e, "value"), fmt="o", capsize=3, color="C0",
                         label=("fine-tuned" if source else "cross-validated") if i == 0 else None)
         if z and z.get("value") is not None:
             ax.plot(i + 0.1, z["value"], "s", color="C1", label=f"zero-shot {source}" if i == 0 else None)

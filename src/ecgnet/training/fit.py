@@ -63,7 +63,8 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
           extra_info: dict | None = None, post_fit=None) -> tuple[Path, dict]:
     """``callbacks``: extra Lightning callbacks for the gradient training (e.g. a sweep's pruner).
     ``data``: another labelled collection instead of PTB-XL (:class:`~ecgnet.data.collections.CollectionData`,
-    e.g. a manifest; no ``test`` split: no test evaluation or report); ``model``: start from these weights
+    e.g. a manifest, whose rows its caller scores and reports: :mod:`ecgnet.training.once_report`; PTB-XL as a
+    collection is evaluated here, as PTB-XL is); ``model``: start from these weights
     (fine-tuning: the frontends keep their statistics) instead of a new model; ``extra_info``: added to run.json;
     ``post_fit(model)``: applied to the trained model before it is saved and evaluated (fine-tuning's weight
     interpolation, ``training.finetune_alpha``). torch's thread count and the random generators (Python, NumPy,

@@ -220,13 +220,15 @@ class CollectionData:
 
     @property
     def evaluated_splits(self) -> tuple[str, ...]:
-        """``("val", "test")`` when both exist with every label known and every class positive and negative
-        in each (training then evaluates them as it does PTB-XL's folds 9 and 10); else ``()``: the caller
-        scores what can be scored (:mod:`ecgnet.training.collection`)."""
+        """``("val", "test")`` for PTB-XL's folds 9 and 10 (a PTB-XL collection whose both splits have every label
+        known and every class positive and negative): training evaluates and reports them as a PTB-XL run's; else
+        ``()`` — a manifest's rows, labels blank or not, are scored as cross-validation scores its folds (patients
+        resampled, no interval under 10 of them) and reported as rows (:mod:`ecgnet.training.once_report`)."""
         def complete(rows):
             y = self.collection.y[rows]
             return len(rows) > 0 and not np.isnan(y).any() and bool(((y.sum(0) > 0) & (y.sum(0) < len(y))).all())
-        ok = self.has_split("test") and all(complete(self.assignment[s]) for s in ("val", "test"))
+        ok = "ptbxl" in self.collection.info and self.has_split("test") and \
+            all(complete(self.assignment[s]) for s in ("val", "test"))
         return ("val", "test") if ok else ()
 
     def task_targets(self, task: str, ecg_ids):
