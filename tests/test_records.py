@@ -502,7 +502,7 @@ def test_trained_on_lists_of_every_age_are_read(tmp_path):
     from conftest import write_wfdb
 
     from ecgnet.data.fingerprints import fingerprint, signal_size
-    from ecgnet.evaluation.labelled import _trained_on
+    from ecgnet.evaluation.labelled import trained_on_matcher
 
     write_wfdb(tmp_path / "a", "r0")
     write_wfdb(tmp_path / "b", "r0")  # the same bytes elsewhere
@@ -511,5 +511,5 @@ def test_trained_on_lists_of_every_age_are_read(tmp_path):
     listed = tmp_path / "trained_on.txt"
     for text in (f"{a}\n", f"{a}\t{fingerprint(a)}\n", f"{a}\t{signal_size(a)}\t{fingerprint(a)}\n"):
         listed.write_text(text)
-        trained = _trained_on(listed)
+        trained = trained_on_matcher(listed)
         assert trained(a) and not trained(c) and trained(b) == ("\t" in text), text

@@ -137,14 +137,14 @@ def trained_here(predictor, collection: Collection) -> int:
 
     listed = Path(predictor.run_dir) / TRAINED_ON
     if listed.is_file():
-        return sum(map(_trained_on(listed), record_keys(collection)))
+        return sum(map(trained_on_matcher(listed), record_keys(collection)))
     trained_manifest = (predictor.info.get("collection") or {}).get("manifest")
     manifest = collection.info.get("manifest")
     same = bool(trained_manifest and manifest and Path(trained_manifest).resolve() == Path(manifest).resolve())
     return len(collection) if same else 0
 
 
-def _trained_on(listed: Path):
+def trained_on_matcher(listed: Path):
     """Whether a record (its key) is one of RUN/trained_on.txt's: by path, else — where its signal files' size is
     one a trained record has, so that an external test set is not hashed whole — by fingerprint. Lines are
     ``path``, ``path<TAB>fingerprint`` or ``path<TAB>size<TAB>fingerprint`` (as runs wrote them over time)."""

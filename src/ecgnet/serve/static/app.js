@@ -212,7 +212,8 @@ function renderDiagnoses(p, reference) {
     ? document.activeElement.dataset.class : null;
   $("model-name").textContent = `· ${p.model}`;
   $("thresholds-hint").textContent = thresholdsHint();
-  const refLabels = reference ? new Set(reference.labels) : null;
+  // no column where the reference has no labels of this model's classes (a model of its own classes on PTB-XL)
+  const refLabels = reference && reference.labels ? new Set(reference.labels) : null;
   $("ref-head").hidden = !refLabels;
   const rows = p.diagnoses.map((d) => {
     const pct = (x) => `${Math.max(0, Math.min(100, 100 * x))}%`;
@@ -228,7 +229,8 @@ function renderDiagnoses(p, reference) {
       if (state.overlay && state.explainClass === d.class) { state.overlay = false; render(); } else explain(d.class);
     });
     const row = el("tr", {class: "dx-row" + (state.explainClass === d.class ? " selected" : ""), "data-class": d.class},
-      el("td", {}, el("span", {class: "code", text: d.class}), el("span", {class: "desc", text: d.description})),
+      el("td", {}, el("span", {class: "code", text: d.class}),  // a class without a description: its name once
+        el("span", {class: "desc", text: d.description === d.class ? "" : d.description})),
       el("td", {}, el("span", {class: "prob"}, meter,
         el("span", {class: "num", text: d.probability.toFixed(3)}),
         el("span", {class: "num muted", text: d.threshold === null ? "" : `| ${d.threshold.toFixed(3)}`}))),
@@ -247,10 +249,13 @@ function renderDiagnoses(p, reference) {
 function renderReference(ref) {
   $("reference-card").hidden = !ref;
   if (!ref) return;
-  const out = [el("div", {class: "ref-labels"}, ...(ref.labels.length ? ref.labels.map((l) => el("span", {class: "tag", text: l}))
-    : [el("span", {class: "muted", text: "no label of this task"})]))];
+  // a model of its own classes has no PTB-XL labels: the server says so (labels_note), the statements stay
+  const tags = !ref.labels ? [el("span", {class: "muted", text: ref.labels_note || "no reference labels"})]
+    : ref.labels.length ? ref.labels.map((l) => el("span", {class: "tag", text: l}))
+    : [el("span", {class: "muted", text: "no label of this task"})];
+  const out = [el("div", {class: "ref-labels"}, ...tags)];
   if (ref.source === "PTB-XL") {
-    out.push(el("div", {class: "muted", text: `PTB-XL ecg_id ${ref.ecg_id} · ${ref.task} labels`}));
+    out.push(el("div", {class: "muted", text: `PTB-XL ecg_id ${ref.ecg_id}` + (ref.task ? ` · ${ref.task} labels` : " · statements")}));
     out.push(el("ul", {class: "stmts"}, ...ref.statements.map((s) =>
       // PTB-XL gives a likelihood for diagnostic statements only; 0 means none given (SR, QWAVE …), not 0 %
       el("li", {text: `${s.code}${s.likelihood > 0 ? ` (${s.likelihood}%)` : ""} ${s.description}`}))));
