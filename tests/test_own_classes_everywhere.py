@@ -208,3 +208,32 @@ def test_the_viewer_page_shows_own_classes_without_ptbxl_labels(tmp_path, ptbxl_
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_ptbxl_commands_refuse_an_own_classes_run_pointing_to_the_manifest(tmp_path, ptbxl_root, write_record):
+    """`ecgnet evaluate RUN` (no --manifest) scored PTB-XL's five superclasses against three own classes: a
+    ValueError traceback; `compare` said 'evaluate the run first', which crashed; `evaluate-external` said
+    'classes of the None task'; `predict` printed 'RBBB … positive  RBBB' (an own-classes audit)."""
+    from typer.testing import CliRunner
+
+    from ecgnet.cli import app
+
+    run = own_run(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(ptbxl_root), "--no-progress",
+                                 "--out", str(tmp_path / "out")])
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "predicts AF, NORMAL, RBBB (trained on" in said and "--manifest M.csv" in said
+    result = runner.invoke(app, ["compare", str(run), "--baseline", str(run), "--no-explain", "--out",
+                                 str(tmp_path / "cmp")])
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "not PTB-XL's folds: compare ranks runs on PTB-XL's fold 10" in said, said
+    (tmp_path / "ext").mkdir()
+    result = runner.invoke(app, ["evaluate-external", str(tmp_path / "ext"), "--checkpoint", str(run),
+                                 "--no-progress", "--out", str(tmp_path / "x")])
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2 and "predicts 3 classes of its own (AF, NORMAL, RBBB)" in said, said
+    assert "None" not in said and "--label-map" in said
+    header, _ = write_record("rec")
+    result = runner.invoke(app, ["predict", str(header), "--checkpoint", str(run), "--no-progress"])
+    assert result.exit_code == 0 and not re.search(r"positive\s+AF\b", result.stdout), result.stdout

@@ -55,9 +55,13 @@ def read_run_outputs(run_dir: Path) -> dict:
     if not (run_dir / "config.yaml").is_file() and not (run_dir / "run.json").is_file():
         raise ECGNetError(f"{run_dir}: not an ECGNet run directory (no config.yaml or run.json)")
     test = _read_json(run_dir / "test" / "metrics.json")
+    info = _read_json(run_dir / "run.json") or {"name": run_dir.name}
+    trained = (info.get("collection") or {}).get("manifest")
+    if trained and (test is None or test.get("split") != "test" or "resampled" in (test.get("macro_auc") or {})):
+        raise ECGNetError(f"{run_dir}: trained on {trained}, not PTB-XL's folds: compare ranks runs on PTB-XL's fold "
+                          "10; score this run on labelled records with `ecgnet evaluate RUN --manifest M.csv`")
     if test is None:
         raise ECGNetError(f"{run_dir / 'test' / 'metrics.json'}: missing — evaluate the run first")
-    info = _read_json(run_dir / "run.json") or {"name": run_dir.name}
     ids, probs, classes = M.read_predictions(run_dir / "test" / "predictions.csv", test.get("classes"))
     return {"dir": run_dir, "info": info, "val": _read_json(run_dir / "val" / "metrics.json"), "test": test,
             "ids": ids, "probs": probs, "classes": classes, "config": run_config(run_dir)}

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgnet.errors import ECGNetError
 from ecgnet.config import Config
 from ecgnet.data.dataset import PTBXL
 from ecgnet.evaluation import metrics as M
@@ -59,6 +60,12 @@ def evaluate_run(checkpoint: Path, data_root: Path | None, split: str = "test", 
 
     model, config, info = load_run(checkpoint)
     data = PTBXL(find_root(data_root), config.data.task, config.data.sampling_rate)
+    if list(info.get("classes") or data.classes) != list(data.classes):  # a fine-tune on a site's own classes
+        trained = (info.get("collection") or {}).get("manifest")
+        raise ECGNetError(f"{checkpoint}: predicts {', '.join(info['classes'])}"
+                          + (f" (trained on {trained})" if trained else "")
+                          + f", not PTB-XL's '{config.data.task}' classes: score it on labelled records of its classes "
+                          "with --manifest M.csv")
     out_dir = Path(out_dir or Path("outputs") / config.name)
     results, predictions = evaluate_model(model, data, config, out_dir, splits=tuple(dict.fromkeys(("val", split))), n_boot=n_boot,
                                           progress=progress)

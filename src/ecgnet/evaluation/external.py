@@ -39,8 +39,12 @@ def evaluate_external(checkpoint: str | Path, dataset: Path, out_dir: Path, n_bo
     predictor = Predictor(checkpoint, long_records=long_records)
     classes = predictor.classes
     if not set(classes) <= set(SUPERCLASSES):
-        raise ECGNetError(f"{checkpoint}: predicts {len(classes)} classes of the '{predictor.info.get('task')}' "
-                          f"task; external evaluation maps SNOMED CT codes to the superclasses {', '.join(SUPERCLASSES)}")
+        task = predictor.info.get("task")
+        of = f"of the '{task}' task" if task else f"of its own ({', '.join(classes[:6])}{' …' if len(classes) > 6 else ''})"
+        raise ECGNetError(f"{checkpoint}: predicts {len(classes)} classes {of}; external evaluation maps SNOMED CT "
+                          f"codes to the superclasses {', '.join(SUPERCLASSES)}"
+                          + ("" if task else " — score it with `ecgnet evaluate RUN --manifest M.csv --label-map MAP` "
+                             "(`ecgnet manifest DIR --labels snomed` writes the manifest of its codes)"))
     dataset, out_dir = Path(dataset), Path(out_dir)
     made = challenge_manifest(dataset, out_dir / "manifest.csv")  # raises when the folder holds no record
     collection = read_manifest(out_dir / "manifest.csv")
