@@ -54,3 +54,29 @@ def test_a_damaged_index_is_listed_not_a_traceback(tmp_path, content):
     (tmp_path / "manifest100_0123456789abcdef.json").write_text(content)
     [entry] = list_caches(tmp_path)
     assert entry.records is None and entry.built_from == "(index unreadable)" and entry.size == 10 + len(content)
+
+
+def test_a_killed_builds_partial_files_are_listed_and_cleared_and_a_held_lock_is_said(tmp_path):
+    """A build killed mid-way leaves hidden partial copies of signals (.KEY.npy.x.tmp) and segments without their
+    array: `data cache` did not list them and --clear left them; --remove waited on a held lock without a word
+    (a review)."""
+    from filelock import FileLock
+
+    from ecgnet.data.cache_files import remove_caches
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".manifest100_00000000deadbeef.npy.a1b2.tmp").write_bytes(b"x" * 100)
+    (cache / "manifest100_00000000deadbeef.segments.npy").write_bytes(b"y" * 50)
+    (cache / "manifest100_00000000deadbeef.lock").write_bytes(b"")
+    (cache / "notes.txt").write_text("not a cache")
+    [entry] = list_caches(cache)
+    assert entry.key == "manifest100_00000000deadbeef" and entry.size == 150 and entry.records is None
+    assert entry.built_from == "(no index: a build cut off)"
+    lock = FileLock(cache / "manifest100_00000000deadbeef.lock")
+    lock.acquire()
+    said = []
+    freed = remove_caches([entry], cache, waiting=lambda key: (said.append(key), lock.release()))
+    assert said == [entry.key] and freed == 150
+    assert sorted(p.name for p in cache.iterdir()) == ["manifest100_00000000deadbeef.lock", "notes.txt"]
+    assert list_caches(cache) == []

@@ -680,6 +680,7 @@ def _cross_validated(run: Path, n: int = 60, classes=tuple(RUN_CLASSES), seed: i
     info.update(cv={"kind": "3-fold", "folds": {"1": "fold 1", "2": "fold 2", "3": "fold 3"}, "seed": 0},
                 collection={"name": "good", "manifest": "/hospital/good.csv"})
     (run / "run.json").write_text(json.dumps(info))
+    (run / "cv" / "metrics.json").write_text(json.dumps({"protocol": info["cv"]}))  # as write_cv writes it
     return y, p, patients
 
 
@@ -793,6 +794,12 @@ def test_calibrate_from_cv_refusals(run, manifest, tmp_path):
     del info["cv"]  # trained again, once, under the same name: cv/ is the earlier training's
     (run / "run.json").write_text(json.dumps(info))
     assert "from an earlier training of this run" in refused("--from-cv")
+    info["cv"] = {"kind": "2-fold", "folds": {"1": "fold 1", "2": "fold 2"}, "seed": 0}  # retrained with --folds 2,
+    (run / "run.json").write_text(json.dumps(info))  # cut off before cv/ was written (a review)
+    assert "not of the run's last cross-validation" in refused("--from-cv")
+    _cross_validated(run)
+    said = refused("--from-cv", "--max-seconds", "1800")  # reads no records: accepted and ignored before (a review)
+    assert "--max-seconds/--max-signals/--max-values: not with --from-cv" in said
 
 
 def test_the_in_sample_warning_points_to_from_cv_when_the_run_was_cross_validated(run, manifest):
@@ -848,6 +855,11 @@ def test_a_stale_profile_names_the_run_as_it_is_named_now(run, manifest, tmp_pat
     profiles.profile_path(moved, "s1").write_text(json.dumps(made))
     with pytest.raises(ECGNetError, match=r"run `ecgnet calibrate runs2/site_cv --site s1 --from-cv --folds 3` "
                                           r"again$"):
+        Predictor(moved, site="s1")
+    made["command"] = "ecgnet calibrate runs/site_cv --manifest '/data/site a/m.csv' --site s1 --source 'cart b'"
+    profiles.profile_path(moved, "s1").write_text(json.dumps(made))  # recorded shell-quoted: words kept whole
+    with pytest.raises(ECGNetError, match=r"run `ecgnet calibrate runs2/site_cv --manifest '/data/site a/m.csv' "
+                                          r"--site s1 --source 'cart b'` again \(--manifest /data/site a/m.csv as "):
         Predictor(moved, site="s1")
     made["command"] = None  # made through the API: rebuilt from the profile
     profiles.profile_path(moved, "s1").write_text(json.dumps(made))

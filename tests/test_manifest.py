@@ -728,6 +728,10 @@ def test_manifest_keeps_an_edited_file_and_a_manifest_the_map_does_not_fit(tmp_p
     assert result.exit_code == 2 and f"wrote {out} (2 records); it does not fit the label map" in \
         " ".join(result.stderr.split())
     assert out.read_bytes() == written  # kept: the map is what to fix
+    (tmp_path / "a_file").write_text("")
+    result = CliRunner().invoke(app, ["manifest", str(tmp_path / "db"), "-o", str(tmp_path / "a_file" / "m.csv")])
+    assert result.exit_code == 2 and str(tmp_path / "a_file" / "m.csv") in " ".join(result.stderr.split())
+    assert ".tmp" not in result.stderr  # the output as named, not the temporary file beside it (a review)
 
 
 def test_manifest_of_records_without_dx_lines_says_to_write_one(tmp_path):

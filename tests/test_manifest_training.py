@@ -510,7 +510,7 @@ def test_a_resumed_cross_validation_says_which_folds_it_reused(tmp_path, monkeyp
 
 # --- a manifest run trained once: its rows scored as cross-validation scores its folds, one schema, one report -----
 
-def _once(tmp_path: Path, name: str, folds: bool = True, blank: bool = False, n: int = 72):
+def _once(tmp_path: Path, name: str, folds: bool = True, blank: bool = False, n: int = 72, val_y: bool = True):
     """Train ``name`` once (no --folds) from a tiny config on ``write_learnable``'s records (two per patient): with a
     fold column giving 12 patients (24 records) to test and 8 (16) to validate, or ECGNet's own split; ``blank``:
     every fifth Y label left blank. Returns (run directory, the manifest's table, what the command printed)."""
@@ -528,6 +528,9 @@ def _once(tmp_path: Path, name: str, folds: bool = True, blank: bool = False, n:
     if blank:
         table["Y"] = table["Y"].astype("Int64").astype(object)
         table.loc[::5, "Y"] = ""
+    if not val_y:  # no known Y label among the validation rows (fold 2)
+        table["Y"] = table["Y"].astype("Int64").astype(object)
+        table.loc[table["fold"] == 2, "Y"] = ""
     table.to_csv(manifest, index=False)
     (folder / "c.yaml").write_text(CONFIG.format(name=name, extra="").replace("epochs: 2", "epochs: 1"))
     result = CliRunner().invoke(app, ["train", "-c", str(folder / "c.yaml"), "--manifest", str(manifest),
@@ -608,3 +611,42 @@ def test_test_rows_under_the_minimum_get_no_interval_and_the_report_says_what_th
         for w in warnings:
             assert " ".join(f"warning: {split}: {w}".split()) in said and " ".join(f"{rows}: {w}.".split()) in report
     assert test["warnings"] and "fewer than 10 positives or negatives" in test["warnings"][0]
+
+
+def test_a_cross_validation_cut_off_before_its_cv_files_is_left_incomplete(tmp_path, monkeypatch):
+    """The final model's training marked the run complete before cv/predictions.csv and the thresholds were
+    written: a retraining cut off there (during --forgetting, say) left a 'finished' run with the earlier
+    training's cv/, which calibrate --from-cv then fitted on (a review). It stays INCOMPLETE until they are."""
+    from ecgnet.data.collections import read_manifest
+    from ecgnet.training import collection as training
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    collection = read_manifest(_mixed_lengths(tmp_path, 18))
+    config = _whole_record("cv", epochs=1)
+
+    def train(**kw):
+        return training.train_collection(collection, config, tmp_path / "runs", folds=2, cache_dir=tmp_path / "cache",
+                                         workers=1, progress=False, n_boot=5, log=lambda _: None, **kw)
+
+    def cut_off(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(training, "write_cv", cut_off)
+        with pytest.raises(KeyboardInterrupt):
+            train()
+    run = tmp_path / "runs" / "cv"
+    assert (run / "INCOMPLETE").is_file() and not (run / "cv" / "predictions.csv").exists()
+    train(resume=True)
+    assert not (run / "INCOMPLETE").exists() and (run / "cv" / "predictions.csv").is_file()
+
+
+def test_a_class_the_validation_rows_cannot_threshold_is_said(tmp_path, monkeypatch):
+    """Validation rows without a known positive and negative of Y gave Y no threshold — predict then makes no call
+    for it on every record — and nothing said so at training time (a review)."""
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    run, _, printed = _once(tmp_path, "noy", val_y=False)
+    val = json.loads((run / "val" / "metrics.json").read_text())
+    said = [w for w in val["warnings"] if w.startswith("Y: no threshold")]
+    assert said and "predict makes no call for it" in said[0] and "X: no threshold" not in " ".join(val["warnings"])
+    assert "Y: no threshold" in " ".join(printed.split()) and "Y: no threshold" in (run / "report.md").read_text()

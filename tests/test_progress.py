@@ -48,3 +48,14 @@ def test_a_terminal_gets_the_bar_and_a_line_per_epoch_without_v_num(monkeypatch)
     monkeypatch.setattr("lightning.pytorch.callbacks.RichProgressBar.get_metrics",
                         lambda self, trainer, module: {"v_num": "logs", "train_loss": 0.5})
     assert shown[0].get_metrics(None, None) == {"train_loss": 0.5}
+
+
+def test_the_bar_counts_epochs_from_1_as_the_lines_do():
+    """Lightning's bar said 'Epoch 0/2' under the line 'epoch 1/3' (a review)."""
+    from types import SimpleNamespace
+
+    from ecgnet.training.progress import EpochBar
+
+    bar = EpochBar()
+    bar._trainer = SimpleNamespace(max_epochs=3)
+    assert bar._get_train_description(0).strip() == "Epoch 1/3"

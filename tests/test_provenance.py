@@ -53,6 +53,9 @@ def test_the_command_is_the_one_that_ran():
     assert command([]) is None
     repo = PACKAGE.parents[1]  # a report script of the checkout: as it is run, not by this machine's path
     assert command([str(repo / "reports" / "transfer" / "transfer.py")]) == "python -m reports.transfer.transfer"
+    # a path with a space stays one word (a stale profile's advice cut '/data/site a/m.csv' at the space; a review)
+    assert command(["ecgnet", "calibrate", "my runs/r", "--manifest", "/data/site a/m.csv"]) == \
+        "ecgnet calibrate 'my runs/r' --manifest '/data/site a/m.csv'"
 
 
 def test_benchmark_results_record_the_command_as_the_readme_runs_it():

@@ -13,7 +13,7 @@ from rich.markup import escape
 from ecgnet.errors import ECGNetError
 from ecgnet.cli.common import (
     DataOpt, ProgressOpt,
-    app, console, data_app, friendly,
+    app, console, data_app, err, friendly,
 )
 
 
@@ -70,7 +70,8 @@ def data_cache(remove: Optional[list[str]] = typer.Option(None, "--remove", meta
     where = cache_dir()
     if clear or remove:
         chosen = entries if clear else select(entries, remove)
-        freed = remove_caches(chosen)
+        freed = remove_caches(chosen, waiting=lambda key: err.print(
+            f"waiting for another ecgnet process using {key} (building or reading it)…", highlight=False))
         console.print(f"removed {len(chosen)} cache(s) from {escape(str(where))}, {human(freed)} freed", highlight=False)
         return
     if not entries:

@@ -33,20 +33,33 @@ class CacheEntry:
 
 
 def list_caches(directory: Path | None = None) -> list[CacheEntry]:
-    """Every signal cache in ``directory`` (default ``$ECGNET_CACHE``), newest first."""
+    """Every signal cache in ``directory`` (default ``$ECGNET_CACHE``), newest first — with what a killed build
+    left (its hidden partial files, segments without their array): copies of signals too."""
     directory = Path(directory or cache_dir())
     if not directory.is_dir():
         return []
+    keys = sorted({_key(p.name) for p in directory.iterdir() if p.is_file() and _key(p.name)})
     entries = []
-    for array in directory.glob("*.npy"):
-        key = array.name.removesuffix(".npy")
-        if not key.startswith(KINDS) or key.endswith(".segments"):
-            continue
-        files = tuple(sorted(p for p in directory.glob(f"{key}.*") if p.is_file()))
-        records, built_from = _describe(directory / f"{key}.json")
+    for key in keys:
+        files = _files(directory, key)
+        if not any(p.suffix != ".lock" for p in files):
+            continue  # a lock alone: nothing cached
+        index = directory / f"{key}.json"
+        records, built_from = _describe(index) if index.is_file() else (None, "(no index: a build cut off)")
         entries.append(CacheEntry(key, files, records, built_from, sum(p.stat().st_size for p in files),
                                   dt.datetime.fromtimestamp(max(p.stat().st_mtime for p in files))))
     return sorted(entries, key=lambda e: e.modified, reverse=True)
+
+
+def _key(name: str) -> str | None:
+    """The cache a file belongs to — ``manifest100_ab12.npy``, ``.manifest100_ab12.npy.x1y2.tmp`` (a partial
+    write) and ``manifest100_ab12.segments.json`` are all ``manifest100_ab12`` — or None for another file."""
+    name = name.lstrip(".")
+    return name.split(".", 1)[0] if name.startswith(KINDS) and "." in name else None
+
+
+def _files(directory: Path, key: str) -> tuple[Path, ...]:
+    return tuple(sorted(p for pattern in (f"{key}.*", f".{key}.*") for p in directory.glob(pattern) if p.is_file()))
 
 
 def _describe(index: Path) -> tuple[int | None, str]:
@@ -67,16 +80,31 @@ def _describe(index: Path) -> tuple[int | None, str]:
     return len(ids), f"records under {common}" if common else "a manifest's records"
 
 
-def remove_caches(entries: list[CacheEntry]) -> int:
-    """Remove these caches' files, each under its lock; the bytes freed."""
+def remove_caches(entries: list[CacheEntry], directory: Path | None = None, waiting=None) -> int:
+    """Remove these caches' files, each under the lock its build and readers hold (listed again once it is held:
+    a build may have written more meanwhile); the bytes freed. ``waiting(key)`` is called when another process
+    holds a cache's lock, before waiting for it."""
+    from filelock import Timeout
+
+    directory = Path(directory or cache_dir())
     freed = 0
     for entry in entries:
-        array = next(p for p in entry.files if p.name == f"{entry.key}.npy")
-        with cache_lock(array):
-            for path in entry.files:
-                if path.suffix != ".lock" and path.is_file():
+        lock = cache_lock(directory / f"{entry.key}.npy")
+        if hasattr(lock, "acquire"):
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                if waiting is not None:
+                    waiting(entry.key)
+                lock.acquire()
+        try:
+            for path in _files(directory, entry.key):
+                if path.suffix != ".lock":
                     freed += path.stat().st_size
-                    path.unlink()  # the empty lock stays: another process may be waiting on it
+                    path.unlink(missing_ok=True)  # the empty lock stays: another process may be waiting on it
+        finally:
+            if hasattr(lock, "release"):
+                lock.release()
     return freed
 
 

@@ -290,6 +290,14 @@ def cross_validation(run_dir: Path) -> dict:
                           f"the run was last trained without cross-validation ({info.get('split') or 'once'}), so "
                           "these out-of-fold predictions are not of its models: calibrate with --manifest M.csv on "
                           "records the run has not seen, or train it again with --folds K")
+    try:
+        written = json.loads((run_dir / "cv" / "metrics.json").read_text()).get("protocol")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    if written != info["cv"]:  # a retraining cut off before it wrote its cross-validation
+        raise ECGNetError(f"{run_dir / CV_PREDICTIONS}: not of the run's last cross-validation (cv/metrics.json "
+                          f"describes {json.dumps(written)[:120]}, run.json {json.dumps(info['cv'])[:120]}): its "
+                          "training was cut off before writing them — finish it (`ecgnet train … --resume`)")
     return info["cv"]
 
 
@@ -407,7 +415,7 @@ def calibrate_command(run: str | Path, manifest: Path | None, site: str, label_m
     check_options(site, options.get("method", "youden"), options.get("calibration", "temperature"),
                   options.get("target_sensitivity", 0.9), options["shrinkage"])
     if from_cv:
-        check_from_cv(manifest, label_map, skip_bad, long_records)
+        check_from_cv(manifest, label_map, skip_bad, long_records, options.get("limits", DEFAULT_LIMITS))
     elif manifest is None:
         raise ECGNetError("give the site's labelled records with --manifest M.csv — or, for a run cross-validated "
                           "on them (train --folds K), --from-cv to fit on its out-of-fold predictions")
@@ -424,13 +432,15 @@ def calibrate_command(run: str | Path, manifest: Path | None, site: str, label_m
     return calibrate_site(predictor, collection, site, progress=progress, **options)
 
 
-def check_from_cv(manifest, label_map, skip_bad: bool, long_records: str) -> None:
+def check_from_cv(manifest, label_map, skip_bad: bool, long_records: str,
+                  limits: ReadLimits = DEFAULT_LIMITS) -> None:
     """``--from-cv`` reads no manifest: the options that read one are refused with it."""
     if manifest is not None:
         raise ECGNetError("--from-cv fits on the run's out-of-fold predictions (RUN/cv/predictions.csv), --manifest "
                           "on the run's own probabilities of a manifest: give one of them")
     given = [name for name, on in (("--label-map", label_map is not None), ("--skip-bad", skip_bad),
-                                   (f"--long-records {long_records}", long_records != "segments")) if on]
+                                   (f"--long-records {long_records}", long_records != "segments"),
+                                   ("--max-seconds/--max-signals/--max-values", limits != DEFAULT_LIMITS)) if on]
     if given:
         raise ECGNetError(f"{', '.join(given)}: not with --from-cv, which reads no records — the labels and "
                           f"probabilities are those of {CV_PREDICTIONS} (long records scored as segments)")

@@ -53,7 +53,7 @@ def write_site_report(out_dir: Path, profile: dict, y: np.ndarray, p: np.ndarray
     if oof:
         source = [["probabilities", f"out-of-fold: {fitted_on['statement']}"],
                   ["predictions", f"{fitted_on['predictions']} (SHA-256 {fitted_on['predictions_sha256']})"],
-                  ["manifest the run was trained on (as recorded)", str(manifest["path"])],
+                  ["manifest the run was trained on (as recorded)", str(manifest["path"] or "none: PTB-XL's folds")],
                   ["records used", str(manifest["records_used"])]]
     else:
         source = [["manifest", str(manifest["path"])], ["manifest SHA-256", manifest["sha256"]],

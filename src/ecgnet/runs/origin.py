@@ -8,6 +8,7 @@ import hashlib
 import os
 import platform
 import subprocess
+import shlex
 import sys
 from pathlib import Path
 
@@ -36,14 +37,14 @@ def command(argv: list[str] | None = None) -> str | None:
         return None
     program = Path(argv[0])
     if program.name == "ecgnet" or program.resolve() == PACKAGE / "cli" / "__main__.py":
-        return " ".join(["ecgnet", *argv[1:]])
+        return shlex.join(["ecgnet", *argv[1:]])  # a path with a space stays one word
     try:  # a report or benchmark script of the checkout: as its docstring runs it, not by this machine's path
         script = program.resolve().relative_to(PACKAGE.parents[1])
     except ValueError:
         script = None
     if script is not None and script.suffix == ".py" and script.parts[0] in ("reports", "benchmarks"):
-        return " ".join(["python -m", script.with_suffix("").as_posix().replace("/", "."), *argv[1:]])
-    return " ".join(["python", argv[0], *argv[1:]])
+        return shlex.join(["python", "-m", script.with_suffix("").as_posix().replace("/", "."), *argv[1:]])
+    return shlex.join(["python", *argv])
 
 
 def provenance() -> dict:

@@ -138,8 +138,8 @@ def calibrate_again(run_dir: str | Path, data: dict, site: str) -> tuple[str, st
     given as recorded; the note says so — relative to the folder calibrate was run in, when it is relative."""
     run = shlex.quote(str(run_dir))
     manifest = (data.get("manifest") or {}).get("path")
-    words = (data.get("command") or "").split()
-    if words[:2] == ["ecgnet", "calibrate"]:  # " ".join(argv): split back on spaces, as it was joined
+    words = _words(data.get("command") or "")
+    if words[:2] == ["ecgnet", "calibrate"]:
         kept, rest, named = [], iter(words[2:]), None
         for word in rest:
             if not word.startswith("-"):
@@ -151,7 +151,7 @@ def calibrate_again(run_dir: str | Path, data: dict, site: str) -> tuple[str, st
             if name == "--manifest":
                 named = value
             kept += [word] if has_value or value is None else [word, value]
-        again = " ".join(["ecgnet", "calibrate", run, *kept])
+        again = " ".join(["ecgnet", "calibrate", run, *map(shlex.quote, kept)])
     elif (data.get("fitted_on") or {}).get("probabilities") == "out-of-fold":
         again, named = f"ecgnet calibrate {run} --site {site} --from-cv", None
     else:
@@ -163,6 +163,15 @@ def calibrate_again(run_dir: str | Path, data: dict, site: str) -> tuple[str, st
                                                              if manifest and manifest != named else "")
              if not Path(named).is_absolute() else "")
     return again, f" (--manifest {named} as recorded when the profile was fitted{': ' + where if where else ''})"
+
+
+def _words(command: str) -> list[str]:
+    """A recorded command's words: shell-quoted since commands are recorded with shlex.join; an older profile's
+    (argv joined with spaces) that does not parse as shell words is split on spaces."""
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
 
 
 def _parse(data, path: Path, classes: list[str]) -> SiteProfile:

@@ -365,6 +365,9 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     if fitted is None:
         return None  # not rank 0 of a distributed run: rank 0 writes and reports
     _, model, data, info = fitted
+    from ecgnet.runs import mark_complete, mark_incomplete, provenance
+
+    mark_incomplete(run_dir, config, provenance())  # until what follows is written: a run cut off here had old cv/
     if forgetting:
         from ecgnet.training.forgetting import forgetting as forgot
 
@@ -383,6 +386,7 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
         from ecgnet.training.once_report import score_once
 
         summary["scores"] = score_once(run_dir, collection, assignment, model, data, config, n_boot, info)
+    mark_complete(run_dir)
     return summary
 
 

@@ -72,6 +72,9 @@ def score_once(run_dir: Path, collection: Collection, assignment: dict, model, d
         warnings = [w for w in [few_cases_warning(split, m)] if w]
         if split == "val":
             warnings += call_rate_warnings(y, p, thresholds, classes)
+            warnings += [f"{c}: no threshold — the validation rows hold no known positive and negative of it, so "
+                         "predict makes no call for it (more records of it, or --folds K, which chooses thresholds "
+                         "on every record)" for c in classes if c not in thresholds]
         m = {"split": split, "n_records": m.pop("n_records"), "classes": list(classes), **m,
              "thresholds_from": data.validation_name + (" — the same records: optimistic" if split == "val" else ""),
              "no_interval": _no_interval(m, y, groups), "warnings": warnings}

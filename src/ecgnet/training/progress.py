@@ -2,7 +2,8 @@
 
 Run under ``nohup … > train.log`` (the way long training is run), Rich's progress bar is written once, as
 its last frame, so a log said nothing until the run ended. :func:`progress_callbacks` gives the bar on a
-terminal, and :class:`EpochLines` everywhere: after each epoch, on stderr (above the bar on a terminal),
+terminal, and :class:`EpochLines` everywhere: after each epoch, on stderr (on a terminal, through the bar's
+console above it, so on the terminal's output),
 
     epoch 3/20: train loss 0.2140, val macro AUC 0.9123 (best 0.9150, epoch 2), 41 s
 """
@@ -29,6 +30,10 @@ def progress_callbacks(progress: bool) -> tuple[list[Callback], bool]:
 
 class EpochBar(RichProgressBar):
     """Lightning's bar without its logger's version ('v_num: logs': nothing a user can read)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's: "Epoch 0/19" for the first of 20
+        text = f"Epoch {current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else "")
+        return f"{text:{len(self.validation_description)}}"  # as Lightning pads it (no flicker)
 
     def get_metrics(self, trainer, pl_module) -> dict:
         items = super().get_metrics(trainer, pl_module)

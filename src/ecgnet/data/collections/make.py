@@ -31,7 +31,7 @@ from ecgnet.data.collections.manifest_checks import plural
 from ecgnet.data.external import SUPERCLASSES, external_labels, load_mapping
 from ecgnet.data.records import header_demographics
 from ecgnet.errors import ECGNetError
-from ecgnet.fileio import atomic_path
+from ecgnet.fileio import TMP_SUFFIX, atomic_path, check_writable
 
 
 def _relative(path: Path, out: Path) -> str:
@@ -178,7 +178,8 @@ def make_manifest(source: str | Path, out: str | Path, task: str | None = None, 
             raise ECGNetError(f"{' and '.join(given)} apply to a PTB-XL folder; {source} is read as a Challenge "
                               "folder (its records at their own rate; training resamples them)")
         write = lambda path: challenge_manifest(source, path, labels or "superclasses")  # noqa: E731
-    new = out.with_name(f".{out.name}.{os.getpid()}.new")  # beside it: the record paths are relative to its folder
+    check_writable(out)  # named as given (not the temporary file beside it)
+    new = out.with_name(f".{out.name}.{os.getpid()}{TMP_SUFFIX}")  # beside it: record paths are relative to its folder
     try:
         result = {**write(new), "manifest": str(out)}
         if out.is_file() and not force and out.read_bytes() != new.read_bytes():
