@@ -96,6 +96,7 @@ bundle: setup
 wheel: setup
 	rm -rf .cache/wheel-src && mkdir -p .cache/wheel-src dist
 	cp -r src pyproject.toml README.md .cache/wheel-src/
+	mkdir -p .cache/wheel-src/src/ecgnet/docs && cp docs/*.md .cache/wheel-src/src/ecgnet/docs/  # ecgnet docs NAME
 	find .cache/wheel-src \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .cache/wheel-src
 	rm -rf .cache/wheel-src

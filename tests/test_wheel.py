@@ -42,6 +42,9 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copytree(REPO / "src", sources / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, sources / name)
+    (sources / "src" / "ecgnet" / "docs").mkdir()  # as `make wheel` does: the guides travel with the wheel
+    for guide in (REPO / "docs").glob("*.md"):
+        shutil.copy(guide, sources / "src" / "ecgnet" / "docs" / guide.name)
     run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", tmp / "dist", sources])
     (path,) = (tmp / "dist").glob("ecgnet-*.whl")
     return path
@@ -85,6 +88,10 @@ def test_installed_version_and_models(installed):
         assert model in table
     config = installed("models", "--config", "long_time")  # a wheel user's config to start from
     assert "name: long_time" in config and "time_resnet1d" in config
+    # the guides the help points to, with no repository at hand (a wheel-user audit found none)
+    listed = installed("docs")
+    assert "own_data" in listed and "ecgnet/docs" in listed.split("Guides in ")[1].split()[0]  # the wheel's copy
+    assert installed("docs", "own_data") == (REPO / "docs" / "own_data.md").read_text()
 
 
 @pytest.mark.slow

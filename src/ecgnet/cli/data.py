@@ -125,7 +125,7 @@ def manifest(source: Path = typer.Argument(..., help="A Challenge-style folder (
                                         "manifest written now (without it, an edited manifest is kept).")):
     """Write a manifest (one CSV row per labelled record) from a Challenge-style folder or PTB-XL.
 
-    Edit it, or write your own: see docs/own_data.md in the repository. Train on it with
+    Edit it, or write your own: see `ecgnet docs own_data`. Train on it with
     `ecgnet train --manifest M.csv`.
     """
     from ecgnet.data.collections.make import make_manifest

@@ -78,6 +78,20 @@ def models(config: Optional[str] = typer.Option(None, "--config", help="Print th
 
 @app.command()
 @friendly
+def docs(name: Optional[str] = typer.Argument(None, help="A guide's name (e.g. own_data); none lists them.")):
+    """The guides (docs/ of the repository, carried by the wheel too): list them, or print one as Markdown."""
+    from ecgnet.manual import docs_folder, guides, read_guide
+
+    if name is not None:
+        print(read_guide(name), end="")
+        return
+    console.print(f"Guides in {escape(str(docs_folder()))} (`ecgnet docs NAME` prints one):", highlight=False)
+    for stem, title in guides().items():
+        console.print(f"  {stem:<12} {escape(title)}", highlight=False)
+
+
+@app.command()
+@friendly
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 exposes it to the network)."),
           port: int = typer.Option(8000, help="Port to listen on (0: a free one, printed)."),
           checkpoint: str = typer.Option(DEFAULT_MODEL, help=f"Default model. {CHECKPOINT_HELP}"),
