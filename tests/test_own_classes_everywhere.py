@@ -105,6 +105,27 @@ def test_the_reference_task_of_own_classes_is_none():
     assert header_reference(record, predictor(None, OWN)) is None
 
 
+def test_an_uploaded_records_dx_codes_go_through_the_runs_label_map(tmp_path):
+    """A Challenge upload got a #Dx reference for a PTB-XL run but none for a run of its own classes, whose
+    label map run.json records (an own-classes audit): the codes mapped as the manifest's were, while the map is
+    the one it was trained with."""
+    from ecgnet.checksum import sha256_file
+    from ecgnet.serve.reference import header_reference
+
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text("'164889003': AF\n'713427006': RBBB\n'426783006': NORMAL\n'*': null\n")
+
+    def predictor(sha):
+        collection = {"manifest": "M.csv", "label_map": {"path": str(label_map), "sha256": sha}}
+        return SimpleNamespace(info={"task": None, "collection": collection}, classes=OWN)
+
+    record = SimpleNamespace(comments=["Dx: 164889003,713427006,59118001"])
+    got = header_reference(record, predictor(sha256_file(label_map)))
+    assert got["labels"] == ["AF", "RBBB"] and got["unmapped"] == [] and "map.yaml" in got["source"]
+    assert header_reference(record, predictor("0" * 64)) is None  # the map changed since training: no reference
+    assert header_reference(SimpleNamespace(comments=["Dx: 59118001"]), predictor(sha256_file(label_map))) is None
+
+
 def test_the_viewer_gives_a_ptbxl_record_no_superclass_labels_for_own_classes(tmp_path, ptbxl_root, ptbxl_tables):
     """GET /api/records/{ecg_id} with an own-classes run: the record's statements, but no labels (they were
     PTB-XL's superclasses, 'NORM' beside the model's NORMAL, the ref. column '–' for every class), and its fold

@@ -88,18 +88,44 @@ def reference_task(predictor: Predictor) -> str | None:
 
 
 def header_reference(record: ECGRecord, predictor: Predictor) -> dict | None:
-    """The superclasses of an uploaded record's ``#Dx`` codes, for models of the superclasses; else None."""
-    if reference_task(predictor) != "superdiagnostic":
-        return None
+    """The classes of an uploaded record's ``#Dx`` codes: the superclasses, for models of the superclasses; for a
+    run of its own classes trained with a label map (run.json's ``collection.label_map``), the classes that map
+    gives the codes — when the map is still the one it was trained with and names one of the codes; else None."""
     try:
         codes = external.parse_dx(record.comments)
     except ECGNetError:
         return None
     if not codes:
         return None
-    return {"source": "the header's #Dx codes (SNOMED CT, mapped to PTB-XL superclasses)",
-            "codes": codes, "labels": sorted(external.record_superclasses(codes)),
-            "unmapped": external.unmapped_codes(codes)}
+    if reference_task(predictor) == "superdiagnostic":
+        return {"source": "the header's #Dx codes (SNOMED CT, mapped to PTB-XL superclasses)",
+                "codes": codes, "labels": sorted(external.record_superclasses(codes)),
+                "unmapped": external.unmapped_codes(codes)}
+    return _mapped_reference(codes, predictor)
+
+
+def _mapped_reference(codes: list[str], predictor: Predictor) -> dict | None:
+    """``codes`` through the label map the run was trained with, as the manifest's labels were ('*' for the codes
+    it does not list); None without a map, with a map changed since (its SHA-256), or one that names none of them."""
+    from ecgnet.checksum import sha256_file
+    from ecgnet.data.collections.manifest import read_label_map
+
+    recorded = ((predictor.info.get("collection") or {}).get("label_map") or {})
+    path = recorded.get("path")
+    if not path or not Path(path).is_file() or sha256_file(path) != recorded.get("sha256"):
+        return None
+    try:
+        mapping = read_label_map(path)
+    except ECGNetError:
+        return None
+    listed = [c for c in codes if c in mapping]
+    if not listed:
+        return None
+    wildcard = mapping.get("*")
+    labels = {t for c in codes for t in mapping.get(c, wildcard or [])} & set(predictor.classes)
+    return {"source": f"the header's #Dx codes, mapped by the label map this run was trained with ({Path(path).name})",
+            "codes": codes, "labels": sorted(labels),
+            "unmapped": [c for c in codes if c not in mapping and wildcard is None]}
 
 
 def _value(x) -> float | None:
