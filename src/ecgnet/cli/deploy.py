@@ -24,11 +24,15 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                                   "with --site)."),
                quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: static int8 quantization of "
                                                       "the encoders' convolutions, calibrated on 128 records of "
-                                                      "PTB-XL's training folds (needs --data); "
-                                                      "see predict --engine onnx-int8."),
+                                                      "PTB-XL's training folds (--data) or of "
+                                                      "--calibration-manifest; see predict --engine onnx-int8."),
                site: Optional[str] = typer.Option(None, "--site", help="Carry this site profile's calibration and "
                                                   "thresholds in the metadata (ecgnet.site; see `ecgnet calibrate`)."),
-               data: Optional[Path] = DataOpt):
+               data: Optional[Path] = DataOpt,
+               calibration_manifest: Optional[Path] = typer.Option(
+                   None, "--calibration-manifest", help="With --quantize int8: calibrate on up to 128 records of "
+                   "this manifest (your own records; labels not needed) instead of PTB-XL. Default without --data: "
+                   "the manifest the run was trained on, if any.")):
     """Export a run for ONNX Runtime, with its classes, thresholds (and where they were chosen) and
     preprocessing in the metadata; with --site, the site profile's calibration and thresholds, and which
     profile (its name and file) they come from, said on the terminal and in the metadata."""
@@ -36,19 +40,64 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
     from ecgnet.runs.bundled import resolve_checkpoint
     from ecgnet.runs.profiles import profile_path
 
-    if quantize == "int8":  # minutes without a word otherwise, the first time
-        err.print("note: int8 is calibrated on 128 records of PTB-XL's training folds; the first time, PTB-XL's signal "
-                  "cache is built for it (about 1 GB in $ECGNET_CACHE, a few minutes)", highlight=False)
     run_dir = resolve_checkpoint(checkpoint)
     run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    if quantize == "int8":  # minutes without a word otherwise, the first time
+        _calibration_note(run_dir, data, calibration_manifest)
     target = out if out is not None else run_dir / default_name(quantize, site)
     replacing = target.is_file()
-    written = export(checkpoint, fmt, out, quantize, data, site)
+    written = export(checkpoint, fmt, out, quantize, data, site, calibration_manifest)
     with_site = "" if site is None else (f" with site profile '{escape(site)}': its calibration and thresholds, "
                                          f"from {escape(str(profile_path(run_dir, site)))}")
     console.print(f"Exported to [bold]{escape(str(written))}[/]" + (" (it replaces the file that was there)"
                                                                    if replacing else "") + with_site,
                   highlight=False, soft_wrap=True)
+    if quantize == "int8":
+        _calibrated_on(written)
+
+
+def _calibration_note(run_dir: Path, data: Optional[Path], manifest: Optional[Path]) -> None:
+    """Before an int8 export: what it calibrates on (a missing manifest or PTB-XL folder is refused here)."""
+    import json
+
+    from ecgnet.export.int8 import CALIBRATION_RECORDS, MANIFEST_OPTION, calibration_source, trained_manifest
+
+    try:  # export reads it again, and says what is wrong with it
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    source = calibration_source(info, data, manifest)
+    if source.manifest is None:
+        trained = trained_manifest(info)
+        hint = (f" (this run was trained on {trained}: {MANIFEST_OPTION} calibrates on its records instead)"
+                if trained else "")
+        err.print(escape(f"note: int8 is calibrated on {CALIBRATION_RECORDS} records of PTB-XL's training folds; the "
+                         "first time, PTB-XL's signal cache is built for it (about 1 GB in $ECGNET_CACHE, a few "
+                         f"minutes){hint}"), highlight=False, soft_wrap=True)
+        return
+    why = (", the manifest this run was trained on (run.json: collection.manifest; no --data or ECGNET_DATA given)"
+           if source.from_run else "")
+    err.print(escape(f"note: int8 is calibrated on up to {CALIBRATION_RECORDS} records of {source.manifest}{why}, "
+                     "not on PTB-XL; their signals are cached in $ECGNET_CACHE"), highlight=False, soft_wrap=True)
+
+
+def _calibrated_on(path: Path) -> None:
+    """After an int8 export calibrated on a manifest: how many records, and those left out (from the metadata)."""
+    import json
+
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    used = json.loads(props.get("ecgnet.quantization", "{}")).get("calibration_manifest")
+    if not used:
+        return
+    left = [f"{n} {what}" for n, what in ((used["rows_skipped"], "bad manifest rows"),
+                                          (used["unreadable"], "unreadable records"),
+                                          (used["shorter_than_input"], f"records shorter than the graph's "
+                                                                       f"{used['input_seconds']:g} s input")) if n]
+    err.print(escape(f"int8 calibrated on {used['records']} records of {used['path']} (SHA-256 "
+                     f"{used['sha256'][:12]}…)" + (f"; left out: {', '.join(left)}" if left else "")),
+              highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -26,15 +26,19 @@ def default_name(quantize: str | None = None, site: str | None = None) -> str:
 
 
 def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None,
-           quantize: str | None = None, data: str | Path | None = None, site: str | None = None) -> Path:
+           quantize: str | None = None, data: str | Path | None = None, site: str | None = None,
+           calibration_manifest: str | Path | None = None) -> Path:
     """Export a run (directory, its model.safetensors or a bundled name) to ``out`` (default RUN/model.onnx,
-    or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL: ``data`` or $ECGNET_DATA).
+    or RUN/model.int8.onnx with ``quantize="int8"``, calibrated on PTB-XL — ``data`` or $ECGNET_DATA — or on the
+    records of ``calibration_manifest``; without either, a run trained on a manifest on that manifest).
     ``site``: a site profile of the run whose calibration and thresholds travel in the metadata (default
     RUN/model.site-<site>.onnx: a later export without it does not overwrite the site's file)."""
     if fmt not in FORMATS:
         raise ECGNetError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ECGNetError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'")
+    if calibration_manifest is not None and quantize is None:
+        raise ECGNetError(f"{int8.MANIFEST_OPTION} calibrates --quantize int8: give both, or neither")
     run = Run.open(checkpoint)
     if out is None and is_bundled(run.dir):
         raise ECGNetError(f"{run.dir.name} is a bundled model (inside the installed package): give --out FILE, e.g. "
@@ -45,7 +49,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     if path.suffix.lower() != ".onnx":  # model.txt would be an ONNX file no tool looks for
         raise ECGNetError(f"--out {out}: the export is an ONNX file; give a name ending in .onnx")
     check_writable(path)  # a place it cannot be written is said now, not after the export's seconds (int8: minutes)
-    model = int8.int8_bytes(run, data) if quantize else onnx.onnx_bytes(run)
+    model = int8.int8_bytes(run, data, calibration_manifest) if quantize else onnx.onnx_bytes(run)
     if profile is not None:
         model = site_metadata.with_site(model, profile, site_metadata.origin(run, site))
     with atomic_path(path) as tmp:

@@ -117,7 +117,8 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
             raise ECGNetError(f"{name} is a bundled model without an int8 file: copy it (`cp -r {run.dir} runs/{name}`), "
                               f"run `ecgnet export runs/{name} --quantize int8` (it calibrates on PTB-XL's training "
                               f"folds: ECGNET_DATA or --data), then use --checkpoint runs/{name}")
-        raise ECGNetError(f"{path}: missing — run `{again}` first (int8 calibrates on PTB-XL's training folds)")
+        raise ECGNetError(f"{path}: missing — run `{again}` first (int8 calibrates on PTB-XL's training folds, or "
+                          "with --calibration-manifest M.csv on your own records)")
     if not path.is_file():
         return OnnxModel(onnx_export.onnx_bytes(run), threads, name=f"{run.dir} (exported in memory)")
     model = OnnxModel(path, threads)
