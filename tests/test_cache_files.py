@@ -70,6 +70,8 @@ def test_a_killed_builds_partial_files_are_listed_and_cleared_and_a_held_lock_is
     (cache / "manifest100_00000000deadbeef.segments.npy").write_bytes(b"y" * 50)
     (cache / "manifest100_00000000deadbeef.lock").write_bytes(b"")
     (cache / "notes.txt").write_text("not a cache")
+    for other in ("manifest.csv", "ptbxl_database.csv", "manifest100_x.npy"):  # ECGNET_CACHE = the data folder, say:
+        (cache / other).write_text("a user's file")  # never listed nor removed (a review: --clear deleted them)
     [entry] = list_caches(cache)
     assert entry.key == "manifest100_00000000deadbeef" and entry.size == 150 and entry.records is None
     assert entry.built_from == "(no index: a build cut off)"
@@ -78,5 +80,6 @@ def test_a_killed_builds_partial_files_are_listed_and_cleared_and_a_held_lock_is
     said = []
     freed = remove_caches([entry], cache, waiting=lambda key: (said.append(key), lock.release()))
     assert said == [entry.key] and freed == 150
-    assert sorted(p.name for p in cache.iterdir()) == ["manifest100_00000000deadbeef.lock", "notes.txt"]
+    assert sorted(p.name for p in cache.iterdir()) == ["manifest.csv", "manifest100_00000000deadbeef.lock",
+                                                       "manifest100_x.npy", "notes.txt", "ptbxl_database.csv"]
     assert list_caches(cache) == []

@@ -123,7 +123,16 @@ def test_an_uploaded_records_dx_codes_go_through_the_runs_label_map(tmp_path):
     got = header_reference(record, predictor(sha256_file(label_map)))
     assert got["labels"] == ["AF", "RBBB"] and got["unmapped"] == [] and "map.yaml" in got["source"]
     assert header_reference(record, predictor("0" * 64)) is None  # the map changed since training: no reference
-    assert header_reference(SimpleNamespace(comments=["Dx: 59118001"]), predictor(sha256_file(label_map))) is None
+    none = header_reference(SimpleNamespace(comments=["Dx: 59118001"]), predictor(sha256_file(label_map)))
+    assert none["labels"] == [] and none["unmapped"] == []  # '*': null — negative for every class, as training read it
+    label_map.write_text("'164890007': '164889003'\n'270492004': '270492004'\n")  # codes that are classes (review)
+    [both] = [header_reference(SimpleNamespace(comments=["Dx: 164889003,270492004"]),
+                               SimpleNamespace(info=predictor(sha256_file(label_map)).info,
+                                               classes=["164889003", "270492004"]))]
+    assert both["labels"] == ["164889003", "270492004"]
+    label_map.write_text("'426783006': MI\n'*': null\n")  # superclass names, the site's meaning: its map wins
+    mi = SimpleNamespace(info=predictor(sha256_file(label_map)).info, classes=["MI", "NORM"])
+    assert header_reference(SimpleNamespace(comments=["Dx: 426783006"]), mi)["labels"] == ["MI"]
 
 
 def test_the_viewer_gives_a_ptbxl_record_no_superclass_labels_for_own_classes(tmp_path, ptbxl_root, ptbxl_tables):
@@ -258,3 +267,29 @@ def test_ptbxl_commands_refuse_an_own_classes_run_pointing_to_the_manifest(tmp_p
     header, _ = write_record("rec")
     result = runner.invoke(app, ["predict", str(header), "--checkpoint", str(run), "--no-progress"])
     assert result.exit_code == 0 and not re.search(r"positive\s+AF\b", result.stdout), result.stdout
+
+
+def test_a_run_of_ptbxls_superclasses_in_another_order_is_evaluated_on_its_columns(tmp_path, ptbxl_root):
+    """`ecgnet manifest CHALLENGE_DIR` writes NORM, MI, STTC, CD, HYP: a run fine-tuned on it predicts PTB-XL's
+    superclasses in that order. `evaluate RUN` refused it as another task's (and before that scored its columns
+    against PTB-XL's order without a word; a review): its columns are matched by name."""
+    import numpy as np
+    import pandas as pd
+
+    from ecgnet.data.dataset import PTBXL
+    from ecgnet.evaluation.evaluate import evaluate_run
+    from ecgnet.inference.batch import predict_proba
+    from ecgnet.runs import load_run
+
+    order = ["NORM", "MI", "STTC", "CD", "HYP"]
+    run = own_run(tmp_path, classes=order)
+    metrics, _ = evaluate_run(run, ptbxl_root, "test", tmp_path / "out", n_boot=10, progress=False)
+    data = PTBXL(ptbxl_root, "superdiagnostic", 100)
+    assert list(data.classes) != order and set(metrics["per_class"]) == set(order)
+    saved = pd.read_csv(tmp_path / "out" / "test" / "predictions.csv")
+    model, config, _ = load_run(run)
+    fold10 = data.split("test")
+    own = predict_proba(model, fold10.signal[:5], fold10.metadata[:5], config.data.window, config.data.stride,
+                        config.data.aggregate)
+    for c in data.classes:  # each PTB-XL class's column is the run's output of that name
+        np.testing.assert_allclose(saved[c].to_numpy()[:5], own[:, order.index(c)], atol=1e-5)

@@ -72,7 +72,8 @@ def data_cache(remove: Optional[list[str]] = typer.Option(None, "--remove", meta
         chosen = entries if clear else select(entries, remove)
         freed = remove_caches(chosen, waiting=lambda key: err.print(
             f"waiting for another ecgnet process using {key} (building or reading it)…", highlight=False))
-        console.print(f"removed {len(chosen)} cache(s) from {escape(str(where))}, {human(freed)} freed", highlight=False)
+        console.print(f"removed {len(chosen)} cache(s) from {escape(str(where))}, {human(freed)} freed",
+                      highlight=False)
         return
     if not entries:
         console.print(f"no signal cache in {escape(str(where))} (ECGNET_CACHE sets the folder)", highlight=False)
@@ -157,6 +158,6 @@ def _print_codes(result: dict, out: Path, shown: int = 15) -> None:
         console.print(f"  {e['code']:<10} {e['records']:>6}  {escape(name)}", highlight=False)
     if len(codes) > shown:
         console.print(f"  … and {plural(len(codes) - shown, 'more code')}", highlight=False)
-    console.print("Map the codes to your classes with a label map (docs/own_data.md), e.g. a YAML file of lines "
+    console.print("Map the codes to your classes with a label map (`ecgnet docs own_data`), e.g. a YAML file of lines "
                   "'164889003: AF' and '\"*\": null' (every other code ignored); check it with --label-map, "
                   "train with --manifest and --label-map.", highlight=False)

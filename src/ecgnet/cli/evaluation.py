@@ -23,7 +23,8 @@ from ecgnet.cli.common import (
 def evaluate(run: Optional[str] = typer.Argument(None, help=f"The run (default: --checkpoint). {CHECKPOINT_HELP}"),
              checkpoint: str = typer.Option(DEFAULT_MODEL, help=CHECKPOINT_HELP),
              manifest: Optional[Path] = typer.Option(None, "--manifest", help="Evaluate on your own labelled records "
-                                                     "(a manifest CSV, docs/own_data.md) instead of PTB-XL's folds."),
+                                                     "(a manifest CSV, `ecgnet docs own_data`) instead of PTB-XL's "
+                                                     "folds."),
              label_map: Optional[Path] = typer.Option(None, "--label-map", help="With --manifest: YAML or CSV mapping "
                                                       "its codes to classes."),
              skip_bad: bool = typer.Option(False, "--skip-bad", help="With --manifest: list and leave out bad rows "
@@ -124,7 +125,7 @@ def calibrate(run: str = typer.Argument(..., help=CHECKPOINT_HELP),
                                                         "site's weight is m / (m + SHRINKAGE), m = the class's "
                                                         "positives or negatives, whichever are fewer; 0 keeps the "
                                                         "site's thresholds as fitted. Default: the value chosen on "
-                                                        "PTB-XL (docs/own_data.md) for youden and f1, 0 for "
+                                                        "PTB-XL (`ecgnet docs own_data`) for youden and f1, 0 for "
                                                         "sensitivity; printed below."),
               calibration: str = typer.Option("temperature", help="Probabilities: temperature (one temperature per "
                                               "class), isotonic, or none."),

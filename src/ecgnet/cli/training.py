@@ -25,7 +25,8 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
                                                 "optional with --from (the run's config is the base)."),
           data: Optional[Path] = DataOpt,
           manifest: Optional[Path] = typer.Option(None, "--manifest", help="Train on your own labelled records: a "
-                                                  "manifest CSV (docs/own_data.md; `ecgnet manifest` writes one)."),
+                                                  "manifest CSV (`ecgnet docs own_data`; `ecgnet manifest` writes "
+                                                  "one)."),
           label_map: Optional[Path] = typer.Option(None, "--label-map", help="YAML or CSV mapping the manifest's "
                                                    "codes to classes."),
           skip_bad: bool = typer.Option(False, "--skip-bad", help="List and leave out bad manifest rows and "

@@ -13,13 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecgnet.data.signals import cache_dir, cache_lock
 from ecgnet.errors import ECGNetError
 
-KINDS = ("ptbxl", "manifest")  # the prefixes of the signal caches' names
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,22 @@ def list_caches(directory: Path | None = None) -> list[CacheEntry]:
     return sorted(entries, key=lambda e: e.modified, reverse=True)
 
 
+# a cache's key as signals.cache_key and collections.cache.cache_key write it: ptbxl100_<12 hex>, manifest500_<16 hex>
+KEY = re.compile(r"(?:ptbxl|manifest)\d+_[0-9a-f]{12,16}")
+
+
 def _key(name: str) -> str | None:
-    """The cache a file belongs to — ``manifest100_ab12.npy``, ``.manifest100_ab12.npy.x1y2.tmp`` (a partial
-    write) and ``manifest100_ab12.segments.json`` are all ``manifest100_ab12`` — or None for another file."""
-    name = name.lstrip(".")
-    return name.split(".", 1)[0] if name.startswith(KINDS) and "." in name else None
+    """The cache a file belongs to — ``manifest100_ab12….npy``, ``.manifest100_ab12….npy.x1y2.tmp`` (a partial
+    write) and ``manifest100_ab12….segments.json`` are all ``manifest100_ab12…`` — or None for any other file (a
+    user's manifest.csv, PTB-XL's ptbxl_database.csv where ECGNET_CACHE is the data folder: never touched)."""
+    found = KEY.match(name.lstrip(".")) if "." in name else None
+    rest = name.lstrip(".")[found.end():] if found else ""
+    return found.group(0) if found and rest.startswith(".") else None
 
 
 def _files(directory: Path, key: str) -> tuple[Path, ...]:
-    return tuple(sorted(p for pattern in (f"{key}.*", f".{key}.*") for p in directory.glob(pattern) if p.is_file()))
+    return tuple(sorted(p for pattern in (f"{key}.*", f".{key}.*") for p in directory.glob(pattern)
+                        if p.is_file() and _key(p.name) == key))
 
 
 def _describe(index: Path) -> tuple[int | None, str]:

@@ -294,7 +294,8 @@ def cross_validation(run_dir: Path) -> dict:
         written = json.loads((run_dir / "cv" / "metrics.json").read_text()).get("protocol")
     except (OSError, ValueError, AttributeError):
         written = None
-    if written != info["cv"]:  # a retraining cut off before it wrote its cross-validation
+    same = ("kind", "folds", "seed")  # what makes it another cross-validation (not the wording of its protocol)
+    if not isinstance(written, dict) or any(written.get(k) != info["cv"].get(k) for k in same):  # a retraining cut off
         raise ECGNetError(f"{run_dir / CV_PREDICTIONS}: not of the run's last cross-validation (cv/metrics.json "
                           f"describes {json.dumps(written)[:120]}, run.json {json.dumps(info['cv'])[:120]}): its "
                           "training was cut off before writing them — finish it (`ecgnet train … --resume`)")

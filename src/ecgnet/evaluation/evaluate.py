@@ -20,22 +20,25 @@ from ecgnet.inference.batch import predict_proba
 
 
 def predict_split(model: torch.nn.Module, data: PTBXL, split: str, config: Config,
-                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ecg_ids, labels, probabilities) of one split."""
+                  progress: bool = True,
+                  columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ecg_ids, labels, probabilities) of one split; ``columns``: the model's output for each of the data's classes
+    (a run whose classes are the task's in another order)."""
     s = data.split(split)
     probs = predict_proba(model, s.signal, s.metadata, config.data.window, config.data.stride,
                           config.data.aggregate, progress=progress, description=f"Predicting {split}")
-    return s.ecg_ids, s.y, probs
+    return s.ecg_ids, s.y, probs if columns is None else probs[:, columns]
 
 
 def evaluate_model(model: torch.nn.Module, data: PTBXL, config: Config, out_dir: Path,
                    splits: tuple[str, ...] = ("val", "test"), n_boot: int = 1000,
-                   progress: bool = True) -> tuple[dict[str, dict], dict[str, tuple]]:
+                   progress: bool = True,
+                   columns: np.ndarray | None = None) -> tuple[dict[str, dict], dict[str, tuple]]:
     """(metrics per split, (ecg_ids, labels, probabilities) per split), thresholds from the validation split
     (PTB-XL's fold 9, or a collection's validation rows); the files are written under ``out_dir/<split>/``."""
     results, predictions = {}, {}
     for split in dict.fromkeys(("val", *splits)):  # val first: it sets the thresholds
-        predictions[split] = predict_split(model, data, split, config, progress)
+        predictions[split] = predict_split(model, data, split, config, progress, columns)
     _, y_val, p_val = predictions["val"]
     thresholds = M.choose_thresholds(y_val, p_val)
     for split in splits:
@@ -60,15 +63,17 @@ def evaluate_run(checkpoint: Path, data_root: Path | None, split: str = "test", 
 
     model, config, info = load_run(checkpoint)
     data = PTBXL(find_root(data_root), config.data.task, config.data.sampling_rate)
-    if list(info.get("classes") or data.classes) != list(data.classes):  # a fine-tune on a site's own classes
+    classes = list(info.get("classes") or data.classes)
+    if sorted(classes) != sorted(data.classes):  # a fine-tune on a site's own classes (or some of PTB-XL's)
         trained = (info.get("collection") or {}).get("manifest")
-        raise ECGNetError(f"{checkpoint}: predicts {', '.join(info['classes'])}"
+        raise ECGNetError(f"{checkpoint}: predicts {', '.join(classes)}"
                           + (f" (trained on {trained})" if trained else "")
-                          + f", not PTB-XL's '{config.data.task}' classes: score it on labelled records of its classes "
-                          "with --manifest M.csv")
+                          + f", not the {len(data.classes)} classes of PTB-XL's '{config.data.task}' task: score it on "
+                          "labelled records of its classes with --manifest M.csv")
+    columns = None if classes == list(data.classes) else np.array([classes.index(c) for c in data.classes])
     out_dir = Path(out_dir or Path("outputs") / config.name)
-    results, predictions = evaluate_model(model, data, config, out_dir, splits=tuple(dict.fromkeys(("val", split))), n_boot=n_boot,
-                                          progress=progress)
+    results, predictions = evaluate_model(model, data, config, out_dir, splits=tuple(dict.fromkeys(("val", split))),
+                                          n_boot=n_boot, progress=progress, columns=columns)
     _, y, p = predictions[split]
     report = write_run_report(out_dir, y, p, data.classes, results[split],
                               results["val"] if split == "test" else None,

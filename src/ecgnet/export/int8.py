@@ -187,7 +187,8 @@ def calibration_source(info: dict, data=None, manifest=None) -> CalibrationSourc
         try:
             return CalibrationSource(root=data_root(data))
         except ECGNetError as e:
-            gone = f" (the run's training manifest {trained} is not there any more)" if trained else ""
+            gone = ("" if not trained else f" (the run's training manifest {trained} is not there any more)"
+                    if not Path(trained).is_file() else f" (e.g. the run's training manifest {trained})")
             raise ECGNetError(f"--quantize int8 calibrates on PTB-XL's training folds: {e}; or on records of your own: "
                               f"{MANIFEST_OPTION} M.csv{gone}") from None
     return CalibrationSource(manifest=Path(trained), from_run=True)

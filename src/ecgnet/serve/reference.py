@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from pathlib import Path
@@ -88,44 +89,61 @@ def reference_task(predictor: Predictor) -> str | None:
 
 
 def header_reference(record: ECGRecord, predictor: Predictor) -> dict | None:
-    """The classes of an uploaded record's ``#Dx`` codes: the superclasses, for models of the superclasses; for a
-    run of its own classes trained with a label map (run.json's ``collection.label_map``), the classes that map
-    gives the codes — when the map is still the one it was trained with and names one of the codes; else None."""
+    """The classes of an uploaded record's ``#Dx`` codes: through the label map the run was trained with (run.json's
+    ``collection.label_map``), while the file is the one recorded and names one of the codes — as its manifest's
+    labels were read; else, for a model of the superclasses, PTB-XL's SNOMED CT mapping; else None."""
     try:
         codes = external.parse_dx(record.comments)
     except ECGNetError:
         return None
     if not codes:
         return None
-    if reference_task(predictor) == "superdiagnostic":
-        return {"source": "the header's #Dx codes (SNOMED CT, mapped to PTB-XL superclasses)",
-                "codes": codes, "labels": sorted(external.record_superclasses(codes)),
-                "unmapped": external.unmapped_codes(codes)}
-    return _mapped_reference(codes, predictor)
+    mapped = _mapped_reference(codes, predictor)
+    if mapped is not None or reference_task(predictor) != "superdiagnostic":
+        return mapped
+    return {"source": "the header's #Dx codes (SNOMED CT, mapped to PTB-XL superclasses)",
+            "codes": codes, "labels": sorted(external.record_superclasses(codes)),
+            "unmapped": external.unmapped_codes(codes)}
 
 
 def _mapped_reference(codes: list[str], predictor: Predictor) -> dict | None:
-    """``codes`` through the label map the run was trained with, as the manifest's labels were ('*' for the codes
-    it does not list); None without a map, with a map changed since (its SHA-256), or one that names none of them."""
+    """``codes`` through the run's label map, as ``read_manifest`` maps a labels cell; None without a map, with a
+    map changed since training (its SHA-256), or one that says nothing of any of them."""
+    from ecgnet.data.collections.manifest import map_code
+
+    recorded = (predictor.info.get("collection") or {}).get("label_map") or {}
+    mapping = _label_map(recorded.get("path"), recorded.get("sha256"))
+    if mapping is None:
+        return None
+    targets = {c: map_code(mapping, c) for c in codes}
+    if all(t is None for t in targets.values()):
+        return None
+    labels = {t for ts in targets.values() for t in ts or []} & set(predictor.classes)
+    return {"source": "the header's #Dx codes, mapped by the label map this run was trained with "
+                      f"({Path(recorded['path']).name})",
+            "codes": codes, "labels": sorted(labels), "unmapped": [c for c, t in targets.items() if t is None]}
+
+
+def _label_map(path: str | None, sha256: str | None) -> dict | None:
+    """The label map at ``path`` when its SHA-256 is ``sha256`` (parsed once per file state: a 5,000-code YAML map
+    takes 0.4 s to read, an upload should not)."""
+    if not path or not sha256 or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return _parsed_label_map(path, sha256, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_label_map(path: str, sha256: str, mtime_ns: int, size: int) -> dict | None:
     from ecgnet.checksum import sha256_file
     from ecgnet.data.collections.manifest import read_label_map
 
-    recorded = ((predictor.info.get("collection") or {}).get("label_map") or {})
-    path = recorded.get("path")
-    if not path or not Path(path).is_file() or sha256_file(path) != recorded.get("sha256"):
+    if sha256_file(path) != sha256:
         return None
     try:
-        mapping = read_label_map(path)
+        return read_label_map(path)
     except ECGNetError:
         return None
-    listed = [c for c in codes if c in mapping]
-    if not listed:
-        return None
-    wildcard = mapping.get("*")
-    labels = {t for c in codes for t in mapping.get(c, wildcard or [])} & set(predictor.classes)
-    return {"source": f"the header's #Dx codes, mapped by the label map this run was trained with ({Path(path).name})",
-            "codes": codes, "labels": sorted(labels),
-            "unmapped": [c for c in codes if c not in mapping and wildcard is None]}
 
 
 def _value(x) -> float | None:

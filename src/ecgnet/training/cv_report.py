@@ -21,7 +21,7 @@ from ecgnet.evaluation.metrics import resampled_words
 from ecgnet.evaluation.labelled import for_csv
 from ecgnet.evaluation.scoring import format_auc
 from ecgnet.fileio import atomic_path, write_json
-from ecgnet.plotting import interval_bar, plt
+from ecgnet.plotting import auc_figure, interval_bar, plt
 from ecgnet.training.collection_scoring import call_rate_warnings, score, youden_thresholds
 
 SCORED_ON = ("each record as predict scores it: a record over 10 s in consecutive 10 s segments, their probabilities "
@@ -182,21 +182,9 @@ def _roc(scored, classes, y, oof, zero, source):
 
 
 def _auc(metrics, scored, source):
-    fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(scored) + 2), 3))
-    shown = [("pooled", "fine-tuned" if source else "cross-validated", -0.12, "C0")]
-    shown += [("zero_shot", f"zero-shot {source}", 0.12, "C1")] if "zero_shot" in metrics else []
-    for key, label, shift, color in shown:
-        for i, c in enumerate(scored):
-            e = metrics[key]["per_class"].get(c) or {}
-            if e.get("auc") is not None:
-                ax.errorbar(i + shift, e["auc"], yerr=interval_bar(e), fmt="o", capsize=3, color=color,
-                            label=label if i == 0 else None)
-    ax.set_xticks(range(len(scored)), scored, rotation=45 if len(scored) > 8 else 0)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set(ylim=(0.3, 1.0), ylabel="AUC")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+    series = [("fine-tuned" if source else "cross-validated", metrics["pooled"]["per_class"], "C0")]
+    series += [(f"zero-shot {source}", metrics["zero_shot"]["per_class"], "C1")] if "zero_shot" in metrics else []
+    return auc_figure(series, scored)
 
 
 def _folds(metrics, source):

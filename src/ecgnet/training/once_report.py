@@ -24,7 +24,7 @@ from ecgnet.evaluation.calibration import expected_calibration_error, reliabilit
 from ecgnet.evaluation.evaluate import report_info
 from ecgnet.evaluation.scoring import few_cases, format_auc, format_rate
 from ecgnet.fileio import write_json
-from ecgnet.plotting import interval_bar, plt, roc_figure
+from ecgnet.plotting import auc_figure, roc_figure
 from ecgnet.training.collection_scoring import call_rate_warnings, predict, score, youden_thresholds
 from ecgnet.training.cv_report import SCORED_ON
 
@@ -205,19 +205,6 @@ def _roc(scored, classes, y, p, m):
 
 
 def _auc(scores, classes):
-    fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(classes) + 2), 3.2))
-    for (split, m), shift, color in zip(scores.items(), (-0.12, 0.12), ("C1", "C0")):
-        shown = False
-        for i, c in enumerate(classes):
-            e = m["per_class"].get(c) or {}
-            if e.get("auc") is None:
-                continue
-            ax.errorbar(i + shift, e["auc"], yerr=interval_bar(e), fmt="o", capsize=3, color=color,
-                        label=None if shown else f"{SPLITS[split]} (n={m['n_records']})")
-            shown = True
-    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 8 else 0)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set(ylim=(0.0, 1.02), ylabel="AUC")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+    series = [(f"{SPLITS[split]} (n={m['n_records']})", m["per_class"], color)
+              for (split, m), color in zip(scores.items(), ("C1", "C0"))]
+    return auc_figure(series, classes, ylim=(0.0, 1.02))

@@ -83,7 +83,7 @@ def challenge_manifest(folder: str | Path, out: str | Path, labels: str = "super
         coded = sum(bool(c) for c in found.codes)
         why = ("a #Dx code" if snomed else "a superclass label") + (
             " (none has a '#Dx:' line: `ecgnet manifest` labels Challenge-style folders and PTB-XL; for other "
-            "records write the manifest yourself — one row per record with its classes, docs/own_data.md)"
+            "records write the manifest yourself — one row per record with its classes, `ecgnet docs own_data`)"
             if not coded else f" ({coded} have #Dx codes, none mapped to a superclass: try --labels snomed and a "
             "label map)" if not snomed else "")
         raise ECGNetError(f"{folder}: none of {len(headers)} records has {why}")
@@ -106,7 +106,7 @@ def _other_formats(folder: Path, found: list[Path]) -> str:
     return (f", but {plural(len(files), 'ECG file')} of other formats ({said}): `ecgnet manifest` labels "
             "Challenge-style WFDB folders (#Dx lines in the .hea headers) and PTB-XL; for other formats the labels are "
             "yours to give — write the manifest by hand, a CSV with a row per ECG (record,labels — e.g. "
-            "ecg_001.xml,MI;STTC — and optionally patient, age, sex …; see docs/own_data.md)")
+            "ecg_001.xml,MI;STTC — and optionally patient, age, sex …; see `ecgnet docs own_data`)")
 
 
 def code_counts(codes: list[list[str]]) -> list[dict]:

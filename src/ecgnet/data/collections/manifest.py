@@ -338,6 +338,12 @@ def _no_label(token: str, mapping: dict | None, classes) -> bool:
     return token.lower() in NO_LABEL and token not in classes and token not in (mapping or {})
 
 
+def map_code(mapping: dict[str, list[str]], code: str) -> list[str] | None:
+    """The classes a label map gives one code, as a manifest's labels cell is read (itself where it is one of the
+    map's classes, else the wildcard's); None when the map says nothing of it."""
+    return _mapped(mapping, code, {t for targets in mapping.values() for t in targets})
+
+
 def _mapped(mapping: dict | None, code: str, classes: dict) -> list[str] | None:
     """The classes ``code`` stands for: itself without a map, else the map's entry, else itself where it is one of
     the map's classes ('STTC' written as such beside mapped statements), else the wildcard's; None when the map
