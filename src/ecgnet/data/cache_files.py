@@ -20,6 +20,8 @@ from pathlib import Path
 from ecgnet.data.signals import cache_dir, cache_lock
 from ecgnet.errors import ECGNetError
 
+# a cache's key as signals.cache_key and collections.cache.cache_key write it: ptbxl100_<12 hex>, manifest500_<16 hex>
+KEY = re.compile(r"(?:ptbxl|manifest)\d+_[0-9a-f]{12,16}")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def list_caches(directory: Path | None = None) -> list[CacheEntry]:
     directory = Path(directory or cache_dir())
     if not directory.is_dir():
         return []
-    keys = sorted({_key(p.name) for p in directory.iterdir() if p.is_file() and _key(p.name)})
+    keys = sorted({key for p in directory.iterdir() if p.is_file() and (key := _key(p.name))})
     entries = []
     for key in keys:
         files = _files(directory, key)
@@ -49,10 +51,6 @@ def list_caches(directory: Path | None = None) -> list[CacheEntry]:
         entries.append(CacheEntry(key, files, records, built_from, sum(p.stat().st_size for p in files),
                                   dt.datetime.fromtimestamp(max(p.stat().st_mtime for p in files))))
     return sorted(entries, key=lambda e: e.modified, reverse=True)
-
-
-# a cache's key as signals.cache_key and collections.cache.cache_key write it: ptbxl100_<12 hex>, manifest500_<16 hex>
-KEY = re.compile(r"(?:ptbxl|manifest)\d+_[0-9a-f]{12,16}")
 
 
 def _key(name: str) -> str | None:
