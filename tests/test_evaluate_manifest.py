@@ -597,24 +597,30 @@ def test_long_records_option_reaches_evaluation_and_calibration_and_the_profile_
                    .predict_file(record)["warnings"])
 
 
-def test_a_profile_fitted_on_other_weights_is_refused(run, manifest):
-    """A run trained again after its calibration keeps its profiles/ folder; the profile's thresholds
-    and calibration belong to the old weights, so loading it is an error saying to calibrate again (a
-    profile written before profiles recorded the weights loads as before)."""
+def trained_again(run: Path) -> None:
+    """``run`` as if trained again: other weights in model.safetensors, run.json's SHA-256 agreeing."""
     from safetensors.torch import load_file, save_file
 
-    calibrate_site(Predictor(run), read_manifest(manifest), "clinic", folds=2, n_boot=10, progress=False)
-    assert json.loads(profiles.profile_path(run, "clinic").read_text())["weights_sha256"] == \
-        json.loads((run / "run.json").read_text())["weights_sha256"]
-    Predictor(run, site="clinic")  # the same weights: applies
-
-    weights = load_file(run / "model.safetensors")  # "trained again": other weights, run.json agreeing
+    weights = load_file(run / "model.safetensors")
     first = next(iter(weights))
     weights[first] = weights[first] + 0.01
     save_file(weights, run / "model.safetensors")
     info = json.loads((run / "run.json").read_text())
     info["weights_sha256"] = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
     (run / "run.json").write_text(json.dumps(info))
+
+
+def test_a_profile_fitted_on_other_weights_is_refused(run, manifest):
+    """A run trained again after its calibration keeps its profiles/ folder; the profile's thresholds
+    and calibration belong to the old weights, so loading it is an error saying to calibrate again (a
+    profile written before profiles recorded the weights loads as before)."""
+
+    calibrate_site(Predictor(run), read_manifest(manifest), "clinic", folds=2, n_boot=10, progress=False)
+    assert json.loads(profiles.profile_path(run, "clinic").read_text())["weights_sha256"] == \
+        json.loads((run / "run.json").read_text())["weights_sha256"]
+    Predictor(run, site="clinic")  # the same weights: applies
+
+    trained_again(run)  # other weights, run.json agreeing
     with pytest.raises(ECGNetError, match=r"fitted on other weights .* run `ecgnet calibrate .* --site clinic` again"):
         Predictor(run, site="clinic")
     made = json.loads(profiles.profile_path(run, "clinic").read_text())  # made by the CLI: its command, whole
@@ -826,7 +832,6 @@ def test_a_stale_profile_names_the_run_as_it_is_named_now(run, manifest, tmp_pat
     """A run calibrated as runs/site_cv, copied to runs2/ and trained again: the error replays the recorded
     command with the run as named now (runs2/site_cv), its other options kept and --copy-to dropped, and says
     the manifest path is as recorded, relative to where calibrate was run."""
-    from safetensors.torch import load_file, save_file
 
     monkeypatch.chdir(tmp_path)
     calibrate_site(Predictor(run), read_manifest(manifest), "s1", folds=2, n_boot=10, progress=False)
@@ -836,13 +841,7 @@ def test_a_stale_profile_names_the_run_as_it_is_named_now(run, manifest, tmp_pat
     profiles.profile_path(run, "s1").write_text(json.dumps(made))
     shutil.copytree(run, tmp_path / "runs2" / "site_cv")
     moved = Path("runs2") / "site_cv"
-    weights = load_file(moved / "model.safetensors")
-    first = next(iter(weights))
-    weights[first] = weights[first] + 0.01
-    save_file(weights, moved / "model.safetensors")
-    info = json.loads((moved / "run.json").read_text())
-    info["weights_sha256"] = hashlib.sha256((moved / "model.safetensors").read_bytes()).hexdigest()
-    (moved / "run.json").write_text(json.dumps(info))
+    trained_again(moved)
     with pytest.raises(ECGNetError) as e:
         Predictor(moved, site="s1")
     said = str(e.value)
