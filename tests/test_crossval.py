@@ -13,7 +13,8 @@ import pytest
 from ecgnet.data.collections.base import Collection
 from ecgnet.data.ptbxl import metadata_features
 from ecgnet.errors import ECGNetError
-from ecgnet.training.collection import cv_folds, cv_splits, once_assignment, score, youden_thresholds
+from ecgnet.training.collection import cv_folds, cv_splits, once_assignment, score
+from ecgnet.training.collection_scoring import youden_thresholds
 
 
 def collection(n: int = 120, seed: int = 0) -> Collection:

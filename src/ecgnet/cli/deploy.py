@@ -60,7 +60,8 @@ def _calibration_note(run_dir: Path, data: Optional[Path], manifest: Optional[Pa
     """Before an int8 export: what it calibrates on (a missing manifest or PTB-XL folder is refused here)."""
     import json
 
-    from ecgnet.export.int8 import CALIBRATION_RECORDS, MANIFEST_OPTION, calibration_source, trained_manifest
+    from ecgnet.export.int8 import CALIBRATION_RECORDS, MANIFEST_OPTION, calibration_source
+    from ecgnet.runs.describe import trained_manifest
 
     try:  # export reads it again, and says what is wrong with it
         info = json.loads((run_dir / "run.json").read_text())

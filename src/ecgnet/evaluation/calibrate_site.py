@@ -40,6 +40,7 @@ from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
 from ecgnet.fileio import atomic_path
 from ecgnet.runs import profiles
+from ecgnet.runs.describe import trained_manifest
 from ecgnet.runs.directory import weights_sha256
 
 DEFAULT_SHRINKAGE = 40.0  # chosen on sites drawn from PTB-XL's site 2: reports/own_data/calibration/shrinkage.md
@@ -379,7 +380,7 @@ def calibrate_from_cv(predictor, site: str, method: str = "youden", target_sensi
     if len(table) < 2:
         raise ECGNetError(f"{run_dir / CV_PREDICTIONS}: {len(table)} record(s); nothing to calibrate on")
     predictions = run_dir / CV_PREDICTIONS
-    trained_on = (predictor.info.get("collection") or {}).get("manifest")
+    trained_on = trained_manifest(predictor.info)
     statement = cv_statement(cv, len(table))
     fitted_on = {"probabilities": "out-of-fold", "predictions": CV_PREDICTIONS,
                  "predictions_sha256": sha256_file(predictions), "cross_validation": cv.get("kind"),

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation import metrics as M
-from ecgnet.runs.describe import run_config, run_imbalance, run_modalities, run_strategy
+from ecgnet.runs.describe import run_config, run_imbalance, run_modalities, run_strategy, trained_manifest
 
 BEST_RULE = "highest fold-9 (validation) macro AUC; fold 10 is never used to choose"
 
@@ -56,7 +56,7 @@ def read_run_outputs(run_dir: Path) -> dict:
         raise ECGNetError(f"{run_dir}: not an ECGNet run directory (no config.yaml or run.json)")
     test = _read_json(run_dir / "test" / "metrics.json")
     info = _read_json(run_dir / "run.json") or {"name": run_dir.name}
-    trained = (info.get("collection") or {}).get("manifest")
+    trained = trained_manifest(info)
     if trained and (test is None or test.get("split") != "test" or "resampled" in (test.get("macro_auc") or {})):
         raise ECGNetError(f"{run_dir}: trained on {trained}, not PTB-XL's folds: compare ranks runs on PTB-XL's fold "
                           "10; score this run on labelled records with `ecgnet evaluate RUN --manifest M.csv`")

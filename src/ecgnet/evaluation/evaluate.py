@@ -17,6 +17,7 @@ from ecgnet.data.dataset import PTBXL
 from ecgnet.evaluation import metrics as M
 from ecgnet.fileio import write_json
 from ecgnet.inference.batch import predict_proba
+from ecgnet.runs.describe import trained_manifest
 
 
 def predict_split(model: torch.nn.Module, data: PTBXL, split: str, config: Config,
@@ -65,7 +66,7 @@ def evaluate_run(checkpoint: Path, data_root: Path | None, split: str = "test", 
     data = PTBXL(find_root(data_root), config.data.task, config.data.sampling_rate)
     classes = list(info.get("classes") or data.classes)
     if sorted(classes) != sorted(data.classes):  # a fine-tune on a site's own classes (or some of PTB-XL's)
-        trained = (info.get("collection") or {}).get("manifest")
+        trained = trained_manifest(info)
         raise ECGNetError(f"{checkpoint}: predicts {', '.join(classes)}"
                           + (f" (trained on {trained})" if trained else "")
                           + f", not the {len(data.classes)} classes of PTB-XL's '{config.data.task}' task: score it on "

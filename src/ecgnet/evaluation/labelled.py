@@ -138,9 +138,11 @@ def trained_here(predictor, collection: Collection) -> int:
     listed = Path(predictor.run_dir) / TRAINED_ON
     if listed.is_file():
         return sum(map(trained_on_matcher(listed), record_keys(collection)))
-    trained_manifest = (predictor.info.get("collection") or {}).get("manifest")
+    from ecgnet.runs.describe import trained_manifest
+
+    trained = trained_manifest(predictor.info)
     manifest = collection.info.get("manifest")
-    same = bool(trained_manifest and manifest and Path(trained_manifest).resolve() == Path(manifest).resolve())
+    same = bool(trained and manifest and Path(trained).resolve() == Path(manifest).resolve())
     return len(collection) if same else 0
 
 

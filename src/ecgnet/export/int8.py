@@ -34,6 +34,7 @@ import pandas as pd
 from ecgnet.errors import ECGNetError
 from ecgnet.export.onnx import graph_input_samples, onnx_bytes
 from ecgnet.models.windows import window_starts
+from ecgnet.runs.describe import trained_manifest
 from ecgnet.runs.directory import Run
 
 FILENAME = "model.int8.onnx"
@@ -162,12 +163,6 @@ class CalibrationSource:
     root: Path | None = None
     manifest: Path | None = None
     from_run: bool = False
-
-
-def trained_manifest(info: dict) -> str | None:
-    """The manifest a run was trained on (run.json: ``collection.manifest``); None for a PTB-XL run."""
-    collection = info.get("collection")
-    return collection.get("manifest") if isinstance(collection, dict) else None
 
 
 def calibration_source(info: dict, data=None, manifest=None) -> CalibrationSource:

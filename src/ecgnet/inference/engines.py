@@ -7,7 +7,7 @@ and ``modalities`` as the torch model has them — so the windowing (:mod:`ecgne
 - ``onnx``: ONNX Runtime on ``RUN/model.onnx`` when it was exported from the run's current weights, else the
   model exported in memory now (a few seconds; ``ecgnet export`` saves it) — within 1e-6 of torch;
 - ``onnx-int8``: ONNX Runtime on ``RUN/model.int8.onnx``, which must exist (``ecgnet export RUN --quantize
-  int8``: it needs PTB-XL); see :mod:`ecgnet.export.int8` for what it costs.
+  int8``: calibrated on PTB-XL or a manifest's records); see :mod:`ecgnet.export.int8` for what it costs.
 
 An ONNX file exported from other weights is an error: it would silently give another model's answers; so is one
 whose metadata describes an older preprocessing version (e.g. 2: a late-fusion graph of exactly 10 s, which failed

@@ -35,7 +35,13 @@ def run_summary(run_dir: str | Path) -> dict:
             "test_macro_auc": (test.get("macro_auc") or {}).get("value"),
             "cv_macro_auc": ((cv.get("pooled") or {}).get("macro_auc") or {}).get("value"),
             "thresholds_from": thresholds_origin(run_dir),
-            "manifest": collection.get("manifest") if isinstance(collection := info.get("collection"), dict) else None}
+            "manifest": trained_manifest(info)}
+
+
+def trained_manifest(info: dict) -> str | None:
+    """The manifest a run was trained on, as run.json records it (``collection.manifest``); None for a PTB-XL run."""
+    collection = info.get("collection") if isinstance(info, dict) else None
+    return collection.get("manifest") if isinstance(collection, dict) else None
 
 
 def thresholds_origin(run_dir: Path) -> str | None:

@@ -21,7 +21,7 @@ from ecgnet.data import external, ptbxl
 from ecgnet.data.records import ECGRecord, read_ecg
 from ecgnet.errors import ECGNetError
 from ecgnet.inference.predictor import Predictor
-from ecgnet.runs.describe import thresholds_origin
+from ecgnet.runs.describe import thresholds_origin, trained_manifest
 
 _FILES = {100: "filename_lr", 500: "filename_hr"}
 
@@ -167,9 +167,9 @@ def _fold_note(fold: int, predictor: Predictor, header: Path) -> tuple[bool, str
         return False, "fold 10: the held-out test fold"
     if "ptbxl" in (info.get("collection") or {}):  # PTB-XL cross-validated: its records trained it
         return True, f"fold {fold}: this run was trained on PTB-XL's records — its diagnosis may be optimistic"
-    collection = info.get("collection") or {}
-    trained = "this run was trained on " + (Path(collection["manifest"]).name if collection.get("manifest") else
-                                            collection.get("name") or "another collection")
+    manifest = trained_manifest(info)
+    trained = "this run was trained on " + (Path(manifest).name if manifest else
+                                            (info.get("collection") or {}).get("name") or "another collection")
     if _trained_here(run_dir, header):
         return True, (f"fold {fold} of PTB-XL, and one of the records that trained this run (its trained_on.txt "
                       "lists it): its diagnosis is optimistic")

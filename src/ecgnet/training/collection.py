@@ -37,7 +37,7 @@ from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
 from ecgnet.evaluation.scoring import scorable
 from ecgnet.fileio import write_json
-from ecgnet.training.collection_scoring import paired_vs, predict, score, youden_thresholds  # noqa: F401 (tests)
+from ecgnet.training.collection_scoring import paired_vs, predict, score
 from ecgnet.training.cv_report import SCORED_ON, write_cv
 
 DEFAULT_FOLDS = 10

@@ -74,24 +74,17 @@ class Source:
 def load_source(name_or_path: str | Path) -> Source:
     """The run to fine-tune; an ensemble is refused naming its members, those bundled (``--from`` takes their
     name: the same weights as the member) and where the others were made from."""
-    import json
-
     from ecgnet.runs import load_run
     from ecgnet.runs import members as ensemble
     from ecgnet.runs.bundled import bundled_names, bundled_root, resolve_checkpoint
+    from ecgnet.runs.directory import weights_sha256
 
     path = resolve_checkpoint(name_or_path)
     model, config, info = load_run(path)
     if hasattr(model, "fit_on_validation"):  # a late-fusion run (an ensemble of member runs)
-        def weights(run: Path) -> str | None:
-            try:
-                return json.loads((run / "run.json").read_text()).get("weights_sha256")
-            except (OSError, ValueError):
-                return None
-
         names = ensemble.names(config)
-        shipped = [n for n in names if n in bundled_names() and weights(Path(path) / ensemble.MEMBERS / n) in
-                   (None, weights(bundled_root() / n))]
+        shipped = [n for n in names if n in bundled_names() and weights_sha256(Path(path) / ensemble.MEMBERS / n) in
+                   (None, weights_sha256(bundled_root() / n))]
         others = [f"{n} ({config.model.params['members'][n]})" for n in names if n not in shipped]
         said = [f"bundled, give its name to --from: {', '.join(shipped)}"] if shipped else []
         said += [f"not bundled, give the run directory it was made from if you have it: {', '.join(others)}"] \

@@ -189,9 +189,8 @@ def make_manifest(source: str | Path, out: str | Path, task: str | None = None, 
         os.replace(new, out)
     finally:
         new.unlink(missing_ok=True)
-    collection = read_manifest(out)
     if label_map is None:
-        return result, collection
+        return result, read_manifest(out)
     try:
         return result, read_manifest(out, label_map)
     except ECGNetError as e:
