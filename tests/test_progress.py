@@ -59,3 +59,13 @@ def test_the_bar_counts_epochs_from_1_as_the_lines_do():
     bar = EpochBar()
     bar._trainer = SimpleNamespace(max_epochs=3)
     assert bar._get_train_description(0).strip() == "Epoch 1/3"
+
+
+def test_the_bar_overrides_a_method_lightning_still_calls():
+    """EpochBar overrides RichProgressBar's private _get_train_description (pyproject allows any lightning >= 2.3):
+    if a Lightning release renames it, the bar silently says 'Epoch 0/2' again — this fails instead."""
+    import inspect
+
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    assert "_get_train_description" in inspect.getsource(RichProgressBar.on_train_epoch_start)

@@ -31,6 +31,7 @@ def progress_callbacks(progress: bool) -> tuple[list[Callback], bool]:
 class EpochBar(RichProgressBar):
     """Lightning's bar without its logger's version ('v_num: logs': nothing a user can read)."""
 
+    # a private method of Lightning's (tests/test_progress.py fails if a release stops calling it)
     def _get_train_description(self, current_epoch: int) -> str:  # Lightning's: "Epoch 0/19" for the first of 20
         text = f"Epoch {current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else "")
         return f"{text:{len(self.validation_description)}}"  # as Lightning pads it (no flicker)
