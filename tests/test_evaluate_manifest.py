@@ -877,3 +877,14 @@ def test_the_recorded_calibrate_command_is_parsed_with_the_clis_own_flags():
     command = typer.main.get_command(app).commands["calibrate"]
     flags = {o for p in command.params if getattr(p, "is_flag", False) for o in (*p.opts, *p.secondary_opts)}
     assert flags - {"--help"} == set(profiles.CALIBRATE_FLAGS)
+
+
+def test_an_older_profiles_space_joined_windows_command_keeps_its_backslashes():
+    """Before commands were recorded with shlex.join, argv was joined with spaces: shlex.split read a Windows
+    path's backslashes as escapes (C:\\runs\\a -> C:runsa). A command that does not join back is split on spaces."""
+    old = r"ecgnet calibrate C:\runs\a --manifest C:\site\m.csv --site s1"
+    again, note = profiles.calibrate_again("runs/a", {"command": old}, "s1")
+    assert again == r"ecgnet calibrate runs/a --manifest 'C:\site\m.csv' --site s1"
+    assert r"--manifest C:\site\m.csv as recorded" in note
+    quoted = "ecgnet calibrate runs/a --manifest '/data/site a/m.csv' --site s1"  # as shlex.join writes today
+    assert profiles.calibrate_again("runs/a", {"command": quoted}, "s1")[0] == quoted

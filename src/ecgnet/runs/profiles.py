@@ -166,12 +166,14 @@ def calibrate_again(run_dir: str | Path, data: dict, site: str) -> tuple[str, st
 
 
 def _words(command: str) -> list[str]:
-    """A recorded command's words: shell-quoted since commands are recorded with shlex.join; an older profile's
-    (argv joined with spaces) that does not parse as shell words is split on spaces."""
+    """A recorded command's words: shell-quoted since commands are recorded with shlex.join, which its words
+    join back to exactly; an older profile's (argv joined with spaces: a Windows path's backslashes would be
+    read as shell escapes) does not, and is split on spaces."""
     try:
-        return shlex.split(command)
+        words = shlex.split(command)
     except ValueError:
         return command.split()
+    return words if shlex.join(words) == command else command.split()
 
 
 def _parse(data, path: Path, classes: list[str]) -> SiteProfile:
