@@ -709,3 +709,28 @@ def test_the_runs_classes_but_for_a_typo_are_refused_unless_a_mode_is_given(tmp_
                                       "--out", str(tmp_path / "ev"), "--no-progress"])
     assert scored.exit_code == 0, scored.output
     assert "did you mean the run's 'STTC'" in " ".join(scored.output.split())
+
+
+def test_fine_tuning_on_the_runs_own_classes_keeps_their_descriptions(tmp_path, monkeypatch):
+    """A manifest's own classes have no description — but fine-tuned on the run's own classes, its output layer
+    kept, they are the run's and keep the run's descriptions (a site's MI with a new output layer gets none)."""
+    from ecgnet.runs.bundled import resolve_checkpoint
+
+    monkeypatch.setenv("ECGNET_CACHE", str(tmp_path / "cache"))
+    manifest = write_learnable(tmp_path, 24)
+    pd.read_csv(manifest).rename(columns={"X": "NORM", "Y": "MI"}).to_csv(manifest, index=False)
+    shipped = json.loads((resolve_checkpoint("long_time") / "run.json").read_text())["class_descriptions"]
+    described = {"NORM": shipped["NORM"], "MI": shipped["MI"]}
+    for mode, name in (("full", "kept"), ("head", "kept_head")):
+        trained = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--mode",
+                                           mode, "--runs-dir", str(tmp_path / "runs"), "--set", f"name={name}",
+                                           "--set", "training.epochs=1", "--set", "training.threads=1", "--n-boot",
+                                           "20", "--no-progress"])
+        assert trained.exit_code == 0, trained.output
+        assert json.loads((tmp_path / "runs" / name / "run.json").read_text())["class_descriptions"] == described
+    pd.read_csv(manifest).rename(columns={"NORM": "AF"}).to_csv(manifest, index=False)  # a new output layer
+    trained = CliRunner().invoke(app, ["train", "--manifest", str(manifest), "--from", "long_time", "--runs-dir",
+                                       str(tmp_path / "runs"), "--set", "name=new", "--set", "training.epochs=1",
+                                       "--set", "training.threads=1", "--n-boot", "20", "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((tmp_path / "runs" / "new" / "run.json").read_text())["class_descriptions"] == {}

@@ -73,7 +73,8 @@ def test_the_printed_report_names_an_own_class_once_without_a_ptbxl_description(
 
 
 def test_a_described_class_keeps_its_description_on_the_page():
-    """The fix leaves a real description (a PTB-XL run's) printed beside its class."""
+    """A real description (a PTB-XL run's) is printed beside its class; a class without one ("", as predict gives
+    it) by its name alone."""
     from matplotlib.figure import Figure
 
     from ecgnet.report.pdf import _calls
@@ -82,7 +83,7 @@ def test_a_described_class_keeps_its_description_on_the_page():
     ax = fig.add_axes((0, 0, 1, 1))
     result = {"diagnoses": [{"class": "MI", "probability": 0.8, "description": "Myocardial Infarction",
                              "threshold": 0.3, "positive": True},
-                            {"class": "AF", "probability": 0.1, "description": "AF", "threshold": 0.3,
+                            {"class": "AF", "probability": 0.1, "description": "", "threshold": 0.3,
                              "positive": False}], "positives": ["MI"]}
     _calls(ax, 104, 190, 140, result, {"name": "m", "weights_sha256": "0" * 64, "calls": "probability ≥ x"})
     texts = [t.get_text() for t in ax.texts]

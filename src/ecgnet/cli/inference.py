@@ -124,7 +124,7 @@ def _print_diagnoses(res: dict, top: int) -> None:
         threshold = "" if d["threshold"] is None else \
             f"{ {True: '≥', False: '<', None: 'thr'}[d['positive']]} {d['threshold']:.3f}"
         console.print(f"  {d['class']:<6} {d['probability']:.3f}  {threshold:<9} "
-                      f"{call:<8}  {escape(d['description'] if d['description'] != d['class'] else '')}"
+                      f"{call:<8}  {escape(d['description'])}"
                       .replace("positive", "[green]positive[/]"),
                       highlight=False)
     if res.get("statements"):  # the device's own interpretation, beside ECGNet's (never a model input)

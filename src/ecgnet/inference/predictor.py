@@ -75,6 +75,7 @@ class Predictor:
     info = property(lambda self: self.run.info)
     run_dir = property(lambda self: self.run.dir)
     classes = property(lambda self: self.run.classes)
+    descriptions = property(lambda self: self.run.descriptions, doc="{class: description}, the described ones")
     rate = property(lambda self: self.run.rate)
     window = property(lambda self: self.run.window)
     stride = property(lambda self: self.run.stride)
@@ -202,9 +203,10 @@ class Predictor:
         unset = [c for c in self.classes if c not in thresholds]
         if thresholds and unset:  # a run trained on a collection where these classes had no positive (or negative)
             warnings.append(NO_THRESHOLD.format(", ".join(unset)))
-        descriptions = self.info.get("class_descriptions", {})
+        descriptions = self.descriptions
         ranked = sorted(zip(self.classes, probs.tolist()), key=lambda cp: -cp[1])
-        # 6 decimals, as the prediction CSVs write them: evaluate and calibrate score these (4 tied p < 5e-5)
+        # 6 decimals, as the prediction CSVs write them: evaluate and calibrate score these (4 tied p < 5e-5);
+        # a class the run does not describe (a site's own class, whatever its name): "" — shown by its name alone
         diagnoses = [{"class": c, "probability": round(p, 6), "description": descriptions.get(c, ""),
                       "threshold": None if c not in thresholds else round(thresholds[c], 6),
                       "positive": None if c not in calls else bool(p >= calls[c])} for c, p in ranked]

@@ -311,7 +311,7 @@ def _calls(ax, x: float, y: float, floor: float, result: dict, model: dict) -> N
         positive, thr = d.get("positive"), d.get("threshold")
         call = "—" if positive is None else ("POSITIVE" if positive else "negative")
         weight = "bold" if positive else "normal"
-        desc = (d.get("description") or "")[:30] if d.get("description") != d["class"] else ""  # a name once
+        desc = (d.get("description") or "")[:30]  # a class without one ("", as predict gives it): its name alone
         _text(ax, cols[0], ty, f"{d['class']}" + (f"  {desc}" if desc else ""), fontsize=6.3, va="top",
               fontweight=weight)
         _text(ax, cols[1] + 12, ty, _figure(d["probability"], thr), fontsize=6.3, va="top", ha="right",

@@ -279,6 +279,13 @@ def read_thresholds(run_dir: Path, classes: list[str]) -> dict[str, float] | Non
     return {c: per_class[c]["threshold"] for c in classes if "threshold" in per_class.get(c, {})}
 
 
+def described_classes(info: dict, classes: list[str]) -> dict[str, str]:
+    """{class: description} of ``classes`` as run.json's ``class_descriptions`` describes them: an empty one, or
+    one that is the class's name (what earlier versions stored for a manifest's classes), is no description."""
+    stored = info.get("class_descriptions") or {}
+    return {c: str(stored[c]) for c in classes if stored.get(c) and stored[c] != c}
+
+
 @dataclass
 class Run:
     """A loaded run directory: its model (eval mode), config and run.json, and what predicting needs of
@@ -304,6 +311,13 @@ class Run:
     @property
     def classes(self) -> list[str]:
         return list(self.info["classes"])
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """{class: its description} for the classes the run describes (run.json's ``class_descriptions``). A class
+        without one is absent; so is one whose stored description is its own name, as runs trained on a manifest
+        before this version stored a class they did not describe."""
+        return described_classes(self.info, self.classes)
 
     @property
     def rate(self) -> int:

@@ -5,11 +5,13 @@ summary it prints."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.errors import ECGNetError
+from ecgnet.runs.directory import described_classes
 from ecgnet.evaluation.scoring import few_cases, format_auc
 from ecgnet.training.collection import train_collection
 from ecgnet.training.once_report import split_warnings
@@ -75,6 +77,9 @@ def train_command(config_path: Path | None, overrides: list[str], manifest: Path
         chosen = mode is None
         mode = mode or default_mode(src, collection.classes)
         kept = keeps_head(src, collection.classes)
+        if kept:  # the run's own classes, its output layer kept: they mean what they meant to it
+            collection = replace(collection, descriptions={**described_classes(src.info, collection.classes),
+                                                           **collection.descriptions})
         if kept and len(collection.classes) < len(src.classes):
             log(f"classes: {', '.join(collection.classes)} (some of the run's {', '.join(src.classes)}: their rows of its "
                 "output layer are kept)")

@@ -27,7 +27,7 @@ import pandas as pd
 from ecgnet.data.dataset import Segments, SignalRows, Split, sample_rows
 from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
 from ecgnet.data.patient import PatientError, check_patient
-from ecgnet.data.ptbxl import SCP_CODES, SEX_CODES, SUPERCLASS_DESCRIPTIONS, MetadataScaler, metadata_features
+from ecgnet.data.ptbxl import SCP_CODES, SEX_CODES, MetadataScaler, metadata_features
 from ecgnet.errors import ECGNetError
 
 DEFAULT_SOURCE = "manifest"  # the source of a manifest's record whose source cell is empty (or that has no column)
@@ -54,7 +54,7 @@ class Collection:
     sources: np.ndarray  # (n,) str
     metadata: pd.DataFrame  # (n rows, positional index) raw age/sex/height/weight + *_missing flags
     folds: np.ndarray | None = None  # (n,) int, when the source defines folds
-    descriptions: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)  # {class: description}: PTB-XL's; a manifest's: none
     skipped: tuple[tuple[str, str], ...] = ()  # (record or row, why) left out with --skip-bad
     loader: SignalLoader | None = None  # how the signals are cached
     info: dict = field(default_factory=dict)  # where it came from (manifest path, task, ...)
@@ -212,8 +212,11 @@ class CollectionData:
 
     @property
     def descriptions(self) -> dict[str, str]:
+        """{class: its description} for the classes the collection describes (run.json's ``class_descriptions``):
+        PTB-XL's for PTB-XL and its own manifests; none for a manifest's own classes, whatever their names (a
+        site's MI need not be PTB-XL's myocardial infarction), so they are shown by their names alone."""
         known = self.collection.descriptions
-        return {c: known.get(c) or SUPERCLASS_DESCRIPTIONS.get(c, c) for c in self.classes}
+        return {c: known[c] for c in self.classes if known.get(c)}
 
     def has_split(self, name: str) -> bool:
         return len(self.assignment.get(name, ())) > 0

@@ -23,8 +23,11 @@ One row per record::
   Any other column is a class: one named as a reserved column under another name (``MRN``, ``Gender``,
   ``file``) is refused with the rename to make.
 
-Classes are the manifest's own. A label map (YAML ``{site code: CLASS | [CLASS, ...] | null}`` or a CSV
-with columns ``code,class`` in any case, ','- or ';'-separated) maps site codes or free text to them: with
+Classes are the manifest's own, described by nothing but their names (a site's MI is not PTB-XL's: no PTB-XL
+description) — unless the manifest is PTB-XL's own, as ``ecgnet manifest`` writes it from the PTB-XL folder
+(:func:`~ecgnet.data.collections.ptbxl.ptbxl_manifest_descriptions`). A label map (YAML
+``{site code: CLASS | [CLASS, ...] | null}`` or a CSV with columns ``code,class`` in any case, ','- or
+';'-separated) maps site codes or free text to them: with
 it, the classes are the map's targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped
 code is an error, unless
 the map has the key ``"*"``, which maps every code it does not list — ``"*": null`` ignores them), and
@@ -60,6 +63,7 @@ from ecgnet.data.collections.base import DEFAULT_SOURCE, Collection
 from ecgnet.data.collections import manifest_checks as checks
 from ecgnet.data.collections.cache import load_manifest_signals, record_exists
 from ecgnet.data.collections.manifest_checks import ACCEPTED, MISSING, NO_LABEL, RESERVED, UNKNOWN_SEX, WILDCARD
+from ecgnet.data.collections.ptbxl import ptbxl_manifest_descriptions
 from ecgnet.data.patient import NUMBERED_SEX, RANGES, SEXES
 from ecgnet.data.ptbxl import AGE_CAP, SEX_CODES, metadata_features
 from ecgnet.data.records import header_path
@@ -272,7 +276,10 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         raise checks.problems_error(path, problems, unmapped, offer_skip_bad=skip_bad is not None)
     if not kept:
         raise ECGNetError(f"{path}: no usable records" + (f" ({len(bad_rows)} bad rows skipped)" if bad_rows else ""))
-    return _collection(path, classes, kept, tuple(bad_rows), header, _label_map_info(label_map if labelled else None))
+    described = {} if mapping is not None else ptbxl_manifest_descriptions(  # a label map's classes are the site's
+        classes, [e["source"] for e in kept], [base / e["record"] for e in kept])  # as written (not resolved)
+    return _collection(path, classes, kept, tuple(bad_rows), header, _label_map_info(label_map if labelled else None),
+                       described)
 
 
 def _header(names: list[str]) -> list[str]:
@@ -522,7 +529,7 @@ def _number(text: str, name: str, errors: list) -> float:
 
 
 def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple, header: list[str],
-                more_info: dict) -> Collection:
+                more_info: dict, descriptions: dict[str, str]) -> Collection:
     folds = [e["fold"] for e in kept]
     if "fold" in header and any(f is None for f in folds):
         if all(f is None for f in folds):
@@ -551,6 +558,7 @@ def _collection(path: Path, classes: list[str], kept: list[dict], skipped: tuple
         sources=np.array([e["source"] for e in kept], dtype=object),
         metadata=metadata_features(*(np.array([e[f] for e in kept], float) for f in ("age", "sex", "height", "weight"))),
         folds=None if folds is None else np.array(folds, dtype=int), skipped=skipped, loader=loader,
+        descriptions=descriptions,
         info={"manifest": str(path.resolve()), "n_rows_skipped": len(skipped),
               "records_relative_to": str(path.parent.absolute()),  # as the rows were read (a symlinked manifest)
               **more_info})

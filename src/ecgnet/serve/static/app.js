@@ -229,8 +229,8 @@ function renderDiagnoses(p, reference) {
       if (state.overlay && state.explainClass === d.class) { state.overlay = false; render(); } else explain(d.class);
     });
     const row = el("tr", {class: "dx-row" + (state.explainClass === d.class ? " selected" : ""), "data-class": d.class},
-      el("td", {}, el("span", {class: "code", text: d.class}),  // a class without a description: its name once
-        el("span", {class: "desc", text: d.description === d.class ? "" : d.description})),
+      el("td", {}, el("span", {class: "code", text: d.class}),  // a class without a description (""): its name alone
+        el("span", {class: "desc", text: d.description || ""})),
       el("td", {}, el("span", {class: "prob"}, meter,
         el("span", {class: "num", text: d.probability.toFixed(3)}),
         el("span", {class: "num muted", text: d.threshold === null ? "" : `| ${d.threshold.toFixed(3)}`}))),
