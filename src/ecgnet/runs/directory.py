@@ -24,6 +24,11 @@ last step, once run.json, model.safetensors, val/, test/ and the report are writ
 — behind ``evaluate``, ``predict``, ``export``, ``compare`` and the server — refuses a folder with the
 marker, so a run killed mid-way (or one being retrained) is never used as if it were whole.
 
+Once the model is saved, the marker is rewritten to say *reports pending* (:func:`mark_reports_pending`): the
+training is done and only the reports are missing (val/, test/, a manifest run's cv/ or scores, the report).
+A run cut off or failed there is still refused, with the command that writes them; that command
+(``ecgnet train … --resume``) writes only the reports, without entering Lightning or adding a training session.
+
 Integrity and safety: :func:`load_run` refuses weights whose SHA-256 differs from run.json's
 ``weights_sha256`` (runs written before the field load without the check), and reads a run directory
 through safetensors, JSON and YAML (``yaml.safe_load``) only — never a pickle, so a run from elsewhere
@@ -54,6 +59,8 @@ from ecgnet.models.fusion.late import Member
 from ecgnet.runs import members
 
 INCOMPLETE = "INCOMPLETE"
+REPORTS_PENDING = "reports pending"  # in INCOMPLETE once the model is saved: see mark_reports_pending
+PENDING_LEAD = "without training again, with `"  # before the command a reports-pending marker names
 TRAINED_ON = "trained_on.txt"
 DATA_FILE = "data.json"  # beside the checkpoints: the data a cut-off training started on
 
@@ -124,6 +131,30 @@ def mark_incomplete(run_dir: Path, config: Config, started: dict) -> None:
         remove_leftovers(run_dir)  # one process of a distributed run: the others start while it writes
 
 
+def mark_reports_pending(run_dir: Path, session: dict) -> None:
+    """After the model is saved (config.yaml, run.json, model.safetensors): ``INCOMPLETE`` says the training is
+    done and only the reports remain, which ``--resume`` writes without training again (:func:`reports_pending`).
+    ``session``: the provenance of the session that saved it (its date and command). A sweep's trial keeps the
+    plain marker: the sweep's command goes on with the study, it does not write a trial's reports."""
+    when, command = session.get("date", "?"), session.get("command") or "?"
+    if command.split()[:2] == ["ecgnet", "sweep"]:
+        return
+    write_text(run_dir / INCOMPLETE, f"the model was trained and saved by `{command}` (started {when}); "
+                                     f"{REPORTS_PENDING}: its reports (val/, test/, cv/, the report) are not written "
+                                     f"yet; write them, {PENDING_LEAD}{resume_command(run_dir, command)}` or delete "
+                                     "this folder\n")
+
+
+def reports_pending(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a run whose model is trained and saved and whose reports are not written yet."""
+    run_dir = Path(run_dir)
+    try:
+        said = (run_dir / INCOMPLETE).read_text(errors="replace")
+    except OSError:
+        return False
+    return REPORTS_PENDING in said and (run_dir / "run.json").is_file() and (run_dir / "model.safetensors").is_file()
+
+
 def first_process() -> bool:
     """Whether this is the first process of a (possibly distributed) run, before Lightning says so: the one
     that writes what every process would otherwise write at once."""
@@ -186,15 +217,24 @@ def mark_complete(run_dir: Path) -> None:
     (run_dir / INCOMPLETE).unlink(missing_ok=True)
 
 
-def refuse_incomplete(run_dir: Path) -> None:
+def refuse_incomplete(run_dir: Path, reports_pending_ok: bool = False) -> None:
+    """One error for a run with the ``INCOMPLETE`` marker, naming the command that finishes it; a run whose
+    reports alone are pending passes with ``reports_pending_ok`` (training writing them)."""
     marker = run_dir / INCOMPLETE
     if marker.exists():
+        if reports_pending_ok and reports_pending(run_dir):
+            return
         try:
             text = " ".join(marker.read_text(errors="replace").split())
         except OSError:
             text = "marker unreadable"
+        said = next((text.split(lead)[1].split("`")[0] for lead in ("resume with `", PENDING_LEAD) if lead in text),
+                    resume_command(run_dir))
+        if reports_pending(run_dir):
+            raise ECGNetError(f"{run_dir}: {REPORTS_PENDING} — its model is trained and saved, but its reports are "
+                              f"not written ({marker.name}); write them, without training again, with `{said}`, "
+                              "or delete it")
         started = text.split(" and has not finished")[0]
-        said = text.split("resume with `")[1].split("`")[0] if "resume with `" in text else resume_command(run_dir)
         raise ECGNetError(f"{run_dir}: training did not finish ({marker.name}: {started[:300]}); resume with "
                           f"`{said}` or delete it")
 
@@ -234,24 +274,26 @@ def build_run_model(config: Config, num_classes: int, run_dir: Path | None = Non
     return build_model(config.model.name, num_classes, **{**config.model.params, "members": built})
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """A finished run directory (its config, run.json and weights, no training in progress), else one error."""
-    refuse_incomplete(run_dir)
+def check_run_dir(run_dir: Path, reports_pending_ok: bool = False) -> None:
+    """A finished run directory (its config, run.json and weights, no training in progress), else one error;
+    ``reports_pending_ok``: or a trained one whose reports are being written (:func:`mark_reports_pending`)."""
+    refuse_incomplete(run_dir, reports_pending_ok)
     for name in ("config.yaml", "run.json", "model.safetensors"):
         if not (run_dir / name).is_file():
             raise ECGNetError(f"{run_dir / name}: missing — {run_dir} is not an ECGNet run directory")
 
 
-def load_run(path: str | Path) -> tuple[torch.nn.Module, Config, dict]:
+def load_run(path: str | Path, reports_pending_ok: bool = False) -> tuple[torch.nn.Module, Config, dict]:
     """A run directory (or its model.safetensors), or a bundled model's name as :meth:`Run.open` takes it →
-    (model in eval mode, config, run info)."""
+    (model in eval mode, config, run info). ``reports_pending_ok``: training's own reading of a run it saved and
+    is writing the reports of (refused everywhere else)."""
     path = Path(path)
     if not path.exists():  # a shipped model's name ('long_time'), else the error naming both
         from ecgnet.runs.bundled import resolve_checkpoint
 
         path = resolve_checkpoint(path)
     run_dir = path.parent if path.suffix == ".safetensors" else path
-    check_run_dir(run_dir)
+    check_run_dir(run_dir, reports_pending_ok)
     config, info = read_description(run_dir)
     model = build_run_model(config, len(info["classes"]), run_dir)
     weights = run_dir / "model.safetensors"

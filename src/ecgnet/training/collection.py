@@ -128,11 +128,13 @@ def cv_splits(collection: Collection, fold_of: np.ndarray, names: dict, inner: f
 
 def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir: Path, source=None,
              mode: str | None = None, progress: bool = True, n_boot: int = 1000, extra: dict | None = None,
-             resume: bool = False, reused: Callable[[], None] | None = None):
+             resume: bool = False, reused: Callable[[], None] | None = None, finish: bool = True):
     """One training through fit.train; returns (run directory, model, the data object, run.json), or None
     in a process of a distributed run other than rank 0 (every process trains; rank 0 does the rest).
     ``resume``: a run that finished is reused as it is, one that was cut off continues from its last
-    checkpoint (both only with the config they started with); ``reused()`` is called for a finished run reused."""
+    checkpoint, one whose model was saved is not trained again (all only with the config they started with);
+    ``reused()`` is called for a finished run reused. ``finish`` False: the caller writes the run's reports and
+    marks it complete (fit.train's ``finish``)."""
     from ecgnet.runs import load_run
     from ecgnet.training.fit import train
 
@@ -174,10 +176,11 @@ def fit_once(collection: Collection, assignment: dict, config: Config, runs_dir:
             post_fit(fitted)
 
     run_dir, results = train(config, None, runs_dir, resume=resume, progress=progress, n_boot=n_boot,
-                             callbacks=callbacks, data=data, model=model, extra_info=info, post_fit=after_fit)
+                             callbacks=callbacks, data=data, model=model, extra_info=info, post_fit=after_fit,
+                             finish=finish)
     if results is None:  # another process of a distributed run: rank 0 predicts and writes
         return None
-    fitted, _, run_info = load_run(run_dir)
+    fitted, _, run_info = load_run(run_dir, reports_pending_ok=not finish)
     return run_dir, fitted, data, run_info
 
 
@@ -361,31 +364,35 @@ def train_collection(collection: Collection, config: Config, runs_dir: Path = Pa
     warn_blind_validation(collection.y[assignment["val"]], log)
     fitted = fit_once(collection, assignment, config, Path(runs_dir), source, mode, progress, n_boot,
                       {"split": how, **({"cv": cv["protocol"]} if cv else {})}, resume,
-                      reused=lambda: log("final model: finished before, reused"))
+                      reused=lambda: log("final model: finished before, reused"), finish=False)
     if fitted is None:
         return None  # not rank 0 of a distributed run: rank 0 writes and reports
     _, model, data, info = fitted
-    from ecgnet.runs import mark_complete, mark_incomplete, provenance
+    from ecgnet.runs import mark_complete, provenance
+    from ecgnet.runs.directory import mark_reports_pending
+    from ecgnet.training.end_of_run import writing_reports
 
-    mark_incomplete(run_dir, config, provenance())  # until what follows is written: a run cut off here had old cv/
-    if forgetting:
-        from ecgnet.training.forgetting import forgetting as forgot
+    session = provenance()
+    mark_reports_pending(run_dir, session)  # until what follows is written (a finished model reused: old cv/ too)
+    with writing_reports(run_dir, session):  # a failure here: the model is kept, --resume writes what follows
+        if forgetting:
+            from ecgnet.training.forgetting import forgetting as forgot
 
-        log("scoring the final model and its source on PTB-XL fold 10 (--forgetting)")
-        info = {**info, "forgetting": forgot(model, config, data.metadata_scaler, collection.classes, source,
-                                             data_root, n_boot, config.seed, progress)}
-        write_json(run_dir / "forgetting.json", info["forgetting"])
-        summary["forgetting"] = info["forgetting"]
-    if cv is not None:
-        threshold_warnings = write_cv(run_dir, collection, cv, info, config.seed, n_boot)
-        summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
-        summary["cv"]["threshold_warnings"] = threshold_warnings
-    elif data.evaluated_splits:  # PTB-XL's folds 9 and 10: evaluated and reported in training as a PTB-XL run is
-        summary["scores"] = {s: json.loads((run_dir / s / "metrics.json").read_text()) for s in ("val", "test")}
-    else:  # a manifest's validation and test rows: scored as cross-validation scores its folds, and the report
-        from ecgnet.training.once_report import score_once
+            log("scoring the final model and its source on PTB-XL fold 10 (--forgetting)")
+            info = {**info, "forgetting": forgot(model, config, data.metadata_scaler, collection.classes, source,
+                                                 data_root, n_boot, config.seed, progress)}
+            write_json(run_dir / "forgetting.json", info["forgetting"])
+            summary["forgetting"] = info["forgetting"]
+        if cv is not None:
+            threshold_warnings = write_cv(run_dir, collection, cv, info, config.seed, n_boot)
+            summary["cv"] = {k: cv[k] for k in ("protocol", "pooled", "zero_shot", "vs_zero_shot") if k in cv}
+            summary["cv"]["threshold_warnings"] = threshold_warnings
+        elif data.evaluated_splits:  # PTB-XL's folds 9 and 10: evaluated and reported in training as a PTB-XL run is
+            summary["scores"] = {s: json.loads((run_dir / s / "metrics.json").read_text()) for s in ("val", "test")}
+        else:  # a manifest's validation and test rows: scored as cross-validation scores its folds, and the report
+            from ecgnet.training.once_report import score_once
 
-        summary["scores"] = score_once(run_dir, collection, assignment, model, data, config, n_boot, info)
+            summary["scores"] = score_once(run_dir, collection, assignment, model, data, config, n_boot, info)
     mark_complete(run_dir)
     return summary
 

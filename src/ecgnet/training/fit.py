@@ -28,13 +28,14 @@ from ecgnet.errors import ECGNetError
 from ecgnet.fileio import check_writable, write_text
 from ecgnet.pretrain.weights import load_pretrained
 from ecgnet.quiet import quiet_dependencies
-from ecgnet.runs import INCOMPLETE, count_parameters, mark_complete, mark_incomplete, provenance, save_model
+from ecgnet.runs import INCOMPLETE, count_parameters, load_run, mark_complete, mark_incomplete, provenance, save_model
 from ecgnet.runs import members as run_members
 from ecgnet.runs.directory import (build_run_model, check_resumed_data, check_same_data, first_process,
-                                   record_data, resume_command)
+                                   mark_reports_pending, record_data, reports_pending, resume_command)
 from ecgnet.runs.profiles import list_profiles
 from ecgnet.training import auxiliary
 from ecgnet.training.checkpoint_io import AtomicCheckpointIO, clear_checkpoints
+from ecgnet.training.end_of_run import say_reports_only, writing_reports
 from ecgnet.training.interrupt import interruptible
 from ecgnet.training.length_batches import length_grouped_loader
 from ecgnet.training.losses import make_loss
@@ -60,7 +61,7 @@ def fit_frontends(model: torch.nn.Module, train_signal) -> None:
 def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume: bool = False,
           cache_dir: Path | None = None, progress: bool = True, n_boot: int = 1000,
           callbacks: list | None = None, data=None, model: torch.nn.Module | None = None,
-          extra_info: dict | None = None, post_fit=None) -> tuple[Path, dict]:
+          extra_info: dict | None = None, post_fit=None, finish: bool = True) -> tuple[Path, dict]:
     """``callbacks``: extra Lightning callbacks for the gradient training (e.g. a sweep's pruner).
     ``data``: another labelled collection instead of PTB-XL (:class:`~ecgnet.data.collections.CollectionData`,
     e.g. a manifest, whose rows its caller scores and reports: :mod:`ecgnet.training.once_report`; PTB-XL as a
@@ -69,10 +70,14 @@ def train(config: Config, data_root: Path, runs_dir: Path = Path("runs"), resume
     ``post_fit(model)``: applied to the trained model before it is saved and evaluated (fine-tuning's weight
     interpolation, ``training.finetune_alpha``). torch's thread count and the random generators (Python, NumPy,
     torch; Lightning's seed variables) are as they were when this returns: ``training.threads`` and ``seed``
-    apply to the training only, so a notebook's own random draws after it are not reseeded."""
+    apply to the training only, so a notebook's own random draws after it are not reseeded.
+    Once the model is saved the run is *reports pending* (:mod:`ecgnet.training.end_of_run`), complete once its
+    reports are written; ``finish`` False leaves it pending for the caller, which writes more reports (a
+    manifest run's cv/ or scores) and marks it complete. ``resume`` of a run whose reports alone are pending
+    writes them without training."""
     with process_state_kept():
         return _train(config, data_root, runs_dir, resume, cache_dir, progress, n_boot, callbacks, data, model,
-                      extra_info, post_fit)
+                      extra_info, post_fit, finish)
 
 
 @contextmanager
@@ -102,7 +107,7 @@ def process_state_kept():
 
 def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_dir: Path | None, progress: bool,
            n_boot: int, callbacks: list | None, data, model: torch.nn.Module | None, extra_info: dict | None,
-           post_fit) -> tuple[Path, dict]:
+           post_fit, finish: bool) -> tuple[Path, dict]:
     if config.training.finetune_alpha is not None and post_fit is None:
         from ecgnet.training.finetune import ALPHA_NEEDS_SOURCE
 
@@ -110,9 +115,10 @@ def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_
     run_dir = runs_dir / config.name
     origin = provenance()  # at launch: the code that trains, not the tree at the end
     collection, split = (extra_info or {}).get("collection"), (extra_info or {}).get("split_sha256")  # None: PTB-XL
-    continuing = resume and (run_dir / "checkpoints" / "last.ckpt").is_file()
-    if continuing:  # refused before anything is written
-        pin_or_check_config(config, run_dir / "checkpoints" / "config.yaml", resuming=True)
+    trained = resume and reports_pending(run_dir)  # saved by an earlier session: only its reports are missing
+    continuing = not trained and resume and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    if trained or continuing:  # refused before anything is written
+        pin_or_check_config(config, run_dir / ("config.yaml" if trained else "checkpoints/config.yaml"), resuming=True)
         check_resumed_data(run_dir, collection, split)
     if not resume:  # a finished run of other data (PTB-XL vs a manifest) is not replaced: refused here
         check_same_data(run_dir, collection)
@@ -124,6 +130,12 @@ def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_
         data = PTBXL(data_root, config.data.task, config.data.sampling_rate, cache_dir, config.data.in_memory)
     train_split = data.split("train", config.data.max_train_records, config.seed)
     val_split = data.split("val")
+    if trained:
+        if not first_process():
+            return run_dir, None  # rank 0 writes the reports
+        say_reports_only(run_dir)
+        model, _, info = load_run(run_dir, reports_pending_ok=True)  # no Lightning, no new session in run.json
+        return run_dir, write_reports(run_dir, model, data, config, info, origin, n_boot, progress, finish)
     fit_statistics = model is None
     if model is None:
         model = build_run_model(config, len(data.classes))  # an ensemble: its members loaded from their runs
@@ -157,14 +169,25 @@ def _train(config: Config, data_root: Path, runs_dir: Path, resume: bool, cache_
             "metadata_scaler": {"mean": data.metadata_scaler.mean.tolist(), "std": data.metadata_scaler.std.tolist()},
             **origin, **(extra_info or {})}
     save_model(run_dir, model, config, info)
+    mark_reports_pending(run_dir, origin)
+    return run_dir, write_reports(run_dir, model, data, config, info, origin, n_boot, progress, finish)
+
+
+def write_reports(run_dir: Path, model: torch.nn.Module, data, config: Config, info: dict, origin: dict,
+                  n_boot: int, progress: bool, finish: bool) -> dict:
+    """The saved model's evaluation and report (PTB-XL's folds 9 and 10; nothing for a collection scored by its
+    own protocol), then, with ``finish``, the run marked complete. Returns the metrics per split."""
     splits = getattr(data, "evaluated_splits", ("val", "test"))  # () : a collection scored by its own protocol
-    results, predictions = evaluate_model(model, data, config, run_dir, splits, n_boot=n_boot, progress=progress) \
-        if splits else ({}, {})
-    if "test" in results:
-        _, y_test, p_test = predictions["test"]
-        write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"], report_info(info))
-    mark_complete(run_dir)
-    return run_dir, results
+    with writing_reports(run_dir, origin):
+        results, predictions = evaluate_model(model, data, config, run_dir, splits, n_boot=n_boot,
+                                              progress=progress) if splits else ({}, {})
+        if "test" in results:
+            _, y_test, p_test = predictions["test"]
+            write_run_report(run_dir, y_test, p_test, data.classes, results["test"], results["val"],
+                             report_info(info))
+    if finish:
+        mark_complete(run_dir)
+    return results
 
 
 def fit_lightning(model, config: Config, train_split, val_split, run_dir: Path, resume: bool,
