@@ -91,14 +91,17 @@ benchmarks: data
 bundle: setup
 	$(BIN)/python -m ecgnet.runs.bundled runs src/ecgnet/models_bundled
 
-# The wheel, built from a clean copy of the sources: building in the checkout leaves build/, whose stale
-# files (a module since deleted) would ship in the next wheel.
+# The sdist and the wheel, into dist/: the wheel built from the sdist (as `python -m build` does), the sdist from a
+# clean copy of the sources: building in the checkout leaves build/ and src/ecgnet.egg-info, whose stale files (a
+# module since deleted) would ship in the next build. The guides travel as in any install: MANIFEST.in puts docs/
+# in the sdist, setup.py copies them into the package (ecgnet docs NAME).
 wheel: setup
 	rm -rf .cache/wheel-src && mkdir -p .cache/wheel-src dist
-	cp -r src pyproject.toml README.md .cache/wheel-src/
-	mkdir -p .cache/wheel-src/src/ecgnet/docs && cp docs/*.md .cache/wheel-src/src/ecgnet/docs/  # ecgnet docs NAME
+	cp -r src docs pyproject.toml setup.py MANIFEST.in README.md .cache/wheel-src/
 	find .cache/wheel-src \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
-	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .cache/wheel-src
+	cd .cache/wheel-src && $(abspath $(BIN))/python -c "from setuptools import build_meta; build_meta.build_sdist('sdist')"
+	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .cache/wheel-src/sdist/ecgnet-*.tar.gz
+	cp .cache/wheel-src/sdist/ecgnet-*.tar.gz dist/
 	rm -rf .cache/wheel-src
 
 clean:

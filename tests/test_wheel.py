@@ -1,10 +1,12 @@
 """ECGNet installed like any Python package: build the wheel, install it outside the checkout, and use
 the `ecgnet` command from another directory with the bundled models (no runs/ folder in reach).
 
-The wheel is built offline from a copy of the sources (nothing lands in the checkout) and installed with
-``pip install --target`` into a bare folder put first on PYTHONPATH; its dependencies come from the
-test's own environment. The slow tests at the end install it as a user would, into a clean virtual
-environment with only what the wheel declares, and use `predict`, `export` and `serve` there.
+The sdist is built offline from a copy of the sources (nothing lands in the checkout) and the wheel from the
+sdist, as `make wheel` does; the wheel is installed with ``pip install --target`` into a bare folder put first
+on PYTHONPATH; its dependencies come from the test's own environment. Every install path carries the guides
+(docs/: setup.py's build step, MANIFEST.in): the sdist, the wheel built from it, and `pip install .`. The slow
+tests at the end install it as a user would, into a clean virtual environment with only what the wheel declares,
+and use `predict`, `export` and `serve` there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 import zipfile
@@ -23,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ecgnet.manual import EXAMPLES
 from ecgnet.runs.bundled import BUNDLED_FILES, BUNDLED_MODELS, DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,18 +39,34 @@ def run(cmd, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     return proc
 
 
+SOURCES = ("src", "docs", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md")  # what `make wheel` copies
+SHIPPED_DOCS = {p.name for p in (REPO / "docs").glob("*.md")} | set(EXAMPLES)  # what an install carries in ecgnet/docs
+
+
+def source_tree(dest: Path) -> Path:
+    """A clean copy of the sources a build reads, as `make wheel` makes it."""
+    for name in SOURCES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(REPO / name, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
-    sources = tmp / "sources"
-    shutil.copytree(REPO / "src", sources / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, sources / name)
-    (sources / "src" / "ecgnet" / "docs").mkdir()  # as `make wheel` does: the guides travel with the wheel
-    for guide in (REPO / "docs").glob("*.md"):
-        shutil.copy(guide, sources / "src" / "ecgnet" / "docs" / guide.name)
-    run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", tmp / "dist", sources])
-    (path,) = (tmp / "dist").glob("ecgnet-*.whl")
+def sdist(tmp_path_factory) -> Path:
+    sources = source_tree(tmp_path_factory.mktemp("sdist") / "sources")
+    run([sys.executable, "-c", "from setuptools import build_meta; build_meta.build_sdist('dist')"], cwd=sources)
+    (path,) = (sources / "dist").glob("ecgnet-*.tar.gz")
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel(sdist, tmp_path_factory) -> Path:
+    """The wheel built from the sdist, as `make wheel` (and `python -m build`) does."""
+    dist = tmp_path_factory.mktemp("wheel")
+    run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", dist, sdist])
+    (path,) = dist.glob("ecgnet-*.whl")
     return path
 
 
@@ -79,6 +99,50 @@ def test_wheel_holds_the_bundled_models(wheel):
 
 
 @pytest.mark.slow
+def test_sdist_carries_the_guides_once(sdist):
+    with tarfile.open(sdist) as archive:
+        files = [m.name.split("/", 1)[1] for m in archive.getmembers() if m.isfile()]
+    assert {f.removeprefix("docs/") for f in files if f.startswith("docs/")} == SHIPPED_DOCS
+    assert "setup.py" in files and not any(f.startswith("src/ecgnet/docs/") for f in files)  # docs/: the one copy
+
+
+@pytest.mark.slow
+def test_wheel_from_the_sdist_carries_the_guides(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.removeprefix("ecgnet/docs/") for n in names if n.startswith("ecgnet/docs/")} == SHIPPED_DOCS
+
+
+@pytest.mark.slow
+def test_pip_install_of_the_source_tree_carries_the_guides(tmp_path):
+    """`pip install .` (`pip install git+URL` builds the same way: a wheel straight from the tree, no sdist) into a
+    fresh virtual environment, whose python finds the guides and the example in the installed package. The test's
+    own pip and setuptools build it (offline); the venv holds ecgnet alone, which ecgnet.manual needs."""
+    sources = source_tree(tmp_path / "checkout")
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", venv])
+    # --ignore-installed: with --prefix alone, pip would first uninstall the test environment's own ecgnet
+    run([*PIP, "install", "--no-deps", "--no-build-isolation", "--no-index", "--ignore-installed", "--prefix", venv,
+         sources])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    shown = run([venv / "bin" / "python", "-c", "from ecgnet import manual; print(manual.docs_folder()); "
+                 "print(manual.read_guide('own_data'), end=''); print(manual.read_guide('onnx_without_ecgnet.py'))"],
+                cwd=tmp_path, env=env).stdout
+    folder, text = shown.split("\n", 1)
+    assert Path(folder).is_relative_to(venv) and Path(folder).name == "docs"
+    guide, script = ((REPO / "docs" / name).read_text() for name in ("own_data.md", "onnx_without_ecgnet.py"))
+    assert text == guide + script + "\n"
+
+
+@pytest.mark.slow
+def test_a_build_without_the_guides_fails(tmp_path):
+    sources = source_tree(tmp_path / "checkout")
+    shutil.rmtree(sources / "docs")
+    proc = subprocess.run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", tmp_path / "dist",
+                           str(sources)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "no guides (*.md) to put in the package" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
 def test_installed_version_and_models(installed):
     from ecgnet import __version__
 
@@ -92,6 +156,10 @@ def test_installed_version_and_models(installed):
     listed = installed("docs")
     assert "own_data" in listed and "ecgnet/docs" in listed.split("Guides in ")[1].split()[0]  # the wheel's copy
     assert installed("docs", "own_data") == (REPO / "docs" / "own_data.md").read_text()
+    # the deployment example export.md links to, written out for a machine without ecgnet
+    assert "onnx_without_ecgnet.py" in listed.split("Example scripts")[1]
+    script = (REPO / "docs" / "onnx_without_ecgnet.py").read_text()
+    assert installed("docs", "onnx_without_ecgnet.py") == installed("docs", "onnx_without_ecgnet") == script
 
 
 @pytest.mark.slow

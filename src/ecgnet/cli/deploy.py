@@ -129,8 +129,8 @@ def models(config: Optional[str] = typer.Option(None, "--config", help="Print th
 @app.command()
 @friendly
 def docs(name: Optional[str] = typer.Argument(None, help="A guide's name (e.g. own_data); none lists them.")):
-    """The guides (docs/ of the repository, carried by the wheel too): list them, or print one as Markdown."""
-    from ecgnet.manual import docs_folder, guides, read_guide
+    """The guides (docs/ of the repository, carried by every install too): list them, or print one as Markdown."""
+    from ecgnet.manual import docs_folder, examples, guides, read_guide
 
     if name is not None:
         print(read_guide(name), end="")
@@ -138,6 +138,10 @@ def docs(name: Optional[str] = typer.Argument(None, help="A guide's name (e.g. o
     console.print(f"Guides in {escape(str(docs_folder()))} (`ecgnet docs NAME` prints one):", highlight=False)
     for stem, title in guides().items():
         console.print(f"  {stem:<12} {escape(title)}", highlight=False)
+    if examples():
+        console.print("Example scripts beside them (`ecgnet docs NAME > NAME` writes one out):", highlight=False)
+        for file, what in examples().items():
+            console.print(f"  {file}  {escape(what)}", highlight=False)
 
 
 @app.command()
