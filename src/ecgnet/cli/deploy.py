@@ -31,8 +31,9 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                data: Optional[Path] = DataOpt,
                calibration_manifest: Optional[Path] = typer.Option(
                    None, "--calibration-manifest", help="With --quantize int8: calibrate on up to 128 records of "
-                   "this manifest (your own records; labels not needed) instead of PTB-XL. Default without --data: "
-                   "the manifest the run was trained on, if any.")):
+                   "this manifest (your own records; labels not needed) instead of PTB-XL (not with --data). Default "
+                   "without --data or ECGNET_DATA: the manifest the run was trained on, if any (the rows it trained "
+                   "on).")):
     """Export a run for ONNX Runtime, with its classes, thresholds (and where they were chosen) and
     preprocessing in the metadata; with --site, the site profile's calibration and thresholds, and which
     profile (its name and file) they come from, said on the terminal and in the metadata."""
@@ -60,7 +61,7 @@ def _calibration_note(run_dir: Path, data: Optional[Path], manifest: Optional[Pa
     """Before an int8 export: what it calibrates on (a missing manifest or PTB-XL folder is refused here)."""
     import json
 
-    from ecgnet.export.int8 import CALIBRATION_RECORDS, MANIFEST_OPTION, calibration_source
+    from ecgnet.export.int8_records import CALIBRATION_RECORDS, MANIFEST_OPTION, calibration_source
     from ecgnet.runs.describe import trained_manifest
 
     try:  # export reads it again, and says what is wrong with it
@@ -79,7 +80,8 @@ def _calibration_note(run_dir: Path, data: Optional[Path], manifest: Optional[Pa
     why = (", the manifest this run was trained on (run.json: collection.manifest; no --data or ECGNET_DATA given)"
            if source.from_run else "")
     err.print(escape(f"note: int8 is calibrated on up to {CALIBRATION_RECORDS} records of {source.manifest}{why}, "
-                     "not on PTB-XL; their signals are cached in $ECGNET_CACHE"), highlight=False, soft_wrap=True)
+                     "not on PTB-XL: rows the run did not hold out, read into a temporary folder (nothing is added "
+                     "to $ECGNET_CACHE)"), highlight=False, soft_wrap=True)
 
 
 def _calibrated_on(path: Path) -> None:
@@ -93,9 +95,10 @@ def _calibrated_on(path: Path) -> None:
     if not used:
         return
     left = [f"{n} {what}" for n, what in ((used["rows_skipped"], "bad manifest rows"),
+                                          (used.get("held_out", 0), "rows the run held out (validation/test)"),
                                           (used["unreadable"], "unreadable records"),
-                                          (used["shorter_than_input"], f"records shorter than the graph's "
-                                                                       f"{used['input_seconds']:g} s input")) if n]
+                                          (used["shorter_than_input"], f"records shorter than the graph's shortest "
+                                                                       f"input, {used['input_seconds']:g} s")) if n]
     err.print(escape(f"int8 calibrated on {used['records']} records of {used['path']} (SHA-256 "
                      f"{used['sha256'][:12]}…)" + (f"; left out: {', '.join(left)}" if left else "")),
               highlight=False, soft_wrap=True)

@@ -1,7 +1,8 @@
 """Export a run for ONNX Runtime: :mod:`~ecgnet.export.onnx` (fp32, within 1e-6 of torch) and
-:mod:`~ecgnet.export.int8` (static int8 quantization of the encoders' convolutions), optionally carrying a
-site's operating points (:mod:`~ecgnet.export.site`). Reads a run (:mod:`ecgnet.runs`) and its model
-(:mod:`ecgnet.models`); what runs the files is :mod:`ecgnet.inference.engines`."""
+:mod:`~ecgnet.export.int8` (static int8 quantization of the encoders' convolutions, calibrated on the records of
+:mod:`~ecgnet.export.int8_records`), optionally carrying a site's operating points (:mod:`~ecgnet.export.site`).
+Reads a run (:mod:`ecgnet.runs`) and its model (:mod:`ecgnet.models`); what runs the files is
+:mod:`ecgnet.inference.engines`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from ecgnet.errors import ECGNetError
 from ecgnet.export import int8, onnx, site as site_metadata
+from ecgnet.export.int8_records import MANIFEST_OPTION
 from ecgnet.fileio import atomic_path, check_writable
 from ecgnet.runs.bundled import is_bundled
 from ecgnet.runs.directory import Run
@@ -38,7 +40,7 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ECGNetError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'")
     if calibration_manifest is not None and quantize is None:
-        raise ECGNetError(f"{int8.MANIFEST_OPTION} calibrates --quantize int8: give both, or neither")
+        raise ECGNetError(f"{MANIFEST_OPTION} calibrates --quantize int8: give both, or neither")
     run = Run.open(checkpoint)
     if out is None and is_bundled(run.dir):
         raise ECGNetError(f"{run.dir.name} is a bundled model (inside the installed package): give --out FILE, e.g. "

@@ -8,11 +8,13 @@ quantizing the whole graph moved fold-10 probabilities by up to 0.63 (static) an
 
 **Calibration.** 99.99th percentile of the activations on the graph inputs (windows, or 10 s segments)
 of 128 records (drawn with seed 1) of PTB-XL's training folds 1–8, or of a manifest of the site's own records
-(``ecgnet export RUN --quantize int8 --calibration-manifest M.csv``; by default, without PTB-XL, the manifest the
-run was trained on, run.json's ``collection.manifest``): :func:`calibration_source` chooses. A manifest's records are
-read as training reads them (its cache: each record's centre 10 s, a shorter one's own samples; unreadable records
-and those shorter than the graph's input are left out and others drawn instead, at least 16 must remain), their
-patient data scaled with the run's own scaler as ``predict`` scales them. ``ecgnet.quantization`` says which.
+(``ecgnet export RUN --quantize int8 --calibration-manifest M.csv``; by default, without PTB-XL, the rows the run
+trained on of the manifest it was trained on): :mod:`ecgnet.export.int8_records` chooses and reads them (each
+record's centre 10 s, a shorter one's own samples), their patient data scaled with the run's own scaler as
+``predict`` scales them. Each record's windows lie within its own samples; a late-fusion graph takes a record under
+10 s whole, as one segment of its own length (its time axis is dynamic), so such records are calibrated on too —
+ONNX Runtime then collects the ranges batch by batch (``CalibStridedMinMax``: batches of several lengths cannot be
+stacked) and merges the histograms. ``ecgnet.quantization`` says what was drawn.
 
 **What it costs.** Fold-10 macro AUC unchanged (paired Δ within ±0.0003), mean |Δp| about 0.005, but
 single records move by up to 0.5 and about 0.5 % of the positive/negative calls flip (benchmarks/README.md).
@@ -23,24 +25,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ecgnet.errors import ECGNetError
+from ecgnet.export.int8_records import CALIBRATION_RECORDS, CALIBRATION_SEED, calibration_source, manifest_calibration
 from ecgnet.export.onnx import graph_input_samples, onnx_bytes
 from ecgnet.models.windows import window_starts
-from ecgnet.runs.describe import trained_manifest
 from ecgnet.runs.directory import Run
 
 FILENAME = "model.int8.onnx"
-CALIBRATION_RECORDS, CALIBRATION_SEED, PERCENTILE = 128, 1, 99.99
-MIN_MANIFEST_RECORDS = 16  # a manifest with fewer usable records is refused: too few to place the ranges
-MANIFEST_OPTION = "--calibration-manifest"
+PERCENTILE = 99.99
 
 
 def encoder_of(weight: str) -> str | None:
@@ -91,30 +88,53 @@ def batch_size(count: int, most: int = 64) -> int:
     return max(b for b in range(1, most + 1) if count % b == 0)
 
 
-def _calibration_reader(calibration, window: int, stride: int, batch: int = 64):
+def calibration_batches(signal: np.ndarray, metadata: np.ndarray, lengths, window: int, stride: int,
+                        most: int = 64) -> list[dict[str, np.ndarray]]:
+    """The graph's calibration inputs, batch by batch (``signal``, ``metadata``): the windows of the records of at
+    least ``window`` samples (:func:`calibration_windows`) in equal batches of up to ``most``; then a late-fusion
+    graph's records under its 10 s ``window`` each whole (its own samples, as predict feeds it), with the other
+    records of its length in batches of up to ``most`` (a window graph's records are never shorter)."""
+    lengths = np.asarray(lengths)
+    whole = lengths >= window
+    batches = []
+    if whole.any():
+        every = whole.all()  # PTB-XL's records and any manifest of 10 s ones: the arrays as they are
+        crops, meta = calibration_windows(signal if every else signal[whole], metadata if every else metadata[whole],
+                                          lengths[whole], window, stride)
+        size = batch_size(len(crops), most)
+        batches += [{"signal": crops[i:i + size], "metadata": meta[i:i + size].astype(np.float32)}
+                    for i in range(0, len(crops), size)]
+    for n in sorted(set(lengths[~whole].tolist())):
+        rows = np.flatnonzero(lengths == n)
+        batches += [{"signal": np.ascontiguousarray(signal[rows[i:i + most], :, :n]),
+                     "metadata": metadata[rows[i:i + most]].astype(np.float32)} for i in range(0, len(rows), most)]
+    return batches
+
+
+def _calibration_reader(batches: list[dict[str, np.ndarray]]):
+    """An ONNX Runtime reader of ``batches`` (with ``set_range``: collected a range at a time when they differ)."""
     from onnxruntime.quantization import CalibrationDataReader
 
-    signal = np.asarray(calibration.signal, dtype=np.float32)  # an array, or a view of the signal cache
-    lengths = getattr(calibration, "lengths", None)
-    if lengths is None:  # PTB-XL's records: 10 s each
-        lengths = np.full(len(signal), signal.shape[-1])
-    crops, meta = calibration_windows(signal, np.asarray(calibration.metadata), lengths, window, stride)
-    batch = batch_size(len(crops), batch)
-
-    class Windows(CalibrationDataReader):
+    class Batches(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"signal": crops[i:i + batch], "metadata": meta[i:i + batch].astype(np.float32)}
-                                 for i in range(0, len(crops), batch)])
+            self.set_range(0, len(batches))
+
+        def __len__(self):
+            return len(batches)
+
+        def set_range(self, start_index: int, end_index: int):
+            self.batches = iter(batches[start_index:end_index])
 
         def get_next(self):
             return next(self.batches, None)
 
-    return Windows()
+    return Batches()
 
 
 def recipe(convolutions: int, records: int, manifest: dict | None = None) -> dict:
     """How the file was made: the ``ecgnet.quantization`` metadata. ``manifest``: calibrated on a manifest's records
-    (:func:`manifest_calibration`'s account of them: ``calibration_manifest``), not PTB-XL's training folds."""
+    (:func:`~ecgnet.export.int8_records.manifest_calibration`'s account of them: ``calibration_manifest``), not
+    PTB-XL's training folds."""
     import onnxruntime
 
     on = f"the manifest {Path(manifest['path']).name}" if manifest else "the training folds 1-8"
@@ -129,12 +149,21 @@ def recipe(convolutions: int, records: int, manifest: dict | None = None) -> dic
 
 def quantize_int8(fp32: bytes, calibration, window: int, stride: int, name: str = "model",
                   manifest: dict | None = None) -> bytes:
-    """The int8 model of an fp32 export, calibrated on the windows (``window`` samples every ``stride``)
-    of ``calibration`` (a training-fold split, or :class:`ManifestRecords` — then ``manifest`` describes them
-    in the metadata); the fp32 metadata is kept, ``ecgnet.quantization`` added."""
+    """The int8 model of an fp32 export, calibrated on the windows (``window`` samples every ``stride``; a
+    late-fusion graph's: its 10 s segments) of ``calibration`` (a training-fold split, or
+    :class:`~ecgnet.export.int8_records.ManifestRecords`, whose records may be shorter — then ``manifest`` describes
+    them in the metadata): :func:`calibration_batches`; the fp32 metadata is kept, ``ecgnet.quantization`` added."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
+    signal = np.asarray(calibration.signal, dtype=np.float32)  # an array, or a view of the signal cache
+    lengths = getattr(calibration, "lengths", None)  # None: PTB-XL's records, 10 s each
+    batches = calibration_batches(signal, np.asarray(calibration.metadata),
+                                  np.full(len(signal), signal.shape[-1]) if lengths is None else lengths,
+                                  window, stride)
+    options = {"CalibPercentile": PERCENTILE}
+    if len({b["signal"].shape for b in batches}) > 1:  # ORT stacks one collection's batches: one at a time, merged
+        options["CalibStridedMinMax"] = 1
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):  # ORT's progress notes
         source, prepared, out = (Path(tmp) / f for f in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         source.write_bytes(fp32)
@@ -142,11 +171,11 @@ def quantize_int8(fp32: bytes, calibration, window: int, stride: int, name: str 
         convs = convolutions_to_quantize(onnx.load(str(prepared)).graph)
         if not convs:  # an empty list would quantize every node
             raise ECGNetError(f"{name}: nothing to quantize to int8 (no encoder convolution after the first)")
-        quantize_static(str(prepared), str(out), _calibration_reader(calibration, window, stride),
+        quantize_static(str(prepared), str(out), _calibration_reader(batches),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, nodes_to_quantize=convs,
                         calibrate_method=CalibrationMethod.Percentile,
-                        extra_options={"CalibPercentile": PERCENTILE})
+                        extra_options=options)
         model = onnx.load(str(out))
     props = {p.key: p.value for p in onnx.load_from_string(fp32).metadata_props}
     props["ecgnet.quantization"] = json.dumps(recipe(len(convs), len(calibration.signal), manifest))
@@ -155,100 +184,10 @@ def quantize_int8(fp32: bytes, calibration, window: int, stride: int, name: str 
     return model.SerializeToString()
 
 
-@dataclass(frozen=True)
-class CalibrationSource:
-    """What int8 is calibrated on: PTB-XL's training folds (``root``) or a manifest's records (``manifest``;
-    ``from_run``: the one the run was trained on, taken by default)."""
-
-    root: Path | None = None
-    manifest: Path | None = None
-    from_run: bool = False
-
-
-def calibration_source(info: dict, data=None, manifest=None) -> CalibrationSource:
-    """Where int8 calibrates, for a run of run.json ``info``: ``manifest`` when given; else PTB-XL when ``data``
-    or $ECGNET_DATA names it (as before: a PTB-XL run's export is unchanged); else the manifest the run was trained
-    on, when it is still there; else an error saying both ways."""
-    from ecgnet.data.ptbxl import DATA_ENV, data_root
-
-    if manifest is not None:
-        path = Path(manifest).expanduser()
-        if not path.is_file():
-            what = "a folder, not a manifest CSV" if path.is_dir() else "no such file"
-            raise ECGNetError(f"{MANIFEST_OPTION} {manifest}: {what}")
-        return CalibrationSource(manifest=path)
-    trained = trained_manifest(info)
-    if data or os.environ.get(DATA_ENV) or not (trained and Path(trained).is_file()):
-        try:
-            return CalibrationSource(root=data_root(data))
-        except ECGNetError as e:
-            gone = ("" if not trained else f" (the run's training manifest {trained} is not there any more)"
-                    if not Path(trained).is_file() else f" (e.g. the run's training manifest {trained})")
-            raise ECGNetError(f"--quantize int8 calibrates on PTB-XL's training folds: {e}; or on records of your own: "
-                              f"{MANIFEST_OPTION} M.csv{gone}") from None
-    return CalibrationSource(manifest=Path(trained), from_run=True)
-
-
-@dataclass(frozen=True)
-class ManifestRecords:
-    """A manifest's calibration records: signals (records, 12, samples) as cached (10 s rows), each record's own
-    samples at the start of its row (``lengths``), and their metadata scaled as the run scales them."""
-
-    signal: np.ndarray
-    lengths: np.ndarray
-    metadata: np.ndarray
-
-
-def manifest_calibration(run: Run, manifest: str | Path, from_run: bool = False,
-                         cache_dir=None) -> tuple[ManifestRecords, dict]:
-    """(up to :data:`CALIBRATION_RECORDS` records of ``manifest``, what they are: ``calibration_manifest``).
-    Records are drawn in a seeded order (:data:`CALIBRATION_SEED`) and read as training reads a manifest (its
-    rows' labels ignored; bad rows and unreadable records left out, counted) at the run's rate; a record shorter
-    than the graph's input (a window, or a late-fusion graph's 10 s segment) is left out too, and the next drawn
-    instead. Fewer than :data:`MIN_MANIFEST_RECORDS` usable records: refused."""
-    from ecgnet.checksum import sha256_file
-    from ecgnet.data.collections.manifest import read_manifest
-    from ecgnet.data.ptbxl import MetadataScaler
-
-    manifest = Path(manifest)
-    collection = read_manifest(manifest, labelled=False, skip_bad=True)
-    need = graph_input_samples(run)
-    order = np.random.default_rng(CALIBRATION_SEED).permutation(len(collection))
-    signals, lengths, metadata, records, unreadable, short, drawn = [], [], [], 0, 0, 0, 0
-    while records < CALIBRATION_RECORDS and drawn < len(order):  # the next ones drawn for those left out
-        rows = np.sort(order[drawn:drawn + CALIBRATION_RECORDS - records])
-        drawn += len(rows)
-        part = collection.subset(rows).load_signals(run.rate, cache_dir, progress=False, skip_bad=True)
-        unreadable += len(part.skipped) - len(collection.skipped)
-        own = part.signal.own_lengths()
-        usable = np.flatnonzero(own >= need)
-        short += len(own) - len(usable)
-        records += len(usable)
-        signals.append(np.asarray(part.signal.take(usable), dtype=np.float32))
-        lengths.append(own[usable])
-        metadata.append(part.metadata.iloc[usable])
-    account = {"path": str(manifest.resolve()), "sha256": sha256_file(manifest), "records": records,
-               "seed": CALIBRATION_SEED, "rows": len(collection), "rows_skipped": len(collection.skipped),
-               "drawn": drawn, "unreadable": unreadable, "shorter_than_input": short,
-               "input_seconds": need / run.rate,
-               "chosen": "the run's training manifest (run.json: collection.manifest)" if from_run else MANIFEST_OPTION}
-    if records < MIN_MANIFEST_RECORDS:
-        left = [f"{n} {what}" for n, what in ((len(collection.skipped), "bad rows skipped"),
-                                               (unreadable, "unreadable"),
-                                               (short, f"shorter than the graph's {need / run.rate:g} s input")) if n]
-        raise ECGNetError(f"{manifest}: {records} usable record(s) for int8 calibration"
-                          + (f" ({', '.join(left)})" if left else "")
-                          + f"; it needs at least {MIN_MANIFEST_RECORDS} (it takes up to {CALIBRATION_RECORDS}): give "
-                          "a manifest with more records, or --data for PTB-XL's training folds")
-    scaler = run.info.get("metadata_scaler") or {"mean": [0.0] * 4, "std": [1.0] * 4}  # as predict scales
-    scaled = MetadataScaler(np.asarray(scaler["mean"]), np.asarray(scaler["std"])).transform(pd.concat(metadata))
-    return ManifestRecords(np.concatenate(signals), np.concatenate(lengths), scaled), account
-
-
 def int8_bytes(run: Run, data=None, manifest=None) -> bytes:
     """The int8 model of a run, calibrated for the run's task and sampling rate on PTB-XL (``data`` or
     $ECGNET_DATA) or on a manifest's records (``manifest``; or the run's training manifest when PTB-XL is not
-    given): :func:`calibration_source`."""
+    given): :func:`~ecgnet.export.int8_records.calibration_source`."""
     source = calibration_source(run.info, data, manifest)
     window, name = graph_input_samples(run), str(run.dir)
     if source.manifest is not None:  # its records first: too few is said before the export's seconds

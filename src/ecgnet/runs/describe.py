@@ -5,10 +5,14 @@ write them (from ``config.yaml``)."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
+
+from ecgnet.data.limits import DEFAULT_LIMITS, ReadLimits
+from ecgnet.errors import ECGNetError
 
 if TYPE_CHECKING:  # not at run time: `ecgnet models` lists runs without torch (the config imports it)
     from ecgnet.config import Config
@@ -42,6 +46,22 @@ def trained_manifest(info: dict) -> str | None:
     """The manifest a run was trained on, as run.json records it (``collection.manifest``); None for a PTB-XL run."""
     collection = info.get("collection") if isinstance(info, dict) else None
     return collection.get("manifest") if isinstance(collection, dict) else None
+
+
+def trained_read_limits(info: dict, run_dir: str | Path = "") -> ReadLimits:
+    """What a run's records were read under (:mod:`ecgnet.data.limits`): run.json's ``collection.read_limits``,
+    which training records when ``--max-seconds/--max-signals/--max-values`` changed them; else the defaults.
+    Recorded values that are no limits are refused, naming ``run_dir``'s run.json."""
+    collection = info.get("collection") if isinstance(info, dict) else None
+    recorded = collection.get("read_limits") if isinstance(collection, dict) else None
+    if recorded is None:
+        return DEFAULT_LIMITS
+    names = {f.name for f in fields(ReadLimits)}
+    try:
+        return ReadLimits(**{k: v for k, v in recorded.items() if k in names})
+    except (AttributeError, TypeError, ECGNetError):
+        raise ECGNetError(f"{Path(run_dir) / 'run.json'}: collection.read_limits {recorded!r} are not read limits "
+                          f"({', '.join(sorted(names))}: positive numbers)") from None
 
 
 def thresholds_origin(run_dir: Path) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -98,7 +98,8 @@ class Collection:
         """This collection with its signals cached at ``sampling_rate`` (built on first use). Records
         that cannot be read (or declare more than ``limits`` allow) stop with one error naming them
         (suggesting ``--skip-bad`` when ``skip_bad`` is False: the command has the option), or with
-        ``skip_bad`` are left out and listed in ``skipped``. Records whose amplitudes the readers do not trust
+        ``skip_bad`` are left out and listed in ``skipped``; ``limits`` other than the defaults are kept in
+        ``info["read_limits"]`` (a run records them). Records whose amplitudes the readers do not trust
         (a wrong gain, a flat lead: what ``predict`` withholds its calls for) are kept and listed in
         ``info["untrusted_amplitude"]``; the readers' other warnings in ``info["reader_warnings"]``. A record's
         empty age and sex are taken from its file where the loader read them there (a manifest's; the manifest's
@@ -108,6 +109,8 @@ class Collection:
         array, rows, bad, untrusted, segments, warned, *stated = self.loader(self, sampling_rate, cache_dir, workers,
                                                                              progress, skip_bad, limits)
         info = {**self.info, "sampling_rate": sampling_rate}
+        if limits != DEFAULT_LIMITS:  # what read the records (run.json's collection: int8 calibration reads so too)
+            info["read_limits"] = asdict(limits)
         metadata = self.metadata
         if stated:  # a manifest's loader: the files' own age and sex where the manifest gives none
             metadata, info["metadata_from_files"] = with_file_demographics(self.metadata, stated[0])
