@@ -21,7 +21,8 @@ import onnxruntime as ort
 import wfdb
 from scipy.signal import resample_poly
 
-VERSION = 3  # the ecgnet.preprocessing version these steps follow
+VERSION = 4  # the ecgnet.preprocessing version these steps follow (3 too: 4 lifted a late-fusion graph's 10 s bound,
+# which only ecgnet predict --long-records windows reaches; these steps feed 10 s segments)
 UNITS_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
 
 
@@ -33,7 +34,7 @@ def load(path):
     pre = meta["preprocessing"]
     if pre.get("version") == 2 and pre.get("input") == "window":  # version 3 changed late-fusion graphs only
         pre.setdefault("input_samples_min", pre["input_samples"])
-    elif pre.get("version") != VERSION:
+    elif pre.get("version") not in (3, VERSION):
         raise SystemExit(f"{path}: preprocessing version {meta['preprocessing'].get('version')}, this script follows "
                          f"{VERSION}: export the model again")
     return session, meta

@@ -172,7 +172,7 @@ def test_predict_engine_onnx_file_in_memory_and_stale(untrained_run, write_recor
             del described["version"]
             prop.value = _json.dumps(described)
     onnx.save(exported, str(run / "model.onnx"))
-    with pytest.raises(ECGNetError, match=r"preprocessing version 1, not the present 3 .* run `ecgnet export"):
+    with pytest.raises(ECGNetError, match=r"preprocessing version 1, not the present 4 .* run `ecgnet export"):
         Predictor(run, engine="onnx")
     for prop in exported.metadata_props:  # version 2 (before late-fusion graphs took any length): a window model's
         if prop.key == "ecgnet.preprocessing":  # file is the same graph and preprocessing, still used
@@ -377,7 +377,7 @@ def test_the_metadata_says_every_step_a_deployment_outside_ecgnet_must_repeat():
     assert "any age over 89 read as 90" in pre["metadata_encoding"] and "'missing' flag 1" in pre["metadata_encoding"]
     assert np.allclose(Predictor("intermediate_concat_weighted_bce").metadata_vector(age=89.5),
                        Predictor("intermediate_concat_weighted_bce").metadata_vector(age=90))  # 'over 89', not 'min 90'
-    assert pre["resample"]["padtype"] == "line" and pre["leads"][3] == "aVR" and pre["version"] == 3
+    assert pre["resample"]["padtype"] == "line" and pre["leads"][3] == "aVR" and pre["version"] == 4
     calls = _json.loads(_metadata(run)["ecgnet.calls"])
     assert calls["reads_signal"] is True and calls["positive"].startswith("probability >= ")
     assert any(rule.startswith("a lead is flat") and rule.endswith("< 0.02") for rule in calls["withheld"])
@@ -395,7 +395,7 @@ def test_the_metadata_says_every_step_a_deployment_outside_ecgnet_must_repeat():
     assert predictor.segments(7 * rate) == [0]  # a 7 s record: one segment, its windows over 7 s
 
 
-# --- late fusion: the graph windows inside and takes any segment from its window to 10 s -------------------------
+# --- late fusion: the graph windows inside and takes any segment from its window up ------------------------------
 
 LATE_FUSION = "late_stacking_time_spectrogram"  # time and STFT members, stacked (no spectral phase: see docs)
 SHORT_SECONDS = (10, 4, 7.3)  # a whole fold-10 record, and the same record cut short
@@ -420,19 +420,22 @@ def _probabilities(result: dict) -> np.ndarray:
 @pytest.mark.slow
 def test_late_fusion_onnx_scores_records_under_10_s_as_torch_does(ptbxl_superdiagnostic, tmp_path):
     """A late-fusion graph windows inside, and took exactly 10 s: predict --engine onnx failed on a shorter record,
-    which torch scores as one segment of its own length. Its time axis is dynamic now (its window to 10 s): after
+    which torch scores as one segment of its own length. Its time axis is dynamic now (its window up): after
     `ecgnet export`, predict --engine onnx reads RUN/model.onnx and gives torch's probabilities on fold-10 records
-    of 10 s and cut to 4 s and 7.3 s; a file whose metadata says the fixed-length version 2 is refused, not used."""
+    of 10 s and cut to 4 s and 7.3 s, and with --long-records windows on a 12 s record; a file whose metadata says
+    the fixed-length version 2 is refused, not used; one of version 3 (at most 10 s) is used up to 10 s and refuses
+    a longer record with the command that exports it again."""
     run = tmp_path / LATE_FUSION
     shutil.copytree(RUNS / LATE_FUSION, run, ignore=shutil.ignore_patterns("*.onnx", "figures", "report.*"))
     result = CliRunner().invoke(app, ["export", str(run)])
     assert result.exit_code == 0, result.output
     onnx_predictor, torch_predictor = Predictor(run, engine="onnx"), Predictor(run)
     engine = onnx_predictor.engine
-    assert engine.name == str(run / "model.onnx") and engine.whole_record and (engine.fewest, engine.samples) == \
-        (250, 1000)
+    assert engine.name == str(run / "model.onnx") and engine.whole_record and \
+        (engine.fewest, engine.samples, engine.most) == (250, 1000, None)
     pre = engine.preprocessing
-    assert (pre["input"], pre["input_samples_min"], pre["input_samples"], pre["version"]) == ("segment", 250, 1000, 3)
+    assert (pre["input"], pre["input_samples_min"], pre["input_samples"], pre["input_samples_max"], pre["version"]) \
+        == ("segment", 250, 1000, None, 4)
     assert "the graph takes it whole" in pre["short_records"]
     time_axis = onnx.load(run / "model.onnx").graph.input[0].type.tensor_type.shape.dim[2]
     assert time_axis.dim_param and not time_axis.dim_value  # dynamic, not 1000
@@ -447,19 +450,28 @@ def test_late_fusion_onnx_scores_records_under_10_s_as_torch_does(ptbxl_superdia
             assert got["positives"] == expected["positives"] or \
                 any(abs(d["probability"] - d["threshold"]) < TOLERANCE for d in got["diagnoses"])
     longer = _write_fold10(tmp_path, "longer", np.concatenate([signal, signal[:, :200]], axis=1))  # 12 s
-    with pytest.raises(ECGNetError, match=r"1000 samples, not 1200 \(segments of at most 10 s: --long-records windows"):
-        Predictor(run, engine="onnx", long_records="windows").predict_file(longer)
+    whole = [Predictor(run, engine=e, long_records="windows").predict_file(longer) for e in ("onnx", "torch")]
+    assert "the whole 12.0 s" in whole[0]["coverage"]
+    assert np.abs(_probabilities(whole[0]) - _probabilities(whole[1])).max() <= TOLERANCE
 
-    exported = onnx.load(str(run / "model.onnx"))  # as ecgnet 2 wrote it: version 2, a graph of exactly 10 s
-    for prop in exported.metadata_props:
-        if prop.key == "ecgnet.preprocessing":
-            import json
+    import json
 
-            described = json.loads(prop.value)
-            described["version"] = 2
-            del described["input_samples_min"]
-            prop.value = json.dumps(described)
-    onnx.save(exported, str(run / "model.onnx"))
+    def described_as(version: int, *dropped: str) -> None:  # RUN/model.onnx as an older ecgnet wrote it
+        exported = onnx.load(str(run / "model.onnx"))
+        for prop in exported.metadata_props:
+            if prop.key == "ecgnet.preprocessing":
+                described = {k: v for k, v in json.loads(prop.value).items() if k not in dropped}
+                prop.value = json.dumps({**described, "version": version})
+        onnx.save(exported, str(run / "model.onnx"))
+
+    described_as(3, "input_samples_max")  # at most 10 s: still read, up to 10 s
+    older = Predictor(run, engine="onnx", long_records="windows")
+    assert np.abs(_probabilities(older.predict_file(header)) - _probabilities(got)).max() == 0
+    with pytest.raises(ECGNetError, match=r"250 to 1000 samples, not 1200 \(exported by an older ecgnet "
+                                          r"\(preprocessing version 3\), whose late-fusion graph takes at most 10 s: "
+                                          r".*`ecgnet export RUN` again"):
+        older.predict_file(longer)
+    described_as(2, "input_samples_max", "input_samples_min")  # as ecgnet 2 wrote it: a graph of exactly 10 s
     with pytest.raises(ECGNetError, match=r"exported by an older ecgnet \(preprocessing version 2\), whose late-fusion "
                                           r"graph takes exactly 10 s .* run `ecgnet export"):
         Predictor(run, engine="onnx")
@@ -468,13 +480,15 @@ def test_late_fusion_onnx_scores_records_under_10_s_as_torch_does(ptbxl_superdia
 @pytest.mark.slow
 def test_an_s4d_member_keeps_the_late_fusion_graph_dynamic(ptbxl_superdiagnostic, tmp_path):
     """ensemble_greedy has an S4D member (s4d_time), whose kernel the export fixes at one length: the length of
-    the member's window, whatever the segment's, so its graph takes a record under 10 s too (bundled: exported in
-    memory)."""
-    onnx_predictor, torch_predictor = Predictor("ensemble_greedy", engine="onnx"), Predictor("ensemble_greedy")
+    the member's window, whatever the segment's, so its graph takes a record under 10 s too, and a 60 s record whole
+    (--long-records windows; bundled: exported in memory)."""
+    onnx_predictor, torch_predictor = (Predictor("ensemble_greedy", engine=e, long_records="windows")
+                                       for e in ("onnx", "torch"))
     assert "in memory" in onnx_predictor.engine.name and onnx_predictor.engine.fewest == 250
-    signal = np.asarray(ptbxl_superdiagnostic.split("test", max_records=1, seed=0).signal)[0]
-    for seconds in SHORT_SECONDS:
-        header = _write_fold10(tmp_path, f"fold10_{round(seconds * 100)}", signal[:, :round(seconds * 100)])
+    signal = np.asarray(ptbxl_superdiagnostic.split("test", max_records=6, seed=0).signal)
+    for seconds in (*SHORT_SECONDS, 60):  # 60 s: six fold-10 records end to end
+        cut = np.concatenate(signal, axis=1)[:, :round(seconds * 100)]
+        header = _write_fold10(tmp_path, f"fold10_{round(seconds * 100)}", cut)
         got, expected = onnx_predictor.predict_file(header), torch_predictor.predict_file(header)
         assert np.abs(_probabilities(got) - _probabilities(expected)).max() <= TOLERANCE, seconds
 
@@ -482,8 +496,9 @@ def test_an_s4d_member_keeps_the_late_fusion_graph_dynamic(ptbxl_superdiagnostic
 def test_a_late_fusion_graph_windows_any_length_as_torch_does():
     """The windows inside a late-fusion graph are one gather whose size follows the segment's length (the Python
     list of starts had fixed the exported axis at the example's length): ONNX Runtime gives torch's probabilities at
-    every length from the window to 10 s — windows on the stride and a last one off it, or on it (taken once:
-    a mean over windows would count a repeat) — for members of other windows, strides and aggregates."""
+    every length from the window to 10 s and beyond (exported, as ecgnet does, without an upper bound) — windows on
+    the stride and a last one off it, or on it (taken once: a mean over windows would count a repeat) — for members
+    of other windows, strides and aggregates."""
     import onnxruntime as ort
 
     from ecgnet.models.fusion.late import LateFusion, Member
@@ -501,19 +516,51 @@ def test_a_late_fusion_graph_windows_any_length_as_torch_does():
     members = {"a": Member(Probe(0), 250, 125, "max"), "b": Member(Probe(1), 200, 70, "mean")}
     for method in ("average", "stacking"):
         model = LateFusion(5, members, method).eval()
-        batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=250, max=1000)
+        batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=250)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(model, (torch.randn(2, 12, 1000), torch.zeros(2, 8)), dynamo=True,
                                         optimize=False, opset_version=20, input_names=["signal", "metadata"],
                                         dynamic_shapes=({0: batch, 2: samples}, {0: batch}))
         session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        for n in (250, 251, 270, 320, 375, 376, 410, 500, 730, 999, 1000):
+        for n in (250, 251, 270, 320, 375, 376, 410, 500, 730, 999, 1000, 1001, 2000, 6000):
             x, m = torch.randn(3, 12, n), torch.randn(3, 8)
             with torch.no_grad():
                 expected = model(x, m).numpy()
             got = session.run(None, {"signal": x.numpy(), "metadata": m.numpy()})[0]
             assert np.abs(1 / (1 + np.exp(-got)) - 1 / (1 + np.exp(-expected))).max() < 1e-6, (method, n)
+
+
+def test_a_late_fusion_graph_takes_a_long_record_whole_as_torch_does():
+    """--long-records windows scores a record over 10 s as one segment (the aggregate over all its windows); the
+    late-fusion graph's time axis stopped at 10 s, so --engine onnx refused it. Exported without an upper bound, the
+    graph gives torch's probabilities on 5 to 60 s; one whose metadata says at most 10 s (version 3) refuses a
+    longer input with the command that exports it again, and still takes 10 s."""
+    import json
+
+    from ecgnet.export.onnx import onnx_bytes
+    from ecgnet.runs.directory import Run
+
+    run = Run.open(RUNS / "late_stacking_time_metadata")
+    exported = onnx.load_from_string(onnx_bytes(run))
+    engine = OnnxModel(exported.SerializeToString(), name="model.onnx")
+    assert (engine.fewest, engine.samples, engine.most) == (250, 1000, None)
+    g = torch.Generator().manual_seed(0)
+    for seconds in (5, 10, 20, 60):
+        x, m = 0.3 * torch.randn(2, 12, seconds * 100, generator=g), torch.randn(2, 8, generator=g)
+        got, expected = (windowed_proba(e, x, m, run.window, run.stride) for e in (engine, run.model))
+        assert np.abs(got.numpy() - expected.numpy()).max() < 1e-5, seconds
+
+    for prop in exported.metadata_props:  # as ecgnet wrote it before: version 3, at most input_samples
+        if prop.key == "ecgnet.preprocessing":
+            described = json.loads(prop.value)
+            del described["input_samples_max"]
+            prop.value = json.dumps({**described, "version": 3})
+    older = OnnxModel(exported.SerializeToString(), name="model.onnx")
+    assert older.most == 1000 and torch.equal(older(x[..., :1000], m), engine(x[..., :1000], m))
+    with pytest.raises(ECGNetError, match=r"takes inputs of 250 to 1000 samples, not 6000 \(exported by an older "
+                                          r"ecgnet \(preprocessing version 3\).*run `ecgnet export RUN` again"):
+        older(x, m)
 
 
 def test_which_late_fusion_graphs_keep_a_fixed_length():
@@ -544,7 +591,7 @@ def test_which_late_fusion_graphs_keep_a_fixed_length():
 
 def test_a_late_fusion_export_whose_time_axis_came_out_fixed_is_refused(monkeypatch):
     """The exporter fixes a dynamic axis silently when the traced code follows the example's length (as the Python
-    list of window starts did): the export is refused rather than written with metadata that promises 2.5–10 s."""
+    list of window starts did): the export is refused rather than written with metadata that promises 2.5 s up."""
     from ecgnet.export.onnx import onnx_bytes
     from ecgnet.models import windows
     from ecgnet.runs.directory import Run
@@ -554,5 +601,5 @@ def test_a_late_fusion_export_whose_time_axis_came_out_fixed_is_refused(monkeypa
         return torch.cat([signal[..., s:s + window] for s in starts]), len(starts)
 
     monkeypatch.setattr(windows, "_crops", listed)
-    with pytest.raises(ECGNetError, match=r"fixed the graph's time axis at 1000 samples instead of 250–1000"):
+    with pytest.raises(ECGNetError, match=r"fixed the graph's time axis at 1000 samples instead of 250 or more"):
         onnx_bytes(Run.open(RUNS / "late_stacking_time_metadata"))

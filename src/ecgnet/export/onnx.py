@@ -4,24 +4,26 @@
 and ``metadata`` (batch, 8, scaled as in training) → ``logits`` (batch, classes), with a dynamic batch
 axis. Cutting a record into windows and aggregating their probabilities stay in Python
 (:mod:`ecgnet.models.windows`), shared with torch. Late-fusion models window inside (``whole_record``):
-their graph takes a segment — 10 s, or a shorter record whole, as torch scores it — of any length from the
-window to 10 s × rate samples (:func:`segment_range`: a dynamic time axis, the windowing traced from the same
-code as one gather whose size follows the length, :func:`ecgnet.models.windows._crops`). A model without
-windows (``crop_seconds`` null), or a late-fusion model with such a member, takes exactly 10 s × rate samples.
+their graph takes a segment — 10 s, or a shorter record whole, as torch scores it; with ``--long-records
+windows`` a longer record whole — of any length from the window up (:func:`segment_range`,
+:func:`longest_input`: a dynamic time axis without an upper bound, the windowing traced from the same code as
+one gather whose size follows the length, :func:`ecgnet.models.windows._crops`). A model without windows
+(``crop_seconds`` null), or a late-fusion model with such a member, takes exactly 10 s × rate samples.
 
 **What travels with it** (``metadata_props``, JSON strings): ``ecgnet.classes``, ``ecgnet.thresholds``
 (from ``val/metrics.json``: fold 9's, or for a run trained on a manifest its validation rows' or
 cross-validation's; ``null`` if the run has none), ``ecgnet.preprocessing`` (sampling rate, lead order,
-units, the graph's input (windows, or segments of ``input_samples_min`` to ``input_samples``), window / stride
-/ aggregation, the 10 s segments, the resampling, the metadata features, how they are encoded and their scaler) and
+units, the graph's input (windows, or segments of ``input_samples_min`` to ``input_samples_max`` samples, null:
+no bound), window / stride / aggregation, the 10 s segments, the resampling, the metadata features, how they are
+encoded and their scaler) and
 ``ecgnet.calls`` (the rule for a positive call and when ecgnet withholds every call) and ``ecgnet.source`` (run,
 SHA-256 of ``model.safetensors``, where the thresholds were chosen, git revision, versions).
 
 **How it is exported.** ``torch.onnx.export(dynamo=True)`` on a batch of the windows of one record
 (the TorchScript exporter has no FFT); a late-fusion graph on one 10 s segment, its time axis declared dynamic
-(``torch.export.Dim``), and checked so in the graph: the exporter fixes an axis silently when the traced code
-does not follow it. S4D layers are frozen at the length they see (a late-fusion member's window: fixed
-whatever the segment's length). The exporter's own graph rewriting is left out: one of its
+(``torch.export.Dim``, from the window up), and checked so in the graph: the exporter fixes an axis silently
+when the traced code does not follow it. S4D layers are frozen at the length they see (a late-fusion member's
+window: fixed whatever the segment's length). The exporter's own graph rewriting is left out: one of its
 rules (onnxscript's ``x + 0 → x``, matched with ``abs_tol=1e-8``) deletes the ``+ 1e-8`` of the
 spectrogram's ``log(power + 1e-8)``, so a bin of zero power gave −38 instead of −18.4 and probabilities
 moved by up to 1e-2. Functions are inlined and constants folded (onnxscript), and ONNX Runtime's own
@@ -61,8 +63,10 @@ FILENAME = "model.onnx"
 # metadata describes another version (its text would mislead a deployment). 2: resampling pads with the line
 # through a lead's ends (padtype='line'; 1, unnumbered: zeros), calls withheld as ecgnet.calls says. 3: a
 # late-fusion graph takes any segment from input_samples_min to input_samples (2: exactly 10 s, so a record under
-# 10 s failed with --engine onnx; its file is refused and exported again).
-PREPROCESSING_VERSION = 3
+# 10 s failed with --engine onnx; its file is refused and exported again). 4: a late-fusion graph's time axis has no
+# upper bound (input_samples_max null), so --long-records windows feeds it a whole record (3: at most 10 s; the
+# same graph up to 10 s, so its file is still used for 10 s segments).
+PREPROCESSING_VERSION = 4
 OPSET = 20  # ONNX Runtime >= 1.17 runs it (docs/export.md)
 METADATA_FEATURES = ["age", "sex (0 male, 1 female)", "height cm", "weight kg",
                      "age missing", "sex missing", "height missing", "weight missing"]
@@ -74,7 +78,8 @@ def takes_segments(run: Run) -> bool:
 
 
 def graph_input_samples(run: Run) -> int:
-    """The most samples the graph takes: a window, or a whole 10 s segment."""
+    """The length of the graph's example input: a window, or a whole 10 s segment (the most that a window graph or
+    one of a fixed length takes; a late-fusion graph takes more: :func:`longest_input`)."""
     return SECONDS * run.rate if takes_segments(run) else run.window
 
 
@@ -94,13 +99,21 @@ def _fewest(model, segment: int) -> int:
 
 
 def segment_range(run: Run) -> tuple[int, int]:
-    """(fewest, most) samples of the graph's time axis, inclusive: the window twice for a window graph; for a
-    late-fusion graph the run's window (ecgnet scores no shorter record) or a member's longer one, up to 10 s;
-    a model without windows: 10 s only."""
+    """(fewest, most) samples of a segment of ecgnet's default covering that the graph takes, inclusive: the
+    window twice for a window graph; for a late-fusion graph the run's window (ecgnet scores no shorter record) or
+    a member's longer one, up to 10 s (and beyond: :func:`longest_input`); a model without windows: 10 s only."""
     most = graph_input_samples(run)
     if not takes_segments(run) or not getattr(run.model, "whole_record", False) or not run.window:
         return most, most
     return min(max(run.window, _fewest(run.model, most)), most), most
+
+
+def longest_input(run: Run) -> int | None:
+    """The most samples the graph takes: None (no bound) when its time axis is dynamic — a late-fusion graph
+    windows any length as torch does, so ``--long-records windows`` feeds it a whole record —, else the window or
+    the 10 s segment it was exported at."""
+    fewest, most = segment_range(run)
+    return None if fewest < most else most
 
 
 def _short_records(run: Run) -> str:
@@ -112,8 +125,8 @@ def _short_records(run: Run) -> str:
     fewest, most = segment_range(run)
     if fewest < most:
         return said + ("with input 'segment', the graph takes it whole (its time axis is dynamic: any length from "
-                       "input_samples_min to input_samples) and windows it inside as over 10 s, the last window "
-                       "ending at its end; shorter than input_samples_min: not scored")
+                       "input_samples_min up, input_samples_max null) and windows it inside as over 10 s, the last "
+                       "window ending at its end; shorter than input_samples_min: not scored")
     return said + ("with input 'segment' this graph takes exactly input_samples (= input_samples_min), so a record "
                    "shorter than 10 s is scored by ecgnet's torch engine only")
 
@@ -129,8 +142,9 @@ def _metadata(run: Run) -> dict[str, str]:
                    "pulse or blank tail) is cut before anything else (ecgnet.data.readers); a WFDB record is "
                    "never cut",
         "input": "segment" if takes_segments(run) else "window",
-        "input_samples": graph_input_samples(run),  # the most: a window, or a 10 s segment
+        "input_samples": graph_input_samples(run),  # a window, or a 10 s segment
         "input_samples_min": segment_range(run)[0],  # the fewest (= input_samples but for a late-fusion segment)
+        "input_samples_max": longest_input(run),  # the most (null: no bound, late fusion; else input_samples)
         "segment_seconds": SECONDS, "window": data.window, "stride": data.stride,
         "windows_per_segment": len(window_starts(segment, data.window or segment, data.stride)),
         "crop_seconds": data.crop_seconds, "stride_seconds": data.stride_seconds, "aggregate": data.aggregate,
@@ -139,7 +153,9 @@ def _metadata(run: Run) -> dict[str, str]:
                      "than 10 s: 10 s segments averaged (ecgnet.inference.windows)",
         "segments": "a record of n samples is cut into 10 s segments starting every 10 s, the last one ending at "
                     "the record's end (so it may overlap the one before; a 10 s record is one segment); the "
-                    "record's probability is the mean of its segments'",
+                    "record's probability is the mean of its segments' (ecgnet predict --long-records windows instead "
+                    "takes the maximum over every window of the whole record: a graph of input 'segment' with "
+                    "input_samples_max null is fed the whole record)",
         "short_records": _short_records(run),
         "resampling": "a record at another rate: scipy.signal.resample_poly along time, up / down = the model's "
                       "rate / the record's as a fraction (denominator ≤ 1000), padtype='line', on the float64 "
@@ -229,7 +245,9 @@ def onnx_bytes(run: Run) -> bytes:
                torch.zeros(n, len(METADATA_FEATURES)))
     batch = torch.export.Dim("batch")
     fewest, most = segment_range(run)
-    signal_axes = {0: batch} if fewest == most else {0: batch, 2: torch.export.Dim("samples", min=fewest, max=most)}
+    # no upper bound: the windowing follows any length (an upper bound of 10 s gave the same graph, 2 Slice nodes
+    # fewer, and the same logits to the bit on 2.5–10 s)
+    signal_axes = {0: batch} if fewest == most else {0: batch, 2: torch.export.Dim("samples", min=fewest)}
     model = copy.deepcopy(run.model).eval()
     s4d.freeze(model, *example)  # S4D layers: their convolution as a fixed filter (ONNX has no complex exp)
     try:
@@ -243,7 +261,7 @@ def onnx_bytes(run: Run) -> bytes:
     time_axis = program.model.graph.inputs[0].shape[2]  # an int when fixed, a symbol when dynamic
     if fewest < most and isinstance(time_axis, int):  # the exporter fixed it: the metadata's range would be false
         raise ECGNetError(f"{run.dir}: the ONNX exporter fixed the graph's time axis at {time_axis} "
-                          f"samples instead of {fewest}–{most} (something in {run.config.model.name} follows "
+                          f"samples instead of {fewest} or more (something in {run.config.model.name} follows "
                           "the example's length, not the input's)")
     with _quiet("onnxscript"), contextlib.redirect_stdout(io.StringIO()):
         onnxscript.optimizer.inline(program.model)

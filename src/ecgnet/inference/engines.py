@@ -11,7 +11,8 @@ and ``modalities`` as the torch model has them — so the windowing (:mod:`ecgne
 
 An ONNX file exported from other weights is an error: it would silently give another model's answers; so is one
 whose metadata describes an older preprocessing version (e.g. 2: a late-fusion graph of exactly 10 s, which failed
-on a shorter record): export it again.
+on a shorter record): export it again. A late-fusion file of version 3 takes at most 10 s: it is used for 10 s
+segments (the same graph), and ``--long-records windows`` on a longer record asks for it to be exported again.
 """
 
 from __future__ import annotations
@@ -72,26 +73,34 @@ class OnnxModel:
             raise ECGNetError(f"{self.name}: not an ECGNet export (metadata {e} missing or invalid)") from e
         self.whole_record = self.preprocessing["input"] == "segment"
         self.modalities = ("metadata",) if self.preprocessing.get("uses_metadata") else ()
-        self.samples = int(self.preprocessing["input_samples"])  # the most the graph takes
+        self.samples = int(self.preprocessing["input_samples"])  # a window, or a 10 s segment
         self.fewest = int(self.preprocessing.get("input_samples_min", self.samples))  # late fusion: a shorter record
+        most = self.preprocessing.get("input_samples_max", self.samples)  # version < 4: input_samples
+        self.most = None if most is None else int(most)  # None: no bound (late fusion: a whole long record)
 
     def __call__(self, signal: torch.Tensor, metadata: torch.Tensor) -> torch.Tensor:
-        if not self.fewest <= signal.shape[-1] <= self.samples:
-            raise ECGNetError(self._refusal(signal.shape[-1]))
+        n = signal.shape[-1]
+        if n < self.fewest or (self.most is not None and n > self.most):
+            raise ECGNetError(self._refusal(n))
         feed = {"signal": np.ascontiguousarray(signal.detach().cpu().numpy(), dtype=np.float32),
                 "metadata": np.ascontiguousarray(metadata.detach().cpu().numpy(), dtype=np.float32)}
         return torch.from_numpy(self.session.run(["logits"], feed)[0])
 
     def _refusal(self, n: int) -> str:
         """Why an input of ``n`` samples is refused, in one line."""
-        takes = f"{self.samples}" if self.fewest == self.samples else f"{self.fewest} to {self.samples}"
+        takes = (f"{self.fewest} or more" if self.most is None else f"{self.most}" if self.fewest == self.most
+                 else f"{self.fewest} to {self.most}")
+        too_long = self.most is not None and n > self.most  # a record whole (--long-records windows)
         if not self.whole_record:
             why = "one window each: ecgnet.models.windows cuts a record into them"
-        elif n > self.samples:
-            why = f"segments of at most {SECONDS} s: --long-records windows needs the torch engine"
-        elif self.fewest == self.samples:
-            why = (f"this model's graph takes exactly {SECONDS} s (a model or late-fusion member without windows): a "
-                   f"record shorter than {SECONDS} s needs the torch engine")
+        elif too_long and self.fewest < self.most:  # a late-fusion graph exported with an upper bound
+            again = "ecgnet export RUN" + (" --quantize int8" if self.quantization else "")
+            why = (f"exported by an older ecgnet (preprocessing version {self.preprocessing.get('version')}), whose "
+                   f"late-fusion graph takes at most {SECONDS} s: for --long-records windows, run `{again}` again")
+        elif self.fewest == self.most:
+            why = (f"this model's graph takes exactly {SECONDS} s (a model or late-fusion member without windows): "
+                   + ("--long-records windows" if too_long else f"a record shorter than {SECONDS} s")
+                   + " needs the torch engine")
         else:
             seconds = self.fewest / self.preprocessing["sampling_rate"]
             why = f"a record shorter than {seconds:g} s (a member's window) needs the torch engine"
@@ -129,9 +138,11 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
     if version == 2 and model.whole_record:  # its late-fusion graph takes exactly 10 s
         raise ECGNetError(f"{path}: exported by an older ecgnet (preprocessing version 2), whose late-fusion graph "
                           f"takes exactly 10 s and fails on a shorter record: run `{again}` again")
-    # version 3 changed late-fusion graphs only (any segment from the window to 10 s): a window model's version-2
-    # file is the same graph and preprocessing (an int8 file, which needs PTB-XL to be made again, stays usable)
-    if version not in (2, onnx_export.PREPROCESSING_VERSION):  # ecgnet would compute now what the file does not say
+    # versions 3 and 4 changed late-fusion graphs only (3: any segment from the window to 10 s; 4: no upper bound):
+    # a window model's version-2 file is the same graph and preprocessing (an int8 file, which needs PTB-XL to be
+    # made again, stays usable); a late-fusion file of version 3 is the same graph up to 10 s, and refuses a longer
+    # input (--long-records windows) with the command that exports it again (OnnxModel._refusal)
+    if version not in (2, 3, onnx_export.PREPROCESSING_VERSION):  # else: what the file does not say
         raise ECGNetError(f"{path}: its metadata describes ecgnet's preprocessing version {version}, not the present "
                           f"{onnx_export.PREPROCESSING_VERSION} (a deployment following it would differ): run "
                           f"`{again}` again")

@@ -47,8 +47,9 @@ def _crops(signal: torch.Tensor, window: int, stride: int) -> tuple[torch.Tensor
     whose size follows the record's length: the starts are min(i × stride, samples − window) for
     i < ceil((samples − window) / stride) + 1, which is :func:`window_starts` (the last window ends at the
     record's end, and is not repeated when it falls on the stride) for any ``samples`` ≥ ``window``. So a
-    late-fusion graph takes segments of any length from its window to 10 s (the Python list of starts had fixed
-    the exported time axis at the example's length); torch, and an export of a fixed length, keep the slices."""
+    late-fusion graph takes segments of any length from its window up — 10 s, a shorter record, or a longer one
+    whole (``--long-records windows``) — (the Python list of starts had fixed the exported time axis at the
+    example's length); torch, and an export of a fixed length, keep the slices."""
     samples = signal.shape[-1]
     if not torch.compiler.is_exporting() or isinstance(samples, int):
         starts = window_starts(samples, window, stride)
