@@ -258,6 +258,12 @@ def test_a_calibration_manifest_with_data_is_refused(run, tmp_path, no_ptbxl, mo
         export(run, quantize="int8", data=ptbxl, calibration_manifest=manifest)
     monkeypatch.setenv("ECGNET_DATA", str(ptbxl))
     assert calibration_source({}, manifest=manifest).manifest == manifest
+    through_env = CliRunner().invoke(app, ["export", str(run), "--quantize", "int8", "--calibration-manifest",
+                                           str(manifest)])  # the CLI's --data reads $ECGNET_DATA: not refused
+    assert "both say what" not in through_env.output and through_env.exit_code == 0, through_env.output
+    assert (run / "model.int8.onnx").is_file()
+    ignored = CliRunner().invoke(app, ["export", str(run), "--data", str(ptbxl)])  # no --quantize: --data unused
+    assert ignored.exit_code == 2 and "an export reads PTB-XL only to calibrate --quantize int8" in ignored.output
 
 
 def test_manifest_calibration_reads_as_predict_scales(run, tmp_path, no_ptbxl):

@@ -17,7 +17,7 @@ from ecgnet.cli.common import (
 
 @app.command("export")
 @friendly
-def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
+def export_run(ctx: typer.Context, checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
                fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
                out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default: RUN/model.onnx, "
                                                   "RUN/model.int8.onnx with --quantize int8, RUN/model.site-SITE.onnx "
@@ -41,6 +41,11 @@ def export_run(checkpoint: str = typer.Argument(..., help=CHECKPOINT_HELP),
     from ecgnet.runs.bundled import resolve_checkpoint
     from ecgnet.runs.profiles import profile_path
 
+    data_from = getattr(ctx.get_parameter_source("data"), "name", "")  # COMMANDLINE, or ENVIRONMENT: $ECGNET_DATA
+    if data_from == "COMMANDLINE" and quantize is None:
+        raise ECGNetError(f"--data {data}: an export reads PTB-XL only to calibrate --quantize int8")
+    if calibration_manifest is not None and data_from == "ENVIRONMENT":
+        data = None  # $ECGNET_DATA only says where PTB-XL is: --calibration-manifest names what to calibrate on
     run_dir = resolve_checkpoint(checkpoint)
     run_dir = run_dir if run_dir.is_dir() else run_dir.parent
     if quantize == "int8":  # minutes without a word otherwise, the first time
