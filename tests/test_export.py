@@ -7,6 +7,7 @@ same two models (``ecgnet.export.int8``) and bound their distance to fp32 on 100
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -469,7 +470,7 @@ def test_late_fusion_onnx_scores_records_under_10_s_as_torch_does(ptbxl_superdia
     assert np.abs(_probabilities(older.predict_file(header)) - _probabilities(got)).max() == 0
     with pytest.raises(ECGNetError, match=r"250 to 1000 samples, not 1200 \(exported by an older ecgnet "
                                           r"\(preprocessing version 3\), whose late-fusion graph takes at most 10 s: "
-                                          r".*`ecgnet export RUN` again"):
+                                          rf".*`ecgnet export {re.escape(str(run))}` again"):
         older.predict_file(longer)
     described_as(2, "input_samples_max", "input_samples_min")  # as ecgnet 2 wrote it: a graph of exactly 10 s
     with pytest.raises(ECGNetError, match=r"exported by an older ecgnet \(preprocessing version 2\), whose late-fusion "
@@ -561,6 +562,31 @@ def test_a_late_fusion_graph_takes_a_long_record_whole_as_torch_does():
     with pytest.raises(ECGNetError, match=r"takes inputs of 250 to 1000 samples, not 6000 \(exported by an older "
                                           r"ecgnet \(preprocessing version 3\).*run `ecgnet export RUN` again"):
         older(x, m)
+
+
+def test_an_older_late_fusion_file_of_a_run_names_that_runs_export(tmp_path):
+    """RUN/model.onnx of version 3 (at most 10 s), read for the run as predict reads it: a whole long record is
+    refused with the export command of that run — not the placeholder RUN, which only a bare file falls back to."""
+    import json
+
+    from ecgnet.inference.engines import onnx_engine
+    from ecgnet.runs.directory import Run
+
+    run_dir = tmp_path / "late"
+    shutil.copytree(RUNS / "late_stacking_time_metadata", run_dir,
+                    ignore=shutil.ignore_patterns("*.onnx", "figures", "report.*", "test", "val"))
+    export(run_dir)
+    exported = onnx.load(str(run_dir / "model.onnx"))
+    for prop in exported.metadata_props:
+        if prop.key == "ecgnet.preprocessing":
+            described = {k: v for k, v in json.loads(prop.value).items() if k != "input_samples_max"}
+            prop.value = json.dumps({**described, "version": 3})
+    onnx.save(exported, str(run_dir / "model.onnx"))
+    engine = onnx_engine(Run.open(run_dir))
+    with pytest.raises(ECGNetError) as refused:
+        engine(torch.zeros(1, 12, 1200), torch.zeros(1, 8))
+    assert f"preprocessing version 3), whose late-fusion graph takes at most 10 s: for --long-records windows, run " \
+           f"`ecgnet export {run_dir}` again" in str(refused.value)
 
 
 def test_which_late_fusion_graphs_keep_a_fixed_length():

@@ -111,7 +111,7 @@ def test_int8_calibrated_on_a_manifest_runs_near_fp32_without_ptbxl(run, tmp_pat
 
 
 def test_a_cross_validated_run_calibrates_on_its_manifest_by_default_and_adds_no_cache(run, tmp_path, no_ptbxl):
-    """A cross-validated run's final model trained on every record: every row may calibrate it. The draw is seeded
+    """A cross-validated run's final model saw every record: every row may calibrate it. The draw is seeded
     and read into a temporary folder: two exports give the same calibration and leave no signal cache behind (each
     draw had added one to $ECGNET_CACHE)."""
     manifest = site_manifest(tmp_path, n=MIN_MANIFEST_RECORDS)
@@ -132,8 +132,8 @@ def test_a_cross_validated_run_calibrates_on_its_manifest_by_default_and_adds_no
     used = accounts[0]
     assert accounts[1] == used
     assert (used["path"], used["records"], used["held_out"]) == (str(manifest.resolve()), MIN_MANIFEST_RECORDS, 0)
-    assert used["drawn_from"] == ("every row (the run was cross-validated: its final model trained on every record "
-                                  "of its manifest)")
+    assert used["drawn_from"] == ("every row (the run was cross-validated: its final model saw every record of its "
+                                  "manifest, training on all but the inner validation rows that chose its epoch)")
     assert used["chosen"] == "the run's training manifest (run.json: collection.manifest)"
 
     # PTB-XL given: PTB-XL, as before (a PTB-XL folder's two tables are enough to choose it)

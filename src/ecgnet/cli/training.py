@@ -43,8 +43,8 @@ def train(config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ex
           workers: Optional[int] = typer.Option(None, "--workers", help="Processes building the signal cache."),
           runs_dir: Path = typer.Option(Path("runs"), help="Where runs/<name>/ is written."),
           resume: bool = typer.Option(False, help="Continue from runs/<name>/checkpoints/last.ckpt; with --folds or "
-                                      "--leave-out, reuse the folds that finished and continue the one cut off; a run whose model "
-                                      "was saved and whose reports were not written: write only them."),
+                                      "--leave-out, reuse the folds that finished and continue the one cut off; a run "
+                                      "whose model was saved and whose reports were not written: write only them."),
           overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set training.epochs=2 "
                                               "(repeatable; validated like the file; "
                                               "the run saves the merged config)."),

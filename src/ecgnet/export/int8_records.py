@@ -8,9 +8,9 @@ to calibrate on (the option wins over $ECGNET_DATA, which only says where PTB-XL
 **A manifest's draw** (:func:`manifest_calibration`). Up to :data:`CALIBRATION_RECORDS` rows drawn in an order seeded
 with :data:`CALIBRATION_SEED` (the same rows each time) among those the run did not hold out
 (:func:`held_out_records`: a run trained once held out its validation and test rows, which its ``val/`` and ``test/``
-``predictions.csv`` name; a cross-validated run's final model trained on every record). They are read as training
-reads a manifest, under the read limits the run was trained with (:func:`~ecgnet.runs.describe.trained_read_limits`),
-into a signal cache in a temporary folder removed afterwards: an export adds nothing to $ECGNET_CACHE. Rows that are
+``predictions.csv`` name; a cross-validated run's final model saw every record, some as the inner validation that
+chose its epoch). They are read as training reads a manifest, under the read limits the run was trained with
+(:func:`~ecgnet.runs.describe.trained_read_limits`), into a signal cache in a temporary folder removed afterwards: an export adds nothing to $ECGNET_CACHE. Rows that are
 bad, records that cannot be read or are shorter than the graph's shortest input are left out, counted, and the next
 drawn instead; fewer than :data:`MIN_MANIFEST_RECORDS` usable records: refused. What was drawn, and from which rows,
 is the ``calibration_manifest`` of ``ecgnet.quantization``.
@@ -87,7 +87,8 @@ class HeldOut:
 def held_out_records(run: Run) -> HeldOut:
     """The records of its training manifest that ``run`` held out: a run trained once on a manifest, its
     validation and test rows (``RUN/val/predictions.csv``, ``RUN/test/predictions.csv``); none for a
-    cross-validated run (its final model trained on every record) or one not trained on a manifest."""
+    cross-validated run (its final model saw every record: training or inner validation) or one not trained on a
+    manifest."""
     from ecgnet.data.collections.manifest import record_key
 
     manifest = trained_manifest(run.info)
@@ -116,8 +117,9 @@ def _held_out_rows(run: Run, collection, manifest: Path) -> tuple[np.ndarray, st
     if not trained:
         return np.zeros(len(collection), bool), "every row (the run was not trained on a manifest)"
     if "cv" in run.info:
-        return np.zeros(len(collection), bool), ("every row (the run was cross-validated: its final model trained "
-                                                 "on every record of its manifest)")
+        return np.zeros(len(collection), bool), ("every row (the run was cross-validated: its final model saw every "
+                                                 "record of its manifest, training on all but the inner validation "
+                                                 "rows that chose its epoch)")
     held = held_out_records(run)
     if not held.known:
         if same:

@@ -42,13 +42,16 @@ class OnnxModel:
     """An exported model behind the torch model's call: ``model(signal, metadata) → logits`` tensors.
 
     ``threads``: ONNX Runtime intra-op threads (default: torch's current number, so both engines
-    follow ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` alike).
+    follow ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` alike). ``again``: the command that exports the file
+    again, named when an older file refuses an input (default: ``ecgnet export RUN``, the run not known here).
     """
 
-    def __init__(self, model: str | Path | bytes, threads: int | None = None, name: str | None = None):
+    def __init__(self, model: str | Path | bytes, threads: int | None = None, name: str | None = None,
+                 again: str | None = None):
         import onnxruntime as ort
 
         self.name = name or str(model if not isinstance(model, bytes) else "ONNX model")
+        self.again = again
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -94,7 +97,7 @@ class OnnxModel:
         if not self.whole_record:
             why = "one window each: ecgnet.models.windows cuts a record into them"
         elif too_long and self.fewest < self.most:  # a late-fusion graph exported with an upper bound
-            again = "ecgnet export RUN" + (" --quantize int8" if self.quantization else "")
+            again = self.again or "ecgnet export RUN" + (" --quantize int8" if self.quantization else "")
             why = (f"exported by an older ecgnet (preprocessing version {self.preprocessing.get('version')}), whose "
                    f"late-fusion graph takes at most {SECONDS} s: for --long-records windows, run `{again}` again")
         elif self.fewest == self.most:
@@ -130,7 +133,7 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
                           "with --calibration-manifest M.csv on your own records)")
     if not path.is_file():
         return OnnxModel(onnx_export.onnx_bytes(run), threads, name=f"{run.dir} (exported in memory)")
-    model = OnnxModel(path, threads)
+    model = OnnxModel(path, threads, again=again)
     if model.source.get("weights_sha256") != run.weights_sha256:
         raise ECGNetError(f"{path}: exported from other weights than {run.dir / 'model.safetensors'}; "
                           f"run `{again}` again")

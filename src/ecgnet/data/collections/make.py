@@ -28,6 +28,7 @@ from ecgnet.data.collections.base import Collection
 from ecgnet.data.dataset import sample_rows
 from ecgnet.data.collections.manifest import PLAUSIBLE, read_label_map, read_manifest
 from ecgnet.data.collections.manifest_checks import plural
+from ecgnet.data.collections.ptbxl import PTBXL_SOURCE  # what reads the manifest back as PTB-XL's (descriptions)
 from ecgnet.data.external import SUPERCLASSES, external_labels, load_mapping
 from ecgnet.data.records import header_demographics
 from ecgnet.errors import ECGNetError
@@ -140,7 +141,7 @@ def ptbxl_manifest(root: str | Path | None, out: str | Path, task: str = "superd
     table = pd.DataFrame({
         "record": [_relative(root / f, out) for f in db.loc[ids, column]],
         "patient": db.loc[ids, "patient_id"].astype(int).astype(str).to_numpy(),
-        "source": "ptbxl", "fold": db.loc[ids, "strat_fold"].astype(int).to_numpy(),
+        "source": PTBXL_SOURCE, "fold": db.loc[ids, "strat_fold"].astype(int).to_numpy(),
         "age": meta["age"].to_numpy(), "sex": meta["sex"].map({0.0: "male", 1.0: "female"}).fillna("").to_numpy(),
         "height": meta["height"].to_numpy(), "weight": meta["weight"].to_numpy()})
     blanked = []
