@@ -3,9 +3,11 @@
 The fixed header is checked before edfio reads anything: the signal count against the budget, and the
 declared data records × samples per record against the budget and against the file's size (a truncated
 file is refused, not zero-padded). ECG channels are recognised by label (``I``, ``ECG II``, ``EKG V1``,
-``aVR``, ``V1-Ref`` …; a lead on two channels is refused); EDF+ annotation channels are skipped, other channels
-('Resp', 'SpO2', unlabelled) are left out with one warning naming them. All ECG channels must share one sampling
-rate. The padding MNE appends to fill the last data record (annotated ``BAD_ACQ_SKIP``) is cut.
+``aVR``, ``V1-Ref`` …; a lead on two channels is refused; a label is read as UTF-8, else Latin-1); EDF+ annotation
+channels are skipped, other channels ('Resp', 'SpO2', unlabelled) are left out with one warning naming them, and a
+file with no ECG channel is refused naming its first few. All ECG channels must share one sampling rate:
+:func:`read_channels` gives them before that rule and the 12-lead assembly, each at its own rate, in mV.
+The padding MNE appends to fill the last data record (annotated ``BAD_ACQ_SKIP``) is cut.
 Patient fields come from the EDF+ patient identification (code, sex, birth date, name); a plain EDF's free
 text is kept whole (``identification``). A discontinuous EDF+ (EDF+D) is refused: its segments are not one
 signal (data-record onsets that differ from contiguous ones by less than half a sample, a writer's rounding,
@@ -27,10 +29,49 @@ from ecgnet.data.readers.common import assemble, check_lead_count, check_rate, l
 from ecgnet.data.records import ECGRecord
 from ecgnet.errors import ECGNetError
 
-_MOST_NAMED = 8  # channels named in the warning of those ignored (an EEG montage beside the ECG has dozens)
+_MOST_NAMED = 8  # channels named in a warning or error (an EEG montage beside the ECG has dozens)
 
 
 def read(path: Path, limits: ReadLimits) -> ECGRecord:
+    path = Path(path)
+    found = read_channels(path, limits)
+    rates = sorted({channel.rate for channel in found.channels})
+    if len(rates) > 1:
+        raise ECGNetError(f"{path}: the ECG channels have different sampling rates "
+                          f"({', '.join(f'{r:g}' for r in rates)} Hz)")
+    rate = check_rate(rates[0], path)
+    notes: list[str] = []
+    leads = _without_padding(found.annotations, {c.lead: c.mv for c in found.channels}, rate, notes)
+    return assemble(path, leads, rate, "edf", patient=found.patient, warnings=found.warnings, notes=notes,
+                    age=found.age, sex=found.sex)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One ECG channel as the file records it: its label, the lead the label names, its rate and its samples in mV."""
+
+    label: str
+    lead: str
+    rate: float
+    mv: np.ndarray
+
+
+@dataclass(frozen=True)
+class Channels:
+    """A file's ECG channels, each at its own rate, before the 12-lead rules (one rate, every lead), and what
+    the file says beside them: warnings, patient fields, its annotations (edfio's; none when its TALs are malformed)."""
+
+    channels: list[Channel]
+    warnings: list[str]
+    patient: dict
+    age: float | None
+    sex: str | None
+    annotations: list
+
+
+def read_channels(path: Path, limits: ReadLimits, twelve_lead: bool = True) -> Channels:
+    """The ECG channels of an EDF/BDF file, every check of the header done (budget, truncation, continuity, each lead
+    once); ``twelve_lead``: refuse, from the header, a file of 3 leads or fewer (False: read any number of them)."""
     import edfio
 
     path = Path(path)
@@ -62,9 +103,16 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     if n_records < 0 or any(n < 0 for n in per_record):
         raise ECGNetError(f"{path}: declares {n_records} data records (unknown or negative: a recording "
                           "still being written?)")
-    labels = [signal_header[16 * i:16 * (i + 1)].decode("latin-1").strip() for i in range(n_signals)]
+    labels = [_label(signal_header[16 * i:16 * (i + 1)]) for i in range(n_signals)]
     ecg = [i for i, label in enumerate(labels) if _lead(label) is not None]  # only these are decoded
-    check_lead_count([_lead(labels[i]) for i in ecg], path)  # a 3-lead Holter: said first, not its length
+    if not ecg:
+        signals = _signals(labels)
+        said = (f"among its {len(signals)} signals ({_named(signals)})" if len(signals) > 1
+                else f"in its one signal ({_named(signals)})" if signals else "(annotations only)")
+        raise ECGNetError(f"{path}: no ECG lead {said}; ECGNet reads channels labelled as the 12 standard leads "
+                          "('I', 'ECG II', 'EKG V1' …)")
+    if twelve_lead:
+        check_lead_count([_lead(labels[i]) for i in ecg], path)  # a 3-lead Holter: said first, not its length
     _check_each_lead_once([labels[i] for i in ecg], path)
     field = head[244:252].decode("latin-1").strip()
     try:
@@ -73,7 +121,7 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
         record_seconds = float("nan")
     if not (np.isfinite(record_seconds) and record_seconds > 0):  # 0 is for annotation-only EDF+ files
         raise ECGNetError(f"{path}: the duration of a data record, {field[:8]!r}, is not a positive number of seconds")
-    most = max((per_record[i] for i in ecg), default=0)
+    most = max(per_record[i] for i in ecg)
     check_rate(most / record_seconds, path)  # before edfio divides by it
     limits.check_samples(n_records * most, len(ecg), most / record_seconds, path)
     need = header_bytes + n_records * sum(per_record) * width
@@ -88,38 +136,34 @@ def read(path: Path, limits: ReadLimits) -> ECGRecord:
     if not rec.is_continuous and _gap(path, layout, n_records, record_seconds, most / record_seconds):
         raise ECGNetError(f"{path}: a discontinuous EDF+ recording (EDF+D, gaps between its data records): not "
                           "read — joined, its segments would make one signal that was never recorded")
-    rates, leads, warnings, notes = set(), {}, [], []
+    channels, warnings = [], []
     # physical dimensions as the header's bytes hold them (edfio decodes ASCII only: a Latin-1 or UTF-8 'µV' is '�V')
     dimensions = [_dimension(signal_header[96 * n_signals + 8 * i:96 * n_signals + 8 * (i + 1)])
                   for i in range(n_signals)]
     ordinary = [i for i, label in enumerate(labels) if label != annotations]
     unspecified = []
     for sig, index in zip(rec.signals, ordinary):  # edfio's signals: the header's, less the annotation channels
-        name = _lead(sig.label)
+        name = _lead(labels[index])  # the header's label as read here (edfio's replaces bytes beyond ASCII)
         if name is None:
             continue
         rate = float(sig.sampling_frequency)
         limits.check_samples(int(round(rec.duration * rate)), len(ecg), rate, path)
-        rates.add(rate)
-        leads[name] = np.asarray(sig.data, np.float64) * units_to_mv(dimensions[index] or None, path, default="uV")
+        mv = np.asarray(sig.data, np.float64) * units_to_mv(dimensions[index] or None, path, default="uV")
+        channels.append(Channel(labels[index], name, rate, mv))
         if not dimensions[index]:
-            unspecified.append(sig.label.strip())
+            unspecified.append(labels[index])
     ignored = _ignored_channels(labels)
     if ignored:
         warnings.append(ignored)
     if unspecified:
         warnings.append(f"{len(unspecified)} ECG channel(s) without a physical dimension ({', '.join(unspecified[:3])}"
                         f"{' …' if len(unspecified) > 3 else ''}): read as µV")
-    if len(rates) > 1:
-        raise ECGNetError(f"{path}: the ECG channels have different sampling rates "
-                          f"({', '.join(f'{r:g}' for r in sorted(rates))} Hz)")
-    if not rates:
-        labels = ", ".join(s.label.strip() for s in rec.signals) or "none"
-        raise ECGNetError(f"{path}: no ECG lead among its channels ({labels})")
-    rate = check_rate(rates.pop(), path)
-    leads = _without_padding(rec, leads, rate, notes)
+    try:
+        said = list(rec.annotations)
+    except Exception:  # malformed TALs: no annotation is read (the padding, if any, stays)
+        said = []
     patient, age, sex = _patient(rec)
-    return assemble(path, leads, rate, "edf", patient=patient, warnings=warnings, notes=notes, age=age, sex=sex)
+    return Channels(channels, warnings, patient, age, sex, said)
 
 
 @dataclass(frozen=True)
@@ -136,15 +180,33 @@ class _Layout:
 def _ignored_channels(labels: list[str]) -> str | None:
     """The warning naming the channels that are no standard lead ('Resp', 'SpO2', an unlabelled one), as the
     DICOM, MUSE and HL7 readers warn of theirs; EDF+/BDF+ annotation channels are the format's own, not named."""
-    extra = [repr(label) if label else "(unlabelled)" for label in labels
-             if label not in ("EDF Annotations", "BDF Annotations") and _lead(label) is None]
+    extra = _signals([label for label in labels if _lead(label) is None])
     if not extra:
         return None
     if len(extra) == 1:
-        return f"channel {extra[0]} is not one of the 12 standard leads: ignored"
-    more = len(extra) - _MOST_NAMED
-    shown = ", ".join(extra[:_MOST_NAMED]) + (f" … ({more} more)" if more > 0 else "")
-    return f"{len(extra)} channels are not among the 12 standard leads: ignored ({shown})"
+        return f"channel {_named(extra)} is not one of the 12 standard leads: ignored"
+    return f"{len(extra)} channels are not among the 12 standard leads: ignored ({_named(extra)})"
+
+
+def _signals(labels: list[str]) -> list[str]:
+    """The labels of signals: EDF+/BDF+ annotation channels are the format's own, not signals."""
+    return [label for label in labels if label not in ("EDF Annotations", "BDF Annotations")]
+
+
+def _named(labels: list[str]) -> str:
+    """The signals among ``labels``, the first few by name: 'Resp', 'SpO2', (unlabelled) … (3 more)."""
+    names = [repr(label) if label else "(unlabelled)" for label in _signals(labels)]
+    more = len(names) - _MOST_NAMED
+    return ", ".join(names[:_MOST_NAMED]) + (f" … ({more} more)" if more > 0 else "")
+
+
+def _label(field: bytes) -> str:
+    """A signal's label: UTF-8 when its bytes are (EDF asks for ASCII; some writers use UTF-8), else Latin-1,
+    so that a warning names '呼吸' or 'Atmung ä' as the writer wrote it."""
+    try:
+        return field.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return field.decode("latin-1").strip()
 
 
 def _check_each_lead_once(labels: list[str], path: Path) -> None:
@@ -180,14 +242,10 @@ def _gap(path: Path, layout: _Layout, n_records: int, record_seconds: float, rat
     return bool(np.any(np.abs(steps) > 0.5 / rate) or np.any(np.abs(drift) > 0.5 / rate + len(onsets) * 1e-6))
 
 
-def _without_padding(rec, leads: dict, rate: float, notes: list[str]) -> dict:
+def _without_padding(annotations: list, leads: dict, rate: float, notes: list[str]) -> dict:
     """The leads less the tail MNE pads its last data record with (its last values, annotated 'BAD_ACQ_SKIP' to
     the recording's end): 10.002 s exported by MNE read as 11 s, a flat second appended to every lead."""
     n = len(next(iter(leads.values())))
-    try:
-        annotations = list(rec.annotations)
-    except Exception:  # malformed TALs: the padding, if any, stays
-        return leads
     ends = [a.onset for a in annotations if a.text == "BAD_ACQ_SKIP" and a.duration
             and a.onset + a.duration >= n / rate - 1 / rate]
     keep = int(round(min(ends) * rate)) if ends else n
@@ -231,7 +289,8 @@ def _patient(rec) -> tuple[dict, float | None, str | None]:
         return out, age, sex
     try:
         p = rec.patient
-        out.update(id=p.code if p.code != "X" else "", name=(p.name if p.name != "X" else "").replace("_", " "))
+        unknown = set(p.name.split(",")) == {"X"}  # 'X', or 'X,X' (last and first name unknown)
+        out.update(id=p.code if p.code != "X" else "", name="" if unknown else p.name.replace("_", " "))
         sex = sex_from(p.sex) if p.sex != "X" else None
         birth = p.birthdate
         if birth is not None:
