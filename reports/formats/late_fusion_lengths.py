@@ -3,7 +3,8 @@ records whole (10 s), cut to their first 5 s, and joined end to end into records
 records of the sample), each scored as one segment, as ``predict --long-records windows`` scores a long record
 (docs/export.md quotes the output). Needs ECGNET_DATA.
 
-    python -m reports.formats.late_fusion_lengths runs/late_stacking_time_spectrogram ensemble_greedy runs/late_average
+    python -m reports.formats.late_fusion_lengths runs/late_stacking_time_spectrogram ensemble_greedy \
+        runs/all_late_stacking runs/late_average
 """
 
 from __future__ import annotations
