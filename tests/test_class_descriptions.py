@@ -59,8 +59,8 @@ def test_a_manifests_own_classes_have_no_description(tmp_path, source):
 
 def test_a_ptbxl_manifest_keeps_ptbxls_descriptions(tmp_path, ptbxl_root, ptbxl_tables):
     """`ecgnet manifest PTB-XL` (every row's source ptbxl, the records in PTB-XL's records100/): its classes are
-    PTB-XL's and keep their descriptions, superclasses and statements; the same rows under another source, or
-    read through a label map, are a site's classes."""
+    PTB-XL's and keep their descriptions, superclasses and statements; the same rows (four superclasses of the
+    five) under another source, or read through a label map, are a site's classes."""
     from ecgnet.data import ptbxl
     from ecgnet.data.collections import read_manifest
     from ecgnet.data.collections.make import ptbxl_manifest
@@ -74,11 +74,12 @@ def test_a_ptbxl_manifest_keeps_ptbxls_descriptions(tmp_path, ptbxl_root, ptbxl_
     ptbxl_manifest(ptbxl_root, tmp_path / "manifests" / "rhythm.csv", task="rhythm", max_records=40)
     rhythm = read_manifest(tmp_path / "manifests" / "rhythm.csv")
     assert rhythm.descriptions and rhythm.descriptions == ptbxl.describe_classes(rhythm.classes, statements)
-    table = pd.read_csv(out)
+    table = pd.read_csv(out).drop(columns="HYP")  # four of the five: all five are the superclass task, described
     table["source"] = "site_b"
     table.to_csv(tmp_path / "manifests" / "relabelled.csv", index=False)
     assert read_manifest(tmp_path / "manifests" / "relabelled.csv").descriptions == {}
-    assert read_manifest(out, {c: [c] for c in collection.classes}).descriptions == {}
+    (tmp_path / "map.yaml").write_text("".join(f"{c}: {'null' if c == 'HYP' else c}\n" for c in collection.classes))
+    assert read_manifest(out, tmp_path / "map.yaml").descriptions == {}
 
 
 def test_predict_shows_an_own_mi_by_its_name_alone(tmp_path):
@@ -161,3 +162,26 @@ def test_a_ptbxl_run_keeps_its_descriptions(tmp_path):
     ax = Figure().add_axes((0, 0, 1, 1))
     _calls(ax, 104, 190, 140, result, {"name": "baseline_time", "weights_sha256": "0" * 64, "calls": "x"})
     assert "MI  myocardial infarction" in [t.get_text() for t in ax.texts]
+
+
+def test_a_manifest_of_exactly_ptbxls_five_superclasses_is_their_task_and_described(tmp_path):
+    """A Challenge folder's manifest (`ecgnet manifest` maps SNOMED codes onto NORM, MI, STTC, CD, HYP) is PTB-XL's
+    superclass task — run.json's task says so, evaluate-external and the viewer read it so —: described as PTB-XL
+    describes them, with or without a label map; some of them beside a class of the site's are not."""
+    from ecgnet.data.collections import CollectionData, read_manifest
+    from ecgnet.data.ptbxl import SUPERCLASS_DESCRIPTIONS
+
+    five = ["NORM", "MI", "STTC", "CD", "HYP"]
+    rows = []
+    for i in range(5):
+        header, _ = write_wfdb(tmp_path, f"r{i}", seed=i)
+        rows.append({"record": header.name, "patient": f"p{i}", **{c: int(k == i) for k, c in enumerate(five)}})
+    pd.DataFrame(rows).to_csv(tmp_path / "five.csv", index=False)
+    loaded = read_manifest(tmp_path / "five.csv").load_signals(100, tmp_path / "cache", workers=1, progress=False)
+    assert CollectionData(loaded, {"train": [0, 1, 2], "val": [3, 4]}).descriptions == SUPERCLASS_DESCRIPTIONS
+    (tmp_path / "map.yaml").write_text("".join(f"site_{c.lower()}: {c}\n" for c in five))
+    coded = pd.DataFrame(rows).rename(columns={c: f"site_{c.lower()}" for c in five})
+    coded.to_csv(tmp_path / "coded.csv", index=False)
+    assert read_manifest(tmp_path / "coded.csv", label_map=tmp_path / "map.yaml").descriptions == \
+        SUPERCLASS_DESCRIPTIONS
+    assert site_descriptions(tmp_path / "site") == {}  # MI and NORM beside AF: the site's own

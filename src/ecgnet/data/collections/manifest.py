@@ -25,7 +25,8 @@ One row per record::
 
 Classes are the manifest's own, described by nothing but their names (a site's MI is not PTB-XL's: no PTB-XL
 description) — unless the manifest is PTB-XL's own, as ``ecgnet manifest`` writes it from the PTB-XL folder
-(:func:`~ecgnet.data.collections.ptbxl.ptbxl_manifest_descriptions`). A label map (YAML
+(:func:`~ecgnet.data.collections.ptbxl.ptbxl_manifest_descriptions`), or its classes are exactly PTB-XL's five
+superclasses (the superclass task, as a run of them records it: a Challenge folder's manifest). A label map (YAML
 ``{site code: CLASS | [CLASS, ...] | null}`` or a CSV with columns ``code,class`` in any case, ','- or
 ';'-separated) maps site codes or free text to them: with
 it, the classes are the map's targets, a code mapped to null/empty is ignored (say so explicitly: an unmapped
@@ -65,7 +66,8 @@ from ecgnet.data.collections.cache import load_manifest_signals, record_exists
 from ecgnet.data.collections.manifest_checks import ACCEPTED, MISSING, NO_LABEL, RESERVED, UNKNOWN_SEX, WILDCARD
 from ecgnet.data.collections.ptbxl import ptbxl_manifest_descriptions
 from ecgnet.data.patient import NUMBERED_SEX, RANGES, SEXES
-from ecgnet.data.ptbxl import AGE_CAP, SEX_CODES, metadata_features
+from ecgnet.data.external import SUPERCLASSES
+from ecgnet.data.ptbxl import AGE_CAP, SEX_CODES, SUPERCLASS_DESCRIPTIONS, metadata_features
 from ecgnet.data.records import header_path
 from ecgnet.errors import ECGNetError
 
@@ -278,6 +280,8 @@ def read_manifest(path: str | Path, label_map: str | Path | dict | None = None,
         raise ECGNetError(f"{path}: no usable records" + (f" ({len(bad_rows)} bad rows skipped)" if bad_rows else ""))
     described = {} if mapping is not None else ptbxl_manifest_descriptions(  # a label map's classes are the site's
         classes, [e["source"] for e in kept], [base / e["record"] for e in kept])  # as written (not resolved)
+    if sorted(classes) == sorted(SUPERCLASSES):  # PTB-XL's superclass task, as run.json's task says it (a Challenge
+        described = {c: SUPERCLASS_DESCRIPTIONS[c] for c in classes}  # folder's manifest; one mapped onto all five)
     return _collection(path, classes, kept, tuple(bad_rows), header, _label_map_info(label_map if labelled else None),
                        described)
 
