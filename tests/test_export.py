@@ -587,6 +587,54 @@ def test_an_older_late_fusion_file_of_a_run_names_that_runs_export(tmp_path):
         engine(torch.zeros(1, 12, 1200), torch.zeros(1, 8))
     assert f"preprocessing version 3), whose late-fusion graph takes at most 10 s: for --long-records windows, run " \
            f"`ecgnet export {run_dir}` again" in str(refused.value)
+    for prop in exported.metadata_props:  # version 2: exactly 10 s, where the graph exported now takes 2.5 s up
+        if prop.key == "ecgnet.preprocessing":
+            described = {k: v for k, v in json.loads(prop.value).items() if k != "input_samples_min"}
+            prop.value = json.dumps({**described, "version": 2})
+    onnx.save(exported, str(run_dir / "model.onnx"))
+    with pytest.raises(ECGNetError, match=rf"\(preprocessing version 2\), whose late-fusion graph takes exactly 10 s "
+                                          rf".*`ecgnet export {re.escape(str(run_dir))}` again"):
+        onnx_engine(Run.open(run_dir))
+
+
+def test_a_version_2_file_of_a_model_without_windows_is_used(tmp_path):
+    """A model without windows (crop_seconds null) exports a graph of exactly 10 s in every version, so its file of
+    preprocessing version 2 is the graph exported now: it is used (every version-2 file of input 'segment' was
+    refused, as a late-fusion one with windows must be), gives torch's logits, and sends a shorter record to torch."""
+    import json
+
+    from ecgnet.config import parse_config
+    from ecgnet.inference.engines import onnx_engine
+    from ecgnet.models import build_model
+    from ecgnet.runs.directory import Run
+
+    config = parse_config({"name": "whole", "seed": 0, "data": {"crop_seconds": None},
+                           "model": {"name": "time_resnet1d", "params": {"widths": [8, 8]}}}, source="whole")
+    torch.manual_seed(0)
+    model = build_model(config.model.name, 5, **config.model.params).eval()
+    run_dir = tmp_path / "whole"
+    save_model(run_dir, model, config, {"name": "whole", "task": "superdiagnostic", "seed": 0,
+                                        "classes": ["CD", "HYP", "MI", "NORM", "STTC"]})
+    export(run_dir)
+    exported = onnx.load(str(run_dir / "model.onnx"))
+    for prop in exported.metadata_props:  # as ecgnet 2 wrote it: no input_samples_min, no input_samples_max
+        if prop.key == "ecgnet.preprocessing":
+            described = json.loads(prop.value)
+            assert (described["input"], described["input_samples_min"], described["input_samples_max"]) == \
+                ("segment", 1000, 1000)
+            described = {k: v for k, v in described.items() if k not in ("input_samples_min", "input_samples_max")}
+            prop.value = json.dumps({**described, "version": 2})
+    onnx.save(exported, str(run_dir / "model.onnx"))
+
+    engine = onnx_engine(Run.open(run_dir))
+    assert engine.name == str(run_dir / "model.onnx") and engine.preprocessing["version"] == 2
+    assert engine.whole_record and (engine.fewest, engine.samples, engine.most) == (1000, 1000, 1000)
+    x, m = 0.3 * torch.randn(2, 12, 1000, generator=torch.Generator().manual_seed(0)), torch.zeros(2, 8)
+    with torch.no_grad():
+        assert torch.allclose(engine(x, m), model(x, m), atol=1e-5)
+    with pytest.raises(ECGNetError, match=r"takes inputs of 1000 samples, not 700 \(this model's graph takes exactly "
+                                          r"10 s .*a record shorter than 10 s needs the torch engine"):
+        engine(x[..., :700], m)
 
 
 def test_which_late_fusion_graphs_keep_a_fixed_length():

@@ -11,8 +11,10 @@ and ``modalities`` as the torch model has them — so the windowing (:mod:`ecgne
 
 An ONNX file exported from other weights is an error: it would silently give another model's answers; so is one
 whose metadata describes an older preprocessing version (e.g. 2: a late-fusion graph of exactly 10 s, which failed
-on a shorter record): export it again. A late-fusion file of version 3 takes at most 10 s: it is used for 10 s
-segments (the same graph), and ``--long-records windows`` on a longer record asks for it to be exported again.
+on a shorter record, where the graph exported now takes one): export it again. A model without windows (or a
+late-fusion one with such a member) has a graph of exactly 10 s in every version: its file of version 2 is used. A
+late-fusion file of version 3 takes at most 10 s: it is used for 10 s segments (the same graph), and
+``--long-records windows`` on a longer record asks for it to be exported again.
 """
 
 from __future__ import annotations
@@ -138,13 +140,16 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
         raise ECGNetError(f"{path}: exported from other weights than {run.dir / 'model.safetensors'}; "
                           f"run `{again}` again")
     version = model.preprocessing.get("version", 1)
-    if version == 2 and model.whole_record:  # its late-fusion graph takes exactly 10 s
+    fewest, most = onnx_export.segment_range(run)
+    if version == 2 and model.whole_record and fewest < most:  # a late-fusion graph of exactly 10 s, dynamic now
         raise ECGNetError(f"{path}: exported by an older ecgnet (preprocessing version 2), whose late-fusion graph "
                           f"takes exactly 10 s and fails on a shorter record: run `{again}` again")
-    # versions 3 and 4 changed late-fusion graphs only (3: any segment from the window to 10 s; 4: no upper bound):
-    # a window model's version-2 file is the same graph and preprocessing (an int8 file, which needs PTB-XL to be
-    # made again, stays usable); a late-fusion file of version 3 is the same graph up to 10 s, and refuses a longer
-    # input (--long-records windows) with the command that exports it again (OnnxModel._refusal)
+    # versions 3 and 4 changed only late-fusion graphs whose members all have windows (3: any segment from the
+    # window to 10 s; 4: no upper bound): a window model's version-2 file is the same graph and preprocessing (an
+    # int8 file, which needs PTB-XL to be made again, stays usable), and so is one of a model without windows (or
+    # of a late-fusion model with such a member), whose graph takes exactly 10 s in every version; a late-fusion
+    # file of version 3 is the same graph up to 10 s, and refuses a longer input (--long-records windows) with the
+    # command that exports it again (OnnxModel._refusal)
     if version not in (2, 3, onnx_export.PREPROCESSING_VERSION):  # else: what the file does not say
         raise ECGNetError(f"{path}: its metadata describes ecgnet's preprocessing version {version}, not the present "
                           f"{onnx_export.PREPROCESSING_VERSION} (a deployment following it would differ): run "
