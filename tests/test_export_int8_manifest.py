@@ -186,7 +186,7 @@ def test_a_run_trained_once_calibrates_on_its_training_rows_under_its_read_limit
     result = CliRunner().invoke(app, ["export", str(run), "--quantize", "int8"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
-    assert "int8 calibrated on 33 records" in said and "left out: 40 rows the run held out (validation/test)" in said
+    assert "int8 calibrated on 33 records" in said and "left out: 40 rows the run held out" in said
     used = quantization(run / "model.int8.onnx")["calibration_manifest"]
     assert (used["rows"], used["held_out"], used["drawn"], used["records"], used["unreadable"]) == (73, 40, 33, 33, 0)
     assert used["drawn_from"].startswith("the rows the run trained on") and used["read_limits"]["max_seconds"] == 700
@@ -200,6 +200,44 @@ def test_a_run_trained_once_calibrates_on_its_training_rows_under_its_read_limit
     with pytest.raises(ECGNetError, match=r"cannot tell which rows of .*m.csv the run held out \(its "
                                           r"val/predictions.csv and test/predictions.csv are not both there\)"):
         manifest_calibration(Run.open(run), manifest, from_run=True)
+
+
+def test_a_cross_validation_fold_calibrates_on_the_rows_it_did_not_hold_out(tmp_path, no_ptbxl):
+    """A fold's own run (RUN/cv/fold_K) has no val/ and test/ predictions.csv: its export was refused. Its held-out
+    fold (run.json's held_out: here a source left out) is the rows of that fold in the cross-validation's
+    RUN/cv/predictions.csv; those are left out, its inner validation rows may be drawn. Without that file: refused."""
+    from test_finetune import write_learnable
+
+    from ecgnet.export.int8_records import held_out_records
+
+    manifest = write_learnable(tmp_path, 36)
+    table = pd.read_csv(manifest)
+    table["source"] = [f"site{(i // 2) % 3}" for i in range(len(table))]  # a patient's two records: one source
+    table.to_csv(manifest, index=False)
+    (tmp_path / "c.yaml").write_text(CONFIG.replace("name: once", "name: cv"))
+    result = CliRunner().invoke(app, ["train", "-c", str(tmp_path / "c.yaml"), "--manifest", str(manifest),
+                                      "--leave-out", "source", "--runs-dir", str(tmp_path / "runs"), "--n-boot", "10",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    fold = tmp_path / "runs" / "cv" / "cv" / "fold_2"
+    info = json.loads((fold / "run.json").read_text())
+    assert info["held_out"] == "site1" and info["split_records"] == {"train": 20, "val": 4}
+
+    site1 = set(table.loc[table["source"] == "site1", "record"])
+    assert held_out_records(Run.open(fold)).cells == site1
+    result = CliRunner().invoke(app, ["export", str(fold), "--quantize", "int8"])
+    assert result.exit_code == 0, result.output
+    assert "int8 calibrated on 24 records" in " ".join(result.output.split())
+    used = quantization(fold / "model.int8.onnx")["calibration_manifest"]
+    assert (used["rows"], used["held_out"], used["drawn"], used["records"]) == (36, 12, 24, 24)
+    assert used["drawn_from"].startswith("the rows the fold's model trained on: those of its held-out fold, site1 "
+                                         "(RUN/cv/predictions.csv) left out; its inner validation rows")
+
+    (tmp_path / "runs" / "cv" / "cv" / "predictions.csv").unlink()
+    with pytest.raises(ECGNetError, match=r"cannot tell which rows of .*m.csv the run held out \(the "
+                                          r"cross-validation's .*predictions.csv, which names the rows of its fold "
+                                          r"site1, is not there\)"):
+        manifest_calibration(Run.open(fold), manifest, from_run=True)
 
 
 def test_held_out_rows_and_read_limits_as_the_run_records_them(run, tmp_path, no_ptbxl):

@@ -100,7 +100,7 @@ def _calibrated_on(path: Path) -> None:
     if not used:
         return
     left = [f"{n} {what}" for n, what in ((used["rows_skipped"], "bad manifest rows"),
-                                          (used.get("held_out", 0), "rows the run held out (validation/test)"),
+                                          (used.get("held_out", 0), "rows the run held out"),
                                           (used["unreadable"], "unreadable records"),
                                           (used["shorter_than_input"], f"records shorter than the graph's shortest "
                                                                        f"input, {used['input_seconds']:g} s")) if n]

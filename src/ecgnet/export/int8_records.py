@@ -8,9 +8,11 @@ to calibrate on (the option wins over $ECGNET_DATA, which only says where PTB-XL
 **A manifest's draw** (:func:`manifest_calibration`). Up to :data:`CALIBRATION_RECORDS` rows drawn in an order seeded
 with :data:`CALIBRATION_SEED` (the same rows each time) among those the run did not hold out
 (:func:`held_out_records`: a run trained once held out its validation and test rows, which its ``val/`` and ``test/``
-``predictions.csv`` name; a cross-validated run's final model saw every record, some as the inner validation that
-chose its epoch). They are read as training reads a manifest, under the read limits the run was trained with
-(:func:`~ecgnet.runs.describe.trained_read_limits`), into a signal cache in a temporary folder removed afterwards: an export adds nothing to $ECGNET_CACHE. Rows that are
+``predictions.csv`` name; a cross-validation's fold, ``RUN/cv/fold_K``, held out its fold, whose rows the
+cross-validation's ``RUN/cv/predictions.csv`` names; a cross-validated run's final model saw every record, some as the
+inner validation that chose its epoch, as a fold's model saw its inner validation rows). They are read as training
+reads a manifest, under the read limits the run was trained with (:func:`~ecgnet.runs.describe.trained_read_limits`),
+into a signal cache in a temporary folder removed afterwards: an export adds nothing to $ECGNET_CACHE. Rows that are
 bad, records that cannot be read or are shorter than the graph's shortest input are left out, counted, and the next
 drawn instead; fewer than :data:`MIN_MANIFEST_RECORDS` usable records: refused. What was drawn, and from which rows,
 is the ``calibration_manifest`` of ``ecgnet.quantization``.
@@ -18,6 +20,7 @@ is the ``calibration_manifest`` of ``ecgnet.quantization``.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
@@ -77,63 +80,107 @@ def calibration_source(info: dict, data=None, manifest=None) -> CalibrationSourc
 @dataclass(frozen=True)
 class HeldOut:
     """The records a run held out from training: their keys (:func:`~ecgnet.data.collections.manifest.record_key`,
-    as text) and their manifest ``record`` cells; ``known`` False when the run's files do not say."""
+    as text) and their manifest ``record`` cells; ``known`` False when the run's files do not say. ``named_in``: the
+    files that name them, ``what``: which rows they are, in words (for messages)."""
 
     keys: frozenset[str] = frozenset()
     cells: frozenset[str] = frozenset()
     known: bool = True
+    named_in: str = ""
+    what: str = ""
 
 
 def held_out_records(run: Run) -> HeldOut:
     """The records of its training manifest that ``run`` held out: a run trained once on a manifest, its
-    validation and test rows (``RUN/val/predictions.csv``, ``RUN/test/predictions.csv``); none for a
-    cross-validated run (its final model saw every record: training or inner validation) or one not trained on a
-    manifest."""
+    validation and test rows (``RUN/val/predictions.csv``, ``RUN/test/predictions.csv``); a cross-validation's
+    fold (run.json's ``held_out``: the fold's name), the rows of that fold in the cross-validation's
+    ``RUN/cv/predictions.csv``; none for a cross-validated run (its final model saw every record: training or inner
+    validation) or one not trained on a manifest."""
     from ecgnet.data.collections.manifest import record_key
 
     manifest = trained_manifest(run.info)
     if not manifest or "cv" in run.info:
         return HeldOut()
+    if "held_out" in run.info:
+        cells, named_in = _fold_cells(run, str(run.info["held_out"]))
+        what = f"its held-out fold, {run.info['held_out']}"
+    else:
+        cells, named_in = _validation_and_test_cells(run)
+        what = "its validation/test rows"
+    if cells is None:
+        return HeldOut(known=False, named_in=named_in, what=what)
+    base = Path(run.info["collection"].get("records_relative_to") or Path(manifest).parent)
+    keys = {str(record_key(Path(c) if Path(c).is_absolute() else base / c)) for c in cells}
+    return HeldOut(frozenset(keys), frozenset(cells), named_in=named_in, what=what)
+
+
+def _validation_and_test_cells(run: Run) -> tuple[set[str] | None, str]:
+    """(the ``ecg_id`` cells of ``run``'s validation and test predictions, None unless both files are there; the
+    files, in words)."""
     cells: set[str] = set()
     for split in HELD_OUT_SPLITS:
         try:
             table = pd.read_csv(run.dir / split / "predictions.csv", dtype=str, keep_default_na=False)
             cells.update(table["ecg_id"])
         except (OSError, ValueError, KeyError):
-            return HeldOut(known=False)
-    base = Path(run.info["collection"].get("records_relative_to") or Path(manifest).parent)
-    keys = {str(record_key(Path(c) if Path(c).is_absolute() else base / c)) for c in cells}
-    return HeldOut(frozenset(keys), frozenset(cells))
+            return None, f"its {' and '.join(f'{s}/predictions.csv' for s in HELD_OUT_SPLITS)} are not both there"
+    return cells, f"its {' and '.join(f'{s}/predictions.csv' for s in HELD_OUT_SPLITS)}"
 
 
-def _held_out_rows(run: Run, collection, manifest: Path) -> tuple[np.ndarray, str]:
-    """(which rows of ``collection``, read from ``manifest``, the run held out; what is drawn from, in words). A
-    row is held out when its record is one the run held out (by file; on the training manifest itself by its cell
-    too). On the training manifest of a run whose held-out rows cannot be told: refused."""
+def _fold_cells(run: Run, name: str) -> tuple[set[str] | None, str]:
+    """(the ``record`` cells of fold ``name`` in the cross-validation's ``RUN/cv/predictions.csv``, ``run`` being its
+    ``RUN/cv/fold_K``; None when that file, or the fold in it, is not there; the file, in words). The fold column
+    holds fold numbers: ``RUN/cv/metrics.json``, written with it, maps them to the names (``protocol.folds``: "fold
+    2", or a source left out)."""
+    from ecgnet.evaluation.calibrate_site import CV_PREDICTIONS
+
+    cv = run.dir.parent.parent
+    path = cv / CV_PREDICTIONS
+    if not path.is_file():
+        return None, f"the cross-validation's {path}, which names the rows of its fold {name}, is not there"
+    try:
+        folds = json.loads((cv / "cv" / "metrics.json").read_text())["protocol"]["folds"]
+        numbers = {str(number) for number, fold in folds.items() if fold == name}
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        cells = set(table.loc[table["fold"].str.strip().isin(numbers), "record"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        cells = set()
+    if not cells:
+        return None, f"the cross-validation's {path} does not list the rows of its fold {name}"
+    return cells, f"the cross-validation's {path}"
+
+
+def _held_out_rows(run: Run, collection, manifest: Path) -> tuple[np.ndarray, str, str]:
+    """(which rows of ``collection``, read from ``manifest``, the run held out; what is drawn from, and which rows
+    were held out, in words). A row is held out when its record is one the run held out (by file; on the training
+    manifest itself by its cell too). On the training manifest of a run whose held-out rows cannot be told: refused."""
     from ecgnet.data.collections.manifest import record_keys
 
     trained = trained_manifest(run.info)
     same = bool(trained) and Path(trained).resolve() == manifest.resolve()
     if not trained:
-        return np.zeros(len(collection), bool), "every row (the run was not trained on a manifest)"
+        return np.zeros(len(collection), bool), "every row (the run was not trained on a manifest)", ""
     if "cv" in run.info:
         return np.zeros(len(collection), bool), ("every row (the run was cross-validated: its final model saw every "
                                                  "record of its manifest, training on all but the inner validation "
-                                                 "rows that chose its epoch)")
+                                                 "rows that chose its epoch)"), ""
     held = held_out_records(run)
     if not held.known:
         if same:
-            raise ECGNetError(f"{run.dir}: cannot tell which rows of {manifest} the run held out (its "
-                              f"{' and '.join(f'{s}/predictions.csv' for s in HELD_OUT_SPLITS)} are not both there), "
+            raise ECGNetError(f"{run.dir}: cannot tell which rows of {manifest} the run held out ({held.named_in}), "
                               "and int8 calibrates only on rows it trained on: give --calibration-manifest with "
                               "records it did not hold out, or --data for PTB-XL's training folds")
-        return np.zeros(len(collection), bool), ("every row (which records the run held out is not known: its "
-                                                 "val/ and test/ predictions.csv are missing)")
+        return np.zeros(len(collection), bool), ("every row (which records the run held out is not known: "
+                                                 f"{held.named_in})"), held.what
     keys = record_keys(collection)
     rows = np.array([k in held.keys or (same and str(c) in held.cells) for k, c in zip(keys, collection.records)],
                     bool)
+    if "held_out" in run.info:
+        return rows, (f"the rows the fold's model trained on: those of {held.what} (RUN/cv/predictions.csv) left "
+                      "out; its inner validation rows, which chose its epoch but scored nothing, may be drawn, as for "
+                      "a cross-validated run's final model"), held.what
     return rows, ("the rows the run trained on: those of its validation and test rows (RUN/val/ and RUN/test/"
-                  "predictions.csv) left out")
+                  "predictions.csv) left out"), held.what
 
 
 @dataclass(frozen=True)
@@ -159,7 +206,7 @@ def manifest_calibration(run: Run, manifest: str | Path, from_run: bool = False)
 
     manifest = Path(manifest)
     collection = read_manifest(manifest, labelled=False, skip_bad=True)
-    held, drawn_from = _held_out_rows(run, collection, manifest)
+    held, drawn_from, held_what = _held_out_rows(run, collection, manifest)
     limits = trained_read_limits(run.info, run.dir)
     need = segment_range(run)[0]
     eligible = np.flatnonzero(~held)
@@ -187,7 +234,7 @@ def manifest_calibration(run: Run, manifest: str | Path, from_run: bool = False)
                "chosen": "the run's training manifest (run.json: collection.manifest)" if from_run else MANIFEST_OPTION}
     if records < MIN_MANIFEST_RECORDS:
         left = [f"{n} {what}" for n, what in ((len(collection.skipped), "bad rows skipped"),
-                                               (int(held.sum()), "held out by the run (its validation/test rows)"),
+                                               (int(held.sum()), f"held out by the run ({held_what})"),
                                                (unreadable, "unreadable"),
                                                (short, f"shorter than the graph's shortest input, "
                                                        f"{need / run.rate:g} s")) if n]
