@@ -378,7 +378,8 @@ LATE_FUSION = Path(__file__).resolve().parents[1] / "runs" / "late_stacking_time
 def test_a_late_fusion_run_calibrates_on_records_under_10_s(tmp_path, no_ptbxl):
     """A late-fusion graph's time axis takes any length from its window (2.5 s) to 10 s: records of 4 and 6 s are
     calibrated on (before: left out as shorter than a 10 s input, so 14 records of 10 s were too few). ONNX Runtime
-    collects batches of several lengths one at a time; the file stays near fp32 on them."""
+    collects batches of several lengths one at a time; the file stays near fp32 on them, and on a 30 s record scored
+    whole (--long-records windows: the graph's time axis has no upper bound)."""
     run = tmp_path / "late"
     shutil.copytree(LATE_FUSION, run, ignore=shutil.ignore_patterns("*.onnx", "figures", "report.*", "test", "val"))
     manifest = site_manifest(tmp_path, n=MIN_MANIFEST_RECORDS - 2, short=3)  # 14 of 10 s, 3 of 6 s
@@ -398,3 +399,10 @@ def test_a_late_fusion_run_calibrates_on_records_under_10_s(tmp_path, no_ptbxl):
         signal, metadata = torch.as_tensor(records.signal[rows, :, :n]), torch.as_tensor(records.metadata[rows])
         dp = (torch.sigmoid(int8(signal, metadata)) - torch.sigmoid(fp32(signal, metadata))).abs().numpy()
         assert dp.max() > 0 and dp.mean() <= INT8_MEAN
+    header, _ = write_wfdb(tmp_path / "ecg", "long", samples=3000, seed=52)  # 30 s, scored whole (version 4)
+    whole = {engine: Predictor(run, engine=engine, long_records="windows").predict_file(header)
+             for engine in ("torch", "onnx-int8")}
+    assert all(r["coverage"].startswith("the whole 30.0 s") and not r.get("error") for r in whole.values())
+    p = {e: np.array([d["probability"] for d in sorted(r["diagnoses"], key=lambda d: d["class"])])
+         for e, r in whole.items()}
+    assert np.abs(p["torch"] - p["onnx-int8"]).mean() <= INT8_MEAN
