@@ -235,8 +235,8 @@ def test_a_cross_validation_fold_calibrates_on_the_rows_it_did_not_hold_out(tmp_
 
     (tmp_path / "runs" / "cv" / "cv" / "predictions.csv").unlink()
     with pytest.raises(ECGNetError, match=r"cannot tell which rows of .*m.csv the run held out \(the "
-                                          r"cross-validation's .*predictions.csv, which names the rows of its fold "
-                                          r"site1, is not there\)"):
+                                          r"cross-validation's .*predictions.csv, which names the rows it held out "
+                                          r"\(site1\), is not there\)"):
         manifest_calibration(Run.open(fold), manifest, from_run=True)
 
 
@@ -275,6 +275,26 @@ def test_held_out_rows_and_read_limits_as_the_run_records_them(run, tmp_path, no
     with pytest.raises(ECGNetError, match=r"site.csv: 0 usable record\(s\) .*4 held out by the run \(its "
                                           r"validation/test rows\), 16 unreadable"):
         manifest_calibration(Run.open(run), manifest)
+
+
+def test_a_fold_given_by_a_relative_path_finds_its_cross_validations_predictions(untrained_run, tmp_path,
+                                                                                 monkeypatch):
+    """A fold's held-out rows are read from RUN/cv/predictions.csv, two folders above the fold: `ecgnet export .`
+    inside RUN/cv/fold_2 (or `fold_2` inside RUN/cv) looked for ./cv/predictions.csv and was refused as if the
+    file were gone."""
+    from ecgnet.export.int8_records import held_out_records
+
+    fold = tmp_path / "RUN" / "cv" / "fold_2"
+    shutil.copytree(untrained_run, fold)
+    info = json.loads((fold / "run.json").read_text())
+    info.update(held_out="fold 2", collection={"name": "site", "manifest": str(tmp_path / "m.csv")})
+    (fold / "run.json").write_text(json.dumps(info))
+    (fold.parent / "predictions.csv").write_text("record,fold\na.hea,1\nb.hea,2\nc.hea,2\n")
+    (fold.parent / "metrics.json").write_text(json.dumps({"protocol": {"folds": {"1": "fold 1", "2": "fold 2"}}}))
+    for inside, given in ((fold, "."), (fold.parent, "fold_2"), (fold, "../fold_2")):
+        monkeypatch.chdir(inside)
+        held = held_out_records(Run.open(given))
+        assert held.known and held.cells == {"b.hea", "c.hea"}, (given, held.named_in)
 
 
 def test_a_calibration_manifest_with_data_is_refused(run, tmp_path, no_ptbxl, monkeypatch):

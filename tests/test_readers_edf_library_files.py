@@ -203,9 +203,13 @@ def test_a_subsecond_start_inverted_range_and_utf8_annotations(tmp_path, name):
 def test_a_utf8_or_latin1_label_is_named_as_written(tmp_path):
     """A label in UTF-8 ('呼吸', respiration) was named in the warning as Latin-1 read it ('å\\x91¼å\\x90¸');
     Latin-1 ('Atmung ä') stays readable. pyedflib refuses both files (EDF asks for ASCII labels); ECGNet reads
-    the leads and names the channel left out as the writer wrote it."""
+    the leads and names the channel left out as the writer wrote it. A UTF-8 label cut inside a character by the
+    field's 16 bytes (was: all of it in mojibake) is named up to that character; a Latin-1 letter in the last byte
+    stays one."""
     path = installed(FILES[0])
-    for label, shown in (("呼吸", "'呼吸'"), (b"Atmung \xe4", "'Atmung ä'")):
+    cut = "呼吸呼吸呼吸".encode()[:16]  # 18 bytes: the sixth character's first byte is the field's last
+    for label, shown in (("呼吸", "'呼吸'"), (b"Atmung \xe4", "'Atmung ä'"), (cut, "'呼吸呼吸呼'"),
+                         (b"Thorax-Atmung  \xe4", "'Thorax-Atmung  ä'")):
         ecg = relabelled(path, tmp_path / "labels.edf", [*EIGHT, label])
         rec = read_source(ecg)
         assert rec.warnings[0] == f"3 channels are not among the 12 standard leads: ignored ({shown}, 'sine 17 Hz', " \

@@ -40,7 +40,7 @@ from ecgnet.evaluation.scoring import FEW, few_classes
 from ecgnet.evaluation.site_calibration import SITE_METHODS, before_after, cross_fit, fit_site
 from ecgnet.fileio import atomic_path
 from ecgnet.runs import profiles
-from ecgnet.runs.describe import trained_manifest
+from ecgnet.runs.describe import CV_PREDICTIONS, trained_manifest
 from ecgnet.runs.directory import weights_sha256
 
 DEFAULT_SHRINKAGE = 40.0  # chosen on sites drawn from PTB-XL's site 2: reports/own_data/calibration/shrinkage.md
@@ -257,9 +257,7 @@ def fit_profile(predictor, run_dir: Path, site: str, table, ok: np.ndarray, y: n
     return {**profile, "path": str(path), "report": str(report)}
 
 
-# --- from the cross-validation's out-of-fold predictions ------------------------------------------
-
-CV_PREDICTIONS = "cv/predictions.csv"
+# --- from the cross-validation's out-of-fold predictions (RUN/cv/predictions.csv: CV_PREDICTIONS) ------------
 
 
 def from_cv_hint(run_dir: Path, site: str) -> str:

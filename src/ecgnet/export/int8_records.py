@@ -31,7 +31,7 @@ import pandas as pd
 
 from ecgnet.errors import ECGNetError
 from ecgnet.export.onnx import segment_range
-from ecgnet.runs.describe import trained_manifest, trained_read_limits
+from ecgnet.runs.describe import CV_PREDICTIONS, trained_manifest, trained_read_limits
 from ecgnet.runs.directory import Run
 
 CALIBRATION_RECORDS, CALIBRATION_SEED = 128, 1
@@ -132,12 +132,10 @@ def _fold_cells(run: Run, name: str) -> tuple[set[str] | None, str]:
     ``RUN/cv/fold_K``; None when that file, or the fold in it, is not there; the file, in words). The fold column
     holds fold numbers: ``RUN/cv/metrics.json``, written with it, maps them to the names (``protocol.folds``: "fold
     2", or a source left out)."""
-    from ecgnet.evaluation.calibrate_site import CV_PREDICTIONS
-
-    cv = run.dir.parent.parent
+    cv = Path(os.path.abspath(run.dir)).parent.parent  # the fold given as '.', 'fold_2' or '../fold_2' too
     path = cv / CV_PREDICTIONS
     if not path.is_file():
-        return None, f"the cross-validation's {path}, which names the rows of its fold {name}, is not there"
+        return None, f"the cross-validation's {path}, which names the rows it held out ({name}), is not there"
     try:
         folds = json.loads((cv / "cv" / "metrics.json").read_text())["protocol"]["folds"]
         numbers = {str(number) for number, fold in folds.items() if fold == name}
@@ -146,7 +144,7 @@ def _fold_cells(run: Run, name: str) -> tuple[set[str] | None, str]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         cells = set()
     if not cells:
-        return None, f"the cross-validation's {path} does not list the rows of its fold {name}"
+        return None, f"the cross-validation's {path} does not list the rows it held out ({name})"
     return cells, f"the cross-validation's {path}"
 
 

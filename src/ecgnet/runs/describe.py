@@ -17,6 +17,10 @@ from ecgnet.errors import ECGNetError
 if TYPE_CHECKING:  # not at run time: `ecgnet models` lists runs without torch (the config imports it)
     from ecgnet.config import Config
 
+# a cross-validated run's out-of-fold predictions (training/cv_report.py writes them): `calibrate --from-cv` fits on
+# them, and an int8 export of one of its folds (RUN/cv/fold_K) leaves out the rows of its fold named there
+CV_PREDICTIONS = "cv/predictions.csv"
+
 
 def run_summary(run_dir: str | Path) -> dict:
     """What a listing shows of a run without loading it: task, classes, parameters, the model's registry

@@ -216,8 +216,9 @@ class CollectionData:
     @property
     def descriptions(self) -> dict[str, str]:
         """{class: its description} for the classes the collection describes (run.json's ``class_descriptions``):
-        PTB-XL's for PTB-XL and its own manifests; none for a manifest's own classes, whatever their names (a
-        site's MI need not be PTB-XL's myocardial infarction), so they are shown by their names alone."""
+        PTB-XL's for PTB-XL, its own manifests and a manifest of exactly its five superclasses (the superclass task);
+        none for a manifest's own classes, whatever their names (a site's MI need not be PTB-XL's myocardial
+        infarction), so they are shown by their names alone."""
         known = self.collection.descriptions
         return {c: known[c] for c in self.classes if known.get(c)}
 

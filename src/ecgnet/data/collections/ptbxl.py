@@ -3,7 +3,8 @@ patients of ``patient_id``, and the signals from PTB-XL's own cache (:mod:`ecgne
 Rows are in ``ecg_id`` order, as :class:`ecgnet.data.dataset.PTBXL` orders them.
 
 PTB-XL's descriptions of its classes ("myocardial infarction") are PTB-XL's: a manifest's class of the same name
-is the site's and has none, unless the manifest is PTB-XL's own (:func:`ptbxl_manifest_descriptions`)."""
+is the site's and has none, unless the manifest is PTB-XL's own (:func:`ptbxl_manifest_descriptions`) or its
+classes are exactly PTB-XL's five superclasses (:func:`~ecgnet.data.collections.manifest.read_manifest`)."""
 
 from __future__ import annotations
 

@@ -108,7 +108,8 @@ def read_channels(path: Path, limits: ReadLimits, twelve_lead: bool = True) -> C
     if not ecg:
         signals = _signals(labels)
         said = (f"among its {len(signals)} signals ({_named(signals)})" if len(signals) > 1
-                else f"in its one signal ({_named(signals)})" if signals else "(annotations only)")
+                else f"in its one signal ({signals[0]!r})" if signals and signals[0] else
+                "in its one signal, unlabelled" if signals else "(annotations only)")
         raise ECGNetError(f"{path}: no ECG lead {said}; ECGNet reads channels labelled as the 12 standard leads "
                           "('I', 'ECG II', 'EKG V1' …)")
     if twelve_lead:
@@ -202,10 +203,14 @@ def _named(labels: list[str]) -> str:
 
 def _label(field: bytes) -> str:
     """A signal's label: UTF-8 when its bytes are (EDF asks for ASCII; some writers use UTF-8), else Latin-1,
-    so that a warning names '呼吸' or 'Atmung ä' as the writer wrote it."""
+    so that a warning names '呼吸' or 'Atmung ä' as the writer wrote it. A UTF-8 label cut at the field's 16 bytes
+    inside a character ('呼吸呼吸呼吸' is 18) is read up to that character when UTF-8 characters come before it (a
+    Latin-1 letter in the last byte, 'ä' of '…atmung ä', stays one)."""
     try:
         return field.decode("utf-8").strip()
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        if e.reason == "unexpected end of data" and not field[:e.start].isascii():
+            return field[:e.start].decode("utf-8").strip()
         return field.decode("latin-1").strip()
 
 
