@@ -322,6 +322,8 @@ def test_a_calibration_manifest_with_data_is_refused(run, tmp_path, no_ptbxl, mo
     assert (run / "model.int8.onnx").is_file()
     ignored = CliRunner().invoke(app, ["export", str(run), "--data", str(ptbxl)])  # no --quantize: --data unused
     assert ignored.exit_code == 2 and "an export reads PTB-XL only to calibrate --quantize int8" in ignored.output
+    with pytest.raises(ECGNetError, match="an export reads PTB-XL only to calibrate --quantize int8"):
+        export(run, data=ptbxl)  # the API as the command: the check is export's own
 
 
 def test_manifest_calibration_reads_as_predict_scales(run, tmp_path, no_ptbxl):

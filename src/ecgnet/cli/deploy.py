@@ -41,11 +41,8 @@ def export_run(ctx: typer.Context, checkpoint: str = typer.Argument(..., help=CH
     from ecgnet.runs.bundled import resolve_checkpoint
     from ecgnet.runs.profiles import profile_path
 
-    data_from = getattr(ctx.get_parameter_source("data"), "name", "")  # COMMANDLINE, or ENVIRONMENT: $ECGNET_DATA
-    if data_from == "COMMANDLINE" and quantize is None:
-        raise ECGNetError(f"--data {data}: an export reads PTB-XL only to calibrate --quantize int8")
-    if calibration_manifest is not None and data_from == "ENVIRONMENT":
-        data = None  # $ECGNET_DATA only says where PTB-XL is: --calibration-manifest names what to calibrate on
+    if getattr(ctx.get_parameter_source("data"), "name", "") == "ENVIRONMENT":  # typer vendors click: by name
+        data = None  # $ECGNET_DATA only says where PTB-XL is (calibration_source reads it): --data is what was typed
     run_dir = resolve_checkpoint(checkpoint)
     run_dir = run_dir if run_dir.is_dir() else run_dir.parent
     if quantize == "int8":  # minutes without a word otherwise, the first time

@@ -41,6 +41,8 @@ def export(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = N
         raise ECGNetError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'")
     if calibration_manifest is not None and quantize is None:
         raise ECGNetError(f"{MANIFEST_OPTION} calibrates --quantize int8: give both, or neither")
+    if data is not None and quantize is None:
+        raise ECGNetError(f"--data {data}: an export reads PTB-XL only to calibrate --quantize int8")
     run = Run.open(checkpoint)
     if out is None and is_bundled(run.dir):
         raise ECGNetError(f"{run.dir.name} is a bundled model (inside the installed package): give --out FILE, e.g. "

@@ -140,8 +140,7 @@ def onnx_engine(run: Run, threads: int | None = None, int8: bool = False) -> Onn
         raise ECGNetError(f"{path}: exported from other weights than {run.dir / 'model.safetensors'}; "
                           f"run `{again}` again")
     version = model.preprocessing.get("version", 1)
-    fewest, most = onnx_export.segment_range(run)
-    if version == 2 and model.whole_record and fewest < most:  # a late-fusion graph of exactly 10 s, dynamic now
+    if version == 2 and model.whole_record and onnx_export.longest_input(run) is None:  # 10 s then, dynamic now
         raise ECGNetError(f"{path}: exported by an older ecgnet (preprocessing version 2), whose late-fusion graph "
                           f"takes exactly 10 s and fails on a shorter record: run `{again}` again")
     # versions 3 and 4 changed only late-fusion graphs whose members all have windows (3: any segment from the
