@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import write_wfdb
-from test_own_classes_everywhere import own_run
+from test_own_classes_everywhere import own_run, printed_report
 
 SITE = ["MI", "NORM", "AF"]  # the site's own classes, two named like PTB-XL's superclasses
 PTBXL_WORDS = ("myocardial", "infarction", "normal ECG")
@@ -105,16 +104,7 @@ def test_predict_shows_an_own_mi_by_its_name_alone(tmp_path):
 
 @needs_poppler
 def test_the_printed_report_shows_an_own_mi_by_its_name_alone(tmp_path):
-    from typer.testing import CliRunner
-
-    from ecgnet.cli import app
-
-    run = site_run(tmp_path)
-    header, _ = write_wfdb(tmp_path / "records", "rec")
-    out = tmp_path / "rec.pdf"
-    res = CliRunner().invoke(app, ["report", str(header), "--pdf", str(out), "--checkpoint", str(run)])
-    assert res.exit_code == 0, res.output
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    text = printed_report(site_run(tmp_path), tmp_path, tmp_path / "rec.pdf")
     for c in SITE:  # the name, then its probability
         assert re.search(rf"\b{c} +\d\.\d{{3}}", text), text
     for words in PTBXL_WORDS:

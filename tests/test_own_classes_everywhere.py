@@ -50,20 +50,24 @@ def own_run(folder: Path, name: str = "site3", classes=OWN, trained_on: list[Pat
     return run_dir
 
 
-@needs_poppler
-def test_the_printed_report_names_an_own_class_once_without_a_ptbxl_description(tmp_path):
-    """`ecgnet report` with an own-classes run: each class by its name, once ("AF  AF" was printed: the run's
-    description of a class without one is its name), and no PTB-XL superclass description anywhere."""
+def printed_report(run: Path, folder: Path, out: Path) -> str:
+    """`ecgnet report` of a WFDB record written in ``folder`` by ``run``, to the PDF ``out``: its text, laid out."""
     from typer.testing import CliRunner
 
     from ecgnet.cli import app
 
-    run = own_run(tmp_path)
-    header, _ = write_wfdb(tmp_path / "records", "r1")
-    out = tmp_path / "r1.pdf"
+    header, _ = write_wfdb(folder / "records", out.stem)
     res = CliRunner().invoke(app, ["report", str(header), "--pdf", str(out), "--checkpoint", str(run)])
     assert res.exit_code == 0, res.output
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+
+
+@needs_poppler
+def test_the_printed_report_names_an_own_class_once_without_a_ptbxl_description(tmp_path):
+    """`ecgnet report` with an own-classes run: each class by its name, once ("AF  AF" was printed: the run's
+    description of a class without one is its name), and no PTB-XL superclass description anywhere."""
+    out = tmp_path / "r1.pdf"
+    text = printed_report(own_run(tmp_path), tmp_path, out)
     for c in OWN:  # the name once, then its probability
         assert re.search(rf"\b{c} +\d\.\d{{3}}", text) and not re.search(rf"\b{c} +{c}\b", text), text
     flowing = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
